@@ -1,0 +1,35 @@
+//! # modelwatch-collectors
+//!
+//! Wire formats in: Prometheus remote write 1.0 and OTLP metrics, logs and
+//! traces (protobuf and canonical OTLP/JSON), decoded, validated and
+//! attributed to a `(model, version)`, and turned into Arrow record batches
+//! for the telemetry tables whose schemas this crate declares
+//! ([`schema`]: `samples`, `histograms`, `inferences`, `logs`, `spans`).
+//!
+//! It must do no I/O (no files, no sockets, no async): it takes bytes and
+//! returns batches or a precise [`Error`], so it is fast to test and to
+//! fuzz. Every error has an [`ErrorClass`] (400 / 413 / 415 / 500) so the
+//! daemon maps HTTP statuses in one place. gzip (`Content-Encoding`) is the
+//! daemon's job: bodies arrive here already inflated (within its limit).
+//!
+//! Formats and versions read: Prometheus remote write 1.0
+//! (`prometheus.WriteRequest`, snappy block format; 2.0 is refused with
+//! 415); OTLP 1.x protobuf (`opentelemetry-proto` 0.33 prost types) and
+//! OTLP/JSON (hand-mapped, see [`otlp::json`]). On-disk formats: none.
+//!
+//! Entry points: [`check_remote_write_headers`], [`decode_remote_write`];
+//! [`otlp::decode_metrics`], [`otlp::decode_logs`], [`otlp::decode_traces`].
+
+pub mod error;
+pub mod otlp;
+pub mod remote_write;
+pub mod schema;
+
+pub use error::{Error, ErrorClass, Result};
+pub use remote_write::{
+    RemoteWriteBatches, RemoteWriteConfig, RemoteWriteSummary, check_remote_write_headers,
+    decode_remote_write, decode_write_request, decompress_snappy,
+};
+pub use schema::{
+    all_schemas, histograms_schema, inferences_schema, logs_schema, samples_schema, spans_schema,
+};

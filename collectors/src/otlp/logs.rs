@@ -1,0 +1,348 @@
+//! OTLP logs → `inferences` + `logs`.
+//!
+//! A log record whose merged attributes carry a model **and** at least one
+//! of: an attribute under the feature prefix, the prediction, the label or
+//! the inference id, is an inference. Every other record (with or without a
+//! model) goes to `logs`. A label-only record (`inference.id` + `label`) is
+//! an inference row too: ground truth arriving later, joined on
+//! `inference_id`.
+//!
+//! Features: int/double attributes → `features_num`; string, bool and
+//! others (as text) → `features_str`; the prefix is stripped, an empty name
+//! after the prefix is ignored. Only attributes are read, not the body.
+//! A record with both `time_unix_nano` and `observed_time_unix_nano` 0 is
+//! rejected.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest,
+};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use prost::Message;
+
+use super::{
+    Attrs, Budget, Encoding, OtlpConfig, Rejections, any_to_f64, any_to_string, attribute,
+    attrs_of, hex_id, merge, ns_to_us,
+};
+use crate::schema::{
+    NumMapBuilder, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, num_map_builder,
+    str_map_builder, ts_builder,
+};
+use crate::{Error, Result};
+
+/// Counts for one decoded logs request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsSummary {
+    /// Log records seen.
+    pub log_records: u64,
+    /// Rows in `inferences`.
+    pub inferences: usize,
+    /// Rows in `logs`.
+    pub logs: usize,
+    /// Rejected records, for `partial_success`.
+    pub rejections: Rejections,
+}
+
+/// The result of decoding one logs request.
+#[derive(Debug, Clone)]
+pub struct LogsBatches {
+    /// Rows for `inferences`.
+    pub inferences: RecordBatch,
+    /// Rows for `logs`.
+    pub logs: RecordBatch,
+    /// Counts and rejections.
+    pub summary: LogsSummary,
+}
+
+impl LogsBatches {
+    /// The `partial_success` to answer with, `None` when nothing was
+    /// rejected.
+    pub fn partial_success(&self) -> Option<ExportLogsPartialSuccess> {
+        let r = &self.summary.rejections;
+        (r.rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(r.rejected).unwrap_or(i64::MAX),
+            error_message: r.message.clone(),
+        })
+    }
+}
+
+/// Decode an `ExportLogsServiceRequest` body (protobuf or OTLP/JSON).
+pub fn decode_logs(body: &[u8], encoding: Encoding, cfg: &OtlpConfig) -> Result<LogsBatches> {
+    let req = match encoding {
+        Encoding::Protobuf => {
+            ExportLogsServiceRequest::decode(body).map_err(|source| Error::Protobuf {
+                message: "ExportLogsServiceRequest",
+                source,
+            })?
+        }
+        Encoding::Json => super::json::logs_request(body)?,
+    };
+    decode_logs_request(&req, cfg)
+}
+
+struct InfB {
+    ts: TimestampMicrosecondBuilder,
+    model: StringBuilder,
+    version: StringBuilder,
+    inference_id: StringBuilder,
+    features_num: NumMapBuilder,
+    features_str: StrMapBuilder,
+    prediction: StringBuilder,
+    prediction_value: Float64Builder,
+    label: StringBuilder,
+    label_value: Float64Builder,
+    attributes: StrMapBuilder,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    source: StringBuilder,
+}
+
+struct LogB {
+    ts: TimestampMicrosecondBuilder,
+    observed_ts: TimestampMicrosecondBuilder,
+    severity_number: Int32Builder,
+    severity_text: StringBuilder,
+    body: StringBuilder,
+    event_name: StringBuilder,
+    attributes: StrMapBuilder,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    model: StringBuilder,
+    version: StringBuilder,
+    source: StringBuilder,
+}
+
+/// Map an already decoded request (e.g. from tonic) to batches.
+pub fn decode_logs_request(
+    req: &ExportLogsServiceRequest,
+    cfg: &OtlpConfig,
+) -> Result<LogsBatches> {
+    let mut inf = InfB {
+        ts: ts_builder(0),
+        model: StringBuilder::new(),
+        version: StringBuilder::new(),
+        inference_id: StringBuilder::new(),
+        features_num: num_map_builder(),
+        features_str: str_map_builder(),
+        prediction: StringBuilder::new(),
+        prediction_value: Float64Builder::new(),
+        label: StringBuilder::new(),
+        label_value: Float64Builder::new(),
+        attributes: str_map_builder(),
+        trace_id: StringBuilder::new(),
+        span_id: StringBuilder::new(),
+        source: StringBuilder::new(),
+    };
+    let mut logb = LogB {
+        ts: ts_builder(0),
+        observed_ts: ts_builder(0),
+        severity_number: Int32Builder::new(),
+        severity_text: StringBuilder::new(),
+        body: StringBuilder::new(),
+        event_name: StringBuilder::new(),
+        attributes: str_map_builder(),
+        trace_id: StringBuilder::new(),
+        span_id: StringBuilder::new(),
+        model: StringBuilder::new(),
+        version: StringBuilder::new(),
+        source: StringBuilder::new(),
+    };
+    let mut summary = LogsSummary::default();
+    let mut budget = Budget::new(cfg.max_output_bytes);
+    for rl in &req.resource_logs {
+        let res = rl
+            .resource
+            .as_ref()
+            .map(|r| attrs_of(&r.attributes))
+            .unwrap_or_default();
+        for sl in &rl.scope_logs {
+            let scope = sl
+                .scope
+                .as_ref()
+                .map(|s| attrs_of(&s.attributes))
+                .unwrap_or_default();
+            let base = merge(&res, &scope);
+            for (i, rec) in sl.log_records.iter().enumerate() {
+                summary.log_records += 1;
+                record(
+                    cfg,
+                    &base,
+                    rec,
+                    i,
+                    &mut inf,
+                    &mut logb,
+                    &mut summary,
+                    &mut budget,
+                )?;
+            }
+        }
+    }
+    summary.inferences = inf.source.len();
+    summary.logs = logb.source.len();
+    let inf_cols: Vec<ArrayRef> = vec![
+        Arc::new(inf.ts.finish()),
+        Arc::new(inf.model.finish()),
+        Arc::new(inf.version.finish()),
+        Arc::new(inf.inference_id.finish()),
+        Arc::new(inf.features_num.finish()),
+        Arc::new(inf.features_str.finish()),
+        Arc::new(inf.prediction.finish()),
+        Arc::new(inf.prediction_value.finish()),
+        Arc::new(inf.label.finish()),
+        Arc::new(inf.label_value.finish()),
+        Arc::new(inf.attributes.finish()),
+        Arc::new(inf.trace_id.finish()),
+        Arc::new(inf.span_id.finish()),
+        Arc::new(inf.source.finish()),
+    ];
+    let log_cols: Vec<ArrayRef> = vec![
+        Arc::new(logb.ts.finish()),
+        Arc::new(logb.observed_ts.finish()),
+        Arc::new(logb.severity_number.finish()),
+        Arc::new(logb.severity_text.finish()),
+        Arc::new(logb.body.finish()),
+        Arc::new(logb.event_name.finish()),
+        Arc::new(logb.attributes.finish()),
+        Arc::new(logb.trace_id.finish()),
+        Arc::new(logb.span_id.finish()),
+        Arc::new(logb.model.finish()),
+        Arc::new(logb.version.finish()),
+        Arc::new(logb.source.finish()),
+    ];
+    Ok(LogsBatches {
+        inferences: RecordBatch::try_new(inferences_schema(), inf_cols)?,
+        logs: RecordBatch::try_new(logs_schema(), log_cols)?,
+        summary,
+    })
+}
+
+fn append_pairs(
+    b: &mut StrMapBuilder,
+    attrs: &[(
+        &str,
+        Option<&opentelemetry_proto::tonic::common::v1::AnyValue>,
+    )],
+) -> Result<()> {
+    for (k, v) in attrs {
+        b.keys().append_value(k);
+        b.values()
+            .append_value(v.map(any_to_string).unwrap_or_default());
+    }
+    b.append(true)?;
+    Ok(())
+}
+
+fn attrs_bytes(a: &Attrs<'_>) -> u64 {
+    a.iter()
+        .map(|(k, v)| {
+            (k.len()
+                + v.map_or(0, |v| match &v.value {
+                    Some(any_value::Value::StringValue(s)) => s.len(),
+                    _ => 32,
+                })
+                + 8) as u64
+        })
+        .sum()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    cfg: &OtlpConfig,
+    base: &Attrs<'_>,
+    rec: &LogRecord,
+    i: usize,
+    inf: &mut InfB,
+    logb: &mut LogB,
+    summary: &mut LogsSummary,
+    budget: &mut Budget,
+) -> Result<()> {
+    let Some(ts) = ns_to_us(rec.time_unix_nano).or(ns_to_us(rec.observed_time_unix_nano)) else {
+        summary
+            .rejections
+            .reject(|| format!("log record {i}: time_unix_nano and observed_time_unix_nano are 0"));
+        return Ok(());
+    };
+    let merged = merge(base, &attrs_of(&rec.attributes));
+    budget.spend(attrs_bytes(&merged) + rec.body.as_ref().map_or(0, |_| 64))?;
+    let a = attribute(merged, cfg);
+    let is_feature =
+        |k: &str| k.len() > cfg.feature_prefix.len() && k.starts_with(cfg.feature_prefix.as_str());
+    let inference = a.model.is_some()
+        && a.rest.iter().any(|(k, _)| {
+            is_feature(k)
+                || *k == cfg.prediction_key
+                || *k == cfg.label_key
+                || *k == cfg.inference_id_key
+        });
+    if let (true, Some(model)) = (inference, a.model.as_deref()) {
+        inf.ts.append_value(ts);
+        inf.model.append_value(model);
+        inf.version.append_option(a.version.as_deref());
+        let mut inference_id = None;
+        let mut prediction = None;
+        let mut label = None;
+        let mut other = Vec::new();
+        for &(k, v) in &a.rest {
+            if is_feature(k) {
+                let name = &k[cfg.feature_prefix.len()..];
+                match v.and_then(any_to_f64) {
+                    Some(x) => {
+                        inf.features_num.keys().append_value(name);
+                        inf.features_num.values().append_value(x);
+                    }
+                    None => {
+                        inf.features_str.keys().append_value(name);
+                        inf.features_str
+                            .values()
+                            .append_value(v.map(any_to_string).unwrap_or_default());
+                    }
+                }
+            } else if k == cfg.inference_id_key {
+                inference_id = v;
+            } else if k == cfg.prediction_key {
+                prediction = v;
+            } else if k == cfg.label_key {
+                label = v;
+            } else {
+                other.push((k, v));
+            }
+        }
+        inf.features_num.append(true)?;
+        inf.features_str.append(true)?;
+        inf.inference_id
+            .append_option(inference_id.map(any_to_string));
+        inf.prediction.append_option(prediction.map(any_to_string));
+        inf.prediction_value
+            .append_option(prediction.and_then(any_to_f64));
+        inf.label.append_option(label.map(any_to_string));
+        inf.label_value.append_option(label.and_then(any_to_f64));
+        append_pairs(&mut inf.attributes, &other)?;
+        inf.trace_id.append_option(hex_id(&rec.trace_id));
+        inf.span_id.append_option(hex_id(&rec.span_id));
+        inf.source.append_value(SOURCE_OTLP);
+    } else {
+        logb.ts.append_value(ts);
+        logb.observed_ts
+            .append_option(ns_to_us(rec.observed_time_unix_nano));
+        logb.severity_number.append_value(rec.severity_number);
+        logb.severity_text
+            .append_option((!rec.severity_text.is_empty()).then_some(&rec.severity_text));
+        logb.body
+            .append_option(rec.body.as_ref().map(any_to_string));
+        logb.event_name
+            .append_option((!rec.event_name.is_empty()).then_some(&rec.event_name));
+        append_pairs(&mut logb.attributes, &a.rest)?;
+        logb.trace_id.append_option(hex_id(&rec.trace_id));
+        logb.span_id.append_option(hex_id(&rec.span_id));
+        logb.model.append_option(a.model.as_deref());
+        logb.version.append_option(a.version.as_deref());
+        logb.source.append_value(SOURCE_OTLP);
+    }
+    Ok(())
+}

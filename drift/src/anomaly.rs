@@ -1,0 +1,375 @@
+//! Operational anomaly detectors for metric series (latency, error rate,
+//! prediction mean): rolling z-score, median/MAD bands, EWMA control chart,
+//! CUSUM and Page–Hinkley.
+//!
+//! Every detector classifies each point as a *breach* or not; an *alarm*
+//! is raised only after `persistence` consecutive breaches, so a single
+//! spike does not page anyone. Detectors that need a baseline (EWMA, CUSUM)
+//! estimate it from the first `warmup` points; window detectors compare a
+//! point with the window *before* it. During warm-up no point breaches.
+//! Scores and bands are `None`, never NaN or infinite, when undefined (for
+//! example a constant window: then any different value breaches).
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, check_finite, invalid};
+use crate::special;
+
+/// Which detector, with its parameters. Serialized with a `method` tag
+/// (`rolling_z`, `mad`, `ewma`, `cusum`, `page_hinkley`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum DetectorConfig {
+    /// |x - mean| / std over the previous `window` points above `threshold`.
+    RollingZ {
+        /// Points in the trailing window (≥ 2).
+        window: usize,
+        /// z threshold (e.g. 3).
+        threshold: f64,
+    },
+    /// |x - median| above `k` scaled MADs (1.4826·MAD ≈ σ for normal data)
+    /// of the previous `window` points.
+    Mad {
+        /// Points in the trailing window (≥ 3).
+        window: usize,
+        /// Band half-width in scaled MADs (e.g. 3.5).
+        k: f64,
+    },
+    /// EWMA control chart: `z_t = λ x_t + (1-λ) z_{t-1}` against
+    /// `μ0 ± L σ0 sqrt(λ/(2-λ) (1-(1-λ)^{2t}))`, μ0 and σ0 from the warm-up.
+    Ewma {
+        /// Smoothing λ in (0, 1].
+        lambda: f64,
+        /// Limit width L in σ (e.g. 3).
+        l: f64,
+        /// Warm-up points for μ0, σ0 (≥ 2).
+        warmup: usize,
+    },
+    /// Two-sided tabular CUSUM in σ units: `S± = max(0, S± ± (x-μ0)/σ0 - k)`,
+    /// breach when `S± > h`; the sums restart after an alarm.
+    Cusum {
+        /// Slack k in σ (e.g. 0.5).
+        k: f64,
+        /// Decision interval h in σ (e.g. 5).
+        h: f64,
+        /// Warm-up points for μ0, σ0 (≥ 2).
+        warmup: usize,
+    },
+    /// Two-sided Page–Hinkley: cumulative deviation from the running mean
+    /// minus `delta`, breach when it rises more than `lambda` above its
+    /// running minimum (or falls as much below its maximum); restarts after
+    /// an alarm.
+    PageHinkley {
+        /// Magnitude of change tolerated (in data units).
+        delta: f64,
+        /// Detection threshold (in data units × points).
+        lambda: f64,
+    },
+}
+
+impl DetectorConfig {
+    /// The method name as serialized.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DetectorConfig::RollingZ { .. } => "rolling_z",
+            DetectorConfig::Mad { .. } => "mad",
+            DetectorConfig::Ewma { .. } => "ewma",
+            DetectorConfig::Cusum { .. } => "cusum",
+            DetectorConfig::PageHinkley { .. } => "page_hinkley",
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let pos = |v: f64, name: &'static str| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, "must be positive and finite")) }
+        };
+        match *self {
+            DetectorConfig::RollingZ { window, threshold } => {
+                if window < 2 {
+                    return Err(invalid("window", "rolling z-score needs a window of at least 2"));
+                }
+                pos(threshold, "threshold")
+            }
+            DetectorConfig::Mad { window, k } => {
+                if window < 3 {
+                    return Err(invalid("window", "MAD bands need a window of at least 3"));
+                }
+                pos(k, "k")
+            }
+            DetectorConfig::Ewma { lambda, l, warmup } => {
+                if !(lambda > 0.0 && lambda <= 1.0) {
+                    return Err(invalid("lambda", "must be in (0, 1]"));
+                }
+                if warmup < 2 {
+                    return Err(invalid("warmup", "needs at least 2 points"));
+                }
+                pos(l, "l")
+            }
+            DetectorConfig::Cusum { k, h, warmup } => {
+                if warmup < 2 {
+                    return Err(invalid("warmup", "needs at least 2 points"));
+                }
+                if !(k.is_finite() && k >= 0.0) {
+                    return Err(invalid("k", "must be non-negative"));
+                }
+                pos(h, "h")
+            }
+            DetectorConfig::PageHinkley { delta, lambda } => {
+                if !(delta.is_finite() && delta >= 0.0) {
+                    return Err(invalid("delta", "must be non-negative"));
+                }
+                pos(lambda, "lambda")
+            }
+        }
+    }
+}
+
+/// One point's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyPoint {
+    /// Position in the series.
+    pub index: usize,
+    /// The value.
+    pub value: f64,
+    /// The detector's statistic (z, EWMA value, CUSUM sum, PH statistic).
+    pub score: Option<f64>,
+    /// Lower band, where the detector has one.
+    pub lower: Option<f64>,
+    /// Upper band, where the detector has one.
+    pub upper: Option<f64>,
+    /// Whether this point breaches.
+    pub breach: bool,
+    /// Consecutive breaches ending here.
+    pub consecutive: usize,
+    /// Whether `consecutive` reached the persistence rule.
+    pub alarm: bool,
+}
+
+/// A detector run over a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyReport {
+    /// Detector and parameters.
+    pub detector: DetectorConfig,
+    /// Breaches needed in a row for an alarm.
+    pub persistence: usize,
+    /// Per-point verdicts.
+    pub points: Vec<AnomalyPoint>,
+    /// Indices where an alarm is raised.
+    pub alarms: Vec<usize>,
+    /// Whether the last point is in alarm (what a live evaluator acts on).
+    pub alarming: bool,
+}
+
+/// A streaming detector: feed points one at a time.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    config: DetectorConfig,
+    persistence: usize,
+    index: usize,
+    consecutive: usize,
+    window: VecDeque<f64>,
+    warm: Vec<f64>,
+    mu0: f64,
+    sigma0: f64,
+    z: f64,
+    s_hi: f64,
+    s_lo: f64,
+    ph_n: f64,
+    ph_mean: f64,
+    ph_m: f64,
+    ph_min: f64,
+    ph_max: f64,
+}
+
+impl Detector {
+    /// A detector with a persistence rule (`persistence` ≥ 1).
+    pub fn new(config: DetectorConfig, persistence: usize) -> Result<Self> {
+        config.validate()?;
+        if persistence == 0 {
+            return Err(invalid("persistence", "must be at least 1"));
+        }
+        Ok(Detector {
+            config,
+            persistence,
+            index: 0,
+            consecutive: 0,
+            window: VecDeque::new(),
+            warm: Vec::new(),
+            mu0: 0.0,
+            sigma0: 0.0,
+            z: 0.0,
+            s_hi: 0.0,
+            s_lo: 0.0,
+            ph_n: 0.0,
+            ph_mean: 0.0,
+            ph_m: 0.0,
+            ph_min: 0.0,
+            ph_max: 0.0,
+        })
+    }
+
+    /// Feeds one finite value and returns its verdict. Non-finite values
+    /// are rejected so they cannot poison the detector's state.
+    pub fn update(&mut self, x: f64) -> Result<AnomalyPoint> {
+        if !x.is_finite() {
+            return Err(crate::error::DriftError::NonFinite { what: "series value" });
+        }
+        let (score, lower, upper, breach) = self.step(x);
+        self.consecutive = if breach { self.consecutive + 1 } else { 0 };
+        let alarm = self.consecutive >= self.persistence;
+        let p = AnomalyPoint {
+            index: self.index,
+            value: x,
+            score: score.filter(|s| s.is_finite()),
+            lower: lower.filter(|s| s.is_finite()),
+            upper: upper.filter(|s| s.is_finite()),
+            breach,
+            consecutive: self.consecutive,
+            alarm,
+        };
+        if alarm {
+            self.after_alarm();
+        }
+        self.index += 1;
+        Ok(p)
+    }
+
+    fn after_alarm(&mut self) {
+        // Sequential change detectors restart so the next change can be
+        // seen; window detectors simply keep sliding.
+        match self.config {
+            DetectorConfig::Cusum { .. } => {
+                self.s_hi = 0.0;
+                self.s_lo = 0.0;
+            }
+            DetectorConfig::PageHinkley { .. } => {
+                self.ph_n = 0.0;
+                self.ph_mean = 0.0;
+                self.ph_m = 0.0;
+                self.ph_min = 0.0;
+                self.ph_max = 0.0;
+            }
+            _ => {}
+        }
+    }
+
+    fn warmed(&mut self, x: f64, warmup: usize) -> bool {
+        if self.warm.len() < warmup {
+            self.warm.push(x);
+            if self.warm.len() == warmup {
+                self.mu0 = special::mean(&self.warm);
+                self.sigma0 = special::variance(&self.warm, 1.0).sqrt();
+                self.z = self.mu0;
+            }
+            return false;
+        }
+        true
+    }
+
+    fn step(&mut self, x: f64) -> (Option<f64>, Option<f64>, Option<f64>, bool) {
+        match self.config.clone() {
+            DetectorConfig::RollingZ { window, threshold } => {
+                let out = if self.window.len() >= window {
+                    let w: Vec<f64> = self.window.iter().copied().collect();
+                    let m = special::mean(&w);
+                    let sd = special::variance(&w, 1.0).sqrt();
+                    if sd > 0.0 {
+                        let z = (x - m) / sd;
+                        (Some(z), Some(m - threshold * sd), Some(m + threshold * sd), z.abs() > threshold)
+                    } else {
+                        (None, Some(m), Some(m), x != m)
+                    }
+                } else {
+                    (None, None, None, false)
+                };
+                self.window.push_back(x);
+                if self.window.len() > window {
+                    self.window.pop_front();
+                }
+                out
+            }
+            DetectorConfig::Mad { window, k } => {
+                let out = if self.window.len() >= window {
+                    let mut w: Vec<f64> = self.window.iter().copied().collect();
+                    w.sort_unstable_by(f64::total_cmp);
+                    let med = special::median_sorted(&w);
+                    let mut dev: Vec<f64> = w.iter().map(|v| (v - med).abs()).collect();
+                    dev.sort_unstable_by(f64::total_cmp);
+                    let mad = 1.4826 * special::median_sorted(&dev);
+                    if mad > 0.0 {
+                        let s = (x - med) / mad;
+                        (Some(s), Some(med - k * mad), Some(med + k * mad), s.abs() > k)
+                    } else {
+                        (None, Some(med), Some(med), x != med)
+                    }
+                } else {
+                    (None, None, None, false)
+                };
+                self.window.push_back(x);
+                if self.window.len() > window {
+                    self.window.pop_front();
+                }
+                out
+            }
+            DetectorConfig::Ewma { lambda, l, warmup } => {
+                if !self.warmed(x, warmup) {
+                    return (None, None, None, false);
+                }
+                self.z = lambda * x + (1.0 - lambda) * self.z;
+                let t = (self.index + 1 - warmup) as f64;
+                let w = self.sigma0 * (lambda / (2.0 - lambda) * (1.0 - (1.0 - lambda).powf(2.0 * t))).sqrt();
+                let (lo, hi) = (self.mu0 - l * w, self.mu0 + l * w);
+                let breach = if w > 0.0 { self.z < lo || self.z > hi } else { self.z != self.mu0 };
+                (Some(self.z), Some(lo), Some(hi), breach)
+            }
+            DetectorConfig::Cusum { k, h, warmup } => {
+                if !self.warmed(x, warmup) {
+                    return (None, None, None, false);
+                }
+                if self.sigma0 > 0.0 {
+                    let u = (x - self.mu0) / self.sigma0;
+                    self.s_hi = (self.s_hi + u - k).max(0.0);
+                    self.s_lo = (self.s_lo - u - k).max(0.0);
+                    let s = self.s_hi.max(self.s_lo);
+                    (Some(s), None, Some(h), s > h)
+                } else {
+                    // Constant warm-up: any departure is a change.
+                    (None, None, None, x != self.mu0)
+                }
+            }
+            DetectorConfig::PageHinkley { delta, lambda } => {
+                self.ph_n += 1.0;
+                self.ph_mean += (x - self.ph_mean) / self.ph_n;
+                self.ph_m += x - self.ph_mean - delta;
+                self.ph_min = self.ph_min.min(self.ph_m);
+                // Mirror statistic for decreases.
+                let up = self.ph_m - self.ph_min;
+                self.ph_max = self.ph_max.max(self.ph_m + 2.0 * delta * self.ph_n);
+                let down = self.ph_max - (self.ph_m + 2.0 * delta * self.ph_n);
+                let s = up.max(down);
+                (Some(s), None, Some(lambda), s > lambda)
+            }
+        }
+    }
+}
+
+/// Runs a detector over a whole series.
+pub fn detect(config: &DetectorConfig, persistence: usize, series: &[f64]) -> Result<AnomalyReport> {
+    check_finite(series, "series")?;
+    let mut d = Detector::new(config.clone(), persistence)?;
+    let mut points = Vec::with_capacity(series.len());
+    for &x in series {
+        points.push(d.update(x)?);
+    }
+    let alarms: Vec<usize> = points.iter().filter(|p| p.alarm).map(|p| p.index).collect();
+    let alarming = points.last().is_some_and(|p| p.alarm);
+    Ok(AnomalyReport {
+        detector: config.clone(),
+        persistence,
+        points,
+        alarms,
+        alarming,
+    })
+}

@@ -1,0 +1,132 @@
+//! # modelwatch-history
+//!
+//! A generic, durable, time-partitioned store of named append-only tables:
+//! a write-ahead log with group-committed fsync, an in-memory Arrow buffer,
+//! Parquet files recorded in an atomically replaced manifest, compaction,
+//! retention, and DataFusion table providers over all of it.
+//!
+//! ## What it is for
+//! The owners of the data (the collectors, the daemon's evaluator) declare
+//! their tables as [`TableDef`]s (an Arrow schema with a `ts` column of
+//! `Timestamp(Microsecond, "UTC")`, a sort key, index columns, a retention)
+//! and hand the store Arrow record batches with [`HistoryStore::write`].
+//! A write is acknowledged only once its WAL record is fsynced, and is
+//! queryable from then on through [`HistoryStore::session_context`].
+//!
+//! ## What it must not do
+//! It knows nothing of Prometheus, OTLP or the registry; it never decodes a
+//! wire format, never talks HTTP, and never grows without bound: when the
+//! buffer or the WAL queue is full, [`HistoryStore::write`] fails at once with
+//! the retryable [`Error::Overloaded`] (map it to 503 + `Retry-After`).
+//! It never acknowledges a write before its fsync, never refuses to start
+//! because of a torn WAL tail, and never returns a row twice.
+//!
+//! ## Lifecycle of a row
+//! 1. `write` validates the batches against their tables, encodes them as one
+//!    WAL record (Arrow IPC) and queues it for the single WAL writer thread.
+//! 2. The writer takes every queued record (group commit), appends them with
+//!    one `write` + `fdatasync`, adds them to the buffer, then answers each
+//!    caller with the record's sequence number.
+//! 3. Persist (by size or age, [`HistoryConfig`]) sorts each table's
+//!    buffered rows by hour and sort key, writes one Parquet file per table
+//!    and hour, fsyncs them, commits a new manifest whose `persisted_seq`
+//!    covers the buffered records, swaps manifest and buffer in one step, and
+//!    only then deletes the WAL segments the manifest covers.
+//! 4. Compaction merges a partition's small files into one; retention drops
+//!    files past their table's retention. Both commit the manifest before
+//!    deleting any file.
+//! 5. On open: take the `LOCK`, load the manifest, delete files it does not
+//!    list (orphans of a crash), replay WAL records with a sequence number
+//!    above `persisted_seq` into the buffer, truncate a torn tail with a
+//!    warning, and start a fresh WAL segment.
+//!
+//! ## On-disk formats
+//! ```text
+//! <data_dir>/
+//!   LOCK                      advisory lock: one process per directory
+//!   manifest.json             manifest, format version 1 (see `manifest`)
+//!   wal/<first_seq:020>.wal   WAL segments, format version 1 (see `wal`)
+//!   tables/<table>/date=YYYY-MM-DD/hour=HH/<file_id:020>.parquet
+//! ```
+//! * **WAL segment, version 1**: an 8-byte header `"MWWAL" 0 0 1`, then
+//!   records `[len u32 LE][crc32c(payload) u32 LE][payload]`. The payload is
+//!   `[record version u8 = 1][seq u64 LE][table count u32 LE]` followed, per
+//!   table, by `[name len u16 LE][name][ipc len u32 LE][Arrow IPC stream]`.
+//!   One record = one write, all-or-nothing, possibly several tables.
+//!   Segments rotate past [`HistoryConfig::wal_segment_max_bytes`]; a new
+//!   segment's header is fsynced and so is the directory. A record whose
+//!   length does not fit or whose checksum fails in the last segment is a
+//!   torn tail: it and everything after it are truncated with a `warn!`.
+//!   The same damage in an earlier segment is [`Error::WalCorrupt`].
+//! * **Manifest, version 1**: JSON `{format_version, generation,
+//!   persisted_seq, next_file_id, files: [{id, table, path, partition_hour,
+//!   min_ts, max_ts, rows, bytes, min_seq, max_seq, columns: {<index col>:
+//!   {min, max, values?, has_nulls}}}]}`, times in microseconds since the
+//!   epoch (UTC). `values` lists up to 64 distinct values per file (else only
+//!   min/max). Replaced by writing `manifest.json.tmp`, fsync, rename,
+//!   directory fsync. A newer `format_version` is refused, never guessed.
+//! * **Parquet**: Hive-style `date=`/`hour=` partitions of `ts` (UTC) that
+//!   Spark, Trino and DuckDB read directly; zstd level 3, dictionary
+//!   encoding, page-level statistics and page index, rows sorted by the
+//!   table's sort key within the hour, sorting columns recorded in the
+//!   footer, 64 Ki rows per row group. Written through the `object_store`
+//!   crate (`LocalFileSystem` today), then fsynced.
+//!
+//! ## Queries
+//! Each table is a [`HistoryTable`] (`TableProvider`) unioning the buffer
+//! with the Parquet files. Files are pruned from the manifest by `ts` bounds
+//! (`=, <, <=, >, >=, BETWEEN`) and by index-column `=`/`IN` before
+//! DataFusion opens them; DataFusion then prunes row groups and pages with
+//! the same predicate, and re-applies every filter. Columns keep their
+//! declared types (no `Utf8View`), in the buffer and the files alike.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn demo() -> modelwatch_history::Result<()> {
+//! use std::sync::Arc;
+//! use arrow::datatypes::{DataType, Field};
+//! use modelwatch_history::{HistoryConfig, HistoryStore, TableDef, schema, time_field};
+//! let samples = TableDef::new("samples", schema(vec![
+//!         time_field(),
+//!         Field::new("model", DataType::Utf8, true),
+//!         Field::new("value", DataType::Float64, false),
+//!     ]))
+//!     .with_sort_key(["model", "ts"])
+//!     .with_index_columns(["model"]);
+//! let store = HistoryStore::open("/var/lib/modelwatch", vec![samples], HistoryConfig::default()).await?;
+//! let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+//! let tasks = store.spawn_background(stop_rx);
+//! let ctx = store.session_context()?;
+//! let df = ctx.sql("SELECT model, avg(value) FROM samples GROUP BY model").await?;
+//! # let _ = df;
+//! stop_tx.send(true).ok();
+//! tasks.join().await?;
+//! # Ok(()) }
+//! ```
+
+mod buffer;
+mod clock;
+mod error;
+pub mod manifest;
+mod persist;
+mod provider;
+mod stats;
+mod store;
+mod table;
+pub mod wal;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use manifest::{ColumnSummary, FileMeta, MANIFEST_FORMAT_VERSION, Manifest};
+pub use persist::{HOUR_MICROS, file_path};
+pub use provider::HistoryTable;
+pub use stats::HistoryStats;
+pub use store::{
+    BackgroundTasks, CompactionOutcome, HistoryConfig, HistoryStore, OBJECT_STORE_URL, PersistOutcome,
+    RetentionOutcome, WriteReceipt, WriteSet,
+};
+pub use table::{TIME_COLUMN, TIME_ZONE, TableDef, schema, time_data_type, time_field};
+pub use wal::{WAL_RECORD_VERSION, WAL_SEGMENT_VERSION};
+
+#[cfg(test)]
+mod tests;

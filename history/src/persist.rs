@@ -1,0 +1,176 @@
+//! Turning buffered batches into sorted, partitioned Parquet files, and
+//! reading them back for compaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::compute::{SortColumn, cast, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use chrono::{DateTime, Timelike};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Error, Result};
+use crate::manifest::{ColumnSummary, MAX_INDEX_VALUES};
+use crate::table::TableDef;
+
+/// Micros in one hour: the partition width.
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Start of the hour containing `ts`.
+pub fn hour_of(ts: i64) -> i64 {
+    ts.div_euclid(HOUR_MICROS) * HOUR_MICROS
+}
+
+/// `tables/<table>/date=YYYY-MM-DD/hour=HH/<id:020>.parquet`
+pub fn file_path(table: &str, partition_hour: i64, id: u64) -> String {
+    let dt = DateTime::from_timestamp_micros(partition_hour).unwrap_or_default();
+    format!(
+        "tables/{table}/date={}/hour={:02}/{id:020}.parquet",
+        dt.format("%Y-%m-%d"),
+        dt.hour()
+    )
+}
+
+/// Concatenate `batches`, sort them by (hour, sort key) and split them into
+/// one batch per hour partition.
+pub(crate) fn sort_and_split(def: &TableDef, batches: &[RecordBatch]) -> Result<Vec<(i64, RecordBatch)>> {
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = concat_batches(&def.schema, batches)?;
+    if all.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let ts = all
+        .column(def.ts_index())
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| Error::InvalidBatch {
+            table: def.name.clone(),
+            detail: "the ts column is not Timestamp(Microsecond)".into(),
+        })?;
+    let hours: Int64Array = ts.iter().map(|v| v.map(hour_of)).collect();
+    let mut cols = vec![SortColumn {
+        values: Arc::new(hours.clone()) as ArrayRef,
+        options: None,
+    }];
+    for c in &def.sort_key {
+        let idx = def.schema.index_of(c)?;
+        cols.push(SortColumn {
+            values: all.column(idx).clone(),
+            options: None,
+        });
+    }
+    let indices = lexsort_to_indices(&cols, None)?;
+    let sorted = take_record_batch(&all, &indices)?;
+    let sorted_hours = arrow::compute::take(&hours, &indices, None)?;
+    let sorted_hours = sorted_hours
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| Error::Task("hour column lost its type".into()))?;
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let n = sorted.num_rows();
+    for i in 1..=n {
+        if i == n || sorted_hours.value(i) != sorted_hours.value(start) {
+            out.push((sorted_hours.value(start), sorted.slice(start, i - start)));
+            start = i;
+        }
+    }
+    Ok(out)
+}
+
+fn writer_props(def: &TableDef) -> Result<WriterProperties> {
+    let sorting = def
+        .sort_key
+        .iter()
+        .filter_map(|c| def.schema.index_of(c).ok())
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: true,
+        })
+        .collect::<Vec<_>>();
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_sorting_columns(Some(sorting))
+        .set_created_by(format!("modelwatch-history {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// Encode a sorted batch as a Parquet file (zstd, dictionaries, page-level
+/// statistics and page index, sorting columns recorded).
+pub(crate) fn encode_parquet(def: &TableDef, batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, def.schema.clone(), Some(writer_props(def)?))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(buf)
+}
+
+/// Decode a whole Parquet file with the table's schema.
+pub(crate) fn decode_parquet(def: &TableDef, data: Bytes) -> Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(64 * 1024).build()?;
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b?;
+        def.check_schema(b.schema_ref())?;
+        out.push(RecordBatch::try_new(def.schema.clone(), b.columns().to_vec())?);
+    }
+    Ok(out)
+}
+
+/// Min/max ts and index column summaries of a batch.
+pub(crate) fn summarise(def: &TableDef, batch: &RecordBatch) -> Result<(i64, i64, BTreeMap<String, ColumnSummary>)> {
+    let (min_ts, max_ts) = crate::buffer::ts_range(batch, def.ts_index()).unwrap_or((0, 0));
+    let mut columns = BTreeMap::new();
+    for c in &def.index_columns {
+        let idx = def.schema.index_of(c)?;
+        let col = cast(batch.column(idx), &DataType::Utf8)?;
+        let Some(col) = col.as_any().downcast_ref::<StringArray>() else {
+            continue;
+        };
+        let mut values = BTreeSet::new();
+        let mut min: Option<&str> = None;
+        let mut max: Option<&str> = None;
+        let mut overflow = false;
+        for v in col.iter().flatten() {
+            if min.is_none_or(|m| v < m) {
+                min = Some(v);
+            }
+            if max.is_none_or(|m| v > m) {
+                max = Some(v);
+            }
+            if !overflow && !values.contains(v) {
+                if values.len() >= MAX_INDEX_VALUES {
+                    overflow = true;
+                    values.clear();
+                } else {
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        columns.insert(
+            c.clone(),
+            ColumnSummary {
+                min: min.map(str::to_string),
+                max: max.map(str::to_string),
+                values: (!overflow).then_some(values),
+                has_nulls: col.null_count() > 0,
+            },
+        );
+    }
+    Ok((min_ts, max_ts, columns))
+}

@@ -1,0 +1,940 @@
+//! The store: open/recover, write, persist, compact, retain, background tasks.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::buffer::{Buffer, Chunk};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::manifest::{FileMeta, Manifest};
+use crate::persist;
+use crate::provider::HistoryTable;
+use crate::stats::{HistoryStats, StatsInner};
+use crate::table::TableDef;
+use crate::wal::{self, WalCmd, WalWriter};
+
+/// URL under which the store's object store is registered in DataFusion.
+pub const OBJECT_STORE_URL: &str = "modelwatch-history://local/";
+
+/// Tuning knobs. `Default` suits a daemon; tests shrink them.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// Time source for persist age, compaction and retention.
+    pub clock: Arc<dyn Clock>,
+    /// A WAL segment is closed and a new one started past this size.
+    pub wal_segment_max_bytes: u64,
+    /// Largest single write (encoded Arrow IPC bytes); larger writes get
+    /// [`Error::WriteTooLarge`].
+    pub max_write_bytes: usize,
+    /// Most bytes group-committed in one WAL write + fdatasync.
+    pub max_group_bytes: usize,
+    /// Writes waiting for the WAL writer before [`Error::Overloaded`].
+    pub wal_queue_len: usize,
+    /// Bytes of buffered plus queued rows before [`Error::Overloaded`].
+    pub max_buffer_bytes: u64,
+    /// Persist when the buffer holds this many bytes...
+    pub persist_buffer_bytes: u64,
+    /// ...or when its oldest row was buffered this long ago (by `clock`).
+    pub persist_max_age: Duration,
+    /// Files smaller than this are merged by compaction.
+    pub compaction_small_file_bytes: u64,
+    /// A partition is compacted when it has at least this many small files.
+    pub compaction_min_files: usize,
+    /// Most files merged into one by one compaction.
+    pub compaction_max_files: usize,
+    /// How often the background persister checks its thresholds.
+    pub persist_check_interval: Duration,
+    /// How often background compaction and retention run.
+    pub maintenance_interval: Duration,
+    /// `retry_after` suggested by [`Error::Overloaded`].
+    pub retry_after: Duration,
+    /// Files dropped from the manifest by compaction or retention are
+    /// deleted this long after the commit (by `clock`), so queries that
+    /// started before it can finish reading them.
+    pub file_delete_grace: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            wal_segment_max_bytes: 64 << 20,
+            max_write_bytes: 32 << 20,
+            max_group_bytes: 16 << 20,
+            wal_queue_len: 4096,
+            max_buffer_bytes: 1 << 30,
+            persist_buffer_bytes: 256 << 20,
+            persist_max_age: Duration::from_secs(600),
+            compaction_small_file_bytes: 32 << 20,
+            compaction_min_files: 4,
+            compaction_max_files: 64,
+            persist_check_interval: Duration::from_secs(1),
+            maintenance_interval: Duration::from_secs(60),
+            retry_after: Duration::from_secs(1),
+            file_delete_grace: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The shared core, also held by the WAL writer thread.
+pub(crate) struct Shared {
+    pub defs: Vec<TableDef>,
+    pub config: HistoryConfig,
+    pub dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub state: RwLock<State>,
+    pub stats: StatsInner,
+    pub persist_notify: Notify,
+    pub object_store: Arc<LocalFileSystem>,
+    pub object_store_url: ObjectStoreUrl,
+    /// Serialises persist, compaction and retention (manifest writers).
+    pub maintenance: tokio::sync::Mutex<()>,
+    /// Taken by the WAL writer after receiving a write and before draining
+    /// the queue; tests hold it to queue writes deterministically.
+    pub test_gate: Mutex<()>,
+    /// Files out of the manifest waiting for their grace period: (clock
+    /// micros when due, file).
+    pub pending_deletes: Mutex<Vec<(i64, FileMeta)>>,
+}
+
+/// Manifest and buffer, swapped together so a query never sees a row twice
+/// or not at all.
+pub(crate) struct State {
+    pub manifest: Arc<Manifest>,
+    pub buffer: Buffer,
+}
+
+impl Shared {
+    pub(crate) fn publish_buffer_stats(&self, b: &Buffer) {
+        self.stats.buffer_bytes.store(b.bytes, Ordering::Relaxed);
+        self.stats.buffer_rows.store(b.rows, Ordering::Relaxed);
+    }
+
+    fn publish_manifest_stats(&self, m: &Manifest) {
+        self.stats.persisted_files.store(m.files.len() as u64, Ordering::Relaxed);
+        self.stats
+            .persisted_bytes
+            .store(m.files.iter().map(|f| f.bytes).sum(), Ordering::Relaxed);
+        self.stats
+            .persisted_rows
+            .store(m.files.iter().map(|f| f.rows).sum(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn maybe_wake_persister(&self) {
+        if self.stats.buffer_bytes.load(Ordering::Relaxed) >= self.config.persist_buffer_bytes {
+            self.persist_notify.notify_one();
+        }
+    }
+
+    pub(crate) fn def(&self, name: &str) -> Option<(usize, &TableDef)> {
+        self.defs.iter().enumerate().find(|(_, d)| d.name == name)
+    }
+
+    /// Snapshot of one table: its files and buffered chunks.
+    pub(crate) fn snapshot(&self, table: usize) -> (Arc<Manifest>, Vec<Chunk>) {
+        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        (s.manifest.clone(), s.buffer.tables.get(table).cloned().unwrap_or_default())
+    }
+}
+
+/// The writer's channel and thread; dropping the last handle stops the
+/// writer after it has answered every queued write, then frees the lock.
+struct Handle {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<mpsc::Sender<WalCmd>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    _lock: File,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One write: batches for one or more tables, made durable atomically.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSet {
+    entries: Vec<(String, RecordBatch)>,
+}
+
+impl WriteSet {
+    /// An empty write.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a batch for `table` (builder style).
+    pub fn with(mut self, table: impl Into<String>, batch: RecordBatch) -> Self {
+        self.push(table, batch);
+        self
+    }
+
+    /// Add a batch for `table`.
+    pub fn push(&mut self, table: impl Into<String>, batch: RecordBatch) {
+        self.entries.push((table.into(), batch));
+    }
+
+    /// Number of rows in the write.
+    pub fn rows(&self) -> usize {
+        self.entries.iter().map(|(_, b)| b.num_rows()).sum()
+    }
+}
+
+/// What an acknowledged write got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// WAL sequence number of the record; `None` when the write had no rows
+    /// (nothing was logged).
+    pub seq: Option<u64>,
+    /// Rows written.
+    pub rows: usize,
+}
+
+/// What a persist did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersistOutcome {
+    /// Files written.
+    pub files: usize,
+    /// Rows written.
+    pub rows: u64,
+    /// Parquet bytes written.
+    pub bytes: u64,
+    /// WAL sequence now covered by the manifest.
+    pub persisted_seq: u64,
+}
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionOutcome {
+    /// Partitions compacted.
+    pub partitions: usize,
+    /// Input files merged and deleted.
+    pub files_in: usize,
+    /// Output files written.
+    pub files_out: usize,
+}
+
+/// What a retention pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Files deleted.
+    pub files_deleted: usize,
+    /// Rows deleted.
+    pub rows_deleted: u64,
+}
+
+/// Handles of the background tasks; they stop when the shutdown signal
+/// becomes `true` (the persister persists the buffer one last time).
+#[derive(Debug)]
+pub struct BackgroundTasks {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BackgroundTasks {
+    /// Wait for every task to stop.
+    pub async fn join(self) -> Result<()> {
+        for h in self.handles {
+            h.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The history store. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct HistoryStore {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for HistoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryStore")
+            .field("dir", &self.handle.shared.dir)
+            .field("tables", &self.handle.shared.defs.iter().map(|d| &d.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+const LOCK_FILE: &str = "LOCK";
+const WAL_DIR: &str = "wal";
+const TABLES_DIR: &str = "tables";
+
+fn ensure_dir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))
+}
+
+impl HistoryStore {
+    /// Open (creating if needed) the store in `dir` with every table it will
+    /// ever hold: load the manifest, delete orphan Parquet files, replay the
+    /// WAL after the manifest (dropping a torn tail with a warning), start
+    /// the WAL writer.
+    pub async fn open(dir: impl AsRef<Path>, tables: Vec<TableDef>, config: HistoryConfig) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let mut names = HashSet::new();
+        for t in &tables {
+            t.validate()?;
+            if !names.insert(t.name.clone()) {
+                return Err(Error::InvalidTableDef {
+                    table: t.name.clone(),
+                    detail: "declared twice".into(),
+                });
+            }
+        }
+        let d = dir.clone();
+        let (lock, manifest) = tokio::task::spawn_blocking(move || -> Result<(File, Manifest)> {
+            ensure_dir(&d)?;
+            ensure_dir(&d.join(WAL_DIR))?;
+            ensure_dir(&d.join(TABLES_DIR))?;
+            let lock_path = d.join(LOCK_FILE);
+            let lock = File::create(&lock_path).map_err(|e| Error::io("create lock file", &lock_path, e))?;
+            lock.try_lock().map_err(|_| Error::Locked { path: lock_path.clone() })?;
+            let _ = std::fs::remove_file(d.join(format!("{}.tmp", crate::manifest::MANIFEST_FILE)));
+            Ok((lock, Manifest::load(&d)?))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+
+        let object_store = Arc::new(
+            LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true),
+        );
+        let object_store_url = ObjectStoreUrl::parse(OBJECT_STORE_URL)?;
+        let clock = config.clock.clone();
+        let shared = Arc::new(Shared {
+            defs: tables,
+            config,
+            dir: dir.clone(),
+            clock,
+            state: RwLock::new(State {
+                manifest: Arc::new(manifest),
+                buffer: Buffer::new(0),
+            }),
+            stats: StatsInner::new(),
+            persist_notify: Notify::new(),
+            object_store,
+            object_store_url,
+            maintenance: tokio::sync::Mutex::new(()),
+            test_gate: Mutex::new(()),
+            pending_deletes: Mutex::new(Vec::new()),
+        });
+        remove_orphans(&shared).await?;
+
+        let sh = shared.clone();
+        let (tx, rx) = mpsc::channel(shared.config.wal_queue_len.max(1));
+        let thread = tokio::task::spawn_blocking(move || -> Result<std::thread::JoinHandle<()>> {
+            let persisted = sh.state.read().unwrap_or_else(|e| e.into_inner()).manifest.persisted_seq;
+            let mut buffer = Buffer::new(sh.defs.len());
+            let now = sh.clock.now_micros();
+            let replay = wal::replay(&sh.dir.join(WAL_DIR), &sh.defs, |rec| {
+                if rec.seq > persisted {
+                    buffer.apply(rec.seq, rec.entries, now);
+                }
+                Ok(())
+            })?;
+            sh.stats.torn_tails_dropped.store(replay.torn_tails, Ordering::Relaxed);
+            {
+                let mut st = sh.state.write().unwrap_or_else(|e| e.into_inner());
+                sh.publish_buffer_stats(&buffer);
+                sh.publish_manifest_stats(&st.manifest);
+                st.buffer = buffer;
+            }
+            let next_seq = replay.last_seq.max(persisted) + 1;
+            let writer = WalWriter::new(
+                sh.dir.join(WAL_DIR),
+                sh.config.wal_segment_max_bytes,
+                sh.config.max_group_bytes,
+                replay.segments,
+                next_seq,
+                sh.clone(),
+            )?;
+            std::thread::Builder::new()
+                .name("history-wal".into())
+                .spawn(move || writer.run(rx))
+                .map_err(|e| Error::io("start WAL writer thread", &sh.dir, e))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        shared.maybe_wake_persister();
+        Ok(Self {
+            handle: Arc::new(Handle {
+                shared,
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                _lock: lock,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Hold the WAL writer before its next group commit (tests only).
+    #[cfg(test)]
+    pub(crate) fn hold_wal_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shared().test_gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<WalCmd>> {
+        self.handle
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(Error::ShutDown)
+    }
+
+    /// The table definitions the store was opened with.
+    pub fn tables(&self) -> &[TableDef] {
+        &self.shared().defs
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared().dir
+    }
+
+    /// Write one batch to one table. See [`HistoryStore::write`].
+    pub async fn write_batch(&self, table: &str, batch: RecordBatch) -> Result<WriteReceipt> {
+        self.write(WriteSet::new().with(table, batch)).await
+    }
+
+    /// Write batches for one or more tables atomically. Resolves once the
+    /// WAL record is fsynced (group-committed with concurrent writes) and
+    /// the rows are queryable. Returns [`Error::Overloaded`] at once, having
+    /// written nothing, when the buffer or the WAL queue is full.
+    pub async fn write(&self, set: WriteSet) -> Result<WriteReceipt> {
+        let shared = self.shared();
+        let tx = self.sender()?;
+        let mut entries = Vec::with_capacity(set.entries.len());
+        let mut rows = 0usize;
+        let mut bytes = 0u64;
+        for (name, batch) in set.entries {
+            let (idx, def) = shared.def(&name).ok_or_else(|| Error::UnknownTable { table: name.clone() })?;
+            def.check_schema(batch.schema_ref())?;
+            let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec()).map_err(|e| {
+                Error::InvalidBatch {
+                    table: name.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            rows += batch.num_rows();
+            bytes += batch.get_array_memory_size() as u64;
+            entries.push((idx, batch));
+        }
+        if entries.is_empty() {
+            return Ok(WriteReceipt { seq: None, rows: 0 });
+        }
+        let body = wal::encode_body(&entries, &shared.defs)?;
+        if body.len() > shared.config.max_write_bytes || bytes > shared.config.max_buffer_bytes {
+            return Err(Error::WriteTooLarge {
+                bytes: body.len().max(bytes as usize),
+                limit: shared.config.max_write_bytes,
+            });
+        }
+        let overloaded = |reason: &'static str| {
+            shared.stats.writes_overloaded.fetch_add(1, Ordering::Relaxed);
+            shared.persist_notify.notify_one();
+            Error::Overloaded {
+                retry_after: shared.config.retry_after,
+                reason,
+            }
+        };
+        let inflight = shared.stats.inflight_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if shared.stats.buffer_bytes.load(Ordering::Acquire) + inflight > shared.config.max_buffer_bytes {
+            shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(overloaded("the in-memory buffer is full: persistence is behind"));
+        }
+        let (reply, rx) = oneshot::channel();
+        match tx.try_send(WalCmd::Write {
+            body,
+            entries,
+            bytes,
+            reply,
+        }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                return Err(overloaded("the WAL queue is full: fsync is behind"));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                return Err(Error::ShutDown);
+            }
+        }
+        let seq = rx.await.map_err(|_| Error::WalFailed {
+            cause: "the WAL writer stopped before answering".into(),
+        })??;
+        Ok(WriteReceipt { seq: Some(seq), rows })
+    }
+
+    /// A counters snapshot.
+    pub fn stats(&self) -> HistoryStats {
+        self.shared().stats.snapshot()
+    }
+
+    /// A copy of the current manifest.
+    pub fn manifest(&self) -> Manifest {
+        (*self.shared().state.read().unwrap_or_else(|e| e.into_inner()).manifest).clone()
+    }
+
+    /// Whether the buffer has reached the persist size or age threshold.
+    pub fn persist_due(&self) -> bool {
+        let shared = self.shared();
+        let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
+        if st.buffer.bytes >= shared.config.persist_buffer_bytes && st.buffer.bytes > 0 {
+            return true;
+        }
+        let age = shared.config.persist_max_age.as_micros() as i64;
+        st.buffer
+            .oldest()
+            .is_some_and(|t| shared.clock.now_micros().saturating_sub(t) >= age)
+    }
+
+    /// Persist only if [`HistoryStore::persist_due`].
+    pub async fn persist_if_due(&self) -> Result<Option<PersistOutcome>> {
+        if self.persist_due() {
+            Ok(Some(self.persist_now().await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Persist everything buffered: write sorted Parquet files per table and
+    /// hour, commit the manifest, drop the rows from the buffer, then delete
+    /// the WAL segments the manifest covers.
+    pub async fn persist_now(&self) -> Result<PersistOutcome> {
+        let shared = self.shared().clone();
+        let _guard = shared.maintenance.lock().await;
+        let (manifest, chunks, upto) = {
+            let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
+            (st.manifest.clone(), st.buffer.tables.clone(), st.buffer.max_seq)
+        };
+        let mut outcome = PersistOutcome {
+            persisted_seq: manifest.persisted_seq,
+            ..Default::default()
+        };
+        if chunks.iter().all(|t| t.is_empty()) || upto <= manifest.persisted_seq {
+            return Ok(outcome);
+        }
+        let mut next = (*manifest).clone();
+        let mut written = Vec::new();
+        for (idx, table_chunks) in chunks.into_iter().enumerate() {
+            if table_chunks.is_empty() {
+                continue;
+            }
+            let def = shared.defs[idx].clone();
+            let min_seq = table_chunks.iter().map(|c| c.seq).min().unwrap_or(0);
+            let max_seq = table_chunks.iter().map(|c| c.seq).max().unwrap_or(0);
+            let batches: Vec<RecordBatch> = table_chunks.into_iter().map(|c| c.batch).collect();
+            let d2 = def.clone();
+            let parts = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
+                let mut out = Vec::new();
+                for (hour, batch) in persist::sort_and_split(&d2, &batches)? {
+                    let data = persist::encode_parquet(&d2, &batch)?;
+                    let (min_ts, max_ts, columns) = persist::summarise(&d2, &batch)?;
+                    out.push((hour, batch.num_rows() as u64, data, min_ts, max_ts, columns));
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+            for (hour, rows, data, min_ts, max_ts, columns) in parts {
+                let id = next.next_file_id;
+                next.next_file_id += 1;
+                let meta = FileMeta {
+                    id,
+                    table: def.name.clone(),
+                    path: persist::file_path(&def.name, hour, id),
+                    partition_hour: hour,
+                    min_ts,
+                    max_ts,
+                    rows,
+                    bytes: data.len() as u64,
+                    min_seq,
+                    max_seq,
+                    columns,
+                };
+                if let Err(e) = put_durable(&shared, &meta.path, data).await {
+                    delete_files(&shared, &written).await;
+                    return Err(e);
+                }
+                outcome.files += 1;
+                outcome.rows += rows;
+                outcome.bytes += meta.bytes;
+                written.push(meta.clone());
+                next.files.push(meta);
+            }
+        }
+        next.persisted_seq = upto;
+        next.generation += 1;
+        if let Err(e) = commit_manifest(&shared, next.clone()).await {
+            delete_files(&shared, &written).await;
+            return Err(e);
+        }
+        {
+            let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+            st.manifest = Arc::new(next);
+            st.buffer.remove_upto(upto);
+            shared.publish_buffer_stats(&st.buffer);
+            shared.publish_manifest_stats(&st.manifest);
+        }
+        shared.stats.persists.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .last_persist_micros
+            .store(shared.clock.now_micros(), Ordering::Relaxed);
+        outcome.persisted_seq = upto;
+        // Only now may the WAL go.
+        self.truncate_wal(upto).await?;
+        tracing::debug!(files = outcome.files, rows = outcome.rows, upto, "persisted buffer");
+        Ok(outcome)
+    }
+
+    async fn truncate_wal(&self, upto: u64) -> Result<()> {
+        let tx = self.sender()?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(WalCmd::Truncate { upto, reply })
+            .await
+            .map_err(|_| Error::ShutDown)?;
+        rx.await.map_err(|_| Error::ShutDown)?
+    }
+
+    /// Merge small files of each (table, hour) partition into one sorted
+    /// file. Old files are deleted only after the new manifest is durable.
+    pub async fn compact_now(&self) -> Result<CompactionOutcome> {
+        let shared = self.shared().clone();
+        let _guard = shared.maintenance.lock().await;
+        let mut outcome = CompactionOutcome::default();
+        let manifest = shared.state.read().unwrap_or_else(|e| e.into_inner()).manifest.clone();
+        let mut groups: BTreeMap<(String, i64), Vec<FileMeta>> = BTreeMap::new();
+        for f in &manifest.files {
+            if f.bytes < shared.config.compaction_small_file_bytes {
+                groups.entry((f.table.clone(), f.partition_hour)).or_default().push(f.clone());
+            }
+        }
+        for ((table, hour), mut files) in groups {
+            if files.len() < shared.config.compaction_min_files.max(2) {
+                continue;
+            }
+            files.sort_by_key(|f| f.id);
+            files.truncate(shared.config.compaction_max_files.max(2));
+            let Some((_, def)) = shared.def(&table) else {
+                continue;
+            };
+            let def = def.clone();
+            let mut batches = Vec::new();
+            for f in &files {
+                let data = shared
+                    .object_store
+                    .get(&ObjectPath::from(f.path.as_str()))
+                    .await?
+                    .bytes()
+                    .await?;
+                let d2 = def.clone();
+                let b = tokio::task::spawn_blocking(move || persist::decode_parquet(&d2, data))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??;
+                batches.extend(b);
+            }
+            let d2 = def.clone();
+            let parts = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
+                let mut out = Vec::new();
+                for (hour, batch) in persist::sort_and_split(&d2, &batches)? {
+                    let data = persist::encode_parquet(&d2, &batch)?;
+                    let (min_ts, max_ts, columns) = persist::summarise(&d2, &batch)?;
+                    out.push((hour, batch.num_rows() as u64, data, min_ts, max_ts, columns));
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+            let mut next = (*shared.state.read().unwrap_or_else(|e| e.into_inner()).manifest).clone();
+            let old_ids: HashSet<u64> = files.iter().map(|f| f.id).collect();
+            next.files.retain(|f| !old_ids.contains(&f.id));
+            let mut written = Vec::new();
+            for (h, rows, data, min_ts, max_ts, columns) in parts {
+                debug_assert_eq!(h, hour);
+                let id = next.next_file_id;
+                next.next_file_id += 1;
+                let meta = FileMeta {
+                    id,
+                    table: table.clone(),
+                    path: persist::file_path(&table, h, id),
+                    partition_hour: h,
+                    min_ts,
+                    max_ts,
+                    rows,
+                    bytes: data.len() as u64,
+                    min_seq: files.iter().map(|f| f.min_seq).min().unwrap_or(0),
+                    max_seq: files.iter().map(|f| f.max_seq).max().unwrap_or(0),
+                    columns,
+                };
+                if let Err(e) = put_durable(&shared, &meta.path, data).await {
+                    delete_files(&shared, &written).await;
+                    return Err(e);
+                }
+                written.push(meta.clone());
+                next.files.push(meta);
+            }
+            next.generation += 1;
+            if let Err(e) = commit_manifest(&shared, next.clone()).await {
+                delete_files(&shared, &written).await;
+                return Err(e);
+            }
+            {
+                let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+                st.manifest = Arc::new(next);
+                shared.publish_manifest_stats(&st.manifest);
+            }
+            schedule_delete(&shared, &files);
+            outcome.partitions += 1;
+            outcome.files_in += files.len();
+            outcome.files_out += written.len();
+            shared.stats.compactions.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .files_compacted
+                .fetch_add(files.len() as u64, Ordering::Relaxed);
+        }
+        delete_due(&shared).await;
+        Ok(outcome)
+    }
+
+    /// Delete persisted files whose newest row is older than their table's
+    /// retention (by the store's clock). Buffered rows are not touched: they
+    /// go at the first retention pass after they are persisted.
+    pub async fn enforce_retention_now(&self) -> Result<RetentionOutcome> {
+        let shared = self.shared().clone();
+        let _guard = shared.maintenance.lock().await;
+        let now = shared.clock.now_micros();
+        let manifest = shared.state.read().unwrap_or_else(|e| e.into_inner()).manifest.clone();
+        let mut expired = Vec::new();
+        for f in &manifest.files {
+            let Some((_, def)) = shared.def(&f.table) else {
+                continue;
+            };
+            let Some(ret) = def.retention else { continue };
+            let cutoff = now.saturating_sub(i64::try_from(ret.as_micros()).unwrap_or(i64::MAX));
+            if f.max_ts < cutoff {
+                expired.push(f.clone());
+            }
+        }
+        if expired.is_empty() {
+            delete_due(&shared).await;
+            return Ok(RetentionOutcome::default());
+        }
+        let ids: HashSet<u64> = expired.iter().map(|f| f.id).collect();
+        let mut next = (*manifest).clone();
+        next.files.retain(|f| !ids.contains(&f.id));
+        next.generation += 1;
+        commit_manifest(&shared, next.clone()).await?;
+        {
+            let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+            st.manifest = Arc::new(next);
+            shared.publish_manifest_stats(&st.manifest);
+        }
+        schedule_delete(&shared, &expired);
+        delete_due(&shared).await;
+        shared
+            .stats
+            .retention_files_deleted
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        Ok(RetentionOutcome {
+            files_deleted: expired.len(),
+            rows_deleted: expired.iter().map(|f| f.rows).sum(),
+        })
+    }
+
+    /// A DataFusion table provider for `table`.
+    pub fn table_provider(&self, table: &str) -> Result<Arc<HistoryTable>> {
+        let (idx, _) = self
+            .shared()
+            .def(table)
+            .ok_or_else(|| Error::UnknownTable { table: table.into() })?;
+        Ok(Arc::new(HistoryTable::new(self.shared().clone(), idx)))
+    }
+
+    /// Register every table (and the object store the providers read from)
+    /// on an existing context.
+    pub fn register_tables(&self, ctx: &SessionContext) -> Result<()> {
+        ctx.runtime_env()
+            .register_object_store(self.shared().object_store_url.as_ref(), self.shared().object_store.clone());
+        for d in &self.shared().defs {
+            ctx.register_table(d.name.as_str(), self.table_provider(&d.name)?)?;
+        }
+        Ok(())
+    }
+
+    /// A new `SessionContext` with every table registered (information
+    /// schema on). The caller may register more tables on it.
+    pub fn session_context(&self) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let ctx = SessionContext::new_with_config(config);
+        self.register_tables(&ctx)?;
+        Ok(ctx)
+    }
+
+    /// Start the background persister (size/age thresholds, woken early by
+    /// writes) and the maintenance task (compaction, then retention, every
+    /// `maintenance_interval`). Both stop when `shutdown` turns `true` or its
+    /// sender is dropped; the persister then persists the buffer once more.
+    pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> BackgroundTasks {
+        let persister = {
+            let store = self.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let interval = store.shared().config.persist_check_interval;
+                loop {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                    tokio::select! {
+                        r = shutdown.changed() => if r.is_err() { break },
+                        _ = store.shared().persist_notify.notified() => {},
+                        _ = tokio::time::sleep(interval) => {},
+                    }
+                    if let Err(e) = store.persist_if_due().await {
+                        tracing::warn!(error = %e, "background persist failed; will retry");
+                    }
+                }
+                if let Err(e) = store.persist_now().await {
+                    tracing::warn!(error = %e, "final persist on shutdown failed; the WAL keeps the rows");
+                }
+            })
+        };
+        let maintenance = {
+            let store = self.clone();
+            let mut shutdown = shutdown;
+            tokio::spawn(async move {
+                let interval = store.shared().config.maintenance_interval;
+                loop {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                    tokio::select! {
+                        r = shutdown.changed() => if r.is_err() { break },
+                        _ = tokio::time::sleep(interval) => {},
+                    }
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                    if let Err(e) = store.compact_now().await {
+                        tracing::warn!(error = %e, "background compaction failed; will retry");
+                    }
+                    if let Err(e) = store.enforce_retention_now().await {
+                        tracing::warn!(error = %e, "background retention failed; will retry");
+                    }
+                }
+            })
+        };
+        BackgroundTasks {
+            handles: vec![persister, maintenance],
+        }
+    }
+}
+
+/// Write a file through the object store and make it durable (the local
+/// store does not fsync: fsync the file and its directory ourselves).
+async fn put_durable(shared: &Shared, path: &str, data: Vec<u8>) -> Result<()> {
+    shared
+        .object_store
+        .put(&ObjectPath::from(path), PutPayload::from(data))
+        .await?;
+    let full = shared.dir.join(path);
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        File::open(&full)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io("fsync parquet file", &full, e))?;
+        if let Some(parent) = full.parent() {
+            wal::sync_dir(parent)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+}
+
+async fn commit_manifest(shared: &Arc<Shared>, m: Manifest) -> Result<()> {
+    let dir = shared.dir.clone();
+    tokio::task::spawn_blocking(move || m.store(&dir))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// Queue files dropped from a committed manifest for deletion after the
+/// grace period.
+fn schedule_delete(shared: &Shared, files: &[FileMeta]) {
+    let grace = i64::try_from(shared.config.file_delete_grace.as_micros()).unwrap_or(i64::MAX);
+    let due = shared.clock.now_micros().saturating_add(grace);
+    let mut p = shared.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+    p.extend(files.iter().map(|f| (due, f.clone())));
+}
+
+/// Delete the queued files whose grace period is over.
+async fn delete_due(shared: &Shared) {
+    let now = shared.clock.now_micros();
+    let due: Vec<FileMeta> = {
+        let mut p = shared.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        let (due, keep): (Vec<_>, Vec<_>) = p.drain(..).partition(|(t, _)| *t <= now);
+        *p = keep;
+        due.into_iter().map(|(_, f)| f).collect()
+    };
+    delete_files(shared, &due).await;
+}
+
+/// Best-effort delete; what fails is an orphan removed at the next open.
+async fn delete_files(shared: &Shared, files: &[FileMeta]) {
+    for f in files {
+        if let Err(e) = shared.object_store.delete(&ObjectPath::from(f.path.as_str())).await {
+            if !matches!(e, object_store::Error::NotFound { .. }) {
+                tracing::warn!(path = %f.path, error = %e, "could not delete file; it will be removed at next open");
+            }
+        }
+    }
+}
+
+/// Delete Parquet files under `tables/` that the manifest does not list
+/// (left by a crash between writing a file and committing the manifest, or
+/// between the commit and deleting compacted/expired files).
+async fn remove_orphans(shared: &Shared) -> Result<()> {
+    let known: HashSet<String> = shared
+        .state
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .collect();
+    let prefix = ObjectPath::from(TABLES_DIR);
+    let objects: Vec<_> = shared.object_store.list(Some(&prefix)).try_collect().await?;
+    for o in objects {
+        if !known.contains(o.location.as_ref()) {
+            tracing::warn!(path = %o.location, "deleting orphan file not in the manifest");
+            shared.object_store.delete(&o.location).await?;
+        }
+    }
+    Ok(())
+}

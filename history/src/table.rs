@@ -1,0 +1,202 @@
+//! Table definitions, declared by the owners of the data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+
+/// Name of the mandatory time column.
+pub const TIME_COLUMN: &str = "ts";
+
+/// The time zone of the time column.
+pub const TIME_ZONE: &str = "UTC";
+
+/// The Arrow type of the time column: `Timestamp(Microsecond, Some("UTC"))`.
+pub fn time_data_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(TIME_ZONE.into()))
+}
+
+/// A non-nullable `ts` field of the right type, for building schemas.
+pub fn time_field() -> Field {
+    Field::new(TIME_COLUMN, time_data_type(), false)
+}
+
+/// The declaration of one append-only table.
+///
+/// The schema is presented to SQL exactly as declared (use `Utf8` for text:
+/// Parquet reads are mapped back to the declared types, never to `Utf8View`).
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    /// Table name, as registered in SQL. `[a-z0-9_]+`.
+    pub name: String,
+    /// The Arrow schema. Must contain a non-nullable [`TIME_COLUMN`] of
+    /// [`time_data_type`].
+    pub schema: SchemaRef,
+    /// Columns Parquet files are sorted by, in order (e.g. `model, version,
+    /// metric, ts`). Every name must be a column of the schema.
+    pub sort_key: Vec<String>,
+    /// Text columns whose distinct values (or min/max when there are many)
+    /// are kept per file in the manifest, so queries filtering on them with
+    /// `=` or `IN` skip files (e.g. `model`, `version`).
+    pub index_columns: Vec<String>,
+    /// Persisted files whose newest row is older than this are deleted.
+    /// `None` keeps data forever.
+    pub retention: Option<Duration>,
+}
+
+impl TableDef {
+    /// A definition with the given schema, sorted by `ts` only, no index
+    /// columns and no retention.
+    pub fn new(name: impl Into<String>, schema: SchemaRef) -> Self {
+        Self {
+            name: name.into(),
+            schema,
+            sort_key: vec![TIME_COLUMN.to_string()],
+            index_columns: Vec::new(),
+            retention: None,
+        }
+    }
+
+    /// Set the sort key.
+    pub fn with_sort_key<I, S>(mut self, cols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sort_key = cols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set the index columns (text columns summarised in the manifest).
+    pub fn with_index_columns<I, S>(mut self, cols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.index_columns = cols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set the retention.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    pub(crate) fn ts_index(&self) -> usize {
+        self.schema.index_of(TIME_COLUMN).unwrap_or(0)
+    }
+
+    /// Check the definition; called by `HistoryStore::open`.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |detail: String| Error::InvalidTableDef {
+            table: self.name.clone(),
+            detail,
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(bad(
+                "the name must be non-empty and use only a-z, 0-9 and _".into(),
+            ));
+        }
+        let ts = self
+            .schema
+            .field_with_name(TIME_COLUMN)
+            .map_err(|_| bad(format!("the schema has no `{TIME_COLUMN}` column")))?;
+        if ts.data_type() != &time_data_type() {
+            return Err(bad(format!(
+                "`{TIME_COLUMN}` is {} but must be {}",
+                ts.data_type(),
+                time_data_type()
+            )));
+        }
+        if ts.is_nullable() {
+            return Err(bad(format!("`{TIME_COLUMN}` must not be nullable")));
+        }
+        for c in &self.sort_key {
+            let f = self
+                .schema
+                .field_with_name(c)
+                .map_err(|_| bad(format!("sort key column `{c}` is not in the schema")))?;
+            if !f.data_type().is_primitive()
+                && !matches!(
+                    f.data_type(),
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::Boolean
+                        | DataType::Dictionary(_, _)
+                )
+            {
+                return Err(bad(format!(
+                    "sort key column `{c}` has type {} which cannot be sorted",
+                    f.data_type()
+                )));
+            }
+        }
+        for c in &self.index_columns {
+            let f = self
+                .schema
+                .field_with_name(c)
+                .map_err(|_| bad(format!("index column `{c}` is not in the schema")))?;
+            if !matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) {
+                return Err(bad(format!(
+                    "index column `{c}` has type {} but must be text",
+                    f.data_type()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Check that `schema` (a batch's) matches the declared schema: same
+    /// names, types and order; nullable batch columns only where declared
+    /// nullable. Metadata is ignored.
+    pub(crate) fn check_schema(&self, schema: &Schema) -> Result<()> {
+        let mismatch = |detail: String| Error::SchemaMismatch {
+            table: self.name.clone(),
+            detail,
+        };
+        let want = self.schema.fields();
+        let got = schema.fields();
+        if want.len() != got.len() {
+            return Err(mismatch(format!(
+                "expected {} columns, got {}",
+                want.len(),
+                got.len()
+            )));
+        }
+        for (w, g) in want.iter().zip(got.iter()) {
+            if w.name() != g.name() {
+                return Err(mismatch(format!(
+                    "expected column `{}`, got `{}`",
+                    w.name(),
+                    g.name()
+                )));
+            }
+            if w.data_type() != g.data_type() {
+                return Err(mismatch(format!(
+                    "column `{}` is {} but must be {}",
+                    w.name(),
+                    g.data_type(),
+                    w.data_type()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Build a schema from fields, for convenience.
+pub fn schema(fields: Vec<Field>) -> SchemaRef {
+    Arc::new(Schema::new(fields))
+}

@@ -1,0 +1,49 @@
+//! The registry's one error type.
+
+/// Everything that can go wrong in the registry. Each variant's message says
+/// what was wrong and, where the caller can do something, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A named record does not exist.
+    #[error("{what} not found")]
+    NotFound { what: String },
+
+    /// A record with this identity exists already.
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+
+    /// A field of the request is invalid.
+    #[error("invalid {field}: {message}")]
+    InvalidArgument { field: String, message: String },
+
+    /// The request is valid but conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// Stored data could not be read back (a bug or a hand-edited database).
+    #[error("registry data is corrupt: {0}")]
+    Corrupt(String),
+
+    #[error("registry database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    #[error("registry schema migration failed: {0}; the data directory may belong to a newer modelwatch")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+    pub fn already_exists(what: impl Into<String>) -> Self {
+        Error::AlreadyExists { what: what.into() }
+    }
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

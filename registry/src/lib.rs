@@ -1,0 +1,57 @@
+//! # modelwatch-registry
+//!
+//! The model registry: models, versions with their lineage, tags, aliases
+//! with the full history of their moves, recommendations and their
+//! lifecycle, API tokens, and the hash-chained audit log that records every
+//! change in the same transaction as the change itself.
+//!
+//! The daemon talks to it through the [`RegistryStore`] trait; SQLite
+//! ([`SqliteStore`]) is the embedded default and PostgreSQL fills the same
+//! trait later. Validation ([`validate`]), the audit chain ([`audit`]) and
+//! rollback resolution ([`alias`]) are backend-independent.
+//!
+//! It must not know about HTTP, telemetry or statistics: it stores records
+//! and enforces their invariants (unique, gapless version numbers; one open
+//! recommendation per kind per version; an unbroken audit chain).
+//!
+//! ## On-disk format
+//! - `registry.sqlite` in the data directory, schema managed by versioned
+//!   sqlx migrations in `registry/migrations/` (schema version 1 =
+//!   `0001_registry.sql`). Timestamps are RFC 3339 UTC text with microseconds.
+//! - Audit chain format version 1, described in [`audit`].
+//! - Token secrets are never stored, only `sha256(secret)` in hex
+//!   ([`tokens::hash_secret`]).
+
+pub mod alias;
+pub mod audit;
+mod error;
+mod sqlite;
+mod store;
+pub mod tokens;
+mod types;
+pub mod validate;
+
+use chrono::{DateTime, Utc};
+
+pub use error::{Error, Result};
+pub use sqlite::SqliteStore;
+pub use store::RegistryStore;
+pub use types::*;
+
+/// The source of "now", injected so tests control time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[cfg(test)]
+mod store_tests;

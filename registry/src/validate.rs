@@ -1,0 +1,245 @@
+//! Input validation shared by every backend, so SQLite and a later PostgreSQL
+//! store accept exactly the same requests.
+
+use crate::error::{Error, Result};
+use crate::types::{Lineage, NewModel, NewRecommendation, NewVersion, Tags};
+
+const MAX_NAME: usize = 128;
+const MAX_TEXT: usize = 16 * 1024;
+const MAX_TAG_KEY: usize = 250;
+const MAX_TAG_VALUE: usize = 5000;
+const MAX_TAGS: usize = 100;
+
+/// Model names: letters, digits, `.`, `_`, `-`; starting with a letter or
+/// digit; at most 128 characters. They appear in URLs and SQL unquoted.
+pub fn model_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            format!(
+                "{name:?} is not a valid model name: use 1-{MAX_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Alias names: a letter, then letters, digits, `_` or `-`, at most 64.
+/// `latest` and `v<digits>` are reserved, as in MLflow, because clients use
+/// them as version selectors.
+pub fn alias_name(name: &str) -> Result<()> {
+    let shape_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if !shape_ok {
+        return Err(Error::invalid(
+            "alias",
+            format!("{name:?} is not a valid alias: use 1-64 letters, digits, '_' or '-', starting with a letter"),
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    let reserved = lower == "latest"
+        || (lower.len() > 1 && lower.starts_with('v') && lower[1..].chars().all(|c| c.is_ascii_digit()));
+    if reserved {
+        return Err(Error::invalid(
+            "alias",
+            format!("{name:?} is reserved ('latest' and 'v<number>' select versions); choose another alias"),
+        ));
+    }
+    Ok(())
+}
+
+/// Token names follow the model-name rules.
+pub fn token_name(name: &str) -> Result<()> {
+    model_name(name).map_err(|_| {
+        Error::invalid(
+            "name",
+            format!("{name:?} is not a valid token name: use 1-{MAX_NAME} letters, digits, '.', '_' or '-'"),
+        )
+    })
+}
+
+pub fn version_number(version: i64) -> Result<()> {
+    if version >= 1 {
+        Ok(())
+    } else {
+        Err(Error::invalid("version", format!("version numbers start at 1, got {version}")))
+    }
+}
+
+pub fn tag_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_TAG_KEY
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | ' '));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "tag",
+            format!("{key:?} is not a valid tag key: use 1-{MAX_TAG_KEY} letters, digits, spaces or . _ - / :"),
+        ))
+    }
+}
+
+pub fn tag_value(key: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_TAG_VALUE {
+        return Err(Error::invalid(
+            "tag",
+            format!("value of tag {key:?} is {} bytes; the limit is {MAX_TAG_VALUE}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+pub fn tags(tags: &Tags) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid("tags", format!("at most {MAX_TAGS} tags per record")));
+    }
+    for (k, v) in tags {
+        tag_key(k)?;
+        tag_value(k, v)?;
+    }
+    Ok(())
+}
+
+fn text(field: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_TEXT {
+        return Err(Error::invalid(field, format!("at most {MAX_TEXT} bytes")));
+    }
+    Ok(())
+}
+
+/// `sha256:` followed by 64 lowercase hex digits.
+pub fn digest(field: &str, value: &str) -> Result<()> {
+    let hex = value.strip_prefix("sha256:");
+    let ok = hex.is_some_and(|h| h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{value:?} is not a sha256 digest: expected \"sha256:\" followed by 64 lowercase hex digits"),
+        ))
+    }
+}
+
+pub fn new_model(m: &NewModel) -> Result<()> {
+    model_name(&m.name)?;
+    text("description", &m.description)?;
+    text("owner", &m.owner)?;
+    tags(&m.tags)
+}
+
+pub fn new_version(v: &NewVersion) -> Result<()> {
+    text("description", &v.description)?;
+    if let Some(uri) = &v.source_uri {
+        if uri.is_empty() {
+            return Err(Error::invalid("source_uri", "must not be empty when given"));
+        }
+        text("source_uri", uri)?;
+    }
+    if let Some(d) = &v.artifact_digest {
+        digest("artifact_digest", d)?;
+    }
+    if let Some(run) = &v.run_id {
+        text("run_id", run)?;
+    }
+    lineage(&v.lineage)?;
+    tags(&v.tags)
+}
+
+pub fn lineage(l: &Lineage) -> Result<()> {
+    for (i, data) in l.training_data.iter().enumerate() {
+        if data.uri.is_empty() {
+            return Err(Error::invalid(
+                format!("lineage.training_data[{i}].uri"),
+                "must not be empty",
+            ));
+        }
+        if let Some(d) = &data.digest {
+            digest(&format!("lineage.training_data[{i}].digest"), d)?;
+        }
+    }
+    if let Some(parent) = l.parent_version {
+        version_number(parent).map_err(|_| {
+            Error::invalid("lineage.parent_version", format!("{parent} is not a version number"))
+        })?;
+    }
+    for (name, value) in &l.metrics {
+        if !value.is_finite() {
+            return Err(Error::invalid(
+                format!("lineage.metrics.{name}"),
+                "metrics must be finite numbers",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn new_recommendation(r: &NewRecommendation) -> Result<()> {
+    if r.reason.trim().is_empty() {
+        return Err(Error::invalid("reason", "say why the recommendation is raised"));
+    }
+    text("reason", &r.reason)?;
+    if !r.evidence.is_object() {
+        return Err(Error::invalid("evidence", "must be a JSON object"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        for ok in ["fraud", "fraud-detector.v2", "A_1", "9lives"] {
+            model_name(ok).unwrap();
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "é", &"x".repeat(129)] {
+            assert!(model_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn alias_names() {
+        for ok in ["production", "staging", "champion-2", "v", "vx1"] {
+            alias_name(ok).unwrap();
+        }
+        for bad in ["latest", "v1", "V22", "1prod", "", "prod uction"] {
+            assert!(alias_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn digests() {
+        digest("d", &format!("sha256:{}", "a".repeat(64))).unwrap();
+        for bad in ["sha256:abc", "md5:00", &format!("sha256:{}", "A".repeat(64)), ""] {
+            assert!(digest("d", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn lineage_rejects_non_finite_metrics_and_bad_parent() {
+        let mut l = Lineage::default();
+        l.metrics.insert("auc".into(), f64::NAN);
+        assert!(lineage(&l).is_err());
+        let l = Lineage {
+            parent_version: Some(0),
+            ..Default::default()
+        };
+        assert!(lineage(&l).is_err());
+    }
+}
