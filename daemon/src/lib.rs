@@ -1,4 +1,17 @@
 //! # modelwatch (daemon)
 //!
-//! Configuration, CLI, the HTTP server and its thin handlers, and the wiring
-//! of the library crates into one process.
+//! The binary's library half: configuration ([`config`]), the command line
+//! ([`cli`]), the HTTP API with its thin handlers ([`http`]), authentication
+//! ([`auth`]) and the `serve` wiring ([`server`]).
+//!
+//! It must not hold domain logic: registry rules live in
+//! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
+//! `modelwatch-collectors`, statistics in `modelwatch-drift`. Handlers
+//! authorize, extract, call those crates and shape the reply; errors become
+//! HTTP responses in exactly one place ([`http::error`]).
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod server;

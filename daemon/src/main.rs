@@ -1,1 +1,5 @@
-fn main() {}
+//! The `modelwatch` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    modelwatch::cli::main()
+}

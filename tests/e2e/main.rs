@@ -1,1 +1,8 @@
-//! End-to-end tests against the real `modelwatch` binary.
+//! End-to-end tests against the real `modelwatch` binary: it is started on
+//! an ephemeral port with a temporary data directory and driven over HTTP
+//! and through its own CLI. Build the binary first (`cargo build --bins`;
+//! `.ci/run` does).
+
+mod registry;
+mod serve;
+mod support;

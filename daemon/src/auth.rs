@@ -1,0 +1,122 @@
+//! Bearer tokens and roles for every request.
+//!
+//! The secret's sha256 is looked up in the registry; known tokens are cached
+//! in memory (the cache is cleared when a token is revoked) so an alias
+//! lookup does not cost a database read for authentication.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use modelwatch_registry::{Actor, RegistryStore, Role, TokenInfo, tokens};
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+/// Authentication state shared by all requests.
+pub struct Auth {
+    store: Arc<dyn RegistryStore>,
+    cache: RwLock<HashMap<String, TokenInfo>>,
+    /// Only possible on a loopback listener (checked at start).
+    disabled: bool,
+    /// Aliases that only `approver` or `admin` may move.
+    protected_aliases: Vec<String>,
+}
+
+impl Auth {
+    pub fn new(store: Arc<dyn RegistryStore>, disabled: bool, protected_aliases: Vec<String>) -> Self {
+        Self {
+            store,
+            cache: RwLock::new(HashMap::new()),
+            disabled,
+            protected_aliases,
+        }
+    }
+
+    /// Forgets cached tokens, e.g. after a revocation.
+    pub fn invalidate(&self) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.clear();
+        }
+    }
+
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Actor, ApiError> {
+        if self.disabled {
+            return Ok(Actor::new("anonymous", Role::Admin));
+        }
+        let secret = bearer.ok_or_else(|| {
+            ApiError::unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
+        })?;
+        let hash = tokens::hash_secret(secret);
+        if let Some(info) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
+            return Ok(Actor::new(info.name, info.role));
+        }
+        match self.store.token_by_hash(&hash).await? {
+            Some(info) => {
+                if let Ok(mut cache) = self.cache.write() {
+                    cache.insert(hash, info.clone());
+                }
+                Ok(Actor::new(info.name, info.role))
+            }
+            None => Err(ApiError::unauthenticated("unknown or revoked token")),
+        }
+    }
+
+    /// The role needed to move or roll back `alias`.
+    pub fn role_for_alias(&self, alias: &str) -> Role {
+        if self.protected_aliases.iter().any(|p| p == alias) {
+            Role::Approver
+        } else {
+            Role::Editor
+        }
+    }
+}
+
+/// The authenticated caller of a request. Handlers state the role they need
+/// with [`Caller::require`].
+#[derive(Debug, Clone)]
+pub struct Caller(pub Actor);
+
+impl Caller {
+    pub fn require(&self, role: Role) -> Result<&Actor, ApiError> {
+        if self.0.role.allows(role) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "token {:?} has role {}; this needs role {role} or higher",
+                self.0.name, self.0.role
+            )))
+        }
+    }
+}
+
+/// Extracts the token from `Authorization: Bearer …`.
+pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
+    let (scheme, token) = text
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthenticated("Authorization header must be `Bearer <token>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthenticated("Authorization header must be `Bearer <token>`"));
+    }
+    Ok(Some(token.trim()))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let actor = state.auth.authenticate(token).await?;
+        tracing::Span::current().record("actor", actor.name.as_str());
+        Ok(Caller(actor))
+    }
+}

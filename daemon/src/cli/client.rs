@@ -1,0 +1,114 @@
+//! The HTTP client behind the CLI's subcommands.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// A failed client call, worded for a person at a terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach modelwatch at {url}: {reason}\n  Is `modelwatch serve` running? Point the CLI at it with --url or MODELWATCH_URL."
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("{message} ({code}, HTTP {status})")]
+    Api { status: u16, code: String, message: String },
+    #[error("unexpected reply from {url} (HTTP {status}): {body}")]
+    Unexpected { url: String, status: u16, body: String },
+}
+
+impl ClientError {
+    /// Exit status: 1 for a refusal by the server, 2 when it could not be asked.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Api { .. } => 1,
+            ClientError::Unreachable { .. } | ClientError::Unexpected { .. } => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// Sends a request and returns the JSON reply (`Null` for 204).
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        if status.is_success() {
+            return parsed.ok_or(ClientError::Unexpected {
+                url,
+                status: status.as_u16(),
+                body: text,
+            });
+        }
+        match parsed.as_ref().and_then(|v| v.get("error")) {
+            Some(err) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: err["code"].as_str().unwrap_or("unknown").to_string(),
+                message: err["message"].as_str().unwrap_or("").to_string(),
+            }),
+            None => Err(ClientError::Unexpected {
+                url,
+                status: status.as_u16(),
+                body: text,
+            }),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, path, None).await
+    }
+}
+
+/// The innermost error message, e.g. "Connection refused (os error 111)".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Percent-encodes one path segment or query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

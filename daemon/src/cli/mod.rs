@@ -1,0 +1,775 @@
+//! The `modelwatch` command line: `serve`, and client subcommands that talk
+//! to a running daemon over its REST API (`MODELWATCH_URL`,
+//! `MODELWATCH_TOKEN`). A few administrative commands also work offline on a
+//! data directory (`--data-dir`), for when no token is at hand.
+
+mod bench;
+pub mod client;
+mod output;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
+
+use crate::config::{LogFormat, ServeArgs};
+use client::{Client, ClientError, enc};
+use output::*;
+
+#[derive(Debug, Parser)]
+#[command(name = "modelwatch", version, about = "Model registry with the observability loop built in")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How client subcommands reach the daemon.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Base URL of the daemon.
+    #[arg(long, env = "MODELWATCH_URL", default_value = "http://127.0.0.1:9400", global = true)]
+    pub url: String,
+    /// API token (`Authorization: Bearer`).
+    #[arg(long, env = "MODELWATCH_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print raw JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Registered models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Versions of a model.
+    Versions {
+        #[command(subcommand)]
+        command: VersionsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Tags on models and versions.
+    Tags {
+        #[command(subcommand)]
+        command: TagsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Aliases such as `production`: set, inspect, roll back.
+    Aliases {
+        #[command(subcommand)]
+        command: AliasesCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Retrain / rollback / promote recommendations.
+    Recommendations {
+        #[command(subcommand)]
+        command: RecommendationsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// API tokens and their roles.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Load generators that measure a running daemon (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Items per page (1-1000).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Continue a listing from a previous page's cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl PageArgs {
+    fn query(&self, q: &mut Vec<(String, String)>) {
+        if let Some(l) = self.limit {
+            q.push(("limit".into(), l.to_string()));
+        }
+        if let Some(c) = &self.cursor {
+            q.push(("cursor".into(), c.clone()));
+        }
+    }
+}
+
+fn query_string(q: &[(String, String)]) -> String {
+    if q.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    format!("?{}", parts.join("&"))
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List models.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        /// Only names starting with this.
+        #[arg(long)]
+        name_prefix: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only models with this tag value (KEY=VALUE, repeatable).
+        #[arg(long = "tag", value_parser = key_value)]
+        tags: Vec<(String, String)>,
+    },
+    /// Show one model.
+    Get { name: String },
+    /// Register a model.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "")]
+        owner: String,
+        /// KEY=VALUE, repeatable.
+        #[arg(long = "tag", value_parser = key_value)]
+        tags: Vec<(String, String)>,
+    },
+    /// Change description or owner.
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Delete a model with all its versions, aliases and recommendations.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VersionsCommand {
+    /// List versions of a model.
+    List {
+        model: String,
+        #[command(flatten)]
+        page: PageArgs,
+        /// ready or archived.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        run_id: Option<String>,
+        /// KEY=VALUE, repeatable.
+        #[arg(long = "tag", value_parser = key_value)]
+        tags: Vec<(String, String)>,
+    },
+    /// Show one version with its lineage, health and open recommendations.
+    Get { model: String, version: i64 },
+    /// Register a new version (numbered 1, 2, … per model).
+    Create {
+        model: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Where the artifact lives.
+        #[arg(long)]
+        source_uri: Option<String>,
+        /// sha256:<64 hex> of the artifact.
+        #[arg(long)]
+        artifact_digest: Option<String>,
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Training data as URI or URI@sha256:<hex> (repeatable).
+        #[arg(long = "training-data")]
+        training_data: Vec<String>,
+        #[arg(long)]
+        code_commit: Option<String>,
+        #[arg(long)]
+        parent_version: Option<i64>,
+        /// Hyperparameter KEY=VALUE (repeatable).
+        #[arg(long = "param", value_parser = key_value)]
+        params: Vec<(String, String)>,
+        /// Evaluation metric KEY=NUMBER (repeatable).
+        #[arg(long = "metric", value_parser = key_value)]
+        metrics: Vec<(String, String)>,
+        /// KEY=VALUE, repeatable.
+        #[arg(long = "tag", value_parser = key_value)]
+        tags: Vec<(String, String)>,
+    },
+    /// Change description or status (ready, archived).
+    Update {
+        model: String,
+        version: i64,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Delete a version (refused while an alias points at it).
+    Delete { model: String, version: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagsCommand {
+    /// Set a tag on a model, or on a version with --version.
+    Set {
+        model: String,
+        key: String,
+        value: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Remove a tag.
+    Delete {
+        model: String,
+        key: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasesCommand {
+    /// List a model's aliases.
+    List { model: String },
+    /// Show an alias and every move it made.
+    Get { model: String, alias: String },
+    /// Point an alias at a version.
+    Set {
+        model: String,
+        alias: String,
+        version: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove an alias.
+    Delete {
+        model: String,
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Move an alias back to the version it served before.
+    Rollback {
+        model: String,
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecommendationsCommand {
+    /// List recommendations.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        version: Option<i64>,
+        /// retrain, rollback or promote.
+        #[arg(long)]
+        kind: Option<String>,
+        /// open, applied, dismissed or superseded.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one recommendation with its evidence.
+    Get { id: i64 },
+    /// Mark as seen; it stays open.
+    Acknowledge {
+        id: i64,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Close without acting.
+    Dismiss {
+        id: i64,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, oldest first.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        #[arg(long)]
+        actor: Option<String>,
+        /// e.g. alias.rollback
+        #[arg(long)]
+        action: Option<String>,
+        /// e.g. model/fraud
+        #[arg(long)]
+        target_prefix: Option<String>,
+    },
+    /// Recompute the hash chain; exits 1 and names the first broken entry
+    /// when it was tampered with.
+    Verify {
+        /// Check the database in this data directory directly instead of
+        /// asking the daemon.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// reader, ingest, editor, approver or admin.
+        #[arg(long)]
+        role: Role,
+        /// Write directly into this data directory instead of asking the
+        /// daemon (recovery when no admin token is at hand).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = match args.resolve() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(settings.log_format, &settings.log);
+            match crate::server::serve(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        command => match client_command(command).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: invalid log filter {filter:?} ({e}); using \"info\"");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Errors of commands that work on a data directory directly.
+fn offline_error(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Unexpected {
+        url: "data directory".into(),
+        status: 0,
+        body: e.to_string(),
+    }
+}
+
+async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError> {
+    let path = dir.join("registry.sqlite");
+    if !path.exists() {
+        return Err(offline_error(format!(
+            "{} does not exist; pass the daemon's --data-dir",
+            path.display()
+        )));
+    }
+    SqliteStore::open(&path).await.map_err(offline_error)
+}
+
+async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
+    match command {
+        Command::Serve(_) => unreachable!("handled by run"),
+        Command::Models { command, conn } => models(command, &conn).await,
+        Command::Versions { command, conn } => versions(command, &conn).await,
+        Command::Tags { command, conn } => tags(command, &conn).await,
+        Command::Aliases { command, conn } => aliases(command, &conn).await,
+        Command::Recommendations { command, conn } => recommendations(command, &conn).await,
+        Command::Audit { command, conn } => audit(command, &conn).await,
+        Command::Token { command, conn } => token(command, &conn).await,
+        Command::Bench { command, conn } => bench::run(command, &conn).await,
+    }
+}
+
+fn client(conn: &Connection) -> Client {
+    Client::new(&conn.url, conn.token.clone())
+}
+
+fn tag_query(q: &mut Vec<(String, String)>, tags: Vec<(String, String)>) {
+    q.extend(tags.into_iter().map(|(k, v)| (format!("tag.{k}"), v)));
+}
+
+async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    match command {
+        ModelsCommand::List { page, name_prefix, owner, tags } => {
+            let mut q = Vec::new();
+            page.query(&mut q);
+            q.extend(name_prefix.map(|v| ("name_prefix".to_string(), v)));
+            q.extend(owner.map(|v| ("owner".to_string(), v)));
+            tag_query(&mut q, tags);
+            let v = c.get(&format!("/api/v1/models{}", query_string(&q))).await?;
+            print(conn.json, &v, |v| output::page(v, MODEL_COLUMNS));
+        }
+        ModelsCommand::Get { name } => {
+            let v = c.get(&format!("/api/v1/models/{}", enc(&name))).await?;
+            print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
+        }
+        ModelsCommand::Create { name, description, owner, tags } => {
+            let tags: BTreeMap<_, _> = tags.into_iter().collect();
+            let body = json!({ "name": name, "description": description, "owner": owner, "tags": tags });
+            let v = c.call(Method::POST, "/api/v1/models", Some(&body)).await?;
+            print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
+        }
+        ModelsCommand::Update { name, description, owner } => {
+            let body = json!({ "description": description, "owner": owner });
+            let v = c.call(Method::PATCH, &format!("/api/v1/models/{}", enc(&name)), Some(&body)).await?;
+            print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
+        }
+        ModelsCommand::Delete { name } => {
+            c.call(Method::DELETE, &format!("/api/v1/models/{}", enc(&name)), None).await?;
+            if !conn.json {
+                println!("deleted model {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn training_data(spec: &str) -> Value {
+    match spec.rsplit_once('@') {
+        Some((uri, digest)) if digest.starts_with("sha256:") => json!({ "uri": uri, "digest": digest }),
+        _ => json!({ "uri": spec }),
+    }
+}
+
+async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    match command {
+        VersionsCommand::List { model, page, status, run_id, tags } => {
+            let mut q = Vec::new();
+            page.query(&mut q);
+            q.extend(status.map(|v| ("status".to_string(), v)));
+            q.extend(run_id.map(|v| ("run_id".to_string(), v)));
+            tag_query(&mut q, tags);
+            let v = c.get(&format!("/api/v1/models/{}/versions{}", enc(&model), query_string(&q))).await?;
+            print(conn.json, &v, |v| output::page(v, VERSION_COLUMNS));
+        }
+        VersionsCommand::Get { model, version } => {
+            let v = c.get(&format!("/api/v1/models/{}/versions/{version}", enc(&model))).await?;
+            print(conn.json, &v, |v| record(v, VERSION_DETAIL));
+        }
+        VersionsCommand::Create {
+            model,
+            description,
+            source_uri,
+            artifact_digest,
+            run_id,
+            training_data: data,
+            code_commit,
+            parent_version,
+            params,
+            metrics,
+            tags,
+        } => {
+            let mut metric_values = BTreeMap::new();
+            for (k, v) in metrics {
+                let n: f64 = v.parse().map_err(|_| ClientError::Api {
+                    status: 0,
+                    code: "invalid_argument".into(),
+                    message: format!("--metric {k}={v}: the value must be a number"),
+                })?;
+                metric_values.insert(k, n);
+            }
+            let body = json!({
+                "description": description,
+                "source_uri": source_uri,
+                "artifact_digest": artifact_digest,
+                "run_id": run_id,
+                "lineage": {
+                    "training_data": data.iter().map(|d| training_data(d)).collect::<Vec<_>>(),
+                    "code_commit": code_commit,
+                    "parent_version": parent_version,
+                    "parameters": params.into_iter().collect::<BTreeMap<_, _>>(),
+                    "metrics": metric_values,
+                },
+                "tags": tags.into_iter().collect::<BTreeMap<_, _>>(),
+            });
+            let v = c.call(Method::POST, &format!("/api/v1/models/{}/versions", enc(&model)), Some(&body)).await?;
+            print(conn.json, &v, |v| record(v, VERSION_DETAIL));
+        }
+        VersionsCommand::Update { model, version, description, status } => {
+            let body = json!({ "description": description, "status": status });
+            let path = format!("/api/v1/models/{}/versions/{version}", enc(&model));
+            let v = c.call(Method::PATCH, &path, Some(&body)).await?;
+            print(conn.json, &v, |v| record(v, VERSION_DETAIL));
+        }
+        VersionsCommand::Delete { model, version } => {
+            let path = format!("/api/v1/models/{}/versions/{version}", enc(&model));
+            c.call(Method::DELETE, &path, None).await?;
+            if !conn.json {
+                println!("deleted version {version} of {model}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tags(command: TagsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    let base = |model: &str, version: Option<i64>, key: &str| match version {
+        Some(v) => format!("/api/v1/models/{}/versions/{v}/tags/{}", enc(model), enc(key)),
+        None => format!("/api/v1/models/{}/tags/{}", enc(model), enc(key)),
+    };
+    let v = match command {
+        TagsCommand::Set { model, key, value, version } => {
+            c.call(Method::PUT, &base(&model, version, &key), Some(&json!({ "value": value }))).await?
+        }
+        TagsCommand::Delete { model, key, version } => c.call(Method::DELETE, &base(&model, version, &key), None).await?,
+    };
+    print(conn.json, &v, |v| {
+        let rows: Vec<Value> = v
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect())
+            .unwrap_or_default();
+        output::rows(&rows, &[("key", "/key"), ("value", "/value")])
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alias_detail(v: &Value) -> String {
+    let history = v["history"].as_array().cloned().unwrap_or_default();
+    format!("{}\n{}", record(v, ALIAS_COLUMNS), rows(&history, MOVE_COLUMNS))
+}
+
+async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    let path = |model: &str, alias: &str| format!("/api/v1/models/{}/aliases/{}", enc(model), enc(alias));
+    match command {
+        AliasesCommand::List { model } => {
+            let v = c.get(&format!("/api/v1/models/{}/aliases", enc(&model))).await?;
+            print(conn.json, &v, |v| rows(v.as_array().map(Vec::as_slice).unwrap_or_default(), ALIAS_COLUMNS));
+        }
+        AliasesCommand::Get { model, alias } => {
+            let v = c.get(&path(&model, &alias)).await?;
+            print(conn.json, &v, alias_detail);
+        }
+        AliasesCommand::Set { model, alias, version, reason } => {
+            let body = json!({ "version": version, "reason": reason });
+            let v = c.call(Method::PUT, &path(&model, &alias), Some(&body)).await?;
+            print(conn.json, &v, alias_detail);
+        }
+        AliasesCommand::Delete { model, alias, reason } => {
+            let p = format!("{}{}", path(&model, &alias), query_string(&[("reason".into(), reason)]));
+            c.call(Method::DELETE, &p, None).await?;
+            if !conn.json {
+                println!("deleted alias {alias} of {model}");
+            }
+        }
+        AliasesCommand::Rollback { model, alias, reason } => {
+            let body = json!({ "reason": reason });
+            let v = c.call(Method::POST, &format!("{}/rollback", path(&model, &alias)), Some(&body)).await?;
+            print(conn.json, &v, |v| format!("{alias} of {model} rolled back to version {}\n{}", v["version"], alias_detail(v)));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn recommendations(command: RecommendationsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    let detail = |v: &Value| {
+        let mut cols = RECOMMENDATION_COLUMNS.to_vec();
+        cols.extend_from_slice(&[("evidence", "/evidence"), ("resolved by", "/resolved_by"), ("note", "/resolution_note")]);
+        record(v, &cols)
+    };
+    match command {
+        RecommendationsCommand::List { page, model, version, kind, status } => {
+            let mut q = Vec::new();
+            page.query(&mut q);
+            q.extend(model.map(|v| ("model".to_string(), v)));
+            q.extend(version.map(|v| ("version".to_string(), v.to_string())));
+            q.extend(kind.map(|v| ("kind".to_string(), v)));
+            q.extend(status.map(|v| ("status".to_string(), v)));
+            let v = c.get(&format!("/api/v1/recommendations{}", query_string(&q))).await?;
+            print(conn.json, &v, |v| output::page(v, RECOMMENDATION_COLUMNS));
+        }
+        RecommendationsCommand::Get { id } => {
+            let v = c.get(&format!("/api/v1/recommendations/{id}")).await?;
+            print(conn.json, &v, detail);
+        }
+        RecommendationsCommand::Acknowledge { id, note } => {
+            let v = c
+                .call(Method::POST, &format!("/api/v1/recommendations/{id}/acknowledge"), Some(&json!({ "note": note })))
+                .await?;
+            print(conn.json, &v, detail);
+        }
+        RecommendationsCommand::Dismiss { id, note } => {
+            let v = c
+                .call(Method::POST, &format!("/api/v1/recommendations/{id}/dismiss"), Some(&json!({ "note": note })))
+                .await?;
+            print(conn.json, &v, detail);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verification_report(v: &Value) -> String {
+    if v["ok"].as_bool() == Some(true) {
+        format!(
+            "audit chain intact: {} entries verified, head {}",
+            v["entries_checked"],
+            v["head_hash"].as_str().unwrap_or("")
+        )
+    } else {
+        format!(
+            "audit chain BROKEN at entry {}: {}\n({} entries before it verified)",
+            v["first_broken_seq"],
+            v["problem"].as_str().unwrap_or(""),
+            v["entries_checked"]
+        )
+    }
+}
+
+async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    match command {
+        AuditCommand::List { page, actor, action, target_prefix } => {
+            let mut q = Vec::new();
+            page.query(&mut q);
+            q.extend(actor.map(|v| ("actor".to_string(), v)));
+            q.extend(action.map(|v| ("action".to_string(), v)));
+            q.extend(target_prefix.map(|v| ("target_prefix".to_string(), v)));
+            let v = client(conn).get(&format!("/api/v1/audit{}", query_string(&q))).await?;
+            print(conn.json, &v, |v| output::page(v, AUDIT_COLUMNS));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { data_dir } => {
+            let v = match data_dir {
+                Some(dir) => {
+                    let store = open_offline(&dir).await?;
+                    let report = store.verify_audit().await.map_err(offline_error)?;
+                    store.close().await;
+                    serde_json::to_value(report).map_err(offline_error)?
+                }
+                None => client(conn).get("/api/v1/audit/verify").await?,
+            };
+            print(conn.json, &v, verification_report);
+            Ok(if v["ok"].as_bool() == Some(true) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    match command {
+        TokenCommand::Create { name, role, data_dir: Some(dir) } => {
+            let store = open_offline(&dir).await?;
+            let secret = tokens::generate_secret();
+            let actor = Actor::new("local-admin", Role::Admin);
+            let info = store
+                .create_token(&actor, &name, role, &tokens::hash_secret(&secret))
+                .await
+                .map_err(offline_error)?;
+            store.close().await;
+            let mut v = serde_json::to_value(info).map_err(offline_error)?;
+            v["token"] = json!(secret);
+            print_created_token(conn.json, &v);
+        }
+        TokenCommand::Create { name, role, data_dir: None } => {
+            let v = c.call(Method::POST, "/api/v1/tokens", Some(&json!({ "name": name, "role": role }))).await?;
+            print_created_token(conn.json, &v);
+        }
+        TokenCommand::List => {
+            let v = c.get("/api/v1/tokens").await?;
+            print(conn.json, &v, |v| rows(v.as_array().map(Vec::as_slice).unwrap_or_default(), TOKEN_COLUMNS));
+        }
+        TokenCommand::Revoke { name } => {
+            let v = c.call(Method::DELETE, &format!("/api/v1/tokens/{}", enc(&name)), None).await?;
+            print(conn.json, &v, |v| format!("revoked token {}", v["name"].as_str().unwrap_or("")));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_created_token(json: bool, v: &Value) {
+    print(json, v, |v| {
+        format!(
+            "created token {} with role {}; the secret is shown only this once:\n{}",
+            v["name"].as_str().unwrap_or(""),
+            v["role"].as_str().unwrap_or(""),
+            v["token"].as_str().unwrap_or("")
+        )
+    });
+}

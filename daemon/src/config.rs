@@ -1,0 +1,233 @@
+//! `modelwatch serve` configuration.
+//!
+//! Precedence, highest first: command-line flag, `MODELWATCH_*` environment
+//! variable, the TOML file given by `--config`, the built-in default. Clap
+//! resolves flag over environment; [`ServeArgs::resolve`] fills what is still
+//! unset from the file and then from the defaults, so every value's origin
+//! follows one rule.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
+pub const DEFAULT_PROTECTED_ALIASES: &[&str] = &["production", "champion"];
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `modelwatch serve`. Unset options fall back to the TOML file,
+/// then to the defaults shown in `--help`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as the long flags, with `_` for `-`).
+    #[arg(long, env = "MODELWATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where the registry database and telemetry live [default: ./modelwatch-data]
+    #[arg(long, env = "MODELWATCH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// HTTP listen address [default: 127.0.0.1:9400]
+    #[arg(long, env = "MODELWATCH_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Token to install as the first admin token when no admin token exists
+    /// (otherwise one is generated and printed once).
+    #[arg(long, env = "MODELWATCH_BOOTSTRAP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+
+    /// Serve without authentication (everyone is admin). Refused unless
+    /// the listen address is loopback.
+    #[arg(long, env = "MODELWATCH_NO_AUTH")]
+    pub no_auth: bool,
+
+    /// Aliases only role `approver` may move [default: production,champion]
+    #[arg(long, env = "MODELWATCH_PROTECTED_ALIASES", value_delimiter = ',', value_name = "ALIAS,...")]
+    pub protected_aliases: Option<Vec<String>>,
+
+    /// Largest accepted JSON request body in bytes [default: 1048576]
+    #[arg(long, env = "MODELWATCH_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Log format [default: human]
+    #[arg(long, env = "MODELWATCH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter in `RUST_LOG` syntax [default: info]
+    #[arg(long, env = "MODELWATCH_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The `--config` TOML file. Unknown keys are an error so typos surface.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub bootstrap_token: Option<String>,
+    pub no_auth: Option<bool>,
+    pub protected_aliases: Option<Vec<String>>,
+    pub max_body_bytes: Option<usize>,
+    pub log_format: Option<LogFormat>,
+    pub log: Option<String>,
+}
+
+/// Fully resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub bootstrap_token: Option<String>,
+    pub no_auth: bool,
+    pub protected_aliases: Vec<String>,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub log: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error(
+        "--no-auth is only allowed on a loopback listen address, not {0}; create tokens instead (see `modelwatch token create`)"
+    )]
+    NoAuthOnPublicAddress(SocketAddr),
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Applies the precedence rule: flag/env (already in `self`) > file > default.
+    pub fn resolve(self) -> Result<Settings, ConfigError> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        self.resolve_with(file)
+    }
+
+    pub fn resolve_with(self, file: FileConfig) -> Result<Settings, ConfigError> {
+        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|_| ConfigError::Invalid {
+            field: "listen",
+            message: "built-in default does not parse".into(),
+        })?;
+        let settings = Settings {
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            listen: self.listen.or(file.listen).unwrap_or(default_listen),
+            bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
+            no_auth: self.no_auth || file.no_auth.unwrap_or(false),
+            protected_aliases: self
+                .protected_aliases
+                .or(file.protected_aliases)
+                .unwrap_or_else(|| DEFAULT_PROTECTED_ALIASES.iter().map(|s| s.to_string()).collect()),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            log_format: self.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+        };
+        if settings.no_auth && !settings.listen.ip().is_loopback() {
+            return Err(ConfigError::NoAuthOnPublicAddress(settings.listen));
+        }
+        if let Some(token) = &settings.bootstrap_token
+            && token.len() < 16
+        {
+            return Err(ConfigError::Invalid {
+                field: "bootstrap_token",
+                message: "use at least 16 characters".into(),
+            });
+        }
+        if settings.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "max_body_bytes",
+                message: "must be at least 1024".into(),
+            });
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("modelwatch").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.protected_aliases, ["production", "champion"]);
+        assert_eq!(s.log_format, LogFormat::Human);
+    }
+
+    #[test]
+    fn file_beats_default_and_flag_beats_file() {
+        let f = "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:7000\"\nlog_format = \"json\"";
+        let s = parse(&[]).resolve_with(file(f)).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(s.listen.port(), 7000);
+        assert_eq!(s.log_format, LogFormat::Json);
+        let s = parse(&["--data-dir", "/from/flag"]).resolve_with(file(f)).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(s.listen.port(), 7000, "unset flag keeps the file's value");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("data_dri = \"x\"").is_err());
+    }
+
+    #[test]
+    fn no_auth_needs_loopback() {
+        assert!(parse(&["--no-auth", "--listen", "0.0.0.0:9400"]).resolve_with(FileConfig::default()).is_err());
+        assert!(parse(&["--no-auth", "--listen", "127.0.0.1:9400"]).resolve_with(FileConfig::default()).is_ok());
+        assert!(parse(&["--no-auth", "--listen", "[::1]:9400"]).resolve_with(FileConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn short_bootstrap_tokens_are_refused() {
+        assert!(parse(&["--bootstrap-token", "short"]).resolve_with(FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The HTTP API: router, state, and the OpenAPI document generated from the
+//! handlers' annotations (`utoipa`). Every `/api/v1` route is registered
+//! through [`OpenApiRouter::routes`], so a route cannot exist without being
+//! in the document.
+
+pub mod error;
+pub mod extract;
+mod params;
+pub mod registry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use modelwatch_registry::{RegistryStore, Role};
+
+use crate::auth::{Auth, Caller};
+use error::{ApiError, ApiResult};
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<dyn RegistryStore>,
+    pub auth: Arc<Auth>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted JSON request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "modelwatch",
+        description = "Model registry with the observability loop built in. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "models"), (name = "versions"), (name = "aliases"),
+        (name = "recommendations"), (name = "audit"), (name = "tokens"), (name = "health")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// Routes documented in the OpenAPI document, split into the router and the document.
+fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use registry::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi_json))
+        .routes(routes!(list_models, create_model))
+        .routes(routes!(get_model, update_model, delete_model))
+        .routes(routes!(set_model_tag, delete_model_tag))
+        .routes(routes!(list_versions, create_version))
+        .routes(routes!(get_version, update_version, delete_version))
+        .routes(routes!(set_version_tag, delete_version_tag))
+        .routes(routes!(list_aliases))
+        .routes(routes!(get_alias, set_alias, delete_alias))
+        .routes(routes!(rollback_alias))
+        .routes(routes!(raise_recommendation))
+        .routes(routes!(list_recommendations))
+        .routes(routes!(get_recommendation))
+        .routes(routes!(acknowledge_recommendation))
+        .routes(routes!(dismiss_recommendation))
+        .routes(routes!(list_audit))
+        .routes(routes!(verify_audit))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of this build.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().1
+}
+
+/// The whole HTTP application, testable with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api_router();
+    let doc = Arc::new(doc);
+    let max_body = state.limits.max_body_bytes;
+    router
+        .route_layer(axum::Extension(doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        actor = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(|res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
+                    tracing::debug!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "response");
+                }),
+        )
+        .with_state(state)
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive")))]
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the registry database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "ready"), (status = 503, body = error::ErrorBody)))]
+async fn readyz(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+    s.registry.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "registry not ready");
+        ApiError::unavailable("the registry database is not reachable")
+    })?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "the OpenAPI 3.1 document")), security(("bearer" = [])))]
+async fn openapi_json(
+    caller: Caller,
+    axum::Extension(doc): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require(Role::Reader)?;
+    Ok(Json(doc.as_ref().clone()))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method; see /api/v1/openapi.json",
+    )
+}

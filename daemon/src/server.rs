@@ -1,0 +1,117 @@
+//! `modelwatch serve`: open the stores, make sure an admin token exists,
+//! bind the listener, serve until SIGINT/SIGTERM, then drain in-flight
+//! requests before closing the stores.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
+
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::http::{self, AppState, Limits};
+
+/// Name of the token created at first start.
+pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    let db_path = settings.data_dir.join("registry.sqlite");
+    let store = SqliteStore::open(&db_path)
+        .await
+        .with_context(|| format!("cannot open the registry at {}", db_path.display()))?;
+    let registry: Arc<dyn RegistryStore> = Arc::new(store.clone());
+
+    if settings.no_auth {
+        tracing::warn!(listen = %settings.listen, "authentication is DISABLED (--no-auth): every request acts as admin");
+    } else {
+        ensure_admin_token(registry.as_ref(), settings.bootstrap_token.as_deref()).await?;
+    }
+
+    let state = AppState {
+        registry: registry.clone(),
+        auth: Arc::new(Auth::new(registry.clone(), settings.no_auth, settings.protected_aliases.clone())),
+        limits: Limits {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    };
+    let app = http::app(state);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another modelwatch running?)", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %settings.data_dir.display(), "listening on http://{addr}");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("in-flight requests finished; closing the registry");
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the first admin token when none is active: the given one, or a
+/// fresh one printed once on stdout.
+async fn ensure_admin_token(registry: &dyn RegistryStore, bootstrap: Option<&str>) -> anyhow::Result<()> {
+    if registry.active_admin_tokens().await? > 0 {
+        if bootstrap.is_some() {
+            tracing::info!("an admin token exists already; --bootstrap-token is ignored");
+        }
+        return Ok(());
+    }
+    let system = Actor::new("modelwatch", Role::Admin);
+    let (secret, printed) = match bootstrap {
+        Some(secret) => (secret.to_string(), false),
+        None => (tokens::generate_secret(), true),
+    };
+    // A revoked bootstrap token keeps its name; pick a fresh one.
+    let existing = registry.list_tokens().await?;
+    let mut name = BOOTSTRAP_TOKEN_NAME.to_string();
+    let mut n = 1;
+    while existing.iter().any(|t| t.name == name) {
+        n += 1;
+        name = format!("{BOOTSTRAP_TOKEN_NAME}-{n}");
+    }
+    registry
+        .create_token(&system, &name, Role::Admin, &tokens::hash_secret(&secret))
+        .await
+        .context("cannot store the first admin token")?;
+    if printed {
+        println!("modelwatch: created admin token {name:?}; it is shown only this once:\n{secret}");
+    } else {
+        tracing::info!(token = %name, "installed the bootstrap admin token");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; finishing in-flight requests"),
+        _ = terminate => tracing::info!("SIGTERM received; finishing in-flight requests"),
+    }
+}

@@ -1,0 +1,135 @@
+//! `modelwatch serve` itself: configuration precedence, the first admin
+//! token, refusing unsafe settings, graceful shutdown, and the CLI's
+//! behaviour when no daemon answers.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn data_dir_precedence_is_flag_then_env_then_file_then_default() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = |name: &str| root.path().join(name);
+    let config = root.path().join("modelwatch.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", dir("from-file").display().to_string())).unwrap();
+    let config_arg = || vec!["--config".to_string(), config.display().to_string()];
+
+    // File only.
+    let d = Daemon::start_in(dir("unused"), None, Start { args: config_arg(), data_dir_flag: false, ..Default::default() });
+    assert!(dir("from-file").join("registry.sqlite").exists());
+    drop(d);
+    // Environment beats the file.
+    let d = Daemon::start_in(
+        dir("unused"),
+        None,
+        Start {
+            args: config_arg(),
+            env: vec![("MODELWATCH_DATA_DIR".into(), dir("from-env").display().to_string())],
+            data_dir_flag: false,
+            ..Default::default()
+        },
+    );
+    assert!(dir("from-env").join("registry.sqlite").exists());
+    drop(d);
+    // The flag beats both.
+    let mut args = config_arg();
+    args.extend(["--data-dir".to_string(), dir("from-flag").display().to_string()]);
+    let d = Daemon::start_in(
+        dir("unused"),
+        None,
+        Start {
+            args,
+            env: vec![("MODELWATCH_DATA_DIR".into(), dir("from-env-2").display().to_string())],
+            data_dir_flag: false,
+            ..Default::default()
+        },
+    );
+    assert!(dir("from-flag").join("registry.sqlite").exists());
+    assert!(!dir("from-env-2").exists());
+    drop(d);
+    assert!(!dir("unused").exists());
+}
+
+#[tokio::test]
+async fn first_start_prints_an_admin_token_once_and_stores_only_its_hash() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let d = Daemon::start_in(data.clone(), None, Start { bootstrap: false, ..Default::default() });
+    let announcement = d.next_stdout_line().expect("an announcement on stdout");
+    assert!(announcement.contains("shown only this once"), "{announcement}");
+    let token = d.next_stdout_line().expect("the token on stdout").trim().to_string();
+    assert!(token.starts_with("mw_"), "not a token: {token:?}");
+    let http = d.http().with_token(Some(&token));
+    assert_eq!(http.get("/api/v1/tokens").await.0, 200);
+    let (exit, _) = d.terminate();
+    assert!(exit.success());
+    let dump = Command::new("sqlite3").arg(data.join("registry.sqlite")).arg(".dump tokens").output().unwrap();
+    assert!(!String::from_utf8_lossy(&dump.stdout).contains(&token), "the secret itself was stored");
+
+    // A second start finds the admin token and prints nothing.
+    let d = Daemon::start_in(data, None, Start { bootstrap: false, ..Default::default() });
+    assert_eq!(d.http().with_token(Some(&token)).get("/api/v1/models").await.0, 200);
+    let printed = d.stdout.clone();
+    let (exit, _) = d.terminate();
+    assert!(exit.success());
+    let printed = printed.lock().unwrap().clone();
+    assert!(!printed.contains("mw_"), "a second token was printed: {printed}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_the_data_survives() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let d = Daemon::start_in(data.clone(), None, Start::default());
+    assert_eq!(d.http().post("/api/v1/models", json!({"name": "kept"})).await.0, 201);
+    assert_eq!(d.http().get("/readyz").await.0, 200);
+    let (exit, log) = d.terminate();
+    assert!(exit.success(), "exit status {exit:?}\n{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    let d = Daemon::start_in(data, None, Start::default());
+    assert_eq!(d.http().get("/api/v1/models/kept").await.0, 200);
+}
+
+#[test]
+fn no_auth_is_refused_on_a_public_address() {
+    let o = Command::new(binary())
+        .args(["serve", "--no-auth", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--no-auth is only allowed on a loopback"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn no_auth_on_loopback_warns_and_lets_requests_through() {
+    let d = Daemon::start_with(Start { args: vec!["--no-auth".into()], bootstrap: false, ..Default::default() });
+    assert!(d.stderr.lock().unwrap().contains("authentication is DISABLED"));
+    assert_eq!(d.http().with_token(None).post("/api/v1/models", json!({"name": "open"})).await.0, 201);
+}
+
+#[test]
+fn the_cli_says_clearly_when_no_daemon_answers() {
+    let o = Command::new(binary())
+        .args(["models", "list"])
+        .env("MODELWATCH_URL", "http://127.0.0.1:9")
+        .env("MODELWATCH_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cannot reach modelwatch at http://127.0.0.1:9"), "{err}");
+    assert!(err.contains("MODELWATCH_URL"), "{err}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let d = Daemon::start_with(Start { args: vec!["--log-format".into(), "json".into()], ..Default::default() });
+    let log = d.stderr.lock().unwrap().clone();
+    let line = log.lines().find(|l| l.contains("listening on")).expect("listening line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert!(v["message"].as_str().unwrap().starts_with("listening on http://127.0.0.1:"));
+}

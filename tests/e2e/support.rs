@@ -1,0 +1,272 @@
+//! Starting the real `modelwatch` binary and talking to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The `modelwatch` binary built next to this test (`cargo build --bins`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let bin = dir.join(format!("modelwatch{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --bins` (.ci/run does)",
+        bin.display()
+    );
+    bin
+}
+
+pub const TOKEN: &str = "mw_e2e_bootstrap_admin_token_0001";
+
+/// A running daemon with its own temporary data directory; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+    stderr_thread: Option<std::thread::JoinHandle<()>>,
+    stdout_thread: Option<std::thread::JoinHandle<()>>,
+    stdout_lines: mpsc::Receiver<String>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub struct Start {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub bootstrap: bool,
+    pub data_dir_flag: bool,
+}
+
+impl Default for Start {
+    fn default() -> Self {
+        Self {
+            args: Vec::new(),
+            env: Vec::new(),
+            bootstrap: true,
+            data_dir_flag: true,
+        }
+    }
+}
+
+fn drain(
+    reader: impl std::io::Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    ready: Option<mpsc::Sender<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            // Record the line before signalling, so whoever is woken sees it.
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&line);
+                s.push('\n');
+            }
+            if let Some(tx) = &lines {
+                let _ = tx.send(line.clone());
+            }
+            if let Some(tx) = &ready
+                && let Some(pos) = line.find("listening on http://")
+            {
+                let addr = line[pos + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    })
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::start_with(Start::default())
+    }
+
+    pub fn start_with(opts: Start) -> Daemon {
+        let temp = tempfile::tempdir().expect("temp dir");
+        Self::start_in(temp.path().to_path_buf(), Some(temp), opts)
+    }
+
+    /// Starts on an existing data directory (e.g. a restart).
+    pub fn start_in(data_dir: PathBuf, temp: Option<tempfile::TempDir>, opts: Start) -> Daemon {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--log").arg("info,modelwatch=debug");
+        if opts.data_dir_flag {
+            cmd.arg("--data-dir").arg(&data_dir);
+        }
+        if opts.bootstrap {
+            cmd.arg("--bootstrap-token").arg(TOKEN);
+        }
+        cmd.args(&opts.args);
+        cmd.env_remove("MODELWATCH_TOKEN").env_remove("MODELWATCH_URL").env_remove("MODELWATCH_DATA_DIR");
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn modelwatch");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let (line_tx, stdout_lines) = mpsc::channel();
+        let stdout_thread = drain(child.stdout.take().expect("stdout"), stdout.clone(), None, Some(line_tx));
+        let stderr_thread = drain(child.stderr.take().expect("stderr"), stderr.clone(), Some(tx), None);
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "modelwatch did not log `listening on` within 60s; stderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
+            }
+        };
+        Daemon {
+            child,
+            url: addr,
+            data_dir,
+            stdout,
+            stderr,
+            stderr_thread: Some(stderr_thread),
+            stdout_thread: Some(stdout_thread),
+            stdout_lines,
+            _temp: temp,
+        }
+    }
+
+    pub fn http(&self) -> Http {
+        Http {
+            url: self.url.clone(),
+            token: Some(TOKEN.to_string()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Runs a CLI subcommand against this daemon with the admin token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(TOKEN, args)
+    }
+
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(binary())
+            .args(args)
+            .env("MODELWATCH_URL", &self.url)
+            .env("MODELWATCH_TOKEN", token)
+            .output()
+            .expect("run modelwatch CLI")
+    }
+
+    /// The next line the daemon prints on stdout.
+    pub fn next_stdout_line(&self) -> Option<String> {
+        self.stdout_lines.recv_timeout(Duration::from_secs(30)).ok()
+    }
+
+    /// Sends SIGTERM, waits for the exit status and returns it with the log.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait for modelwatch");
+        // The pipe closes when the process exits: the thread has read every line.
+        for t in [self.stderr_thread.take(), self.stdout_thread.take()].into_iter().flatten() {
+            let _ = t.join();
+        }
+        let log = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        (exit, log)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small JSON-over-HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    pub url: String,
+    pub token: Option<String>,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    pub fn with_token(&self, token: Option<&str>) -> Http {
+        Http {
+            token: token.map(str::to_string),
+            ..self.clone()
+        }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("PUT", path, Some(body)).await
+    }
+
+    /// Creates a token with a role and returns its secret.
+    pub async fn token(&self, name: &str, role: &str) -> String {
+        let (status, body) = self.post("/api/v1/tokens", serde_json::json!({ "name": name, "role": role })).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token secret").to_string()
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
