@@ -27,7 +27,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(store: Arc<dyn RegistryStore>, disabled: bool, protected_aliases: Vec<String>) -> Self {
+    pub fn new(
+        store: Arc<dyn RegistryStore>,
+        disabled: bool,
+        protected_aliases: Vec<String>,
+    ) -> Self {
         Self {
             store,
             cache: RwLock::new(HashMap::new()),
@@ -101,11 +105,13 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let text = value
         .to_str()
         .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
-    let (scheme, token) = text
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthenticated("Authorization header must be `Bearer <token>`"))?;
+    let (scheme, token) = text.split_once(' ').ok_or_else(|| {
+        ApiError::unauthenticated("Authorization header must be `Bearer <token>`")
+    })?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthenticated("Authorization header must be `Bearer <token>`"));
+        return Err(ApiError::unauthenticated(
+            "Authorization header must be `Bearer <token>`",
+        ));
     }
     Ok(Some(token.trim()))
 }
@@ -113,7 +119,10 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         let actor = state.auth.authenticate(token).await?;
         tracing::Span::current().record("actor", actor.name.as_str());

@@ -44,7 +44,12 @@ pub struct ServeArgs {
 
     /// Token to install as the first admin token when no admin token exists
     /// (otherwise one is generated and printed once).
-    #[arg(long, env = "MODELWATCH_BOOTSTRAP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MODELWATCH_BOOTSTRAP_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub bootstrap_token: Option<String>,
 
     /// Serve without authentication (everyone is admin). Refused unless
@@ -53,7 +58,12 @@ pub struct ServeArgs {
     pub no_auth: bool,
 
     /// Aliases only role `approver` may move [default: production,champion]
-    #[arg(long, env = "MODELWATCH_PROTECTED_ALIASES", value_delimiter = ',', value_name = "ALIAS,...")]
+    #[arg(
+        long,
+        env = "MODELWATCH_PROTECTED_ALIASES",
+        value_delimiter = ',',
+        value_name = "ALIAS,..."
+    )]
     pub protected_aliases: Option<Vec<String>>,
 
     /// Largest accepted JSON request body in bytes [default: 1048576]
@@ -99,15 +109,24 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error(
         "--no-auth is only allowed on a loopback listen address, not {0}; create tokens instead (see `modelwatch token create`)"
     )]
     NoAuthOnPublicAddress(SocketAddr),
     #[error("invalid {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl FileConfig {
@@ -134,21 +153,36 @@ impl ServeArgs {
     }
 
     pub fn resolve_with(self, file: FileConfig) -> Result<Settings, ConfigError> {
-        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|_| ConfigError::Invalid {
-            field: "listen",
-            message: "built-in default does not parse".into(),
-        })?;
+        let default_listen: SocketAddr =
+            DEFAULT_LISTEN.parse().map_err(|_| ConfigError::Invalid {
+                field: "listen",
+                message: "built-in default does not parse".into(),
+            })?;
         let settings = Settings {
-            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen: self.listen.or(file.listen).unwrap_or(default_listen),
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
             no_auth: self.no_auth || file.no_auth.unwrap_or(false),
             protected_aliases: self
                 .protected_aliases
                 .or(file.protected_aliases)
-                .unwrap_or_else(|| DEFAULT_PROTECTED_ALIASES.iter().map(|s| s.to_string()).collect()),
-            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            log_format: self.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+                .unwrap_or_else(|| {
+                    DEFAULT_PROTECTED_ALIASES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         };
         if settings.no_auth && !settings.listen.ip().is_loopback() {
@@ -209,7 +243,9 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/from/file"));
         assert_eq!(s.listen.port(), 7000);
         assert_eq!(s.log_format, LogFormat::Json);
-        let s = parse(&["--data-dir", "/from/flag"]).resolve_with(file(f)).unwrap();
+        let s = parse(&["--data-dir", "/from/flag"])
+            .resolve_with(file(f))
+            .unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.listen.port(), 7000, "unset flag keeps the file's value");
     }
@@ -221,13 +257,29 @@ mod tests {
 
     #[test]
     fn no_auth_needs_loopback() {
-        assert!(parse(&["--no-auth", "--listen", "0.0.0.0:9400"]).resolve_with(FileConfig::default()).is_err());
-        assert!(parse(&["--no-auth", "--listen", "127.0.0.1:9400"]).resolve_with(FileConfig::default()).is_ok());
-        assert!(parse(&["--no-auth", "--listen", "[::1]:9400"]).resolve_with(FileConfig::default()).is_ok());
+        assert!(
+            parse(&["--no-auth", "--listen", "0.0.0.0:9400"])
+                .resolve_with(FileConfig::default())
+                .is_err()
+        );
+        assert!(
+            parse(&["--no-auth", "--listen", "127.0.0.1:9400"])
+                .resolve_with(FileConfig::default())
+                .is_ok()
+        );
+        assert!(
+            parse(&["--no-auth", "--listen", "[::1]:9400"])
+                .resolve_with(FileConfig::default())
+                .is_ok()
+        );
     }
 
     #[test]
     fn short_bootstrap_tokens_are_refused() {
-        assert!(parse(&["--bootstrap-token", "short"]).resolve_with(FileConfig::default()).is_err());
+        assert!(
+            parse(&["--bootstrap-token", "short"])
+                .resolve_with(FileConfig::default())
+                .is_err()
+        );
     }
 }

@@ -17,8 +17,12 @@ use crate::http::{self, AppState, Limits};
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     let db_path = settings.data_dir.join("registry.sqlite");
     let store = SqliteStore::open(&db_path)
         .await
@@ -33,15 +37,22 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let state = AppState {
         registry: registry.clone(),
-        auth: Arc::new(Auth::new(registry.clone(), settings.no_auth, settings.protected_aliases.clone())),
+        auth: Arc::new(Auth::new(
+            registry.clone(),
+            settings.no_auth,
+            settings.protected_aliases.clone(),
+        )),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
         },
     };
     let app = http::app(state);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (is another modelwatch running?)", settings.listen))?;
+    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (is another modelwatch running?)",
+            settings.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %settings.data_dir.display(), "listening on http://{addr}");
 
@@ -57,7 +68,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Creates the first admin token when none is active: the given one, or a
 /// fresh one printed once on stdout.
-async fn ensure_admin_token(registry: &dyn RegistryStore, bootstrap: Option<&str>) -> anyhow::Result<()> {
+async fn ensure_admin_token(
+    registry: &dyn RegistryStore,
+    bootstrap: Option<&str>,
+) -> anyhow::Result<()> {
     if registry.active_admin_tokens().await? > 0 {
         if bootstrap.is_some() {
             tracing::info!("an admin token exists already; --bootstrap-token is ignored");

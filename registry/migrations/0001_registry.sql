@@ -34,7 +34,8 @@ CREATE TABLE versions (
     updated_at      TEXT    NOT NULL,
     UNIQUE (model_id, version)
 );
-CREATE INDEX versions_run_id ON versions(run_id);
+-- Run-id search within a model must not scan every version of the model.
+CREATE INDEX versions_run_id ON versions(model_id, run_id, version);
 
 CREATE TABLE aliases (
     model_id    INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,

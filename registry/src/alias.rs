@@ -10,7 +10,10 @@ use crate::types::{AliasMove, MoveKind};
 
 /// The version a rollback of the alias should move to, given its moves
 /// oldest first and a predicate telling whether a version still exists.
-pub fn rollback_target(moves_oldest_first: &[AliasMove], exists: impl Fn(i64) -> bool) -> Option<i64> {
+pub fn rollback_target(
+    moves_oldest_first: &[AliasMove],
+    exists: impl Fn(i64) -> bool,
+) -> Option<i64> {
     let mut stack: Vec<i64> = Vec::new();
     for m in moves_oldest_first {
         match m.kind {
@@ -58,7 +61,10 @@ mod tests {
 
     #[test]
     fn first_rollback_goes_to_previous_target() {
-        let h = [mv(MoveKind::Set, None, Some(1)), mv(MoveKind::Set, Some(1), Some(2))];
+        let h = [
+            mv(MoveKind::Set, None, Some(1)),
+            mv(MoveKind::Set, Some(1), Some(2)),
+        ];
         assert_eq!(rollback_target(&h, |_| true), Some(1));
     }
 
@@ -75,7 +81,10 @@ mod tests {
 
     #[test]
     fn nothing_before_first_target() {
-        assert_eq!(rollback_target(&[mv(MoveKind::Set, None, Some(4))], |_| true), None);
+        assert_eq!(
+            rollback_target(&[mv(MoveKind::Set, None, Some(4))], |_| true),
+            None
+        );
         assert_eq!(rollback_target(&[], |_| true), None);
     }
 

@@ -88,9 +88,8 @@ pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
 /// to the recomputed one. Reports the first entry that fails.
 pub fn verify(entries: impl IntoIterator<Item = AuditEntry>) -> AuditVerification {
     let mut prev = GENESIS_HASH.to_string();
-    let mut expected_seq = 1;
     let mut checked = 0;
-    for e in entries {
+    for (expected_seq, e) in (1..).zip(entries) {
         let broken = |problem: String| AuditVerification {
             entries_checked: checked,
             ok: false,
@@ -127,7 +126,6 @@ pub fn verify(entries: impl IntoIterator<Item = AuditEntry>) -> AuditVerificatio
             ));
         }
         prev = e.hash;
-        expected_seq += 1;
         checked += 1;
     }
     AuditVerification {
@@ -149,7 +147,15 @@ mod tests {
         (1..=n)
             .map(|seq| {
                 let after = json!({"n": seq, "nested": {"b": 1, "a": 2}});
-                let c = canonical_entry(seq, &format_time(at), "admin", "model.create", "model/x", None, Some(&after));
+                let c = canonical_entry(
+                    seq,
+                    &format_time(at),
+                    "admin",
+                    "model.create",
+                    "model/x",
+                    None,
+                    Some(&after),
+                );
                 let hash = chain_hash(&prev, &c);
                 let e = AuditEntry {
                     seq,
@@ -197,7 +203,15 @@ mod tests {
         // An attacker who edits entry 2 and recomputes its hash still breaks entry 3.
         let mut c = chain(4);
         c[1].target = "model/y".into();
-        let canon = canonical_entry(2, &format_time(c[1].at), "admin", "model.create", "model/y", None, c[1].after.as_ref());
+        let canon = canonical_entry(
+            2,
+            &format_time(c[1].at),
+            "admin",
+            "model.create",
+            "model/y",
+            None,
+            c[1].after.as_ref(),
+        );
         c[1].hash = chain_hash(&c[1].prev_hash, &canon);
         let v = verify(c);
         assert_eq!(v.first_broken_seq, Some(3));

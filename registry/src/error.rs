@@ -24,10 +24,20 @@ pub enum Error {
     #[error("registry data is corrupt: {0}")]
     Corrupt(String),
 
+    /// The group commit holding this change failed; nothing was written.
+    #[error("registry commit failed: {0}; the change was not saved, retry it")]
+    CommitFailed(String),
+
+    /// The writer task is gone (the store is shutting down).
+    #[error("the registry is shutting down; retry against the restarted server")]
+    WriterStopped,
+
     #[error("registry database error: {0}")]
     Database(#[from] sqlx::Error),
 
-    #[error("registry schema migration failed: {0}; the data directory may belong to a newer modelwatch")]
+    #[error(
+        "registry schema migration failed: {0}; the data directory may belong to a newer modelwatch"
+    )]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 

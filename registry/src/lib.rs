@@ -30,6 +30,7 @@ mod store;
 pub mod tokens;
 mod types;
 pub mod validate;
+mod writer;
 
 use chrono::{DateTime, Utc};
 

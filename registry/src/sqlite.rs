@@ -16,7 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::alias::rollback_target;
@@ -25,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::store::RegistryStore;
 use crate::types::*;
 use crate::validate;
+use crate::writer::Writer;
 use crate::{Clock, SystemClock};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -32,7 +35,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The registry on an embedded SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
+    writer: Writer,
+    writer_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     read: SqlitePool,
     clock: Arc<dyn Clock>,
 }
@@ -57,26 +61,33 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&write).await?;
+        let mut write = SqliteConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut write).await?;
+        let (writer, task) = Writer::spawn(write);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { write, read, clock })
+        Ok(Self {
+            writer,
+            writer_task: Arc::new(std::sync::Mutex::new(Some(task))),
+            read,
+            clock,
+        })
     }
 
     fn now(&self) -> String {
         format_time(self.clock.now())
     }
 
-    /// Closes both pools, waiting for in-flight statements.
+    /// Stops accepting changes, lets the writer finish the queued ones, and
+    /// closes the readers. Clones of this store stop writing too.
     pub async fn close(&self) {
-        self.write.close().await;
+        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            self.writer.shutdown().await;
+            let _ = task.await;
+        }
         self.read.close().await;
     }
 }
@@ -114,7 +125,12 @@ fn decode_cursor(cursor: &Option<String>) -> Result<i64> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Error::invalid("cursor", "not a cursor this server handed out; start again without it"))
+        .ok_or_else(|| {
+            Error::invalid(
+                "cursor",
+                "not a cursor this server handed out; start again without it",
+            )
+        })
 }
 
 /// Splits `limit + 1` fetched rows into a page and the next cursor.
@@ -156,14 +172,23 @@ async fn append_audit(
     before: Option<Value>,
     after: Option<Value>,
 ) -> Result<()> {
-    let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS_HASH.to_string()),
     };
-    let canonical = audit::canonical_entry(seq, at, &actor.name, action, target, before.as_ref(), after.as_ref());
+    let canonical = audit::canonical_entry(
+        seq,
+        at,
+        &actor.name,
+        action,
+        target,
+        before.as_ref(),
+        after.as_ref(),
+    );
     let hash = audit::chain_hash(&prev_hash, &canonical);
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, target, before, after, prev_hash, hash)
@@ -202,10 +227,11 @@ async fn load_model(conn: &mut SqliteConnection, name: &str) -> Result<Model> {
 
 async fn model_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Model> {
     let id: i64 = row.get("id");
-    let aliases: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let aliases: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     Ok(Model {
         name: row.get("name"),
         description: row.get("description"),
@@ -257,11 +283,17 @@ async fn load_recommendation(conn: &mut SqliteConnection, id: i64) -> Result<Rec
 
 /// Builds versions from rows of one model, with their aliases and open
 /// recommendations fetched once for the whole set.
-async fn versions_from_rows(conn: &mut SqliteConnection, model: &str, model_id: i64, rows: &[SqliteRow]) -> Result<Vec<Version>> {
-    let aliases: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
-        .bind(model_id)
-        .fetch_all(&mut *conn)
-        .await?;
+async fn versions_from_rows(
+    conn: &mut SqliteConnection,
+    model: &str,
+    model_id: i64,
+    rows: &[SqliteRow],
+) -> Result<Vec<Version>> {
+    let aliases: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
+            .bind(model_id)
+            .fetch_all(&mut *conn)
+            .await?;
     let rec_rows = sqlx::query(concat!(
         recommendation_select!(),
         " WHERE r.model_id = ? AND r.status = 'open' ORDER BY r.id"
@@ -269,7 +301,10 @@ async fn versions_from_rows(conn: &mut SqliteConnection, model: &str, model_id: 
     .bind(model_id)
     .fetch_all(&mut *conn)
     .await?;
-    let recs = rec_rows.iter().map(recommendation_from_row).collect::<Result<Vec<_>>>()?;
+    let recs = rec_rows
+        .iter()
+        .map(recommendation_from_row)
+        .collect::<Result<Vec<_>>>()?;
     rows.iter()
         .map(|row| {
             let number: i64 = row.get("version");
@@ -284,9 +319,20 @@ async fn versions_from_rows(conn: &mut SqliteConnection, model: &str, model_id: 
                 lineage: parse_json("versions.lineage", row.get("lineage"))?,
                 tags: parse_json("versions.tags", row.get("tags"))?,
                 status: VersionStatus::parse(row.get("status"))?,
-                aliases: aliases.iter().filter(|(_, v)| *v == number).map(|(a, _)| a.clone()).collect(),
-                health: health.as_deref().map(|h| parse_json("versions.health", h)).transpose()?,
-                recommendations: recs.iter().filter(|r| r.version == number).cloned().collect(),
+                aliases: aliases
+                    .iter()
+                    .filter(|(_, v)| *v == number)
+                    .map(|(a, _)| a.clone())
+                    .collect(),
+                health: health
+                    .as_deref()
+                    .map(|h| parse_json("versions.health", h))
+                    .transpose()?,
+                recommendations: recs
+                    .iter()
+                    .filter(|r| r.version == number)
+                    .cloned()
+                    .collect(),
                 created_by: row.get("created_by"),
                 created_at: parse_time(row.get("created_at"))?,
                 updated_at: parse_time(row.get("updated_at"))?,
@@ -304,15 +350,21 @@ async fn load_version(conn: &mut SqliteConnection, model: &str, version: i64) ->
         .await?
         .ok_or_else(|| Error::not_found(format!("version {version} of model {model:?}")))?;
     let mut v = versions_from_rows(conn, model, id, std::slice::from_ref(&row)).await?;
-    v.pop().ok_or_else(|| Error::Corrupt("version row vanished".into()))
+    v.pop()
+        .ok_or_else(|| Error::Corrupt("version row vanished".into()))
 }
 
-async fn alias_moves(conn: &mut SqliteConnection, model_id: i64, alias: &str) -> Result<Vec<AliasMove>> {
-    let rows = sqlx::query("SELECT * FROM alias_moves WHERE model_id = ? AND alias = ? ORDER BY id")
-        .bind(model_id)
-        .bind(alias)
-        .fetch_all(&mut *conn)
-        .await?;
+async fn alias_moves(
+    conn: &mut SqliteConnection,
+    model_id: i64,
+    alias: &str,
+) -> Result<Vec<AliasMove>> {
+    let rows =
+        sqlx::query("SELECT * FROM alias_moves WHERE model_id = ? AND alias = ? ORDER BY id")
+            .bind(model_id)
+            .bind(alias)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter()
         .map(|r| {
             Ok(AliasMove {
@@ -328,19 +380,27 @@ async fn alias_moves(conn: &mut SqliteConnection, model_id: i64, alias: &str) ->
 }
 
 async fn load_alias(conn: &mut SqliteConnection, model: &str, alias: &str) -> Result<Alias> {
-    let id = model_id(conn, model).await?;
-    let row = sqlx::query("SELECT * FROM aliases WHERE model_id = ? AND name = ?")
-        .bind(id)
-        .bind(alias)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("alias {alias:?} of model {model:?}")))?;
-    let mut history = alias_moves(conn, id, alias).await?;
+    let row = sqlx::query(
+        "SELECT m.id AS model_id, a.version, a.updated_by, a.updated_at
+         FROM models m LEFT JOIN aliases a ON a.model_id = m.id AND a.name = ?
+         WHERE m.name = ?",
+    )
+    .bind(alias)
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found(format!("model {model:?}")))?;
+    let Some(version) = row.get::<Option<i64>, _>("version") else {
+        return Err(Error::not_found(format!(
+            "alias {alias:?} of model {model:?}"
+        )));
+    };
+    let mut history = alias_moves(conn, row.get("model_id"), alias).await?;
     history.reverse();
     Ok(Alias {
         model: model.to_string(),
         alias: alias.to_string(),
-        version: row.get("version"),
+        version,
         updated_by: row.get("updated_by"),
         updated_at: parse_time(row.get("updated_at"))?,
         history,
@@ -348,11 +408,12 @@ async fn load_alias(conn: &mut SqliteConnection, model: &str, alias: &str) -> Re
 }
 
 async fn version_exists(conn: &mut SqliteConnection, model_id: i64, version: i64) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = ? AND version = ?")
-        .bind(model_id)
-        .bind(version)
-        .fetch_one(&mut *conn)
-        .await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = ? AND version = ?")
+            .bind(model_id)
+            .bind(version)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(n > 0)
 }
 
@@ -369,11 +430,12 @@ async fn move_alias(
     kind: MoveKind,
     reason: &str,
 ) -> Result<()> {
-    let before: Option<i64> = sqlx::query_scalar("SELECT version FROM aliases WHERE model_id = ? AND name = ?")
-        .bind(model_id)
-        .bind(alias)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let before: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM aliases WHERE model_id = ? AND name = ?")
+            .bind(model_id)
+            .bind(alias)
+            .fetch_optional(&mut *tx)
+            .await?;
     sqlx::query(
         "INSERT INTO aliases (model_id, name, version, updated_by, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (model_id, name) DO UPDATE SET version = excluded.version,
@@ -425,8 +487,14 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
         actor: row.get("actor"),
         action: row.get("action"),
         target: row.get("target"),
-        before: before.as_deref().map(|s| parse_json("audit_log.before", s)).transpose()?,
-        after: after.as_deref().map(|s| parse_json("audit_log.after", s)).transpose()?,
+        before: before
+            .as_deref()
+            .map(|s| parse_json("audit_log.before", s))
+            .transpose()?,
+        after: after
+            .as_deref()
+            .map(|s| parse_json("audit_log.after", s))
+            .transpose()?,
         prev_hash: row.get("prev_hash"),
         hash: row.get("hash"),
     })
@@ -435,7 +503,8 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
 fn token_from_row(row: &SqliteRow) -> Result<TokenInfo> {
     Ok(TokenInfo {
         name: row.get("name"),
-        role: Role::from_str(row.get("role")).map_err(|_| Error::Corrupt("unknown token role".into()))?,
+        role: Role::from_str(row.get("role"))
+            .map_err(|_| Error::Corrupt("unknown token role".into()))?,
         created_by: row.get("created_by"),
         created_at: parse_time(row.get("created_at"))?,
         revoked_at: parse_opt_time(row.get("revoked_at"))?,
@@ -461,7 +530,9 @@ impl RegistryStore for SqliteStore {
     async fn create_model(&self, actor: &Actor, new: NewModel) -> Result<Model> {
         validate::new_model(&new)?;
         let now = self.now();
-        let mut tx = self.write.begin().await?;
+        let owned = (actor.clone(),);
+        self.writer.run(move |tx| Box::pin(async move {
+        let actor = &owned.0;
         sqlx::query(
             "INSERT INTO models (name, description, owner, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -474,10 +545,19 @@ impl RegistryStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| unique_as_exists(e, || format!("model {:?}", new.name)))?;
-        let model = load_model(&mut tx, &new.name).await?;
-        append_audit(&mut tx, &now, actor, "model.create", &model_target(&new.name), None, Some(to_value(&model))).await?;
-        tx.commit().await?;
+        let model = load_model(&mut *tx, &new.name).await?;
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            "model.create",
+            &model_target(&new.name),
+            None,
+            Some(to_value(&model)),
+        )
+        .await?;
         Ok(model)
+        })).await
     }
 
     async fn get_model(&self, name: &str) -> Result<Model> {
@@ -490,30 +570,46 @@ impl RegistryStore for SqliteStore {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM models WHERE id > ");
         q.push_bind(after);
         if let Some(prefix) = &filter.name_prefix {
-            let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            q.push(" AND name LIKE ").push_bind(format!("{escaped}%")).push(" ESCAPE '\\'");
+            let escaped = prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            q.push(" AND name LIKE ")
+                .push_bind(format!("{escaped}%"))
+                .push(" ESCAPE '\\'");
         }
         if let Some(owner) = &filter.owner {
             q.push(" AND owner = ").push_bind(owner.clone());
         }
         for (k, v) in &filter.tags {
-            q.push(" AND json_extract(tags, ").push_bind(json_path(k)?).push(") = ").push_bind(v.clone());
+            q.push(" AND json_extract(tags, ")
+                .push_bind(json_path(k)?)
+                .push(") = ")
+                .push_bind(v.clone());
         }
-        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        q.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
         let mut conn = self.read.acquire().await?;
         let rows = q.build().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push((row.get::<i64, _>("id"), model_from_row(&mut conn, row).await?));
+            out.push((
+                row.get::<i64, _>("id"),
+                model_from_row(&mut conn, row).await?,
+            ));
         }
         Ok(paginate(out, page.limit))
     }
 
     async fn update_model(&self, actor: &Actor, name: &str, update: ModelUpdate) -> Result<Model> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let before = load_model(&mut tx, name).await?;
-        let description = update.description.unwrap_or_else(|| before.description.clone());
+        let owned = (actor.clone(), name.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, name) = (&owned.0, owned.1.as_str());
+        let before = load_model(&mut *tx, name).await?;
+        let description = update
+            .description
+            .unwrap_or_else(|| before.description.clone());
         let owner = update.owner.unwrap_or_else(|| before.owner.clone());
         validate::new_model(&NewModel {
             name: name.to_string(),
@@ -528,29 +624,58 @@ impl RegistryStore for SqliteStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let after = load_model(&mut tx, name).await?;
-        append_audit(&mut tx, &now, actor, "model.update", &model_target(name), Some(to_value(&before)), Some(to_value(&after))).await?;
-        tx.commit().await?;
+        let after = load_model(&mut *tx, name).await?;
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            "model.update",
+            &model_target(name),
+            Some(to_value(&before)),
+            Some(to_value(&after)),
+        )
+        .await?;
         Ok(after)
+        })).await
     }
 
     async fn delete_model(&self, actor: &Actor, name: &str) -> Result<()> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let before = load_model(&mut tx, name).await?;
-        sqlx::query("DELETE FROM models WHERE name = ?").bind(name).execute(&mut *tx).await?;
-        append_audit(&mut tx, &now, actor, "model.delete", &model_target(name), Some(to_value(&before)), None).await?;
-        tx.commit().await?;
-        Ok(())
+        let owned = (actor.clone(), name.to_string());
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, name) = (&owned.0, owned.1.as_str());
+                    let before = load_model(&mut *tx, name).await?;
+                    sqlx::query("DELETE FROM models WHERE name = ?")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    append_audit(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        "model.delete",
+                        &model_target(name),
+                        Some(to_value(&before)),
+                        None,
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn create_version(&self, actor: &Actor, model: &str, new: NewVersion) -> Result<Version> {
         validate::new_version(&new)?;
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let id = model_id(&mut tx, model).await?;
+        let owned = (actor.clone(), model.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, model) = (&owned.0, owned.1.as_str());
+        let id = model_id(&mut *tx, model).await?;
         if let Some(parent) = new.lineage.parent_version
-            && !version_exists(&mut tx, id, parent).await?
+            && !version_exists(&mut *tx, id, parent).await?
         {
             return Err(Error::invalid(
                 "lineage.parent_version",
@@ -584,10 +709,38 @@ impl RegistryStore for SqliteStore {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        let version = load_version(&mut tx, model, number).await?;
-        append_audit(&mut tx, &now, actor, "version.create", &version_target(model, number), None, Some(to_value(&version))).await?;
-        tx.commit().await?;
+        // A new version has no aliases and no recommendations yet: build the
+        // record from what was inserted instead of reading it back.
+        let at = parse_time(&now)?;
+        let version = Version {
+            model: model.to_string(),
+            version: number,
+            description: new.description,
+            source_uri: new.source_uri,
+            artifact_digest: new.artifact_digest,
+            run_id: new.run_id,
+            lineage: new.lineage,
+            tags: new.tags,
+            status: VersionStatus::Ready,
+            aliases: Vec::new(),
+            health: None,
+            recommendations: Vec::new(),
+            created_by: actor.name.clone(),
+            created_at: at,
+            updated_at: at,
+        };
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            "version.create",
+            &version_target(model, number),
+            None,
+            Some(to_value(&version)),
+        )
+        .await?;
         Ok(version)
+        })).await
     }
 
     async fn get_version(&self, model: &str, version: i64) -> Result<Version> {
@@ -595,7 +748,12 @@ impl RegistryStore for SqliteStore {
         load_version(&mut conn, model, version).await
     }
 
-    async fn list_versions(&self, model: &str, filter: &VersionFilter, page: &PageRequest) -> Result<Page<Version>> {
+    async fn list_versions(
+        &self,
+        model: &str,
+        filter: &VersionFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Version>> {
         let after = decode_cursor(&page.cursor)?;
         let mut conn = self.read.acquire().await?;
         let id = model_id(&mut conn, model).await?;
@@ -608,22 +766,42 @@ impl RegistryStore for SqliteStore {
             q.push(" AND run_id = ").push_bind(run.clone());
         }
         for (k, v) in &filter.tags {
-            q.push(" AND json_extract(tags, ").push_bind(json_path(k)?).push(") = ").push_bind(v.clone());
+            q.push(" AND json_extract(tags, ")
+                .push_bind(json_path(k)?)
+                .push(") = ")
+                .push_bind(v.clone());
         }
-        q.push(" ORDER BY version LIMIT ").push_bind(i64::from(page.limit) + 1);
+        q.push(" ORDER BY version LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
         let rows = q.build().fetch_all(&mut *conn).await?;
         let versions = versions_from_rows(&mut conn, model, id, &rows).await?;
-        Ok(paginate(versions.into_iter().map(|v| (v.version, v)).collect(), page.limit))
+        Ok(paginate(
+            versions.into_iter().map(|v| (v.version, v)).collect(),
+            page.limit,
+        ))
     }
 
-    async fn update_version(&self, actor: &Actor, model: &str, version: i64, update: VersionUpdate) -> Result<Version> {
+    async fn update_version(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: i64,
+        update: VersionUpdate,
+    ) -> Result<Version> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let before = load_version(&mut tx, model, version).await?;
-        let description = update.description.unwrap_or_else(|| before.description.clone());
+        let owned = (actor.clone(), model.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, model) = (&owned.0, owned.1.as_str());
+        let before = load_version(&mut *tx, model, version).await?;
+        let description = update
+            .description
+            .unwrap_or_else(|| before.description.clone());
         let status = update.status.unwrap_or(before.status);
-        validate::new_version(&NewVersion { description: description.clone(), ..Default::default() })?;
-        let id = model_id(&mut tx, model).await?;
+        validate::new_version(&NewVersion {
+            description: description.clone(),
+            ..Default::default()
+        })?;
+        let id = model_id(&mut *tx, model).await?;
         sqlx::query("UPDATE versions SET description = ?, status = ?, updated_at = ? WHERE model_id = ? AND version = ?")
             .bind(&description)
             .bind(status.as_str())
@@ -632,23 +810,34 @@ impl RegistryStore for SqliteStore {
             .bind(version)
             .execute(&mut *tx)
             .await?;
-        let after = load_version(&mut tx, model, version).await?;
-        append_audit(&mut tx, &now, actor, "version.update", &version_target(model, version), Some(to_value(&before)), Some(to_value(&after))).await?;
-        tx.commit().await?;
+        let after = load_version(&mut *tx, model, version).await?;
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            "version.update",
+            &version_target(model, version),
+            Some(to_value(&before)),
+            Some(to_value(&after)),
+        )
+        .await?;
         Ok(after)
+        })).await
     }
 
     async fn delete_version(&self, actor: &Actor, model: &str, version: i64) -> Result<()> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let before = load_version(&mut tx, model, version).await?;
+        let owned = (actor.clone(), model.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, model) = (&owned.0, owned.1.as_str());
+        let before = load_version(&mut *tx, model, version).await?;
         if !before.aliases.is_empty() {
             return Err(Error::Conflict(format!(
                 "version {version} of model {model:?} is the target of alias(es) {}; move or delete them first",
                 before.aliases.join(", ")
             )));
         }
-        let id = model_id(&mut tx, model).await?;
+        let id = model_id(&mut *tx, model).await?;
         sqlx::query("DELETE FROM versions WHERE model_id = ? AND version = ?")
             .bind(id)
             .bind(version)
@@ -666,22 +855,48 @@ impl RegistryStore for SqliteStore {
         .bind(version)
         .execute(&mut *tx)
         .await?;
-        append_audit(&mut tx, &now, actor, "version.delete", &version_target(model, version), Some(to_value(&before)), None).await?;
-        tx.commit().await?;
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            "version.delete",
+            &version_target(model, version),
+            Some(to_value(&before)),
+            None,
+        )
+        .await?;
         Ok(())
+        })).await
     }
 
-    async fn set_tag(&self, actor: &Actor, target: &TagTarget, key: &str, value: Option<&str>) -> Result<Tags> {
+    async fn set_tag(
+        &self,
+        actor: &Actor,
+        target: &TagTarget,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Tags> {
         validate::tag_key(key)?;
         if let Some(v) = value {
             validate::tag_value(key, v)?;
         }
         let now = self.now();
-        let mut tx = self.write.begin().await?;
+        let owned = (
+            actor.clone(),
+            target.clone(),
+            key.to_string(),
+            value.map(str::to_string),
+        );
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, target, key, value) = (&owned.0, &owned.1, owned.2.as_str(), owned.3.as_deref());
         let (mut tags, audit_target, action_prefix) = match target {
-            TagTarget::Model { model } => (load_model(&mut tx, model).await?.tags, model_target(model), "model"),
+            TagTarget::Model { model } => (
+                load_model(&mut *tx, model).await?.tags,
+                model_target(model),
+                "model",
+            ),
             TagTarget::Version { model, version } => (
-                load_version(&mut tx, model, *version).await?.tags,
+                load_version(&mut *tx, model, *version).await?.tags,
                 version_target(model, *version),
                 "version",
             ),
@@ -708,7 +923,7 @@ impl RegistryStore for SqliteStore {
                     .await?;
             }
             TagTarget::Version { model, version } => {
-                let id = model_id(&mut tx, model).await?;
+                let id = model_id(&mut *tx, model).await?;
                 sqlx::query("UPDATE versions SET tags = ?, updated_at = ? WHERE model_id = ? AND version = ?")
                     .bind(to_json(&tags))
                     .bind(&now)
@@ -718,9 +933,12 @@ impl RegistryStore for SqliteStore {
                     .await?;
             }
         }
-        let action = format!("{action_prefix}.tag.{}", if value.is_some() { "set" } else { "delete" });
+        let action = format!(
+            "{action_prefix}.tag.{}",
+            if value.is_some() { "set" } else { "delete" }
+        );
         append_audit(
-            &mut tx,
+            &mut *tx,
             &now,
             actor,
             &action,
@@ -729,8 +947,8 @@ impl RegistryStore for SqliteStore {
             value.map(|v| serde_json::json!({ key: v })),
         )
         .await?;
-        tx.commit().await?;
         Ok(tags)
+        })).await
     }
 
     async fn get_alias(&self, model: &str, alias: &str) -> Result<Alias> {
@@ -741,10 +959,11 @@ impl RegistryStore for SqliteStore {
     async fn list_aliases(&self, model: &str) -> Result<Vec<Alias>> {
         let mut conn = self.read.acquire().await?;
         let id = model_id(&mut conn, model).await?;
-        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM aliases WHERE model_id = ? ORDER BY name")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM aliases WHERE model_id = ? ORDER BY name")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             out.push(load_alias(&mut conn, model, &name).await?);
@@ -752,26 +971,75 @@ impl RegistryStore for SqliteStore {
         Ok(out)
     }
 
-    async fn set_alias(&self, actor: &Actor, model: &str, alias: &str, version: i64, reason: &str) -> Result<Alias> {
+    async fn set_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<Alias> {
         validate::alias_name(alias)?;
         validate::version_number(version)?;
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let id = model_id(&mut tx, model).await?;
-        if !version_exists(&mut tx, id, version).await? {
-            return Err(Error::not_found(format!("version {version} of model {model:?}")));
-        }
-        move_alias(&mut tx, &now, actor, model, id, alias, version, MoveKind::Set, reason).await?;
-        let out = load_alias(&mut tx, model, alias).await?;
-        tx.commit().await?;
-        Ok(out)
+        let owned = (
+            actor.clone(),
+            model.to_string(),
+            alias.to_string(),
+            reason.to_string(),
+        );
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, model, alias, reason) = (
+                        &owned.0,
+                        owned.1.as_str(),
+                        owned.2.as_str(),
+                        owned.3.as_str(),
+                    );
+                    let id = model_id(&mut *tx, model).await?;
+                    if !version_exists(&mut *tx, id, version).await? {
+                        return Err(Error::not_found(format!(
+                            "version {version} of model {model:?}"
+                        )));
+                    }
+                    move_alias(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        model,
+                        id,
+                        alias,
+                        version,
+                        MoveKind::Set,
+                        reason,
+                    )
+                    .await?;
+                    let out = load_alias(&mut *tx, model, alias).await?;
+                    Ok(out)
+                })
+            })
+            .await
     }
 
-    async fn delete_alias(&self, actor: &Actor, model: &str, alias: &str, reason: &str) -> Result<()> {
+    async fn delete_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        reason: &str,
+    ) -> Result<()> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let before = load_alias(&mut tx, model, alias).await?;
-        let id = model_id(&mut tx, model).await?;
+        let owned = (
+            actor.clone(),
+            model.to_string(),
+            alias.to_string(),
+            reason.to_string(),
+        );
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, model, alias, reason) = (&owned.0, owned.1.as_str(), owned.2.as_str(), owned.3.as_str());
+        let before = load_alias(&mut *tx, model, alias).await?;
+        let id = model_id(&mut *tx, model).await?;
         sqlx::query("DELETE FROM aliases WHERE model_id = ? AND name = ?")
             .bind(id)
             .bind(alias)
@@ -790,7 +1058,7 @@ impl RegistryStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         append_audit(
-            &mut tx,
+            &mut *tx,
             &now,
             actor,
             "alias.delete",
@@ -799,39 +1067,74 @@ impl RegistryStore for SqliteStore {
             None,
         )
         .await?;
-        tx.commit().await?;
         Ok(())
+        })).await
     }
 
-    async fn rollback_alias(&self, actor: &Actor, model: &str, alias: &str, reason: &str) -> Result<Alias> {
+    async fn rollback_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        reason: &str,
+    ) -> Result<Alias> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let current = load_alias(&mut tx, model, alias).await?;
-        let id = model_id(&mut tx, model).await?;
-        let moves = alias_moves(&mut tx, id, alias).await?;
-        let existing: Vec<i64> = sqlx::query_scalar("SELECT version FROM versions WHERE model_id = ?")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let owned = (
+            actor.clone(),
+            model.to_string(),
+            alias.to_string(),
+            reason.to_string(),
+        );
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, model, alias, reason) = (&owned.0, owned.1.as_str(), owned.2.as_str(), owned.3.as_str());
+        let current = load_alias(&mut *tx, model, alias).await?;
+        let id = model_id(&mut *tx, model).await?;
+        let moves = alias_moves(&mut *tx, id, alias).await?;
+        let existing: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM versions WHERE model_id = ?")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
         let target = rollback_target(&moves, |v| existing.contains(&v)).ok_or_else(|| {
             Error::Conflict(format!(
                 "alias {alias:?} of model {model:?} has no earlier version to roll back to (it points at version {} and nothing served before it)",
                 current.version
             ))
         })?;
-        move_alias(&mut tx, &now, actor, model, id, alias, target, MoveKind::Rollback, reason).await?;
-        let out = load_alias(&mut tx, model, alias).await?;
-        tx.commit().await?;
+        move_alias(
+            &mut *tx,
+            &now,
+            actor,
+            model,
+            id,
+            alias,
+            target,
+            MoveKind::Rollback,
+            reason,
+        )
+        .await?;
+        let out = load_alias(&mut *tx, model, alias).await?;
         Ok(out)
+        })).await
     }
 
-    async fn raise_recommendation(&self, actor: &Actor, model: &str, version: i64, new: NewRecommendation) -> Result<Recommendation> {
+    async fn raise_recommendation(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: i64,
+        new: NewRecommendation,
+    ) -> Result<Recommendation> {
         validate::new_recommendation(&new)?;
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let id = model_id(&mut tx, model).await?;
-        if !version_exists(&mut tx, id, version).await? {
-            return Err(Error::not_found(format!("version {version} of model {model:?}")));
+        let owned = (actor.clone(), model.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, model) = (&owned.0, owned.1.as_str());
+        let id = model_id(&mut *tx, model).await?;
+        if !version_exists(&mut *tx, id, version).await? {
+            return Err(Error::not_found(format!(
+                "version {version} of model {model:?}"
+            )));
         }
         let open: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM recommendations WHERE model_id = ? AND version = ? AND kind = ? AND status = 'open'",
@@ -843,7 +1146,7 @@ impl RegistryStore for SqliteStore {
         .await?;
         let (rec_id, before, action) = match open {
             Some(rec_id) => {
-                let before = load_recommendation(&mut tx, rec_id).await?;
+                let before = load_recommendation(&mut *tx, rec_id).await?;
                 sqlx::query("UPDATE recommendations SET severity = ?, reason = ?, evidence = ?, updated_at = ? WHERE id = ?")
                     .bind(new.severity.as_str())
                     .bind(&new.reason)
@@ -874,10 +1177,19 @@ impl RegistryStore for SqliteStore {
                 (rec_id, None, "recommendation.raise")
             }
         };
-        let rec = load_recommendation(&mut tx, rec_id).await?;
-        append_audit(&mut tx, &now, actor, action, &format!("recommendation/{rec_id}"), before, Some(to_value(&rec))).await?;
-        tx.commit().await?;
+        let rec = load_recommendation(&mut *tx, rec_id).await?;
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            action,
+            &format!("recommendation/{rec_id}"),
+            before,
+            Some(to_value(&rec)),
+        )
+        .await?;
         Ok(rec)
+        })).await
     }
 
     async fn get_recommendation(&self, id: i64) -> Result<Recommendation> {
@@ -885,7 +1197,11 @@ impl RegistryStore for SqliteStore {
         load_recommendation(&mut conn, id).await
     }
 
-    async fn list_recommendations(&self, filter: &RecommendationFilter, page: &PageRequest) -> Result<Page<Recommendation>> {
+    async fn list_recommendations(
+        &self,
+        filter: &RecommendationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Recommendation>> {
         let after = decode_cursor(&page.cursor)?;
         let mut q = QueryBuilder::<Sqlite>::new(RECOMMENDATION_SELECT);
         q.push(" WHERE r.id > ").push_bind(after);
@@ -901,7 +1217,8 @@ impl RegistryStore for SqliteStore {
         if let Some(status) = filter.status {
             q.push(" AND r.status = ").push_bind(status.as_str());
         }
-        q.push(" ORDER BY r.id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        q.push(" ORDER BY r.id LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
         let mut conn = self.read.acquire().await?;
         let rows = q.build().fetch_all(&mut *conn).await?;
         let recs = rows
@@ -911,10 +1228,18 @@ impl RegistryStore for SqliteStore {
         Ok(paginate(recs, page.limit))
     }
 
-    async fn transition_recommendation(&self, actor: &Actor, id: i64, transition: Transition, note: &str) -> Result<Recommendation> {
+    async fn transition_recommendation(
+        &self,
+        actor: &Actor,
+        id: i64,
+        transition: Transition,
+        note: &str,
+    ) -> Result<Recommendation> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let before = load_recommendation(&mut tx, id).await?;
+        let owned = (actor.clone(), note.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, note) = (&owned.0, owned.1.as_str());
+        let before = load_recommendation(&mut *tx, id).await?;
         if before.status != RecommendationStatus::Open {
             return Err(Error::Conflict(format!(
                 "recommendation {id} is {}; only open recommendations can be {}d",
@@ -952,9 +1277,9 @@ impl RegistryStore for SqliteStore {
                 .await?;
             }
         }
-        let after = load_recommendation(&mut tx, id).await?;
+        let after = load_recommendation(&mut *tx, id).await?;
         append_audit(
-            &mut tx,
+            &mut *tx,
             &now,
             actor,
             &format!("recommendation.{}", transition.as_str()),
@@ -963,11 +1288,15 @@ impl RegistryStore for SqliteStore {
             Some(to_value(&after)),
         )
         .await?;
-        tx.commit().await?;
         Ok(after)
+        })).await
     }
 
-    async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEntry>> {
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEntry>> {
         let after = decode_cursor(&page.cursor)?;
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_log WHERE seq > ");
         q.push_bind(after);
@@ -978,9 +1307,13 @@ impl RegistryStore for SqliteStore {
             q.push(" AND action = ").push_bind(action.clone());
         }
         if let Some(prefix) = &filter.target_prefix {
-            q.push(" AND substr(target, 1, ").push_bind(prefix.len() as i64).push(") = ").push_bind(prefix.clone());
+            q.push(" AND substr(target, 1, ")
+                .push_bind(prefix.len() as i64)
+                .push(") = ")
+                .push_bind(prefix.clone());
         }
-        q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(page.limit) + 1);
+        q.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
         let mut conn = self.read.acquire().await?;
         let rows = q.build().fetch_all(&mut *conn).await?;
         let entries = rows
@@ -992,7 +1325,9 @@ impl RegistryStore for SqliteStore {
 
     async fn verify_audit(&self) -> Result<AuditVerification> {
         let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq").fetch_all(&mut *conn).await?;
+        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
             match audit_from_row(row) {
@@ -1017,10 +1352,18 @@ impl RegistryStore for SqliteStore {
         Ok(audit::verify(entries))
     }
 
-    async fn create_token(&self, actor: &Actor, name: &str, role: Role, secret_hash: &str) -> Result<TokenInfo> {
+    async fn create_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        secret_hash: &str,
+    ) -> Result<TokenInfo> {
         validate::token_name(name)?;
         let now = self.now();
-        let mut tx = self.write.begin().await?;
+        let owned = (actor.clone(), name.to_string(), secret_hash.to_string());
+        self.writer.run(move |tx| Box::pin(async move {
+        let (actor, name, secret_hash) = (&owned.0, owned.1.as_str(), owned.2.as_str());
         sqlx::query("INSERT INTO tokens (name, role, secret_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(name)
             .bind(role.as_str())
@@ -1030,37 +1373,75 @@ impl RegistryStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| unique_as_exists(e, || format!("token {name:?}")))?;
-        let row = sqlx::query("SELECT * FROM tokens WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
+        let row = sqlx::query("SELECT * FROM tokens WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
         let info = token_from_row(&row)?;
-        append_audit(&mut tx, &now, actor, "token.create", &format!("token/{name}"), None, Some(to_value(&info))).await?;
-        tx.commit().await?;
+        append_audit(
+            &mut *tx,
+            &now,
+            actor,
+            "token.create",
+            &format!("token/{name}"),
+            None,
+            Some(to_value(&info)),
+        )
+        .await?;
         Ok(info)
+        })).await
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query("SELECT * FROM tokens ORDER BY id").fetch_all(&mut *conn).await?;
+        let rows = sqlx::query("SELECT * FROM tokens ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
         rows.iter().map(token_from_row).collect()
     }
 
     async fn revoke_token(&self, actor: &Actor, name: &str) -> Result<TokenInfo> {
         let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let row = sqlx::query("SELECT * FROM tokens WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("token {name:?}")))?;
-        let before = token_from_row(&row)?;
-        if before.revoked_at.is_some() {
-            return Err(Error::Conflict(format!("token {name:?} is already revoked")));
-        }
-        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ?").bind(&now).bind(name).execute(&mut *tx).await?;
-        let row = sqlx::query("SELECT * FROM tokens WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
-        let after = token_from_row(&row)?;
-        append_audit(&mut tx, &now, actor, "token.revoke", &format!("token/{name}"), Some(to_value(&before)), Some(to_value(&after))).await?;
-        tx.commit().await?;
-        Ok(after)
+        let owned = (actor.clone(), name.to_string());
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, name) = (&owned.0, owned.1.as_str());
+                    let row = sqlx::query("SELECT * FROM tokens WHERE name = ?")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("token {name:?}")))?;
+                    let before = token_from_row(&row)?;
+                    if before.revoked_at.is_some() {
+                        return Err(Error::Conflict(format!(
+                            "token {name:?} is already revoked"
+                        )));
+                    }
+                    sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ?")
+                        .bind(&now)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    let row = sqlx::query("SELECT * FROM tokens WHERE name = ?")
+                        .bind(name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let after = token_from_row(&row)?;
+                    append_audit(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        "token.revoke",
+                        &format!("token/{name}"),
+                        Some(to_value(&before)),
+                        Some(to_value(&after)),
+                    )
+                    .await?;
+                    Ok(after)
+                })
+            })
+            .await
     }
 
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenInfo>> {
@@ -1074,8 +1455,10 @@ impl RegistryStore for SqliteStore {
 
     async fn active_admin_tokens(&self) -> Result<i64> {
         let mut conn = self.read.acquire().await?;
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE role = 'admin' AND revoked_at IS NULL")
-            .fetch_one(&mut *conn)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tokens WHERE role = 'admin' AND revoked_at IS NULL",
+        )
+        .fetch_one(&mut *conn)
+        .await?)
     }
 }

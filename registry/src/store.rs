@@ -40,14 +40,39 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn delete_version(&self, actor: &Actor, model: &str, version: i64) -> Result<()>;
 
     /// Sets (`Some`) or removes (`None`) one tag.
-    async fn set_tag(&self, actor: &Actor, target: &TagTarget, key: &str, value: Option<&str>) -> Result<Tags>;
+    async fn set_tag(
+        &self,
+        actor: &Actor,
+        target: &TagTarget,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Tags>;
 
     async fn get_alias(&self, model: &str, alias: &str) -> Result<Alias>;
     async fn list_aliases(&self, model: &str) -> Result<Vec<Alias>>;
-    async fn set_alias(&self, actor: &Actor, model: &str, alias: &str, version: i64, reason: &str) -> Result<Alias>;
-    async fn delete_alias(&self, actor: &Actor, model: &str, alias: &str, reason: &str) -> Result<()>;
+    async fn set_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<Alias>;
+    async fn delete_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        reason: &str,
+    ) -> Result<()>;
     /// Moves the alias back to the version it served before its current one.
-    async fn rollback_alias(&self, actor: &Actor, model: &str, alias: &str, reason: &str) -> Result<Alias>;
+    async fn rollback_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        reason: &str,
+    ) -> Result<Alias>;
 
     /// Raises a recommendation, or refreshes the open one of the same kind on
     /// the same version (one open recommendation per kind per version).
@@ -72,11 +97,21 @@ pub trait RegistryStore: Send + Sync + 'static {
         note: &str,
     ) -> Result<Recommendation>;
 
-    async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEntry>>;
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEntry>>;
     async fn verify_audit(&self) -> Result<AuditVerification>;
 
     /// Stores a token by the sha256 of its secret; the secret itself is never stored.
-    async fn create_token(&self, actor: &Actor, name: &str, role: Role, secret_hash: &str) -> Result<TokenInfo>;
+    async fn create_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        secret_hash: &str,
+    ) -> Result<TokenInfo>;
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
     async fn revoke_token(&self, actor: &Actor, name: &str) -> Result<TokenInfo>;
     /// The active (not revoked) token with this secret hash.

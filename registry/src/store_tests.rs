@@ -8,7 +8,9 @@ use crate::*;
 
 async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("registry.sqlite")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("registry.sqlite"))
+        .await
+        .unwrap();
     (dir, Arc::new(store))
 }
 
@@ -43,16 +45,38 @@ async fn model_lifecycle_and_errors() {
         .await
         .unwrap();
     assert_eq!(m.latest_version, 0);
-    assert!(matches!(s.create_model(&admin(), model("fraud")).await, Err(Error::AlreadyExists { .. })));
-    assert!(matches!(s.create_model(&admin(), model("bad name")).await, Err(Error::InvalidArgument { .. })));
-    assert!(matches!(s.get_model("nope").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.create_model(&admin(), model("fraud")).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        s.create_model(&admin(), model("bad name")).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        s.get_model("nope").await,
+        Err(Error::NotFound { .. })
+    ));
     let m = s
-        .update_model(&admin(), "fraud", ModelUpdate { owner: Some("ml".into()), description: None })
+        .update_model(
+            &admin(),
+            "fraud",
+            ModelUpdate {
+                owner: Some("ml".into()),
+                description: None,
+            },
+        )
         .await
         .unwrap();
-    assert_eq!((m.owner.as_str(), m.description.as_str()), ("ml", "card fraud"));
+    assert_eq!(
+        (m.owner.as_str(), m.description.as_str()),
+        ("ml", "card fraud")
+    );
     s.delete_model(&admin(), "fraud").await.unwrap();
-    assert!(matches!(s.get_model("fraud").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.get_model("fraud").await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
@@ -62,7 +86,12 @@ async fn fifty_concurrent_creations_get_numbers_one_to_fifty() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move { s.create_version(&admin(), "m", NewVersion::default()).await.unwrap().version })
+            tokio::spawn(async move {
+                s.create_version(&admin(), "m", NewVersion::default())
+                    .await
+                    .unwrap()
+                    .version
+            })
         })
         .collect();
     let mut numbers = Vec::new();
@@ -78,8 +107,12 @@ async fn fifty_concurrent_creations_get_numbers_one_to_fifty() {
 async fn version_numbers_are_not_reused_and_lineage_is_checked() {
     let (_d, s) = store().await;
     s.create_model(&admin(), model("m")).await.unwrap();
-    s.create_version(&admin(), "m", NewVersion::default()).await.unwrap();
-    s.create_version(&admin(), "m", NewVersion::default()).await.unwrap();
+    s.create_version(&admin(), "m", NewVersion::default())
+        .await
+        .unwrap();
+    s.create_version(&admin(), "m", NewVersion::default())
+        .await
+        .unwrap();
     s.delete_version(&admin(), "m", 2).await.unwrap();
     let v = s
         .create_version(
@@ -90,7 +123,10 @@ async fn version_numbers_are_not_reused_and_lineage_is_checked() {
                 artifact_digest: Some(format!("sha256:{}", "ab".repeat(32))),
                 run_id: Some("run-7".into()),
                 lineage: Lineage {
-                    training_data: vec![DataRef { uri: "s3://b/train.parquet".into(), digest: None }],
+                    training_data: vec![DataRef {
+                        uri: "s3://b/train.parquet".into(),
+                        digest: None,
+                    }],
                     code_commit: Some("abc123".into()),
                     parent_version: Some(1),
                     parameters: [("depth".to_string(), "6".to_string())].into(),
@@ -103,14 +139,29 @@ async fn version_numbers_are_not_reused_and_lineage_is_checked() {
         .unwrap();
     assert_eq!(v.version, 3);
     assert_eq!(v.lineage.parent_version, Some(1));
-    assert_eq!(s.get_version("m", 3).await.unwrap().lineage.metrics["auc"], 0.91);
+    assert_eq!(
+        s.get_version("m", 3).await.unwrap().lineage.metrics["auc"],
+        0.91
+    );
     let bad_parent = NewVersion {
-        lineage: Lineage { parent_version: Some(2), ..Default::default() },
+        lineage: Lineage {
+            parent_version: Some(2),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    assert!(matches!(s.create_version(&admin(), "m", bad_parent).await, Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        s.create_version(&admin(), "m", bad_parent).await,
+        Err(Error::InvalidArgument { .. })
+    ));
     // A rejected request changed nothing: the next number is still 4.
-    assert_eq!(s.create_version(&admin(), "m", NewVersion::default()).await.unwrap().version, 4);
+    assert_eq!(
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap()
+            .version,
+        4
+    );
 }
 
 #[tokio::test]
@@ -118,63 +169,117 @@ async fn aliases_move_roll_back_and_protect_their_versions() {
     let (_d, s) = store().await;
     s.create_model(&admin(), model("m")).await.unwrap();
     for _ in 0..3 {
-        s.create_version(&admin(), "m", NewVersion::default()).await.unwrap();
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap();
     }
     for v in 1..=3 {
-        s.set_alias(&admin(), "m", "production", v, "deploy").await.unwrap();
+        s.set_alias(&admin(), "m", "production", v, "deploy")
+            .await
+            .unwrap();
     }
-    assert!(matches!(s.delete_version(&admin(), "m", 3).await, Err(Error::Conflict(_))));
-    let a = s.rollback_alias(&admin(), "m", "production", "bad latency").await.unwrap();
+    assert!(matches!(
+        s.delete_version(&admin(), "m", 3).await,
+        Err(Error::Conflict(_))
+    ));
+    let a = s
+        .rollback_alias(&admin(), "m", "production", "bad latency")
+        .await
+        .unwrap();
     assert_eq!(a.version, 2);
     assert_eq!(a.history[0].kind, MoveKind::Rollback);
     assert_eq!(a.history.len(), 4);
-    let a = s.rollback_alias(&admin(), "m", "production", "still bad").await.unwrap();
+    let a = s
+        .rollback_alias(&admin(), "m", "production", "still bad")
+        .await
+        .unwrap();
     assert_eq!(a.version, 1);
-    assert!(matches!(s.rollback_alias(&admin(), "m", "production", "").await, Err(Error::Conflict(_))));
-    assert!(matches!(s.set_alias(&admin(), "m", "production", 9, "").await, Err(Error::NotFound { .. })));
-    assert!(matches!(s.set_alias(&admin(), "m", "latest", 1, "").await, Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        s.rollback_alias(&admin(), "m", "production", "").await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.set_alias(&admin(), "m", "production", 9, "").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.set_alias(&admin(), "m", "latest", 1, "").await,
+        Err(Error::InvalidArgument { .. })
+    ));
     let v1 = s.get_version("m", 1).await.unwrap();
     assert_eq!(v1.aliases, vec!["production".to_string()]);
     assert_eq!(s.get_model("m").await.unwrap().aliases["production"], 1);
-    s.delete_alias(&admin(), "m", "production", "retired").await.unwrap();
-    assert!(matches!(s.get_alias("m", "production").await, Err(Error::NotFound { .. })));
+    s.delete_alias(&admin(), "m", "production", "retired")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.get_alias("m", "production").await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
 async fn recommendations_have_one_open_per_kind_and_a_lifecycle() {
     let (_d, s) = store().await;
     s.create_model(&admin(), model("m")).await.unwrap();
-    s.create_version(&admin(), "m", NewVersion::default()).await.unwrap();
+    s.create_version(&admin(), "m", NewVersion::default())
+        .await
+        .unwrap();
     let raise = |reason: &str, psi: f64| NewRecommendation {
         kind: RecommendationKind::Retrain,
         severity: Severity::Warning,
         reason: reason.into(),
         evidence: json!({ "psi": psi }),
     };
-    let r1 = s.raise_recommendation(&admin(), "m", 1, raise("drift", 0.2)).await.unwrap();
-    let r2 = s.raise_recommendation(&admin(), "m", 1, raise("more drift", 0.3)).await.unwrap();
+    let r1 = s
+        .raise_recommendation(&admin(), "m", 1, raise("drift", 0.2))
+        .await
+        .unwrap();
+    let r2 = s
+        .raise_recommendation(&admin(), "m", 1, raise("more drift", 0.3))
+        .await
+        .unwrap();
     assert_eq!(r1.id, r2.id);
     assert_eq!(r2.evidence["psi"], 0.3);
-    assert_eq!(s.get_version("m", 1).await.unwrap().recommendations.len(), 1);
-    let acked = s.transition_recommendation(&admin(), r1.id, Transition::Acknowledge, "").await.unwrap();
+    assert_eq!(
+        s.get_version("m", 1).await.unwrap().recommendations.len(),
+        1
+    );
+    let acked = s
+        .transition_recommendation(&admin(), r1.id, Transition::Acknowledge, "")
+        .await
+        .unwrap();
     assert_eq!(acked.status, RecommendationStatus::Open);
     assert_eq!(acked.acknowledged_by.as_deref(), Some("root"));
-    let dismissed = s.transition_recommendation(&admin(), r1.id, Transition::Dismiss, "seasonal").await.unwrap();
+    let dismissed = s
+        .transition_recommendation(&admin(), r1.id, Transition::Dismiss, "seasonal")
+        .await
+        .unwrap();
     assert_eq!(dismissed.status, RecommendationStatus::Dismissed);
     assert!(matches!(
-        s.transition_recommendation(&admin(), r1.id, Transition::Apply, "").await,
+        s.transition_recommendation(&admin(), r1.id, Transition::Apply, "")
+            .await,
         Err(Error::Conflict(_))
     ));
-    let r3 = s.raise_recommendation(&admin(), "m", 1, raise("drift again", 0.4)).await.unwrap();
+    let r3 = s
+        .raise_recommendation(&admin(), "m", 1, raise("drift again", 0.4))
+        .await
+        .unwrap();
     assert_ne!(r3.id, r1.id);
     let open = s
         .list_recommendations(
-            &RecommendationFilter { status: Some(RecommendationStatus::Open), ..Default::default() },
+            &RecommendationFilter {
+                status: Some(RecommendationStatus::Open),
+                ..Default::default()
+            },
             &page(10, None),
         )
         .await
         .unwrap();
-    assert_eq!(open.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r3.id]);
+    assert_eq!(
+        open.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![r3.id]
+    );
 }
 
 #[tokio::test]
@@ -182,13 +287,19 @@ async fn listings_paginate_and_filter() {
     let (_d, s) = store().await;
     for i in 0..5 {
         let mut m = model(&format!("model-{i}"));
-        m.tags.insert("tier".into(), if i % 2 == 0 { "gold" } else { "silver" }.into());
+        m.tags.insert(
+            "tier".into(),
+            if i % 2 == 0 { "gold" } else { "silver" }.into(),
+        );
         s.create_model(&admin(), m).await.unwrap();
     }
     let mut names = Vec::new();
     let mut cursor = None;
     loop {
-        let p = s.list_models(&ModelFilter::default(), &page(2, cursor)).await.unwrap();
+        let p = s
+            .list_models(&ModelFilter::default(), &page(2, cursor))
+            .await
+            .unwrap();
         assert!(p.items.len() <= 2);
         names.extend(p.items.into_iter().map(|m| m.name));
         match p.next_cursor {
@@ -196,16 +307,24 @@ async fn listings_paginate_and_filter() {
             None => break,
         }
     }
-    assert_eq!(names, (0..5).map(|i| format!("model-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        names,
+        (0..5).map(|i| format!("model-{i}")).collect::<Vec<_>>()
+    );
     let gold = s
         .list_models(
-            &ModelFilter { tags: vec![("tier".into(), "gold".into())], ..Default::default() },
+            &ModelFilter {
+                tags: vec![("tier".into(), "gold".into())],
+                ..Default::default()
+            },
             &page(10, None),
         )
         .await
         .unwrap();
     assert_eq!(gold.items.len(), 3);
-    let bad = s.list_models(&ModelFilter::default(), &page(2, Some("garbage!".into()))).await;
+    let bad = s
+        .list_models(&ModelFilter::default(), &page(2, Some("garbage!".into())))
+        .await;
     assert!(matches!(bad, Err(Error::InvalidArgument { .. })));
 }
 
@@ -215,21 +334,50 @@ async fn every_change_is_audited_and_tampering_is_found() {
     let path = dir.path().join("registry.sqlite");
     let s = SqliteStore::open(&path).await.unwrap();
     s.create_model(&admin(), model("m")).await.unwrap();
-    s.create_version(&admin(), "m", NewVersion::default()).await.unwrap();
-    s.set_tag(&admin(), &TagTarget::Version { model: "m".into(), version: 1 }, "stage", Some("canary"))
+    s.create_version(&admin(), "m", NewVersion::default())
         .await
         .unwrap();
-    s.set_alias(&admin(), "m", "production", 1, "").await.unwrap();
-    let log = s.list_audit(&AuditFilter::default(), &page(100, None)).await.unwrap();
+    s.set_tag(
+        &admin(),
+        &TagTarget::Version {
+            model: "m".into(),
+            version: 1,
+        },
+        "stage",
+        Some("canary"),
+    )
+    .await
+    .unwrap();
+    s.set_alias(&admin(), "m", "production", 1, "")
+        .await
+        .unwrap();
+    let log = s
+        .list_audit(&AuditFilter::default(), &page(100, None))
+        .await
+        .unwrap();
     let actions: Vec<_> = log.items.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["model.create", "version.create", "version.tag.set", "alias.set"]);
+    assert_eq!(
+        actions,
+        [
+            "model.create",
+            "version.create",
+            "version.tag.set",
+            "alias.set"
+        ]
+    );
     assert!(s.verify_audit().await.unwrap().ok);
     s.close().await;
 
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", path.display()))
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+        .execute(&mut conn)
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").execute(&mut conn).await.unwrap();
     drop(conn);
     let s = SqliteStore::open(&path).await.unwrap();
     let v = s.verify_audit().await.unwrap();
@@ -242,13 +390,24 @@ async fn tokens_store_only_hashes_and_revoke() {
     let (_d, s) = store().await;
     let secret = tokens::generate_secret();
     let hash = tokens::hash_secret(&secret);
-    s.create_token(&admin(), "ci", Role::Editor, &hash).await.unwrap();
-    assert_eq!(s.token_by_hash(&hash).await.unwrap().unwrap().role, Role::Editor);
-    assert!(matches!(s.create_token(&admin(), "ci", Role::Reader, "x").await, Err(Error::AlreadyExists { .. })));
+    s.create_token(&admin(), "ci", Role::Editor, &hash)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.token_by_hash(&hash).await.unwrap().unwrap().role,
+        Role::Editor
+    );
+    assert!(matches!(
+        s.create_token(&admin(), "ci", Role::Reader, "x").await,
+        Err(Error::AlreadyExists { .. })
+    ));
     assert_eq!(s.active_admin_tokens().await.unwrap(), 0);
     s.revoke_token(&admin(), "ci").await.unwrap();
     assert!(s.token_by_hash(&hash).await.unwrap().is_none());
-    assert!(matches!(s.revoke_token(&admin(), "ci").await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        s.revoke_token(&admin(), "ci").await,
+        Err(Error::Conflict(_))
+    ));
 }
 
 #[test]
@@ -260,4 +419,39 @@ fn roles_nest_and_ingest_stands_apart() {
     assert!(!Role::Ingest.allows(Role::Reader));
     assert!(!Role::Reader.allows(Role::Ingest));
     assert!(Role::Ingest.allows(Role::Ingest));
+}
+
+#[tokio::test]
+async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact() {
+    let (_d, s) = store().await;
+    // Forty concurrent registrations of ten names: ten succeed, thirty are
+    // duplicates rolled back inside the shared transaction.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create_model(&admin(), model(&format!("m{}", i % 10))).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    let log = s.list_audit(&AuditFilter::default(), &page(1000, None)).await.unwrap();
+    assert_eq!(log.items.len(), 10, "only committed changes are audited");
+    assert!(s.verify_audit().await.unwrap().ok);
+    let models = s.list_models(&ModelFilter::default(), &page(100, None)).await.unwrap();
+    assert_eq!(models.items.len(), 10);
+}
+
+#[tokio::test]
+async fn a_closed_store_refuses_changes_instead_of_hanging() {
+    let (_d, s) = store().await;
+    s.create_model(&admin(), model("before")).await.unwrap();
+    s.close().await;
+    assert!(matches!(s.create_model(&admin(), model("after")).await, Err(Error::WriterStopped)));
 }

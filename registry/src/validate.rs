@@ -15,7 +15,10 @@ const MAX_TAGS: usize = 100;
 pub fn model_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
@@ -44,16 +47,22 @@ pub fn alias_name(name: &str) -> Result<()> {
     if !shape_ok {
         return Err(Error::invalid(
             "alias",
-            format!("{name:?} is not a valid alias: use 1-64 letters, digits, '_' or '-', starting with a letter"),
+            format!(
+                "{name:?} is not a valid alias: use 1-64 letters, digits, '_' or '-', starting with a letter"
+            ),
         ));
     }
     let lower = name.to_ascii_lowercase();
     let reserved = lower == "latest"
-        || (lower.len() > 1 && lower.starts_with('v') && lower[1..].chars().all(|c| c.is_ascii_digit()));
+        || (lower.len() > 1
+            && lower.starts_with('v')
+            && lower[1..].chars().all(|c| c.is_ascii_digit()));
     if reserved {
         return Err(Error::invalid(
             "alias",
-            format!("{name:?} is reserved ('latest' and 'v<number>' select versions); choose another alias"),
+            format!(
+                "{name:?} is reserved ('latest' and 'v<number>' select versions); choose another alias"
+            ),
         ));
     }
     Ok(())
@@ -73,7 +82,10 @@ pub fn version_number(version: i64) -> Result<()> {
     if version >= 1 {
         Ok(())
     } else {
-        Err(Error::invalid("version", format!("version numbers start at 1, got {version}")))
+        Err(Error::invalid(
+            "version",
+            format!("version numbers start at 1, got {version}"),
+        ))
     }
 }
 
@@ -88,7 +100,9 @@ pub fn tag_key(key: &str) -> Result<()> {
     } else {
         Err(Error::invalid(
             "tag",
-            format!("{key:?} is not a valid tag key: use 1-{MAX_TAG_KEY} letters, digits, spaces or . _ - / :"),
+            format!(
+                "{key:?} is not a valid tag key: use 1-{MAX_TAG_KEY} letters, digits, spaces or . _ - / :"
+            ),
         ))
     }
 }
@@ -97,7 +111,10 @@ pub fn tag_value(key: &str, value: &str) -> Result<()> {
     if value.len() > MAX_TAG_VALUE {
         return Err(Error::invalid(
             "tag",
-            format!("value of tag {key:?} is {} bytes; the limit is {MAX_TAG_VALUE}", value.len()),
+            format!(
+                "value of tag {key:?} is {} bytes; the limit is {MAX_TAG_VALUE}",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -105,7 +122,10 @@ pub fn tag_value(key: &str, value: &str) -> Result<()> {
 
 pub fn tags(tags: &Tags) -> Result<()> {
     if tags.len() > MAX_TAGS {
-        return Err(Error::invalid("tags", format!("at most {MAX_TAGS} tags per record")));
+        return Err(Error::invalid(
+            "tags",
+            format!("at most {MAX_TAGS} tags per record"),
+        ));
     }
     for (k, v) in tags {
         tag_key(k)?;
@@ -124,13 +144,16 @@ fn text(field: &str, value: &str) -> Result<()> {
 /// `sha256:` followed by 64 lowercase hex digits.
 pub fn digest(field: &str, value: &str) -> Result<()> {
     let hex = value.strip_prefix("sha256:");
-    let ok = hex.is_some_and(|h| h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+    let ok =
+        hex.is_some_and(|h| h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
     if ok {
         Ok(())
     } else {
         Err(Error::invalid(
             field,
-            format!("{value:?} is not a sha256 digest: expected \"sha256:\" followed by 64 lowercase hex digits"),
+            format!(
+                "{value:?} is not a sha256 digest: expected \"sha256:\" followed by 64 lowercase hex digits"
+            ),
         ))
     }
 }
@@ -174,7 +197,10 @@ pub fn lineage(l: &Lineage) -> Result<()> {
     }
     if let Some(parent) = l.parent_version {
         version_number(parent).map_err(|_| {
-            Error::invalid("lineage.parent_version", format!("{parent} is not a version number"))
+            Error::invalid(
+                "lineage.parent_version",
+                format!("{parent} is not a version number"),
+            )
         })?;
     }
     for (name, value) in &l.metrics {
@@ -190,7 +216,10 @@ pub fn lineage(l: &Lineage) -> Result<()> {
 
 pub fn new_recommendation(r: &NewRecommendation) -> Result<()> {
     if r.reason.trim().is_empty() {
-        return Err(Error::invalid("reason", "say why the recommendation is raised"));
+        return Err(Error::invalid(
+            "reason",
+            "say why the recommendation is raised",
+        ));
     }
     text("reason", &r.reason)?;
     if !r.evidence.is_object() {
@@ -226,7 +255,12 @@ mod tests {
     #[test]
     fn digests() {
         digest("d", &format!("sha256:{}", "a".repeat(64))).unwrap();
-        for bad in ["sha256:abc", "md5:00", &format!("sha256:{}", "A".repeat(64)), ""] {
+        for bad in [
+            "sha256:abc",
+            "md5:00",
+            &format!("sha256:{}", "A".repeat(64)),
+            "",
+        ] {
             assert!(digest("d", bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -13,10 +13,23 @@ async fn readme_walkthrough_through_the_cli() {
     let d = Daemon::start();
     let run = |args: &[&str]| {
         let o = d.cli(args);
-        assert!(o.status.success(), "modelwatch {args:?} failed:\n{}{}", stdout(&o), stderr(&o));
+        assert!(
+            o.status.success(),
+            "modelwatch {args:?} failed:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         stdout(&o)
     };
-    run(&["models", "create", "fraud-detector", "--owner", "risk-team", "--tag", "team=risk"]);
+    run(&[
+        "models",
+        "create",
+        "fraud-detector",
+        "--owner",
+        "risk-team",
+        "--tag",
+        "team=risk",
+    ]);
     let v1: Value = serde_json::from_str(&run(&[
         "versions",
         "create",
@@ -34,20 +47,54 @@ async fn readme_walkthrough_through_the_cli() {
     .unwrap();
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["lineage"]["metrics"]["auc"], 0.91);
-    run(&["versions", "create", "fraud-detector", "--parent-version", "1"]);
+    run(&[
+        "versions",
+        "create",
+        "fraud-detector",
+        "--parent-version",
+        "1",
+    ]);
     run(&["aliases", "set", "fraud-detector", "production", "1"]);
-    run(&["aliases", "set", "fraud-detector", "production", "2", "--reason", "better auc"]);
-    let out = run(&["aliases", "rollback", "fraud-detector", "production", "--reason", "latency regression"]);
+    run(&[
+        "aliases",
+        "set",
+        "fraud-detector",
+        "production",
+        "2",
+        "--reason",
+        "better auc",
+    ]);
+    let out = run(&[
+        "aliases",
+        "rollback",
+        "fraud-detector",
+        "production",
+        "--reason",
+        "latency regression",
+    ]);
     assert!(out.contains("rolled back to version 1"), "{out}");
-    let alias: Value = serde_json::from_str(&run(&["aliases", "get", "fraud-detector", "production", "--json"])).unwrap();
+    let alias: Value = serde_json::from_str(&run(&[
+        "aliases",
+        "get",
+        "fraud-detector",
+        "production",
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(alias["version"], 1);
     assert_eq!(alias["history"][0]["kind"], "rollback");
     assert_eq!(alias["history"][0]["reason"], "latency regression");
 
     let table = run(&["models", "list"]);
-    assert!(table.contains("fraud-detector") && table.contains("production=1"), "{table}");
+    assert!(
+        table.contains("fraud-detector") && table.contains("production=1"),
+        "{table}"
+    );
     let audit = run(&["audit", "list", "--action", "alias.rollback"]);
-    assert!(audit.contains("model/fraud-detector/alias/production"), "{audit}");
+    assert!(
+        audit.contains("model/fraud-detector/alias/production"),
+        "{audit}"
+    );
     let verify = run(&["audit", "verify"]);
     assert!(verify.contains("audit chain intact"), "{verify}");
 }
@@ -101,7 +148,10 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     .into_iter()
     .map(String::from)
     .collect();
-    assert_eq!(listed, expected, "the OpenAPI document and the route table differ");
+    assert_eq!(
+        listed, expected,
+        "the OpenAPI document and the route table differ"
+    );
 
     // Every listed operation is really routed: without a token it answers
     // 401 (or 200 for the open health routes), never 404/405.
@@ -115,7 +165,11 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
             .replace("{key}", "k")
             .replace("{id}", "1")
             .replace("{name}", "t");
-        let body = if matches!(method, "POST" | "PUT" | "PATCH") { Some(json!({})) } else { None };
+        let body = if matches!(method, "POST" | "PUT" | "PATCH") {
+            Some(json!({}))
+        } else {
+            None
+        };
         let (status, reply) = anonymous.send(method, &concrete, body).await;
         if path == "/healthz" || path == "/readyz" {
             assert_eq!(status, 200, "{op}");
@@ -135,30 +189,80 @@ async fn roles_gate_every_kind_of_change() {
     let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
     let approver = admin.with_token(Some(&admin.token("release-manager", "approver").await));
 
-    assert_eq!(editor.post("/api/v1/models", json!({"name": "m"})).await.0, 201);
+    assert_eq!(
+        editor.post("/api/v1/models", json!({"name": "m"})).await.0,
+        201
+    );
     for _ in 0..2 {
-        assert_eq!(editor.post("/api/v1/models/m/versions", json!({})).await.0, 201);
+        assert_eq!(
+            editor.post("/api/v1/models/m/versions", json!({})).await.0,
+            201
+        );
     }
     // Readers read and change nothing; ingest tokens cannot even read.
     assert_eq!(reader.get("/api/v1/models/m").await.0, 200);
     let (status, body) = reader.post("/api/v1/models", json!({"name": "x"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("permission_denied")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
     assert_eq!(ingest.get("/api/v1/models").await.0, 403);
     // Editors move ordinary aliases but not protected ones.
-    assert_eq!(editor.put("/api/v1/models/m/aliases/staging", json!({"version": 1})).await.0, 200);
-    assert_eq!(editor.put("/api/v1/models/m/aliases/production", json!({"version": 1})).await.0, 403);
-    assert_eq!(approver.put("/api/v1/models/m/aliases/production", json!({"version": 1})).await.0, 200);
-    assert_eq!(approver.put("/api/v1/models/m/aliases/production", json!({"version": 2})).await.0, 200);
+    assert_eq!(
+        editor
+            .put("/api/v1/models/m/aliases/staging", json!({"version": 1}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        editor
+            .put("/api/v1/models/m/aliases/production", json!({"version": 1}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        approver
+            .put("/api/v1/models/m/aliases/production", json!({"version": 1}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        approver
+            .put("/api/v1/models/m/aliases/production", json!({"version": 2}))
+            .await
+            .0,
+        200
+    );
     // Rollback needs approver.
-    assert_eq!(editor.post("/api/v1/models/m/aliases/production/rollback", json!({})).await.0, 403);
-    let (status, alias) = approver.post("/api/v1/models/m/aliases/production/rollback", json!({"reason": "p99"})).await;
+    assert_eq!(
+        editor
+            .post("/api/v1/models/m/aliases/production/rollback", json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, alias) = approver
+        .post(
+            "/api/v1/models/m/aliases/production/rollback",
+            json!({"reason": "p99"}),
+        )
+        .await;
     assert_eq!((status, alias["version"].as_i64()), (200, Some(1)));
     // Tokens are admin business; a revoked token stops working at once.
     assert_eq!(approver.get("/api/v1/tokens").await.0, 403);
     assert_eq!(admin.send("DELETE", "/api/v1/tokens/ci", None).await.0, 200);
     let (status, body) = editor.get("/api/v1/models").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")));
-    let (status, _) = admin.with_token(Some("mw_not_a_real_token")).get("/api/v1/models").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let (status, _) = admin
+        .with_token(Some("mw_not_a_real_token"))
+        .get("/api/v1/models")
+        .await;
     assert_eq!(status, 401);
 
     // The audit log names who did what.
@@ -173,48 +277,170 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         ..Default::default()
     });
     let http = d.http();
-    assert_eq!(http.post("/api/v1/models", json!({"name": "m"})).await.0, 201);
+    assert_eq!(
+        http.post("/api/v1/models", json!({"name": "m"})).await.0,
+        201
+    );
     let (_, before) = http.get("/api/v1/audit?limit=1000").await;
     let audit_len = before["items"].as_array().unwrap().len();
 
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
-        ("POST", "/api/v1/models", Some(json!({"name": "bad name!"})), 400, "invalid_argument"),
-        ("POST", "/api/v1/models", Some(json!({"name": "m"})), 409, "already_exists"),
-        ("POST", "/api/v1/models", Some(json!({"name": "n", "colour": "red"})), 400, "invalid_argument"),
-        ("POST", "/api/v1/models", Some(json!({"name": 5})), 400, "invalid_argument"),
+        (
+            "POST",
+            "/api/v1/models",
+            Some(json!({"name": "bad name!"})),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/models",
+            Some(json!({"name": "m"})),
+            409,
+            "already_exists",
+        ),
+        (
+            "POST",
+            "/api/v1/models",
+            Some(json!({"name": "n", "colour": "red"})),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/models",
+            Some(json!({"name": 5})),
+            400,
+            "invalid_argument",
+        ),
         ("GET", "/api/v1/models/nope", None, 404, "not_found"),
         ("GET", "/api/v1/models/m/versions/7", None, 404, "not_found"),
-        ("GET", "/api/v1/models/m/versions/seven", None, 400, "invalid_argument"),
-        ("POST", "/api/v1/models/nope/versions", Some(json!({})), 404, "not_found"),
-        ("POST", "/api/v1/models/m/versions", Some(json!({"artifact_digest": "md5:abc"})), 400, "invalid_argument"),
-        ("POST", "/api/v1/models/m/versions", Some(json!({"lineage": {"parent_version": 3}})), 400, "invalid_argument"),
-        ("PUT", "/api/v1/models/m/aliases/production", Some(json!({"version": 1})), 404, "not_found"),
-        ("PUT", "/api/v1/models/m/aliases/latest", Some(json!({"version": 1})), 400, "invalid_argument"),
-        ("POST", "/api/v1/models/m/aliases/production/rollback", None, 404, "not_found"),
-        ("GET", "/api/v1/models?limit=0", None, 400, "invalid_argument"),
-        ("GET", "/api/v1/models?cursor=zzz", None, 400, "invalid_argument"),
-        ("GET", "/api/v1/models?colour=red", None, 400, "invalid_argument"),
+        (
+            "GET",
+            "/api/v1/models/m/versions/seven",
+            None,
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/models/nope/versions",
+            Some(json!({})),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/api/v1/models/m/versions",
+            Some(json!({"artifact_digest": "md5:abc"})),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/models/m/versions",
+            Some(json!({"lineage": {"parent_version": 3}})),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "PUT",
+            "/api/v1/models/m/aliases/production",
+            Some(json!({"version": 1})),
+            404,
+            "not_found",
+        ),
+        (
+            "PUT",
+            "/api/v1/models/m/aliases/latest",
+            Some(json!({"version": 1})),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/models/m/aliases/production/rollback",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/api/v1/models?limit=0",
+            None,
+            400,
+            "invalid_argument",
+        ),
+        (
+            "GET",
+            "/api/v1/models?cursor=zzz",
+            None,
+            400,
+            "invalid_argument",
+        ),
+        (
+            "GET",
+            "/api/v1/models?colour=red",
+            None,
+            400,
+            "invalid_argument",
+        ),
         ("GET", "/api/v1/nowhere", None, 404, "not_found"),
         ("PATCH", "/api/v1/audit", None, 405, "method_not_allowed"),
-        ("POST", "/api/v1/recommendations/99/dismiss", None, 404, "not_found"),
+        (
+            "POST",
+            "/api/v1/recommendations/99/dismiss",
+            None,
+            404,
+            "not_found",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (got, reply) = http.send(method, path, body.clone()).await;
         assert_eq!(got, status, "{method} {path} {body:?}: {reply}");
         assert_eq!(reply["error"]["code"], code, "{method} {path}: {reply}");
-        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     // Malformed JSON, wrong content type, oversized body.
-    let (status, reply) = http.raw("POST", "/api/v1/models", "application/json", b"{\"name\": ".to_vec()).await;
-    assert_eq!((status, reply["error"]["code"].as_str()), (400, Some("malformed_json")));
-    let (status, reply) = http.raw("POST", "/api/v1/models", "text/plain", b"{}".to_vec()).await;
-    assert_eq!((status, reply["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
-    let huge = serde_json::to_vec(&json!({"name": "big", "description": "x".repeat(10_000)})).unwrap();
-    let (status, reply) = http.raw("POST", "/api/v1/models", "application/json", huge).await;
-    assert_eq!((status, reply["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    let (status, reply) = http
+        .raw(
+            "POST",
+            "/api/v1/models",
+            "application/json",
+            b"{\"name\": ".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
+    let (status, reply) = http
+        .raw("POST", "/api/v1/models", "text/plain", b"{}".to_vec())
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let huge =
+        serde_json::to_vec(&json!({"name": "big", "description": "x".repeat(10_000)})).unwrap();
+    let (status, reply) = http
+        .raw("POST", "/api/v1/models", "application/json", huge)
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
 
     let (_, after) = http.get("/api/v1/audit?limit=1000").await;
-    assert_eq!(after["items"].as_array().unwrap().len(), audit_len, "a rejected request wrote something");
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        audit_len,
+        "a rejected request wrote something"
+    );
     let (_, models) = http.get("/api/v1/models").await;
     assert_eq!(models["items"].as_array().unwrap().len(), 1);
     assert_eq!(http.get("/api/v1/models/m").await.1["latest_version"], 0);
@@ -224,13 +450,20 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
 async fn fifty_concurrent_version_creations_are_numbered_one_to_fifty() {
     let d = Daemon::start();
     let http = d.http();
-    assert_eq!(http.post("/api/v1/models", json!({"name": "busy"})).await.0, 201);
-    let replies = futures::future::join_all(
-        (0..50).map(|i| {
-            let http = http.clone();
-            async move { http.post("/api/v1/models/busy/versions", json!({"run_id": format!("r{i}")})).await }
-        }),
-    )
+    assert_eq!(
+        http.post("/api/v1/models", json!({"name": "busy"})).await.0,
+        201
+    );
+    let replies = futures::future::join_all((0..50).map(|i| {
+        let http = http.clone();
+        async move {
+            http.post(
+                "/api/v1/models/busy/versions",
+                json!({"run_id": format!("r{i}")}),
+            )
+            .await
+        }
+    }))
     .await;
     let mut numbers: Vec<i64> = replies
         .iter()
@@ -246,7 +479,13 @@ async fn fifty_concurrent_version_creations_are_numbered_one_to_fifty() {
     let mut path = "/api/v1/models/busy/versions?limit=20".to_string();
     loop {
         let (_, page) = http.get(&path).await;
-        seen.extend(page["items"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["version"].as_i64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/models/busy/versions?limit=20&cursor={c}"),
             None => break,
@@ -263,7 +502,8 @@ async fn tampering_behind_the_daemons_back_is_named_by_audit_verify() {
     let http = d.http();
     http.post("/api/v1/models", json!({"name": "m"})).await;
     http.post("/api/v1/models/m/versions", json!({})).await;
-    http.put("/api/v1/models/m/aliases/production", json!({"version": 1})).await;
+    http.put("/api/v1/models/m/aliases/production", json!({"version": 1}))
+        .await;
     let ok = d.cli(&["audit", "verify"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
 
@@ -278,11 +518,21 @@ async fn tampering_behind_the_daemons_back_is_named_by_audit_verify() {
 
     let broken = d.cli(&["audit", "verify"]);
     assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
-    assert!(stdout(&broken).contains("BROKEN at entry 3"), "{}", stdout(&broken));
-    let json: Value = serde_json::from_str(&stdout(&d.cli(&["audit", "verify", "--json"]))).unwrap();
+    assert!(
+        stdout(&broken).contains("BROKEN at entry 3"),
+        "{}",
+        stdout(&broken)
+    );
+    let json: Value =
+        serde_json::from_str(&stdout(&d.cli(&["audit", "verify", "--json"]))).unwrap();
     assert_eq!(json["first_broken_seq"], 3);
     // The offline check reads the same file without the daemon.
-    let offline = d.cli(&["audit", "verify", "--data-dir", d.data_dir.to_str().unwrap()]);
+    let offline = d.cli(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        d.data_dir.to_str().unwrap(),
+    ]);
     assert_eq!(offline.status.code(), Some(1));
     assert!(stdout(&offline).contains("BROKEN at entry 3"));
 }
@@ -294,22 +544,46 @@ async fn recommendations_can_be_raised_acknowledged_and_dismissed() {
     http.post("/api/v1/models", json!({"name": "m"})).await;
     http.post("/api/v1/models/m/versions", json!({})).await;
     let raise = json!({"kind": "retrain", "severity": "warning", "reason": "psi 0.31 on amount", "evidence": {"psi": 0.31}});
-    let (status, rec) = http.post("/api/v1/models/m/versions/1/recommendations", raise.clone()).await;
+    let (status, rec) = http
+        .post("/api/v1/models/m/versions/1/recommendations", raise.clone())
+        .await;
     assert_eq!(status, 200, "{rec}");
-    let (_, again) = http.post("/api/v1/models/m/versions/1/recommendations", raise).await;
-    assert_eq!(again["id"], rec["id"], "one open recommendation per kind per version");
+    let (_, again) = http
+        .post("/api/v1/models/m/versions/1/recommendations", raise)
+        .await;
+    assert_eq!(
+        again["id"], rec["id"],
+        "one open recommendation per kind per version"
+    );
     let (_, version) = http.get("/api/v1/models/m/versions/1").await;
     assert_eq!(version["recommendations"][0]["kind"], "retrain");
     let id = rec["id"].as_i64().unwrap();
-    let (status, acked) = http.post(&format!("/api/v1/recommendations/{id}/acknowledge"), json!({})).await;
+    let (status, acked) = http
+        .post(
+            &format!("/api/v1/recommendations/{id}/acknowledge"),
+            json!({}),
+        )
+        .await;
     assert_eq!((status, acked["status"].as_str()), (200, Some("open")));
-    let o = d.cli(&["recommendations", "dismiss", &id.to_string(), "--note", "seasonal", "--json"]);
+    let o = d.cli(&[
+        "recommendations",
+        "dismiss",
+        &id.to_string(),
+        "--note",
+        "seasonal",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let dismissed: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(dismissed["status"], "dismissed");
     assert_eq!(dismissed["resolution_note"], "seasonal");
-    let (status, reply) = http.post(&format!("/api/v1/recommendations/{id}/dismiss"), json!({})).await;
-    assert_eq!((status, reply["error"]["code"].as_str()), (409, Some("conflict")));
+    let (status, reply) = http
+        .post(&format!("/api/v1/recommendations/{id}/dismiss"), json!({}))
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
     let (_, open) = http.get("/api/v1/recommendations?status=open").await;
     assert!(open["items"].as_array().unwrap().is_empty());
 }
@@ -318,18 +592,42 @@ async fn recommendations_can_be_raised_acknowledged_and_dismissed() {
 async fn tags_on_models_and_versions_filter_listings() {
     let d = Daemon::start();
     let http = d.http();
-    http.post("/api/v1/models", json!({"name": "a", "tags": {"tier": "gold"}})).await;
+    http.post(
+        "/api/v1/models",
+        json!({"name": "a", "tags": {"tier": "gold"}}),
+    )
+    .await;
     http.post("/api/v1/models", json!({"name": "b"})).await;
     let o = d.cli(&["tags", "set", "b", "tier", "silver"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (_, gold) = http.get("/api/v1/models?tag.tier=gold").await;
-    let names: Vec<_> = gold["items"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
+    let names: Vec<_> = gold["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].clone())
+        .collect();
     assert_eq!(names, [json!("a")]);
     http.post("/api/v1/models/b/versions", json!({})).await;
-    let (status, tags) = http.put("/api/v1/models/b/versions/1/tags/stage", json!({"value": "canary"})).await;
+    let (status, tags) = http
+        .put(
+            "/api/v1/models/b/versions/1/tags/stage",
+            json!({"value": "canary"}),
+        )
+        .await;
     assert_eq!((status, tags["stage"].as_str()), (200, Some("canary")));
     let (_, list) = http.get("/api/v1/models/b/versions?tag.stage=canary").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    assert_eq!(http.send("DELETE", "/api/v1/models/b/versions/1/tags/stage", None).await.0, 200);
-    assert_eq!(http.send("DELETE", "/api/v1/models/b/versions/1/tags/stage", None).await.0, 404);
+    assert_eq!(
+        http.send("DELETE", "/api/v1/models/b/versions/1/tags/stage", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        http.send("DELETE", "/api/v1/models/b/versions/1/tags/stage", None)
+            .await
+            .0,
+        404
+    );
 }

@@ -13,11 +13,23 @@ async fn data_dir_precedence_is_flag_then_env_then_file_then_default() {
     let root = tempfile::tempdir().unwrap();
     let dir = |name: &str| root.path().join(name);
     let config = root.path().join("modelwatch.toml");
-    std::fs::write(&config, format!("data_dir = {:?}\n", dir("from-file").display().to_string())).unwrap();
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", dir("from-file").display().to_string()),
+    )
+    .unwrap();
     let config_arg = || vec!["--config".to_string(), config.display().to_string()];
 
     // File only.
-    let d = Daemon::start_in(dir("unused"), None, Start { args: config_arg(), data_dir_flag: false, ..Default::default() });
+    let d = Daemon::start_in(
+        dir("unused"),
+        None,
+        Start {
+            args: config_arg(),
+            data_dir_flag: false,
+            ..Default::default()
+        },
+    );
     assert!(dir("from-file").join("registry.sqlite").exists());
     drop(d);
     // Environment beats the file.
@@ -26,7 +38,10 @@ async fn data_dir_precedence_is_flag_then_env_then_file_then_default() {
         None,
         Start {
             args: config_arg(),
-            env: vec![("MODELWATCH_DATA_DIR".into(), dir("from-env").display().to_string())],
+            env: vec![(
+                "MODELWATCH_DATA_DIR".into(),
+                dir("from-env").display().to_string(),
+            )],
             data_dir_flag: false,
             ..Default::default()
         },
@@ -35,13 +50,19 @@ async fn data_dir_precedence_is_flag_then_env_then_file_then_default() {
     drop(d);
     // The flag beats both.
     let mut args = config_arg();
-    args.extend(["--data-dir".to_string(), dir("from-flag").display().to_string()]);
+    args.extend([
+        "--data-dir".to_string(),
+        dir("from-flag").display().to_string(),
+    ]);
     let d = Daemon::start_in(
         dir("unused"),
         None,
         Start {
             args,
-            env: vec![("MODELWATCH_DATA_DIR".into(), dir("from-env-2").display().to_string())],
+            env: vec![(
+                "MODELWATCH_DATA_DIR".into(),
+                dir("from-env-2").display().to_string(),
+            )],
             data_dir_flag: false,
             ..Default::default()
         },
@@ -56,26 +77,64 @@ async fn data_dir_precedence_is_flag_then_env_then_file_then_default() {
 async fn first_start_prints_an_admin_token_once_and_stores_only_its_hash() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let d = Daemon::start_in(data.clone(), None, Start { bootstrap: false, ..Default::default() });
+    let d = Daemon::start_in(
+        data.clone(),
+        None,
+        Start {
+            bootstrap: false,
+            ..Default::default()
+        },
+    );
     let announcement = d.next_stdout_line().expect("an announcement on stdout");
-    assert!(announcement.contains("shown only this once"), "{announcement}");
-    let token = d.next_stdout_line().expect("the token on stdout").trim().to_string();
+    assert!(
+        announcement.contains("shown only this once"),
+        "{announcement}"
+    );
+    let token = d
+        .next_stdout_line()
+        .expect("the token on stdout")
+        .trim()
+        .to_string();
     assert!(token.starts_with("mw_"), "not a token: {token:?}");
     let http = d.http().with_token(Some(&token));
     assert_eq!(http.get("/api/v1/tokens").await.0, 200);
     let (exit, _) = d.terminate();
     assert!(exit.success());
-    let dump = Command::new("sqlite3").arg(data.join("registry.sqlite")).arg(".dump tokens").output().unwrap();
-    assert!(!String::from_utf8_lossy(&dump.stdout).contains(&token), "the secret itself was stored");
+    let dump = Command::new("sqlite3")
+        .arg(data.join("registry.sqlite"))
+        .arg(".dump tokens")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&dump.stdout).contains(&token),
+        "the secret itself was stored"
+    );
 
     // A second start finds the admin token and prints nothing.
-    let d = Daemon::start_in(data, None, Start { bootstrap: false, ..Default::default() });
-    assert_eq!(d.http().with_token(Some(&token)).get("/api/v1/models").await.0, 200);
+    let d = Daemon::start_in(
+        data,
+        None,
+        Start {
+            bootstrap: false,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        d.http()
+            .with_token(Some(&token))
+            .get("/api/v1/models")
+            .await
+            .0,
+        200
+    );
     let printed = d.stdout.clone();
     let (exit, _) = d.terminate();
     assert!(exit.success());
     let printed = printed.lock().unwrap().clone();
-    assert!(!printed.contains("mw_"), "a second token was printed: {printed}");
+    assert!(
+        !printed.contains("mw_"),
+        "a second token was printed: {printed}"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +142,13 @@ async fn sigterm_stops_gracefully_and_the_data_survives() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let d = Daemon::start_in(data.clone(), None, Start::default());
-    assert_eq!(d.http().post("/api/v1/models", json!({"name": "kept"})).await.0, 201);
+    assert_eq!(
+        d.http()
+            .post("/api/v1/models", json!({"name": "kept"}))
+            .await
+            .0,
+        201
+    );
     assert_eq!(d.http().get("/readyz").await.0, 200);
     let (exit, log) = d.terminate();
     assert!(exit.success(), "exit status {exit:?}\n{log}");
@@ -101,14 +166,34 @@ fn no_auth_is_refused_on_a_public_address() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--no-auth is only allowed on a loopback"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--no-auth is only allowed on a loopback"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[tokio::test]
 async fn no_auth_on_loopback_warns_and_lets_requests_through() {
-    let d = Daemon::start_with(Start { args: vec!["--no-auth".into()], bootstrap: false, ..Default::default() });
-    assert!(d.stderr.lock().unwrap().contains("authentication is DISABLED"));
-    assert_eq!(d.http().with_token(None).post("/api/v1/models", json!({"name": "open"})).await.0, 201);
+    let d = Daemon::start_with(Start {
+        args: vec!["--no-auth".into()],
+        bootstrap: false,
+        ..Default::default()
+    });
+    assert!(
+        d.stderr
+            .lock()
+            .unwrap()
+            .contains("authentication is DISABLED")
+    );
+    assert_eq!(
+        d.http()
+            .with_token(None)
+            .post("/api/v1/models", json!({"name": "open"}))
+            .await
+            .0,
+        201
+    );
 }
 
 #[test]
@@ -121,15 +206,29 @@ fn the_cli_says_clearly_when_no_daemon_answers() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("cannot reach modelwatch at http://127.0.0.1:9"), "{err}");
+    assert!(
+        err.contains("cannot reach modelwatch at http://127.0.0.1:9"),
+        "{err}"
+    );
     assert!(err.contains("MODELWATCH_URL"), "{err}");
 }
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line() {
-    let d = Daemon::start_with(Start { args: vec!["--log-format".into(), "json".into()], ..Default::default() });
+    let d = Daemon::start_with(Start {
+        args: vec!["--log-format".into(), "json".into()],
+        ..Default::default()
+    });
     let log = d.stderr.lock().unwrap().clone();
-    let line = log.lines().find(|l| l.contains("listening on")).expect("listening line");
+    let line = log
+        .lines()
+        .find(|l| l.contains("listening on"))
+        .expect("listening line");
     let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
-    assert!(v["message"].as_str().unwrap().starts_with("listening on http://127.0.0.1:"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("listening on http://127.0.0.1:")
+    );
 }

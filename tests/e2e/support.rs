@@ -12,7 +12,10 @@ use serde_json::Value;
 /// The `modelwatch` binary built next to this test (`cargo build --bins`).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let bin = dir.join(format!("modelwatch{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
@@ -98,7 +101,11 @@ impl Daemon {
     /// Starts on an existing data directory (e.g. a restart).
     pub fn start_in(data_dir: PathBuf, temp: Option<tempfile::TempDir>, opts: Start) -> Daemon {
         let mut cmd = Command::new(binary());
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--log").arg("info,modelwatch=debug");
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--log")
+            .arg("info,modelwatch=debug");
         if opts.data_dir_flag {
             cmd.arg("--data-dir").arg(&data_dir);
         }
@@ -106,7 +113,9 @@ impl Daemon {
             cmd.arg("--bootstrap-token").arg(TOKEN);
         }
         cmd.args(&opts.args);
-        cmd.env_remove("MODELWATCH_TOKEN").env_remove("MODELWATCH_URL").env_remove("MODELWATCH_DATA_DIR");
+        cmd.env_remove("MODELWATCH_TOKEN")
+            .env_remove("MODELWATCH_URL")
+            .env_remove("MODELWATCH_DATA_DIR");
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -120,8 +129,18 @@ impl Daemon {
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let (line_tx, stdout_lines) = mpsc::channel();
-        let stdout_thread = drain(child.stdout.take().expect("stdout"), stdout.clone(), None, Some(line_tx));
-        let stderr_thread = drain(child.stderr.take().expect("stderr"), stderr.clone(), Some(tx), None);
+        let stdout_thread = drain(
+            child.stdout.take().expect("stdout"),
+            stdout.clone(),
+            None,
+            Some(line_tx),
+        );
+        let stderr_thread = drain(
+            child.stderr.take().expect("stderr"),
+            stderr.clone(),
+            Some(tx),
+            None,
+        );
         let addr = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => addr,
             Err(_) => {
@@ -182,7 +201,10 @@ impl Daemon {
         assert!(status.success());
         let exit = self.child.wait().expect("wait for modelwatch");
         // The pipe closes when the process exits: the thread has read every line.
-        for t in [self.stderr_thread.take(), self.stdout_thread.take()].into_iter().flatten() {
+        for t in [self.stderr_thread.take(), self.stdout_thread.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.join();
         }
         let log = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
@@ -225,11 +247,21 @@ impl Http {
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         let text = res.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self
             .client
@@ -242,7 +274,10 @@ impl Http {
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -257,7 +292,12 @@ impl Http {
 
     /// Creates a token with a role and returns its secret.
     pub async fn token(&self, name: &str, role: &str) -> String {
-        let (status, body) = self.post("/api/v1/tokens", serde_json::json!({ "name": name, "role": role })).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/tokens",
+                serde_json::json!({ "name": name, "role": role }),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         body["token"].as_str().expect("token secret").to_string()
     }

@@ -36,7 +36,12 @@ pub struct PhaseResult {
     pub p99_ms: f64,
 }
 
-async fn phase<F, Fut>(name: &'static str, concurrency: usize, duration: Duration, op: F) -> PhaseResult
+async fn phase<F, Fut>(
+    name: &'static str,
+    concurrency: usize,
+    duration: Duration,
+    op: F,
+) -> PhaseResult
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ClientError>> + Send,
@@ -91,17 +96,32 @@ where
 
 pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     match command {
-        BenchCommand::Registry { concurrency, seconds } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
+        BenchCommand::Registry {
+            concurrency,
+            seconds,
+        } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
     }
 }
 
-async fn registry(conn: &Connection, concurrency: usize, duration: Duration) -> Result<ExitCode, ClientError> {
+async fn registry(
+    conn: &Connection,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<ExitCode, ClientError> {
     let client = Arc::new(Client::new(&conn.url, conn.token.clone()));
     let model = format!("bench-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%f"));
     client
-        .call(Method::POST, "/api/v1/models", Some(&json!({ "name": model, "tags": { "purpose": "bench" } })))
+        .call(
+            Method::POST,
+            "/api/v1/models",
+            Some(&json!({ "name": model, "tags": { "purpose": "bench" } })),
+        )
         .await?;
-    eprintln!("benchmarking {} with {concurrency} concurrent requests, {}s per phase (model {model})", conn.url, duration.as_secs());
+    eprintln!(
+        "benchmarking {} with {concurrency} concurrent requests, {}s per phase (model {model})",
+        conn.url,
+        duration.as_secs()
+    );
 
     let mut results = Vec::new();
     let (c, m) = (client.clone(), model.clone());
@@ -116,13 +136,21 @@ async fn registry(conn: &Connection, concurrency: usize, duration: Duration) -> 
         .await,
     );
     client
-        .call(Method::PUT, &format!("/api/v1/models/{model}/aliases/staging"), Some(&json!({ "version": 1 })))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/models/{model}/aliases/staging"),
+            Some(&json!({ "version": 1 })),
+        )
         .await?;
     let (c, m) = (client.clone(), model.clone());
     results.push(
         phase("alias lookups", concurrency, duration, move |_| {
             let (c, m) = (c.clone(), m.clone());
-            async move { c.get(&format!("/api/v1/models/{m}/aliases/staging")).await.map(drop) }
+            async move {
+                c.get(&format!("/api/v1/models/{m}/aliases/staging"))
+                    .await
+                    .map(drop)
+            }
         })
         .await,
     );
@@ -131,18 +159,27 @@ async fn registry(conn: &Connection, concurrency: usize, duration: Duration) -> 
         phase("searches", concurrency, duration, move |i| {
             let (c, m) = (c.clone(), m.clone());
             async move {
-                c.get(&format!("/api/v1/models/{m}/versions?run_id=run-{}&limit=10", i % 1000))
-                    .await
-                    .map(drop)
+                c.get(&format!(
+                    "/api/v1/models/{m}/versions?run_id=run-{}&limit=10",
+                    i % 1000
+                ))
+                .await
+                .map(drop)
             }
         })
         .await,
     );
 
     if conn.json {
-        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
     } else {
-        println!("{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}", "phase", "requests", "errors", "per second", "p50 ms", "p99 ms");
+        println!(
+            "{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}",
+            "phase", "requests", "errors", "per second", "p50 ms", "p99 ms"
+        );
         for r in &results {
             println!(
                 "{:<20} {:>10} {:>8} {:>12.0} {:>9.2} {:>9.2}",

@@ -11,9 +11,17 @@ pub enum ClientError {
     )]
     Unreachable { url: String, reason: String },
     #[error("{message} ({code}, HTTP {status})")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("unexpected reply from {url} (HTTP {status}): {body}")]
-    Unexpected { url: String, status: u16, body: String },
+    Unexpected {
+        url: String,
+        status: u16,
+        body: String,
+    },
 }
 
 impl ClientError {
@@ -43,7 +51,12 @@ impl Client {
     }
 
     /// Sends a request and returns the JSON reply (`Null` for 204).
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(token) = &self.token {

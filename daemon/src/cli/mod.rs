@@ -22,7 +22,11 @@ use client::{Client, ClientError, enc};
 use output::*;
 
 #[derive(Debug, Parser)]
-#[command(name = "modelwatch", version, about = "Model registry with the observability loop built in")]
+#[command(
+    name = "modelwatch",
+    version,
+    about = "Model registry with the observability loop built in"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -32,7 +36,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Base URL of the daemon.
-    #[arg(long, env = "MODELWATCH_URL", default_value = "http://127.0.0.1:9400", global = true)]
+    #[arg(
+        long,
+        env = "MODELWATCH_URL",
+        default_value = "http://127.0.0.1:9400",
+        global = true
+    )]
     pub url: String,
     /// API token (`Authorization: Bearer`).
     #[arg(long, env = "MODELWATCH_TOKEN", hide_env_values = true, global = true)]
@@ -129,7 +138,10 @@ fn query_string(q: &[(String, String)]) -> String {
     if q.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    let parts: Vec<String> = q
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
     format!("?{}", parts.join("&"))
 }
 
@@ -370,7 +382,10 @@ pub enum TokenCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -471,32 +486,60 @@ fn tag_query(q: &mut Vec<(String, String)>, tags: Vec<(String, String)>) {
 async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     let c = client(conn);
     match command {
-        ModelsCommand::List { page, name_prefix, owner, tags } => {
+        ModelsCommand::List {
+            page,
+            name_prefix,
+            owner,
+            tags,
+        } => {
             let mut q = Vec::new();
             page.query(&mut q);
             q.extend(name_prefix.map(|v| ("name_prefix".to_string(), v)));
             q.extend(owner.map(|v| ("owner".to_string(), v)));
             tag_query(&mut q, tags);
-            let v = c.get(&format!("/api/v1/models{}", query_string(&q))).await?;
+            let v = c
+                .get(&format!("/api/v1/models{}", query_string(&q)))
+                .await?;
             print(conn.json, &v, |v| output::page(v, MODEL_COLUMNS));
         }
         ModelsCommand::Get { name } => {
             let v = c.get(&format!("/api/v1/models/{}", enc(&name))).await?;
             print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
         }
-        ModelsCommand::Create { name, description, owner, tags } => {
+        ModelsCommand::Create {
+            name,
+            description,
+            owner,
+            tags,
+        } => {
             let tags: BTreeMap<_, _> = tags.into_iter().collect();
-            let body = json!({ "name": name, "description": description, "owner": owner, "tags": tags });
+            let body =
+                json!({ "name": name, "description": description, "owner": owner, "tags": tags });
             let v = c.call(Method::POST, "/api/v1/models", Some(&body)).await?;
             print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
         }
-        ModelsCommand::Update { name, description, owner } => {
+        ModelsCommand::Update {
+            name,
+            description,
+            owner,
+        } => {
             let body = json!({ "description": description, "owner": owner });
-            let v = c.call(Method::PATCH, &format!("/api/v1/models/{}", enc(&name)), Some(&body)).await?;
+            let v = c
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/models/{}", enc(&name)),
+                    Some(&body),
+                )
+                .await?;
             print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
         }
         ModelsCommand::Delete { name } => {
-            c.call(Method::DELETE, &format!("/api/v1/models/{}", enc(&name)), None).await?;
+            c.call(
+                Method::DELETE,
+                &format!("/api/v1/models/{}", enc(&name)),
+                None,
+            )
+            .await?;
             if !conn.json {
                 println!("deleted model {name}");
             }
@@ -507,7 +550,9 @@ async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, C
 
 fn training_data(spec: &str) -> Value {
     match spec.rsplit_once('@') {
-        Some((uri, digest)) if digest.starts_with("sha256:") => json!({ "uri": uri, "digest": digest }),
+        Some((uri, digest)) if digest.starts_with("sha256:") => {
+            json!({ "uri": uri, "digest": digest })
+        }
         _ => json!({ "uri": spec }),
     }
 }
@@ -515,17 +560,34 @@ fn training_data(spec: &str) -> Value {
 async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     let c = client(conn);
     match command {
-        VersionsCommand::List { model, page, status, run_id, tags } => {
+        VersionsCommand::List {
+            model,
+            page,
+            status,
+            run_id,
+            tags,
+        } => {
             let mut q = Vec::new();
             page.query(&mut q);
             q.extend(status.map(|v| ("status".to_string(), v)));
             q.extend(run_id.map(|v| ("run_id".to_string(), v)));
             tag_query(&mut q, tags);
-            let v = c.get(&format!("/api/v1/models/{}/versions{}", enc(&model), query_string(&q))).await?;
+            let v = c
+                .get(&format!(
+                    "/api/v1/models/{}/versions{}",
+                    enc(&model),
+                    query_string(&q)
+                ))
+                .await?;
             print(conn.json, &v, |v| output::page(v, VERSION_COLUMNS));
         }
         VersionsCommand::Get { model, version } => {
-            let v = c.get(&format!("/api/v1/models/{}/versions/{version}", enc(&model))).await?;
+            let v = c
+                .get(&format!(
+                    "/api/v1/models/{}/versions/{version}",
+                    enc(&model)
+                ))
+                .await?;
             print(conn.json, &v, |v| record(v, VERSION_DETAIL));
         }
         VersionsCommand::Create {
@@ -564,10 +626,21 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
                 },
                 "tags": tags.into_iter().collect::<BTreeMap<_, _>>(),
             });
-            let v = c.call(Method::POST, &format!("/api/v1/models/{}/versions", enc(&model)), Some(&body)).await?;
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/models/{}/versions", enc(&model)),
+                    Some(&body),
+                )
+                .await?;
             print(conn.json, &v, |v| record(v, VERSION_DETAIL));
         }
-        VersionsCommand::Update { model, version, description, status } => {
+        VersionsCommand::Update {
+            model,
+            version,
+            description,
+            status,
+        } => {
             let body = json!({ "description": description, "status": status });
             let path = format!("/api/v1/models/{}/versions/{version}", enc(&model));
             let v = c.call(Method::PATCH, &path, Some(&body)).await?;
@@ -587,19 +660,44 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
 async fn tags(command: TagsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     let c = client(conn);
     let base = |model: &str, version: Option<i64>, key: &str| match version {
-        Some(v) => format!("/api/v1/models/{}/versions/{v}/tags/{}", enc(model), enc(key)),
+        Some(v) => format!(
+            "/api/v1/models/{}/versions/{v}/tags/{}",
+            enc(model),
+            enc(key)
+        ),
         None => format!("/api/v1/models/{}/tags/{}", enc(model), enc(key)),
     };
     let v = match command {
-        TagsCommand::Set { model, key, value, version } => {
-            c.call(Method::PUT, &base(&model, version, &key), Some(&json!({ "value": value }))).await?
+        TagsCommand::Set {
+            model,
+            key,
+            value,
+            version,
+        } => {
+            c.call(
+                Method::PUT,
+                &base(&model, version, &key),
+                Some(&json!({ "value": value })),
+            )
+            .await?
         }
-        TagsCommand::Delete { model, key, version } => c.call(Method::DELETE, &base(&model, version, &key), None).await?,
+        TagsCommand::Delete {
+            model,
+            key,
+            version,
+        } => {
+            c.call(Method::DELETE, &base(&model, version, &key), None)
+                .await?
+        }
     };
     print(conn.json, &v, |v| {
         let rows: Vec<Value> = v
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| json!({ "key": k, "value": v }))
+                    .collect()
+            })
             .unwrap_or_default();
         output::rows(&rows, &[("key", "/key"), ("value", "/value")])
     });
@@ -608,58 +706,116 @@ async fn tags(command: TagsCommand, conn: &Connection) -> Result<ExitCode, Clien
 
 fn alias_detail(v: &Value) -> String {
     let history = v["history"].as_array().cloned().unwrap_or_default();
-    format!("{}\n{}", record(v, ALIAS_COLUMNS), rows(&history, MOVE_COLUMNS))
+    format!(
+        "{}\n{}",
+        record(v, ALIAS_COLUMNS),
+        rows(&history, MOVE_COLUMNS)
+    )
 }
 
 async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     let c = client(conn);
-    let path = |model: &str, alias: &str| format!("/api/v1/models/{}/aliases/{}", enc(model), enc(alias));
+    let path =
+        |model: &str, alias: &str| format!("/api/v1/models/{}/aliases/{}", enc(model), enc(alias));
     match command {
         AliasesCommand::List { model } => {
-            let v = c.get(&format!("/api/v1/models/{}/aliases", enc(&model))).await?;
-            print(conn.json, &v, |v| rows(v.as_array().map(Vec::as_slice).unwrap_or_default(), ALIAS_COLUMNS));
+            let v = c
+                .get(&format!("/api/v1/models/{}/aliases", enc(&model)))
+                .await?;
+            print(conn.json, &v, |v| {
+                rows(
+                    v.as_array().map(Vec::as_slice).unwrap_or_default(),
+                    ALIAS_COLUMNS,
+                )
+            });
         }
         AliasesCommand::Get { model, alias } => {
             let v = c.get(&path(&model, &alias)).await?;
             print(conn.json, &v, alias_detail);
         }
-        AliasesCommand::Set { model, alias, version, reason } => {
+        AliasesCommand::Set {
+            model,
+            alias,
+            version,
+            reason,
+        } => {
             let body = json!({ "version": version, "reason": reason });
-            let v = c.call(Method::PUT, &path(&model, &alias), Some(&body)).await?;
+            let v = c
+                .call(Method::PUT, &path(&model, &alias), Some(&body))
+                .await?;
             print(conn.json, &v, alias_detail);
         }
-        AliasesCommand::Delete { model, alias, reason } => {
-            let p = format!("{}{}", path(&model, &alias), query_string(&[("reason".into(), reason)]));
+        AliasesCommand::Delete {
+            model,
+            alias,
+            reason,
+        } => {
+            let p = format!(
+                "{}{}",
+                path(&model, &alias),
+                query_string(&[("reason".into(), reason)])
+            );
             c.call(Method::DELETE, &p, None).await?;
             if !conn.json {
                 println!("deleted alias {alias} of {model}");
             }
         }
-        AliasesCommand::Rollback { model, alias, reason } => {
+        AliasesCommand::Rollback {
+            model,
+            alias,
+            reason,
+        } => {
             let body = json!({ "reason": reason });
-            let v = c.call(Method::POST, &format!("{}/rollback", path(&model, &alias)), Some(&body)).await?;
-            print(conn.json, &v, |v| format!("{alias} of {model} rolled back to version {}\n{}", v["version"], alias_detail(v)));
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("{}/rollback", path(&model, &alias)),
+                    Some(&body),
+                )
+                .await?;
+            print(conn.json, &v, |v| {
+                format!(
+                    "{alias} of {model} rolled back to version {}\n{}",
+                    v["version"],
+                    alias_detail(v)
+                )
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn recommendations(command: RecommendationsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+async fn recommendations(
+    command: RecommendationsCommand,
+    conn: &Connection,
+) -> Result<ExitCode, ClientError> {
     let c = client(conn);
     let detail = |v: &Value| {
         let mut cols = RECOMMENDATION_COLUMNS.to_vec();
-        cols.extend_from_slice(&[("evidence", "/evidence"), ("resolved by", "/resolved_by"), ("note", "/resolution_note")]);
+        cols.extend_from_slice(&[
+            ("evidence", "/evidence"),
+            ("resolved by", "/resolved_by"),
+            ("note", "/resolution_note"),
+        ]);
         record(v, &cols)
     };
     match command {
-        RecommendationsCommand::List { page, model, version, kind, status } => {
+        RecommendationsCommand::List {
+            page,
+            model,
+            version,
+            kind,
+            status,
+        } => {
             let mut q = Vec::new();
             page.query(&mut q);
             q.extend(model.map(|v| ("model".to_string(), v)));
             q.extend(version.map(|v| ("version".to_string(), v.to_string())));
             q.extend(kind.map(|v| ("kind".to_string(), v)));
             q.extend(status.map(|v| ("status".to_string(), v)));
-            let v = c.get(&format!("/api/v1/recommendations{}", query_string(&q))).await?;
+            let v = c
+                .get(&format!("/api/v1/recommendations{}", query_string(&q)))
+                .await?;
             print(conn.json, &v, |v| output::page(v, RECOMMENDATION_COLUMNS));
         }
         RecommendationsCommand::Get { id } => {
@@ -668,13 +824,21 @@ async fn recommendations(command: RecommendationsCommand, conn: &Connection) -> 
         }
         RecommendationsCommand::Acknowledge { id, note } => {
             let v = c
-                .call(Method::POST, &format!("/api/v1/recommendations/{id}/acknowledge"), Some(&json!({ "note": note })))
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/recommendations/{id}/acknowledge"),
+                    Some(&json!({ "note": note })),
+                )
                 .await?;
             print(conn.json, &v, detail);
         }
         RecommendationsCommand::Dismiss { id, note } => {
             let v = c
-                .call(Method::POST, &format!("/api/v1/recommendations/{id}/dismiss"), Some(&json!({ "note": note })))
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/recommendations/{id}/dismiss"),
+                    Some(&json!({ "note": note })),
+                )
                 .await?;
             print(conn.json, &v, detail);
         }
@@ -701,13 +865,20 @@ fn verification_report(v: &Value) -> String {
 
 async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     match command {
-        AuditCommand::List { page, actor, action, target_prefix } => {
+        AuditCommand::List {
+            page,
+            actor,
+            action,
+            target_prefix,
+        } => {
             let mut q = Vec::new();
             page.query(&mut q);
             q.extend(actor.map(|v| ("actor".to_string(), v)));
             q.extend(action.map(|v| ("action".to_string(), v)));
             q.extend(target_prefix.map(|v| ("target_prefix".to_string(), v)));
-            let v = client(conn).get(&format!("/api/v1/audit{}", query_string(&q))).await?;
+            let v = client(conn)
+                .get(&format!("/api/v1/audit{}", query_string(&q)))
+                .await?;
             print(conn.json, &v, |v| output::page(v, AUDIT_COLUMNS));
             Ok(ExitCode::SUCCESS)
         }
@@ -734,7 +905,11 @@ async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, Cli
 async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
     let c = client(conn);
     match command {
-        TokenCommand::Create { name, role, data_dir: Some(dir) } => {
+        TokenCommand::Create {
+            name,
+            role,
+            data_dir: Some(dir),
+        } => {
             let store = open_offline(&dir).await?;
             let secret = tokens::generate_secret();
             let actor = Actor::new("local-admin", Role::Admin);
@@ -747,17 +922,40 @@ async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, Cli
             v["token"] = json!(secret);
             print_created_token(conn.json, &v);
         }
-        TokenCommand::Create { name, role, data_dir: None } => {
-            let v = c.call(Method::POST, "/api/v1/tokens", Some(&json!({ "name": name, "role": role }))).await?;
+        TokenCommand::Create {
+            name,
+            role,
+            data_dir: None,
+        } => {
+            let v = c
+                .call(
+                    Method::POST,
+                    "/api/v1/tokens",
+                    Some(&json!({ "name": name, "role": role })),
+                )
+                .await?;
             print_created_token(conn.json, &v);
         }
         TokenCommand::List => {
             let v = c.get("/api/v1/tokens").await?;
-            print(conn.json, &v, |v| rows(v.as_array().map(Vec::as_slice).unwrap_or_default(), TOKEN_COLUMNS));
+            print(conn.json, &v, |v| {
+                rows(
+                    v.as_array().map(Vec::as_slice).unwrap_or_default(),
+                    TOKEN_COLUMNS,
+                )
+            });
         }
         TokenCommand::Revoke { name } => {
-            let v = c.call(Method::DELETE, &format!("/api/v1/tokens/{}", enc(&name)), None).await?;
-            print(conn.json, &v, |v| format!("revoked token {}", v["name"].as_str().unwrap_or("")));
+            let v = c
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/tokens/{}", enc(&name)),
+                    None,
+                )
+                .await?;
+            print(conn.json, &v, |v| {
+                format!("revoked token {}", v["name"].as_str().unwrap_or(""))
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,11 @@ fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items.iter().map(|i| cell(Some(i))).collect::<Vec<_>>().join(", "),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| cell(Some(i)))
+            .collect::<Vec<_>>()
+            .join(", "),
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| format!("{k}={}", cell(Some(v))))
@@ -22,7 +26,8 @@ fn cell(v: Option<&Value>) -> String {
 
 fn table() -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t
 }
 
@@ -47,7 +52,10 @@ pub fn record(item: &Value, columns: &[Column]) -> String {
 
 pub fn print(json: bool, value: &Value, render: impl FnOnce(&Value) -> String) {
     if json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
     } else {
         println!("{}", render(value));
     }

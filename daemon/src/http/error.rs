@@ -83,12 +83,15 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"modelwatch\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"modelwatch\""),
+            );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -99,15 +102,22 @@ impl From<RegistryError> for ApiError {
         let message = e.to_string();
         match e {
             RegistryError::NotFound { .. } => ApiError::not_found(message),
-            RegistryError::AlreadyExists { .. } => ApiError::new(StatusCode::CONFLICT, "already_exists", message),
+            RegistryError::AlreadyExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", message)
+            }
             RegistryError::InvalidArgument { .. } => ApiError::bad_request(message),
             RegistryError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             RegistryError::Database(sqlx::Error::PoolTimedOut) => {
                 ApiError::unavailable("the registry database is busy; retry shortly")
             }
-            RegistryError::Corrupt(_) | RegistryError::Database(_) | RegistryError::Migration(_) => {
-                ApiError::internal(e)
+            RegistryError::WriterStopped => ApiError::unavailable(message),
+            RegistryError::CommitFailed(_) => {
+                tracing::error!(error = %e, "registry commit failed");
+                ApiError::unavailable("the change could not be committed and was not saved; retry it")
             }
+            RegistryError::Corrupt(_)
+            | RegistryError::Database(_)
+            | RegistryError::Migration(_) => ApiError::internal(e),
         }
     }
 }
@@ -117,7 +127,9 @@ impl From<JsonRejection> for ApiError {
         let text = r.body_text();
         match r {
             JsonRejection::JsonDataError(_) => ApiError::bad_request(text),
-            JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text),
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
+            }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

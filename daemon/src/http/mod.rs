@@ -131,9 +131,15 @@ pub fn app(state: AppState) -> Router {
                     )
                 })
                 .on_request(())
-                .on_response(|res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::debug!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "response");
-                }),
+                .on_response(
+                    |res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::debug!(
+                            status = res.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1e3,
+                            "response"
+                        );
+                    },
+                ),
         )
         .with_state(state)
 }

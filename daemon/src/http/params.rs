@@ -18,13 +18,16 @@ impl Params {
         self.0.remove(name)
     }
 
-    pub fn parse<T: std::str::FromStr>(&mut self, name: &str, expected: &str) -> ApiResult<Option<T>> {
+    pub fn parse<T: std::str::FromStr>(
+        &mut self,
+        name: &str,
+        expected: &str,
+    ) -> ApiResult<Option<T>> {
         match self.0.remove(name) {
             None => Ok(None),
-            Some(text) => text
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("query parameter {name}={text:?} is not {expected}"))),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("query parameter {name}={text:?} is not {expected}"))
+            }),
         }
     }
 
@@ -41,9 +44,18 @@ impl Params {
 
     /// `tag.<key>=<value>` parameters, every one of which must match.
     pub fn tags(&mut self) -> Vec<(String, String)> {
-        let keys: Vec<String> = self.0.keys().filter(|k| k.starts_with("tag.")).cloned().collect();
+        let keys: Vec<String> = self
+            .0
+            .keys()
+            .filter(|k| k.starts_with("tag."))
+            .cloned()
+            .collect();
         keys.into_iter()
-            .filter_map(|k| self.0.remove(&k).map(|v| (k["tag.".len()..].to_string(), v)))
+            .filter_map(|k| {
+                self.0
+                    .remove(&k)
+                    .map(|v| (k["tag.".len()..].to_string(), v))
+            })
             .collect()
     }
 

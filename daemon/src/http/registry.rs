@@ -3,19 +3,19 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use modelwatch_registry::{
     Alias, AuditEntry, AuditFilter, AuditVerification, Model, ModelFilter, ModelUpdate, NewModel,
     NewRecommendation, NewVersion, Page, Recommendation, RecommendationFilter, RecommendationKind,
-    RecommendationStatus, Role, TagTarget, Tags, TokenInfo, Transition, Version, VersionFilter, VersionStatus,
-    VersionUpdate, tokens,
+    RecommendationStatus, Role, TagTarget, Tags, TokenInfo, Transition, Version, VersionFilter,
+    VersionStatus, VersionUpdate, tokens,
 };
 
 use super::AppState;
@@ -32,7 +32,11 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> ApiR
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        super::error::ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("invalid JSON body: {e}"))
+        super::error::ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("invalid JSON body: {e}"),
+        )
     })
 }
 
@@ -97,7 +101,10 @@ macro_rules! page_from {
     ($page:ident, $from:ty) => {
         impl From<Page<$from>> for $page {
             fn from(p: Page<$from>) -> Self {
-                Self { items: p.items, next_cursor: p.next_cursor }
+                Self {
+                    items: p.items,
+                    next_cursor: p.next_cursor,
+                }
             }
         }
     };
@@ -111,7 +118,11 @@ page_from!(AuditPage, AuditEntry);
     params(PageParams, ModelListParams),
     responses((status = 200, body = ModelPage), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_models(State(s): State<AppState>, caller: Caller, ApiQuery(q): Query) -> ApiResult<Json<ModelPage>> {
+pub async fn list_models(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): Query,
+) -> ApiResult<Json<ModelPage>> {
     caller.require(Role::Reader)?;
     let mut p = Params::new(q);
     let page = p.page()?;
@@ -141,7 +152,11 @@ pub async fn create_model(
     params(("model" = String, Path)),
     responses((status = 200, body = Model), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_model(State(s): State<AppState>, caller: Caller, ApiPath(model): ApiPath<String>) -> ApiResult<Json<Model>> {
+pub async fn get_model(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(model): ApiPath<String>,
+) -> ApiResult<Json<Model>> {
     caller.require(Role::Reader)?;
     Ok(Json(s.registry.get_model(&model).await?))
 }
@@ -164,7 +179,11 @@ pub async fn update_model(
     params(("model" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete_model(State(s): State<AppState>, caller: Caller, ApiPath(model): ApiPath<String>) -> ApiResult<StatusCode> {
+pub async fn delete_model(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(model): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     let actor = caller.require(Role::Editor)?;
     s.registry.delete_model(actor, &model).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -188,7 +207,11 @@ pub async fn set_model_tag(
     ApiJson(body): ApiJson<TagValue>,
 ) -> ApiResult<Json<Tags>> {
     let actor = caller.require(Role::Editor)?;
-    Ok(Json(s.registry.set_tag(actor, &TagTarget::Model { model }, &key, Some(&body.value)).await?))
+    Ok(Json(
+        s.registry
+            .set_tag(actor, &TagTarget::Model { model }, &key, Some(&body.value))
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{model}/tags/{key}", tag = "models",
@@ -201,7 +224,11 @@ pub async fn delete_model_tag(
     ApiPath((model, key)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Tags>> {
     let actor = caller.require(Role::Editor)?;
-    Ok(Json(s.registry.set_tag(actor, &TagTarget::Model { model }, &key, None).await?))
+    Ok(Json(
+        s.registry
+            .set_tag(actor, &TagTarget::Model { model }, &key, None)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions", tag = "versions",
@@ -223,7 +250,12 @@ pub async fn list_versions(
         tags: p.tags(),
     };
     p.finish()?;
-    Ok(Json(s.registry.list_versions(&model, &filter, &page).await?.into()))
+    Ok(Json(
+        s.registry
+            .list_versions(&model, &filter, &page)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions", tag = "versions", request_body = NewVersion,
@@ -265,7 +297,11 @@ pub async fn update_version(
     ApiJson(update): ApiJson<VersionUpdate>,
 ) -> ApiResult<Json<Version>> {
     let actor = caller.require(Role::Editor)?;
-    Ok(Json(s.registry.update_version(actor, &model, version, update).await?))
+    Ok(Json(
+        s.registry
+            .update_version(actor, &model, version, update)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{model}/versions/{version}", tag = "versions",
@@ -294,7 +330,11 @@ pub async fn set_version_tag(
 ) -> ApiResult<Json<Tags>> {
     let actor = caller.require(Role::Editor)?;
     let target = TagTarget::Version { model, version };
-    Ok(Json(s.registry.set_tag(actor, &target, &key, Some(&body.value)).await?))
+    Ok(Json(
+        s.registry
+            .set_tag(actor, &target, &key, Some(&body.value))
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{model}/versions/{version}/tags/{key}", tag = "versions",
@@ -358,7 +398,11 @@ pub async fn set_alias(
     ApiJson(body): ApiJson<SetAlias>,
 ) -> ApiResult<Json<Alias>> {
     let actor = caller.require(s.auth.role_for_alias(&alias))?;
-    Ok(Json(s.registry.set_alias(actor, &model, &alias, body.version, &body.reason).await?))
+    Ok(Json(
+        s.registry
+            .set_alias(actor, &model, &alias, body.version, &body.reason)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -382,7 +426,9 @@ pub async fn delete_alias(
     let mut p = Params::new(q);
     let reason = p.string("reason").unwrap_or_default();
     p.finish()?;
-    s.registry.delete_alias(actor, &model, &alias, &reason).await?;
+    s.registry
+        .delete_alias(actor, &model, &alias, &reason)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -399,7 +445,11 @@ pub async fn rollback_alias(
 ) -> ApiResult<Json<Alias>> {
     let actor = caller.require(Role::Approver)?;
     let body: Reason = optional_json(&body)?;
-    Ok(Json(s.registry.rollback_alias(actor, &model, &alias, &body.reason).await?))
+    Ok(Json(
+        s.registry
+            .rollback_alias(actor, &model, &alias, &body.reason)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/recommendations", tag = "recommendations",
@@ -414,7 +464,11 @@ pub async fn raise_recommendation(
     ApiJson(new): ApiJson<NewRecommendation>,
 ) -> ApiResult<Json<Recommendation>> {
     let actor = caller.require(Role::Editor)?;
-    Ok(Json(s.registry.raise_recommendation(actor, &model, version, new).await?))
+    Ok(Json(
+        s.registry
+            .raise_recommendation(actor, &model, version, new)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -447,7 +501,12 @@ pub async fn list_recommendations(
         status: p.with("status", RecommendationStatus::parse)?,
     };
     p.finish()?;
-    Ok(Json(s.registry.list_recommendations(&filter, &page).await?.into()))
+    Ok(Json(
+        s.registry
+            .list_recommendations(&filter, &page)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/recommendations/{id}", tag = "recommendations",
@@ -470,10 +529,20 @@ pub struct Note {
     pub note: String,
 }
 
-async fn transition(s: &AppState, caller: &Caller, id: i64, t: Transition, body: &Bytes) -> ApiResult<Json<Recommendation>> {
+async fn transition(
+    s: &AppState,
+    caller: &Caller,
+    id: i64,
+    t: Transition,
+    body: &Bytes,
+) -> ApiResult<Json<Recommendation>> {
     let actor = caller.require(Role::Editor)?;
     let note: Note = optional_json(body)?;
-    Ok(Json(s.registry.transition_recommendation(actor, id, t, &note.note).await?))
+    Ok(Json(
+        s.registry
+            .transition_recommendation(actor, id, t, &note.note)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/recommendations/{id}/acknowledge", tag = "recommendations",
@@ -518,7 +587,11 @@ pub struct AuditListParams {
     params(PageParams, AuditListParams),
     responses((status = 200, body = AuditPage)),
     security(("bearer" = [])))]
-pub async fn list_audit(State(s): State<AppState>, caller: Caller, ApiQuery(q): Query) -> ApiResult<Json<AuditPage>> {
+pub async fn list_audit(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): Query,
+) -> ApiResult<Json<AuditPage>> {
     caller.require(Role::Reader)?;
     let mut p = Params::new(q);
     let page = p.page()?;
@@ -534,7 +607,10 @@ pub async fn list_audit(State(s): State<AppState>, caller: Caller, ApiQuery(q): 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = AuditVerification, description = "`ok` false names the first broken entry")),
     security(("bearer" = [])))]
-pub async fn verify_audit(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
+pub async fn verify_audit(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AuditVerification>> {
     caller.require(Role::Reader)?;
     Ok(Json(s.registry.verify_audit().await?))
 }
@@ -557,7 +633,10 @@ pub struct CreatedToken {
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenInfo>)),
     security(("bearer" = [])))]
-pub async fn list_tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TokenInfo>>> {
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
     caller.require(Role::Admin)?;
     Ok(Json(s.registry.list_tokens().await?))
 }
@@ -572,8 +651,17 @@ pub async fn create_token(
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.require(Role::Admin)?;
     let secret = tokens::generate_secret();
-    let info = s.registry.create_token(actor, &new.name, new.role, &tokens::hash_secret(&secret)).await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { info, token: secret })))
+    let info = s
+        .registry
+        .create_token(actor, &new.name, new.role, &tokens::hash_secret(&secret))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            info,
+            token: secret,
+        }),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "tokens",
