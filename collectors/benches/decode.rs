@@ -30,7 +30,10 @@ fn remote_write_body() -> Vec<u8> {
         timeseries: (0..SERIES)
             .map(|i| TimeSeries {
                 labels: vec![
-                    l("__name__", format!("model_request_duration_seconds_bucket{}", i % 7)),
+                    l(
+                        "__name__",
+                        format!("model_request_duration_seconds_bucket{}", i % 7),
+                    ),
                     l("instance", format!("10.0.0.{}:9100", i % 13)),
                     l("job", "model-server".into()),
                     l("le", format!("{}", (i % 11) as f64 * 0.1)),
@@ -183,6 +186,15 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode_1000_samples_100_series", |b| {
         b.iter(|| decode_remote_write(black_box(&rw), &rw_cfg).unwrap())
     });
+    // baseline: snappy + prost alone, without validation and Arrow
+    g.bench_function("snappy_prost_only_1000_samples", |b| {
+        b.iter(|| {
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(black_box(&rw))
+                .unwrap();
+            WriteRequest::decode(raw.as_slice()).unwrap()
+        })
+    });
     g.finish();
 
     let req = otlp_request();
@@ -195,6 +207,10 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements((METRICS * POINTS_PER_METRIC) as u64));
     g.bench_function("decode_protobuf_1000_points", |b| {
         b.iter(|| decode_metrics(black_box(&pb), Encoding::Protobuf, &cfg).unwrap())
+    });
+    // baseline: prost decoding alone, without the mapping to Arrow
+    g.bench_function("prost_only_1000_points", |b| {
+        b.iter(|| ExportMetricsServiceRequest::decode(black_box(pb.as_slice())).unwrap())
     });
     g.bench_function("decode_json_1000_points", |b| {
         b.iter(|| decode_metrics(black_box(&js), Encoding::Json, &cfg).unwrap())

@@ -23,11 +23,13 @@
 //!   counted in [`RemoteWriteSummary::native_histograms_skipped`].
 //!   Exemplars are counted and dropped.
 
+use std::borrow::Cow;
+
 use prost::Message;
 
 use crate::schema::{
-    HistogramRow, HistogramsBuilder, SOURCE_REMOTE_WRITE, SampleMeta, SamplesBuilder, is_stale_nan,
-    kind,
+    HistogramRow, HistogramsBuilder, LabelPair, SOURCE_REMOTE_WRITE, SampleMeta, SamplesBuilder,
+    SizeHint, is_stale_nan, kind,
 };
 use crate::{Error, Result};
 use arrow_array::RecordBatch;
@@ -354,6 +356,14 @@ pub fn decompress_snappy(body: &[u8], limit: usize) -> Result<Vec<u8>> {
     if declared > limit as u64 {
         return Err(Error::DecompressedTooLarge { declared, limit });
     }
+    // Snappy cannot expand more than 64 bytes per 2-byte copy element: a
+    // declared length beyond that is a lie, refused before allocating.
+    if declared > (body.len() as u64).saturating_mul(32).saturating_add(64) {
+        return Err(Error::Snappy(format!(
+            "declared decompressed length {declared} is impossible for a {}-byte body",
+            body.len()
+        )));
+    }
     let declared = snap::raw::decompress_len(body).map_err(|e| Error::Snappy(e.to_string()))?;
     let mut out = vec![0u8; declared];
     let n = snap::raw::Decoder::new()
@@ -388,29 +398,30 @@ pub fn decode_write_request(raw: &[u8], cfg: &RemoteWriteConfig) -> Result<Remot
 
 /// A validated series: sorted labels without `__name__` and the attribution
 /// labels.
-struct Series {
-    metric: String,
-    labels: Vec<(String, String)>,
-    model: Option<String>,
-    version: Option<String>,
+struct Series<'a> {
+    metric: &'a str,
+    labels: Vec<LabelPair<'a>>,
+    model: Option<&'a str>,
+    version: Option<&'a str>,
 }
 
 const ROW_OVERHEAD: u64 = 96;
 const MAX_DENSE_BUCKETS: u64 = 1 << 15;
 
-fn validate_series(
-    ts: &mut proto::TimeSeries,
+fn validate_series<'a>(
+    ts: &'a proto::TimeSeries,
     cfg: &RemoteWriteConfig,
-) -> std::result::Result<Series, String> {
-    let mut labels: Vec<(String, String)> = std::mem::take(&mut ts.labels)
-        .into_iter()
-        .map(|l| (l.name, l.value))
+) -> std::result::Result<Series<'a>, String> {
+    let mut labels: Vec<LabelPair<'a>> = ts
+        .labels
+        .iter()
+        .map(|l| (l.name.as_str(), Cow::Borrowed(l.value.as_str())))
         .collect();
     if labels.iter().any(|(n, _)| n.is_empty()) {
         return Err("empty label name".into());
     }
     if !labels.is_sorted_by(|a, b| a.0 <= b.0) {
-        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
     if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(format!("duplicate label name {:?}", w[0].0));
@@ -418,15 +429,16 @@ fn validate_series(
     let mut metric = None;
     let mut model = None;
     let mut version = None;
-    labels.retain_mut(|(n, v)| {
-        if n == "__name__" {
-            metric = Some(std::mem::take(v));
+    labels.retain(|(n, v)| {
+        let Cow::Borrowed(v) = v else { return true };
+        if *n == "__name__" {
+            metric = Some(*v);
             false
         } else if *n == cfg.model_label {
-            model = Some(std::mem::take(v)).filter(|v| !v.is_empty());
+            model = Some(*v).filter(|v| !v.is_empty());
             false
         } else if *n == cfg.version_label {
-            version = Some(std::mem::take(v)).filter(|v| !v.is_empty());
+            version = Some(*v).filter(|v| !v.is_empty());
             false
         } else {
             !v.is_empty()
@@ -560,7 +572,7 @@ fn native_histogram(h: &proto::Histogram) -> std::result::Result<Option<Histogra
     }))
 }
 
-fn convert(mut req: proto::WriteRequest, cfg: &RemoteWriteConfig) -> Result<RemoteWriteBatches> {
+fn convert(req: proto::WriteRequest, cfg: &RemoteWriteConfig) -> Result<RemoteWriteBatches> {
     let mut summary = RemoteWriteSummary {
         series: req.timeseries.len(),
         metadata_ignored: req.metadata.len(),
@@ -569,21 +581,28 @@ fn convert(mut req: proto::WriteRequest, cfg: &RemoteWriteConfig) -> Result<Remo
     // Pass 1: validate every series and estimate the output size.
     let mut series = Vec::with_capacity(req.timeseries.len());
     let mut estimate: u64 = 0;
-    let mut n_samples = 0usize;
-    for (index, ts) in req.timeseries.iter_mut().enumerate() {
+    let mut hint = SizeHint::default();
+    for (index, ts) in req.timeseries.iter().enumerate() {
         let s =
             validate_series(ts, cfg).map_err(|reason| Error::InvalidSeries { index, reason })?;
         let row_bytes = ROW_OVERHEAD
             + s.metric.len() as u64
-            + s.model.as_ref().map_or(0, |m| m.len() as u64)
-            + s.version.as_ref().map_or(0, |m| m.len() as u64)
+            + s.model.map_or(0, |m| m.len() as u64)
+            + s.version.map_or(0, |m| m.len() as u64)
             + s.labels
                 .iter()
                 .map(|(k, v)| (k.len() + v.len() + 8) as u64)
                 .sum::<u64>();
         let rows = (ts.samples.len() + ts.histograms.len()) as u64;
         estimate = estimate.saturating_add(row_bytes.saturating_mul(rows));
-        n_samples += ts.samples.len();
+        let n = ts.samples.len();
+        hint.rows += n;
+        hint.metric_bytes += n * s.metric.len();
+        hint.label_entries += n * s.labels.len();
+        hint.label_key_bytes += n * s.labels.iter().map(|l| l.0.len()).sum::<usize>();
+        hint.label_value_bytes += n * s.labels.iter().map(|l| l.1.len()).sum::<usize>();
+        hint.model_bytes += n * s.model.map_or(0, str::len);
+        hint.version_bytes += n * s.version.map_or(0, str::len);
         series.push(s);
     }
     let limit = cfg.max_output_bytes.min(i32::MAX as u64 - 1);
@@ -594,15 +613,15 @@ fn convert(mut req: proto::WriteRequest, cfg: &RemoteWriteConfig) -> Result<Remo
         });
     }
     // Pass 2: build.
-    let mut samples = SamplesBuilder::with_capacity(n_samples);
+    let mut samples = SamplesBuilder::with_capacity(&hint);
     let mut hists = HistogramsBuilder::new();
     for (index, (ts, s)) in req.timeseries.iter().zip(&series).enumerate() {
         let meta = SampleMeta {
-            metric: &s.metric,
+            metric: s.metric,
             kind: kind::UNTYPED,
             labels: &s.labels,
-            model: s.model.as_deref(),
-            version: s.version.as_deref(),
+            model: s.model,
+            version: s.version,
             temporality: None,
             monotonic: None,
             unit: None,
@@ -617,7 +636,10 @@ fn convert(mut req: proto::WriteRequest, cfg: &RemoteWriteConfig) -> Result<Remo
         }
         for h in &ts.histograms {
             match native_histogram(h).map_err(|reason| Error::InvalidSeries { index, reason })? {
-                Some(row) => hists.append(&meta, &row)?,
+                Some(row) => {
+                    hists.append(&meta, &row)?;
+                    summary.histograms_without_model += usize::from(s.model.is_none());
+                }
                 None => summary.native_histograms_skipped += 1,
             }
         }
@@ -628,19 +650,6 @@ fn convert(mut req: proto::WriteRequest, cfg: &RemoteWriteConfig) -> Result<Remo
     }
     summary.samples = samples.len();
     summary.histograms = hists.len();
-    summary.histograms_without_model = {
-        let mut n = 0;
-        for (ts, s) in req.timeseries.iter().zip(&series) {
-            if s.model.is_none() {
-                n += ts
-                    .histograms
-                    .iter()
-                    .filter(|h| (-4..=8).contains(&h.schema))
-                    .count();
-            }
-        }
-        n
-    };
     Ok(RemoteWriteBatches {
         samples: samples.finish()?,
         histograms: hists.finish()?,
@@ -916,6 +925,19 @@ mod tests {
         let e = decode_remote_write(&body(&valid_request()), &cfg).unwrap_err();
         assert!(matches!(e, Error::OutputTooLarge { .. }), "{e}");
         assert_eq!(e.class(), ErrorClass::PayloadTooLarge);
+    }
+
+    #[test]
+    fn impossible_declared_length_under_the_limit_is_a_bad_request() {
+        // declares 1 MiB (under the 64 MiB limit) in a 5-byte body
+        let e = decode_remote_write(&[0x80, 0x80, 0x40, 0, 0], &RemoteWriteConfig::default())
+            .unwrap_err();
+        assert!(matches!(e, Error::Snappy(_)), "{e}");
+        // the best real compression stays accepted: 1 MiB of zeros
+        let zeros = snap::raw::Encoder::new()
+            .compress_vec(&[0u8; 1 << 20])
+            .unwrap();
+        assert!(decompress_snappy(&zeros, 64 << 20).is_ok());
     }
 
     #[test]

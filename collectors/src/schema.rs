@@ -16,6 +16,7 @@
 //! - `source` says which receiver produced the row: [`SOURCE_REMOTE_WRITE`]
 //!   or [`SOURCE_OTLP`].
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::{
@@ -114,7 +115,7 @@ fn list_f64() -> DataType {
 /// | value | Float64 | no | the value; NaN bits kept exactly (a stale marker is the stale NaN) |
 /// | kind | Utf8 | no | see [`kind`] |
 /// | stale | Boolean | no | Prometheus staleness marker, or OTLP flag `NO_RECORDED_VALUE` |
-/// | labels | Map<Utf8,Utf8> | no | all other labels / merged attributes |
+/// | labels | `Map<Utf8,Utf8>` | no | all other labels / merged attributes |
 /// | model, version | Utf8 | yes | attribution |
 /// | temporality | Utf8 | yes | `delta` / `cumulative` for OTLP Sum, null otherwise |
 /// | monotonic | Boolean | yes | OTLP Sum `is_monotonic`, null otherwise |
@@ -154,13 +155,13 @@ pub fn samples_schema() -> SchemaRef {
 /// | temporality | Utf8 | yes | `delta`/`cumulative`; null for Prometheus gauge histograms |
 /// | count | Float64 | no | number of observations |
 /// | sum, min, max | Float64 | yes | when sent |
-/// | bounds | List<Float64> | yes | explicit upper bounds (explicit kind) |
-/// | bucket_counts | List<Float64> | yes | per-bucket (not cumulative) counts, `len(bounds)+1` (explicit kind) |
+/// | bounds | `List<Float64>` | yes | explicit upper bounds (explicit kind) |
+/// | bucket_counts | `List<Float64>` | yes | per-bucket (not cumulative) counts, `len(bounds)+1` (explicit kind) |
 /// | scale | Int32 | yes | exponential scale (= Prometheus schema) |
 /// | zero_count, zero_threshold | Float64 | yes | exponential zero bucket |
 /// | positive_offset, negative_offset | Int32 | yes | index of the first bucket |
-/// | positive_counts, negative_counts | List<Float64> | yes | dense bucket counts from the offset |
-/// | labels | Map<Utf8,Utf8> | no | as in `samples` |
+/// | positive_counts, negative_counts | `List<Float64>` | yes | dense bucket counts from the offset |
+/// | labels | `Map<Utf8,Utf8>` | no | as in `samples` |
 /// | model, version, unit, source | Utf8 | yes,yes,yes,no | as in `samples` |
 pub fn histograms_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -204,11 +205,11 @@ pub fn histograms_schema() -> SchemaRef {
 /// | model | Utf8 | no | attribution |
 /// | version | Utf8 | yes | attribution |
 /// | inference_id | Utf8 | yes | attribute `inference.id` (joins a late `label`) |
-/// | features_num | Map<Utf8,Float64> | no | int/double attributes under the feature prefix, prefix stripped |
-/// | features_str | Map<Utf8,Utf8> | no | string/bool/other attributes under the prefix, prefix stripped |
+/// | features_num | `Map<Utf8,Float64>` | no | int/double attributes under the feature prefix, prefix stripped |
+/// | features_str | `Map<Utf8,Utf8>` | no | string/bool/other attributes under the prefix, prefix stripped |
 /// | prediction, label | Utf8 | yes | attribute as text |
 /// | prediction_value, label_value | Float64 | yes | the same when numeric (int/double) |
-/// | attributes | Map<Utf8,Utf8> | no | the remaining merged attributes |
+/// | attributes | `Map<Utf8,Utf8>` | no | the remaining merged attributes |
 /// | trace_id, span_id | Utf8 | yes | lowercase hex, null when absent |
 /// | source | Utf8 | no | [`SOURCE_OTLP`] |
 pub fn inferences_schema() -> SchemaRef {
@@ -243,7 +244,7 @@ pub fn inferences_schema() -> SchemaRef {
 /// | severity_text | Utf8 | yes | when set |
 /// | body | Utf8 | yes | string body as is; other bodies rendered as JSON text |
 /// | event_name | Utf8 | yes | when set |
-/// | attributes | Map<Utf8,Utf8> | no | merged attributes (model keys removed) |
+/// | attributes | `Map<Utf8,Utf8>` | no | merged attributes (model keys removed) |
 /// | trace_id, span_id | Utf8 | yes | lowercase hex |
 /// | model, version | Utf8 | yes | attribution (a log with a model but no inference fields lands here) |
 /// | source | Utf8 | no | [`SOURCE_OTLP`] |
@@ -281,7 +282,7 @@ pub fn logs_schema() -> SchemaRef {
 /// | kind | Utf8 | no | `unspecified`, `internal`, `server`, `client`, `producer`, `consumer` |
 /// | status_code | Utf8 | no | `unset`, `ok`, `error` |
 /// | status_message | Utf8 | yes | when set |
-/// | attributes | Map<Utf8,Utf8> | no | merged attributes (model keys removed) |
+/// | attributes | `Map<Utf8,Utf8>` | no | merged attributes (model keys removed) |
 /// | model | Utf8 | no | attribution |
 /// | version | Utf8 | yes | attribution |
 /// | source | Utf8 | no | [`SOURCE_OTLP`] |
@@ -333,18 +334,49 @@ pub(crate) fn num_map_builder() -> NumMapBuilder {
     MapBuilder::new(None, StringBuilder::new(), Float64Builder::new())
 }
 
+/// One label / attribute as text: the key borrowed from the request, the
+/// value borrowed when it is a string there.
+pub(crate) type LabelPair<'a> = (&'a str, Cow<'a, str>);
+
 /// Per-series (or per-metric) facts shared by many sample rows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SampleMeta<'a> {
     pub metric: &'a str,
     pub kind: &'static str,
-    pub labels: &'a [(String, String)],
+    pub labels: &'a [LabelPair<'a>],
     pub model: Option<&'a str>,
     pub version: Option<&'a str>,
     pub temporality: Option<&'static str>,
     pub monotonic: Option<bool>,
     pub unit: Option<&'a str>,
     pub source: &'static str,
+}
+
+/// Expected sizes of a batch, to pre-size the builders.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SizeHint {
+    pub rows: usize,
+    pub metric_bytes: usize,
+    pub label_entries: usize,
+    pub label_key_bytes: usize,
+    pub label_value_bytes: usize,
+    pub model_bytes: usize,
+    pub version_bytes: usize,
+}
+
+impl SizeHint {
+    /// A guess from the row count alone.
+    pub fn rows(rows: usize) -> Self {
+        Self {
+            rows,
+            metric_bytes: rows * 24,
+            label_entries: rows * 6,
+            label_key_bytes: rows * 6 * 12,
+            label_value_bytes: rows * 6 * 12,
+            model_bytes: rows * 12,
+            version_bytes: rows * 4,
+        }
+    }
 }
 
 /// Builds a `samples` batch row by row.
@@ -365,21 +397,29 @@ pub(crate) struct SamplesBuilder {
 }
 
 impl SamplesBuilder {
-    pub fn with_capacity(cap: usize) -> Self {
+    /// Pre-sized builders: growing them row by row costs more than
+    /// filling them (reallocation + copy).
+    pub fn with_capacity(h: &SizeHint) -> Self {
+        let cap = h.rows;
         Self {
             ts: ts_builder(cap),
             start_ts: ts_builder(cap),
-            metric: StringBuilder::with_capacity(cap, cap * 16),
+            metric: StringBuilder::with_capacity(cap, h.metric_bytes),
             value: Float64Builder::with_capacity(cap),
             kind: StringBuilder::with_capacity(cap, cap * 8),
             stale: BooleanBuilder::with_capacity(cap),
-            labels: str_map_builder(),
-            model: StringBuilder::with_capacity(cap, cap * 8),
-            version: StringBuilder::with_capacity(cap, cap * 2),
-            temporality: StringBuilder::new(),
+            labels: MapBuilder::with_capacity(
+                None,
+                StringBuilder::with_capacity(h.label_entries, h.label_key_bytes),
+                StringBuilder::with_capacity(h.label_entries, h.label_value_bytes),
+                cap,
+            ),
+            model: StringBuilder::with_capacity(cap, h.model_bytes),
+            version: StringBuilder::with_capacity(cap, h.version_bytes),
+            temporality: StringBuilder::with_capacity(cap, cap * 10),
             monotonic: BooleanBuilder::with_capacity(cap),
-            unit: StringBuilder::new(),
-            source: StringBuilder::with_capacity(cap, cap * 4),
+            unit: StringBuilder::with_capacity(cap, cap * 2),
+            source: StringBuilder::with_capacity(cap, cap * 24),
         }
     }
 
@@ -451,13 +491,13 @@ impl SamplesBuilder {
 /// Append sorted labels plus an optional extra label kept in key order.
 pub(crate) fn append_labels(
     b: &mut StrMapBuilder,
-    labels: &[(String, String)],
+    labels: &[LabelPair<'_>],
     extra: Option<(&str, &str)>,
 ) -> Result<()> {
     let mut extra = extra;
     for (k, v) in labels {
         if let Some((ek, ev)) = extra
-            && ek < k.as_str()
+            && ek < *k
         {
             b.keys().append_value(ek);
             b.values().append_value(ev);
@@ -644,7 +684,9 @@ mod tests {
 
     #[test]
     fn empty_batches_match_their_schemas() {
-        let s = SamplesBuilder::with_capacity(0).finish().unwrap();
+        let s = SamplesBuilder::with_capacity(&SizeHint::default())
+            .finish()
+            .unwrap();
         assert_eq!(s.schema(), samples_schema());
         let h = HistogramsBuilder::new().finish().unwrap();
         assert_eq!(h.schema(), histograms_schema());

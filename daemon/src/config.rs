@@ -16,6 +16,9 @@ pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
 pub const DEFAULT_PROTECTED_ALIASES: &[&str] = &["production", "champion"];
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_MODEL_LABEL: &str = "model";
+pub const DEFAULT_VERSION_LABEL: &str = "model_version";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +73,18 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 
+    /// Largest accepted remote-write body in bytes, compressed [default: 33554432]
+    #[arg(long, env = "MODELWATCH_MAX_WRITE_BYTES", value_name = "BYTES")]
+    pub max_write_bytes: Option<usize>,
+
+    /// Prometheus label naming the model [default: model]
+    #[arg(long, env = "MODELWATCH_MODEL_LABEL", value_name = "LABEL")]
+    pub model_label: Option<String>,
+
+    /// Prometheus label naming the model version [default: model_version]
+    #[arg(long, env = "MODELWATCH_VERSION_LABEL", value_name = "LABEL")]
+    pub version_label: Option<String>,
+
     /// Log format [default: human]
     #[arg(long, env = "MODELWATCH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -89,6 +104,9 @@ pub struct FileConfig {
     pub no_auth: Option<bool>,
     pub protected_aliases: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
+    pub max_write_bytes: Option<usize>,
+    pub model_label: Option<String>,
+    pub version_label: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log: Option<String>,
 }
@@ -102,6 +120,9 @@ pub struct Settings {
     pub no_auth: bool,
     pub protected_aliases: Vec<String>,
     pub max_body_bytes: usize,
+    pub max_write_bytes: usize,
+    pub model_label: String,
+    pub version_label: String,
     pub log_format: LogFormat,
     pub log: String,
 }
@@ -179,6 +200,18 @@ impl ServeArgs {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_write_bytes: self
+                .max_write_bytes
+                .or(file.max_write_bytes)
+                .unwrap_or(DEFAULT_MAX_WRITE_BYTES),
+            model_label: self
+                .model_label
+                .or(file.model_label)
+                .unwrap_or_else(|| DEFAULT_MODEL_LABEL.into()),
+            version_label: self
+                .version_label
+                .or(file.version_label)
+                .unwrap_or_else(|| DEFAULT_VERSION_LABEL.into()),
             log_format: self
                 .log_format
                 .or(file.log_format)

@@ -2,7 +2,8 @@
 //!
 //! The binary's library half: configuration ([`config`]), the command line
 //! ([`cli`]), the HTTP API with its thin handlers ([`http`]), authentication
-//! ([`auth`]) and the `serve` wiring ([`server`]).
+//! ([`auth`]), the `serve` wiring ([`server`]), telemetry ingest wiring
+//! ([`telemetry`]) and read-only SQL over history and registry ([`sql`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -15,3 +16,5 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod server;
+pub mod sql;
+pub mod telemetry;

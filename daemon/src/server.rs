@@ -12,6 +12,9 @@ use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::http::{self, AppState, Limits};
+use crate::telemetry::Telemetry;
+use modelwatch_collectors::RemoteWriteConfig;
+use modelwatch_history::HistoryConfig;
 
 /// Name of the token created at first start.
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
@@ -35,8 +38,32 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         ensure_admin_token(registry.as_ref(), settings.bootstrap_token.as_deref()).await?;
     }
 
+    let history_dir = settings.data_dir.join("history");
+    let telemetry = Arc::new(
+        Telemetry::open(
+            &history_dir,
+            HistoryConfig::default(),
+            RemoteWriteConfig {
+                model_label: settings.model_label.clone(),
+                version_label: settings.version_label.clone(),
+                max_body_bytes: settings.max_write_bytes,
+                ..RemoteWriteConfig::default()
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the telemetry history at {}",
+                history_dir.display()
+            )
+        })?,
+    );
+    let (stop_background, stopped) = tokio::sync::watch::channel(false);
+    let background = telemetry.store.spawn_background(stopped);
+
     let state = AppState {
         registry: registry.clone(),
+        telemetry: telemetry.clone(),
         auth: Arc::new(Auth::new(
             registry.clone(),
             settings.no_auth,
@@ -44,6 +71,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
+            max_write_bytes: settings.max_write_bytes,
         },
     };
     let app = http::app(state);
@@ -60,7 +88,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
-    tracing::info!("in-flight requests finished; closing the registry");
+    tracing::info!("in-flight requests finished; stopping background work and closing the stores");
+    let _ = stop_background.send(true);
+    if let Err(e) = background.join().await {
+        tracing::warn!(error = %e, "telemetry background task ended with an error");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

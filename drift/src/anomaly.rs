@@ -83,12 +83,19 @@ impl DetectorConfig {
 
     fn validate(&self) -> Result<()> {
         let pos = |v: f64, name: &'static str| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, "must be positive and finite")) }
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(name, "must be positive and finite"))
+            }
         };
         match *self {
             DetectorConfig::RollingZ { window, threshold } => {
                 if window < 2 {
-                    return Err(invalid("window", "rolling z-score needs a window of at least 2"));
+                    return Err(invalid(
+                        "window",
+                        "rolling z-score needs a window of at least 2",
+                    ));
                 }
                 pos(threshold, "threshold")
             }
@@ -214,7 +221,9 @@ impl Detector {
     /// are rejected so they cannot poison the detector's state.
     pub fn update(&mut self, x: f64) -> Result<AnomalyPoint> {
         if !x.is_finite() {
-            return Err(crate::error::DriftError::NonFinite { what: "series value" });
+            return Err(crate::error::DriftError::NonFinite {
+                what: "series value",
+            });
         }
         let (score, lower, upper, breach) = self.step(x);
         self.consecutive = if breach { self.consecutive + 1 } else { 0 };
@@ -277,7 +286,12 @@ impl Detector {
                     let sd = special::variance(&w, 1.0).sqrt();
                     if sd > 0.0 {
                         let z = (x - m) / sd;
-                        (Some(z), Some(m - threshold * sd), Some(m + threshold * sd), z.abs() > threshold)
+                        (
+                            Some(z),
+                            Some(m - threshold * sd),
+                            Some(m + threshold * sd),
+                            z.abs() > threshold,
+                        )
                     } else {
                         (None, Some(m), Some(m), x != m)
                     }
@@ -300,7 +314,12 @@ impl Detector {
                     let mad = 1.4826 * special::median_sorted(&dev);
                     if mad > 0.0 {
                         let s = (x - med) / mad;
-                        (Some(s), Some(med - k * mad), Some(med + k * mad), s.abs() > k)
+                        (
+                            Some(s),
+                            Some(med - k * mad),
+                            Some(med + k * mad),
+                            s.abs() > k,
+                        )
                     } else {
                         (None, Some(med), Some(med), x != med)
                     }
@@ -319,9 +338,14 @@ impl Detector {
                 }
                 self.z = lambda * x + (1.0 - lambda) * self.z;
                 let t = (self.index + 1 - warmup) as f64;
-                let w = self.sigma0 * (lambda / (2.0 - lambda) * (1.0 - (1.0 - lambda).powf(2.0 * t))).sqrt();
+                let w = self.sigma0
+                    * (lambda / (2.0 - lambda) * (1.0 - (1.0 - lambda).powf(2.0 * t))).sqrt();
                 let (lo, hi) = (self.mu0 - l * w, self.mu0 + l * w);
-                let breach = if w > 0.0 { self.z < lo || self.z > hi } else { self.z != self.mu0 };
+                let breach = if w > 0.0 {
+                    self.z < lo || self.z > hi
+                } else {
+                    self.z != self.mu0
+                };
                 (Some(self.z), Some(lo), Some(hi), breach)
             }
             DetectorConfig::Cusum { k, h, warmup } => {
@@ -356,7 +380,11 @@ impl Detector {
 }
 
 /// Runs a detector over a whole series.
-pub fn detect(config: &DetectorConfig, persistence: usize, series: &[f64]) -> Result<AnomalyReport> {
+pub fn detect(
+    config: &DetectorConfig,
+    persistence: usize,
+    series: &[f64],
+) -> Result<AnomalyReport> {
     check_finite(series, "series")?;
     let mut d = Detector::new(config.clone(), persistence)?;
     let mut points = Vec::with_capacity(series.len());

@@ -16,9 +16,16 @@ use crate::result::{Method, Statistic};
 
 fn validate(reference: &[f64], current: &[f64], method: &'static str) -> Result<()> {
     if reference.len() != current.len() {
-        return Err(invalid("buckets", "reference and current have different bucket counts"));
+        return Err(invalid(
+            "buckets",
+            "reference and current have different bucket counts",
+        ));
     }
-    if reference.iter().chain(current).any(|v| !v.is_finite() || *v < 0.0) {
+    if reference
+        .iter()
+        .chain(current)
+        .any(|v| !v.is_finite() || *v < 0.0)
+    {
         return Err(invalid("buckets", "counts must be finite and non-negative"));
     }
     if reference.iter().sum::<f64>() <= 0.0 || current.iter().sum::<f64>() <= 0.0 {
@@ -45,9 +52,13 @@ pub fn decumulate(cumulative: &[f64]) -> Vec<f64> {
 /// PSI between two histograms.
 pub fn psi(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     validate(reference, current, "psi")?;
-    Ok(Statistic::new(Method::Psi, psi_from_counts(reference, current, PSI_EPSILON), None)
-        .with("epsilon", PSI_EPSILON)
-        .with("bins", reference.len()))
+    Ok(Statistic::new(
+        Method::Psi,
+        psi_from_counts(reference, current, PSI_EPSILON),
+        None,
+    )
+    .with("epsilon", PSI_EPSILON)
+    .with("bins", reference.len()))
 }
 
 /// Jensen–Shannon distance between two histograms.
@@ -58,14 +69,25 @@ pub fn jensen_shannon(reference: &[f64], current: &[f64], base: Option<f64>) -> 
     {
         return Err(invalid("base", "logarithm base must be positive and not 1"));
     }
-    Ok(Statistic::new(Method::JensenShannon, js_from_counts(reference, current, base), None)
-        .with("base", base.map_or_else(|| "e".to_string(), |b| b.to_string())))
+    Ok(Statistic::new(
+        Method::JensenShannon,
+        js_from_counts(reference, current, base),
+        None,
+    )
+    .with(
+        "base",
+        base.map_or_else(|| "e".to_string(), |b| b.to_string()),
+    ))
 }
 
 /// Hellinger distance between two histograms.
 pub fn hellinger(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     validate(reference, current, "hellinger")?;
-    Ok(Statistic::new(Method::Hellinger, hellinger_from_counts(reference, current), None))
+    Ok(Statistic::new(
+        Method::Hellinger,
+        hellinger_from_counts(reference, current),
+        None,
+    ))
 }
 
 /// Chi-square (homogeneity, 2×K, Yates for 2×2 as scipy) between two
@@ -82,5 +104,7 @@ pub fn chi_square(reference: &[f64], current: &[f64]) -> Result<Statistic> {
         return Err(not_enough("chi_square", "fewer than two non-empty buckets"));
     }
     let (s, p, dof) = contingency(&[r, c], true, Divergence::Pearson)?;
-    Ok(Statistic::new(Method::ChiSquare, s, Some(p)).with("dof", dof).with("yates", true))
+    Ok(Statistic::new(Method::ChiSquare, s, Some(p))
+        .with("dof", dof)
+        .with("yates", true))
 }

@@ -212,7 +212,11 @@ fn ordered_key(v: f64) -> u64 {
 }
 
 fn from_key(k: u64) -> f64 {
-    if k >> 63 == 1 { f64::from_bits(k & !(1 << 63)) } else { f64::from_bits(!k) }
+    if k >> 63 == 1 {
+        f64::from_bits(k & !(1 << 63))
+    } else {
+        f64::from_bits(!k)
+    }
 }
 
 /// The `k`-th smallest (1-based) pairwise difference `x_i − y_j`.
@@ -273,7 +277,15 @@ pub fn location_shift(canary: &[f64], baseline: &[f64], confidence: f64) -> Resu
     let has_ties = pooled.windows(2).any(|w| w[0] == w[1]);
     let exact = nx < 50 && ny < 50 && !has_ties;
 
-    let mw = numeric::mann_whitney_sorted(&x, &y, if exact { MwMode::Exact } else { MwMode::Asymptotic })?;
+    let mw = numeric::mann_whitney_sorted(
+        &x,
+        &y,
+        if exact {
+            MwMode::Exact
+        } else {
+            MwMode::Asymptotic
+        },
+    )?;
     let p_value = mw.p_value.unwrap_or(1.0);
     let estimate = if n_pairs % 2 == 1 {
         kth_difference(&x, &y, n_pairs.div_ceil(2))
@@ -296,7 +308,7 @@ pub fn location_shift(canary: &[f64], baseline: &[f64], confidence: f64) -> Resu
         let (nxf, nyf) = (nx as f64, ny as f64);
         let nn = nxf + nyf;
         let sigma = ((nxf * nyf / 12.0) * ((nn + 1.0) - ties / (nn * (nn - 1.0)))).sqrt();
-        if !(sigma > 0.0) {
+        if sigma.is_nan() || sigma <= 0.0 {
             return Err(not_enough("mann_whitney", "all observations are tied"));
         }
         let z = norm_ppf(1.0 - alpha / 2.0);
@@ -324,7 +336,13 @@ fn asymptotic_root(x: &[f64], y: &[f64], sigma: f64, zq: f64) -> f64 {
     let half = n as f64 / 2.0;
     let g = |k: u64| {
         let dz = k as f64 - half;
-        let corr = if dz > 0.0 { 0.5 } else if dz < 0.0 { -0.5 } else { 0.0 };
+        let corr = if dz > 0.0 {
+            0.5
+        } else if dz < 0.0 {
+            -0.5
+        } else {
+            0.0
+        };
         (dz - corr) / sigma - zq
     };
     // Smallest j (pairs at or below d) with g(N − j) <= 0; g is monotone in
@@ -362,7 +380,10 @@ pub fn judge(metrics: &[CanaryMetric], config: &CanaryConfig) -> Result<CanaryRe
     let mut verdicts = Vec::with_capacity(metrics.len());
     for m in metrics {
         if !(m.weight > 0.0 && m.weight.is_finite()) {
-            return Err(invalid("weight", format!("metric {} needs a positive weight", m.name)));
+            return Err(invalid(
+                "weight",
+                format!("metric {} needs a positive weight", m.name),
+            ));
         }
         verdicts.push(judge_metric(m, config)?);
     }
@@ -371,9 +392,17 @@ pub fn judge(metrics: &[CanaryMetric], config: &CanaryConfig) -> Result<CanaryRe
         .filter(|v| v.classification != Classification::NotEnoughData)
         .collect();
     let total_w: f64 = with_data.iter().map(|v| v.weight).sum();
-    let pass_w: f64 = with_data.iter().filter(|v| !v.failed).map(|v| v.weight).sum();
+    let pass_w: f64 = with_data
+        .iter()
+        .filter(|v| !v.failed)
+        .map(|v| v.weight)
+        .sum();
     let critical_failure = verdicts.iter().any(|v| v.critical && v.failed);
-    let score = if critical_failure || total_w == 0.0 { 0.0 } else { 100.0 * pass_w / total_w };
+    let score = if critical_failure || total_w == 0.0 {
+        0.0
+    } else {
+        100.0 * pass_w / total_w
+    };
     let verdict = if with_data.is_empty() {
         CanaryVerdict::NotEnoughData
     } else if critical_failure {
@@ -397,7 +426,10 @@ pub fn judge(metrics: &[CanaryMetric], config: &CanaryConfig) -> Result<CanaryRe
 fn judge_metric(m: &CanaryMetric, config: &CanaryConfig) -> Result<MetricVerdict> {
     let tolerance = m.tolerance.unwrap_or(config.tolerance);
     if !(tolerance >= 0.0 && tolerance.is_finite()) {
-        return Err(invalid("tolerance", format!("metric {} has a negative tolerance", m.name)));
+        return Err(invalid(
+            "tolerance",
+            format!("metric {} has a negative tolerance", m.name),
+        ));
     }
     let mut v = MetricVerdict {
         name: m.name.clone(),
@@ -427,8 +459,10 @@ fn judge_metric(m: &CanaryMetric, config: &CanaryConfig) -> Result<MetricVerdict
             };
             v.failed = matches!(
                 (v.classification, m.direction),
-                (Classification::High, Direction::Increase | Direction::Either)
-                    | (Classification::Low, Direction::Decrease | Direction::Either)
+                (
+                    Classification::High,
+                    Direction::Increase | Direction::Either
+                ) | (Classification::Low, Direction::Decrease | Direction::Either)
             );
             v.band = Some(band);
             v.baseline_median = Some(bmed);
@@ -479,13 +513,23 @@ pub fn compare_error_rates(
     if baseline_total == 0 || canary_total == 0 {
         return Err(not_enough("z_test", "a counter saw no requests"));
     }
-    let (be, bt, ce, ct) = (baseline_errors as f64, baseline_total as f64, canary_errors as f64, canary_total as f64);
+    let (be, bt, ce, ct) = (
+        baseline_errors as f64,
+        baseline_total as f64,
+        canary_errors as f64,
+        canary_total as f64,
+    );
     let (br, cr) = (be / bt, ce / ct);
     let n = bt + ct;
     let e_rate = (be + ce) / n;
-    let min_expected = [bt * e_rate, bt * (1.0 - e_rate), ct * e_rate, ct * (1.0 - e_rate)]
-        .into_iter()
-        .fold(f64::INFINITY, f64::min);
+    let min_expected = [
+        bt * e_rate,
+        bt * (1.0 - e_rate),
+        ct * e_rate,
+        ct * (1.0 - e_rate),
+    ]
+    .into_iter()
+    .fold(f64::INFINITY, f64::min);
     let (method, statistic, p) = if min_expected < 5.0 {
         let (odds, p) = fisher_2x2([[ce, ct - ce], [be, bt - be]]);
         ("fisher_exact", odds, p)

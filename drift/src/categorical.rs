@@ -8,10 +8,11 @@
 //! reference count of 0, which the statistics handle without infinities:
 //! the contingency tests use expected counts from the pooled margins (never
 //! 0 for a non-empty column), PSI replaces the empty proportion by
-//! [`PSI_EPSILON`](crate::numeric::PSI_EPSILON), and JS, total variation and
+//! [`PSI_EPSILON`], and JS, total variation and
 //! L∞ are finite with zeros by construction.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +38,10 @@ impl CategoryCounts {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        // Hash while counting (fast), sort once at the end (stable output).
-        let mut h: HashMap<String, u64> = HashMap::new();
+        // Hash while counting, sort once at the end for stable output. The
+        // Fx hash is not collision-resistant; labels come from authenticated
+        // ingest, and the evaluator bounds rows per window.
+        let mut h: HashMap<String, u64, BuildHasherDefault<FxHasher>> = HashMap::default();
         for v in values {
             let v = v.as_ref();
             if let Some(c) = h.get_mut(v) {
@@ -80,6 +83,30 @@ impl CategoryCounts {
         for (k, v) in &other.counts {
             *self.counts.entry(k.clone()).or_insert(0) += v;
         }
+    }
+}
+
+/// The Fx hash (rustc's): one multiply per word. Category labels are short,
+/// and counting them is the hot loop of a categorical feature.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -153,7 +180,11 @@ pub enum Divergence {
 /// contingency table, as scipy `chi2_contingency(table, correction,
 /// lambda_)`: Yates' correction is applied only when `dof == 1`. Rows or
 /// columns summing to zero make an expected count zero and are rejected.
-pub fn contingency(table: &[Vec<f64>], correction: bool, kind: Divergence) -> Result<(f64, f64, usize)> {
+pub fn contingency(
+    table: &[Vec<f64>],
+    correction: bool,
+    kind: Divergence,
+) -> Result<(f64, f64, usize)> {
     let r = table.len();
     if r == 0 || table[0].is_empty() {
         return Err(not_enough("chi_square", "empty table"));
@@ -169,7 +200,10 @@ pub fn contingency(table: &[Vec<f64>], correction: bool, kind: Divergence) -> Re
     let col: Vec<f64> = (0..c).map(|j| table.iter().map(|r| r[j]).sum()).collect();
     let total: f64 = row.iter().sum();
     if row.iter().chain(col.iter()).any(|&s| s == 0.0) {
-        return Err(not_enough("chi_square", "a row or column of the table is empty"));
+        return Err(not_enough(
+            "chi_square",
+            "a row or column of the table is empty",
+        ));
     }
     let dof = (r - 1) * (c - 1);
     if dof == 0 {
@@ -201,7 +235,11 @@ pub fn contingency(table: &[Vec<f64>], correction: bool, kind: Divergence) -> Re
 
 /// Pearson chi-square on the 2×K (reference, current) table. `yates`
 /// applies scipy's continuity correction when the table is 2×2.
-pub fn chi_square(reference: &CategoryCounts, current: &CategoryCounts, yates: bool) -> Result<Statistic> {
+pub fn chi_square(
+    reference: &CategoryCounts,
+    current: &CategoryCounts,
+    yates: bool,
+) -> Result<Statistic> {
     let a = align(reference, current);
     chi_square_aligned(&a, yates)
 }
@@ -210,9 +248,16 @@ pub fn chi_square(reference: &CategoryCounts, current: &CategoryCounts, yates: b
 pub fn chi_square_aligned(a: &Aligned, yates: bool) -> Result<Statistic> {
     check_totals(a, "chi_square")?;
     if a.labels.len() < 2 {
-        return Err(not_enough("chi_square", "only one category in both samples"));
+        return Err(not_enough(
+            "chi_square",
+            "only one category in both samples",
+        ));
     }
-    let (s, p, dof) = contingency(&[a.reference.clone(), a.current.clone()], yates, Divergence::Pearson)?;
+    let (s, p, dof) = contingency(
+        &[a.reference.clone(), a.current.clone()],
+        yates,
+        Divergence::Pearson,
+    )?;
     Ok(Statistic::new(Method::ChiSquare, s, Some(p))
         .with("dof", dof)
         .with("yates", yates)
@@ -221,7 +266,11 @@ pub fn chi_square_aligned(a: &Aligned, yates: bool) -> Result<Statistic> {
 
 /// G-test (log-likelihood ratio) on the 2×K table, scipy
 /// `chi2_contingency(lambda_="log-likelihood")`.
-pub fn g_test(reference: &CategoryCounts, current: &CategoryCounts, yates: bool) -> Result<Statistic> {
+pub fn g_test(
+    reference: &CategoryCounts,
+    current: &CategoryCounts,
+    yates: bool,
+) -> Result<Statistic> {
     let a = align(reference, current);
     g_test_aligned(&a, yates)
 }
@@ -232,7 +281,11 @@ pub fn g_test_aligned(a: &Aligned, yates: bool) -> Result<Statistic> {
     if a.labels.len() < 2 {
         return Err(not_enough("g_test", "only one category in both samples"));
     }
-    let (s, p, dof) = contingency(&[a.reference.clone(), a.current.clone()], yates, Divergence::LogLikelihood)?;
+    let (s, p, dof) = contingency(
+        &[a.reference.clone(), a.current.clone()],
+        yates,
+        Divergence::LogLikelihood,
+    )?;
     Ok(Statistic::new(Method::GTest, s, Some(p))
         .with("dof", dof)
         .with("yates", yates)
@@ -251,7 +304,11 @@ pub fn cramers_v_aligned(a: &Aligned) -> Result<Statistic> {
     if a.labels.len() < 2 {
         return Err(not_enough("cramers_v", "only one category in both samples"));
     }
-    let (chi2, _, _) = contingency(&[a.reference.clone(), a.current.clone()], false, Divergence::Pearson)?;
+    let (chi2, _, _) = contingency(
+        &[a.reference.clone(), a.current.clone()],
+        false,
+        Divergence::Pearson,
+    )?;
     let v = (chi2 / (rt + ct)).sqrt(); // min(r, c) - 1 = 1 for two rows
     Ok(Statistic::new(Method::CramersV, v.min(1.0), None))
 }
@@ -267,7 +324,10 @@ pub fn z_test(reference: &CategoryCounts, current: &CategoryCounts) -> Result<St
 pub fn z_test_aligned(a: &Aligned) -> Result<Statistic> {
     let (rt, ct) = check_totals(a, "z_test")?;
     if a.labels.len() > 2 {
-        return Err(invalid("categories", "the z-test needs at most two categories"));
+        return Err(invalid(
+            "categories",
+            "the z-test needs at most two categories",
+        ));
     }
     let (z, p) = two_proportion_z(a.reference[0], rt, a.current[0], ct)?;
     Ok(Statistic::new(Method::ZTest, z, Some(p)).with("success_category", a.labels[0].clone()))
@@ -282,7 +342,7 @@ pub fn two_proportion_z(x1: f64, n1: f64, x2: f64, n2: f64) -> Result<(f64, f64)
     let (p1, p2) = (x1 / n1, x2 / n2);
     let pp = (x1 + x2) / (n1 + n2);
     let se = (pp * (1.0 - pp) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    if !(se > 0.0) {
+    if se.is_nan() || se <= 0.0 {
         return Err(not_enough("z_test", "both samples are all one category"));
     }
     let z = (p1 - p2) / se;
@@ -302,10 +362,16 @@ pub fn fisher_exact(reference: &CategoryCounts, current: &CategoryCounts) -> Res
 pub fn fisher_exact_aligned(a: &Aligned) -> Result<Statistic> {
     check_totals(a, "fisher_exact")?;
     if a.labels.len() > 2 {
-        return Err(invalid("categories", "Fisher's exact test needs at most two categories"));
+        return Err(invalid(
+            "categories",
+            "Fisher's exact test needs at most two categories",
+        ));
     }
     let second = |v: &Vec<f64>| v.get(1).copied().unwrap_or(0.0);
-    let t = [[a.reference[0], second(&a.reference)], [a.current[0], second(&a.current)]];
+    let t = [
+        [a.reference[0], second(&a.reference)],
+        [a.current[0], second(&a.current)],
+    ];
     let (odds, p) = fisher_2x2(t);
     Ok(Statistic::new(Method::FisherExact, odds, Some(p)))
 }
@@ -388,7 +454,11 @@ pub fn l_inf_aligned(a: &Aligned) -> Result<Statistic> {
 
 /// Jensen–Shannon distance between category distributions (`base = None`
 /// is the natural log).
-pub fn jensen_shannon(reference: &CategoryCounts, current: &CategoryCounts, base: Option<f64>) -> Result<Statistic> {
+pub fn jensen_shannon(
+    reference: &CategoryCounts,
+    current: &CategoryCounts,
+    base: Option<f64>,
+) -> Result<Statistic> {
     jensen_shannon_aligned(&align(reference, current), base)
 }
 
@@ -400,13 +470,20 @@ pub fn jensen_shannon_aligned(a: &Aligned, base: Option<f64>) -> Result<Statisti
     {
         return Err(invalid("base", "logarithm base must be positive and not 1"));
     }
-    Ok(Statistic::new(Method::JensenShannon, js_from_counts(&a.reference, &a.current, base), None)
-        .with("base", base.map_or_else(|| "e".to_string(), |b| b.to_string()))
-        .with("unseen_current", a.unseen_current as i64))
+    Ok(Statistic::new(
+        Method::JensenShannon,
+        js_from_counts(&a.reference, &a.current, base),
+        None,
+    )
+    .with(
+        "base",
+        base.map_or_else(|| "e".to_string(), |b| b.to_string()),
+    )
+    .with("unseen_current", a.unseen_current as i64))
 }
 
 /// PSI over categories, empty proportions replaced by
-/// [`PSI_EPSILON`](crate::numeric::PSI_EPSILON) (the unseen bucket's
+/// [`PSI_EPSILON`] (the unseen bucket's
 /// reference share is always such an empty proportion).
 pub fn psi(reference: &CategoryCounts, current: &CategoryCounts) -> Result<Statistic> {
     psi_aligned(&align(reference, current))
@@ -415,7 +492,11 @@ pub fn psi(reference: &CategoryCounts, current: &CategoryCounts) -> Result<Stati
 /// [`psi`] on aligned counts.
 pub fn psi_aligned(a: &Aligned) -> Result<Statistic> {
     check_totals(a, "psi")?;
-    Ok(Statistic::new(Method::Psi, psi_from_counts(&a.reference, &a.current, PSI_EPSILON), None)
-        .with("epsilon", PSI_EPSILON)
-        .with("unseen_current", a.unseen_current as i64))
+    Ok(Statistic::new(
+        Method::Psi,
+        psi_from_counts(&a.reference, &a.current, PSI_EPSILON),
+        None,
+    )
+    .with("epsilon", PSI_EPSILON)
+    .with("unseen_current", a.unseen_current as i64))
 }

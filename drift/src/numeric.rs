@@ -9,8 +9,10 @@
 //! definition has a free choice (bins, epsilon) it is documented on the
 //! function and recorded in the result's parameters.
 //!
-//! NaN and infinities are rejected with [`DriftError::NonFinite`]; empty or
-//! too-small samples give [`DriftError::NotEnoughData`].
+//! NaN and infinities are rejected with
+//! [`DriftError::NonFinite`](crate::DriftError::NonFinite); empty or
+//! too-small samples give
+//! [`DriftError::NotEnoughData`](crate::DriftError::NotEnoughData).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +33,44 @@ pub const PSI_BINS: usize = 10;
 /// Jensen–Shannon and Hellinger on numeric data, as in Evidently.
 pub const HISTOGRAM_BINS: usize = 30;
 
-fn prepare(reference: &[f64], current: &[f64], method: &'static str) -> Result<(Vec<f64>, Vec<f64>)> {
+/// A numeric sample validated (finite) and sorted once, for a reference
+/// window that is compared with many current windows: the evaluator keeps
+/// it per model version so each evaluation sorts only the current window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortedSample {
+    values: Vec<f64>,
+}
+
+impl SortedSample {
+    /// Validates and sorts `values`.
+    pub fn new(values: &[f64]) -> Result<Self> {
+        check_finite(values, "sample")?;
+        Ok(SortedSample {
+            values: sorted_copy(values),
+        })
+    }
+
+    /// The values, ascending.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the sample is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+fn prepare(
+    reference: &[f64],
+    current: &[f64],
+    method: &'static str,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     check_finite(reference, "reference")?;
     check_finite(current, "current")?;
     if reference.is_empty() || current.is_empty() {
@@ -137,7 +176,11 @@ pub fn ks_pvalue(d: f64, n1: u64, n2: u64, mode: KsMode) -> (f64, f64, &'static 
         use_exact = false;
     }
     debug_assert!(!use_exact);
-    let (m, n) = if n1 >= n2 { (n1 as f64, n2 as f64) } else { (n2 as f64, n1 as f64) };
+    let (m, n) = if n1 >= n2 {
+        (n1 as f64, n2 as f64)
+    } else {
+        (n2 as f64, n1 as f64)
+    };
     let en = m * n / (m + n);
     let neff = en.round_ties_even().max(1.0) as u64;
     (d, kolmogorov_n_sf(neff, d).clamp(0.0, 1.0), "asymp")
@@ -221,7 +264,11 @@ fn cdf_distance_sorted(r: &[f64], c: &[f64], p: u32) -> f64 {
     // constant at (i/n1, j/n2).
     let mut prev: Option<f64> = None;
     while i < r.len() || j < c.len() {
-        let x = if j >= c.len() || (i < r.len() && r[i] <= c[j]) { r[i] } else { c[j] };
+        let x = if j >= c.len() || (i < r.len() && r[i] <= c[j]) {
+            r[i]
+        } else {
+            c[j]
+        };
         if let Some(px) = prev {
             let diff = (i as f64 / n1 - j as f64 / n2).abs();
             let w = if p == 1 { diff } else { diff * diff };
@@ -359,7 +406,11 @@ pub fn psi_sorted(r: &[f64], c: &[f64], bins: usize) -> Result<Statistic> {
 /// `histogram_bin_edges(..., bins)` (`linspace`, and a ±0.5 widening when
 /// the range is empty).
 pub(crate) fn equal_width_edges(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
-    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let step = (hi - lo) / bins as f64;
     let mut e: Vec<f64> = (0..bins).map(|i| i as f64 * step + lo).collect();
     e.push(hi);
@@ -432,13 +483,23 @@ fn pooled_histograms(r: &[f64], c: &[f64], bins: usize) -> (Vec<f64>, Vec<f64>) 
 /// Jensen–Shannon distance on `bins` equal-width bins over the pooled range
 /// (Evidently's binning). `base = None` is the natural log (Evidently's
 /// default); `Some(2.0)` bounds the distance by 1.
-pub fn jensen_shannon(reference: &[f64], current: &[f64], bins: usize, base: Option<f64>) -> Result<Statistic> {
+pub fn jensen_shannon(
+    reference: &[f64],
+    current: &[f64],
+    bins: usize,
+    base: Option<f64>,
+) -> Result<Statistic> {
     let (r, c) = prepare(reference, current, "jensen_shannon")?;
     jensen_shannon_sorted(&r, &c, bins, base)
 }
 
 /// [`jensen_shannon`] on sorted samples.
-pub fn jensen_shannon_sorted(r: &[f64], c: &[f64], bins: usize, base: Option<f64>) -> Result<Statistic> {
+pub fn jensen_shannon_sorted(
+    r: &[f64],
+    c: &[f64],
+    bins: usize,
+    base: Option<f64>,
+) -> Result<Statistic> {
     if bins == 0 {
         return Err(invalid("bins", "need at least one bin"));
     }
@@ -449,9 +510,14 @@ pub fn jensen_shannon_sorted(r: &[f64], c: &[f64], bins: usize, base: Option<f64
     }
     nonempty_sorted(r, c, "jensen_shannon")?;
     let (rc, cc) = pooled_histograms(r, c, bins);
-    Ok(Statistic::new(Method::JensenShannon, js_from_counts(&rc, &cc, base), None)
-        .with("bins", bins)
-        .with("base", base.map_or_else(|| "e".to_string(), |b| b.to_string())))
+    Ok(
+        Statistic::new(Method::JensenShannon, js_from_counts(&rc, &cc, base), None)
+            .with("bins", bins)
+            .with(
+                "base",
+                base.map_or_else(|| "e".to_string(), |b| b.to_string()),
+            ),
+    )
 }
 
 /// Hellinger distance on the same equal-width pooled bins as
@@ -481,7 +547,10 @@ pub fn hellinger_sorted(r: &[f64], c: &[f64], bins: usize) -> Result<Statistic> 
 /// does: quadratic fit of log significance, capped to [0.001, 0.25].
 pub fn anderson_ksamp(samples: &[&[f64]]) -> Result<Statistic> {
     if samples.len() < 2 {
-        return Err(invalid("samples", "anderson_ksamp needs at least two samples"));
+        return Err(invalid(
+            "samples",
+            "anderson_ksamp needs at least two samples",
+        ));
     }
     let mut sorted = Vec::with_capacity(samples.len());
     for s in samples {
@@ -499,7 +568,10 @@ pub fn anderson_ksamp(samples: &[&[f64]]) -> Result<Statistic> {
 pub fn anderson_ksamp_sorted(samples: &[&[f64]]) -> Result<Statistic> {
     let k = samples.len();
     if k < 2 {
-        return Err(invalid("samples", "anderson_ksamp needs at least two samples"));
+        return Err(invalid(
+            "samples",
+            "anderson_ksamp needs at least two samples",
+        ));
     }
     if samples.iter().any(|s| s.is_empty()) {
         return Err(not_enough("anderson_darling", "a sample is empty"));
@@ -508,7 +580,10 @@ pub fn anderson_ksamp_sorted(samples: &[&[f64]]) -> Result<Statistic> {
     z.sort_unstable_by(f64::total_cmp);
     let nn = z.len();
     if nn < 4 {
-        return Err(not_enough("anderson_darling", "needs at least 4 observations in total"));
+        return Err(not_enough(
+            "anderson_darling",
+            "needs at least 4 observations in total",
+        ));
     }
     let mut zstar = z.clone();
     zstar.dedup();
@@ -564,17 +639,25 @@ pub fn anderson_ksamp_sorted(samples: &[&[f64]]) -> Result<Statistic> {
     }
     let h = cum + 1.0;
     let a = (4.0 * g - 6.0) * (kf - 1.0) + (10.0 - 6.0 * g) * hh;
-    let b = (2.0 * g - 4.0) * kf * kf + 8.0 * h * kf + (2.0 * g - 14.0 * h - 4.0) * hh - 8.0 * h + 4.0 * g - 6.0;
-    let c = (6.0 * h + 2.0 * g - 2.0) * kf * kf + (4.0 * h - 4.0 * g + 6.0) * kf + (2.0 * h - 6.0) * hh + 4.0 * h;
+    let b = (2.0 * g - 4.0) * kf * kf + 8.0 * h * kf + (2.0 * g - 14.0 * h - 4.0) * hh - 8.0 * h
+        + 4.0 * g
+        - 6.0;
+    let c = (6.0 * h + 2.0 * g - 2.0) * kf * kf
+        + (4.0 * h - 4.0 * g + 6.0) * kf
+        + (2.0 * h - 6.0) * hh
+        + 4.0 * h;
     let d = (2.0 * h + 6.0) * kf * kf - 4.0 * h * kf;
-    let sigmasq = (a * nf.powi(3) + b * nf * nf + c * nf + d) / ((nf - 1.0) * (nf - 2.0) * (nf - 3.0));
+    let sigmasq =
+        (a * nf.powi(3) + b * nf * nf + c * nf + d) / ((nf - 1.0) * (nf - 2.0) * (nf - 3.0));
     let m = kf - 1.0;
     let stat = (a2 - m) / sigmasq.sqrt();
     let b0 = [0.675, 1.281, 1.645, 1.96, 2.326, 2.573, 3.085];
     let b1 = [-0.245, 0.25, 0.678, 1.149, 1.822, 2.364, 3.615];
     let b2 = [-0.105, -0.305, -0.362, -0.391, -0.396, -0.345, -0.154];
     let sig = [0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.001];
-    let crit: Vec<f64> = (0..7).map(|i| b0[i] + b1[i] / m.sqrt() + b2[i] / m).collect();
+    let crit: Vec<f64> = (0..7)
+        .map(|i| b0[i] + b1[i] / m.sqrt() + b2[i] / m)
+        .collect();
     let cmin = crit.iter().copied().fold(f64::INFINITY, f64::min);
     let cmax = crit.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (p, capped) = if stat < cmin {
@@ -584,10 +667,16 @@ pub fn anderson_ksamp_sorted(samples: &[&[f64]]) -> Result<Statistic> {
     } else {
         let ys: Vec<f64> = sig.iter().map(|s: &f64| s.ln()).collect();
         let coef = polyfit2(&crit, &ys);
-        ((coef[0] * stat * stat + coef[1] * stat + coef[2]).exp(), "interpolated")
+        (
+            (coef[0] * stat * stat + coef[1] * stat + coef[2]).exp(),
+            "interpolated",
+        )
     };
     if !stat.is_finite() {
-        return Err(not_enough("anderson_darling", "variance of the statistic is not defined"));
+        return Err(not_enough(
+            "anderson_darling",
+            "variance of the statistic is not defined",
+        ));
     }
     Ok(Statistic::new(Method::AndersonDarling, stat, Some(p))
         .with("variant", "midrank")
@@ -624,8 +713,9 @@ fn solve3(mut m: [[f64; 3]; 3], mut r: [f64; 3]) -> [f64; 3] {
         r.swap(col, piv);
         for row in (col + 1)..3 {
             let f = m[row][col] / m[col][col];
-            for k in col..3 {
-                m[row][k] -= f * m[col][k];
+            let pivot_row = m[col];
+            for (dst, src) in m[row].iter_mut().zip(pivot_row.iter()).skip(col) {
+                *dst -= f * src;
             }
             r[row] -= f * r[col];
         }
@@ -675,7 +765,10 @@ pub const CVM_MAX_EXACT_N: usize = 20;
 pub fn cramer_von_mises_sorted(x: &[f64], y: &[f64], mode: CvmMode) -> Result<Statistic> {
     let (nx, ny) = (x.len(), y.len());
     if nx <= 1 || ny <= 1 {
-        return Err(not_enough("cramer_von_mises", "each sample needs at least two values"));
+        return Err(not_enough(
+            "cramer_von_mises",
+            "each sample needs at least two values",
+        ));
     }
     let exact = match mode {
         CvmMode::Auto | CvmMode::Exact => nx.max(ny) <= CVM_MAX_EXACT_N,
@@ -687,7 +780,9 @@ pub fn cramer_von_mises_sorted(x: &[f64], y: &[f64], mode: CvmMode) -> Result<St
     let (ranks, _) = average_ranks(&z);
     let (nxf, nyf) = (nx as f64, ny as f64);
     let sx: f64 = (0..nx).map(|i| (ranks[i] - (i + 1) as f64).powi(2)).sum();
-    let sy: f64 = (0..ny).map(|j| (ranks[nx + j] - (j + 1) as f64).powi(2)).sum();
+    let sy: f64 = (0..ny)
+        .map(|j| (ranks[nx + j] - (j + 1) as f64).powi(2))
+        .sum();
     let u = nxf * sx + nyf * sy;
     let k = nxf * nyf;
     let nn = nxf + nyf;
@@ -696,11 +791,17 @@ pub fn cramer_von_mises_sorted(x: &[f64], y: &[f64], mode: CvmMode) -> Result<St
         cvm_exact_pvalue(u, nx as u64, ny as u64)
     } else {
         let et = (1.0 + 1.0 / nn) / 6.0;
-        let vt = (nn + 1.0) * (4.0 * k * nn - 3.0 * (nxf * nxf + nyf * nyf) - 2.0 * k) / (45.0 * nn * nn * 4.0 * k);
+        let vt = (nn + 1.0) * (4.0 * k * nn - 3.0 * (nxf * nxf + nyf * nyf) - 2.0 * k)
+            / (45.0 * nn * nn * 4.0 * k);
         let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
-        if tn >= 0.003 { (1.0 - cvm_inf_cdf(tn)).max(0.0) } else { 1.0 }
+        if tn >= 0.003 {
+            (1.0 - cvm_inf_cdf(tn)).max(0.0)
+        } else {
+            1.0
+        }
     };
-    Ok(Statistic::new(Method::CramerVonMises, t, Some(p)).with("mode_used", if exact { "exact" } else { "asymptotic" }))
+    Ok(Statistic::new(Method::CramerVonMises, t, Some(p))
+        .with("mode_used", if exact { "exact" } else { "asymptotic" }))
 }
 
 /// Limiting CDF of the Cramér–von Mises statistic (Csörgő & Faraway 1996,
@@ -711,7 +812,8 @@ pub(crate) fn cvm_inf_cdf(x: f64) -> f64 {
     let mut tot = 0.0;
     let mut k = 0.0f64;
     loop {
-        let u = (special::ln_gamma(k + 0.5) - special::ln_gamma(k + 1.0)).exp() / (pi.powf(1.5) * x.sqrt());
+        let u = (special::ln_gamma(k + 0.5) - special::ln_gamma(k + 1.0)).exp()
+            / (pi.powf(1.5) * x.sqrt());
         let y = 4.0 * k + 1.0;
         let q = y * y / (16.0 * x);
         let term = u * y.sqrt() * (-q).exp() * special::bessel_k(0.25, q);
@@ -734,7 +836,8 @@ fn cvm_exact_pvalue(u: f64, m: u64, n: u64) -> f64 {
     let a = lcm / m;
     let b = lcm / n;
     let mn = (m * n) as f64;
-    let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * u - mn * (4.0 * mn - 1.0)) / (6.0 * mn * mn)).floor();
+    let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * u - mn * (4.0 * mn - 1.0)) / (6.0 * mn * mn))
+        .floor();
     let combinations = (special::ln_binom((m + n) as f64, m as f64)).exp();
     let mut gs: Vec<BTreeMap<u64, f64>> = vec![BTreeMap::new(); (m + 1) as usize];
     gs[0].insert(0, 1.0);
@@ -776,11 +879,15 @@ pub enum MwMode {
     /// else asymptotic (scipy's rule).
     #[default]
     Auto,
-    /// Exact null distribution of U (no tie correction).
+    /// Exact null distribution of U (no tie correction); falls back to
+    /// asymptotic when `n1·n2/2` exceeds [`MW_MAX_EXACT_CELLS`].
     Exact,
     /// Normal approximation with tie correction and continuity correction.
     Asymptotic,
 }
+
+/// Largest `n1·n2/2` for which the exact Mann–Whitney distribution is built.
+pub const MW_MAX_EXACT_CELLS: f64 = 2e7;
 
 /// Two-sided Mann–Whitney U test (scipy `mannwhitneyu(reference, current,
 /// use_continuity=True, alternative="two-sided")`). The statistic is `U1`
@@ -812,7 +919,11 @@ pub fn mann_whitney_sorted(r: &[f64], c: &[f64], mode: MwMode) -> Result<Statist
     let mut r1 = 0.0;
     let mut ties = Vec::new();
     while i < n1 || j < n2 {
-        let x = if j >= n2 || (i < n1 && r[i] <= c[j]) { r[i] } else { c[j] };
+        let x = if j >= n2 || (i < n1 && r[i] <= c[j]) {
+            r[i]
+        } else {
+            c[j]
+        };
         let (i0, j0) = (i, j);
         while i < n1 && r[i] == x {
             i += 1;
@@ -829,24 +940,36 @@ pub fn mann_whitney_sorted(r: &[f64], c: &[f64], mode: MwMode) -> Result<Statist
     mw_from_rank_sum(r1, n1, n2, &ties, mode)
 }
 
-fn mw_from_rank_sum(r1: f64, n1: usize, n2: usize, ties: &[usize], mode: MwMode) -> Result<Statistic> {
+fn mw_from_rank_sum(
+    r1: f64,
+    n1: usize,
+    n2: usize,
+    ties: &[usize],
+    mode: MwMode,
+) -> Result<Statistic> {
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let u1 = r1 - n1f * (n1f + 1.0) / 2.0;
     let u2 = n1f * n2f - u1;
     let u = u1.max(u2);
     let has_ties = ties.iter().any(|&t| t > 1);
-    let exact = match mode {
-        MwMode::Auto => !((n1 > 8 && n2 > 8) || has_ties),
-        MwMode::Exact => true,
-        MwMode::Asymptotic => false,
-    };
+    // The exact distribution needs n1·n2/2 counters: above
+    // MW_MAX_EXACT_CELLS an explicit `exact` request falls back to the
+    // normal approximation (reported in `mode_used`) instead of exhausting
+    // memory.
+    let feasible = n1f * n2f / 2.0 <= MW_MAX_EXACT_CELLS;
+    let exact = feasible
+        && match mode {
+            MwMode::Auto => !((n1 > 8 && n2 > 8) || has_ties),
+            MwMode::Exact => true,
+            MwMode::Asymptotic => false,
+        };
     let p = if exact {
         mw_exact_sf(u, n1, n2)
     } else {
         let nf = n1f + n2f;
         let tie_term: f64 = ties.iter().map(|&t| (t as f64).powi(3) - t as f64).sum();
         let s = (n1f * n2f / 12.0 * ((nf + 1.0) - tie_term / (nf * (nf - 1.0)))).sqrt();
-        if !(s > 0.0) {
+        if s.is_nan() || s <= 0.0 {
             return Err(not_enough("mann_whitney", "all values are tied"));
         }
         let z = (u - n1f * n2f / 2.0 - 0.5) / s;
@@ -905,13 +1028,19 @@ pub fn welch_t(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     check_finite(current, "current")?;
     let (n1, n2) = (reference.len() as f64, current.len() as f64);
     if n1 < 2.0 || n2 < 2.0 {
-        return Err(not_enough("welch_t", "each sample needs at least two values"));
+        return Err(not_enough(
+            "welch_t",
+            "each sample needs at least two values",
+        ));
     }
     let (m1, m2) = (special::mean(reference), special::mean(current));
-    let (v1, v2) = (special::variance(reference, 1.0), special::variance(current, 1.0));
+    let (v1, v2) = (
+        special::variance(reference, 1.0),
+        special::variance(current, 1.0),
+    );
     let (a, b) = (v1 / n1, v2 / n2);
     let se2 = a + b;
-    if !(se2 > 0.0) {
+    if se2.is_nan() || se2 <= 0.0 {
         return Err(not_enough("welch_t", "both samples are constant"));
     }
     let t = (m1 - m2) / se2.sqrt();
@@ -919,4 +1048,3 @@ pub fn welch_t(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     let p = t_two_sided(t, df);
     Ok(Statistic::new(Method::WelchT, t, Some(p)).with("df", df))
 }
-

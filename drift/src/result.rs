@@ -98,11 +98,11 @@ impl Method {
         )
     }
 
-    /// Default threshold: alpha = 0.05 for tests; Evidently's 0.1 for
-    /// Wasserstein (normed), Jensen–Shannon, Hellinger, total variation and
-    /// L∞; 0.1 ("moderate") for PSI; 0.1 for energy distance in reference
-    /// standard deviations is not scale free, so energy uses 0.1 on data the
-    /// caller should standardise; Cramér's V uses 0.1 ("small" effect).
+    /// Default threshold: alpha = 0.05 for hypothesis tests; 0.1 for every
+    /// distance — Evidently's value for Wasserstein (normed) and
+    /// Jensen–Shannon, the "moderate" PSI level, a "small" Cramér's V, and
+    /// a conventional 0.1 for Hellinger, total variation, L∞ and energy
+    /// (energy is not scale free: override its threshold per feature).
     pub fn default_threshold(self) -> f64 {
         if self.is_p_value_test() { 0.05 } else { 0.1 }
     }
@@ -314,7 +314,9 @@ impl TestResult {
     ) -> Self {
         match outcome {
             Ok(stat) => Self::decide(stat, threshold, n_reference, n_current),
-            Err(e) => Self::not_enough_data(method, threshold, e.to_string(), n_reference, n_current),
+            Err(e) => {
+                Self::not_enough_data(method, threshold, e.to_string(), n_reference, n_current)
+            }
         }
     }
 

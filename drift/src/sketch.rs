@@ -17,7 +17,7 @@
 //! sketch-based KS differs from exact KS by at most the sum of the two
 //! sketches' rank errors (≤ 0.027 at k = 200), and decile PSI from sketches
 //! differs from exact decile PSI by at most 0.02 absolute on the test
-//! distributions. Memory: at most `3k + 2·log2(n)` retained values.
+//! distributions. Memory: at most `3k + 8·log2(n)` retained values.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,9 @@ pub const DEFAULT_K: u32 = 200;
 /// A KLL quantile sketch over `f64` values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KllSketch {
+    /// Layout version of the serialized form (currently 1).
+    #[serde(default = "format_v1")]
+    format: u32,
     k: u32,
     /// `levels[h]` holds items of weight `2^h` (unsorted except right after
     /// a compaction).
@@ -41,6 +44,10 @@ pub struct KllSketch {
     mean: f64,
     m2: f64,
     rng: u64,
+    /// Cached `retained()` and total capacity, so an update is O(1) until
+    /// a compaction is due.
+    size: usize,
+    cap: usize,
 }
 
 impl Default for KllSketch {
@@ -49,8 +56,13 @@ impl Default for KllSketch {
     }
 }
 
+fn format_v1() -> u32 {
+    1
+}
+
 fn empty(k: u32) -> KllSketch {
     KllSketch {
+        format: 1,
         k,
         levels: vec![Vec::new()],
         n: 0,
@@ -59,6 +71,8 @@ fn empty(k: u32) -> KllSketch {
         mean: 0.0,
         m2: 0.0,
         rng: 0x9E37_79B9_7F4A_7C15,
+        size: 0,
+        cap: (k as usize).max(2),
     }
 }
 
@@ -97,7 +111,8 @@ impl KllSketch {
         self.mean += d / self.n as f64;
         self.m2 += d * (v - self.mean);
         self.levels[0].push(v);
-        if self.retained() > self.capacity_total() {
+        self.size += 1;
+        if self.size > self.cap {
             self.compress();
         }
     }
@@ -135,7 +150,9 @@ impl KllSketch {
     fn capacity(&self, h: usize) -> usize {
         let depth = self.levels.len() - 1 - h;
         let c = (self.k as f64 * (2.0f64 / 3.0).powi(depth as i32)).ceil() as usize;
-        c.max(2)
+        // A floor of 8 per level (as DataSketches) avoids a cascade of tiny
+        // compactions on deep sketches.
+        c.max(8)
     }
 
     fn capacity_total(&self) -> usize {
@@ -152,12 +169,17 @@ impl KllSketch {
     }
 
     fn compress(&mut self) {
-        while self.retained() > self.capacity_total() {
-            let Some(h) = (0..self.levels.len()).find(|&h| self.levels[h].len() >= self.capacity(h)) else {
+        self.size = self.retained();
+        self.cap = self.capacity_total();
+        while self.size > self.cap {
+            let Some(h) =
+                (0..self.levels.len()).find(|&h| self.levels[h].len() >= self.capacity(h))
+            else {
                 return;
             };
             if h + 1 == self.levels.len() {
                 self.levels.push(Vec::new());
+                self.cap = self.capacity_total();
             }
             let mut items = std::mem::take(&mut self.levels[h]);
             items.sort_unstable_by(f64::total_cmp);
@@ -168,6 +190,7 @@ impl KllSketch {
             }
             let off = self.next_bit();
             let promoted: Vec<f64> = items.iter().skip(off).step_by(2).copied().collect();
+            self.size -= items.len() - promoted.len();
             self.levels[h + 1].extend(promoted);
         }
     }
@@ -324,7 +347,9 @@ pub fn psi(reference: &KllSketch, current: &KllSketch, bins: usize) -> Result<St
     }
     check_pair(reference, current, "psi")?;
     let items = reference.weighted_items();
-    let mut edges: Vec<f64> = (1..bins).map(|i| quantile_of(&items, i as f64 / bins as f64)).collect();
+    let mut edges: Vec<f64> = (1..bins)
+        .map(|i| quantile_of(&items, i as f64 / bins as f64))
+        .collect();
     edges.dedup();
     let shares = |s: &KllSketch| {
         let mut out = Vec::with_capacity(edges.len() + 1);
@@ -358,8 +383,12 @@ pub fn wasserstein(reference: &KllSketch, current: &KllSketch) -> Result<Statist
         }
     });
     let sd = reference.std().unwrap_or(0.0);
-    Ok(Statistic::new(Method::Wasserstein, raw / sd.max(WASSERSTEIN_STD_FLOOR), None)
-        .with("sketch", "kll")
-        .with("raw", raw)
-        .with("reference_std", sd))
+    Ok(Statistic::new(
+        Method::Wasserstein,
+        raw / sd.max(WASSERSTEIN_STD_FLOOR),
+        None,
+    )
+    .with("sketch", "kll")
+    .with("raw", raw)
+    .with("reference_std", sd))
 }

@@ -2,7 +2,7 @@
 //! property tests, the false-alarm rate, sketch error, the report, anomaly
 //! detectors and the canary judge.
 
-mod common;
-mod scipy_agreement;
-mod properties;
 mod behaviour;
+mod common;
+mod properties;
+mod scipy_agreement;

@@ -1,7 +1,7 @@
 //! Write throughput with group commit, and persisted bytes per row.
 //!
 //! `cargo bench -p modelwatch-history --bench write_throughput`
-//! (figures in `history/BENCHMARKS.md`).
+//! (figures in the root `BENCHMARKS.md`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,7 +109,9 @@ fn bench_write(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let mut group = c.benchmark_group("history_write");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     for writers in [1usize, 16, 64] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = rt
@@ -120,25 +122,30 @@ fn bench_write(c: &mut Criterion) {
         // Pre-built payloads so the loop measures the store, not the generator.
         let payloads: Vec<RecordBatch> = (0..writers).map(|_| g.batch(&d)).collect();
         group.throughput(Throughput::Elements((writers * ROWS_PER_WRITE) as u64));
-        group.bench_function(format!("{writers}_concurrent_writes_of_{ROWS_PER_WRITE}_rows"), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut spent = Duration::ZERO;
-                    for _ in 0..iters {
-                        if store.stats().buffer_bytes > 256 << 20 {
-                            store.persist_now().await.expect("persist");
+        group.bench_function(
+            format!("{writers}_concurrent_writes_of_{ROWS_PER_WRITE}_rows"),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut spent = Duration::ZERO;
+                        for _ in 0..iters {
+                            if store.stats().buffer_bytes > 256 << 20 {
+                                store.persist_now().await.expect("persist");
+                            }
+                            let start = Instant::now();
+                            let futs = payloads
+                                .iter()
+                                .map(|p| store.write_batch("samples", p.clone()));
+                            for r in futures::future::join_all(futs).await {
+                                r.expect("write");
+                            }
+                            spent += start.elapsed();
                         }
-                        let start = Instant::now();
-                        let futs = payloads.iter().map(|p| store.write_batch("samples", p.clone()));
-                        for r in futures::future::join_all(futs).await {
-                            r.expect("write");
-                        }
-                        spent += start.elapsed();
-                    }
-                    spent
+                        spent
+                    })
                 })
-            })
-        });
+            },
+        );
         let st = store.stats();
         println!(
             "  {writers} writers: {} WAL records in {} fsyncs ({:.1} records per fsync), last fsync {} us",
@@ -161,7 +168,12 @@ fn bytes_per_row(_c: &mut Criterion) {
         .expect("runtime");
     rt.block_on(async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = HistoryStore::open(tmp.path(), vec![def()], config())
+        let cfg = HistoryConfig {
+            compaction_min_files: 2,
+            file_delete_grace: Duration::ZERO,
+            ..config()
+        };
+        let store = HistoryStore::open(tmp.path(), vec![def()], cfg)
             .await
             .expect("open");
         let d = def();

@@ -26,7 +26,10 @@ pub(crate) struct Buffer {
 
 /// Min and max of a non-null microsecond timestamp column.
 pub(crate) fn ts_range(batch: &RecordBatch, ts_idx: usize) -> Option<(i64, i64)> {
-    let col = batch.column(ts_idx).as_any().downcast_ref::<TimestampMicrosecondArray>()?;
+    let col = batch
+        .column(ts_idx)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()?;
     let min = arrow::compute::min(col)?;
     let max = arrow::compute::max(col)?;
     Some((min, max))
@@ -47,7 +50,10 @@ impl Buffer {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let ts_idx = batch.schema().index_of(crate::table::TIME_COLUMN).unwrap_or(0);
+            let ts_idx = batch
+                .schema()
+                .index_of(crate::table::TIME_COLUMN)
+                .unwrap_or(0);
             let (min_ts, max_ts) = ts_range(&batch, ts_idx).unwrap_or((i64::MIN, i64::MAX));
             let bytes = batch.get_array_memory_size() as u64;
             self.bytes += bytes;
@@ -84,9 +90,5 @@ impl Buffer {
     /// Clock time of the oldest buffered chunk.
     pub(crate) fn oldest(&self) -> Option<i64> {
         self.tables.iter().flatten().map(|c| c.inserted_at).min()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.tables.iter().all(|t| t.is_empty())
     }
 }

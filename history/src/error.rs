@@ -26,14 +26,18 @@ pub enum Error {
     },
 
     /// A write named a table the store was not opened with.
-    #[error("unknown table `{table}`: declare it in the TableDef list passed to HistoryStore::open")]
+    #[error(
+        "unknown table `{table}`: declare it in the TableDef list passed to HistoryStore::open"
+    )]
     UnknownTable {
         /// The table name.
         table: String,
     },
 
     /// A record batch does not match its table's declared schema.
-    #[error("batch for table `{table}` does not match the declared schema: {detail}; build batches with TableDef::schema")]
+    #[error(
+        "batch for table `{table}` does not match the declared schema: {detail}; build batches with TableDef::schema"
+    )]
     SchemaMismatch {
         /// The table name.
         table: String,
@@ -59,8 +63,17 @@ pub enum Error {
         detail: String,
     },
 
+    /// A configuration value is out of range.
+    #[error("invalid history configuration: {detail}")]
+    InvalidConfig {
+        /// Which value and why.
+        detail: String,
+    },
+
     /// A single write is larger than the configured maximum; split it.
-    #[error("write of {bytes} bytes exceeds the limit of {limit} bytes; split it into smaller writes")]
+    #[error(
+        "write of {bytes} bytes exceeds the limit of {limit} bytes; split it into smaller writes"
+    )]
     WriteTooLarge {
         /// Encoded size of the write.
         bytes: usize,
@@ -83,7 +96,9 @@ pub enum Error {
     /// The WAL writer failed (e.g. fsync error) and refuses further writes.
     /// After an fsync failure the kernel may have dropped dirty pages, so the
     /// process must restart and recover from the WAL.
-    #[error("the WAL writer failed and stopped accepting writes: {cause}; restart the process to recover from the WAL")]
+    #[error(
+        "the WAL writer failed and stopped accepting writes: {cause}; restart the process to recover from the WAL"
+    )]
     WalFailed {
         /// The first failure.
         cause: String,
@@ -91,7 +106,9 @@ pub enum Error {
 
     /// A WAL record before the tail is corrupt. A torn *tail* is repaired
     /// automatically; this is damage in the middle of the log.
-    #[error("WAL segment {path} is corrupt at offset {offset}: {detail}; move the segment aside to start (its records after the offset are lost)")]
+    #[error(
+        "WAL segment {path} is corrupt at offset {offset}: {detail}; move the segment aside to start (its records after the offset are lost)"
+    )]
     WalCorrupt {
         /// The segment file.
         path: PathBuf,
@@ -102,7 +119,9 @@ pub enum Error {
     },
 
     /// The WAL holds data for a table that is not declared any more.
-    #[error("WAL record {seq} holds data for table `{table}` that was not declared: {detail}; reopen with its TableDef so the data can be persisted")]
+    #[error(
+        "WAL record {seq} holds data for table `{table}` that was not declared: {detail}; reopen with its TableDef so the data can be persisted"
+    )]
     WalTableMismatch {
         /// Sequence number of the record.
         seq: u64,
@@ -113,7 +132,9 @@ pub enum Error {
     },
 
     /// The manifest cannot be read.
-    #[error("manifest {path} is unreadable: {detail}; restore it from a backup or remove the data directory")]
+    #[error(
+        "manifest {path} is unreadable: {detail}; restore it from a backup or remove the data directory"
+    )]
     ManifestCorrupt {
         /// The manifest file.
         path: PathBuf,
@@ -122,7 +143,9 @@ pub enum Error {
     },
 
     /// Another process holds the data directory.
-    #[error("data directory {path} is locked by another process; stop it or use another --data-dir")]
+    #[error(
+        "data directory {path} is locked by another process; stop it or use another --data-dir"
+    )]
     Locked {
         /// The lock file.
         path: PathBuf,
@@ -167,7 +190,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        context: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             context,
             path: path.into(),

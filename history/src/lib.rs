@@ -34,9 +34,12 @@
 //!    only then deletes the WAL segments the manifest covers.
 //! 4. Compaction merges a partition's small files into one; retention drops
 //!    files past their table's retention. Both commit the manifest before
-//!    deleting any file.
+//!    deleting any file, and delete dropped files only after
+//!    [`HistoryConfig::file_delete_grace`] so running queries can finish.
+//!    Retention applies to persisted files; buffered rows go at the first
+//!    pass after they are persisted.
 //! 5. On open: take the `LOCK`, load the manifest, delete files it does not
-//!    list (orphans of a crash), replay WAL records with a sequence number
+//!    list (orphans of a crash, partial uploads), replay WAL records with a sequence number
 //!    above `persisted_seq` into the buffer, truncate a torn tail with a
 //!    warning, and start a fresh WAL segment.
 //!
@@ -80,6 +83,15 @@
 //! the same predicate, and re-applies every filter. Columns keep their
 //! declared types (no `Utf8View`), in the buffer and the files alike.
 //!
+//! ## Limits
+//! * A table's schema is fixed: files and WAL records are checked against
+//!   the declared schema, and a changed declaration is refused at replay
+//!   ([`Error::WalTableMismatch`]). Schema evolution needs a new table.
+//! * Persist covers every table at once (one `persisted_seq` for the WAL).
+//! * The manifest lives on the local file system next to the WAL; Parquet
+//!   goes through `object_store`, so moving files to object storage needs a
+//!   conditional-put manifest, not a new file layout.
+//!
 //! ## Example
 //! ```no_run
 //! # async fn demo() -> modelwatch_history::Result<()> {
@@ -122,8 +134,8 @@ pub use persist::{HOUR_MICROS, file_path};
 pub use provider::HistoryTable;
 pub use stats::HistoryStats;
 pub use store::{
-    BackgroundTasks, CompactionOutcome, HistoryConfig, HistoryStore, OBJECT_STORE_URL, PersistOutcome,
-    RetentionOutcome, WriteReceipt, WriteSet,
+    BackgroundTasks, CompactionOutcome, HistoryConfig, HistoryStore, OBJECT_STORE_URL,
+    PersistOutcome, RetentionOutcome, WriteReceipt, WriteSet,
 };
 pub use table::{TIME_COLUMN, TIME_ZONE, TableDef, schema, time_data_type, time_field};
 pub use wal::{WAL_RECORD_VERSION, WAL_SEGMENT_VERSION};

@@ -160,12 +160,14 @@ impl Manifest {
             path: path.clone(),
             detail: format!("cannot serialise: {e}"),
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create manifest temp file", &tmp, e))?;
+        let mut f = std::fs::File::create(&tmp)
+            .map_err(|e| Error::io("create manifest temp file", &tmp, e))?;
         f.write_all(&data)
             .and_then(|_| f.sync_all())
             .map_err(|e| Error::io("write manifest temp file", &tmp, e))?;
         drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename manifest into place", &path, e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io("rename manifest into place", &path, e))?;
         sync_dir(dir)
     }
 

@@ -42,7 +42,10 @@ pub fn file_path(table: &str, partition_hour: i64, id: u64) -> String {
 
 /// Concatenate `batches`, sort them by (hour, sort key) and split them into
 /// one batch per hour partition.
-pub(crate) fn sort_and_split(def: &TableDef, batches: &[RecordBatch]) -> Result<Vec<(i64, RecordBatch)>> {
+pub(crate) fn sort_and_split(
+    def: &TableDef,
+    batches: &[RecordBatch],
+) -> Result<Vec<(i64, RecordBatch)>> {
     if batches.is_empty() {
         return Ok(Vec::new());
     }
@@ -122,18 +125,26 @@ pub(crate) fn encode_parquet(def: &TableDef, batch: &RecordBatch) -> Result<Vec<
 
 /// Decode a whole Parquet file with the table's schema.
 pub(crate) fn decode_parquet(def: &TableDef, data: Bytes) -> Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(64 * 1024).build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?
+        .with_batch_size(64 * 1024)
+        .build()?;
     let mut out = Vec::new();
     for b in reader {
         let b = b?;
         def.check_schema(b.schema_ref())?;
-        out.push(RecordBatch::try_new(def.schema.clone(), b.columns().to_vec())?);
+        out.push(RecordBatch::try_new(
+            def.schema.clone(),
+            b.columns().to_vec(),
+        )?);
     }
     Ok(out)
 }
 
 /// Min/max ts and index column summaries of a batch.
-pub(crate) fn summarise(def: &TableDef, batch: &RecordBatch) -> Result<(i64, i64, BTreeMap<String, ColumnSummary>)> {
+pub(crate) fn summarise(
+    def: &TableDef,
+    batch: &RecordBatch,
+) -> Result<(i64, i64, BTreeMap<String, ColumnSummary>)> {
     let (min_ts, max_ts) = crate::buffer::ts_range(batch, def.ts_index()).unwrap_or((0, 0));
     let mut columns = BTreeMap::new();
     for c in &def.index_columns {

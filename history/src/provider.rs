@@ -1,7 +1,6 @@
 //! The DataFusion table provider: buffer ∪ Parquet files, with files pruned
 //! from the manifest by time range and index-column filters.
 
-use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,14 +9,16 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -37,7 +38,9 @@ pub struct HistoryTable {
 
 impl std::fmt::Debug for HistoryTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HistoryTable").field("table", &self.def().name).finish()
+        f.debug_struct("HistoryTable")
+            .field("table", &self.def().name)
+            .finish()
     }
 }
 
@@ -77,18 +80,20 @@ fn ts_micros(v: &ScalarValue, round_up: bool) -> Option<i64> {
         ScalarValue::TimestampMillisecond(Some(x), _) => x.checked_mul(1_000),
         ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1_000_000),
         ScalarValue::TimestampNanosecond(Some(x), _) => Some(div(*x, 1_000)),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.timestamp_micros())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_micros()),
         _ => None,
     }
 }
 
 fn text(v: &ScalarValue) -> Option<String> {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
         ScalarValue::Dictionary(_, inner) => text(inner),
         _ => None,
     }
@@ -153,7 +158,9 @@ impl Pruning {
                     },
                     _ => return,
                 };
-                let Some(col) = column_name(col_expr) else { return };
+                let Some(col) = column_name(col_expr) else {
+                    return;
+                };
                 // A cast of `ts` changes what comparisons mean: only a plain
                 // column bounds the time range.
                 if col == TIME_COLUMN && matches!(col_expr, Expr::Column(_)) {
@@ -179,17 +186,20 @@ impl Pruning {
                             }
                         }
                         Operator::Eq => {
-                            if let (Some(a), Some(b)) = (ts_micros(lit, true), ts_micros(lit, false)) {
+                            if let (Some(a), Some(b)) =
+                                (ts_micros(lit, true), ts_micros(lit, false))
+                            {
                                 self.lower(a);
                                 self.upper(b);
                             }
                         }
                         _ => {}
                     }
-                } else if op == Operator::Eq && def.index_columns.iter().any(|c| c == col) {
-                    if let Some(v) = text(lit) {
-                        self.restrict(col, BTreeSet::from([v]));
-                    }
+                } else if op == Operator::Eq
+                    && def.index_columns.iter().any(|c| c == col)
+                    && let Some(v) = text(lit)
+                {
+                    self.restrict(col, BTreeSet::from([v]));
                 }
             }
             Expr::Between(Between {
@@ -206,7 +216,9 @@ impl Pruning {
                 }
             }
             Expr::InList(il) if !il.negated => {
-                let Some(col) = column_name(&il.expr) else { return };
+                let Some(col) = column_name(&il.expr) else {
+                    return;
+                };
                 if !def.index_columns.iter().any(|c| c == col) {
                     return;
                 }
@@ -234,26 +246,24 @@ impl Pruning {
             return false;
         }
         for (col, vals) in &self.values {
-            if let Some(summary) = f.columns.get(col) {
-                if !vals.iter().any(|v| summary.may_contain(v)) {
-                    return false;
-                }
+            if let Some(summary) = f.columns.get(col)
+                && !vals.iter().any(|v| summary.may_contain(v))
+            {
+                return false;
             }
         }
         true
     }
 
     fn keeps_range(&self, min_ts: i64, max_ts: i64) -> bool {
-        !self.empty && !self.min_ts.is_some_and(|m| max_ts < m) && !self.max_ts.is_some_and(|m| min_ts > m)
+        !self.empty
+            && self.min_ts.is_none_or(|m| max_ts >= m)
+            && self.max_ts.is_none_or(|m| min_ts <= m)
     }
 }
 
 #[async_trait]
 impl TableProvider for HistoryTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         self.def().schema.clone()
     }
@@ -262,7 +272,10 @@ impl TableProvider for HistoryTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Used for pruning only; DataFusion re-applies every filter.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -279,10 +292,18 @@ impl TableProvider for HistoryTable {
         let (manifest, chunks) = self.shared.snapshot(self.idx);
         let pruning = Pruning::from_filters(def, filters);
         let all: Vec<&FileMeta> = manifest.table_files(&def.name).collect();
-        let files: Vec<&FileMeta> = all.iter().copied().filter(|f| pruning.keeps_file(f)).collect();
+        let files: Vec<&FileMeta> = all
+            .iter()
+            .copied()
+            .filter(|f| pruning.keeps_file(f))
+            .collect();
         let stats = &self.shared.stats;
-        stats.query_files_considered.fetch_add(all.len() as u64, Ordering::Relaxed);
-        stats.query_files_scanned.fetch_add(files.len() as u64, Ordering::Relaxed);
+        stats
+            .query_files_considered
+            .fetch_add(all.len() as u64, Ordering::Relaxed);
+        stats
+            .query_files_scanned
+            .fetch_add(files.len() as u64, Ordering::Relaxed);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
@@ -296,12 +317,10 @@ impl TableProvider for HistoryTable {
             // Present the declared types, never Utf8View/BinaryView.
             options.global.schema_force_view_types = false;
             options.global.enable_page_index = true;
-            let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
-            if let Some(pred) = conjunction(filters.iter().cloned()) {
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-                let phys = state.create_physical_expr(pred, &df_schema)?;
-                source = source.with_predicate(phys);
-            }
+            // No predicate here: DataFusion's filter pushdown hands the
+            // (Inexact) filters to the Parquet source, which uses them for
+            // row-group and page-index pruning.
+            let source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
             let n_groups = state.config().target_partitions().max(1).min(files.len());
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n_groups];
             for (i, f) in files.iter().enumerate() {
@@ -320,7 +339,11 @@ impl TableProvider for HistoryTable {
             .map(|c| c.batch)
             .collect();
         if !batches.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&[batches], schema.clone(), projection.cloned())?);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[batches],
+                schema.clone(),
+                projection.cloned(),
+            )?);
         }
         if inputs.is_empty() {
             let projected = match projection {

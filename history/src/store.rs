@@ -89,6 +89,27 @@ impl Default for HistoryConfig {
     }
 }
 
+impl HistoryConfig {
+    /// Check that the values are usable together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |detail: String| Err(Error::InvalidConfig { detail });
+        if self.max_write_bytes == 0 || self.max_write_bytes > wal::MAX_RECORD_BYTES - 1024 {
+            return bad(format!(
+                "max_write_bytes must be between 1 and {} (got {})",
+                wal::MAX_RECORD_BYTES - 1024,
+                self.max_write_bytes
+            ));
+        }
+        if self.wal_queue_len == 0 || self.wal_segment_max_bytes == 0 {
+            return bad("wal_queue_len and wal_segment_max_bytes must be positive".into());
+        }
+        if self.persist_check_interval.is_zero() || self.maintenance_interval.is_zero() {
+            return bad("persist_check_interval and maintenance_interval must be positive".into());
+        }
+        Ok(())
+    }
+}
+
 /// The shared core, also held by the WAL writer thread.
 pub(crate) struct Shared {
     pub defs: Vec<TableDef>,
@@ -124,7 +145,9 @@ impl Shared {
     }
 
     fn publish_manifest_stats(&self, m: &Manifest) {
-        self.stats.persisted_files.store(m.files.len() as u64, Ordering::Relaxed);
+        self.stats
+            .persisted_files
+            .store(m.files.len() as u64, Ordering::Relaxed);
         self.stats
             .persisted_bytes
             .store(m.files.iter().map(|f| f.bytes).sum(), Ordering::Relaxed);
@@ -146,7 +169,10 @@ impl Shared {
     /// Snapshot of one table: its files and buffered chunks.
     pub(crate) fn snapshot(&self, table: usize) -> (Arc<Manifest>, Vec<Chunk>) {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
-        (s.manifest.clone(), s.buffer.tables.get(table).cloned().unwrap_or_default())
+        (
+            s.manifest.clone(),
+            s.buffer.tables.get(table).cloned().unwrap_or_default(),
+        )
     }
 }
 
@@ -267,7 +293,16 @@ impl std::fmt::Debug for HistoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HistoryStore")
             .field("dir", &self.handle.shared.dir)
-            .field("tables", &self.handle.shared.defs.iter().map(|d| &d.name).collect::<Vec<_>>())
+            .field(
+                "tables",
+                &self
+                    .handle
+                    .shared
+                    .defs
+                    .iter()
+                    .map(|d| &d.name)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -285,8 +320,13 @@ impl HistoryStore {
     /// ever hold: load the manifest, delete orphan Parquet files, replay the
     /// WAL after the manifest (dropping a torn tail with a warning), start
     /// the WAL writer.
-    pub async fn open(dir: impl AsRef<Path>, tables: Vec<TableDef>, config: HistoryConfig) -> Result<Self> {
+    pub async fn open(
+        dir: impl AsRef<Path>,
+        tables: Vec<TableDef>,
+        config: HistoryConfig,
+    ) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
+        config.validate()?;
         let mut names = HashSet::new();
         for t in &tables {
             t.validate()?;
@@ -303,17 +343,19 @@ impl HistoryStore {
             ensure_dir(&d.join(WAL_DIR))?;
             ensure_dir(&d.join(TABLES_DIR))?;
             let lock_path = d.join(LOCK_FILE);
-            let lock = File::create(&lock_path).map_err(|e| Error::io("create lock file", &lock_path, e))?;
-            lock.try_lock().map_err(|_| Error::Locked { path: lock_path.clone() })?;
+            let lock = File::create(&lock_path)
+                .map_err(|e| Error::io("create lock file", &lock_path, e))?;
+            lock.try_lock().map_err(|_| Error::Locked {
+                path: lock_path.clone(),
+            })?;
             let _ = std::fs::remove_file(d.join(format!("{}.tmp", crate::manifest::MANIFEST_FILE)));
             Ok((lock, Manifest::load(&d)?))
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
 
-        let object_store = Arc::new(
-            LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true),
-        );
+        let object_store =
+            Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
         let object_store_url = ObjectStoreUrl::parse(OBJECT_STORE_URL)?;
         let clock = config.clock.clone();
         let shared = Arc::new(Shared {
@@ -338,7 +380,12 @@ impl HistoryStore {
         let sh = shared.clone();
         let (tx, rx) = mpsc::channel(shared.config.wal_queue_len.max(1));
         let thread = tokio::task::spawn_blocking(move || -> Result<std::thread::JoinHandle<()>> {
-            let persisted = sh.state.read().unwrap_or_else(|e| e.into_inner()).manifest.persisted_seq;
+            let persisted = sh
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .manifest
+                .persisted_seq;
             let mut buffer = Buffer::new(sh.defs.len());
             let now = sh.clock.now_micros();
             let replay = wal::replay(&sh.dir.join(WAL_DIR), &sh.defs, |rec| {
@@ -347,7 +394,9 @@ impl HistoryStore {
                 }
                 Ok(())
             })?;
-            sh.stats.torn_tails_dropped.store(replay.torn_tails, Ordering::Relaxed);
+            sh.stats
+                .torn_tails_dropped
+                .store(replay.torn_tails, Ordering::Relaxed);
             {
                 let mut st = sh.state.write().unwrap_or_else(|e| e.into_inner());
                 sh.publish_buffer_stats(&buffer);
@@ -388,7 +437,10 @@ impl HistoryStore {
     /// Hold the WAL writer before its next group commit (tests only).
     #[cfg(test)]
     pub(crate) fn hold_wal_writer(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.shared().test_gate.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared()
+            .test_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn sender(&self) -> Result<mpsc::Sender<WalCmd>> {
@@ -426,14 +478,15 @@ impl HistoryStore {
         let mut rows = 0usize;
         let mut bytes = 0u64;
         for (name, batch) in set.entries {
-            let (idx, def) = shared.def(&name).ok_or_else(|| Error::UnknownTable { table: name.clone() })?;
+            let (idx, def) = shared.def(&name).ok_or_else(|| Error::UnknownTable {
+                table: name.clone(),
+            })?;
             def.check_schema(batch.schema_ref())?;
-            let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec()).map_err(|e| {
-                Error::InvalidBatch {
+            let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())
+                .map_err(|e| Error::InvalidBatch {
                     table: name.clone(),
                     detail: e.to_string(),
-                }
-            })?;
+                })?;
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -452,17 +505,31 @@ impl HistoryStore {
             });
         }
         let overloaded = |reason: &'static str| {
-            shared.stats.writes_overloaded.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .writes_overloaded
+                .fetch_add(1, Ordering::Relaxed);
             shared.persist_notify.notify_one();
             Error::Overloaded {
                 retry_after: shared.config.retry_after,
                 reason,
             }
         };
-        let inflight = shared.stats.inflight_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        if shared.stats.buffer_bytes.load(Ordering::Acquire) + inflight > shared.config.max_buffer_bytes {
-            shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return Err(overloaded("the in-memory buffer is full: persistence is behind"));
+        let inflight = shared
+            .stats
+            .inflight_bytes
+            .fetch_add(bytes, Ordering::AcqRel)
+            + bytes;
+        if shared.stats.buffer_bytes.load(Ordering::Acquire) + inflight
+            > shared.config.max_buffer_bytes
+        {
+            shared
+                .stats
+                .inflight_bytes
+                .fetch_sub(bytes, Ordering::AcqRel);
+            return Err(overloaded(
+                "the in-memory buffer is full: persistence is behind",
+            ));
         }
         let (reply, rx) = oneshot::channel();
         match tx.try_send(WalCmd::Write {
@@ -473,18 +540,27 @@ impl HistoryStore {
         }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                shared
+                    .stats
+                    .inflight_bytes
+                    .fetch_sub(bytes, Ordering::AcqRel);
                 return Err(overloaded("the WAL queue is full: fsync is behind"));
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                shared
+                    .stats
+                    .inflight_bytes
+                    .fetch_sub(bytes, Ordering::AcqRel);
                 return Err(Error::ShutDown);
             }
         }
         let seq = rx.await.map_err(|_| Error::WalFailed {
             cause: "the WAL writer stopped before answering".into(),
         })??;
-        Ok(WriteReceipt { seq: Some(seq), rows })
+        Ok(WriteReceipt {
+            seq: Some(seq),
+            rows,
+        })
     }
 
     /// A counters snapshot.
@@ -494,7 +570,13 @@ impl HistoryStore {
 
     /// A copy of the current manifest.
     pub fn manifest(&self) -> Manifest {
-        (*self.shared().state.read().unwrap_or_else(|e| e.into_inner()).manifest).clone()
+        (*self
+            .shared()
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .manifest)
+            .clone()
     }
 
     /// Whether the buffer has reached the persist size or age threshold.
@@ -527,7 +609,11 @@ impl HistoryStore {
         let _guard = shared.maintenance.lock().await;
         let (manifest, chunks, upto) = {
             let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
-            (st.manifest.clone(), st.buffer.tables.clone(), st.buffer.max_seq)
+            (
+                st.manifest.clone(),
+                st.buffer.tables.clone(),
+                st.buffer.max_seq,
+            )
         };
         let mut outcome = PersistOutcome {
             persisted_seq: manifest.persisted_seq,
@@ -606,7 +692,12 @@ impl HistoryStore {
         outcome.persisted_seq = upto;
         // Only now may the WAL go.
         self.truncate_wal(upto).await?;
-        tracing::debug!(files = outcome.files, rows = outcome.rows, upto, "persisted buffer");
+        tracing::debug!(
+            files = outcome.files,
+            rows = outcome.rows,
+            upto,
+            "persisted buffer"
+        );
         Ok(outcome)
     }
 
@@ -625,11 +716,19 @@ impl HistoryStore {
         let shared = self.shared().clone();
         let _guard = shared.maintenance.lock().await;
         let mut outcome = CompactionOutcome::default();
-        let manifest = shared.state.read().unwrap_or_else(|e| e.into_inner()).manifest.clone();
+        let manifest = shared
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .manifest
+            .clone();
         let mut groups: BTreeMap<(String, i64), Vec<FileMeta>> = BTreeMap::new();
         for f in &manifest.files {
             if f.bytes < shared.config.compaction_small_file_bytes {
-                groups.entry((f.table.clone(), f.partition_hour)).or_default().push(f.clone());
+                groups
+                    .entry((f.table.clone(), f.partition_hour))
+                    .or_default()
+                    .push(f.clone());
             }
         }
         for ((table, hour), mut files) in groups {
@@ -668,7 +767,12 @@ impl HistoryStore {
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-            let mut next = (*shared.state.read().unwrap_or_else(|e| e.into_inner()).manifest).clone();
+            let mut next = (*shared
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .manifest)
+                .clone();
             let old_ids: HashSet<u64> = files.iter().map(|f| f.id).collect();
             next.files.retain(|f| !old_ids.contains(&f.id));
             let mut written = Vec::new();
@@ -727,7 +831,12 @@ impl HistoryStore {
         let shared = self.shared().clone();
         let _guard = shared.maintenance.lock().await;
         let now = shared.clock.now_micros();
-        let manifest = shared.state.read().unwrap_or_else(|e| e.into_inner()).manifest.clone();
+        let manifest = shared
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .manifest
+            .clone();
         let mut expired = Vec::new();
         for f in &manifest.files {
             let Some((_, def)) = shared.def(&f.table) else {
@@ -770,15 +879,19 @@ impl HistoryStore {
         let (idx, _) = self
             .shared()
             .def(table)
-            .ok_or_else(|| Error::UnknownTable { table: table.into() })?;
+            .ok_or_else(|| Error::UnknownTable {
+                table: table.into(),
+            })?;
         Ok(Arc::new(HistoryTable::new(self.shared().clone(), idx)))
     }
 
     /// Register every table (and the object store the providers read from)
     /// on an existing context.
     pub fn register_tables(&self, ctx: &SessionContext) -> Result<()> {
-        ctx.runtime_env()
-            .register_object_store(self.shared().object_store_url.as_ref(), self.shared().object_store.clone());
+        ctx.runtime_env().register_object_store(
+            self.shared().object_store_url.as_ref(),
+            self.shared().object_store.clone(),
+        );
         for d in &self.shared().defs {
             ctx.register_table(d.name.as_str(), self.table_provider(&d.name)?)?;
         }
@@ -788,9 +901,7 @@ impl HistoryStore {
     /// A new `SessionContext` with every table registered (information
     /// schema on). The caller may register more tables on it.
     pub fn session_context(&self) -> Result<SessionContext> {
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         self.register_tables(&ctx)?;
         Ok(ctx)
@@ -888,7 +999,10 @@ async fn commit_manifest(shared: &Arc<Shared>, m: Manifest) -> Result<()> {
 fn schedule_delete(shared: &Shared, files: &[FileMeta]) {
     let grace = i64::try_from(shared.config.file_delete_grace.as_micros()).unwrap_or(i64::MAX);
     let due = shared.clock.now_micros().saturating_add(grace);
-    let mut p = shared.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = shared
+        .pending_deletes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     p.extend(files.iter().map(|f| (due, f.clone())));
 }
 
@@ -896,7 +1010,10 @@ fn schedule_delete(shared: &Shared, files: &[FileMeta]) {
 async fn delete_due(shared: &Shared) {
     let now = shared.clock.now_micros();
     let due: Vec<FileMeta> = {
-        let mut p = shared.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = shared
+            .pending_deletes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let (due, keep): (Vec<_>, Vec<_>) = p.drain(..).partition(|(t, _)| *t <= now);
         *p = keep;
         due.into_iter().map(|(_, f)| f).collect()
@@ -907,10 +1024,13 @@ async fn delete_due(shared: &Shared) {
 /// Best-effort delete; what fails is an orphan removed at the next open.
 async fn delete_files(shared: &Shared, files: &[FileMeta]) {
     for f in files {
-        if let Err(e) = shared.object_store.delete(&ObjectPath::from(f.path.as_str())).await {
-            if !matches!(e, object_store::Error::NotFound { .. }) {
-                tracing::warn!(path = %f.path, error = %e, "could not delete file; it will be removed at next open");
-            }
+        if let Err(e) = shared
+            .object_store
+            .delete(&ObjectPath::from(f.path.as_str()))
+            .await
+            && !matches!(e, object_store::Error::NotFound { .. })
+        {
+            tracing::warn!(path = %f.path, error = %e, "could not delete file; it will be removed at next open");
         }
     }
 }
@@ -929,11 +1049,43 @@ async fn remove_orphans(shared: &Shared) -> Result<()> {
         .map(|f| f.path.clone())
         .collect();
     let prefix = ObjectPath::from(TABLES_DIR);
-    let objects: Vec<_> = shared.object_store.list(Some(&prefix)).try_collect().await?;
+    let objects: Vec<_> = shared
+        .object_store
+        .list(Some(&prefix))
+        .try_collect()
+        .await?;
     for o in objects {
         if !known.contains(o.location.as_ref()) {
             tracing::warn!(path = %o.location, "deleting orphan file not in the manifest");
             shared.object_store.delete(&o.location).await?;
+        }
+    }
+    // The local store stages uploads as `<name>#<n>` and does not list them:
+    // sweep those left by a crash during a put.
+    let root = shared.dir.join(TABLES_DIR);
+    tokio::task::spawn_blocking(move || sweep_staging(&root))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+fn sweep_staging(dir: &Path) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list table directory", dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("list table directory", dir, e))?;
+        let path = ent.path();
+        let ft = ent
+            .file_type()
+            .map_err(|e| Error::io("stat table file", &path, e))?;
+        if ft.is_dir() {
+            sweep_staging(&path)?;
+        } else if ent.file_name().to_string_lossy().contains('#') {
+            tracing::warn!(path = %path.display(), "deleting partial upload left by a crash");
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io("delete partial upload", &path, e))?;
         }
     }
     Ok(())

@@ -96,13 +96,14 @@ impl TableDef {
             detail,
         };
         if self.name.is_empty()
+            || self.name.len() > 128
             || !self
                 .name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
             return Err(bad(
-                "the name must be non-empty and use only a-z, 0-9 and _".into(),
+                "the name must be 1 to 128 characters of a-z, 0-9 and _".into(),
             ));
         }
         let ts = self

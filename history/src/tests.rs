@@ -15,7 +15,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::*;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -60,8 +62,12 @@ fn samples(model: &str, version: &str, start: i64, n: usize, step_us: i64) -> Re
             Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
             Arc::new(StringArray::from(vec![Some(model); n])),
             Arc::new(StringArray::from(vec![Some(version); n])),
-            Arc::new(StringArray::from((0..n).map(|i| format!("m{}", i % 3)).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from((0..n).map(|i| i as f64).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                (0..n).map(|i| format!("m{}", i % 3)).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+            )),
         ],
     )
     .expect("valid batch")
@@ -73,8 +79,10 @@ fn events(model: &str, start: i64, n: usize) -> RecordBatch {
         def.schema.clone(),
         vec![
             Arc::new(
-                TimestampMicrosecondArray::from((0..n as i64).map(|i| start + i).collect::<Vec<_>>())
-                    .with_timezone("UTC"),
+                TimestampMicrosecondArray::from(
+                    (0..n as i64).map(|i| start + i).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
             ),
             Arc::new(StringArray::from(vec![Some(model); n])),
             Arc::new(StringArray::from(vec!["e"; n])),
@@ -126,7 +134,13 @@ impl Fixture {
 
 async fn scalar_i64(store: &HistoryStore, sql: &str) -> i64 {
     let ctx = store.session_context().expect("context");
-    let batches = ctx.sql(sql).await.expect("plan").collect().await.expect("run");
+    let batches = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
     let b = &batches[0];
     b.column(0)
         .as_any()
@@ -142,7 +156,13 @@ async fn count(store: &HistoryStore, table: &str) -> i64 {
 /// The full, ordered content of `sql`'s result as text.
 async fn rows(store: &HistoryStore, sql: &str) -> String {
     let ctx = store.session_context().expect("context");
-    let batches = ctx.sql(sql).await.expect("plan").collect().await.expect("run");
+    let batches = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
     arrow::util::pretty::pretty_format_batches(&batches)
         .expect("format")
         .to_string()
@@ -195,13 +215,20 @@ async fn wal_round_trip_across_reopen() {
         last = seq;
         assert_eq!(r.rows, 7);
     }
-    assert_eq!(count(&store, "samples").await, 50, "read-your-writes from the buffer");
+    assert_eq!(
+        count(&store, "samples").await,
+        50,
+        "read-your-writes from the buffer"
+    );
     drop(store);
     let store = fx.open().await;
     assert_eq!(count(&store, "samples").await, 50);
     assert_eq!(count(&store, "events").await, 20);
     // Sequence numbers continue after a restart.
-    let r = store.write_batch("events", events("a", 0, 1)).await.expect("write");
+    let r = store
+        .write_batch("events", events("a", 0, 1))
+        .await
+        .expect("write");
     assert_eq!(r.seq, Some(last + 1));
 }
 
@@ -214,6 +241,9 @@ async fn empty_write_logs_nothing() {
     assert_eq!(store.stats().wal_records, 0);
 }
 
+// The gate is a std mutex held on purpose across `poll!`, which never
+// suspends: it only polls each write once so that it is queued.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_shares_fsyncs() {
     let fx = Fixture::new();
@@ -233,7 +263,10 @@ async fn group_commit_shares_fsyncs() {
         let _gate = store.hold_wal_writer();
         for f in &mut futs {
             let polled = futures::poll!(f.as_mut());
-            assert!(polled.is_pending(), "a write cannot be acknowledged before its fsync");
+            assert!(
+                polled.is_pending(),
+                "a write cannot be acknowledged before its fsync"
+            );
         }
     }
     let results = futures::future::join_all(futs).await;
@@ -246,7 +279,11 @@ async fn group_commit_shares_fsyncs() {
     assert_eq!(seqs.len(), WRITES, "every write got its own record");
     let st = store.stats();
     assert_eq!(st.wal_records, WRITES as u64);
-    assert!(st.wal_fsyncs <= 2, "queued writes share fsyncs, got {}", st.wal_fsyncs);
+    assert!(
+        st.wal_fsyncs <= 2,
+        "queued writes share fsyncs, got {}",
+        st.wal_fsyncs
+    );
     assert_eq!(count(&store, "samples").await, WRITES as i64);
 }
 
@@ -259,9 +296,12 @@ async fn concurrent_writers_are_all_acknowledged() {
             let s = store.clone();
             tokio::spawn(async move {
                 for i in 0..25 {
-                    s.write_batch("samples", samples(&format!("m{t}"), "1", micros(t0()) + i, 2, 1))
-                        .await
-                        .expect("write");
+                    s.write_batch(
+                        "samples",
+                        samples(&format!("m{t}"), "1", micros(t0()) + i, 2, 1),
+                    )
+                    .await
+                    .expect("write");
                 }
             })
         })
@@ -295,7 +335,11 @@ async fn segments_rotate_by_size_and_go_after_persist() {
     let store = fx.open_with(cfg).await;
     assert_eq!(count(&store, "samples").await, 2000);
     store.persist_now().await.expect("persist");
-    assert_eq!(wal_segments(&fx.dir).len(), 1, "only the fresh active segment is left");
+    assert_eq!(
+        wal_segments(&fx.dir).len(),
+        1,
+        "only the fresh active segment is left"
+    );
     assert_eq!(count(&store, "samples").await, 2000);
 }
 
@@ -314,7 +358,11 @@ async fn torn_tail_case(damage: impl FnOnce(&Path)) {
     let last = segs.last().expect("a segment");
     damage(last);
     let store = fx.open().await;
-    assert_eq!(count(&store, "samples").await, 90, "the damaged record is dropped, the rest kept");
+    assert_eq!(
+        count(&store, "samples").await,
+        90,
+        "the damaged record is dropped, the rest kept"
+    );
     assert_eq!(store.stats().torn_tails_dropped, 1);
     // New writes after recovery survive another restart.
     store
@@ -331,7 +379,10 @@ async fn torn_tail_case(damage: impl FnOnce(&Path)) {
 async fn torn_tail_truncated_mid_record() {
     torn_tail_case(|p| {
         let len = std::fs::metadata(p).expect("meta").len();
-        let f = std::fs::OpenOptions::new().write(true).open(p).expect("open");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .expect("open");
         f.set_len(len - 37).expect("truncate");
     })
     .await;
@@ -460,7 +511,11 @@ async fn persist_then_reopen_has_no_duplicates() {
     let store = fx.open().await;
     assert_eq!(count(&store, "samples").await, 107);
     assert_eq!(count(&store, "events").await, 10);
-    assert_eq!(store.stats().buffer_rows, 7, "only the unpersisted record is replayed");
+    assert_eq!(
+        store.stats().buffer_rows,
+        7,
+        "only the unpersisted record is replayed"
+    );
 }
 
 #[tokio::test]
@@ -488,7 +543,11 @@ async fn crash_between_manifest_commit_and_wal_truncation() {
         std::fs::write(p, d).expect("restore segment");
     }
     let store = fx.open().await;
-    assert_eq!(count(&store, "samples").await, 50, "persisted records are not replayed again");
+    assert_eq!(
+        count(&store, "samples").await,
+        50,
+        "persisted records are not replayed again"
+    );
     assert_eq!(store.stats().buffer_rows, 0);
     store
         .write_batch("samples", samples("a", "1", micros(t0()), 1, 1))
@@ -513,8 +572,13 @@ async fn orphan_files_are_removed_on_open() {
         .dir
         .join("tables/samples/date=2026-01-01/hour=00/99999999999999999999.parquet");
     std::fs::write(&orphan, b"left by a crash").expect("write orphan");
+    let staging = fx
+        .dir
+        .join("tables/samples/date=2026-01-01/hour=00/00000000000000000007.parquet#3");
+    std::fs::write(&staging, b"partial upload").expect("write staging file");
     let store = fx.open().await;
     assert!(!orphan.exists(), "orphan deleted");
+    assert!(!staging.exists(), "partial upload deleted");
     assert_eq!(parquet_files(&fx.dir).len(), 1);
     assert_eq!(count(&store, "samples").await, 10);
 }
@@ -548,17 +612,29 @@ async fn persist_by_age_with_manual_clock() {
     let before = rows(&store, sql).await;
     fx.clock.advance(chrono::Duration::seconds(1));
     assert!(store.persist_due());
-    let out = store.persist_if_due().await.expect("persist").expect("was due");
+    let out = store
+        .persist_if_due()
+        .await
+        .expect("persist")
+        .expect("was due");
     assert_eq!(out.rows, 1000);
     assert_eq!(out.files, 1);
     let st = store.stats();
     assert_eq!(st.buffer_rows, 0);
     assert_eq!(st.persisted_rows, 1000);
     assert_eq!(st.last_persist, Some(fx.clock.now()));
-    assert_eq!(rows(&store, sql).await, before, "same answer from Parquet as from the buffer");
+    assert_eq!(
+        rows(&store, sql).await,
+        before,
+        "same answer from Parquet as from the buffer"
+    );
     let files = parquet_files(&fx.dir);
     assert_eq!(files.len(), 1);
-    let rel = files[0].strip_prefix(&fx.dir).expect("inside").to_string_lossy().to_string();
+    let rel = files[0]
+        .strip_prefix(&fx.dir)
+        .expect("inside")
+        .to_string_lossy()
+        .to_string();
     assert!(
         rel.starts_with("tables/samples/date=2026-01-01/hour=00/"),
         "hive layout: {rel}"
@@ -580,16 +656,23 @@ async fn persisted_files_are_sorted_zstd_with_page_index() {
         .expect("write");
     store.persist_now().await.expect("persist");
     let path = parquet_files(&fx.dir).pop().expect("a file");
-    let reader = SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("parquet");
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("parquet");
     let md = reader.metadata();
     let rg = md.row_group(0);
     assert!(matches!(
         rg.column(1).compression(),
         parquet::basic::Compression::ZSTD(_)
     ));
-    assert!(rg.column(1).dictionary_page_offset().is_some(), "dictionary encoded");
+    assert!(
+        rg.column(1).dictionary_page_offset().is_some(),
+        "dictionary encoded"
+    );
     assert!(rg.column(0).statistics().is_some(), "row-group statistics");
-    assert!(rg.column(0).column_index_offset().is_some(), "page index written");
+    assert!(
+        rg.column(0).column_index_offset().is_some(),
+        "page index written"
+    );
     assert!(rg.sorting_columns().is_some_and(|s| s.len() == 4));
     // Rows are in sort-key order: model a before b.
     let ctx = store.session_context().expect("ctx");
@@ -600,7 +683,11 @@ async fn persisted_files_are_sorted_zstd_with_page_index() {
         .collect()
         .await
         .expect("run");
-    let m = batches[0].column(0).as_any().downcast_ref::<StringArray>().expect("utf8");
+    let m = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8");
     assert_eq!(m.value(0), "a");
 }
 
@@ -611,7 +698,10 @@ async fn rows_split_into_hour_partitions() {
     let h = 3_600_000_000i64;
     // Rows spanning three hours in one write.
     store
-        .write_batch("samples", samples("a", "1", micros(t0()) + h / 2, 30, h / 10))
+        .write_batch(
+            "samples",
+            samples("a", "1", micros(t0()) + h / 2, 30, h / 10),
+        )
         .await
         .expect("write");
     let out = store.persist_now().await.expect("persist");
@@ -631,28 +721,48 @@ async fn compaction_merges_small_files_and_keeps_answers() {
     let store = fx.open().await;
     for i in 0..4 {
         store
-            .write_batch("samples", samples(&format!("m{i}"), "1", micros(t0()) + i * 1000, 50, 1))
+            .write_batch(
+                "samples",
+                samples(&format!("m{i}"), "1", micros(t0()) + i * 1000, 50, 1),
+            )
             .await
             .expect("write");
         store.persist_now().await.expect("persist");
     }
     assert_eq!(store.manifest().files.len(), 4);
-    let sql = "SELECT model, count(*) AS n, sum(value) AS s FROM samples GROUP BY model ORDER BY model";
+    let sql =
+        "SELECT model, count(*) AS n, sum(value) AS s FROM samples GROUP BY model ORDER BY model";
     let before = rows(&store, sql).await;
     let old_paths = parquet_files(&fx.dir);
     let out = store.compact_now().await.expect("compact");
-    assert_eq!(out, CompactionOutcome { partitions: 1, files_in: 4, files_out: 1 });
+    assert_eq!(
+        out,
+        CompactionOutcome {
+            partitions: 1,
+            files_in: 4,
+            files_out: 1
+        }
+    );
     let m = store.manifest();
     assert_eq!(m.files.len(), 1);
     assert_eq!(m.files[0].rows, 200);
-    assert_eq!(m.files[0].columns["model"].values.as_ref().map(|v| v.len()), Some(4));
+    assert_eq!(
+        m.files[0].columns["model"].values.as_ref().map(|v| v.len()),
+        Some(4)
+    );
     assert_eq!(rows(&store, sql).await, before);
     for p in old_paths {
-        assert!(!p.exists(), "compacted input {p:?} deleted after the commit");
+        assert!(
+            !p.exists(),
+            "compacted input {p:?} deleted after the commit"
+        );
     }
     assert_eq!(store.stats().compactions, 1);
     // Nothing left to do.
-    assert_eq!(store.compact_now().await.expect("compact"), CompactionOutcome::default());
+    assert_eq!(
+        store.compact_now().await.expect("compact"),
+        CompactionOutcome::default()
+    );
     drop(store);
     let store = fx.open().await;
     assert_eq!(rows(&store, sql).await, before);
@@ -672,7 +782,10 @@ async fn retention_deletes_old_files_by_clock() {
         .expect("write");
     store.persist_now().await.expect("persist");
     fx.clock.advance(chrono::Duration::hours(23));
-    assert_eq!(store.enforce_retention_now().await.expect("retain"), RetentionOutcome::default());
+    assert_eq!(
+        store.enforce_retention_now().await.expect("retain"),
+        RetentionOutcome::default()
+    );
     store
         .write_batch("events", events("b", micros(fx.clock.now()), 5))
         .await
@@ -680,9 +793,23 @@ async fn retention_deletes_old_files_by_clock() {
     store.persist_now().await.expect("persist");
     fx.clock.advance(chrono::Duration::hours(2));
     let out = store.enforce_retention_now().await.expect("retain");
-    assert_eq!(out, RetentionOutcome { files_deleted: 1, rows_deleted: 10 });
-    assert_eq!(count(&store, "events").await, 5, "only the recent events are left");
-    assert_eq!(count(&store, "samples").await, 10, "samples have no retention");
+    assert_eq!(
+        out,
+        RetentionOutcome {
+            files_deleted: 1,
+            rows_deleted: 10
+        }
+    );
+    assert_eq!(
+        count(&store, "events").await,
+        5,
+        "only the recent events are left"
+    );
+    assert_eq!(
+        count(&store, "samples").await,
+        10,
+        "samples have no retention"
+    );
     assert_eq!(parquet_files(&fx.dir).len(), 2);
     assert_eq!(store.stats().retention_files_deleted, 1);
 }
@@ -717,7 +844,16 @@ async fn pruning_fixture(fx: &Fixture) -> HistoryStore {
     for model in ["a", "b"] {
         for hour in 0..3 {
             store
-                .write_batch("samples", samples(model, &format!("v{hour}"), micros(t0()) + hour * h, 10, 1000))
+                .write_batch(
+                    "samples",
+                    samples(
+                        model,
+                        &format!("v{hour}"),
+                        micros(t0()) + hour * h,
+                        10,
+                        1000,
+                    ),
+                )
                 .await
                 .expect("write");
         }
@@ -737,7 +873,10 @@ async fn files_scanned(store: &HistoryStore, sql: &str) -> (u64, i64) {
 async fn pruning_skips_files_by_time_and_model() {
     let fx = Fixture::new();
     let store = pruning_fixture(&fx).await;
-    assert_eq!(files_scanned(&store, "SELECT count(*) FROM samples").await, (6, 60));
+    assert_eq!(
+        files_scanned(&store, "SELECT count(*) FROM samples").await,
+        (6, 60)
+    );
     assert_eq!(
         files_scanned(&store, "SELECT count(*) FROM samples WHERE model = 'a'").await,
         (3, 30)
@@ -764,12 +903,20 @@ async fn pruning_skips_files_by_time_and_model() {
         (0, 0)
     );
     assert_eq!(
-        files_scanned(&store, "SELECT count(*) FROM samples WHERE ts < '2025-12-31T00:00:00Z'").await,
+        files_scanned(
+            &store,
+            "SELECT count(*) FROM samples WHERE ts < '2025-12-31T00:00:00Z'"
+        )
+        .await,
         (0, 0)
     );
     // A filter the pruner does not understand scans everything and is still right.
     assert_eq!(
-        files_scanned(&store, "SELECT count(*) FROM samples WHERE upper(model) = 'A'").await,
+        files_scanned(
+            &store,
+            "SELECT count(*) FROM samples WHERE upper(model) = 'A'"
+        )
+        .await,
         (6, 30)
     );
 }
@@ -780,7 +927,10 @@ async fn sql_over_buffer_and_files_with_model_version_time_filters() {
     let store = pruning_fixture(&fx).await;
     // Add unpersisted rows too: the union must see both.
     store
-        .write_batch("samples", samples("a", "v1", micros(t0()) + 3_600_000_000 + 500, 4, 1))
+        .write_batch(
+            "samples",
+            samples("a", "v1", micros(t0()) + 3_600_000_000 + 500, 4, 1),
+        )
         .await
         .expect("write");
     let sql = "SELECT model, version, count(*) AS n, round(avg(value), 3) AS avg \
@@ -858,12 +1008,20 @@ async fn bad_writes_are_refused_and_change_nothing() {
         .expect_err("schema mismatch");
     assert!(matches!(err, Error::SchemaMismatch { .. }), "{err}");
     assert!(!err.is_retryable());
-    assert_eq!(count(&store, "samples").await, 0, "nothing of a refused write is applied");
+    assert_eq!(
+        count(&store, "samples").await,
+        0,
+        "nothing of a refused write is applied"
+    );
     assert_eq!(store.stats().wal_records, 0);
     let bad_def = TableDef::new("x", schema(vec![Field::new("ts", DataType::Int64, false)]));
-    let err = HistoryStore::open(fx.dir.join("other"), vec![bad_def], HistoryConfig::default())
-        .await
-        .expect_err("bad def");
+    let err = HistoryStore::open(
+        fx.dir.join("other"),
+        vec![bad_def],
+        HistoryConfig::default(),
+    )
+    .await
+    .expect_err("bad def");
     assert!(matches!(err, Error::InvalidTableDef { .. }), "{err}");
 }
 
@@ -889,7 +1047,11 @@ async fn full_buffer_returns_retryable_overload() {
     assert_eq!(err.retry_after(), Some(Duration::from_millis(250)));
     assert!(matches!(err, Error::Overloaded { .. }));
     let st = store.stats();
-    assert!(st.buffer_bytes <= 256 * 1024, "bounded: {}", st.buffer_bytes);
+    assert!(
+        st.buffer_bytes <= 256 * 1024,
+        "bounded: {}",
+        st.buffer_bytes
+    );
     assert_eq!(st.writes_overloaded, 1);
     let rows_before = count(&store, "samples").await;
     assert_eq!(rows_before, ok * 200, "the refused write wrote nothing");
@@ -901,6 +1063,7 @@ async fn full_buffer_returns_retryable_overload() {
         .expect("accepted after persist");
 }
 
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_wal_queue_returns_retryable_overload() {
     let fx = Fixture::new();
@@ -928,7 +1091,10 @@ async fn full_wal_queue_returns_retryable_overload() {
             }
         }
     }
-    assert!(overloaded >= 1, "one queued + one in the writer's hand at most");
+    assert!(
+        overloaded >= 1,
+        "one queued + one in the writer's hand at most"
+    );
     for f in pending {
         f.await.expect("queued writes complete");
     }
@@ -954,13 +1120,116 @@ async fn compacted_files_outlive_a_grace_period() {
     let df = ctx.sql("SELECT count(*) FROM samples").await.expect("plan");
     let plan = df.create_physical_plan().await.expect("physical plan");
     store.compact_now().await.expect("compact");
-    assert!(old.iter().all(|p| p.exists()), "kept during the grace period");
-    let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.expect("run");
-    let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().expect("i64").value(0);
+    assert!(
+        old.iter().all(|p| p.exists()),
+        "kept during the grace period"
+    );
+    let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+        .await
+        .expect("run");
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("i64")
+        .value(0);
     assert_eq!(n, 30);
     fx.clock.advance(chrono::Duration::seconds(61));
-    store.enforce_retention_now().await.expect("maintenance pass");
-    assert!(old.iter().all(|p| !p.exists()), "deleted after the grace period");
+    store
+        .enforce_retention_now()
+        .await
+        .expect("maintenance pass");
+    assert!(
+        old.iter().all(|p| !p.exists()),
+        "deleted after the grace period"
+    );
     assert_eq!(parquet_files(&fx.dir).len(), 1);
     assert_eq!(count(&store, "samples").await, 30);
+}
+
+#[tokio::test]
+async fn oversized_write_is_refused_as_final() {
+    let fx = Fixture::new();
+    let mut cfg = config(fx.clock.clone());
+    cfg.max_write_bytes = 1024;
+    let store = fx.open_with(cfg).await;
+    let err = store
+        .write_batch("samples", samples("a", "1", 0, 1000, 1))
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, Error::WriteTooLarge { .. }), "{err}");
+    assert!(!err.is_retryable());
+    assert_eq!(store.stats().wal_records, 0);
+}
+
+#[tokio::test]
+async fn newer_manifest_format_is_refused() {
+    let fx = Fixture::new();
+    drop(fx.open().await);
+    let path = fx.dir.join(manifest::MANIFEST_FILE);
+    std::fs::write(&path, br#"{"format_version": 99}"#).expect("write");
+    let err = HistoryStore::open(&fx.dir, vec![samples_def()], config(fx.clock.clone()))
+        .await
+        .expect_err("unknown version");
+    assert!(matches!(err, Error::ManifestCorrupt { .. }), "{err}");
+    assert!(err.to_string().contains("99"), "{err}");
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever garbage follows the valid records at the tail of the
+        /// last segment, replay keeps exactly the valid records and never
+        /// fails or panics.
+        #[test]
+        fn replay_survives_any_tail(records in 1usize..6, tail in proptest::collection::vec(any::<u8>(), 1..300)) {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = tmp.path();
+            let defs = vec![samples_def()];
+            let mut seg = vec![b'M', b'W', b'W', b'A', b'L', 0, 0, WAL_SEGMENT_VERSION];
+            for i in 0..records {
+                let body = wal::encode_body(&[(0, samples("a", "1", i as i64, 3, 1))], &defs).expect("encode");
+                wal::encode_frame(i as u64 + 1, &body, &mut seg);
+            }
+            let valid_len = seg.len() as u64;
+            seg.extend_from_slice(&tail);
+            std::fs::write(wal::segment_path(dir, 1), &seg).expect("write");
+            let mut seen = 0;
+            let r = wal::replay(dir, &defs, |_| { seen += 1; Ok(()) }).expect("replay never refuses a torn tail");
+            prop_assert_eq!(seen, records);
+            prop_assert_eq!(r.last_seq, records as u64);
+            prop_assert_eq!(r.torn_tails, 1);
+            prop_assert_eq!(std::fs::metadata(wal::segment_path(dir, 1)).expect("meta").len(), valid_len);
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_config_is_refused() {
+    let fx = Fixture::new();
+    let mut cfg = config(fx.clock.clone());
+    cfg.max_write_bytes = 2 << 30;
+    let err = HistoryStore::open(&fx.dir, vec![samples_def()], cfg)
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn parquet_scan_carries_the_predicate_for_row_group_pruning() {
+    let fx = Fixture::new();
+    let store = pruning_fixture(&fx).await;
+    let plan = rows(
+        &store,
+        "EXPLAIN SELECT count(*) FROM samples WHERE model = 'a' AND ts >= '2026-01-01T01:00:00Z'",
+    )
+    .await;
+    assert!(plan.contains("file_type=parquet"), "{plan}");
+    assert!(plan.contains("predicate="), "{plan}");
+    // Only the two matching files (model a, hours 1 and 2) are in the scan.
+    assert_eq!(plan.matches(".parquet").count(), 2, "{plan}");
 }

@@ -112,12 +112,25 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
         table: String::new(),
         detail: "payload shorter than its declared contents".into(),
     };
-    let n = u32::from_le_bytes(take(&mut p, 4).and_then(|b| b.try_into().ok()).ok_or_else(short)?);
+    let n = u32::from_le_bytes(
+        take(&mut p, 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(short)?,
+    );
     let mut entries = Vec::with_capacity(n.min(1024) as usize);
     for _ in 0..n {
-        let nl = u16::from_le_bytes(take(&mut p, 2).and_then(|b| b.try_into().ok()).ok_or_else(short)?);
-        let name = String::from_utf8_lossy(take(&mut p, nl as usize).ok_or_else(short)?).into_owned();
-        let il = u32::from_le_bytes(take(&mut p, 4).and_then(|b| b.try_into().ok()).ok_or_else(short)?);
+        let nl = u16::from_le_bytes(
+            take(&mut p, 2)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(short)?,
+        );
+        let name =
+            String::from_utf8_lossy(take(&mut p, nl as usize).ok_or_else(short)?).into_owned();
+        let il = u32::from_le_bytes(
+            take(&mut p, 4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(short)?,
+        );
         let ipc = take(&mut p, il as usize).ok_or_else(short)?;
         let Some(idx) = defs.iter().position(|d| d.name == name) else {
             return Err(Error::WalTableMismatch {
@@ -130,11 +143,12 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
         let reader = StreamReader::try_new(Cursor::new(ipc), None)?;
         for batch in reader {
             let batch = batch?;
-            def.check_schema(batch.schema_ref()).map_err(|e| Error::WalTableMismatch {
-                seq,
-                table: name.clone(),
-                detail: e.to_string(),
-            })?;
+            def.check_schema(batch.schema_ref())
+                .map_err(|e| Error::WalTableMismatch {
+                    seq,
+                    table: name.clone(),
+                    detail: e.to_string(),
+                })?;
             let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())?;
             entries.push((idx, batch));
         }
@@ -226,11 +240,21 @@ pub(crate) fn replay(
             off = SEGMENT_MAGIC.len();
             while off < data.len() {
                 if data.len() - off < FRAME_HEADER {
-                    bad = Some(format!("{} trailing bytes, shorter than a record header", data.len() - off));
+                    bad = Some(format!(
+                        "{} trailing bytes, shorter than a record header",
+                        data.len() - off
+                    ));
                     break;
                 }
-                let len = u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
-                let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
+                let len =
+                    u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
+                        as usize;
+                let crc = u32::from_le_bytes([
+                    data[off + 4],
+                    data[off + 5],
+                    data[off + 6],
+                    data[off + 7],
+                ]);
                 if len == 0 || len > MAX_RECORD_BYTES || len > data.len() - off - FRAME_HEADER {
                     bad = Some(format!(
                         "record length {len} does not fit in the {} remaining bytes",
@@ -294,6 +318,14 @@ pub(crate) fn replay(
         torn_tails,
     })
 }
+
+/// A write waiting for the fsync: body, batches, bytes, reply.
+type PendingWrite = (
+    Vec<u8>,
+    Vec<(usize, RecordBatch)>,
+    u64,
+    oneshot::Sender<Result<u64>>,
+);
 
 /// A command to the writer thread.
 pub(crate) enum WalCmd {
@@ -388,7 +420,12 @@ impl WalWriter {
                 first @ WalCmd::Write { .. } => {
                     // Tests hold this gate to make writes queue up behind the
                     // writer deterministically; uncontended otherwise.
-                    drop(self.shared.test_gate.lock().unwrap_or_else(|e| e.into_inner()));
+                    drop(
+                        self.shared
+                            .test_gate
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()),
+                    );
                     let mut group = vec![first];
                     let mut size = 0usize;
                     while size < self.max_group_bytes {
@@ -426,11 +463,12 @@ impl WalWriter {
                 writes.push((body, entries, bytes, reply));
             }
         }
-        let fail_all = |writes: Vec<(Vec<u8>, Vec<(usize, RecordBatch)>, u64, oneshot::Sender<Result<u64>>)>,
-                        cause: &str,
-                        shared: &Shared| {
+        let fail_all = |writes: Vec<PendingWrite>, cause: &str, shared: &Shared| {
             for (_, _, bytes, reply) in writes {
-                shared.stats.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                shared
+                    .stats
+                    .inflight_bytes
+                    .fetch_sub(bytes, Ordering::AcqRel);
                 let _ = reply.send(Err(Error::WalFailed {
                     cause: cause.to_string(),
                 }));
@@ -458,7 +496,10 @@ impl WalWriter {
                 .map_err(|e| Error::io("append to WAL segment", &self.active.path, e))?;
             let micros = start.elapsed().as_micros() as u64;
             self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-            self.shared.stats.last_fsync_micros.store(micros, Ordering::Relaxed);
+            self.shared
+                .stats
+                .last_fsync_micros
+                .store(micros, Ordering::Relaxed);
             Ok(())
         })();
         if let Err(e) = result {
@@ -472,7 +513,10 @@ impl WalWriter {
         self.next_seq += n;
         self.active.last_seq = self.next_seq - 1;
         self.active.bytes += buf.len() as u64;
-        self.shared.stats.wal_records.fetch_add(n, Ordering::Relaxed);
+        self.shared
+            .stats
+            .wal_records
+            .fetch_add(n, Ordering::Relaxed);
         self.publish_stats();
         // Apply to the buffer, in order, before acknowledging, so a reader
         // sees every acknowledged write.
@@ -480,13 +524,18 @@ impl WalWriter {
         {
             let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
             for (i, (_, entries, _, _)) in writes.iter_mut().enumerate() {
-                state.buffer.apply(first + i as u64, std::mem::take(entries), now);
+                state
+                    .buffer
+                    .apply(first + i as u64, std::mem::take(entries), now);
             }
             // Publish the buffer before releasing the in-flight bytes, so the
             // admission check never undercounts.
             self.shared.publish_buffer_stats(&state.buffer);
             let done: u64 = writes.iter().map(|w| w.2).sum();
-            self.shared.stats.inflight_bytes.fetch_sub(done, Ordering::AcqRel);
+            self.shared
+                .stats
+                .inflight_bytes
+                .fetch_sub(done, Ordering::AcqRel);
         }
         self.shared.maybe_wake_persister();
         for (i, (_, _, _, reply)) in writes.into_iter().enumerate() {
@@ -505,7 +554,9 @@ impl WalWriter {
 
     fn truncate(&mut self, upto: u64) -> Result<()> {
         if let Some(cause) = &self.failed {
-            return Err(Error::WalFailed { cause: cause.clone() });
+            return Err(Error::WalFailed {
+                cause: cause.clone(),
+            });
         }
         if self.active.last_seq >= self.active.first_seq && self.active.last_seq <= upto {
             self.rotate()?;
@@ -516,7 +567,13 @@ impl WalWriter {
                 break;
             }
             std::fs::remove_file(&seg.path)
-                .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
                 .map_err(|e| Error::io("delete persisted WAL segment", &seg.path, e))?;
             self.closed.remove(0);
             removed = true;

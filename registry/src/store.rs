@@ -117,4 +117,8 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// The active (not revoked) token with this secret hash.
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenInfo>>;
     async fn active_admin_tokens(&self) -> Result<i64>;
+
+    /// Every row of one registry view as a flat JSON object whose keys are
+    /// the view's SQL column names (see [`RegistryView`]).
+    async fn export_view(&self, view: RegistryView) -> Result<Vec<serde_json::Value>>;
 }

@@ -429,7 +429,10 @@ async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact(
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.create_model(&admin(), model(&format!("m{}", i % 10))).await })
+            tokio::spawn(async move {
+                s.create_model(&admin(), model(&format!("m{}", i % 10)))
+                    .await
+            })
         })
         .collect();
     let mut ok = 0;
@@ -441,10 +444,16 @@ async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact(
         }
     }
     assert_eq!(ok, 10);
-    let log = s.list_audit(&AuditFilter::default(), &page(1000, None)).await.unwrap();
+    let log = s
+        .list_audit(&AuditFilter::default(), &page(1000, None))
+        .await
+        .unwrap();
     assert_eq!(log.items.len(), 10, "only committed changes are audited");
     assert!(s.verify_audit().await.unwrap().ok);
-    let models = s.list_models(&ModelFilter::default(), &page(100, None)).await.unwrap();
+    let models = s
+        .list_models(&ModelFilter::default(), &page(100, None))
+        .await
+        .unwrap();
     assert_eq!(models.items.len(), 10);
 }
 
@@ -453,5 +462,47 @@ async fn a_closed_store_refuses_changes_instead_of_hanging() {
     let (_d, s) = store().await;
     s.create_model(&admin(), model("before")).await.unwrap();
     s.close().await;
-    assert!(matches!(s.create_model(&admin(), model("after")).await, Err(Error::WriterStopped)));
+    assert!(matches!(
+        s.create_model(&admin(), model("after")).await,
+        Err(Error::WriterStopped)
+    ));
+}
+
+#[tokio::test]
+async fn views_export_flat_rows_with_sql_column_names() {
+    let (_d, s) = store().await;
+    s.create_model(&admin(), model("m")).await.unwrap();
+    s.create_version(
+        &admin(),
+        "m",
+        NewVersion {
+            run_id: Some("r1".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.set_alias(&admin(), "m", "production", 1, "go")
+        .await
+        .unwrap();
+    let versions = s.export_view(RegistryView::Versions).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0]["model"], "m");
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["run_id"], "r1");
+    assert!(
+        versions[0]["lineage"].is_string(),
+        "JSON fields are exported as JSON text"
+    );
+    let moves = s.export_view(RegistryView::AliasMoves).await.unwrap();
+    assert_eq!(
+        (moves[0]["to_version"].as_i64(), moves[0]["reason"].as_str()),
+        (Some(1), Some("go"))
+    );
+    let audit = s.export_view(RegistryView::AuditLog).await.unwrap();
+    assert_eq!(audit.len(), 3);
+    assert_eq!(audit[2]["action"], "alias.set");
+    for view in RegistryView::ALL {
+        s.export_view(view).await.unwrap();
+    }
 }

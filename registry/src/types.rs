@@ -500,3 +500,47 @@ pub enum TagTarget {
     Model { model: String },
     Version { model: String, version: i64 },
 }
+
+/// Registry records exposed as SQL tables next to the telemetry, so health
+/// history can be joined with them. Columns are flat: JSON-valued fields
+/// (`tags`, `lineage`, `evidence`, …) are JSON text, times are RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegistryView {
+    /// `model, description, owner, tags, latest_version, created_at, updated_at`
+    Models,
+    /// `model, version, description, status, source_uri, artifact_digest,
+    /// run_id, lineage, tags, health, created_by, created_at, updated_at`
+    Versions,
+    /// `model, alias, version, updated_by, updated_at`
+    Aliases,
+    /// `model, alias, ts, kind, from_version, to_version, actor, reason`
+    AliasMoves,
+    /// `id, model, version, kind, severity, status, reason, evidence,
+    /// raised_by, created_at, updated_at, resolved_by, resolved_at`
+    Recommendations,
+    /// `seq, ts, actor, action, target, before, after, prev_hash, hash`
+    AuditLog,
+}
+
+impl RegistryView {
+    pub const ALL: [RegistryView; 6] = [
+        RegistryView::Models,
+        RegistryView::Versions,
+        RegistryView::Aliases,
+        RegistryView::AliasMoves,
+        RegistryView::Recommendations,
+        RegistryView::AuditLog,
+    ];
+
+    /// The SQL table name.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            RegistryView::Models => "models",
+            RegistryView::Versions => "versions",
+            RegistryView::Aliases => "aliases",
+            RegistryView::AliasMoves => "alias_moves",
+            RegistryView::Recommendations => "recommendations",
+            RegistryView::AuditLog => "audit_log",
+        }
+    }
+}

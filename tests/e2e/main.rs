@@ -6,3 +6,5 @@
 mod registry;
 mod serve;
 mod support;
+mod prometheus;
+mod telemetry;

@@ -144,6 +144,8 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{name}",
+        "POST /api/v1/write",
+        "POST /api/v1/sql",
     ]
     .into_iter()
     .map(String::from)

@@ -191,6 +191,17 @@ impl Daemon {
         self.stdout_lines.recv_timeout(Duration::from_secs(30)).ok()
     }
 
+    /// SIGKILL: no shutdown, no flush; what was acknowledged must survive.
+    pub fn kill9(mut self) {
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, waits for the exit status and returns it with the log.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let status = Command::new("kill")

@@ -19,6 +19,7 @@ use crate::ErrorClass;
 const METRICS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/metrics.json");
 const LOGS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/logs.json");
 const TRACE_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/trace.json");
+const EVENTS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/events.json");
 const MODEL_METRICS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/model_metrics.json");
 
 fn s(v: &str) -> Option<AnyValue> {
@@ -645,6 +646,31 @@ fn upstream_logs_example_json() {
     let req = json::logs_request(LOGS_JSON).unwrap();
     let pb = decode_logs(&req.encode_to_vec(), Encoding::Protobuf, &cfg()).unwrap();
     assert_eq!(pb.logs, out.logs);
+}
+
+#[test]
+fn upstream_events_example_json() {
+    let out = decode_logs(EVENTS_JSON, Encoding::Json, &cfg()).unwrap();
+    let l = &out.logs;
+    assert_eq!(l.num_rows(), 1);
+    assert_eq!(ts_col(l, "ts"), vec![Some(1_544_712_660_300_000)]);
+    let sev = l
+        .column_by_name("severity_number")
+        .unwrap()
+        .as_primitive::<Int32Type>();
+    assert_eq!(sev.value(0), 9);
+    assert_eq!(
+        str_col(l, "body"),
+        vec![Some(
+            r#"{"referrer":"https://wwww.google.com","title":"Free Online GUID Generator","type":0,"url":"https://www.guidgenerator.com/online-guid-generator.aspx"}"#
+                .into()
+        )]
+    );
+    assert_eq!(
+        map_row(l, "attributes", 0)[0],
+        ("event.name".into(), "browser.page_view".into())
+    );
+    assert_eq!(str_col(l, "trace_id"), vec![None]);
 }
 
 fn span(attrs: Vec<KeyValue>) -> Span {

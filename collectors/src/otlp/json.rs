@@ -52,23 +52,53 @@ fn parse(body: &[u8]) -> Result<Obj> {
     }
 }
 
+/// The snake_case (proto field) name of every camelCase key read here.
+const SNAKE: &[(&str, &str)] = &[
+    ("aggregationTemporality", "aggregation_temporality"),
+    ("arrayValue", "array_value"),
+    ("asDouble", "as_double"),
+    ("asInt", "as_int"),
+    ("boolValue", "bool_value"),
+    ("bucketCounts", "bucket_counts"),
+    ("bytesValue", "bytes_value"),
+    ("dataPoints", "data_points"),
+    ("doubleValue", "double_value"),
+    ("droppedAttributesCount", "dropped_attributes_count"),
+    ("endTimeUnixNano", "end_time_unix_nano"),
+    ("eventName", "event_name"),
+    ("explicitBounds", "explicit_bounds"),
+    ("exponentialHistogram", "exponential_histogram"),
+    ("intValue", "int_value"),
+    ("isMonotonic", "is_monotonic"),
+    ("kvlistValue", "kvlist_value"),
+    ("logRecords", "log_records"),
+    ("observedTimeUnixNano", "observed_time_unix_nano"),
+    ("parentSpanId", "parent_span_id"),
+    ("quantileValues", "quantile_values"),
+    ("resourceLogs", "resource_logs"),
+    ("resourceMetrics", "resource_metrics"),
+    ("resourceSpans", "resource_spans"),
+    ("schemaUrl", "schema_url"),
+    ("scopeLogs", "scope_logs"),
+    ("scopeMetrics", "scope_metrics"),
+    ("scopeSpans", "scope_spans"),
+    ("severityNumber", "severity_number"),
+    ("severityText", "severity_text"),
+    ("spanId", "span_id"),
+    ("startTimeUnixNano", "start_time_unix_nano"),
+    ("stringValue", "string_value"),
+    ("timeUnixNano", "time_unix_nano"),
+    ("traceId", "trace_id"),
+    ("traceState", "trace_state"),
+    ("zeroCount", "zero_count"),
+    ("zeroThreshold", "zero_threshold"),
+];
+
 /// `camel` or its snake_case form; `null` counts as absent.
 fn get<'a>(m: &'a Obj, camel: &str) -> Option<&'a Value> {
     let v = m.get(camel).or_else(|| {
-        if camel.bytes().any(|b| b.is_ascii_uppercase()) {
-            let mut snake = String::with_capacity(camel.len() + 4);
-            for c in camel.chars() {
-                if c.is_ascii_uppercase() {
-                    snake.push('_');
-                    snake.push(c.to_ascii_lowercase());
-                } else {
-                    snake.push(c);
-                }
-            }
-            m.get(&snake)
-        } else {
-            None
-        }
+        let (_, snake) = SNAKE.iter().find(|(c, _)| *c == camel)?;
+        m.get(*snake)
     })?;
     (!v.is_null()).then_some(v)
 }
@@ -636,6 +666,35 @@ pub fn traces_request(body: &[u8]) -> Result<ExportTraceServiceRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_camel_key_has_its_snake_form() {
+        let src = include_str!("json.rs");
+        for (camel, snake) in SNAKE {
+            let mut want = String::new();
+            for c in camel.chars() {
+                if c.is_ascii_uppercase() {
+                    want.push('_');
+                    want.push(c.to_ascii_lowercase());
+                } else {
+                    want.push(c);
+                }
+            }
+            assert_eq!(*snake, want);
+        }
+        // every camelCase literal used as a key is in the table
+        for lit in src.split('"').skip(1).step_by(2) {
+            let is_camel = lit.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && lit.chars().any(|c| c.is_ascii_uppercase())
+                && lit.chars().all(|c| c.is_ascii_alphanumeric());
+            if is_camel {
+                assert!(
+                    SNAKE.iter().any(|(c, _)| *c == lit),
+                    "{lit} missing from SNAKE"
+                );
+            }
+        }
+    }
 
     #[test]
     fn base64_decodes() {

@@ -232,7 +232,7 @@ fn append_pairs(
     for (k, v) in attrs {
         b.keys().append_value(k);
         b.values()
-            .append_value(v.map(any_to_string).unwrap_or_default());
+            .append_value(v.map(super::any_to_cow).unwrap_or_default());
     }
     b.append(true)?;
     Ok(())
@@ -300,7 +300,7 @@ fn record(
                         inf.features_str.keys().append_value(name);
                         inf.features_str
                             .values()
-                            .append_value(v.map(any_to_string).unwrap_or_default());
+                            .append_value(v.map(super::any_to_cow).unwrap_or_default());
                     }
                 }
             } else if k == cfg.inference_id_key {

@@ -28,13 +28,14 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point,
 };
 use prost::Message;
+use std::borrow::Cow;
 
 use super::{
-    Attrs, Budget, Encoding, OtlpConfig, Rejections, attribute, attrs_of, merge, ns_to_us,
-    pairs_bytes, to_string_pairs,
+    Attrs, Budget, Encoding, OtlpConfig, Rejections, attrs_of, merge, ns_to_us, pairs_bytes,
 };
 use crate::schema::{
-    HistogramRow, HistogramsBuilder, SOURCE_OTLP, STALE_NAN_BITS, SampleMeta, SamplesBuilder, kind,
+    HistogramRow, HistogramsBuilder, LabelPair, SOURCE_OTLP, STALE_NAN_BITS, SampleMeta,
+    SamplesBuilder, SizeHint, kind,
 };
 use crate::{Error, Result};
 use arrow_array::RecordBatch;
@@ -116,7 +117,7 @@ pub fn decode_metrics_request(
 ) -> Result<MetricsBatches> {
     let mut cx = Ctx {
         cfg,
-        samples: SamplesBuilder::with_capacity(0),
+        samples: SamplesBuilder::with_capacity(&SizeHint::rows(number_points(req))),
         hists: HistogramsBuilder::new(),
         summary: MetricsSummary::default(),
         budget: Budget::new(cfg.max_output_bytes),
@@ -149,35 +150,56 @@ pub fn decode_metrics_request(
 }
 
 /// Per point: the attribution and text labels.
-struct PointAttrs {
-    model: Option<String>,
-    version: Option<String>,
-    labels: Vec<(String, String)>,
+struct PointAttrs<'a> {
+    model: Option<Cow<'a, str>>,
+    version: Option<Cow<'a, str>>,
+    labels: Vec<LabelPair<'a>>,
 }
 
-fn point_attrs(
+fn point_attrs<'a>(
     cx: &mut Ctx<'_>,
-    base: &Attrs<'_>,
-    attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    base: &Attrs<'a>,
+    attrs: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
     metric: &str,
-) -> Result<PointAttrs> {
-    let merged = merge(base, &attrs_of(attrs));
-    let a = attribute(merged, cx.cfg);
-    let labels = to_string_pairs(&a.rest);
+) -> Result<PointAttrs<'a>> {
+    let (model, version, labels) = super::point_labels(base, attrs, cx.cfg);
     cx.budget.spend(
         pairs_bytes(&labels)
             + metric.len() as u64
-            + a.model.as_ref().map_or(0, |s| s.len() as u64)
-            + a.version.as_ref().map_or(0, |s| s.len() as u64),
+            + model.as_ref().map_or(0, |s| s.len() as u64)
+            + version.as_ref().map_or(0, |s| s.len() as u64),
     )?;
-    if a.model.is_none() {
+    if model.is_none() {
         cx.summary.points_without_model += 1;
     }
     Ok(PointAttrs {
-        model: a.model,
-        version: a.version,
+        model,
+        version,
         labels,
     })
+}
+
+/// Rows `samples` will get (before validation), capped so a hostile count
+/// cannot pre-allocate much.
+fn number_points(req: &ExportMetricsServiceRequest) -> usize {
+    let mut n = 0usize;
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                n += match &m.data {
+                    Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                    Some(metric::Data::Sum(s)) => s.data_points.len(),
+                    Some(metric::Data::Summary(s)) => s
+                        .data_points
+                        .iter()
+                        .map(|p| p.quantile_values.len() + 2)
+                        .sum(),
+                    _ => 0,
+                };
+            }
+        }
+    }
+    n.min(1 << 16)
 }
 
 fn n_points(m: &Metric) -> usize {
@@ -191,7 +213,7 @@ fn n_points(m: &Metric) -> usize {
     }
 }
 
-fn metric(cx: &mut Ctx<'_>, base: &Attrs<'_>, m: &Metric) -> Result<()> {
+fn metric<'a>(cx: &mut Ctx<'_>, base: &Attrs<'a>, m: &'a Metric) -> Result<()> {
     let n = n_points(m);
     cx.summary.data_points += n as u64;
     if m.name.is_empty() {
@@ -238,7 +260,7 @@ fn metric(cx: &mut Ctx<'_>, base: &Attrs<'_>, m: &Metric) -> Result<()> {
                         cx.budget
                             .spend(16 * row.bucket_counts.as_ref().map_or(0, |b| b.len() as u64))?;
                         cx.hists
-                            .append(&meta(m, unit, &pa, kind::GAUGE, None, None), &row)?;
+                            .append(&meta(m, unit, &pa, "histogram", None, None), &row)?;
                     }
                     Err(reason) => cx
                         .summary
@@ -256,7 +278,7 @@ fn metric(cx: &mut Ctx<'_>, base: &Attrs<'_>, m: &Metric) -> Result<()> {
                             + row.negative.as_ref().map_or(0, |b| b.1.len());
                         cx.budget.spend(8 * nb as u64)?;
                         cx.hists
-                            .append(&meta(m, unit, &pa, kind::GAUGE, None, None), &row)?;
+                            .append(&meta(m, unit, &pa, "histogram", None, None), &row)?;
                     }
                     Err(reason) => cx
                         .summary
@@ -277,7 +299,7 @@ fn metric(cx: &mut Ctx<'_>, base: &Attrs<'_>, m: &Metric) -> Result<()> {
 fn meta<'a>(
     m: &'a Metric,
     unit: Option<&'a str>,
-    pa: &'a PointAttrs,
+    pa: &'a PointAttrs<'a>,
     kind: &'static str,
     temporality: Option<&'static str>,
     monotonic: Option<bool>,
@@ -296,13 +318,13 @@ fn meta<'a>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn number_point(
+fn number_point<'a>(
     cx: &mut Ctx<'_>,
-    base: &Attrs<'_>,
-    m: &Metric,
-    unit: Option<&str>,
+    base: &Attrs<'a>,
+    m: &'a Metric,
+    unit: Option<&'a str>,
     i: usize,
-    p: &NumberDataPoint,
+    p: &'a NumberDataPoint,
     k: &'static str,
     temporality: Option<&'static str>,
     monotonic: Option<bool>,
@@ -458,13 +480,13 @@ fn exponential_row(
     })
 }
 
-fn summary_point(
+fn summary_point<'a>(
     cx: &mut Ctx<'_>,
-    base: &Attrs<'_>,
-    m: &Metric,
-    unit: Option<&str>,
+    base: &Attrs<'a>,
+    m: &'a Metric,
+    unit: Option<&'a str>,
     i: usize,
-    p: &SummaryDataPoint,
+    p: &'a SummaryDataPoint,
 ) -> Result<()> {
     let reject = |cx: &mut Ctx<'_>, reason: &str| {
         cx.summary
@@ -513,7 +535,7 @@ fn summary_point(
             None,
         )?;
     }
-    pa.labels.retain(|(k, _)| k != "quantile");
+    pa.labels.retain(|(k, _)| *k != "quantile");
     let mt = meta(m, unit, &pa, kind::SUMMARY_QUANTILE, None, None);
     for q in &p.quantile_values {
         let qs = q.quantile.to_string();

@@ -16,7 +16,7 @@
 //! - **Partial success**: an invalid point, log record or span is counted in
 //!   `rejected` with the first few reasons in `message` (for OTLP's
 //!   `partial_success`) while the valid ones are kept; an undecodable body is
-//!   an [`Error`](crate::Error) (→ 400).
+//!   an [`crate::Error`] (→ 400).
 //! - **No gzip here**: the daemon inflates `Content-Encoding: gzip` within
 //!   its body limit before calling these functions (this crate does no I/O
 //!   and stays free of compression dependencies for OTLP).
@@ -29,10 +29,12 @@ pub mod logs;
 pub mod metrics;
 pub mod traces;
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
+use crate::schema::LabelPair;
 use crate::{Error, Result};
 
 pub use logs::{LogsBatches, LogsSummary, decode_logs, decode_logs_request};
@@ -218,8 +220,8 @@ pub(crate) fn merge<'a>(
 
 /// Attribution taken out of a merged attribute list.
 pub(crate) struct Attributed<'a> {
-    pub model: Option<String>,
-    pub version: Option<String>,
+    pub model: Option<Cow<'a, str>>,
+    pub version: Option<Cow<'a, str>>,
     pub rest: Attrs<'a>,
 }
 
@@ -229,10 +231,10 @@ pub(crate) fn attribute<'a>(merged: Attrs<'a>, cfg: &OtlpConfig) -> Attributed<'
     let mut rest = merged;
     rest.retain(|(k, v)| {
         if *k == cfg.model_key {
-            model = v.map(any_to_string).filter(|s| !s.is_empty());
+            model = v.map(any_to_cow).filter(|s| !s.is_empty());
             false
         } else if *k == cfg.version_key {
-            version = v.map(any_to_string).filter(|s| !s.is_empty());
+            version = v.map(any_to_cow).filter(|s| !s.is_empty());
             false
         } else {
             true
@@ -245,16 +247,91 @@ pub(crate) fn attribute<'a>(merged: Attrs<'a>, cfg: &OtlpConfig) -> Attributed<'
     }
 }
 
+/// Attribution and text labels of one point: `base` (resource + scope,
+/// merged) overlaid with the point's own attributes, attribution keys
+/// taken out. One allocation when the point's attributes are already
+/// sorted and unique (as most SDKs send them), two otherwise.
+pub(crate) fn point_labels<'a>(
+    base: &[(&'a str, Option<&'a AnyValue>)],
+    point: &'a [KeyValue],
+    cfg: &OtlpConfig,
+) -> (
+    Option<Cow<'a, str>>,
+    Option<Cow<'a, str>>,
+    Vec<LabelPair<'a>>,
+) {
+    let mut model = None;
+    let mut version = None;
+    let mut labels: Vec<LabelPair<'a>> = Vec::with_capacity(base.len() + point.len());
+    let mut emit = |k: &'a str, v: Option<&'a AnyValue>| {
+        if k == cfg.model_key {
+            model = v.map(any_to_cow).filter(|s| !s.is_empty());
+        } else if k == cfg.version_key {
+            version = v.map(any_to_cow).filter(|s| !s.is_empty());
+        } else {
+            labels.push((k, v.map(any_to_cow).unwrap_or_default()));
+        }
+    };
+    let sorted = point.windows(2).all(|w| w[0].key < w[1].key);
+    let owned;
+    let over: Box<dyn Iterator<Item = (&'a str, Option<&'a AnyValue>)> + '_> = if sorted {
+        Box::new(point.iter().map(|kv| (kv.key.as_str(), kv.value.as_ref())))
+    } else {
+        owned = attrs_of(point);
+        Box::new(owned.iter().copied())
+    };
+    let mut over = over.peekable();
+    let mut base = base.iter().copied().peekable();
+    loop {
+        match (base.peek(), over.peek()) {
+            (Some(b), Some(o)) => match b.0.cmp(o.0) {
+                std::cmp::Ordering::Less => {
+                    emit(b.0, b.1);
+                    base.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    emit(o.0, o.1);
+                    over.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    emit(o.0, o.1);
+                    base.next();
+                    over.next();
+                }
+            },
+            (Some(b), None) => {
+                emit(b.0, b.1);
+                base.next();
+            }
+            (None, Some(o)) => {
+                emit(o.0, o.1);
+                over.next();
+            }
+            (None, None) => break,
+        }
+    }
+    (model, version, labels)
+}
+
 /// Attributes as text pairs (see the module doc for the rendering).
-pub(crate) fn to_string_pairs(attrs: &[(&str, Option<&AnyValue>)]) -> Vec<(String, String)> {
+#[cfg(test)]
+pub(crate) fn to_string_pairs<'a>(attrs: &[(&'a str, Option<&'a AnyValue>)]) -> Vec<LabelPair<'a>> {
     attrs
         .iter()
-        .map(|(k, v)| ((*k).to_string(), v.map(any_to_string).unwrap_or_default()))
+        .map(|&(k, v)| (k, v.map(any_to_cow).unwrap_or_default()))
         .collect()
 }
 
-pub(crate) fn pairs_bytes(p: &[(String, String)]) -> u64 {
+pub(crate) fn pairs_bytes(p: &[LabelPair<'_>]) -> u64 {
     p.iter().map(|(k, v)| (k.len() + v.len() + 8) as u64).sum()
+}
+
+/// Render an attribute value as text, borrowing strings.
+pub(crate) fn any_to_cow(v: &AnyValue) -> Cow<'_, str> {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        _ => Cow::Owned(any_to_string(v)),
+    }
 }
 
 /// Render an attribute value as text.
@@ -362,8 +439,30 @@ mod tests {
         assert_eq!(a.version.as_deref(), Some("2"));
         assert_eq!(
             to_string_pairs(&a.rest),
-            vec![("a".into(), "x".into()), ("host".into(), "h".into())]
+            vec![("a", "x".into()), ("host", "h".into())]
         );
+    }
+
+    #[test]
+    fn point_labels_agrees_with_merge_then_attribute() {
+        let res = [kv("model.name", "r"), kv("z", "1"), kv("host", "h")];
+        let base = attrs_of(&res);
+        let cfg = OtlpConfig::default();
+        for point in [
+            vec![kv("a", "x"), kv("model.name", "p"), kv("z", "2")],
+            vec![
+                kv("z", "2"),
+                kv("a", "x"),
+                kv("z", "3"),
+                kv("model.version", "9"),
+            ],
+            vec![],
+        ] {
+            let (m, v, l) = point_labels(&base, &point, &cfg);
+            let a = attribute(merge(&base, &attrs_of(&point)), &cfg);
+            assert_eq!((m, v), (a.model, a.version));
+            assert_eq!(l, to_string_pairs(&a.rest));
+        }
     }
 
     #[test]
@@ -372,7 +471,7 @@ mod tests {
         let a = attrs_of(&kvs);
         assert_eq!(
             to_string_pairs(&a),
-            vec![("j".into(), "0".into()), ("k".into(), "2".into())]
+            vec![("j", "0".into()), ("k", "2".into())]
         );
     }
 

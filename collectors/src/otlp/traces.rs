@@ -19,9 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use super::{
-    Attrs, Budget, Encoding, OtlpConfig, Rejections, attribute, attrs_of, hex, merge, ns_to_us,
-};
+use super::{Attrs, Budget, Encoding, OtlpConfig, Rejections, attrs_of, hex, merge, ns_to_us};
 use crate::schema::{SOURCE_OTLP, StrMapBuilder, spans_schema, str_map_builder, ts_builder};
 use crate::{Error, Result};
 
@@ -209,12 +207,11 @@ fn one(
             return Ok(());
         }
     };
-    let a = attribute(merge(base, &attrs_of(&span.attributes)), cfg);
-    let Some(model) = a.model.as_deref() else {
+    let (model, version, pairs) = super::point_labels(base, &span.attributes, cfg);
+    let Some(model) = model else {
         summary.spans_without_model += 1;
         return Ok(());
     };
-    let pairs = super::to_string_pairs(&a.rest);
     budget.spend(super::pairs_bytes(&pairs) + span.name.len() as u64 + 96)?;
     b.ts.append_value(start);
     b.end_ts.append_value(end);
@@ -233,7 +230,7 @@ fn one(
         .append_option(status.map(|s| s.message.as_str()).filter(|m| !m.is_empty()));
     crate::schema::append_labels(&mut b.attributes, &pairs, None)?;
     b.model.append_value(model);
-    b.version.append_option(a.version.as_deref());
+    b.version.append_option(version.as_deref());
     b.source.append_value(SOURCE_OTLP);
     Ok(())
 }

@@ -77,30 +77,66 @@ impl Client {
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        if status.is_success() {
-            return parsed.ok_or(ClientError::Unexpected {
-                url,
-                status: status.as_u16(),
-                body: text,
-            });
+        if !status.is_success() {
+            return Err(failure(url, status.as_u16(), text));
         }
-        match parsed.as_ref().and_then(|v| v.get("error")) {
-            Some(err) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: err["code"].as_str().unwrap_or("unknown").to_string(),
-                message: err["message"].as_str().unwrap_or("").to_string(),
-            }),
-            None => Err(ClientError::Unexpected {
-                url,
-                status: status.as_u16(),
-                body: text,
-            }),
+        serde_json::from_str(&text).map_err(|_| ClientError::Unexpected {
+            url,
+            status: status.as_u16(),
+            body: text,
+        })
+    }
+
+    /// Sends JSON and returns the body as text in the `accept`ed format.
+    pub async fn call_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        accept: &str,
+    ) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header("accept", accept)
+            .json(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        };
+        let res = req.send().await.map_err(unreachable)?;
+        let status = res.status();
+        let text = res.text().await.map_err(unreachable)?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(failure(url, status.as_u16(), text))
         }
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::GET, path, None).await
+    }
+}
+
+/// A non-2xx reply: the API's JSON error when there is one.
+fn failure(url: String, status: u16, text: String) -> ClientError {
+    let parsed: Option<Value> = serde_json::from_str(&text).ok();
+    match parsed.as_ref().and_then(|v| v.get("error")) {
+        Some(err) => ClientError::Api {
+            status,
+            code: err["code"].as_str().unwrap_or("unknown").to_string(),
+            message: err["message"].as_str().unwrap_or("").to_string(),
+        },
+        None => ClientError::Unexpected {
+            url,
+            status,
+            body: text,
+        },
     }
 }
 

@@ -104,6 +104,19 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Run a read-only SQL query over telemetry and registry tables.
+    Sql {
+        /// The query, e.g. "SELECT model, version, avg(value) FROM samples GROUP BY 1, 2".
+        query: String,
+        /// Most rows to return.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print CSV instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Load generators that measure a running daemon (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -471,6 +484,12 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
         Command::Recommendations { command, conn } => recommendations(command, &conn).await,
         Command::Audit { command, conn } => audit(command, &conn).await,
         Command::Token { command, conn } => token(command, &conn).await,
+        Command::Sql {
+            query,
+            limit,
+            csv,
+            conn,
+        } => sql(&query, limit, csv, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
     }
 }
@@ -970,4 +989,46 @@ fn print_created_token(json: bool, v: &Value) {
             v["token"].as_str().unwrap_or("")
         )
     });
+}
+
+async fn sql(
+    query: &str,
+    limit: Option<usize>,
+    csv: bool,
+    conn: &Connection,
+) -> Result<ExitCode, ClientError> {
+    let c = client(conn);
+    let body = json!({ "sql": query, "limit": limit });
+    if csv {
+        let text = c
+            .call_text(Method::POST, "/api/v1/sql", &body, "text/csv")
+            .await?;
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v = c.call(Method::POST, "/api/v1/sql", Some(&body)).await?;
+    print(conn.json, &v, |v| {
+        let names: Vec<String> = v["columns"]
+            .as_array()
+            .map(|cols| {
+                cols.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = output::dynamic_rows(
+            &names,
+            v["rows"].as_array().map(Vec::as_slice).unwrap_or_default(),
+        );
+        let count = v["row_count"].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "\n{count} row{}",
+            if count == 1 { "" } else { "s" }
+        ));
+        if v["truncated"].as_bool() == Some(true) {
+            out.push_str(" (truncated: raise --limit)");
+        }
+        out
+    });
+    Ok(ExitCode::SUCCESS)
 }

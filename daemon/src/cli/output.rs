@@ -41,6 +41,16 @@ pub fn rows(items: &[Value], columns: &[Column]) -> String {
     t.to_string()
 }
 
+/// Rows whose columns are only known at run time (SQL results).
+pub fn dynamic_rows(columns: &[String], items: &[Value]) -> String {
+    let mut t = table();
+    t.set_header(columns.iter().map(String::as_str));
+    for item in items {
+        t.add_row(columns.iter().map(|c| cell(item.get(c))));
+    }
+    t.to_string()
+}
+
 /// One record, one field per row.
 pub fn record(item: &Value, columns: &[Column]) -> String {
     let mut t = table();

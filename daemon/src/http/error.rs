@@ -5,7 +5,7 @@
 //! the request's span and the body only points at the log.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -34,6 +34,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After` on 503 (default 1).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -42,6 +44,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -113,7 +116,9 @@ impl From<RegistryError> for ApiError {
             RegistryError::WriterStopped => ApiError::unavailable(message),
             RegistryError::CommitFailed(_) => {
                 tracing::error!(error = %e, "registry commit failed");
-                ApiError::unavailable("the change could not be committed and was not saved; retry it")
+                ApiError::unavailable(
+                    "the change could not be committed and was not saved; retry it",
+                )
             }
             RegistryError::Corrupt(_)
             | RegistryError::Database(_)
@@ -145,6 +150,20 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than this route's limit (--max-body-bytes, or --max-write-bytes for writes)",
+            )
+        } else {
+            ApiError::new(r.status(), "invalid_argument", r.body_text())
+        }
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         ApiError::bad_request(format!("invalid path: {}", r.body_text()))
@@ -158,3 +177,68 @@ impl From<QueryRejection> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::telemetry::IngestError> for ApiError {
+    fn from(e: crate::telemetry::IngestError) -> Self {
+        use crate::telemetry::IngestError;
+        use modelwatch_collectors::ErrorClass;
+        match e {
+            IngestError::Decode(d) => match d.class() {
+                ErrorClass::BadRequest => ApiError::bad_request(d.to_string()),
+                ErrorClass::PayloadTooLarge => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    d.to_string(),
+                ),
+                ErrorClass::UnsupportedMediaType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    d.to_string(),
+                ),
+                ErrorClass::Internal => ApiError::internal(d),
+            },
+            IngestError::Store(s) => history_error(s),
+        }
+    }
+}
+
+fn history_error(e: modelwatch_history::Error) -> ApiError {
+    use modelwatch_history::Error as H;
+    match e {
+        H::Overloaded { retry_after, .. } => {
+            let mut err = ApiError::unavailable(e.to_string());
+            err.retry_after = Some(retry_after.as_secs().max(1));
+            err
+        }
+        H::WriteTooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        ),
+        H::ShutDown => {
+            ApiError::unavailable("the server is shutting down; retry against the restarted server")
+        }
+        H::InvalidBatch { .. } | H::SchemaMismatch { .. } | H::UnknownTable { .. } => {
+            ApiError::internal(e)
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+impl From<crate::sql::SqlError> for ApiError {
+    fn from(e: crate::sql::SqlError) -> Self {
+        use crate::sql::SqlError;
+        match e {
+            SqlError::NotReadOnly(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "read_only", e.to_string())
+            }
+            SqlError::Query(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
+            }
+            SqlError::Timeout(_) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string())
+            }
+            SqlError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod params;
 pub mod registry;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ use error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<dyn RegistryStore>,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub auth: Arc<Auth>,
     pub limits: Limits,
 }
@@ -39,12 +41,15 @@ pub struct AppState {
 pub struct Limits {
     /// Largest accepted JSON request body.
     pub max_body_bytes: usize,
+    /// Largest accepted (compressed) remote-write body.
+    pub max_write_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            max_write_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -59,7 +64,7 @@ impl Default for Limits {
     modifiers(&BearerAuth),
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
-        (name = "recommendations"), (name = "audit"), (name = "tokens"), (name = "health")
+        (name = "recommendations"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health")
     )
 )]
 struct ApiDoc;
@@ -78,9 +83,18 @@ impl Modify for BearerAuth {
 }
 
 /// Routes documented in the OpenAPI document, split into the router and the document.
-fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use registry::*;
+    // Ingest bodies have their own, larger limit.
+    let ingest = OpenApiRouter::new()
+        .routes(routes!(telemetry::remote_write))
+        .layer(DefaultBodyLimit::max(limits.max_write_bytes));
+    let json = OpenApiRouter::new()
+        .routes(routes!(telemetry::run_sql))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ingest)
+        .merge(json)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(openapi_json))
@@ -102,24 +116,23 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verify_audit))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .split_for_parts()
 }
 
 /// The OpenAPI document of this build.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().1
+    api_router(Limits::default()).1
 }
 
 /// The whole HTTP application, testable with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
-    let (router, doc) = api_router();
+    let (router, doc) = api_router(state.limits);
     let doc = Arc::new(doc);
-    let max_body = state.limits.max_body_bytes;
     router
         .route_layer(axum::Extension(doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

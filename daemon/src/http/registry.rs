@@ -20,7 +20,7 @@ use modelwatch_registry::{
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use super::params::Params;
 use crate::auth::Caller;
 
@@ -441,7 +441,7 @@ pub async fn rollback_alias(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, alias)): ApiPath<(String, String)>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Alias>> {
     let actor = caller.require(Role::Approver)?;
     let body: Reason = optional_json(&body)?;
@@ -554,7 +554,7 @@ pub async fn acknowledge_recommendation(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Recommendation>> {
     transition(&s, &caller, id, Transition::Acknowledge, &body).await
 }
@@ -568,7 +568,7 @@ pub async fn dismiss_recommendation(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Recommendation>> {
     transition(&s, &caller, id, Transition::Dismiss, &body).await
 }

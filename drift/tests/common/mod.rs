@@ -6,7 +6,9 @@ use serde_json::Value;
 
 /// Loads `tests/fixtures/NAME`.
 pub fn fixture(name: &str) -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", p.display()))
 }

@@ -1,0 +1,269 @@
+//! Telemetry routes: Prometheus remote write in, SQL out.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datafusion::arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use modelwatch_registry::Role;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::ApiBytes;
+use crate::auth::Caller;
+use crate::sql::{self, DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT, MAX_ROW_LIMIT, QueryResult};
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Prometheus remote write 1.0 (snappy-compressed protobuf `WriteRequest`).
+#[utoipa::path(post, path = "/api/v1/write", tag = "telemetry",
+    request_body(content = Vec<u8>, content_type = "application/x-protobuf",
+        description = "snappy block-compressed prometheus.WriteRequest (remote write 1.0)"),
+    responses(
+        (status = 204, description = "stored and fsynced"),
+        (status = 400, body = ErrorBody, description = "bad snappy, protobuf or series; not retried"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody, description = "not remote write 1.0"),
+        (status = 503, body = ErrorBody, description = "overloaded; retry after Retry-After seconds")),
+    security(("bearer" = [])))]
+pub async fn remote_write(
+    State(s): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Ingest)?;
+    let summary = s
+        .telemetry
+        .remote_write(
+            header_str(&headers, "content-type"),
+            header_str(&headers, "content-encoding"),
+            header_str(&headers, "x-prometheus-remote-write-version"),
+            &body,
+        )
+        .await?;
+    tracing::debug!(
+        series = summary.series,
+        samples = summary.samples,
+        without_model = summary.samples_without_model,
+        "remote write stored"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A SQL request; a `text/plain` body is taken as the SQL itself.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    pub sql: String,
+    /// Most rows to return (default 10000, at most 1000000).
+    pub limit: Option<usize>,
+    /// Seconds before the query is cancelled (default and maximum 30).
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Column {
+    pub name: String,
+    /// Arrow data type.
+    pub r#type: String,
+}
+
+/// JSON result of a query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SqlResponse {
+    pub columns: Vec<Column>,
+    /// One object per row, keyed by column name.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Value>,
+    pub row_count: usize,
+    /// More rows existed than `limit`.
+    pub truncated: bool,
+    pub elapsed_ms: f64,
+}
+
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+enum Format {
+    Json,
+    Csv,
+    Arrow,
+}
+
+fn format(headers: &HeaderMap) -> ApiResult<Format> {
+    let accept = header_str(headers, "accept").unwrap_or("application/json");
+    for part in accept.split(',') {
+        let media = part.split(';').next().unwrap_or("").trim();
+        match media {
+            "application/json" | "*/*" | "application/*" | "" => return Ok(Format::Json),
+            "text/csv" => return Ok(Format::Csv),
+            ARROW_STREAM => return Ok(Format::Arrow),
+            _ => {}
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "not_acceptable",
+        format!("cannot answer in {accept:?}; accept application/json, text/csv or {ARROW_STREAM}"),
+    ))
+}
+
+fn parse_request(headers: &HeaderMap, body: &Bytes) -> ApiResult<SqlRequest> {
+    let ct = header_str(headers, "content-type").unwrap_or("");
+    if ct.starts_with("text/plain") {
+        let sql = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("the SQL is not valid UTF-8"))?;
+        return Ok(SqlRequest {
+            sql: sql.to_string(),
+            limit: None,
+            timeout_seconds: None,
+        });
+    }
+    if !ct.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send {\"sql\": \"…\"} as application/json, or the SQL itself as text/plain",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+/// Runs a read-only SQL query over telemetry and registry tables.
+#[utoipa::path(post, path = "/api/v1/sql", tag = "telemetry",
+    request_body(content = SqlRequest, description = "or the SQL itself as text/plain"),
+    responses(
+        (status = 200, body = SqlResponse, description = "JSON by default; text/csv or Arrow IPC stream by Accept"),
+        (status = 400, body = ErrorBody, description = "invalid or not read-only"),
+        (status = 406, body = ErrorBody), (status = 504, body = ErrorBody, description = "timed out")),
+    security(("bearer" = [])))]
+pub async fn run_sql(
+    State(s): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let format = format(&headers)?;
+    let req = parse_request(&headers, &body)?;
+    let limit = req.limit.unwrap_or(DEFAULT_ROW_LIMIT);
+    if limit == 0 || limit > MAX_ROW_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_ROW_LIMIT}"
+        )));
+    }
+    let timeout = match req.timeout_seconds {
+        None => DEFAULT_TIMEOUT,
+        Some(t) if t >= 1 && t <= DEFAULT_TIMEOUT.as_secs() => std::time::Duration::from_secs(t),
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "timeout_seconds must be between 1 and {}",
+                DEFAULT_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    let started = Instant::now();
+    let ctx = sql::session(&s.telemetry.store, s.registry.clone())?;
+    let result = sql::query(&ctx, &req.sql, limit, timeout).await?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(
+        rows = result
+            .batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        elapsed_ms,
+        "sql"
+    );
+    match format {
+        Format::Json => Ok(Json(json_response(result, elapsed_ms)?).into_response()),
+        Format::Csv => encoded(result, "text/csv", |r, out| {
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            for b in &r.batches {
+                w.write(b)?;
+            }
+            Ok(())
+        }),
+        Format::Arrow => encoded(result, ARROW_STREAM, |r, out| {
+            let mut w = datafusion::arrow::ipc::writer::StreamWriter::try_new(out, &r.schema)?;
+            for b in &r.batches {
+                w.write(b)?;
+            }
+            w.finish()
+        }),
+    }
+}
+
+fn encoded(
+    result: QueryResult,
+    content_type: &'static str,
+    write: impl FnOnce(&QueryResult, &mut Vec<u8>) -> Result<(), datafusion::arrow::error::ArrowError>,
+) -> ApiResult<Response> {
+    let mut out = Vec::new();
+    write(&result, &mut out).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the result cannot be encoded as {content_type}: {e}; select simpler columns"
+        ))
+    })?;
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(out),
+    )
+        .into_response();
+    if result.truncated {
+        response.headers_mut().insert(
+            "x-modelwatch-truncated",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+fn json_response(result: QueryResult, elapsed_ms: f64) -> ApiResult<SqlResponse> {
+    // Nulls are written as nulls, so every row object has every column.
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
+    let refs: Vec<&RecordBatch> = result.batches.iter().collect();
+    writer
+        .write_batches(&refs)
+        .and_then(|_| writer.finish())
+        .map_err(|e| ApiError::bad_request(format!("the result cannot be encoded as JSON: {e}")))?;
+    let bytes = writer.into_inner();
+    let rows: Vec<serde_json::Value> = if bytes.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&bytes).map_err(ApiError::internal)?
+    };
+    Ok(SqlResponse {
+        columns: result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Column {
+                name: f.name().clone(),
+                r#type: f.data_type().to_string(),
+            })
+            .collect(),
+        row_count: rows.len(),
+        rows,
+        truncated: result.truncated,
+        elapsed_ms,
+    })
+}

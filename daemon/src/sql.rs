@@ -1,0 +1,272 @@
+//! Read-only SQL over the telemetry history and the registry.
+//!
+//! One DataFusion `SessionContext` per query: the history tables come from
+//! `modelwatch-history`, the registry tables (`models`, `versions`,
+//! `aliases`, `alias_moves`, `recommendations`, `audit_log`) are views that
+//! read the registry when a query scans them. DDL, DML, `COPY` and `SET` are
+//! refused before planning finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use modelwatch_history::HistoryStore;
+use modelwatch_registry::{RegistryStore, RegistryView};
+
+/// Rows returned when the request does not say.
+pub const DEFAULT_ROW_LIMIT: usize = 10_000;
+/// Most rows one request may ask for.
+pub const MAX_ROW_LIMIT: usize = 1_000_000;
+/// Longest a query may run.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The statement is not a query (DDL, DML, COPY, SET, …).
+    #[error("only read-only queries are allowed: {0}")]
+    NotReadOnly(String),
+    /// The query is invalid or failed on its data.
+    #[error("query failed: {0}")]
+    Query(String),
+    #[error(
+        "query took longer than {0:?} and was cancelled; narrow the time range or aggregate more"
+    )]
+    Timeout(Duration),
+    /// Our fault (storage, registry); logged, not shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for SqlError {
+    fn from(e: DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::IoError(_)
+            | DataFusionError::ObjectStore(_)
+            | DataFusionError::Internal(_) => SqlError::Internal(e.to_string()),
+            _ => SqlError::Query(e.to_string()),
+        }
+    }
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn text(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// The Arrow schema of a registry view; column names match
+/// `RegistryStore::export_view`.
+pub fn view_schema(view: RegistryView) -> SchemaRef {
+    let int = |n: &str, nullable| Field::new(n, DataType::Int64, nullable);
+    let time = |n: &str, nullable| Field::new(n, ts(), nullable);
+    let fields = match view {
+        RegistryView::Models => vec![
+            text("model", false),
+            text("description", false),
+            text("owner", false),
+            text("tags", false),
+            int("latest_version", false),
+            time("created_at", false),
+            time("updated_at", false),
+        ],
+        RegistryView::Versions => vec![
+            text("model", false),
+            int("version", false),
+            text("description", false),
+            text("status", false),
+            text("source_uri", true),
+            text("artifact_digest", true),
+            text("run_id", true),
+            text("lineage", false),
+            text("tags", false),
+            text("health", true),
+            text("created_by", false),
+            time("created_at", false),
+            time("updated_at", false),
+        ],
+        RegistryView::Aliases => vec![
+            text("model", false),
+            text("alias", false),
+            int("version", false),
+            text("updated_by", false),
+            time("updated_at", false),
+        ],
+        RegistryView::AliasMoves => vec![
+            text("model", false),
+            text("alias", false),
+            time("ts", false),
+            text("kind", false),
+            int("from_version", true),
+            int("to_version", true),
+            text("actor", false),
+            text("reason", false),
+        ],
+        RegistryView::Recommendations => vec![
+            int("id", false),
+            text("model", false),
+            int("version", false),
+            text("kind", false),
+            text("severity", false),
+            text("status", false),
+            text("reason", false),
+            text("evidence", false),
+            text("raised_by", false),
+            time("created_at", false),
+            time("updated_at", false),
+            text("resolved_by", true),
+            time("resolved_at", true),
+        ],
+        RegistryView::AuditLog => vec![
+            int("seq", false),
+            time("ts", false),
+            text("actor", false),
+            text("action", false),
+            text("target", false),
+            text("before", true),
+            text("after", true),
+            text("prev_hash", false),
+            text("hash", false),
+        ],
+    };
+    Arc::new(Schema::new(fields))
+}
+
+/// A registry view as a table: read from the registry at scan time.
+struct RegistryTable {
+    view: RegistryView,
+    schema: SchemaRef,
+    registry: Arc<dyn RegistryStore>,
+}
+
+impl std::fmt::Debug for RegistryTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryTable")
+            .field("view", &self.view)
+            .finish()
+    }
+}
+
+/// Converts exported JSON rows into one batch of the view's schema.
+pub fn rows_to_batch(
+    schema: SchemaRef,
+    rows: &[serde_json::Value],
+) -> Result<RecordBatch, DataFusionError> {
+    let mut decoder =
+        datafusion::arrow::json::ReaderBuilder::new(schema.clone()).build_decoder()?;
+    decoder.serialize(rows)?;
+    Ok(decoder
+        .flush()?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+}
+
+#[async_trait]
+impl TableProvider for RegistryTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let rows = self
+            .registry
+            .export_view(self.view)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let batch = rows_to_batch(self.schema.clone(), &rows)?;
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// A fresh context with every history and registry table registered.
+pub fn session(
+    history: &HistoryStore,
+    registry: Arc<dyn RegistryStore>,
+) -> Result<SessionContext, SqlError> {
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    history
+        .register_tables(&ctx)
+        .map_err(|e| SqlError::Internal(e.to_string()))?;
+    for view in RegistryView::ALL {
+        let table = RegistryTable {
+            view,
+            schema: view_schema(view),
+            registry: registry.clone(),
+        };
+        ctx.register_table(view.table_name(), Arc::new(table))?;
+    }
+    Ok(ctx)
+}
+
+/// A finished query: its schema, at most `limit` rows, and whether more existed.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub truncated: bool,
+}
+
+/// Plans and runs a read-only query with a row limit and a timeout.
+pub async fn query(
+    ctx: &SessionContext,
+    sql: &str,
+    limit: usize,
+    timeout: Duration,
+) -> Result<QueryResult, SqlError> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let run = async {
+        // Plan first (nothing runs), then refuse anything but a query.
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        options
+            .verify_plan(&plan)
+            .map_err(|e| SqlError::NotReadOnly(e.strip_backtrace().to_string()))?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let df = df.limit(0, Some(limit.saturating_add(1)))?;
+        let mut batches = df.collect().await?;
+        let mut rows = 0usize;
+        let mut truncated = false;
+        for b in batches.iter_mut() {
+            if rows + b.num_rows() > limit {
+                *b = b.slice(0, limit - rows);
+                truncated = true;
+            }
+            rows += b.num_rows();
+        }
+        batches.retain(|b| b.num_rows() > 0);
+        Ok(QueryResult {
+            schema,
+            batches,
+            truncated,
+        })
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| SqlError::Timeout(timeout))?
+}

@@ -1,0 +1,93 @@
+//! The real Prometheus (Debian's package) remote-writing to modelwatch with
+//! a bearer token; the samples are read back through SQL.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn prometheus_remote_writes_with_a_token_and_sql_reads_it_back() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let ingest = admin.token("prometheus", "ingest").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Prometheus scrapes itself; its external labels attribute every series
+    // to a model version, as a model server's Prometheus would.
+    let config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+  external_labels:
+    model: prom-selftest
+    model_version: "7"
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+remote_write:
+  - url: {url}/api/v1/write
+    authorization:
+      credentials: {ingest}
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+"#,
+        url = d.url
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let _prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
+    );
+
+    // Wait for the condition itself: Prometheus scrapes every second and
+    // flushes its remote-write queue every second.
+    let query = json!({"sql": "SELECT value, version, labels['job'] AS job, labels['instance'] AS instance \
+                               FROM samples WHERE metric = 'up' AND model = 'prom-selftest' LIMIT 1"});
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let row = loop {
+        let (status, body) = admin.post("/api/v1/sql", query.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        if body["row_count"].as_u64() == Some(1) {
+            break body["rows"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "no sample from Prometheus arrived within 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(row["value"], 1.0);
+    assert_eq!(row["version"], "7");
+    assert_eq!(row["job"], "prometheus");
+    assert_eq!(row["instance"], format!("127.0.0.1:{port}"));
+    // Prometheus's own metrics arrive too, with their metric names.
+    let (_, names) = admin
+        .post("/api/v1/sql", json!({"sql": "SELECT count(DISTINCT metric) AS n FROM samples WHERE model = 'prom-selftest'"}))
+        .await;
+    assert!(names["rows"][0]["n"].as_i64().unwrap() > 10, "{names}");
+}

@@ -1,0 +1,459 @@
+//! Telemetry through the real daemon: Prometheus remote write in, SQL out,
+//! bad bodies refused without writing, and acknowledged writes surviving
+//! SIGKILL.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use modelwatch_collectors::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+use prost::Message;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(value, timestamp)| Sample { value, timestamp })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn encode(req: &WriteRequest) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
+async fn write(http: &Http, body: Vec<u8>) -> (u16, Value) {
+    write_as(http, "application/x-protobuf", body).await
+}
+
+async fn write_as(http: &Http, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    let mut req = http
+        .client
+        .post(format!("{}/api/v1/write", http.url))
+        .header("content-type", content_type)
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body);
+    if let Some(t) = &http.token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("remote write");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn sql(http: &Http, query: &str) -> Value {
+    let (status, body) = http.post("/api/v1/sql", json!({ "sql": query })).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn remote_write_samples_come_back_through_sql() {
+    let d = Daemon::start();
+    let http = d.http();
+    let t0 = 1_764_219_600_000i64; // 2025-11-27T05:00:00Z in milliseconds
+    let req = WriteRequest {
+        timeseries: vec![
+            // Labels deliberately unsorted: Prometheus sorts, others may not.
+            series(
+                &[
+                    ("model_version", "3"),
+                    ("__name__", "request_latency_seconds"),
+                    ("model", "fraud"),
+                    ("instance", "a:9000"),
+                ],
+                &[(0.25, t0), (0.5, t0 + 1000)],
+            ),
+            series(&[("__name__", "up"), ("instance", "b:9000")], &[(1.0, t0)]),
+            series(
+                &[
+                    ("__name__", "request_latency_seconds"),
+                    ("model", "fraud"),
+                    ("model_version", "2"),
+                    ("instance", "c:9000"),
+                ],
+                &[
+                    (f64::from_bits(STALE_NAN), t0 + 2000),
+                    (f64::NAN, t0 + 3000),
+                ],
+            ),
+        ],
+        ..Default::default()
+    };
+    let (status, body) = write(&http, encode(&req)).await;
+    assert_eq!(status, 204, "{body}");
+
+    let rows = sql(
+        &http,
+        "SELECT metric, value, model, version, labels['instance'] AS instance, stale, source \
+         FROM samples WHERE model = 'fraud' AND version = '3' ORDER BY ts",
+    )
+    .await;
+    assert_eq!(rows["row_count"], 2);
+    assert_eq!(rows["rows"][0]["metric"], "request_latency_seconds");
+    assert_eq!(rows["rows"][0]["value"], 0.25);
+    assert_eq!(rows["rows"][1]["value"], 0.5);
+    assert_eq!(rows["rows"][0]["instance"], "a:9000");
+    assert_eq!(rows["rows"][0]["stale"], false);
+    // Samples without a model are kept; stale markers stay distinguishable from NaN.
+    let unattributed = sql(
+        &http,
+        "SELECT count(*) AS n FROM samples WHERE model IS NULL",
+    )
+    .await;
+    assert_eq!(unattributed["rows"][0]["n"], 1);
+    let stale = sql(
+        &http,
+        "SELECT stale FROM samples WHERE version = '2' ORDER BY ts",
+    )
+    .await;
+    assert_eq!(stale["rows"], json!([{"stale": true}, {"stale": false}]));
+    let first = sql(
+        &http,
+        "SELECT ts FROM samples WHERE model = 'fraud' AND version = '3' ORDER BY ts LIMIT 1",
+    )
+    .await;
+    assert!(
+        first["rows"][0]["ts"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-11-27T05:00:00"),
+        "{first}"
+    );
+
+    // The same through the CLI, as a table.
+    let o = d.cli(&["sql", "SELECT version, count(*) AS n FROM samples WHERE model = 'fraud' GROUP BY version ORDER BY version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("2 rows"), "{out}");
+}
+
+#[tokio::test]
+async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
+    let d = Daemon::start_with(Start {
+        args: vec!["--max-write-bytes".into(), "65536".into()],
+        ..Default::default()
+    });
+    let http = d.http();
+    let good = encode(&WriteRequest {
+        timeseries: vec![series(&[("__name__", "m")], &[(1.0, 1_700_000_000_000)])],
+        ..Default::default()
+    });
+    let raw_proto = WriteRequest {
+        timeseries: vec![series(&[("__name__", "m")], &[(1.0, 1_700_000_000_000)])],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    // A snappy block whose header declares 1 GiB.
+    let mut huge_declared = vec![0x80, 0x80, 0x80, 0x80, 0x04];
+    huge_declared.extend_from_slice(&[0u8; 16]);
+    let framed = snap::write::FrameEncoder::new(Vec::new());
+    let framed = {
+        use std::io::Write;
+        let mut f = framed;
+        f.write_all(&raw_proto).unwrap();
+        f.into_inner().unwrap()
+    };
+    let duplicate = encode(&WriteRequest {
+        timeseries: vec![series(
+            &[("__name__", "m"), ("a", "1"), ("a", "2")],
+            &[(1.0, 1_700_000_000_000)],
+        )],
+        ..Default::default()
+    });
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("garbage", b"this is not snappy at all".to_vec(), 400),
+        ("truncated", good[..good.len() / 2].to_vec(), 400),
+        ("uncompressed protobuf", raw_proto.clone(), 400),
+        ("framed snappy", framed, 400),
+        ("duplicate label names", duplicate, 400),
+        ("huge declared length", huge_declared, 413),
+        ("over the body limit", vec![0u8; 70_000], 413),
+    ];
+    for (what, body, expected) in cases {
+        let (status, reply) = write(&http, body).await;
+        assert_eq!(status, expected, "{what}: {reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {reply}"
+        );
+    }
+    let (status, reply) = write_as(
+        &http,
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        good.clone(),
+    )
+    .await;
+    assert_eq!(status, 415, "remote write 2.0: {reply}");
+    let (status, _) = write_as(&http, "application/json", good.clone()).await;
+    assert_eq!(status, 415);
+    let count = sql(&http, "SELECT count(*) AS n FROM samples").await;
+    assert_eq!(
+        count["rows"][0]["n"], 0,
+        "a rejected write left rows behind"
+    );
+    assert_eq!(write(&http, good).await.0, 204);
+}
+
+#[tokio::test]
+async fn roles_separate_ingest_from_reading() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let ingest = admin.with_token(Some(&admin.token("server", "ingest").await));
+    let reader = admin.with_token(Some(&admin.token("grafana", "reader").await));
+    let body = encode(&WriteRequest {
+        timeseries: vec![series(&[("__name__", "m")], &[(1.0, 1_700_000_000_000)])],
+        ..Default::default()
+    });
+    assert_eq!(write(&ingest, body.clone()).await.0, 204);
+    assert_eq!(write(&reader, body.clone()).await.0, 403);
+    assert_eq!(write(&admin.with_token(None), body).await.0, 401);
+    assert_eq!(
+        ingest
+            .post("/api/v1/sql", json!({"sql": "SELECT 1"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        reader
+            .post("/api/v1/sql", json!({"sql": "SELECT 1"}))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sql_is_read_only_joins_the_registry_and_speaks_csv_and_arrow() {
+    let d = Daemon::start();
+    let http = d.http();
+    http.post("/api/v1/models", json!({"name": "fraud"})).await;
+    http.post("/api/v1/models/fraud/versions", json!({"run_id": "r1"}))
+        .await;
+    http.post("/api/v1/models/fraud/versions", json!({"run_id": "r2"}))
+        .await;
+    http.put(
+        "/api/v1/models/fraud/aliases/production",
+        json!({"version": 2}),
+    )
+    .await;
+    let body = encode(&WriteRequest {
+        timeseries: vec![
+            series(
+                &[
+                    ("__name__", "errors"),
+                    ("model", "fraud"),
+                    ("model_version", "2"),
+                ],
+                &[(3.0, 1_700_000_000_000)],
+            ),
+            series(
+                &[
+                    ("__name__", "errors"),
+                    ("model", "fraud"),
+                    ("model_version", "1"),
+                ],
+                &[(9.0, 1_700_000_000_000)],
+            ),
+        ],
+        ..Default::default()
+    });
+    assert_eq!(write(&http, body).await.0, 204);
+
+    // Telemetry joined with the registry: errors of the production version.
+    let joined = sql(
+        &http,
+        "SELECT s.value, v.run_id FROM samples s \
+         JOIN aliases a ON a.model = s.model AND CAST(a.version AS VARCHAR) = s.version \
+         JOIN versions v ON v.model = a.model AND v.version = a.version \
+         WHERE a.alias = 'production'",
+    )
+    .await;
+    assert_eq!(joined["rows"], json!([{"value": 3.0, "run_id": "r2"}]));
+    let audit = sql(
+        &http,
+        "SELECT action FROM audit_log WHERE target LIKE 'model/fraud/alias/%'",
+    )
+    .await;
+    assert_eq!(audit["rows"], json!([{"action": "alias.set"}]));
+    let moves = sql(&http, "SELECT kind, to_version FROM alias_moves").await;
+    assert_eq!(moves["rows"], json!([{"kind": "set", "to_version": 2}]));
+
+    for statement in [
+        "CREATE TABLE x (a INT)",
+        "INSERT INTO samples SELECT * FROM samples",
+        "DROP TABLE samples",
+        "COPY samples TO '/tmp/modelwatch-copy-test.parquet'",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let (status, reply) = http.post("/api/v1/sql", json!({ "sql": statement })).await;
+        assert_eq!(status, 400, "{statement}: {reply}");
+        assert_eq!(reply["error"]["code"], "read_only", "{statement}: {reply}");
+    }
+    assert!(!std::path::Path::new("/tmp/modelwatch-copy-test.parquet").exists());
+    let (status, reply) = http
+        .post("/api/v1/sql", json!({"sql": "SELECT nope FROM samples"}))
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, reply) = http
+        .post(
+            "/api/v1/sql",
+            json!({"sql": "SELECT * FROM models", "limit": 0}),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+
+    // Row limit with the truncation flag.
+    let limited = http
+        .post(
+            "/api/v1/sql",
+            json!({"sql": "SELECT * FROM versions", "limit": 1}),
+        )
+        .await
+        .1;
+    assert_eq!(
+        (
+            limited["row_count"].as_u64(),
+            limited["truncated"].as_bool()
+        ),
+        (Some(1), Some(true))
+    );
+
+    // CSV and Arrow IPC by Accept.
+    let csv = http
+        .client
+        .post(format!("{}/api/v1/sql", http.url))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/csv")
+        .json(&json!({"sql": "SELECT version, run_id FROM versions ORDER BY version"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv");
+    assert_eq!(csv.text().await.unwrap(), "version,run_id\n1,r1\n2,r2\n");
+    let arrow = http
+        .client
+        .post(format!("{}/api/v1/sql", http.url))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/vnd.apache.arrow.stream")
+        .header("content-type", "text/plain")
+        .body("SELECT version FROM versions")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arrow.status(), 200);
+    let bytes = arrow.bytes().await.unwrap();
+    // An Arrow IPC stream starts with a continuation marker 0xFFFFFFFF.
+    assert_eq!(&bytes[..4], &[0xff, 0xff, 0xff, 0xff]);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_exactly_once() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let d = Daemon::start_in(data.clone(), None, Start::default());
+    let http = d.http();
+    let acked: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
+    let sent: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
+    let enough = Arc::new(tokio::sync::Notify::new());
+    // Eight writers stream requests of 50 samples, each sample value unique.
+    let writers: Vec<_> = (0..8i64)
+        .map(|w| {
+            let (http, acked, sent, enough) =
+                (http.clone(), acked.clone(), sent.clone(), enough.clone());
+            tokio::spawn(async move {
+                for r in 0..10_000i64 {
+                    let ids: Vec<i64> = (0..50).map(|i| (w * 10_000 + r) * 100 + i).collect();
+                    let req = WriteRequest {
+                        timeseries: vec![series(
+                            &[("__name__", "crash_test"), ("writer", &w.to_string())],
+                            &ids.iter()
+                                .map(|&id| (id as f64, 1_700_000_000_000 + id))
+                                .collect::<Vec<_>>(),
+                        )],
+                        ..Default::default()
+                    };
+                    sent.lock().unwrap().extend(&ids);
+                    let res = http
+                        .client
+                        .post(format!("{}/api/v1/write", http.url))
+                        .bearer_auth(TOKEN)
+                        .header("content-type", "application/x-protobuf")
+                        .header("content-encoding", "snappy")
+                        .body(encode(&req))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status().as_u16() == 204 => {
+                            let mut acked = acked.lock().unwrap();
+                            acked.extend(&ids);
+                            if acked.len() >= 20_000 {
+                                enough.notify_one();
+                            }
+                        }
+                        _ => break, // the daemon is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill once a good number of writes were acknowledged, while more are in flight.
+    tokio::time::timeout(std::time::Duration::from_secs(300), enough.notified())
+        .await
+        .expect("20,000 samples were not acknowledged within 5 minutes");
+    d.kill9();
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let sent = sent.lock().unwrap().clone();
+
+    let d = Daemon::start_in(data, None, Start::default());
+    let http = d.http();
+    let (status, rows) = http
+        .post("/api/v1/sql", json!({"sql": "SELECT value FROM samples WHERE metric = 'crash_test'", "limit": 1_000_000}))
+        .await;
+    assert_eq!(status, 200, "{rows}");
+    let values: Vec<i64> = rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap() as i64)
+        .collect();
+    let stored: BTreeSet<i64> = values.iter().copied().collect();
+    assert_eq!(stored.len(), values.len(), "some rows were stored twice");
+    let lost: Vec<_> = acked.difference(&stored).take(5).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged samples lost after SIGKILL, e.g. {lost:?}"
+    );
+    assert!(stored.is_subset(&sent), "rows that were never sent");
+}
