@@ -3,8 +3,8 @@
 //! and through its own CLI. Build the binary first (`cargo build --bins`;
 //! `.ci/run` does).
 
+mod prometheus;
 mod registry;
 mod serve;
 mod support;
-mod prometheus;
 mod telemetry;

@@ -58,8 +58,14 @@ remote_write:
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let _prometheus = Prometheus(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -78,7 +84,10 @@ remote_write:
         if body["row_count"].as_u64() == Some(1) {
             break body["rows"][0].clone();
         }
-        assert!(Instant::now() < deadline, "no sample from Prometheus arrived within 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "no sample from Prometheus arrived within 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(row["value"], 1.0);
