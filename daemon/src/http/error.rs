@@ -218,9 +218,8 @@ fn history_error(e: modelwatch_history::Error) -> ApiError {
         H::ShutDown => {
             ApiError::unavailable("the server is shutting down; retry against the restarted server")
         }
-        H::InvalidBatch { .. } | H::SchemaMismatch { .. } | H::UnknownTable { .. } => {
-            ApiError::internal(e)
-        }
+        // Anything else (including a batch the store refuses after decoding)
+        // is our fault, not the sender's.
         other => ApiError::internal(other),
     }
 }

@@ -120,11 +120,6 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document of this build.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router(Limits::default()).1
-}
-
 /// The whole HTTP application, testable with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = api_router(state.limits);
