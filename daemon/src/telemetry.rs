@@ -20,6 +20,53 @@ pub enum IngestError {
     Store(#[from] history::Error),
 }
 
+impl IngestError {
+    /// The `reason` label of `modelwatch_ingest_rejected_requests_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Decode(e) => match e.class() {
+                collectors::ErrorClass::BadRequest => "malformed",
+                collectors::ErrorClass::PayloadTooLarge => "too_large",
+                collectors::ErrorClass::UnsupportedMediaType => "unsupported_media_type",
+                collectors::ErrorClass::Internal => "internal",
+            },
+            IngestError::Store(history::Error::Overloaded { .. }) => "overloaded",
+            IngestError::Store(_) => "store_failed",
+        }
+    }
+}
+
+/// Counts an ingest request's outcome in `/metrics`: the rows stored per
+/// table, or the reason it was refused.
+fn count_outcome<T>(
+    protocol: &str,
+    stored: &[(String, usize)],
+    outcome: Result<T, IngestError>,
+) -> Result<T, IngestError> {
+    let m = crate::metrics::metrics();
+    match &outcome {
+        Ok(_) => {
+            for (table, rows) in stored {
+                m.ingest_rows
+                    .with_label_values(&[protocol, table])
+                    .inc_by(*rows as u64);
+            }
+        }
+        Err(e) => m
+            .ingest_rejected
+            .with_label_values(&[protocol, e.reason()])
+            .inc(),
+    }
+    outcome
+}
+
+/// Rows per table of a write, taken before the write consumes it.
+fn rows_by_table(set: &WriteSet) -> Vec<(String, usize)> {
+    set.entries()
+        .map(|(table, batch)| (table.to_string(), batch.num_rows()))
+        .collect()
+}
+
 /// The table definitions: sort keys put a version's rows together (the
 /// evaluator reads per version), index columns let the manifest prune files.
 pub fn table_defs(retention: Duration) -> Vec<TableDef> {
@@ -70,18 +117,31 @@ impl Telemetry {
         version: Option<&str>,
         body: &[u8],
     ) -> Result<RemoteWriteSummary, IngestError> {
-        collectors::check_remote_write_headers(content_type, content_encoding, version)?;
-        let batches = collectors::decode_remote_write(body, &self.remote_write)?;
-        let mut set = WriteSet::new();
-        if batches.samples.num_rows() > 0 {
-            set.push(collectors::schema::SAMPLES, batches.samples);
+        const PROTOCOL: &str = "remote_write";
+        let mut stored = Vec::new();
+        let outcome = async {
+            collectors::check_remote_write_headers(content_type, content_encoding, version)?;
+            let batches = collectors::decode_remote_write(body, &self.remote_write)?;
+            let mut set = WriteSet::new();
+            if batches.samples.num_rows() > 0 {
+                set.push(collectors::schema::SAMPLES, batches.samples);
+            }
+            if batches.histograms.num_rows() > 0 {
+                set.push(collectors::schema::HISTOGRAMS, batches.histograms);
+            }
+            stored = rows_by_table(&set);
+            if set.rows() > 0 {
+                self.store.write(set).await?;
+            }
+            Ok(batches.summary)
         }
-        if batches.histograms.num_rows() > 0 {
-            set.push(collectors::schema::HISTOGRAMS, batches.histograms);
+        .await;
+        if let Ok(summary) = &outcome {
+            crate::metrics::metrics()
+                .ingest_rows_without_model
+                .with_label_values(&[PROTOCOL])
+                .inc_by(summary.samples_without_model as u64);
         }
-        if set.rows() > 0 {
-            self.store.write(set).await?;
-        }
-        Ok(batches.summary)
+        count_outcome(PROTOCOL, &stored, outcome)
     }
 }

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use arrow::array::UInt32Array;
 use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
-use arrow::compute::{SortColumn, cast, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, cast, concat_batches, take_record_batch};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
 use chrono::{DateTime, Timelike};
 use parquet::arrow::ArrowWriter;
@@ -38,6 +40,23 @@ pub fn file_path(table: &str, partition_hour: i64, id: u64) -> String {
         dt.format("%Y-%m-%d"),
         dt.hour()
     )
+}
+
+/// Row order for `cols` (ascending, nulls first, stable). Sorting the
+/// row-encoded keys compares plain byte strings; it is several times faster
+/// than `lexsort_to_indices`'s per-column comparator on string sort keys,
+/// and persistence sorts every row it writes.
+fn sort_indices(cols: &[SortColumn]) -> Result<UInt32Array> {
+    let converter = RowConverter::new(
+        cols.iter()
+            .map(|c| SortField::new(c.values.data_type().clone()))
+            .collect(),
+    )?;
+    let values: Vec<ArrayRef> = cols.iter().map(|c| c.values.clone()).collect();
+    let rows = converter.convert_columns(&values)?;
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(UInt32Array::from(order))
 }
 
 /// Concatenate `batches`, sort them by (hour, sort key) and split them into
@@ -73,7 +92,7 @@ pub(crate) fn sort_and_split(
             options: None,
         });
     }
-    let indices = lexsort_to_indices(&cols, None)?;
+    let indices = sort_indices(&cols)?;
     let sorted = take_record_batch(&all, &indices)?;
     let sorted_hours = arrow::compute::take(&hours, &indices, None)?;
     let sorted_hours = sorted_hours

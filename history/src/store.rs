@@ -221,6 +221,11 @@ impl WriteSet {
     pub fn rows(&self) -> usize {
         self.entries.iter().map(|(_, b)| b.num_rows()).sum()
     }
+
+    /// The batches, by table name, in the order they were added.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &RecordBatch)> {
+        self.entries.iter().map(|(t, b)| (t.as_str(), b))
+    }
 }
 
 /// What an acknowledged write got.

@@ -1,5 +1,6 @@
-//! The real Prometheus (Debian's package) remote-writing to modelwatch with
-//! a bearer token; the samples are read back through SQL.
+//! The real Prometheus (Debian's package) scraping modelwatch's `/metrics`
+//! and remote-writing to modelwatch, both with bearer tokens; the samples are
+//! read back through SQL.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,10 +30,13 @@ async fn prometheus_remote_writes_with_a_token_and_sql_reads_it_back() {
     let d = Daemon::start();
     let admin = d.http();
     let ingest = admin.token("prometheus", "ingest").await;
+    let reader = admin.token("prometheus-scrape", "reader").await;
+    let modelwatch_addr = d.url.trim_start_matches("http://");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    // Prometheus scrapes itself; its external labels attribute every series
-    // to a model version, as a model server's Prometheus would.
+    // Prometheus scrapes itself and modelwatch; its external labels
+    // attribute every series to a model version, as a model server's
+    // Prometheus would.
     let config = format!(
         r#"
 global:
@@ -44,6 +48,11 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["127.0.0.1:{port}"]
+  - job_name: modelwatch
+    authorization:
+      credentials: {reader}
+    static_configs:
+      - targets: ["{modelwatch_addr}"]
 remote_write:
   - url: {url}/api/v1/write
     authorization:
@@ -76,7 +85,8 @@ remote_write:
     // Wait for the condition itself: Prometheus scrapes every second and
     // flushes its remote-write queue every second.
     let query = json!({"sql": "SELECT value, version, labels['job'] AS job, labels['instance'] AS instance \
-                               FROM samples WHERE metric = 'up' AND model = 'prom-selftest' LIMIT 1"});
+                               FROM samples WHERE metric = 'up' AND model = 'prom-selftest' \
+                               AND labels['job'] = 'prometheus' LIMIT 1"});
     let deadline = Instant::now() + Duration::from_secs(120);
     let row = loop {
         let (status, body) = admin.post("/api/v1/sql", query.clone()).await;
@@ -99,4 +109,45 @@ remote_write:
         .post("/api/v1/sql", json!({"sql": "SELECT count(DISTINCT metric) AS n FROM samples WHERE model = 'prom-selftest'"}))
         .await;
     assert!(names["rows"][0]["n"].as_i64().unwrap() > 10, "{names}");
+
+    // modelwatch's own /metrics, scraped with the reader token, comes back
+    // through the same loop: the rows it counted as ingested are themselves
+    // ingested. Wait for a scrape that saw remote-write rows already stored.
+    let query = json!({"sql": "SELECT max(value) AS rows FROM samples \
+        WHERE metric = 'modelwatch_ingest_rows_total' AND labels['job'] = 'modelwatch' \
+        AND labels['protocol'] = 'remote_write' AND labels['table'] = 'samples'"});
+    let rows = loop {
+        let (status, body) = admin.post("/api/v1/sql", query.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(rows) = body["rows"][0]["rows"].as_f64().filter(|r| *r > 0.0) {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape of modelwatch's /metrics arrived within 120 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The counter can only have counted rows that SQL can see now.
+    let (_, total) = admin
+        .post(
+            "/api/v1/sql",
+            json!({"sql": "SELECT count(*) AS n FROM samples"}),
+        )
+        .await;
+    assert!(
+        total["rows"][0]["n"].as_f64().unwrap() >= rows,
+        "counter {rows} > stored rows {total}"
+    );
+    let (_, up) = admin
+        .post(
+            "/api/v1/sql",
+            json!({"sql": "SELECT min(value) AS up FROM samples \
+            WHERE metric = 'up' AND labels['job'] = 'modelwatch'"}),
+        )
+        .await;
+    assert_eq!(
+        up["rows"][0]["up"], 1.0,
+        "every scrape of modelwatch succeeded: {up}"
+    );
 }

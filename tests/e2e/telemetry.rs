@@ -214,6 +214,69 @@ async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
         "a rejected write left rows behind"
     );
     assert_eq!(write(&http, good).await.0, 204);
+
+    // /metrics counts each refusal by reason, and only stored rows as rows.
+    let metrics = scrape(&http).await;
+    let value = |series: &str| metric(&metrics, series);
+    let rejected = |reason: &str| {
+        value(&format!(
+            "modelwatch_ingest_rejected_requests_total{{protocol=\"remote_write\",reason=\"{reason}\"}}"
+        ))
+    };
+    assert_eq!(rejected("malformed"), Some(5.0), "{metrics}");
+    assert_eq!(rejected("too_large"), Some(1.0), "{metrics}");
+    assert_eq!(rejected("unsupported_media_type"), Some(2.0), "{metrics}");
+    assert_eq!(
+        value("modelwatch_ingest_rows_total{protocol=\"remote_write\",table=\"samples\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    // The body limit refuses before decoding; the HTTP counter still sees it.
+    assert_eq!(
+        value(
+            "modelwatch_http_requests_total{method=\"POST\",route=\"/api/v1/write\",status=\"413\"}"
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+}
+
+/// `GET /metrics` as text.
+async fn scrape(http: &Http) -> String {
+    let (status, body) = http.get("/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body.as_str().expect("text exposition format").to_string()
+}
+
+/// The value of one exposition line, `name{labels} value`.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_need_a_reader_token_and_count_requests_by_route() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let ingest = admin.with_token(Some(&admin.token("server", "ingest").await));
+    assert_eq!(admin.with_token(None).get("/metrics").await.0, 401);
+    assert_eq!(ingest.get("/metrics").await.0, 403);
+    for _ in 0..3 {
+        assert_eq!(admin.get("/api/v1/models/nope").await.0, 404);
+    }
+    let text = scrape(&admin).await;
+    assert_eq!(
+        metric(
+            &text,
+            "modelwatch_http_requests_total{method=\"GET\",route=\"/api/v1/models/{model}\",status=\"404\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE modelwatch_wal_fsyncs_total counter"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::Connection;
 use super::client::{Client, ClientError};
+use super::{bench_remote_write, bench_sql};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -22,6 +23,40 @@ pub enum BenchCommand {
         /// Seconds per phase.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Prometheus remote write ingestion, end to end (HTTP, decode, WAL
+    /// fsync, acknowledgement), with pre-encoded realistic payloads.
+    RemoteWrite {
+        /// Concurrent requests in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Series per request.
+        #[arg(long, default_value_t = 100)]
+        series: usize,
+        /// Samples per series per request.
+        #[arg(long, default_value_t = 10)]
+        samples_per_series: usize,
+        /// Write endpoint to load instead of `<url>/api/v1/write`, e.g.
+        /// VictoriaMetrics at http://127.0.0.1:8428/api/v1/write.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// SQL latency of health queries over a generated history (runs in
+    /// process, no daemon needed). The data is generated once into DIR and
+    /// reused; scripts/bench_sql_duckdb.py runs the same queries in DuckDB.
+    Sql {
+        /// Where the generated history lives (created when missing).
+        #[arg(long, default_value = "./modelwatch-bench-sql")]
+        data_dir: std::path::PathBuf,
+        /// Samples to generate (when DIR holds none yet).
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// Timed runs per query.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
 }
 
@@ -36,7 +71,7 @@ pub struct PhaseResult {
     pub p99_ms: f64,
 }
 
-async fn phase<F, Fut>(
+pub(super) async fn phase<F, Fut>(
     name: &'static str,
     concurrency: usize,
     duration: Duration,
@@ -88,7 +123,8 @@ where
         phase: name,
         requests: latencies.len(),
         errors,
-        per_second: latencies.len() as f64 / elapsed,
+        // Only acknowledged requests count as throughput.
+        per_second: (latencies.len() - errors) as f64 / elapsed,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
     }
@@ -100,6 +136,90 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             concurrency,
             seconds,
         } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
+        BenchCommand::Sql {
+            data_dir,
+            rows,
+            runs,
+        } => {
+            let timings = bench_sql::run(data_dir, rows, runs.max(1))
+                .await
+                .map_err(|e| ClientError::Local(format!("{e:#}")))?;
+            if conn.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&timings).unwrap_or_default()
+                );
+            } else {
+                print_timings(&timings);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::RemoteWrite {
+            concurrency,
+            seconds,
+            series,
+            samples_per_series,
+            target,
+        } => {
+            let plan = bench_remote_write::RemoteWritePlan {
+                target: target
+                    .unwrap_or_else(|| format!("{}/api/v1/write", conn.url.trim_end_matches('/'))),
+                token: conn.token.clone(),
+                series_per_request: series,
+                samples_per_series,
+                distinct_requests: 256,
+                concurrency,
+                duration: Duration::from_secs(seconds),
+            };
+            let (result, mean_bytes) = bench_remote_write::run(&plan).await?;
+            let samples_per_second = result.per_second * plan.samples_per_request() as f64;
+            if conn.json {
+                println!(
+                    "{}",
+                    json!({
+                        "target": plan.target,
+                        "samples_per_request": plan.samples_per_request(),
+                        "request_bytes": mean_bytes,
+                        "samples_per_second": samples_per_second,
+                        "phase": result,
+                    })
+                );
+            } else {
+                print_results(std::slice::from_ref(&result));
+                println!("samples per second: {samples_per_second:.0}");
+            }
+            Ok(if result.errors == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn print_timings(timings: &[bench_sql::QueryTiming]) {
+    println!(
+        "{:<32} {:>8} {:>6} {:>11} {:>9} {:>9}",
+        "query", "rows", "runs", "median ms", "min ms", "max ms"
+    );
+    for t in timings {
+        println!(
+            "{:<32} {:>8} {:>6} {:>11.1} {:>9.1} {:>9.1}",
+            t.name, t.result_rows, t.runs, t.median_ms, t.min_ms, t.max_ms
+        );
+    }
+}
+
+fn print_results(results: &[PhaseResult]) {
+    println!(
+        "{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}",
+        "phase", "requests", "errors", "per second", "p50 ms", "p99 ms"
+    );
+    for r in results {
+        println!(
+            "{:<20} {:>10} {:>8} {:>12.0} {:>9.2} {:>9.2}",
+            r.phase, r.requests, r.errors, r.per_second, r.p50_ms, r.p99_ms
+        );
     }
 }
 
@@ -176,16 +296,7 @@ async fn registry(
             serde_json::to_string_pretty(&results).unwrap_or_default()
         );
     } else {
-        println!(
-            "{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}",
-            "phase", "requests", "errors", "per second", "p50 ms", "p99 ms"
-        );
-        for r in &results {
-            println!(
-                "{:<20} {:>10} {:>8} {:>12.0} {:>9.2} {:>9.2}",
-                r.phase, r.requests, r.errors, r.per_second, r.p50_ms, r.p99_ms
-            );
-        }
+        print_results(&results);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,9 @@ pub enum ClientError {
         code: String,
         message: String,
     },
+    /// A command that works on local files (a data directory) failed.
+    #[error("{0}")]
+    Local(String),
     #[error("unexpected reply from {url} (HTTP {status}): {body}")]
     Unexpected {
         url: String,
@@ -29,7 +32,9 @@ impl ClientError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::Api { .. } => 1,
-            ClientError::Unreachable { .. } | ClientError::Unexpected { .. } => 2,
+            ClientError::Unreachable { .. }
+            | ClientError::Unexpected { .. }
+            | ClientError::Local(_) => 2,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! data directory (`--data-dir`), for when no token is at hand.
 
 mod bench;
+mod bench_remote_write;
+mod bench_sql;
 pub mod client;
 mod output;
 
@@ -456,11 +458,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 
 /// Errors of commands that work on a data directory directly.
 fn offline_error(e: impl std::fmt::Display) -> ClientError {
-    ClientError::Unexpected {
-        url: "data directory".into(),
-        status: 0,
-        body: e.to_string(),
-    }
+    ClientError::Local(e.to_string())
 }
 
 async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError> {

@@ -97,6 +97,7 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(json)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(prometheus_metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(list_models, create_model))
         .routes(routes!(get_model, update_model, delete_model))
@@ -126,6 +127,7 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc);
     router
         .route_layer(axum::Extension(doc))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
@@ -167,6 +169,25 @@ async fn readyz(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
         ApiError::unavailable("the registry database is not reachable")
     })?;
     Ok(Json(json!({ "status": "ready" })))
+}
+
+/// Prometheus metrics in the text exposition format (role `reader`).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "text exposition format 0.0.4", content_type = "text/plain")),
+    security(("bearer" = [])))]
+async fn prometheus_metrics(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    caller.require(Role::Reader)?;
+    let text = crate::metrics::metrics().render(&s.telemetry.store.stats());
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
 }
 
 /// This document.

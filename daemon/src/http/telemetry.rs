@@ -179,6 +179,9 @@ pub async fn run_sql(
     let ctx = sql::session(&s.telemetry.store, s.registry.clone())?;
     let result = sql::query(&ctx, &req.sql, limit, timeout).await?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    crate::metrics::metrics()
+        .sql_query_duration
+        .observe(elapsed_ms / 1e3);
     tracing::debug!(
         rows = result
             .batches
