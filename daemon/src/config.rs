@@ -17,6 +17,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
 pub const DEFAULT_PROTECTED_ALIASES: &[&str] = &["production", "champion"];
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_MAX_BUFFER_BYTES: u64 = 1 << 30;
 pub const DEFAULT_MODEL_LABEL: &str = "model";
 pub const DEFAULT_VERSION_LABEL: &str = "model_version";
 
@@ -77,6 +78,16 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_MAX_WRITE_BYTES", value_name = "BYTES")]
     pub max_write_bytes: Option<usize>,
 
+    /// Memory bound for acknowledged telemetry not yet persisted to Parquet;
+    /// beyond it writes get 503 + Retry-After [default: 1073741824]
+    #[arg(long, env = "MODELWATCH_MAX_BUFFER_BYTES", value_name = "BYTES")]
+    pub max_buffer_bytes: Option<u64>,
+
+    /// Buffered telemetry that starts a persist to Parquet; at most
+    /// --max-buffer-bytes [default: a quarter of --max-buffer-bytes]
+    #[arg(long, env = "MODELWATCH_PERSIST_BUFFER_BYTES", value_name = "BYTES")]
+    pub persist_buffer_bytes: Option<u64>,
+
     /// Prometheus label naming the model [default: model]
     #[arg(long, env = "MODELWATCH_MODEL_LABEL", value_name = "LABEL")]
     pub model_label: Option<String>,
@@ -105,6 +116,8 @@ pub struct FileConfig {
     pub protected_aliases: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
     pub max_write_bytes: Option<usize>,
+    pub max_buffer_bytes: Option<u64>,
+    pub persist_buffer_bytes: Option<u64>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -121,6 +134,8 @@ pub struct Settings {
     pub protected_aliases: Vec<String>,
     pub max_body_bytes: usize,
     pub max_write_bytes: usize,
+    pub max_buffer_bytes: u64,
+    pub persist_buffer_bytes: u64,
     pub model_label: String,
     pub version_label: String,
     pub log_format: LogFormat,
@@ -179,6 +194,10 @@ impl ServeArgs {
                 field: "listen",
                 message: "built-in default does not parse".into(),
             })?;
+        let max_buffer_bytes = self
+            .max_buffer_bytes
+            .or(file.max_buffer_bytes)
+            .unwrap_or(DEFAULT_MAX_BUFFER_BYTES);
         let settings = Settings {
             data_dir: self
                 .data_dir
@@ -204,6 +223,11 @@ impl ServeArgs {
                 .max_write_bytes
                 .or(file.max_write_bytes)
                 .unwrap_or(DEFAULT_MAX_WRITE_BYTES),
+            max_buffer_bytes,
+            persist_buffer_bytes: self
+                .persist_buffer_bytes
+                .or(file.persist_buffer_bytes)
+                .unwrap_or(max_buffer_bytes / 4),
             model_label: self
                 .model_label
                 .or(file.model_label)
@@ -227,6 +251,17 @@ impl ServeArgs {
             return Err(ConfigError::Invalid {
                 field: "bootstrap_token",
                 message: "use at least 16 characters".into(),
+            });
+        }
+        if settings.persist_buffer_bytes == 0
+            || settings.persist_buffer_bytes > settings.max_buffer_bytes
+        {
+            return Err(ConfigError::Invalid {
+                field: "persist_buffer_bytes",
+                message: format!(
+                    "must be between 1 and max_buffer_bytes ({})",
+                    settings.max_buffer_bytes
+                ),
             });
         }
         if settings.max_body_bytes < 1024 {

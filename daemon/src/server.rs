@@ -42,7 +42,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let telemetry = Arc::new(
         Telemetry::open(
             &history_dir,
-            HistoryConfig::default(),
+            HistoryConfig {
+                max_buffer_bytes: settings.max_buffer_bytes,
+                persist_buffer_bytes: settings.persist_buffer_bytes,
+                ..HistoryConfig::default()
+            },
             RemoteWriteConfig {
                 model_label: settings.model_label.clone(),
                 version_label: settings.version_label.clone(),

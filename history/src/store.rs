@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -119,6 +119,12 @@ pub(crate) struct Shared {
     pub state: RwLock<State>,
     pub stats: StatsInner,
     pub persist_notify: Notify,
+    /// Set when a write was refused for lack of buffer room: the next check
+    /// persists whatever is buffered, whatever the thresholds say (with
+    /// `persist_buffer_bytes` close to `max_buffer_bytes`, the size
+    /// threshold alone might never be reached and writes would be refused
+    /// until the age threshold).
+    pub persist_requested: AtomicBool,
     pub object_store: Arc<LocalFileSystem>,
     pub object_store_url: ObjectStoreUrl,
     /// Serialises persist, compaction and retention (manifest writers).
@@ -374,6 +380,7 @@ impl HistoryStore {
             }),
             stats: StatsInner::new(),
             persist_notify: Notify::new(),
+            persist_requested: AtomicBool::new(false),
             object_store,
             object_store_url,
             maintenance: tokio::sync::Mutex::new(()),
@@ -514,6 +521,7 @@ impl HistoryStore {
                 .stats
                 .writes_overloaded
                 .fetch_add(1, Ordering::Relaxed);
+            shared.persist_requested.store(true, Ordering::Release);
             shared.persist_notify.notify_one();
             Error::Overloaded {
                 retry_after: shared.config.retry_after,
@@ -588,7 +596,10 @@ impl HistoryStore {
     pub fn persist_due(&self) -> bool {
         let shared = self.shared();
         let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
-        if st.buffer.bytes >= shared.config.persist_buffer_bytes && st.buffer.bytes > 0 {
+        if st.buffer.bytes > 0
+            && (st.buffer.bytes >= shared.config.persist_buffer_bytes
+                || shared.persist_requested.swap(false, Ordering::AcqRel))
+        {
             return true;
         }
         let age = shared.config.persist_max_age.as_micros() as i64;

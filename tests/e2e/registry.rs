@@ -114,6 +114,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     let expected: BTreeSet<String> = [
         "GET /healthz",
         "GET /readyz",
+        "GET /metrics",
         "GET /api/v1/openapi.json",
         "GET /api/v1/models",
         "POST /api/v1/models",

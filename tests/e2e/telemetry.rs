@@ -520,3 +520,121 @@ async fn acknowledged_writes_survive_sigkill_exactly_once() {
     );
     assert!(stored.is_subset(&sent), "rows that were never sent");
 }
+
+#[tokio::test]
+async fn a_full_buffer_refuses_writes_with_503_and_retry_after_until_persisted() {
+    // Persistence starts only when the buffer is full, so the first refusal
+    // is deterministic: sequential writes fill it, one is refused, and the
+    // persist it triggers makes room for the retry.
+    let d = Daemon::start_with(Start {
+        args: vec![
+            "--max-buffer-bytes".into(),
+            "1048576".into(),
+            "--persist-buffer-bytes".into(),
+            "1048576".into(),
+        ],
+        ..Default::default()
+    });
+    let http = d.http();
+    let request = |n: i64| {
+        encode(&WriteRequest {
+            timeseries: (0..10)
+                .map(|s| {
+                    let name = format!("series_{s}");
+                    let samples: Vec<(f64, i64)> = (0..100)
+                        .map(|i| (i as f64, 1_700_000_000_000 + (n * 100 + i) * 1000))
+                        .collect();
+                    series(&[("__name__", &name), ("model", "m")], &samples)
+                })
+                .collect(),
+            ..Default::default()
+        })
+    };
+    let send = |body: Vec<u8>| {
+        let http = http.clone();
+        async move {
+            let res = http
+                .client
+                .post(format!("{}/api/v1/write", http.url))
+                .bearer_auth(http.token.as_deref().unwrap())
+                .header("content-type", "application/x-protobuf")
+                .header("content-encoding", "snappy")
+                .header("x-prometheus-remote-write-version", "0.1.0")
+                .body(body)
+                .send()
+                .await
+                .expect("remote write");
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (res.status().as_u16(), retry_after)
+        }
+    };
+    let mut acknowledged = 0i64;
+    let refused_at = loop {
+        assert!(acknowledged < 10_000, "a 1 MiB buffer never filled");
+        match send(request(acknowledged)).await {
+            (204, _) => acknowledged += 1,
+            (503, retry_after) => {
+                let secs: u64 = retry_after
+                    .expect("503 carries Retry-After")
+                    .parse()
+                    .unwrap();
+                assert!(secs >= 1, "Retry-After {secs}");
+                break acknowledged;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    };
+    assert!(refused_at > 0, "the very first write was refused");
+    // Retry the refused request as Prometheus would, until persistence has
+    // made room; it must then be stored exactly once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match send(request(refused_at)).await {
+            (204, _) => break,
+            (503, _) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still refused after 60 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    let count = sql(&http, "SELECT count(*) AS n FROM samples").await;
+    assert_eq!(count["rows"][0]["n"], (refused_at + 1) * 1000);
+    let metrics = scrape(&http).await;
+    assert!(
+        metric(
+            &metrics,
+            "modelwatch_ingest_rejected_requests_total{protocol=\"remote_write\",reason=\"overloaded\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_query_past_its_timeout_is_cancelled_with_504() {
+    let d = Daemon::start();
+    let http = d.http();
+    let started = std::time::Instant::now();
+    let (status, body) = http
+        .post(
+            "/api/v1/sql",
+            json!({"sql": "SELECT count(*) FROM range(1000000000000)", "timeout_seconds": 1}),
+        )
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "timeout", "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the timeout answered after {:?}",
+        started.elapsed()
+    );
+    // The daemon still answers queries afterwards.
+    assert_eq!(sql(&http, "SELECT 1 AS one").await["rows"][0]["one"], 1);
+}
