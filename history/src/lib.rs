@@ -70,7 +70,8 @@
 //!   directory fsync. A newer `format_version` is refused, never guessed.
 //! * **Parquet**: Hive-style `date=`/`hour=` partitions of `ts` (UTC) that
 //!   Spark, Trino and DuckDB read directly; zstd level 3, dictionary
-//!   encoding, page-level statistics and page index, rows sorted by the
+//!   encoding (float columns outside the sort key: `BYTE_STREAM_SPLIT`
+//!   instead), page-level statistics and page index, rows sorted by the
 //!   table's sort key within the hour, sorting columns recorded in the
 //!   footer, 64 Ki rows per row group. Written through the `object_store`
 //!   crate (`LocalFileSystem` today), then fsynced.

@@ -14,9 +14,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Timelike};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::manifest::{ColumnSummary, MAX_INDEX_VALUES};
@@ -122,14 +123,27 @@ fn writer_props(def: &TableDef) -> Result<WriterProperties> {
             nulls_first: true,
         })
         .collect::<Vec<_>>();
-    Ok(WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_sorting_columns(Some(sorting))
-        .set_created_by(format!("modelwatch-history {}", env!("CARGO_PKG_VERSION")))
-        .build())
+        .set_created_by(format!("modelwatch-history {}", env!("CARGO_PKG_VERSION")));
+    // Measured values (floats) are nearly all distinct, so dictionaries fall
+    // back to PLAIN; splitting their bytes into streams lets zstd find the
+    // shared sign/exponent bytes of consecutive values of one series.
+    for field in def.schema.fields() {
+        if matches!(field.data_type(), DataType::Float64 | DataType::Float32)
+            && !def.sort_key.iter().any(|c| c == field.name())
+        {
+            let path = ColumnPath::from(field.name().as_str());
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
+        }
+    }
+    Ok(props.build())
 }
 
 /// Encode a sorted batch as a Parquet file (zstd, dictionaries, page-level
