@@ -598,7 +598,7 @@ impl HistoryStore {
         let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
         if st.buffer.bytes > 0
             && (st.buffer.bytes >= shared.config.persist_buffer_bytes
-                || shared.persist_requested.swap(false, Ordering::AcqRel))
+                || shared.persist_requested.load(Ordering::Acquire))
         {
             return true;
         }
@@ -623,6 +623,9 @@ impl HistoryStore {
     pub async fn persist_now(&self) -> Result<PersistOutcome> {
         let shared = self.shared().clone();
         let _guard = shared.maintenance.lock().await;
+        // This persist answers any pending request; a refusal from now on
+        // asks again.
+        shared.persist_requested.store(false, Ordering::Release);
         let (manifest, chunks, upto) = {
             let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
             (

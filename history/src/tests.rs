@@ -1063,6 +1063,40 @@ async fn full_buffer_returns_retryable_overload() {
         .expect("accepted after persist");
 }
 
+#[tokio::test]
+async fn a_refused_write_makes_the_next_persist_due_below_the_size_threshold() {
+    // The persist threshold equals the buffer bound, so the size threshold
+    // alone is never reached (the write that would reach it is refused).
+    let fx = Fixture::new();
+    let mut cfg = config(fx.clock.clone());
+    cfg.max_buffer_bytes = 256 * 1024;
+    cfg.persist_buffer_bytes = 256 * 1024;
+    let store = fx.open_with(cfg).await;
+    let mut ok = 0;
+    loop {
+        match store
+            .write_batch("samples", samples("a", "1", micros(t0()) + ok, 200, 1))
+            .await
+        {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert!(matches!(e, Error::Overloaded { .. }), "{e}");
+                break;
+            }
+        }
+        assert!(ok < 10_000, "the buffer must fill up");
+    }
+    assert!(store.persist_due(), "a refusal must make a persist due");
+    let outcome = store.persist_if_due().await.expect("persist");
+    assert!(outcome.is_some());
+    assert_eq!(store.stats().buffer_bytes, 0);
+    assert!(
+        !store.persist_due(),
+        "the request is consumed by the persist"
+    );
+    assert_eq!(count(&store, "samples").await, ok * 200);
+}
+
 #[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_wal_queue_returns_retryable_overload() {
