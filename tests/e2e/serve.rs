@@ -232,3 +232,50 @@ async fn json_logs_are_one_object_per_line() {
             .starts_with("listening on http://127.0.0.1:")
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut d = Daemon::start();
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let body = br#"{"sql": "SELECT 41 + 1 AS answer"}"#;
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // `Expect: 100-continue` makes the daemon say when the handler starts
+    // reading the body: from then on the request is in flight.
+    let head = format!(
+        "POST /api/v1/sql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).await.unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(d.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The listener closes: a new connection is refused (poll until the
+    // signal has been handled; the old request is still waiting for its body).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting connections 30 s after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""answer":42"#), "{response}");
+    let exit = d.child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit}");
+}
