@@ -16,7 +16,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -250,9 +250,16 @@ pub async fn query(
         options
             .verify_plan(&plan)
             .map_err(|e| SqlError::NotReadOnly(e.strip_backtrace().to_string()))?;
+        // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows
+        // are cut to the limit below like any other result.
+        let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         let df = ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let df = df.limit(0, Some(limit.saturating_add(1)))?;
+        let df = if explain {
+            df
+        } else {
+            df.limit(0, Some(limit.saturating_add(1)))?
+        };
         let mut batches = df.collect().await?;
         let mut rows = 0usize;
         let mut truncated = false;

@@ -73,7 +73,7 @@
 //!   encoding (float columns outside the sort key: `BYTE_STREAM_SPLIT`
 //!   instead), page-level statistics and page index, rows sorted by the
 //!   table's sort key within the hour, sorting columns recorded in the
-//!   footer, 64 Ki rows per row group. Written through the `object_store`
+//!   footer, 64 Ki rows per row group, 4 Ki-row data pages. Written through the `object_store`
 //!   crate (`LocalFileSystem` today), then fsynced.
 //!
 //! ## Queries

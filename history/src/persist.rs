@@ -27,6 +27,8 @@ use crate::table::TableDef;
 pub const HOUR_MICROS: i64 = 3_600_000_000;
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per Parquet data page (at most; the byte limit may cut earlier).
+pub const DATA_PAGE_ROWS: usize = 4 * 1024;
 
 /// Start of the hour containing `ts`.
 pub fn hour_of(ts: i64) -> i64 {
@@ -128,6 +130,9 @@ fn writer_props(def: &TableDef) -> Result<WriterProperties> {
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Small pages make the page index selective: a filter on the
+        // leading sort column skips most pages of a file.
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_sorting_columns(Some(sorting))
         .set_created_by(format!("modelwatch-history {}", env!("CARGO_PKG_VERSION")));
     // Measured values (floats) are nearly all distinct, so dictionaries fall

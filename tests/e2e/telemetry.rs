@@ -638,3 +638,33 @@ async fn a_query_past_its_timeout_is_cancelled_with_504() {
     // The daemon still answers queries afterwards.
     assert_eq!(sql(&http, "SELECT 1 AS one").await["rows"][0]["one"], 1);
 }
+
+#[tokio::test]
+async fn explain_and_explain_analyze_show_the_plan() {
+    let d = Daemon::start();
+    let http = d.http();
+    let body = encode(&WriteRequest {
+        timeseries: vec![series(&[("__name__", "up")], &[(1.0, 1_700_000_000_000)])],
+        ..Default::default()
+    });
+    assert_eq!(write(&http, body).await.0, 204);
+    let plan = sql(
+        &http,
+        "EXPLAIN SELECT count(*) FROM samples WHERE metric = 'up'",
+    )
+    .await;
+    assert!(
+        plan["rows"].to_string().contains("TableScan: samples"),
+        "{plan}"
+    );
+    // ANALYZE runs the query and reports per-operator metrics.
+    let analyzed = sql(
+        &http,
+        "EXPLAIN ANALYZE SELECT count(*) FROM samples WHERE metric = 'up'",
+    )
+    .await;
+    assert!(
+        analyzed["rows"].to_string().contains("output_rows=1"),
+        "{analyzed}"
+    );
+}
