@@ -303,3 +303,80 @@ impl Telemetry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn inflate_passes_identity_and_inflates_gzip_within_the_limit() {
+        assert_eq!(&*inflate(None, b"abc", 3).unwrap(), b"abc");
+        assert_eq!(&*inflate(Some("identity"), b"abc", 3).unwrap(), b"abc");
+        assert_eq!(&*inflate(Some("GZIP"), &gzip(b"abc"), 3).unwrap(), b"abc");
+        // Concatenated members are one body (as `MultiGzDecoder` reads it).
+        let two = [gzip(b"ab"), gzip(b"c")].concat();
+        assert_eq!(&*inflate(Some("gzip"), &two, 3).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn inflate_refuses_bombs_bad_gzip_and_other_encodings() {
+        let bomb = gzip(&vec![0u8; 1 << 20]);
+        assert!(matches!(
+            inflate(Some("gzip"), &bomb, 4096),
+            Err(IngestError::InflatedTooLarge { limit: 4096 })
+        ));
+        assert!(matches!(
+            inflate(Some("gzip"), b"not gzip", 4096),
+            Err(IngestError::Gzip(_))
+        ));
+        let truncated = gzip(b"hello world");
+        assert!(matches!(
+            inflate(Some("gzip"), &truncated[..truncated.len() - 4], 4096),
+            Err(IngestError::Gzip(_))
+        ));
+        assert!(matches!(
+            inflate(Some("br"), b"x", 4096),
+            Err(IngestError::ContentEncoding(e)) if e == "br"
+        ));
+    }
+
+    #[test]
+    fn outcome_answers_partial_success_per_signal() {
+        let outcome = |signal, rejected| OtlpOutcome {
+            signal,
+            items: 3,
+            rows: 2,
+            rejections: Rejections {
+                rejected,
+                message: if rejected > 0 {
+                    "bad point".into()
+                } else {
+                    String::new()
+                },
+            },
+        };
+        assert_eq!(
+            outcome(OtlpSignal::Metrics, 0).to_json(),
+            serde_json::json!({})
+        );
+        assert_eq!(
+            outcome(OtlpSignal::Metrics, 0).to_protobuf(),
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            outcome(OtlpSignal::Logs, 1).to_json(),
+            serde_json::json!({"partialSuccess": {"rejectedLogRecords": "1", "errorMessage": "bad point"}})
+        );
+        let traces = outcome(OtlpSignal::Traces, 2).traces_response();
+        assert_eq!(traces.partial_success.unwrap().rejected_spans, 2);
+        let metrics = outcome(OtlpSignal::Metrics, 1).metrics_response();
+        assert_eq!(metrics.partial_success.unwrap().rejected_data_points, 1);
+    }
+}

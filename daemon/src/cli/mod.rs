@@ -4,6 +4,7 @@
 //! data directory (`--data-dir`), for when no token is at hand.
 
 mod bench;
+mod bench_otlp;
 pub mod client;
 mod output;
 

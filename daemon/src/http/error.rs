@@ -360,3 +360,70 @@ impl From<crate::sql::SqlError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::IngestError;
+    use modelwatch_collectors::otlp::Encoding;
+    use prost::Message;
+    use tonic_types::StatusExt;
+
+    fn overloaded() -> ApiError {
+        ApiError::from(IngestError::Store(modelwatch_history::Error::Overloaded {
+            retry_after: std::time::Duration::from_secs(7),
+            reason: "buffer full",
+        }))
+    }
+
+    #[test]
+    fn overload_is_503_with_the_store_s_retry_after_on_every_surface() {
+        let native = overloaded().into_response();
+        assert_eq!(native.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(native.headers()[header::RETRY_AFTER], "7");
+
+        let otlp = OtlpError {
+            error: overloaded(),
+            encoding: Encoding::Protobuf,
+        }
+        .into_response();
+        assert_eq!(otlp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(otlp.headers()[header::RETRY_AFTER], "7");
+
+        let status = tonic::Status::from(overloaded());
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let retry = status
+            .get_details_retry_info()
+            .expect("RetryInfo detail")
+            .retry_delay;
+        assert_eq!(retry, Some(std::time::Duration::from_secs(7)));
+    }
+
+    #[tokio::test]
+    async fn otlp_error_bodies_are_google_rpc_status_in_the_request_encoding() {
+        use http_body_util::BodyExt;
+        let body = |r: Response| async move { r.into_body().collect().await.unwrap().to_bytes() };
+        let pb = OtlpError {
+            error: overloaded(),
+            encoding: Encoding::Protobuf,
+        }
+        .into_response();
+        assert_eq!(pb.headers()[header::CONTENT_TYPE], "application/x-protobuf");
+        let status = tonic_types::Status::decode(body(pb).await).unwrap();
+        assert_eq!(status.code, tonic::Code::Unavailable as i32);
+        assert_eq!(status.details.len(), 1, "the RetryInfo detail");
+        assert!(status.details[0].type_url.ends_with("google.rpc.RetryInfo"));
+
+        let json = OtlpError {
+            error: ApiError::forbidden("needs ingest"),
+            encoding: Encoding::Json,
+        }
+        .into_response();
+        assert_eq!(json.status(), StatusCode::FORBIDDEN);
+        let v: serde_json::Value = serde_json::from_slice(&body(json).await).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": tonic::Code::PermissionDenied as i32, "message": "needs ingest"})
+        );
+    }
+}
