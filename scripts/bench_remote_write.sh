@@ -21,7 +21,8 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 pids=()
 trap cleanup EXIT
 TOKEN="mw_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | head -c 43)"
-"$MW" serve --data-dir "$work/mw" --listen 127.0.0.1:19400 --bootstrap-token "$TOKEN" --log warn >"$work/mw.log" 2>&1 &
+"$MW" serve --data-dir "$work/mw" --listen 127.0.0.1:19400 --bootstrap-token "$TOKEN" \
+  --otlp-grpc-listen off --otlp-http-listen off --log warn >"$work/mw.log" 2>&1 &
 pids+=($!)
 "$VM" -storageDataPath="$work/vm" -httpListenAddr=127.0.0.1:18428 -loggerLevel=ERROR >"$work/vm.log" 2>&1 &
 pids+=($!)

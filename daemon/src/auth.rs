@@ -99,11 +99,21 @@ impl Caller {
 
 /// Extracts the token from `Authorization: Bearer …`.
 pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    bearer_value(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// The token of an `Authorization` header (HTTP) or `authorization`
+/// metadata (gRPC) value: `Bearer <token>`.
+pub fn bearer_value(value: Option<&[u8]>) -> Result<Option<&str>, ApiError> {
+    let Some(value) = value else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
+    let text = std::str::from_utf8(value)
         .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
     let (scheme, token) = text.split_once(' ').ok_or_else(|| {
         ApiError::unauthenticated("Authorization header must be `Bearer <token>`")

@@ -20,6 +20,48 @@ pub const DEFAULT_MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_MAX_BUFFER_BYTES: u64 = 1 << 30;
 pub const DEFAULT_MODEL_LABEL: &str = "model";
 pub const DEFAULT_VERSION_LABEL: &str = "model_version";
+pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "127.0.0.1:4317";
+pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "127.0.0.1:4318";
+pub const DEFAULT_OTLP_MODEL_ATTRIBUTE: &str = "model.name";
+pub const DEFAULT_OTLP_VERSION_ATTRIBUTE: &str = "model.version";
+pub const DEFAULT_OTLP_FEATURE_PREFIX: &str = "feature.";
+
+/// A listener that can be switched off: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Listen {
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::On(a) => Some(a),
+        }
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Listen::Off);
+        }
+        s.trim()
+            .parse()
+            .map(Listen::On)
+            .map_err(|_| format!("{s:?} is neither an address like 127.0.0.1:4317 nor `off`"))
+    }
+}
+
+impl TryFrom<String> for Listen {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +138,27 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_VERSION_LABEL", value_name = "LABEL")]
     pub version_label: Option<String>,
 
+    /// OTLP/gRPC listen address, or `off` [default: 127.0.0.1:4317]
+    #[arg(long, env = "MODELWATCH_OTLP_GRPC_LISTEN", value_name = "ADDR|off")]
+    pub otlp_grpc_listen: Option<Listen>,
+
+    /// OTLP/HTTP listen address (`/v1/metrics|logs|traces`; the main
+    /// listener serves them too), or `off` [default: 127.0.0.1:4318]
+    #[arg(long, env = "MODELWATCH_OTLP_HTTP_LISTEN", value_name = "ADDR|off")]
+    pub otlp_http_listen: Option<Listen>,
+
+    /// OTLP attribute naming the model [default: model.name]
+    #[arg(long, env = "MODELWATCH_OTLP_MODEL_ATTRIBUTE", value_name = "KEY")]
+    pub otlp_model_attribute: Option<String>,
+
+    /// OTLP attribute naming the model version [default: model.version]
+    #[arg(long, env = "MODELWATCH_OTLP_VERSION_ATTRIBUTE", value_name = "KEY")]
+    pub otlp_version_attribute: Option<String>,
+
+    /// Prefix of OTLP log attributes that are model features [default: feature.]
+    #[arg(long, env = "MODELWATCH_OTLP_FEATURE_PREFIX", value_name = "PREFIX")]
+    pub otlp_feature_prefix: Option<String>,
+
     /// Log format [default: human]
     #[arg(long, env = "MODELWATCH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -120,6 +183,11 @@ pub struct FileConfig {
     pub persist_buffer_bytes: Option<u64>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
+    pub otlp_grpc_listen: Option<Listen>,
+    pub otlp_http_listen: Option<Listen>,
+    pub otlp_model_attribute: Option<String>,
+    pub otlp_version_attribute: Option<String>,
+    pub otlp_feature_prefix: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log: Option<String>,
 }
@@ -138,6 +206,13 @@ pub struct Settings {
     pub persist_buffer_bytes: u64,
     pub model_label: String,
     pub version_label: String,
+    /// `None` when switched off.
+    pub otlp_grpc_listen: Option<SocketAddr>,
+    /// `None` when switched off.
+    pub otlp_http_listen: Option<SocketAddr>,
+    pub otlp_model_attribute: String,
+    pub otlp_version_attribute: String,
+    pub otlp_feature_prefix: String,
     pub log_format: LogFormat,
     pub log: String,
 }
@@ -163,6 +238,13 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+}
+
+fn default_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    text.parse().map(Some).map_err(|_| ConfigError::Invalid {
+        field: "listen",
+        message: format!("built-in default {text} does not parse"),
+    })
 }
 
 impl FileConfig {
@@ -236,14 +318,56 @@ impl ServeArgs {
                 .version_label
                 .or(file.version_label)
                 .unwrap_or_else(|| DEFAULT_VERSION_LABEL.into()),
+            otlp_grpc_listen: self
+                .otlp_grpc_listen
+                .or(file.otlp_grpc_listen)
+                .map_or_else(|| default_addr(DEFAULT_OTLP_GRPC_LISTEN), |l| Ok(l.addr()))?,
+            otlp_http_listen: self
+                .otlp_http_listen
+                .or(file.otlp_http_listen)
+                .map_or_else(|| default_addr(DEFAULT_OTLP_HTTP_LISTEN), |l| Ok(l.addr()))?,
+            otlp_model_attribute: self
+                .otlp_model_attribute
+                .or(file.otlp_model_attribute)
+                .unwrap_or_else(|| DEFAULT_OTLP_MODEL_ATTRIBUTE.into()),
+            otlp_version_attribute: self
+                .otlp_version_attribute
+                .or(file.otlp_version_attribute)
+                .unwrap_or_else(|| DEFAULT_OTLP_VERSION_ATTRIBUTE.into()),
+            otlp_feature_prefix: self
+                .otlp_feature_prefix
+                .or(file.otlp_feature_prefix)
+                .unwrap_or_else(|| DEFAULT_OTLP_FEATURE_PREFIX.into()),
             log_format: self
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         };
-        if settings.no_auth && !settings.listen.ip().is_loopback() {
-            return Err(ConfigError::NoAuthOnPublicAddress(settings.listen));
+        if settings.no_auth {
+            for addr in [
+                Some(settings.listen),
+                settings.otlp_grpc_listen,
+                settings.otlp_http_listen,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !addr.ip().is_loopback() {
+                    return Err(ConfigError::NoAuthOnPublicAddress(addr));
+                }
+            }
+        }
+        for (field, value) in [
+            ("otlp_model_attribute", &settings.otlp_model_attribute),
+            ("otlp_version_attribute", &settings.otlp_version_attribute),
+        ] {
+            if value.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must not be empty".into(),
+                });
+            }
         }
         if let Some(token) = &settings.bootstrap_token
             && token.len() < 16
@@ -339,6 +463,42 @@ mod tests {
             parse(&["--no-auth", "--listen", "[::1]:9400"])
                 .resolve_with(FileConfig::default())
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn otlp_listeners_default_parse_and_switch_off() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(
+            s.otlp_grpc_listen.unwrap().to_string(),
+            DEFAULT_OTLP_GRPC_LISTEN
+        );
+        assert_eq!(
+            s.otlp_http_listen.unwrap().to_string(),
+            DEFAULT_OTLP_HTTP_LISTEN
+        );
+        let s = parse(&[
+            "--otlp-grpc-listen",
+            "off",
+            "--otlp-http-listen",
+            "127.0.0.1:0",
+        ])
+        .resolve_with(file(
+            "otlp_grpc_listen = \"127.0.0.1:5000\"\notlp_http_listen = \"off\"",
+        ))
+        .unwrap();
+        assert_eq!(s.otlp_grpc_listen, None, "flag beats file");
+        assert_eq!(s.otlp_http_listen.unwrap().port(), 0);
+        let s = parse(&[])
+            .resolve_with(file("otlp_http_listen = \"OFF\""))
+            .unwrap();
+        assert_eq!(s.otlp_http_listen, None);
+        assert!(toml::from_str::<FileConfig>("otlp_grpc_listen = \"nowhere\"").is_err());
+        assert!(
+            parse(&["--no-auth", "--otlp-grpc-listen", "0.0.0.0:4317"])
+                .resolve_with(FileConfig::default())
+                .is_err(),
+            "no auth on a public OTLP listener"
         );
     }
 

@@ -1,6 +1,7 @@
 //! `modelwatch serve`: open the stores, make sure an admin token exists,
-//! bind the listener, serve until SIGINT/SIGTERM, then drain in-flight
-//! requests before closing the stores.
+//! bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC), serve until
+//! SIGINT/SIGTERM, then drain in-flight requests on every listener before
+//! closing the stores.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState, Limits};
 use crate::telemetry::Telemetry;
 use modelwatch_collectors::RemoteWriteConfig;
+use modelwatch_collectors::otlp::OtlpConfig;
 use modelwatch_history::HistoryConfig;
 
 /// Name of the token created at first start.
@@ -53,6 +55,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 max_body_bytes: settings.max_write_bytes,
                 ..RemoteWriteConfig::default()
             },
+            OtlpConfig {
+                model_key: settings.otlp_model_attribute.clone(),
+                version_key: settings.otlp_version_attribute.clone(),
+                feature_prefix: settings.otlp_feature_prefix.clone(),
+                ..OtlpConfig::default()
+            },
         )
         .await
         .with_context(|| {
@@ -78,28 +86,102 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             max_write_bytes: settings.max_write_bytes,
         },
     };
-    let app = http::app(state);
-    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} (is another modelwatch running?)",
-            settings.listen
-        )
-    })?;
-    let addr = listener.local_addr()?;
-    tracing::info!(data_dir = %settings.data_dir.display(), "listening on http://{addr}");
+    let max_write_bytes = settings.max_write_bytes;
+    let app = http::app(state.clone());
+    // Bind every listener before announcing any, so a port clash stops the
+    // start with nothing half-served.
+    let listener = bind(settings.listen, "--listen").await?;
+    let otlp_http = match settings.otlp_http_listen {
+        Some(addr) => Some(bind(addr, "--otlp-http-listen").await?),
+        None => None,
+    };
+    let otlp_grpc = match settings.otlp_grpc_listen {
+        Some(addr) => Some(bind(addr, "--otlp-grpc-listen").await?),
+        None => None,
+    };
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    // One shutdown signal, watched by every server.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_all = Arc::new(stop_tx);
+    let on_signal = stop_all.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.send_replace(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let mut servers = tokio::task::JoinSet::new();
+    // The OTLP listeners are announced first and the API last: the API line
+    // means "everything is ready".
+    if let Some(l) = otlp_grpc {
+        let addr = l.local_addr()?;
+        let routes = crate::grpc::routes(state.clone(), max_write_bytes);
+        let stop = stopped();
+        servers.spawn(async move {
+            crate::grpc::serve(l, routes, stop)
+                .await
+                .context("OTLP/gRPC server failed")
+        });
+        tracing::info!(listener = "otlp-grpc", "listening on grpc://{addr}");
+    }
+    if let Some(l) = otlp_http {
+        let addr = l.local_addr()?;
+        let app = http::otlp_app(state.clone());
+        let stop = stopped();
+        servers.spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("OTLP/HTTP server failed")
+        });
+        tracing::info!(listener = "otlp-http", "listening on http://{addr}");
+    }
+    let addr = listener.local_addr()?;
+    let stop = stopped();
+    servers.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("HTTP server failed")
+    });
+    tracing::info!(listener = "api", data_dir = %settings.data_dir.display(), "listening on http://{addr}");
+
+    let mut failure = None;
+    while let Some(joined) = servers.join_next().await {
+        let result = joined.context("a server task panicked").and_then(|r| r);
+        if let Err(e) = result {
+            // One listener failing stops the others too.
+            tracing::error!(error = %format!("{e:#}"), "server stopped; shutting down");
+            failure.get_or_insert(e);
+            stop_all.send_replace(true);
+        }
+    }
     tracing::info!("in-flight requests finished; stopping background work and closing the stores");
     let _ = stop_background.send(true);
     if let Err(e) = background.join().await {
         tracing::warn!(error = %e, "telemetry background task ended with an error");
     }
     store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} ({flag}; is another modelwatch running? `off` disables the OTLP listeners)"
+        )
+    })
 }
 
 /// Creates the first admin token when none is active: the given one, or a

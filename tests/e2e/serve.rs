@@ -222,8 +222,8 @@ async fn json_logs_are_one_object_per_line() {
     let log = d.stderr.lock().unwrap().clone();
     let line = log
         .lines()
-        .find(|l| l.contains("listening on"))
-        .expect("listening line");
+        .find(|l| l.contains("listening on") && l.contains("\"api\""))
+        .expect("listening line of the API listener");
     let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
     assert!(
         v["message"]

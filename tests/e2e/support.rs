@@ -31,6 +31,11 @@ pub const TOKEN: &str = "mw_e2e_bootstrap_admin_token_0001";
 pub struct Daemon {
     pub child: Child,
     pub url: String,
+    /// `http://ADDR` of the dedicated OTLP/HTTP listener, unless switched off.
+    pub otlp_http_url: Option<String>,
+    /// `http://ADDR` of the OTLP/gRPC listener (the daemon logs
+    /// `grpc://ADDR`), unless switched off.
+    pub otlp_grpc_url: Option<String>,
     pub data_dir: PathBuf,
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
@@ -58,10 +63,18 @@ impl Default for Start {
     }
 }
 
+/// Which listener a `listening on` line announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Api,
+    OtlpHttp,
+    OtlpGrpc,
+}
+
 fn drain(
     reader: impl std::io::Read + Send + 'static,
     sink: Arc<Mutex<String>>,
-    ready: Option<mpsc::Sender<String>>,
+    ready: Option<mpsc::Sender<(Listener, String)>>,
     lines: Option<mpsc::Sender<String>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -75,14 +88,21 @@ fn drain(
                 let _ = tx.send(line.clone());
             }
             if let Some(tx) = &ready
-                && let Some(pos) = line.find("listening on http://")
+                && let Some(pos) = line.find("listening on ")
             {
-                let addr = line[pos + "listening on ".len()..]
-                    .split_whitespace()
+                let url = line[pos + "listening on ".len()..]
+                    .split(|c: char| c.is_whitespace() || c == '"')
                     .next()
                     .unwrap_or_default()
                     .to_string();
-                let _ = tx.send(addr);
+                let kind = if line.contains("otlp-grpc") {
+                    Listener::OtlpGrpc
+                } else if line.contains("otlp-http") {
+                    Listener::OtlpHttp
+                } else {
+                    Listener::Api
+                };
+                let _ = tx.send((kind, url));
             }
         }
     })
@@ -111,6 +131,12 @@ impl Daemon {
         }
         if opts.bootstrap {
             cmd.arg("--bootstrap-token").arg(TOKEN);
+        }
+        // The OTLP listeners default to fixed ports; tests run in parallel.
+        for flag in ["--otlp-http-listen", "--otlp-grpc-listen"] {
+            if !opts.args.iter().any(|a| a == flag) {
+                cmd.arg(flag).arg("127.0.0.1:0");
+            }
         }
         cmd.args(&opts.args);
         cmd.env_remove("MODELWATCH_TOKEN")
@@ -141,19 +167,32 @@ impl Daemon {
             Some(tx),
             None,
         );
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "modelwatch did not log `listening on` within 60s; stderr:\n{}",
-                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                );
+        // The API listener is announced last, once everything is ready.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let (mut addr, mut otlp_http_url, mut otlp_grpc_url) = (None, None, None);
+        while addr.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((Listener::Api, url)) => addr = Some(url),
+                Ok((Listener::OtlpHttp, url)) => otlp_http_url = Some(url),
+                Ok((Listener::OtlpGrpc, url)) => {
+                    otlp_grpc_url = Some(url.replacen("grpc://", "http://", 1))
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "modelwatch did not log `listening on` within 60s; stderr:\n{}",
+                        stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                    );
+                }
             }
-        };
+        }
+        let addr = addr.unwrap_or_default();
         Daemon {
             child,
             url: addr,
+            otlp_http_url,
+            otlp_grpc_url,
             data_dir,
             stdout,
             stderr,

@@ -58,6 +58,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// OTLP metrics ingestion: batched exports over HTTP or gRPC.
+    Otlp(super::bench_otlp::OtlpBenchArgs),
 }
 
 /// Throughput and latency of one phase.
@@ -136,6 +138,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             concurrency,
             seconds,
         } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
+        BenchCommand::Otlp(args) => super::bench_otlp::run(args, conn).await,
         BenchCommand::Sql {
             data_dir,
             rows,

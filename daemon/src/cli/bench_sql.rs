@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use modelwatch_collectors::RemoteWriteConfig;
+use modelwatch_collectors::otlp::OtlpConfig;
 use modelwatch_collectors::remote_write::proto;
 use modelwatch_history::HistoryConfig;
 use modelwatch_registry::{RegistryStore, SqliteStore};
@@ -168,6 +169,7 @@ async fn generate(dir: &Path, rows: u64) -> anyhow::Result<QueryFile> {
         &dir.join("history"),
         history_config(),
         RemoteWriteConfig::default(),
+        OtlpConfig::default(),
     )
     .await?;
     eprintln!(
@@ -296,6 +298,7 @@ pub async fn run(dir: PathBuf, rows: u64, runs: usize) -> anyhow::Result<Vec<Que
         &dir.join("history"),
         history_config(),
         RemoteWriteConfig::default(),
+        OtlpConfig::default(),
     )
     .await?;
     let registry: Arc<dyn RegistryStore> =

@@ -75,6 +75,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let mut response = (
             self.status,
             Json(ErrorBody {
@@ -94,7 +95,114 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// Seconds for `Retry-After` (and gRPC `RetryInfo`): at least 1.
+    pub fn retry_after(&self) -> u64 {
+        self.retry_after.unwrap_or(1).max(1)
+    }
+
+    /// The gRPC status code of the same failure (also the `code` of the
+    /// `google.rpc.Status` body OTLP/HTTP answers errors with).
+    pub fn grpc_code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self.status {
+            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::PermissionDenied,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+            _ => Code::Internal,
+        }
+    }
+
+    /// The `google.rpc.Status` of this failure, with a `RetryInfo` detail
+    /// when the sender should retry later.
+    fn rpc_status(&self) -> tonic::Status {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let code = self.grpc_code();
+        if code == tonic::Code::Unavailable {
+            tonic::Status::with_error_details(
+                code,
+                self.message.clone(),
+                ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(
+                    self.retry_after(),
+                ))),
+            )
+        } else {
+            tonic::Status::new(code, self.message.clone())
+        }
+    }
+}
+
+/// OTLP/gRPC: the same classification as HTTP, as a gRPC status
+/// (`INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`,
+/// `RESOURCE_EXHAUSTED`, `UNAVAILABLE` with `RetryInfo`, `INTERNAL`).
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        e.rpc_status()
+    }
+}
+
+/// An error on an OTLP/HTTP route: the same status as [`ApiError`], but
+/// the body is a `google.rpc.Status` in the request's encoding (protobuf,
+/// or JSON for `application/json` and unknown content types), as the
+/// OTLP/HTTP specification asks.
+#[derive(Debug)]
+pub struct OtlpError {
+    pub error: ApiError,
+    pub encoding: modelwatch_collectors::otlp::Encoding,
+}
+
+impl IntoResponse for OtlpError {
+    fn into_response(self) -> Response {
+        use modelwatch_collectors::otlp::Encoding;
+        use prost::Message;
+        let status = self.error.rpc_status();
+        let (content_type, body) = match self.encoding {
+            Encoding::Protobuf => {
+                let pb = tonic_types::Status {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                    details: tonic_types::Status::decode(status.details())
+                        .map(|s| s.details)
+                        .unwrap_or_default(),
+                };
+                ("application/x-protobuf", pb.encode_to_vec())
+            }
+            Encoding::Json => (
+                "application/json",
+                serde_json::to_vec(&serde_json::json!({
+                    "code": status.code() as i32,
+                    "message": status.message(),
+                }))
+                .unwrap_or_default(),
+            ),
+        };
+        let mut response = (
+            self.error.status,
+            [(header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response();
+        if self.error.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"modelwatch\""),
+            );
+        }
+        if self.error.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.error.retry_after()),
+            );
         }
         response
     }
@@ -198,6 +306,17 @@ impl From<crate::telemetry::IngestError> for ApiError {
                 ErrorClass::Internal => ApiError::internal(d),
             },
             IngestError::Store(s) => history_error(s),
+            IngestError::Gzip(_) => ApiError::bad_request(e.to_string()),
+            IngestError::InflatedTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            IngestError::ContentEncoding(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -239,5 +358,72 @@ impl From<crate::sql::SqlError> for ApiError {
             }
             SqlError::Internal(_) => ApiError::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::IngestError;
+    use modelwatch_collectors::otlp::Encoding;
+    use prost::Message;
+    use tonic_types::StatusExt;
+
+    fn overloaded() -> ApiError {
+        ApiError::from(IngestError::Store(modelwatch_history::Error::Overloaded {
+            retry_after: std::time::Duration::from_secs(7),
+            reason: "buffer full",
+        }))
+    }
+
+    #[test]
+    fn overload_is_503_with_the_store_s_retry_after_on_every_surface() {
+        let native = overloaded().into_response();
+        assert_eq!(native.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(native.headers()[header::RETRY_AFTER], "7");
+
+        let otlp = OtlpError {
+            error: overloaded(),
+            encoding: Encoding::Protobuf,
+        }
+        .into_response();
+        assert_eq!(otlp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(otlp.headers()[header::RETRY_AFTER], "7");
+
+        let status = tonic::Status::from(overloaded());
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let retry = status
+            .get_details_retry_info()
+            .expect("RetryInfo detail")
+            .retry_delay;
+        assert_eq!(retry, Some(std::time::Duration::from_secs(7)));
+    }
+
+    #[tokio::test]
+    async fn otlp_error_bodies_are_google_rpc_status_in_the_request_encoding() {
+        use http_body_util::BodyExt;
+        let body = |r: Response| async move { r.into_body().collect().await.unwrap().to_bytes() };
+        let pb = OtlpError {
+            error: overloaded(),
+            encoding: Encoding::Protobuf,
+        }
+        .into_response();
+        assert_eq!(pb.headers()[header::CONTENT_TYPE], "application/x-protobuf");
+        let status = tonic_types::Status::decode(body(pb).await).unwrap();
+        assert_eq!(status.code, tonic::Code::Unavailable as i32);
+        assert_eq!(status.details.len(), 1, "the RetryInfo detail");
+        assert!(status.details[0].type_url.ends_with("google.rpc.RetryInfo"));
+
+        let json = OtlpError {
+            error: ApiError::forbidden("needs ingest"),
+            encoding: Encoding::Json,
+        }
+        .into_response();
+        assert_eq!(json.status(), StatusCode::FORBIDDEN);
+        let v: serde_json::Value = serde_json::from_slice(&body(json).await).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": tonic::Code::PermissionDenied as i32, "message": "needs ingest"})
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod otlp;
 mod params;
 pub mod registry;
 pub mod telemetry;
@@ -122,11 +123,27 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP application, testable with `tower::ServiceExt::oneshot`.
+/// It serves the OTLP/HTTP routes too (`/v1/metrics|logs|traces`).
 pub fn app(state: AppState) -> Router {
     let (router, doc) = api_router(state.limits);
     let doc = Arc::new(doc);
+    traced(
+        router
+            .route_layer(axum::Extension(doc))
+            .merge(otlp::routes()),
+    )
+    .with_state(state)
+}
+
+/// The dedicated OTLP/HTTP listener's application: only `/v1/metrics`,
+/// `/v1/logs` and `/v1/traces`.
+pub fn otlp_app(state: AppState) -> Router {
+    traced(otlp::routes()).with_state(state)
+}
+
+/// Fallbacks and the request span every listener shares.
+fn traced(router: Router<AppState>) -> Router<AppState> {
     router
-        .route_layer(axum::Extension(doc))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -151,7 +168,6 @@ pub fn app(state: AppState) -> Router {
                     },
                 ),
         )
-        .with_state(state)
 }
 
 /// Liveness: the process answers.
