@@ -17,6 +17,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
 pub const DEFAULT_PROTECTED_ALIASES: &[&str] = &["production", "champion"];
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = crate::upload::DEFAULT_MAX_UPLOAD_BYTES;
 pub const DEFAULT_MODEL_LABEL: &str = "model";
 pub const DEFAULT_VERSION_LABEL: &str = "model_version";
 
@@ -77,6 +78,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_MAX_WRITE_BYTES", value_name = "BYTES")]
     pub max_write_bytes: Option<usize>,
 
+    /// Largest accepted batch upload (inferences, reference) in bytes, as
+    /// sent and, for gzip bodies, inflated [default: 1073741824]
+    #[arg(long, env = "MODELWATCH_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
+
     /// Prometheus label naming the model [default: model]
     #[arg(long, env = "MODELWATCH_MODEL_LABEL", value_name = "LABEL")]
     pub model_label: Option<String>,
@@ -105,6 +111,7 @@ pub struct FileConfig {
     pub protected_aliases: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
     pub max_write_bytes: Option<usize>,
+    pub max_upload_bytes: Option<u64>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -121,6 +128,7 @@ pub struct Settings {
     pub protected_aliases: Vec<String>,
     pub max_body_bytes: usize,
     pub max_write_bytes: usize,
+    pub max_upload_bytes: u64,
     pub model_label: String,
     pub version_label: String,
     pub log_format: LogFormat,
@@ -204,6 +212,10 @@ impl ServeArgs {
                 .max_write_bytes
                 .or(file.max_write_bytes)
                 .unwrap_or(DEFAULT_MAX_WRITE_BYTES),
+            max_upload_bytes: self
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
             model_label: self
                 .model_label
                 .or(file.model_label)
@@ -281,6 +293,20 @@ mod tests {
             .unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.listen.port(), 7000, "unset flag keeps the file's value");
+    }
+
+    #[test]
+    fn max_upload_bytes_has_a_default_and_follows_precedence() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.max_upload_bytes, 1 << 30);
+        let s = parse(&[])
+            .resolve_with(file("max_upload_bytes = 2048"))
+            .unwrap();
+        assert_eq!(s.max_upload_bytes, 2048);
+        let s = parse(&["--max-upload-bytes", "4096"])
+            .resolve_with(file("max_upload_bytes = 2048"))
+            .unwrap();
+        assert_eq!(s.max_upload_bytes, 4096);
     }
 
     #[test]

@@ -8,3 +8,4 @@ mod registry;
 mod serve;
 mod support;
 mod telemetry;
+mod upload;

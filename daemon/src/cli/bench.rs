@@ -23,6 +23,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Inference rows/s through the batch upload routes (Arrow IPC, NDJSON).
+    Upload(super::bench_upload::UploadBenchArgs),
 }
 
 /// Throughput and latency of one phase.
@@ -100,6 +102,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             concurrency,
             seconds,
         } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
+        BenchCommand::Upload(args) => super::bench_upload::run(conn, args).await,
     }
 }
 

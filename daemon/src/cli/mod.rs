@@ -4,8 +4,10 @@
 //! data directory (`--data-dir`), for when no token is at hand.
 
 mod bench;
+mod bench_upload;
 pub mod client;
 mod output;
+mod upload;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -114,6 +116,14 @@ pub enum Command {
         /// Print CSV instead of a table.
         #[arg(long, conflicts_with = "json")]
         csv: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Upload inferences or reference data for a version from a file
+    /// (NDJSON, CSV, Parquet, Arrow IPC stream; optionally .gz).
+    Upload {
+        #[command(subcommand)]
+        command: upload::UploadCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -490,6 +500,7 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
             csv,
             conn,
         } => sql(&query, limit, csv, &conn).await,
+        Command::Upload { command, conn } => upload::run(command, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
     }
 }
