@@ -732,6 +732,31 @@ async fn cli_uploads_files_and_explains_failures() {
         odd.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // versions create declares features and loads reference data.
+    let parquet = dir.path().join("ref.parquet");
+    write_parquet(&parquet, "cli-ref");
+    let out = d.cli(&[
+        "versions",
+        "create",
+        "fraud",
+        "--feature",
+        "amount=numeric",
+        "--feature",
+        "country=categorical",
+        "--reference-uri",
+        parquet.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["features"]["country"], "categorical");
+    let r = sql(
+        &http,
+        "SELECT count(*) AS n FROM reference WHERE version = '2' AND inference_id LIKE 'cli-ref-%'",
+    )
+    .await;
+    assert_eq!(r["rows"][0]["n"], 3);
     let missing = dir.path().join("missing.csv");
     let out = d.cli(&[
         "upload",

@@ -261,6 +261,14 @@ pub enum VersionsCommand {
         /// KEY=VALUE, repeatable.
         #[arg(long = "tag", value_parser = key_value)]
         tags: Vec<(String, String)>,
+        /// Declared feature NAME=numeric|categorical (repeatable); uploads
+        /// are checked against them.
+        #[arg(long = "feature", value_parser = key_value)]
+        features: Vec<(String, String)>,
+        /// Reference data to load with the version: a Parquet file the
+        /// daemon can read (path or file:// URI).
+        #[arg(long)]
+        reference_uri: Option<String>,
     },
     /// Change description or status (ready, archived).
     Update {
@@ -632,6 +640,8 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
             params,
             metrics,
             tags,
+            features,
+            reference_uri,
         } => {
             let mut metric_values = BTreeMap::new();
             for (k, v) in metrics {
@@ -655,6 +665,8 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
                     "metrics": metric_values,
                 },
                 "tags": tags.into_iter().collect::<BTreeMap<_, _>>(),
+                "features": features.into_iter().collect::<BTreeMap<_, _>>(),
+                "reference_uri": reference_uri,
             });
             let v = c
                 .call(
