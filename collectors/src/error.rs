@@ -89,6 +89,21 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// One value of an upload is wrong (unknown column, wrong kind, bad
+    /// time): the row (1 = first data row) and the column say where.
+    #[error("row {row}, column {column:?}: {reason}")]
+    Upload {
+        /// 1-based data row.
+        row: u64,
+        /// Column name.
+        column: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// An upload body is not valid in its format (bad JSON line, CSV
+    /// structure, Arrow IPC framing, Parquet file), or holds no rows.
+    #[error("{0}")]
+    UploadFormat(String),
     /// Building the Arrow batch failed: a bug in this crate.
     #[error("internal error building Arrow batch: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -107,7 +122,9 @@ impl Error {
             | Error::SnappyFramed
             | Error::Protobuf { .. }
             | Error::Json(_)
-            | Error::InvalidSeries { .. } => ErrorClass::BadRequest,
+            | Error::InvalidSeries { .. }
+            | Error::Upload { .. }
+            | Error::UploadFormat(_) => ErrorClass::BadRequest,
             Error::Arrow(_) => ErrorClass::Internal,
         }
     }

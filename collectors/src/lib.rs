@@ -1,7 +1,8 @@
 //! # modelwatch-collectors
 //!
 //! Wire formats in: Prometheus remote write 1.0 and OTLP metrics, logs and
-//! traces (protobuf and canonical OTLP/JSON), decoded, validated and
+//! traces (protobuf and canonical OTLP/JSON), and batch uploads of
+//! inferences and reference data, decoded, validated and
 //! attributed to a `(model, version)`, and turned into Arrow record batches
 //! for the telemetry tables whose schemas this crate declares
 //! ([`schema`]: `samples`, `histograms`, `inferences`, `logs`, `spans`).
@@ -18,8 +19,11 @@
 //! OTLP/JSON (hand-mapped, see [`otlp::json`]). On-disk formats: none.
 //!
 //! Entry points: [`check_remote_write_headers`], [`decode_remote_write`];
-//! [`otlp::decode_metrics`], [`otlp::decode_logs`], [`otlp::decode_traces`].
+//! [`otlp::decode_metrics`], [`otlp::decode_logs`], [`otlp::decode_traces`];
+//! batch uploads (NDJSON, CSV, Arrow IPC stream, and Parquet batches read by
+//! the daemon) with [`batch::UploadDecoder`] and [`batch::RowMapper`].
 
+pub mod batch;
 pub mod error;
 pub mod otlp;
 pub mod remote_write;

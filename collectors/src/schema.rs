@@ -34,6 +34,9 @@ pub const SAMPLES: &str = "samples";
 pub const HISTOGRAMS: &str = "histograms";
 /// `inferences` table name.
 pub const INFERENCES: &str = "inferences";
+/// `reference` table name: a version's reference data (batch uploads and
+/// `reference_uri`), same schema as `inferences`, kept without retention.
+pub const REFERENCE: &str = "reference";
 /// `logs` table name.
 pub const LOGS: &str = "logs";
 /// `spans` table name.
@@ -195,9 +198,10 @@ pub fn histograms_schema() -> SchemaRef {
     S.clone()
 }
 
-/// Schema of `inferences`: one row per OTLP log record attributed to a
-/// model that carries at least one feature, a prediction, a label or an
-/// inference id.
+/// Schema of `inferences` (and of `reference`): one row per OTLP log
+/// record attributed to a model that carries at least one feature, a
+/// prediction, a label or an inference id, or per uploaded row (see
+/// [`crate::batch`]; `source` = `upload`, `attributes['upload_id']` set).
 ///
 /// | column | type | null | meaning |
 /// |---|---|---|---|
@@ -314,6 +318,7 @@ pub fn all_schemas() -> Vec<(&'static str, SchemaRef)> {
         (SAMPLES, samples_schema()),
         (HISTOGRAMS, histograms_schema()),
         (INFERENCES, inferences_schema()),
+        (REFERENCE, inferences_schema()),
         (LOGS, logs_schema()),
         (SPANS, spans_schema()),
     ]

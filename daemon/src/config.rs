@@ -18,6 +18,7 @@ pub const DEFAULT_PROTECTED_ALIASES: &[&str] = &["production", "champion"];
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_MAX_BUFFER_BYTES: u64 = 1 << 30;
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = crate::upload::DEFAULT_MAX_UPLOAD_BYTES;
 pub const DEFAULT_MODEL_LABEL: &str = "model";
 pub const DEFAULT_VERSION_LABEL: &str = "model_version";
 pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "127.0.0.1:4317";
@@ -129,6 +130,10 @@ pub struct ServeArgs {
     /// --max-buffer-bytes [default: a quarter of --max-buffer-bytes]
     #[arg(long, env = "MODELWATCH_PERSIST_BUFFER_BYTES", value_name = "BYTES")]
     pub persist_buffer_bytes: Option<u64>,
+    /// Largest accepted batch upload (inferences, reference) in bytes, as
+    /// sent and, for gzip bodies, inflated [default: 1073741824]
+    #[arg(long, env = "MODELWATCH_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
 
     /// Prometheus label naming the model [default: model]
     #[arg(long, env = "MODELWATCH_MODEL_LABEL", value_name = "LABEL")]
@@ -181,6 +186,7 @@ pub struct FileConfig {
     pub max_write_bytes: Option<usize>,
     pub max_buffer_bytes: Option<u64>,
     pub persist_buffer_bytes: Option<u64>,
+    pub max_upload_bytes: Option<u64>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
     pub otlp_grpc_listen: Option<Listen>,
@@ -204,6 +210,7 @@ pub struct Settings {
     pub max_write_bytes: usize,
     pub max_buffer_bytes: u64,
     pub persist_buffer_bytes: u64,
+    pub max_upload_bytes: u64,
     pub model_label: String,
     pub version_label: String,
     /// `None` when switched off.
@@ -310,6 +317,10 @@ impl ServeArgs {
                 .persist_buffer_bytes
                 .or(file.persist_buffer_bytes)
                 .unwrap_or(max_buffer_bytes / 4),
+            max_upload_bytes: self
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
             model_label: self
                 .model_label
                 .or(file.model_label)
@@ -440,6 +451,20 @@ mod tests {
             .unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.listen.port(), 7000, "unset flag keeps the file's value");
+    }
+
+    #[test]
+    fn max_upload_bytes_has_a_default_and_follows_precedence() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.max_upload_bytes, 1 << 30);
+        let s = parse(&[])
+            .resolve_with(file("max_upload_bytes = 2048"))
+            .unwrap();
+        assert_eq!(s.max_upload_bytes, 2048);
+        let s = parse(&["--max-upload-bytes", "4096"])
+            .resolve_with(file("max_upload_bytes = 2048"))
+            .unwrap();
+        assert_eq!(s.max_upload_bytes, 4096);
     }
 
     #[test]

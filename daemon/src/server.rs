@@ -73,7 +73,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (stop_background, stopped) = tokio::sync::watch::channel(false);
     let background = telemetry.store.spawn_background(stopped);
 
+    let uploads = crate::upload::Uploads::open(&settings.data_dir, settings.max_upload_bytes)
+        .with_context(|| {
+            format!(
+                "cannot prepare the upload staging directory under {}",
+                settings.data_dir.display()
+            )
+        })?;
     let state = AppState {
+        uploads: Arc::new(uploads),
         registry: registry.clone(),
         telemetry: telemetry.clone(),
         auth: Arc::new(Auth::new(

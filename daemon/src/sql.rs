@@ -91,6 +91,8 @@ pub fn view_schema(view: RegistryView) -> SchemaRef {
             text("run_id", true),
             text("lineage", false),
             text("tags", false),
+            text("features", false),
+            text("reference_uri", true),
             text("health", true),
             text("created_by", false),
             time("created_at", false),

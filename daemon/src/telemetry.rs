@@ -116,10 +116,16 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
                 .collect();
             let index = sort.clone();
             sort.push("ts");
-            TableDef::new(name, schema.clone())
+            let def = TableDef::new(name, schema.clone())
                 .with_sort_key(sort)
-                .with_index_columns(index)
-                .with_retention(retention)
+                .with_index_columns(index);
+            // Reference data is what drift is measured against: it is kept
+            // until its version is gone, not aged out.
+            if name == collectors::schema::REFERENCE {
+                def
+            } else {
+                def.with_retention(retention)
+            }
         })
         .collect()
 }

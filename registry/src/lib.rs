@@ -16,8 +16,8 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 1 =
-//!   `0001_registry.sql`). Timestamps are RFC 3339 UTC text with microseconds.
+//!   sqlx migrations in `registry/migrations/` (schema version 2:
+//!   `0001_registry.sql`, `0002_version_features.sql`). Timestamps are RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
 //!   ([`tokens::hash_secret`]).

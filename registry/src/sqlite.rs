@@ -318,6 +318,8 @@ async fn versions_from_rows(
                 run_id: row.get("run_id"),
                 lineage: parse_json("versions.lineage", row.get("lineage"))?,
                 tags: parse_json("versions.tags", row.get("tags"))?,
+                features: parse_json("versions.features", row.get("features"))?,
+                reference_uri: row.get("reference_uri"),
                 status: VersionStatus::parse(row.get("status"))?,
                 aliases: aliases
                     .iter()
@@ -693,8 +695,8 @@ impl RegistryStore for SqliteStore {
         .await?;
         sqlx::query(
             "INSERT INTO versions (model_id, version, description, source_uri, artifact_digest, run_id,
-                 lineage, tags, status, created_by, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
+                 lineage, tags, features, reference_uri, status, created_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
         )
         .bind(id)
         .bind(number)
@@ -704,6 +706,8 @@ impl RegistryStore for SqliteStore {
         .bind(&new.run_id)
         .bind(to_json(&new.lineage))
         .bind(to_json(&new.tags))
+        .bind(to_json(&new.features))
+        .bind(&new.reference_uri)
         .bind(&actor.name)
         .bind(&now)
         .bind(&now)
@@ -721,6 +725,8 @@ impl RegistryStore for SqliteStore {
             run_id: new.run_id,
             lineage: new.lineage,
             tags: new.tags,
+            features: new.features,
+            reference_uri: new.reference_uri,
             status: VersionStatus::Ready,
             aliases: Vec::new(),
             health: None,
@@ -797,14 +803,17 @@ impl RegistryStore for SqliteStore {
             .description
             .unwrap_or_else(|| before.description.clone());
         let status = update.status.unwrap_or(before.status);
+        let features = update.features.unwrap_or_else(|| before.features.clone());
         validate::new_version(&NewVersion {
             description: description.clone(),
+            features: features.clone(),
             ..Default::default()
         })?;
         let id = model_id(&mut *tx, model).await?;
-        sqlx::query("UPDATE versions SET description = ?, status = ?, updated_at = ? WHERE model_id = ? AND version = ?")
+        sqlx::query("UPDATE versions SET description = ?, status = ?, features = ?, updated_at = ? WHERE model_id = ? AND version = ?")
             .bind(&description)
             .bind(status.as_str())
+            .bind(to_json(&features))
             .bind(&now)
             .bind(id)
             .bind(version)
@@ -1474,7 +1483,8 @@ impl RegistryStore for SqliteStore {
             RegistryView::Versions => {
                 "SELECT json_object('model', m.name, 'version', v.version, 'description', v.description,
                     'status', v.status, 'source_uri', v.source_uri, 'artifact_digest', v.artifact_digest,
-                    'run_id', v.run_id, 'lineage', v.lineage, 'tags', v.tags, 'health', v.health,
+                    'run_id', v.run_id, 'lineage', v.lineage, 'tags', v.tags, 'features', v.features,
+                    'reference_uri', v.reference_uri, 'health', v.health,
                     'created_by', v.created_by, 'created_at', v.created_at, 'updated_at', v.updated_at)
                  FROM versions v JOIN models m ON m.id = v.model_id ORDER BY m.id, v.version"
             }

@@ -506,3 +506,111 @@ async fn views_export_flat_rows_with_sql_column_names() {
         s.export_view(view).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn version_features_are_declared_updated_audited_and_validated() {
+    let (_d, s) = store().await;
+    s.create_model(&admin(), model("m")).await.unwrap();
+    let declared: Features = [
+        ("amount".to_string(), FeatureKind::Numeric),
+        ("country".to_string(), FeatureKind::Categorical),
+    ]
+    .into();
+    let v = s
+        .create_version(
+            &admin(),
+            "m",
+            NewVersion {
+                features: declared.clone(),
+                reference_uri: Some("/data/ref.parquet".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.features, declared);
+    let got = s.get_version("m", 1).await.unwrap();
+    assert_eq!(got.features, declared);
+    assert_eq!(got.reference_uri.as_deref(), Some("/data/ref.parquet"));
+
+    // Update replaces the declaration; other fields are untouched.
+    let replaced: Features = [("amount".to_string(), FeatureKind::Categorical)].into();
+    let v = s
+        .update_version(
+            &admin(),
+            "m",
+            1,
+            VersionUpdate {
+                features: Some(replaced.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.features, replaced);
+    assert_eq!(v.reference_uri.as_deref(), Some("/data/ref.parquet"));
+    // An update without `features` keeps them.
+    let v = s
+        .update_version(
+            &admin(),
+            "m",
+            1,
+            VersionUpdate {
+                description: Some("d".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.features, replaced);
+
+    // Audited with before/after.
+    let audit = s
+        .list_audit(
+            &AuditFilter {
+                action: Some("version.update".into()),
+                ..Default::default()
+            },
+            &page(10, None),
+        )
+        .await
+        .unwrap();
+    let first = &audit.items[0];
+    assert_eq!(
+        first.before.as_ref().unwrap()["features"]["amount"],
+        "numeric"
+    );
+    assert_eq!(
+        first.after.as_ref().unwrap()["features"]["amount"],
+        "categorical"
+    );
+
+    // Reserved and empty names are refused and change nothing.
+    for bad in ["ts", "prediction", ""] {
+        let err = s
+            .update_version(
+                &admin(),
+                "m",
+                1,
+                VersionUpdate {
+                    features: Some([(bad.to_string(), FeatureKind::Numeric)].into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+    assert_eq!(s.get_version("m", 1).await.unwrap().features, replaced);
+
+    // JSON shape: kinds are lowercase strings.
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["features"], json!({"amount": "categorical"}));
+    let view = s.export_view(RegistryView::Versions).await.unwrap();
+    let features: Features = serde_json::from_str(view[0]["features"].as_str().unwrap()).unwrap();
+    assert_eq!(features, replaced);
+    assert_eq!(view[0]["reference_uri"], "/data/ref.parquet");
+}

@@ -196,6 +196,35 @@ impl VersionStatus {
     }
 }
 
+/// How a declared feature's values are read: `numeric` values go to
+/// `features_num` in the telemetry tables, `categorical` ones (strings,
+/// booleans) to `features_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureKind {
+    Numeric,
+    Categorical,
+}
+
+impl FeatureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureKind::Numeric => "numeric",
+            FeatureKind::Categorical => "categorical",
+        }
+    }
+}
+
+impl fmt::Display for FeatureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A version's known features: name → kind. Empty means none declared yet
+/// (the first reference upload then declares them).
+pub type Features = BTreeMap<String, FeatureKind>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Version {
     pub model: String,
@@ -206,6 +235,13 @@ pub struct Version {
     pub run_id: Option<String>,
     pub lineage: Lineage,
     pub tags: Tags,
+    /// Known features (name → `numeric` | `categorical`); uploads are
+    /// checked against them. Empty until declared or until the first
+    /// reference upload.
+    #[schema(value_type = BTreeMap<String, FeatureKind>)]
+    pub features: Features,
+    /// Where the version's reference data was loaded from at creation.
+    pub reference_uri: Option<String>,
     pub status: VersionStatus,
     /// Aliases currently pointing at this version.
     pub aliases: Vec<String>,
@@ -231,6 +267,14 @@ pub struct NewVersion {
     pub lineage: Lineage,
     #[serde(default)]
     pub tags: Tags,
+    /// Known features (name → `numeric` | `categorical`).
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, FeatureKind>)]
+    pub features: Features,
+    /// Reference data to load into history at creation: a local Parquet
+    /// file (`/path/ref.parquet` or `file:///path/ref.parquet`). The
+    /// creation fails, changing nothing, if it cannot be loaded.
+    pub reference_uri: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -238,6 +282,9 @@ pub struct NewVersion {
 pub struct VersionUpdate {
     pub description: Option<String>,
     pub status: Option<VersionStatus>,
+    /// Replaces the known features.
+    #[schema(value_type = Option<BTreeMap<String, FeatureKind>>)]
+    pub features: Option<Features>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

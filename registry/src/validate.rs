@@ -2,7 +2,7 @@
 //! store accept exactly the same requests.
 
 use crate::error::{Error, Result};
-use crate::types::{Lineage, NewModel, NewRecommendation, NewVersion, Tags};
+use crate::types::{Features, Lineage, NewModel, NewRecommendation, NewVersion, Tags};
 
 const MAX_NAME: usize = 128;
 const MAX_TEXT: usize = 16 * 1024;
@@ -179,9 +179,54 @@ pub fn new_version(v: &NewVersion) -> Result<()> {
     if let Some(run) = &v.run_id {
         text("run_id", run)?;
     }
+    if let Some(uri) = &v.reference_uri {
+        if uri.is_empty() {
+            return Err(Error::invalid(
+                "reference_uri",
+                "must not be empty when given",
+            ));
+        }
+        text("reference_uri", uri)?;
+    }
     lineage(&v.lineage)?;
+    features(&v.features)?;
     tags(&v.tags)
 }
+
+/// Most features a version may declare.
+pub const MAX_FEATURES: usize = 10_000;
+
+/// Feature names: 1–256 bytes, not one of the reserved upload columns
+/// (`ts`, `inference_id`, `prediction`, `label`), no control characters.
+pub fn features(f: &Features) -> Result<()> {
+    if f.len() > MAX_FEATURES {
+        return Err(Error::invalid(
+            "features",
+            format!("at most {MAX_FEATURES} features (got {})", f.len()),
+        ));
+    }
+    for name in f.keys() {
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "features",
+                format!("feature name {name:?} must be 1-256 bytes without control characters"),
+            ));
+        }
+        if RESERVED_COLUMNS.contains(&name.as_str()) {
+            return Err(Error::invalid(
+                "features",
+                format!(
+                    "{name:?} is a reserved upload column ({}), not a feature; rename the feature",
+                    RESERVED_COLUMNS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Upload columns that are not features.
+pub const RESERVED_COLUMNS: &[&str] = &["ts", "inference_id", "prediction", "label"];
 
 pub fn lineage(l: &Lineage) -> Result<()> {
     for (i, data) in l.training_data.iter().enumerate() {

@@ -131,6 +131,8 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "PUT /api/v1/models/{model}/versions/{version}/tags/{key}",
         "DELETE /api/v1/models/{model}/versions/{version}/tags/{key}",
         "POST /api/v1/models/{model}/versions/{version}/recommendations",
+        "POST /api/v1/models/{model}/versions/{version}/inferences",
+        "POST /api/v1/models/{model}/versions/{version}/reference",
         "GET /api/v1/models/{model}/aliases",
         "GET /api/v1/models/{model}/aliases/{alias}",
         "PUT /api/v1/models/{model}/aliases/{alias}",

@@ -60,6 +60,8 @@ pub enum BenchCommand {
     },
     /// OTLP metrics ingestion: batched exports over HTTP or gRPC.
     Otlp(super::bench_otlp::OtlpBenchArgs),
+    /// Inference rows/s through the batch upload routes (Arrow IPC, NDJSON).
+    Upload(super::bench_upload::UploadBenchArgs),
 }
 
 /// Throughput and latency of one phase.
@@ -138,6 +140,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             concurrency,
             seconds,
         } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
+        BenchCommand::Upload(args) => super::bench_upload::run(conn, args).await,
         BenchCommand::Otlp(args) => super::bench_otlp::run(args, conn).await,
         BenchCommand::Sql {
             data_dir,

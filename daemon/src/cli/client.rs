@@ -19,6 +19,9 @@ pub enum ClientError {
     /// A command that works on local files (a data directory) failed.
     #[error("{0}")]
     Local(String),
+    /// The command cannot be run as given (missing file, unknown format).
+    #[error("{0}")]
+    Usage(String),
     #[error("unexpected reply from {url} (HTTP {status}): {body}")]
     Unexpected {
         url: String,
@@ -34,7 +37,8 @@ impl ClientError {
             ClientError::Api { .. } => 1,
             ClientError::Unreachable { .. }
             | ClientError::Unexpected { .. }
-            | ClientError::Local(_) => 2,
+            | ClientError::Local(_)
+            | ClientError::Usage(_) => 2,
         }
     }
 }
@@ -121,6 +125,43 @@ impl Client {
         } else {
             Err(failure(url, status.as_u16(), text))
         }
+    }
+
+    /// Sends a raw (streamed) body and returns the JSON reply.
+    pub async fn send_body(
+        &self,
+        path: &str,
+        content_type: &str,
+        content_encoding: Option<&str>,
+        body: reqwest::Body,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(e) = content_encoding {
+            req = req.header("content-encoding", e);
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        };
+        let res = req.send().await.map_err(unreachable)?;
+        let status = res.status();
+        let text = res.text().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(failure(url, status.as_u16(), text));
+        }
+        serde_json::from_str(&text).map_err(|_| ClientError::Unexpected {
+            url,
+            status: status.as_u16(),
+            body: text,
+        })
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {

@@ -7,8 +7,10 @@ mod bench;
 mod bench_otlp;
 mod bench_remote_write;
 mod bench_sql;
+mod bench_upload;
 pub mod client;
 mod output;
+mod upload;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -117,6 +119,14 @@ pub enum Command {
         /// Print CSV instead of a table.
         #[arg(long, conflicts_with = "json")]
         csv: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Upload inferences or reference data for a version from a file
+    /// (NDJSON, CSV, Parquet, Arrow IPC stream; optionally .gz).
+    Upload {
+        #[command(subcommand)]
+        command: upload::UploadCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -254,6 +264,14 @@ pub enum VersionsCommand {
         /// KEY=VALUE, repeatable.
         #[arg(long = "tag", value_parser = key_value)]
         tags: Vec<(String, String)>,
+        /// Declared feature NAME=numeric|categorical (repeatable); uploads
+        /// are checked against them.
+        #[arg(long = "feature", value_parser = key_value)]
+        features: Vec<(String, String)>,
+        /// Reference data to load with the version: a Parquet file the
+        /// daemon can read (path or file:// URI).
+        #[arg(long)]
+        reference_uri: Option<String>,
     },
     /// Change description or status (ready, archived).
     Update {
@@ -489,6 +507,7 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
             csv,
             conn,
         } => sql(&query, limit, csv, &conn).await,
+        Command::Upload { command, conn } => upload::run(command, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
     }
 }
@@ -620,6 +639,8 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
             params,
             metrics,
             tags,
+            features,
+            reference_uri,
         } => {
             let mut metric_values = BTreeMap::new();
             for (k, v) in metrics {
@@ -643,6 +664,8 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
                     "metrics": metric_values,
                 },
                 "tags": tags.into_iter().collect::<BTreeMap<_, _>>(),
+                "features": features.into_iter().collect::<BTreeMap<_, _>>(),
+                "reference_uri": reference_uri,
             });
             let v = c
                 .call(

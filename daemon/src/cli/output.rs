@@ -107,6 +107,8 @@ pub const VERSION_DETAIL: &[Column] = &[
     ("source uri", "/source_uri"),
     ("artifact digest", "/artifact_digest"),
     ("run id", "/run_id"),
+    ("features", "/features"),
+    ("reference uri", "/reference_uri"),
     ("training data", "/lineage/training_data"),
     ("code commit", "/lineage/code_commit"),
     ("parent version", "/lineage/parent_version"),

@@ -361,6 +361,58 @@ impl From<crate::sql::SqlError> for ApiError {
     }
 }
 
+impl From<crate::upload::UploadError> for ApiError {
+    fn from(e: crate::upload::UploadError) -> Self {
+        use crate::upload::UploadError as U;
+        use modelwatch_collectors::ErrorClass;
+        match e {
+            U::Decode(d) => match d.class() {
+                ErrorClass::BadRequest => ApiError::bad_request(d.to_string()),
+                ErrorClass::PayloadTooLarge => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    d.to_string(),
+                ),
+                ErrorClass::UnsupportedMediaType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    d.to_string(),
+                ),
+                ErrorClass::Internal => ApiError::internal(d),
+            },
+            U::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            U::UnsupportedEncoding(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.to_string(),
+            ),
+            U::Gzip(_) | U::Parquet(_) | U::BodyRead(_) | U::ReferenceUri { .. } => {
+                ApiError::bad_request(e.to_string())
+            }
+            U::Staging(_) | U::StagingArrow(_) => ApiError::internal(e),
+            U::Commit { ref source, .. } => {
+                // The message (rows stored, upload id) is for the sender;
+                // the status follows the history's error.
+                let message = e.to_string();
+                let mut err = match source {
+                    modelwatch_history::Error::Overloaded { .. }
+                    | modelwatch_history::Error::ShutDown => ApiError::unavailable(message),
+                    _ => {
+                        tracing::error!(error = %e, "upload commit failed");
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+                    }
+                };
+                err.retry_after = source.retry_after().map(|d| d.as_secs().max(1));
+                err
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod otlp;
 mod params;
 pub mod registry;
 pub mod telemetry;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub auth: Arc<Auth>,
     pub limits: Limits,
+    pub uploads: Arc<crate::upload::Uploads>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +89,11 @@ impl Modify for BearerAuth {
 fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use registry::*;
     // Ingest bodies have their own, larger limit.
+    // Uploads stream their body and count it against --max-upload-bytes
+    // themselves (the body-limit layer only applies to buffered bodies).
     let ingest = OpenApiRouter::new()
+        .routes(routes!(upload::upload_inferences))
+        .routes(routes!(upload::upload_reference))
         .routes(routes!(telemetry::remote_write))
         .layer(DefaultBodyLimit::max(limits.max_write_bytes));
     let json = OpenApiRouter::new()

@@ -266,10 +266,40 @@ pub async fn create_version(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(model): ApiPath<String>,
-    ApiJson(new): ApiJson<NewVersion>,
+    ApiJson(mut new): ApiJson<NewVersion>,
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.require(Role::Editor)?;
+    let Some(uri) = new.reference_uri.clone() else {
+        let version = s.registry.create_version(actor, &model, new).await?;
+        return Ok((StatusCode::CREATED, Json(version)));
+    };
+    // Reference data first: the whole file is read and validated before the
+    // version exists, so a bad file creates nothing.
+    s.registry.get_model(&model).await?;
+    modelwatch_registry::validate::new_version(&new)?;
+    let upload_id = crate::upload::new_upload_id();
+    let cfg = modelwatch_collectors::batch::UploadConfig::new(
+        model.clone(),
+        String::new(),
+        upload_id.clone(),
+        chrono::Utc::now().timestamp_micros(),
+        crate::upload::to_known(&new.features),
+    );
+    let staged = crate::upload::stage_reference_uri(&s.uploads, &uri, cfg).await?;
+    if new.features.is_empty() {
+        new.features = crate::upload::from_known(&staged.features);
+    }
     let version = s.registry.create_version(actor, &model, new).await?;
+    let number = version.version.to_string();
+    let rows = crate::upload::commit(
+        &s.telemetry.store,
+        modelwatch_collectors::schema::REFERENCE,
+        &upload_id,
+        staged,
+        Some(&number),
+    )
+    .await?;
+    tracing::info!(model = %model, version = version.version, upload_id, rows, reference_uri = %uri, "reference data loaded");
     Ok((StatusCode::CREATED, Json(version)))
 }
 

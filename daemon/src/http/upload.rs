@@ -1,0 +1,191 @@
+//! Batch upload routes: inferences and reference data for one version.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Serialize;
+use tracing::Instrument;
+use utoipa::ToSchema;
+
+use modelwatch_collectors::batch::{BatchFormat, UploadConfig};
+use modelwatch_registry::{FeatureKind, Role, VersionUpdate};
+
+use super::AppState;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::ApiPath;
+use crate::auth::Caller;
+use crate::upload::{self, UploadKind};
+
+/// What an upload stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    /// Tags every stored row: `attributes['upload_id']` in SQL.
+    pub upload_id: String,
+    /// `inferences` or `reference`.
+    pub table: String,
+    /// Rows stored.
+    pub rows: u64,
+    /// Body bytes received (as sent).
+    pub bytes: u64,
+    pub duration_ms: f64,
+    /// The feature columns of the upload with their kinds.
+    #[schema(value_type = BTreeMap<String, FeatureKind>)]
+    pub features: BTreeMap<String, FeatureKind>,
+    /// True when this (reference) upload declared the version's features,
+    /// because it had none.
+    pub features_declared: bool,
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Stores a batch of inferences (production traffic) for a version.
+#[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/inferences", tag = "telemetry",
+    params(("model" = String, Path), ("version" = i64, Path)),
+    request_body(content = Vec<u8>, description = "rows as application/x-ndjson, text/csv (header row), application/vnd.apache.parquet or application/vnd.apache.arrow.stream; Content-Encoding gzip accepted",
+        content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, body = UploadResponse, description = "every row validated and stored"),
+        (status = 400, body = ErrorBody, description = "malformed body or a bad row (the message names row and column); nothing stored"),
+        (status = 404, body = ErrorBody, description = "no such model version"),
+        (status = 413, body = ErrorBody, description = "over --max-upload-bytes"),
+        (status = 415, body = ErrorBody, description = "unsupported Content-Type or Content-Encoding"),
+        (status = 503, body = ErrorBody, description = "the history could not take the rows; see the message for rows stored")),
+    security(("bearer" = [])))]
+pub async fn upload_inferences(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath((model, version)): ApiPath<(String, i64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<UploadResponse>> {
+    handle(
+        s,
+        caller,
+        model,
+        version,
+        headers,
+        body,
+        UploadKind::Inferences,
+    )
+    .await
+}
+
+/// Stores reference data (what the version is compared against). When the
+/// version declares no features yet, this upload's columns become them.
+#[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/reference", tag = "telemetry",
+    params(("model" = String, Path), ("version" = i64, Path)),
+    request_body(content = Vec<u8>, description = "same formats as the inferences upload",
+        content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, body = UploadResponse, description = "every row validated and stored"),
+        (status = 400, body = ErrorBody, description = "malformed body or a bad row; nothing stored"),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn upload_reference(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath((model, version)): ApiPath<(String, i64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<UploadResponse>> {
+    handle(
+        s,
+        caller,
+        model,
+        version,
+        headers,
+        body,
+        UploadKind::Reference,
+    )
+    .await
+}
+
+async fn handle(
+    s: AppState,
+    caller: Caller,
+    model: String,
+    version: i64,
+    headers: HeaderMap,
+    body: Body,
+    kind: UploadKind,
+) -> ApiResult<Json<UploadResponse>> {
+    let actor = caller.require(Role::Ingest)?;
+    let format = BatchFormat::from_content_type(header_str(&headers, "content-type"))
+        .map_err(upload::UploadError::from)?;
+    let gzip = upload::is_gzip(header_str(&headers, "content-encoding"))?;
+    let record = s.registry.get_version(&model, version).await?;
+    let upload_id = upload::new_upload_id();
+    let span = tracing::info_span!(
+        "upload",
+        upload_id = %upload_id,
+        table = kind.table(),
+        model = %model,
+        version,
+        format = format.name(),
+        gzip
+    );
+    async move {
+        let cfg = UploadConfig::new(
+            model.clone(),
+            version.to_string(),
+            upload_id,
+            chrono::Utc::now().timestamp_micros(),
+            upload::to_known(&record.features),
+        );
+        let outcome = upload::upload(
+            &s.uploads,
+            &s.telemetry.store,
+            kind,
+            format,
+            gzip,
+            cfg,
+            body.into_data_stream(),
+        )
+        .await?;
+        let features = upload::from_known(&outcome.features);
+        // The first reference upload of a version without declared
+        // features declares them (an audited version update).
+        let mut features_declared = false;
+        if kind == UploadKind::Reference && record.features.is_empty() && !features.is_empty() {
+            let current = s.registry.get_version(&model, version).await?;
+            if current.features.is_empty() {
+                s.registry
+                    .update_version(
+                        actor,
+                        &model,
+                        version,
+                        VersionUpdate {
+                            features: Some(features.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                features_declared = true;
+            }
+        }
+        tracing::info!(
+            rows = outcome.rows,
+            bytes = outcome.bytes,
+            duration_ms = outcome.duration.as_secs_f64() * 1e3,
+            features_declared,
+            "upload stored"
+        );
+        Ok(Json(UploadResponse {
+            upload_id: outcome.upload_id,
+            table: outcome.table.to_string(),
+            rows: outcome.rows,
+            bytes: outcome.bytes,
+            duration_ms: outcome.duration.as_secs_f64() * 1e3,
+            features,
+            features_declared,
+        }))
+    }
+    .instrument(span)
+    .await
+}
