@@ -522,7 +522,6 @@ pub async fn commit(
     let (tx, mut rx) = mpsc::channel::<Result<Vec<RecordBatch>, UploadError>>(2);
     let mem = staged.mem;
     let spill = staged.spill;
-    let staged_from_file = spill.is_some();
     // Read the staged batches (memory, then the spill file) on a blocking
     // thread and hand them over in commit-sized groups.
     let reader = tokio::task::spawn_blocking(move || {
@@ -580,16 +579,21 @@ pub async fn commit(
     let mut stored = 0u64;
     while let Some(group) = rx.recv().await {
         let mut group = group?;
-        // Batches read back from the spill file are slices of one IPC
-        // message buffer each, which `get_array_memory_size` (the history's
-        // buffer accounting) counts once per column: copy each group into
-        // one compact batch so it is accounted at its real size.
-        if group.len() > 1 || staged_from_file {
-            let schema = group[0].schema();
-            group = vec![
-                datafusion::arrow::compute::concat_batches(&schema, &group).map_err(arrow_err)?,
-            ];
-        }
+        // Batches decoded from IPC (the request body or the spill file) are
+        // views of one message buffer each, which `get_array_memory_size`
+        // (the history's buffer accounting) counts once per column and the
+        // buffer would keep alive whole: copy each group into one compact
+        // batch. `concat_batches` hands a single batch back as it is, so
+        // `take` with every index does the copy (fresh, exact buffers).
+        let schema = group[0].schema();
+        let merged =
+            datafusion::arrow::compute::concat_batches(&schema, &group).map_err(arrow_err)?;
+        let every_row =
+            datafusion::arrow::array::UInt32Array::from_iter_values(0..merged.num_rows() as u32);
+        group = vec![
+            datafusion::arrow::compute::take_record_batch(&merged, &every_row)
+                .map_err(arrow_err)?,
+        ];
         if let Some(v) = version {
             group = group.into_iter().map(|b| restamp(b, v)).collect();
         }
