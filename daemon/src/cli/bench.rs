@@ -75,6 +75,14 @@ pub struct PhaseResult {
     pub p99_ms: f64,
 }
 
+/// The `p` quantile (0–1) of sorted latencies, in milliseconds (0 when empty).
+pub(super) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(0.0)
+}
+
 pub(super) async fn phase<F, Fut>(
     name: &'static str,
     concurrency: usize,
@@ -117,12 +125,7 @@ where
     }
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1e3)
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     PhaseResult {
         phase: name,
         requests: latencies.len(),

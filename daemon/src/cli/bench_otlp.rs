@@ -381,12 +381,7 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1e3)
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| super::bench::percentile_ms(&latencies, p);
     let result = OtlpBenchResult {
         transport: match a.transport {
             Transport::Http => "http",

@@ -87,6 +87,11 @@ fn encode_request(plan: &RemoteWritePlan, n: usize) -> Vec<u8> {
             ..Default::default()
         })
         .collect();
+    encode_series(timeseries)
+}
+
+/// A remote-write 1.0 body (snappy-compressed `WriteRequest`) of `timeseries`.
+pub fn encode_series(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
     let request = proto::WriteRequest {
         timeseries,
         metadata: Vec::new(),

@@ -19,7 +19,6 @@ use modelwatch_collectors::otlp::OtlpConfig;
 use modelwatch_collectors::remote_write::proto;
 use modelwatch_history::HistoryConfig;
 use modelwatch_registry::{RegistryStore, SqliteStore};
-use prost::Message;
 use serde::Serialize;
 
 use crate::telemetry::Telemetry;
@@ -137,13 +136,18 @@ fn encode_write(mvs: usize, first_minute: usize, minutes: usize, start_ms: i64) 
             });
         }
     }
-    let request = proto::WriteRequest {
-        timeseries,
-        metadata: Vec::new(),
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .expect("snappy compression of an in-memory buffer cannot fail")
+    super::bench_remote_write::encode_series(timeseries)
+}
+
+/// The generated history, opened with the daemon's table definitions.
+async fn open_history(dir: &Path) -> anyhow::Result<Telemetry> {
+    Ok(Telemetry::open(
+        &dir.join("history"),
+        history_config(),
+        RemoteWriteConfig::default(),
+        OtlpConfig::default(),
+    )
+    .await?)
 }
 
 fn history_config() -> HistoryConfig {
@@ -165,13 +169,7 @@ async fn generate(dir: &Path, rows: u64) -> anyhow::Result<QueryFile> {
     let minutes = rows.div_ceil(per_minute) as usize;
     let now_ms = Utc::now().timestamp_millis() / STEP_MS * STEP_MS;
     let start_ms = now_ms - minutes as i64 * STEP_MS;
-    let telemetry = Telemetry::open(
-        &dir.join("history"),
-        history_config(),
-        RemoteWriteConfig::default(),
-        OtlpConfig::default(),
-    )
-    .await?;
+    let telemetry = open_history(dir).await?;
     eprintln!(
         "generating {} samples ({} series, {minutes} one-minute steps) into {}",
         per_minute * minutes as u64,
@@ -294,13 +292,7 @@ pub async fn run(dir: PathBuf, rows: u64, runs: usize) -> anyhow::Result<Vec<Que
         serde_json::to_value(generate(&dir, rows).await?)?
     };
     let last_ts: DateTime<Utc> = serde_json::from_value(file["last_ts"].clone())?;
-    let telemetry = Telemetry::open(
-        &dir.join("history"),
-        history_config(),
-        RemoteWriteConfig::default(),
-        OtlpConfig::default(),
-    )
-    .await?;
+    let telemetry = open_history(&dir).await?;
     let registry: Arc<dyn RegistryStore> =
         Arc::new(SqliteStore::open(&dir.join("registry.sqlite")).await?);
     eprintln!(

@@ -286,25 +286,30 @@ impl From<QueryRejection> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A collectors decoding error, by its class.
+fn decode_error(d: modelwatch_collectors::Error) -> ApiError {
+    use modelwatch_collectors::ErrorClass;
+    match d.class() {
+        ErrorClass::BadRequest => ApiError::bad_request(d.to_string()),
+        ErrorClass::PayloadTooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            d.to_string(),
+        ),
+        ErrorClass::UnsupportedMediaType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            d.to_string(),
+        ),
+        ErrorClass::Internal => ApiError::internal(d),
+    }
+}
+
 impl From<crate::telemetry::IngestError> for ApiError {
     fn from(e: crate::telemetry::IngestError) -> Self {
         use crate::telemetry::IngestError;
-        use modelwatch_collectors::ErrorClass;
         match e {
-            IngestError::Decode(d) => match d.class() {
-                ErrorClass::BadRequest => ApiError::bad_request(d.to_string()),
-                ErrorClass::PayloadTooLarge => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    d.to_string(),
-                ),
-                ErrorClass::UnsupportedMediaType => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    d.to_string(),
-                ),
-                ErrorClass::Internal => ApiError::internal(d),
-            },
+            IngestError::Decode(d) => decode_error(d),
             IngestError::Store(s) => history_error(s),
             IngestError::Gzip(_) => ApiError::bad_request(e.to_string()),
             IngestError::InflatedTooLarge { .. } => ApiError::new(
@@ -364,22 +369,8 @@ impl From<crate::sql::SqlError> for ApiError {
 impl From<crate::upload::UploadError> for ApiError {
     fn from(e: crate::upload::UploadError) -> Self {
         use crate::upload::UploadError as U;
-        use modelwatch_collectors::ErrorClass;
         match e {
-            U::Decode(d) => match d.class() {
-                ErrorClass::BadRequest => ApiError::bad_request(d.to_string()),
-                ErrorClass::PayloadTooLarge => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    d.to_string(),
-                ),
-                ErrorClass::UnsupportedMediaType => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    d.to_string(),
-                ),
-                ErrorClass::Internal => ApiError::internal(d),
-            },
+            U::Decode(d) => decode_error(d),
             U::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
