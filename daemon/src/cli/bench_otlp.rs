@@ -392,8 +392,9 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
         points_per_request,
         request_bytes,
         seconds,
-        data_points_per_second: (latencies.len() * points_per_request) as f64 / seconds,
-        requests_per_second: latencies.len() as f64 / seconds,
+        // Only acknowledged exports count as throughput.
+        data_points_per_second: ((latencies.len() - errors) * points_per_request) as f64 / seconds,
+        requests_per_second: (latencies.len() - errors) as f64 / seconds,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         first_error,
