@@ -35,16 +35,12 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn sql(http: &Http, query: &str) -> Vec<Value> {
-    let (status, body) = http.post("/api/v1/sql", json!({ "sql": query })).await;
-    assert_eq!(status, 200, "{query}: {body}");
-    body["rows"].as_array().cloned().unwrap_or_default()
-}
-
-async fn count(http: &Http, table: &str) -> i64 {
-    sql(http, &format!("SELECT count(*) AS n FROM {table}")).await[0]["n"]
-        .as_i64()
-        .unwrap()
+/// The rows of a query's answer.
+async fn query_rows(http: &Http, query: &str) -> Vec<Value> {
+    sql(http, query).await["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn f(v: &Value) -> f64 {
@@ -275,7 +271,7 @@ fn emit_spans(e: &Endpoints, version: &str) {
 }
 
 async fn check_metrics(http: &Http, version: &str) {
-    let rows = sql(
+    let rows = query_rows(
         http,
         &format!(
             "SELECT metric, value, kind, temporality, monotonic, labels['route'] AS route, \
@@ -303,7 +299,7 @@ async fn check_metrics(http: &Http, version: &str) {
         assert_eq!(r["source"], "otlp", "{r}");
     }
 
-    let rows = sql(
+    let rows = query_rows(
         http,
         &format!(
             "SELECT metric, kind, count, sum, min, max, bounds, bucket_counts, scale, \
@@ -333,7 +329,7 @@ async fn check_metrics(http: &Http, version: &str) {
 }
 
 async fn check_logs(http: &Http, version: &str) {
-    let rows = sql(
+    let rows = query_rows(
         http,
         &format!(
             "SELECT inference_id, features_num['amount'] AS amount, features_num['items'] AS items, \
@@ -356,7 +352,7 @@ async fn check_logs(http: &Http, version: &str) {
     assert_eq!(f(&labelled["label_value"]), 1.0);
     assert_eq!(labelled["prediction"], Value::Null);
 
-    let rows = sql(
+    let rows = query_rows(
         http,
         &format!(
             "SELECT severity_number, severity_text, attributes['component'] AS component, model \
@@ -372,7 +368,7 @@ async fn check_logs(http: &Http, version: &str) {
 }
 
 async fn check_spans(http: &Http, version: &str) {
-    let rows = sql(
+    let rows = query_rows(
         http,
         &format!(
             "SELECT name, kind, status_code, status_message, duration_ms, \
@@ -390,7 +386,7 @@ async fn check_spans(http: &Http, version: &str) {
     assert_eq!(s["route"], "/predict");
     assert!(f(&s["duration_ms"]) >= 0.0);
     assert_eq!((s["tl"].as_i64(), s["sl"].as_i64()), (Some(32), Some(16)));
-    let unrelated = sql(
+    let unrelated = query_rows(
         http,
         "SELECT count(*) AS n FROM spans WHERE name = 'unrelated'",
     )
@@ -511,7 +507,7 @@ async fn grpc_client(url: &str) -> MetricsServiceClient<tonic::transport::Channe
 }
 
 async fn check_summary(http: &Http, version: &str) {
-    let rows = sql(
+    let rows = query_rows(
         http,
         &format!(
             "SELECT metric, kind, labels['quantile'] AS q, value, ts FROM samples \
@@ -607,7 +603,7 @@ async fn upstream_otlp_json_example_is_stored_and_answered_in_json() {
     assert_eq!(res.headers()["content-type"], "application/json");
     let reply: Value = res.json().await.unwrap();
     assert_eq!(reply, json!({}), "nothing rejected");
-    let rows = sql(
+    let rows = query_rows(
         &http,
         "SELECT metric, value, kind, temporality, labels['my.counter.attr'] AS attr, \
          labels['service.name'] AS service FROM samples ORDER BY metric",
@@ -622,7 +618,7 @@ async fn upstream_otlp_json_example_is_stored_and_answered_in_json() {
     assert_eq!(rows[0]["service"], "my.service");
     assert_eq!(rows[1]["metric"], "my.gauge");
     assert_eq!(f(&rows[1]["value"]), 10.0);
-    let h = sql(
+    let h = query_rows(
         &http,
         "SELECT metric, kind, count, bucket_counts FROM histograms",
     )
@@ -1037,7 +1033,7 @@ async fn python_exporter_over_http_lands_in_every_table() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let rows = sql(
+    let rows = query_rows(
         &http,
         "SELECT metric, value, kind, monotonic, labels['route'] AS route FROM samples \
          WHERE model = 'churn' AND version = 'py-7' ORDER BY metric",
@@ -1048,7 +1044,7 @@ async fn python_exporter_over_http_lands_in_every_table() {
     assert_eq!(f(&rows[0]["value"]), 3.0);
     assert_eq!(rows[0]["kind"], "counter");
     assert_eq!(rows[0]["route"], "/score");
-    let h = sql(
+    let h = query_rows(
         &http,
         "SELECT metric, count, sum, bounds, bucket_counts FROM histograms \
          WHERE model = 'churn' AND version = 'py-7'",
@@ -1061,7 +1057,7 @@ async fn python_exporter_over_http_lands_in_every_table() {
     assert_eq!(f64s(&h[0]["bounds"]), [0.1, 1.0]);
     assert_eq!(f64s(&h[0]["bucket_counts"]), [1.0, 1.0, 0.0]);
 
-    let inf = sql(
+    let inf = query_rows(
         &http,
         "SELECT inference_id, features_num['tenure'] AS tenure, features_str['plan'] AS plan, \
          prediction FROM inferences WHERE model = 'churn' AND version = 'py-7'",
@@ -1072,13 +1068,13 @@ async fn python_exporter_over_http_lands_in_every_table() {
     assert_eq!(f(&inf[0]["tenure"]), 14.0);
     assert_eq!(inf[0]["plan"], "pro");
     assert_eq!(inf[0]["prediction"], "stay");
-    let logs = sql(
+    let logs = query_rows(
         &http,
         "SELECT body FROM logs WHERE body = 'python says hello'",
     )
     .await;
     assert_eq!(logs.len(), 1, "{logs:?}");
-    let spans = sql(
+    let spans = query_rows(
         &http,
         "SELECT name, status_code FROM spans WHERE model = 'churn' AND version = 'py-7'",
     )

@@ -360,3 +360,19 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Runs a SQL query through `POST /api/v1/sql`; the answer must be 200.
+pub async fn sql(http: &Http, query: &str) -> Value {
+    let (status, body) = http
+        .post("/api/v1/sql", serde_json::json!({ "sql": query }))
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+/// Rows in a table.
+pub async fn count(http: &Http, table: &str) -> i64 {
+    sql(http, &format!("SELECT count(*) AS n FROM {table}")).await["rows"][0]["n"]
+        .as_i64()
+        .expect("a count")
+}

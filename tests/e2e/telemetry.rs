@@ -60,12 +60,6 @@ async fn write_as(http: &Http, content_type: &str, body: Vec<u8>) -> (u16, Value
     )
 }
 
-async fn sql(http: &Http, query: &str) -> Value {
-    let (status, body) = http.post("/api/v1/sql", json!({ "sql": query })).await;
-    assert_eq!(status, 200, "{query}: {body}");
-    body
-}
-
 #[tokio::test]
 async fn remote_write_samples_come_back_through_sql() {
     let d = Daemon::start();

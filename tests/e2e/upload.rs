@@ -144,18 +144,6 @@ async fn upload(
     )
 }
 
-async fn sql(http: &Http, query: &str) -> Value {
-    let (status, body) = http.post("/api/v1/sql", json!({ "sql": query })).await;
-    assert_eq!(status, 200, "{query}: {body}");
-    body
-}
-
-async fn count(http: &Http, table: &str) -> i64 {
-    sql(http, &format!("SELECT count(*) AS n FROM {table}")).await["rows"][0]["n"]
-        .as_i64()
-        .unwrap()
-}
-
 /// Model `fraud`, version 1 declaring `amount` (numeric) and `country`
 /// (categorical).
 async fn declared_version(http: &Http) {

@@ -68,32 +68,14 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
         if let Some(body) = body {
             req = req.json(body);
         }
-        let res = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        })?;
-        let status = res.status();
-        let text = res.text().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        })?;
+        let (status, text) = self.exchange(req, &url).await?;
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        if !status.is_success() {
-            return Err(failure(url, status.as_u16(), text));
-        }
-        serde_json::from_str(&text).map_err(|_| ClientError::Unexpected {
-            url,
-            status: status.as_u16(),
-            body: text,
-        })
+        json_reply(url, status, text)
     }
 
     /// Sends JSON and returns the body as text in the `accept`ed format.
@@ -105,26 +87,12 @@ impl Client {
         accept: &str,
     ) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self
+        let req = self
             .http
             .request(method, &url)
             .header("accept", accept)
             .json(body);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        };
-        let res = req.send().await.map_err(unreachable)?;
-        let status = res.status();
-        let text = res.text().await.map_err(unreachable)?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(failure(url, status.as_u16(), text))
-        }
+        Ok(self.exchange(req, &url).await?.1)
     }
 
     /// Sends a raw (streamed) body and returns the JSON reply.
@@ -144,6 +112,17 @@ impl Client {
         if let Some(e) = content_encoding {
             req = req.header("content-encoding", e);
         }
+        let (status, text) = self.exchange(req, &url).await?;
+        json_reply(url, status, text)
+    }
+
+    /// Sends `req` with the token and returns the status and body text of a
+    /// 2xx reply; anything else becomes the matching [`ClientError`].
+    async fn exchange(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(StatusCode, String), ClientError> {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -154,19 +133,25 @@ impl Client {
         let res = req.send().await.map_err(unreachable)?;
         let status = res.status();
         let text = res.text().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(failure(url, status.as_u16(), text));
+        if status.is_success() {
+            Ok((status, text))
+        } else {
+            Err(failure(url.to_string(), status.as_u16(), text))
         }
-        serde_json::from_str(&text).map_err(|_| ClientError::Unexpected {
-            url,
-            status: status.as_u16(),
-            body: text,
-        })
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::GET, path, None).await
     }
+}
+
+/// A 2xx reply's JSON body.
+fn json_reply(url: String, status: StatusCode, text: String) -> Result<Value, ClientError> {
+    serde_json::from_str(&text).map_err(|_| ClientError::Unexpected {
+        url,
+        status: status.as_u16(),
+        body: text,
+    })
 }
 
 /// A non-2xx reply: the API's JSON error when there is one.
