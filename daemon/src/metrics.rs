@@ -20,6 +20,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use modelwatch_history::HistoryStats;
+use modelwatch_registry::RegistryStats;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -51,7 +52,16 @@ pub struct Metrics {
     /// `modelwatch_sql_query_duration_seconds`: planning and execution.
     pub sql_query_duration: Histogram,
     history: Mutex<HistoryGauges>,
+    registry_figures: Mutex<RegistryFigures>,
     evaluator: EvaluatorMetrics,
+}
+
+/// Registry writer figures, refreshed from [`RegistryStats`] at scrape time.
+struct RegistryFigures {
+    /// `modelwatch_registry_changes_total{outcome}`.
+    changes: IntCounterVec,
+    transactions: IntCounter,
+    last_commit_seconds: prometheus::Gauge,
 }
 
 /// The evaluator's series (see [`record_drift`] and friends).
@@ -266,6 +276,27 @@ impl Metrics {
                 .expect("valid metric definition"),
             ),
             history: Mutex::new(history),
+            registry_figures: Mutex::new(RegistryFigures {
+                changes: counter_vec(
+                    &r,
+                    "modelwatch_registry_changes_total",
+                    "Registry changes (each with its audit entry), by outcome: committed, rejected (validation, conflict; nothing written) or failed (commit error; the caller was told to retry).",
+                    &["outcome"],
+                ),
+                transactions: counter(
+                    &r,
+                    "modelwatch_registry_transactions_total",
+                    "Registry group-commit transactions (one fsync each).",
+                ),
+                last_commit_seconds: register(
+                    &r,
+                    prometheus::Gauge::new(
+                        "modelwatch_registry_last_commit_seconds",
+                        "Duration of the most recent registry COMMIT, including its fsync.",
+                    )
+                    .expect("valid metric definition"),
+                ),
+            }),
             evaluator: EvaluatorMetrics::new(&r),
             registry: r,
         }
@@ -273,7 +304,24 @@ impl Metrics {
 
     /// The text exposition format (version 0.0.4), with the history figures
     /// refreshed from `stats` first.
-    pub fn render(&self, stats: &HistoryStats) -> String {
+    pub fn render(&self, stats: &HistoryStats, registry: &RegistryStats) -> String {
+        {
+            let r = self
+                .registry_figures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let catch_up = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+            for (outcome, v) in [
+                ("committed", registry.changes_committed),
+                ("rejected", registry.changes_rejected),
+                ("failed", registry.changes_failed),
+            ] {
+                catch_up(&r.changes.with_label_values(&[outcome]), v);
+            }
+            catch_up(&r.transactions, registry.transactions);
+            r.last_commit_seconds
+                .set(registry.last_commit_micros as f64 / 1e6);
+        }
         {
             let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
             let set = |g: &IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
@@ -564,20 +612,20 @@ mod tests {
             buffer_bytes: 4096,
             ..Default::default()
         };
-        let text = m.render(&stats);
+        let text = m.render(&stats, &RegistryStats::default());
         assert!(text.contains("modelwatch_wal_fsyncs_total 7"), "{text}");
         assert!(
             text.contains("modelwatch_history_buffer_bytes 4096"),
             "{text}"
         );
         stats.wal_fsyncs = 9;
-        let text = m.render(&stats);
+        let text = m.render(&stats, &RegistryStats::default());
         assert!(text.contains("modelwatch_wal_fsyncs_total 9"), "{text}");
     }
 
     #[test]
     fn every_family_has_the_modelwatch_prefix() {
-        let text = metrics().render(&HistoryStats::default());
+        let text = metrics().render(&HistoryStats::default(), &RegistryStats::default());
         let names: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))

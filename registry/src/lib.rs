@@ -41,6 +41,7 @@ pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use sqlite::SqliteStore;
 pub use store::RegistryStore;
 pub use types::*;
+pub use writer::RegistryStats;
 
 /// The source of "now", injected so tests control time.
 pub trait Clock: Send + Sync + 'static {

@@ -1520,6 +1520,10 @@ impl RegistryStore for SqliteStore {
             .collect()
     }
 
+    fn stats(&self) -> crate::RegistryStats {
+        self.writer.stats()
+    }
+
     async fn set_policy(
         &self,
         actor: &Actor,

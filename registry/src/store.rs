@@ -123,6 +123,12 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// the view's SQL column names (see [`RegistryView`]).
     async fn export_view(&self, view: RegistryView) -> Result<Vec<serde_json::Value>>;
 
+    /// What the backend's writer has done since it was opened (for
+    /// `/metrics`); zeros for a backend that does not count.
+    fn stats(&self) -> crate::RegistryStats {
+        crate::RegistryStats::default()
+    }
+
     /// Sets (creates or replaces) a model's monitoring policy; audited as
     /// `policy.set` with the previous policy as `before`.
     async fn set_policy(

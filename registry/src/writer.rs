@@ -8,6 +8,10 @@
 //! so "acknowledged" still means "durable" — at a fraction of the fsyncs
 //! when many clients write at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
 use futures::future::BoxFuture;
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -33,14 +37,52 @@ enum Message {
 #[derive(Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+}
+
+/// Running totals of the writer, read by [`Writer::stats`].
+#[derive(Default)]
+struct Counters {
+    transactions: AtomicU64,
+    committed: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    last_commit_micros: AtomicU64,
+}
+
+/// What the registry's writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Group transactions committed (one fsync each).
+    pub transactions: u64,
+    /// Changes committed.
+    pub changes_committed: u64,
+    /// Changes refused (validation, conflicts): rolled back alone.
+    pub changes_rejected: u64,
+    /// Changes lost to a failed commit (their callers were told to retry).
+    pub changes_failed: u64,
+    /// Duration of the latest `COMMIT` (includes the fsync).
+    pub last_commit_micros: u64,
 }
 
 impl Writer {
     /// Starts the writer task on `conn`; it ends when every `Writer` is dropped.
     pub(crate) fn spawn(conn: SqliteConnection) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let task = tokio::spawn(run_writer(conn, rx));
-        (Self { jobs: tx }, task)
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(run_writer(conn, rx, counters.clone()));
+        (Self { jobs: tx, counters }, task)
+    }
+
+    pub(crate) fn stats(&self) -> RegistryStats {
+        let c = &self.counters;
+        RegistryStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            changes_committed: c.committed.load(Ordering::Relaxed),
+            changes_rejected: c.rejected.load(Ordering::Relaxed),
+            changes_failed: c.failed.load(Ordering::Relaxed),
+            last_commit_micros: c.last_commit_micros.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `change` in the next group transaction and returns its result
@@ -84,7 +126,11 @@ async fn exec(
     sqlx::query(sql).execute(conn).await.map(drop)
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Message>) {
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Message>,
+    counters: Arc<Counters>,
+) {
     let mut stopping = false;
     while !stopping {
         let mut batch = Vec::new();
@@ -125,13 +171,34 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Message>)
             match (ok, closed) {
                 (true, Ok(())) => committed.push(finish),
                 // A failed change is answered at once: it wrote nothing.
-                (false, Ok(())) => finish(None),
-                (_, Err(e)) => finish(Some(format!("savepoint failed: {e}"))),
+                (false, Ok(())) => {
+                    counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    finish(None)
+                }
+                (_, Err(e)) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    finish(Some(format!("savepoint failed: {e}")))
+                }
             }
         }
-        match exec(&mut conn, "COMMIT").await {
-            Ok(()) => committed.into_iter().for_each(|f| f(None)),
+        let started = Instant::now();
+        let commit = exec(&mut conn, "COMMIT").await;
+        counters.last_commit_micros.store(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        match commit {
+            Ok(()) => {
+                counters.transactions.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .committed
+                    .fetch_add(committed.len() as u64, Ordering::Relaxed);
+                committed.into_iter().for_each(|f| f(None))
+            }
             Err(e) => {
+                counters
+                    .failed
+                    .fetch_add(committed.len() as u64, Ordering::Relaxed);
                 tracing::error!(error = %e, "registry commit failed");
                 let _ = exec(&mut conn, "ROLLBACK").await;
                 let reason = e.to_string();

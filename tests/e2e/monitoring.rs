@@ -130,6 +130,14 @@ async fn policies_are_validated_gated_and_audited() {
     let out = d.cli(&["policy", "delete", "fraud"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
+
+    // Registry operations are counted: the policy for the missing model was
+    // refused inside the writer, the others committed.
+    let (_, text) = reader.get("/metrics").await;
+    let changes = series(text.as_str().unwrap(), "modelwatch_registry_changes_total");
+    assert!(changes[r#"{outcome="rejected"}"#] >= 1.0, "{changes:?}");
+    // Tokens, model, two policy sets, the CLI set, the delete.
+    assert!(changes[r#"{outcome="committed"}"#] >= 6.0, "{changes:?}");
 }
 
 #[tokio::test]

@@ -62,6 +62,9 @@ pub enum BenchCommand {
     Otlp(super::bench_otlp::OtlpBenchArgs),
     /// Inference rows/s through the batch upload routes (Arrow IPC, NDJSON).
     Upload(super::bench_upload::UploadBenchArgs),
+    /// Evaluator cycle time over many watched versions, and remote-write
+    /// ingestion idle versus during evaluation.
+    Evaluate(super::bench_evaluate::EvaluateBenchArgs),
 }
 
 /// Throughput and latency of one phase.
@@ -144,6 +147,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             seconds,
         } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
         BenchCommand::Upload(args) => super::bench_upload::run(conn, args).await,
+        BenchCommand::Evaluate(args) => super::bench_evaluate::run(conn, args).await,
         BenchCommand::Otlp(args) => super::bench_otlp::run(args, conn).await,
         BenchCommand::Sql {
             data_dir,

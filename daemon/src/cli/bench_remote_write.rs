@@ -128,8 +128,20 @@ pub async fn run(plan: &RemoteWritePlan) -> Result<(PhaseResult, f64), ClientErr
             reason: e.to_string(),
         })?;
     // One request up front, so a wrong URL or token fails loudly instead of
-    // producing a table of errors.
-    send(&http, plan, payloads[0].clone()).await?;
+    // producing a table of errors. A 503 (the store is still persisting an
+    // earlier phase's data) is waited out, so phases start on equal terms.
+    let waiting_since = std::time::Instant::now();
+    loop {
+        match send(&http, plan, payloads[0].clone()).await {
+            Ok(()) => break,
+            Err(ClientError::Unexpected { status: 503, .. })
+                if waiting_since.elapsed() < std::time::Duration::from_secs(120) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let plan_for_op = Arc::new(plan.clone());
     let result = phase("remote write", plan.concurrency, plan.duration, move |i| {
         let (http, plan, payloads) = (http.clone(), plan_for_op.clone(), payloads.clone());

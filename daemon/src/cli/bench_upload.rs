@@ -88,7 +88,7 @@ fn generate(a: &UploadBenchArgs) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("generated batch")
 }
 
-fn encode(batch: &RecordBatch, format: BatchFormat) -> Result<Vec<u8>, ClientError> {
+pub(super) fn encode(batch: &RecordBatch, format: BatchFormat) -> Result<Vec<u8>, ClientError> {
     let fail = |e: datafusion::arrow::error::ArrowError| {
         ClientError::Usage(format!("cannot encode the benchmark body: {e}"))
     };

@@ -4,6 +4,7 @@
 //! data directory (`--data-dir`), for when no token is at hand.
 
 mod bench;
+mod bench_evaluate;
 mod bench_otlp;
 mod bench_remote_write;
 mod bench_sql;

@@ -5,8 +5,9 @@
 //! Filtering and projection run in DataFusion (manifest and page pruning by
 //! model, version and time); the per-feature split of the feature maps runs
 //! here, streaming, so memory stays bounded whatever the window's size:
-//! each numeric feature keeps raw values up to [`RAW_VALUES_CAP`] and then
-//! switches to a KLL sketch.
+//! each numeric feature keeps a uniform random sample of at most
+//! [`SAMPLE_CAP`] values (reservoir sampling, seeded per window so an
+//! evaluation is reproducible); categorical features are counted exactly.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,60 +19,65 @@ use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::prelude::{SessionContext, col, lit};
 use futures::StreamExt;
 use modelwatch_collectors::schema::{INFERENCES, REFERENCE, SAMPLES, SPANS};
-use modelwatch_drift::{CategoryCounts, KllSketch};
+use modelwatch_drift::CategoryCounts;
 use modelwatch_registry::FeatureKind;
 
 use super::EvalError;
 
-/// Numeric values kept raw per feature before switching to a sketch: exact
-/// tests on small windows, bounded memory on large ones.
-pub const RAW_VALUES_CAP: usize = 20_000;
-/// KLL accuracy parameter for sketched features (rank error ≈ 1.7/k).
-const SKETCH_K: u32 = 400;
+/// Numeric values kept per feature and window: every value up to this
+/// many, a uniform sample of this many beyond. Tests on 20,000 values
+/// detect shifts of a few hundredths of a standard deviation, and the cost
+/// per row stays one random draw, whatever the window holds.
+pub const SAMPLE_CAP: usize = 20_000;
 
-/// One numeric feature's values: raw while small, a sketch beyond.
+/// SplitMix64: a tiny, fast, seedable generator for reservoir sampling
+/// (statistical quality is ample for choosing sample slots).
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is < n / 2^64).
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// One numeric feature's values: all of them while few, then a uniform
+/// reservoir sample of [`SAMPLE_CAP`].
 #[derive(Debug, Clone, Default)]
 pub struct NumericValues {
-    pub raw: Vec<f64>,
-    pub sketch: Option<KllSketch>,
+    /// The kept values (all, or the sample).
+    pub values: Vec<f64>,
+    /// Finite values seen in the window.
+    pub seen: u64,
 }
 
 impl NumericValues {
-    fn push(&mut self, v: f64) {
+    fn push(&mut self, v: f64, rng: &mut SplitMix) {
         if !v.is_finite() {
             return;
         }
-        match &mut self.sketch {
-            Some(s) => s.update(v),
-            None if self.raw.len() < RAW_VALUES_CAP => self.raw.push(v),
-            None => {
-                let mut s = self.to_sketch();
-                s.update(v);
-                self.sketch = Some(s);
-                self.raw = Vec::new();
+        self.seen += 1;
+        if self.values.len() < SAMPLE_CAP {
+            self.values.push(v);
+        } else {
+            let slot = rng.below(self.seen) as usize;
+            if slot < SAMPLE_CAP {
+                self.values[slot] = v;
             }
         }
     }
 
     pub fn count(&self) -> u64 {
-        match &self.sketch {
-            Some(s) => s.count(),
-            None => self.raw.len() as u64,
-        }
-    }
-
-    /// A sketch of these values (built from the raw ones when still raw).
-    pub fn to_sketch(&self) -> KllSketch {
-        match &self.sketch {
-            Some(s) => s.clone(),
-            None => {
-                let mut s = KllSketch::new(SKETCH_K).expect("SKETCH_K is a valid k");
-                for &v in &self.raw {
-                    s.update(v);
-                }
-                s
-            }
-        }
+        self.seen
     }
 }
 
@@ -196,6 +202,8 @@ pub async fn profile(
     let mut seen_str = vec![false; names.len()];
     let (mut num_keys, mut str_keys) = (KeyCache::default(), KeyCache::default());
     let mut rows = 0u64;
+    // Seeded by the window, so re-running an evaluation samples the same rows.
+    let mut rng = SplitMix(seed(window));
 
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -209,7 +217,7 @@ pub async fn profile(
                     continue;
                 }
                 if let Some(slot) = num_keys.slot(pos, nk.value(e), &lookup) {
-                    numeric[slot].push(nv.value(e));
+                    numeric[slot].push(nv.value(e), &mut rng);
                     seen_num[slot] = true;
                 }
             }
@@ -256,6 +264,18 @@ pub async fn profile(
         rows,
         features: out,
     })
+}
+
+fn seed(window: &Window) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // DefaultHasher::new() has fixed keys: stable within a build.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (window.table, &window.model, &window.version).hash(&mut h);
+    window
+        .range
+        .map(|(from, to)| (from.timestamp_micros(), to.timestamp_micros()))
+        .hash(&mut h);
+    h.finish()
 }
 
 fn map_parts<V: 'static>(map: &MapArray) -> (&StringArray, &V) {

@@ -4,7 +4,8 @@
 //! elapsed (by the injected clock), it takes the version the policy's alias
 //! points at and
 //! 1. builds the current window's feature distributions and the reference
-//!    profile (cached) from the history with DataFusion ([`data`]), runs the
+//!    profile (cached) from the history with DataFusion ([`data`]; numeric
+//!    features as uniform samples of at most 20,000 values), runs the
 //!    drift report (`modelwatch-drift`), appends every per-feature result to
 //!    `drift_results` ([`results`]), and raises, refreshes or supersedes the
 //!    version's `retrain` recommendation (K consecutive drifted evaluations);
@@ -506,6 +507,7 @@ impl Evaluator {
             "evaluated_at": now,
             "alias": alias.alias,
             "current_window": {"start": window_start, "end": window_end, "rows": current.rows},
+            "numeric_sample_cap": data::SAMPLE_CAP,
             "reference": {
                 "source": source,
                 "rows": reference.rows,
@@ -986,24 +988,11 @@ fn run_report(
         parallel: false,
         ..ReportConfig::default()
     };
-    // Sketches must outlive the specs that borrow them.
-    let mut sketches = Vec::new();
-    for (name, r) in &reference.features {
-        if let (FeatureValues::Numeric(r), Some(FeatureValues::Numeric(c))) =
-            (r, current.features.get(name))
-            && (r.sketch.is_some() || c.sketch.is_some())
-        {
-            sketches.push((name.clone(), r.to_sketch(), c.to_sketch()));
-        }
-    }
     let mut specs = Vec::new();
     for (name, r) in &reference.features {
         let spec = match (r, current.features.get(name)) {
             (FeatureValues::Numeric(r), Some(FeatureValues::Numeric(c))) => {
-                match sketches.iter().find(|s| &s.0 == name) {
-                    Some((_, rs, cs)) => FeatureSpec::sketch(name.clone(), rs, cs),
-                    None => FeatureSpec::numeric(name.clone(), &r.raw, &c.raw),
-                }
+                FeatureSpec::numeric(name.clone(), &r.values, &c.values)
             }
             (FeatureValues::Categorical(r), Some(FeatureValues::Categorical(c))) => {
                 FeatureSpec::categorical(name.clone(), r, c)

@@ -34,7 +34,7 @@ fn ts_type() -> DataType {
 /// | threshold | Float64 | what the statistic or p-value was compared with |
 /// | decision | Utf8 | `drift`, `no_drift`, `not_enough_data` |
 /// | drifted | Boolean | `decision = 'drift'` |
-/// | n_reference, n_current | Int64 | sample sizes |
+/// | n_reference, n_current | Int64 | values tested (numeric features: a uniform sample of at most 20,000 per window) |
 /// | window_start, window_end | Timestamp(µs, UTC) | the current window |
 /// | reference_source | Utf8 | `reference_data` or `baseline_window` |
 /// | drifted_share | Float64 | share of the version's features that drifted |

@@ -212,7 +212,7 @@ async fn prometheus_metrics(
     caller: Caller,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Reader)?;
-    let text = crate::metrics::metrics().render(&s.telemetry.store.stats());
+    let text = crate::metrics::metrics().render(&s.telemetry.store.stats(), &s.registry.stats());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
