@@ -4,6 +4,7 @@
 //! `.ci/run` does).
 
 mod otlp;
+mod own_traces;
 mod prometheus;
 mod registry;
 mod serve;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
 
-use crate::config::{LogFormat, ServeArgs};
+use crate::config::ServeArgs;
 use client::{Client, ClientError, enc};
 use output::*;
 
@@ -439,15 +439,28 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(settings.log_format, &settings.log);
-            match crate::server::serve(settings).await {
+            let logging = match crate::logging::init(
+                settings.log_format,
+                &settings.log,
+                settings.otlp_traces_endpoint.as_deref(),
+            ) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let code = match crate::server::serve(settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            // After every listener drained: the last request spans are queued.
+            logging.shutdown().await;
+            code
         }
         command => match client_command(command).await {
             Ok(code) => code,
@@ -456,22 +469,6 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
-    }
-}
-
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("warning: invalid log filter {filter:?} ({e}); using \"info\"");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
