@@ -9,6 +9,8 @@ mod bench_remote_write;
 mod bench_sql;
 mod bench_upload;
 pub mod client;
+mod demo;
+mod demo_fleet;
 mod output;
 mod upload;
 
@@ -60,6 +62,9 @@ pub struct Connection {
 pub enum Command {
     /// Run the daemon.
     Serve(ServeArgs),
+    /// Start a daemon on a temporary data directory with a simulated fleet
+    /// (drift, a bad deployment) and print what modelwatch does about it.
+    Demo(demo::DemoArgs),
     /// Registered models.
     Models {
         #[command(subcommand)]
@@ -462,6 +467,7 @@ async fn run(cli: Cli) -> ExitCode {
             logging.shutdown().await;
             code
         }
+        Command::Demo(args) => demo::main(args).await,
         command => match client_command(command).await {
             Ok(code) => code,
             Err(e) => {
@@ -490,7 +496,7 @@ async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError>
 
 async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
     match command {
-        Command::Serve(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Demo(_) => unreachable!("handled by run"),
         Command::Models { command, conn } => models(command, &conn).await,
         Command::Versions { command, conn } => versions(command, &conn).await,
         Command::Tags { command, conn } => tags(command, &conn).await,
