@@ -178,6 +178,15 @@ pub struct ServeArgs {
     /// Log filter in `RUST_LOG` syntax [default: info]
     #[arg(long, env = "MODELWATCH_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Monitoring policies to apply at start: a TOML file with one
+    /// `[models.<name>]` table per model (same fields as the policy API).
+    #[arg(long, env = "MODELWATCH_POLICY_FILE", value_name = "FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// Do not run the evaluator in this daemon (ingest and registry only).
+    #[arg(long, env = "MODELWATCH_NO_EVALUATOR")]
+    pub no_evaluator: bool,
 }
 
 /// The `--config` TOML file. Unknown keys are an error so typos surface.
@@ -204,6 +213,8 @@ pub struct FileConfig {
     pub otlp_traces_endpoint: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log: Option<String>,
+    pub policy_file: Option<PathBuf>,
+    pub no_evaluator: Option<bool>,
 }
 
 /// Fully resolved settings.
@@ -214,6 +225,8 @@ pub struct Settings {
     pub bootstrap_token: Option<String>,
     pub no_auth: bool,
     pub protected_aliases: Vec<String>,
+    pub policy_file: Option<PathBuf>,
+    pub no_evaluator: bool,
     pub max_body_bytes: usize,
     pub max_write_bytes: usize,
     pub max_buffer_bytes: u64,
@@ -326,6 +339,8 @@ impl ServeArgs {
             listen: self.listen.or(file.listen).unwrap_or(default_listen),
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
             no_auth: self.no_auth || file.no_auth.unwrap_or(false),
+            policy_file: self.policy_file.or(file.policy_file),
+            no_evaluator: self.no_evaluator || file.no_evaluator.unwrap_or(false),
             protected_aliases: self
                 .protected_aliases
                 .or(file.protected_aliases)

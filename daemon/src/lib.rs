@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod evaluator;
 pub mod grpc;
 pub mod http;
 pub mod logging;

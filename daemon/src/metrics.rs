@@ -2,24 +2,32 @@
 //! (dashboards and alert rules are checked against it). Names follow
 //! `modelwatch_<name>_<unit>`; every label takes values from a bounded set
 //! (route templates, protocols, table names, error classes), never from
-//! request data such as model names.
+//! request data. The evaluator's series are labelled by model, version and
+//! feature, which are bounded by the monitoring policies: one version per
+//! watched model (series of a version that lost the alias are removed) and
+//! at most [`MAX_METRIC_FEATURES`] features per model.
 //!
 //! The metrics live in one process-wide registry: the prometheus crate's
 //! collectors are cheap atomics, and a global keeps the ingest and query
 //! paths free of plumbing. History store counters are read from
 //! [`HistoryStats`] when `/metrics` is scraped, not mirrored on every write.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use modelwatch_history::HistoryStats;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Most features per model exported as drift series (the first by name);
+/// all of them are still in `drift_results`.
+pub const MAX_METRIC_FEATURES: usize = 50;
 
 /// Latency buckets for HTTP requests and SQL queries, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -43,6 +51,39 @@ pub struct Metrics {
     /// `modelwatch_sql_query_duration_seconds`: planning and execution.
     pub sql_query_duration: Histogram,
     history: Mutex<HistoryGauges>,
+    evaluator: EvaluatorMetrics,
+}
+
+/// The evaluator's series (see [`record_drift`] and friends).
+struct EvaluatorMetrics {
+    /// `modelwatch_drift_statistic{model, version, feature, method}`.
+    statistic: GaugeVec,
+    /// `modelwatch_drift_p_value{model, version, feature, method}`.
+    p_value: GaugeVec,
+    /// `modelwatch_drift_drifted_share_ratio{model, version}`.
+    drifted_share: GaugeVec,
+    /// `modelwatch_drift_dataset_drifted{model, version}`: 1 or 0.
+    dataset_drifted: IntGaugeVec,
+    /// `modelwatch_recommendations_open{model, version, kind}`.
+    recommendations_open: IntGaugeVec,
+    /// `modelwatch_evaluation_last_timestamp_seconds{model, version}`.
+    last_evaluation: GaugeVec,
+    /// `modelwatch_evaluations_total{status}`.
+    evaluations: IntCounterVec,
+    /// `modelwatch_evaluation_duration_seconds`: one version's evaluation.
+    evaluation_duration: Histogram,
+    /// `modelwatch_evaluation_cycle_duration_seconds`: a whole cycle.
+    cycle_duration: Histogram,
+    /// Label sets currently exported, per model, so a version that lost the
+    /// alias (or a feature that left the policy) stops being exported.
+    exported: Mutex<HashMap<String, Exported>>,
+}
+
+#[derive(Default)]
+struct Exported {
+    version: String,
+    features: BTreeSet<(String, String)>,
+    kinds: BTreeSet<String>,
 }
 
 /// History store figures, refreshed from [`HistoryStats`] at scrape time.
@@ -225,6 +266,7 @@ impl Metrics {
                 .expect("valid metric definition"),
             ),
             history: Mutex::new(history),
+            evaluator: EvaluatorMetrics::new(&r),
             registry: r,
         }
     }
@@ -259,6 +301,233 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding into a Vec cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition"),
+    )
+}
+
+fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition"),
+    )
+}
+
+fn seconds_histogram(r: &Registry, name: &str, help: &str) -> Histogram {
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+            .expect("valid metric definition"),
+    )
+}
+
+impl EvaluatorMetrics {
+    fn new(r: &Registry) -> Self {
+        let feature = &["model", "version", "feature", "method"];
+        let version = &["model", "version"];
+        Self {
+            statistic: gauge_vec(
+                r,
+                "modelwatch_drift_statistic",
+                "Latest drift statistic (distance or test statistic) per watched version, feature and method.",
+                feature,
+            ),
+            p_value: gauge_vec(
+                r,
+                "modelwatch_drift_p_value",
+                "Latest drift test p-value per watched version, feature and method (p-value tests only).",
+                feature,
+            ),
+            drifted_share: gauge_vec(
+                r,
+                "modelwatch_drift_drifted_share_ratio",
+                "Share of the watched version's features that drifted in the latest evaluation.",
+                version,
+            ),
+            dataset_drifted: int_gauge_vec(
+                r,
+                "modelwatch_drift_dataset_drifted",
+                "1 when the latest evaluation found the watched version drifted as a whole, else 0.",
+                version,
+            ),
+            recommendations_open: int_gauge_vec(
+                r,
+                "modelwatch_recommendations_open",
+                "Open recommendations on the watched version, by kind.",
+                &["model", "version", "kind"],
+            ),
+            last_evaluation: gauge_vec(
+                r,
+                "modelwatch_evaluation_last_timestamp_seconds",
+                "Time (Unix seconds) of the watched version's latest evaluation.",
+                version,
+            ),
+            evaluations: counter_vec(
+                r,
+                "modelwatch_evaluations_total",
+                "Evaluations of watched versions, by outcome status.",
+                &["status"],
+            ),
+            evaluation_duration: seconds_histogram(
+                r,
+                "modelwatch_evaluation_duration_seconds",
+                "Duration of one watched version's evaluation (drift and rollback judge).",
+            ),
+            cycle_duration: seconds_histogram(
+                r,
+                "modelwatch_evaluation_cycle_duration_seconds",
+                "Duration of one evaluator cycle over every due policy.",
+            ),
+            exported: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Removes the model's series that do not belong to `version`.
+    fn switch_version(&self, exported: &mut Exported, model: &str, version: &str) {
+        if exported.version == version {
+            return;
+        }
+        let old = exported.version.clone();
+        for (feature, method) in std::mem::take(&mut exported.features) {
+            let labels = [model, old.as_str(), feature.as_str(), method.as_str()];
+            let _ = self.statistic.remove_label_values(&labels);
+            let _ = self.p_value.remove_label_values(&labels);
+        }
+        for kind in std::mem::take(&mut exported.kinds) {
+            let _ = self.recommendations_open.remove_label_values(&[
+                model,
+                old.as_str(),
+                kind.as_str(),
+            ]);
+        }
+        for g in [&self.drifted_share, &self.last_evaluation] {
+            let _ = g.remove_label_values(&[model, old.as_str()]);
+        }
+        let _ = self
+            .dataset_drifted
+            .remove_label_values(&[model, old.as_str()]);
+        exported.version = version.to_string();
+    }
+}
+
+/// Exports one drift report of a watched version.
+pub fn record_drift(model: &str, version: i64, report: &modelwatch_drift::DriftReport) {
+    let m = &metrics().evaluator;
+    let version = version.to_string();
+    let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+    let e = exported.entry(model.to_string()).or_default();
+    m.switch_version(e, model, &version);
+    let now: BTreeSet<(String, String)> = report
+        .features
+        .iter()
+        .take(MAX_METRIC_FEATURES)
+        .map(|f| (f.name.clone(), f.result.method.name().to_string()))
+        .collect();
+    for (feature, method) in e.features.difference(&now) {
+        let labels = [model, version.as_str(), feature.as_str(), method.as_str()];
+        let _ = m.statistic.remove_label_values(&labels);
+        let _ = m.p_value.remove_label_values(&labels);
+    }
+    for f in report.features.iter().take(MAX_METRIC_FEATURES) {
+        let labels = [
+            model,
+            version.as_str(),
+            f.name.as_str(),
+            f.result.method.name(),
+        ];
+        match f.result.statistic {
+            Some(v) => m.statistic.with_label_values(&labels).set(v),
+            None => {
+                let _ = m.statistic.remove_label_values(&labels);
+            }
+        }
+        match f.result.p_value {
+            Some(p) => m.p_value.with_label_values(&labels).set(p),
+            None => {
+                let _ = m.p_value.remove_label_values(&labels);
+            }
+        }
+    }
+    e.features = now;
+    let labels = [model, version.as_str()];
+    m.drifted_share
+        .with_label_values(&labels)
+        .set(report.drifted_share);
+    m.dataset_drifted
+        .with_label_values(&labels)
+        .set(i64::from(report.dataset_drift));
+}
+
+/// Exports the open recommendation kinds of a watched version (0 for the
+/// kinds that closed).
+pub fn record_open_recommendations(model: &str, version: i64, open_kinds: &[&str]) {
+    let m = &metrics().evaluator;
+    let version = version.to_string();
+    let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+    let e = exported.entry(model.to_string()).or_default();
+    if e.version != version && !e.version.is_empty() {
+        // A version that is not (or no longer) watched: only the watched
+        // one is exported.
+        return;
+    }
+    e.version = version.clone();
+    for kind in ["retrain", "rollback", "promote"] {
+        let open = open_kinds.contains(&kind);
+        if open || e.kinds.contains(kind) {
+            m.recommendations_open
+                .with_label_values(&[model, version.as_str(), kind])
+                .set(i64::from(open));
+            e.kinds.insert(kind.to_string());
+        }
+    }
+}
+
+/// Counts one evaluation and stamps its time.
+pub fn record_evaluation(
+    outcome: &crate::evaluator::VersionOutcome,
+    at: chrono::DateTime<chrono::Utc>,
+    took: Duration,
+) {
+    let m = &metrics().evaluator;
+    m.evaluations.with_label_values(&[&outcome.status]).inc();
+    m.evaluation_duration.observe(took.as_secs_f64());
+    if let Some(version) = outcome.version {
+        let version = version.to_string();
+        let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+        let e = exported.entry(outcome.model.clone()).or_default();
+        m.switch_version(e, &outcome.model, &version);
+        m.last_evaluation
+            .with_label_values(&[outcome.model.as_str(), version.as_str()])
+            .set(at.timestamp_millis() as f64 / 1e3);
+    }
+}
+
+/// Times one evaluator cycle.
+pub fn record_cycle(took: Duration) {
+    metrics()
+        .evaluator
+        .cycle_duration
+        .observe(took.as_secs_f64());
+}
+
+/// Drops the series of models that no longer have a policy.
+pub fn forget_unwatched(watched: &HashSet<String>) {
+    let m = &metrics().evaluator;
+    let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+    let gone: Vec<String> = exported
+        .keys()
+        .filter(|k| !watched.contains(*k))
+        .cloned()
+        .collect();
+    for model in gone {
+        if let Some(mut e) = exported.remove(&model) {
+            m.switch_version(&mut e, &model, "");
+        }
     }
 }
 

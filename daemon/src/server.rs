@@ -80,7 +80,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 settings.data_dir.display()
             )
         })?;
+    if let Some(path) = &settings.policy_file {
+        apply_policy_file(registry.as_ref(), path).await?;
+    }
+    let (stop_evaluator, evaluator_stopped) = tokio::sync::watch::channel(false);
+    let evaluator = if settings.no_evaluator {
+        tracing::info!("the evaluator is off (--no-evaluator)");
+        None
+    } else {
+        let evaluator = Arc::new(crate::evaluator::Evaluator::new(
+            registry.clone(),
+            telemetry.store.clone(),
+            Arc::new(modelwatch_history::SystemClock),
+        ));
+        Some(
+            crate::evaluator::spawn(evaluator, evaluator_stopped)
+                .context("cannot start the evaluator thread")?,
+        )
+    };
     let state = AppState {
+        evaluator: evaluator.as_ref().map(|(handle, _)| handle.clone()),
         uploads: Arc::new(uploads),
         registry: registry.clone(),
         telemetry: telemetry.clone(),
@@ -170,6 +189,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     tracing::info!("in-flight requests finished; stopping background work and closing the stores");
+    let _ = stop_evaluator.send(true);
+    if let Some((_, thread)) = evaluator {
+        // The cycle in progress finishes first (its results reach the WAL).
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     let _ = stop_background.send(true);
     if let Err(e) = background.join().await {
         tracing::warn!(error = %e, "telemetry background task ended with an error");
@@ -182,6 +206,53 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Applies `[models.<name>]` policies from a TOML file, audited as the
+/// system actor; unchanged policies are left alone, and models that do not
+/// exist yet are skipped with a warning (the file is re-applied at the next
+/// start).
+async fn apply_policy_file(
+    registry: &dyn RegistryStore,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PolicyFile {
+        #[serde(default)]
+        models: std::collections::BTreeMap<String, modelwatch_registry::MonitoringPolicy>,
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy file {}", path.display()))?;
+    let file: PolicyFile = toml::from_str(&text).with_context(|| {
+        format!(
+            "the policy file {} is not valid (expected [models.<name>] tables with policy fields)",
+            path.display()
+        )
+    })?;
+    let system = Actor::new("modelwatch", Role::Admin);
+    for (model, policy) in file.models {
+        crate::evaluator::validate_policy(&policy)
+            .with_context(|| format!("policy of model {model:?} in {}", path.display()))?;
+        match registry.get_policy(&model).await {
+            Ok(existing) if existing.policy == policy => continue,
+            _ => {}
+        }
+        match registry.set_policy(&system, &model, policy).await {
+            Ok(_) => {
+                tracing::info!(model = %model, file = %path.display(), "monitoring policy applied")
+            }
+            Err(modelwatch_registry::Error::NotFound { .. }) => tracing::warn!(
+                model = %model,
+                "the policy file names a model that does not exist yet; register it, then restart to apply its policy"
+            ),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("policy of model {model:?} in {}", path.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {

@@ -105,7 +105,13 @@ fn rows_by_table(set: &WriteSet) -> Vec<(String, usize)> {
 /// version's rows of one metric stay contiguous for the evaluator. Index
 /// columns let the manifest prune whole files.
 pub fn table_defs(retention: Duration) -> Vec<TableDef> {
-    collectors::all_schemas()
+    let mut tables = collectors::all_schemas();
+    // The evaluator's output lives beside the telemetry it was computed from.
+    tables.push((
+        crate::evaluator::results::DRIFT_RESULTS,
+        crate::evaluator::results::schema(),
+    ));
+    tables
         .into_iter()
         .map(|(name, schema)| {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

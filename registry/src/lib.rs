@@ -16,8 +16,9 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 2:
-//!   `0001_registry.sql`, `0002_version_features.sql`). Timestamps are RFC 3339 UTC text with microseconds.
+//!   sqlx migrations in `registry/migrations/` (schema version 3:
+//!   `0001_registry.sql`, `0002_version_features.sql`,
+//!   `0003_monitoring_policies.sql`). Timestamps are RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
 //!   ([`tokens::hash_secret`]).
@@ -25,6 +26,7 @@
 pub mod alias;
 pub mod audit;
 mod error;
+pub mod policy;
 mod sqlite;
 mod store;
 pub mod tokens;
@@ -35,6 +37,7 @@ mod writer;
 use chrono::{DateTime, Utc};
 
 pub use error::{Error, Result};
+pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use sqlite::SqliteStore;
 pub use store::RegistryStore;
 pub use types::*;

@@ -24,6 +24,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use crate::alias::rollback_target;
 use crate::audit::{self, GENESIS_HASH, format_time};
 use crate::error::{Error, Result};
+use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::store::RegistryStore;
 use crate::types::*;
 use crate::validate;
@@ -1518,4 +1519,130 @@ impl RegistryStore for SqliteStore {
             .map(|r| parse_json(view.table_name(), r))
             .collect()
     }
+
+    async fn set_policy(
+        &self,
+        actor: &Actor,
+        model: &str,
+        policy: MonitoringPolicy,
+    ) -> Result<PolicyRecord> {
+        policy.validate()?;
+        let now = self.now();
+        let owned = (actor.clone(), model.to_string());
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, model) = (&owned.0, owned.1.as_str());
+                    let id = model_id(&mut *tx, model).await?;
+                    let before = load_policy(&mut *tx, model).await.ok();
+                    sqlx::query(
+                        "INSERT INTO monitoring_policies (model_id, policy, updated_by, updated_at)
+                         VALUES (?, ?, ?, ?)
+                         ON CONFLICT (model_id) DO UPDATE SET policy = excluded.policy,
+                           updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                    )
+                    .bind(id)
+                    .bind(to_value(&policy).to_string())
+                    .bind(&actor.name)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let after = load_policy(&mut *tx, model).await?;
+                    append_audit(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        "policy.set",
+                        &policy_target(model),
+                        before.map(|b| to_value(&b.policy)),
+                        Some(to_value(&after.policy)),
+                    )
+                    .await?;
+                    Ok(after)
+                })
+            })
+            .await
+    }
+
+    async fn get_policy(&self, model: &str) -> Result<PolicyRecord> {
+        let mut conn = self.read.acquire().await?;
+        load_policy(&mut conn, model).await
+    }
+
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT m.name AS model, p.policy, p.updated_by, p.updated_at
+             FROM monitoring_policies p JOIN models m ON m.id = p.model_id ORDER BY m.name",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(policy_from_row).collect()
+    }
+
+    async fn delete_policy(&self, actor: &Actor, model: &str) -> Result<()> {
+        let now = self.now();
+        let owned = (actor.clone(), model.to_string());
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, model) = (&owned.0, owned.1.as_str());
+                    let before = load_policy(&mut *tx, model).await?;
+                    let id = model_id(&mut *tx, model).await?;
+                    sqlx::query("DELETE FROM monitoring_policies WHERE model_id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    append_audit(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        "policy.delete",
+                        &policy_target(model),
+                        Some(to_value(&before.policy)),
+                        None,
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+fn policy_target(model: &str) -> String {
+    format!("model/{model}/policy")
+}
+
+async fn load_policy(conn: &mut SqliteConnection, model: &str) -> Result<PolicyRecord> {
+    let row = sqlx::query(
+        "SELECT m.name AS model, p.policy, p.updated_by, p.updated_at
+         FROM monitoring_policies p JOIN models m ON m.id = p.model_id WHERE m.name = ?",
+    )
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => policy_from_row(&row),
+        None => {
+            // Say which is missing: the model, or only its policy.
+            model_id(conn, model).await?;
+            Err(Error::not_found(format!(
+                "monitoring policy of model {model:?}"
+            )))
+        }
+    }
+}
+
+fn policy_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<PolicyRecord> {
+    let text: String = row.get("policy");
+    let model: String = row.get("model");
+    let policy = serde_json::from_str(&text)
+        .map_err(|e| Error::Corrupt(format!("policy of model {model:?}: {e}")))?;
+    Ok(PolicyRecord {
+        model,
+        policy,
+        updated_by: row.get("updated_by"),
+        updated_at: parse_time(row.get("updated_at"))?,
+    })
 }

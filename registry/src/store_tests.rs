@@ -614,3 +614,64 @@ async fn version_features_are_declared_updated_audited_and_validated() {
     assert_eq!(features, replaced);
     assert_eq!(view[0]["reference_uri"], "/data/ref.parquet");
 }
+
+#[tokio::test]
+async fn policies_are_stored_audited_and_removed_with_their_model() {
+    let (_d, s) = store().await;
+    s.create_model(&admin(), model("fraud")).await.unwrap();
+    assert!(matches!(
+        s.get_policy("fraud").await,
+        Err(Error::NotFound { what }) if what.contains("policy")
+    ));
+    assert!(matches!(
+        s.set_policy(&admin(), "ghost", MonitoringPolicy::default()).await,
+        Err(Error::NotFound { what }) if what.contains("ghost")
+    ));
+    let mut policy = MonitoringPolicy {
+        persistence: 5,
+        ..Default::default()
+    };
+    let rec = s
+        .set_policy(&admin(), "fraud", policy.clone())
+        .await
+        .unwrap();
+    assert_eq!(rec.policy, policy);
+    assert_eq!(rec.updated_by, "root");
+    let bad = MonitoringPolicy {
+        drift_share: 2.0,
+        ..MonitoringPolicy::default()
+    };
+    assert!(matches!(
+        s.set_policy(&admin(), "fraud", bad).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    policy.persistence = 2;
+    s.set_policy(&admin(), "fraud", policy.clone())
+        .await
+        .unwrap();
+    assert_eq!(s.get_policy("fraud").await.unwrap().policy.persistence, 2);
+    assert_eq!(s.list_policies().await.unwrap().len(), 1);
+
+    let audit = s
+        .list_audit(
+            &AuditFilter {
+                target_prefix: Some("model/fraud/policy".into()),
+                ..Default::default()
+            },
+            &page(10, None),
+        )
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["policy.set", "policy.set"]);
+    let latest = audit.items.iter().max_by_key(|e| e.seq).unwrap();
+    assert_eq!(latest.before.as_ref().unwrap()["persistence"], 5);
+    assert_eq!(latest.after.as_ref().unwrap()["persistence"], 2);
+
+    s.delete_policy(&admin(), "fraud").await.unwrap();
+    assert!(s.list_policies().await.unwrap().is_empty());
+    s.set_policy(&admin(), "fraud", policy).await.unwrap();
+    s.delete_model(&admin(), "fraud").await.unwrap();
+    assert!(s.list_policies().await.unwrap().is_empty());
+    assert!(s.verify_audit().await.unwrap().ok);
+}

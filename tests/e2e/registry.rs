@@ -149,6 +149,11 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "DELETE /api/v1/tokens/{name}",
         "POST /api/v1/write",
         "POST /api/v1/sql",
+        "GET /api/v1/models/{model}/policy",
+        "PUT /api/v1/models/{model}/policy",
+        "DELETE /api/v1/models/{model}/policy",
+        "GET /api/v1/policies",
+        "POST /api/v1/evaluate",
     ]
     .into_iter()
     .map(String::from)

@@ -11,6 +11,7 @@ mod bench_upload;
 pub mod client;
 mod demo;
 mod demo_fleet;
+mod monitoring;
 mod output;
 mod upload;
 
@@ -97,6 +98,21 @@ pub enum Command {
     Recommendations {
         #[command(subcommand)]
         command: RecommendationsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Monitoring policies: what the evaluator watches per model.
+    Policy {
+        #[command(subcommand)]
+        command: monitoring::PolicyCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Run the evaluator now (every watched model, or one) and show what it did.
+    Evaluate {
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -502,6 +518,8 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
         Command::Tags { command, conn } => tags(command, &conn).await,
         Command::Aliases { command, conn } => aliases(command, &conn).await,
         Command::Recommendations { command, conn } => recommendations(command, &conn).await,
+        Command::Policy { command, conn } => monitoring::policy(command, &conn).await,
+        Command::Evaluate { model, conn } => monitoring::evaluate(model, &conn).await,
         Command::Audit { command, conn } => audit(command, &conn).await,
         Command::Token { command, conn } => token(command, &conn).await,
         Command::Sql {

@@ -366,6 +366,18 @@ impl From<crate::sql::SqlError> for ApiError {
     }
 }
 
+impl From<crate::evaluator::EvalError> for ApiError {
+    fn from(e: crate::evaluator::EvalError) -> Self {
+        use crate::evaluator::EvalError as E;
+        match e {
+            E::Registry(e) => e.into(),
+            E::Policy(_) => ApiError::bad_request(e.to_string()),
+            E::Stopped => ApiError::unavailable(e.to_string()),
+            E::Query(_) | E::History(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<crate::upload::UploadError> for ApiError {
     fn from(e: crate::upload::UploadError) -> Self {
         use crate::upload::UploadError as U;

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod monitoring;
 pub mod otlp;
 mod params;
 pub mod registry;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub limits: Limits,
     pub uploads: Arc<crate::upload::Uploads>,
+    /// The running evaluator; `None` with `--no-evaluator`.
+    pub evaluator: Option<crate::evaluator::EvaluatorHandle>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +70,7 @@ impl Default for Limits {
     modifiers(&BearerAuth),
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
-        (name = "recommendations"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health")
+        (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health")
     )
 )]
 struct ApiDoc;
@@ -98,6 +101,13 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .layer(DefaultBodyLimit::max(limits.max_write_bytes));
     let json = OpenApiRouter::new()
         .routes(routes!(telemetry::run_sql))
+        .routes(routes!(
+            monitoring::get_policy,
+            monitoring::set_policy,
+            monitoring::delete_policy
+        ))
+        .routes(routes!(monitoring::list_policies))
+        .routes(routes!(monitoring::evaluate))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest)

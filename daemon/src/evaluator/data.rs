@@ -1,0 +1,451 @@
+//! Reading the evaluator's inputs out of the history with DataFusion:
+//! feature distributions of a window (`inferences` / `reference`) and the
+//! operational metrics the rollback judge compares (`spans`, `samples`).
+//!
+//! Filtering and projection run in DataFusion (manifest and page pruning by
+//! model, version and time); the per-feature split of the feature maps runs
+//! here, streaming, so memory stays bounded whatever the window's size:
+//! each numeric feature keeps raw values up to [`RAW_VALUES_CAP`] and then
+//! switches to a KLL sketch.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    Array, AsArray, Float64Array, MapArray, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::prelude::{SessionContext, col, lit};
+use futures::StreamExt;
+use modelwatch_collectors::schema::{INFERENCES, REFERENCE, SAMPLES, SPANS};
+use modelwatch_drift::{CategoryCounts, KllSketch};
+use modelwatch_registry::FeatureKind;
+
+use super::EvalError;
+
+/// Numeric values kept raw per feature before switching to a sketch: exact
+/// tests on small windows, bounded memory on large ones.
+pub const RAW_VALUES_CAP: usize = 20_000;
+/// KLL accuracy parameter for sketched features (rank error ≈ 1.7/k).
+const SKETCH_K: u32 = 400;
+
+/// One numeric feature's values: raw while small, a sketch beyond.
+#[derive(Debug, Clone, Default)]
+pub struct NumericValues {
+    pub raw: Vec<f64>,
+    pub sketch: Option<KllSketch>,
+}
+
+impl NumericValues {
+    fn push(&mut self, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        match &mut self.sketch {
+            Some(s) => s.update(v),
+            None if self.raw.len() < RAW_VALUES_CAP => self.raw.push(v),
+            None => {
+                let mut s = self.to_sketch();
+                s.update(v);
+                self.sketch = Some(s);
+                self.raw = Vec::new();
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        match &self.sketch {
+            Some(s) => s.count(),
+            None => self.raw.len() as u64,
+        }
+    }
+
+    /// A sketch of these values (built from the raw ones when still raw).
+    pub fn to_sketch(&self) -> KllSketch {
+        match &self.sketch {
+            Some(s) => s.clone(),
+            None => {
+                let mut s = KllSketch::new(SKETCH_K).expect("SKETCH_K is a valid k");
+                for &v in &self.raw {
+                    s.update(v);
+                }
+                s
+            }
+        }
+    }
+}
+
+/// One feature's distribution in a window.
+#[derive(Debug, Clone)]
+pub enum FeatureValues {
+    Numeric(NumericValues),
+    Categorical(CategoryCounts),
+}
+
+impl FeatureValues {
+    pub fn count(&self) -> u64 {
+        match self {
+            FeatureValues::Numeric(n) => n.count(),
+            FeatureValues::Categorical(c) => c.total(),
+        }
+    }
+}
+
+/// The distributions of a window: rows and every requested feature.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub rows: u64,
+    pub features: BTreeMap<String, FeatureValues>,
+}
+
+/// Which rows a profile is built from.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// `inferences` or `reference`.
+    pub table: &'static str,
+    pub model: String,
+    pub version: String,
+    /// Half-open time range; `None` = all rows (reference data).
+    pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Window {
+    pub fn current(model: &str, version: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Window {
+            table: INFERENCES,
+            model: model.into(),
+            version: version.to_string(),
+            range: Some((from, to)),
+        }
+    }
+    pub fn reference(model: &str, version: i64) -> Self {
+        Window {
+            table: REFERENCE,
+            model: model.into(),
+            version: version.to_string(),
+            range: None,
+        }
+    }
+}
+
+fn ts_lit(t: DateTime<Utc>) -> datafusion::logical_expr::Expr {
+    lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
+        Some(t.timestamp_micros()),
+        Some("UTC".into()),
+    ))
+}
+
+fn version_filter(
+    df: datafusion::dataframe::DataFrame,
+    model: &str,
+    version: &str,
+    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Result<datafusion::dataframe::DataFrame, EvalError> {
+    let mut df = df.filter(
+        col("model")
+            .eq(lit(model))
+            .and(col("version").eq(lit(version))),
+    )?;
+    if let Some((from, to)) = range {
+        df = df.filter(col("ts").gt_eq(ts_lit(from)).and(col("ts").lt(ts_lit(to))))?;
+    }
+    Ok(df)
+}
+
+/// Where a feature's values are read from, resolved once per map layout.
+#[derive(Default)]
+struct KeyCache {
+    /// Position in the previous row's map → feature slot (rows usually share
+    /// one key order, so this avoids hashing most keys).
+    by_position: Vec<Option<(String, Option<usize>)>>,
+}
+
+impl KeyCache {
+    fn slot(&mut self, pos: usize, key: &str, lookup: &HashMap<&str, usize>) -> Option<usize> {
+        if let Some(Some((k, slot))) = self.by_position.get(pos)
+            && k == key
+        {
+            return *slot;
+        }
+        let slot = lookup.get(key).copied();
+        if self.by_position.len() <= pos {
+            self.by_position.resize(pos + 1, None);
+        }
+        self.by_position[pos] = Some((key.to_string(), slot));
+        slot
+    }
+}
+
+/// Builds the profile of `window` for `features` (name → kind). A feature
+/// of unknown kind is read from whichever map holds it.
+pub async fn profile(
+    ctx: &SessionContext,
+    window: &Window,
+    features: &BTreeMap<String, Option<FeatureKind>>,
+) -> Result<Profile, EvalError> {
+    let df = ctx.table(window.table).await?;
+    let df = version_filter(df, &window.model, &window.version, window.range)?
+        .select_columns(&["features_num", "features_str"])?;
+    let mut stream = df.execute_stream().await?;
+
+    let names: Vec<&str> = features.keys().map(String::as_str).collect();
+    let lookup: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut numeric: Vec<NumericValues> = vec![NumericValues::default(); names.len()];
+    let mut categorical: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); names.len()];
+    let mut seen_num = vec![false; names.len()];
+    let mut seen_str = vec![false; names.len()];
+    let (mut num_keys, mut str_keys) = (KeyCache::default(), KeyCache::default());
+    let mut rows = 0u64;
+
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        let num = batch.column(0).as_map();
+        let (nk, nv) = map_parts::<Float64Array>(num);
+        for row in 0..num.len() {
+            let (start, end) = entry_range(num, row);
+            for (pos, e) in (start..end).enumerate() {
+                if nv.is_null(e) {
+                    continue;
+                }
+                if let Some(slot) = num_keys.slot(pos, nk.value(e), &lookup) {
+                    numeric[slot].push(nv.value(e));
+                    seen_num[slot] = true;
+                }
+            }
+        }
+        let strs = batch.column(1).as_map();
+        let (sk, sv) = map_parts::<StringArray>(strs);
+        for row in 0..strs.len() {
+            let (start, end) = entry_range(strs, row);
+            for (pos, e) in (start..end).enumerate() {
+                if sv.is_null(e) {
+                    continue;
+                }
+                if let Some(slot) = str_keys.slot(pos, sk.value(e), &lookup) {
+                    let counts = &mut categorical[slot];
+                    match counts.get_mut(sv.value(e)) {
+                        Some(c) => *c += 1,
+                        None => {
+                            counts.insert(sv.value(e).to_string(), 1);
+                        }
+                    }
+                    seen_str[slot] = true;
+                }
+            }
+        }
+    }
+
+    let mut out = BTreeMap::new();
+    for (i, (name, kind)) in features.iter().enumerate() {
+        let as_categorical = match kind {
+            Some(FeatureKind::Categorical) => true,
+            Some(FeatureKind::Numeric) => false,
+            None => seen_str[i] && !seen_num[i],
+        };
+        let values = if as_categorical {
+            FeatureValues::Categorical(CategoryCounts {
+                counts: std::mem::take(&mut categorical[i]),
+            })
+        } else {
+            FeatureValues::Numeric(std::mem::take(&mut numeric[i]))
+        };
+        out.insert(name.clone(), values);
+    }
+    Ok(Profile {
+        rows,
+        features: out,
+    })
+}
+
+fn map_parts<V: 'static>(map: &MapArray) -> (&StringArray, &V) {
+    let keys = map.keys().as_string::<i32>();
+    let values = map
+        .values()
+        .as_any()
+        .downcast_ref::<V>()
+        .expect("the history schema fixes the map value type");
+    (keys, values)
+}
+
+fn entry_range(map: &MapArray, row: usize) -> (usize, usize) {
+    if map.is_null(row) {
+        return (0, 0);
+    }
+    let offsets = map.value_offsets();
+    (offsets[row] as usize, offsets[row + 1] as usize)
+}
+
+/// The feature names (and kinds) found in a version's reference data, for
+/// versions with no declared features and a policy that names none.
+pub async fn discover_features(
+    ctx: &SessionContext,
+    window: &Window,
+) -> Result<BTreeMap<String, Option<FeatureKind>>, EvalError> {
+    let df = ctx.table(window.table).await?;
+    let df = version_filter(df, &window.model, &window.version, window.range)?
+        .select_columns(&["features_num", "features_str"])?
+        .limit(0, Some(1000))?;
+    let mut out = BTreeMap::new();
+    for batch in df.collect().await? {
+        for (column, kind) in [(0, FeatureKind::Numeric), (1, FeatureKind::Categorical)] {
+            let keys = batch.column(column).as_map().keys().as_string::<i32>();
+            for k in keys.iter().flatten() {
+                out.entry(k.to_string()).or_insert(Some(kind));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of a window (cheap: no feature maps are read).
+pub async fn count_rows(ctx: &SessionContext, window: &Window) -> Result<u64, EvalError> {
+    let df = ctx.table(window.table).await?;
+    let df = version_filter(df, &window.model, &window.version, window.range)?;
+    Ok(df.count().await? as u64)
+}
+
+/// One side of the rollback judge: a version's traffic in a time range.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub model: String,
+    pub version: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Latencies of the version's spans (`duration_ms`).
+pub async fn span_latencies(
+    ctx: &SessionContext,
+    t: &Traffic,
+    span_name: Option<&str>,
+) -> Result<Vec<f64>, EvalError> {
+    let mut df = version_filter(
+        ctx.table(SPANS).await?,
+        &t.model,
+        &t.version,
+        Some((t.from, t.to)),
+    )?;
+    if let Some(name) = span_name {
+        df = df.filter(col("name").eq(lit(name)))?;
+    }
+    collect_f64(df.select_columns(&["duration_ms"])?).await
+}
+
+/// `(errors, total)` of the version's spans.
+pub async fn span_errors(
+    ctx: &SessionContext,
+    t: &Traffic,
+    span_name: Option<&str>,
+) -> Result<(u64, u64), EvalError> {
+    let mut df = version_filter(
+        ctx.table(SPANS).await?,
+        &t.model,
+        &t.version,
+        Some((t.from, t.to)),
+    )?;
+    if let Some(name) = span_name {
+        df = df.filter(col("name").eq(lit(name)))?;
+    }
+    let total = df.clone().count().await? as u64;
+    let errors = df
+        .filter(col("status_code").eq(lit("error")))?
+        .count()
+        .await? as u64;
+    Ok((errors, total))
+}
+
+/// Values of a gauge for the version (stale markers excluded).
+pub async fn gauge_values(
+    ctx: &SessionContext,
+    t: &Traffic,
+    metric: &str,
+) -> Result<Vec<f64>, EvalError> {
+    let df = version_filter(
+        ctx.table(SAMPLES).await?,
+        &t.model,
+        &t.version,
+        Some((t.from, t.to)),
+    )?
+    .filter(
+        col("metric")
+            .eq(lit(metric))
+            .and(col("stale").eq(lit(false))),
+    )?
+    .select_columns(&["value"])?;
+    collect_f64(df).await
+}
+
+/// Increase of a counter over the range, summed over its series, with
+/// Prometheus' reset handling (a drop starts a new run from zero).
+pub async fn counter_increase(
+    ctx: &SessionContext,
+    t: &Traffic,
+    metric: &str,
+) -> Result<f64, EvalError> {
+    let df = version_filter(
+        ctx.table(SAMPLES).await?,
+        &t.model,
+        &t.version,
+        Some((t.from, t.to)),
+    )?
+    .filter(
+        col("metric")
+            .eq(lit(metric))
+            .and(col("stale").eq(lit(false))),
+    )?
+    .select_columns(&["ts", "value", "labels"])?;
+    let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
+    for batch in df.collect().await? {
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("ts is a microsecond timestamp");
+        let values = batch.column(1).as_primitive::<Float64Type>();
+        let labels = batch.column(2).as_map();
+        let (lk, lv) = map_parts::<StringArray>(labels);
+        for row in 0..batch.num_rows() {
+            let (start, end) = entry_range(labels, row);
+            let mut key = String::new();
+            for e in start..end {
+                key.push_str(lk.value(e));
+                key.push('\u{0}');
+                key.push_str(lv.value(e));
+                key.push('\u{1}');
+            }
+            series
+                .entry(key)
+                .or_default()
+                .push((ts.value(row), values.value(row)));
+        }
+    }
+    let mut total = 0.0;
+    for points in series.values_mut() {
+        points.sort_by_key(|p| p.0);
+        for pair in points.windows(2) {
+            let (prev, next) = (pair[0].1, pair[1].1);
+            total += if next >= prev { next - prev } else { next };
+        }
+    }
+    Ok(total)
+}
+
+async fn collect_f64(df: datafusion::dataframe::DataFrame) -> Result<Vec<f64>, EvalError> {
+    let mut out = Vec::new();
+    for batch in df.collect().await? {
+        let column = batch.column(0);
+        match column.data_type() {
+            datafusion::arrow::datatypes::DataType::Int64 => out.extend(
+                column
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .map(|v| v as f64),
+            ),
+            _ => out.extend(column.as_primitive::<Float64Type>().iter().flatten()),
+        }
+    }
+    out.retain(|v| v.is_finite());
+    Ok(out)
+}

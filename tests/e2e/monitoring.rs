@@ -1,0 +1,270 @@
+//! Monitoring through the real daemon: policies over the API and the CLI
+//! (validated, role-gated, audited), an evaluation on demand that turns
+//! uploaded drifted traffic into `drift_results` rows and a retrain
+//! recommendation, and `/metrics` series checked against those rows.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// NDJSON rows: `amount` around `center`, `country` cycling through three
+/// values, timestamps `age_s` seconds before now.
+fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut out = String::new();
+    for i in 0..n {
+        // A deterministic spread of ±10 around the center.
+        let amount = center + ((i * 37) % 21) as f64 - 10.0;
+        let country = ["de", "fr", "it"][i % 3];
+        out.push_str(&json!({"ts": now - age_s, "amount": amount, "country": country}).to_string());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// `modelwatch_name{labels} value` lines of one family, keyed by labels.
+fn series(text: &str, family: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .map(|l| {
+            let (labels, value) = l.rsplit_once(' ').unwrap();
+            (
+                labels[family.len()..].to_string(),
+                value.parse::<f64>().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn policies_are_validated_gated_and_audited() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
+    let reader = admin.with_token(Some(&admin.token("grafana", "reader").await));
+    assert_eq!(
+        admin
+            .post("/api/v1/models", json!({"name": "fraud"}))
+            .await
+            .0,
+        201
+    );
+
+    let (status, body) = admin.get("/api/v1/models/fraud/policy").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = editor.put("/api/v1/models/ghost/policy", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+
+    // Bad policies name the field; nothing is stored.
+    for (bad, needle) in [
+        (json!({"interval": "soon"}), "interval"),
+        (json!({"drift_share": 0}), "drift_share"),
+        (
+            json!({"features": {"amount": {"method": "magic"}}}),
+            "magic",
+        ),
+        (json!({"rollback": {}}), "rollback"),
+        (json!({"unknown": 1}), "unknown"),
+    ] {
+        let (status, body) = editor.put("/api/v1/models/fraud/policy", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{bad}: {message}");
+    }
+    assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
+
+    // Readers cannot set; automatic rollback needs an approver.
+    assert_eq!(
+        reader.put("/api/v1/models/fraud/policy", json!({})).await.0,
+        403
+    );
+    let auto = json!({"rollback": {"errors": {"source": "spans"}, "automatic": true}});
+    assert_eq!(
+        editor
+            .put("/api/v1/models/fraud/policy", auto.clone())
+            .await
+            .0,
+        403
+    );
+    let (status, rec) = admin.put("/api/v1/models/fraud/policy", auto).await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["policy"]["rollback"]["automatic"], true);
+    assert_eq!(rec["policy"]["alias"], "production");
+    assert_eq!(rec["policy"]["interval"], "1m");
+
+    // The CLI sets from a TOML file plus flags, and reads back.
+    let file = d.data_dir.join("policy.toml");
+    std::fs::write(&file, "current_window = \"30m\"\npersistence = 4\n").unwrap();
+    let out = d.cli(&[
+        "policy",
+        "set",
+        "fraud",
+        "--file",
+        file.to_str().unwrap(),
+        "--interval",
+        "5m",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, rec) = reader.get("/api/v1/models/fraud/policy").await;
+    assert_eq!(rec["policy"]["current_window"], "30m");
+    assert_eq!(rec["policy"]["interval"], "5m");
+    assert_eq!(rec["policy"]["persistence"], 4);
+    let out = d.cli(&["policy", "list"]);
+    assert!(stdout(&out).contains("fraud"), "{}", stdout(&out));
+
+    let (status, audit) = admin.get("/api/v1/audit?action=policy.set").await;
+    assert_eq!(status, 200);
+    let entries = audit["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{audit}");
+    assert!(entries.iter().all(|e| e["target"] == "model/fraud/policy"));
+
+    let out = d.cli(&["policy", "delete", "fraud"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
+}
+
+#[tokio::test]
+async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let reader = admin.with_token(Some(&admin.token("grafana", "reader").await));
+    assert_eq!(
+        admin
+            .post("/api/v1/models", json!({"name": "fraud"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        admin
+            .post("/api/v1/models/fraud/versions", json!({}))
+            .await
+            .0,
+        201
+    );
+    // The first reference upload declares the features.
+    let (status, body) = admin
+        .raw(
+            "POST",
+            "/api/v1/models/fraud/versions/1/reference",
+            "application/x-ndjson",
+            ndjson(600, 100.0, 86_400.0),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        admin
+            .put(
+                "/api/v1/models/fraud/aliases/production",
+                json!({"version": 1})
+            )
+            .await
+            .0,
+        200
+    );
+    let policy =
+        json!({"current_window": "1h", "persistence": 1, "min_rows": 100, "interval": "1h"});
+    assert_eq!(
+        admin.put("/api/v1/models/fraud/policy", policy).await.0,
+        200
+    );
+    // Current traffic: amount shifted by 30 (three times its spread).
+    let (status, body) = admin
+        .raw(
+            "POST",
+            "/api/v1/models/fraud/versions/1/inferences",
+            "application/x-ndjson",
+            ndjson(300, 130.0, 60.0),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let out = d.cli(&["evaluate", "--model", "fraud", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let outcome = &report["versions"][0];
+    assert_eq!(outcome["status"], "evaluated", "{report}");
+    assert_eq!(outcome["dataset_drift"], true, "{report}");
+    assert_eq!(outcome["drifted_features"], json!(["amount"]), "{report}");
+    // The background loop may have evaluated once already (a new policy is
+    // due at once): the recommendation is raised or refreshed.
+    let action = outcome["recommendations"][0]["action"].as_str();
+    assert!(matches!(action, Some("raised" | "updated")), "{report}");
+    let evaluation_id = outcome["evaluation_id"].as_str().unwrap();
+
+    let (_, recs) = reader
+        .get("/api/v1/recommendations?model=fraud&kind=retrain&status=open")
+        .await;
+    assert_eq!(recs["items"].as_array().unwrap().len(), 1, "{recs}");
+    let (_, version) = reader.get("/api/v1/models/fraud/versions/1").await;
+    assert_eq!(version["tags"]["modelwatch.health"], "drifting");
+    assert_eq!(version["tags"]["modelwatch.recommendation"], "retrain");
+
+    // drift_results holds every feature's result, and /metrics says the same.
+    let rows = sql(
+        &reader,
+        &format!(
+            "SELECT feature, method, statistic, p_value, drifted_share, n_current \
+             FROM drift_results WHERE evaluation_id = '{evaluation_id}' ORDER BY feature"
+        ),
+    )
+    .await["rows"]
+        .clone();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["n_current"] == 300));
+    let (status, text) = reader.get("/metrics").await;
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap();
+    let statistics = series(text, "modelwatch_drift_statistic");
+    let p_values = series(text, "modelwatch_drift_p_value");
+    for r in rows {
+        let labels = format!(
+            "{{feature=\"{}\",method=\"{}\",model=\"fraud\",version=\"1\"}}",
+            r["feature"].as_str().unwrap(),
+            r["method"].as_str().unwrap()
+        );
+        let exported = statistics
+            .get(&labels)
+            .unwrap_or_else(|| panic!("{labels} missing in {statistics:?}"));
+        let stored = r["statistic"].as_f64().unwrap();
+        assert!(
+            (exported - stored).abs() <= 1e-9 * stored.abs().max(1.0),
+            "{labels}: {exported} vs {stored}"
+        );
+        match r["p_value"].as_f64() {
+            Some(p) => assert!((p_values[&labels] - p).abs() <= 1e-9, "{labels}"),
+            None => assert!(!p_values.contains_key(&labels), "{labels}"),
+        }
+    }
+    let share = series(text, "modelwatch_drift_drifted_share_ratio");
+    assert_eq!(
+        share[r#"{model="fraud",version="1"}"#],
+        rows[0]["drifted_share"].as_f64().unwrap()
+    );
+    assert_eq!(
+        series(text, "modelwatch_recommendations_open")[r#"{kind="retrain",model="fraud",version="1"}"#],
+        1.0
+    );
+    assert_eq!(
+        series(text, "modelwatch_drift_dataset_drifted")[r#"{model="fraud",version="1"}"#],
+        1.0
+    );
+    let last = series(text, "modelwatch_evaluation_last_timestamp_seconds")[r#"{model="fraud",version="1"}"#];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(now - last < 300.0 && last <= now, "{last} vs {now}");
+    let evaluated = series(text, "modelwatch_evaluations_total")[r#"{status="evaluated"}"#];
+    assert!((1.0..=2.0).contains(&evaluated), "{evaluated}");
+}
