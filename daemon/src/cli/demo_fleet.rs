@@ -77,10 +77,10 @@ fn normal(rng: &mut StdRng) -> f64 {
 }
 
 impl Transaction {
-    /// Lognormal amounts (median ≈ 33), a skewed category mix, account ages
+    /// Lognormal amounts (median ≈ 33, σ = 0.6), a skewed category mix, account ages
     /// exponential with mean ≈ 2 years; `drifted` multiplies the amount.
     pub fn draw(rng: &mut StdRng, drifted: bool) -> Transaction {
-        let mut amount = (3.5 + 0.8 * normal(rng)).exp();
+        let mut amount = (3.5 + 0.6 * normal(rng)).exp();
         if drifted {
             amount *= DRIFT_FACTOR;
         }
