@@ -93,13 +93,14 @@ async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
             .join("\n")
     );
     assert!(out.contains("export MODELWATCH_URL="), "{out}");
-    let retrain = out
-        .lines()
-        .find(|l| l.contains("retrain recommended for fraud-detector v1"))
-        .unwrap_or_else(|| panic!("no retrain line in\n{out}"));
+    // A stable window may raise a false alarm on another feature first;
+    // the drift the fleet injects must be named.
     assert!(
-        retrain.contains("amount"),
-        "the drifted feature is named: {retrain}"
+        out.lines()
+            .any(|l| l.contains("retrain recommended for fraud-detector v1")
+                && l.split_once("drifted features:")
+                    .is_some_and(|(_, features)| features.contains("amount"))),
+        "no retrain line naming the drifted feature in\n{out}"
     );
     let rollback = out
         .lines()
