@@ -295,8 +295,19 @@ fn missing(progress: &Progress) -> String {
 
 fn daemon_died(status: std::io::Result<std::process::ExitStatus>, log: &Path) -> anyhow::Error {
     let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+    // The daemon's own last words (e.g. "cannot listen on …") say what to do.
+    let last = std::fs::read_to_string(log)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|l| l.contains("ERROR") || l.starts_with("error:"))
+                .map(str::to_string)
+        })
+        .map(|l| format!("\n  {l}"))
+        .unwrap_or_default();
     anyhow::anyhow!(
-        "modelwatch serve stopped unexpectedly ({status}); its log is {}",
+        "modelwatch serve stopped unexpectedly ({status}); its log is {}{last}",
         log.display()
     )
 }
