@@ -230,6 +230,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 args.timeout,
                 missing(&progress)
             ));
+            print_queries(&daemon.url, &token);
         }
         Outcome::Interrupted => story.say("interrupted"),
     }
