@@ -164,6 +164,13 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_OTLP_FEATURE_PREFIX", value_name = "PREFIX")]
     pub otlp_feature_prefix: Option<String>,
 
+    /// Export the daemon's own tracing spans (requests, background work)
+    /// over OTLP/HTTP protobuf to this URL, e.g.
+    /// http://collector:4318/v1/traces; headers (authorization) come from
+    /// OTEL_EXPORTER_OTLP_TRACES_HEADERS [default: off]
+    #[arg(long, env = "MODELWATCH_OTLP_TRACES_ENDPOINT", value_name = "URL")]
+    pub otlp_traces_endpoint: Option<String>,
+
     /// Log format [default: human]
     #[arg(long, env = "MODELWATCH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -203,6 +210,7 @@ pub struct FileConfig {
     pub otlp_model_attribute: Option<String>,
     pub otlp_version_attribute: Option<String>,
     pub otlp_feature_prefix: Option<String>,
+    pub otlp_traces_endpoint: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log: Option<String>,
     pub policy_file: Option<PathBuf>,
@@ -233,6 +241,8 @@ pub struct Settings {
     pub otlp_model_attribute: String,
     pub otlp_version_attribute: String,
     pub otlp_feature_prefix: String,
+    /// Where the daemon's own spans go (OTLP/HTTP); `None`: not exported.
+    pub otlp_traces_endpoint: Option<String>,
     pub log_format: LogFormat,
     pub log: String,
 }
@@ -265,6 +275,27 @@ fn default_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
         field: "listen",
         message: format!("built-in default {text} does not parse"),
     })
+}
+
+/// `--otlp-traces-endpoint` must be a plain `http://` URL with a host: the
+/// exporter speaks OTLP/HTTP and no TLS stack is compiled in.
+fn check_traces_endpoint(url: &str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        field: "otlp_traces_endpoint",
+        message,
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(invalid(format!(
+            "{url:?} must start with http:// (OTLP/HTTP; for TLS, export to a local OpenTelemetry Collector)"
+        )));
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || url.parse::<http::Uri>().is_err() {
+        return Err(invalid(format!(
+            "{url:?} is not a URL like http://collector:4318/v1/traces"
+        )));
+    }
+    Ok(())
 }
 
 impl FileConfig {
@@ -364,6 +395,10 @@ impl ServeArgs {
                 .otlp_feature_prefix
                 .or(file.otlp_feature_prefix)
                 .unwrap_or_else(|| DEFAULT_OTLP_FEATURE_PREFIX.into()),
+            otlp_traces_endpoint: self
+                .otlp_traces_endpoint
+                .or(file.otlp_traces_endpoint)
+                .filter(|url| !url.trim().is_empty()),
             log_format: self
                 .log_format
                 .or(file.log_format)
@@ -394,6 +429,9 @@ impl ServeArgs {
                     message: "must not be empty".into(),
                 });
             }
+        }
+        if let Some(url) = &settings.otlp_traces_endpoint {
+            check_traces_endpoint(url)?;
         }
         if let Some(token) = &settings.bootstrap_token
             && token.len() < 16
@@ -540,6 +578,38 @@ mod tests {
                 .is_err(),
             "no auth on a public OTLP listener"
         );
+    }
+
+    #[test]
+    fn otlp_traces_endpoint_is_off_by_default_and_follows_precedence() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.otlp_traces_endpoint, None);
+        let f = "otlp_traces_endpoint = \"http://file:4318/v1/traces\"";
+        let s = parse(&[]).resolve_with(file(f)).unwrap();
+        assert_eq!(
+            s.otlp_traces_endpoint.as_deref(),
+            Some("http://file:4318/v1/traces")
+        );
+        let s = parse(&["--otlp-traces-endpoint", "http://flag:4318/v1/traces"])
+            .resolve_with(file(f))
+            .unwrap();
+        assert_eq!(
+            s.otlp_traces_endpoint.as_deref(),
+            Some("http://flag:4318/v1/traces")
+        );
+        for bad in [
+            "https://c:4318/v1/traces",
+            "collector:4318",
+            "http://",
+            "http://a b/",
+        ] {
+            assert!(
+                parse(&["--otlp-traces-endpoint", bad])
+                    .resolve_with(FileConfig::default())
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The binary's library half: configuration ([`config`]), the command line
 //! ([`cli`]), the HTTP API with its thin handlers ([`http`]), authentication
-//! ([`auth`]), the `serve` wiring ([`server`]), telemetry ingest wiring
+//! ([`auth`]), logging and the daemon's own traces ([`logging`]), the
+//! `serve` wiring ([`server`]), telemetry ingest wiring
 //! ([`telemetry`]), batch uploads ([`upload`]) and read-only SQL over history and registry ([`sql`]).
 //!
 //! It must not hold domain logic: registry rules live in
@@ -17,6 +18,7 @@ pub mod config;
 pub mod evaluator;
 pub mod grpc;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod sql;

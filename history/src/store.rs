@@ -620,6 +620,7 @@ impl HistoryStore {
     /// Persist everything buffered: write sorted Parquet files per table and
     /// hour, commit the manifest, drop the rows from the buffer, then delete
     /// the WAL segments the manifest covers.
+    #[tracing::instrument(name = "history.persist", level = "info", skip_all)]
     pub async fn persist_now(&self) -> Result<PersistOutcome> {
         let shared = self.shared().clone();
         let _guard = shared.maintenance.lock().await;
@@ -731,6 +732,7 @@ impl HistoryStore {
 
     /// Merge small files of each (table, hour) partition into one sorted
     /// file. Old files are deleted only after the new manifest is durable.
+    #[tracing::instrument(name = "history.compact", level = "info", skip_all)]
     pub async fn compact_now(&self) -> Result<CompactionOutcome> {
         let shared = self.shared().clone();
         let _guard = shared.maintenance.lock().await;
@@ -846,6 +848,7 @@ impl HistoryStore {
     /// Delete persisted files whose newest row is older than their table's
     /// retention (by the store's clock). Buffered rows are not touched: they
     /// go at the first retention pass after they are persisted.
+    #[tracing::instrument(name = "history.retention", level = "info", skip_all)]
     pub async fn enforce_retention_now(&self) -> Result<RetentionOutcome> {
         let shared = self.shared().clone();
         let _guard = shared.maintenance.lock().await;

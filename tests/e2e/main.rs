@@ -3,8 +3,10 @@
 //! and through its own CLI. Build the binary first (`cargo build --bins`;
 //! `.ci/run` does).
 
+mod demo;
 mod monitoring;
 mod otlp;
+mod own_traces;
 mod prometheus;
 mod registry;
 mod serve;

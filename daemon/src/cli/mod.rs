@@ -10,6 +10,8 @@ mod bench_remote_write;
 mod bench_sql;
 mod bench_upload;
 pub mod client;
+mod demo;
+mod demo_fleet;
 mod monitoring;
 mod output;
 mod upload;
@@ -24,7 +26,7 @@ use serde_json::{Value, json};
 
 use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
 
-use crate::config::{LogFormat, ServeArgs};
+use crate::config::ServeArgs;
 use client::{Client, ClientError, enc};
 use output::*;
 
@@ -62,6 +64,9 @@ pub struct Connection {
 pub enum Command {
     /// Run the daemon.
     Serve(ServeArgs),
+    /// Start a daemon on a temporary data directory with a simulated fleet
+    /// (drift, a bad deployment) and print what modelwatch does about it.
+    Demo(demo::DemoArgs),
     /// Registered models.
     Models {
         #[command(subcommand)]
@@ -456,16 +461,30 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(settings.log_format, &settings.log);
-            match crate::server::serve(settings).await {
+            let logging = match crate::logging::init(
+                settings.log_format,
+                &settings.log,
+                settings.otlp_traces_endpoint.as_deref(),
+            ) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let code = match crate::server::serve(settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            // After every listener drained: the last request spans are queued.
+            logging.shutdown().await;
+            code
         }
+        Command::Demo(args) => demo::main(args).await,
         command => match client_command(command).await {
             Ok(code) => code,
             Err(e) => {
@@ -473,22 +492,6 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
-    }
-}
-
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("warning: invalid log filter {filter:?} ({e}); using \"info\"");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
@@ -510,7 +513,7 @@ async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError>
 
 async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
     match command {
-        Command::Serve(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Demo(_) => unreachable!("handled by run"),
         Command::Models { command, conn } => models(command, &conn).await,
         Command::Versions { command, conn } => versions(command, &conn).await,
         Command::Tags { command, conn } => tags(command, &conn).await,
