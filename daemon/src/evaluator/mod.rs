@@ -16,8 +16,10 @@
 //! 3. mirrors health and open recommendations into the version's tags
 //!    (`modelwatch.health`, `modelwatch.recommendation`) and `/metrics`.
 //!
-//! It runs on its own single-threaded Tokio runtime ([`spawn`]): queries and
-//! statistics never take a worker from the runtime that serves ingestion.
+//! It runs on its own single-threaded Tokio runtime ([`spawn`]) on a thread
+//! at the lowest scheduling priority (nice 19): queries and statistics never
+//! take a worker from the runtime that serves ingestion, and when the cores
+//! are busy the kernel runs ingestion first.
 //! Cycles are serialised (one at a time, versions one after another), which
 //! bounds its CPU to one core. It holds no state that matters across a
 //! restart: consecutive-drift counts are re-read from `drift_results`, and a
@@ -1066,6 +1068,20 @@ impl EvaluatorHandle {
 /// How often the loop checks for due policies.
 const TICK: Duration = Duration::from_secs(1);
 
+/// The evaluator thread's nice value: the kernel schedules ingestion and
+/// query threads first whenever they compete for a core, and the evaluator
+/// takes what is left (threads it starts, e.g. blocking reads, inherit it).
+pub const EVALUATOR_NICE: i32 = 19;
+
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), EVALUATOR_NICE) {
+        Ok(()) => tracing::debug!(nice = EVALUATOR_NICE, "evaluator thread priority lowered"),
+        // Not fatal: the evaluator still works, it just competes as an equal.
+        Err(e) => tracing::warn!(error = %e, "cannot lower the evaluator thread's priority"),
+    }
+}
+
 /// Starts the evaluator on its own thread and single-threaded runtime. It
 /// stops when `stop` turns true; join the thread to wait for the cycle in
 /// progress.
@@ -1081,6 +1097,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("evaluator".into())
         .spawn(move || {
+            lower_priority();
             runtime.block_on(async move {
                 let mut tick = tokio::time::interval(TICK);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
