@@ -16,11 +16,14 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 2:
-//!   `0001_registry.sql`, `0002_version_features.sql`). Timestamps are RFC 3339 UTC text with microseconds.
+//!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`,
+//!   `0002_version_features.sql`, `0004_webhooks.sql`; 0003 is the
+//!   monitoring policies'). Timestamps are RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
-//!   ([`tokens::hash_secret`]).
+//!   ([`tokens::hash_secret`]). Webhook signing secrets are stored as given
+//!   (they sign every payload) and never leave the store except to the
+//!   sender ([`webhooks`]).
 
 pub mod alias;
 pub mod audit;
@@ -30,6 +33,7 @@ mod store;
 pub mod tokens;
 mod types;
 pub mod validate;
+pub mod webhooks;
 mod writer;
 
 use chrono::{DateTime, Utc};
