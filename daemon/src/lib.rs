@@ -3,7 +3,8 @@
 //! The binary's library half: configuration ([`config`]), the command line
 //! ([`cli`]), the HTTP API with its thin handlers ([`http`]), authentication
 //! ([`auth`]), the `serve` wiring ([`server`]), telemetry ingest wiring
-//! ([`telemetry`]), batch uploads ([`upload`]) and read-only SQL over history and registry ([`sql`]).
+//! ([`telemetry`]), batch uploads ([`upload`]), read-only SQL over history and registry ([`sql`])
+//! and outbound webhooks ([`webhooks`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -21,3 +22,4 @@ pub mod server;
 pub mod sql;
 pub mod telemetry;
 pub mod upload;
+pub mod webhooks;

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub ingest_rejected: IntCounterVec,
     /// `modelwatch_sql_query_duration_seconds`: planning and execution.
     pub sql_query_duration: Histogram,
+    /// `modelwatch_webhook_deliveries_total{outcome}`: webhook delivery
+    /// attempts by outcome (`delivered`, `retry`, `failed`).
+    pub webhook_deliveries: IntCounterVec,
     history: Mutex<HistoryGauges>,
 }
 
@@ -224,6 +227,19 @@ impl Metrics {
                 )
                 .expect("valid metric definition"),
             ),
+            webhook_deliveries: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_webhook_deliveries_total",
+                    "Webhook delivery attempts by outcome: delivered (2xx), retry (failed, will be retried), failed (failed, no attempts left).",
+                    &["outcome"],
+                );
+                // Every outcome is exported from the start, at 0.
+                for outcome in ["delivered", "retry", "failed"] {
+                    v.with_label_values(&[outcome]);
+                }
+                v
+            },
             history: Mutex::new(history),
             registry: r,
         }

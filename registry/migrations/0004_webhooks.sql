@@ -36,9 +36,11 @@ CREATE TABLE webhook_deliveries (
     payload           TEXT    NOT NULL,
     status            TEXT    NOT NULL, -- pending | delivered | failed
     attempts          INTEGER NOT NULL DEFAULT 0,
-    -- Pending: when the next attempt is due (also pushed forward while an
-    -- attempt is in flight, so a crash mid-attempt retries after the lease).
+    -- Pending: when the next attempt is due.
     next_attempt_at   TEXT,
+    -- Set while an attempt is in flight: not handed out again before then
+    -- (cleared when the attempt is recorded, and at daemon start).
+    leased_until      TEXT,
     last_status_code  INTEGER,
     last_error        TEXT,
     created_at        TEXT    NOT NULL,

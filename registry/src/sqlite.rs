@@ -1572,6 +1572,10 @@ impl RegistryStore for SqliteStore {
         self.webhook_record_attempt(id, outcome).await
     }
 
+    async fn release_webhook_leases(&self) -> Result<u64> {
+        self.webhook_release_leases().await
+    }
+
     async fn next_webhook_due(&self) -> Result<Option<DateTime<Utc>>> {
         self.webhook_next_due().await
     }

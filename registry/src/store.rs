@@ -160,6 +160,9 @@ pub trait RegistryStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<DueDelivery>>;
     async fn record_webhook_attempt(&self, id: i64, outcome: AttemptOutcome) -> Result<()>;
+    /// Makes every leased delivery claimable again; for a daemon starting
+    /// up, when none of its attempts can still be in flight.
+    async fn release_webhook_leases(&self) -> Result<u64>;
     /// When the earliest pending delivery is due.
     async fn next_webhook_due(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
     /// Deletes delivered and failed deliveries finished before the time.

@@ -791,8 +791,10 @@ impl SqliteStore {
                                 s.name, s.url, s.secret
                          FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
                          WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND s.active = 1
+                             AND (d.leased_until IS NULL OR d.leased_until <= ?)
                          ORDER BY d.next_attempt_at, d.id LIMIT ?",
                     )
+                    .bind(&now)
                     .bind(&now)
                     .bind(i64::from(limit))
                     .fetch_all(&mut *tx)
@@ -800,9 +802,9 @@ impl SqliteStore {
                     let mut due = Vec::with_capacity(rows.len());
                     for r in &rows {
                         let id: i64 = r.get("id");
-                        // The lease: not due again while this attempt runs,
-                        // due again if the process dies during it.
-                        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")
+                        // The lease: not handed out again while this attempt
+                        // runs, but again if its outcome is never recorded.
+                        sqlx::query("UPDATE webhook_deliveries SET leased_until = ? WHERE id = ?")
                             .bind(&until)
                             .bind(id)
                             .execute(&mut *tx)
@@ -866,7 +868,7 @@ impl SqliteStore {
                     // A delivery whose subscription was deleted meanwhile is
                     // gone; there is nothing to record then.
                     sqlx::query(
-                        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+                        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, leased_until = NULL,
                              last_status_code = ?, last_error = ?, delivered_at = ?, finished_at = ?
                          WHERE id = ? AND status = 'pending'",
                     )
@@ -888,13 +890,28 @@ impl SqliteStore {
     pub(crate) async fn webhook_next_due(&self) -> Result<Option<DateTime<Utc>>> {
         let mut conn = self.read.acquire().await?;
         let next: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d
+            "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.leased_until, ''))) FROM webhook_deliveries d
              JOIN webhook_subscriptions s ON s.id = d.subscription_id
              WHERE d.status = 'pending' AND s.active = 1",
         )
         .fetch_one(&mut *conn)
         .await?;
         parse_opt_time(next)
+    }
+
+    pub(crate) async fn webhook_release_leases(&self) -> Result<u64> {
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE webhook_deliveries SET leased_until = NULL WHERE leased_until IS NOT NULL",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
     }
 
     pub(crate) async fn webhook_prune(&self, finished_before: DateTime<Utc>) -> Result<u64> {
@@ -1400,8 +1417,9 @@ mod store_tests {
         assert!(deliveries(&s, "b").await.is_empty(), "model filter");
         assert_eq!(s.next_webhook_due().await.unwrap(), None);
 
-        // A lease that runs out (the process died mid-attempt) makes the
-        // delivery due again.
+        // A lease that runs out (an attempt whose outcome was never
+        // recorded) makes the delivery due again; so does releasing the
+        // leases (a restart: nothing is in flight any more).
         s.publish_webhook_event(event(3), None).await.unwrap();
         assert_eq!(
             s.claim_due_webhook_deliveries(lease, 10)
@@ -1409,6 +1427,10 @@ mod store_tests {
                 .unwrap()
                 .len(),
             1
+        );
+        assert_eq!(
+            s.next_webhook_due().await.unwrap(),
+            Some(clock.now() + chrono::Duration::seconds(60))
         );
         clock.advance(lease);
         assert_eq!(
@@ -1418,6 +1440,15 @@ mod store_tests {
                 .len(),
             1
         );
+        assert!(
+            s.claim_due_webhook_deliveries(lease, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.release_webhook_leases().await.unwrap(), 1);
+        let again = s.claim_due_webhook_deliveries(lease, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 0));
 
         // Finished deliveries are pruned once old enough; pending ones never.
         assert_eq!(

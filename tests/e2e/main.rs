@@ -10,3 +10,4 @@ mod serve;
 mod support;
 mod telemetry;
 mod upload;
+mod webhooks;

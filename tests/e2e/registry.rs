@@ -147,6 +147,12 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{name}",
+        "GET /api/v1/webhooks",
+        "POST /api/v1/webhooks",
+        "GET /api/v1/webhooks/{name}",
+        "DELETE /api/v1/webhooks/{name}",
+        "GET /api/v1/webhooks/{name}/deliveries",
+        "POST /api/v1/webhooks/{name}/test",
         "POST /api/v1/write",
         "POST /api/v1/sql",
     ]

@@ -11,6 +11,7 @@ mod bench_upload;
 pub mod client;
 mod output;
 mod upload;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -127,6 +128,13 @@ pub enum Command {
     Upload {
         #[command(subcommand)]
         command: upload::UploadCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Outbound webhooks: subscriptions, deliveries, test events.
+    Webhook {
+        #[command(subcommand)]
+        command: webhooks::WebhookCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -509,6 +517,7 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
         } => sql(&query, limit, csv, &conn).await,
         Command::Upload { command, conn } => upload::run(command, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
+        Command::Webhook { command, conn } => webhooks::run(command, &conn).await,
     }
 }
 
