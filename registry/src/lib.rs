@@ -2,8 +2,9 @@
 //!
 //! The model registry: models, versions with their lineage, tags, aliases
 //! with the full history of their moves, recommendations and their
-//! lifecycle, API tokens, and the hash-chained audit log that records every
-//! change in the same transaction as the change itself.
+//! lifecycle, API tokens, outbound webhook subscriptions with their delivery
+//! queue, and the hash-chained audit log that records every change in the
+//! same transaction as the change itself.
 //!
 //! The daemon talks to it through the [`RegistryStore`] trait; SQLite
 //! ([`SqliteStore`]) is the embedded default and PostgreSQL fills the same

@@ -480,7 +480,9 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
     let audit_len = before["items"].as_array().unwrap().len();
 
     let hook = |name: &str, url: &str, events: Value| json!({ "name": name, "url": url, "events": events });
-    let cases: Vec<(&Http, &str, &str, Option<Value>, u16, &str)> = vec![
+    // (client, method, path, body, status, error code)
+    type Case<'a> = (&'a Http, &'a str, &'a str, Option<Value>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             &http,
             "POST",
