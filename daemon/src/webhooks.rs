@@ -419,6 +419,95 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// What the evaluator does: hold a `Webhooks` built from the store and
+    /// publish `drift.detected`; a real receiver gets it, signed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn published_events_reach_matching_subscribers_signed() {
+        use axum::http::HeaderMap;
+        use modelwatch_registry::{Role, SqliteStore};
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(HeaderMap, Vec<u8>)>();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("registry.sqlite"))
+            .await
+            .unwrap();
+        let registry: Arc<dyn RegistryStore> = Arc::new(store.clone());
+        let admin = Actor::new("root", Role::Admin);
+        let hooks = Webhooks::new(registry.clone(), WebhookConfig::default());
+        let created = hooks
+            .create(
+                &admin,
+                NewWebhook {
+                    name: "drift".into(),
+                    url: url.clone(),
+                    events: vec!["drift.detected".into()],
+                    model: Some("fraud".into()),
+                    secret: None,
+                },
+            )
+            .await
+            .unwrap();
+        let https = NewWebhook {
+            name: "tls".into(),
+            url: "https://example.invalid/hook".into(),
+            events: vec!["*".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            hooks.create(&admin, https).await,
+            Err(Error::InvalidArgument { .. })
+        ));
+        let (stop_tx, stop) = watch::channel(false);
+        let tasks = hooks.spawn(stop);
+
+        let drift = |model: &str| Event {
+            event_type: "drift.detected".into(),
+            model: Some(model.into()),
+            version: Some(3),
+            data: json!({ "features": ["amount"] }),
+        };
+        assert_eq!(hooks.publish(drift("other")).await.unwrap(), 0);
+        assert_eq!(hooks.publish(drift("fraud")).await.unwrap(), 1);
+        let (headers, body) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("delivered within 30 s")
+            .unwrap();
+        let header = |name: &str| headers[name].to_str().unwrap().to_string();
+        assert_eq!(header("x-modelwatch-event"), "drift.detected");
+        assert_eq!(
+            header("x-modelwatch-signature"),
+            format!("sha256={}", sign(&created.secret, &body))
+        );
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (&payload["model"], &payload["version"], &payload["data"]),
+            (
+                &json!("fraud"),
+                &json!(3),
+                &json!({ "features": ["amount"] })
+            )
+        );
+
+        stop_tx.send_replace(true);
+        tasks.await.unwrap();
+        store.close().await;
+        server.abort();
+    }
+
     #[test]
     fn signature_matches_a_known_hmac_sha256() {
         // RFC 4231 test case 2.

@@ -667,3 +667,73 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
     assert_eq!(names, ["taken"]);
     assert_eq!(deliveries(&http, "taken").await, Vec::<Value>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommendation_events_follow_the_lifecycle_and_the_model_filter() {
+    let receiver = Receiver::start(&[]).await;
+    let d = Daemon::start_with(fast_retries(3));
+    let http = d.http();
+    let (status, body) = http
+        .post(
+            "/api/v1/webhooks",
+            json!({ "name": "fraud-only", "url": receiver.url, "events": ["*"], "model": "fraud" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    model_with_version(&http, "other").await;
+    model_with_version(&http, "fraud").await;
+    let raise = json!({ "kind": "retrain", "severity": "warning", "reason": "drift" });
+    for model in ["other", "fraud", "fraud"] {
+        // The second raise on fraud refreshes the open recommendation.
+        let (status, body) = http
+            .post(
+                &format!("/api/v1/models/{model}/versions/1/recommendations"),
+                raise.clone(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, open) = http
+        .get("/api/v1/recommendations?model=fraud&status=open")
+        .await;
+    let id = open["items"][0]["id"].as_i64().unwrap();
+    let (status, _) = http
+        .post(
+            &format!("/api/v1/recommendations/{id}/dismiss"),
+            json!({ "note": "known seasonal shift" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Deliveries are queued in audit order: only fraud's, no refresh.
+    let items = wait_deliveries(&http, "fraud-only", |items| {
+        items.len() == 3 && items.iter().all(|i| i["status"] == "delivered")
+    })
+    .await;
+    let types: Vec<&str> = items
+        .iter()
+        .map(|i| i["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "version.created",
+            "recommendation.raised",
+            "recommendation.dismissed"
+        ]
+    );
+    let dismissed = &items[2]["payload"];
+    assert_eq!(
+        (
+            &dismissed["model"],
+            &dismissed["version"],
+            &dismissed["data"]["recommendation_id"]
+        ),
+        (&json!("fraud"), &json!(1), &json!(id))
+    );
+    assert_eq!(
+        dismissed["data"]["after"]["resolution_note"],
+        "known seasonal shift"
+    );
+    assert_eq!(receiver.got().len(), 3);
+}
