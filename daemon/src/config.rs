@@ -26,6 +26,8 @@ pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "127.0.0.1:4318";
 pub const DEFAULT_OTLP_MODEL_ATTRIBUTE: &str = "model.name";
 pub const DEFAULT_OTLP_VERSION_ATTRIBUTE: &str = "model.version";
 pub const DEFAULT_OTLP_FEATURE_PREFIX: &str = "feature.";
+pub const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
+pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = crate::webhooks::DEFAULT_MAX_ATTEMPTS;
 
 /// A listener that can be switched off: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -187,6 +189,15 @@ pub struct ServeArgs {
     /// Do not run the evaluator in this daemon (ingest and registry only).
     #[arg(long, env = "MODELWATCH_NO_EVALUATOR")]
     pub no_evaluator: bool,
+    /// Delay before a failed webhook delivery's second attempt, in
+    /// milliseconds; doubled for each further attempt (at most 10 min, plus
+    /// up to 20 % jitter) [default: 1000]
+    #[arg(long, env = "MODELWATCH_WEBHOOK_RETRY_BASE_MS", value_name = "MS")]
+    pub webhook_retry_base_ms: Option<u64>,
+
+    /// Attempts before a webhook delivery is marked failed [default: 8]
+    #[arg(long, env = "MODELWATCH_WEBHOOK_MAX_ATTEMPTS", value_name = "N")]
+    pub webhook_max_attempts: Option<u32>,
 }
 
 /// The `--config` TOML file. Unknown keys are an error so typos surface.
@@ -215,6 +226,8 @@ pub struct FileConfig {
     pub log: Option<String>,
     pub policy_file: Option<PathBuf>,
     pub no_evaluator: Option<bool>,
+    pub webhook_retry_base_ms: Option<u64>,
+    pub webhook_max_attempts: Option<u32>,
 }
 
 /// Fully resolved settings.
@@ -245,6 +258,8 @@ pub struct Settings {
     pub otlp_traces_endpoint: Option<String>,
     pub log_format: LogFormat,
     pub log: String,
+    pub webhook_retry_base_ms: u64,
+    pub webhook_max_attempts: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -404,6 +419,14 @@ impl ServeArgs {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            webhook_retry_base_ms: self
+                .webhook_retry_base_ms
+                .or(file.webhook_retry_base_ms)
+                .unwrap_or(DEFAULT_WEBHOOK_RETRY_BASE_MS),
+            webhook_max_attempts: self
+                .webhook_max_attempts
+                .or(file.webhook_max_attempts)
+                .unwrap_or(DEFAULT_WEBHOOK_MAX_ATTEMPTS),
         };
         if settings.no_auth {
             for addr in [
@@ -450,6 +473,18 @@ impl ServeArgs {
                     "must be between 1 and max_buffer_bytes ({})",
                     settings.max_buffer_bytes
                 ),
+            });
+        }
+        if settings.webhook_retry_base_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "webhook_retry_base_ms",
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(1..=100).contains(&settings.webhook_max_attempts) {
+            return Err(ConfigError::Invalid {
+                field: "webhook_max_attempts",
+                message: "must be between 1 and 100".into(),
             });
         }
         if settings.max_body_bytes < 1024 {

@@ -4,7 +4,9 @@
 //! ([`cli`]), the HTTP API with its thin handlers ([`http`]), authentication
 //! ([`auth`]), logging and the daemon's own traces ([`logging`]), the
 //! `serve` wiring ([`server`]), telemetry ingest wiring
-//! ([`telemetry`]), batch uploads ([`upload`]) and read-only SQL over history and registry ([`sql`]).
+//! ([`telemetry`]), batch uploads ([`upload`]), read-only SQL over history
+//! and registry ([`sql`]), the evaluator ([`evaluator`]) and outbound
+//! webhooks ([`webhooks`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -24,3 +26,4 @@ pub mod server;
 pub mod sql;
 pub mod telemetry;
 pub mod upload;
+pub mod webhooks;

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub ingest_rejected: IntCounterVec,
     /// `modelwatch_sql_query_duration_seconds`: planning and execution.
     pub sql_query_duration: Histogram,
+    /// `modelwatch_webhook_deliveries_total{outcome}`: webhook delivery
+    /// attempts by outcome (`delivered`, `retry`, `failed`).
+    pub webhook_deliveries: IntCounterVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     evaluator: EvaluatorMetrics,
@@ -275,6 +278,19 @@ impl Metrics {
                 )
                 .expect("valid metric definition"),
             ),
+            webhook_deliveries: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_webhook_deliveries_total",
+                    "Webhook delivery attempts by outcome: delivered (2xx), retry (failed, will be retried), failed (failed, no attempts left).",
+                    &["outcome"],
+                );
+                // Every outcome is exported from the start, at 0.
+                for outcome in ["delivered", "retry", "failed"] {
+                    v.with_label_values(&[outcome]);
+                }
+                v
+            },
             history: Mutex::new(history),
             registry_figures: Mutex::new(RegistryFigures {
                 changes: counter_vec(

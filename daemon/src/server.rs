@@ -1,5 +1,6 @@
 //! `modelwatch serve`: open the stores, make sure an admin token exists,
-//! bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC), serve until
+//! start the background work (history persistence, webhook dispatch and
+//! delivery), bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC), serve until
 //! SIGINT/SIGTERM, then drain in-flight requests on every listener before
 //! closing the stores.
 
@@ -14,6 +15,7 @@ use crate::auth::Auth;
 use crate::config::Settings;
 use crate::http::{self, AppState, Limits};
 use crate::telemetry::Telemetry;
+use crate::webhooks::{WebhookConfig, Webhooks};
 use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::otlp::OtlpConfig;
 use modelwatch_history::HistoryConfig;
@@ -80,6 +82,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 settings.data_dir.display()
             )
         })?;
+    let webhooks = Webhooks::new(
+        registry.clone(),
+        WebhookConfig {
+            retry_base: std::time::Duration::from_millis(settings.webhook_retry_base_ms),
+            max_attempts: settings.webhook_max_attempts,
+            ..WebhookConfig::default()
+        },
+    );
+    let webhook_tasks = webhooks.spawn(stop_background.subscribe());
     if let Some(path) = &settings.policy_file {
         apply_policy_file(registry.as_ref(), path).await?;
     }
@@ -88,11 +99,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("the evaluator is off (--no-evaluator)");
         None
     } else {
-        let evaluator = Arc::new(crate::evaluator::Evaluator::new(
-            registry.clone(),
-            telemetry.store.clone(),
-            Arc::new(modelwatch_history::SystemClock),
-        ));
+        let evaluator = Arc::new(
+            crate::evaluator::Evaluator::new(
+                registry.clone(),
+                telemetry.store.clone(),
+                Arc::new(modelwatch_history::SystemClock),
+            )
+            .with_listener(Arc::new(webhooks.clone())),
+        );
         Some(
             crate::evaluator::spawn(evaluator, evaluator_stopped)
                 .context("cannot start the evaluator thread")?,
@@ -101,6 +115,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = AppState {
         evaluator: evaluator.as_ref().map(|(handle, _)| handle.clone()),
         uploads: Arc::new(uploads),
+        webhooks,
         registry: registry.clone(),
         telemetry: telemetry.clone(),
         auth: Arc::new(Auth::new(
@@ -198,6 +213,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = background.join().await {
         tracing::warn!(error = %e, "telemetry background task ended with an error");
     }
+    // The webhook sender finishes its in-flight attempts (each bounded by
+    // the request timeout) and records them before the store closes.
+    let _ = webhook_tasks.await;
     store.close().await;
     match failure {
         Some(e) => Err(e),

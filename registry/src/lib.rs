@@ -2,8 +2,9 @@
 //!
 //! The model registry: models, versions with their lineage, tags, aliases
 //! with the full history of their moves, recommendations and their
-//! lifecycle, API tokens, and the hash-chained audit log that records every
-//! change in the same transaction as the change itself.
+//! lifecycle, API tokens, outbound webhook subscriptions with their delivery
+//! queue, and the hash-chained audit log that records every change in the
+//! same transaction as the change itself.
 //!
 //! The daemon talks to it through the [`RegistryStore`] trait; SQLite
 //! ([`SqliteStore`]) is the embedded default and PostgreSQL fills the same
@@ -16,12 +17,15 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 3:
+//!   sqlx migrations in `registry/migrations/` (schema version 4:
 //!   `0001_registry.sql`, `0002_version_features.sql`,
-//!   `0003_monitoring_policies.sql`). Timestamps are RFC 3339 UTC text with microseconds.
+//!   `0003_monitoring_policies.sql`, `0004_webhooks.sql`). Timestamps are
+//!   RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
-//!   ([`tokens::hash_secret`]).
+//!   ([`tokens::hash_secret`]). Webhook signing secrets are stored as given
+//!   (they sign every payload) and never leave the store except to the
+//!   sender ([`webhooks`]).
 
 pub mod alias;
 pub mod audit;
@@ -32,6 +36,7 @@ mod store;
 pub mod tokens;
 mod types;
 pub mod validate;
+pub mod webhooks;
 mod writer;
 
 use chrono::{DateTime, Utc};

@@ -28,6 +28,10 @@ use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::store::RegistryStore;
 use crate::types::*;
 use crate::validate;
+use crate::webhooks::{
+    AttemptOutcome, CreatedWebhook, DeliveryFilter, DispatchReport, DueDelivery, NewWebhook,
+    Webhook, WebhookDelivery, WebhookEvent,
+};
 use crate::writer::Writer;
 use crate::{Clock, SystemClock};
 
@@ -36,10 +40,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The registry on an embedded SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Writer,
+    pub(crate) writer: Writer,
     writer_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
-    read: SqlitePool,
-    clock: Arc<dyn Clock>,
+    pub(crate) read: SqlitePool,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -77,7 +81,7 @@ impl SqliteStore {
         })
     }
 
-    fn now(&self) -> String {
+    pub(crate) fn now(&self) -> String {
         format_time(self.clock.now())
     }
 
@@ -93,17 +97,17 @@ impl SqliteStore {
     }
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| Error::Corrupt(format!("bad timestamp {s:?}: {e}")))
 }
 
-fn parse_opt_time(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn parse_opt_time(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_time).transpose()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(field: &str, s: &str) -> Result<T> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(field: &str, s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("bad JSON in {field}: {e}")))
 }
 
@@ -111,7 +115,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Value {
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
@@ -119,7 +123,7 @@ fn encode_cursor(id: i64) -> String {
     URL_SAFE_NO_PAD.encode(id.to_string())
 }
 
-fn decode_cursor(cursor: &Option<String>) -> Result<i64> {
+pub(crate) fn decode_cursor(cursor: &Option<String>) -> Result<i64> {
     let Some(c) = cursor else { return Ok(0) };
     URL_SAFE_NO_PAD
         .decode(c)
@@ -135,7 +139,7 @@ fn decode_cursor(cursor: &Option<String>) -> Result<i64> {
 }
 
 /// Splits `limit + 1` fetched rows into a page and the next cursor.
-fn paginate<T>(mut rows: Vec<(i64, T)>, limit: u32) -> Page<T> {
+pub(crate) fn paginate<T>(mut rows: Vec<(i64, T)>, limit: u32) -> Page<T> {
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|(id, _)| encode_cursor(*id))
@@ -164,7 +168,7 @@ fn alias_target(model: &str, alias: &str) -> String {
 }
 
 /// Appends one entry to the audit chain inside the caller's transaction.
-async fn append_audit(
+pub(crate) async fn append_audit(
     conn: &mut SqliteConnection,
     at: &str,
     actor: &Actor,
@@ -481,7 +485,7 @@ async fn move_alias(
     .await
 }
 
-fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
+pub(crate) fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
     let before: Option<String> = row.get("before");
     let after: Option<String> = row.get("after");
     Ok(AuditEntry {
@@ -515,7 +519,7 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenInfo> {
 }
 
 /// Maps a UNIQUE violation to `AlreadyExists`, everything else to `Database`.
-fn unique_as_exists(e: sqlx::Error, what: impl FnOnce() -> String) -> Error {
+pub(crate) fn unique_as_exists(e: sqlx::Error, what: impl FnOnce() -> String) -> Error {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => Error::already_exists(what()),
         _ => Error::Database(e),
@@ -1612,7 +1616,69 @@ impl RegistryStore for SqliteStore {
             })
             .await
     }
+
+    async fn create_webhook(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook> {
+        self.webhook_create(actor, new).await
+    }
+
+    async fn get_webhook(&self, name: &str) -> Result<Webhook> {
+        self.webhook_get(name).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        self.webhook_list().await
+    }
+
+    async fn delete_webhook(&self, actor: &Actor, name: &str) -> Result<()> {
+        self.webhook_delete(actor, name).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        name: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookDelivery>> {
+        self.webhook_deliveries(name, filter, page).await
+    }
+
+    async fn publish_webhook_event(
+        &self,
+        event: WebhookEvent,
+        subscription: Option<&str>,
+    ) -> Result<u64> {
+        self.webhook_publish(event, subscription).await
+    }
+
+    async fn dispatch_webhook_outbox(&self) -> Result<DispatchReport> {
+        self.webhook_dispatch().await
+    }
+
+    async fn claim_due_webhook_deliveries(
+        &self,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>> {
+        self.webhook_claim_due(lease, limit).await
+    }
+
+    async fn record_webhook_attempt(&self, id: i64, outcome: AttemptOutcome) -> Result<()> {
+        self.webhook_record_attempt(id, outcome).await
+    }
+
+    async fn release_webhook_leases(&self) -> Result<u64> {
+        self.webhook_release_leases().await
+    }
+
+    async fn next_webhook_due(&self) -> Result<Option<DateTime<Utc>>> {
+        self.webhook_next_due().await
+    }
+
+    async fn prune_webhook_deliveries(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        self.webhook_prune(finished_before).await
+    }
 }
+
 
 fn policy_target(model: &str) -> String {
     format!("model/{model}/policy")

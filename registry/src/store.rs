@@ -9,6 +9,10 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::types::*;
+use crate::webhooks::{
+    AttemptOutcome, CreatedWebhook, DeliveryFilter, DispatchReport, DueDelivery, NewWebhook,
+    Webhook, WebhookDelivery, WebhookEvent,
+};
 
 #[async_trait]
 pub trait RegistryStore: Send + Sync + 'static {
@@ -143,4 +147,48 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// Removes a policy (the model is no longer watched); audited as
     /// `policy.delete`.
     async fn delete_policy(&self, actor: &Actor, model: &str) -> Result<()>;
+    // Outbound webhooks (see `crate::webhooks`).
+
+    /// Creates a subscription (audited without its secret); the reply holds
+    /// the secret, generated when the request has none.
+    async fn create_webhook(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook>;
+    async fn get_webhook(&self, name: &str) -> Result<Webhook>;
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Deletes a subscription with its deliveries (audited).
+    async fn delete_webhook(&self, actor: &Actor, name: &str) -> Result<()>;
+    async fn list_webhook_deliveries(
+        &self,
+        name: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookDelivery>>;
+    /// Queues an event that is not a registry change for every matching
+    /// subscription, or for the one named (whatever its event list; `ping`
+    /// is allowed only then). Returns the deliveries queued.
+    async fn publish_webhook_event(
+        &self,
+        event: WebhookEvent,
+        subscription: Option<&str>,
+    ) -> Result<u64>;
+    /// One outbox step: turns audit entries after the cursor into
+    /// deliveries and advances the cursor, in one transaction.
+    async fn dispatch_webhook_outbox(&self) -> Result<DispatchReport>;
+    /// Pending deliveries that are due, each leased for `lease` (not due
+    /// again until then unless its attempt is recorded).
+    async fn claim_due_webhook_deliveries(
+        &self,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>>;
+    async fn record_webhook_attempt(&self, id: i64, outcome: AttemptOutcome) -> Result<()>;
+    /// Makes every leased delivery claimable again; for a daemon starting
+    /// up, when none of its attempts can still be in flight.
+    async fn release_webhook_leases(&self) -> Result<u64>;
+    /// When the earliest pending delivery is due.
+    async fn next_webhook_due(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+    /// Deletes delivered and failed deliveries finished before the time.
+    async fn prune_webhook_deliveries(
+        &self,
+        finished_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64>;
 }

@@ -13,3 +13,4 @@ mod serve;
 mod support;
 mod telemetry;
 mod upload;
+mod webhooks;

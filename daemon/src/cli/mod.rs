@@ -15,6 +15,7 @@ mod demo_fleet;
 mod monitoring;
 mod output;
 mod upload;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -149,6 +150,13 @@ pub enum Command {
     Upload {
         #[command(subcommand)]
         command: upload::UploadCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Outbound webhooks: subscriptions, deliveries, test events.
+    Webhook {
+        #[command(subcommand)]
+        command: webhooks::WebhookCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -531,6 +539,7 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
         } => sql(&query, limit, csv, &conn).await,
         Command::Upload { command, conn } => upload::run(command, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
+        Command::Webhook { command, conn } => webhooks::run(command, &conn).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod params;
 pub mod registry;
 pub mod telemetry;
 pub mod upload;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub uploads: Arc<crate::upload::Uploads>,
     /// The running evaluator; `None` with `--no-evaluator`.
     pub evaluator: Option<crate::evaluator::EvaluatorHandle>,
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +72,8 @@ impl Default for Limits {
     modifiers(&BearerAuth),
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
-        (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health")
+        (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health"),
+        (name = "webhooks")
     )
 )]
 struct ApiDoc;
@@ -134,6 +137,10 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verify_audit))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::test_webhook))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .split_for_parts()
 }
