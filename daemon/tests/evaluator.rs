@@ -770,3 +770,64 @@ async fn false_alarm_rate_over_seeded_stable_runs() {
         "{raised} > {drifted_evaluations}"
     );
 }
+
+#[tokio::test]
+async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refreshed() {
+    let w = world().await;
+    let mut rng = StdRng::seed_from_u64(17);
+    w.model("fraud", 1).await;
+    w.set_alias("fraud", 1).await;
+    let mut policy = drift_policy(1);
+    policy["reference"] = json!("baseline_window");
+    policy["baseline_window"] = json!("10m");
+    w.policy("fraud", policy).await;
+
+    // The version's first 10 minutes after taking the alias are its baseline.
+    let deployed = w.clock.now();
+    w.write_rows(
+        INFERENCES,
+        "fraud",
+        1,
+        &rows(&mut rng, 2000, 100.0, deployed, Duration::minutes(10)),
+    )
+    .await;
+    w.clock.advance(Duration::minutes(5));
+    let o = w.evaluator.run_cycle(None, false).await.unwrap().versions[0].clone();
+    assert_eq!(o.status, "baseline_pending", "{o:?}");
+
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        // Move past the baseline; each window drifts.
+        w.clock
+            .advance(Duration::minutes(if i == 0 { 5 } else { 10 }));
+        let from = w.clock.now();
+        w.write_rows(
+            INFERENCES,
+            "fraud",
+            1,
+            &rows(&mut rng, 1000, 150.0, from, Duration::minutes(10)),
+        )
+        .await;
+        w.clock.advance(Duration::minutes(10));
+        let o = w.evaluator.run_cycle(None, true).await.unwrap().versions[0].clone();
+        assert_eq!(o.status, "evaluated", "{o:?}");
+        assert_eq!(o.drifted_features, ["amount"], "{o:?}");
+        let action = &o.recommendations[0];
+        assert_eq!(action.action, if i == 0 { "raised" } else { "updated" });
+        ids.push((action.id, o.evaluation_id.clone().unwrap()));
+    }
+    // One open recommendation, refreshed with the newer evidence.
+    assert_eq!(ids[0].0, ids[1].0);
+    let retrain = w
+        .recommendations("fraud", RecommendationKind::Retrain)
+        .await;
+    assert_eq!(retrain.len(), 1);
+    let e = &retrain[0].evidence;
+    assert_eq!(e["evaluation_id"], ids[1].1.as_str());
+    assert_eq!(e["consecutive_drifted_evaluations"], 2);
+    assert_eq!(e["reference"]["source"], "baseline_window");
+    assert_eq!(e["reference"]["rows"], 2000);
+    let start: DateTime<Utc> =
+        serde_json::from_value(e["reference"]["window"]["start"].clone()).unwrap();
+    assert_eq!(start, deployed);
+}

@@ -1679,7 +1679,6 @@ impl RegistryStore for SqliteStore {
     }
 }
 
-
 fn policy_target(model: &str) -> String {
     format!("model/{model}/policy")
 }

@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// NDJSON rows: `amount` around `center`, `country` cycling through three
 /// values, timestamps `age_s` seconds before now.
-fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
+pub(crate) fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -737,3 +737,77 @@ async fn recommendation_events_follow_the_lifecycle_and_the_model_filter() {
     );
     assert_eq!(receiver.got().len(), 3);
 }
+
+#[tokio::test]
+async fn the_evaluator_announces_drift_and_its_retrain_recommendation() {
+    let receiver = Receiver::start(&[]).await;
+    let d = Daemon::start();
+    let admin = d.http();
+    let secret = create_hook(
+        &admin,
+        "drift-watch",
+        &receiver.url,
+        &["drift.detected", "recommendation.raised"],
+    )
+    .await;
+    model_with_version(&admin, "fraud").await;
+    for (table, rows) in [
+        ("reference", crate::monitoring::ndjson(600, 100.0, 86_400.0)),
+        ("inferences", crate::monitoring::ndjson(300, 130.0, 60.0)),
+    ] {
+        let (status, body) = admin
+            .raw(
+                "POST",
+                &format!("/api/v1/models/fraud/versions/1/{table}"),
+                "application/x-ndjson",
+                rows,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        admin
+            .put(
+                "/api/v1/models/fraud/aliases/production",
+                json!({"version": 1})
+            )
+            .await
+            .0,
+        200
+    );
+    let policy = json!({"persistence": 1, "interval": "1h"});
+    assert_eq!(
+        admin.put("/api/v1/models/fraud/policy", policy).await.0,
+        200
+    );
+    let (status, report) = admin.post("/api/v1/evaluate", json!({})).await;
+    assert_eq!(status, 200, "{report}");
+
+    // Both events arrive signed (the background loop may have evaluated
+    // once more; every drift event must say the same).
+    let got = receiver.wait_for(2).await;
+    let drift: Vec<&Received> = got.iter().filter(|r| r.event == "drift.detected").collect();
+    let raised: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.event == "recommendation.raised")
+        .collect();
+    assert!(!drift.is_empty() && raised.len() == 1, "{got:?}");
+    for r in drift.iter().chain(&raised) {
+        assert_signed(r, &secret);
+    }
+    let event = drift[0].json();
+    assert_eq!(event["type"], "drift.detected");
+    assert_eq!(
+        (event["model"].as_str(), event["version"].as_i64()),
+        (Some("fraud"), Some(1))
+    );
+    assert_eq!(event["data"]["drifted_features"], json!(["amount"]));
+    assert!(
+        event["data"]["evaluation_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("fraud/1/")
+    );
+    let raised = raised[0].json();
+    assert_eq!(raised["data"]["after"]["kind"], "retrain", "{raised}");
+}
