@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// NDJSON rows: `amount` around `center`, `country` cycling through three
 /// values, timestamps `age_s` seconds before now.
-pub(crate) fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
+fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -25,6 +25,54 @@ pub(crate) fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
         out.push('\n');
     }
     out.into_bytes()
+}
+
+/// Model `fraud` v1 as `production` with a policy (`persistence` 1 and an
+/// hour's interval added to `policy`): 600 reference rows, then 300 current
+/// rows whose `amount` is shifted by three times its spread (the first
+/// reference upload declares the features `amount` and `country`).
+pub(crate) async fn drifting_fraud_model(admin: &Http, mut policy: Value) {
+    assert_eq!(
+        admin
+            .post("/api/v1/models", json!({"name": "fraud"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        admin
+            .post("/api/v1/models/fraud/versions", json!({}))
+            .await
+            .0,
+        201
+    );
+    let upload = |table: &'static str, rows: Vec<u8>| async move {
+        let (status, body) = admin
+            .raw(
+                "POST",
+                &format!("/api/v1/models/fraud/versions/1/{table}"),
+                "application/x-ndjson",
+                rows,
+            )
+            .await;
+        assert_eq!(status, 200, "{table}: {body}");
+    };
+    upload("reference", ndjson(600, 100.0, 86_400.0)).await;
+    let alias = json!({"version": 1});
+    assert_eq!(
+        admin
+            .put("/api/v1/models/fraud/aliases/production", alias)
+            .await
+            .0,
+        200
+    );
+    policy["persistence"] = json!(1);
+    policy["interval"] = json!("1h");
+    assert_eq!(
+        admin.put("/api/v1/models/fraud/policy", policy).await.0,
+        200
+    );
+    upload("inferences", ndjson(300, 130.0, 60.0)).await;
 }
 
 /// `modelwatch_name{labels} value` lines of one family, keyed by labels.
@@ -145,56 +193,7 @@ async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
     let d = Daemon::start();
     let admin = d.http();
     let reader = admin.with_token(Some(&admin.token("grafana", "reader").await));
-    assert_eq!(
-        admin
-            .post("/api/v1/models", json!({"name": "fraud"}))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        admin
-            .post("/api/v1/models/fraud/versions", json!({}))
-            .await
-            .0,
-        201
-    );
-    // The first reference upload declares the features.
-    let (status, body) = admin
-        .raw(
-            "POST",
-            "/api/v1/models/fraud/versions/1/reference",
-            "application/x-ndjson",
-            ndjson(600, 100.0, 86_400.0),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        admin
-            .put(
-                "/api/v1/models/fraud/aliases/production",
-                json!({"version": 1})
-            )
-            .await
-            .0,
-        200
-    );
-    let policy =
-        json!({"current_window": "1h", "persistence": 1, "min_rows": 100, "interval": "1h"});
-    assert_eq!(
-        admin.put("/api/v1/models/fraud/policy", policy).await.0,
-        200
-    );
-    // Current traffic: amount shifted by 30 (three times its spread).
-    let (status, body) = admin
-        .raw(
-            "POST",
-            "/api/v1/models/fraud/versions/1/inferences",
-            "application/x-ndjson",
-            ndjson(300, 130.0, 60.0),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    drifting_fraud_model(&admin, json!({"current_window": "1h", "min_rows": 100})).await;
 
     let out = d.cli(&["evaluate", "--model", "fraud", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -750,36 +750,7 @@ async fn the_evaluator_announces_drift_and_its_retrain_recommendation() {
         &["drift.detected", "recommendation.raised"],
     )
     .await;
-    model_with_version(&admin, "fraud").await;
-    for (table, rows) in [
-        ("reference", crate::monitoring::ndjson(600, 100.0, 86_400.0)),
-        ("inferences", crate::monitoring::ndjson(300, 130.0, 60.0)),
-    ] {
-        let (status, body) = admin
-            .raw(
-                "POST",
-                &format!("/api/v1/models/fraud/versions/1/{table}"),
-                "application/x-ndjson",
-                rows,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-    assert_eq!(
-        admin
-            .put(
-                "/api/v1/models/fraud/aliases/production",
-                json!({"version": 1})
-            )
-            .await
-            .0,
-        200
-    );
-    let policy = json!({"persistence": 1, "interval": "1h"});
-    assert_eq!(
-        admin.put("/api/v1/models/fraud/policy", policy).await.0,
-        200
-    );
+    crate::monitoring::drifting_fraud_model(&admin, json!({})).await;
     let (status, report) = admin.post("/api/v1/evaluate", json!({})).await;
     assert_eq!(status, 200, "{report}");
 

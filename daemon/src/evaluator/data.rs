@@ -334,54 +334,31 @@ pub struct Traffic {
     pub to: DateTime<Utc>,
 }
 
-/// Latencies of the version's spans (`duration_ms`).
-pub async fn span_latencies(
+/// The version's spans in the range (only those named `span_name` if given).
+async fn spans(
     ctx: &SessionContext,
     t: &Traffic,
     span_name: Option<&str>,
-) -> Result<Vec<f64>, EvalError> {
-    let mut df = version_filter(
+) -> Result<datafusion::dataframe::DataFrame, EvalError> {
+    let df = version_filter(
         ctx.table(SPANS).await?,
         &t.model,
         &t.version,
         Some((t.from, t.to)),
     )?;
-    if let Some(name) = span_name {
-        df = df.filter(col("name").eq(lit(name)))?;
-    }
-    collect_f64(df.select_columns(&["duration_ms"])?).await
+    Ok(match span_name {
+        Some(name) => df.filter(col("name").eq(lit(name)))?,
+        None => df,
+    })
 }
 
-/// `(errors, total)` of the version's spans.
-pub async fn span_errors(
-    ctx: &SessionContext,
-    t: &Traffic,
-    span_name: Option<&str>,
-) -> Result<(u64, u64), EvalError> {
-    let mut df = version_filter(
-        ctx.table(SPANS).await?,
-        &t.model,
-        &t.version,
-        Some((t.from, t.to)),
-    )?;
-    if let Some(name) = span_name {
-        df = df.filter(col("name").eq(lit(name)))?;
-    }
-    let total = df.clone().count().await? as u64;
-    let errors = df
-        .filter(col("status_code").eq(lit("error")))?
-        .count()
-        .await? as u64;
-    Ok((errors, total))
-}
-
-/// Values of a gauge for the version (stale markers excluded).
-pub async fn gauge_values(
+/// The version's samples of one metric in the range (stale markers excluded).
+async fn samples(
     ctx: &SessionContext,
     t: &Traffic,
     metric: &str,
-) -> Result<Vec<f64>, EvalError> {
-    let df = version_filter(
+) -> Result<datafusion::dataframe::DataFrame, EvalError> {
+    Ok(version_filter(
         ctx.table(SAMPLES).await?,
         &t.model,
         &t.version,
@@ -391,9 +368,45 @@ pub async fn gauge_values(
         col("metric")
             .eq(lit(metric))
             .and(col("stale").eq(lit(false))),
-    )?
-    .select_columns(&["value"])?;
-    collect_f64(df).await
+    )?)
+}
+
+/// Latencies of the version's spans (`duration_ms`).
+pub async fn span_latencies(
+    ctx: &SessionContext,
+    t: &Traffic,
+    span_name: Option<&str>,
+) -> Result<Vec<f64>, EvalError> {
+    collect_f64(
+        spans(ctx, t, span_name)
+            .await?
+            .select_columns(&["duration_ms"])?,
+    )
+    .await
+}
+
+/// `(errors, total)` of the version's spans.
+pub async fn span_errors(
+    ctx: &SessionContext,
+    t: &Traffic,
+    span_name: Option<&str>,
+) -> Result<(u64, u64), EvalError> {
+    let df = spans(ctx, t, span_name).await?;
+    let total = df.clone().count().await? as u64;
+    let errors = df
+        .filter(col("status_code").eq(lit("error")))?
+        .count()
+        .await? as u64;
+    Ok((errors, total))
+}
+
+/// Values of a gauge for the version.
+pub async fn gauge_values(
+    ctx: &SessionContext,
+    t: &Traffic,
+    metric: &str,
+) -> Result<Vec<f64>, EvalError> {
+    collect_f64(samples(ctx, t, metric).await?.select_columns(&["value"])?).await
 }
 
 /// Increase of a counter over the range, summed over its series, with
@@ -403,18 +416,9 @@ pub async fn counter_increase(
     t: &Traffic,
     metric: &str,
 ) -> Result<f64, EvalError> {
-    let df = version_filter(
-        ctx.table(SAMPLES).await?,
-        &t.model,
-        &t.version,
-        Some((t.from, t.to)),
-    )?
-    .filter(
-        col("metric")
-            .eq(lit(metric))
-            .and(col("stale").eq(lit(false))),
-    )?
-    .select_columns(&["ts", "value", "labels"])?;
+    let df = samples(ctx, t, metric)
+        .await?
+        .select_columns(&["ts", "value", "labels"])?;
     let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
     for batch in df.collect().await? {
         let ts = batch

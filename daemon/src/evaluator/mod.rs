@@ -310,17 +310,37 @@ impl Evaluator {
                 "version {} took alias {:?}; this recommendation was about version {}",
                 alias.version, alias.alias, r.version
             );
-            self.registry
-                .transition_recommendation(&self.actor, r.id, Transition::Supersede, &note)
+            self.transition(outcome, &r, Transition::Supersede, &note)
                 .await?;
-            outcome.recommendations.push(RecommendationAction {
-                id: r.id,
-                version: r.version,
-                kind: r.kind,
-                action: "superseded".into(),
-            });
             self.mirror_tags(model, r.version, "superseded").await?;
         }
+        Ok(())
+    }
+
+    /// Moves a recommendation along its lifecycle and records it in the
+    /// outcome.
+    async fn transition(
+        &self,
+        outcome: &mut VersionOutcome,
+        rec: &modelwatch_registry::Recommendation,
+        transition: Transition,
+        note: &str,
+    ) -> Result<(), EvalError> {
+        self.registry
+            .transition_recommendation(&self.actor, rec.id, transition, note)
+            .await?;
+        let action = match transition {
+            Transition::Acknowledge => "acknowledged",
+            Transition::Apply => "applied",
+            Transition::Dismiss => "dismissed",
+            Transition::Supersede => "superseded",
+        };
+        outcome.recommendations.push(RecommendationAction {
+            id: rec.id,
+            version: rec.version,
+            kind: rec.kind,
+            action: action.into(),
+        });
         Ok(())
     }
 
@@ -574,15 +594,8 @@ impl Evaluator {
                      (threshold {})",
                     report.drifted_share, policy.drift_share
                 );
-                self.registry
-                    .transition_recommendation(&self.actor, r.id, Transition::Supersede, &note)
+                self.transition(outcome, r, Transition::Supersede, &note)
                     .await?;
-                outcome.recommendations.push(RecommendationAction {
-                    id: r.id,
-                    version,
-                    kind: RecommendationKind::Retrain,
-                    action: "superseded".into(),
-                });
             }
         }
         Ok(if report.dataset_drift {
@@ -904,15 +917,8 @@ impl Evaluator {
                  (policy rollback.automatic)",
                 alias.alias, moved.version
             );
-            self.registry
-                .transition_recommendation(&self.actor, rec.id, Transition::Apply, &note)
+            self.transition(outcome, &rec, Transition::Apply, &note)
                 .await?;
-            outcome.recommendations.push(RecommendationAction {
-                id: rec.id,
-                version,
-                kind: RecommendationKind::Rollback,
-                action: "applied".into(),
-            });
             tracing::warn!(model, alias = %alias.alias, from = version, to = moved.version, recommendation = rec.id, "automatic rollback");
         } else {
             tracing::warn!(model, alias = %alias.alias, version, recommendation = rec.id, "rollback recommended");
