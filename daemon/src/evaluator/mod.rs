@@ -317,6 +317,30 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Raises (or, when one is open, refreshes) a recommendation and records
+    /// it in the outcome.
+    async fn raise(
+        &self,
+        outcome: &mut VersionOutcome,
+        model: &str,
+        version: i64,
+        new: NewRecommendation,
+        refreshes_open: bool,
+    ) -> Result<modelwatch_registry::Recommendation, EvalError> {
+        let kind = new.kind;
+        let rec = self
+            .registry
+            .raise_recommendation(&self.actor, model, version, new)
+            .await?;
+        outcome.recommendations.push(RecommendationAction {
+            id: rec.id,
+            version,
+            kind,
+            action: if refreshes_open { "updated" } else { "raised" }.into(),
+        });
+        Ok(rec)
+    }
+
     /// Moves a recommendation along its lifecycle and records it in the
     /// outcome.
     async fn transition(
@@ -567,26 +591,19 @@ impl Evaluator {
                 policy.persistence,
                 policy.drift_share,
             );
-            let rec = self
-                .registry
-                .raise_recommendation(
-                    &self.actor,
-                    model,
-                    version,
-                    NewRecommendation {
-                        kind: RecommendationKind::Retrain,
-                        severity: Severity::Warning,
-                        reason,
-                        evidence,
-                    },
-                )
-                .await?;
-            outcome.recommendations.push(RecommendationAction {
-                id: rec.id,
+            self.raise(
+                outcome,
+                model,
                 version,
-                kind: RecommendationKind::Retrain,
-                action: if open.is_empty() { "raised" } else { "updated" }.into(),
-            });
+                NewRecommendation {
+                    kind: RecommendationKind::Retrain,
+                    severity: Severity::Warning,
+                    reason,
+                    evidence,
+                },
+                !open.is_empty(),
+            )
+            .await?;
         } else if !report.dataset_drift {
             for r in open.iter().filter(|r| r.raised_by == EVALUATOR_ACTOR) {
                 let note = format!(
@@ -882,9 +899,8 @@ impl Evaluator {
             "policy": policy,
         });
         let rec = self
-            .registry
-            .raise_recommendation(
-                &self.actor,
+            .raise(
+                outcome,
                 model,
                 version,
                 NewRecommendation {
@@ -893,14 +909,9 @@ impl Evaluator {
                     reason: reason.clone(),
                     evidence,
                 },
+                false,
             )
             .await?;
-        outcome.recommendations.push(RecommendationAction {
-            id: rec.id,
-            version,
-            kind: RecommendationKind::Rollback,
-            action: "raised".into(),
-        });
         state.judged.insert(judged_key);
         if policy.automatic {
             let moved = self
