@@ -274,4 +274,13 @@ async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
     assert!(now - last < 300.0 && last <= now, "{last} vs {now}");
     let evaluated = series(text, "modelwatch_evaluations_total")[r#"{status="evaluated"}"#];
     assert!((1.0..=2.0).contains(&evaluated), "{evaluated}");
+
+    // An empty body evaluates every watched model (curl without -d).
+    let (status, body) = admin.send("POST", "/api/v1/evaluate", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["versions"][0]["model"], "fraud", "{body}");
+    let (status, body) = admin
+        .send("POST", "/api/v1/evaluate", Some(json!({"model": "ghost"})))
+        .await;
+    assert_eq!(status, 404, "{body}");
 }

@@ -13,7 +13,7 @@ use modelwatch_registry::{MonitoringPolicy, PolicyRecord, Role};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiBytes, ApiJson, ApiPath};
 use crate::auth::Caller;
 use crate::evaluator::{self, CycleReport};
 
@@ -86,15 +86,16 @@ pub struct EvaluateRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/evaluate", tag = "monitoring",
-    request_body = EvaluateRequest,
+    request_body(content = EvaluateRequest, description = "optional; an empty body evaluates every watched model"),
     responses((status = 200, body = CycleReport), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn evaluate(
     State(s): State<AppState>,
     caller: Caller,
-    ApiJson(request): ApiJson<EvaluateRequest>,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<CycleReport>> {
     caller.require(Role::Editor)?;
+    let request: EvaluateRequest = super::registry::optional_json(&body)?;
     let handle = s.evaluator.as_ref().ok_or_else(|| {
         ApiError::unavailable("the evaluator is not running in this daemon (--no-evaluator)")
     })?;

@@ -27,7 +27,9 @@ use crate::auth::Caller;
 type Query = ApiQuery<BTreeMap<String, String>>;
 
 /// Parses an optional JSON body: empty means the default.
-fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+pub(super) fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    body: &Bytes,
+) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
