@@ -56,6 +56,9 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
+    /// Held for a whole scrape: the figures refreshed from the stats are the
+    /// ones encoded, even when two scrapes overlap.
+    scrape: Mutex<()>,
     evaluator: EvaluatorMetrics,
 }
 
@@ -106,6 +109,7 @@ struct HistoryGauges {
     wal_bytes: IntGauge,
     wal_segments: IntGauge,
     wal_last_fsync_seconds: prometheus::Gauge,
+    wal_fsync_seconds_total: prometheus::Counter,
     persisted_files: IntGauge,
     persisted_bytes: IntGauge,
     persisted_rows: IntGauge,
@@ -181,6 +185,14 @@ impl Metrics {
                 prometheus::Gauge::new(
                     "modelwatch_wal_last_fsync_seconds",
                     "Duration of the most recent WAL write and fdatasync.",
+                )
+                .expect("valid metric definition"),
+            ),
+            wal_fsync_seconds_total: register(
+                &r,
+                prometheus::Counter::new(
+                    "modelwatch_wal_fsync_seconds_total",
+                    "Time spent in WAL writes and fdatasync; rate() of it over rate(modelwatch_wal_fsyncs_total) is the mean fsync latency.",
                 )
                 .expect("valid metric definition"),
             ),
@@ -313,6 +325,7 @@ impl Metrics {
                     .expect("valid metric definition"),
                 ),
             }),
+            scrape: Mutex::new(()),
             evaluator: EvaluatorMetrics::new(&r),
             registry: r,
         }
@@ -321,6 +334,7 @@ impl Metrics {
     /// The text exposition format (version 0.0.4), with the history figures
     /// refreshed from `stats` first.
     pub fn render(&self, stats: &HistoryStats, registry: &RegistryStats) -> String {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         {
             let r = self
                 .registry_figures
@@ -350,6 +364,11 @@ impl Metrics {
             set(&h.wal_segments, stats.wal_segments);
             h.wal_last_fsync_seconds
                 .set(stats.last_fsync_micros as f64 / 1e6);
+            let total = stats.fsync_micros_total as f64 / 1e6;
+            let seen = h.wal_fsync_seconds_total.get();
+            if total > seen {
+                h.wal_fsync_seconds_total.inc_by(total - seen);
+            }
             set(&h.persisted_files, stats.persisted_files);
             set(&h.persisted_bytes, stats.persisted_bytes);
             set(&h.persisted_rows, stats.persisted_rows);
@@ -625,6 +644,7 @@ mod tests {
         let m = metrics();
         let mut stats = HistoryStats {
             wal_fsyncs: 7,
+            fsync_micros_total: 1_500_000,
             buffer_bytes: 4096,
             ..Default::default()
         };
@@ -634,9 +654,18 @@ mod tests {
             text.contains("modelwatch_history_buffer_bytes 4096"),
             "{text}"
         );
+        assert!(
+            text.contains("modelwatch_wal_fsync_seconds_total 1.5"),
+            "{text}"
+        );
         stats.wal_fsyncs = 9;
+        stats.fsync_micros_total = 2_000_000;
         let text = m.render(&stats, &RegistryStats::default());
         assert!(text.contains("modelwatch_wal_fsyncs_total 9"), "{text}");
+        assert!(
+            text.contains("modelwatch_wal_fsync_seconds_total 2\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub(crate) struct StatsInner {
     pub wal_records: AtomicU64,
     pub fsyncs: AtomicU64,
     pub last_fsync_micros: AtomicU64,
+    pub fsync_micros_total: AtomicU64,
     pub writes_overloaded: AtomicU64,
     pub torn_tails_dropped: AtomicU64,
     pub persisted_files: AtomicU64,
@@ -50,6 +51,9 @@ pub struct HistoryStats {
     pub wal_fsyncs: u64,
     /// Duration of the last WAL write + fdatasync, microseconds (gauge).
     pub last_fsync_micros: u64,
+    /// Total time spent in WAL write + fdatasync since open, microseconds
+    /// (counter; divided by `wal_fsyncs` it is the mean latency).
+    pub fsync_micros_total: u64,
     /// Writes rejected with [`crate::Error::Overloaded`] (counter).
     pub writes_overloaded: u64,
     /// Torn WAL tails dropped during recovery (counter).
@@ -95,6 +99,7 @@ impl StatsInner {
             wal_records: g(&self.wal_records),
             wal_fsyncs: g(&self.fsyncs),
             last_fsync_micros: g(&self.last_fsync_micros),
+            fsync_micros_total: g(&self.fsync_micros_total),
             writes_overloaded: g(&self.writes_overloaded),
             torn_tails_dropped: g(&self.torn_tails_dropped),
             persisted_files: g(&self.persisted_files),

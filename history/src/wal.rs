@@ -498,6 +498,10 @@ impl WalWriter {
             self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.shared
                 .stats
+                .fsync_micros_total
+                .fetch_add(micros, Ordering::Relaxed);
+            self.shared
+                .stats
                 .last_fsync_micros
                 .store(micros, Ordering::Relaxed);
             Ok(())
