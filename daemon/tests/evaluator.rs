@@ -831,3 +831,97 @@ async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refresh
         serde_json::from_value(e["reference"]["window"]["start"].clone()).unwrap();
     assert_eq!(start, deployed);
 }
+
+impl World {
+    /// Delta histogram points of `http.server.request.duration` for one
+    /// version: `points` points 10 s apart from `from`, each with `counts`
+    /// over the bounds 5, 10, 25, 50, 100, 250, 500 ms.
+    async fn latency_histograms(
+        &self,
+        version: i64,
+        from: DateTime<Utc>,
+        points: i64,
+        counts: [u64; 8],
+    ) {
+        let data_points: Vec<_> = (0..points)
+            .map(|i| {
+                let start = from + Duration::seconds(10 * i);
+                let end = start + Duration::seconds(10);
+                json!({
+                    "startTimeUnixNano": start.timestamp_nanos_opt().unwrap().to_string(),
+                    "timeUnixNano": end.timestamp_nanos_opt().unwrap().to_string(),
+                    "count": counts.iter().sum::<u64>().to_string(),
+                    "bucketCounts": counts.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                    "explicitBounds": [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
+                })
+            })
+            .collect();
+        let body = json!({"resourceMetrics": [{
+            "resource": {"attributes": [
+                {"key": "model.name", "value": {"stringValue": "churn"}},
+                {"key": "model.version", "value": {"stringValue": version.to_string()}},
+            ]},
+            "scopeMetrics": [{"metrics": [{
+                "name": "http.server.request.duration",
+                "unit": "ms",
+                "histogram": {"aggregationTemporality": 1, "dataPoints": data_points},
+            }]}],
+        }]});
+        let outcome = self
+            .telemetry
+            .otlp(
+                OtlpSignal::Metrics,
+                body.to_string().as_bytes(),
+                Encoding::Json,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
+    }
+}
+
+#[tokio::test]
+async fn latency_histograms_judge_a_deployment() {
+    let w = world().await;
+    w.model("churn", 2).await;
+    w.set_alias("churn", 1).await;
+    w.policy(
+        "churn",
+        json!({"rollback": {"latency": {"source": "histogram", "metric": "http.server.request.duration"},
+                            "window": "10m"}}),
+    )
+    .await;
+    w.clock.advance(Duration::minutes(20));
+    let before = w.clock.now() - Duration::minutes(10);
+    w.latency_histograms(1, before, 60, [0, 2, 20, 3, 0, 0, 0, 0])
+        .await;
+    w.set_alias("churn", 2).await;
+    let deployed = w.clock.now();
+    w.latency_histograms(2, deployed, 30, [0, 0, 1, 2, 5, 17, 0, 0])
+        .await;
+    w.clock.advance(Duration::minutes(5));
+
+    let report = w.evaluator.run_cycle(None, false).await.unwrap();
+    assert_eq!(
+        report.versions[0].rollback_verdict.as_deref(),
+        Some("fail"),
+        "{report:?}"
+    );
+    let rollback = w
+        .recommendations("churn", RecommendationKind::Rollback)
+        .await;
+    assert_eq!(rollback.len(), 1);
+    let latency = &rollback[0].evidence["latency"]["metrics"][0];
+    // Medians at bucket midpoints: (10, 25] → 17.5 ms, (100, 250] → 175 ms.
+    assert_eq!(latency["baseline_median"], 17.5, "{latency}");
+    assert_eq!(latency["canary_median"], 175.0, "{latency}");
+    // Without automatic rollback the alias stays.
+    assert_eq!(
+        w.registry
+            .get_alias("churn", "production")
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+}

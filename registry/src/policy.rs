@@ -126,6 +126,9 @@ pub enum LatencySource {
     Spans,
     /// A gauge in `samples` whose values are latencies (any unit).
     Metric { metric: String },
+    /// An explicit-bucket histogram in `histograms` (e.g. OpenTelemetry's
+    /// `http.server.request.duration`), delta or cumulative.
+    Histogram { metric: String },
 }
 
 /// Where the error rate comes from for the rollback judge.
@@ -335,9 +338,9 @@ impl MonitoringPolicy {
             }
             let names = [
                 match &r.latency {
-                    Some(LatencySource::Metric { metric }) => {
-                        Some(("rollback.latency.metric", metric))
-                    }
+                    Some(
+                        LatencySource::Metric { metric } | LatencySource::Histogram { metric },
+                    ) => Some(("rollback.latency.metric", metric)),
                     _ => None,
                 },
                 match &r.errors {

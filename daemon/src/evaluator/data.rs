@@ -18,7 +18,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::prelude::{SessionContext, col, lit};
 use futures::StreamExt;
-use modelwatch_collectors::schema::{INFERENCES, REFERENCE, SAMPLES, SPANS};
+use modelwatch_collectors::schema::{HISTOGRAMS, INFERENCES, REFERENCE, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
 use modelwatch_registry::FeatureKind;
 
@@ -407,6 +407,139 @@ pub async fn gauge_values(
     metric: &str,
 ) -> Result<Vec<f64>, EvalError> {
     collect_f64(samples(ctx, t, metric).await?.select_columns(&["value"])?).await
+}
+
+/// Observations a histogram is expanded into at most (the judge compares
+/// samples; a histogram's counts are scaled down to this many).
+pub const HISTOGRAM_OBSERVATIONS_CAP: f64 = 20_000.0;
+
+/// Latency observations from an explicit-bucket histogram: the counts of
+/// the range (delta points summed; cumulative points as their increase per
+/// series, resets handled like counters), expanded into one value per
+/// observation at its bucket's midpoint (the `+Inf` bucket at the last
+/// finite bound, a lower bound), scaled down to at most
+/// [`HISTOGRAM_OBSERVATIONS_CAP`] values.
+pub async fn histogram_latencies(
+    ctx: &SessionContext,
+    t: &Traffic,
+    metric: &str,
+) -> Result<Vec<f64>, EvalError> {
+    let df = version_filter(
+        ctx.table(HISTOGRAMS).await?,
+        &t.model,
+        &t.version,
+        Some((t.from, t.to)),
+    )?
+    .filter(
+        col("metric")
+            .eq(lit(metric))
+            .and(col("stale").eq(lit(false)))
+            .and(col("kind").eq(lit("explicit"))),
+    )?
+    .select_columns(&["ts", "temporality", "labels", "bounds", "bucket_counts"])?;
+    // Series (labels and bounds) → points (ts, cumulative?, counts).
+    type Points = Vec<(i64, bool, Vec<f64>)>;
+    let mut series: HashMap<String, (Vec<f64>, Points)> = HashMap::new();
+    for batch in df.collect().await? {
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("ts is a microsecond timestamp");
+        let temporality = batch.column(1).as_string::<i32>();
+        let labels = batch.column(2).as_map();
+        let (lk, lv) = map_parts::<StringArray>(labels);
+        let bounds = batch.column(3).as_list::<i32>();
+        let counts = batch.column(4).as_list::<i32>();
+        for row in 0..batch.num_rows() {
+            if bounds.is_null(row) || counts.is_null(row) {
+                continue;
+            }
+            let b: Vec<f64> = bounds
+                .value(row)
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(f64::NAN))
+                .collect();
+            let c: Vec<f64> = counts
+                .value(row)
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(0.0))
+                .collect();
+            if c.len() != b.len() + 1 {
+                continue;
+            }
+            let (start, end) = entry_range(labels, row);
+            let mut key = format!("{b:?}");
+            for e in start..end {
+                key.push('\u{1}');
+                key.push_str(lk.value(e));
+                key.push('\u{0}');
+                key.push_str(lv.value(e));
+            }
+            let cumulative = temporality.is_valid(row) && temporality.value(row) == "cumulative";
+            series
+                .entry(key)
+                .or_insert_with(|| (b, Vec::new()))
+                .1
+                .push((ts.value(row), cumulative, c));
+        }
+    }
+    // Bounds → counts over the range.
+    let mut totals: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    for (bounds, mut points) in series.into_values() {
+        points.sort_by_key(|p| p.0);
+        let mut sum = vec![0.0; bounds.len() + 1];
+        for (i, (_, cumulative, counts)) in points.iter().enumerate() {
+            if !cumulative {
+                sum.iter_mut().zip(counts).for_each(|(s, c)| *s += c);
+            } else if i > 0 {
+                let prev = &points[i - 1].2;
+                let reset = counts.iter().zip(prev).any(|(c, p)| c < p);
+                for (j, s) in sum.iter_mut().enumerate() {
+                    *s += if reset {
+                        counts[j]
+                    } else {
+                        counts[j] - prev[j]
+                    };
+                }
+            }
+        }
+        match totals.iter_mut().find(|(b, _)| *b == bounds) {
+            Some((_, t)) => t.iter_mut().zip(&sum).for_each(|(t, s)| *t += s),
+            None => totals.push((bounds, sum)),
+        }
+    }
+    let all: f64 = totals.iter().flat_map(|(_, c)| c.iter()).sum();
+    let scale = if all > HISTOGRAM_OBSERVATIONS_CAP {
+        HISTOGRAM_OBSERVATIONS_CAP / all
+    } else {
+        1.0
+    };
+    let mut out = Vec::new();
+    for (bounds, counts) in totals {
+        for (i, count) in counts.iter().enumerate() {
+            let value = match (i.checked_sub(1).map(|p| bounds[p]), bounds.get(i)) {
+                // (0, upper] for positive latencies; the bound itself otherwise.
+                (None, Some(&upper)) => {
+                    if upper > 0.0 {
+                        upper / 2.0
+                    } else {
+                        upper
+                    }
+                }
+                (Some(lower), Some(&upper)) => (lower + upper) / 2.0,
+                (Some(lower), None) => lower,
+                (None, None) => continue,
+            };
+            let n = (count * scale).round() as usize;
+            if value.is_finite() {
+                out.extend(std::iter::repeat_n(value, n));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Increase of a counter over the range, summed over its series, with

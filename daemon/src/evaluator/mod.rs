@@ -781,6 +781,10 @@ impl Evaluator {
                 data::gauge_values(ctx, &baseline, metric).await?,
                 data::gauge_values(ctx, &canary, metric).await?,
             )),
+            Some(LatencySource::Histogram { metric }) => Some((
+                data::histogram_latencies(ctx, &baseline, metric).await?,
+                data::histogram_latencies(ctx, &canary, metric).await?,
+            )),
         };
         let errors = match &policy.errors {
             None => None,
