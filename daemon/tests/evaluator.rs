@@ -925,3 +925,103 @@ async fn latency_histograms_judge_a_deployment() {
         2
     );
 }
+
+impl World {
+    /// Cumulative `requests` and `errors` counters of one version, one point
+    /// every 10 s from `from`; each step adds 100 requests and
+    /// `errors_per_step` errors. `reset_at` restarts both from zero there
+    /// (a process restart), which must not count as a negative increase.
+    async fn counters(
+        &self,
+        version: i64,
+        from: DateTime<Utc>,
+        points: i64,
+        errors_per_step: u64,
+        reset_at: Option<i64>,
+    ) {
+        let mut requests = Vec::new();
+        let mut errors = Vec::new();
+        let (mut r, mut e) = (0u64, 0u64);
+        for i in 0..points {
+            if Some(i) == reset_at {
+                (r, e) = (0, 0);
+            }
+            r += 100;
+            e += errors_per_step;
+            let at = (from + Duration::seconds(10 * i))
+                .timestamp_nanos_opt()
+                .unwrap()
+                .to_string();
+            requests.push(json!({"timeUnixNano": at, "asInt": r.to_string()}));
+            errors.push(json!({"timeUnixNano": at, "asInt": e.to_string()}));
+        }
+        let sum = |name: &str, points: Vec<serde_json::Value>| json!({"name": name, "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": points}});
+        let body = json!({"resourceMetrics": [{
+            "resource": {"attributes": [
+                {"key": "model.name", "value": {"stringValue": "churn"}},
+                {"key": "model.version", "value": {"stringValue": version.to_string()}},
+            ]},
+            "scopeMetrics": [{"metrics": [sum("requests", requests), sum("errors", errors)]}],
+        }]});
+        let outcome = self
+            .telemetry
+            .otlp(
+                OtlpSignal::Metrics,
+                body.to_string().as_bytes(),
+                Encoding::Json,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
+    }
+}
+
+#[tokio::test]
+async fn error_counters_judge_a_deployment_across_a_reset() {
+    let w = world().await;
+    w.model("churn", 2).await;
+    w.set_alias("churn", 1).await;
+    w.policy(
+        "churn",
+        json!({"rollback": {"errors": {"source": "metric", "errors_metric": "errors",
+                                       "requests_metric": "requests"},
+                            "window": "10m", "automatic": true}}),
+    )
+    .await;
+    w.clock.advance(Duration::minutes(20));
+    w.counters(1, w.clock.now() - Duration::minutes(10), 60, 1, None)
+        .await;
+    w.set_alias("churn", 2).await;
+    let deployed = w.clock.now();
+    w.counters(2, deployed, 30, 20, Some(15)).await;
+    w.clock.advance(Duration::minutes(5));
+
+    let report = w.evaluator.run_cycle(None, false).await.unwrap();
+    assert_eq!(
+        report.versions[0].rollback_verdict.as_deref(),
+        Some("fail"),
+        "{report:?}"
+    );
+    let rollback = w
+        .recommendations("churn", RecommendationKind::Rollback)
+        .await;
+    let errors = &rollback[0].evidence["errors"];
+    // v1: 59 steps of 100 requests, 1 error; v2: 29 increases (one step is
+    // the reset, counted from zero: 100 and 20), so 2,900 and 580.
+    assert!(
+        (errors["baseline_rate"].as_f64().unwrap() - 0.01).abs() < 1e-9,
+        "{errors}"
+    );
+    assert!(
+        (errors["canary_rate"].as_f64().unwrap() - 0.2).abs() < 1e-9,
+        "{errors}"
+    );
+    assert_eq!(
+        w.registry
+            .get_alias("churn", "production")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+}

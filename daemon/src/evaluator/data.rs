@@ -426,6 +426,30 @@ pub async fn gauge_values(
     collect_f64(samples(ctx, t, metric).await?.select_columns(&["value"])?).await
 }
 
+/// The first column of a scan that selected `ts` first.
+fn timestamps(batch: &datafusion::arrow::array::RecordBatch) -> &TimestampMicrosecondArray {
+    batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("ts is a microsecond timestamp")
+}
+
+/// A row's series identity: its labels (sorted keys, as stored), joined with
+/// separators that cannot occur in label text.
+fn series_key(labels: &MapArray, row: usize) -> String {
+    let (keys, values) = map_parts::<StringArray>(labels);
+    let (start, end) = entry_range(labels, row);
+    let mut key = String::new();
+    for e in start..end {
+        key.push_str(keys.value(e));
+        key.push('\u{0}');
+        key.push_str(values.value(e));
+        key.push('\u{1}');
+    }
+    key
+}
+
 /// Observations a histogram is expanded into at most (the judge compares
 /// samples; a histogram's counts are scaled down to this many).
 pub const HISTOGRAM_OBSERVATIONS_CAP: f64 = 20_000.0;
@@ -458,14 +482,9 @@ pub async fn histogram_latencies(
     type Points = Vec<(i64, bool, Vec<f64>)>;
     let mut series: HashMap<String, (Vec<f64>, Points)> = HashMap::new();
     for batch in df.collect().await? {
-        let ts = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("ts is a microsecond timestamp");
+        let ts = timestamps(&batch);
         let temporality = batch.column(1).as_string::<i32>();
         let labels = batch.column(2).as_map();
-        let (lk, lv) = map_parts::<StringArray>(labels);
         let bounds = batch.column(3).as_list::<i32>();
         let counts = batch.column(4).as_list::<i32>();
         for row in 0..batch.num_rows() {
@@ -487,14 +506,7 @@ pub async fn histogram_latencies(
             if c.len() != b.len() + 1 {
                 continue;
             }
-            let (start, end) = entry_range(labels, row);
-            let mut key = format!("{b:?}");
-            for e in start..end {
-                key.push('\u{1}');
-                key.push_str(lk.value(e));
-                key.push('\u{0}');
-                key.push_str(lv.value(e));
-            }
+            let key = format!("{b:?}\u{2}{}", series_key(labels, row));
             let cumulative = temporality.is_valid(row) && temporality.value(row) == "cumulative";
             series
                 .entry(key)
@@ -571,25 +583,12 @@ pub async fn counter_increase(
         .select_columns(&["ts", "value", "labels"])?;
     let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
     for batch in df.collect().await? {
-        let ts = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("ts is a microsecond timestamp");
+        let ts = timestamps(&batch);
         let values = batch.column(1).as_primitive::<Float64Type>();
         let labels = batch.column(2).as_map();
-        let (lk, lv) = map_parts::<StringArray>(labels);
         for row in 0..batch.num_rows() {
-            let (start, end) = entry_range(labels, row);
-            let mut key = String::new();
-            for e in start..end {
-                key.push_str(lk.value(e));
-                key.push('\u{0}');
-                key.push_str(lv.value(e));
-                key.push('\u{1}');
-            }
             series
-                .entry(key)
+                .entry(series_key(labels, row))
                 .or_default()
                 .push((ts.value(row), values.value(row)));
         }
