@@ -754,9 +754,18 @@ async fn the_evaluator_announces_drift_and_its_retrain_recommendation() {
     let (status, report) = admin.post("/api/v1/evaluate", json!({})).await;
     assert_eq!(status, 200, "{report}");
 
-    // Both events arrive signed (the background loop may have evaluated
-    // once more; every drift event must say the same).
-    let got = receiver.wait_for(2).await;
+    // Both events arrive, signed. The background loop may have evaluated
+    // first (a new policy is due at once), so a second drift event may come
+    // before or after the raise; wait until both kinds are in.
+    let mut n = 2;
+    let got = loop {
+        let got = receiver.wait_for(n).await;
+        let has = |kind: &str| got.iter().any(|r| r.event == kind);
+        if has("drift.detected") && has("recommendation.raised") {
+            break got;
+        }
+        n = got.len() + 1;
+    };
     let drift: Vec<&Received> = got.iter().filter(|r| r.event == "drift.detected").collect();
     let raised: Vec<&Received> = got
         .iter()
