@@ -177,6 +177,36 @@ impl World {
         self.telemetry.store.write(set).await.unwrap();
     }
 
+    /// One OTLP/JSON export of `scope` (a `scopeMetrics`/`scopeSpans` item)
+    /// for a model version, through the real ingest path; all of it must
+    /// be stored.
+    async fn send_otlp(
+        &self,
+        signal: OtlpSignal,
+        model: &str,
+        version: i64,
+        scope: serde_json::Value,
+    ) {
+        let (resources, scopes) = match signal {
+            OtlpSignal::Metrics => ("resourceMetrics", "scopeMetrics"),
+            OtlpSignal::Logs => ("resourceLogs", "scopeLogs"),
+            OtlpSignal::Traces => ("resourceSpans", "scopeSpans"),
+        };
+        let mut resource = json!({"resource": {"attributes": [
+            {"key": "model.name", "value": {"stringValue": model}},
+            {"key": "model.version", "value": {"stringValue": version.to_string()}},
+        ]}});
+        resource[scopes] = json!([scope]);
+        let mut body = json!({});
+        body[resources] = json!([resource]);
+        let outcome = self
+            .telemetry
+            .otlp(signal, body.to_string().as_bytes(), Encoding::Json)
+            .await
+            .unwrap();
+        assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
+    }
+
     async fn set_alias(&self, model: &str, version: i64) {
         self.registry
             .set_alias(&admin(), model, "production", version, "deploy")
@@ -249,23 +279,8 @@ impl World {
                 "status": {"code": if error { 2 } else { 1 }},
             }));
         }
-        let body = json!({"resourceSpans": [{
-            "resource": {"attributes": [
-                {"key": "model.name", "value": {"stringValue": model}},
-                {"key": "model.version", "value": {"stringValue": version.to_string()}},
-            ]},
-            "scopeSpans": [{"spans": spans}],
-        }]});
-        let outcome = self
-            .telemetry
-            .otlp(
-                OtlpSignal::Traces,
-                body.to_string().as_bytes(),
-                Encoding::Json,
-            )
-            .await
-            .unwrap();
-        assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
+        self.send_otlp(OtlpSignal::Traces, model, version, json!({"spans": spans}))
+            .await;
     }
 }
 
@@ -856,27 +871,13 @@ impl World {
                 })
             })
             .collect();
-        let body = json!({"resourceMetrics": [{
-            "resource": {"attributes": [
-                {"key": "model.name", "value": {"stringValue": "churn"}},
-                {"key": "model.version", "value": {"stringValue": version.to_string()}},
-            ]},
-            "scopeMetrics": [{"metrics": [{
-                "name": "http.server.request.duration",
-                "unit": "ms",
-                "histogram": {"aggregationTemporality": 1, "dataPoints": data_points},
-            }]}],
+        let histogram = json!({"metrics": [{
+            "name": "http.server.request.duration",
+            "unit": "ms",
+            "histogram": {"aggregationTemporality": 1, "dataPoints": data_points},
         }]});
-        let outcome = self
-            .telemetry
-            .otlp(
-                OtlpSignal::Metrics,
-                body.to_string().as_bytes(),
-                Encoding::Json,
-            )
-            .await
-            .unwrap();
-        assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
+        self.send_otlp(OtlpSignal::Metrics, "churn", version, histogram)
+            .await;
     }
 }
 
@@ -956,23 +957,9 @@ impl World {
             errors.push(json!({"timeUnixNano": at, "asInt": e.to_string()}));
         }
         let sum = |name: &str, points: Vec<serde_json::Value>| json!({"name": name, "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": points}});
-        let body = json!({"resourceMetrics": [{
-            "resource": {"attributes": [
-                {"key": "model.name", "value": {"stringValue": "churn"}},
-                {"key": "model.version", "value": {"stringValue": version.to_string()}},
-            ]},
-            "scopeMetrics": [{"metrics": [sum("requests", requests), sum("errors", errors)]}],
-        }]});
-        let outcome = self
-            .telemetry
-            .otlp(
-                OtlpSignal::Metrics,
-                body.to_string().as_bytes(),
-                Encoding::Json,
-            )
-            .await
-            .unwrap();
-        assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
+        let metrics = json!({"metrics": [sum("requests", requests), sum("errors", errors)]});
+        self.send_otlp(OtlpSignal::Metrics, "churn", version, metrics)
+            .await;
     }
 }
 

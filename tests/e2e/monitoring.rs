@@ -284,3 +284,93 @@ async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn a_policy_file_is_applied_at_start_and_the_evaluator_can_be_off() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let file = root.path().join("policies.toml");
+    std::fs::write(
+        &file,
+        "[models.fraud]\npersistence = 2\ncurrent_window = \"30m\"\n\n\
+         [models.fraud.rollback]\nerrors = { source = \"spans\" }\nautomatic = true\n",
+    )
+    .unwrap();
+    let start = |extra: &[&str]| {
+        let mut args = vec!["--policy-file".to_string(), file.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Daemon::start_in(
+            data.clone(),
+            None,
+            Start {
+                args,
+                ..Default::default()
+            },
+        )
+    };
+    let policy_sets = |http: Http| async move {
+        let (status, audit) = http.get("/api/v1/audit?action=policy.set").await;
+        assert_eq!(status, 200, "{audit}");
+        audit["items"].as_array().unwrap().clone()
+    };
+
+    // First start: the model does not exist yet, so its policy waits.
+    let d = start(&["--no-evaluator"]);
+    let admin = d.http();
+    assert_eq!(
+        admin
+            .post("/api/v1/models", json!({"name": "fraud"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
+    // Without the evaluator, evaluating on demand says why it cannot.
+    let (status, body) = admin.post("/api/v1/evaluate", json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-evaluator")
+    );
+    d.terminate();
+
+    // Next start: applied, audited as the system actor.
+    let d = start(&[]);
+    let (status, rec) = d.http().get("/api/v1/models/fraud/policy").await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["policy"]["persistence"], 2);
+    assert_eq!(rec["policy"]["current_window"], "30m");
+    assert_eq!(rec["policy"]["rollback"]["automatic"], true);
+    assert_eq!(rec["updated_by"], "modelwatch");
+    assert_eq!(policy_sets(d.http()).await.len(), 1);
+    d.terminate();
+
+    // An unchanged file writes nothing.
+    let d = start(&[]);
+    assert_eq!(policy_sets(d.http()).await.len(), 1);
+    d.terminate();
+
+    // A bad file stops the start, naming the file and the field.
+    std::fs::write(&file, "[models.fraud]\ninterval = \"soon\"\n").unwrap();
+    let out = std::process::Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--otlp-grpc-listen", "off", "--otlp-http-listen", "off"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--policy-file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("policies.toml") && err.contains("soon"),
+        "{err}"
+    );
+}

@@ -88,15 +88,6 @@ pub enum FeatureValues {
     Categorical(CategoryCounts),
 }
 
-impl FeatureValues {
-    pub fn count(&self) -> u64 {
-        match self {
-            FeatureValues::Numeric(n) => n.count(),
-            FeatureValues::Categorical(c) => c.total(),
-        }
-    }
-}
-
 /// The distributions of a window: rows and every requested feature.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
@@ -199,6 +190,29 @@ impl RowLayout {
     }
 }
 
+/// Calls `each(slot, entry)` for every non-null entry of `map` whose key is
+/// a wanted feature (`lookup`: name → slot).
+fn for_each_feature_entry(
+    map: &MapArray,
+    layout: &mut RowLayout,
+    lookup: &HashMap<&str, usize>,
+    mut each: impl FnMut(usize, usize),
+) {
+    let keys = map.keys().as_string::<i32>();
+    let values = map.values();
+    for row in 0..map.len() {
+        let range = entry_range(map, row);
+        let slots = layout.slots(keys, range, lookup);
+        for (e, slot) in (range.0..range.1).zip(slots) {
+            if let Some(slot) = *slot
+                && values.is_valid(e)
+            {
+                each(slot, e);
+            }
+        }
+    }
+}
+
 /// Builds the profile of `window` for `features` (name → kind). A feature
 /// of unknown kind is read from whichever map holds it.
 pub async fn profile(
@@ -226,39 +240,23 @@ pub async fn profile(
         let batch = batch?;
         rows += batch.num_rows() as u64;
         let num = batch.column(0).as_map();
-        let (nk, nv) = map_parts::<Float64Array>(num);
-        for row in 0..num.len() {
-            let range = entry_range(num, row);
-            let slots = num_layout.slots(nk, range, &lookup);
-            for (e, slot) in (range.0..range.1).zip(slots) {
-                if let Some(slot) = *slot
-                    && nv.is_valid(e)
-                {
-                    numeric[slot].push(nv.value(e), &mut rng);
-                    seen_num[slot] = true;
-                }
-            }
-        }
+        let (_, nv) = map_parts::<Float64Array>(num);
+        for_each_feature_entry(num, &mut num_layout, &lookup, |slot, e| {
+            numeric[slot].push(nv.value(e), &mut rng);
+            seen_num[slot] = true;
+        });
         let strs = batch.column(1).as_map();
-        let (sk, sv) = map_parts::<StringArray>(strs);
-        for row in 0..strs.len() {
-            let range = entry_range(strs, row);
-            let slots = str_layout.slots(sk, range, &lookup);
-            for (e, slot) in (range.0..range.1).zip(slots) {
-                if let Some(slot) = *slot
-                    && sv.is_valid(e)
-                {
-                    let counts = &mut categorical[slot];
-                    match counts.get_mut(sv.value(e)) {
-                        Some(c) => *c += 1,
-                        None => {
-                            counts.insert(sv.value(e).to_string(), 1);
-                        }
-                    }
-                    seen_str[slot] = true;
+        let (_, sv) = map_parts::<StringArray>(strs);
+        for_each_feature_entry(strs, &mut str_layout, &lookup, |slot, e| {
+            let counts = &mut categorical[slot];
+            match counts.get_mut(sv.value(e)) {
+                Some(c) => *c += 1,
+                None => {
+                    counts.insert(sv.value(e).to_string(), 1);
                 }
             }
-        }
+            seen_str[slot] = true;
+        });
     }
 
     let mut out = BTreeMap::new();

@@ -143,7 +143,8 @@ struct CachedReference {
 struct State {
     next_due: HashMap<String, DateTime<Utc>>,
     consecutive: HashMap<(String, i64), u32>,
-    references: HashMap<(String, i64, String), CachedReference>,
+    /// `(model, version, source/range/features)` → profile.
+    references: HashMap<(String, String, String), CachedReference>,
     /// Alias moves whose rollback verdict is final: `(model, alias, move time)`.
     judged: HashSet<(String, String, DateTime<Utc>)>,
 }
@@ -199,6 +200,13 @@ impl Evaluator {
             Some(m) => vec![self.registry.get_policy(m).await?],
             None => self.registry.list_policies().await?,
         };
+        if model.is_none() {
+            // Policies deleted since the last cycle: forget their schedule
+            // and metrics.
+            let listed: HashSet<String> = policies.iter().map(|p| p.model.clone()).collect();
+            state.next_due.retain(|m, _| listed.contains(m));
+            crate::metrics::forget_unwatched(&listed);
+        }
         for rec in policies {
             if !force && state.next_due.get(&rec.model).is_some_and(|due| *due > now) {
                 continue;
@@ -228,18 +236,6 @@ impl Evaluator {
             };
             crate::metrics::record_evaluation(&outcome, now, version_started.elapsed());
             report.versions.push(outcome);
-        }
-        if model.is_none() {
-            // Policies deleted since: forget their schedule and metrics.
-            let listed: HashSet<String> = self
-                .registry
-                .list_policies()
-                .await?
-                .into_iter()
-                .map(|p| p.model)
-                .collect();
-            state.next_due.retain(|m, _| listed.contains(m));
-            crate::metrics::forget_unwatched(&listed);
         }
         report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
         crate::metrics::record_cycle(started.elapsed());
@@ -288,7 +284,7 @@ impl Evaluator {
             }
             outcome.rollback_verdict = verdict;
         }
-        self.mirror_tags(model, version, health).await?;
+        self.mirror_tags(model, version, Some(health)).await?;
         Ok(outcome)
     }
 
@@ -312,7 +308,8 @@ impl Evaluator {
             );
             self.transition(outcome, &r, Transition::Supersede, &note)
                 .await?;
-            self.mirror_tags(model, r.version, "superseded").await?;
+            // Its health stays what its last evaluation said.
+            self.mirror_tags(model, r.version, None).await?;
         }
         Ok(())
     }
@@ -633,7 +630,7 @@ impl Evaluator {
     ) -> Result<Arc<Profile>, EvalError> {
         let key = (
             window.model.clone(),
-            window.version.parse().unwrap_or_default(),
+            window.version.clone(),
             format!("{source}:{:?}:{:?}", window.range, features),
         );
         let rows = data::count_rows(ctx, window).await?;
@@ -797,15 +794,16 @@ impl Evaluator {
                 errors_metric,
                 requests_metric,
             }) => {
-                let count = |t: &Traffic, m: &str| {
-                    let t = t.clone();
-                    let m = m.to_string();
-                    async move { data::counter_increase(ctx, &t, &m).await }
-                };
-                let be = count(&baseline, errors_metric).await?.round() as u64;
-                let bt = count(&baseline, requests_metric).await?.round() as u64;
-                let ce = count(&canary, errors_metric).await?.round() as u64;
-                let ct = count(&canary, requests_metric).await?.round() as u64;
+                let be = data::counter_increase(ctx, &baseline, errors_metric).await?;
+                let bt = data::counter_increase(ctx, &baseline, requests_metric).await?;
+                let ce = data::counter_increase(ctx, &canary, errors_metric).await?;
+                let ct = data::counter_increase(ctx, &canary, requests_metric).await?;
+                let (be, bt, ce, ct) = (
+                    be.round() as u64,
+                    bt.round() as u64,
+                    ce.round() as u64,
+                    ct.round() as u64,
+                );
                 Some((be.min(bt), bt, ce.min(ct), ct))
             }
         };
@@ -943,7 +941,13 @@ impl Evaluator {
 
     /// Sets the health and recommendation tags when they changed (each
     /// change is an audited registry write, so unchanged values are skipped).
-    async fn mirror_tags(&self, model: &str, version: i64, health: &str) -> Result<(), EvalError> {
+    /// `health: None` leaves the health tag as it is.
+    async fn mirror_tags(
+        &self,
+        model: &str,
+        version: i64,
+        health: Option<&str>,
+    ) -> Result<(), EvalError> {
         let record = self.registry.get_version(model, version).await?;
         let mut kinds: Vec<&str> = self
             .open_recommendations(model, Some(version), None)
@@ -963,20 +967,11 @@ impl Evaluator {
             model: model.to_string(),
             version,
         };
-        let health = if health == "superseded" {
-            record
-                .tags
-                .get(HEALTH_TAG)
-                .map(String::as_str)
-                .unwrap_or("healthy")
-                .to_string()
-        } else {
-            health.to_string()
-        };
-        for (key, value) in [
-            (HEALTH_TAG, health.as_str()),
-            (RECOMMENDATION_TAG, recommendation.as_str()),
-        ] {
+        let tags = health
+            .map(|h| (HEALTH_TAG, h))
+            .into_iter()
+            .chain([(RECOMMENDATION_TAG, recommendation.as_str())]);
+        for (key, value) in tags {
             if record.tags.get(key).map(String::as_str) != Some(value) {
                 self.registry
                     .set_tag(&self.actor, &target, key, Some(value))
