@@ -14,6 +14,7 @@
 //! authorize, extract, call those crates and shape the reply; errors become
 //! HTTP responses in exactly one place ([`http::error`]).
 
+pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -30,6 +30,16 @@ use prometheus::{
 /// all of them are still in `drift_results`.
 pub const MAX_METRIC_FEATURES: usize = 50;
 
+/// Values of `modelwatch_alert_notifications_total`'s `outcome` label.
+const ALERT_OUTCOMES: [&str; 6] = [
+    "rolled_back",
+    "recommended",
+    "refused",
+    "ignored",
+    "resolved",
+    "duplicate",
+];
+
 /// Latency buckets for HTTP requests and SQL queries, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -54,6 +64,9 @@ pub struct Metrics {
     /// `modelwatch_webhook_deliveries_total{outcome}`: webhook delivery
     /// attempts by outcome (`delivered`, `retry`, `failed`).
     pub webhook_deliveries: IntCounterVec,
+    /// `modelwatch_alert_notifications_total{outcome}`: Alertmanager alert
+    /// states received, by what became of them.
+    alert_notifications: IntCounterVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     /// Held for a whole scrape: the figures refreshed from the stats are the
@@ -84,6 +97,9 @@ struct EvaluatorMetrics {
     recommendations_open: IntGaugeVec,
     /// `modelwatch_evaluation_last_timestamp_seconds{model, version}`.
     last_evaluation: GaugeVec,
+    /// `modelwatch_evaluation_interval_seconds{model, version}`: the
+    /// policy's interval, so staleness can be judged per version.
+    evaluation_interval: GaugeVec,
     /// `modelwatch_evaluations_total{status}`.
     evaluations: IntCounterVec,
     /// `modelwatch_evaluation_duration_seconds`: one version's evaluation.
@@ -303,6 +319,18 @@ impl Metrics {
                 }
                 v
             },
+            alert_notifications: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_alert_notifications_total",
+                    "Alertmanager alert states received on POST /api/v1/alerts/alertmanager, by outcome: rolled_back, recommended, refused, ignored, resolved, or duplicate (a repeat, not acted on again).",
+                    &["outcome"],
+                );
+                for outcome in ALERT_OUTCOMES {
+                    v.with_label_values(&[outcome]);
+                }
+                v
+            },
             history: Mutex::new(history),
             registry_figures: Mutex::new(RegistryFigures {
                 changes: counter_vec(
@@ -450,6 +478,12 @@ impl EvaluatorMetrics {
                 "Time (Unix seconds) of the watched version's latest evaluation.",
                 version,
             ),
+            evaluation_interval: gauge_vec(
+                r,
+                "modelwatch_evaluation_interval_seconds",
+                "The watched version's evaluation interval from its model's monitoring policy.",
+                version,
+            ),
             evaluations: counter_vec(
                 r,
                 "modelwatch_evaluations_total",
@@ -488,7 +522,11 @@ impl EvaluatorMetrics {
                 kind.as_str(),
             ]);
         }
-        for g in [&self.drifted_share, &self.last_evaluation] {
+        for g in [
+            &self.drifted_share,
+            &self.last_evaluation,
+            &self.evaluation_interval,
+        ] {
             let _ = g.remove_label_values(&[model, old.as_str()]);
         }
         let _ = self
@@ -574,6 +612,7 @@ pub fn record_open_recommendations(model: &str, version: i64, open_kinds: &[&str
 pub fn record_evaluation(
     outcome: &crate::evaluator::VersionOutcome,
     at: chrono::DateTime<chrono::Utc>,
+    interval: Duration,
     took: Duration,
 ) {
     let m = &metrics().evaluator;
@@ -587,7 +626,20 @@ pub fn record_evaluation(
         m.last_evaluation
             .with_label_values(&[outcome.model.as_str(), version.as_str()])
             .set(at.timestamp_millis() as f64 / 1e3);
+        m.evaluation_interval
+            .with_label_values(&[outcome.model.as_str(), version.as_str()])
+            .set(interval.as_secs_f64());
     }
+}
+
+/// Counts one Alertmanager alert state by outcome (one of
+/// [`ALERT_OUTCOMES`]).
+pub fn record_alert_notification(outcome: &str) {
+    debug_assert!(ALERT_OUTCOMES.contains(&outcome), "{outcome}");
+    metrics()
+        .alert_notifications
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 /// Times one evaluator cycle.

@@ -17,9 +17,9 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 4:
-//!   `0001_registry.sql`, `0002_version_features.sql`,
-//!   `0003_monitoring_policies.sql`, `0004_webhooks.sql`). Timestamps are
+//!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`,
+//!   `0002_version_features.sql`, `0003_monitoring_policies.sql`,
+//!   `0004_webhooks.sql`, `0007_alert_notifications.sql`). Timestamps are
 //!   RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
@@ -27,6 +27,7 @@
 //!   (they sign every payload) and never leave the store except to the
 //!   sender ([`webhooks`]).
 
+pub mod alert_notices;
 pub mod alias;
 pub mod audit;
 mod error;
@@ -41,6 +42,7 @@ mod writer;
 
 use chrono::{DateTime, Utc};
 
+pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, AlertRecord};
 pub use error::{Error, Result};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use sqlite::SqliteStore;

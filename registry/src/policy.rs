@@ -227,6 +227,12 @@ pub struct MonitoringPolicy {
     /// Rollback judging; absent = off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackPolicy>,
+    /// Let an Alertmanager notification with `modelwatch_action="rollback"`
+    /// (`POST /api/v1/alerts/alertmanager`) roll the alias back while it
+    /// still points at the alert's version. Off by default: refused
+    /// notifications are recorded with why.
+    #[serde(default)]
+    pub rollback_on_alert: bool,
 }
 
 fn default_alias() -> String {
@@ -249,6 +255,15 @@ fn default_correction() -> String {
 }
 fn default_persistence() -> u32 {
     3
+}
+
+impl MonitoringPolicy {
+    /// Whether the policy lets something other than a person move the
+    /// alias (the evaluator's automatic rollback, or an alert): enabling
+    /// that needs the same role as a rollback by hand.
+    pub fn moves_alias_unattended(&self) -> bool {
+        self.rollback_on_alert || self.rollback.as_ref().is_some_and(|r| r.automatic)
+    }
 }
 
 impl Default for MonitoringPolicy {

@@ -386,7 +386,11 @@ async fn alias_moves(
         .collect()
 }
 
-async fn load_alias(conn: &mut SqliteConnection, model: &str, alias: &str) -> Result<Alias> {
+pub(crate) async fn load_alias(
+    conn: &mut SqliteConnection,
+    model: &str,
+    alias: &str,
+) -> Result<Alias> {
     let row = sqlx::query(
         "SELECT m.id AS model_id, a.version, a.updated_by, a.updated_at
          FROM models m LEFT JOIN aliases a ON a.model_id = m.id AND a.name = ?
@@ -505,6 +509,178 @@ pub(crate) fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
         prev_hash: row.get("prev_hash"),
         hash: row.get("hash"),
     })
+}
+
+/// Moves `alias` back to the version it served before (see
+/// [`crate::alias::rollback_target`]), inside the caller's transaction.
+pub(crate) async fn rollback_alias_in(
+    tx: &mut SqliteConnection,
+    now: &str,
+    actor: &Actor,
+    model: &str,
+    alias: &str,
+    reason: &str,
+) -> Result<Alias> {
+    let current = load_alias(&mut *tx, model, alias).await?;
+    let id = model_id(&mut *tx, model).await?;
+    let moves = alias_moves(&mut *tx, id, alias).await?;
+    let existing: Vec<i64> = sqlx::query_scalar("SELECT version FROM versions WHERE model_id = ?")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let target = rollback_target(&moves, |v| existing.contains(&v)).ok_or_else(|| {
+            Error::Conflict(format!(
+                "alias {alias:?} of model {model:?} has no earlier version to roll back to (it points at version {} and nothing served before it)",
+                current.version
+            ))
+        })?;
+    move_alias(
+        &mut *tx,
+        now,
+        actor,
+        model,
+        id,
+        alias,
+        target,
+        MoveKind::Rollback,
+        reason,
+    )
+    .await?;
+    let out = load_alias(&mut *tx, model, alias).await?;
+    Ok(out)
+}
+
+/// Raises a validated recommendation, or refreshes the open one of the same
+/// kind on the version, inside the caller's transaction.
+pub(crate) async fn raise_recommendation_in(
+    tx: &mut SqliteConnection,
+    now: &str,
+    actor: &Actor,
+    model: &str,
+    version: i64,
+    new: &NewRecommendation,
+) -> Result<Recommendation> {
+    let id = model_id(&mut *tx, model).await?;
+    if !version_exists(&mut *tx, id, version).await? {
+        return Err(Error::not_found(format!(
+            "version {version} of model {model:?}"
+        )));
+    }
+    let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM recommendations WHERE model_id = ? AND version = ? AND kind = ? AND status = 'open'",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(new.kind.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (rec_id, before, action) = match open {
+        Some(rec_id) => {
+            let before = load_recommendation(&mut *tx, rec_id).await?;
+            sqlx::query("UPDATE recommendations SET severity = ?, reason = ?, evidence = ?, updated_at = ? WHERE id = ?")
+                    .bind(new.severity.as_str())
+                    .bind(&new.reason)
+                    .bind(new.evidence.to_string())
+                    .bind(now)
+                    .bind(rec_id)
+                    .execute(&mut *tx)
+                    .await?;
+            (rec_id, Some(to_value(&before)), "recommendation.update")
+        }
+        None => {
+            let rec_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO recommendations (model_id, version, kind, severity, reason, evidence, status,
+                         raised_by, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+                )
+                .bind(id)
+                .bind(version)
+                .bind(new.kind.as_str())
+                .bind(new.severity.as_str())
+                .bind(&new.reason)
+                .bind(new.evidence.to_string())
+                .bind(&actor.name)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            (rec_id, None, "recommendation.raise")
+        }
+    };
+    let rec = load_recommendation(&mut *tx, rec_id).await?;
+    append_audit(
+        &mut *tx,
+        now,
+        actor,
+        action,
+        &format!("recommendation/{rec_id}"),
+        before,
+        Some(to_value(&rec)),
+    )
+    .await?;
+    Ok(rec)
+}
+
+/// Moves an open recommendation through `transition`, inside the caller's
+/// transaction.
+pub(crate) async fn transition_recommendation_in(
+    tx: &mut SqliteConnection,
+    now: &str,
+    actor: &Actor,
+    id: i64,
+    transition: Transition,
+    note: &str,
+) -> Result<Recommendation> {
+    let before = load_recommendation(&mut *tx, id).await?;
+    if before.status != RecommendationStatus::Open {
+        return Err(Error::Conflict(format!(
+            "recommendation {id} is {}; only open recommendations can be {}d",
+            before.status,
+            transition.as_str().trim_end_matches('e')
+        )));
+    }
+    match transition {
+        Transition::Acknowledge => {
+            sqlx::query("UPDATE recommendations SET acknowledged_by = ?, acknowledged_at = ?, updated_at = ? WHERE id = ?")
+                    .bind(&actor.name)
+                    .bind(now)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+        }
+        Transition::Apply | Transition::Dismiss | Transition::Supersede => {
+            let status = match transition {
+                Transition::Apply => RecommendationStatus::Applied,
+                Transition::Dismiss => RecommendationStatus::Dismissed,
+                _ => RecommendationStatus::Superseded,
+            };
+            sqlx::query(
+                    "UPDATE recommendations SET status = ?, resolved_by = ?, resolved_at = ?, resolution_note = ?,
+                         updated_at = ? WHERE id = ?",
+                )
+                .bind(status.as_str())
+                .bind(&actor.name)
+                .bind(now)
+                .bind(note)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let after = load_recommendation(&mut *tx, id).await?;
+    append_audit(
+        &mut *tx,
+        now,
+        actor,
+        &format!("recommendation.{}", transition.as_str()),
+        &format!("recommendation/{id}"),
+        Some(to_value(&before)),
+        Some(to_value(&after)),
+    )
+    .await?;
+    Ok(after)
 }
 
 fn token_from_row(row: &SqliteRow) -> Result<TokenInfo> {
@@ -1099,37 +1275,13 @@ impl RegistryStore for SqliteStore {
             alias.to_string(),
             reason.to_string(),
         );
-        self.writer.run(move |tx| Box::pin(async move {
-        let (actor, model, alias, reason) = (&owned.0, owned.1.as_str(), owned.2.as_str(), owned.3.as_str());
-        let current = load_alias(&mut *tx, model, alias).await?;
-        let id = model_id(&mut *tx, model).await?;
-        let moves = alias_moves(&mut *tx, id, alias).await?;
-        let existing: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM versions WHERE model_id = ?")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let target = rollback_target(&moves, |v| existing.contains(&v)).ok_or_else(|| {
-            Error::Conflict(format!(
-                "alias {alias:?} of model {model:?} has no earlier version to roll back to (it points at version {} and nothing served before it)",
-                current.version
-            ))
-        })?;
-        move_alias(
-            &mut *tx,
-            &now,
-            actor,
-            model,
-            id,
-            alias,
-            target,
-            MoveKind::Rollback,
-            reason,
-        )
-        .await?;
-        let out = load_alias(&mut *tx, model, alias).await?;
-        Ok(out)
-        })).await
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    rollback_alias_in(&mut *tx, &now, &owned.0, &owned.1, &owned.2, &owned.3).await
+                })
+            })
+            .await
     }
 
     async fn raise_recommendation(
@@ -1142,68 +1294,13 @@ impl RegistryStore for SqliteStore {
         validate::new_recommendation(&new)?;
         let now = self.now();
         let owned = (actor.clone(), model.to_string());
-        self.writer.run(move |tx| Box::pin(async move {
-        let (actor, model) = (&owned.0, owned.1.as_str());
-        let id = model_id(&mut *tx, model).await?;
-        if !version_exists(&mut *tx, id, version).await? {
-            return Err(Error::not_found(format!(
-                "version {version} of model {model:?}"
-            )));
-        }
-        let open: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM recommendations WHERE model_id = ? AND version = ? AND kind = ? AND status = 'open'",
-        )
-        .bind(id)
-        .bind(version)
-        .bind(new.kind.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (rec_id, before, action) = match open {
-            Some(rec_id) => {
-                let before = load_recommendation(&mut *tx, rec_id).await?;
-                sqlx::query("UPDATE recommendations SET severity = ?, reason = ?, evidence = ?, updated_at = ? WHERE id = ?")
-                    .bind(new.severity.as_str())
-                    .bind(&new.reason)
-                    .bind(new.evidence.to_string())
-                    .bind(&now)
-                    .bind(rec_id)
-                    .execute(&mut *tx)
-                    .await?;
-                (rec_id, Some(to_value(&before)), "recommendation.update")
-            }
-            None => {
-                let rec_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO recommendations (model_id, version, kind, severity, reason, evidence, status,
-                         raised_by, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
-                )
-                .bind(id)
-                .bind(version)
-                .bind(new.kind.as_str())
-                .bind(new.severity.as_str())
-                .bind(&new.reason)
-                .bind(new.evidence.to_string())
-                .bind(&actor.name)
-                .bind(&now)
-                .bind(&now)
-                .fetch_one(&mut *tx)
-                .await?;
-                (rec_id, None, "recommendation.raise")
-            }
-        };
-        let rec = load_recommendation(&mut *tx, rec_id).await?;
-        append_audit(
-            &mut *tx,
-            &now,
-            actor,
-            action,
-            &format!("recommendation/{rec_id}"),
-            before,
-            Some(to_value(&rec)),
-        )
-        .await?;
-        Ok(rec)
-        })).await
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    raise_recommendation_in(&mut *tx, &now, &owned.0, &owned.1, version, &new).await
+                })
+            })
+            .await
     }
 
     async fn get_recommendation(&self, id: i64) -> Result<Recommendation> {
@@ -1251,59 +1348,14 @@ impl RegistryStore for SqliteStore {
     ) -> Result<Recommendation> {
         let now = self.now();
         let owned = (actor.clone(), note.to_string());
-        self.writer.run(move |tx| Box::pin(async move {
-        let (actor, note) = (&owned.0, owned.1.as_str());
-        let before = load_recommendation(&mut *tx, id).await?;
-        if before.status != RecommendationStatus::Open {
-            return Err(Error::Conflict(format!(
-                "recommendation {id} is {}; only open recommendations can be {}d",
-                before.status,
-                transition.as_str().trim_end_matches('e')
-            )));
-        }
-        match transition {
-            Transition::Acknowledge => {
-                sqlx::query("UPDATE recommendations SET acknowledged_by = ?, acknowledged_at = ?, updated_at = ? WHERE id = ?")
-                    .bind(&actor.name)
-                    .bind(&now)
-                    .bind(&now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Transition::Apply | Transition::Dismiss | Transition::Supersede => {
-                let status = match transition {
-                    Transition::Apply => RecommendationStatus::Applied,
-                    Transition::Dismiss => RecommendationStatus::Dismissed,
-                    _ => RecommendationStatus::Superseded,
-                };
-                sqlx::query(
-                    "UPDATE recommendations SET status = ?, resolved_by = ?, resolved_at = ?, resolution_note = ?,
-                         updated_at = ? WHERE id = ?",
-                )
-                .bind(status.as_str())
-                .bind(&actor.name)
-                .bind(&now)
-                .bind(note)
-                .bind(&now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        let after = load_recommendation(&mut *tx, id).await?;
-        append_audit(
-            &mut *tx,
-            &now,
-            actor,
-            &format!("recommendation.{}", transition.as_str()),
-            &format!("recommendation/{id}"),
-            Some(to_value(&before)),
-            Some(to_value(&after)),
-        )
-        .await?;
-        Ok(after)
-        })).await
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    transition_recommendation_in(&mut *tx, &now, &owned.0, id, transition, &owned.1)
+                        .await
+                })
+            })
+            .await
     }
 
     async fn list_audit(
@@ -1676,6 +1728,22 @@ impl RegistryStore for SqliteStore {
 
     async fn prune_webhook_deliveries(&self, finished_before: DateTime<Utc>) -> Result<u64> {
         self.webhook_prune(finished_before).await
+    }
+
+    async fn record_alert(
+        &self,
+        actor: &Actor,
+        notice: crate::AlertNotice,
+        action: crate::AlertAction,
+    ) -> Result<crate::AlertHandled> {
+        self.alert_record(actor, notice, action).await
+    }
+
+    async fn list_alert_notifications(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Page<crate::AlertRecord>> {
+        self.alert_list(page).await
     }
 }
 

@@ -191,4 +191,20 @@ pub trait RegistryStore: Send + Sync + 'static {
         &self,
         finished_before: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64>;
+
+    /// Handles one Alertmanager alert state (see [`crate::alert_notices`]):
+    /// a repeat returns the earlier record with `duplicate`; otherwise the
+    /// action is performed or refused, recorded and audited, in one
+    /// transaction.
+    async fn record_alert(
+        &self,
+        actor: &Actor,
+        notice: crate::AlertNotice,
+        action: crate::AlertAction,
+    ) -> Result<crate::AlertHandled>;
+    /// Alert states received, oldest first.
+    async fn list_alert_notifications(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Page<crate::AlertRecord>>;
 }

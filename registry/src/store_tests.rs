@@ -675,3 +675,190 @@ async fn policies_are_stored_audited_and_removed_with_their_model() {
     assert!(s.list_policies().await.unwrap().is_empty());
     assert!(s.verify_audit().await.unwrap().ok);
 }
+
+fn notice(fingerprint: &str, status: &str, version: i64) -> AlertNotice {
+    AlertNotice {
+        fingerprint: fingerprint.into(),
+        starts_at: "2026-11-27T12:00:00Z".parse().unwrap(),
+        status: status.into(),
+        alert_name: "ModelwatchRollbackRecommended".into(),
+        model: Some("m".into()),
+        version: Some(version),
+        alert: json!({"labels": {"model": "m"}}),
+    }
+}
+
+fn rollback(version: i64) -> AlertAction {
+    AlertAction::Rollback {
+        model: "m".into(),
+        alias: "production".into(),
+        version,
+        reason: "Alertmanager alert ModelwatchRollbackRecommended firing".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_alert_rolls_back_once_applies_the_recommendation_and_is_audited() {
+    let (_d, s) = store().await;
+    let am = Actor::new("alertmanager", Role::Approver);
+    s.create_model(&admin(), model("m")).await.unwrap();
+    for v in 1..=2 {
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap();
+        s.set_alias(&admin(), "m", "production", v, "deploy")
+            .await
+            .unwrap();
+    }
+    let rec = s
+        .raise_recommendation(
+            &Actor::new("evaluator", Role::Admin),
+            "m",
+            2,
+            NewRecommendation {
+                kind: RecommendationKind::Rollback,
+                severity: Severity::Critical,
+                reason: "worse".into(),
+                evidence: json!({}),
+            },
+        )
+        .await
+        .unwrap();
+
+    let first = s
+        .record_alert(&am, notice("fp1", "firing", 2), rollback(2))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(first.record.outcome, AlertOutcome::RolledBack);
+    assert!(
+        first.record.detail.contains("from version 2 to version 1"),
+        "{}",
+        first.record.detail
+    );
+    let alias = s.get_alias("m", "production").await.unwrap();
+    assert_eq!(alias.version, 1);
+    assert_eq!(alias.history[0].kind, MoveKind::Rollback);
+    assert_eq!(alias.history[0].actor, "alertmanager");
+    let rec = s.get_recommendation(rec.id).await.unwrap();
+    assert_eq!(rec.status, RecommendationStatus::Applied);
+    assert_eq!(rec.resolved_by.as_deref(), Some("alertmanager"));
+
+    // Alertmanager repeats the notification: nothing moves again.
+    let again = s
+        .record_alert(&am, notice("fp1", "firing", 2), rollback(2))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.record.id, first.record.id);
+    assert_eq!(s.get_alias("m", "production").await.unwrap().version, 1);
+
+    // The same alert state resolving is a new, recorded state.
+    let resolved = s
+        .record_alert(
+            &am,
+            notice("fp1", "resolved", 2),
+            AlertAction::Record {
+                outcome: AlertOutcome::Resolved,
+                detail: "alert resolved".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!resolved.duplicate);
+    assert_eq!(resolved.record.outcome, AlertOutcome::Resolved);
+
+    let audit = s
+        .list_audit(
+            &AuditFilter {
+                actor: Some("alertmanager".into()),
+                ..Default::default()
+            },
+            &page(100, None),
+        )
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "alias.rollback",
+            "recommendation.apply",
+            "alert.rolled_back",
+            "alert.resolved"
+        ]
+    );
+    assert!(s.verify_audit().await.unwrap().ok);
+    let listed = s.list_alert_notifications(&page(10, None)).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+}
+
+#[tokio::test]
+async fn an_alert_about_a_version_no_longer_deployed_is_refused_and_recorded() {
+    let (_d, s) = store().await;
+    let am = Actor::new("alertmanager", Role::Approver);
+    s.create_model(&admin(), model("m")).await.unwrap();
+    for v in 1..=3 {
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap();
+        s.set_alias(&admin(), "m", "production", v, "deploy")
+            .await
+            .unwrap();
+    }
+    // The alert is about version 2; version 3 serves now.
+    let out = s
+        .record_alert(&am, notice("fp2", "firing", 2), rollback(2))
+        .await
+        .unwrap();
+    assert_eq!(out.record.outcome, AlertOutcome::Refused);
+    assert!(
+        out.record.detail.contains("points at version 3 now"),
+        "{}",
+        out.record.detail
+    );
+    assert_eq!(s.get_alias("m", "production").await.unwrap().version, 3);
+
+    // Unknown alias and unknown model are refusals too, not errors.
+    let mut other = rollback(3);
+    if let AlertAction::Rollback { alias, .. } = &mut other {
+        *alias = "champion".into();
+    }
+    let out = s
+        .record_alert(&am, notice("fp3", "firing", 3), other)
+        .await
+        .unwrap();
+    assert_eq!(out.record.outcome, AlertOutcome::Refused);
+    let out = s
+        .record_alert(
+            &am,
+            notice("fp4", "firing", 1),
+            AlertAction::Recommend {
+                model: "ghost".into(),
+                version: 1,
+                recommendation: NewRecommendation {
+                    kind: RecommendationKind::Retrain,
+                    severity: Severity::Warning,
+                    reason: "drift".into(),
+                    evidence: json!({}),
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.record.outcome, AlertOutcome::Refused);
+    assert!(out.record.detail.contains("ghost"), "{}", out.record.detail);
+
+    let audit = s
+        .list_audit(
+            &AuditFilter {
+                action: Some("alert.refused".into()),
+                ..Default::default()
+            },
+            &page(100, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.items.len(), 3);
+    assert_eq!(audit.items[0].target, "alert/fp2");
+}

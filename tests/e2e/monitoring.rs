@@ -134,6 +134,17 @@ async fn policies_are_validated_gated_and_audited() {
         reader.put("/api/v1/models/fraud/policy", json!({})).await.0,
         403
     );
+    // So does letting Alertmanager roll back.
+    assert_eq!(
+        editor
+            .put(
+                "/api/v1/models/fraud/policy",
+                json!({"rollback_on_alert": true})
+            )
+            .await
+            .0,
+        403
+    );
     let auto = json!({"rollback": {"errors": {"source": "spans"}, "automatic": true}});
     assert_eq!(
         editor

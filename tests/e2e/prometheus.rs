@@ -2,28 +2,12 @@
 //! and remote-writing to modelwatch, both with bearer tokens; the samples are
 //! read back through SQL.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::support::*;
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 #[tokio::test]
 async fn prometheus_remote_writes_with_a_token_and_sql_reads_it_back() {
@@ -65,7 +49,7 @@ remote_write:
         url = d.url
     );
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let _prometheus = Prometheus(
+    let _prometheus = KillOnDrop(
         Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",

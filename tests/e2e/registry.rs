@@ -160,6 +160,8 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "DELETE /api/v1/models/{model}/policy",
         "GET /api/v1/policies",
         "POST /api/v1/evaluate",
+        "POST /api/v1/alerts/alertmanager",
+        "GET /api/v1/alerts",
     ]
     .into_iter()
     .map(String::from)

@@ -376,3 +376,21 @@ pub async fn count(http: &Http, table: &str) -> i64 {
         .as_i64()
         .expect("a count")
 }
+
+/// A child process (Prometheus, Alertmanager) killed when the test ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

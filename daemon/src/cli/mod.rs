@@ -3,6 +3,7 @@
 //! `MODELWATCH_TOKEN`). A few administrative commands also work offline on a
 //! data directory (`--data-dir`), for when no token is at hand.
 
+mod alerts;
 mod bench;
 mod bench_evaluate;
 mod bench_otlp;
@@ -157,6 +158,13 @@ pub enum Command {
     Webhook {
         #[command(subcommand)]
         command: webhooks::WebhookCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Prometheus alert rules and the Alertmanager receiver's record.
+    Alerts {
+        #[command(subcommand)]
+        command: alerts::AlertsCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -540,6 +548,7 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
         Command::Upload { command, conn } => upload::run(command, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
         Command::Webhook { command, conn } => webhooks::run(command, &conn).await,
+        Command::Alerts { command, conn } => alerts::run(command, &conn).await,
     }
 }
 

@@ -42,6 +42,10 @@ pub enum PolicyCommand {
         /// automatically on a failing verdict (needs role approver).
         #[arg(long)]
         auto_rollback: bool,
+        /// Let Alertmanager notifications with modelwatch_action="rollback"
+        /// roll the alias back (needs role approver).
+        #[arg(long)]
+        rollback_on_alert: bool,
     },
     /// Stop watching a model.
     Delete { model: String },
@@ -101,6 +105,7 @@ pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCod
             current_window,
             persistence,
             auto_rollback,
+            rollback_on_alert,
         } => {
             let mut body = match &file {
                 Some(path) => read_policy_file(path)?,
@@ -118,6 +123,9 @@ pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCod
                     || json!({"latency": {"source": "spans"}, "errors": {"source": "spans"}}),
                 );
                 rollback["automatic"] = json!(true);
+            }
+            if rollback_on_alert {
+                obj.insert("rollback_on_alert".into(), json!(true));
             }
             let v = c
                 .call(

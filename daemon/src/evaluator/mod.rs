@@ -234,7 +234,12 @@ impl Evaluator {
                     }
                 }
             };
-            crate::metrics::record_evaluation(&outcome, now, version_started.elapsed());
+            crate::metrics::record_evaluation(
+                &outcome,
+                now,
+                rec.policy.interval.duration(),
+                version_started.elapsed(),
+            );
             report.versions.push(outcome);
         }
         report.duration_ms = started.elapsed().as_secs_f64() * 1e3;

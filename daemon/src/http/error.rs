@@ -378,6 +378,16 @@ impl From<crate::evaluator::EvalError> for ApiError {
     }
 }
 
+impl From<crate::alerts::AlertsError> for ApiError {
+    fn from(e: crate::alerts::AlertsError) -> Self {
+        use crate::alerts::AlertsError as A;
+        match e {
+            A::Payload(p) => ApiError::bad_request(p.to_string()),
+            A::Registry(r) => r.into(),
+        }
+    }
+}
+
 impl From<crate::upload::UploadError> for ApiError {
     fn from(e: crate::upload::UploadError) -> Self {
         use crate::upload::UploadError as U;

@@ -3,6 +3,7 @@
 //! through [`OpenApiRouter::routes`], so a route cannot exist without being
 //! in the document.
 
+pub mod alerts;
 pub mod error;
 pub mod extract;
 pub mod monitoring;
@@ -73,7 +74,7 @@ impl Default for Limits {
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
         (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health"),
-        (name = "webhooks")
+        (name = "webhooks"), (name = "alerts")
     )
 )]
 struct ApiDoc;
@@ -141,6 +142,8 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(alerts::alertmanager_webhook))
+        .routes(routes!(alerts::list_alerts))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .split_for_parts()
 }

@@ -42,9 +42,9 @@ pub async fn set_policy(
     ApiJson(policy): ApiJson<MonitoringPolicy>,
 ) -> ApiResult<Json<PolicyRecord>> {
     let actor = caller.require(Role::Editor)?;
-    // Automatic rollback moves aliases without a person: like a rollback
-    // by hand, enabling it needs `approver`.
-    if policy.rollback.as_ref().is_some_and(|r| r.automatic) {
+    // Automatic and alert-driven rollback move aliases without a person:
+    // like a rollback by hand, enabling them needs `approver`.
+    if policy.moves_alias_unattended() {
         caller.require(Role::Approver)?;
     }
     evaluator::validate_policy(&policy)?;
