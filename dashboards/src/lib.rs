@@ -86,7 +86,7 @@ pub fn files() -> impl Iterator<Item = &'static File> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "{} already exist(s) in {dir}; pass --force to overwrite, or choose an empty directory",
+        "{dir} already holds {}; pass --force to overwrite them, or choose another directory",
         .paths.join(", ")
     )]
     Exists { dir: PathBuf, paths: Vec<String> },
