@@ -3,6 +3,7 @@
 //! and through its own CLI. Build the binary first (`cargo build --bins`;
 //! `.ci/run` does).
 
+mod dashboards;
 mod demo;
 mod monitoring;
 mod otlp;

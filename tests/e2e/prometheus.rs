@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-struct Prometheus(Child);
+pub(crate) struct Prometheus(pub(crate) Child);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
