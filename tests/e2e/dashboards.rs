@@ -8,7 +8,7 @@
 //! overwrite them.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use modelwatch_dashboards::{Language, SqlContext, expand_sql, queries};
@@ -30,10 +30,10 @@ const VARIABLES: &[(&str, &str)] = &[
 /// Grafana reads `time` as the time axis and `metric` / `value` as a long
 /// series; annotations need `time`, `text`, `tags`; variables one column.
 const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
-    ("fleet", "panel 2 \"Models\"", &["models"]),
+    ("fleet", "panel 2 \"Models\" target A", &["models"]),
     (
         "fleet",
-        "panel 8 \"Models: $alias version, health, open recommendations\"",
+        "panel 8 \"Models: $alias version, health, open recommendations\" target A",
         &[
             "model",
             "alias_version",
@@ -46,7 +46,7 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "fleet",
-        "panel 13 \"Recent recommendations\"",
+        "panel 13 \"Recent recommendations\" target A",
         &[
             "time",
             "model",
@@ -60,7 +60,7 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "fleet",
-        "panel 14 \"Recent alias moves\"",
+        "panel 14 \"Recent alias moves\" target A",
         &[
             "time",
             "model",
@@ -72,7 +72,11 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
             "reason",
         ],
     ),
-    ("fleet", "annotation \"Alias moves\"", &["time", "text", "tags"]),
+    (
+        "fleet",
+        "annotation \"Alias moves\"",
+        &["time", "text", "tags"],
+    ),
     ("model-version", "variable model", &["model"]),
     ("model-version", "variable version", &["version"]),
     (
@@ -87,12 +91,12 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "model-version",
-        "panel 9 \"Drift statistic history (drift_results)\"",
+        "panel 9 \"Drift statistic history (drift_results)\" target A",
         &["time", "metric", "value"],
     ),
     (
         "model-version",
-        "panel 10 \"Latest evaluation per feature\"",
+        "panel 10 \"Latest evaluation per feature\" target A",
         &[
             "feature",
             "feature_kind",
@@ -110,32 +114,32 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "model-version",
-        "panel 12 \"Requests per second (spans)\"",
+        "panel 12 \"Requests per second (spans)\" target A",
         &["time", "requests"],
     ),
     (
         "model-version",
-        "panel 13 \"Inferences per second\"",
+        "panel 13 \"Inferences per second\" target A",
         &["time", "inferences"],
     ),
     (
         "model-version",
-        "panel 14 \"Error rate\"",
+        "panel 14 \"Error rate\" target A",
         &["time", "error_ratio"],
     ),
     (
         "model-version",
-        "panel 15 \"Latency (spans)\"",
+        "panel 15 \"Latency (spans)\" target A",
         &["time", "p50", "p90", "p99"],
     ),
     (
         "model-version",
-        "panel 16 \"Model server metrics (samples)\"",
+        "panel 16 \"Model server metrics (samples)\" target A",
         &["time", "metric", "value"],
     ),
     (
         "model-version",
-        "panel 18 \"Recommendations for this version\"",
+        "panel 18 \"Recommendations for this version\" target A",
         &[
             "time",
             "kind",
@@ -149,7 +153,7 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "model-version",
-        "panel 19 \"Alias moves of the model\"",
+        "panel 19 \"Alias moves of the model\" target A",
         &[
             "time",
             "alias",
@@ -166,7 +170,10 @@ const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
 /// PostgreSQL wire, the types Grafana's PostgreSQL datasource reads.
 fn grafana_type(arrow: &str) -> bool {
     arrow.starts_with("Timestamp(") && arrow.contains("UTC")
-        || matches!(arrow, "Float64" | "Int64" | "Utf8" | "Utf8View" | "LargeUtf8")
+        || matches!(
+            arrow,
+            "Float64" | "Int64" | "Utf8" | "Utf8View" | "LargeUtf8"
+        )
 }
 
 fn now_nanos(offset_s: i64) -> String {
@@ -202,7 +209,8 @@ async fn model_server_telemetry(ingest: &Http) {
             })
         })
         .collect();
-    let traces = json!({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]});
+    let traces =
+        json!({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]});
     let metrics = json!({"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [
         {"name": "queue_depth", "gauge": {"dataPoints": [
             {"timeUnixNano": now_nanos(-60), "asDouble": 3.5},
@@ -210,7 +218,12 @@ async fn model_server_telemetry(ingest: &Http) {
     ]}]}]});
     for (path, body) in [("/v1/traces", traces), ("/v1/metrics", metrics)] {
         let (status, reply) = ingest
-            .raw("POST", path, "application/json", body.to_string().into_bytes())
+            .raw(
+                "POST",
+                path,
+                "application/json",
+                body.to_string().into_bytes(),
+            )
             .await;
         assert_eq!(status, 200, "{path}: {reply}");
         assert!(reply.get("partialSuccess").is_none(), "{path}: {reply}");
@@ -275,9 +288,7 @@ async fn every_dashboard_sql_query_runs_on_the_real_schema_and_finds_rows() {
             .trim_end_matches(".json");
         let at = format!("{dashboard} {}", q.location);
         let expanded = expand_sql(&q.text, &ctx).unwrap_or_else(|e| panic!("{at}: {e}"));
-        let (status, body) = reader
-            .post("/api/v1/sql", json!({"sql": expanded}))
-            .await;
+        let (status, body) = reader.post("/api/v1/sql", json!({"sql": expanded})).await;
         assert_eq!(status, 200, "{at}: {expanded}\n{body}");
         let columns: Vec<(&str, &str)> = body["columns"]
             .as_array()
@@ -322,7 +333,12 @@ async fn every_dashboard_sql_query_runs_on_the_real_schema_and_finds_rows() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["time"].to_string(), r["requests"].as_f64().unwrap() * 60.0))
+        .map(|r| {
+            (
+                r["time"].to_string(),
+                r["requests"].as_f64().unwrap() * 60.0,
+            )
+        })
         .collect();
     assert_eq!(per_bucket.values().sum::<f64>(), 20.0, "{requests}");
     let errors = sql_of(&sql, "model-version", "Error rate", &ctx);
@@ -372,23 +388,7 @@ scrape_configs:
 "#,
         target = d.url.trim_start_matches("http://")
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
-    );
+    let _prometheus = Prometheus::start(dir.path(), port, &config);
     let client = reqwest::Client::new();
     let prom = format!("http://127.0.0.1:{port}");
     let query = |expr: String| {
@@ -396,12 +396,20 @@ scrape_configs:
         let prom = prom.clone();
         async move {
             let res = client
-                .get(format!("{prom}/api/v1/query"))
-                .query(&[("query", expr.as_str())])
+                .get(
+                    reqwest::Url::parse_with_params(
+                        &format!("{prom}/api/v1/query"),
+                        &[("query", expr.as_str())],
+                    )
+                    .unwrap(),
+                )
                 .send()
                 .await;
             match res {
-                Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default()),
+                Ok(r) => (
+                    r.status().as_u16(),
+                    r.json::<Value>().await.unwrap_or_default(),
+                ),
                 Err(_) => (0, Value::Null),
             }
         }
@@ -459,8 +467,13 @@ scrape_configs:
             // series of the metric.
             let (metric, label) = inner.rsplit_once(',').unwrap();
             let res: Value = client
-                .get(format!("{prom}/api/v1/label/{}/values", label.trim()))
-                .query(&[("match[]", metric.trim())])
+                .get(
+                    reqwest::Url::parse_with_params(
+                        &format!("{prom}/api/v1/label/{}/values", label.trim()),
+                        &[("match[]", metric.trim())],
+                    )
+                    .unwrap(),
+                )
                 .send()
                 .await
                 .unwrap()
@@ -519,7 +532,10 @@ async fn dashboards_export_writes_the_files_and_refuses_to_overwrite() {
     let printed = stdout(&out);
     for f in files {
         let path = out_dir.join(f);
-        assert!(printed.contains(&format!("wrote {}", path.display())), "{printed}");
+        assert!(
+            printed.contains(&format!("wrote {}", path.display())),
+            "{printed}"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         if f.ends_with(".json") {
             let d: Value = serde_json::from_str(&text).unwrap();
@@ -528,8 +544,14 @@ async fn dashboards_export_writes_the_files_and_refuses_to_overwrite() {
     }
     let read = |f: &str| std::fs::read_to_string(out_dir.join(f)).unwrap();
     let datasources = read("provisioning/datasources/modelwatch.yml");
-    assert!(datasources.contains("url: http://prometheus:9090"), "{datasources}");
-    assert!(datasources.contains("url: modelwatch:5433"), "{datasources}");
+    assert!(
+        datasources.contains("url: http://prometheus:9090"),
+        "{datasources}"
+    );
+    assert!(
+        datasources.contains("url: modelwatch:5433"),
+        "{datasources}"
+    );
     let provider = read("provisioning/dashboards/modelwatch.yml");
     assert!(
         provider.contains(&format!("path: {}", out_dir.join("grafana").display())),
@@ -545,9 +567,15 @@ async fn dashboards_export_writes_the_files_and_refuses_to_overwrite() {
     assert_eq!(read(files[0]), "edited");
     assert_eq!(read("provisioning/datasources/modelwatch.yml"), datasources);
 
-    let out = export(&["--force", "--grafana-path", "/var/lib/grafana/dashboards/mw"]);
+    let out = export(&[
+        "--force",
+        "--grafana-path",
+        "/var/lib/grafana/dashboards/mw",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(read(files[0]), "edited");
-    assert!(read("provisioning/dashboards/modelwatch.yml")
-        .contains("path: /var/lib/grafana/dashboards/mw"));
+    assert!(
+        read("provisioning/dashboards/modelwatch.yml")
+            .contains("path: /var/lib/grafana/dashboards/mw")
+    );
 }

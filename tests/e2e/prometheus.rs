@@ -9,7 +9,31 @@ use serde_json::json;
 
 use crate::support::*;
 
-pub(crate) struct Prometheus(pub(crate) Child);
+pub(crate) struct Prometheus(Child);
+
+impl Prometheus {
+    /// Debian's `prometheus` with `config` (written into `dir`, its TSDB
+    /// beside it) listening on `127.0.0.1:port`; stopped when dropped.
+    pub(crate) fn start(dir: &std::path::Path, port: u16, config: &str) -> Prometheus {
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        Prometheus(
+            Command::new("prometheus")
+                .arg(format!(
+                    "--config.file={}",
+                    dir.join("prometheus.yml").display()
+                ))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
+        )
+    }
+}
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
@@ -64,23 +88,7 @@ remote_write:
 "#,
         url = d.url
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
-    );
+    let _prometheus = Prometheus::start(dir.path(), port, &config);
 
     // Wait for the condition itself: Prometheus scrapes every second and
     // flushes its remote-write queue every second.
