@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn finds_each_kind_of_problem() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Break = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Break, &str)> = vec![
             (
                 Box::new(|d| d["panels"][1]["description"] = json!(" ")),
                 "panel \"T\" has no description",

@@ -231,9 +231,9 @@ async fn model_server_telemetry(ingest: &Http) {
 }
 
 /// fraud v1 in production with a drift evaluation (drift_results rows, a
-/// retrain recommendation, evaluator series on /metrics), then v2 created
-/// and rolled out and rolled back (alias moves), and model server
-/// telemetry. Returns a reader token.
+/// retrain recommendation, evaluator series on /metrics), v2 created and
+/// made `staging` (a second alias move), and model server telemetry for v1.
+/// Returns a reader token.
 async fn fleet_with_history(d: &Daemon) -> String {
     let admin = d.http();
     drifting_fraud_model(&admin, json!({"current_window": "1h", "min_rows": 100})).await;
