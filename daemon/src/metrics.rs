@@ -12,7 +12,7 @@
 //! paths free of plumbing. History store counters are read from
 //! [`HistoryStats`] when `/metrics` is scraped, not mirrored on every write.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use modelwatch_history::HistoryStats;
 use modelwatch_registry::RegistryStats;
+use prometheus::proto::MetricType;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -144,7 +145,19 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// Every metric family registered, with its type: the list dashboards and
+/// alert rules are checked against. It includes the vec families without
+/// children yet, which `Registry::gather` leaves out (the evaluator's series
+/// appear only after the first evaluation).
+static DECLARED: Mutex<BTreeMap<String, MetricType>> = Mutex::new(BTreeMap::new());
+
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    {
+        let mut declared = DECLARED.lock().unwrap_or_else(|e| e.into_inner());
+        for family in c.collect() {
+            declared.insert(family.name().to_string(), family.get_field_type());
+        }
+    }
     registry
         .register(Box::new(c.clone()))
         .expect("metric names are declared once, in this module");
@@ -666,6 +679,92 @@ pub fn forget_unwatched(watched: &HashSet<String>) {
     }
 }
 
+/// Every declared metric family name with its type, whether or not it has
+/// series yet.
+pub fn declared_metrics() -> BTreeMap<String, MetricType> {
+    metrics();
+    DECLARED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The `modelwatch_*` metric names in a PromQL expression (or a Grafana
+/// `label_values(…)` query) that are not declared in this module, sorted and
+/// once each. A histogram family's `_bucket`, `_sum` and `_count` series are
+/// declared with it; names inside string literals (label values) are not
+/// metric names and are skipped.
+pub fn unknown_metrics(expr: &str) -> Vec<String> {
+    let declared = declared_metrics();
+    let is_declared = |name: &str| {
+        declared.contains_key(name)
+            || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+                name.strip_suffix(suffix)
+                    .and_then(|family| declared.get(family))
+                    .is_some_and(|t| *t == MetricType::HISTOGRAM)
+            })
+    };
+    let unknown: BTreeSet<String> = promql_identifiers(expr)
+        .into_iter()
+        .filter(|name| name.starts_with("modelwatch_") && !is_declared(name))
+        .map(str::to_string)
+        .collect();
+    unknown.into_iter().collect()
+}
+
+/// One line per undeclared metric in named expressions (`(where, expr)`:
+/// a dashboard panel, an alert rule), empty when every name is declared.
+/// Tests call it with every dashboard query and every alert rule.
+pub fn undeclared_metrics<W: AsRef<str>, E: AsRef<str>>(expressions: &[(W, E)]) -> Vec<String> {
+    expressions
+        .iter()
+        .flat_map(|(at, expr)| {
+            unknown_metrics(expr.as_ref()).into_iter().map(move |name| {
+                format!(
+                    "{}: {name} is not declared in daemon/src/metrics.rs (a typo, or a metric to declare there)",
+                    at.as_ref()
+                )
+            })
+        })
+        .collect()
+}
+
+/// The identifiers of a PromQL expression outside string literals.
+fn promql_identifiers(expr: &str) -> Vec<&str> {
+    let is_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
+    let is_part = |c: char| is_start(c) || c.is_ascii_digit();
+    let mut out = Vec::new();
+    let mut chars = expr.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '"' | '\'' | '`') {
+            // Skip the literal, honouring backslash escapes (not in raw `…`).
+            let mut escaped = false;
+            for (_, d) in chars.by_ref() {
+                if escaped {
+                    escaped = false;
+                } else if d == '\\' && c != '`' {
+                    escaped = true;
+                } else if d == c {
+                    break;
+                }
+            }
+        } else if is_start(c) {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if !is_part(d) {
+                    break;
+                }
+                end = j + d.len_utf8();
+                chars.next();
+            }
+            out.push(&expr[i..end]);
+        } else if c.is_ascii_digit() {
+            // A number or a duration (`5m`, `1e3`): not an identifier.
+            while chars.peek().is_some_and(|&(_, d)| is_part(d) || d == '.') {
+                chars.next();
+            }
+        }
+    }
+    out
+}
+
 /// Axum middleware counting and timing every request by its route template
 /// (`/api/v1/models/{model}`), so label values stay bounded.
 pub async fn track_http(request: Request, next: Next) -> Response {
@@ -718,6 +817,102 @@ mod tests {
             text.contains("modelwatch_wal_fsync_seconds_total 2\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_declared_list_matches_what_is_gathered() {
+        let declared = declared_metrics();
+        let text = metrics().render(&HistoryStats::default(), &RegistryStats::default());
+        let gathered: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        assert!(!gathered.is_empty());
+        for (name, kind) in &gathered {
+            let t = declared
+                .get(*name)
+                .unwrap_or_else(|| panic!("{name} not declared"));
+            assert_eq!(format!("{t:?}").to_lowercase(), *kind, "{name}");
+        }
+        // Vec families without children are gathered only once they have
+        // series; they are declared from the start.
+        for name in [
+            "modelwatch_drift_p_value",
+            "modelwatch_drift_statistic",
+            "modelwatch_recommendations_open",
+            "modelwatch_http_request_duration_seconds",
+            "modelwatch_ingest_rejected_requests_total",
+        ] {
+            assert!(declared.contains_key(name), "{name}");
+        }
+        assert_eq!(
+            declared.get("modelwatch_http_request_duration_seconds"),
+            Some(&MetricType::HISTOGRAM)
+        );
+    }
+
+    #[test]
+    fn unknown_metrics_in_promql() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r#"sum by (route) (rate(modelwatch_http_requests_total{status=~"5.."}[5m]))"#,
+                &[],
+            ),
+            (
+                "histogram_quantile(0.99, sum by (le) (rate(modelwatch_http_request_duration_seconds_bucket[$__rate_interval])))",
+                &[],
+            ),
+            (
+                "rate(modelwatch_sql_query_duration_seconds_sum[5m]) / rate(modelwatch_sql_query_duration_seconds_count[5m])",
+                &[],
+            ),
+            // _bucket of a counter is no series; typos are caught.
+            (
+                "rate(modelwatch_ingest_rows_total_bucket[1m]) + modelwatch_wal_byte",
+                &["modelwatch_ingest_rows_total_bucket", "modelwatch_wal_byte"],
+            ),
+            // Label values and other prefixes are not metric names.
+            (
+                r#"up{job="modelwatch_missing", x='modelwatch_a'b'} or other_metric"#,
+                &[],
+            ),
+            (
+                "label_values(modelwatch_nope, instance) + modelwatch_nope:rate5m + 1e3",
+                &["modelwatch_nope", "modelwatch_nope:rate5m"],
+            ),
+        ];
+        for (expr, want) in cases {
+            assert_eq!(unknown_metrics(expr), *want, "{expr}");
+        }
+        let problems = undeclared_metrics(&[
+            ("rule A", "modelwatch_wal_bytes > 1"),
+            ("rule B", "modelwatch_wall_bytes"),
+        ]);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("rule B: modelwatch_wall_bytes is not declared"));
+    }
+
+    #[test]
+    fn every_dashboard_metric_is_declared() {
+        let exprs: Vec<(String, String)> = modelwatch_dashboards::queries()
+            .unwrap()
+            .into_iter()
+            .filter(|q| q.language == modelwatch_dashboards::Language::PromQl)
+            .map(|q| (format!("{} {}", q.dashboard, q.location), q.text))
+            .collect();
+        assert!(exprs.len() > 20, "{exprs:?}");
+        assert_eq!(undeclared_metrics(&exprs), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_alert_rule_metric_is_declared() {
+        let rules = modelwatch_alerts::rule_expressions().unwrap();
+        assert!(rules.len() >= 8, "{rules:?}");
+        assert_eq!(undeclared_metrics(&rules), Vec::<String>::new());
+        // The check itself notices a rule naming an unknown family.
+        let broken = [("Broken", "modelwatch_no_such_thing_total > 0")];
+        assert_eq!(undeclared_metrics(&broken).len(), 1);
     }
 
     #[test]

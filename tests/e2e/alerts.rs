@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::prometheus::Prometheus;
 use crate::support::*;
 
 const RECEIVER: &str = "/api/v1/alerts/alertmanager";
@@ -465,23 +466,7 @@ scrape_configs:
         rules = rules.display(),
         target = d.url.trim_start_matches("http://"),
     );
-    std::fs::write(dir.path().join("prometheus.yml"), prom_config).unwrap();
-    let _prometheus = KillOnDrop(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (.ci/run installs it)"),
-    );
+    let _prometheus = Prometheus::start(dir.path(), prom_port, &prom_config);
 
     // The alias of the model whose policy allows it is rolled back by the
     // notification, as the audit log shows.

@@ -4,6 +4,7 @@
 //! `.ci/run` does).
 
 mod alerts;
+mod dashboards;
 mod demo;
 mod monitoring;
 mod otlp;

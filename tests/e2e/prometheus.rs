@@ -9,6 +9,32 @@ use serde_json::json;
 
 use crate::support::*;
 
+pub(crate) struct Prometheus(KillOnDrop);
+
+impl Prometheus {
+    /// Debian's `prometheus` with `config` (written into `dir`, its TSDB
+    /// beside it) listening on `127.0.0.1:port`; stopped when dropped.
+    pub(crate) fn start(dir: &std::path::Path, port: u16, config: &str) -> Prometheus {
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        Prometheus(KillOnDrop(
+            Command::new("prometheus")
+                .arg(format!(
+                    "--config.file={}",
+                    dir.join("prometheus.yml").display()
+                ))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
+        ))
+    }
+}
+
 #[tokio::test]
 async fn prometheus_remote_writes_with_a_token_and_sql_reads_it_back() {
     let d = Daemon::start();
@@ -48,23 +74,7 @@ remote_write:
 "#,
         url = d.url
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let _prometheus = KillOnDrop(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
-    );
+    let _prometheus = Prometheus::start(dir.path(), port, &config);
 
     // Wait for the condition itself: Prometheus scrapes every second and
     // flushes its remote-write queue every second.

@@ -11,6 +11,7 @@ mod bench_remote_write;
 mod bench_sql;
 mod bench_upload;
 pub mod client;
+mod dashboards;
 mod demo;
 mod demo_fleet;
 mod monitoring;
@@ -69,6 +70,11 @@ pub enum Command {
     /// Start a daemon on a temporary data directory with a simulated fleet
     /// (drift, a bad deployment) and print what modelwatch does about it.
     Demo(demo::DemoArgs),
+    /// Grafana dashboards and provisioning files (offline, no daemon needed).
+    Dashboards {
+        #[command(subcommand)]
+        command: dashboards::DashboardsCommand,
+    },
     /// Registered models.
     Models {
         #[command(subcommand)]
@@ -501,6 +507,7 @@ async fn run(cli: Cli) -> ExitCode {
             code
         }
         Command::Demo(args) => demo::main(args).await,
+        Command::Dashboards { command } => dashboards::run(command),
         command => match client_command(command).await {
             Ok(code) => code,
             Err(e) => {
@@ -529,7 +536,9 @@ async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError>
 
 async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
     match command {
-        Command::Serve(_) | Command::Demo(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Demo(_) | Command::Dashboards { .. } => {
+            unreachable!("handled by run")
+        }
         Command::Models { command, conn } => models(command, &conn).await,
         Command::Versions { command, conn } => versions(command, &conn).await,
         Command::Tags { command, conn } => tags(command, &conn).await,
