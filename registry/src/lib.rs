@@ -17,9 +17,10 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 4:
-//!   `0001_registry.sql`, `0002_version_features.sql`,
-//!   `0003_monitoring_policies.sql`, `0004_webhooks.sql`). Timestamps are
+//!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`, `0002_version_features.sql`,
+//!   `0003_monitoring_policies.sql`, `0004_webhooks.sql`,
+//!   `0006_mlflow_stages_tracking.sql`: version stages, experiments, runs
+//!   and run metrics). Timestamps are
 //!   RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
@@ -32,8 +33,10 @@ pub mod audit;
 mod error;
 pub mod policy;
 mod sqlite;
+pub mod search;
 mod store;
 pub mod tokens;
+pub mod tracking;
 mod types;
 pub mod validate;
 pub mod webhooks;
@@ -43,6 +46,11 @@ use chrono::{DateTime, Utc};
 
 pub use error::{Error, Result};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
+pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
+pub use tracking::{
+    DEFAULT_EXPERIMENT_ID, Experiment, MetricPoint, NewExperiment, NewRun, Run, RunLog, RunStatus,
+    RunUpdate,
+};
 pub use sqlite::SqliteStore;
 pub use store::RegistryStore;
 pub use types::*;
@@ -65,3 +73,6 @@ impl Clock for SystemClock {
 
 #[cfg(test)]
 mod store_tests;
+
+#[cfg(test)]
+mod search_tests;
