@@ -1496,7 +1496,7 @@ impl RegistryStore for SqliteStore {
             }
             RegistryView::Versions => {
                 "SELECT json_object('model', m.name, 'version', v.version, 'description', v.description,
-                    'status', v.status, 'source_uri', v.source_uri, 'artifact_digest', v.artifact_digest,
+                    'status', v.status, 'stage', v.stage, 'source_uri', v.source_uri, 'artifact_digest', v.artifact_digest,
                     'run_id', v.run_id, 'lineage', v.lineage, 'tags', v.tags, 'features', v.features,
                     'reference_uri', v.reference_uri, 'health', v.health,
                     'created_by', v.created_by, 'created_at', v.created_at, 'updated_at', v.updated_at)

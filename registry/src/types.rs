@@ -603,7 +603,7 @@ pub enum TagTarget {
 pub enum RegistryView {
     /// `model, description, owner, tags, latest_version, created_at, updated_at`
     Models,
-    /// `model, version, description, status, source_uri, artifact_digest,
+    /// `model, version, description, status, stage, source_uri, artifact_digest,
     /// run_id, lineage, tags, health, created_by, created_at, updated_at`
     Versions,
     /// `model, alias, version, updated_by, updated_at`
