@@ -32,8 +32,8 @@ pub mod alias;
 pub mod audit;
 mod error;
 pub mod policy;
-mod sqlite;
 pub mod search;
+mod sqlite;
 mod store;
 pub mod tokens;
 pub mod tracking;
@@ -47,12 +47,12 @@ use chrono::{DateTime, Utc};
 pub use error::{Error, Result};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
+pub use sqlite::SqliteStore;
+pub use store::RegistryStore;
 pub use tracking::{
     DEFAULT_EXPERIMENT_ID, Experiment, MetricPoint, NewExperiment, NewRun, Run, RunLog, RunStatus,
     RunUpdate,
 };
-pub use sqlite::SqliteStore;
-pub use store::RegistryStore;
 pub use types::*;
 pub use writer::RegistryStats;
 

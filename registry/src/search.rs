@@ -11,8 +11,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::error::{Error, Result};
 use crate::sqlite::{
-    SqliteStore, append_audit, load_model, load_version, model_from_row, model_id,
-    model_target, unique_as_exists, version_target, versions_from_rows,
+    SqliteStore, append_audit, load_model, load_version, model_from_row, model_id, model_target,
+    unique_as_exists, version_target, versions_from_rows,
 };
 use crate::types::{Actor, Model, Stage, Version};
 use crate::validate;
@@ -194,7 +194,10 @@ fn push_operator(q: &mut QueryBuilder<Sqlite>, c: &Condition) -> Result<()> {
     let bind = |q: &mut QueryBuilder<Sqlite>, v: &String| -> Result<()> {
         if numeric {
             let n: i64 = v.parse().map_err(|_| {
-                Error::invalid("filter", format!("version_number must be an integer, got {v:?}"))
+                Error::invalid(
+                    "filter",
+                    format!("version_number must be an integer, got {v:?}"),
+                )
             })?;
             q.push_bind(n);
         } else {
@@ -298,8 +301,7 @@ async fn set_stage(
     model: &str,
     model_id: i64,
     version: i64,
-    from: Stage,
-    to: Stage,
+    (from, to): (Stage, Stage),
 ) -> Result<()> {
     sqlx::query("UPDATE versions SET stage = ?, updated_at = ? WHERE model_id = ? AND version = ?")
         .bind(to.as_str())
@@ -503,15 +505,22 @@ impl SqliteStore {
                                     model,
                                     id,
                                     other,
-                                    stage,
-                                    Stage::Archived,
+                                    (stage, Stage::Archived),
                                 )
                                 .await?;
                             }
                         }
                     }
-                    set_stage(&mut *tx, &now, actor, model, id, version, before.stage, stage)
-                        .await?;
+                    set_stage(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        model,
+                        id,
+                        version,
+                        (before.stage, stage),
+                    )
+                    .await?;
                     load_version(&mut *tx, model, version).await
                 })
             })

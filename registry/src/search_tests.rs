@@ -87,9 +87,30 @@ async fn version_search_filters_and_pages() {
 
     // LIKE is case-sensitive, ILIKE is not.
     let like = |op, pat: &str| search(vec![cond(Field::Name, op, &[pat])], 100);
-    assert_eq!(s.search_versions(&like(Op::Like, "fr%")).await.unwrap().items.len(), 0);
-    assert_eq!(s.search_versions(&like(Op::ILike, "fr%")).await.unwrap().items.len(), 5);
-    assert_eq!(s.search_versions(&like(Op::Like, "F_aud")).await.unwrap().items.len(), 5);
+    assert_eq!(
+        s.search_versions(&like(Op::Like, "fr%"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    assert_eq!(
+        s.search_versions(&like(Op::ILike, "fr%"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    assert_eq!(
+        s.search_versions(&like(Op::Like, "F_aud"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
 
     let p = s
         .search_versions(&search(
@@ -136,7 +157,9 @@ async fn version_search_filters_and_pages() {
 async fn rename_keeps_versions_aliases_and_is_audited() {
     let (_d, s) = store().await;
     versions(&s, "old", 2).await;
-    s.set_alias(&actor(), "old", "champion", 2, "").await.unwrap();
+    s.set_alias(&actor(), "old", "champion", 2, "")
+        .await
+        .unwrap();
     versions(&s, "taken", 0).await;
     assert!(matches!(
         s.rename_model(&actor(), "old", "taken").await,
@@ -145,8 +168,17 @@ async fn rename_keeps_versions_aliases_and_is_audited() {
     let m = s.rename_model(&actor(), "old", "new").await.unwrap();
     assert_eq!(m.name, "new");
     assert_eq!(m.aliases["champion"], 2);
-    assert!(matches!(s.get_model("old").await, Err(Error::NotFound { .. })));
-    assert_eq!(s.get_version_by_alias("new", "champion").await.unwrap().version, 2);
+    assert!(matches!(
+        s.get_model("old").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        s.get_version_by_alias("new", "champion")
+            .await
+            .unwrap()
+            .version,
+        2
+    );
     let audit = s
         .list_audit(
             &AuditFilter {
@@ -158,7 +190,10 @@ async fn rename_keeps_versions_aliases_and_is_audited() {
         .await
         .unwrap();
     assert_eq!(audit.items.len(), 1);
-    assert_eq!(audit.items[0].after, Some(serde_json::json!({"name": "new"})));
+    assert_eq!(
+        audit.items[0].after,
+        Some(serde_json::json!({"name": "new"}))
+    );
     assert!(s.verify_audit().await.unwrap().ok);
 }
 
@@ -178,14 +213,23 @@ async fn stages_archive_existing_and_latest_per_stage() {
         .unwrap();
     assert_eq!(v3.stage, Stage::Production);
     for old in [1, 2] {
-        assert_eq!(s.get_version("m", old).await.unwrap().stage, Stage::Archived);
+        assert_eq!(
+            s.get_version("m", old).await.unwrap().stage,
+            Stage::Archived
+        );
     }
     let latest = s.latest_versions("m", &[]).await.unwrap();
     let pairs: Vec<_> = latest.iter().map(|v| (v.version, v.stage)).collect();
     assert_eq!(pairs, [(2, Stage::Archived), (3, Stage::Production)]);
-    assert!(s.latest_versions("m", &[Stage::Staging]).await.unwrap().is_empty());
+    assert!(
+        s.latest_versions("m", &[Stage::Staging])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
-        s.transition_stage(&actor(), "m", 1, Stage::Archived, true).await,
+        s.transition_stage(&actor(), "m", 1, Stage::Archived, true)
+            .await,
         Err(Error::InvalidArgument { .. })
     ));
     let stage_moves = s
@@ -243,7 +287,11 @@ async fn runs_log_and_become_lineage() {
         &actor(),
         &run.id,
         RunLog {
-            metrics: vec![point("auc", 0.7, 1), point("auc", 0.9, 2), point("loss", 0.3, 0)],
+            metrics: vec![
+                point("auc", 0.7, 1),
+                point("auc", 0.9, 2),
+                point("loss", 0.3, 0),
+            ],
             params: [("lr".to_string(), "0.01".to_string())].into(),
             tags: Default::default(),
         },

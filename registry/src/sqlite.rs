@@ -26,8 +26,8 @@ use crate::audit::{self, GENESIS_HASH, format_time};
 use crate::error::{Error, Result};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::search::{Search, SearchPage};
-use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
 use crate::store::RegistryStore;
+use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
 use crate::types::*;
 use crate::validate;
 use crate::webhooks::{
@@ -352,7 +352,11 @@ pub(crate) async fn versions_from_rows(
         .collect()
 }
 
-pub(crate) async fn load_version(conn: &mut SqliteConnection, model: &str, version: i64) -> Result<Version> {
+pub(crate) async fn load_version(
+    conn: &mut SqliteConnection,
+    model: &str,
+    version: i64,
+) -> Result<Version> {
     let id = model_id(conn, model).await?;
     let row = sqlx::query("SELECT * FROM versions WHERE model_id = ? AND version = ?")
         .bind(id)
@@ -418,7 +422,11 @@ async fn load_alias(conn: &mut SqliteConnection, model: &str, alias: &str) -> Re
     })
 }
 
-pub(crate) async fn version_exists(conn: &mut SqliteConnection, model_id: i64, version: i64) -> Result<bool> {
+pub(crate) async fn version_exists(
+    conn: &mut SqliteConnection,
+    model_id: i64,
+    version: i64,
+) -> Result<bool> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = ? AND version = ?")
             .bind(model_id)

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::policy::{MonitoringPolicy, PolicyRecord};
-use crate::types::*;
 use crate::search::{Search, SearchPage};
 use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
+use crate::types::*;
 use crate::webhooks::{
     AttemptOutcome, CreatedWebhook, DeliveryFilter, DispatchReport, DueDelivery, NewWebhook,
     Webhook, WebhookDelivery, WebhookEvent,

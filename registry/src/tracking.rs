@@ -168,7 +168,10 @@ fn validate_log(log: &RunLog) -> Result<()> {
         if !m.value.is_finite() {
             return Err(Error::invalid(
                 "metrics",
-                format!("metric {:?} is {}; only finite values are stored", m.key, m.value),
+                format!(
+                    "metric {:?} is {}; only finite values are stored",
+                    m.key, m.value
+                ),
             ));
         }
     }
@@ -394,7 +397,12 @@ impl SqliteStore {
         load_run(&mut conn, id).await
     }
 
-    pub(crate) async fn run_update(&self, actor: &Actor, id: &str, update: RunUpdate) -> Result<Run> {
+    pub(crate) async fn run_update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        update: RunUpdate,
+    ) -> Result<Run> {
         let now = self.now();
         let owned = (actor.clone(), id.to_string());
         self.writer

@@ -209,7 +209,12 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::None, Stage::Staging, Stage::Production, Stage::Archived];
+    pub const ALL: [Stage; 4] = [
+        Stage::None,
+        Stage::Staging,
+        Stage::Production,
+        Stage::Archived,
+    ];
 
     /// MLflow's spelling, also the stored form.
     pub fn as_str(self) -> &'static str {
@@ -229,7 +234,9 @@ impl Stage {
             .ok_or_else(|| {
                 Error::invalid(
                     "stage",
-                    format!("unknown stage {s:?}; expected one of None, Staging, Production, Archived"),
+                    format!(
+                        "unknown stage {s:?}; expected one of None, Staging, Production, Archived"
+                    ),
                 )
             })
     }

@@ -195,7 +195,10 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
     let d = Daemon::start();
     let http = d.http();
     let (status, body) = http
-        .post(&format!("{MLFLOW}/registered-models/create"), json!({"name": "m"}))
+        .post(
+            &format!("{MLFLOW}/registered-models/create"),
+            json!({"name": "m"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 
@@ -211,7 +214,10 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
         let (status, body) = http.get(&format!("{MLFLOW}{path}")).await;
         assert_eq!(status, 404, "{path}: {body}");
         assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST", "{path}");
-        assert!(body["message"].as_str().unwrap().contains("not found"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("not found"),
+            "{body}"
+        );
     }
     // An unknown endpoint, or a known one with the wrong method.
     for (method, path) in [("GET", "/nothing/here"), ("PUT", "/registered-models/get")] {
@@ -221,21 +227,72 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
     }
     // Already there: 400, not the native 409.
     let (status, body) = http
-        .post(&format!("{MLFLOW}/registered-models/create"), json!({"name": "m"}))
+        .post(
+            &format!("{MLFLOW}/registered-models/create"),
+            json!({"name": "m"}),
+        )
         .await;
-    assert_eq!((status, body["error_code"].as_str()), (400, Some("RESOURCE_ALREADY_EXISTS")));
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("RESOURCE_ALREADY_EXISTS"))
+    );
 
     // Bad input: 400 INVALID_PARAMETER_VALUE with what was wrong.
     let bad: [(&str, &str, Option<Value>, &str); 9] = [
-        ("GET", "/model-versions/search?filter=name%20%3D%20", None, "filter"),
-        ("GET", "/model-versions/search?filter=name%20%3D%20%27a%27%20OR%20name%20%3D%20%27b%27", None, "AND"),
-        ("GET", "/registered-models/search?page_token=garbage", None, "page_token"),
-        ("GET", "/registered-models/search?max_results=5000", None, "max_results"),
-        ("GET", "/model-versions/search?order_by=sideways", None, "order_by"),
-        ("POST", "/model-versions/create", Some(json!({"name": "m"})), "source"),
-        ("POST", "/model-versions/transition-stage", Some(json!({"name": "m", "version": "1", "stage": "Shipped"})), "stage"),
-        ("POST", "/registered-models/alias", Some(json!({"name": "m", "alias": "a", "version": "one"})), "version"),
-        ("POST", "/runs/log-batch", Some(json!({"run_id": "x", "metrics": [{"key": "k"}]})), "value"),
+        (
+            "GET",
+            "/model-versions/search?filter=name%20%3D%20",
+            None,
+            "filter",
+        ),
+        (
+            "GET",
+            "/model-versions/search?filter=name%20%3D%20%27a%27%20OR%20name%20%3D%20%27b%27",
+            None,
+            "AND",
+        ),
+        (
+            "GET",
+            "/registered-models/search?page_token=garbage",
+            None,
+            "page_token",
+        ),
+        (
+            "GET",
+            "/registered-models/search?max_results=5000",
+            None,
+            "max_results",
+        ),
+        (
+            "GET",
+            "/model-versions/search?order_by=sideways",
+            None,
+            "order_by",
+        ),
+        (
+            "POST",
+            "/model-versions/create",
+            Some(json!({"name": "m"})),
+            "source",
+        ),
+        (
+            "POST",
+            "/model-versions/transition-stage",
+            Some(json!({"name": "m", "version": "1", "stage": "Shipped"})),
+            "stage",
+        ),
+        (
+            "POST",
+            "/registered-models/alias",
+            Some(json!({"name": "m", "alias": "a", "version": "one"})),
+            "version",
+        ),
+        (
+            "POST",
+            "/runs/log-batch",
+            Some(json!({"run_id": "x", "metrics": [{"key": "k"}]})),
+            "value",
+        ),
     ];
     for (method, path, body, mentions) in bad {
         let (status, reply) = http.send(method, &format!("{MLFLOW}{path}"), body).await;
@@ -249,32 +306,58 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
     // Garbage, truncated and oversized bodies.
     for body in [&b"{\"name\": "[..], b"\xff\xfe\x00", b"[1,2]"] {
         let (status, reply) = http
-            .raw("POST", &format!("{MLFLOW}/registered-models/create"), "application/json", body.to_vec())
+            .raw(
+                "POST",
+                &format!("{MLFLOW}/registered-models/create"),
+                "application/json",
+                body.to_vec(),
+            )
             .await;
         assert_eq!(status, 400, "{reply}");
         assert_eq!(reply["error_code"], "INVALID_PARAMETER_VALUE");
     }
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
     let (status, reply) = http
-        .raw("POST", &format!("{MLFLOW}/registered-models/create"), "application/json", huge.into_bytes())
+        .raw(
+            "POST",
+            &format!("{MLFLOW}/registered-models/create"),
+            "application/json",
+            huge.into_bytes(),
+        )
         .await;
     assert_eq!(status, 413, "{reply}");
     assert!(reply["error_code"].is_string(), "{reply}");
 
     // Unauthenticated and under-privileged callers change nothing.
     let anon = http.with_token(None);
-    let (status, body) = anon.get(&format!("{MLFLOW}/registered-models/get?name=m")).await;
-    assert_eq!((status, body["error_code"].as_str()), (401, Some("UNAUTHENTICATED")));
+    let (status, body) = anon
+        .get(&format!("{MLFLOW}/registered-models/get?name=m"))
+        .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     let reader = http.with_token(Some(&http.token("viewer", "reader").await));
     let (status, body) = reader
-        .post(&format!("{MLFLOW}/registered-models/create"), json!({"name": "x"}))
+        .post(
+            &format!("{MLFLOW}/registered-models/create"),
+            json!({"name": "x"}),
+        )
         .await;
-    assert_eq!((status, body["error_code"].as_str()), (403, Some("PERMISSION_DENIED")));
-    let (status, _) = reader.get(&format!("{MLFLOW}/registered-models/get?name=m")).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    let (status, _) = reader
+        .get(&format!("{MLFLOW}/registered-models/get?name=m"))
+        .await;
     assert_eq!(status, 200, "reading needs only reader");
     let editor = http.with_token(Some(&http.token("dev", "editor").await));
     let (status, _) = editor
-        .post(&format!("{MLFLOW}/model-versions/create"), json!({"name": "m", "source": "s3://a"}))
+        .post(
+            &format!("{MLFLOW}/model-versions/create"),
+            json!({"name": "m", "source": "s3://a"}),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, body) = editor
@@ -283,7 +366,10 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
             json!({"name": "m", "version": "1", "stage": "Production", "archive_existing_versions": false}),
         )
         .await;
-    assert_eq!((status, body["error_code"].as_str()), (403, Some("PERMISSION_DENIED")));
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
     let (status, _) = editor
         .post(
             &format!("{MLFLOW}/model-versions/transition-stage"),

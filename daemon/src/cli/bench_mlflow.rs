@@ -87,9 +87,13 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
                     "source": format!("s3://bench/{m}/{i}"),
                     "run_id": format!("run{}", i % RUNS),
                 });
-                cl.call(Method::POST, &format!("{api}/model-versions/create"), Some(&body))
-                    .await
-                    .map(drop)
+                cl.call(
+                    Method::POST,
+                    &format!("{api}/model-versions/create"),
+                    Some(&body),
+                )
+                .await
+                .map(drop)
             }
         })
         .await,
@@ -104,9 +108,13 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
                     "alias": format!("a{}", i % 10),
                     "version": (1 + i % SPREAD).to_string(),
                 });
-                cl.call(Method::POST, &format!("{api}/registered-models/alias"), Some(&body))
-                    .await
-                    .map(drop)
+                cl.call(
+                    Method::POST,
+                    &format!("{api}/registered-models/alias"),
+                    Some(&body),
+                )
+                .await
+                .map(drop)
             }
         })
         .await,
@@ -149,9 +157,13 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
                     "key": format!("k{}", i % 10),
                     "value": i.to_string(),
                 });
-                cl.call(Method::POST, &format!("{api}/model-versions/set-tag"), Some(&body))
-                    .await
-                    .map(drop)
+                cl.call(
+                    Method::POST,
+                    &format!("{api}/model-versions/set-tag"),
+                    Some(&body),
+                )
+                .await
+                .map(drop)
             }
         })
         .await,

@@ -94,7 +94,9 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                 }
                 i = end + 1;
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 let start = i;
                 i += 1;
                 while i < chars.len() && chars[i].is_ascii_digit() {
@@ -307,7 +309,11 @@ mod tests {
             .unwrap(),
             vec![
                 cond(Field::Name, Op::Like, &["fr%"]),
-                cond(Field::Tag("mlflow.prompt.is_prompt".into()), Op::Ne, &["true"]),
+                cond(
+                    Field::Tag("mlflow.prompt.is_prompt".into()),
+                    Op::Ne,
+                    &["true"]
+                ),
             ]
         );
         assert_eq!(
@@ -365,7 +371,11 @@ mod tests {
             assert!(parse_filter(f, entity).is_err(), "{f:?} should not parse");
         }
         let huge = format!("name = '{}'", "x".repeat(MAX_FILTER_BYTES));
-        assert!(parse_filter(&huge, Entity::Models).unwrap_err().contains("limit"));
+        assert!(
+            parse_filter(&huge, Entity::Models)
+                .unwrap_err()
+                .contains("limit")
+        );
         let many = vec!["name = 'a'"; MAX_CONDITIONS + 1].join(" AND ");
         assert!(parse_filter(&many, Entity::Models).is_err());
         // Every prefix of a valid filter either parses or is an error: never a panic.
@@ -379,18 +389,40 @@ mod tests {
     fn order_by() {
         assert_eq!(
             parse_order_by(
-                &["name ASC".into(), "version_number desc".into(), "timestamp".into()],
+                &[
+                    "name ASC".into(),
+                    "version_number desc".into(),
+                    "timestamp".into()
+                ],
                 Entity::Versions
             )
             .unwrap(),
             vec![
-                OrderBy { key: OrderKey::Name, descending: false },
-                OrderBy { key: OrderKey::Version, descending: true },
-                OrderBy { key: OrderKey::UpdatedAt, descending: false },
+                OrderBy {
+                    key: OrderKey::Name,
+                    descending: false
+                },
+                OrderBy {
+                    key: OrderKey::Version,
+                    descending: true
+                },
+                OrderBy {
+                    key: OrderKey::UpdatedAt,
+                    descending: false
+                },
             ]
         );
-        for bad in ["", "name SIDEWAYS", "name ASC extra", "version_number", "owner"] {
-            assert!(parse_order_by(&[bad.into()], Entity::Models).is_err(), "{bad:?}");
+        for bad in [
+            "",
+            "name SIDEWAYS",
+            "name ASC extra",
+            "version_number",
+            "owner",
+        ] {
+            assert!(
+                parse_order_by(&[bad.into()], Entity::Models).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

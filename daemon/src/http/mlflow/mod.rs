@@ -15,15 +15,15 @@ pub mod filter;
 pub mod wire;
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post};
-use axum::Router;
 use serde_json::{Value, json};
 
 use modelwatch_registry::{
-    DEFAULT_EXPERIMENT_ID, ModelUpdate, NewExperiment, NewModel, NewRun, NewVersion, Role,
-    RunLog, Search, Stage, TagTarget, VersionUpdate,
+    DEFAULT_EXPERIMENT_ID, ModelUpdate, NewExperiment, NewModel, NewRun, NewVersion, Role, RunLog,
+    Search, Stage, TagTarget, VersionUpdate,
 };
 
 use super::AppState;
@@ -109,7 +109,10 @@ async fn endpoint_not_found(method: Method, OriginalUri(uri): OriginalUri) -> Ml
     MlflowError(ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
-        format!("{method} {} is not an MLflow endpoint modelwatch serves", uri.path()),
+        format!(
+            "{method} {} is not an MLflow endpoint modelwatch serves",
+            uri.path()
+        ),
     ))
 }
 
@@ -128,7 +131,9 @@ async fn create_registered_model(State(s): State<AppState>, r: MlflowRequest) ->
         tags: r.fields.pairs("tags")?,
     };
     let model = s.registry.create_model(actor, new).await?;
-    Ok(Json(json!({ "registered_model": wire::registered_model(&model, &[]) })))
+    Ok(Json(
+        json!({ "registered_model": wire::registered_model(&model, &[]) }),
+    ))
 }
 
 async fn registered_model_reply(s: &AppState, name: &str) -> Result<Value, MlflowError> {
@@ -139,7 +144,9 @@ async fn registered_model_reply(s: &AppState, name: &str) -> Result<Value, Mlflo
 
 async fn get_registered_model(State(s): State<AppState>, r: MlflowRequest) -> Reply {
     r.caller.require(Role::Reader)?;
-    Ok(Json(registered_model_reply(&s, &r.fields.str("name")?).await?))
+    Ok(Json(
+        registered_model_reply(&s, &r.fields.str("name")?).await?,
+    ))
 }
 
 async fn rename_registered_model(State(s): State<AppState>, r: MlflowRequest) -> Reply {
@@ -162,7 +169,9 @@ async fn update_registered_model(State(s): State<AppState>, r: MlflowRequest) ->
 
 async fn delete_registered_model(State(s): State<AppState>, r: MlflowRequest) -> Reply {
     let actor = r.caller.require(Role::Editor)?;
-    s.registry.delete_model(actor, &r.fields.str("name")?).await?;
+    s.registry
+        .delete_model(actor, &r.fields.str("name")?)
+        .await?;
     empty()
 }
 
@@ -211,13 +220,19 @@ fn with_token(mut reply: Value, next_offset: Option<u64>) -> Value {
 
 async fn search_registered_models(State(s): State<AppState>, r: MlflowRequest) -> Reply {
     r.caller.require(Role::Reader)?;
-    let page = s.registry.search_models(&search(&r.fields, Entity::Models)?).await?;
+    let page = s
+        .registry
+        .search_models(&search(&r.fields, Entity::Models)?)
+        .await?;
     let mut models = Vec::with_capacity(page.items.len());
     for m in &page.items {
         let latest = s.registry.latest_versions(&m.name, &[]).await?;
         models.push(wire::registered_model(m, &latest));
     }
-    Ok(Json(with_token(json!({ "registered_models": models }), page.next_offset)))
+    Ok(Json(with_token(
+        json!({ "registered_models": models }),
+        page.next_offset,
+    )))
 }
 
 async fn get_latest_versions(State(s): State<AppState>, r: MlflowRequest) -> Reply {
@@ -228,7 +243,10 @@ async fn get_latest_versions(State(s): State<AppState>, r: MlflowRequest) -> Rep
         .iter()
         .map(|st| Stage::parse(st))
         .collect::<Result<Vec<_>, _>>()?;
-    let versions = s.registry.latest_versions(&r.fields.str("name")?, &stages).await?;
+    let versions = s
+        .registry
+        .latest_versions(&r.fields.str("name")?, &stages)
+        .await?;
     Ok(Json(json!({
         "model_versions": versions.iter().map(wire::model_version).collect::<Vec<_>>()
     })))
@@ -270,12 +288,16 @@ async fn tag(s: &AppState, r: MlflowRequest, target: TagTarget, set: bool) -> Re
     } else {
         None
     };
-    s.registry.set_tag(actor, &target, &key, value.as_deref()).await?;
+    s.registry
+        .set_tag(actor, &target, &key, value.as_deref())
+        .await?;
     empty()
 }
 
 fn model_target(f: &Fields) -> Result<TagTarget, MlflowError> {
-    Ok(TagTarget::Model { model: f.str("name")? })
+    Ok(TagTarget::Model {
+        model: f.str("name")?,
+    })
 }
 
 fn version_target(f: &Fields) -> Result<TagTarget, MlflowError> {
@@ -346,9 +368,15 @@ async fn delete_model_version(State(s): State<AppState>, r: MlflowRequest) -> Re
 
 async fn search_model_versions(State(s): State<AppState>, r: MlflowRequest) -> Reply {
     r.caller.require(Role::Reader)?;
-    let page = s.registry.search_versions(&search(&r.fields, Entity::Versions)?).await?;
+    let page = s
+        .registry
+        .search_versions(&search(&r.fields, Entity::Versions)?)
+        .await?;
     let versions: Vec<_> = page.items.iter().map(wire::model_version).collect();
-    Ok(Json(with_token(json!({ "model_versions": versions }), page.next_offset)))
+    Ok(Json(with_token(
+        json!({ "model_versions": versions }),
+        page.next_offset,
+    )))
 }
 
 async fn transition_stage(State(s): State<AppState>, r: MlflowRequest) -> Reply {
@@ -377,7 +405,9 @@ async fn get_download_uri(State(s): State<AppState>, r: MlflowRequest) -> Reply 
         .registry
         .get_version(&r.fields.str("name")?, r.fields.version()?)
         .await?;
-    Ok(Json(json!({ "artifact_uri": v.source_uri.unwrap_or_default() })))
+    Ok(Json(
+        json!({ "artifact_uri": v.source_uri.unwrap_or_default() }),
+    ))
 }
 
 async fn set_version_tag(State(s): State<AppState>, r: MlflowRequest) -> Reply {

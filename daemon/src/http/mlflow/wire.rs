@@ -48,7 +48,9 @@ impl Fields {
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Fields(map)),
-            Ok(_) => Err(MlflowError::invalid("the request body must be a JSON object")),
+            Ok(_) => Err(MlflowError::invalid(
+                "the request body must be a JSON object",
+            )),
             Err(e) => Err(MlflowError::invalid(format!("invalid JSON body: {e}"))),
         }
     }
@@ -68,9 +70,9 @@ impl Fields {
     }
 
     pub fn str(&self, key: &str) -> Result<String> {
-        self.opt_str(key)?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| MlflowError::invalid(format!("missing value for required parameter '{key}'")))
+        self.opt_str(key)?.filter(|s| !s.is_empty()).ok_or_else(|| {
+            MlflowError::invalid(format!("missing value for required parameter '{key}'"))
+        })
     }
 
     /// An int64 field: a JSON number or decimal text (proto JSON writes
@@ -83,9 +85,11 @@ impl Fields {
                 .map(Some)
                 .ok_or_else(|| MlflowError::invalid(format!("{key} must be an integer"))),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                MlflowError::invalid(format!("{key} must be an integer, got {s:?}"))
-            }),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| {
+                    MlflowError::invalid(format!("{key} must be an integer, got {s:?}"))
+                })
+            }
             Some(_) => Err(MlflowError::invalid(format!("{key} must be an integer"))),
         }
     }
@@ -94,9 +98,11 @@ impl Fields {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                MlflowError::invalid(format!("{key} must be a number, got {s:?}"))
-            }),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| MlflowError::invalid(format!("{key} must be a number, got {s:?}"))),
             Some(_) => Err(MlflowError::invalid(format!("{key} must be a number"))),
         }
     }
@@ -119,11 +125,15 @@ impl Fields {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(MlflowError::invalid(format!("{key} must be a list of strings"))),
+                    _ => Err(MlflowError::invalid(format!(
+                        "{key} must be a list of strings"
+                    ))),
                 })
                 .collect(),
             Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(_) => Err(MlflowError::invalid(format!("{key} must be a list of strings"))),
+            Some(_) => Err(MlflowError::invalid(format!(
+                "{key} must be a list of strings"
+            ))),
         }
     }
 
@@ -134,10 +144,14 @@ impl Fields {
                 .iter()
                 .map(|v| match v {
                     Value::Object(m) => Ok(Fields(m.clone())),
-                    _ => Err(MlflowError::invalid(format!("{key} must be a list of objects"))),
+                    _ => Err(MlflowError::invalid(format!(
+                        "{key} must be a list of objects"
+                    ))),
                 })
                 .collect(),
-            Some(_) => Err(MlflowError::invalid(format!("{key} must be a list of objects"))),
+            Some(_) => Err(MlflowError::invalid(format!(
+                "{key} must be a list of objects"
+            ))),
         }
     }
 
@@ -165,19 +179,21 @@ impl Fields {
     pub fn run_id(&self) -> Result<String> {
         match self.opt_str("run_id")?.filter(|s| !s.is_empty()) {
             Some(id) => Ok(id),
-            None => self.str("run_uuid").map_err(|_| {
-                MlflowError::invalid("missing value for required parameter 'run_id'")
-            }),
+            None => self
+                .str("run_uuid")
+                .map_err(|_| MlflowError::invalid("missing value for required parameter 'run_id'")),
         }
     }
 
     pub fn metric(&self) -> Result<MetricPoint> {
         Ok(MetricPoint {
             key: self.str("key")?,
-            value: self
-                .opt_f64("value")?
-                .ok_or_else(|| MlflowError::invalid("missing value for required parameter 'value'"))?,
-            timestamp: self.opt_i64("timestamp")?.unwrap_or_else(|| Utc::now().timestamp_millis()),
+            value: self.opt_f64("value")?.ok_or_else(|| {
+                MlflowError::invalid("missing value for required parameter 'value'")
+            })?,
+            timestamp: self
+                .opt_i64("timestamp")?
+                .unwrap_or_else(|| Utc::now().timestamp_millis()),
             step: self.opt_i64("step")?.unwrap_or(0),
         })
     }
@@ -337,19 +353,35 @@ mod tests {
         assert_eq!(f.list("stages").unwrap(), ["Staging", "Production"]);
         assert_eq!(f.opt_i64("max_results").unwrap(), Some(5));
         assert_eq!(f.str("x").unwrap(), " a");
-        assert_eq!(Fields::from_query("stages=One").list("stages").unwrap(), ["One"]);
-        assert!(Fields::from_query("max_results=ten").opt_i64("max_results").is_err());
+        assert_eq!(
+            Fields::from_query("stages=One").list("stages").unwrap(),
+            ["One"]
+        );
+        assert!(
+            Fields::from_query("max_results=ten")
+                .opt_i64("max_results")
+                .is_err()
+        );
         assert!(Fields::from_query("").str("name").is_err());
         assert!(Fields::from_query("%ZZ=&&=&a").str("name").is_err());
     }
 
     #[test]
     fn bodies_must_be_json_objects() {
-        assert!(Fields::from_body(b"").unwrap().opt_str("name").unwrap().is_none());
+        assert!(
+            Fields::from_body(b"")
+                .unwrap()
+                .opt_str("name")
+                .unwrap()
+                .is_none()
+        );
         for bad in [&b"[1]"[..], b"{\"name\":", b"\xff\xfe", b"null", b"\"s\""] {
             assert!(Fields::from_body(bad).is_err(), "{bad:?}");
         }
-        let f = Fields::from_body(br#"{"version": 3, "tags": [{"key": "a", "value": "b"}], "bad": 1.5}"#).unwrap();
+        let f = Fields::from_body(
+            br#"{"version": 3, "tags": [{"key": "a", "value": "b"}], "bad": 1.5}"#,
+        )
+        .unwrap();
         assert_eq!(f.version().unwrap(), 3);
         assert_eq!(f.pairs("tags").unwrap()["a"], "b");
         assert!(f.opt_i64("bad").is_err());
