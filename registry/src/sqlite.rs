@@ -538,6 +538,66 @@ pub(crate) fn unique_as_exists(e: sqlx::Error, what: impl FnOnce() -> String) ->
     }
 }
 
+impl SqliteStore {
+    /// Sets an alias; with `read_back`, returns it with its move history
+    /// (read inside the write transaction, which costs a read of every
+    /// earlier move: callers that do not need it skip it).
+    async fn set_alias_inner(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+        read_back: bool,
+    ) -> Result<Option<Alias>> {
+        validate::alias_name(alias)?;
+        validate::version_number(version)?;
+        let now = self.now();
+        let owned = (
+            actor.clone(),
+            model.to_string(),
+            alias.to_string(),
+            reason.to_string(),
+        );
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, model, alias, reason) = (
+                        &owned.0,
+                        owned.1.as_str(),
+                        owned.2.as_str(),
+                        owned.3.as_str(),
+                    );
+                    let id = model_id(&mut *tx, model).await?;
+                    if !version_exists(&mut *tx, id, version).await? {
+                        return Err(Error::not_found(format!(
+                            "version {version} of model {model:?}"
+                        )));
+                    }
+                    move_alias(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        model,
+                        id,
+                        alias,
+                        version,
+                        MoveKind::Set,
+                        reason,
+                    )
+                    .await?;
+                    if read_back {
+                        Ok(Some(load_alias(&mut *tx, model, alias).await?))
+                    } else {
+                        Ok(None)
+                    }
+                })
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl RegistryStore for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -1010,47 +1070,9 @@ impl RegistryStore for SqliteStore {
         version: i64,
         reason: &str,
     ) -> Result<Alias> {
-        validate::alias_name(alias)?;
-        validate::version_number(version)?;
-        let now = self.now();
-        let owned = (
-            actor.clone(),
-            model.to_string(),
-            alias.to_string(),
-            reason.to_string(),
-        );
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let (actor, model, alias, reason) = (
-                        &owned.0,
-                        owned.1.as_str(),
-                        owned.2.as_str(),
-                        owned.3.as_str(),
-                    );
-                    let id = model_id(&mut *tx, model).await?;
-                    if !version_exists(&mut *tx, id, version).await? {
-                        return Err(Error::not_found(format!(
-                            "version {version} of model {model:?}"
-                        )));
-                    }
-                    move_alias(
-                        &mut *tx,
-                        &now,
-                        actor,
-                        model,
-                        id,
-                        alias,
-                        version,
-                        MoveKind::Set,
-                        reason,
-                    )
-                    .await?;
-                    let out = load_alias(&mut *tx, model, alias).await?;
-                    Ok(out)
-                })
-            })
-            .await
+        self.set_alias_inner(actor, model, alias, version, reason, true)
+            .await?
+            .ok_or_else(|| Error::Corrupt("alias vanished after being set".into()))
     }
 
     async fn delete_alias(
@@ -1753,6 +1775,19 @@ impl RegistryStore for SqliteStore {
 
     async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()> {
         self.run_log(actor, id, log).await
+    }
+
+    async fn set_alias_target(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<()> {
+        self.set_alias_inner(actor, model, alias, version, reason, false)
+            .await
+            .map(drop)
     }
 }
 

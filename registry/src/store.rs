@@ -227,4 +227,14 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// Logs metrics, parameters (write-once) and tags to a run, audited as
     /// one `run.log` entry.
     async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()>;
+    /// [`RegistryStore::set_alias`] without reading the alias and its
+    /// whole move history back (that read grows with every move).
+    async fn set_alias_target(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<()>;
 }

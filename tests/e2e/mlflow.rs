@@ -11,19 +11,10 @@ use crate::support::*;
 
 const MLFLOW: &str = "/api/2.0/mlflow";
 
-fn python() -> String {
-    std::env::var("MODELWATCH_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MODELWATCH_TEST_PYTHON is not set: it names a python with the packages of \
-             tests/python/requirements.txt (.ci/run creates it in $HOME/.cache/modelwatch/venv)"
-        )
-    })
-}
-
 /// Runs the MLflow client script with a token, returns what it printed.
 async fn run_client(url: &str, token: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/mlflow_client.py");
-    let (python, url, token) = (python(), url.to_string(), token.to_string());
+    let (python, url, token) = (test_python(), url.to_string(), token.to_string());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(&python)
             .arg(script)
@@ -317,7 +308,13 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
         assert_eq!(reply["error_code"], "INVALID_PARAMETER_VALUE");
     }
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let (status, reply) = http
+    // Its own client: the server answers 413 before reading the whole body
+    // and closes that connection, which must not be reused by later requests.
+    let once = Http {
+        client: reqwest::Client::new(),
+        ..http.clone()
+    };
+    let (status, reply) = once
         .raw(
             "POST",
             &format!("{MLFLOW}/registered-models/create"),

@@ -1004,12 +1004,7 @@ async fn the_otlp_listeners_can_be_switched_off() {
 
 #[tokio::test]
 async fn python_exporter_over_http_lands_in_every_table() {
-    let python = std::env::var("MODELWATCH_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MODELWATCH_TEST_PYTHON is not set: it names a python with the packages of \
-             tests/python/requirements.txt (.ci/run creates it in $HOME/.cache/modelwatch/venv)"
-        )
-    });
+    let python = test_python();
     let d = Daemon::start();
     let http = d.http();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/otlp_export.py");

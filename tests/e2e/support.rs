@@ -25,6 +25,18 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// The python with the packages of `tests/python/requirements.txt`
+/// (`MODELWATCH_TEST_PYTHON`; `.ci/run` creates it). Missing is a failure,
+/// never a skip.
+pub fn test_python() -> String {
+    std::env::var("MODELWATCH_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "MODELWATCH_TEST_PYTHON is not set: it names a python with the packages of \
+             tests/python/requirements.txt (.ci/run creates it in $HOME/.cache/modelwatch/venv)"
+        )
+    })
+}
+
 pub const TOKEN: &str = "mw_e2e_bootstrap_admin_token_0001";
 
 /// A running daemon with its own temporary data directory; killed on drop.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Connection;
 use super::bench::{PhaseResult, phase, print_results};
@@ -47,26 +47,65 @@ fn query(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
+const API: &str = "/api/2.0/mlflow";
+
+/// One call of a phase: method, path under [`API`], JSON body.
+type Call = (Method, String, Option<Value>);
+
+/// The phases, in order; each builds its `i`-th request for the model.
+const CALLS: [(&str, fn(&str, usize) -> Call); 5] = [
+    ("model-versions/create", |m, i| {
+        let body = json!({
+            "name": m,
+            "source": format!("s3://bench/{m}/{i}"),
+            "run_id": format!("run{}", i % RUNS),
+        });
+        (Method::POST, "/model-versions/create".into(), Some(body))
+    }),
+    ("alias set", |m, i| {
+        let body = json!({
+            "name": m,
+            "alias": format!("a{}", i % 10),
+            "version": (1 + i % SPREAD).to_string(),
+        });
+        (Method::POST, "/registered-models/alias".into(), Some(body))
+    }),
+    ("alias get", |m, i| {
+        let q = query(&[("name", m), ("alias", &format!("a{}", i % 10))]);
+        (Method::GET, format!("/registered-models/alias?{q}"), None)
+    }),
+    ("model-versions/search", |m, i| {
+        let filter = format!("name = '{m}' AND run_id = 'run{}'", i % RUNS);
+        let q = query(&[("filter", &filter), ("max_results", "10")]);
+        (Method::GET, format!("/model-versions/search?{q}"), None)
+    }),
+    ("model-versions/set-tag", |m, i| {
+        let body = json!({
+            "name": m,
+            "version": (1 + i % SPREAD).to_string(),
+            "key": format!("k{}", i % 10),
+            "value": i.to_string(),
+        });
+        (Method::POST, "/model-versions/set-tag".into(), Some(body))
+    }),
+];
+
 pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, ClientError> {
     let client = Arc::new(Client::new(&conn.url, conn.token.clone()));
-    let api = "/api/2.0/mlflow";
     let model = format!("bench-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%f"));
     client
         .call(
             Method::POST,
-            &format!("{api}/registered-models/create"),
+            &format!("{API}/registered-models/create"),
             Some(&json!({ "name": model })),
         )
         .await?;
     // Versions for the alias and tag phases exist before they start, so
     // every phase measures the same work whatever the server's speed.
     for i in 0..SPREAD {
+        let (method, path, body) = (CALLS[0].1)(&model, i);
         client
-            .call(
-                Method::POST,
-                &format!("{api}/model-versions/create"),
-                Some(&json!({ "name": model, "source": format!("s3://bench/{i}"), "run_id": format!("run{i}") })),
-            )
+            .call(method, &format!("{API}{path}"), body.as_ref())
             .await?;
     }
     let duration = Duration::from_secs(args.seconds);
@@ -77,97 +116,21 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
     );
 
     let mut results: Vec<PhaseResult> = Vec::new();
-    let (cl, m) = (client.clone(), model.clone());
-    results.push(
-        phase("model-versions/create", c, duration, move |i| {
-            let (cl, m) = (cl.clone(), m.clone());
-            async move {
-                let body = json!({
-                    "name": m,
-                    "source": format!("s3://bench/{m}/{i}"),
-                    "run_id": format!("run{}", i % RUNS),
-                });
-                cl.call(
-                    Method::POST,
-                    &format!("{api}/model-versions/create"),
-                    Some(&body),
-                )
-                .await
-                .map(drop)
-            }
-        })
-        .await,
-    );
-    let (cl, m) = (client.clone(), model.clone());
-    results.push(
-        phase("alias set", c, duration, move |i| {
-            let (cl, m) = (cl.clone(), m.clone());
-            async move {
-                let body = json!({
-                    "name": m,
-                    "alias": format!("a{}", i % 10),
-                    "version": (1 + i % SPREAD).to_string(),
-                });
-                cl.call(
-                    Method::POST,
-                    &format!("{api}/registered-models/alias"),
-                    Some(&body),
-                )
-                .await
-                .map(drop)
-            }
-        })
-        .await,
-    );
-    let (cl, m) = (client.clone(), model.clone());
-    results.push(
-        phase("alias get", c, duration, move |i| {
-            let (cl, m) = (cl.clone(), m.clone());
-            async move {
-                let q = query(&[("name", &m), ("alias", &format!("a{}", i % 10))]);
-                cl.get(&format!("{api}/registered-models/alias?{q}"))
-                    .await
-                    .map(drop)
-            }
-        })
-        .await,
-    );
-    let (cl, m) = (client.clone(), model.clone());
-    results.push(
-        phase("model-versions/search", c, duration, move |i| {
-            let (cl, m) = (cl.clone(), m.clone());
-            async move {
-                let filter = format!("name = '{m}' AND run_id = 'run{}'", i % RUNS);
-                let q = query(&[("filter", &filter), ("max_results", "10")]);
-                cl.get(&format!("{api}/model-versions/search?{q}"))
-                    .await
-                    .map(drop)
-            }
-        })
-        .await,
-    );
-    let (cl, m) = (client.clone(), model.clone());
-    results.push(
-        phase("model-versions/set-tag", c, duration, move |i| {
-            let (cl, m) = (cl.clone(), m.clone());
-            async move {
-                let body = json!({
-                    "name": m,
-                    "version": (1 + i % SPREAD).to_string(),
-                    "key": format!("k{}", i % 10),
-                    "value": i.to_string(),
-                });
-                cl.call(
-                    Method::POST,
-                    &format!("{api}/model-versions/set-tag"),
-                    Some(&body),
-                )
-                .await
-                .map(drop)
-            }
-        })
-        .await,
-    );
+    for (name, request) in CALLS {
+        let (cl, m) = (client.clone(), model.clone());
+        results.push(
+            phase(name, c, duration, move |i| {
+                let cl = cl.clone();
+                let (method, path, body) = request(&m, i);
+                async move {
+                    cl.call(method, &format!("{API}{path}"), body.as_ref())
+                        .await
+                        .map(drop)
+                }
+            })
+            .await,
+        );
+    }
 
     if conn.json {
         println!(

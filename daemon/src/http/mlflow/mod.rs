@@ -257,7 +257,7 @@ async fn set_alias(State(s): State<AppState>, r: MlflowRequest) -> Reply {
     let actor = r.caller.require(s.auth.role_for_alias(&alias))?;
     let (name, version) = (r.fields.str("name")?, r.fields.version()?);
     s.registry
-        .set_alias(actor, &name, &alias, version, ALIAS_REASON)
+        .set_alias_target(actor, &name, &alias, version, ALIAS_REASON)
         .await?;
     empty()
 }
