@@ -1,16 +1,7 @@
 //! Searches, renames, stages and the tracking store, through the trait.
 
-use std::sync::Arc;
-
+use crate::store_tests::store;
 use crate::*;
-
-async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("registry.sqlite"))
-        .await
-        .unwrap();
-    (dir, Arc::new(store))
-}
 
 fn actor() -> Actor {
     Actor::new("ci", Role::Admin)

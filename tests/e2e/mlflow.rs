@@ -3,8 +3,6 @@
 //! records it leaves are checked through the native API and the audit chain.
 //! Error shapes, authentication and bad input are checked over raw HTTP.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -13,27 +11,17 @@ const MLFLOW: &str = "/api/2.0/mlflow";
 
 /// Runs the MLflow client script with a token, returns what it printed.
 async fn run_client(url: &str, token: &str) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/mlflow_client.py");
-    let (python, url, token) = (test_python(), url.to_string(), token.to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(script)
-            .env("MLFLOW_TRACKING_URI", url)
-            .env("MLFLOW_TRACKING_TOKEN", token)
+    let stdout = run_python_script(
+        "mlflow_client.py",
+        &[],
+        &[
+            ("MLFLOW_TRACKING_URI", url),
+            ("MLFLOW_TRACKING_TOKEN", token),
             // A failing call must fail the test, not be retried for minutes.
-            .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "mlflow client script failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
+        ],
+    )
+    .await;
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("script output {stdout:?}: {e}"))
 }

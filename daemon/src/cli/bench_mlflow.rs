@@ -53,7 +53,9 @@ const API: &str = "/api/2.0/mlflow";
 type Call = (Method, String, Option<Value>);
 
 /// The phases, in order; each builds its `i`-th request for the model.
-const CALLS: [(&str, fn(&str, usize) -> Call); 5] = [
+type MakeCall = fn(&str, usize) -> Call;
+
+const CALLS: [(&str, MakeCall); 5] = [
     ("model-versions/create", |m, i| {
         let body = json!({
             "name": m,
