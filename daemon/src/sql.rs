@@ -86,6 +86,7 @@ pub fn view_schema(view: RegistryView) -> SchemaRef {
             int("version", false),
             text("description", false),
             text("status", false),
+            text("stage", false),
             text("source_uri", true),
             text("artifact_digest", true),
             text("run_id", true),

@@ -19,7 +19,9 @@
 //! - `registry.sqlite` in the data directory, schema managed by versioned
 //!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`,
 //!   `0002_version_features.sql`, `0003_monitoring_policies.sql`,
-//!   `0004_webhooks.sql`, `0007_alert_notifications.sql`). Timestamps are
+//!   `0004_webhooks.sql`, `0006_mlflow_stages_tracking.sql`: version stages,
+//!   experiments, runs and run metrics; `0007_alert_notifications.sql`).
+//!   Timestamps are
 //!   RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
@@ -32,9 +34,11 @@ pub mod alias;
 pub mod audit;
 mod error;
 pub mod policy;
+pub mod search;
 mod sqlite;
 mod store;
 pub mod tokens;
+pub mod tracking;
 mod types;
 pub mod validate;
 pub mod webhooks;
@@ -45,8 +49,13 @@ use chrono::{DateTime, Utc};
 pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, AlertRecord};
 pub use error::{Error, Result};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
+pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
 pub use sqlite::SqliteStore;
 pub use store::RegistryStore;
+pub use tracking::{
+    DEFAULT_EXPERIMENT_ID, Experiment, MetricPoint, NewExperiment, NewRun, Run, RunLog, RunStatus,
+    RunUpdate,
+};
 pub use types::*;
 pub use writer::RegistryStats;
 
@@ -67,3 +76,6 @@ impl Clock for SystemClock {
 
 #[cfg(test)]
 mod store_tests;
+
+#[cfg(test)]
+mod search_tests;

@@ -25,7 +25,9 @@ use crate::alias::rollback_target;
 use crate::audit::{self, GENESIS_HASH, format_time};
 use crate::error::{Error, Result};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
+use crate::search::{Search, SearchPage};
 use crate::store::RegistryStore;
+use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
 use crate::types::*;
 use crate::validate;
 use crate::webhooks::{
@@ -111,7 +113,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(field: &str, s: &str) -
     serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("bad JSON in {field}: {e}")))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
@@ -157,10 +159,10 @@ fn json_path(key: &str) -> Result<String> {
     Ok(format!("$.\"{key}\""))
 }
 
-fn model_target(model: &str) -> String {
+pub(crate) fn model_target(model: &str) -> String {
     format!("model/{model}")
 }
-fn version_target(model: &str, version: i64) -> String {
+pub(crate) fn version_target(model: &str, version: i64) -> String {
     format!("model/{model}/version/{version}")
 }
 fn alias_target(model: &str, alias: &str) -> String {
@@ -213,7 +215,7 @@ pub(crate) async fn append_audit(
     Ok(())
 }
 
-async fn model_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
+pub(crate) async fn model_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM models WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -221,7 +223,7 @@ async fn model_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
         .ok_or_else(|| Error::not_found(format!("model {name:?}")))
 }
 
-async fn load_model(conn: &mut SqliteConnection, name: &str) -> Result<Model> {
+pub(crate) async fn load_model(conn: &mut SqliteConnection, name: &str) -> Result<Model> {
     let row = sqlx::query("SELECT * FROM models WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -230,7 +232,7 @@ async fn load_model(conn: &mut SqliteConnection, name: &str) -> Result<Model> {
     model_from_row(conn, &row).await
 }
 
-async fn model_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Model> {
+pub(crate) async fn model_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Model> {
     let id: i64 = row.get("id");
     let aliases: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
@@ -288,7 +290,7 @@ async fn load_recommendation(conn: &mut SqliteConnection, id: i64) -> Result<Rec
 
 /// Builds versions from rows of one model, with their aliases and open
 /// recommendations fetched once for the whole set.
-async fn versions_from_rows(
+pub(crate) async fn versions_from_rows(
     conn: &mut SqliteConnection,
     model: &str,
     model_id: i64,
@@ -326,6 +328,8 @@ async fn versions_from_rows(
                 features: parse_json("versions.features", row.get("features"))?,
                 reference_uri: row.get("reference_uri"),
                 status: VersionStatus::parse(row.get("status"))?,
+                stage: Stage::parse(row.get("stage"))
+                    .map_err(|_| Error::Corrupt("unknown version stage".into()))?,
                 aliases: aliases
                     .iter()
                     .filter(|(_, v)| *v == number)
@@ -348,7 +352,11 @@ async fn versions_from_rows(
         .collect()
 }
 
-async fn load_version(conn: &mut SqliteConnection, model: &str, version: i64) -> Result<Version> {
+pub(crate) async fn load_version(
+    conn: &mut SqliteConnection,
+    model: &str,
+    version: i64,
+) -> Result<Version> {
     let id = model_id(conn, model).await?;
     let row = sqlx::query("SELECT * FROM versions WHERE model_id = ? AND version = ?")
         .bind(id)
@@ -418,7 +426,11 @@ pub(crate) async fn load_alias(
     })
 }
 
-async fn version_exists(conn: &mut SqliteConnection, model_id: i64, version: i64) -> Result<bool> {
+pub(crate) async fn version_exists(
+    conn: &mut SqliteConnection,
+    model_id: i64,
+    version: i64,
+) -> Result<bool> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = ? AND version = ?")
             .bind(model_id)
@@ -430,7 +442,7 @@ async fn version_exists(conn: &mut SqliteConnection, model_id: i64, version: i64
 
 /// Moves an alias inside a transaction and records the move and the audit entry.
 #[allow(clippy::too_many_arguments)]
-async fn move_alias(
+pub(crate) async fn move_alias(
     tx: &mut SqliteConnection,
     now: &str,
     actor: &Actor,
@@ -702,6 +714,66 @@ pub(crate) fn unique_as_exists(e: sqlx::Error, what: impl FnOnce() -> String) ->
     }
 }
 
+impl SqliteStore {
+    /// Sets an alias; with `read_back`, returns it with its move history
+    /// (read inside the write transaction, which costs a read of every
+    /// earlier move: callers that do not need it skip it).
+    async fn set_alias_inner(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+        read_back: bool,
+    ) -> Result<Option<Alias>> {
+        validate::alias_name(alias)?;
+        validate::version_number(version)?;
+        let now = self.now();
+        let owned = (
+            actor.clone(),
+            model.to_string(),
+            alias.to_string(),
+            reason.to_string(),
+        );
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let (actor, model, alias, reason) = (
+                        &owned.0,
+                        owned.1.as_str(),
+                        owned.2.as_str(),
+                        owned.3.as_str(),
+                    );
+                    let id = model_id(&mut *tx, model).await?;
+                    if !version_exists(&mut *tx, id, version).await? {
+                        return Err(Error::not_found(format!(
+                            "version {version} of model {model:?}"
+                        )));
+                    }
+                    move_alias(
+                        &mut *tx,
+                        &now,
+                        actor,
+                        model,
+                        id,
+                        alias,
+                        version,
+                        MoveKind::Set,
+                        reason,
+                    )
+                    .await?;
+                    if read_back {
+                        Ok(Some(load_alias(&mut *tx, model, alias).await?))
+                    } else {
+                        Ok(None)
+                    }
+                })
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl RegistryStore for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -857,6 +929,10 @@ impl RegistryStore for SqliteStore {
         self.writer.run(move |tx| Box::pin(async move {
         let (actor, model) = (&owned.0, owned.1.as_str());
         let id = model_id(&mut *tx, model).await?;
+        let mut new = new;
+        if let Some(run) = new.run_id.as_deref() {
+            crate::tracking::lineage_from_run(&mut *tx, run, &mut new.lineage).await?;
+        }
         if let Some(parent) = new.lineage.parent_version
             && !version_exists(&mut *tx, id, parent).await?
         {
@@ -909,6 +985,7 @@ impl RegistryStore for SqliteStore {
             features: new.features,
             reference_uri: new.reference_uri,
             status: VersionStatus::Ready,
+            stage: Stage::None,
             aliases: Vec::new(),
             health: None,
             recommendations: Vec::new(),
@@ -1169,47 +1246,9 @@ impl RegistryStore for SqliteStore {
         version: i64,
         reason: &str,
     ) -> Result<Alias> {
-        validate::alias_name(alias)?;
-        validate::version_number(version)?;
-        let now = self.now();
-        let owned = (
-            actor.clone(),
-            model.to_string(),
-            alias.to_string(),
-            reason.to_string(),
-        );
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let (actor, model, alias, reason) = (
-                        &owned.0,
-                        owned.1.as_str(),
-                        owned.2.as_str(),
-                        owned.3.as_str(),
-                    );
-                    let id = model_id(&mut *tx, model).await?;
-                    if !version_exists(&mut *tx, id, version).await? {
-                        return Err(Error::not_found(format!(
-                            "version {version} of model {model:?}"
-                        )));
-                    }
-                    move_alias(
-                        &mut *tx,
-                        &now,
-                        actor,
-                        model,
-                        id,
-                        alias,
-                        version,
-                        MoveKind::Set,
-                        reason,
-                    )
-                    .await?;
-                    let out = load_alias(&mut *tx, model, alias).await?;
-                    Ok(out)
-                })
-            })
-            .await
+        self.set_alias_inner(actor, model, alias, version, reason, true)
+            .await?
+            .ok_or_else(|| Error::Corrupt("alias vanished after being set".into()))
     }
 
     async fn delete_alias(
@@ -1539,7 +1578,7 @@ impl RegistryStore for SqliteStore {
             }
             RegistryView::Versions => {
                 "SELECT json_object('model', m.name, 'version', v.version, 'description', v.description,
-                    'status', v.status, 'source_uri', v.source_uri, 'artifact_digest', v.artifact_digest,
+                    'status', v.status, 'stage', v.stage, 'source_uri', v.source_uri, 'artifact_digest', v.artifact_digest,
                     'run_id', v.run_id, 'lineage', v.lineage, 'tags', v.tags, 'features', v.features,
                     'reference_uri', v.reference_uri, 'health', v.health,
                     'created_by', v.created_by, 'created_at', v.created_at, 'updated_at', v.updated_at)
@@ -1744,6 +1783,79 @@ impl RegistryStore for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<crate::AlertRecord>> {
         self.alert_list(page).await
+    }
+
+    async fn rename_model(&self, actor: &Actor, name: &str, new_name: &str) -> Result<Model> {
+        self.rename_model_impl(actor, name, new_name).await
+    }
+
+    async fn transition_stage(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<Version> {
+        self.transition_stage_impl(actor, model, version, stage, archive_existing)
+            .await
+    }
+
+    async fn search_models(&self, search: &Search) -> Result<SearchPage<Model>> {
+        self.search_models_impl(search).await
+    }
+
+    async fn search_versions(&self, search: &Search) -> Result<SearchPage<Version>> {
+        self.search_versions_impl(search).await
+    }
+
+    async fn latest_versions(&self, model: &str, stages: &[Stage]) -> Result<Vec<Version>> {
+        self.latest_versions_impl(model, stages).await
+    }
+
+    async fn get_version_by_alias(&self, model: &str, alias: &str) -> Result<Version> {
+        self.version_by_alias_impl(model, alias).await
+    }
+
+    async fn create_experiment(&self, actor: &Actor, new: NewExperiment) -> Result<Experiment> {
+        self.experiment_create(actor, new).await
+    }
+
+    async fn get_experiment(&self, id: i64) -> Result<Experiment> {
+        self.experiment_get(id).await
+    }
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        self.experiment_by_name(name).await
+    }
+
+    async fn create_run(&self, actor: &Actor, new: NewRun) -> Result<Run> {
+        self.run_create(actor, new).await
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Run> {
+        self.run_get(id).await
+    }
+
+    async fn update_run(&self, actor: &Actor, id: &str, update: RunUpdate) -> Result<Run> {
+        self.run_update(actor, id, update).await
+    }
+
+    async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()> {
+        self.run_log(actor, id, log).await
+    }
+
+    async fn set_alias_target(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<()> {
+        self.set_alias_inner(actor, model, alias, version, reason, false)
+            .await
+            .map(drop)
     }
 }
 

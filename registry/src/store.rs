@@ -8,6 +8,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::policy::{MonitoringPolicy, PolicyRecord};
+use crate::search::{Search, SearchPage};
+use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
 use crate::types::*;
 use crate::webhooks::{
     AttemptOutcome, CreatedWebhook, DeliveryFilter, DispatchReport, DueDelivery, NewWebhook,
@@ -207,4 +209,47 @@ pub trait RegistryStore: Send + Sync + 'static {
         &self,
         page: &PageRequest,
     ) -> Result<Page<crate::AlertRecord>>;
+    // MLflow compatibility: renames, stages, searches across models, and
+    // the tracking store (see `crate::search`, `crate::tracking`).
+
+    /// Renames a model; its versions, aliases and policy follow. Audited as
+    /// `model.rename` on the old name's target.
+    async fn rename_model(&self, actor: &Actor, name: &str, new_name: &str) -> Result<Model>;
+    /// Moves a version to a stage; with `archive_existing`, the model's
+    /// other versions in that stage go to `Archived` in the same
+    /// transaction. Each move is audited as `version.stage`.
+    async fn transition_stage(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<Version>;
+    async fn search_models(&self, search: &Search) -> Result<SearchPage<Model>>;
+    /// Versions of every model matching the search.
+    async fn search_versions(&self, search: &Search) -> Result<SearchPage<Version>>;
+    /// The highest version in each stage (only `stages` when not empty).
+    async fn latest_versions(&self, model: &str, stages: &[Stage]) -> Result<Vec<Version>>;
+    /// The version an alias points at.
+    async fn get_version_by_alias(&self, model: &str, alias: &str) -> Result<Version>;
+    async fn create_experiment(&self, actor: &Actor, new: NewExperiment) -> Result<Experiment>;
+    async fn get_experiment(&self, id: i64) -> Result<Experiment>;
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment>;
+    async fn create_run(&self, actor: &Actor, new: NewRun) -> Result<Run>;
+    async fn get_run(&self, id: &str) -> Result<Run>;
+    async fn update_run(&self, actor: &Actor, id: &str, update: RunUpdate) -> Result<Run>;
+    /// Logs metrics, parameters (write-once) and tags to a run, audited as
+    /// one `run.log` entry.
+    async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()>;
+    /// [`RegistryStore::set_alias`] without reading the alias and its
+    /// whole move history back (that read grows with every move).
+    async fn set_alias_target(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<()>;
 }

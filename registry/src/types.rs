@@ -196,6 +196,58 @@ impl VersionStatus {
     }
 }
 
+/// MLflow's model-version stages. A stage is a column of its own, not an
+/// alias: MLflow clients read and set it independently of aliases (and of
+/// [`VersionStatus`]), so tying it to an alias would move deployments behind
+/// the back of people who only use one of the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum Stage {
+    None,
+    Staging,
+    Production,
+    Archived,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [
+        Stage::None,
+        Stage::Staging,
+        Stage::Production,
+        Stage::Archived,
+    ];
+
+    /// MLflow's spelling, also the stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::None => "None",
+            Stage::Staging => "Staging",
+            Stage::Production => "Production",
+            Stage::Archived => "Archived",
+        }
+    }
+
+    /// Case-insensitive, as MLflow accepts `production` for `Production`.
+    pub fn parse(s: &str) -> Result<Self> {
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "stage",
+                    format!(
+                        "unknown stage {s:?}; expected one of None, Staging, Production, Archived"
+                    ),
+                )
+            })
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a declared feature's values are read: `numeric` values go to
 /// `features_num` in the telemetry tables, `categorical` ones (strings,
 /// booleans) to `features_str`.
@@ -243,6 +295,9 @@ pub struct Version {
     /// Where the version's reference data was loaded from at creation.
     pub reference_uri: Option<String>,
     pub status: VersionStatus,
+    /// MLflow's model-version stage (`None`, `Staging`, `Production`,
+    /// `Archived`), kept beside aliases: moving one never moves the other.
+    pub stage: Stage,
     /// Aliases currently pointing at this version.
     pub aliases: Vec<String>,
     /// Latest health summary written by the evaluator (null until evaluated).
@@ -555,7 +610,7 @@ pub enum TagTarget {
 pub enum RegistryView {
     /// `model, description, owner, tags, latest_version, created_at, updated_at`
     Models,
-    /// `model, version, description, status, source_uri, artifact_digest,
+    /// `model, version, description, status, stage, source_uri, artifact_digest,
     /// run_id, lineage, tags, health, created_by, created_at, updated_at`
     Versions,
     /// `model, alias, version, updated_by, updated_at`

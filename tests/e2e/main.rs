@@ -6,6 +6,7 @@
 mod alerts;
 mod dashboards;
 mod demo;
+mod mlflow;
 mod monitoring;
 mod otlp;
 mod own_traces;

@@ -4,7 +4,6 @@
 //! on both transports is refused with the right status and writes nothing.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use modelwatch_collectors::otlp::proto::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -1004,34 +1003,14 @@ async fn the_otlp_listeners_can_be_switched_off() {
 
 #[tokio::test]
 async fn python_exporter_over_http_lands_in_every_table() {
-    let python = std::env::var("MODELWATCH_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MODELWATCH_TEST_PYTHON is not set: it names a python with the packages of \
-             tests/python/requirements.txt (.ci/run creates it in $HOME/.cache/modelwatch/venv)"
-        )
-    });
     let d = Daemon::start();
     let http = d.http();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/otlp_export.py");
-    let out = tokio::task::spawn_blocking({
-        let endpoint = d.otlp_http_url.clone().unwrap();
-        move || {
-            Command::new(&python)
-                .arg(script)
-                .arg(endpoint)
-                .arg(TOKEN)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "python exporter failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python_script(
+        "otlp_export.py",
+        &[d.otlp_http_url.clone().unwrap(), TOKEN.to_string()],
+        &[],
+    )
+    .await;
 
     let rows = query_rows(
         &http,

@@ -25,6 +25,48 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// The python with the packages of `tests/python/requirements.txt`
+/// (`MODELWATCH_TEST_PYTHON`; `.ci/run` creates it). Missing is a failure,
+/// never a skip.
+pub fn test_python() -> String {
+    std::env::var("MODELWATCH_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "MODELWATCH_TEST_PYTHON is not set: it names a python with the packages of \
+             tests/python/requirements.txt (.ci/run creates it in $HOME/.cache/modelwatch/venv)"
+        )
+    })
+}
+
+/// Runs a script of `tests/python/` with [`test_python`], arguments and
+/// environment variables, off the async runtime; fails the test unless the
+/// script succeeds, and returns its standard output.
+pub async fn run_python_script(script: &str, args: &[String], env: &[(&str, &str)]) -> String {
+    let python = test_python();
+    let path = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let args = args.to_vec();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&path)
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub const TOKEN: &str = "mw_e2e_bootstrap_admin_token_0001";
 
 /// A running daemon with its own temporary data directory; killed on drop.

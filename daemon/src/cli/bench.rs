@@ -65,6 +65,9 @@ pub enum BenchCommand {
     /// Evaluator cycle time over many watched versions, and remote-write
     /// ingestion idle versus during evaluation.
     Evaluate(super::bench_evaluate::EvaluateBenchArgs),
+    /// MLflow REST calls (version creation, alias set/get, search, set-tag)
+    /// against modelwatch's `/api/2.0/mlflow` or an `mlflow server`.
+    Mlflow(super::bench_mlflow::MlflowBenchArgs),
 }
 
 /// Throughput and latency of one phase.
@@ -149,6 +152,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
         BenchCommand::Upload(args) => super::bench_upload::run(conn, args).await,
         BenchCommand::Evaluate(args) => super::bench_evaluate::run(conn, args).await,
         BenchCommand::Otlp(args) => super::bench_otlp::run(args, conn).await,
+        BenchCommand::Mlflow(args) => super::bench_mlflow::run(conn, args).await,
         BenchCommand::Sql {
             data_dir,
             rows,
@@ -223,7 +227,7 @@ fn print_timings(timings: &[bench_sql::QueryTiming]) {
     }
 }
 
-fn print_results(results: &[PhaseResult]) {
+pub(super) fn print_results(results: &[PhaseResult]) {
     println!(
         "{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}",
         "phase", "requests", "errors", "per second", "p50 ms", "p99 ms"

@@ -6,6 +6,7 @@
 mod alerts;
 mod bench;
 mod bench_evaluate;
+mod bench_mlflow;
 mod bench_otlp;
 mod bench_remote_write;
 mod bench_sql;

@@ -208,6 +208,74 @@ impl IntoResponse for OtlpError {
     }
 }
 
+/// An error under `/api/2.0/mlflow/`: the same classification as
+/// [`ApiError`], in MLflow's shape `{"error_code": …, "message": …}` with
+/// MLflow's status conventions (an existing record is 400, not 409). MLflow
+/// clients retry 429 and 5xx for minutes, so validation never maps to 5xx.
+#[derive(Debug)]
+pub struct MlflowError(pub ApiError);
+
+impl From<ApiError> for MlflowError {
+    fn from(e: ApiError) -> Self {
+        MlflowError(e)
+    }
+}
+
+impl From<RegistryError> for MlflowError {
+    fn from(e: RegistryError) -> Self {
+        MlflowError(e.into())
+    }
+}
+
+impl MlflowError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        MlflowError(ApiError::bad_request(message))
+    }
+
+    /// MLflow's error code and HTTP status for this failure.
+    pub fn code(&self) -> (StatusCode, &'static str) {
+        match (self.0.status, self.0.code) {
+            (_, "already_exists") => (StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS"),
+            (_, "conflict") => (StatusCode::BAD_REQUEST, "INVALID_STATE"),
+            (_, "route_not_found") | (StatusCode::METHOD_NOT_ALLOWED, _) => {
+                (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND")
+            }
+            (StatusCode::NOT_FOUND, _) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST"),
+            (StatusCode::UNAUTHORIZED, _) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            (StatusCode::FORBIDDEN, _) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+            (StatusCode::SERVICE_UNAVAILABLE, _) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE")
+            }
+            (s, _) if s.is_server_error() => (s, "INTERNAL_ERROR"),
+            (s, _) => (s, "INVALID_PARAMETER_VALUE"),
+        }
+    }
+}
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.code();
+        let retry_after = self.0.retry_after();
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error_code": code, "message": self.0.message })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"modelwatch\""),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         let message = e.to_string();

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod error;
 pub mod extract;
+pub mod mlflow;
 pub mod monitoring;
 pub mod otlp;
 mod params;
@@ -156,7 +157,11 @@ pub fn app(state: AppState) -> Router {
     traced(
         router
             .route_layer(axum::Extension(doc))
-            .merge(otlp::routes()),
+            .merge(otlp::routes())
+            .nest(
+                "/api/2.0/mlflow",
+                mlflow::routes().layer(DefaultBodyLimit::max(state.limits.max_body_bytes)),
+            ),
     )
     .with_state(state)
 }

@@ -1,0 +1,344 @@
+//! Searches, renames, stages and the tracking store, through the trait.
+
+use crate::store_tests::store;
+use crate::*;
+
+fn actor() -> Actor {
+    Actor::new("ci", Role::Admin)
+}
+
+async fn versions(s: &SqliteStore, model: &str, n: usize) {
+    s.create_model(
+        &actor(),
+        NewModel {
+            name: model.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..n {
+        s.create_version(
+            &actor(),
+            model,
+            NewVersion {
+                source_uri: Some(format!("s3://b/{model}/{i}")),
+                run_id: Some(format!("run{}", i % 2)),
+                tags: [("k".to_string(), format!("v{i}"))].into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn cond(field: Field, op: Op, values: &[&str]) -> Condition {
+    Condition {
+        field,
+        op,
+        values: values.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+fn search(conditions: Vec<Condition>, limit: u32) -> Search {
+    Search {
+        conditions,
+        order_by: vec![OrderBy {
+            key: OrderKey::Version,
+            descending: false,
+        }],
+        offset: 0,
+        limit,
+    }
+}
+
+#[tokio::test]
+async fn version_search_filters_and_pages() {
+    let (_d, s) = store().await;
+    versions(&s, "Fraud", 5).await;
+    versions(&s, "churn", 2).await;
+    let numbers = |p: &SearchPage<Version>| {
+        p.items
+            .iter()
+            .map(|v| (v.model.clone(), v.version))
+            .collect::<Vec<_>>()
+    };
+    let p = s
+        .search_versions(&search(vec![cond(Field::Name, Op::Eq, &["Fraud"])], 2))
+        .await
+        .unwrap();
+    assert_eq!(numbers(&p), [("Fraud".into(), 1), ("Fraud".into(), 2)]);
+    assert_eq!(p.next_offset, Some(2));
+    let mut next = search(vec![cond(Field::Name, Op::Eq, &["Fraud"])], 2);
+    next.offset = 4;
+    let p = s.search_versions(&next).await.unwrap();
+    assert_eq!(numbers(&p), [("Fraud".into(), 5)]);
+    assert_eq!(p.next_offset, None);
+
+    // LIKE is case-sensitive, ILIKE is not.
+    let like = |op, pat: &str| search(vec![cond(Field::Name, op, &[pat])], 100);
+    assert_eq!(
+        s.search_versions(&like(Op::Like, "fr%"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    assert_eq!(
+        s.search_versions(&like(Op::ILike, "fr%"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    assert_eq!(
+        s.search_versions(&like(Op::Like, "F_aud"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+
+    let p = s
+        .search_versions(&search(
+            vec![
+                cond(Field::RunId, Op::Eq, &["run1"]),
+                cond(Field::Version, Op::In, &["2", "3", "4"]),
+                cond(Field::Tag("k".into()), Op::Ne, &["v1"]),
+            ],
+            100,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(numbers(&p), [("Fraud".into(), 4)]);
+    // A tag nobody has is "not equal" everywhere.
+    let p = s
+        .search_versions(&search(
+            vec![cond(Field::Tag("absent".into()), Op::Ne, &["true"])],
+            100,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(p.items.len(), 7);
+    let p = s
+        .search_versions(&search(
+            vec![cond(Field::Source, Op::Like, &["s3://b/churn/%"])],
+            100,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(numbers(&p), [("churn".into(), 1), ("churn".into(), 2)]);
+    assert!(matches!(
+        s.search_versions(&search(vec![cond(Field::Version, Op::Eq, &["x"])], 10))
+            .await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        s.search_models(&search(vec![cond(Field::RunId, Op::Eq, &["x"])], 10))
+            .await,
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[tokio::test]
+async fn rename_keeps_versions_aliases_and_is_audited() {
+    let (_d, s) = store().await;
+    versions(&s, "old", 2).await;
+    s.set_alias(&actor(), "old", "champion", 2, "")
+        .await
+        .unwrap();
+    versions(&s, "taken", 0).await;
+    assert!(matches!(
+        s.rename_model(&actor(), "old", "taken").await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    let m = s.rename_model(&actor(), "old", "new").await.unwrap();
+    assert_eq!(m.name, "new");
+    assert_eq!(m.aliases["champion"], 2);
+    assert!(matches!(
+        s.get_model("old").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        s.get_version_by_alias("new", "champion")
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    let audit = s
+        .list_audit(
+            &AuditFilter {
+                action: Some("model.rename".into()),
+                ..Default::default()
+            },
+            &PageRequest::new(None, None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.items.len(), 1);
+    assert_eq!(
+        audit.items[0].after,
+        Some(serde_json::json!({"name": "new"}))
+    );
+    assert!(s.verify_audit().await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn stages_archive_existing_and_latest_per_stage() {
+    let (_d, s) = store().await;
+    versions(&s, "m", 3).await;
+    s.transition_stage(&actor(), "m", 1, Stage::Production, false)
+        .await
+        .unwrap();
+    s.transition_stage(&actor(), "m", 2, Stage::Production, false)
+        .await
+        .unwrap();
+    let v3 = s
+        .transition_stage(&actor(), "m", 3, Stage::Production, true)
+        .await
+        .unwrap();
+    assert_eq!(v3.stage, Stage::Production);
+    for old in [1, 2] {
+        assert_eq!(
+            s.get_version("m", old).await.unwrap().stage,
+            Stage::Archived
+        );
+    }
+    let latest = s.latest_versions("m", &[]).await.unwrap();
+    let pairs: Vec<_> = latest.iter().map(|v| (v.version, v.stage)).collect();
+    assert_eq!(pairs, [(2, Stage::Archived), (3, Stage::Production)]);
+    assert!(
+        s.latest_versions("m", &[Stage::Staging])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.transition_stage(&actor(), "m", 1, Stage::Archived, true)
+            .await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    let stage_moves = s
+        .list_audit(
+            &AuditFilter {
+                action: Some("version.stage".into()),
+                ..Default::default()
+            },
+            &PageRequest::new(None, None).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stage_moves.items.len(), 5, "3 transitions + 2 archived");
+}
+
+#[tokio::test]
+async fn runs_log_and_become_lineage() {
+    let (_d, s) = store().await;
+    assert_eq!(s.get_experiment(0).await.unwrap().name, "Default");
+    let e = s
+        .create_experiment(
+            &actor(),
+            NewExperiment {
+                name: "exp".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.get_experiment_by_name("exp").await.unwrap().id, e.id);
+    assert!(matches!(
+        s.get_experiment_by_name("nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    let run = s
+        .create_run(
+            &actor(),
+            NewRun {
+                experiment_id: e.id,
+                name: "train".into(),
+                start_time: Some(1),
+                tags: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.id.len(), 32);
+    let point = |key: &str, value, step| MetricPoint {
+        key: key.into(),
+        value,
+        timestamp: 10,
+        step,
+    };
+    s.log_run(
+        &actor(),
+        &run.id,
+        RunLog {
+            metrics: vec![
+                point("auc", 0.7, 1),
+                point("auc", 0.9, 2),
+                point("loss", 0.3, 0),
+            ],
+            params: [("lr".to_string(), "0.01".to_string())].into(),
+            tags: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    // Parameters are write-once.
+    let again = RunLog {
+        params: [("lr".to_string(), "0.02".to_string())].into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.log_run(&actor(), &run.id, again).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    let nan = RunLog {
+        metrics: vec![point("x", f64::NAN, 0)],
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.log_run(&actor(), &run.id, nan).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    let run = s
+        .update_run(
+            &actor(),
+            &run.id,
+            RunUpdate {
+                status: Some(RunStatus::Finished),
+                end_time: Some(2),
+                name: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Finished);
+    assert_eq!(run.metrics.len(), 2);
+
+    versions(&s, "m", 0).await;
+    let v = s
+        .create_version(
+            &actor(),
+            "m",
+            NewVersion {
+                run_id: Some(run.id.clone()),
+                lineage: Lineage {
+                    metrics: [("loss".to_string(), 0.25)].into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.lineage.parameters["lr"], "0.01");
+    assert_eq!(v.lineage.metrics["auc"], 0.9, "latest step wins");
+    assert_eq!(v.lineage.metrics["loss"], 0.25, "explicit lineage wins");
+    assert!(s.verify_audit().await.unwrap().ok);
+}
