@@ -688,6 +688,20 @@ fn notice(fingerprint: &str, status: &str, version: i64) -> AlertNotice {
     }
 }
 
+/// Model `m` with `versions` versions, each deployed to `production` in
+/// turn (the last one serves).
+async fn deployed_in_turn(s: &SqliteStore, versions: i64) {
+    s.create_model(&admin(), model("m")).await.unwrap();
+    for v in 1..=versions {
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap();
+        s.set_alias(&admin(), "m", "production", v, "deploy")
+            .await
+            .unwrap();
+    }
+}
+
 fn rollback(version: i64) -> AlertAction {
     AlertAction::Rollback {
         model: "m".into(),
@@ -701,15 +715,7 @@ fn rollback(version: i64) -> AlertAction {
 async fn an_alert_rolls_back_once_applies_the_recommendation_and_is_audited() {
     let (_d, s) = store().await;
     let am = Actor::new("alertmanager", Role::Approver);
-    s.create_model(&admin(), model("m")).await.unwrap();
-    for v in 1..=2 {
-        s.create_version(&admin(), "m", NewVersion::default())
-            .await
-            .unwrap();
-        s.set_alias(&admin(), "m", "production", v, "deploy")
-            .await
-            .unwrap();
-    }
+    deployed_in_turn(&s, 2).await;
     let rec = s
         .raise_recommendation(
             &Actor::new("evaluator", Role::Admin),
@@ -797,15 +803,7 @@ async fn an_alert_rolls_back_once_applies_the_recommendation_and_is_audited() {
 async fn an_alert_about_a_version_no_longer_deployed_is_refused_and_recorded() {
     let (_d, s) = store().await;
     let am = Actor::new("alertmanager", Role::Approver);
-    s.create_model(&admin(), model("m")).await.unwrap();
-    for v in 1..=3 {
-        s.create_version(&admin(), "m", NewVersion::default())
-            .await
-            .unwrap();
-        s.set_alias(&admin(), "m", "production", v, "deploy")
-            .await
-            .unwrap();
-    }
+    deployed_in_turn(&s, 3).await;
     // The alert is about version 2; version 3 serves now.
     let out = s
         .record_alert(&am, notice("fp2", "firing", 2), rollback(2))
