@@ -7,6 +7,7 @@ mod demo;
 mod monitoring;
 mod otlp;
 mod own_traces;
+mod pgwire;
 mod prometheus;
 mod registry;
 mod serve;
