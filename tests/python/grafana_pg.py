@@ -26,6 +26,20 @@ BOOL, INT8, TEXT, FLOAT8, TIMESTAMPTZ = 16, 20, 25, 701, 1184
 
 host, port, token, sslmode, time_from, time_to = sys.argv[1:7]
 
+# postgresMetaQuery.ts buildSchemaConstraint(): "is the table's schema on the
+# search_path", spliced into showTables() and getSchema() like Grafana does.
+SCHEMA_CONSTRAINT = """
+          quote_ident(table_schema) IN (
+          SELECT
+            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s
+          )"""
+
 
 def types(cur):
     return [d.type_code for d in cur.description]
@@ -64,18 +78,8 @@ check("timescaledb", cur.fetchall(), [])
 
 # Query editor, table dropdown → showTables() without a schema.
 cur.execute(
-    """SELECT
-    CASE WHEN 
-          quote_ident(table_schema) IN (
-          SELECT
-            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-          FROM
-            generate_series(
-              array_lower(string_to_array(current_setting('search_path'),','),1),
-              array_upper(string_to_array(current_setting('search_path'),','),1)
-            ) as i,
-            string_to_array(current_setting('search_path'),',') s
-          )
+    f"""SELECT
+    CASE WHEN {SCHEMA_CONSTRAINT}
       THEN quote_ident(table_name)
       ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
     END AS "table"
@@ -88,17 +92,7 @@ cur.execute(
                              '_timescaledb_config',
                              'timescaledb_information',
                              'timescaledb_experimental')
-    ORDER BY CASE WHEN 
-          quote_ident(table_schema) IN (
-          SELECT
-            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-          FROM
-            generate_series(
-              array_lower(string_to_array(current_setting('search_path'),','),1),
-              array_upper(string_to_array(current_setting('search_path'),','),1)
-            ) as i,
-            string_to_array(current_setting('search_path'),',') s
-          ) THEN 0 ELSE 1 END, 1"""
+    ORDER BY CASE WHEN {SCHEMA_CONSTRAINT} THEN 0 ELSE 1 END, 1"""
 )
 listed = [row[0] for row in cur.fetchall()]
 check("table type", types(cur), [TEXT])
@@ -117,25 +111,15 @@ samples = next(name for name in listed if name.split(".")[-1] == "samples")
 check("listed name", samples, "public.samples")
 table_part = "'" + samples.replace("'", "''") + "'"
 cur.execute(
-    """SELECT quote_ident(column_name) AS "column", data_type AS "type"
+    f"""SELECT quote_ident(column_name) AS "column", data_type AS "type"
     FROM information_schema.columns
     WHERE
-      CASE WHEN array_length(parse_ident(TABLE),1) = 2
-        THEN quote_ident(table_schema) = (parse_ident(TABLE))[1]
-          AND quote_ident(table_name) = (parse_ident(TABLE))[2]
-        ELSE quote_ident(table_name) = TABLE
-          AND 
-          quote_ident(table_schema) IN (
-          SELECT
-            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-          FROM
-            generate_series(
-              array_lower(string_to_array(current_setting('search_path'),','),1),
-              array_upper(string_to_array(current_setting('search_path'),','),1)
-            ) as i,
-            string_to_array(current_setting('search_path'),',') s
-          )
-      END""".replace("TABLE", table_part)
+      CASE WHEN array_length(parse_ident({table_part}),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident({table_part}))[1]
+          AND quote_ident(table_name) = (parse_ident({table_part}))[2]
+        ELSE quote_ident(table_name) = {table_part}
+          AND {SCHEMA_CONSTRAINT}
+      END"""
 )
 columns = {row[0] for row in cur.fetchall()}
 check("column list types", types(cur), [TEXT, TEXT])
