@@ -306,6 +306,24 @@ async fn psql_shows_errors_and_refuses_writes_and_bad_passwords() {
     );
 }
 
+#[tokio::test]
+async fn no_auth_asks_no_password() {
+    let d = Daemon::start_with(Start {
+        args: vec!["--no-auth".into()],
+        bootstrap: false,
+        ..Default::default()
+    });
+    let (host, port) = d.pg_addr();
+    let out = Command::new("psql")
+        .args(["-h", &host, "-p", &port.to_string(), "-U", "anyone"])
+        .args(["-d", "modelwatch", "-X", "-w", "-A", "-t", "-c", "SELECT 7"])
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "7");
+}
+
 fn psql_value_as(d: &Daemon, token: &str, sql: &str) -> String {
     let out = psql(d, token, &["-A", "-t", "-c", sql]);
     assert!(out.status.success(), "{sql}: {}", stderr(&out));
