@@ -40,6 +40,11 @@ impl Auth {
         }
     }
 
+    /// True with `--no-auth`: every caller is admin.
+    pub fn disabled(&self) -> bool {
+        self.disabled
+    }
+
     /// Forgets cached tokens, e.g. after a revocation.
     pub fn invalidate(&self) {
         if let Ok(mut cache) = self.cache.write() {

@@ -23,6 +23,10 @@ pub const DEFAULT_MODEL_LABEL: &str = "model";
 pub const DEFAULT_VERSION_LABEL: &str = "model_version";
 pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "127.0.0.1:4317";
 pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "127.0.0.1:4318";
+pub const DEFAULT_PG_LISTEN: &str = "127.0.0.1:5433";
+/// Most seconds a SQL query may run, over HTTP and PostgreSQL alike.
+pub const DEFAULT_SQL_TIMEOUT_SECONDS: u64 = 30;
+pub const MAX_SQL_TIMEOUT_SECONDS: u64 = 3600;
 pub const DEFAULT_OTLP_MODEL_ATTRIBUTE: &str = "model.name";
 pub const DEFAULT_OTLP_VERSION_ATTRIBUTE: &str = "model.version";
 pub const DEFAULT_OTLP_FEATURE_PREFIX: &str = "feature.";
@@ -154,6 +158,27 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_OTLP_HTTP_LISTEN", value_name = "ADDR|off")]
     pub otlp_http_listen: Option<Listen>,
 
+    /// PostgreSQL wire protocol listen address (psql, Grafana's PostgreSQL
+    /// data source; password = a modelwatch token), or `off`
+    /// [default: 127.0.0.1:5433]
+    #[arg(long, env = "MODELWATCH_PG_LISTEN", value_name = "ADDR|off")]
+    pub pg_listen: Option<Listen>,
+
+    /// PEM certificate (chain) for TLS on the PostgreSQL listener; with
+    /// --pg-tls-key. Without both, the listener refuses TLS [default: none]
+    #[arg(long, env = "MODELWATCH_PG_TLS_CERT", value_name = "FILE")]
+    pub pg_tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --pg-tls-cert
+    #[arg(long, env = "MODELWATCH_PG_TLS_KEY", value_name = "FILE")]
+    pub pg_tls_key: Option<PathBuf>,
+
+    /// Longest a SQL query may run, in seconds, over HTTP
+    /// (`timeout_seconds` may only lower it) and PostgreSQL
+    /// (`SET statement_timeout` may only lower it) [default: 30]
+    #[arg(long, env = "MODELWATCH_SQL_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub sql_timeout_seconds: Option<u64>,
+
     /// OTLP attribute naming the model [default: model.name]
     #[arg(long, env = "MODELWATCH_OTLP_MODEL_ATTRIBUTE", value_name = "KEY")]
     pub otlp_model_attribute: Option<String>,
@@ -218,6 +243,10 @@ pub struct FileConfig {
     pub version_label: Option<String>,
     pub otlp_grpc_listen: Option<Listen>,
     pub otlp_http_listen: Option<Listen>,
+    pub pg_listen: Option<Listen>,
+    pub pg_tls_cert: Option<PathBuf>,
+    pub pg_tls_key: Option<PathBuf>,
+    pub sql_timeout_seconds: Option<u64>,
     pub otlp_model_attribute: Option<String>,
     pub otlp_version_attribute: Option<String>,
     pub otlp_feature_prefix: Option<String>,
@@ -251,6 +280,12 @@ pub struct Settings {
     pub otlp_grpc_listen: Option<SocketAddr>,
     /// `None` when switched off.
     pub otlp_http_listen: Option<SocketAddr>,
+    /// `None` when switched off.
+    pub pg_listen: Option<SocketAddr>,
+    /// Certificate and key for TLS on the PostgreSQL listener.
+    pub pg_tls: Option<(PathBuf, PathBuf)>,
+    /// Longest a SQL query may run (HTTP and PostgreSQL).
+    pub sql_timeout: std::time::Duration,
     pub otlp_model_attribute: String,
     pub otlp_version_attribute: String,
     pub otlp_feature_prefix: String,
@@ -398,6 +433,28 @@ impl ServeArgs {
                 .otlp_http_listen
                 .or(file.otlp_http_listen)
                 .map_or_else(|| default_addr(DEFAULT_OTLP_HTTP_LISTEN), |l| Ok(l.addr()))?,
+            pg_listen: self
+                .pg_listen
+                .or(file.pg_listen)
+                .map_or_else(|| default_addr(DEFAULT_PG_LISTEN), |l| Ok(l.addr()))?,
+            pg_tls: match (
+                self.pg_tls_cert.or(file.pg_tls_cert),
+                self.pg_tls_key.or(file.pg_tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        field: "pg_tls_cert",
+                        message: "give both --pg-tls-cert and --pg-tls-key, or neither".into(),
+                    });
+                }
+            },
+            sql_timeout: std::time::Duration::from_secs(
+                self.sql_timeout_seconds
+                    .or(file.sql_timeout_seconds)
+                    .unwrap_or(DEFAULT_SQL_TIMEOUT_SECONDS),
+            ),
             otlp_model_attribute: self
                 .otlp_model_attribute
                 .or(file.otlp_model_attribute)
@@ -433,6 +490,7 @@ impl ServeArgs {
                 Some(settings.listen),
                 settings.otlp_grpc_listen,
                 settings.otlp_http_listen,
+                settings.pg_listen,
             ]
             .into_iter()
             .flatten()
@@ -473,6 +531,12 @@ impl ServeArgs {
                     "must be between 1 and max_buffer_bytes ({})",
                     settings.max_buffer_bytes
                 ),
+            });
+        }
+        if !(1..=MAX_SQL_TIMEOUT_SECONDS).contains(&settings.sql_timeout.as_secs()) {
+            return Err(ConfigError::Invalid {
+                field: "sql_timeout_seconds",
+                message: format!("must be between 1 and {MAX_SQL_TIMEOUT_SECONDS}"),
             });
         }
         if settings.webhook_retry_base_ms == 0 {
@@ -613,6 +677,38 @@ mod tests {
                 .is_err(),
             "no auth on a public OTLP listener"
         );
+    }
+
+    #[test]
+    fn pg_listener_defaults_switches_off_and_follows_precedence() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.pg_listen.unwrap().to_string(), DEFAULT_PG_LISTEN);
+        assert_eq!(s.pg_tls, None);
+        assert_eq!(s.sql_timeout.as_secs(), DEFAULT_SQL_TIMEOUT_SECONDS);
+        let f = "pg_listen = \"127.0.0.1:6000\"\nsql_timeout_seconds = 5\n\
+                 pg_tls_cert = \"/c.pem\"\npg_tls_key = \"/k.pem\"";
+        let s = parse(&[]).resolve_with(file(f)).unwrap();
+        assert_eq!(s.pg_listen.unwrap().port(), 6000);
+        assert_eq!(s.sql_timeout.as_secs(), 5);
+        assert_eq!(
+            s.pg_tls,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+        );
+        let s = parse(&["--pg-listen", "off", "--sql-timeout-seconds", "7"])
+            .resolve_with(file(f))
+            .unwrap();
+        assert_eq!(s.pg_listen, None, "flag beats file");
+        assert_eq!(s.sql_timeout.as_secs(), 7);
+        for bad in [
+            &["--pg-tls-cert", "/c.pem"][..],
+            &["--sql-timeout-seconds", "0"],
+            &["--no-auth", "--pg-listen", "0.0.0.0:5433"],
+        ] {
+            assert!(
+                parse(bad).resolve_with(FileConfig::default()).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! ([`auth`]), logging and the daemon's own traces ([`logging`]), the
 //! `serve` wiring ([`server`]), telemetry ingest wiring
 //! ([`telemetry`]), batch uploads ([`upload`]), read-only SQL over history
-//! and registry ([`sql`]), the evaluator ([`evaluator`]) and outbound
-//! webhooks ([`webhooks`]).
+//! and registry ([`sql`]) and the same SQL over the PostgreSQL wire
+//! ([`pgwire`]), the evaluator ([`evaluator`]) and outbound webhooks
+//! ([`webhooks`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -23,6 +24,7 @@ pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod pgwire;
 pub mod server;
 pub mod sql;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 //! `modelwatch serve`: open the stores, make sure an admin token exists,
 //! start the background work (history persistence, webhook dispatch and
-//! delivery), bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC), serve until
+//! delivery), bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC, PostgreSQL), serve until
 //! SIGINT/SIGTERM, then drain in-flight requests on every listener before
 //! closing the stores.
 
@@ -126,6 +126,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             max_write_bytes: settings.max_write_bytes,
+            sql_timeout: settings.sql_timeout,
         },
     };
     let max_write_bytes = settings.max_write_bytes;
@@ -139,6 +140,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let otlp_grpc = match settings.otlp_grpc_listen {
         Some(addr) => Some(bind(addr, "--otlp-grpc-listen").await?),
+        None => None,
+    };
+    let pg = match settings.pg_listen {
+        Some(addr) => {
+            let tls = match &settings.pg_tls {
+                Some((cert, key)) => Some(crate::pgwire::tls_acceptor(cert, key).context(
+                    "cannot set up TLS for the PostgreSQL listener (--pg-tls-cert, --pg-tls-key)",
+                )?),
+                None => None,
+            };
+            let state = Arc::new(crate::pgwire::PgState {
+                history: telemetry.store.clone(),
+                registry: registry.clone(),
+                auth: state.auth.clone(),
+                timeout: settings.sql_timeout,
+                tls,
+            });
+            Some((bind(addr, "--pg-listen").await?, state))
+        }
         None => None,
     };
 
@@ -182,6 +202,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .context("OTLP/HTTP server failed")
         });
         tracing::info!(listener = "otlp-http", "listening on http://{addr}");
+    }
+    if let Some((l, pg_state)) = pg {
+        let addr = l.local_addr()?;
+        let tls = if pg_state.tls.is_some() {
+            "optional"
+        } else {
+            "off"
+        };
+        let stop = stopped();
+        servers.spawn(async move {
+            crate::pgwire::serve(l, pg_state, stop)
+                .await
+                .context("PostgreSQL server failed")
+        });
+        tracing::info!(listener = "pg", tls, "listening on postgres://{addr}");
     }
     let addr = listener.local_addr()?;
     let stop = stopped();
@@ -276,7 +311,7 @@ async fn apply_policy_file(
 async fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
         format!(
-            "cannot listen on {addr} ({flag}; is another modelwatch running? `off` disables the OTLP listeners)"
+            "cannot listen on {addr} ({flag}; is another modelwatch running? `off` disables the OTLP and PostgreSQL listeners)"
         )
     })
 }

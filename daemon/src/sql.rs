@@ -5,6 +5,11 @@
 //! `aliases`, `alias_moves`, `recommendations`, `audit_log`) are views that
 //! read the registry when a query scans them. DDL, DML, `COPY` and `SET` are
 //! refused before planning finishes.
+//!
+//! Both SQL front ends go through here: `POST /api/v1/sql` with [`query`],
+//! the PostgreSQL listener (`crate::pgwire`) with [`run_plan`] on a plan it
+//! parsed itself, so the read-only rule, the timeout and the error classes
+//! are the same whichever protocol asks. Nothing here knows a protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +32,10 @@ use modelwatch_registry::{RegistryStore, RegistryView};
 pub const DEFAULT_ROW_LIMIT: usize = 10_000;
 /// Most rows one request may ask for.
 pub const MAX_ROW_LIMIT: usize = 1_000_000;
-/// Longest a query may run.
+/// Longest a query may run unless `--sql-timeout-seconds` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The catalog (PostgreSQL: database) the tables live in, schema `public`.
+pub const CATALOG: &str = "modelwatch";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
@@ -36,8 +43,8 @@ pub enum SqlError {
     #[error("only read-only queries are allowed: {0}")]
     NotReadOnly(String),
     /// The query is invalid or failed on its data.
-    #[error("query failed: {0}")]
-    Query(String),
+    #[error("query failed: {message}")]
+    Query { fault: QueryFault, message: String },
     #[error(
         "query took longer than {0:?} and was cancelled; narrow the time range or aggregate more"
     )]
@@ -47,13 +54,49 @@ pub enum SqlError {
     Internal(String),
 }
 
+/// What was wrong with a query the caller can fix; protocols map it to
+/// their own codes (HTTP: 400 `invalid_query`; PostgreSQL: a SQLSTATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryFault {
+    /// The text does not parse.
+    Syntax,
+    /// It names a table that does not exist.
+    UndefinedTable,
+    /// It names a column that does not exist.
+    UndefinedColumn,
+    /// It parses but cannot be planned (types, functions, unsupported SQL).
+    Plan,
+    /// It failed on the data while running (casts, arithmetic).
+    Execution,
+    /// It needed more memory or other resources than allowed.
+    Resources,
+}
+
 impl From<DataFusionError> for SqlError {
     fn from(e: DataFusionError) -> Self {
-        match e.find_root() {
+        let fault = match e.find_root() {
             DataFusionError::IoError(_)
             | DataFusionError::ObjectStore(_)
-            | DataFusionError::Internal(_) => SqlError::Internal(e.to_string()),
-            _ => SqlError::Query(e.to_string()),
+            | DataFusionError::Internal(_) => return SqlError::Internal(e.to_string()),
+            DataFusionError::SQL(..) => QueryFault::Syntax,
+            DataFusionError::SchemaError(inner, _) => match **inner {
+                datafusion::common::SchemaError::FieldNotFound { .. } => {
+                    QueryFault::UndefinedColumn
+                }
+                _ => QueryFault::Plan,
+            },
+            DataFusionError::Plan(m) if m.starts_with("table '") && m.ends_with("not found") => {
+                QueryFault::UndefinedTable
+            }
+            DataFusionError::ResourcesExhausted(_) => QueryFault::Resources,
+            DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+                QueryFault::Execution
+            }
+            _ => QueryFault::Plan,
+        };
+        SqlError::Query {
+            fault,
+            message: e.strip_backtrace().to_string(),
         }
     }
 }
@@ -212,7 +255,9 @@ pub fn session(
     // the 24-hour error-rate query 40% faster and the p95 query 45% slower
     // on the 10M-sample benchmark, so DataFusion's default (off) stays
     // (BENCHMARKS.md, "SQL latency").
-    let config = SessionConfig::new().with_information_schema(true);
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, "public");
     let ctx = SessionContext::new_with_config(config);
     history
         .register_tables(&ctx)
@@ -236,6 +281,17 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
+/// Refuses anything but a query: DDL, DML, `COPY` and statements (`SET`,
+/// transactions) never run, whatever protocol sent them.
+pub fn check_read_only(plan: &LogicalPlan) -> Result<(), SqlError> {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(plan)
+        .map_err(|e| SqlError::NotReadOnly(e.strip_backtrace().to_string()))
+}
+
 /// Plans and runs a read-only query with a row limit and a timeout.
 pub async fn query(
     ctx: &SessionContext,
@@ -243,44 +299,60 @@ pub async fn query(
     limit: usize,
     timeout: Duration,
 ) -> Result<QueryResult, SqlError> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
     let run = async {
         // Plan first (nothing runs), then refuse anything but a query.
         let plan = ctx.state().create_logical_plan(sql).await?;
-        options
-            .verify_plan(&plan)
-            .map_err(|e| SqlError::NotReadOnly(e.strip_backtrace().to_string()))?;
-        // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows
-        // are cut to the limit below like any other result.
-        let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
-        let df = ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let df = if explain {
-            df
-        } else {
-            df.limit(0, Some(limit.saturating_add(1)))?
-        };
-        let mut batches = df.collect().await?;
-        let mut rows = 0usize;
-        let mut truncated = false;
-        for b in batches.iter_mut() {
-            if rows + b.num_rows() > limit {
-                *b = b.slice(0, limit - rows);
-                truncated = true;
-            }
-            rows += b.num_rows();
-        }
-        batches.retain(|b| b.num_rows() > 0);
-        Ok(QueryResult {
-            schema,
-            batches,
-            truncated,
-        })
+        check_read_only(&plan)?;
+        execute(ctx, plan, limit).await
     };
     tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| SqlError::Timeout(timeout))?
+}
+
+/// Runs an already planned query under the same rules as [`query`]: read-only
+/// check, row limit, timeout (execution only; the plan exists already).
+pub async fn run_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    limit: usize,
+    timeout: Duration,
+) -> Result<QueryResult, SqlError> {
+    check_read_only(&plan)?;
+    tokio::time::timeout(timeout, execute(ctx, plan, limit))
+        .await
+        .map_err(|_| SqlError::Timeout(timeout))?
+}
+
+async fn execute(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    limit: usize,
+) -> Result<QueryResult, SqlError> {
+    // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows
+    // are cut to the limit below like any other result.
+    let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+    let df = ctx.execute_logical_plan(plan).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let df = if explain {
+        df
+    } else {
+        df.limit(0, Some(limit.saturating_add(1)))?
+    };
+    let mut batches = df.collect().await?;
+    let mut rows = 0usize;
+    let mut truncated = false;
+    for b in batches.iter_mut() {
+        if rows + b.num_rows() > limit {
+            *b = b.slice(0, limit - rows);
+            truncated = true;
+        }
+        rows += b.num_rows();
+    }
+    batches.retain(|b| b.num_rows() > 0);
+    Ok(QueryResult {
+        schema,
+        batches,
+        truncated,
+    })
 }

@@ -10,6 +10,7 @@ mod mlflow;
 mod monitoring;
 mod otlp;
 mod own_traces;
+mod pgwire;
 mod prometheus;
 mod registry;
 mod serve;

@@ -78,6 +78,9 @@ pub struct Daemon {
     /// `http://ADDR` of the OTLP/gRPC listener (the daemon logs
     /// `grpc://ADDR`), unless switched off.
     pub otlp_grpc_url: Option<String>,
+    /// `ADDR` of the PostgreSQL listener (the daemon logs `postgres://ADDR`),
+    /// unless switched off.
+    pub pg_addr: Option<String>,
     pub data_dir: PathBuf,
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
@@ -111,6 +114,7 @@ enum Listener {
     Api,
     OtlpHttp,
     OtlpGrpc,
+    Pg,
 }
 
 fn drain(
@@ -137,7 +141,9 @@ fn drain(
                     .next()
                     .unwrap_or_default()
                     .to_string();
-                let kind = if line.contains("otlp-grpc") {
+                let kind = if url.starts_with("postgres://") {
+                    Listener::Pg
+                } else if line.contains("otlp-grpc") {
                     Listener::OtlpGrpc
                 } else if line.contains("otlp-http") {
                     Listener::OtlpHttp
@@ -175,7 +181,7 @@ impl Daemon {
             cmd.arg("--bootstrap-token").arg(TOKEN);
         }
         // The OTLP listeners default to fixed ports; tests run in parallel.
-        for flag in ["--otlp-http-listen", "--otlp-grpc-listen"] {
+        for flag in ["--otlp-http-listen", "--otlp-grpc-listen", "--pg-listen"] {
             if !opts.args.iter().any(|a| a == flag) {
                 cmd.arg(flag).arg("127.0.0.1:0");
             }
@@ -211,7 +217,8 @@ impl Daemon {
         );
         // The API listener is announced last, once everything is ready.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let (mut addr, mut otlp_http_url, mut otlp_grpc_url) = (None, None, None);
+        let (mut addr, mut otlp_http_url, mut otlp_grpc_url, mut pg_addr) =
+            (None, None, None, None);
         while addr.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
@@ -219,6 +226,9 @@ impl Daemon {
                 Ok((Listener::OtlpHttp, url)) => otlp_http_url = Some(url),
                 Ok((Listener::OtlpGrpc, url)) => {
                     otlp_grpc_url = Some(url.replacen("grpc://", "http://", 1))
+                }
+                Ok((Listener::Pg, url)) => {
+                    pg_addr = Some(url.trim_start_matches("postgres://").to_string())
                 }
                 Err(_) => {
                     let _ = child.kill();
@@ -235,6 +245,7 @@ impl Daemon {
             url: addr,
             otlp_http_url,
             otlp_grpc_url,
+            pg_addr,
             data_dir,
             stdout,
             stderr,
@@ -243,6 +254,17 @@ impl Daemon {
             stdout_lines,
             _temp: temp,
         }
+    }
+
+    /// `(host, port)` of the PostgreSQL listener.
+    pub fn pg_addr(&self) -> (String, u16) {
+        let addr: std::net::SocketAddr = self
+            .pg_addr
+            .as_deref()
+            .expect("the PostgreSQL listener is on")
+            .parse()
+            .expect("postgres://ADDR");
+        (addr.ip().to_string(), addr.port())
     }
 
     pub fn http(&self) -> Http {

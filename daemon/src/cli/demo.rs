@@ -356,6 +356,7 @@ impl Daemon {
             .arg(listen.to_string())
             .args(["--otlp-http-listen", "127.0.0.1:0"])
             .args(["--otlp-grpc-listen", "127.0.0.1:0"])
+            .args(["--pg-listen", "127.0.0.1:0"])
             .args(["--log-format", "human", "--log", "info"])
             .env("MODELWATCH_BOOTSTRAP_TOKEN", token)
             // The demo's daemon is configured here, not by a config file or
@@ -450,6 +451,8 @@ impl Daemon {
 fn listener_kind(line: &str) -> &'static str {
     if line.contains("otlp-grpc") {
         "otlp-grpc"
+    } else if line.contains("postgres://") {
+        "pg"
     } else if line.contains("otlp-http") {
         "otlp-http"
     } else {

@@ -64,6 +64,9 @@ pub struct Connection {
     pub json: bool,
 }
 
+// Parsed once per process; `serve`'s many flags make its variant large and
+// boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon.

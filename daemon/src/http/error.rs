@@ -423,7 +423,7 @@ impl From<crate::sql::SqlError> for ApiError {
             SqlError::NotReadOnly(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "read_only", e.to_string())
             }
-            SqlError::Query(_) => {
+            SqlError::Query { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
             }
             SqlError::Timeout(_) => {

@@ -53,6 +53,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest accepted (compressed) remote-write body.
     pub max_write_bytes: usize,
+    /// Longest a SQL query may run (`--sql-timeout-seconds`).
+    pub sql_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 1024 * 1024,
             max_write_bytes: 32 * 1024 * 1024,
+            sql_timeout: crate::sql::DEFAULT_TIMEOUT,
         }
     }
 }

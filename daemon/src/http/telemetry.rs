@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiBytes;
 use crate::auth::Caller;
-use crate::sql::{self, DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT, MAX_ROW_LIMIT, QueryResult};
+use crate::sql::{self, DEFAULT_ROW_LIMIT, MAX_ROW_LIMIT, QueryResult};
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -65,7 +65,8 @@ pub struct SqlRequest {
     pub sql: String,
     /// Most rows to return (default 10000, at most 1000000).
     pub limit: Option<usize>,
-    /// Seconds before the query is cancelled (default and maximum 30).
+    /// Seconds before the query is cancelled (default and maximum:
+    /// `--sql-timeout-seconds`, 30 unless configured).
     pub timeout_seconds: Option<u64>,
 }
 
@@ -165,13 +166,14 @@ pub async fn run_sql(
             "limit must be between 1 and {MAX_ROW_LIMIT}"
         )));
     }
+    let max_timeout = s.limits.sql_timeout;
     let timeout = match req.timeout_seconds {
-        None => DEFAULT_TIMEOUT,
-        Some(t) if t >= 1 && t <= DEFAULT_TIMEOUT.as_secs() => std::time::Duration::from_secs(t),
+        None => max_timeout,
+        Some(t) if t >= 1 && t <= max_timeout.as_secs() => std::time::Duration::from_secs(t),
         Some(_) => {
             return Err(ApiError::bad_request(format!(
-                "timeout_seconds must be between 1 and {}",
-                DEFAULT_TIMEOUT.as_secs()
+                "timeout_seconds must be between 1 and {} (--sql-timeout-seconds)",
+                max_timeout.as_secs()
             )));
         }
     };
