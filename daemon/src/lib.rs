@@ -5,8 +5,8 @@
 //! ([`auth`]), logging and the daemon's own traces ([`logging`]), the
 //! `serve` wiring ([`server`]), telemetry ingest wiring
 //! ([`telemetry`]), batch uploads ([`upload`]), read-only SQL over history
-//! and registry ([`sql`]), the evaluator ([`evaluator`]) and outbound
-//! webhooks ([`webhooks`]).
+//! and registry ([`sql`]), the evaluator ([`evaluator`]), promotion gates
+//! in Rego ([`gate`]) and outbound webhooks ([`webhooks`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod evaluator;
+pub mod gate;
 pub mod grpc;
 pub mod http;
 pub mod logging;

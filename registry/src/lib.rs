@@ -3,7 +3,7 @@
 //! The model registry: models, versions with their lineage, tags, aliases
 //! with the full history of their moves, recommendations and their
 //! lifecycle, API tokens, outbound webhook subscriptions with their delivery
-//! queue, and the hash-chained audit log that records every change in the
+//! queue, promotion gate policies (Rego text, evaluated by the daemon), and the hash-chained audit log that records every change in the
 //! same transaction as the change itself.
 //!
 //! The daemon talks to it through the [`RegistryStore`] trait; SQLite
@@ -17,9 +17,9 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (schema version 4:
-//!   `0001_registry.sql`, `0002_version_features.sql`,
-//!   `0003_monitoring_policies.sql`, `0004_webhooks.sql`). Timestamps are
+//!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`,
+//!   `0002_version_features.sql`, `0003_monitoring_policies.sql`,
+//!   `0004_webhooks.sql`, `0005_gate_policies.sql`). Timestamps are
 //!   RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
@@ -30,6 +30,7 @@
 pub mod alias;
 pub mod audit;
 mod error;
+pub mod gate;
 pub mod policy;
 mod sqlite;
 mod store;
@@ -42,6 +43,7 @@ mod writer;
 use chrono::{DateTime, Utc};
 
 pub use error::{Error, Result};
+pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use sqlite::SqliteStore;
 pub use store::RegistryStore;

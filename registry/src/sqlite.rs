@@ -24,6 +24,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use crate::alias::rollback_target;
 use crate::audit::{self, GENESIS_HASH, format_time};
 use crate::error::{Error, Result};
+use crate::gate::{GateApproval, GatePolicyRecord};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::store::RegistryStore;
 use crate::types::*;
@@ -213,7 +214,7 @@ pub(crate) async fn append_audit(
     Ok(())
 }
 
-async fn model_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
+pub(crate) async fn model_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM models WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -424,6 +425,42 @@ async fn version_exists(conn: &mut SqliteConnection, model_id: i64, version: i64
     Ok(n > 0)
 }
 
+/// Points an alias at an existing version inside a transaction (a `set`
+/// move); `gate` is the promotion gate's decision when the move is a
+/// promotion, kept in the audit entry.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn set_alias_tx(
+    tx: &mut SqliteConnection,
+    now: &str,
+    actor: &Actor,
+    model: &str,
+    alias: &str,
+    version: i64,
+    reason: &str,
+    gate: Option<&GateApproval>,
+) -> Result<Alias> {
+    let id = model_id(&mut *tx, model).await?;
+    if !version_exists(&mut *tx, id, version).await? {
+        return Err(Error::not_found(format!(
+            "version {version} of model {model:?}"
+        )));
+    }
+    move_alias_audited(
+        &mut *tx,
+        now,
+        actor,
+        model,
+        id,
+        alias,
+        version,
+        MoveKind::Set,
+        reason,
+        gate,
+    )
+    .await?;
+    load_alias(&mut *tx, model, alias).await
+}
+
 /// Moves an alias inside a transaction and records the move and the audit entry.
 #[allow(clippy::too_many_arguments)]
 async fn move_alias(
@@ -436,6 +473,26 @@ async fn move_alias(
     to: i64,
     kind: MoveKind,
     reason: &str,
+) -> Result<()> {
+    move_alias_audited(
+        tx, now, actor, model, model_id, alias, to, kind, reason, None,
+    )
+    .await
+}
+
+/// [`move_alias`] with the promotion gate's decision in the audit entry.
+#[allow(clippy::too_many_arguments)]
+async fn move_alias_audited(
+    tx: &mut SqliteConnection,
+    now: &str,
+    actor: &Actor,
+    model: &str,
+    model_id: i64,
+    alias: &str,
+    to: i64,
+    kind: MoveKind,
+    reason: &str,
+    gate: Option<&GateApproval>,
 ) -> Result<()> {
     let before: Option<i64> =
         sqlx::query_scalar("SELECT version FROM aliases WHERE model_id = ? AND name = ?")
@@ -480,7 +537,10 @@ async fn move_alias(
         action,
         &alias_target(model, alias),
         before.map(|v| serde_json::json!({ "version": v })),
-        Some(serde_json::json!({ "version": to, "reason": reason })),
+        Some(match gate {
+            Some(gate) => serde_json::json!({ "version": to, "reason": reason, "gate": gate }),
+            None => serde_json::json!({ "version": to, "reason": reason }),
+        }),
     )
     .await
 }
@@ -1011,26 +1071,7 @@ impl RegistryStore for SqliteStore {
                         owned.2.as_str(),
                         owned.3.as_str(),
                     );
-                    let id = model_id(&mut *tx, model).await?;
-                    if !version_exists(&mut *tx, id, version).await? {
-                        return Err(Error::not_found(format!(
-                            "version {version} of model {model:?}"
-                        )));
-                    }
-                    move_alias(
-                        &mut *tx,
-                        &now,
-                        actor,
-                        model,
-                        id,
-                        alias,
-                        version,
-                        MoveKind::Set,
-                        reason,
-                    )
-                    .await?;
-                    let out = load_alias(&mut *tx, model, alias).await?;
-                    Ok(out)
+                    set_alias_tx(&mut *tx, &now, actor, model, alias, version, reason, None).await
                 })
             })
             .await
@@ -1676,6 +1717,36 @@ impl RegistryStore for SqliteStore {
 
     async fn prune_webhook_deliveries(&self, finished_before: DateTime<Utc>) -> Result<u64> {
         self.webhook_prune(finished_before).await
+    }
+
+    async fn set_gate_policy(
+        &self,
+        actor: &Actor,
+        model: &str,
+        rego: &str,
+    ) -> Result<GatePolicyRecord> {
+        self.gate_policy_set(actor, model, rego).await
+    }
+
+    async fn get_gate_policy(&self, model: &str) -> Result<GatePolicyRecord> {
+        self.gate_policy_get(model).await
+    }
+
+    async fn delete_gate_policy(&self, actor: &Actor, model: &str) -> Result<()> {
+        self.gate_policy_delete(actor, model).await
+    }
+
+    async fn promote_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+        gate: &GateApproval,
+    ) -> Result<Alias> {
+        self.gate_promote(actor, model, alias, version, reason, gate)
+            .await
     }
 }
 

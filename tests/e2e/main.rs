@@ -4,6 +4,7 @@
 //! `.ci/run` does).
 
 mod demo;
+mod gates;
 mod monitoring;
 mod otlp;
 mod own_traces;

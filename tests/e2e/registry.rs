@@ -160,6 +160,11 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "DELETE /api/v1/models/{model}/policy",
         "GET /api/v1/policies",
         "POST /api/v1/evaluate",
+        "GET /api/v1/models/{model}/gate-policy",
+        "PUT /api/v1/models/{model}/gate-policy",
+        "DELETE /api/v1/models/{model}/gate-policy",
+        "POST /api/v1/models/{model}/versions/{version}/gate",
+        "POST /api/v1/models/{model}/versions/{version}/promote",
     ]
     .into_iter()
     .map(String::from)

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod gates;
 pub mod monitoring;
 pub mod otlp;
 mod params;
@@ -73,7 +74,7 @@ impl Default for Limits {
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
         (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health"),
-        (name = "webhooks")
+        (name = "webhooks"), (name = "gates")
     )
 )]
 struct ApiDoc;
@@ -111,6 +112,13 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(monitoring::list_policies))
         .routes(routes!(monitoring::evaluate))
+        .routes(routes!(
+            gates::get_gate_policy,
+            gates::set_gate_policy,
+            gates::delete_gate_policy
+        ))
+        .routes(routes!(gates::evaluate_gate))
+        .routes(routes!(gates::promote))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest)
