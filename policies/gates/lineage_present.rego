@@ -7,9 +7,9 @@ deny contains "the lineage names no training data" if {
 }
 
 deny contains msg if {
-	some data in input.lineage.training_data
-	not data.digest
-	msg := sprintf("training data %q has no digest (pass URI@sha256:<hex>)", [data.uri])
+	some item in input.lineage.training_data
+	not item.digest
+	msg := sprintf("training data %q has no digest (pass URI@sha256:<hex>)", [item.uri])
 }
 
 deny contains "the lineage has no code commit" if {

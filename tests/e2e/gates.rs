@@ -49,7 +49,11 @@ async fn gate_audit(admin: &Http) -> Vec<Value> {
 
 #[tokio::test]
 async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
-    let d = Daemon::start();
+    // A body limit above the 64 KiB policy limit, small enough to exceed.
+    let d = Daemon::start_with(Start {
+        args: vec!["--max-body-bytes".into(), "200000".into()],
+        ..Default::default()
+    });
     let admin = d.http();
     let approver_token = admin.token("release", "approver").await;
     let approver = admin.with_token(Some(&approver_token));
@@ -64,7 +68,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_policy");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("gate.rego:5"), "{message}");
+    assert!(message.contains("gate.rego:4:9"), "{message}");
     assert!(message.contains("nothing was stored"), "{message}");
     // Wrong package and a policy without `deny`, as JSON this time.
     for (rego, needle) in [
@@ -106,7 +110,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         "{body}"
     );
     let (status, body) = approver
-        .raw("PUT", path, "text/plain", vec![b'#'; 2 * 1024 * 1024])
+        .raw("PUT", path, "text/plain", vec![b'#'; 300_000])
         .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(reader.get(path).await.0, 404);
@@ -293,7 +297,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("gate.rego:5"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("gate.rego:4:9"), "{}", stderr(&out));
     let file = dir.path().join("min_metric.rego");
     std::fs::write(&file, example("min_metric.rego")).unwrap();
     let out = d.cli_as(
