@@ -284,21 +284,20 @@ mod tests {
     }
 
     mod store {
-        use std::sync::Arc;
-
         use super::super::policy_sha256;
+        use crate::store_tests::store;
         use crate::*;
-
-        async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(&dir.path().join("registry.sqlite"))
-                .await
-                .unwrap();
-            (dir, Arc::new(store))
-        }
 
         fn approver() -> Actor {
             Actor::new("release", Role::Approver)
+        }
+
+        async fn fraud(s: &SqliteStore) {
+            let new = NewModel {
+                name: "fraud".into(),
+                ..Default::default()
+            };
+            s.create_model(&approver(), new).await.unwrap();
         }
 
         const V1: &str = "package modelwatch.gate\n\ndeny contains \"no\" if false\n";
@@ -323,15 +322,7 @@ mod tests {
         #[tokio::test]
         async fn gate_policies_are_stored_audited_with_before_and_after_and_removed() {
             let (_d, s) = store().await;
-            s.create_model(
-                &approver(),
-                NewModel {
-                    name: "fraud".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+            fraud(&s).await;
             assert!(matches!(
                 s.get_gate_policy("fraud").await,
                 Err(Error::NotFound { what }) if what == "gate policy of model \"fraud\""
@@ -386,15 +377,7 @@ mod tests {
             // Deleting the model takes its policy with it.
             s.set_gate_policy(&approver(), "fraud", V1).await.unwrap();
             s.delete_model(&approver(), "fraud").await.unwrap();
-            s.create_model(
-                &approver(),
-                NewModel {
-                    name: "fraud".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+            fraud(&s).await;
             assert!(matches!(
                 s.get_gate_policy("fraud").await,
                 Err(Error::NotFound { .. })
@@ -406,15 +389,7 @@ mod tests {
         async fn a_promotion_records_its_gate_and_is_refused_when_the_policy_changed() {
             let (_d, s) = store().await;
             let who = approver();
-            s.create_model(
-                &who,
-                NewModel {
-                    name: "fraud".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+            fraud(&s).await;
             for _ in 0..2 {
                 s.create_version(&who, "fraud", NewVersion::default())
                     .await

@@ -445,7 +445,7 @@ pub(crate) async fn set_alias_tx(
             "version {version} of model {model:?}"
         )));
     }
-    move_alias_audited(
+    move_alias(
         &mut *tx,
         now,
         actor,
@@ -461,28 +461,11 @@ pub(crate) async fn set_alias_tx(
     load_alias(&mut *tx, model, alias).await
 }
 
-/// Moves an alias inside a transaction and records the move and the audit entry.
+/// Moves an alias inside a transaction and records the move and the audit
+/// entry; `gate` is the promotion gate's decision when the move is a
+/// promotion.
 #[allow(clippy::too_many_arguments)]
 async fn move_alias(
-    tx: &mut SqliteConnection,
-    now: &str,
-    actor: &Actor,
-    model: &str,
-    model_id: i64,
-    alias: &str,
-    to: i64,
-    kind: MoveKind,
-    reason: &str,
-) -> Result<()> {
-    move_alias_audited(
-        tx, now, actor, model, model_id, alias, to, kind, reason, None,
-    )
-    .await
-}
-
-/// [`move_alias`] with the promotion gate's decision in the audit entry.
-#[allow(clippy::too_many_arguments)]
-async fn move_alias_audited(
     tx: &mut SqliteConnection,
     now: &str,
     actor: &Actor,
@@ -1166,6 +1149,7 @@ impl RegistryStore for SqliteStore {
             target,
             MoveKind::Rollback,
             reason,
+            None,
         )
         .await?;
         let out = load_alias(&mut *tx, model, alias).await?;

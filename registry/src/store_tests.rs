@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::*;
 
-async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+pub(crate) async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("registry.sqlite"))
         .await

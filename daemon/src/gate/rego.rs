@@ -32,7 +32,8 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(2);
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 /// Most lines a policy may have (its bytes are bounded by the registry).
 pub const MAX_POLICY_LINES: usize = 5_000;
-/// Longest line of a policy, in characters.
+/// Furthest column a policy's code may reach (regorus checks tokens, not
+/// comments).
 pub const MAX_POLICY_COLUMNS: u32 = 1_024;
 
 /// The file name policies are compiled under; parser messages cite it.
