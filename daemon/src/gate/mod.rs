@@ -20,7 +20,7 @@ pub mod rego;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -168,6 +168,7 @@ pub async fn check_policy(rego: String) -> Result<(), GateError> {
 
 /// Evaluates the model's gate on a version. Without a gate policy every
 /// version is allowed, with a warning saying so.
+#[tracing::instrument(name = "gate", skip(registry, history, now))]
 pub async fn evaluate(
     registry: &Arc<dyn RegistryStore>,
     history: &HistoryStore,
@@ -226,7 +227,8 @@ pub async fn evaluate(
         reasons: decision.reasons,
         warnings: decision.warnings,
         policy_sha256,
-        evaluated_at: now,
+        // Microseconds, like every registry timestamp.
+        evaluated_at: now.trunc_subsecs(6),
         input,
     })
 }
@@ -235,6 +237,7 @@ pub async fn evaluate(
 /// it allows; the move's audit entry records the policy digest and
 /// warnings. Denied: [`GateError::Denied`], nothing moved.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "promote", skip(registry, history, actor, reason, now), fields(actor = %actor.name))]
 pub async fn promote(
     registry: &Arc<dyn RegistryStore>,
     history: &HistoryStore,
