@@ -6,7 +6,8 @@
 //! `serve` wiring ([`server`]), telemetry ingest wiring
 //! ([`telemetry`]), batch uploads ([`upload`]), read-only SQL over history
 //! and registry ([`sql`]) and the same SQL over the PostgreSQL wire
-//! ([`pgwire`]), the evaluator ([`evaluator`]) and outbound webhooks
+//! ([`pgwire`]), the evaluator ([`evaluator`]), promotion gates in Rego
+//! ([`gate`]), the Alertmanager receiver ([`alerts`]) and outbound webhooks
 //! ([`webhooks`]).
 //!
 //! It must not hold domain logic: registry rules live in
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod evaluator;
+pub mod gate;
 pub mod grpc;
 pub mod http;
 pub mod logging;

@@ -273,6 +273,33 @@ pub fn session(
     Ok(ctx)
 }
 
+/// Why record batches could not become JSON rows.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonRowsError {
+    /// A column type has no JSON form.
+    #[error("{0}")]
+    Encode(#[from] datafusion::arrow::error::ArrowError),
+    /// Arrow's JSON writer produced text serde_json cannot read (a bug).
+    #[error("JSON rows could not be read back: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Rows as JSON objects keyed by column name; nulls are written as nulls,
+/// so every row object has every column. Timestamps become RFC 3339 text.
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, JsonRowsError> {
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs)?;
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
 /// A finished query: its schema, at most `limit` rows, and whether more existed.
 #[derive(Debug)]
 pub struct QueryResult {

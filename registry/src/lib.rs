@@ -3,7 +3,7 @@
 //! The model registry: models, versions with their lineage, tags, aliases
 //! with the full history of their moves, recommendations and their
 //! lifecycle, API tokens, outbound webhook subscriptions with their delivery
-//! queue, and the hash-chained audit log that records every change in the
+//! queue, promotion gate policies (Rego text, evaluated by the daemon), and the hash-chained audit log that records every change in the
 //! same transaction as the change itself.
 //!
 //! The daemon talks to it through the [`RegistryStore`] trait; SQLite
@@ -19,9 +19,9 @@
 //! - `registry.sqlite` in the data directory, schema managed by versioned
 //!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`,
 //!   `0002_version_features.sql`, `0003_monitoring_policies.sql`,
-//!   `0004_webhooks.sql`, `0006_mlflow_stages_tracking.sql`: version stages,
-//!   experiments, runs and run metrics; `0007_alert_notifications.sql`).
-//!   Timestamps are
+//!   `0004_webhooks.sql`, `0005_gate_policies.sql`,
+//!   `0006_mlflow_stages_tracking.sql`: version stages, experiments, runs
+//!   and run metrics; `0007_alert_notifications.sql`). Timestamps are
 //!   RFC 3339 UTC text with microseconds.
 //! - Audit chain format version 1, described in [`audit`].
 //! - Token secrets are never stored, only `sha256(secret)` in hex
@@ -33,6 +33,7 @@ pub mod alert_notices;
 pub mod alias;
 pub mod audit;
 mod error;
+pub mod gate;
 pub mod policy;
 pub mod search;
 mod sqlite;
@@ -48,6 +49,7 @@ use chrono::{DateTime, Utc};
 
 pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, AlertRecord};
 pub use error::{Error, Result};
+pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
 pub use sqlite::SqliteStore;

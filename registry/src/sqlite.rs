@@ -24,6 +24,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use crate::alias::rollback_target;
 use crate::audit::{self, GENESIS_HASH, format_time};
 use crate::error::{Error, Result};
+use crate::gate::{GateApproval, GatePolicyRecord};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::search::{Search, SearchPage};
 use crate::store::RegistryStore;
@@ -440,7 +441,45 @@ pub(crate) async fn version_exists(
     Ok(n > 0)
 }
 
-/// Moves an alias inside a transaction and records the move and the audit entry.
+/// Points an alias at an existing version inside a transaction (a `set`
+/// move); `gate` is the promotion gate's decision when the move is a
+/// promotion, kept in the audit entry. Reading the alias back is the
+/// caller's choice (its history grows with every move).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn set_alias_tx(
+    tx: &mut SqliteConnection,
+    now: &str,
+    actor: &Actor,
+    model: &str,
+    alias: &str,
+    version: i64,
+    reason: &str,
+    gate: Option<&GateApproval>,
+) -> Result<()> {
+    let id = model_id(&mut *tx, model).await?;
+    if !version_exists(&mut *tx, id, version).await? {
+        return Err(Error::not_found(format!(
+            "version {version} of model {model:?}"
+        )));
+    }
+    move_alias(
+        &mut *tx,
+        now,
+        actor,
+        model,
+        id,
+        alias,
+        version,
+        MoveKind::Set,
+        reason,
+        gate,
+    )
+    .await
+}
+
+/// Moves an alias inside a transaction and records the move and the audit
+/// entry; `gate` is the promotion gate's decision when the move is a
+/// promotion.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn move_alias(
     tx: &mut SqliteConnection,
@@ -452,6 +491,7 @@ pub(crate) async fn move_alias(
     to: i64,
     kind: MoveKind,
     reason: &str,
+    gate: Option<&GateApproval>,
 ) -> Result<()> {
     let before: Option<i64> =
         sqlx::query_scalar("SELECT version FROM aliases WHERE model_id = ? AND name = ?")
@@ -496,7 +536,10 @@ pub(crate) async fn move_alias(
         action,
         &alias_target(model, alias),
         before.map(|v| serde_json::json!({ "version": v })),
-        Some(serde_json::json!({ "version": to, "reason": reason })),
+        Some(match gate {
+            Some(gate) => serde_json::json!({ "version": to, "reason": reason, "gate": gate }),
+            None => serde_json::json!({ "version": to, "reason": reason }),
+        }),
     )
     .await
 }
@@ -556,6 +599,7 @@ pub(crate) async fn rollback_alias_in(
         target,
         MoveKind::Rollback,
         reason,
+        None,
     )
     .await?;
     let out = load_alias(&mut *tx, model, alias).await?;
@@ -745,24 +789,8 @@ impl SqliteStore {
                         owned.2.as_str(),
                         owned.3.as_str(),
                     );
-                    let id = model_id(&mut *tx, model).await?;
-                    if !version_exists(&mut *tx, id, version).await? {
-                        return Err(Error::not_found(format!(
-                            "version {version} of model {model:?}"
-                        )));
-                    }
-                    move_alias(
-                        &mut *tx,
-                        &now,
-                        actor,
-                        model,
-                        id,
-                        alias,
-                        version,
-                        MoveKind::Set,
-                        reason,
-                    )
-                    .await?;
+                    set_alias_tx(&mut *tx, &now, actor, model, alias, version, reason, None)
+                        .await?;
                     if read_back {
                         Ok(Some(load_alias(&mut *tx, model, alias).await?))
                     } else {
@@ -1856,6 +1884,36 @@ impl RegistryStore for SqliteStore {
         self.set_alias_inner(actor, model, alias, version, reason, false)
             .await
             .map(drop)
+    }
+
+    async fn set_gate_policy(
+        &self,
+        actor: &Actor,
+        model: &str,
+        rego: &str,
+    ) -> Result<GatePolicyRecord> {
+        self.gate_policy_set(actor, model, rego).await
+    }
+
+    async fn get_gate_policy(&self, model: &str) -> Result<GatePolicyRecord> {
+        self.gate_policy_get(model).await
+    }
+
+    async fn delete_gate_policy(&self, actor: &Actor, model: &str) -> Result<()> {
+        self.gate_policy_delete(actor, model).await
+    }
+
+    async fn promote_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+        gate: &GateApproval,
+    ) -> Result<Alias> {
+        self.gate_promote(actor, model, alias, version, reason, gate)
+            .await
     }
 }
 

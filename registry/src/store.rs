@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::gate::{GateApproval, GatePolicyRecord};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
 use crate::search::{Search, SearchPage};
 use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
@@ -252,4 +253,32 @@ pub trait RegistryStore: Send + Sync + 'static {
         version: i64,
         reason: &str,
     ) -> Result<()>;
+    // Promotion gates (see `crate::gate`).
+
+    /// Sets (creates or replaces) a model's gate policy. The text must
+    /// already have been compiled by the caller; the store checks only its
+    /// size. Audited as `gate_policy.set` with the previous text as `before`.
+    async fn set_gate_policy(
+        &self,
+        actor: &Actor,
+        model: &str,
+        rego: &str,
+    ) -> Result<GatePolicyRecord>;
+    async fn get_gate_policy(&self, model: &str) -> Result<GatePolicyRecord>;
+    /// Removes the gate policy (promotions are no longer checked); audited
+    /// as `gate_policy.delete`.
+    async fn delete_gate_policy(&self, actor: &Actor, model: &str) -> Result<()>;
+    /// Moves an alias to a version whose gate allowed it: like
+    /// [`set_alias`](Self::set_alias), with the decision in the audit entry
+    /// (`after.gate`). Refused with `Conflict`, changing nothing, when the
+    /// model's gate policy is no longer the one that decided.
+    async fn promote_alias(
+        &self,
+        actor: &Actor,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+        gate: &GateApproval,
+    ) -> Result<Alias>;
 }

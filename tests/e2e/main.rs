@@ -6,6 +6,7 @@
 mod alerts;
 mod dashboards;
 mod demo;
+mod gates;
 mod mlflow;
 mod monitoring;
 mod otlp;

@@ -162,6 +162,11 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /api/v1/evaluate",
         "POST /api/v1/alerts/alertmanager",
         "GET /api/v1/alerts",
+        "GET /api/v1/models/{model}/gate-policy",
+        "PUT /api/v1/models/{model}/gate-policy",
+        "DELETE /api/v1/models/{model}/gate-policy",
+        "POST /api/v1/models/{model}/versions/{version}/gate",
+        "POST /api/v1/models/{model}/versions/{version}/promote",
     ]
     .into_iter()
     .map(String::from)

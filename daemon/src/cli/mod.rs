@@ -15,6 +15,7 @@ pub mod client;
 mod dashboards;
 mod demo;
 mod demo_fleet;
+mod gates;
 mod monitoring;
 mod output;
 mod upload;
@@ -175,6 +176,36 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: alerts::AlertsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Evaluate a version's promotion gate (the model's Rego policy) and
+    /// print the report; exit 0 when allowed, 1 when denied (for CI).
+    Gate {
+        #[command(flatten)]
+        target: gates::Target,
+        /// The alias the version would take (the policy's `input.alias`).
+        #[arg(long)]
+        alias: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// A model's promotion gate policy (Rego): set, get, delete.
+    GatePolicy {
+        #[command(subcommand)]
+        command: gates::GatePolicyCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Move an alias to a version if the gate allows it; refuses with the
+    /// gate's reasons (exit 1) otherwise.
+    Promote {
+        #[command(flatten)]
+        target: gates::Target,
+        #[arg(long)]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
         #[command(flatten)]
         conn: Connection,
     },
@@ -562,6 +593,18 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
         Command::Bench { command, conn } => bench::run(command, &conn).await,
         Command::Webhook { command, conn } => webhooks::run(command, &conn).await,
         Command::Alerts { command, conn } => alerts::run(command, &conn).await,
+        Command::Gate {
+            target,
+            alias,
+            conn,
+        } => gates::gate(target, alias, &conn).await,
+        Command::GatePolicy { command, conn } => gates::gate_policy(command, &conn).await,
+        Command::Promote {
+            target,
+            alias,
+            reason,
+            conn,
+        } => gates::promote(target, alias, reason, &conn).await,
     }
 }
 

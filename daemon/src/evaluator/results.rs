@@ -147,3 +147,116 @@ pub fn batch(
     ];
     RecordBatch::try_new(schema(), columns)
 }
+
+/// The newest evaluation of one version, as the promotion gate's `drift`
+/// input: the evaluation's columns once, and each feature's result keyed by
+/// feature name (the columns of its row; names as in SQL). `None` when the
+/// version was never evaluated (or its results aged out).
+pub async fn latest_evaluation(
+    ctx: &datafusion::prelude::SessionContext,
+    model: &str,
+    version: i64,
+) -> Result<Option<serde_json::Value>, crate::sql::SqlError> {
+    use datafusion::prelude::{col, lit};
+    let rows = ctx.table(DRIFT_RESULTS).await?.filter(
+        col("model")
+            .eq(lit(model))
+            .and(col("version").eq(lit(version.to_string()))),
+    )?;
+    let newest = rows
+        .clone()
+        .sort(vec![
+            col("ts").sort(false, false),
+            col("evaluation_id").sort(false, false),
+        ])?
+        .limit(0, Some(1))?
+        .select_columns(&["evaluation_id"])?
+        .collect()
+        .await?;
+    let json = |batches: &[RecordBatch]| {
+        crate::sql::json_rows(batches).map_err(|e| crate::sql::SqlError::Internal(e.to_string()))
+    };
+    let Some(id) = json(&newest)?
+        .first()
+        .and_then(|r| r["evaluation_id"].as_str().map(str::to_string))
+    else {
+        return Ok(None);
+    };
+    let batches = rows
+        .filter(col("evaluation_id").eq(lit(id)))?
+        .sort(vec![col("feature").sort(true, false)])?
+        .collect()
+        .await?;
+    Ok(summarize_evaluation(json(&batches)?))
+}
+
+/// Columns shared by every row of one evaluation.
+const EVALUATION_COLUMNS: [&str; 10] = [
+    "evaluation_id",
+    "ts",
+    "model",
+    "version",
+    "alias",
+    "window_start",
+    "window_end",
+    "reference_source",
+    "drifted_share",
+    "dataset_drift",
+];
+
+/// Folds one evaluation's rows (JSON objects, one per feature) into
+/// `{<evaluation columns>, drifted_features: [...], features: {name: {...}}}`.
+fn summarize_evaluation(rows: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    let first = rows.first()?.as_object()?.clone();
+    let mut summary: serde_json::Map<String, serde_json::Value> = first
+        .into_iter()
+        .filter(|(k, _)| EVALUATION_COLUMNS.contains(&k.as_str()))
+        .collect();
+    let mut features = serde_json::Map::new();
+    let mut drifted = Vec::new();
+    for row in rows {
+        let serde_json::Value::Object(row) = row else {
+            continue;
+        };
+        let mut feature: serde_json::Map<String, serde_json::Value> = row
+            .into_iter()
+            .filter(|(k, _)| !EVALUATION_COLUMNS.contains(&k.as_str()))
+            .collect();
+        let Some(serde_json::Value::String(name)) = feature.remove("feature") else {
+            continue;
+        };
+        if feature.get("drifted") == Some(&serde_json::Value::Bool(true)) {
+            drifted.push(serde_json::Value::String(name.clone()));
+        }
+        features.insert(name, serde_json::Value::Object(feature));
+    }
+    summary.insert("drifted_features".into(), drifted.into());
+    summary.insert("features".into(), features.into());
+    Some(summary.into())
+}
+
+#[cfg(test)]
+mod latest_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_evaluation_is_folded_per_feature() {
+        let row = |feature: &str, drifted: bool| {
+            json!({"evaluation_id": "m/1/t", "ts": "2026-11-27T12:00:00Z", "model": "m",
+                   "version": "1", "alias": "production", "window_start": "a", "window_end": "b",
+                   "reference_source": "reference_data", "drifted_share": 0.5,
+                   "dataset_drift": true, "feature": feature, "feature_kind": "numeric",
+                   "method": "ks", "statistic": 0.4, "p_value": 0.001, "drifted": drifted})
+        };
+        let s = summarize_evaluation(vec![row("amount", true), row("country", false)]).unwrap();
+        assert_eq!(s["evaluation_id"], "m/1/t");
+        assert_eq!(s["dataset_drift"], true);
+        assert_eq!(s["drifted_features"], json!(["amount"]));
+        assert_eq!(s["features"]["amount"]["statistic"], 0.4);
+        assert_eq!(s["features"]["country"]["drifted"], false);
+        assert!(s["features"]["amount"].get("feature").is_none());
+        assert!(s["features"]["amount"].get("model").is_none());
+        assert!(summarize_evaluation(vec![]).is_none());
+    }
+}

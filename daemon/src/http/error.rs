@@ -24,7 +24,8 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `not_found`, `already_exists`,
     /// `invalid_argument`, `malformed_json`, `conflict`, `unauthenticated`,
     /// `permission_denied`, `payload_too_large`, `unsupported_media_type`,
-    /// `method_not_allowed`, `unavailable`, `internal`.
+    /// `method_not_allowed`, `unavailable`, `internal`; promotion gates add
+    /// `invalid_policy`, `gate_policy_error` and `gate_denied`.
     pub code: &'static str,
     pub message: String,
 }
@@ -452,6 +453,27 @@ impl From<crate::alerts::AlertsError> for ApiError {
         match e {
             A::Payload(p) => ApiError::bad_request(p.to_string()),
             A::Registry(r) => r.into(),
+        }
+    }
+}
+
+impl From<crate::gate::GateError> for ApiError {
+    fn from(e: crate::gate::GateError) -> Self {
+        use crate::gate::GateError as G;
+        match e {
+            G::Registry(e) => e.into(),
+            G::InvalidPolicy(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", e.to_string())
+            }
+            // The stored policy, not the request, is at fault: 422 says the
+            // request was understood but cannot be decided on.
+            G::PolicyFailed { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "gate_policy_error",
+                e.to_string(),
+            ),
+            G::Denied(_) => ApiError::new(StatusCode::CONFLICT, "gate_denied", e.to_string()),
+            G::Drift(_) | G::Thread(_) => ApiError::internal(e),
         }
     }
 }

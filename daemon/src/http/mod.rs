@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod error;
 pub mod extract;
+pub mod gates;
 pub mod mlflow;
 pub mod monitoring;
 pub mod otlp;
@@ -78,7 +79,7 @@ impl Default for Limits {
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
         (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health"),
-        (name = "webhooks"), (name = "alerts")
+        (name = "webhooks"), (name = "alerts"), (name = "gates")
     )
 )]
 struct ApiDoc;
@@ -116,6 +117,13 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(monitoring::list_policies))
         .routes(routes!(monitoring::evaluate))
+        .routes(routes!(
+            gates::get_gate_policy,
+            gates::set_gate_policy,
+            gates::delete_gate_policy
+        ))
+        .routes(routes!(gates::evaluate_gate))
+        .routes(routes!(gates::promote))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest)

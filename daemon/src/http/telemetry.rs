@@ -241,21 +241,12 @@ fn encoded(
 }
 
 fn json_response(result: QueryResult, elapsed_ms: f64) -> ApiResult<SqlResponse> {
-    // Nulls are written as nulls, so every row object has every column.
-    let mut writer = datafusion::arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
-    let refs: Vec<&RecordBatch> = result.batches.iter().collect();
-    writer
-        .write_batches(&refs)
-        .and_then(|_| writer.finish())
-        .map_err(|e| ApiError::bad_request(format!("the result cannot be encoded as JSON: {e}")))?;
-    let bytes = writer.into_inner();
-    let rows: Vec<serde_json::Value> = if bytes.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_slice(&bytes).map_err(ApiError::internal)?
-    };
+    let rows = sql::json_rows(&result.batches).map_err(|e| match e {
+        sql::JsonRowsError::Encode(e) => {
+            ApiError::bad_request(format!("the result cannot be encoded as JSON: {e}"))
+        }
+        e @ sql::JsonRowsError::Decode(_) => ApiError::internal(e),
+    })?;
     Ok(SqlResponse {
         columns: result
             .schema

@@ -1,0 +1,413 @@
+//! Promotion gates: a model's Rego policy decides whether a version may take
+//! an alias (`production`, …). This module builds the policy's input
+//! document from the registry and the drift history, runs the evaluation
+//! ([`rego`], on a blocking thread), and promotes: evaluate, then move the
+//! alias only when allowed, with the decision in the move's audit entry.
+//!
+//! It must not store anything itself (policies and moves go through
+//! `RegistryStore`, audited there) nor talk HTTP; handlers in
+//! `http/gates.rs` stay thin around it.
+//!
+//! Input document (documented with an example in README, "Promotion gates"):
+//! `model` (the model record), `version` (the full version record: lineage,
+//! tags, status, health, open recommendations), `lineage` and `metrics`
+//! (shortcuts into it), `alias` (the target alias, or null), `aliases`
+//! (alias → version), `drift` (the version's newest `drift_results`
+//! evaluation with `age_seconds`, or null) and `recommendations` (the
+//! version's open recommendations).
+
+pub mod rego;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use modelwatch_history::HistoryStore;
+use modelwatch_registry::{Actor, Alias, GateApproval, RegistryStore, validate};
+
+pub use rego::{Decision, PolicyError};
+
+/// Why a gate could not be evaluated, or refused a promotion.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Registry(#[from] modelwatch_registry::Error),
+    #[error("reading the version's latest drift evaluation failed: {0}")]
+    Drift(#[from] crate::sql::SqlError),
+    /// A policy offered for upload is not acceptable; nothing was stored.
+    #[error("{0}; nothing was stored")]
+    InvalidPolicy(PolicyError),
+    /// The stored policy could not decide on this version.
+    #[error(
+        "the gate policy of model {model:?} could not decide on version {version}: {source}; fix the policy with PUT /api/v1/models/{model}/gate-policy"
+    )]
+    PolicyFailed {
+        model: String,
+        version: i64,
+        source: PolicyError,
+    },
+    /// The gate denied a promotion; nothing was moved.
+    #[error("{}", denied_message(.0))]
+    Denied(Box<GateReport>),
+    /// The blocking evaluation thread failed (a panic in the evaluator).
+    #[error("the gate evaluation thread failed: {0}")]
+    Thread(String),
+}
+
+fn denied_message(report: &GateReport) -> String {
+    format!(
+        "the gate denied version {} of model {:?} for alias {:?} (policy sha256 {}): {}; nothing was moved",
+        report.version,
+        report.model,
+        report.alias.as_deref().unwrap_or_default(),
+        report.policy_sha256.as_deref().unwrap_or("none"),
+        report.reasons.join("; ")
+    )
+}
+
+/// A gate's decision on one version, with the input it was made on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GateReport {
+    pub model: String,
+    pub version: i64,
+    /// The alias the version would take, when asked about one.
+    pub alias: Option<String>,
+    /// `reasons` is empty.
+    pub allowed: bool,
+    /// The policy's `deny` messages.
+    pub reasons: Vec<String>,
+    /// The policy's `warn` messages (never deny); also a note when the model
+    /// has no gate policy.
+    pub warnings: Vec<String>,
+    /// The policy that decided (null: the model has no gate policy, so
+    /// every version is allowed).
+    pub policy_sha256: Option<String>,
+    pub evaluated_at: DateTime<Utc>,
+    /// The document the policy saw as `input`.
+    #[schema(value_type = Object)]
+    pub input: Value,
+}
+
+/// A promotion that passed its gate.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Promotion {
+    /// The alias after the move.
+    pub alias: Alias,
+    pub gate: GateReport,
+}
+
+/// A blank but complete input document: what uploads are test-evaluated on,
+/// and the shape README documents.
+pub fn example_input() -> Value {
+    json!({
+        "model": {"name": "fraud", "description": "", "owner": "risk", "tags": {},
+                  "latest_version": 2, "aliases": {"production": 1},
+                  "created_at": "2026-11-27T12:00:00Z", "updated_at": "2026-11-27T12:00:00Z"},
+        "version": {"model": "fraud", "version": 2, "description": "", "source_uri": null,
+                    "artifact_digest": null, "run_id": null,
+                    "lineage": {"training_data": [], "parameters": {}, "metrics": {}},
+                    "tags": {}, "features": {}, "reference_uri": null, "status": "ready",
+                    "aliases": [], "health": null, "recommendations": [],
+                    "created_by": "ci", "created_at": "2026-11-27T12:00:00Z",
+                    "updated_at": "2026-11-27T12:00:00Z"},
+        "lineage": {"training_data": [], "parameters": {}, "metrics": {}},
+        "metrics": {},
+        "alias": "production",
+        "aliases": {"production": 1},
+        "drift": null,
+        "recommendations": []
+    })
+}
+
+/// Builds the input document for `version` of `model` (see the module doc).
+pub async fn input(
+    registry: &dyn RegistryStore,
+    history: &HistoryStore,
+    model: &str,
+    version: i64,
+    alias: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Value, GateError> {
+    let model_record = registry.get_model(model).await?;
+    let record = registry.get_version(model, version).await?;
+    let ctx = history
+        .session_context()
+        .map_err(|e| crate::sql::SqlError::Internal(e.to_string()))?;
+    let mut drift = crate::evaluator::results::latest_evaluation(&ctx, model, version).await?;
+    if let Some(d) = drift.as_mut()
+        && let Some(at) = d["ts"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        // Policies have no clock (regorus's time builtins are not compiled
+        // in): the evaluation's age is given.
+        d["age_seconds"] = json!((now - at.with_timezone(&Utc)).num_seconds());
+    }
+    Ok(json!({
+        "model": model_record,
+        "lineage": record.lineage,
+        "metrics": record.lineage.metrics,
+        "alias": alias,
+        "aliases": model_record.aliases,
+        "drift": drift,
+        "recommendations": record.recommendations,
+        "version": record,
+    }))
+}
+
+/// Checks a policy offered for upload on a blocking thread.
+pub async fn check_policy(rego: String) -> Result<(), GateError> {
+    tokio::task::spawn_blocking(move || rego::check(&rego))
+        .await
+        .map_err(|e| GateError::Thread(e.to_string()))?
+        .map_err(GateError::InvalidPolicy)
+}
+
+/// Evaluates the model's gate on a version. Without a gate policy every
+/// version is allowed, with a warning saying so.
+#[tracing::instrument(name = "gate", skip(registry, history, now))]
+pub async fn evaluate(
+    registry: &Arc<dyn RegistryStore>,
+    history: &HistoryStore,
+    model: &str,
+    version: i64,
+    alias: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GateReport, GateError> {
+    if let Some(alias) = alias {
+        validate::alias_name(alias)?;
+    }
+    let input = input(registry.as_ref(), history, model, version, alias, now).await?;
+    let policy = match registry.get_gate_policy(model).await {
+        Ok(p) => Some(p),
+        Err(modelwatch_registry::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (decision, policy_sha256) = match policy {
+        None => (
+            Decision {
+                allowed: true,
+                reasons: Vec::new(),
+                warnings: vec![format!(
+                    "model {model:?} has no gate policy, so every version passes; set one with PUT /api/v1/models/{model}/gate-policy"
+                )],
+            },
+            None,
+        ),
+        Some(policy) => {
+            let (rego, doc) = (policy.rego, input.clone());
+            let decision = tokio::task::spawn_blocking(move || rego::evaluate(&rego, &doc))
+                .await
+                .map_err(|e| GateError::Thread(e.to_string()))?
+                .map_err(|source| GateError::PolicyFailed {
+                    model: model.to_string(),
+                    version,
+                    source,
+                })?;
+            (decision, Some(policy.sha256))
+        }
+    };
+    tracing::info!(
+        model,
+        version,
+        alias,
+        allowed = decision.allowed,
+        reasons = decision.reasons.len(),
+        policy_sha256 = policy_sha256.as_deref().unwrap_or("none"),
+        "gate evaluated"
+    );
+    Ok(GateReport {
+        model: model.to_string(),
+        version,
+        alias: alias.map(str::to_string),
+        allowed: decision.allowed,
+        reasons: decision.reasons,
+        warnings: decision.warnings,
+        policy_sha256,
+        // Microseconds, like every registry timestamp.
+        evaluated_at: now.trunc_subsecs(6),
+        input,
+    })
+}
+
+/// Evaluates the gate for `alias` and moves the alias to `version` only if
+/// it allows; the move's audit entry records the policy digest and
+/// warnings. Denied: [`GateError::Denied`], nothing moved.
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "promote", skip(registry, history, actor, reason, now), fields(actor = %actor.name))]
+pub async fn promote(
+    registry: &Arc<dyn RegistryStore>,
+    history: &HistoryStore,
+    actor: &Actor,
+    model: &str,
+    version: i64,
+    alias: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Promotion, GateError> {
+    let gate = evaluate(registry, history, model, version, Some(alias), now).await?;
+    if !gate.allowed {
+        return Err(GateError::Denied(Box::new(gate)));
+    }
+    let approval = GateApproval {
+        policy_sha256: gate.policy_sha256.clone(),
+        warnings: gate.warnings.clone(),
+    };
+    let alias = registry
+        .promote_alias(actor, model, alias, version, reason, &approval)
+        .await?;
+    Ok(Promotion { alias, gate })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `example_input()` with the top-level keys of `patch` replaced, and
+    /// `version.tags` / `version.status` from `tags` / `status`.
+    fn input_with(patch: Value) -> Value {
+        let mut input = example_input();
+        for (k, v) in patch.as_object().unwrap() {
+            match k.as_str() {
+                "tags" => input["version"]["tags"] = v.clone(),
+                "status" => input["version"]["status"] = v.clone(),
+                _ => input[k] = v.clone(),
+            }
+        }
+        input
+    }
+
+    fn good_lineage() -> Value {
+        json!({"training_data": [{"uri": "s3://data/train.parquet", "digest": format!("sha256:{}", "a".repeat(64))}],
+               "code_commit": "4f248b6", "parameters": {}, "metrics": {"auc": 0.91, "recall": 0.7}})
+    }
+
+    fn rollback() -> Value {
+        json!([{"id": 7, "kind": "rollback", "status": "open", "reason": "p95 latency doubled"}])
+    }
+
+    fn drifted() -> Value {
+        json!({"evaluation_id": "fraud/2/t", "dataset_drift": true, "drifted_features": ["amount"],
+               "drifted_share": 1.0, "age_seconds": 60, "features": {}})
+    }
+
+    /// Every example policy in `policies/gates/`, with one input it allows
+    /// and one it denies (and a piece of the expected reason), so the
+    /// examples cannot rot.
+    #[test]
+    fn every_example_policy_allows_and_denies() {
+        let lineage = good_lineage();
+        let metrics = lineage["metrics"].clone();
+        let cases: Vec<(&str, Value, Value, &str)> = vec![
+            (
+                "min_metric.rego",
+                json!({"metrics": metrics}),
+                json!({"metrics": {"auc": 0.72, "recall": 0.9}}),
+                "\"auc\" is 0.72, below the minimum 0.8",
+            ),
+            (
+                "no_open_rollback.rego",
+                json!({"recommendations": []}),
+                json!({"recommendations": rollback()}),
+                "open rollback recommendation 7: p95 latency doubled",
+            ),
+            (
+                "lineage_present.rego",
+                json!({"lineage": lineage}),
+                json!({"lineage": {"training_data": [{"uri": "s3://data/train.parquet"}]}}),
+                "training data \"s3://data/train.parquet\" has no digest",
+            ),
+            (
+                "license_allowlist.rego",
+                json!({"tags": {"license": "Apache-2.0"}}),
+                json!({"tags": {"license": "GPL-3.0"}}),
+                "license \"GPL-3.0\" is not allowed",
+            ),
+            (
+                "combined.rego",
+                json!({"metrics": metrics, "lineage": lineage, "tags": {"license": "MIT"},
+                       "drift": {"dataset_drift": false, "age_seconds": 60}}),
+                json!({"metrics": metrics, "lineage": lineage, "tags": {"license": "MIT"},
+                       "drift": drifted()}),
+                "found drift in [\"amount\"]",
+            ),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/gates");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".rego"))
+            .collect();
+        files.sort();
+        let mut covered: Vec<String> = cases.iter().map(|c| c.0.to_string()).collect();
+        covered.sort();
+        assert_eq!(files, covered, "every example needs a case here");
+
+        for (file, allow, deny, reason) in cases {
+            let rego = std::fs::read_to_string(dir.join(file)).unwrap();
+            rego::check(&rego).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let d = rego::evaluate(&rego, &input_with(allow)).unwrap();
+            assert!(d.allowed, "{file} should allow: {:?}", d.reasons);
+            let d = rego::evaluate(&rego, &input_with(deny)).unwrap();
+            assert!(!d.allowed, "{file} should deny");
+            assert!(
+                d.reasons.iter().any(|r| r.contains(reason)),
+                "{file}: {:?} lacks {reason:?}",
+                d.reasons
+            );
+        }
+    }
+
+    #[test]
+    fn the_combined_example_checks_drift_only_for_production_and_warns() {
+        let rego = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/gates/combined.rego"
+        ))
+        .unwrap();
+        let lineage = good_lineage();
+        let base = json!({"metrics": lineage["metrics"], "lineage": lineage, "tags": {"license": "internal"},
+                          "drift": drifted(), "alias": "staging"});
+        let d = rego::evaluate(&rego, &input_with(base.clone())).unwrap();
+        assert!(d.allowed, "{:?}", d.reasons);
+        let mut never = base.clone();
+        never["drift"] = Value::Null;
+        let d = rego::evaluate(&rego, &input_with(never)).unwrap();
+        assert_eq!(
+            d.warnings,
+            ["the version has never been evaluated for drift"]
+        );
+        let mut archived = base;
+        archived["status"] = json!("archived");
+        archived["recommendations"] = rollback();
+        let d = rego::evaluate(&rego, &input_with(archived)).unwrap();
+        assert_eq!(d.reasons.len(), 2, "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn the_denial_message_lists_every_reason() {
+        let report = GateReport {
+            model: "fraud".into(),
+            version: 2,
+            alias: Some("production".into()),
+            allowed: false,
+            reasons: vec!["a".into(), "b".into()],
+            warnings: vec![],
+            policy_sha256: Some("abc".into()),
+            evaluated_at: Utc::now(),
+            input: Value::Null,
+        };
+        let text = GateError::Denied(Box::new(report)).to_string();
+        assert!(
+            text.contains("version 2 of model \"fraud\" for alias \"production\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("(policy sha256 abc): a; b; nothing was moved"),
+            "{text}"
+        );
+    }
+}

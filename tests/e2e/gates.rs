@@ -1,0 +1,437 @@
+//! Promotion gates through the real daemon: a Rego policy is compiled at
+//! upload (a malformed one is refused with its line and nothing is stored),
+//! a gate allows or denies over HTTP and through `modelwatch gate` (exit
+//! code), `promote` moves an alias only when allowed and audits the
+//! decision, roles apply, and the gate sees the version's latest
+//! `drift_results` evaluation.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::*;
+
+fn example(name: &str) -> String {
+    let path = format!("{}/../policies/gates/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `fraud` v1 passes `combined.rego` (auc 0.91, lineage, MIT); v2 does not
+/// (auc 0.70).
+async fn two_versions(admin: &Http) {
+    assert_eq!(
+        admin
+            .post("/api/v1/models", json!({"name": "fraud"}))
+            .await
+            .0,
+        201
+    );
+    for auc in [0.91, 0.70] {
+        let body = json!({
+            "lineage": {
+                "metrics": {"auc": auc},
+                "code_commit": "4f248b6",
+                "training_data": [{"uri": "s3://data/train.parquet",
+                                   "digest": format!("sha256:{}", "a".repeat(64))}]
+            },
+            "tags": {"license": "MIT"}
+        });
+        let (status, reply) = admin.post("/api/v1/models/fraud/versions", body).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+}
+
+async fn gate_audit(admin: &Http) -> Vec<Value> {
+    let (_, log) = admin
+        .get("/api/v1/audit?target_prefix=model/fraud/gate-policy&limit=1000")
+        .await;
+    log["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
+    // A body limit above the 64 KiB policy limit, small enough to exceed.
+    let d = Daemon::start_with(Start {
+        args: vec!["--max-body-bytes".into(), "200000".into()],
+        ..Default::default()
+    });
+    let admin = d.http();
+    let approver_token = admin.token("release", "approver").await;
+    let approver = admin.with_token(Some(&approver_token));
+    let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
+    let reader = admin.with_token(Some(&admin.token("dash", "reader").await));
+    two_versions(&admin).await;
+    let path = "/api/v1/models/fraud/gate-policy";
+
+    // Malformed Rego: 400 naming the line, nothing stored, nothing audited.
+    let broken = "package modelwatch.gate\n\ndeny contains msg if {\n    msg := \n}\n";
+    let (status, body) = approver.raw("PUT", path, "text/plain", broken.into()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_policy");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("gate.rego:4:9"), "{message}");
+    assert!(message.contains("nothing was stored"), "{message}");
+    // Wrong package and a policy without `deny`, as JSON this time.
+    for (rego, needle) in [
+        (
+            "package other\ndeny contains \"x\" if false\n",
+            "package modelwatch.gate",
+        ),
+        ("package modelwatch.gate\nallow if true\n", "no `deny` rule"),
+    ] {
+        let (status, body) = approver.put(path, json!({"rego": rego})).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{body}"
+        );
+    }
+    let (status, body) = approver.raw("PUT", path, "image/png", b"x".to_vec()).await;
+    assert_eq!(status, 415, "{body}");
+    // Garbage and oversized bodies.
+    let (status, body) = approver
+        .raw("PUT", path, "text/plain", vec![0xff, 0xfe, 0x00])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("UTF-8"),
+        "{body}"
+    );
+    let (status, body) = approver.put(path, json!({"rego": 42})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_json");
+    let big = format!("package modelwatch.gate\n{}", "# pad\n".repeat(20_000));
+    let (status, body) = approver.raw("PUT", path, "text/plain", big.into()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 65536 bytes"),
+        "{body}"
+    );
+    let (status, body) = approver
+        .raw("PUT", path, "text/plain", vec![b'#'; 300_000])
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(reader.get(path).await.0, 404);
+    assert!(gate_audit(&admin).await.is_empty());
+
+    // Only an approver sets the gate.
+    let combined = example("combined.rego");
+    let (status, body) = editor
+        .raw("PUT", path, "text/plain", combined.clone().into())
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, stored) = approver
+        .raw("PUT", path, "text/plain", combined.clone().into())
+        .await;
+    assert_eq!(status, 200, "{stored}");
+    let sha = hex::encode(Sha256::digest(combined.as_bytes()));
+    assert_eq!(stored["sha256"], sha);
+    assert_eq!(stored["updated_by"], "release");
+    let (_, got) = reader.get(path).await;
+    assert_eq!(got["rego"], combined);
+
+    // The gate over HTTP: 200 either way, readers may ask.
+    let (status, allowed) = reader
+        .post(
+            "/api/v1/models/fraud/versions/1/gate",
+            json!({"alias": "production"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{allowed}");
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    assert_eq!(allowed["policy_sha256"], sha);
+    assert_eq!(allowed["input"]["metrics"]["auc"], 0.91);
+    assert_eq!(allowed["input"]["alias"], "production");
+    assert_eq!(allowed["input"]["version"]["tags"]["license"], "MIT");
+    assert_eq!(allowed["input"]["drift"], Value::Null);
+    assert_eq!(
+        allowed["warnings"],
+        json!(["the version has never been evaluated for drift"])
+    );
+    let (status, denied) = reader
+        .send("POST", "/api/v1/models/fraud/versions/2/gate", None)
+        .await;
+    assert_eq!(status, 200, "{denied}");
+    assert_eq!(denied["allowed"], false);
+    assert_eq!(
+        denied["reasons"],
+        json!(["evaluation metric \"auc\" is 0.7, below the minimum 0.8"])
+    );
+    assert_eq!(denied["input"]["alias"], Value::Null);
+    let (status, body) = reader
+        .post("/api/v1/models/fraud/versions/9/gate", json!({}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = reader
+        .post(
+            "/api/v1/models/fraud/versions/1/gate",
+            json!({"alias": "latest"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = reader
+        .raw(
+            "POST",
+            "/api/v1/models/fraud/versions/1/gate",
+            "application/json",
+            b"{\"alias\":".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // The gate through the CLI: exit 0 allowed, 1 denied.
+    let out = d.cli_as(
+        &approver_token,
+        &[
+            "gate",
+            "--model",
+            "fraud",
+            "--version",
+            "1",
+            "--alias",
+            "production",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("ALLOWED model fraud version 1 for alias production"),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.cli(&["gate", "--model", "fraud", "--version", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["allowed"], false);
+    let out = d.cli(&["gate", "--model", "fraud", "--version", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("DENIED"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("  - evaluation metric \"auc\" is 0.7"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Promotion: the alias's role first, then the gate.
+    let promote = |v: i64| format!("/api/v1/models/fraud/versions/{v}/promote");
+    let (status, body) = editor
+        .post(&promote(1), json!({"alias": "production"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = reader.post(&promote(1), json!({"alias": "staging"})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = approver
+        .post(&promote(2), json!({"alias": "production", "reason": "ci"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "gate_denied");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("below the minimum 0.8"), "{message}");
+    assert!(message.contains("nothing was moved"), "{message}");
+    assert_eq!(
+        reader
+            .get("/api/v1/models/fraud/aliases/production")
+            .await
+            .0,
+        404
+    );
+
+    let (status, promoted) = approver
+        .post(
+            &promote(1),
+            json!({"alias": "production", "reason": "release 1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{promoted}");
+    assert_eq!(promoted["alias"]["version"], 1);
+    assert_eq!(promoted["gate"]["allowed"], true);
+    let (_, alias) = reader.get("/api/v1/models/fraud/aliases/production").await;
+    assert_eq!(alias["version"], 1);
+    let (_, moves) = admin.get("/api/v1/audit?action=alias.set&limit=1000").await;
+    let entry = moves["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(entry["actor"], "release");
+    assert_eq!(entry["after"]["version"], 1);
+    assert_eq!(entry["after"]["reason"], "release 1");
+    assert_eq!(entry["after"]["gate"]["policy_sha256"], sha);
+
+    // Through the CLI, a denied promotion fails with the reasons and moves nothing.
+    let out = d.cli_as(
+        &approver_token,
+        &[
+            "promote",
+            "--model",
+            "fraud",
+            "--version",
+            "2",
+            "--alias",
+            "production",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("below the minimum 0.8"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        reader
+            .get("/api/v1/models/fraud/aliases/production")
+            .await
+            .1["version"],
+        1
+    );
+
+    // The CLI uploads a policy file; a malformed one is refused with its line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.rego");
+    std::fs::write(&file, broken).unwrap();
+    let out = d.cli_as(
+        &approver_token,
+        &[
+            "gate-policy",
+            "set",
+            "--model",
+            "fraud",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("gate.rego:4:9"), "{}", stderr(&out));
+    let file = dir.path().join("min_metric.rego");
+    std::fs::write(&file, example("min_metric.rego")).unwrap();
+    let out = d.cli_as(
+        &approver_token,
+        &[
+            "gate-policy",
+            "set",
+            "--model",
+            "fraud",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.cli(&["gate-policy", "get", "--model", "fraud"]);
+    assert_eq!(
+        stdout(&out).trim_end(),
+        example("min_metric.rego").trim_end()
+    );
+    // min_metric.rego also wants a recall metric, which neither version has.
+    let out = d.cli(&["gate", "--model", "fraud", "--version", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("\"recall\" is missing"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Without a policy every version passes, with a warning.
+    assert_eq!(editor.send("DELETE", path, None).await.0, 403);
+    let out = d.cli_as(
+        &approver_token,
+        &["gate-policy", "delete", "--model", "fraud"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, report) = reader
+        .post("/api/v1/models/fraud/versions/2/gate", json!({}))
+        .await;
+    assert_eq!(report["allowed"], true);
+    assert_eq!(report["policy_sha256"], Value::Null);
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("has no gate policy"),
+        "{report}"
+    );
+
+    // Every change is audited with what it replaced.
+    let audit = gate_audit(&admin).await;
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["gate_policy.set", "gate_policy.set", "gate_policy.delete"]
+    );
+    assert_eq!(audit[1]["before"]["sha256"], sha);
+    assert_eq!(audit[1]["after"]["rego"], example("min_metric.rego"));
+    assert_eq!(admin.get("/api/v1/audit/verify").await.1["ok"], true);
+}
+
+#[tokio::test]
+async fn the_gate_sees_the_latest_drift_evaluation() {
+    let d = Daemon::start();
+    let admin = d.http();
+    crate::monitoring::drifting_fraud_model(
+        &admin,
+        json!({"current_window": "1h", "min_rows": 100}),
+    )
+    .await;
+    assert_eq!(
+        admin
+            .post("/api/v1/models/fraud/versions", json!({}))
+            .await
+            .0,
+        201
+    );
+    let (status, body) = admin
+        .post("/api/v1/evaluate", json!({"model": "fraud"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rego = r#"package modelwatch.gate
+
+deny contains msg if {
+    input.drift.dataset_drift
+    msg := sprintf("drift in %v (%v seconds ago)", [input.drift.drifted_features, input.drift.age_seconds])
+}
+
+deny contains "never evaluated for drift" if input.drift == null
+"#;
+    let (status, body) = admin
+        .raw(
+            "PUT",
+            "/api/v1/models/fraud/gate-policy",
+            "text/plain",
+            rego.into(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (_, report) = admin
+        .post("/api/v1/models/fraud/versions/1/gate", json!({}))
+        .await;
+    assert_eq!(report["allowed"], false, "{report}");
+    let drift = &report["input"]["drift"];
+    let newest = sql(
+        &admin,
+        "SELECT evaluation_id, drifted_share FROM drift_results \
+         WHERE model = 'fraud' AND version = '1' ORDER BY ts DESC LIMIT 1",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(drift["evaluation_id"], newest["evaluation_id"], "{drift}");
+    assert_eq!(drift["drifted_share"], newest["drifted_share"]);
+    assert_eq!(drift["dataset_drift"], true);
+    assert_eq!(drift["drifted_features"], json!(["amount"]));
+    assert_eq!(drift["features"]["amount"]["drifted"], true);
+    assert_eq!(drift["features"]["country"]["drifted"], false);
+    assert!(drift["features"]["amount"]["statistic"].as_f64().unwrap() > 0.0);
+    let age = drift["age_seconds"].as_i64().unwrap();
+    assert!((0..600).contains(&age), "{age}");
+    assert!(
+        report["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("drift in [\"amount\"]"),
+        "{report}"
+    );
+
+    // Version 2 was never evaluated.
+    let (_, report) = admin
+        .post("/api/v1/models/fraud/versions/2/gate", json!({}))
+        .await;
+    assert_eq!(report["input"]["drift"], Value::Null);
+    assert_eq!(report["reasons"], json!(["never evaluated for drift"]));
+}
