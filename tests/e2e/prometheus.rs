@@ -9,29 +9,34 @@ use serde_json::json;
 
 use crate::support::*;
 
-pub(crate) struct Prometheus(KillOnDrop);
+/// Held for its drop: the process stops with the test.
+pub(crate) struct Prometheus {
+    _process: KillOnDrop,
+}
 
 impl Prometheus {
     /// Debian's `prometheus` with `config` (written into `dir`, its TSDB
     /// beside it) listening on `127.0.0.1:port`; stopped when dropped.
     pub(crate) fn start(dir: &std::path::Path, port: u16, config: &str) -> Prometheus {
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        Prometheus(KillOnDrop(
-            Command::new("prometheus")
-                .arg(format!(
-                    "--config.file={}",
-                    dir.join("prometheus.yml").display()
-                ))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
-        ))
+        Prometheus {
+            _process: KillOnDrop(
+                Command::new("prometheus")
+                    .arg(format!(
+                        "--config.file={}",
+                        dir.join("prometheus.yml").display()
+                    ))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.join("tsdb").display()
+                    ))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
+            ),
+        }
     }
 }
 
