@@ -105,7 +105,7 @@ pub async fn handle_notification(
         };
         let result = registry.record_alert(actor, notice, action).await?;
         let outcome = if result.duplicate {
-            "duplicate"
+            crate::metrics::DUPLICATE_ALERT
         } else {
             result.record.outcome.as_str()
         };

@@ -31,15 +31,17 @@ use prometheus::{
 /// all of them are still in `drift_results`.
 pub const MAX_METRIC_FEATURES: usize = 50;
 
-/// Values of `modelwatch_alert_notifications_total`'s `outcome` label.
-const ALERT_OUTCOMES: [&str; 6] = [
-    "rolled_back",
-    "recommended",
-    "refused",
-    "ignored",
-    "resolved",
-    "duplicate",
-];
+/// Values of `modelwatch_alert_notifications_total`'s `outcome` label:
+/// The registry's alert outcomes, plus [`DUPLICATE_ALERT`].
+fn alert_outcomes() -> impl Iterator<Item = &'static str> {
+    modelwatch_registry::AlertOutcome::ALL
+        .iter()
+        .map(|o| o.as_str())
+        .chain([DUPLICATE_ALERT])
+}
+
+/// The `outcome` of an alert state received again (not acted on twice).
+pub const DUPLICATE_ALERT: &str = "duplicate";
 
 /// Latency buckets for HTTP requests and SQL queries, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -339,7 +341,7 @@ impl Metrics {
                     "Alertmanager alert states received on POST /api/v1/alerts/alertmanager, by outcome: rolled_back, recommended, refused, ignored, resolved, or duplicate (a repeat, not acted on again).",
                     &["outcome"],
                 );
-                for outcome in ALERT_OUTCOMES {
+                for outcome in alert_outcomes() {
                     v.with_label_values(&[outcome]);
                 }
                 v
@@ -646,9 +648,9 @@ pub fn record_evaluation(
 }
 
 /// Counts one Alertmanager alert state by outcome (one of
-/// [`ALERT_OUTCOMES`]).
+/// [`alert_outcomes`]).
 pub fn record_alert_notification(outcome: &str) {
-    debug_assert!(ALERT_OUTCOMES.contains(&outcome), "{outcome}");
+    debug_assert!(alert_outcomes().any(|o| o == outcome), "{outcome}");
     metrics()
         .alert_notifications
         .with_label_values(&[outcome])
