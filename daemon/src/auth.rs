@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use modelwatch_registry::{Actor, RegistryStore, Role, TokenInfo, tokens};
+use modelwatch_registry::{Actor, AliasProtection, RegistryStore, Role, TokenInfo, tokens};
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -22,21 +22,18 @@ pub struct Auth {
     cache: RwLock<HashMap<String, TokenInfo>>,
     /// Only possible on a loopback listener (checked at start).
     disabled: bool,
-    /// Aliases that only `approver` or `admin` may move.
-    protected_aliases: Vec<String>,
+    /// Aliases that only `approver` or `admin` may move (the store enforces
+    /// it; handlers ask first for a clearer answer).
+    protection: AliasProtection,
 }
 
 impl Auth {
-    pub fn new(
-        store: Arc<dyn RegistryStore>,
-        disabled: bool,
-        protected_aliases: Vec<String>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn RegistryStore>, disabled: bool, protection: AliasProtection) -> Self {
         Self {
             store,
             cache: RwLock::new(HashMap::new()),
             disabled,
-            protected_aliases,
+            protection,
         }
     }
 
@@ -74,13 +71,9 @@ impl Auth {
         }
     }
 
-    /// The role needed to move or roll back `alias`.
+    /// The role needed to move `alias` (case-insensitive).
     pub fn role_for_alias(&self, alias: &str) -> Role {
-        if self.protected_aliases.iter().any(|p| p == alias) {
-            Role::Approver
-        } else {
-            Role::Editor
-        }
+        self.protection.role_to_move(alias)
     }
 }
 

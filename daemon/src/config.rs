@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./modelwatch-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
-pub const DEFAULT_PROTECTED_ALIASES: &[&str] = &["production", "champion"];
+pub use modelwatch_registry::DEFAULT_PROTECTED_ALIASES;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_WRITE_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_MAX_BUFFER_BYTES: u64 = 1 << 30;
@@ -32,6 +32,90 @@ pub const DEFAULT_OTLP_VERSION_ATTRIBUTE: &str = "model.version";
 pub const DEFAULT_OTLP_FEATURE_PREFIX: &str = "feature.";
 pub const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
 pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = crate::webhooks::DEFAULT_MAX_ATTEMPTS;
+
+/// An amount of memory: plain bytes (`1073741824`) or a number with a unit
+/// (`512MiB`, `2GiB`, `1GB`; `K`/`M`/`G` without `B` mean KiB/MiB/GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ByteSizeInput")]
+pub struct ByteSize(pub u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSizeInput {
+    Number(u64),
+    Text(String),
+}
+
+impl TryFrom<ByteSizeInput> for ByteSize {
+    type Error = String;
+    fn try_from(v: ByteSizeInput) -> Result<Self, Self::Error> {
+        match v {
+            ByteSizeInput::Number(n) => Ok(ByteSize(n)),
+            ByteSizeInput::Text(s) => s.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("{s:?} is not a size; write bytes (1073741824) or e.g. 512MiB, 2GiB")
+        })?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kib" => 1 << 10,
+            "m" | "mib" => 1 << 20,
+            "g" | "gib" => 1 << 30,
+            "t" | "tib" => 1 << 40,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            other => {
+                return Err(format!(
+                    "{s:?} has unknown unit {other:?}; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+                ));
+            }
+        };
+        n.checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+/// Memory this machine (or its cgroup) has, if it can be read.
+pub fn memory_available_to_process() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    match (cgroup, total) {
+        (Some(c), Some(t)) => Some(c.min(t)),
+        (c, t) => c.or(t),
+    }
+}
+
+/// `--sql-memory-limit` when not given: a quarter of the memory available
+/// (see [`memory_available_to_process`]), at least 256 MiB; 1 GiB when the
+/// memory cannot be read.
+pub fn default_sql_memory_limit() -> usize {
+    let bytes = memory_available_to_process().map_or(1 << 30, |m| (m / 4).max(256 << 20));
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+/// Smallest accepted `--sql-memory-limit`.
+pub const MIN_SQL_MEMORY_LIMIT: u64 = 16 << 20;
 
 /// A listener that can be switched off: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -141,6 +225,17 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_MAX_UPLOAD_BYTES", value_name = "BYTES")]
     pub max_upload_bytes: Option<u64>,
 
+    /// Directory a version's `reference_uri` may name files in (repeat the
+    /// flag, or separate with commas); `<data-dir>/imports` always counts
+    /// [default: none besides <data-dir>/imports]
+    #[arg(
+        long,
+        env = "MODELWATCH_REFERENCE_DIR",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub reference_dir: Option<Vec<PathBuf>>,
+
     /// Prometheus label naming the model [default: model]
     #[arg(long, env = "MODELWATCH_MODEL_LABEL", value_name = "LABEL")]
     pub model_label: Option<String>,
@@ -164,6 +259,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_PG_LISTEN", value_name = "ADDR|off")]
     pub pg_listen: Option<Listen>,
 
+    /// PostgreSQL connections served at once; more are refused with SQLSTATE
+    /// 53300 [default: 100]
+    #[arg(long, env = "MODELWATCH_PG_MAX_CONNECTIONS", value_name = "N")]
+    pub pg_max_connections: Option<usize>,
+
     /// PEM certificate (chain) for TLS on the PostgreSQL listener; with
     /// --pg-tls-key. Without both, the listener refuses TLS [default: none]
     #[arg(long, env = "MODELWATCH_PG_TLS_CERT", value_name = "FILE")]
@@ -178,6 +278,13 @@ pub struct ServeArgs {
     /// (`SET statement_timeout` may only lower it) [default: 30]
     #[arg(long, env = "MODELWATCH_SQL_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub sql_timeout_seconds: Option<u64>,
+
+    /// Memory all SQL queries together may use (sorts, aggregations, joins
+    /// and the rows being returned), HTTP and PostgreSQL alike; a query
+    /// needing more fails, the daemon does not grow. Bytes or e.g. 2GiB
+    /// [default: a quarter of the machine's memory]
+    #[arg(long, env = "MODELWATCH_SQL_MEMORY_LIMIT", value_name = "SIZE")]
+    pub sql_memory_limit: Option<ByteSize>,
 
     /// OTLP attribute naming the model [default: model.name]
     #[arg(long, env = "MODELWATCH_OTLP_MODEL_ATTRIBUTE", value_name = "KEY")]
@@ -239,14 +346,17 @@ pub struct FileConfig {
     pub max_buffer_bytes: Option<u64>,
     pub persist_buffer_bytes: Option<u64>,
     pub max_upload_bytes: Option<u64>,
+    pub reference_dir: Option<Vec<PathBuf>>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
     pub otlp_grpc_listen: Option<Listen>,
     pub otlp_http_listen: Option<Listen>,
     pub pg_listen: Option<Listen>,
+    pub pg_max_connections: Option<usize>,
     pub pg_tls_cert: Option<PathBuf>,
     pub pg_tls_key: Option<PathBuf>,
     pub sql_timeout_seconds: Option<u64>,
+    pub sql_memory_limit: Option<ByteSize>,
     pub otlp_model_attribute: Option<String>,
     pub otlp_version_attribute: Option<String>,
     pub otlp_feature_prefix: Option<String>,
@@ -274,6 +384,8 @@ pub struct Settings {
     pub max_buffer_bytes: u64,
     pub persist_buffer_bytes: u64,
     pub max_upload_bytes: u64,
+    /// Directories `reference_uri` may read from, besides `<data-dir>/imports`.
+    pub reference_dirs: Vec<PathBuf>,
     pub model_label: String,
     pub version_label: String,
     /// `None` when switched off.
@@ -282,10 +394,14 @@ pub struct Settings {
     pub otlp_http_listen: Option<SocketAddr>,
     /// `None` when switched off.
     pub pg_listen: Option<SocketAddr>,
+    /// Most PostgreSQL connections at once.
+    pub pg_max_connections: usize,
     /// Certificate and key for TLS on the PostgreSQL listener.
     pub pg_tls: Option<(PathBuf, PathBuf)>,
     /// Longest a SQL query may run (HTTP and PostgreSQL).
     pub sql_timeout: std::time::Duration,
+    /// Memory pool of the SQL engine, in bytes.
+    pub sql_memory_limit: usize,
     pub otlp_model_attribute: String,
     pub otlp_version_attribute: String,
     pub otlp_feature_prefix: String,
@@ -417,6 +533,10 @@ impl ServeArgs {
                 .max_upload_bytes
                 .or(file.max_upload_bytes)
                 .unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
+            reference_dirs: self
+                .reference_dir
+                .or(file.reference_dir)
+                .unwrap_or_default(),
             model_label: self
                 .model_label
                 .or(file.model_label)
@@ -437,6 +557,10 @@ impl ServeArgs {
                 .pg_listen
                 .or(file.pg_listen)
                 .map_or_else(|| default_addr(DEFAULT_PG_LISTEN), |l| Ok(l.addr()))?,
+            pg_max_connections: self
+                .pg_max_connections
+                .or(file.pg_max_connections)
+                .unwrap_or(crate::pgwire::DEFAULT_MAX_CONNECTIONS),
             pg_tls: match (
                 self.pg_tls_cert.or(file.pg_tls_cert),
                 self.pg_tls_key.or(file.pg_tls_key),
@@ -455,6 +579,16 @@ impl ServeArgs {
                     .or(file.sql_timeout_seconds)
                     .unwrap_or(DEFAULT_SQL_TIMEOUT_SECONDS),
             ),
+            sql_memory_limit: match self.sql_memory_limit.or(file.sql_memory_limit) {
+                Some(ByteSize(b)) if b < MIN_SQL_MEMORY_LIMIT => {
+                    return Err(ConfigError::Invalid {
+                        field: "sql_memory_limit",
+                        message: format!("must be at least {MIN_SQL_MEMORY_LIMIT} bytes (16MiB)"),
+                    });
+                }
+                Some(ByteSize(b)) => usize::try_from(b).unwrap_or(usize::MAX),
+                None => default_sql_memory_limit(),
+            },
             otlp_model_attribute: self
                 .otlp_model_attribute
                 .or(file.otlp_model_attribute)
@@ -539,6 +673,12 @@ impl ServeArgs {
                 message: format!("must be between 1 and {MAX_SQL_TIMEOUT_SECONDS}"),
             });
         }
+        if !(1..=10_000).contains(&settings.pg_max_connections) {
+            return Err(ConfigError::Invalid {
+                field: "pg_max_connections",
+                message: "must be between 1 and 10000".into(),
+            });
+        }
         if settings.webhook_retry_base_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "webhook_retry_base_ms",
@@ -617,6 +757,40 @@ mod tests {
             .resolve_with(file("max_upload_bytes = 2048"))
             .unwrap();
         assert_eq!(s.max_upload_bytes, 4096);
+    }
+
+    #[test]
+    fn sql_memory_limit_takes_units_and_has_a_floor() {
+        for (text, bytes) in [
+            ("1073741824", 1u64 << 30),
+            ("512MiB", 512 << 20),
+            ("2GiB", 2 << 30),
+            ("2G", 2 << 30),
+            ("1GB", 1_000_000_000),
+        ] {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
+        }
+        for bad in ["", "GiB", "1.5GiB", "12 parsecs", "99999999999999999999"] {
+            assert!(bad.parse::<ByteSize>().is_err(), "{bad:?}");
+        }
+        let s = parse(&["--sql-memory-limit", "64MiB"])
+            .resolve_with(FileConfig::default())
+            .unwrap();
+        assert_eq!(s.sql_memory_limit, 64 << 20);
+        let s = parse(&[])
+            .resolve_with(file("sql_memory_limit = \"32MiB\""))
+            .unwrap();
+        assert_eq!(s.sql_memory_limit, 32 << 20);
+        let s = parse(&[])
+            .resolve_with(file("sql_memory_limit = 33554432"))
+            .unwrap();
+        assert_eq!(s.sql_memory_limit, 32 << 20);
+        let e = parse(&["--sql-memory-limit", "1MiB"])
+            .resolve_with(FileConfig::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("sql_memory_limit"), "{e}");
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert!(s.sql_memory_limit >= 256 << 20);
     }
 
     #[test]

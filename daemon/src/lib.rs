@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod duties;
 pub mod evaluator;
 pub mod gate;
 pub mod grpc;

@@ -70,6 +70,17 @@ pub struct Metrics {
     /// `modelwatch_alert_notifications_total{outcome}`: Alertmanager alert
     /// states received, by what became of them.
     alert_notifications: IntCounterVec,
+    /// `modelwatch_pg_connections_refused_total`: PostgreSQL connections
+    /// turned away at `--pg-max-connections`.
+    pub pg_connections_refused: IntCounter,
+    /// `modelwatch_pg_startup_timeouts_total`: PostgreSQL connections
+    /// closed because they did not log in within the startup timeout.
+    pub pg_startup_timeouts: IntCounter,
+    /// `modelwatch_sql_memory_reserved_bytes`: the SQL memory pool in use.
+    pub sql_memory_reserved: IntGauge,
+    /// `modelwatch_background_duty_up{duty}`: 1 while a background duty
+    /// runs, 0 once it died (`/readyz` then fails).
+    pub background_duty_up: IntGaugeVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     /// Held for a whole scrape: the figures refreshed from the stats are the
@@ -346,6 +357,32 @@ impl Metrics {
                 }
                 v
             },
+            pg_connections_refused: counter(
+                &r,
+                "modelwatch_pg_connections_refused_total",
+                "PostgreSQL connections refused because --pg-max-connections were open.",
+            ),
+            pg_startup_timeouts: counter(
+                &r,
+                "modelwatch_pg_startup_timeouts_total",
+                "PostgreSQL connections closed because they did not log in within the startup timeout.",
+            ),
+            sql_memory_reserved: gauge(
+                &r,
+                "modelwatch_sql_memory_reserved_bytes",
+                "Bytes of the SQL memory pool (--sql-memory-limit) reserved by running queries and their results.",
+            ),
+            background_duty_up: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "modelwatch_background_duty_up",
+                        "1 while a background duty (evaluator, persister, maintenance, webhook dispatcher, webhook sender, WAL writer) runs; 0 once it died, which also fails /readyz.",
+                    ),
+                    &["duty"],
+                )
+                .expect("valid metric definition"),
+            ),
             history: Mutex::new(history),
             registry_figures: Mutex::new(RegistryFigures {
                 changes: counter_vec(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
+use modelwatch_registry::{Actor, AliasProtection, RegistryStore, Role, SqliteStore, tokens};
 
 use crate::auth::Auth;
 use crate::config::Settings;
@@ -31,9 +31,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
     })?;
     let db_path = settings.data_dir.join("registry.sqlite");
+    let protection = AliasProtection::new(&settings.protected_aliases);
     let store = SqliteStore::open(&db_path)
         .await
-        .with_context(|| format!("cannot open the registry at {}", db_path.display()))?;
+        .with_context(|| format!("cannot open the registry at {}", db_path.display()))?
+        .with_alias_protection(protection.clone());
     let registry: Arc<dyn RegistryStore> = Arc::new(store.clone());
 
     if settings.no_auth {
@@ -72,16 +74,40 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             )
         })?,
     );
+    let duties = crate::duties::Duties::new();
     let (stop_background, stopped) = tokio::sync::watch::channel(false);
-    let background = telemetry.store.spawn_background(stopped);
+    let background: Vec<_> = telemetry
+        .store
+        .spawn_background(stopped)
+        .into_tasks()
+        .into_iter()
+        .map(|(name, task)| {
+            let duty = match name {
+                modelwatch_history::BackgroundTasks::PERSISTER => crate::duties::names::PERSISTER,
+                _ => crate::duties::names::MAINTENANCE,
+            };
+            duties.watch(duty, task)
+        })
+        .collect();
+    {
+        let store = telemetry.store.clone();
+        duties.probe(crate::duties::names::WAL_WRITER, move || {
+            (!store.wal_writer_running())
+                .then(|| "the WAL writer thread ended; telemetry writes fail".to_owned())
+        });
+    }
 
-    let uploads = crate::upload::Uploads::open(&settings.data_dir, settings.max_upload_bytes)
-        .with_context(|| {
-            format!(
-                "cannot prepare the upload staging directory under {}",
-                settings.data_dir.display()
-            )
-        })?;
+    let uploads = crate::upload::Uploads::open(
+        &settings.data_dir,
+        settings.max_upload_bytes,
+        &settings.reference_dirs,
+    )
+    .with_context(|| {
+        format!(
+            "cannot prepare the upload directories (uploads/, imports/ under {}, and --reference-dir)",
+            settings.data_dir.display()
+        )
+    })?;
     let webhooks = Webhooks::new(
         registry.clone(),
         WebhookConfig {
@@ -90,7 +116,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             ..WebhookConfig::default()
         },
     );
-    let webhook_tasks = webhooks.spawn(stop_background.subscribe());
+    let webhook_tasks = webhooks.spawn(stop_background.subscribe(), &duties);
     if let Some(path) = &settings.policy_file {
         apply_policy_file(registry.as_ref(), path).await?;
     }
@@ -108,26 +134,34 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .with_listener(Arc::new(webhooks.clone())),
         );
         Some(
-            crate::evaluator::spawn(evaluator, evaluator_stopped)
+            crate::evaluator::spawn(evaluator, evaluator_stopped, &duties)
                 .context("cannot start the evaluator thread")?,
         )
     };
+    let sql = Arc::new(
+        crate::sql::SqlEngine::new(
+            telemetry.store.clone(),
+            registry.clone(),
+            crate::sql::SqlLimits {
+                timeout: settings.sql_timeout,
+                memory_bytes: settings.sql_memory_limit,
+            },
+        )
+        .context("cannot start the SQL engine")?,
+    );
     let state = AppState {
         evaluator: evaluator.as_ref().map(|(handle, _)| handle.clone()),
         uploads: Arc::new(uploads),
         webhooks,
         registry: registry.clone(),
         telemetry: telemetry.clone(),
-        auth: Arc::new(Auth::new(
-            registry.clone(),
-            settings.no_auth,
-            settings.protected_aliases.clone(),
-        )),
+        auth: Arc::new(Auth::new(registry.clone(), settings.no_auth, protection)),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             max_write_bytes: settings.max_write_bytes,
-            sql_timeout: settings.sql_timeout,
         },
+        sql: sql.clone(),
+        duties: duties.clone(),
     };
     let max_write_bytes = settings.max_write_bytes;
     let app = http::app(state.clone());
@@ -150,13 +184,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 )?),
                 None => None,
             };
-            let state = Arc::new(crate::pgwire::PgState {
-                history: telemetry.store.clone(),
-                registry: registry.clone(),
-                auth: state.auth.clone(),
-                timeout: settings.sql_timeout,
-                tls,
-            });
+            let state = Arc::new(
+                crate::pgwire::PgState::new(
+                    sql.clone(),
+                    state.auth.clone(),
+                    tls,
+                    settings.pg_max_connections,
+                )
+                .context("cannot prepare the PostgreSQL listener")?,
+            );
             Some((bind(addr, "--pg-listen").await?, state))
         }
         None => None,
@@ -196,8 +232,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let app = http::otlp_app(state.clone());
         let stop = stopped();
         servers.spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(stop)
+            http::serve::serve(l, app, stop)
                 .await
                 .context("OTLP/HTTP server failed")
         });
@@ -221,8 +256,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let stop = stopped();
     servers.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
+        http::serve::serve(listener, app, stop)
             .await
             .context("HTTP server failed")
     });
@@ -239,14 +273,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     tracing::info!("in-flight requests finished; stopping background work and closing the stores");
+    duties.stopping();
     let _ = stop_evaluator.send(true);
     if let Some((_, thread)) = evaluator {
         // The cycle in progress finishes first (its results reach the WAL).
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
     let _ = stop_background.send(true);
-    if let Err(e) = background.join().await {
-        tracing::warn!(error = %e, "telemetry background task ended with an error");
+    for task in background {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "telemetry background task ended with an error");
+        }
     }
     // The webhook sender finishes its in-flight attempts (each bounded by
     // the request timeout) and records them before the store closes.

@@ -1,55 +1,55 @@
-//! Batch uploads of inferences and reference data: stream the body, stage
-//! it, then commit it to the history.
+//! Batch uploads of inferences and reference data: stream the body, decode
+//! it, and store it as one atomic bulk load.
 //!
-//! **Stage, then commit.** The body is read as a stream with bounded memory
+//! **All or nothing.** The body is read as a stream with bounded memory
 //! (gzip inflated on the fly) and decoded by `modelwatch-collectors` on a
-//! blocking thread; the resulting `inferences`-schema batches are kept in
-//! memory up to [`STAGE_MEMORY_BYTES`] and beyond that spilled to an Arrow
-//! IPC file under `<data-dir>/uploads/`. Parquet needs random access, so its
-//! (inflated) body is first written to a file there and read back. Only
-//! when the **whole** body has been decoded and validated is anything
-//! written to the history, in WAL records of at most [`COMMIT_CHUNK_BYTES`]:
-//! a malformed, oversized or truncated body changes nothing.
+//! blocking thread; the resulting `inferences`-schema batches go straight
+//! into a history [`BulkLoad`], which writes them as Parquet files that no
+//! query sees until the load commits. Only when the **whole** body has been
+//! decoded and validated is the load committed — one manifest commit makes
+//! every row visible at once. A malformed, oversized or truncated body, a
+//! dropped connection, a shutdown or a `kill -9` at any moment leave no row
+//! behind (the load's files are deleted, or removed as orphans at the next
+//! start). Parquet needs random access, so its (inflated) body is first
+//! written to a file under `<data-dir>/uploads/` and read back; that file
+//! is removed when the upload ends and at startup.
 //!
-//! The commit itself is several WAL records. Back-pressure
-//! (`Overloaded`) during the commit is waited out (up to
-//! [`COMMIT_OVERLOAD_PATIENCE`] per chunk) rather than failing half-way. If
-//! the commit still fails (shutdown, disk error) or the daemon dies
-//! mid-commit, the rows already stored stay, all tagged
-//! `attributes['upload_id']`; the error names the upload id and the count
-//! so they can be found or excluded in SQL. Staging files are removed when
-//! the upload ends and at startup.
+//! **Bounded disk.** What an upload holds on disk before it commits is its
+//! own compressed Parquet (plus the raw body for Parquet uploads), and both
+//! count against `--max-upload-bytes` like the body itself.
+//!
+//! **Idempotent retries.** With an `Idempotency-Key`, the load commits
+//! together with a record of its reply and the sha256 of its body (the
+//! history manifest keeps these for a day). A request with the same key —
+//! a retry after a lost reply, or two racing — gets the first upload's
+//! reply again without storing anything; the same key with a different
+//! body is refused.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::ipc::reader::StreamReader;
-use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use modelwatch_collectors::batch::{
     BatchFormat, KnownFeatures, RowMapper, UploadConfig, UploadDecoder,
 };
 use modelwatch_collectors::{self as collectors};
-use modelwatch_history::{self as history, HistoryStore, WriteSet};
+use modelwatch_history::{self as history, BulkLoad, HistoryStore, LoadKey};
 
-/// Staged batches kept in memory before spilling to a file.
-pub const STAGE_MEMORY_BYTES: usize = 16 << 20;
-/// Target size of one WAL record of a commit (the history's limit is 32 MiB).
-pub const COMMIT_CHUNK_BYTES: usize = 8 << 20;
-/// How long one commit chunk may wait out history back-pressure.
-pub const COMMIT_OVERLOAD_PATIENCE: Duration = Duration::from_secs(120);
 /// Default `--max-upload-bytes`.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
 /// Size of the reads from the (inflated) body handed to the decoder.
 const READ_CHUNK: usize = 256 << 10;
+/// Longest accepted `Idempotency-Key` (Stripe's limit).
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
 /// Which history table an upload goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,8 @@ impl UploadKind {
     }
 }
 
-/// Why an upload failed; `http::error` maps it.
+/// Why an upload failed; `http::error` maps it. Whatever the variant,
+/// nothing of the upload was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error(transparent)]
@@ -90,33 +91,39 @@ pub enum UploadError {
     ReferenceUri { uri: String, reason: String },
     #[error("staging the upload failed: {0}")]
     Staging(#[from] std::io::Error),
-    #[error("{0}")]
-    StagingArrow(String),
-    /// The history refused a commit chunk after `stored` rows were written.
     #[error(
-        "the upload was validated but storing it failed after {stored} of {rows} rows ({source}); the stored rows carry attributes['upload_id'] = '{upload_id}'"
+        "invalid Idempotency-Key: {0}; send 1-{MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters (e.g. a UUID)"
     )]
-    Commit {
-        upload_id: String,
-        stored: u64,
-        rows: u64,
-        #[source]
-        source: history::Error,
-    },
+    InvalidIdempotencyKey(String),
+    #[error(
+        "Idempotency-Key {key:?} was used for a different body within the last day; use a new key for a new upload"
+    )]
+    IdempotencyKeyReused { key: String },
+    /// The history could not store the validated rows; none were stored.
+    #[error("the upload was validated but could not be stored ({0}); nothing was stored, retry it")]
+    Store(#[source] history::Error),
 }
 
 /// Upload settings, shared by every request.
 #[derive(Debug)]
 pub struct Uploads {
-    /// `<data-dir>/uploads`: staging files.
+    /// `<data-dir>/uploads`: raw Parquet bodies while they are read.
     pub dir: PathBuf,
     /// `--max-upload-bytes`: body as sent and, for gzip, inflated.
     pub max_upload_bytes: u64,
+    /// Directories a `reference_uri` may name (`--reference-dir`, plus
+    /// `<data-dir>/imports`), canonical.
+    pub reference_dirs: Vec<PathBuf>,
 }
 
 impl Uploads {
-    /// Create the staging directory and remove what a crash left there.
-    pub fn open(data_dir: &Path, max_upload_bytes: u64) -> std::io::Result<Self> {
+    /// Creates the staging and import directories and removes what a crash
+    /// left in the staging one.
+    pub fn open(
+        data_dir: &Path,
+        max_upload_bytes: u64,
+        reference_dirs: &[PathBuf],
+    ) -> std::io::Result<Self> {
         let dir = data_dir.join("uploads");
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)? {
@@ -126,9 +133,18 @@ impl Uploads {
                 let _ = std::fs::remove_file(&path);
             }
         }
+        let imports = data_dir.join("imports");
+        std::fs::create_dir_all(&imports)?;
+        let mut allowed = vec![imports.canonicalize()?];
+        for d in reference_dirs {
+            allowed.push(d.canonicalize().map_err(|e| {
+                std::io::Error::new(e.kind(), format!("--reference-dir {}: {e}", d.display()))
+            })?);
+        }
         Ok(Self {
             dir,
             max_upload_bytes,
+            reference_dirs: allowed,
         })
     }
 }
@@ -148,102 +164,39 @@ pub fn is_gzip(content_encoding: Option<&str>) -> Result<bool, UploadError> {
     }
 }
 
-/// What an upload stored.
-#[derive(Debug, Clone)]
+/// Checks an `Idempotency-Key` header value.
+pub fn check_idempotency_key(key: &str) -> Result<(), UploadError> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(UploadError::InvalidIdempotencyKey(format!(
+            "it is {} bytes long",
+            key.len()
+        )));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(UploadError::InvalidIdempotencyKey(
+            "it contains spaces, control or non-ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What an upload stored (or, replayed, what the first one stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UploadOutcome {
     pub upload_id: String,
-    pub table: &'static str,
+    pub table: String,
     pub rows: u64,
     /// Bytes received (as sent, before inflating).
     pub bytes: u64,
     /// Feature columns seen, with their kinds.
-    pub features: KnownFeatures,
-    pub duration: Duration,
-}
-
-/// A file under the staging directory, removed on drop.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Validated batches waiting to be committed.
-pub struct Staged {
-    mem: Vec<RecordBatch>,
-    spill: Option<TempFile>,
-    pub rows: u64,
-    pub features: KnownFeatures,
-    pub bytes: u64,
-}
-
-/// Collects validated batches: memory first, then an Arrow IPC file.
-struct Staging {
-    path: PathBuf,
-    mem: Vec<RecordBatch>,
-    mem_bytes: usize,
-    spill: Option<(TempFile, StreamWriter<BufWriter<File>>)>,
-    rows: u64,
-}
-
-impl Staging {
-    fn new(dir: &Path, upload_id: &str) -> Self {
-        Self {
-            path: dir.join(format!("{upload_id}.staged.arrows")),
-            mem: Vec::new(),
-            mem_bytes: 0,
-            spill: None,
-            rows: 0,
-        }
-    }
-
-    fn push(&mut self, batch: RecordBatch) -> Result<(), UploadError> {
-        self.rows += batch.num_rows() as u64;
-        if self.spill.is_none() {
-            let size = batch.get_array_memory_size();
-            if self.mem_bytes + size <= STAGE_MEMORY_BYTES {
-                self.mem_bytes += size;
-                self.mem.push(batch);
-                return Ok(());
-            }
-            let file = TempFile(self.path.clone());
-            let w = BufWriter::with_capacity(1 << 20, File::create(&file.0)?);
-            let mut w = StreamWriter::try_new(w, &batch.schema()).map_err(arrow_err)?;
-            for b in self.mem.drain(..) {
-                w.write(&b).map_err(arrow_err)?;
-            }
-            self.mem_bytes = 0;
-            self.spill = Some((file, w));
-        }
-        if let Some((_, w)) = &mut self.spill {
-            w.write(&batch).map_err(arrow_err)?;
-        }
-        Ok(())
-    }
-
-    fn finish(self, features: KnownFeatures, bytes: u64) -> Result<Staged, UploadError> {
-        let spill = match self.spill {
-            None => None,
-            Some((file, mut w)) => {
-                w.finish().map_err(arrow_err)?;
-                w.into_inner().map_err(arrow_err)?.flush()?;
-                Some(file)
-            }
-        };
-        Ok(Staged {
-            mem: self.mem,
-            spill,
-            rows: self.rows,
-            features,
-            bytes,
-        })
-    }
-}
-
-fn arrow_err(e: datafusion::arrow::error::ArrowError) -> UploadError {
-    UploadError::StagingArrow(format!("staging file: {e}"))
+    pub features: modelwatch_registry::Features,
+    pub duration_ms: f64,
+    /// sha256 of the body as sent, hex.
+    pub body_sha256: String,
+    /// True when this is the reply of an earlier upload with the same
+    /// `Idempotency-Key` (nothing was stored this time).
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 enum Msg {
@@ -283,15 +236,34 @@ impl Read for ChannelReader {
     }
 }
 
-/// Decode and validate a whole body into a staging area.
-fn stage_blocking(
+/// A file under the staging directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Where decoded batches go; `None` from the receiver side means stop.
+type BatchSender = mpsc::Sender<RecordBatch>;
+
+/// What the decoder saw in a whole body.
+struct Decoded {
+    features: KnownFeatures,
+}
+
+/// Decodes a whole body on a blocking thread, handing each batch to
+/// `batches` (an error if the receiver stopped listening).
+fn decode_blocking(
     rx: mpsc::Receiver<Msg>,
+    batches: BatchSender,
     format: BatchFormat,
     gzip: bool,
     cfg: UploadConfig,
     dir: &Path,
     max_inflated: u64,
-) -> Result<Staged, UploadError> {
+) -> Result<Decoded, UploadError> {
     let upload_id = cfg.upload_id.clone();
     let channel = ChannelReader {
         rx,
@@ -305,7 +277,6 @@ fn stage_blocking(
     } else {
         Box::new(channel)
     };
-    let mut staging = Staging::new(dir, &upload_id);
     let mut inflated = 0u64;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut read = |reader: &mut Box<dyn Read>, buf: &mut [u8]| -> Result<usize, UploadError> {
@@ -322,6 +293,11 @@ fn stage_blocking(
         }
         Ok(n)
     };
+    let send = |b: RecordBatch| -> Result<(), UploadError> {
+        batches
+            .blocking_send(b)
+            .map_err(|_| UploadError::BodyRead("the upload was abandoned".into()))
+    };
     match format {
         BatchFormat::Parquet => {
             let raw = TempFile(dir.join(format!("{upload_id}.body.parquet")));
@@ -333,7 +309,7 @@ fn stage_blocking(
                 }
                 file.write_all(&buf[..n])?;
             }
-            file.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+            file.into_inner().map_err(|e| e.into_error())?.flush()?;
             drop(reader);
             let mut mapper = RowMapper::new(cfg);
             let batch_rows = mapper.config().batch_rows;
@@ -343,7 +319,7 @@ fn stage_blocking(
             for b in reader {
                 let b = b.map_err(|e| UploadError::Parquet(e.to_string()))?;
                 for m in mapper.map(&b)? {
-                    staging.push(m)?;
+                    send(m)?;
                 }
             }
             if mapper.rows() == 0 {
@@ -351,7 +327,9 @@ fn stage_blocking(
                     "the file holds no rows; send at least one".into(),
                 ));
             }
-            staging.finish(mapper.features().clone(), inflated)
+            Ok(Decoded {
+                features: mapper.features().clone(),
+            })
         }
         _ => {
             let mut dec = UploadDecoder::new(format, cfg)?;
@@ -361,116 +339,323 @@ fn stage_blocking(
                     break;
                 }
                 for b in dec.push(&buf[..n])? {
-                    staging.push(b)?;
+                    send(b)?;
                 }
             }
             for b in dec.finish()? {
-                staging.push(b)?;
+                send(b)?;
             }
-            staging.finish(dec.mapper().features().clone(), inflated)
+            Ok(Decoded {
+                features: dec.mapper().features().clone(),
+            })
         }
     }
 }
 
-/// Stream `body` through the decoder into a staging area. Nothing is
-/// written to the history.
-pub async fn stage<S, E>(
-    uploads: &Uploads,
-    format: BatchFormat,
-    gzip: bool,
-    cfg: UploadConfig,
+/// The body as sent: its sha256 and size.
+struct BodySeen {
+    sha256: String,
+    bytes: u64,
+}
+
+/// Feeds `body` to `chunks` (when given), hashing and counting it; stops at
+/// `max` bytes. Without `chunks` it only reads (a replay).
+async fn feed<S, E>(
     mut body: S,
-) -> Result<Staged, UploadError>
+    chunks: Option<mpsc::Sender<Msg>>,
+    max: u64,
+) -> Result<BodySeen, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let (tx, rx) = mpsc::channel::<Msg>(8);
-    let dir = uploads.dir.clone();
-    let max = uploads.max_upload_bytes;
-    let worker =
-        tokio::task::spawn_blocking(move || stage_blocking(rx, format, gzip, cfg, &dir, max));
-    let mut received = 0u64;
-    let fed: Result<(), UploadError> = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| UploadError::BodyRead(e.to_string()))?;
-            received += chunk.len() as u64;
-            if received > max {
-                return Err(UploadError::TooLarge { limit: max });
-            }
-            if tx.send(Msg::Chunk(chunk)).await.is_err() {
-                // The worker stopped early: its error says why.
-                return Ok(());
-            }
+    let mut hash = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| UploadError::BodyRead(e.to_string()))?;
+        bytes += chunk.len() as u64;
+        if bytes > max {
+            return Err(UploadError::TooLarge { limit: max });
         }
-        let _ = tx.send(Msg::End).await;
-        Ok(())
+        hash.update(&chunk);
+        if let Some(tx) = &chunks
+            && tx.send(Msg::Chunk(chunk)).await.is_err()
+        {
+            // The decoder stopped early: its error says why, and the rest
+            // of the body does not matter.
+            break;
+        }
     }
-    .await;
-    drop(tx);
-    let staged = worker
-        .await
-        .map_err(|e| UploadError::Staging(std::io::Error::other(e.to_string())));
-    // A body error (too large, unreadable) wins over the worker's view of
-    // the abandoned stream.
-    fed?;
-    let mut staged = staged??;
-    staged.bytes = received;
-    Ok(staged)
+    if let Some(tx) = &chunks {
+        let _ = tx.send(Msg::End).await;
+    }
+    Ok(BodySeen {
+        sha256: hex::encode(hash.finalize()),
+        bytes,
+    })
 }
 
-/// Stage a local Parquet file named by a `reference_uri` (a plain path or
-/// `file://`; other schemes are refused until object storage is wired).
-pub async fn stage_reference_uri(
+/// Decodes `body` into `load` (or, without one, only validates it).
+/// Returns what the decoder saw and the body's digest.
+async fn decode_into<S, E>(
+    uploads: &Uploads,
+    format: BatchFormat,
+    gzip: bool,
+    cfg: UploadConfig,
+    body: S,
+    mut load: Option<&mut BulkLoad>,
+) -> Result<(Decoded, BodySeen), UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (chunks_tx, chunks_rx) = mpsc::channel::<Msg>(8);
+    let (batches_tx, mut batches_rx) = mpsc::channel::<RecordBatch>(2);
+    let dir = uploads.dir.clone();
+    let max = uploads.max_upload_bytes;
+    let worker = tokio::task::spawn_blocking(move || {
+        decode_blocking(chunks_rx, batches_tx, format, gzip, cfg, &dir, max)
+    });
+    let store = async {
+        let stored = async {
+            while let Some(batch) = batches_rx.recv().await {
+                if let Some(load) = load.as_deref_mut() {
+                    load.append(batch).await.map_err(UploadError::Store)?;
+                    // Compressed Parquet is far smaller than the body; this
+                    // bounds the disk an upload can hold whatever it sends.
+                    if load.bytes_written() > max {
+                        return Err(UploadError::TooLarge { limit: max });
+                    }
+                }
+            }
+            Ok::<(), UploadError>(())
+        }
+        .await;
+        // Whatever happened, the decoder must not wait on us any more.
+        batches_rx.close();
+        stored
+    };
+    let (fed, stored) = tokio::join!(feed(body, Some(chunks_tx), max), store);
+    let decoded = worker
+        .await
+        .map_err(|e| UploadError::Staging(std::io::Error::other(e.to_string())));
+    // A body error (too large, unreadable) wins over the decoder's view of
+    // the abandoned stream; the decoder's error over the store's.
+    let seen = fed?;
+    let decoded = decoded??;
+    stored?;
+    Ok((decoded, seen))
+}
+
+/// The key an upload's idempotency record is stored under: scoped to the
+/// table, the version and the token, so keys of different clients or
+/// targets never meet.
+fn load_key(kind: UploadKind, cfg: &UploadConfig, actor: &str, key: &str) -> String {
+    format!(
+        "upload/{}/{}/{}/{actor}/{key}",
+        kind.table(),
+        cfg.model,
+        cfg.version
+    )
+}
+
+/// The earlier upload with this key, if its body was the same one.
+fn replay(
+    record: &history::LoadRecord,
+    key: &str,
+    seen: &BodySeen,
+) -> Result<UploadOutcome, UploadError> {
+    let mut earlier: UploadOutcome = serde_json::from_value(record.meta.clone()).map_err(|e| {
+        UploadError::Store(history::Error::Task(format!(
+            "the record of upload key {key:?} is unreadable: {e}"
+        )))
+    })?;
+    if earlier.body_sha256 != seen.sha256 {
+        return Err(UploadError::IdempotencyKeyReused {
+            key: key.to_string(),
+        });
+    }
+    earlier.replayed = true;
+    Ok(earlier)
+}
+
+/// An idempotency key as the client sent it, with who sent it.
+#[derive(Debug, Clone)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub actor: &'a str,
+}
+
+/// Decodes, validates and stores one upload atomically (see the module
+/// docs).
+pub async fn upload<S, E>(
+    uploads: &Uploads,
+    store: &HistoryStore,
+    kind: UploadKind,
+    format: BatchFormat,
+    gzip: bool,
+    cfg: UploadConfig,
+    body: S,
+    idempotency: Option<Idempotency<'_>>,
+) -> Result<UploadOutcome, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    let key = idempotency.map(|i| (i.key, load_key(kind, &cfg, i.actor, i.key)));
+    if let Some((client_key, stored_key)) = &key
+        && let Some(record) = store.find_load(stored_key)
+    {
+        // Seen before: read the body only to compare it.
+        let seen = feed(body, None, uploads.max_upload_bytes).await?;
+        return replay(&record, client_key, &seen);
+    }
+    let upload_id = cfg.upload_id.clone();
+    let mut load = store.bulk_load(kind.table()).map_err(UploadError::Store)?;
+    let (decoded, seen) = match decode_into(uploads, format, gzip, cfg, body, Some(&mut load)).await
+    {
+        Ok(done) => done,
+        Err(e) => {
+            load.abort().await;
+            return Err(e);
+        }
+    };
+    let outcome = UploadOutcome {
+        upload_id,
+        table: kind.table().to_string(),
+        rows: load.rows(),
+        bytes: seen.bytes,
+        features: from_known(&decoded.features),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        body_sha256: seen.sha256.clone(),
+        replayed: false,
+    };
+    let load_key = key.as_ref().map(|(_, stored_key)| LoadKey {
+        key: stored_key.clone(),
+        meta: serde_json::to_value(&outcome).unwrap_or_default(),
+    });
+    match load.commit(load_key).await {
+        Ok(_) => Ok(outcome),
+        // A request with the same key committed while this one decoded.
+        Err(history::Error::AlreadyLoaded { record }) => {
+            replay(&record, key.map_or("", |(k, _)| k), &seen)
+        }
+        Err(e) => Err(UploadError::Store(e)),
+    }
+}
+
+/// The local file a `reference_uri` names (a plain path or `file://`),
+/// opened, if it lies inside one of the allowed directories
+/// ([`Uploads::reference_dirs`]).
+async fn open_reference(
     uploads: &Uploads,
     uri: &str,
-    cfg: UploadConfig,
-) -> Result<Staged, UploadError> {
+) -> Result<(tokio::fs::File, u64), UploadError> {
+    let bad = |reason: String| UploadError::ReferenceUri {
+        uri: uri.to_string(),
+        reason,
+    };
     let path = local_path(uri)?;
-    let file = tokio::fs::File::open(&path)
+    // Symlinks and `..` are resolved before the check, so the check is on
+    // the file that will actually be read.
+    let canonical = tokio::fs::canonicalize(&path)
         .await
-        .map_err(|e| UploadError::ReferenceUri {
-            uri: uri.to_string(),
-            reason: format!("cannot open {}: {e}", path.display()),
-        })?;
+        .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
+    if !uploads
+        .reference_dirs
+        .iter()
+        .any(|dir| canonical.starts_with(dir))
+    {
+        let dirs: Vec<String> = uploads
+            .reference_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        return Err(bad(format!(
+            "{} is outside the directories the daemon reads reference data from ({}); copy it there, start the daemon with --reference-dir, or upload it with POST …/reference",
+            path.display(),
+            dirs.join(", ")
+        )));
+    }
+    let file = tokio::fs::File::open(&canonical)
+        .await
+        .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
     let meta = file
         .metadata()
         .await
-        .map_err(|e| UploadError::ReferenceUri {
-            uri: uri.to_string(),
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?;
+        .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
     if !meta.is_file() {
-        return Err(UploadError::ReferenceUri {
-            uri: uri.to_string(),
-            reason: format!("{} is not a file", path.display()),
-        });
+        return Err(bad(format!("{} is not a file", path.display())));
     }
     if meta.len() > uploads.max_upload_bytes {
         return Err(UploadError::TooLarge {
             limit: uploads.max_upload_bytes,
         });
     }
-    let stream = tokio_util_stream(file);
-    stage(uploads, BatchFormat::Parquet, false, cfg, stream)
-        .await
-        .map_err(|e| match e {
-            UploadError::Parquet(reason) => UploadError::ReferenceUri {
-                uri: uri.to_string(),
-                reason: format!("not a valid Parquet file: {reason}"),
-            },
-            UploadError::Decode(d) => UploadError::ReferenceUri {
-                uri: uri.to_string(),
-                reason: d.to_string(),
-            },
-            other => other,
-        })
+    Ok((file, meta.len()))
+}
+
+fn reference_error(uri: &str, e: UploadError) -> UploadError {
+    match e {
+        UploadError::Parquet(reason) => UploadError::ReferenceUri {
+            uri: uri.to_string(),
+            reason: format!("not a valid Parquet file: {reason}"),
+        },
+        UploadError::Decode(d) => UploadError::ReferenceUri {
+            uri: uri.to_string(),
+            reason: d.to_string(),
+        },
+        other => other,
+    }
+}
+
+/// Reads and validates the Parquet file a `reference_uri` names, storing
+/// nothing; returns the features it holds. The version does not exist yet.
+pub async fn check_reference_uri(
+    uploads: &Uploads,
+    uri: &str,
+    cfg: UploadConfig,
+) -> Result<KnownFeatures, UploadError> {
+    let (file, _) = open_reference(uploads, uri).await?;
+    decode_into(
+        uploads,
+        BatchFormat::Parquet,
+        false,
+        cfg,
+        file_stream(file),
+        None,
+    )
+    .await
+    .map(|(decoded, _)| decoded.features)
+    .map_err(|e| reference_error(uri, e))
+}
+
+/// Loads the Parquet file a `reference_uri` names into `reference` for the
+/// version `cfg` names.
+pub async fn load_reference_uri(
+    uploads: &Uploads,
+    store: &HistoryStore,
+    uri: &str,
+    cfg: UploadConfig,
+) -> Result<UploadOutcome, UploadError> {
+    let (file, _) = open_reference(uploads, uri).await?;
+    upload(
+        uploads,
+        store,
+        UploadKind::Reference,
+        BatchFormat::Parquet,
+        false,
+        cfg,
+        file_stream(file),
+        None,
+    )
+    .await
+    .map_err(|e| reference_error(uri, e))
 }
 
 /// A file as a stream of chunks.
-fn tokio_util_stream(
-    file: tokio::fs::File,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+fn file_stream(file: tokio::fs::File) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
     use tokio::io::AsyncReadExt;
     Box::pin(futures::stream::unfold(file, |mut f| async move {
         let mut buf = vec![0u8; 1 << 20];
@@ -506,182 +691,6 @@ pub fn local_path(uri: &str) -> Result<PathBuf, UploadError> {
         )));
     }
     Ok(PathBuf::from(uri))
-}
-
-/// Write staged batches to `table`, in WAL records of about
-/// [`COMMIT_CHUNK_BYTES`]. `version`, when given, replaces the `version`
-/// column (reference data staged before its version number existed).
-pub async fn commit(
-    store: &HistoryStore,
-    table: &'static str,
-    upload_id: &str,
-    staged: Staged,
-    version: Option<&str>,
-) -> Result<u64, UploadError> {
-    let total = staged.rows;
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<RecordBatch>, UploadError>>(2);
-    let mem = staged.mem;
-    let spill = staged.spill;
-    // Read the staged batches (memory, then the spill file) on a blocking
-    // thread and hand them over in commit-sized groups.
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut group = Vec::new();
-        let mut size = 0usize;
-        let emit = |b: RecordBatch, group: &mut Vec<RecordBatch>, size: &mut usize| {
-            let s = b.get_array_memory_size();
-            let full = !group.is_empty() && *size + s > COMMIT_CHUNK_BYTES;
-            let out = full.then(|| (std::mem::take(group), std::mem::replace(size, 0)));
-            *size += s;
-            group.push(b);
-            out.map(|(g, _)| g)
-        };
-        for b in mem {
-            if let Some(g) = emit(b, &mut group, &mut size)
-                && tx.blocking_send(Ok(g)).is_err()
-            {
-                return;
-            }
-        }
-        if let Some(file) = &spill {
-            let r = File::open(&file.0)
-                .map_err(UploadError::from)
-                .and_then(|f| {
-                    StreamReader::try_new(std::io::BufReader::with_capacity(1 << 20, f), None)
-                        .map_err(arrow_err)
-                });
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            for b in r {
-                let b = match b {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(arrow_err(e)));
-                        return;
-                    }
-                };
-                if let Some(g) = emit(b, &mut group, &mut size)
-                    && tx.blocking_send(Ok(g)).is_err()
-                {
-                    return;
-                }
-            }
-        }
-        if !group.is_empty() {
-            let _ = tx.blocking_send(Ok(group));
-        }
-        drop(spill);
-    });
-    let mut stored = 0u64;
-    while let Some(group) = rx.recv().await {
-        let mut group = group?;
-        // Batches decoded from IPC (the request body or the spill file) are
-        // views of one message buffer each, which `get_array_memory_size`
-        // (the history's buffer accounting) counts once per column and the
-        // buffer would keep alive whole: copy each group into one compact
-        // batch. `concat_batches` hands a single batch back as it is, so
-        // `take` with every index does the copy (fresh, exact buffers).
-        let schema = group[0].schema();
-        let merged =
-            datafusion::arrow::compute::concat_batches(&schema, &group).map_err(arrow_err)?;
-        let every_row =
-            datafusion::arrow::array::UInt32Array::from_iter_values(0..merged.num_rows() as u32);
-        group = vec![
-            datafusion::arrow::compute::take_record_batch(&merged, &every_row)
-                .map_err(arrow_err)?,
-        ];
-        if let Some(v) = version {
-            group = group.into_iter().map(|b| restamp(b, v)).collect();
-        }
-        let rows: u64 = group.iter().map(|b| b.num_rows() as u64).sum();
-        write_patiently(store, table, group)
-            .await
-            .map_err(|source| UploadError::Commit {
-                upload_id: upload_id.to_string(),
-                stored,
-                rows: total,
-                source,
-            })?;
-        stored += rows;
-    }
-    let _ = reader.await;
-    Ok(stored)
-}
-
-/// One WAL record; back-pressure is waited out, other errors returned.
-async fn write_patiently(
-    store: &HistoryStore,
-    table: &'static str,
-    group: Vec<RecordBatch>,
-) -> Result<(), history::Error> {
-    let deadline = Instant::now() + COMMIT_OVERLOAD_PATIENCE;
-    loop {
-        let mut set = WriteSet::new();
-        for b in &group {
-            set.push(table, b.clone());
-        }
-        match store.write(set).await {
-            Ok(_) => return Ok(()),
-            Err(history::Error::Overloaded { retry_after, .. }) if Instant::now() < deadline => {
-                tracing::debug!(
-                    retry_after_ms = retry_after.as_millis() as u64,
-                    "history overloaded during an upload commit; waiting"
-                );
-                tokio::time::sleep(retry_after.max(Duration::from_millis(50))).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn restamp(b: RecordBatch, version: &str) -> RecordBatch {
-    let idx = b.schema().index_of("version").unwrap_or(2);
-    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
-    cols[idx] = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-        version,
-        b.num_rows(),
-    )));
-    RecordBatch::try_new(b.schema(), cols).unwrap_or(b)
-}
-
-/// Stage and commit one upload.
-pub async fn upload<S, E>(
-    uploads: &Uploads,
-    store: &HistoryStore,
-    kind: UploadKind,
-    format: BatchFormat,
-    gzip: bool,
-    cfg: UploadConfig,
-    body: S,
-) -> Result<UploadOutcome, UploadError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    let started = Instant::now();
-    let upload_id = cfg.upload_id.clone();
-    let staged = stage(uploads, format, gzip, cfg, body).await?;
-    let (bytes, features) = (staged.bytes, staged.features.clone());
-    tracing::debug!(
-        upload_id,
-        rows = staged.rows,
-        bytes,
-        spilled = staged.spill.is_some(),
-        "upload validated"
-    );
-    let rows = commit(store, kind.table(), &upload_id, staged, None).await?;
-    Ok(UploadOutcome {
-        upload_id,
-        table: kind.table(),
-        rows,
-        bytes,
-        features,
-        duration: started.elapsed(),
-    })
 }
 
 /// The registry's declared features as the decoder's known features.

@@ -179,10 +179,18 @@ impl Webhooks {
 
     /// Starts the dispatcher and the sender; they stop when `stop` turns
     /// true, the sender after finishing its in-flight attempts.
-    pub fn spawn(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-        let dispatcher = tokio::spawn(dispatch_loop(self.inner.clone(), stop.clone()));
+    pub fn spawn(
+        &self,
+        stop: watch::Receiver<bool>,
+        duties: &crate::duties::Duties,
+    ) -> tokio::task::JoinHandle<()> {
+        use crate::duties::names;
+        let dispatcher = duties.spawn(
+            names::WEBHOOK_DISPATCHER,
+            dispatch_loop(self.inner.clone(), stop.clone()),
+        );
         let inner = self.inner.clone();
-        let sender = tokio::spawn(async move {
+        let sender = duties.spawn(names::WEBHOOK_SENDER, async move {
             // Nothing of this process is in flight yet: attempts leased by a
             // previous run that died are retried now, not after the lease.
             match inner.store.release_webhook_leases().await {
@@ -490,7 +498,7 @@ mod tests {
             Err(Error::InvalidArgument { .. })
         ));
         let (stop_tx, stop) = watch::channel(false);
-        let tasks = hooks.spawn(stop);
+        let tasks = hooks.spawn(stop, &crate::duties::Duties::new());
 
         let drift = |model: &str| Event {
             event_type: "drift.detected".into(),

@@ -25,6 +25,12 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A bulk load with this key was committed already; nothing was added.
+    #[error("a bulk load with key {:?} was committed already ({} rows); nothing was added", record.key, record.rows)]
+    AlreadyLoaded {
+        record: Box<crate::bulk::LoadRecord>,
+    },
+
     /// A write named a table the store was not opened with.
     #[error(
         "unknown table `{table}`: declare it in the TableDef list passed to HistoryStore::open"

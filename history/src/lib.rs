@@ -118,6 +118,7 @@
 //! ```
 
 mod buffer;
+pub mod bulk;
 mod clock;
 mod error;
 pub mod manifest;
@@ -128,6 +129,7 @@ mod store;
 mod table;
 pub mod wal;
 
+pub use bulk::{BULK_CHUNK_BYTES, BulkLoad, LoadKey, LoadReceipt, LoadRecord};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use manifest::{ColumnSummary, FileMeta, MANIFEST_FORMAT_VERSION, Manifest};

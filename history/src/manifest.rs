@@ -102,6 +102,11 @@ pub struct Manifest {
     pub next_file_id: u64,
     /// The files.
     pub files: Vec<FileMeta>,
+    /// Keyed bulk loads committed within the retention
+    /// (`HistoryConfig::load_record_retention`); absent in manifests
+    /// written before bulk loads existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<crate::bulk::LoadRecord>,
 }
 
 impl Default for Manifest {
@@ -112,6 +117,7 @@ impl Default for Manifest {
             persisted_seq: 0,
             next_file_id: 1,
             files: Vec::new(),
+            loads: Vec::new(),
         }
     }
 }

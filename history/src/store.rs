@@ -65,6 +65,13 @@ pub struct HistoryConfig {
     /// deleted this long after the commit (by `clock`), so queries that
     /// started before it can finish reading them.
     pub file_delete_grace: Duration,
+    /// How long the manifest remembers a keyed bulk load
+    /// ([`crate::LoadKey`]): a retry with the same key within this time is
+    /// refused with the first load's record.
+    pub load_record_retention: Duration,
+    /// Rows (by Arrow memory) a bulk load collects before it sorts and
+    /// writes them out (its memory bound).
+    pub bulk_chunk_bytes: usize,
 }
 
 impl Default for HistoryConfig {
@@ -85,6 +92,8 @@ impl Default for HistoryConfig {
             maintenance_interval: Duration::from_secs(60),
             retry_after: Duration::from_secs(1),
             file_delete_grace: Duration::from_secs(300),
+            load_record_retention: Duration::from_secs(24 * 3600),
+            bulk_chunk_bytes: crate::bulk::BULK_CHUNK_BYTES,
         }
     }
 }
@@ -135,6 +144,10 @@ pub(crate) struct Shared {
     /// Files out of the manifest waiting for their grace period: (clock
     /// micros when due, file).
     pub pending_deletes: Mutex<Vec<(i64, FileMeta)>>,
+    /// The next Parquet file id: allocated here, not from the manifest, so
+    /// bulk loads writing outside the maintenance lock never collide with
+    /// persist or compaction. Every manifest commit records it.
+    pub file_ids: std::sync::atomic::AtomicU64,
 }
 
 /// Manifest and buffer, swapped together so a query never sees a row twice
@@ -166,6 +179,58 @@ impl Shared {
         if self.stats.buffer_bytes.load(Ordering::Relaxed) >= self.config.persist_buffer_bytes {
             self.persist_notify.notify_one();
         }
+    }
+
+    pub(crate) fn allocate_file_id(&self) -> u64 {
+        self.file_ids.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// The id the next file will get (what a manifest records).
+    pub(crate) fn next_file_id(&self) -> u64 {
+        self.file_ids.load(Ordering::Acquire)
+    }
+
+    /// Adds a bulk load's files (already durable) to the manifest in one
+    /// commit, with its record when it has a key; deletes the files when
+    /// they are not taken (the key was committed meanwhile, or the commit
+    /// failed).
+    pub(crate) async fn commit_load(
+        self: &Arc<Self>,
+        files: Vec<FileMeta>,
+        record: Option<crate::bulk::LoadRecord>,
+    ) -> Result<()> {
+        let _guard = self.maintenance.lock().await;
+        let current = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .manifest
+            .clone();
+        if let Some(r) = &record
+            && let Some(earlier) = current.loads.iter().find(|l| l.key == r.key)
+        {
+            delete_files(self, &files).await;
+            return Err(Error::AlreadyLoaded {
+                record: Box::new(earlier.clone()),
+            });
+        }
+        let mut next = (*current).clone();
+        next.files.extend(files.iter().cloned());
+        let keep_after = self.clock.now_micros().saturating_sub(
+            i64::try_from(self.config.load_record_retention.as_micros()).unwrap_or(i64::MAX),
+        );
+        next.loads.retain(|l| l.committed_micros >= keep_after);
+        next.loads.extend(record);
+        next.next_file_id = self.next_file_id();
+        next.generation += 1;
+        if let Err(e) = commit_manifest(self, next.clone()).await {
+            delete_files(self, &files).await;
+            return Err(e);
+        }
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        st.manifest = Arc::new(next);
+        self.publish_manifest_stats(&st.manifest);
+        Ok(())
     }
 
     pub(crate) fn def(&self, name: &str) -> Option<(usize, &TableDef)> {
@@ -281,16 +346,27 @@ pub struct RetentionOutcome {
 /// becomes `true` (the persister persists the buffer one last time).
 #[derive(Debug)]
 pub struct BackgroundTasks {
-    handles: Vec<tokio::task::JoinHandle<()>>,
+    handles: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
 
 impl BackgroundTasks {
+    /// Name of the persister task.
+    pub const PERSISTER: &'static str = "persister";
+    /// Name of the compaction and retention task.
+    pub const MAINTENANCE: &'static str = "maintenance";
+
     /// Wait for every task to stop.
     pub async fn join(self) -> Result<()> {
-        for h in self.handles {
+        for (_, h) in self.handles {
             h.await.map_err(|e| Error::Task(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The tasks by name, for a caller that watches them itself (a task
+    /// that ends before shutdown has died).
+    pub fn into_tasks(self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+        self.handles
     }
 }
 
@@ -386,8 +462,23 @@ impl HistoryStore {
             maintenance: tokio::sync::Mutex::new(()),
             test_gate: Mutex::new(()),
             pending_deletes: Mutex::new(Vec::new()),
+            file_ids: std::sync::atomic::AtomicU64::new(0),
         });
         remove_orphans(&shared).await?;
+        {
+            let m = shared
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .manifest
+                .clone();
+            let next = m
+                .files
+                .iter()
+                .map(|f| f.id + 1)
+                .fold(m.next_file_id, u64::max);
+            shared.file_ids.store(next, Ordering::Release);
+        }
 
         let sh = shared.clone();
         let (tx, rx) = mpsc::channel(shared.config.wal_queue_len.max(1));
@@ -442,7 +533,7 @@ impl HistoryStore {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 
@@ -576,6 +667,18 @@ impl HistoryStore {
         })
     }
 
+    /// Whether the WAL writer thread still runs; it ends only when the
+    /// store is dropped, so `false` on an open store means it died (and
+    /// every write fails).
+    pub fn wal_writer_running(&self) -> bool {
+        self.handle
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
     /// A counters snapshot.
     pub fn stats(&self) -> HistoryStats {
         self.shared().stats.snapshot()
@@ -665,8 +768,7 @@ impl HistoryStore {
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
             for (hour, rows, data, min_ts, max_ts, columns) in parts {
-                let id = next.next_file_id;
-                next.next_file_id += 1;
+                let id = shared.allocate_file_id();
                 let meta = FileMeta {
                     id,
                     table: def.name.clone(),
@@ -692,6 +794,7 @@ impl HistoryStore {
             }
         }
         next.persisted_seq = upto;
+        next.next_file_id = shared.next_file_id();
         next.generation += 1;
         if let Err(e) = commit_manifest(&shared, next.clone()).await {
             delete_files(&shared, &written).await;
@@ -799,8 +902,7 @@ impl HistoryStore {
             let mut written = Vec::new();
             for (h, rows, data, min_ts, max_ts, columns) in parts {
                 debug_assert_eq!(h, hour);
-                let id = next.next_file_id;
-                next.next_file_id += 1;
+                let id = shared.allocate_file_id();
                 let meta = FileMeta {
                     id,
                     table: table.clone(),
@@ -821,6 +923,7 @@ impl HistoryStore {
                 written.push(meta.clone());
                 next.files.push(meta);
             }
+            next.next_file_id = shared.next_file_id();
             next.generation += 1;
             if let Err(e) = commit_manifest(&shared, next.clone()).await {
                 delete_files(&shared, &written).await;
@@ -983,14 +1086,17 @@ impl HistoryStore {
             })
         };
         BackgroundTasks {
-            handles: vec![persister, maintenance],
+            handles: vec![
+                (BackgroundTasks::PERSISTER, persister),
+                (BackgroundTasks::MAINTENANCE, maintenance),
+            ],
         }
     }
 }
 
 /// Write a file through the object store and make it durable (the local
 /// store does not fsync: fsync the file and its directory ourselves).
-async fn put_durable(shared: &Shared, path: &str, data: Vec<u8>) -> Result<()> {
+pub(crate) async fn put_durable(shared: &Shared, path: &str, data: Vec<u8>) -> Result<()> {
     shared
         .object_store
         .put(&ObjectPath::from(path), PutPayload::from(data))
@@ -1044,7 +1150,7 @@ async fn delete_due(shared: &Shared) {
 }
 
 /// Best-effort delete; what fails is an orphan removed at the next open.
-async fn delete_files(shared: &Shared, files: &[FileMeta]) {
+pub(crate) async fn delete_files(shared: &Shared, files: &[FileMeta]) {
     for f in files {
         if let Err(e) = shared
             .object_store

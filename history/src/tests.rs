@@ -1267,3 +1267,159 @@ async fn parquet_scan_carries_the_predicate_for_row_group_pruning() {
     // Only the two matching files (model a, hours 1 and 2) are in the scan.
     assert_eq!(plan.matches(".parquet").count(), 2, "{plan}");
 }
+
+// ---------------------------------------------------------------- bulk loads
+
+#[tokio::test]
+async fn a_bulk_load_is_invisible_until_committed_then_whole() {
+    let f = Fixture::new();
+    let store = f.open().await;
+    store
+        .write_batch("samples", samples("buffered", "1", micros(t0()), 5, 1))
+        .await
+        .unwrap();
+    let mut load = store.bulk_load("samples").unwrap();
+    // Three hours of rows, in several appends, one chunk forced out early.
+    for h in 0..3i64 {
+        load.append(samples(
+            "bulk",
+            "1",
+            micros(t0()) + h * HOUR_MICROS,
+            100,
+            1000,
+        ))
+        .await
+        .unwrap();
+    }
+    assert_eq!(load.rows(), 300);
+    assert_eq!(
+        count(&store, "samples").await,
+        5,
+        "nothing visible before commit"
+    );
+    let receipt = load.commit(None).await.unwrap();
+    assert_eq!(receipt.rows, 300);
+    assert_eq!(receipt.files, 3, "one file per hour partition");
+    assert_eq!(count(&store, "samples").await, 305);
+    assert_eq!(
+        scalar_i64(&store, "SELECT count(*) FROM samples WHERE model = 'bulk'").await,
+        300
+    );
+    // Persist and compaction live alongside: ids never collide, and
+    // everything survives a reopen.
+    store.persist_now().await.unwrap();
+    let ids: std::collections::HashSet<u64> = store.manifest().files.iter().map(|f| f.id).collect();
+    assert_eq!(ids.len(), store.manifest().files.len());
+    drop(store);
+    let store = f.open().await;
+    assert_eq!(count(&store, "samples").await, 305);
+}
+
+#[tokio::test]
+async fn an_abandoned_or_crashed_bulk_load_leaves_nothing() {
+    let f = Fixture::new();
+    let store = f
+        .open_with(HistoryConfig {
+            bulk_chunk_bytes: 1024,
+            ..config(f.clock.clone())
+        })
+        .await;
+    // Aborted (the upload failed validation half-way): its files go.
+    let mut load = store.bulk_load("samples").unwrap();
+    load.append(samples("bulk", "1", micros(t0()), 1000, 1))
+        .await
+        .unwrap();
+    assert!(!parquet_files(&f.dir).is_empty(), "rows were written out");
+    assert!(load.bytes_written() > 0);
+    load.abort().await;
+    assert!(parquet_files(&f.dir).is_empty());
+
+    // Dropped (the request went away): its files go too.
+    let mut load = store.bulk_load("samples").unwrap();
+    load.append(samples("bulk", "1", micros(t0()), 1000, 1))
+        .await
+        .unwrap();
+    drop(load);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !parquet_files(&f.dir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "files left behind");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(count(&store, "samples").await, 0);
+
+    // A crash mid-load: the files it wrote are on disk, not in the manifest
+    // (kept aside here and put back after the store is gone), and are
+    // removed when the store opens.
+    let mut load = store.bulk_load("samples").unwrap();
+    load.append(samples("crash", "1", micros(t0()), 1000, 1))
+        .await
+        .unwrap();
+    let aside = tempfile::tempdir().unwrap();
+    let written: Vec<(PathBuf, PathBuf)> = parquet_files(&f.dir)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let copy = aside.path().join(i.to_string());
+            std::fs::copy(&p, &copy).unwrap();
+            (p, copy)
+        })
+        .collect();
+    assert!(!written.is_empty());
+    load.abort().await;
+    drop(store);
+    for (original, copy) in &written {
+        std::fs::create_dir_all(original.parent().unwrap()).unwrap();
+        std::fs::copy(copy, original).unwrap();
+    }
+    let store = f.open().await;
+    assert_eq!(count(&store, "samples").await, 0);
+    assert!(parquet_files(&f.dir).is_empty());
+}
+
+#[tokio::test]
+async fn a_keyed_bulk_load_commits_once() {
+    let f = Fixture::new();
+    let store = f.open().await;
+    let key = || LoadKey {
+        key: "upload/abc".into(),
+        meta: serde_json::json!({"upload_id": "u1"}),
+    };
+    let mut first = store.bulk_load("samples").unwrap();
+    first
+        .append(samples("m", "1", micros(t0()), 10, 1))
+        .await
+        .unwrap();
+    // A retry racing the first: both decoded, only one may commit.
+    let mut second = store.bulk_load("samples").unwrap();
+    second
+        .append(samples("m", "1", micros(t0()), 10, 1))
+        .await
+        .unwrap();
+    first.commit(Some(key())).await.unwrap();
+    match second.commit(Some(key())).await {
+        Err(Error::AlreadyLoaded { record }) => {
+            assert_eq!(record.rows, 10);
+            assert_eq!(record.meta["upload_id"], "u1");
+        }
+        other => panic!("expected AlreadyLoaded, got {other:?}"),
+    }
+    assert_eq!(count(&store, "samples").await, 10);
+    assert_eq!(
+        parquet_files(&f.dir).len(),
+        1,
+        "the refused load's file is gone"
+    );
+    assert_eq!(store.find_load("upload/abc").unwrap().rows, 10);
+    // The record survives a reopen and expires after the retention.
+    drop(store);
+    let store = f.open().await;
+    assert!(store.find_load("upload/abc").is_some());
+    f.clock.advance(chrono::Duration::hours(25));
+    let mut later = store.bulk_load("samples").unwrap();
+    later
+        .append(samples("m", "2", micros(t0()), 1, 1))
+        .await
+        .unwrap();
+    later.commit(None).await.unwrap();
+    assert!(store.find_load("upload/abc").is_none());
+}

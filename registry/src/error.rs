@@ -16,6 +16,10 @@ pub enum Error {
     #[error("invalid {field}: {message}")]
     InvalidArgument { field: String, message: String },
 
+    /// The actor's role does not allow this change (e.g. a protected alias).
+    #[error("{0}")]
+    Forbidden(String),
+
     /// The request is valid but conflicts with the current state.
     #[error("{0}")]
     Conflict(String),

@@ -211,6 +211,9 @@ impl SqliteStore {
     ) -> Result<Alias> {
         crate::validate::alias_name(alias)?;
         crate::validate::version_number(version)?;
+        crate::validate::reason(reason)?;
+        self.protection
+            .check(actor, alias, "promoting to the alias")?;
         let now = self.now();
         let owned = (
             actor.clone(),

@@ -35,6 +35,7 @@ pub mod audit;
 mod error;
 pub mod gate;
 pub mod policy;
+pub mod protection;
 pub mod search;
 mod sqlite;
 mod store;
@@ -51,6 +52,7 @@ pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, Al
 pub use error::{Error, Result};
 pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
+pub use protection::{AliasProtection, DEFAULT_PROTECTED_ALIASES};
 pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
 pub use sqlite::SqliteStore;
 pub use store::RegistryStore;

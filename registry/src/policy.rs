@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 pub struct Period(Duration);
 
 impl Period {
+    /// The longest period that parses (ten years): anything longer is a
+    /// typo, and every period must stay far from the limits of a timestamp.
+    pub const MAX: Period = Period(Duration::from_secs(10 * 366 * 86_400));
+
     pub const fn from_secs(secs: u64) -> Self {
         Period(Duration::from_secs(secs))
     }
@@ -58,7 +62,8 @@ impl FromStr for Period {
         };
         n.checked_mul(ms)
             .map(|ms| Period(Duration::from_millis(ms)))
-            .ok_or_else(|| format!("{s:?} is too long"))
+            .filter(|p| *p <= Period::MAX)
+            .ok_or_else(|| format!("{s:?} is too long; the longest period is 3660d (ten years)"))
     }
 }
 
@@ -276,22 +281,32 @@ impl Default for MonitoringPolicy {
 /// and evaluation cost).
 pub const MAX_POLICY_FEATURES: usize = 200;
 
+/// Longest evaluation interval.
+pub const MAX_INTERVAL: Period = Period::from_secs(30 * 86_400);
+/// Longest current or baseline window.
+pub const MAX_WINDOW: Period = Period::from_secs(366 * 86_400);
+/// Longest rollback judging window.
+pub const MAX_ROLLBACK_WINDOW: Period = Period::from_secs(30 * 86_400);
+
+/// A period between 1 s and `max`.
+fn check_period(field: &str, p: Period, max: Period) -> Result<()> {
+    if p.duration() < Duration::from_secs(1) {
+        return Err(Error::invalid(field, "must be at least 1s"));
+    }
+    if p > max {
+        return Err(Error::invalid(field, format!("must be at most {max}")));
+    }
+    Ok(())
+}
+
 impl MonitoringPolicy {
     /// Checks ranges and names; the message says which field and what is
     /// allowed.
     pub fn validate(&self) -> Result<()> {
         crate::validate::alias_name(&self.alias)?;
-        if self.interval.duration() < Duration::from_secs(1) {
-            return Err(Error::invalid("interval", "must be at least 1s"));
-        }
-        for (field, p) in [
-            ("current_window", self.current_window),
-            ("baseline_window", self.baseline_window),
-        ] {
-            if p.duration() < Duration::from_secs(1) {
-                return Err(Error::invalid(field, "must be at least 1s"));
-            }
-        }
+        check_period("interval", self.interval, MAX_INTERVAL)?;
+        check_period("current_window", self.current_window, MAX_WINDOW)?;
+        check_period("baseline_window", self.baseline_window, MAX_WINDOW)?;
         if self.min_rows == 0 {
             return Err(Error::invalid("min_rows", "must be at least 1"));
         }
@@ -336,9 +351,7 @@ impl MonitoringPolicy {
                     "name at least one of latency or errors (e.g. {\"source\": \"spans\"})",
                 ));
             }
-            if r.window.duration() < Duration::from_secs(1) {
-                return Err(Error::invalid("rollback.window", "must be at least 1s"));
-            }
+            check_period("rollback.window", r.window, MAX_ROLLBACK_WINDOW)?;
             if r.min_requests < 2 {
                 return Err(Error::invalid(
                     "rollback.min_requests",
@@ -404,9 +417,20 @@ mod tests {
         assert_eq!("90s".parse::<Period>().unwrap().to_string(), "90s");
         assert_eq!("120s".parse::<Period>().unwrap().to_string(), "2m");
         assert_eq!("1500ms".parse::<Period>().unwrap().to_string(), "1500ms");
-        for bad in ["", "30", "s", "3x", "-1s", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "3x",
+            "-1s",
+            "1.5h",
+            "99999999999999999999d",
+            "99999999999d",
+            "3661d",
+        ] {
             assert!(bad.parse::<Period>().is_err(), "{bad:?} parsed");
         }
+        assert_eq!("3660d".parse::<Period>(), Ok(Period::MAX));
     }
 
     #[test]
@@ -425,6 +449,19 @@ mod tests {
     fn bad_policies_name_the_field() {
         let cases = [
             (serde_json::json!({"interval": "0s"}), "interval"),
+            (serde_json::json!({"interval": "31d"}), "interval"),
+            (
+                serde_json::json!({"current_window": "367d"}),
+                "current_window",
+            ),
+            (
+                serde_json::json!({"baseline_window": "3000d"}),
+                "baseline_window",
+            ),
+            (
+                serde_json::json!({"rollback": {"errors": {"source": "spans"}, "window": "90d"}}),
+                "rollback.window",
+            ),
             (serde_json::json!({"drift_share": 0.0}), "drift_share"),
             (serde_json::json!({"correction": "holm"}), "correction"),
             (serde_json::json!({"persistence": 0}), "persistence"),
@@ -452,5 +489,41 @@ mod tests {
             serde_json::from_value::<MonitoringPolicy>(serde_json::json!({"interval": "soon"}))
                 .is_err()
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever a client writes as a period, parsing never panics, and
+        /// whatever parses stays within ten years, so a timestamp plus any
+        /// period of a valid policy cannot overflow.
+        #[test]
+        fn any_period_text_parses_within_bounds_or_fails(
+            digits in "[0-9]{0,25}",
+            unit in proptest::sample::select(vec!["", "ms", "s", "m", "h", "d", "w", "x"]),
+        ) {
+            if let Ok(p) = format!("{digits}{unit}").parse::<Period>() {
+                proptest::prop_assert!(p <= Period::MAX);
+                let now = chrono::Utc::now();
+                proptest::prop_assert!(now.checked_add_signed(p.as_chrono()).is_some());
+                proptest::prop_assert!(now.checked_sub_signed(p.as_chrono()).is_some());
+            }
+        }
+
+        /// Every policy that validates keeps its schedule and windows far
+        /// from the end of time.
+        #[test]
+        fn valid_policies_have_bounded_periods(
+            interval in 0u64..10_000_000_000u64,
+            window in 0u64..10_000_000_000u64,
+        ) {
+            let p = MonitoringPolicy {
+                interval: Period(Duration::from_millis(interval)),
+                current_window: Period(Duration::from_millis(window)),
+                ..MonitoringPolicy::default()
+            };
+            if p.validate().is_ok() {
+                proptest::prop_assert!(p.interval <= MAX_INTERVAL);
+                proptest::prop_assert!(p.current_window <= MAX_WINDOW);
+            }
+        }
     }
 }

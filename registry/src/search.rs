@@ -439,12 +439,24 @@ impl SqliteStore {
     ) -> Result<Model> {
         validate::model_name(new_name)?;
         let now = self.now();
-        let owned = (actor.clone(), name.to_string(), new_name.to_string());
+        let owned = (
+            actor.clone(),
+            name.to_string(),
+            new_name.to_string(),
+            self.protection.clone(),
+        );
         self.writer
             .run(move |tx| {
                 Box::pin(async move {
-                    let (actor, name, new_name) = (&owned.0, owned.1.as_str(), owned.2.as_str());
+                    let (actor, name, new_name, protection) =
+                        (&owned.0, owned.1.as_str(), owned.2.as_str(), &owned.3);
                     load_model(&mut *tx, name).await?;
+                    let id = model_id(&mut *tx, name).await?;
+                    protection.check_all(
+                        actor,
+                        crate::sqlite::model_alias_names(&mut *tx, id).await?,
+                        "renaming the model (its aliases move to the new name)",
+                    )?;
                     // Versions, aliases, policies and recommendations refer
                     // to the model by id, so they follow the new name.
                     sqlx::query("UPDATE models SET name = ?, updated_at = ? WHERE name = ?")
@@ -487,13 +499,20 @@ impl SqliteStore {
                 ),
             ));
         }
+        self.protection
+            .check(actor, stage.as_str(), "moving a version into that stage")?;
         let now = self.now();
-        let owned = (actor.clone(), model.to_string());
+        let owned = (actor.clone(), model.to_string(), self.protection.clone());
         self.writer
             .run(move |tx| {
                 Box::pin(async move {
-                    let (actor, model) = (&owned.0, owned.1.as_str());
+                    let (actor, model, protection) = (&owned.0, owned.1.as_str(), &owned.2);
                     let before = load_version(&mut *tx, model, version).await?;
+                    protection.check(
+                        actor,
+                        before.stage.as_str(),
+                        "moving a version out of that stage",
+                    )?;
                     let id = model_id(&mut *tx, model).await?;
                     if archive_existing {
                         for other in stage_versions(&mut *tx, id, stage).await? {

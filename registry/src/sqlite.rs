@@ -26,6 +26,7 @@ use crate::audit::{self, GENESIS_HASH, format_time};
 use crate::error::{Error, Result};
 use crate::gate::{GateApproval, GatePolicyRecord};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
+use crate::protection::AliasProtection;
 use crate::search::{Search, SearchPage};
 use crate::store::RegistryStore;
 use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
@@ -47,6 +48,7 @@ pub struct SqliteStore {
     writer_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     pub(crate) read: SqlitePool,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) protection: Arc<AliasProtection>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -81,7 +83,15 @@ impl SqliteStore {
             writer_task: Arc::new(std::sync::Mutex::new(Some(task))),
             read,
             clock,
+            protection: Arc::new(AliasProtection::default()),
         })
+    }
+
+    /// Which aliases need `approver` ([`AliasProtection`]; default
+    /// `production` and `champion`).
+    pub fn with_alias_protection(mut self, protection: AliasProtection) -> Self {
+        self.protection = Arc::new(protection);
+        self
     }
 
     pub(crate) fn now(&self) -> String {
@@ -446,6 +456,19 @@ pub(crate) async fn version_exists(
 /// promotion, kept in the audit entry. Reading the alias back is the
 /// caller's choice (its history grows with every move).
 #[allow(clippy::too_many_arguments)]
+/// The names of a model's aliases.
+pub(crate) async fn model_alias_names(
+    tx: &mut SqliteConnection,
+    model_id: i64,
+) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM aliases WHERE model_id = ? ORDER BY name")
+            .bind(model_id)
+            .fetch_all(&mut *tx)
+            .await?,
+    )
+}
+
 pub(crate) async fn set_alias_tx(
     tx: &mut SqliteConnection,
     now: &str,
@@ -773,6 +796,8 @@ impl SqliteStore {
     ) -> Result<Option<Alias>> {
         validate::alias_name(alias)?;
         validate::version_number(version)?;
+        validate::reason(reason)?;
+        self.protection.check(actor, alias, "moving the alias")?;
         let now = self.now();
         let owned = (
             actor.clone(),
@@ -924,12 +949,18 @@ impl RegistryStore for SqliteStore {
 
     async fn delete_model(&self, actor: &Actor, name: &str) -> Result<()> {
         let now = self.now();
-        let owned = (actor.clone(), name.to_string());
+        let owned = (actor.clone(), name.to_string(), self.protection.clone());
         self.writer
             .run(move |tx| {
                 Box::pin(async move {
-                    let (actor, name) = (&owned.0, owned.1.as_str());
+                    let (actor, name, protection) = (&owned.0, owned.1.as_str(), &owned.2);
                     let before = load_model(&mut *tx, name).await?;
+                    let id = model_id(&mut *tx, name).await?;
+                    protection.check_all(
+                        actor,
+                        model_alias_names(&mut *tx, id).await?,
+                        "deleting the model",
+                    )?;
                     sqlx::query("DELETE FROM models WHERE name = ?")
                         .bind(name)
                         .execute(&mut *tx)
@@ -1122,10 +1153,11 @@ impl RegistryStore for SqliteStore {
 
     async fn delete_version(&self, actor: &Actor, model: &str, version: i64) -> Result<()> {
         let now = self.now();
-        let owned = (actor.clone(), model.to_string());
+        let owned = (actor.clone(), model.to_string(), self.protection.clone());
         self.writer.run(move |tx| Box::pin(async move {
-        let (actor, model) = (&owned.0, owned.1.as_str());
+        let (actor, model, protection) = (&owned.0, owned.1.as_str(), &owned.2);
         let before = load_version(&mut *tx, model, version).await?;
+        protection.check(actor, before.stage.as_str(), "deleting a version in that stage")?;
         if !before.aliases.is_empty() {
             return Err(Error::Conflict(format!(
                 "version {version} of model {model:?} is the target of alias(es) {}; move or delete them first",
@@ -1286,6 +1318,8 @@ impl RegistryStore for SqliteStore {
         alias: &str,
         reason: &str,
     ) -> Result<()> {
+        validate::reason(reason)?;
+        self.protection.check(actor, alias, "deleting the alias")?;
         let now = self.now();
         let owned = (
             actor.clone(),
@@ -1335,6 +1369,13 @@ impl RegistryStore for SqliteStore {
         alias: &str,
         reason: &str,
     ) -> Result<Alias> {
+        validate::reason(reason)?;
+        if !actor.role.allows(Role::Approver) {
+            return Err(Error::Forbidden(format!(
+                "rolling back alias {alias:?} needs role approver or higher; token {:?} has role {}",
+                actor.name, actor.role
+            )));
+        }
         let now = self.now();
         let owned = (
             actor.clone(),

@@ -134,11 +134,57 @@ pub fn tags(tags: &Tags) -> Result<()> {
     Ok(())
 }
 
-fn text(field: &str, value: &str) -> Result<()> {
-    if value.len() > MAX_TEXT {
-        return Err(Error::invalid(field, format!("at most {MAX_TEXT} bytes")));
+/// Most bytes of the reason given for an alias move.
+pub const MAX_REASON: usize = 4096;
+
+/// Characters that reorder how text is displayed (bidirectional overrides
+/// and isolates, the "Trojan Source" characters): they make a record read
+/// differently from what it holds, so no text field accepts them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}')
+}
+
+/// Free text: at most `max` bytes, no control characters but tab and line
+/// breaks (`multiline`), no bidirectional controls.
+fn checked_text(field: &str, value: &str, max: usize, multiline: bool) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is {} bytes; the limit is {max}", value.len()),
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| {
+        is_bidi_control(c) || (c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+    }) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "contains the control character U+{:04X}; remove control characters{}",
+                c as u32,
+                if multiline {
+                    " (tabs and line breaks are fine)"
+                } else {
+                    ""
+                }
+            ),
+        ));
     }
     Ok(())
+}
+
+/// Multi-line free text (descriptions).
+fn text(field: &str, value: &str) -> Result<()> {
+    checked_text(field, value, MAX_TEXT, true)
+}
+
+/// One line of free text (owners, URIs, run ids).
+fn line(field: &str, value: &str) -> Result<()> {
+    checked_text(field, value, MAX_TEXT, false)
+}
+
+/// The reason given for moving, deleting or rolling back an alias.
+pub fn reason(value: &str) -> Result<()> {
+    checked_text("reason", value, MAX_REASON, true)
 }
 
 /// `sha256:` followed by 64 lowercase hex digits.
@@ -161,7 +207,7 @@ pub fn digest(field: &str, value: &str) -> Result<()> {
 pub fn new_model(m: &NewModel) -> Result<()> {
     model_name(&m.name)?;
     text("description", &m.description)?;
-    text("owner", &m.owner)?;
+    line("owner", &m.owner)?;
     tags(&m.tags)
 }
 
@@ -171,13 +217,13 @@ pub fn new_version(v: &NewVersion) -> Result<()> {
         if uri.is_empty() {
             return Err(Error::invalid("source_uri", "must not be empty when given"));
         }
-        text("source_uri", uri)?;
+        line("source_uri", uri)?;
     }
     if let Some(d) = &v.artifact_digest {
         digest("artifact_digest", d)?;
     }
     if let Some(run) = &v.run_id {
-        text("run_id", run)?;
+        line("run_id", run)?;
     }
     if let Some(uri) = &v.reference_uri {
         if uri.is_empty() {
@@ -186,7 +232,7 @@ pub fn new_version(v: &NewVersion) -> Result<()> {
                 "must not be empty when given",
             ));
         }
-        text("reference_uri", uri)?;
+        line("reference_uri", uri)?;
     }
     lineage(&v.lineage)?;
     features(&v.features)?;

@@ -300,6 +300,14 @@ pub async fn run(dir: PathBuf, rows: u64, runs: usize) -> anyhow::Result<Vec<Que
         file["rows"],
         telemetry.store.stats().persisted_files
     );
+    let engine = crate::sql::SqlEngine::new(
+        telemetry.store.clone(),
+        registry.clone(),
+        crate::sql::SqlLimits {
+            timeout: Duration::from_secs(300),
+            memory_bytes: crate::config::default_sql_memory_limit(),
+        },
+    )?;
     let mut timings = Vec::new();
     for q in queries(last_ts) {
         let mut times = Vec::with_capacity(runs);
@@ -307,14 +315,13 @@ pub async fn run(dir: PathBuf, rows: u64, runs: usize) -> anyhow::Result<Vec<Que
         for _ in 0..runs {
             let started = Instant::now();
             // A fresh session per run, as each HTTP request gets.
-            let ctx = crate::sql::session(&telemetry.store, registry.clone())?;
-            let result = crate::sql::query(
-                &ctx,
-                &q.modelwatch,
-                crate::sql::MAX_ROW_LIMIT,
-                Duration::from_secs(300),
-            )
-            .await?;
+            let result = engine
+                .query(
+                    q.modelwatch.clone(),
+                    crate::sql::MAX_ROW_LIMIT,
+                    engine.limits.timeout,
+                )
+                .await?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
             result_rows = result.batches.iter().map(|b| b.num_rows()).sum();
         }

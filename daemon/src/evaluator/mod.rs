@@ -32,8 +32,11 @@ pub mod data;
 pub mod results;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::error::DataFusionError;
@@ -78,6 +81,21 @@ pub enum EvalError {
     Policy(String),
     #[error("the evaluator is not running (the daemon is shutting down)")]
     Stopped,
+    #[error(
+        "the evaluation panicked: {0}; this is a modelwatch bug, the daemon's log has the details"
+    )]
+    Panicked(String),
+}
+
+/// `t + d`, or the latest representable time (policies bound their periods,
+/// so this only guards against what validation missed).
+fn time_after(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t − d`, or the earliest representable time.
+fn time_before(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Something that wants to hear about drift (outbound webhooks).
@@ -211,20 +229,41 @@ impl Evaluator {
             if !force && state.next_due.get(&rec.model).is_some_and(|due| *due > now) {
                 continue;
             }
-            state
-                .next_due
-                .insert(rec.model.clone(), now + rec.policy.interval.as_chrono());
+            state.next_due.insert(
+                rec.model.clone(),
+                time_after(now, rec.policy.interval.as_chrono()),
+            );
             let span =
                 tracing::info_span!("evaluate", model = %rec.model, alias = %rec.policy.alias);
             let version_started = Instant::now();
-            let outcome = match self
-                .evaluate_model(&mut state, &rec, now)
-                .instrument(span.clone())
+            // A policy stored before today's bounds existed must not take
+            // the evaluator down: it is reported until someone fixes it.
+            let evaluated = match rec.policy.validate() {
+                Err(e) => Err(EvalError::Policy(format!(
+                    "the stored policy is invalid ({e}); set a valid one with PUT /api/v1/models/{}/policy",
+                    rec.model
+                ))),
+                // A panic in one model's evaluation is that model's error,
+                // not the end of the evaluator.
+                Ok(()) => AssertUnwindSafe(
+                    self.evaluate_model(&mut state, &rec, now)
+                        .instrument(span.clone()),
+                )
+                .catch_unwind()
                 .await
-            {
+                .unwrap_or_else(|panic| {
+                    Err(EvalError::Panicked(crate::duties::panic_message(&*panic)))
+                }),
+            };
+            let outcome = match evaluated {
                 Ok(o) => o,
                 Err(e) => {
-                    span.in_scope(|| tracing::warn!(error = %e, "evaluation failed"));
+                    span.in_scope(|| match &e {
+                        EvalError::Panicked(_) => {
+                            tracing::error!(error = %e, "evaluation panicked; the other models are still evaluated")
+                        }
+                        _ => tracing::warn!(error = %e, "evaluation failed"),
+                    });
                     VersionOutcome {
                         model: rec.model.clone(),
                         alias: rec.policy.alias.clone(),
@@ -414,7 +453,7 @@ impl Evaluator {
             ReferenceSource::ReferenceData => (Window::reference(model, version), "reference_data"),
             ReferenceSource::BaselineWindow => {
                 let since = became_target(alias, version).unwrap_or(alias.updated_at);
-                let until = since + policy.baseline_window.as_chrono();
+                let until = time_after(since, policy.baseline_window.as_chrono());
                 if now < until {
                     outcome.status = "baseline_pending".into();
                     outcome.message = Some(format!(
@@ -469,7 +508,7 @@ impl Evaluator {
             }
         }
         let window_end = now;
-        let window_start = now - policy.current_window.as_chrono();
+        let window_start = time_before(now, policy.current_window.as_chrono());
         let current = data::profile(
             ctx,
             &Window::current(model, version, window_start, window_end),
@@ -757,11 +796,11 @@ impl Evaluator {
         }
 
         let window = policy.window.as_chrono();
-        let canary_end = now.min(moved_at + window);
+        let canary_end = now.min(time_after(moved_at, window));
         let baseline = Traffic {
             model: model.into(),
             version: previous.to_string(),
-            from: moved_at - window,
+            from: time_before(moved_at, window),
             to: moved_at,
         };
         let canary = Traffic {
@@ -770,7 +809,7 @@ impl Evaluator {
             from: moved_at,
             to: canary_end,
         };
-        let window_over = now >= moved_at + window;
+        let window_over = now >= time_after(moved_at, window);
         let span_name = policy.span_name.as_deref();
 
         let latency = match &policy.latency {
@@ -1109,7 +1148,9 @@ fn lower_priority() {
 pub fn spawn(
     evaluator: Arc<Evaluator>,
     mut stop: watch::Receiver<bool>,
+    duties: &crate::duties::Duties,
 ) -> std::io::Result<(EvaluatorHandle, std::thread::JoinHandle<()>)> {
+    let guard = duties.guard(crate::duties::names::EVALUATOR);
     let (tx, mut rx) = mpsc::channel::<CycleRequest>(16);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1118,6 +1159,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("evaluator".into())
         .spawn(move || {
+            let _alive = guard;
             lower_priority();
             runtime.block_on(async move {
                 let mut tick = tokio::time::interval(TICK);

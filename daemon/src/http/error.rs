@@ -287,6 +287,7 @@ impl From<RegistryError> for ApiError {
             }
             RegistryError::InvalidArgument { .. } => ApiError::bad_request(message),
             RegistryError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            RegistryError::Forbidden(_) => ApiError::forbidden(message),
             RegistryError::Database(sqlx::Error::PoolTimedOut) => {
                 ApiError::unavailable("the registry database is busy; retry shortly")
             }
@@ -442,7 +443,7 @@ impl From<crate::evaluator::EvalError> for ApiError {
             E::Registry(e) => e.into(),
             E::Policy(_) => ApiError::bad_request(e.to_string()),
             E::Stopped => ApiError::unavailable(e.to_string()),
-            E::Query(_) | E::History(_) => ApiError::internal(e),
+            E::Query(_) | E::History(_) | E::Panicked(_) => ApiError::internal(e),
         }
     }
 }
@@ -493,25 +494,27 @@ impl From<crate::upload::UploadError> for ApiError {
                 "unsupported_media_type",
                 e.to_string(),
             ),
-            U::Gzip(_) | U::Parquet(_) | U::BodyRead(_) | U::ReferenceUri { .. } => {
-                ApiError::bad_request(e.to_string())
-            }
-            U::Staging(_) | U::StagingArrow(_) => ApiError::internal(e),
-            U::Commit { ref source, .. } => {
-                // The message (rows stored, upload id) is for the sender;
-                // the status follows the history's error.
-                let message = e.to_string();
-                let mut err = match source {
-                    modelwatch_history::Error::Overloaded { .. }
-                    | modelwatch_history::Error::ShutDown => ApiError::unavailable(message),
-                    _ => {
-                        tracing::error!(error = %e, "upload commit failed");
-                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-                    }
-                };
-                err.retry_after = source.retry_after().map(|d| d.as_secs().max(1));
-                err
-            }
+            U::Gzip(_)
+            | U::Parquet(_)
+            | U::BodyRead(_)
+            | U::ReferenceUri { .. }
+            | U::InvalidIdempotencyKey(_) => ApiError::bad_request(e.to_string()),
+            U::IdempotencyKeyReused { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
+            U::Staging(_) => ApiError::internal(e),
+            U::Store(ref source) => match source {
+                // Nothing was stored: the sender may retry as it is.
+                modelwatch_history::Error::Overloaded { .. }
+                | modelwatch_history::Error::ShutDown => {
+                    let mut err = ApiError::unavailable(e.to_string());
+                    err.retry_after = source.retry_after().map(|d| d.as_secs().max(1));
+                    err
+                }
+                _ => ApiError::internal(e),
+            },
         }
     }
 }

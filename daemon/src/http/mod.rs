@@ -12,6 +12,7 @@ pub mod monitoring;
 pub mod otlp;
 mod params;
 pub mod registry;
+pub mod serve;
 pub mod telemetry;
 pub mod upload;
 pub mod webhooks;
@@ -46,6 +47,10 @@ pub struct AppState {
     /// The running evaluator; `None` with `--no-evaluator`.
     pub evaluator: Option<crate::evaluator::EvaluatorHandle>,
     pub webhooks: crate::webhooks::Webhooks,
+    /// Where `POST /api/v1/sql` runs (shared with the PostgreSQL listener).
+    pub sql: Arc<crate::sql::SqlEngine>,
+    /// The background duties, for `/readyz`.
+    pub duties: crate::duties::Duties,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +59,6 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest accepted (compressed) remote-write body.
     pub max_write_bytes: usize,
-    /// Longest a SQL query may run (`--sql-timeout-seconds`).
-    pub sql_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -63,7 +66,6 @@ impl Default for Limits {
         Self {
             max_body_bytes: 1024 * 1024,
             max_write_bytes: 32 * 1024 * 1024,
-            sql_timeout: crate::sql::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -183,12 +185,18 @@ pub fn otlp_app(state: AppState) -> Router {
     traced(otlp::routes()).with_state(state)
 }
 
+/// Longest request target (path and query) the API reads; hyper itself
+/// answers targets over 64 KiB with a bare 414 before any of this runs.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+
 /// Fallbacks and the request span every listener shares.
 fn traced(router: Router<AppState>) -> Router<AppState> {
     router
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(close_if_body_unread))
+        .layer(axum::middleware::from_fn(refuse_long_uri))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
@@ -200,6 +208,7 @@ fn traced(router: Router<AppState>) -> Router<AppState> {
                     )
                 })
                 .on_request(())
+                .on_failure(log_failure)
                 .on_response(
                     |res: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
                         tracing::debug!(
@@ -212,16 +221,140 @@ fn traced(router: Router<AppState>) -> Router<AppState> {
         )
 }
 
+/// tower-http logs every 5xx at ERROR; under overload that is one line per
+/// refused write (thousands a second). 503s are expected back-pressure,
+/// counted by `modelwatch_http_requests_total{status="503"}`: they get one
+/// WARN line per interval. Other failures keep ERROR (their cause is logged
+/// where they happen).
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass as C;
+    static OVERLOADED: crate::logging::RateLimited =
+        crate::logging::RateLimited::new(Duration::from_secs(10));
+    match class {
+        C::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            if let Some(suppressed) = OVERLOADED.permit() {
+                tracing::warn!(
+                    suppressed,
+                    "answered 503 Service Unavailable (overload or shutdown; `suppressed` more since the last line, all counted in modelwatch_http_requests_total)"
+                );
+            }
+        }
+        other => tracing::error!(
+            class = %other,
+            latency_ms = latency.as_secs_f64() * 1e3,
+            "request failed"
+        ),
+    }
+}
+
+/// A JSON 414 for request targets the API will not read (see
+/// [`MAX_URI_BYTES`]).
+async fn refuse_long_uri(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the request target is {len} bytes; the limit is {MAX_URI_BYTES}: send long filters in a POST body"
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Answers that leave part of an HTTP/1 request body unread (an early 401,
+/// a 413) end the connection, since the rest of the body would be read as
+/// the next request; `Connection: close` says so, so the client does not
+/// send its next request on a connection about to close.
+async fn close_if_body_unread(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use http_body::Body as _;
+    let http1 = req.version() <= axum::http::Version::HTTP_11;
+    if !http1 || req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = finished.clone();
+    let req = req.map(|body| {
+        axum::body::Body::new(WatchedBody {
+            body,
+            finished: seen,
+        })
+    });
+    let mut response = next.run(req).await;
+    if !finished.load(std::sync::atomic::Ordering::Acquire) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// A request body that records when it was read to the end.
+struct WatchedBody {
+    body: axum::body::Body,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.body.is_end_stream() {
+            self.finished
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive")))]
 async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the registry database answers.
+/// Readiness: the registry database answers and every background duty
+/// (evaluator, persister, maintenance, WAL writer, webhooks) is alive.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "ready"), (status = 503, body = error::ErrorBody)))]
+    responses((status = 200, description = "ready"), (status = 503, body = error::ErrorBody, description = "the registry is unreachable or a background duty died")))]
 async fn readyz(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let dead = s.duties.dead();
+    if !dead.is_empty() {
+        let which: Vec<String> = dead
+            .iter()
+            .map(|(duty, cause)| format!("{duty} ({cause})"))
+            .collect();
+        return Err(ApiError::unavailable(format!(
+            "background duties died: {}; restart the daemon (its log has the details)",
+            which.join("; ")
+        )));
+    }
     s.registry.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "registry not ready");
         ApiError::unavailable("the registry database is not reachable")
@@ -238,6 +371,12 @@ async fn prometheus_metrics(
     caller: Caller,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Reader)?;
+    // Probes run at scrape time too, so a dead duty shows in the metric
+    // even when nobody asks /readyz.
+    s.duties.dead();
+    crate::metrics::metrics()
+        .sql_memory_reserved
+        .set(i64::try_from(s.sql.memory_reserved()).unwrap_or(i64::MAX));
     let text = crate::metrics::metrics().render(&s.telemetry.store.stats(), &s.registry.stats());
     Ok((
         [(

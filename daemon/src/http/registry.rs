@@ -287,21 +287,30 @@ pub async fn create_version(
         chrono::Utc::now().timestamp_micros(),
         crate::upload::to_known(&new.features),
     );
-    let staged = crate::upload::stage_reference_uri(&s.uploads, &uri, cfg).await?;
+    let features = crate::upload::check_reference_uri(&s.uploads, &uri, cfg.clone()).await?;
     if new.features.is_empty() {
-        new.features = crate::upload::from_known(&staged.features);
+        new.features = crate::upload::from_known(&features);
     }
     let version = s.registry.create_version(actor, &model, new).await?;
-    let number = version.version.to_string();
-    let rows = crate::upload::commit(
-        &s.telemetry.store,
-        modelwatch_collectors::schema::REFERENCE,
-        &upload_id,
-        staged,
-        Some(&number),
-    )
-    .await?;
-    tracing::info!(model = %model, version = version.version, upload_id, rows, reference_uri = %uri, "reference data loaded");
+    // The file was read whole once already; this second pass stores it,
+    // stamped with the new version's number, in one bulk load.
+    let cfg = modelwatch_collectors::batch::UploadConfig {
+        version: version.version.to_string(),
+        ..cfg
+    };
+    let stored = crate::upload::load_reference_uri(&s.uploads, &s.telemetry.store, &uri, cfg)
+        .await
+        .map_err(|e| {
+            tracing::error!(model = %model, version = version.version, error = %e, "version created but its reference_uri could not be stored");
+            crate::upload::UploadError::ReferenceUri {
+                uri: uri.clone(),
+                reason: format!(
+                    "version {} was created but its reference data could not be stored ({e}); nothing of it was stored: upload it with POST /api/v1/models/{model}/versions/{}/reference",
+                    version.version, version.version
+                ),
+            }
+        })?;
+    tracing::info!(model = %model, version = version.version, upload_id, rows = stored.rows, reference_uri = %uri, "reference data loaded");
     Ok((StatusCode::CREATED, Json(version)))
 }
 

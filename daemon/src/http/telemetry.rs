@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +16,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiBytes;
 use crate::auth::Caller;
-use crate::sql::{self, DEFAULT_ROW_LIMIT, MAX_ROW_LIMIT, QueryResult};
+use crate::sql::{DEFAULT_ROW_LIMIT, MAX_ROW_LIMIT, QueryResult};
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -166,7 +165,7 @@ pub async fn run_sql(
             "limit must be between 1 and {MAX_ROW_LIMIT}"
         )));
     }
-    let max_timeout = s.limits.sql_timeout;
+    let max_timeout = s.sql.limits.timeout;
     let timeout = match req.timeout_seconds {
         None => max_timeout,
         Some(t) if t >= 1 && t <= max_timeout.as_secs() => std::time::Duration::from_secs(t),
@@ -178,8 +177,7 @@ pub async fn run_sql(
         }
     };
     let started = Instant::now();
-    let ctx = sql::session(&s.telemetry.store, s.registry.clone())?;
-    let result = sql::query(&ctx, &req.sql, limit, timeout).await?;
+    let result = s.sql.query(req.sql, limit, timeout).await?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     crate::metrics::metrics()
         .sql_query_duration
@@ -194,7 +192,7 @@ pub async fn run_sql(
         "sql"
     );
     match format {
-        Format::Json => Ok(Json(json_response(result, elapsed_ms)?).into_response()),
+        Format::Json => json_response(result, elapsed_ms),
         Format::Csv => encoded(result, "text/csv", |r, out| {
             let mut w = datafusion::arrow::csv::WriterBuilder::new()
                 .with_header(true)
@@ -240,26 +238,65 @@ fn encoded(
     Ok(response)
 }
 
-fn json_response(result: QueryResult, elapsed_ms: f64) -> ApiResult<SqlResponse> {
-    let rows = sql::json_rows(&result.batches).map_err(|e| match e {
-        sql::JsonRowsError::Encode(e) => {
-            ApiError::bad_request(format!("the result cannot be encoded as JSON: {e}"))
-        }
-        e @ sql::JsonRowsError::Decode(_) => ApiError::internal(e),
-    })?;
-    Ok(SqlResponse {
-        columns: result
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Column {
-                name: f.name().clone(),
-                r#type: f.data_type().to_string(),
-            })
-            .collect(),
-        row_count: rows.len(),
-        rows,
-        truncated: result.truncated,
-        elapsed_ms,
-    })
+/// The [`SqlResponse`] JSON, written straight from the Arrow batches (rows
+/// by Arrow's JSON writer): no intermediate JSON values, so a large result
+/// costs about its encoded size once, not several times over.
+fn json_response(result: QueryResult, elapsed_ms: f64) -> ApiResult<Response> {
+    let columns: Vec<Column> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| Column {
+            name: f.name().clone(),
+            r#type: f.data_type().to_string(),
+        })
+        .collect();
+    // Rows are objects keyed by column name: two columns of one name would
+    // leave one of them out.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = columns.iter().find(|c| !seen.insert(c.name.as_str())) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!(
+                "the result has more than one column named {:?}, which JSON rows cannot hold; give them distinct names with AS, or ask for text/csv or {ARROW_STREAM}",
+                dup.name
+            ),
+        ));
+    }
+    let row_count: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
+    let truncated = result.truncated;
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"columns\":");
+    serde_json::to_writer(&mut out, &columns).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"rows\":");
+    if row_count == 0 {
+        out.extend_from_slice(b"[]");
+    } else {
+        let mut writer = datafusion::arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut out);
+        let refs: Vec<&RecordBatch> = result.batches.iter().collect();
+        writer
+            .write_batches(&refs)
+            .and_then(|()| writer.finish())
+            .map_err(|e| {
+                ApiError::bad_request(format!("the result cannot be encoded as JSON: {e}"))
+            })?;
+    }
+    drop(result);
+    out.extend_from_slice(
+        format!(
+            ",\"row_count\":{row_count},\"truncated\":{},\"elapsed_ms\":{}}}",
+            truncated,
+            serde_json::Number::from_f64(elapsed_ms).map_or("0".into(), |n| n.to_string())
+        )
+        .as_bytes(),
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(out),
+    )
+        .into_response())
 }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::Instrument;
 use utoipa::ToSchema;
@@ -37,7 +38,14 @@ pub struct UploadResponse {
     /// True when this (reference) upload declared the version's features,
     /// because it had none.
     pub features_declared: bool,
+    /// True when this reply repeats an earlier upload with the same
+    /// `Idempotency-Key` and body: nothing was stored this time (also
+    /// `Idempotent-Replayed: true`).
+    pub replayed: bool,
 }
+
+/// Header naming a retry-safe upload; see [`crate::upload`].
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -45,16 +53,18 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Stores a batch of inferences (production traffic) for a version.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/inferences", tag = "telemetry",
-    params(("model" = String, Path), ("version" = i64, Path)),
+    params(("model" = String, Path), ("version" = i64, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a retry safe: a second request with the same key and body within a day stores nothing and gets the first reply")),
     request_body(content = Vec<u8>, description = "rows as application/x-ndjson, text/csv (header row), application/vnd.apache.parquet or application/vnd.apache.arrow.stream; Content-Encoding gzip accepted",
         content_type = "application/x-ndjson"),
     responses(
-        (status = 200, body = UploadResponse, description = "every row validated and stored"),
+        (status = 200, body = UploadResponse, description = "every row validated and stored, atomically; or, with a known Idempotency-Key and the same body, the first upload's reply again"),
         (status = 400, body = ErrorBody, description = "malformed body or a bad row (the message names row and column); nothing stored"),
         (status = 404, body = ErrorBody, description = "no such model version"),
         (status = 413, body = ErrorBody, description = "over --max-upload-bytes"),
         (status = 415, body = ErrorBody, description = "unsupported Content-Type or Content-Encoding"),
-        (status = 503, body = ErrorBody, description = "the history could not take the rows; see the message for rows stored")),
+        (status = 422, body = ErrorBody, description = "the Idempotency-Key was used for a different body"),
+        (status = 503, body = ErrorBody, description = "the history could not store the rows; nothing stored, retry")),
     security(("bearer" = [])))]
 pub async fn upload_inferences(
     State(s): State<AppState>,
@@ -62,7 +72,7 @@ pub async fn upload_inferences(
     ApiPath((model, version)): ApiPath<(String, i64)>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<UploadResponse>> {
+) -> ApiResult<Response> {
     handle(
         s,
         caller,
@@ -78,14 +88,15 @@ pub async fn upload_inferences(
 /// Stores reference data (what the version is compared against). When the
 /// version declares no features yet, this upload's columns become them.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/reference", tag = "telemetry",
-    params(("model" = String, Path), ("version" = i64, Path)),
+    params(("model" = String, Path), ("version" = i64, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "as for the inferences upload")),
     request_body(content = Vec<u8>, description = "same formats as the inferences upload",
         content_type = "application/x-ndjson"),
     responses(
-        (status = 200, body = UploadResponse, description = "every row validated and stored"),
+        (status = 200, body = UploadResponse, description = "every row validated and stored, atomically (see the inferences upload for Idempotency-Key)"),
         (status = 400, body = ErrorBody, description = "malformed body or a bad row; nothing stored"),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 503, body = ErrorBody)),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upload_reference(
     State(s): State<AppState>,
@@ -93,7 +104,7 @@ pub async fn upload_reference(
     ApiPath((model, version)): ApiPath<(String, i64)>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<UploadResponse>> {
+) -> ApiResult<Response> {
     handle(
         s,
         caller,
@@ -114,11 +125,21 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
     kind: UploadKind,
-) -> ApiResult<Json<UploadResponse>> {
+) -> ApiResult<Response> {
     let actor = caller.require(Role::Ingest)?;
     let format = BatchFormat::from_content_type(header_str(&headers, "content-type"))
         .map_err(upload::UploadError::from)?;
     let gzip = upload::is_gzip(header_str(&headers, "content-encoding"))?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => {
+            let key = v.to_str().map_err(|_| {
+                upload::UploadError::InvalidIdempotencyKey("it is not visible ASCII".into())
+            })?;
+            upload::check_idempotency_key(key)?;
+            Some(key.to_owned())
+        }
+    };
     let record = s.registry.get_version(&model, version).await?;
     let upload_id = upload::new_upload_id();
     let span = tracing::info_span!(
@@ -146,9 +167,21 @@ async fn handle(
             gzip,
             cfg,
             body.into_data_stream(),
+            idempotency_key.as_deref().map(|key| upload::Idempotency {
+                key,
+                actor: &actor.name,
+            }),
         )
         .await?;
-        let features = upload::from_known(&outcome.features);
+        let features = outcome.features.clone();
+        if outcome.replayed {
+            tracing::info!(
+                upload_id = %outcome.upload_id,
+                rows = outcome.rows,
+                "upload repeated with the same Idempotency-Key and body; nothing stored again"
+            );
+            return Ok(reply(outcome, features, false));
+        }
         // The first reference upload of a version without declared
         // features declares them (an audited version update).
         let mut features_declared = false;
@@ -172,20 +205,38 @@ async fn handle(
         tracing::info!(
             rows = outcome.rows,
             bytes = outcome.bytes,
-            duration_ms = outcome.duration.as_secs_f64() * 1e3,
+            duration_ms = outcome.duration_ms,
             features_declared,
             "upload stored"
         );
-        Ok(Json(UploadResponse {
-            upload_id: outcome.upload_id,
-            table: outcome.table.to_string(),
-            rows: outcome.rows,
-            bytes: outcome.bytes,
-            duration_ms: outcome.duration.as_secs_f64() * 1e3,
-            features,
-            features_declared,
-        }))
+        Ok(reply(outcome, features, features_declared))
     }
     .instrument(span)
     .await
+}
+
+fn reply(
+    outcome: upload::UploadOutcome,
+    features: BTreeMap<String, FeatureKind>,
+    features_declared: bool,
+) -> Response {
+    let replayed = outcome.replayed;
+    let mut response = Json(UploadResponse {
+        upload_id: outcome.upload_id,
+        table: outcome.table,
+        rows: outcome.rows,
+        bytes: outcome.bytes,
+        duration_ms: outcome.duration_ms,
+        features,
+        features_declared,
+        replayed,
+    })
+    .into_response();
+    if replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    response
 }

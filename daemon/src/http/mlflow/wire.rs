@@ -63,9 +63,13 @@ impl Fields {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(MlflowError::invalid(format!("{key} must be a string"))),
+            // MLflow's server parses requests as protobuf JSON, which
+            // refuses a number or boolean for a string field; so do we
+            // (`{"name": 5}` must not create a model named "5").
+            Some(other) => Err(MlflowError::invalid(format!(
+                "{key} must be a string, got {}",
+                json_kind(other)
+            ))),
         }
     }
 
@@ -342,6 +346,18 @@ pub fn run(r: &Run) -> Value {
     })
 }
 
+/// What kind of JSON value `v` is, for error messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +404,16 @@ mod tests {
         let f = Fields::from_body(br#"{"version": "0", "tags": [1]}"#).unwrap();
         assert!(f.version().is_err());
         assert!(f.pairs("tags").is_err());
+        // Protobuf JSON: a string field takes only a string.
+        let f = Fields::from_body(br#"{"name": 5, "owner": true, "d": ["x"]}"#).unwrap();
+        for key in ["name", "owner", "d"] {
+            let e = f.str(key).unwrap_err();
+            assert!(
+                e.0.message.contains("must be a string"),
+                "{key}: {}",
+                e.0.message
+            );
+        }
     }
 
     #[test]

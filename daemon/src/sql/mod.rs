@@ -6,10 +6,20 @@
 //! read the registry when a query scans them. DDL, DML, `COPY` and `SET` are
 //! refused before planning finishes.
 //!
-//! Both SQL front ends go through here: `POST /api/v1/sql` with [`query`],
-//! the PostgreSQL listener (`crate::pgwire`) with [`run_plan`] on a plan it
-//! parsed itself, so the read-only rule, the timeout and the error classes
-//! are the same whichever protocol asks. Nothing here knows a protocol.
+//! Both SQL front ends go through here: `POST /api/v1/sql` with
+//! [`SqlEngine::query`], the PostgreSQL listener (`crate::pgwire`) with
+//! [`SqlEngine::run_plan`] on a plan it parsed itself, so the read-only rule,
+//! the nesting and size guard ([`guard`]), the timeout, the memory pool and
+//! the error classes are the same whichever protocol asks; every statement
+//! runs on the engine's own runtime ([`engine`]). Nothing here knows a
+//! protocol.
+
+pub mod engine;
+mod functions;
+pub mod guard;
+
+pub use engine::{SqlEngine, SqlLimits};
+pub use functions::MAX_FUNCTION_RESULT_BYTES;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +31,10 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use modelwatch_history::HistoryStore;
 use modelwatch_registry::{RegistryStore, RegistryView};
@@ -32,8 +43,6 @@ use modelwatch_registry::{RegistryStore, RegistryView};
 pub const DEFAULT_ROW_LIMIT: usize = 10_000;
 /// Most rows one request may ask for.
 pub const MAX_ROW_LIMIT: usize = 1_000_000;
-/// Longest a query may run unless `--sql-timeout-seconds` says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The catalog (PostgreSQL: database) the tables live in, schema `public`.
 pub const CATALOG: &str = "modelwatch";
 
@@ -54,6 +63,15 @@ pub enum SqlError {
     Internal(String),
 }
 
+impl From<guard::GuardError> for SqlError {
+    fn from(e: guard::GuardError) -> Self {
+        SqlError::Query {
+            fault: QueryFault::Limit,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// What was wrong with a query the caller can fix; protocols map it to
 /// their own codes (HTTP: 400 `invalid_query`; PostgreSQL: a SQLSTATE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +88,8 @@ pub enum QueryFault {
     Execution,
     /// It needed more memory or other resources than allowed.
     Resources,
+    /// The text is longer or nests deeper than allowed ([`guard`]).
+    Limit,
 }
 
 impl From<DataFusionError> for SqlError {
@@ -246,21 +266,18 @@ impl TableProvider for RegistryTable {
     }
 }
 
-/// A fresh context with every history and registry table registered.
-pub fn session(
+/// Registers every history table and registry view on `ctx`.
+fn register_tables(
+    ctx: &SessionContext,
     history: &HistoryStore,
-    registry: Arc<dyn RegistryStore>,
-) -> Result<SessionContext, SqlError> {
+    registry: &Arc<dyn RegistryStore>,
+) -> Result<(), SqlError> {
     // Parquet filter pushdown (late materialisation) was measured: it made
     // the 24-hour error-rate query 40% faster and the p95 query 45% slower
     // on the 10M-sample benchmark, so DataFusion's default (off) stays
     // (BENCHMARKS.md, "SQL latency").
-    let config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_default_catalog_and_schema(CATALOG, "public");
-    let ctx = SessionContext::new_with_config(config);
     history
-        .register_tables(&ctx)
+        .register_tables(ctx)
         .map_err(|e| SqlError::Internal(e.to_string()))?;
     for view in RegistryView::ALL {
         let table = RegistryTable {
@@ -270,7 +287,7 @@ pub fn session(
         };
         ctx.register_table(view.table_name(), Arc::new(table))?;
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// Why record batches could not become JSON rows.
@@ -300,12 +317,14 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, Json
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-/// A finished query: its schema, at most `limit` rows, and whether more existed.
+/// A finished query: its schema, at most `limit` rows, and whether more
+/// existed. Its rows stay counted in the SQL memory pool until it is dropped.
 #[derive(Debug)]
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub truncated: bool,
+    pub(crate) _memory: Option<MemoryReservation>,
 }
 
 /// Refuses anything but a query: DDL, DML, `COPY` and statements (`SET`,
@@ -317,69 +336,4 @@ pub fn check_read_only(plan: &LogicalPlan) -> Result<(), SqlError> {
         .with_allow_statements(false)
         .verify_plan(plan)
         .map_err(|e| SqlError::NotReadOnly(e.strip_backtrace().to_string()))
-}
-
-/// Plans and runs a read-only query with a row limit and a timeout.
-pub async fn query(
-    ctx: &SessionContext,
-    sql: &str,
-    limit: usize,
-    timeout: Duration,
-) -> Result<QueryResult, SqlError> {
-    let run = async {
-        // Plan first (nothing runs), then refuse anything but a query.
-        let plan = ctx.state().create_logical_plan(sql).await?;
-        check_read_only(&plan)?;
-        execute(ctx, plan, limit).await
-    };
-    tokio::time::timeout(timeout, run)
-        .await
-        .map_err(|_| SqlError::Timeout(timeout))?
-}
-
-/// Runs an already planned query under the same rules as [`query`]: read-only
-/// check, row limit, timeout (execution only; the plan exists already).
-pub async fn run_plan(
-    ctx: &SessionContext,
-    plan: LogicalPlan,
-    limit: usize,
-    timeout: Duration,
-) -> Result<QueryResult, SqlError> {
-    check_read_only(&plan)?;
-    tokio::time::timeout(timeout, execute(ctx, plan, limit))
-        .await
-        .map_err(|_| SqlError::Timeout(timeout))?
-}
-
-async fn execute(
-    ctx: &SessionContext,
-    plan: LogicalPlan,
-    limit: usize,
-) -> Result<QueryResult, SqlError> {
-    // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows
-    // are cut to the limit below like any other result.
-    let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
-    let df = ctx.execute_logical_plan(plan).await?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let df = if explain {
-        df
-    } else {
-        df.limit(0, Some(limit.saturating_add(1)))?
-    };
-    let mut batches = df.collect().await?;
-    let mut rows = 0usize;
-    let mut truncated = false;
-    for b in batches.iter_mut() {
-        if rows + b.num_rows() > limit {
-            *b = b.slice(0, limit - rows);
-            truncated = true;
-        }
-        rows += b.num_rows();
-    }
-    batches.retain(|b| b.num_rows() > 0);
-    Ok(QueryResult {
-        schema,
-        batches,
-        truncated,
-    })
 }
