@@ -1226,10 +1226,18 @@ impl CsvDecoder {
     }
 }
 
+/// The Arrow IPC stream's end-of-stream marker: a continuation token and a
+/// zero message length.
+const IPC_END_OF_STREAM: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+
 /// Arrow IPC stream format, one message at a time.
 pub struct ArrowDecoder {
     mapper: RowMapper,
     decoder: arrow_ipc::reader::StreamDecoder,
+    /// The last bytes received: a complete stream ends with
+    /// [`IPC_END_OF_STREAM`], a cut one (at a message boundary, which the
+    /// decoder alone cannot tell from a complete one) does not.
+    tail: Vec<u8>,
 }
 
 impl ArrowDecoder {
@@ -1237,10 +1245,20 @@ impl ArrowDecoder {
         Self {
             mapper: RowMapper::new(cfg),
             decoder: arrow_ipc::reader::StreamDecoder::new(),
+            tail: Vec::with_capacity(IPC_END_OF_STREAM.len()),
         }
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>> {
+        let keep = IPC_END_OF_STREAM.len();
+        if chunk.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            let excess = self.tail.len().saturating_sub(keep);
+            self.tail.drain(..excess);
+        }
         let mut buf = Buffer::from(chunk.to_vec());
         let mut out = Vec::new();
         while !buf.is_empty() {
@@ -1265,6 +1283,12 @@ impl ArrowDecoder {
                 self.mapper.rows
             ))
         })?;
+        if self.tail != IPC_END_OF_STREAM {
+            return Err(Error::UploadFormat(format!(
+                "the Arrow IPC stream ends without its end-of-stream marker (after row {}): the body was cut short; close the stream writer before sending",
+                self.mapper.rows
+            )));
+        }
         Ok(Vec::new())
     }
 }

@@ -434,6 +434,22 @@ fn arrow_stream_truncated_and_garbage_are_refused() {
         let err = decode(BatchFormat::ArrowStream, declared(), &body[..cut], 64).unwrap_err();
         assert!(matches!(err, Error::UploadFormat(_)), "cut {cut}: {err}");
     }
+    // Cut exactly before the end-of-stream marker: every message is whole,
+    // but the stream was not finished, so rows may be missing.
+    for chunk in [1, 3, 64, body.len()] {
+        let err = decode(
+            BatchFormat::ArrowStream,
+            declared(),
+            &body[..body.len() - 8],
+            chunk,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("end-of-stream marker"),
+            "chunk {chunk}: {err}"
+        );
+    }
+    assert!(decode(BatchFormat::ArrowStream, declared(), &body, 3).is_ok());
     let err = decode(
         BatchFormat::ArrowStream,
         declared(),

@@ -136,6 +136,8 @@ struct Exported {
 struct HistoryGauges {
     buffer_bytes: IntGauge,
     buffer_rows: IntGauge,
+    inflight_bytes: IntGauge,
+    working_bytes: IntGauge,
     wal_bytes: IntGauge,
     wal_segments: IntGauge,
     wal_last_fsync_seconds: prometheus::Gauge,
@@ -211,6 +213,16 @@ impl Metrics {
                 &r,
                 "modelwatch_history_buffer_rows",
                 "Rows of acknowledged telemetry held in memory until persisted.",
+            ),
+            inflight_bytes: gauge(
+                &r,
+                "modelwatch_history_inflight_bytes",
+                "Bytes of telemetry writes waiting for their WAL fsync (rows and encoded records); with the buffer and the working bytes, bounded by --max-buffer-bytes.",
+            ),
+            working_bytes: gauge(
+                &r,
+                "modelwatch_history_working_bytes",
+                "Bytes persist and compaction hold while sorting rows; counted against --max-buffer-bytes with the buffer.",
             ),
             wal_bytes: gauge(
                 &r,
@@ -440,6 +452,8 @@ impl Metrics {
             let catch_up = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
             set(&h.buffer_bytes, stats.buffer_bytes);
             set(&h.buffer_rows, stats.buffer_rows);
+            set(&h.inflight_bytes, stats.inflight_bytes);
+            set(&h.working_bytes, stats.working_bytes);
             set(&h.wal_bytes, stats.wal_bytes);
             set(&h.wal_segments, stats.wal_segments);
             h.wal_last_fsync_seconds

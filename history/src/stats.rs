@@ -8,6 +8,9 @@ pub(crate) struct StatsInner {
     pub buffer_bytes: AtomicU64,
     pub buffer_rows: AtomicU64,
     pub inflight_bytes: AtomicU64,
+    /// Memory persist and compaction hold while they work (their sorted
+    /// copies), counted against `max_buffer_bytes` like the buffer.
+    pub working_bytes: AtomicU64,
     pub wal_bytes: AtomicU64,
     pub wal_segments: AtomicU64,
     pub wal_records: AtomicU64,
@@ -38,8 +41,11 @@ pub struct HistoryStats {
     pub buffer_bytes: u64,
     /// Rows held in memory (gauge).
     pub buffer_rows: u64,
-    /// Bytes of writes queued for the WAL, not yet acknowledged (gauge).
+    /// Bytes of writes queued for the WAL, not yet acknowledged: their
+    /// rows and their encoded WAL records (gauge).
     pub inflight_bytes: u64,
+    /// Bytes persist and compaction hold while they work (gauge).
+    pub working_bytes: u64,
     /// Bytes in WAL segments (gauge).
     pub wal_bytes: u64,
     /// WAL segment files (gauge).
@@ -94,6 +100,7 @@ impl StatsInner {
             buffer_bytes: g(&self.buffer_bytes),
             buffer_rows: g(&self.buffer_rows),
             inflight_bytes: g(&self.inflight_bytes),
+            working_bytes: g(&self.working_bytes),
             wal_bytes: g(&self.wal_bytes),
             wal_segments: g(&self.wal_segments),
             wal_records: g(&self.wal_records),
@@ -115,5 +122,30 @@ impl StatsInner {
             query_files_considered: g(&self.query_files_considered),
             query_files_scanned: g(&self.query_files_scanned),
         }
+    }
+}
+
+/// Memory charged to a counter while held (see `StatsInner::working_bytes`).
+pub(crate) struct Charge<'a> {
+    counter: &'a AtomicU64,
+    bytes: u64,
+}
+
+impl<'a> Charge<'a> {
+    pub(crate) fn new(counter: &'a AtomicU64, bytes: u64) -> Self {
+        counter.fetch_add(bytes, Ordering::AcqRel);
+        Self { counter, bytes }
+    }
+
+    /// Charges `more` bytes on top of what is held.
+    pub(crate) fn add(&mut self, more: u64) {
+        self.counter.fetch_add(more, Ordering::AcqRel);
+        self.bytes += more;
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }

@@ -55,6 +55,9 @@ pub struct HistoryConfig {
     pub compaction_min_files: usize,
     /// Most files merged into one by one compaction.
     pub compaction_max_files: usize,
+    /// Most Parquet bytes one compaction reads (its memory bound; it still
+    /// merges at least two files).
+    pub compaction_max_input_bytes: u64,
     /// How often the background persister checks its thresholds.
     pub persist_check_interval: Duration,
     /// How often background compaction and retention run.
@@ -88,6 +91,7 @@ impl Default for HistoryConfig {
             compaction_small_file_bytes: 32 << 20,
             compaction_min_files: 4,
             compaction_max_files: 64,
+            compaction_max_input_bytes: 64 << 20,
             persist_check_interval: Duration::from_secs(1),
             maintenance_interval: Duration::from_secs(60),
             retry_after: Duration::from_secs(1),
@@ -601,6 +605,9 @@ impl HistoryStore {
             return Ok(WriteReceipt { seq: None, rows: 0 });
         }
         let body = wal::encode_body(&entries, &shared.defs)?;
+        // Until the writer applies it, a write holds its rows and its
+        // encoded WAL record: both count against the memory bound.
+        let bytes = bytes + body.len() as u64;
         if body.len() > shared.config.max_write_bytes || bytes > shared.config.max_buffer_bytes {
             return Err(Error::WriteTooLarge {
                 bytes: body.len().max(bytes as usize),
@@ -624,7 +631,9 @@ impl HistoryStore {
             .inflight_bytes
             .fetch_add(bytes, Ordering::AcqRel)
             + bytes;
-        if shared.stats.buffer_bytes.load(Ordering::Acquire) + inflight
+        if shared.stats.buffer_bytes.load(Ordering::Acquire)
+            + inflight
+            + shared.stats.working_bytes.load(Ordering::Acquire)
             > shared.config.max_buffer_bytes
         {
             shared
@@ -745,6 +754,14 @@ impl HistoryStore {
         if chunks.iter().all(|t| t.is_empty()) || upto <= manifest.persisted_seq {
             return Ok(outcome);
         }
+        // Tables are persisted one at a time; sorting one holds two copies
+        // of its rows (concatenated, then sorted).
+        let largest: u64 = chunks
+            .iter()
+            .map(|t| t.iter().map(|c| c.bytes).sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        let _working = crate::stats::Charge::new(&shared.stats.working_bytes, largest * 2);
         let mut next = (*manifest).clone();
         let mut written = Vec::new();
         for (idx, table_chunks) in chunks.into_iter().enumerate() {
@@ -861,11 +878,24 @@ impl HistoryStore {
             }
             files.sort_by_key(|f| f.id);
             files.truncate(shared.config.compaction_max_files.max(2));
+            // Bound what one compaction reads into memory (at least two
+            // files, or there is nothing to merge).
+            let mut input = 0u64;
+            let mut keep = 0usize;
+            for f in &files {
+                if keep >= 2 && input + f.bytes > shared.config.compaction_max_input_bytes {
+                    break;
+                }
+                input += f.bytes;
+                keep += 1;
+            }
+            files.truncate(keep);
             let Some((_, def)) = shared.def(&table) else {
                 continue;
             };
             let def = def.clone();
             let mut batches = Vec::new();
+            let mut working = crate::stats::Charge::new(&shared.stats.working_bytes, 0);
             for f in &files {
                 let data = shared
                     .object_store
@@ -877,6 +907,13 @@ impl HistoryStore {
                 let b = tokio::task::spawn_blocking(move || persist::decode_parquet(&d2, data))
                     .await
                     .map_err(|e| Error::Task(e.to_string()))??;
+                // Decoded rows, and the sorted copy made of them.
+                working.add(
+                    2 * b
+                        .iter()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .sum::<u64>(),
+                );
                 batches.extend(b);
             }
             let d2 = def.clone();

@@ -1423,3 +1423,52 @@ async fn a_keyed_bulk_load_commits_once() {
     later.commit(None).await.unwrap();
     assert!(store.find_load("upload/abc").is_none());
 }
+
+#[tokio::test]
+async fn persist_and_compaction_memory_counts_against_the_buffer_bound() {
+    let fx = Fixture::new();
+    let mut cfg = config(fx.clock.clone());
+    cfg.max_buffer_bytes = 1 << 20;
+    let store = fx.open_with(cfg).await;
+    store
+        .write_batch("samples", samples("a", "1", micros(t0()), 10, 1))
+        .await
+        .unwrap();
+    {
+        // A persist or compaction sorting most of the bound's worth of rows.
+        let _working = crate::stats::Charge::new(&store.shared().stats.working_bytes, 1 << 20);
+        assert_eq!(store.stats().working_bytes, 1 << 20);
+        let refused = store
+            .write_batch("samples", samples("a", "1", micros(t0()), 10, 1))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, Error::Overloaded { .. }), "{refused}");
+    }
+    assert_eq!(store.stats().working_bytes, 0);
+    store
+        .write_batch("samples", samples("a", "1", micros(t0()), 10, 1))
+        .await
+        .unwrap();
+    // The WAL record's bytes count too while a write waits for its fsync.
+    let gate = store.hold_wal_writer();
+    let store2 = store.clone();
+    let pending = tokio::spawn(async move {
+        store2
+            .write_batch("samples", samples("b", "1", micros(t0()), 100, 1))
+            .await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.stats().inflight_bytes == 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::task::yield_now().await;
+    }
+    let batch_bytes = samples("b", "1", micros(t0()), 100, 1).get_array_memory_size() as u64;
+    assert!(
+        store.stats().inflight_bytes > batch_bytes,
+        "{} ≤ {batch_bytes}",
+        store.stats().inflight_bytes
+    );
+    drop(gate);
+    pending.await.unwrap().unwrap();
+    assert_eq!(store.stats().inflight_bytes, 0);
+}

@@ -860,3 +860,96 @@ async fn an_alert_about_a_version_no_longer_deployed_is_refused_and_recorded() {
     assert_eq!(audit.items.len(), 3);
     assert_eq!(audit.items[0].target, "alert/fp2");
 }
+
+#[tokio::test]
+async fn protected_aliases_need_an_approver_on_every_path_that_moves_them() {
+    let (_d, s) = store().await;
+    let editor = Actor::new("ci", Role::Editor);
+    let approver = Actor::new("release", Role::Approver);
+    s.create_model(&admin(), model("m")).await.unwrap();
+    for _ in 0..2 {
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap();
+    }
+    s.set_alias(&approver, "m", "production", 1, "first")
+        .await
+        .unwrap();
+    let forbidden = |r: Result<_>| matches!(r, Err(Error::Forbidden(_)));
+    // Moving it, in any spelling, and everything that would take it along.
+    for alias in ["production", "Production", "PRODUCTION"] {
+        assert!(
+            forbidden(s.set_alias(&editor, "m", alias, 2, "").await.map(drop)),
+            "{alias}"
+        );
+        assert!(forbidden(s.delete_alias(&editor, "m", alias, "").await));
+    }
+    assert!(forbidden(
+        s.rollback_alias(&editor, "m", "production", "")
+            .await
+            .map(drop)
+    ));
+    assert!(forbidden(s.delete_model(&editor, "m").await));
+    assert!(forbidden(
+        s.rename_model(&editor, "m", "m2").await.map(drop)
+    ));
+    // Stages of the same name: into Production, and out of it.
+    assert!(forbidden(
+        s.transition_stage(&editor, "m", 2, Stage::Production, false)
+            .await
+            .map(drop)
+    ));
+    s.transition_stage(&approver, "m", 2, Stage::Production, false)
+        .await
+        .unwrap();
+    assert!(forbidden(
+        s.transition_stage(&editor, "m", 2, Stage::Archived, false)
+            .await
+            .map(drop)
+    ));
+    // Nothing of the refused changes happened.
+    assert_eq!(s.get_alias("m", "production").await.unwrap().version, 1);
+    assert_eq!(
+        s.get_version("m", 2).await.unwrap().stage,
+        Stage::Production
+    );
+    assert!(s.get_model("m").await.is_ok());
+    // Unprotected aliases stay an editor's business; an approver may do all.
+    s.set_alias(&editor, "m", "staging", 2, "").await.unwrap();
+    s.delete_alias(&editor, "m", "staging", "").await.unwrap();
+    s.rename_model(&approver, "m", "m2").await.unwrap();
+    s.delete_model(&approver, "m2").await.unwrap();
+    // Reasons are bounded and free of control characters.
+    s.create_model(&admin(), model("r")).await.unwrap();
+    s.create_version(&admin(), "r", NewVersion::default())
+        .await
+        .unwrap();
+    for bad in [
+        "x".repeat(validate::MAX_REASON + 1),
+        "a\u{202E}b".into(),
+        "nul\0".into(),
+    ] {
+        assert!(matches!(
+            s.set_alias(&admin(), "r", "canary", 1, &bad).await,
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+    s.set_alias(&admin(), "r", "canary", 1, "multi\nline\tis fine")
+        .await
+        .unwrap();
+    // Owners are one line without control characters.
+    for bad in ["a\0b", "bell\u{7}", "rtl\u{202E}txt", "two\nlines"] {
+        assert!(matches!(
+            s.create_model(
+                &admin(),
+                NewModel {
+                    name: "o".into(),
+                    owner: bad.into(),
+                    ..Default::default()
+                }
+            )
+            .await,
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+}

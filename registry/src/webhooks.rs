@@ -61,6 +61,39 @@ const MAX_URL: usize = 2048;
 pub const DISPATCH_BATCH: i64 = 500;
 
 /// A signing secret: `whsec_` + 43 URL-safe base64 characters (256 bits).
+/// A receiver URL as readers may see it: scheme and host only (the path
+/// and query of a webhook URL are often its secret, e.g. Slack's).
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            // Credentials in the authority go too.
+            let host = host.rsplit('@').next().unwrap_or(host);
+            format!("{scheme}://{host}/…")
+        }
+        None => "…".to_owned(),
+    }
+}
+
+/// Hides webhook receiver URLs in one audit entry's `before`/`after`
+/// (`webhook.*` actions) for callers who may not see them: only admins
+/// manage webhooks. The stored entry, and so the hash chain, is unchanged.
+pub fn redact_audit_value(action: &str, value: &mut serde_json::Value) {
+    if !action.starts_with("webhook.") {
+        return;
+    }
+    if let Some(serde_json::Value::String(url)) = value.get_mut("url") {
+        *url = redact_url(url);
+    }
+}
+
+/// [`redact_audit_value`] on a whole entry.
+pub fn redact_audit_entry(entry: &mut AuditEntry) {
+    for v in [&mut entry.before, &mut entry.after].into_iter().flatten() {
+        redact_audit_value(&entry.action, v);
+    }
+}
+
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -954,6 +987,38 @@ mod tests {
             prev_hash: String::new(),
             hash: String::new(),
         }
+    }
+
+    #[test]
+    fn webhook_urls_are_redacted_for_readers() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secret?x=1"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://user:pw@ci.example:8080/hook"),
+            "http://ci.example:8080/…"
+        );
+        assert_eq!(redact_url("nonsense"), "…");
+        let mut e = entry(
+            1,
+            "webhook.create",
+            "webhook/w",
+            None,
+            Some(serde_json::json!({"name": "w", "url": "http://h:1/secret-path"})),
+        );
+        redact_audit_entry(&mut e);
+        assert_eq!(e.after.as_ref().unwrap()["url"], "http://h:1/…");
+        assert_eq!(e.after.as_ref().unwrap()["name"], "w");
+        let mut other = entry(
+            2,
+            "model.create",
+            "model/m",
+            None,
+            Some(serde_json::json!({"url": "http://h/keep"})),
+        );
+        redact_audit_entry(&mut other);
+        assert_eq!(other.after.as_ref().unwrap()["url"], "http://h/keep");
     }
 
     #[test]

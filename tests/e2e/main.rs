@@ -7,6 +7,7 @@ mod alerts;
 mod dashboards;
 mod demo;
 mod gates;
+mod hardening;
 mod mlflow;
 mod monitoring;
 mod otlp;

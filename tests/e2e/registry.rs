@@ -107,8 +107,20 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     assert_eq!(status, 200);
     let mut listed = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        for method in item.as_object().expect("path item").keys() {
+        for (method, operation) in item.as_object().expect("path item") {
             listed.insert(format!("{} {path}", method.to_uppercase()));
+            // A path parameter is a `{name}` of the path; listings'
+            // `limit`, `cursor`, filters are query parameters.
+            for p in operation["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap_or_default();
+                let in_path = path.contains(&format!("{{{name}}}"));
+                let declared_in = p["in"].as_str().unwrap_or_default();
+                assert_eq!(
+                    declared_in == "path",
+                    in_path,
+                    "{method} {path}: parameter {name:?} is declared in {declared_in}"
+                );
+            }
         }
     }
     let expected: BTreeSet<String> = [

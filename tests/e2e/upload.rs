@@ -474,11 +474,14 @@ fn write_parquet(path: &std::path::Path, prefix: &str) {
 
 #[tokio::test]
 async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
-    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with(Start {
+        args: vec!["--reference-dir".into(), dir.path().display().to_string()],
+        ..Start::default()
+    });
     let http = d.http();
     let (s, _) = http.post("/api/v1/models", json!({"name": "fraud"})).await;
     assert_eq!(s, 201);
-    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ref.parquet");
     write_parquet(&file, "ref");
 
@@ -535,6 +538,12 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
         ),
         ("s3://bucket/ref.parquet".to_string(), "not supported"),
         (dir.path().display().to_string(), "not a file"),
+        // An editor must not make the daemon read whatever it can read.
+        ("/etc/passwd".to_string(), "outside the directories"),
+        (
+            format!("{}/../../etc/hostname", dir.path().display()),
+            "outside the directories",
+        ),
     ] {
         let (s, b) = http
             .post(
@@ -720,8 +729,9 @@ async fn cli_uploads_files_and_explains_failures() {
         odd.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // versions create declares features and loads reference data.
-    let parquet = dir.path().join("ref.parquet");
+    // versions create declares features and loads reference data from the
+    // data directory's imports/, which the daemon always reads.
+    let parquet = d.data_dir.join("imports").join("ref.parquet");
     write_parquet(&parquet, "cli-ref");
     let out = d.cli(&[
         "versions",

@@ -1,13 +1,84 @@
 //! Extractors whose rejections use the API's JSON error shape.
 
 use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// `axum::Json` with JSON errors (400 malformed, 413 too large, 415 not JSON).
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON **object** body with the API's errors (400 malformed or not an
+/// object, 413 too large, 415 not JSON). Every request body of the native
+/// API is an object; serde would otherwise fill a struct from an array
+/// (`["name"]` created a model named `name`).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime_type::Essence>().ok())
+            .is_some_and(|m| m.is_json());
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await?;
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    "the body is empty; send a JSON object",
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the body must be a JSON object ({\"field\": value, …})",
+                ));
+            }
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// The essence (`type/subtype`, parameters dropped) of a media type.
+mod mime_type {
+    pub struct Essence(String);
+
+    impl std::str::FromStr for Essence {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let essence = s
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if essence.contains('/') {
+                Ok(Essence(essence))
+            } else {
+                Err(())
+            }
+        }
+    }
+
+    impl Essence {
+        /// `application/json` or any `…+json` type, as axum's `Json` accepts.
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json" || self.0.ends_with("+json")
+        }
+    }
+}
 
 /// `axum::extract::Path` with JSON errors.
 #[derive(Debug, FromRequestParts)]

@@ -44,6 +44,7 @@ pub(super) fn optional_json<T: Default + serde::de::DeserializeOwned>(
 
 /// Common listing parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Documents the query string; parsing goes through `Params`.
 pub struct PageParams {
     /// Items per page, 1–1000 (default 50).
@@ -53,6 +54,7 @@ pub struct PageParams {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ModelListParams {
     /// Only models whose name starts with this.
@@ -65,6 +67,7 @@ pub struct ModelListParams {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct VersionListParams {
     /// `ready` or `archived`.
@@ -513,6 +516,7 @@ pub async fn raise_recommendation(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct RecommendationListParams {
     model: Option<String>,
@@ -615,6 +619,7 @@ pub async fn dismiss_recommendation(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct AuditListParams {
     actor: Option<String>,
@@ -642,7 +647,15 @@ pub async fn list_audit(
         target_prefix: p.string("target_prefix"),
     };
     p.finish()?;
-    Ok(Json(s.registry.list_audit(&filter, &page).await?.into()))
+    let mut entries = s.registry.list_audit(&filter, &page).await?;
+    // Webhook URLs are admin-only (their path is often their secret).
+    if !caller.0.role.allows(Role::Admin) {
+        entries
+            .items
+            .iter_mut()
+            .for_each(modelwatch_registry::webhooks::redact_audit_entry);
+    }
+    Ok(Json(entries.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",

@@ -38,6 +38,7 @@ impl From<Page<WebhookDelivery>> for DeliveryPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Documents the query string; parsing goes through `Params`.
 pub struct DeliveryListParams {
     /// `pending`, `delivered` or `failed`.

@@ -224,6 +224,22 @@ impl std::fmt::Debug for RegistryTable {
     }
 }
 
+/// Redacts the webhook URLs of one exported `audit_log` row, whose
+/// `before`/`after` are JSON text.
+fn redact_webhook_urls(row: &mut serde_json::Value) {
+    let action = row["action"].as_str().unwrap_or_default().to_owned();
+    for column in ["before", "after"] {
+        let Some(text) = row.get(column).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+            continue;
+        };
+        modelwatch_registry::webhooks::redact_audit_value(&action, &mut value);
+        row[column] = serde_json::Value::String(value.to_string());
+    }
+}
+
 /// Converts exported JSON rows into one batch of the view's schema.
 pub fn rows_to_batch(
     schema: SchemaRef,
@@ -254,11 +270,16 @@ impl TableProvider for RegistryTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let rows = self
+        let mut rows = self
             .registry
             .export_view(self.view)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if self.view == RegistryView::AuditLog {
+            // SQL is a reader's surface: webhook URLs (admin-only, often
+            // secret in their path) are shown by scheme and host only.
+            rows.iter_mut().for_each(redact_webhook_urls);
+        }
         let batch = rows_to_batch(self.schema.clone(), &rows)?;
         MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
             .scan(state, projection, filters, limit)

@@ -168,15 +168,18 @@ impl Fields {
     }
 
     /// A version number sent as text (`"3"`) or a number.
+    /// A version number: MLflow sends it as text, but it is a number, so a
+    /// JSON number is taken too.
     pub fn version(&self) -> Result<i64> {
-        let text = self.str("version")?;
-        text.trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| {
-                MlflowError::invalid(format!("version must be a positive integer, got {text:?}"))
-            })
+        let v = self.opt_i64("version")?.ok_or_else(|| {
+            MlflowError::invalid("missing value for required parameter 'version'")
+        })?;
+        if v < 1 {
+            return Err(MlflowError::invalid(format!(
+                "version must be a positive integer, got {v}"
+            )));
+        }
+        Ok(v)
     }
 
     /// `run_id`, or the older `run_uuid`.
