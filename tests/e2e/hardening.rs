@@ -785,3 +785,48 @@ async fn readers_do_not_see_webhook_urls() {
     let (_, verify) = reader.get("/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+#[tokio::test]
+async fn the_cli_can_rerun_an_upload_safely_with_its_key() {
+    let d = Daemon::start();
+    let http = d.http();
+    assert_eq!(
+        http.post("/api/v1/models", json!({"name": "m"})).await.0,
+        201
+    );
+    assert_eq!(
+        http.post("/api/v1/models/m/versions", json!({})).await.0,
+        201
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rows.ndjson");
+    std::fs::write(&file, ndjson(1000, "cli")).unwrap();
+    let run = || {
+        d.cli(&[
+            "upload",
+            "inferences",
+            "--model",
+            "m",
+            "--version",
+            "1",
+            "--idempotency-key",
+            "nightly-2026-12-06",
+            "--json",
+            file.to_str().unwrap(),
+        ])
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let first: Value = serde_json::from_str(&stdout(&first)).unwrap();
+    assert_eq!(first["replayed"], false);
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing was stored again"),
+        "{}",
+        stderr(&again)
+    );
+    let again: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(again["upload_id"], first["upload_id"]);
+    assert_eq!(count(&http, "inferences").await, 1000);
+}

@@ -428,7 +428,7 @@ async fn oversized_uploads_get_413_and_store_nothing() {
 }
 
 #[tokio::test]
-async fn large_arrow_upload_spills_and_commits_in_chunks() {
+async fn a_large_arrow_upload_is_read_back_whole() {
     let d = Daemon::start();
     let http = d.http();
     declared_version(&http).await;

@@ -101,7 +101,7 @@ async fn upload(
             .send_body(
                 &format!("/api/v1/models/{model}/versions/1/{table}"),
                 BatchFormat::ArrowStream.content_type(),
-                None,
+                &[],
                 reqwest::Body::from(body),
             )
             .await?;

@@ -183,7 +183,7 @@ pub async fn run(conn: &Connection, a: UploadBenchArgs) -> Result<ExitCode, Clie
                             .send_body(
                                 &path,
                                 format.content_type(),
-                                None,
+                                &[],
                                 reqwest::Body::from(body.clone()),
                             )
                             .await

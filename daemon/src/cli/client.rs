@@ -95,12 +95,13 @@ impl Client {
         Ok(self.exchange(req, &url).await?.1)
     }
 
-    /// Sends a raw (streamed) body and returns the JSON reply.
+    /// Sends a raw (streamed) body with extra headers and returns the JSON
+    /// reply.
     pub async fn send_body(
         &self,
         path: &str,
         content_type: &str,
-        content_encoding: Option<&str>,
+        headers: &[(&str, &str)],
         body: reqwest::Body,
     ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
@@ -109,8 +110,8 @@ impl Client {
             .post(&url)
             .header("content-type", content_type)
             .body(body);
-        if let Some(e) = content_encoding {
-            req = req.header("content-encoding", e);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let (status, text) = self.exchange(req, &url).await?;
         json_reply(url, status, text)

@@ -577,7 +577,7 @@ async fn setup(
             .send_body(
                 &format!("/api/v1/models/{}/versions/{v}/reference", enc(FRAUD)),
                 "application/x-ndjson",
-                None,
+                &[],
                 body.into(),
             )
             .await

@@ -39,6 +39,16 @@ pub struct UploadArgs {
     /// Format, when the extension does not say it.
     #[arg(long, value_parser = ["ndjson", "csv", "parquet", "arrow"])]
     pub format: Option<String>,
+    /// Idempotency key: the server stores an upload with a given key once
+    /// (for a day), so running the command again after a lost reply is
+    /// safe. Default: a fresh key per run, reused by the command's own
+    /// retries.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Attempts when the connection is lost before a reply (each with the
+    /// same idempotency key).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub attempts: u32,
 }
 
 const RESULT: &[Column] = &[
@@ -49,6 +59,7 @@ const RESULT: &[Column] = &[
     ("duration ms", "/duration_ms"),
     ("features", "/features"),
     ("features declared", "/features_declared"),
+    ("replayed", "/replayed"),
 ];
 
 /// Format and gzip from the file name (`x.csv`, `x.csv.gz`).
@@ -107,6 +118,56 @@ pub async fn run(command: UploadCommand, conn: &Connection) -> Result<ExitCode, 
         UploadCommand::Reference(a) => ("reference", a),
     };
     let (format, gzip) = detect(&args.file, args.format.as_deref())?;
+    let key = args
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| format!("cli-{:032x}", rand::random::<u128>()));
+    let path = format!(
+        "/api/v1/models/{}/versions/{}/{kind}",
+        enc(&args.model),
+        args.version
+    );
+    let client = Client::new(&conn.url, conn.token.clone());
+    let mut headers = vec![("idempotency-key", key.as_str())];
+    if gzip {
+        headers.push(("content-encoding", "gzip"));
+    }
+    let attempts = args.attempts.max(1);
+    let mut attempt = 1;
+    let v = loop {
+        let result = send_file(&client, &path, &args, format, &headers, conn).await;
+        match result {
+            // A lost connection may have lost only the reply: the retry
+            // carries the same key, so the upload is stored at most once.
+            Err(ClientError::Unreachable { ref reason, .. }) if attempt < attempts => {
+                eprintln!(
+                    "connection lost ({reason}); retrying with the same idempotency key ({}/{attempts})",
+                    attempt + 1
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
+    if v["replayed"] == true {
+        eprintln!(
+            "the server had this upload already (same idempotency key and body); nothing was stored again"
+        );
+    }
+    print(conn.json, &v, |v| record(v, RESULT));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One attempt: streams the file with a progress bar.
+async fn send_file(
+    client: &Client,
+    path: &str,
+    args: &UploadArgs,
+    format: BatchFormat,
+    headers: &[(&str, &str)],
+    conn: &Connection,
+) -> Result<serde_json::Value, ClientError> {
     let file = tokio::fs::File::open(&args.file)
         .await
         .map_err(|e| ClientError::Usage(format!("cannot open {}: {e}", args.file.display())))?;
@@ -126,17 +187,9 @@ pub async fn run(command: UploadCommand, conn: &Connection) -> Result<ExitCode, 
         pb
     };
     let body = reqwest::Body::wrap_stream(file_stream(file, progress.clone()));
-    let path = format!(
-        "/api/v1/models/{}/versions/{}/{kind}",
-        enc(&args.model),
-        args.version
-    );
-    let client = Client::new(&conn.url, conn.token.clone());
     let result = client
-        .send_body(&path, format.content_type(), gzip.then_some("gzip"), body)
+        .send_body(path, format.content_type(), headers, body)
         .await;
     progress.finish_and_clear();
-    let v = result?;
-    print(conn.json, &v, |v| record(v, RESULT));
-    Ok(ExitCode::SUCCESS)
+    result
 }
