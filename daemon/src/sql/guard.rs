@@ -252,4 +252,47 @@ mod tests {
             assert!(refused.is_ok());
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// A chain of `n` binary operations is refused exactly when it is
+        /// deeper than the limit, whatever the operator.
+        #[test]
+        fn chains_are_refused_exactly_past_the_limit(
+            n in 1usize..2 * MAX_SQL_DEPTH,
+            op in proptest::sample::select(vec!["+", "*", " OR ", " AND ", " || ", "-", " = "]),
+        ) {
+            let sql = format!("SELECT {}", chain(op, n));
+            let Ok(mut parsed) = Parser::parse_sql(&GenericDialect {}, &sql) else {
+                return Ok(());
+            };
+            let refused = check_depth(&parsed.remove(0)).is_err();
+            // The statement and its select item are two levels; a chain of
+            // n terms nests n - 1 operations over one more level of leaves.
+            proptest::prop_assert_eq!(refused, n + 1 > MAX_SQL_DEPTH, "n = {}", n);
+        }
+
+        /// Whatever the text, parsing and checking it never panics (and never
+        /// overflows the stack: a crash would fail the test run).
+        #[test]
+        fn any_text_is_parsed_and_checked_without_crashing(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "(", ")", "1", "+", "-", "NOT ", "SELECT ", " FROM t", " UNION ", ",",
+                    " WHERE ", " OR ", "CASE WHEN 1 THEN ", " END", "a.b", "'x'", " JOIN u ON ",
+                ]),
+                0..400,
+            ),
+            repeat in 1usize..50,
+        ) {
+            let text = pieces.concat().repeat(repeat);
+            let _ = check_length(&text);
+            if let Ok(statements) = Parser::parse_sql(&GenericDialect {}, &text) {
+                for s in &statements {
+                    let _ = check_depth(s);
+                }
+            }
+        }
+    }
 }
