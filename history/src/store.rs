@@ -55,9 +55,13 @@ pub struct HistoryConfig {
     pub compaction_min_files: usize,
     /// Most files merged into one by one compaction.
     pub compaction_max_files: usize,
-    /// Most Parquet bytes one compaction reads (its memory bound; it still
-    /// merges at least two files).
+    /// Most Parquet bytes one compaction reads (it still merges at least
+    /// two files).
     pub compaction_max_input_bytes: u64,
+    /// Most decoded bytes one compaction holds before it stops reading
+    /// more files (its memory bound, with the sorted copy; at least two
+    /// files are merged).
+    pub compaction_max_decoded_bytes: u64,
     /// How often the background persister checks its thresholds.
     pub persist_check_interval: Duration,
     /// How often background compaction and retention run.
@@ -92,6 +96,7 @@ impl Default for HistoryConfig {
             compaction_min_files: 4,
             compaction_max_files: 64,
             compaction_max_input_bytes: 64 << 20,
+            compaction_max_decoded_bytes: 128 << 20,
             persist_check_interval: Duration::from_secs(1),
             maintenance_interval: Duration::from_secs(60),
             retry_after: Duration::from_secs(1),
@@ -896,7 +901,16 @@ impl HistoryStore {
             let def = def.clone();
             let mut batches = Vec::new();
             let mut working = crate::stats::Charge::new(&shared.stats.working_bytes, 0);
+            // Parquet of repetitive telemetry decodes to many times its
+            // size: stop reading once the rows in memory reach the bound
+            // (after at least two files); the rest wait for the next pass.
+            let mut decoded = 0u64;
+            let mut read = 0usize;
             for f in &files {
+                if read >= 2 && decoded >= shared.config.compaction_max_decoded_bytes {
+                    break;
+                }
+                read += 1;
                 let data = shared
                     .object_store
                     .get(&ObjectPath::from(f.path.as_str()))
@@ -908,14 +922,12 @@ impl HistoryStore {
                     .await
                     .map_err(|e| Error::Task(e.to_string()))??;
                 // Decoded rows, and the sorted copy made of them.
-                working.add(
-                    2 * b
-                        .iter()
-                        .map(|b| b.get_array_memory_size() as u64)
-                        .sum::<u64>(),
-                );
+                let size: u64 = b.iter().map(|b| b.get_array_memory_size() as u64).sum();
+                decoded += size;
+                working.add(2 * size);
                 batches.extend(b);
             }
+            files.truncate(read);
             let d2 = def.clone();
             let parts = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
                 let mut out = Vec::new();

@@ -1472,3 +1472,32 @@ async fn persist_and_compaction_memory_counts_against_the_buffer_bound() {
     pending.await.unwrap().unwrap();
     assert_eq!(store.stats().inflight_bytes, 0);
 }
+
+#[tokio::test]
+async fn compaction_reads_only_as_many_rows_as_its_memory_bound_allows() {
+    let fx = Fixture::new();
+    let store = fx
+        .open_with(HistoryConfig {
+            // Every file is over the bound: each pass merges two.
+            compaction_max_decoded_bytes: 1,
+            ..config(fx.clock.clone())
+        })
+        .await;
+    for i in 0..4 {
+        store
+            .write_batch(
+                "samples",
+                samples(&format!("m{i}"), "1", micros(t0()) + i * 1000, 50, 1),
+            )
+            .await
+            .expect("write");
+        store.persist_now().await.expect("persist");
+    }
+    let sql = "SELECT model, count(*) AS n FROM samples GROUP BY model ORDER BY model";
+    let before = rows(&store, sql).await;
+    let out = store.compact_now().await.expect("compact");
+    assert_eq!(out.files_in, 2, "{out:?}");
+    assert_eq!(store.manifest().files.len(), 3);
+    assert_eq!(rows(&store, sql).await, before);
+    assert_eq!(store.stats().working_bytes, 0, "the charge is released");
+}
