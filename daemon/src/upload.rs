@@ -486,22 +486,36 @@ pub struct Idempotency<'a> {
     pub actor: &'a str,
 }
 
+/// What an upload is, apart from its body.
+#[derive(Debug, Clone)]
+pub struct UploadRequest<'a> {
+    pub kind: UploadKind,
+    pub format: BatchFormat,
+    /// `Content-Encoding: gzip`.
+    pub gzip: bool,
+    pub cfg: UploadConfig,
+    pub idempotency: Option<Idempotency<'a>>,
+}
+
 /// Decodes, validates and stores one upload atomically (see the module
 /// docs).
 pub async fn upload<S, E>(
     uploads: &Uploads,
     store: &HistoryStore,
-    kind: UploadKind,
-    format: BatchFormat,
-    gzip: bool,
-    cfg: UploadConfig,
+    request: UploadRequest<'_>,
     body: S,
-    idempotency: Option<Idempotency<'_>>,
 ) -> Result<UploadOutcome, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let UploadRequest {
+        kind,
+        format,
+        gzip,
+        cfg,
+        idempotency,
+    } = request;
     let started = Instant::now();
     let key = idempotency.map(|i| (i.key, load_key(kind, &cfg, i.actor, i.key)));
     if let Some((client_key, stored_key)) = &key
@@ -643,12 +657,14 @@ pub async fn load_reference_uri(
     upload(
         uploads,
         store,
-        UploadKind::Reference,
-        BatchFormat::Parquet,
-        false,
-        cfg,
+        UploadRequest {
+            kind: UploadKind::Reference,
+            format: BatchFormat::Parquet,
+            gzip: false,
+            cfg,
+            idempotency: None,
+        },
         file_stream(file),
-        None,
     )
     .await
     .map_err(|e| reference_error(uri, e))

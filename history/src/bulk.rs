@@ -161,39 +161,15 @@ impl BulkLoad {
         }
         let batches = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let def = self.def.clone();
-        let parts = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
-            let mut out = Vec::new();
-            for (hour, batch) in persist::sort_and_split(&def, &batches)? {
-                let data = persist::encode_parquet(&def, &batch)?;
-                let (min_ts, max_ts, columns) = persist::summarise(&def, &batch)?;
-                out.push((hour, batch.num_rows() as u64, data, min_ts, max_ts, columns));
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+        let parts = persist::encode_partitions_blocking(self.def.clone(), batches).await?;
         let shared = self.store.shared().clone();
-        for (hour, rows, data, min_ts, max_ts, columns) in parts {
-            let id = shared.allocate_file_id();
-            let meta = FileMeta {
-                id,
-                table: self.def.name.clone(),
-                path: persist::file_path(&self.def.name, hour, id),
-                partition_hour: hour,
-                min_ts,
-                max_ts,
-                rows,
-                bytes: data.len() as u64,
-                // Not from the WAL: no sequence numbers.
-                min_seq: 0,
-                max_seq: 0,
-                columns,
-            };
+        for part in parts {
+            // Not from the WAL: no sequence numbers.
+            let meta = part.meta(&self.def.name, shared.allocate_file_id(), 0, 0);
             // Recorded before the write: a failed write is cleaned up too.
             self.files.push(meta.clone());
-            crate::store::put_durable(&shared, &meta.path, data).await?;
-            self.rows += rows;
+            crate::store::put_durable(&shared, &meta.path, part.data).await?;
+            self.rows += meta.rows;
             self.bytes += meta.bytes;
         }
         Ok(())

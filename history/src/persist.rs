@@ -20,7 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
-use crate::manifest::{ColumnSummary, MAX_INDEX_VALUES};
+use crate::manifest::{ColumnSummary, FileMeta, MAX_INDEX_VALUES};
 use crate::table::TableDef;
 
 /// Micros in one hour: the partition width.
@@ -176,6 +176,69 @@ pub(crate) fn decode_parquet(def: &TableDef, data: Bytes) -> Result<Vec<RecordBa
         )?);
     }
     Ok(out)
+}
+
+/// One hour partition of rows, sorted and encoded as Parquet, with what the
+/// manifest records about it.
+pub(crate) struct EncodedPart {
+    pub hour: i64,
+    pub rows: u64,
+    pub data: Vec<u8>,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub columns: BTreeMap<String, ColumnSummary>,
+}
+
+impl EncodedPart {
+    /// Its manifest entry as file `id`, covering WAL records
+    /// `min_seq..=max_seq` (0 for rows that did not come through the WAL).
+    pub(crate) fn meta(&self, table: &str, id: u64, min_seq: u64, max_seq: u64) -> FileMeta {
+        FileMeta {
+            id,
+            table: table.to_string(),
+            path: file_path(table, self.hour, id),
+            partition_hour: self.hour,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            rows: self.rows,
+            bytes: self.data.len() as u64,
+            min_seq,
+            max_seq,
+            columns: self.columns.clone(),
+        }
+    }
+}
+
+/// Sorts `batches` into hour partitions and encodes each (CPU-bound: call
+/// from a blocking thread, see [`encode_partitions_blocking`]).
+pub(crate) fn encode_partitions(
+    def: &TableDef,
+    batches: &[RecordBatch],
+) -> Result<Vec<EncodedPart>> {
+    let mut out = Vec::new();
+    for (hour, batch) in sort_and_split(def, batches)? {
+        let data = encode_parquet(def, &batch)?;
+        let (min_ts, max_ts, columns) = summarise(def, &batch)?;
+        out.push(EncodedPart {
+            hour,
+            rows: batch.num_rows() as u64,
+            data,
+            min_ts,
+            max_ts,
+            columns,
+        });
+    }
+    Ok(out)
+}
+
+/// [`encode_partitions`] on a blocking thread.
+pub(crate) async fn encode_partitions_blocking(
+    def: TableDef,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<EncodedPart>> {
+    tokio::task::spawn_blocking(move || encode_partitions(&def, &batches))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// Min/max ts and index column summaries of a batch.

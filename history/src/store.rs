@@ -777,39 +777,15 @@ impl HistoryStore {
             let min_seq = table_chunks.iter().map(|c| c.seq).min().unwrap_or(0);
             let max_seq = table_chunks.iter().map(|c| c.seq).max().unwrap_or(0);
             let batches: Vec<RecordBatch> = table_chunks.into_iter().map(|c| c.batch).collect();
-            let d2 = def.clone();
-            let parts = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
-                let mut out = Vec::new();
-                for (hour, batch) in persist::sort_and_split(&d2, &batches)? {
-                    let data = persist::encode_parquet(&d2, &batch)?;
-                    let (min_ts, max_ts, columns) = persist::summarise(&d2, &batch)?;
-                    out.push((hour, batch.num_rows() as u64, data, min_ts, max_ts, columns));
-                }
-                Ok(out)
-            })
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-            for (hour, rows, data, min_ts, max_ts, columns) in parts {
-                let id = shared.allocate_file_id();
-                let meta = FileMeta {
-                    id,
-                    table: def.name.clone(),
-                    path: persist::file_path(&def.name, hour, id),
-                    partition_hour: hour,
-                    min_ts,
-                    max_ts,
-                    rows,
-                    bytes: data.len() as u64,
-                    min_seq,
-                    max_seq,
-                    columns,
-                };
-                if let Err(e) = put_durable(&shared, &meta.path, data).await {
+            let parts = persist::encode_partitions_blocking(def.clone(), batches).await?;
+            for part in parts {
+                let meta = part.meta(&def.name, shared.allocate_file_id(), min_seq, max_seq);
+                if let Err(e) = put_durable(&shared, &meta.path, part.data).await {
                     delete_files(&shared, &written).await;
                     return Err(e);
                 }
                 outcome.files += 1;
-                outcome.rows += rows;
+                outcome.rows += meta.rows;
                 outcome.bytes += meta.bytes;
                 written.push(meta.clone());
                 next.files.push(meta);
@@ -928,18 +904,7 @@ impl HistoryStore {
                 batches.extend(b);
             }
             files.truncate(read);
-            let d2 = def.clone();
-            let parts = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
-                let mut out = Vec::new();
-                for (hour, batch) in persist::sort_and_split(&d2, &batches)? {
-                    let data = persist::encode_parquet(&d2, &batch)?;
-                    let (min_ts, max_ts, columns) = persist::summarise(&d2, &batch)?;
-                    out.push((hour, batch.num_rows() as u64, data, min_ts, max_ts, columns));
-                }
-                Ok(out)
-            })
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+            let parts = persist::encode_partitions_blocking(def.clone(), batches).await?;
             let mut next = (*shared
                 .state
                 .read()
@@ -949,23 +914,14 @@ impl HistoryStore {
             let old_ids: HashSet<u64> = files.iter().map(|f| f.id).collect();
             next.files.retain(|f| !old_ids.contains(&f.id));
             let mut written = Vec::new();
-            for (h, rows, data, min_ts, max_ts, columns) in parts {
-                debug_assert_eq!(h, hour);
-                let id = shared.allocate_file_id();
-                let meta = FileMeta {
-                    id,
-                    table: table.clone(),
-                    path: persist::file_path(&table, h, id),
-                    partition_hour: h,
-                    min_ts,
-                    max_ts,
-                    rows,
-                    bytes: data.len() as u64,
-                    min_seq: files.iter().map(|f| f.min_seq).min().unwrap_or(0),
-                    max_seq: files.iter().map(|f| f.max_seq).max().unwrap_or(0),
-                    columns,
-                };
-                if let Err(e) = put_durable(&shared, &meta.path, data).await {
+            let (min_seq, max_seq) = (
+                files.iter().map(|f| f.min_seq).min().unwrap_or(0),
+                files.iter().map(|f| f.max_seq).max().unwrap_or(0),
+            );
+            for part in parts {
+                debug_assert_eq!(part.hour, hour);
+                let meta = part.meta(&table, shared.allocate_file_id(), min_seq, max_seq);
+                if let Err(e) = put_durable(&shared, &meta.path, part.data).await {
                     delete_files(&shared, &written).await;
                     return Err(e);
                 }

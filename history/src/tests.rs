@@ -168,6 +168,21 @@ async fn rows(store: &HistoryStore, sql: &str) -> String {
         .to_string()
 }
 
+/// Writes and persists `n` files of 50 rows each, models `m0`, `m1`, …,
+/// all in one hour partition.
+async fn small_files(store: &HistoryStore, n: i64) {
+    for i in 0..n {
+        store
+            .write_batch(
+                "samples",
+                samples(&format!("m{i}"), "1", micros(t0()) + i * 1000, 50, 1),
+            )
+            .await
+            .expect("write");
+        store.persist_now().await.expect("persist");
+    }
+}
+
 fn wal_segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
         .expect("wal dir")
@@ -719,16 +734,7 @@ async fn rows_split_into_hour_partitions() {
 async fn compaction_merges_small_files_and_keeps_answers() {
     let fx = Fixture::new();
     let store = fx.open().await;
-    for i in 0..4 {
-        store
-            .write_batch(
-                "samples",
-                samples(&format!("m{i}"), "1", micros(t0()) + i * 1000, 50, 1),
-            )
-            .await
-            .expect("write");
-        store.persist_now().await.expect("persist");
-    }
+    small_files(&store, 4).await;
     assert_eq!(store.manifest().files.len(), 4);
     let sql =
         "SELECT model, count(*) AS n, sum(value) AS s FROM samples GROUP BY model ORDER BY model";
@@ -1424,7 +1430,9 @@ async fn a_keyed_bulk_load_commits_once() {
     assert!(store.find_load("upload/abc").is_none());
 }
 
-#[tokio::test]
+// The WAL writer's gate is held across `poll!`, which never suspends.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persist_and_compaction_memory_counts_against_the_buffer_bound() {
     let fx = Fixture::new();
     let mut cfg = config(fx.clock.clone());
@@ -1450,26 +1458,19 @@ async fn persist_and_compaction_memory_counts_against_the_buffer_bound() {
         .await
         .unwrap();
     // The WAL record's bytes count too while a write waits for its fsync.
-    let gate = store.hold_wal_writer();
-    let store2 = store.clone();
-    let pending = tokio::spawn(async move {
-        store2
-            .write_batch("samples", samples("b", "1", micros(t0()), 100, 1))
-            .await
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.stats().inflight_bytes == 0 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::task::yield_now().await;
+    let batch = samples("b", "1", micros(t0()), 100, 1);
+    let batch_bytes = batch.get_array_memory_size() as u64;
+    let mut pending = Box::pin(store.write_batch("samples", batch));
+    {
+        let _gate = store.hold_wal_writer();
+        assert!(futures::poll!(pending.as_mut()).is_pending());
+        assert!(
+            store.stats().inflight_bytes > batch_bytes,
+            "{} ≤ {batch_bytes}",
+            store.stats().inflight_bytes
+        );
     }
-    let batch_bytes = samples("b", "1", micros(t0()), 100, 1).get_array_memory_size() as u64;
-    assert!(
-        store.stats().inflight_bytes > batch_bytes,
-        "{} ≤ {batch_bytes}",
-        store.stats().inflight_bytes
-    );
-    drop(gate);
-    pending.await.unwrap().unwrap();
+    pending.await.unwrap();
     assert_eq!(store.stats().inflight_bytes, 0);
 }
 
@@ -1483,16 +1484,7 @@ async fn compaction_reads_only_as_many_rows_as_its_memory_bound_allows() {
             ..config(fx.clock.clone())
         })
         .await;
-    for i in 0..4 {
-        store
-            .write_batch(
-                "samples",
-                samples(&format!("m{i}"), "1", micros(t0()) + i * 1000, 50, 1),
-            )
-            .await
-            .expect("write");
-        store.persist_now().await.expect("persist");
-    }
+    small_files(&store, 4).await;
     let sql = "SELECT model, count(*) AS n FROM samples GROUP BY model ORDER BY model";
     let before = rows(&store, sql).await;
     let out = store.compact_now().await.expect("compact");

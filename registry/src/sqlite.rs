@@ -451,11 +451,6 @@ pub(crate) async fn version_exists(
     Ok(n > 0)
 }
 
-/// Points an alias at an existing version inside a transaction (a `set`
-/// move); `gate` is the promotion gate's decision when the move is a
-/// promotion, kept in the audit entry. Reading the alias back is the
-/// caller's choice (its history grows with every move).
-#[allow(clippy::too_many_arguments)]
 /// The names of a model's aliases.
 pub(crate) async fn model_alias_names(
     tx: &mut SqliteConnection,
@@ -469,6 +464,11 @@ pub(crate) async fn model_alias_names(
     )
 }
 
+/// Points an alias at an existing version inside a transaction (a `set`
+/// move); `gate` is the promotion gate's decision when the move is a
+/// promotion, kept in the audit entry. Reading the alias back is the
+/// caller's choice (its history grows with every move).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn set_alias_tx(
     tx: &mut SqliteConnection,
     now: &str,

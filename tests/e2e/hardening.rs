@@ -193,6 +193,14 @@ async fn queries_built_to_crash_the_daemon_are_refused_and_it_keeps_serving() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// `POST /api/v1/sql` answers 400 with `needle` in its message.
+async fn refused(http: &Http, request: Value, needle: &str) {
+    let (status, body) = http.post("/api/v1/sql", request).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{needle:?} not in {body}");
+}
+
 #[tokio::test]
 async fn sql_memory_and_time_are_bounded() {
     let d = Daemon::start_with(Start {
@@ -208,52 +216,31 @@ async fn sql_memory_and_time_are_bounded() {
     let pid = d.child.id();
     let before = rss_bytes(pid);
     // Half a gigabyte from 30 bytes of SQL.
-    let (status, body) = http
-        .post(
-            "/api/v1/sql",
-            json!({"sql": "SELECT length(repeat('x', 500000000)) AS n"}),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("limit"),
-        "{body}"
-    );
+    refused(
+        &http,
+        json!({"sql": "SELECT length(repeat('x', 500000000)) AS n"}),
+        "limit",
+    )
+    .await;
     // A result larger than the pool fails instead of growing the daemon.
-    let (status, body) = http
-        .post(
-            "/api/v1/sql",
-            json!({"sql": "SELECT repeat(CAST(value AS VARCHAR), 200) AS s FROM range(1000000)", "limit": 1000000}),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Resources exhausted"),
-        "{body}"
-    );
+    refused(
+        &http,
+        json!({"sql": "SELECT repeat(CAST(value AS VARCHAR), 200) AS s FROM range(1000000)", "limit": 1000000}),
+        "Resources exhausted",
+    )
+    .await;
     assert!(
         rss_bytes(pid).saturating_sub(before) < 512 << 20,
         "the refused queries grew the daemon by {} MiB",
         rss_bytes(pid).saturating_sub(before) >> 20
     );
     // Two columns of one name cannot be JSON row keys; CSV keeps both.
-    let (status, body) = http
-        .post(
-            "/api/v1/sql",
-            json!({"sql": "SELECT * FROM (SELECT 1 AS a) x, (SELECT 2 AS a) y"}),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("more than one column named \"a\""),
-        "{body}"
-    );
+    refused(
+        &http,
+        json!({"sql": "SELECT * FROM (SELECT 1 AS a) x, (SELECT 2 AS a) y"}),
+        "more than one column named \"a\"",
+    )
+    .await;
     let csv = reqwest::Client::new()
         .post(format!("{}/api/v1/sql", d.url))
         .bearer_auth(TOKEN)
@@ -297,13 +284,7 @@ async fn a_policy_built_to_stop_the_evaluator_is_refused_and_a_stored_one_is_rep
     let d = Daemon::start();
     let http = d.http();
     for m in ["a", "b"] {
-        assert_eq!(http.post("/api/v1/models", json!({"name": m})).await.0, 201);
-        assert_eq!(
-            http.post(&format!("/api/v1/models/{m}/versions"), json!({}))
-                .await
-                .0,
-            201
-        );
+        http.model_with_versions(m, 1).await;
         assert_eq!(
             http.put(
                 &format!("/api/v1/models/{m}/aliases/production"),
@@ -393,16 +374,7 @@ async fn protected_aliases_cannot_be_removed_renamed_or_respelled_by_an_editor()
     let admin = d.http();
     let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
     let approver = admin.with_token(Some(&admin.token("release", "approver").await));
-    assert_eq!(
-        editor.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
-    for _ in 0..2 {
-        assert_eq!(
-            editor.post("/api/v1/models/m/versions", json!({})).await.0,
-            201
-        );
-    }
+    editor.model_with_versions("m", 2).await;
     let (status, body) = approver
         .put("/api/v1/models/m/aliases/production", json!({"version": 1}))
         .await;
@@ -498,14 +470,7 @@ async fn an_upload_cut_by_kill_9_leaves_nothing_and_its_retry_stores_once() {
     let root = tempfile::tempdir().unwrap();
     let d = Daemon::start_in(root.path().join("data"), None, Start::default());
     let http = d.http();
-    assert_eq!(
-        http.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
-    assert_eq!(
-        http.post("/api/v1/models/m/versions", json!({})).await.0,
-        201
-    );
+    http.model_with_versions("m", 1).await;
     let data_dir = d.data_dir.clone();
     let url = format!("{}/api/v1/models/m/versions/1/inferences", d.url);
     // Big enough that the daemon writes Parquet before the body ends.
@@ -601,14 +566,7 @@ async fn an_upload_cut_by_kill_9_leaves_nothing_and_its_retry_stores_once() {
 async fn a_failed_upload_leaves_no_rows_and_no_files() {
     let d = Daemon::start();
     let http = d.http();
-    assert_eq!(
-        http.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
-    assert_eq!(
-        http.post("/api/v1/models/m/versions", json!({})).await.0,
-        201
-    );
+    http.model_with_versions("m", 1).await;
     // Hundreds of thousands of good rows, then a bad one.
     let mut body = ndjson(500_000, "ok");
     body.extend_from_slice(b"{\"amount\": \"not a number\"}\n");
@@ -680,14 +638,7 @@ async fn bodies_and_targets_of_the_wrong_shape_change_nothing() {
         assert_eq!(status, 400, "{owner:?}: {body}");
     }
     // A megabyte of reason.
-    assert_eq!(
-        http.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
-    assert_eq!(
-        http.post("/api/v1/models/m/versions", json!({})).await.0,
-        201
-    );
+    http.model_with_versions("m", 1).await;
     let (status, body) = http
         .put(
             "/api/v1/models/m/aliases/canary",
@@ -790,14 +741,7 @@ async fn readers_do_not_see_webhook_urls() {
 async fn the_cli_can_rerun_an_upload_safely_with_its_key() {
     let d = Daemon::start();
     let http = d.http();
-    assert_eq!(
-        http.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
-    assert_eq!(
-        http.post("/api/v1/models/m/versions", json!({})).await.0,
-        201
-    );
+    http.model_with_versions("m", 1).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rows.ndjson");
     std::fs::write(&file, ndjson(1000, "cli")).unwrap();

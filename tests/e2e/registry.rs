@@ -224,16 +224,7 @@ async fn roles_gate_every_kind_of_change() {
     let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
     let approver = admin.with_token(Some(&admin.token("release-manager", "approver").await));
 
-    assert_eq!(
-        editor.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
-    for _ in 0..2 {
-        assert_eq!(
-            editor.post("/api/v1/models/m/versions", json!({})).await.0,
-            201
-        );
-    }
+    editor.model_with_versions("m", 2).await;
     // Readers read and change nothing; ingest tokens cannot even read.
     assert_eq!(reader.get("/api/v1/models/m").await.0, 200);
     let (status, body) = reader.post("/api/v1/models", json!({"name": "x"})).await;

@@ -404,6 +404,24 @@ impl Http {
         self.send("PUT", path, Some(body)).await
     }
 
+    /// Creates model `name` with `versions` versions (1, 2, …), as this
+    /// client.
+    pub async fn model_with_versions(&self, name: &str, versions: usize) {
+        let (status, body) = self
+            .post("/api/v1/models", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        for _ in 0..versions {
+            let (status, body) = self
+                .post(
+                    &format!("/api/v1/models/{name}/versions"),
+                    serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+
     /// Creates a token with a role and returns its secret.
     pub async fn token(&self, name: &str, role: &str) -> String {
         let (status, body) = self

@@ -159,18 +159,21 @@ async fn handle(
             chrono::Utc::now().timestamp_micros(),
             upload::to_known(&record.features),
         );
-        let outcome = upload::upload(
-            &s.uploads,
-            &s.telemetry.store,
+        let request = upload::UploadRequest {
             kind,
             format,
             gzip,
             cfg,
-            body.into_data_stream(),
-            idempotency_key.as_deref().map(|key| upload::Idempotency {
+            idempotency: idempotency_key.as_deref().map(|key| upload::Idempotency {
                 key,
                 actor: &actor.name,
             }),
+        };
+        let outcome = upload::upload(
+            &s.uploads,
+            &s.telemetry.store,
+            request,
+            body.into_data_stream(),
         )
         .await?;
         let features = outcome.features.clone();
