@@ -76,8 +76,32 @@ fn postgres_connections_neither_leak_nor_pile_up() {
     );
 
     // A connection that never logs in is closed after the startup timeout.
-    let idle = TcpStream::connect(&addr).unwrap();
-    let (_, after) = read_until_closed(idle, Duration::from_secs(30));
+    // (The slots of the connections just closed free up as the daemon
+    // notices they are gone; until then a new one may be refused at once.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (idle, connected) = loop {
+        let s = TcpStream::connect(&addr).unwrap();
+        let connected = Instant::now();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        match (&s).read(&mut [0u8; 1]) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break (s, connected);
+            }
+            other => {
+                assert!(Instant::now() < deadline, "no free slot: {other:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let (sent, _) = read_until_closed(idle, Duration::from_secs(30));
+    let after = connected.elapsed();
+    assert!(sent.is_empty(), "{sent:?}");
     assert!(
         after >= Duration::from_secs(9) && after < Duration::from_secs(20),
         "an idle connection was closed after {after:?}"
