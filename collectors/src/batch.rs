@@ -34,7 +34,6 @@
 //! row) and the column, and are [`Error::Upload`] (400) or
 //! [`Error::UploadFormat`] (400, structure: bad JSON, CSV, IPC framing).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -146,27 +145,10 @@ impl BatchFormat {
     }
 }
 
-/// How a feature's values are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeatureKind {
-    /// Numbers, into `features_num`.
-    Numeric,
-    /// Text or booleans, into `features_str`.
-    Categorical,
-}
+pub use modelwatch_types::FeatureKind;
 
-impl FeatureKind {
-    /// `numeric` or `categorical`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeatureKind::Numeric => "numeric",
-            FeatureKind::Categorical => "categorical",
-        }
-    }
-}
-
-/// Feature name → kind.
-pub type KnownFeatures = BTreeMap<String, FeatureKind>;
+/// Feature name → kind (the registry's declaration, the same map).
+pub type KnownFeatures = modelwatch_types::Features;
 
 /// What every row of one upload shares.
 #[derive(Debug, Clone)]

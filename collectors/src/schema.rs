@@ -28,19 +28,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::Result;
 
-/// `samples` table name.
-pub const SAMPLES: &str = "samples";
-/// `histograms` table name.
-pub const HISTOGRAMS: &str = "histograms";
-/// `inferences` table name.
-pub const INFERENCES: &str = "inferences";
-/// `reference` table name: a version's reference data (batch uploads and
-/// `reference_uri`), same schema as `inferences`, kept without retention.
-pub const REFERENCE: &str = "reference";
-/// `logs` table name.
-pub const LOGS: &str = "logs";
-/// `spans` table name.
-pub const SPANS: &str = "spans";
+pub use modelwatch_types::tables::{HISTOGRAMS, INFERENCES, LOGS, REFERENCE, SAMPLES, SPANS};
 
 /// `source` value of rows decoded from Prometheus remote write.
 pub const SOURCE_REMOTE_WRITE: &str = "prometheus_remote_write";

@@ -74,7 +74,7 @@ pub async fn handle_notification(
                 version,
                 recommendation: NewRecommendation {
                     kind: RecommendationKind::Retrain,
-                    severity: Severity::parse(&severity).unwrap_or(Severity::Warning),
+                    severity: severity.parse().unwrap_or(Severity::Warning),
                     reason,
                     evidence,
                 },

@@ -129,7 +129,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             crate::evaluator::Evaluator::new(
                 registry.clone(),
                 telemetry.store.clone(),
-                Arc::new(modelwatch_history::SystemClock),
+                Arc::new(modelwatch_types::SystemClock),
             )
             .with_listener(Arc::new(webhooks.clone())),
         );
@@ -322,7 +322,8 @@ async fn apply_policy_file(
     })?;
     let system = Actor::new("modelwatch", Role::Admin);
     for (model, policy) in file.models {
-        crate::evaluator::validate_policy(&policy)
+        policy
+            .validate()
             .with_context(|| format!("policy of model {model:?} in {}", path.display()))?;
         match registry.get_policy(&model).await {
             Ok(existing) if existing.policy == policy => continue,

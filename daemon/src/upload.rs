@@ -540,7 +540,7 @@ where
         table: kind.table().to_string(),
         rows: load.rows(),
         bytes: seen.bytes,
-        features: from_known(&decoded.features),
+        features: decoded.features.clone(),
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
         body_sha256: seen.sha256.clone(),
         replayed: false,
@@ -707,36 +707,4 @@ pub fn local_path(uri: &str) -> Result<PathBuf, UploadError> {
         )));
     }
     Ok(PathBuf::from(uri))
-}
-
-/// The registry's declared features as the decoder's known features.
-pub fn to_known(features: &modelwatch_registry::Features) -> KnownFeatures {
-    use modelwatch_collectors::batch::FeatureKind as K;
-    use modelwatch_registry::FeatureKind as R;
-    features
-        .iter()
-        .map(|(name, kind)| {
-            let k = match kind {
-                R::Numeric => K::Numeric,
-                R::Categorical => K::Categorical,
-            };
-            (name.clone(), k)
-        })
-        .collect()
-}
-
-/// The decoder's features as the registry's declaration.
-pub fn from_known(features: &KnownFeatures) -> modelwatch_registry::Features {
-    use modelwatch_collectors::batch::FeatureKind as K;
-    use modelwatch_registry::FeatureKind as R;
-    features
-        .iter()
-        .map(|(name, kind)| {
-            let k = match kind {
-                K::Numeric => R::Numeric,
-                K::Categorical => R::Categorical,
-            };
-            (name.clone(), k)
-        })
-        .collect()
 }

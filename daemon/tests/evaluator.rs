@@ -15,20 +15,13 @@ use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::batch::{BatchFormat, UploadConfig, UploadDecoder};
 use modelwatch_collectors::otlp::{Encoding, OtlpConfig};
 use modelwatch_collectors::schema::{INFERENCES, REFERENCE};
-use modelwatch_history::{Clock, HistoryConfig, ManualClock, WriteSet};
+use modelwatch_history::{HistoryConfig, WriteSet};
 use modelwatch_registry::{
     Actor, AuditFilter, FeatureKind, MonitoringPolicy, NewModel, NewVersion, PageRequest,
     RecommendationFilter, RecommendationKind, RecommendationStatus, RegistryStore, Role,
     SqliteStore,
 };
-
-/// The registry's clock trait, answered by the shared manual clock.
-struct RegistryClock(Arc<ManualClock>);
-impl modelwatch_registry::Clock for RegistryClock {
-    fn now(&self) -> DateTime<Utc> {
-        Clock::now(self.0.as_ref())
-    }
-}
+use modelwatch_types::clock::{Clock, ManualClock};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -50,12 +43,9 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let registry = Arc::new(
-        SqliteStore::open_with_clock(
-            &dir.path().join("registry.sqlite"),
-            Arc::new(RegistryClock(clock.clone())),
-        )
-        .await
-        .unwrap(),
+        SqliteStore::open_with_clock(&dir.path().join("registry.sqlite"), clock.clone())
+            .await
+            .unwrap(),
     );
     let telemetry = Telemetry::open(
         &dir.path().join("history"),

@@ -12,7 +12,7 @@
 use crate::categorical::{Divergence, contingency};
 use crate::error::{Result, invalid, not_enough};
 use crate::numeric::{PSI_EPSILON, hellinger_from_counts, js_from_counts, psi_from_counts};
-use crate::result::{Method, Statistic};
+use crate::result::{DriftMethod, Statistic};
 
 fn validate(reference: &[f64], current: &[f64], method: &'static str) -> Result<()> {
     if reference.len() != current.len() {
@@ -53,7 +53,7 @@ pub fn decumulate(cumulative: &[f64]) -> Vec<f64> {
 pub fn psi(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     validate(reference, current, "psi")?;
     Ok(Statistic::new(
-        Method::Psi,
+        DriftMethod::Psi,
         psi_from_counts(reference, current, PSI_EPSILON),
         None,
     )
@@ -70,7 +70,7 @@ pub fn jensen_shannon(reference: &[f64], current: &[f64], base: Option<f64>) -> 
         return Err(invalid("base", "logarithm base must be positive and not 1"));
     }
     Ok(Statistic::new(
-        Method::JensenShannon,
+        DriftMethod::JensenShannon,
         js_from_counts(reference, current, base),
         None,
     )
@@ -84,7 +84,7 @@ pub fn jensen_shannon(reference: &[f64], current: &[f64], base: Option<f64>) -> 
 pub fn hellinger(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     validate(reference, current, "hellinger")?;
     Ok(Statistic::new(
-        Method::Hellinger,
+        DriftMethod::Hellinger,
         hellinger_from_counts(reference, current),
         None,
     ))
@@ -104,7 +104,7 @@ pub fn chi_square(reference: &[f64], current: &[f64]) -> Result<Statistic> {
         return Err(not_enough("chi_square", "fewer than two non-empty buckets"));
     }
     let (s, p, dof) = contingency(&[r, c], true, Divergence::Pearson)?;
-    Ok(Statistic::new(Method::ChiSquare, s, Some(p))
+    Ok(Statistic::new(DriftMethod::ChiSquare, s, Some(p))
         .with("dof", dof)
         .with("yates", true))
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid, not_enough};
 use crate::numeric::{PSI_EPSILON, js_from_counts, psi_from_counts};
-use crate::result::{Method, Statistic};
+use crate::result::{DriftMethod, Statistic};
 use crate::special::{chi2_sf, norm_sf};
 
 /// Label of the bucket that pools current categories unseen in the reference.
@@ -258,7 +258,7 @@ pub fn chi_square_aligned(a: &Aligned, yates: bool) -> Result<Statistic> {
         yates,
         Divergence::Pearson,
     )?;
-    Ok(Statistic::new(Method::ChiSquare, s, Some(p))
+    Ok(Statistic::new(DriftMethod::ChiSquare, s, Some(p))
         .with("dof", dof)
         .with("yates", yates)
         .with("unseen_current", a.unseen_current as i64))
@@ -286,7 +286,7 @@ pub fn g_test_aligned(a: &Aligned, yates: bool) -> Result<Statistic> {
         yates,
         Divergence::LogLikelihood,
     )?;
-    Ok(Statistic::new(Method::GTest, s, Some(p))
+    Ok(Statistic::new(DriftMethod::GTest, s, Some(p))
         .with("dof", dof)
         .with("yates", yates)
         .with("unseen_current", a.unseen_current as i64))
@@ -310,7 +310,7 @@ pub fn cramers_v_aligned(a: &Aligned) -> Result<Statistic> {
         Divergence::Pearson,
     )?;
     let v = (chi2 / (rt + ct)).sqrt(); // min(r, c) - 1 = 1 for two rows
-    Ok(Statistic::new(Method::CramersV, v.min(1.0), None))
+    Ok(Statistic::new(DriftMethod::CramersV, v.min(1.0), None))
 }
 
 /// Two-proportion z-test (pooled variance), two-sided, on a feature with at
@@ -330,7 +330,10 @@ pub fn z_test_aligned(a: &Aligned) -> Result<Statistic> {
         ));
     }
     let (z, p) = two_proportion_z(a.reference[0], rt, a.current[0], ct)?;
-    Ok(Statistic::new(Method::ZTest, z, Some(p)).with("success_category", a.labels[0].clone()))
+    Ok(
+        Statistic::new(DriftMethod::ZTest, z, Some(p))
+            .with("success_category", a.labels[0].clone()),
+    )
 }
 
 /// Pooled two-proportion z statistic and two-sided p-value for `x1/n1`
@@ -373,7 +376,7 @@ pub fn fisher_exact_aligned(a: &Aligned) -> Result<Statistic> {
         [a.current[0], second(&a.current)],
     ];
     let (odds, p) = fisher_2x2(t);
-    Ok(Statistic::new(Method::FisherExact, odds, Some(p)))
+    Ok(Statistic::new(DriftMethod::FisherExact, odds, Some(p)))
 }
 
 /// Odds ratio and two-sided p-value of a 2×2 table.
@@ -432,7 +435,11 @@ pub fn total_variation_aligned(a: &Aligned) -> Result<Statistic> {
             .zip(&a.current)
             .map(|(r, c)| (r / rt - c / ct).abs())
             .sum::<f64>();
-    Ok(Statistic::new(Method::TotalVariation, tv.min(1.0), None))
+    Ok(Statistic::new(
+        DriftMethod::TotalVariation,
+        tv.min(1.0),
+        None,
+    ))
 }
 
 /// L∞ distance `max |p - q|` between category distributions.
@@ -449,7 +456,7 @@ pub fn l_inf_aligned(a: &Aligned) -> Result<Statistic> {
         .zip(&a.current)
         .map(|(r, c)| (r / rt - c / ct).abs())
         .fold(0.0, f64::max);
-    Ok(Statistic::new(Method::LInf, d, None))
+    Ok(Statistic::new(DriftMethod::LInf, d, None))
 }
 
 /// Jensen–Shannon distance between category distributions (`base = None`
@@ -471,7 +478,7 @@ pub fn jensen_shannon_aligned(a: &Aligned, base: Option<f64>) -> Result<Statisti
         return Err(invalid("base", "logarithm base must be positive and not 1"));
     }
     Ok(Statistic::new(
-        Method::JensenShannon,
+        DriftMethod::JensenShannon,
         js_from_counts(&a.reference, &a.current, base),
         None,
     )
@@ -493,7 +500,7 @@ pub fn psi(reference: &CategoryCounts, current: &CategoryCounts) -> Result<Stati
 pub fn psi_aligned(a: &Aligned) -> Result<Statistic> {
     check_totals(a, "psi")?;
     Ok(Statistic::new(
-        Method::Psi,
+        DriftMethod::Psi,
         psi_from_counts(&a.reference, &a.current, PSI_EPSILON),
         None,
     )

@@ -14,7 +14,7 @@ pub enum DriftError {
     /// values equal, zero variance) for the statistic to be defined.
     #[error("not enough data for {method}: {reason}")]
     NotEnoughData {
-        /// The method name, as in [`Method`](crate::Method)'s serialized form.
+        /// The method name, as in [`DriftMethod`](crate::DriftMethod)'s serialized form.
         method: &'static str,
         /// Why, in words a user can act on.
         reason: String,

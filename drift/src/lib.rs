@@ -46,7 +46,7 @@
 //! ## Example
 //!
 //! ```
-//! use modelwatch_drift::{evaluate_features, CategoryCounts, FeatureSpec, Method, ReportConfig};
+//! use modelwatch_drift::{evaluate_features, CategoryCounts, FeatureSpec, DriftMethod, ReportConfig};
 //!
 //! let reference: Vec<f64> = (0..2000).map(|i| (i % 100) as f64).collect();
 //! let current: Vec<f64> = (0..2000).map(|i| (i % 100) as f64 + 30.0).collect();
@@ -54,7 +54,7 @@
 //! let cats_cur = CategoryCounts::from_values(["a", "b", "b", "new"]);
 //! let features = [
 //!     FeatureSpec::numeric("latency_ms", &reference, &current),
-//!     FeatureSpec::categorical("country", &cats_ref, &cats_cur).with_method(Method::ChiSquare),
+//!     FeatureSpec::categorical("country", &cats_ref, &cats_cur).with_method(DriftMethod::ChiSquare),
 //! ];
 //! let report = evaluate_features(&features, &ReportConfig::default());
 //! assert!(report.features[0].result.drifted()); // Wasserstein (normed) >= 0.1
@@ -84,7 +84,7 @@ pub use report::{
     Correction, DriftReport, FeatureData, FeatureDrift, FeatureSpec, ReportConfig,
     evaluate_feature, evaluate_features, select_method,
 };
-pub use result::{Decision, Method, Param, Params, Statistic, TestResult, ThresholdKind};
+pub use result::{Decision, DriftMethod, Param, Params, Statistic, TestResult, ThresholdKind};
 pub use sketch::KllSketch;
 
 /// Special functions exposed for tests and benchmarks (not a stable API).

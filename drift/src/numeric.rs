@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, check_finite, invalid, not_enough};
-use crate::result::{Method, Statistic};
+use crate::result::{DriftMethod, Statistic};
 use crate::special::{
     self, average_ranks, gcd, kolmogorov_n_sf, norm_sf, sorted_copy, t_two_sided,
 };
@@ -139,7 +139,7 @@ pub fn ks_2samp_sorted(r: &[f64], c: &[f64], mode: KsMode) -> Result<Statistic> 
     let d = ks_statistic_sorted(r, c);
     let (n1, n2) = (r.len() as u64, c.len() as u64);
     let (d, p, used) = ks_pvalue(d, n1, n2, mode);
-    Ok(Statistic::new(Method::Ks, d, Some(p))
+    Ok(Statistic::new(DriftMethod::Ks, d, Some(p))
         .with("mode", format!("{mode:?}").to_lowercase())
         .with("mode_used", used))
 }
@@ -302,7 +302,7 @@ pub fn wasserstein_sorted(r: &[f64], c: &[f64]) -> Result<Statistic> {
     let raw = cdf_distance_sorted(r, c, 1);
     let sd = special::variance(r, 0.0).sqrt();
     let norm = sd.max(WASSERSTEIN_STD_FLOOR);
-    Ok(Statistic::new(Method::Wasserstein, raw / norm, None)
+    Ok(Statistic::new(DriftMethod::Wasserstein, raw / norm, None)
         .with("raw", raw)
         .with("reference_std", sd)
         .with("std_floor", WASSERSTEIN_STD_FLOOR))
@@ -324,7 +324,7 @@ pub fn energy(reference: &[f64], current: &[f64]) -> Result<Statistic> {
 pub fn energy_sorted(r: &[f64], c: &[f64]) -> Result<Statistic> {
     nonempty_sorted(r, c, "energy")?;
     let d = std::f64::consts::SQRT_2 * cdf_distance_sorted(r, c, 2).sqrt();
-    Ok(Statistic::new(Method::Energy, d, None))
+    Ok(Statistic::new(DriftMethod::Energy, d, None))
 }
 
 // ---------------------------------------------------------------------------
@@ -396,7 +396,7 @@ pub fn psi_sorted(r: &[f64], c: &[f64], bins: usize) -> Result<Statistic> {
     let rc = count_in_quantile_bins(r, &edges);
     let cc = count_in_quantile_bins(c, &edges);
     let v = psi_from_counts(&rc, &cc, PSI_EPSILON);
-    Ok(Statistic::new(Method::Psi, v, None)
+    Ok(Statistic::new(DriftMethod::Psi, v, None)
         .with("bins", bins)
         .with("bins_used", edges.len() + 1)
         .with("epsilon", PSI_EPSILON))
@@ -510,14 +510,16 @@ pub fn jensen_shannon_sorted(
     }
     nonempty_sorted(r, c, "jensen_shannon")?;
     let (rc, cc) = pooled_histograms(r, c, bins);
-    Ok(
-        Statistic::new(Method::JensenShannon, js_from_counts(&rc, &cc, base), None)
-            .with("bins", bins)
-            .with(
-                "base",
-                base.map_or_else(|| "e".to_string(), |b| b.to_string()),
-            ),
+    Ok(Statistic::new(
+        DriftMethod::JensenShannon,
+        js_from_counts(&rc, &cc, base),
+        None,
     )
+    .with("bins", bins)
+    .with(
+        "base",
+        base.map_or_else(|| "e".to_string(), |b| b.to_string()),
+    ))
 }
 
 /// Hellinger distance on the same equal-width pooled bins as
@@ -534,7 +536,12 @@ pub fn hellinger_sorted(r: &[f64], c: &[f64], bins: usize) -> Result<Statistic> 
     }
     nonempty_sorted(r, c, "hellinger")?;
     let (rc, cc) = pooled_histograms(r, c, bins);
-    Ok(Statistic::new(Method::Hellinger, hellinger_from_counts(&rc, &cc), None).with("bins", bins))
+    Ok(Statistic::new(
+        DriftMethod::Hellinger,
+        hellinger_from_counts(&rc, &cc),
+        None,
+    )
+    .with("bins", bins))
 }
 
 // ---------------------------------------------------------------------------
@@ -678,7 +685,7 @@ pub fn anderson_ksamp_sorted(samples: &[&[f64]]) -> Result<Statistic> {
             "variance of the statistic is not defined",
         ));
     }
-    Ok(Statistic::new(Method::AndersonDarling, stat, Some(p))
+    Ok(Statistic::new(DriftMethod::AndersonDarling, stat, Some(p))
         .with("variant", "midrank")
         .with("p_value_kind", capped)
         .with("a2akn", a2))
@@ -800,7 +807,7 @@ pub fn cramer_von_mises_sorted(x: &[f64], y: &[f64], mode: CvmMode) -> Result<St
             1.0
         }
     };
-    Ok(Statistic::new(Method::CramerVonMises, t, Some(p))
+    Ok(Statistic::new(DriftMethod::CramerVonMises, t, Some(p))
         .with("mode_used", if exact { "exact" } else { "asymptotic" }))
 }
 
@@ -975,10 +982,12 @@ fn mw_from_rank_sum(
         let z = (u - n1f * n2f / 2.0 - 0.5) / s;
         2.0 * norm_sf(z)
     };
-    Ok(Statistic::new(Method::MannWhitney, u1, Some(p.min(1.0)))
-        .with("common_language", u1 / (n1f * n2f))
-        .with("mode_used", if exact { "exact" } else { "asymptotic" })
-        .with("continuity", true))
+    Ok(
+        Statistic::new(DriftMethod::MannWhitney, u1, Some(p.min(1.0)))
+            .with("common_language", u1 / (n1f * n2f))
+            .with("mode_used", if exact { "exact" } else { "asymptotic" })
+            .with("continuity", true),
+    )
 }
 
 /// Two-sided exact p-value `2 P(U <= n1 n2 - u)` under H0 (no ties), from
@@ -1046,5 +1055,5 @@ pub fn welch_t(reference: &[f64], current: &[f64]) -> Result<Statistic> {
     let t = (m1 - m2) / se2.sqrt();
     let df = se2 * se2 / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
     let p = t_two_sided(t, df);
-    Ok(Statistic::new(Method::WelchT, t, Some(p)).with("df", df))
+    Ok(Statistic::new(DriftMethod::WelchT, t, Some(p)).with("df", df))
 }

@@ -37,7 +37,7 @@ use crate::binned;
 use crate::categorical::{self, CategoryCounts};
 use crate::error::{DriftError, Result, check_finite, not_enough};
 use crate::numeric::{self, CvmMode, HISTOGRAM_BINS, KsMode, MwMode, PSI_BINS, SortedSample};
-use crate::result::{Decision, Method, Param, Statistic, TestResult};
+use crate::result::{Decision, DriftMethod, Param, Statistic, TestResult};
 use crate::sketch::{self, KllSketch};
 use crate::special;
 
@@ -95,8 +95,8 @@ pub struct FeatureSpec<'a> {
     pub name: String,
     /// Its data.
     pub data: FeatureData<'a>,
-    /// Method override; `None` selects automatically.
-    pub method: Option<Method>,
+    /// DriftMethod override; `None` selects automatically.
+    pub method: Option<DriftMethod>,
     /// Threshold override; `None` uses the method's default.
     pub threshold: Option<f64>,
 }
@@ -149,7 +149,7 @@ impl<'a> FeatureSpec<'a> {
     }
 
     /// Overrides the method.
-    pub fn with_method(mut self, method: Method) -> Self {
+    pub fn with_method(mut self, method: DriftMethod) -> Self {
         self.method = Some(method);
         self
     }
@@ -161,19 +161,9 @@ impl<'a> FeatureSpec<'a> {
     }
 }
 
-/// Multiple-testing correction across a report's p-value tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Correction {
-    /// None (Evidently's behaviour).
-    #[default]
-    None,
-    /// Bonferroni: `p * m`, capped at 1 (controls the family-wise error).
-    Bonferroni,
-    /// Benjamini–Hochberg step-up adjusted p-values (controls the false
-    /// discovery rate).
-    BenjaminiHochberg,
-}
+/// Multiple-testing correction across a report's p-value tests (named in
+/// `modelwatch-types`, like the methods).
+pub use modelwatch_types::Correction;
 
 /// Report settings. `Default` is Evidently-compatible.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,15 +266,15 @@ fn discrete_counts(xs: &[f64]) -> CategoryCounts {
 }
 
 /// Evidently's automatic choice for a feature.
-pub fn select_method(data: &FeatureData<'_>) -> Method {
+pub fn select_method(data: &FeatureData<'_>) -> DriftMethod {
     match data {
         FeatureData::Numeric { .. } | FeatureData::PreparedNumeric { .. } => {
             let (reference, current) = numeric_slices(data).unwrap_or((&[], &[]));
             let discrete = distinct_pooled(reference, current, MAX_DISCRETE_NUMERIC_VALUES);
             match discrete {
                 Some(set) => select_categorical(reference.len() as u64, set.len()),
-                None if reference.len() as u64 <= LARGE_REFERENCE_ROWS => Method::Ks,
-                None => Method::Wasserstein,
+                None if reference.len() as u64 <= LARGE_REFERENCE_ROWS => DriftMethod::Ks,
+                None => DriftMethod::Wasserstein,
             }
         }
         FeatureData::Categorical { reference, current } => {
@@ -294,12 +284,12 @@ pub fn select_method(data: &FeatureData<'_>) -> Method {
         }
         FeatureData::Sketch { reference, .. } => {
             if reference.count() <= LARGE_REFERENCE_ROWS {
-                Method::Ks
+                DriftMethod::Ks
             } else {
-                Method::Wasserstein
+                DriftMethod::Wasserstein
             }
         }
-        FeatureData::Binned { .. } => Method::Psi,
+        FeatureData::Binned { .. } => DriftMethod::Psi,
     }
 }
 
@@ -314,19 +304,19 @@ fn numeric_slices<'b>(data: &FeatureData<'b>) -> Option<(&'b [f64], &'b [f64])> 
     }
 }
 
-fn select_categorical(n_reference: u64, n_values: usize) -> Method {
+fn select_categorical(n_reference: u64, n_values: usize) -> DriftMethod {
     if n_reference <= LARGE_REFERENCE_ROWS {
         if n_values <= 2 {
-            Method::ZTest
+            DriftMethod::ZTest
         } else {
-            Method::ChiSquare
+            DriftMethod::ChiSquare
         }
     } else {
-        Method::JensenShannon
+        DriftMethod::JensenShannon
     }
 }
 
-fn unsupported(method: Method, kind: &str) -> DriftError {
+fn unsupported(method: DriftMethod, kind: &str) -> DriftError {
     DriftError::InvalidParameter {
         name: "method",
         reason: format!("{method} is not available for {kind} features"),
@@ -394,7 +384,7 @@ fn sizes(data: &FeatureData<'_>) -> (u64, u64) {
 
 type Computed = (Result<Statistic>, Option<f64>, f64);
 
-fn compute(method: Method, data: &FeatureData<'_>, cfg: &ReportConfig) -> Computed {
+fn compute(method: DriftMethod, data: &FeatureData<'_>, cfg: &ReportConfig) -> Computed {
     match data {
         FeatureData::Numeric { reference, current } => {
             compute_numeric(method, reference, false, current, cfg)
@@ -407,9 +397,9 @@ fn compute(method: Method, data: &FeatureData<'_>, cfg: &ReportConfig) -> Comput
         }
         FeatureData::Sketch { reference, current } => {
             let out = match method {
-                Method::Ks => sketch::ks(reference, current, cfg.ks_mode),
-                Method::Psi => sketch::psi(reference, current, cfg.psi_bins),
-                Method::Wasserstein => sketch::wasserstein(reference, current),
+                DriftMethod::Ks => sketch::ks(reference, current, cfg.ks_mode),
+                DriftMethod::Psi => sketch::psi(reference, current, cfg.psi_bins),
+                DriftMethod::Wasserstein => sketch::wasserstein(reference, current),
                 m => Err(unsupported(m, "sketch")),
             };
             let effect = sketch::wasserstein(reference, current)
@@ -419,10 +409,12 @@ fn compute(method: Method, data: &FeatureData<'_>, cfg: &ReportConfig) -> Comput
         }
         FeatureData::Binned { reference, current } => {
             let out = match method {
-                Method::Psi => binned::psi(reference, current),
-                Method::JensenShannon => binned::jensen_shannon(reference, current, cfg.js_base),
-                Method::ChiSquare => binned::chi_square(reference, current),
-                Method::Hellinger => binned::hellinger(reference, current),
+                DriftMethod::Psi => binned::psi(reference, current),
+                DriftMethod::JensenShannon => {
+                    binned::jensen_shannon(reference, current, cfg.js_base)
+                }
+                DriftMethod::ChiSquare => binned::chi_square(reference, current),
+                DriftMethod::Hellinger => binned::hellinger(reference, current),
                 m => Err(unsupported(m, "binned")),
             };
             (out, None, 0.0)
@@ -431,7 +423,7 @@ fn compute(method: Method, data: &FeatureData<'_>, cfg: &ReportConfig) -> Comput
 }
 
 fn compute_numeric(
-    method: Method,
+    method: DriftMethod,
     reference: &[f64],
     reference_sorted: bool,
     current: &[f64],
@@ -457,32 +449,32 @@ fn compute_numeric(
     let c = special::sorted_copy(current);
     let categorical_view = || (discrete_counts(r), discrete_counts(&c));
     let out = match method {
-        Method::Ks => numeric::ks_2samp_sorted(r, &c, cfg.ks_mode),
-        Method::Wasserstein => numeric::wasserstein_sorted(r, &c),
-        Method::Psi => numeric::psi_sorted(r, &c, cfg.psi_bins),
-        Method::JensenShannon => {
+        DriftMethod::Ks => numeric::ks_2samp_sorted(r, &c, cfg.ks_mode),
+        DriftMethod::Wasserstein => numeric::wasserstein_sorted(r, &c),
+        DriftMethod::Psi => numeric::psi_sorted(r, &c, cfg.psi_bins),
+        DriftMethod::JensenShannon => {
             numeric::jensen_shannon_sorted(r, &c, cfg.histogram_bins, cfg.js_base)
         }
-        Method::Hellinger => numeric::hellinger_sorted(r, &c, cfg.histogram_bins),
-        Method::AndersonDarling => numeric::anderson_ksamp_sorted(&[r, &c]),
-        Method::CramerVonMises => numeric::cramer_von_mises_sorted(r, &c, CvmMode::Auto),
-        Method::MannWhitney => numeric::mann_whitney_sorted(r, &c, MwMode::Auto),
-        Method::WelchT => numeric::welch_t(r, &c),
-        Method::Energy => numeric::energy_sorted(r, &c),
+        DriftMethod::Hellinger => numeric::hellinger_sorted(r, &c, cfg.histogram_bins),
+        DriftMethod::AndersonDarling => numeric::anderson_ksamp_sorted(&[r, &c]),
+        DriftMethod::CramerVonMises => numeric::cramer_von_mises_sorted(r, &c, CvmMode::Auto),
+        DriftMethod::MannWhitney => numeric::mann_whitney_sorted(r, &c, MwMode::Auto),
+        DriftMethod::WelchT => numeric::welch_t(r, &c),
+        DriftMethod::Energy => numeric::energy_sorted(r, &c),
         // Discrete numeric features (automatic selection) and explicit
         // categorical methods on numeric data use the values as labels.
-        Method::ChiSquare
-        | Method::GTest
-        | Method::CramersV
-        | Method::ZTest
-        | Method::FisherExact
-        | Method::TotalVariation
-        | Method::LInf => {
+        DriftMethod::ChiSquare
+        | DriftMethod::GTest
+        | DriftMethod::CramersV
+        | DriftMethod::ZTest
+        | DriftMethod::FisherExact
+        | DriftMethod::TotalVariation
+        | DriftMethod::LInf => {
             let (rc, cc) = categorical_view();
             return compute_categorical(method, &rc, &cc, cfg);
         }
     };
-    let effect = if method == Method::Wasserstein {
+    let effect = if method == DriftMethod::Wasserstein {
         out.as_ref().ok().map(|s| s.statistic)
     } else {
         numeric::wasserstein_sorted(r, &c).ok().map(|s| s.statistic)
@@ -491,22 +483,22 @@ fn compute_numeric(
 }
 
 fn compute_categorical(
-    method: Method,
+    method: DriftMethod,
     reference: &CategoryCounts,
     current: &CategoryCounts,
     cfg: &ReportConfig,
 ) -> Computed {
     let a = categorical::align(reference, current);
     let out = match method {
-        Method::ChiSquare => categorical::chi_square_aligned(&a, true),
-        Method::GTest => categorical::g_test_aligned(&a, true),
-        Method::CramersV => categorical::cramers_v_aligned(&a),
-        Method::ZTest => categorical::z_test_aligned(&a),
-        Method::FisherExact => categorical::fisher_exact_aligned(&a),
-        Method::TotalVariation => categorical::total_variation_aligned(&a),
-        Method::LInf => categorical::l_inf_aligned(&a),
-        Method::JensenShannon => categorical::jensen_shannon_aligned(&a, cfg.js_base),
-        Method::Psi => categorical::psi_aligned(&a),
+        DriftMethod::ChiSquare => categorical::chi_square_aligned(&a, true),
+        DriftMethod::GTest => categorical::g_test_aligned(&a, true),
+        DriftMethod::CramersV => categorical::cramers_v_aligned(&a),
+        DriftMethod::ZTest => categorical::z_test_aligned(&a),
+        DriftMethod::FisherExact => categorical::fisher_exact_aligned(&a),
+        DriftMethod::TotalVariation => categorical::total_variation_aligned(&a),
+        DriftMethod::LInf => categorical::l_inf_aligned(&a),
+        DriftMethod::JensenShannon => categorical::jensen_shannon_aligned(&a, cfg.js_base),
+        DriftMethod::Psi => categorical::psi_aligned(&a),
         m => Err(unsupported(m, "categorical")),
     };
     let effect = categorical::total_variation_aligned(&a)

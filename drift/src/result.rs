@@ -8,111 +8,14 @@
 //! `None`, never NaN.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::DriftError;
 
-/// The name of a statistic. Serialized in `snake_case`; this is the `method`
-/// field users see in `drift_results` and in recommendation evidence, so the
-/// names are a public API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Two-sample Kolmogorov–Smirnov (p-value test).
-    Ks,
-    /// Wasserstein-1 distance divided by the reference standard deviation
-    /// (Evidently's `wasserstein`; the raw distance is in the parameters).
-    Wasserstein,
-    /// Population stability index.
-    Psi,
-    /// Jensen–Shannon distance (not divergence).
-    JensenShannon,
-    /// Hellinger distance.
-    Hellinger,
-    /// Anderson–Darling k-sample (midrank), p-value test.
-    AndersonDarling,
-    /// Cramér–von Mises two-sample, p-value test.
-    CramerVonMises,
-    /// Mann–Whitney U, two-sided, p-value test.
-    MannWhitney,
-    /// Welch's unequal-variance t-test, p-value test.
-    WelchT,
-    /// Energy distance (scipy's definition).
-    Energy,
-    /// Pearson chi-square on the reference × current contingency table.
-    ChiSquare,
-    /// G-test (log-likelihood ratio) on the contingency table.
-    GTest,
-    /// Cramér's V (effect size of the contingency table).
-    CramersV,
-    /// Two-proportion z-test (binary categories).
-    ZTest,
-    /// Fisher's exact test on a 2×2 table.
-    FisherExact,
-    /// Total variation distance between category distributions.
-    TotalVariation,
-    /// L∞ distance between category distributions.
-    LInf,
-}
-
-impl Method {
-    /// The serialized name (`"ks"`, `"jensen_shannon"`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Ks => "ks",
-            Method::Wasserstein => "wasserstein",
-            Method::Psi => "psi",
-            Method::JensenShannon => "jensen_shannon",
-            Method::Hellinger => "hellinger",
-            Method::AndersonDarling => "anderson_darling",
-            Method::CramerVonMises => "cramer_von_mises",
-            Method::MannWhitney => "mann_whitney",
-            Method::WelchT => "welch_t",
-            Method::Energy => "energy",
-            Method::ChiSquare => "chi_square",
-            Method::GTest => "g_test",
-            Method::CramersV => "cramers_v",
-            Method::ZTest => "z_test",
-            Method::FisherExact => "fisher_exact",
-            Method::TotalVariation => "total_variation",
-            Method::LInf => "l_inf",
-        }
-    }
-
-    /// Whether the method is a hypothesis test (drift when `p < threshold`)
-    /// rather than a distance (drift when `statistic >= threshold`).
-    pub fn is_p_value_test(self) -> bool {
-        matches!(
-            self,
-            Method::Ks
-                | Method::AndersonDarling
-                | Method::CramerVonMises
-                | Method::MannWhitney
-                | Method::WelchT
-                | Method::ChiSquare
-                | Method::GTest
-                | Method::ZTest
-                | Method::FisherExact
-        )
-    }
-
-    /// Default threshold: alpha = 0.05 for hypothesis tests; 0.1 for every
-    /// distance — Evidently's value for Wasserstein (normed) and
-    /// Jensen–Shannon, the "moderate" PSI level, a "small" Cramér's V, and
-    /// a conventional 0.1 for Hellinger, total variation, L∞ and energy
-    /// (energy is not scale free: override its threshold per feature).
-    pub fn default_threshold(self) -> f64 {
-        if self.is_p_value_test() { 0.05 } else { 0.1 }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The name of a statistic (defined with the policy vocabulary in
+/// `modelwatch-types`, whose names are a public API).
+pub use modelwatch_types::DriftMethod;
 
 /// The verdict of one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,17 +92,17 @@ pub type Params = BTreeMap<String, Param>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Statistic {
     /// Which statistic.
-    pub method: Method,
+    pub method: DriftMethod,
     /// Its value (finite).
     pub statistic: f64,
     /// The p-value for hypothesis tests, in [0, 1].
     pub p_value: Option<f64>,
-    /// Method parameters and auxiliary values (raw distance, mode used, ...).
+    /// DriftMethod parameters and auxiliary values (raw distance, mode used, ...).
     pub params: Params,
 }
 
 impl Statistic {
-    pub(crate) fn new(method: Method, statistic: f64, p_value: Option<f64>) -> Self {
+    pub(crate) fn new(method: DriftMethod, statistic: f64, p_value: Option<f64>) -> Self {
         Statistic {
             method,
             statistic,
@@ -218,7 +121,7 @@ impl Statistic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestResult {
     /// Which statistic.
-    pub method: Method,
+    pub method: DriftMethod,
     /// The statistic; `None` only when `decision` is `not_enough_data`.
     pub statistic: Option<f64>,
     /// The p-value for hypothesis tests (before any multiple-testing
@@ -241,7 +144,7 @@ pub struct TestResult {
     pub n_reference: u64,
     /// Current sample size.
     pub n_current: u64,
-    /// Method parameters.
+    /// DriftMethod parameters.
     pub params: Params,
 }
 
@@ -278,7 +181,7 @@ impl TestResult {
 
     /// The explicit "not enough data" result.
     pub fn not_enough_data(
-        method: Method,
+        method: DriftMethod,
         threshold: f64,
         reason: impl Into<String>,
         n_reference: u64,
@@ -306,7 +209,7 @@ impl TestResult {
     /// Builds a result from a statistic computation: errors become
     /// `not_enough_data` results (with the error text as the reason).
     pub fn from_outcome(
-        method: Method,
+        method: DriftMethod,
         outcome: Result<Statistic, DriftError>,
         threshold: f64,
         n_reference: u64,

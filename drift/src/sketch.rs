@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, check_finite, invalid, not_enough};
 use crate::numeric::{KsMode, PSI_EPSILON, WASSERSTEIN_STD_FLOOR, ks_pvalue, psi_from_counts};
-use crate::result::{Method, Statistic};
+use crate::result::{DriftMethod, Statistic};
 
 /// Default accuracy parameter.
 pub const DEFAULT_K: u32 = 200;
@@ -333,7 +333,7 @@ pub fn ks(reference: &KllSketch, current: &KllSketch, mode: KsMode) -> Result<St
     let mut d: f64 = 0.0;
     walk(&a, &b, |_, _, fa, fb| d = d.max((fa - fb).abs()));
     let (d, p, used) = ks_pvalue(d, reference.n, current.n, mode);
-    Ok(Statistic::new(Method::Ks, d, Some(p))
+    Ok(Statistic::new(DriftMethod::Ks, d, Some(p))
         .with("sketch", "kll")
         .with("mode_used", used)
         .with("k", i64::from(reference.k.min(current.k))))
@@ -363,7 +363,7 @@ pub fn psi(reference: &KllSketch, current: &KllSketch, bins: usize) -> Result<St
         out
     };
     let v = psi_from_counts(&shares(reference), &shares(current), PSI_EPSILON);
-    Ok(Statistic::new(Method::Psi, v, None)
+    Ok(Statistic::new(DriftMethod::Psi, v, None)
         .with("sketch", "kll")
         .with("bins", bins)
         .with("epsilon", PSI_EPSILON))
@@ -384,7 +384,7 @@ pub fn wasserstein(reference: &KllSketch, current: &KllSketch) -> Result<Statist
     });
     let sd = reference.std().unwrap_or(0.0);
     Ok(Statistic::new(
-        Method::Wasserstein,
+        DriftMethod::Wasserstein,
         raw / sd.max(WASSERSTEIN_STD_FLOOR),
         None,
     )

@@ -11,7 +11,7 @@ use modelwatch_drift::numeric::{self, KsMode};
 use modelwatch_drift::report::{Correction, adjust_p_values};
 use modelwatch_drift::sketch;
 use modelwatch_drift::{
-    CategoryCounts, Decision, DriftReport, FeatureSpec, KllSketch, Method, ReportConfig,
+    CategoryCounts, Decision, DriftMethod, DriftReport, FeatureSpec, KllSketch, ReportConfig,
     evaluate_features, select_method,
 };
 use rand::SeedableRng;
@@ -47,10 +47,10 @@ fn false_alarm_rate_is_nominal() {
         let a = normals(&mut rng, 150, 0.0, 1.0);
         let b = normals(&mut rng, 120, 0.0, 1.0);
         for (i, m) in [
-            Method::MannWhitney,
-            Method::WelchT,
-            Method::CramerVonMises,
-            Method::AndersonDarling,
+            DriftMethod::MannWhitney,
+            DriftMethod::WelchT,
+            DriftMethod::CramerVonMises,
+            DriftMethod::AndersonDarling,
         ]
         .into_iter()
         .enumerate()
@@ -124,7 +124,7 @@ fn bonferroni_controls_family_wise_error() {
             .iter()
             .enumerate()
             .map(|(i, (a, b))| {
-                FeatureSpec::numeric(format!("f{i}"), a, b).with_method(Method::WelchT)
+                FeatureSpec::numeric(format!("f{i}"), a, b).with_method(DriftMethod::WelchT)
             })
             .collect();
         let rep = evaluate_features(&specs, &cfg);
@@ -231,29 +231,29 @@ fn evidently_selection_rules() {
     let discrete: Vec<f64> = (0..500).map(|i| f64::from(i % 3)).collect();
     let binary: Vec<f64> = (0..500).map(|i| f64::from(i % 2)).collect();
     let num = |a: &'static str, r: &[f64]| select_method(&FeatureSpec::numeric(a, r, r).data);
-    assert_eq!(num("small", &small), Method::Ks);
-    assert_eq!(num("large", &large), Method::Wasserstein);
-    assert_eq!(num("discrete", &discrete), Method::ChiSquare);
-    assert_eq!(num("binary", &binary), Method::ZTest);
+    assert_eq!(num("small", &small), DriftMethod::Ks);
+    assert_eq!(num("large", &large), DriftMethod::Wasserstein);
+    assert_eq!(num("discrete", &discrete), DriftMethod::ChiSquare);
+    assert_eq!(num("binary", &binary), DriftMethod::ZTest);
     let c_small = CategoryCounts::from_values((0..900).map(|i| ["a", "b", "c"][i % 3]));
     let c_large = CategoryCounts::from_values((0..5000).map(|i| ["a", "b", "c"][i % 3]));
     let c_bin = CategoryCounts::from_values((0..900).map(|i| ["a", "b"][i % 2]));
     assert_eq!(
         select_method(&FeatureSpec::categorical("c", &c_small, &c_small).data),
-        Method::ChiSquare
+        DriftMethod::ChiSquare
     );
     assert_eq!(
         select_method(&FeatureSpec::categorical("c", &c_bin, &c_bin).data),
-        Method::ZTest
+        DriftMethod::ZTest
     );
     assert_eq!(
         select_method(&FeatureSpec::categorical("c", &c_large, &c_large).data),
-        Method::JensenShannon
+        DriftMethod::JensenShannon
     );
     let s = KllSketch::from_slice(&large, 200).expect("sketch");
     assert_eq!(
         select_method(&FeatureSpec::sketch("s", &s, &s).data),
-        Method::Wasserstein
+        DriftMethod::Wasserstein
     );
 }
 
@@ -269,7 +269,7 @@ fn report_detects_drift_and_honours_overrides() {
         FeatureSpec::numeric("stable", &a, &same),
         FeatureSpec::numeric("moved", &a, &shifted),
         FeatureSpec::numeric("moved_ks", &a, &shifted)
-            .with_method(Method::Ks)
+            .with_method(DriftMethod::Ks)
             .with_threshold(0.01),
         FeatureSpec::categorical("cat", &ca, &cb),
         FeatureSpec::numeric("empty", &a, &[]),
@@ -277,15 +277,15 @@ fn report_detects_drift_and_honours_overrides() {
     let rep: DriftReport = evaluate_features(&specs, &ReportConfig::default());
     let by = |n: &str| rep.features.iter().find(|f| f.name == n).expect("feature");
     assert_eq!(by("stable").result.decision, Decision::NoDrift);
-    assert_eq!(by("stable").result.method, Method::Wasserstein);
+    assert_eq!(by("stable").result.method, DriftMethod::Wasserstein);
     assert_eq!(by("moved").result.decision, Decision::Drift);
-    assert_eq!(by("moved_ks").result.method, Method::Ks);
+    assert_eq!(by("moved_ks").result.method, DriftMethod::Ks);
     assert_eq!(by("moved_ks").selection, "override");
     assert_eq!(by("moved_ks").result.threshold, 0.01);
     assert_eq!(by("moved_ks").result.decision, Decision::Drift);
     // A category the reference never saw: finite JS, drift, no crash.
     let cat = &by("cat").result;
-    assert_eq!(cat.method, Method::JensenShannon);
+    assert_eq!(cat.method, DriftMethod::JensenShannon);
     assert!(cat.statistic.is_some_and(f64::is_finite));
     assert_eq!(cat.decision, Decision::Drift);
     assert_eq!(by("empty").result.decision, Decision::NotEnoughData);
@@ -310,10 +310,10 @@ fn prepared_reference_matches_raw() {
     let cfg = ReportConfig::default();
     for m in [
         None,
-        Some(Method::Ks),
-        Some(Method::Psi),
-        Some(Method::MannWhitney),
-        Some(Method::AndersonDarling),
+        Some(DriftMethod::Ks),
+        Some(DriftMethod::Psi),
+        Some(DriftMethod::MannWhitney),
+        Some(DriftMethod::AndersonDarling),
     ] {
         let mut raw = FeatureSpec::numeric("x", &a, &b);
         let mut pre = FeatureSpec::prepared("x", &prepared, &b);
@@ -333,7 +333,7 @@ fn effect_floor_overrules_trivial_significant_shift() {
     let mut rng = StdRng::seed_from_u64(8);
     let a = normals(&mut rng, 200_000, 0.0, 1.0);
     let b = normals(&mut rng, 200_000, 0.02, 1.0);
-    let spec = [FeatureSpec::numeric("x", &a, &b).with_method(Method::Ks)];
+    let spec = [FeatureSpec::numeric("x", &a, &b).with_method(DriftMethod::Ks)];
     let plain = evaluate_features(&spec, &ReportConfig::default());
     assert_eq!(
         plain.features[0].result.decision,

@@ -3,42 +3,42 @@
 
 use modelwatch_drift::numeric::{self, CvmMode, KsMode, MwMode};
 use modelwatch_drift::{
-    CategoryCounts, Decision, FeatureSpec, Method, ReportConfig, Statistic, TestResult,
+    CategoryCounts, Decision, DriftMethod, FeatureSpec, ReportConfig, Statistic, TestResult,
     categorical, evaluate_feature,
 };
 use proptest::prelude::*;
 
-const NUMERIC_METHODS: [Method; 10] = [
-    Method::Ks,
-    Method::Wasserstein,
-    Method::Psi,
-    Method::JensenShannon,
-    Method::Hellinger,
-    Method::AndersonDarling,
-    Method::CramerVonMises,
-    Method::MannWhitney,
-    Method::WelchT,
-    Method::Energy,
+const NUMERIC_METHODS: [DriftMethod; 10] = [
+    DriftMethod::Ks,
+    DriftMethod::Wasserstein,
+    DriftMethod::Psi,
+    DriftMethod::JensenShannon,
+    DriftMethod::Hellinger,
+    DriftMethod::AndersonDarling,
+    DriftMethod::CramerVonMises,
+    DriftMethod::MannWhitney,
+    DriftMethod::WelchT,
+    DriftMethod::Energy,
 ];
 
-const ALL_METHODS: [Method; 17] = [
-    Method::Ks,
-    Method::Wasserstein,
-    Method::Psi,
-    Method::JensenShannon,
-    Method::Hellinger,
-    Method::AndersonDarling,
-    Method::CramerVonMises,
-    Method::MannWhitney,
-    Method::WelchT,
-    Method::Energy,
-    Method::ChiSquare,
-    Method::GTest,
-    Method::CramersV,
-    Method::ZTest,
-    Method::FisherExact,
-    Method::TotalVariation,
-    Method::LInf,
+const ALL_METHODS: [DriftMethod; 17] = [
+    DriftMethod::Ks,
+    DriftMethod::Wasserstein,
+    DriftMethod::Psi,
+    DriftMethod::JensenShannon,
+    DriftMethod::Hellinger,
+    DriftMethod::AndersonDarling,
+    DriftMethod::CramerVonMises,
+    DriftMethod::MannWhitney,
+    DriftMethod::WelchT,
+    DriftMethod::Energy,
+    DriftMethod::ChiSquare,
+    DriftMethod::GTest,
+    DriftMethod::CramersV,
+    DriftMethod::ZTest,
+    DriftMethod::FisherExact,
+    DriftMethod::TotalVariation,
+    DriftMethod::LInf,
 ];
 
 /// Values on a dyadic grid (multiples of 1/8), so shifting by an integer is

@@ -119,7 +119,6 @@
 
 mod buffer;
 pub mod bulk;
-mod clock;
 mod error;
 pub mod manifest;
 mod persist;
@@ -130,7 +129,6 @@ mod table;
 pub mod wal;
 
 pub use bulk::{BULK_CHUNK_BYTES, BulkLoad, LoadKey, LoadReceipt, LoadRecord};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use manifest::{ColumnSummary, FileMeta, MANIFEST_FORMAT_VERSION, Manifest};
 pub use persist::{HOUR_MICROS, file_path};

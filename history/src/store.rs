@@ -17,7 +17,6 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::buffer::{Buffer, Chunk};
-use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::manifest::{FileMeta, Manifest};
 use crate::persist;
@@ -25,6 +24,7 @@ use crate::provider::HistoryTable;
 use crate::stats::{HistoryStats, StatsInner};
 use crate::table::TableDef;
 use crate::wal::{self, WalCmd, WalWriter};
+use modelwatch_types::clock::{Clock, SystemClock};
 
 /// URL under which the store's object store is registered in DataFusion.
 pub const OBJECT_STORE_URL: &str = "modelwatch-history://local/";

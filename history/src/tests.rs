@@ -13,6 +13,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::*;
+use modelwatch_types::{Clock, ManualClock};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)

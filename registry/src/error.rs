@@ -45,6 +45,15 @@ pub enum Error {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
+impl From<modelwatch_types::InvalidValue> for Error {
+    fn from(e: modelwatch_types::InvalidValue) -> Self {
+        Error::InvalidArgument {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl Error {
     pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }

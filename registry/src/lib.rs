@@ -46,8 +46,6 @@ pub mod validate;
 pub mod webhooks;
 mod writer;
 
-use chrono::{DateTime, Utc};
-
 pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, AlertRecord};
 pub use error::{Error, Result};
 pub use gate::{GateApproval, GatePolicyRecord};
@@ -63,20 +61,7 @@ pub use tracking::{
 pub use types::*;
 pub use writer::RegistryStats;
 
-/// The source of "now", injected so tests control time.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use modelwatch_types::{Clock, SystemClock};
 
 #[cfg(test)]
 mod store_tests;

@@ -7,7 +7,6 @@
 //! after it is durable.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -267,11 +266,11 @@ fn recommendation_from_row(row: &SqliteRow) -> Result<Recommendation> {
         id: row.get("id"),
         model: row.get("model"),
         version: row.get("version"),
-        kind: RecommendationKind::parse(row.get("kind"))?,
-        severity: Severity::parse(row.get("severity"))?,
+        kind: row.get::<&str, _>("kind").parse()?,
+        severity: row.get::<&str, _>("severity").parse()?,
         reason: row.get("reason"),
         evidence: parse_json("recommendations.evidence", row.get("evidence"))?,
-        status: RecommendationStatus::parse(row.get("status"))?,
+        status: row.get::<&str, _>("status").parse()?,
         raised_by: row.get("raised_by"),
         acknowledged_by: row.get("acknowledged_by"),
         acknowledged_at: parse_opt_time(row.get("acknowledged_at"))?,
@@ -338,8 +337,10 @@ pub(crate) async fn versions_from_rows(
                 tags: parse_json("versions.tags", row.get("tags"))?,
                 features: parse_json("versions.features", row.get("features"))?,
                 reference_uri: row.get("reference_uri"),
-                status: VersionStatus::parse(row.get("status"))?,
-                stage: Stage::parse(row.get("stage"))
+                status: row.get::<&str, _>("status").parse()?,
+                stage: row
+                    .get::<&str, _>("stage")
+                    .parse()
                     .map_err(|_| Error::Corrupt("unknown version stage".into()))?,
                 aliases: aliases
                     .iter()
@@ -396,7 +397,10 @@ async fn alias_moves(
             Ok(AliasMove {
                 from_version: r.get("from_version"),
                 to_version: r.get("to_version"),
-                kind: MoveKind::parse(r.get("kind"))?,
+                kind: r
+                    .get::<&str, _>("kind")
+                    .parse()
+                    .map_err(|e| Error::Corrupt(format!("alias move: {e}")))?,
                 actor: r.get("actor"),
                 reason: r.get("reason"),
                 at: parse_time(r.get("at"))?,
@@ -765,7 +769,9 @@ pub(crate) async fn transition_recommendation_in(
 fn token_from_row(row: &SqliteRow) -> Result<TokenInfo> {
     Ok(TokenInfo {
         name: row.get("name"),
-        role: Role::from_str(row.get("role"))
+        role: row
+            .get::<&str, _>("role")
+            .parse::<Role>()
             .map_err(|_| Error::Corrupt("unknown token role".into()))?,
         created_by: row.get("created_by"),
         created_at: parse_time(row.get("created_at"))?,

@@ -4,8 +4,6 @@
 //! public JSON names: change one only with a deprecation path.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,8 +11,10 @@ use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 
-/// Free-form string tags on models and versions.
-pub type Tags = BTreeMap<String, String>;
+pub use modelwatch_types::{
+    FeatureKind, Features, MoveKind, RecommendationKind, RecommendationStatus, Role, Severity,
+    Stage, Tags, Transition, VersionStatus,
+};
 
 /// Who performs a change; recorded in the audit chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -30,80 +30,6 @@ impl Actor {
             name: name.into(),
             role,
         }
-    }
-}
-
-/// Token roles. `reader` ⊂ `editor` ⊂ `approver` ⊂ `admin`; `ingest` only
-/// writes telemetry and is included in `admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Reader,
-    Ingest,
-    Editor,
-    Approver,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Reader,
-        Role::Ingest,
-        Role::Editor,
-        Role::Approver,
-        Role::Admin,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Ingest => "ingest",
-            Role::Editor => "editor",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Whether a token of this role may do what `required` allows.
-    pub fn allows(self, required: Role) -> bool {
-        use Role::*;
-        match (self, required) {
-            (Admin, _) => true,
-            (Ingest, Ingest) => true,
-            (Ingest, _) | (_, Ingest) => false,
-            (have, need) => have.rank() >= need.rank(),
-        }
-    }
-
-    fn rank(self) -> u8 {
-        match self {
-            Role::Reader => 1,
-            Role::Editor => 2,
-            Role::Approver => 3,
-            Role::Admin => 4,
-            Role::Ingest => 0,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "role",
-                    format!("unknown role {s:?}; expected one of reader, ingest, editor, approver, admin"),
-                )
-            })
     }
 }
 
@@ -169,113 +95,6 @@ pub struct Lineage {
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum VersionStatus {
-    Ready,
-    Archived,
-}
-
-impl VersionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VersionStatus::Ready => "ready",
-            VersionStatus::Archived => "archived",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "ready" => Ok(VersionStatus::Ready),
-            "archived" => Ok(VersionStatus::Archived),
-            other => Err(Error::invalid(
-                "status",
-                format!("unknown version status {other:?}; expected ready or archived"),
-            )),
-        }
-    }
-}
-
-/// MLflow's model-version stages. A stage is a column of its own, not an
-/// alias: MLflow clients read and set it independently of aliases (and of
-/// [`VersionStatus`]), so tying it to an alias would move deployments behind
-/// the back of people who only use one of the two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-pub enum Stage {
-    None,
-    Staging,
-    Production,
-    Archived,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 4] = [
-        Stage::None,
-        Stage::Staging,
-        Stage::Production,
-        Stage::Archived,
-    ];
-
-    /// MLflow's spelling, also the stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::None => "None",
-            Stage::Staging => "Staging",
-            Stage::Production => "Production",
-            Stage::Archived => "Archived",
-        }
-    }
-
-    /// Case-insensitive, as MLflow accepts `production` for `Production`.
-    pub fn parse(s: &str) -> Result<Self> {
-        Stage::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "stage",
-                    format!(
-                        "unknown stage {s:?}; expected one of None, Staging, Production, Archived"
-                    ),
-                )
-            })
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a declared feature's values are read: `numeric` values go to
-/// `features_num` in the telemetry tables, `categorical` ones (strings,
-/// booleans) to `features_str`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FeatureKind {
-    Numeric,
-    Categorical,
-}
-
-impl FeatureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeatureKind::Numeric => "numeric",
-            FeatureKind::Categorical => "categorical",
-        }
-    }
-}
-
-impl fmt::Display for FeatureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A version's known features: name → kind. Empty means none declared yet
-/// (the first reference upload then declares them).
-pub type Features = BTreeMap<String, FeatureKind>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Version {
@@ -353,32 +172,6 @@ pub struct Alias {
     pub history: Vec<AliasMove>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MoveKind {
-    Set,
-    Rollback,
-    Delete,
-}
-
-impl MoveKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MoveKind::Set => "set",
-            MoveKind::Rollback => "rollback",
-            MoveKind::Delete => "delete",
-        }
-    }
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "set" => Ok(MoveKind::Set),
-            "rollback" => Ok(MoveKind::Rollback),
-            "delete" => Ok(MoveKind::Delete),
-            other => Err(Error::Corrupt(format!("unknown alias move kind {other:?}"))),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AliasMove {
     pub from_version: Option<i64>,
@@ -388,57 +181,6 @@ pub struct AliasMove {
     pub reason: String,
     pub at: DateTime<Utc>,
 }
-
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            pub fn parse(s: &str) -> Result<Self> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(Error::invalid(
-                        stringify!($name),
-                        format!(
-                            "unknown value {other:?}; expected one of {}",
-                            [$($text),+].join(", ")
-                        ),
-                    )),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-string_enum!(
-    /// What a recommendation asks for.
-    RecommendationKind { Retrain => "retrain", Rollback => "rollback", Promote => "promote" }
-);
-string_enum!(
-    Severity { Info => "info", Warning => "warning", Critical => "critical" }
-);
-string_enum!(
-    /// Lifecycle: `open` → `applied` | `dismissed` | `superseded`.
-    RecommendationStatus {
-        Open => "open",
-        Applied => "applied",
-        Dismissed => "dismissed",
-        Superseded => "superseded",
-    }
-);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Recommendation {
@@ -474,28 +216,6 @@ pub struct NewRecommendation {
 
 fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
-}
-
-/// A step in a recommendation's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Transition {
-    /// Seen by a person; stays open.
-    Acknowledge,
-    Apply,
-    Dismiss,
-    Supersede,
-}
-
-impl Transition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transition::Acknowledge => "acknowledge",
-            Transition::Apply => "apply",
-            Transition::Dismiss => "dismiss",
-            Transition::Supersede => "supersede",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -34,38 +34,9 @@ pub fn model_name(name: &str) -> Result<()> {
     }
 }
 
-/// Alias names: a letter, then letters, digits, `_` or `-`, at most 64.
-/// `latest` and `v<digits>` are reserved, as in MLflow, because clients use
-/// them as version selectors.
+/// Alias names (see [`modelwatch_types::check_alias_name`]).
 pub fn alias_name(name: &str) -> Result<()> {
-    let shape_ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    if !shape_ok {
-        return Err(Error::invalid(
-            "alias",
-            format!(
-                "{name:?} is not a valid alias: use 1-64 letters, digits, '_' or '-', starting with a letter"
-            ),
-        ));
-    }
-    let lower = name.to_ascii_lowercase();
-    let reserved = lower == "latest"
-        || (lower.len() > 1
-            && lower.starts_with('v')
-            && lower[1..].chars().all(|c| c.is_ascii_digit()));
-    if reserved {
-        return Err(Error::invalid(
-            "alias",
-            format!(
-                "{name:?} is reserved ('latest' and 'v<number>' select versions); choose another alias"
-            ),
-        ));
-    }
-    Ok(())
+    Ok(modelwatch_types::check_alias_name(name)?)
 }
 
 /// Token names follow the model-name rules.

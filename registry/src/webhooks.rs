@@ -115,7 +115,7 @@ pub struct NewWebhook {
     pub name: String,
     /// `http://` (or `https://`) URL the events are POSTed to.
     pub url: String,
-    /// Event types (see the README), or `["*"]` for all.
+    /// Event types (see `docs/webhooks.md`), or `["*"]` for all.
     pub events: Vec<String>,
     /// Only events about this model.
     #[serde(default)]
@@ -1239,33 +1239,20 @@ mod tests {
 
 #[cfg(test)]
 mod store_tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use modelwatch_types::{Clock, ManualClock};
 
     use super::*;
     use crate::{
-        AuditFilter, Clock, Error, NewModel, NewRecommendation, NewVersion, RecommendationKind,
+        AuditFilter, Error, NewModel, NewRecommendation, NewVersion, RecommendationKind,
         RegistryStore, Role, Severity,
     };
 
-    struct TestClock(Mutex<DateTime<Utc>>);
-    impl Clock for TestClock {
-        fn now(&self) -> DateTime<Utc> {
-            *self.0.lock().unwrap()
-        }
-    }
-    impl TestClock {
-        fn advance(&self, d: Duration) {
-            let mut t = self.0.lock().unwrap();
-            *t += chrono::Duration::from_std(d).unwrap();
-        }
-    }
-
-    async fn store() -> (tempfile::TempDir, SqliteStore, Arc<TestClock>) {
+    async fn store() -> (tempfile::TempDir, SqliteStore, Arc<ManualClock>) {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(TestClock(Mutex::new(
-            "2026-11-27T10:00:00Z".parse().unwrap(),
-        )));
+        let clock = Arc::new(ManualClock::new("2026-11-27T10:00:00Z".parse().unwrap()));
         let s = SqliteStore::open_with_clock(&dir.path().join("registry.sqlite"), clock.clone())
             .await
             .unwrap();
@@ -1450,7 +1437,7 @@ mod store_tests {
                 .unwrap()
                 .is_empty()
         );
-        clock.advance(Duration::from_secs(2));
+        clock.advance(chrono::Duration::seconds(2));
         let again = s.claim_due_webhook_deliveries(lease, 10).await.unwrap();
         assert_eq!(
             (again.len(), again[0].id, again[0].attempts),
@@ -1497,7 +1484,7 @@ mod store_tests {
             s.next_webhook_due().await.unwrap(),
             Some(clock.now() + chrono::Duration::seconds(60))
         );
-        clock.advance(lease);
+        clock.advance(chrono::Duration::from_std(lease).unwrap());
         assert_eq!(
             s.claim_due_webhook_deliveries(lease, 10)
                 .await

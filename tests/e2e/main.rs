@@ -6,6 +6,7 @@
 mod alerts;
 mod dashboards;
 mod demo;
+mod docs;
 mod gates;
 mod hardening;
 mod mlflow;

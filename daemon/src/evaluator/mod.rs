@@ -42,14 +42,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionContext, col, lit};
 use modelwatch_drift::canary::{self, CanaryConfig, CanaryMetric, CanaryVerdict, Direction};
-use modelwatch_drift::{Correction, FeatureSpec, Method, ReportConfig, evaluate_features};
-use modelwatch_history::{Clock, HistoryStore, WriteSet};
+use modelwatch_drift::{FeatureSpec, ReportConfig, evaluate_features};
+use modelwatch_history::{HistoryStore, WriteSet};
 use modelwatch_registry::policy::{ErrorSource, LatencySource, ReferenceSource, RollbackPolicy};
 use modelwatch_registry::{
     Actor, Alias, FeatureKind, MonitoringPolicy, MoveKind, NewRecommendation, PageRequest,
     PolicyRecord, RecommendationFilter, RecommendationKind, RecommendationStatus, RegistryStore,
     Role, Severity, TagTarget, Transition,
 };
+use modelwatch_types::Clock;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -524,7 +525,7 @@ impl Evaluator {
             return Ok("insufficient_data");
         }
 
-        let report = run_report(policy, &reference, &current)?;
+        let report = run_report(policy, &reference, &current);
         let evaluation_id = format!(
             "{model}/{version}/{}",
             now.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -1040,11 +1041,9 @@ fn run_report(
     policy: &MonitoringPolicy,
     reference: &Profile,
     current: &Profile,
-) -> Result<modelwatch_drift::DriftReport, EvalError> {
-    let correction: Correction = serde_json::from_value(json!(policy.correction))
-        .map_err(|e| EvalError::Policy(format!("correction: {e}")))?;
+) -> modelwatch_drift::DriftReport {
     let config = ReportConfig {
-        correction,
+        correction: policy.correction,
         drift_share: policy.drift_share,
         // One core for the evaluator (module docs).
         parallel: false,
@@ -1064,8 +1063,8 @@ fn run_report(
         let spec = match policy.features.get(name) {
             Some(overrides) => {
                 let mut spec = spec;
-                if let Some(m) = &overrides.method {
-                    spec = spec.with_method(parse_method(m)?);
+                if let Some(m) = overrides.method {
+                    spec = spec.with_method(m);
                 }
                 if let Some(t) = overrides.threshold {
                     spec = spec.with_threshold(t);
@@ -1076,28 +1075,7 @@ fn run_report(
         };
         specs.push(spec);
     }
-    Ok(evaluate_features(&specs, &config))
-}
-
-/// A drift method by its public name (`ks`, `wasserstein`, …).
-pub fn parse_method(name: &str) -> Result<Method, EvalError> {
-    serde_json::from_value(json!(name)).map_err(|_| {
-        EvalError::Policy(format!(
-            "unknown drift method {name:?}; use one of ks, wasserstein, psi, jensen_shannon, \
-             hellinger, anderson_darling, cramer_von_mises, mann_whitney, welch_t, energy, \
-             chi_square, g_test, cramers_v, z_test, fisher_exact, total_variation, l_inf"
-        ))
-    })
-}
-
-/// Checks what the registry cannot: method names exist.
-pub fn validate_policy(policy: &MonitoringPolicy) -> Result<(), EvalError> {
-    for f in policy.features.values() {
-        if let Some(m) = &f.method {
-            parse_method(m)?;
-        }
-    }
-    Ok(())
+    evaluate_features(&specs, &config)
 }
 
 /// A request to run a cycle now (from `POST /api/v1/evaluate`).

@@ -12,8 +12,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
 
-/// Table name (DESIGN.md's fixed SQL table).
-pub const DRIFT_RESULTS: &str = "drift_results";
+pub use modelwatch_types::tables::DRIFT_RESULTS;
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -8,7 +8,7 @@
 //! `RegistryStore`, audited there) nor talk HTTP; handlers in
 //! `http/gates.rs` stay thin around it.
 //!
-//! Input document (documented with an example in README, "Promotion gates"):
+//! Input document (documented with an example in `docs/gates.md`):
 //! `model` (the model record), `version` (the full version record: lineage,
 //! tags, status, health, open recommendations), `lineage` and `metrics`
 //! (shortcuts into it), `alias` (the target alias, or null), `aliases`
@@ -100,7 +100,7 @@ pub struct Promotion {
 }
 
 /// A blank but complete input document: what uploads are test-evaluated on,
-/// and the shape README documents.
+/// and the shape `docs/gates.md` documents.
 pub fn example_input() -> Value {
     json!({
         "model": {"name": "fraud", "description": "", "owner": "risk", "tags": {},

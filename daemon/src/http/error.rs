@@ -228,6 +228,12 @@ impl From<RegistryError> for MlflowError {
     }
 }
 
+impl From<modelwatch_types::InvalidValue> for MlflowError {
+    fn from(e: modelwatch_types::InvalidValue) -> Self {
+        MlflowError(RegistryError::from(e).into())
+    }
+}
+
 impl MlflowError {
     pub fn invalid(message: impl Into<String>) -> Self {
         MlflowError(ApiError::bad_request(message))

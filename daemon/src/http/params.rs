@@ -42,6 +42,14 @@ impl Params {
         }
     }
 
+    /// A parameter holding one of an enum's public names.
+    pub fn named<T>(&mut self, name: &str) -> ApiResult<Option<T>>
+    where
+        T: std::str::FromStr<Err = modelwatch_types::InvalidValue>,
+    {
+        self.with(name, |text| Ok(text.parse::<T>()?))
+    }
+
     /// `tag.<key>=<value>` parameters, every one of which must match.
     pub fn tags(&mut self) -> Vec<(String, String)> {
         let keys: Vec<String> = self

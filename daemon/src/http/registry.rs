@@ -250,7 +250,7 @@ pub async fn list_versions(
     let mut p = Params::new(q);
     let page = p.page()?;
     let filter = VersionFilter {
-        status: p.with("status", VersionStatus::parse)?,
+        status: p.named::<VersionStatus>("status")?,
         run_id: p.string("run_id"),
         tags: p.tags(),
     };
@@ -288,11 +288,11 @@ pub async fn create_version(
         String::new(),
         upload_id.clone(),
         chrono::Utc::now().timestamp_micros(),
-        crate::upload::to_known(&new.features),
+        new.features.clone(),
     );
     let features = crate::upload::check_reference_uri(&s.uploads, &uri, cfg.clone()).await?;
     if new.features.is_empty() {
-        new.features = crate::upload::from_known(&features);
+        new.features = features;
     }
     let version = s.registry.create_version(actor, &model, new).await?;
     // The file was read whole once already; this second pass stores it,
@@ -542,8 +542,8 @@ pub async fn list_recommendations(
     let filter = RecommendationFilter {
         model: p.string("model"),
         version: p.parse("version", "a version number")?,
-        kind: p.with("kind", RecommendationKind::parse)?,
-        status: p.with("status", RecommendationStatus::parse)?,
+        kind: p.named::<RecommendationKind>("kind")?,
+        status: p.named::<RecommendationStatus>("status")?,
     };
     p.finish()?;
     Ok(Json(

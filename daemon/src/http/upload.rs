@@ -157,7 +157,7 @@ async fn handle(
             version.to_string(),
             upload_id,
             chrono::Utc::now().timestamp_micros(),
-            upload::to_known(&record.features),
+            record.features.clone(),
         );
         let request = upload::UploadRequest {
             kind,

@@ -241,7 +241,7 @@ async fn get_latest_versions(State(s): State<AppState>, r: MlflowRequest) -> Rep
         .fields
         .list("stages")?
         .iter()
-        .map(|st| Stage::parse(st))
+        .map(|st| st.parse::<Stage>())
         .collect::<Result<Vec<_>, _>>()?;
     let versions = s
         .registry
@@ -380,7 +380,7 @@ async fn search_model_versions(State(s): State<AppState>, r: MlflowRequest) -> R
 }
 
 async fn transition_stage(State(s): State<AppState>, r: MlflowRequest) -> Reply {
-    let stage = Stage::parse(&r.fields.str("stage")?)?;
+    let stage: Stage = r.fields.str("stage")?.parse()?;
     // A stage needs the role an alias of the same name needs, so the
     // protected-alias setting (default `production`) guards Production too.
     let actor = r

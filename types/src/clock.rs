@@ -1,5 +1,7 @@
-//! Injected time source, so persistence age, compaction and retention can be
-//! tested without sleeping.
+//! The injected source of "now": the history's persistence, compaction and
+//! retention, the registry's timestamps and the evaluator's windows all ask
+//! a [`Clock`], so tests move time instead of sleeping, and one
+//! [`ManualClock`] can drive every component of a test at once.
 
 use std::sync::Mutex;
 

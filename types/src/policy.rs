@@ -1,0 +1,522 @@
+//! Monitoring policies: per model, what the evaluator watches and when it
+//! recommends a retrain or a rollback. The registry stores them, the API and
+//! the CLI read and write them, the evaluator follows them: one definition,
+//! validated here ([`MonitoringPolicy::validate`]), method and correction
+//! names as enums ([`DriftMethod`], [`Correction`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::drift::{Correction, DriftMethod};
+use crate::vocabulary::{InvalidValue, check_alias_name};
+
+type Result<T, E = InvalidValue> = std::result::Result<T, E>;
+
+/// A length of time written as an integer and a unit: `500ms`, `30s`, `5m`,
+/// `1h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Period(Duration);
+
+impl Period {
+    pub const fn from_secs(secs: u64) -> Self {
+        Period(Duration::from_secs(secs))
+    }
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+    pub fn as_chrono(self) -> chrono::Duration {
+        chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+impl FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("{s:?} has no unit; write e.g. 30s, 5m, 1h or 7d"))?;
+        let (digits, unit) = s.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{s:?} does not start with a whole number; write e.g. 30s"))?;
+        let ms = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => {
+                return Err(format!(
+                    "{s:?} has unknown unit {unit:?}; use ms, s, m, h or d"
+                ));
+            }
+        };
+        // Ranges are checked by `MonitoringPolicy::validate`, not here:
+        // a policy stored before a bound existed must still load, to be
+        // reported and fixed rather than make every listing fail.
+        n.checked_mul(ms)
+            .map(|ms| Period(Duration::from_millis(ms)))
+            .ok_or_else(|| format!("{s:?} is too long"))
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if ms > 0 && ms.is_multiple_of(size) {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the current window is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceSource {
+    /// The version's reference data (`reference` table, uploaded or loaded
+    /// from `reference_uri`).
+    #[default]
+    ReferenceData,
+    /// The version's own inferences in the `baseline_window` right after it
+    /// became the alias target.
+    BaselineWindow,
+}
+
+/// Per-feature overrides; an empty object means "automatic".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturePolicy {
+    /// Test or distance (`ks`, `wasserstein`, `psi`, `jensen_shannon`,
+    /// `chi_square`, …); automatic choice when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<DriftMethod>,
+    /// Threshold overriding the method's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+}
+
+/// Where request latency comes from for the rollback judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LatencySource {
+    /// `spans.duration_ms` of the version's spans.
+    Spans,
+    /// A gauge in `samples` whose values are latencies (any unit).
+    Metric { metric: String },
+    /// An explicit-bucket histogram in `histograms` (e.g. OpenTelemetry's
+    /// `http.server.request.duration`), delta or cumulative.
+    Histogram { metric: String },
+}
+
+/// Where the error rate comes from for the rollback judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ErrorSource {
+    /// Spans with `status_code = 'error'` over all the version's spans.
+    Spans,
+    /// Two counters in `samples`; their increase over the window gives
+    /// errors / requests.
+    Metric {
+        errors_metric: String,
+        requests_metric: String,
+    },
+}
+
+/// The rollback judge: the alias's current version against the version it
+/// replaced, on operational metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<ErrorSource>,
+    /// Only spans with this name (all of the version's spans when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_name: Option<String>,
+    /// How much traffic each side is judged on: the replaced version's last
+    /// `window` before the move, the current version's first `window` after.
+    #[serde(default = "default_rollback_window")]
+    #[schema(value_type = String, example = "10m")]
+    pub window: Period,
+    /// Observations each side needs before a verdict.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Relative latency change tolerated (Kayenta's 0.25).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Move the alias back without a person (default: only recommend).
+    #[serde(default)]
+    pub automatic: bool,
+}
+
+fn default_rollback_window() -> Period {
+    Period::from_secs(600)
+}
+fn default_min_requests() -> u64 {
+    50
+}
+fn default_tolerance() -> f64 {
+    0.25
+}
+
+/// A model's monitoring policy. Every field has a default, so `{}` is a
+/// valid policy: watch `production` hourly windows against the reference
+/// data every minute, retrain after 3 drifted evaluations, no rollback
+/// judging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringPolicy {
+    /// The alias whose target version is watched.
+    #[serde(default = "default_alias")]
+    pub alias: String,
+    /// How often the version is evaluated.
+    #[serde(default = "default_interval")]
+    #[schema(value_type = String, example = "1m")]
+    pub interval: Period,
+    /// Length of the current window, ending at the evaluation time.
+    #[serde(default = "default_window")]
+    #[schema(value_type = String, example = "1h")]
+    pub current_window: Period,
+    #[serde(default)]
+    pub reference: ReferenceSource,
+    /// Length of the baseline window when `reference` is `baseline_window`.
+    #[serde(default = "default_window")]
+    #[schema(value_type = String, example = "1h")]
+    pub baseline_window: Period,
+    /// Rows the current window (and the reference) needs before it is judged.
+    #[serde(default = "default_min_rows")]
+    pub min_rows: u64,
+    /// Features to test, with optional overrides; empty = every feature
+    /// declared on the version (or seen in its reference), automatic choice.
+    #[serde(default)]
+    pub features: BTreeMap<String, FeaturePolicy>,
+    /// The version has drifted when this share of its features drifted.
+    #[serde(default = "default_drift_share")]
+    pub drift_share: f64,
+    /// Multiple-testing correction: `none`, `bonferroni` or
+    /// `benjamini_hochberg`.
+    #[serde(default)]
+    pub correction: Correction,
+    /// Consecutive drifted evaluations before a `retrain` recommendation.
+    #[serde(default = "default_persistence")]
+    pub persistence: u32,
+    /// Rollback judging; absent = off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackPolicy>,
+    /// Let an Alertmanager notification with `modelwatch_action="rollback"`
+    /// (`POST /api/v1/alerts/alertmanager`) roll the alias back while it
+    /// still points at the alert's version. Off by default: refused
+    /// notifications are recorded with why.
+    #[serde(default)]
+    pub rollback_on_alert: bool,
+}
+
+fn default_alias() -> String {
+    "production".into()
+}
+fn default_interval() -> Period {
+    Period::from_secs(60)
+}
+fn default_window() -> Period {
+    Period::from_secs(3600)
+}
+fn default_min_rows() -> u64 {
+    100
+}
+fn default_drift_share() -> f64 {
+    0.5
+}
+fn default_persistence() -> u32 {
+    3
+}
+
+impl MonitoringPolicy {
+    /// Whether the policy lets something other than a person move the
+    /// alias (the evaluator's automatic rollback, or an alert): enabling
+    /// that needs the same role as a rollback by hand.
+    pub fn moves_alias_unattended(&self) -> bool {
+        self.rollback_on_alert || self.rollback.as_ref().is_some_and(|r| r.automatic)
+    }
+}
+
+impl Default for MonitoringPolicy {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
+/// Most features one policy may list (bounds `/metrics` label cardinality
+/// and evaluation cost).
+pub const MAX_POLICY_FEATURES: usize = 200;
+
+/// Longest evaluation interval.
+pub const MAX_INTERVAL: Period = Period::from_secs(30 * 86_400);
+/// Longest current or baseline window.
+pub const MAX_WINDOW: Period = Period::from_secs(366 * 86_400);
+/// Longest rollback judging window.
+pub const MAX_ROLLBACK_WINDOW: Period = Period::from_secs(30 * 86_400);
+
+/// A period between 1 s and `max`.
+fn check_period(field: &str, p: Period, max: Period) -> Result<()> {
+    if p.duration() < Duration::from_secs(1) {
+        return Err(InvalidValue::new(field, "must be at least 1s"));
+    }
+    if p > max {
+        return Err(InvalidValue::new(field, format!("must be at most {max}")));
+    }
+    Ok(())
+}
+
+impl MonitoringPolicy {
+    /// Checks ranges and names; the message says which field and what is
+    /// allowed.
+    pub fn validate(&self) -> Result<()> {
+        check_alias_name(&self.alias)?;
+        check_period("interval", self.interval, MAX_INTERVAL)?;
+        check_period("current_window", self.current_window, MAX_WINDOW)?;
+        check_period("baseline_window", self.baseline_window, MAX_WINDOW)?;
+        if self.min_rows == 0 {
+            return Err(InvalidValue::new("min_rows", "must be at least 1"));
+        }
+        if !(self.drift_share > 0.0 && self.drift_share <= 1.0) {
+            return Err(InvalidValue::new("drift_share", "must be in (0, 1]"));
+        }
+        if self.persistence == 0 || self.persistence > 1000 {
+            return Err(InvalidValue::new(
+                "persistence",
+                "must be between 1 and 1000",
+            ));
+        }
+        if self.features.len() > MAX_POLICY_FEATURES {
+            return Err(InvalidValue::new(
+                "features",
+                format!("at most {MAX_POLICY_FEATURES} features per policy"),
+            ));
+        }
+        for (name, f) in &self.features {
+            if name.is_empty() {
+                return Err(InvalidValue::new(
+                    "features",
+                    "feature names must not be empty",
+                ));
+            }
+            if let Some(t) = f.threshold
+                && !(t.is_finite() && t >= 0.0)
+            {
+                return Err(InvalidValue::new(
+                    format!("features.{name}.threshold"),
+                    "must be a finite number >= 0",
+                ));
+            }
+        }
+        if let Some(r) = &self.rollback {
+            if r.latency.is_none() && r.errors.is_none() {
+                return Err(InvalidValue::new(
+                    "rollback",
+                    "name at least one of latency or errors (e.g. {\"source\": \"spans\"})",
+                ));
+            }
+            check_period("rollback.window", r.window, MAX_ROLLBACK_WINDOW)?;
+            if r.min_requests < 2 {
+                return Err(InvalidValue::new(
+                    "rollback.min_requests",
+                    "must be at least 2",
+                ));
+            }
+            if !(r.tolerance.is_finite() && r.tolerance >= 0.0) {
+                return Err(InvalidValue::new(
+                    "rollback.tolerance",
+                    "must be a finite number >= 0",
+                ));
+            }
+            let names = [
+                match &r.latency {
+                    Some(
+                        LatencySource::Metric { metric } | LatencySource::Histogram { metric },
+                    ) => Some(("rollback.latency.metric", metric)),
+                    _ => None,
+                },
+                match &r.errors {
+                    Some(ErrorSource::Metric { errors_metric, .. }) => {
+                        Some(("rollback.errors.errors_metric", errors_metric))
+                    }
+                    _ => None,
+                },
+                match &r.errors {
+                    Some(ErrorSource::Metric {
+                        requests_metric, ..
+                    }) => Some(("rollback.errors.requests_metric", requests_metric)),
+                    _ => None,
+                },
+            ];
+            for (field, name) in names.into_iter().flatten() {
+                if name.is_empty() {
+                    return Err(InvalidValue::new(field, "must not be empty"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_and_print() {
+        for (text, secs) in [("30s", 30), ("5m", 300), ("1h", 3600), ("7d", 604_800)] {
+            let p: Period = text.parse().unwrap();
+            assert_eq!(p.duration(), Duration::from_secs(secs));
+            assert_eq!(p.to_string(), text);
+        }
+        assert_eq!("90s".parse::<Period>().unwrap().to_string(), "90s");
+        assert_eq!("120s".parse::<Period>().unwrap().to_string(), "2m");
+        assert_eq!("1500ms".parse::<Period>().unwrap().to_string(), "1500ms");
+        for bad in ["", "30", "s", "3x", "-1s", "1.5h", "99999999999999999999d"] {
+            assert!(bad.parse::<Period>().is_err(), "{bad:?} parsed");
+        }
+        // Parses (a stored policy must load), but no policy accepts it.
+        let huge: Period = "99999999999d".parse().unwrap();
+        assert!(huge > MAX_WINDOW);
+    }
+
+    #[test]
+    fn empty_policy_has_defaults_and_validates() {
+        let p = MonitoringPolicy::default();
+        assert_eq!(p.alias, "production");
+        assert_eq!(p.interval, Period::from_secs(60));
+        assert_eq!(p.persistence, 3);
+        assert!(p.rollback.is_none());
+        p.validate().unwrap();
+        let text = serde_json::to_value(&p).unwrap();
+        assert_eq!(text["current_window"], "1h");
+    }
+
+    #[test]
+    fn bad_policies_name_the_field() {
+        let cases = [
+            (serde_json::json!({"interval": "0s"}), "interval"),
+            (serde_json::json!({"interval": "31d"}), "interval"),
+            (
+                serde_json::json!({"current_window": "367d"}),
+                "current_window",
+            ),
+            (
+                serde_json::json!({"baseline_window": "3000d"}),
+                "baseline_window",
+            ),
+            (
+                serde_json::json!({"rollback": {"errors": {"source": "spans"}, "window": "90d"}}),
+                "rollback.window",
+            ),
+            (serde_json::json!({"drift_share": 0.0}), "drift_share"),
+            (serde_json::json!({"persistence": 0}), "persistence"),
+            (serde_json::json!({"rollback": {}}), "rollback"),
+            (
+                serde_json::json!({"rollback": {"errors": {"source": "spans"}, "min_requests": 1}}),
+                "rollback.min_requests",
+            ),
+            (
+                serde_json::json!({"features": {"x": {"threshold": -1.0}}}),
+                "features.x.threshold",
+            ),
+        ];
+        for (json, field) in cases {
+            let p: MonitoringPolicy = serde_json::from_value(json.clone()).unwrap();
+            match p.validate() {
+                Err(InvalidValue { field: f, .. }) => assert_eq!(f, field, "{json}"),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        assert!(
+            serde_json::from_value::<MonitoringPolicy>(serde_json::json!({"nope": 1})).is_err()
+        );
+        for unknown in [
+            serde_json::json!({"interval": "soon"}),
+            serde_json::json!({"correction": "holm"}),
+            serde_json::json!({"features": {"x": {"method": "eyeballing"}}}),
+        ] {
+            let e = serde_json::from_value::<MonitoringPolicy>(unknown.clone()).unwrap_err();
+            assert!(!e.to_string().is_empty(), "{unknown}");
+        }
+        let p: MonitoringPolicy = serde_json::from_value(serde_json::json!({
+            "correction": "benjamini_hochberg",
+            "features": {"x": {"method": "jensen_shannon"}}
+        }))
+        .unwrap();
+        assert_eq!(p.correction, Correction::BenjaminiHochberg);
+        assert_eq!(p.features["x"].method, Some(DriftMethod::JensenShannon));
+    }
+
+    proptest::proptest! {
+        /// Whatever a client writes as an interval, parsing and validating
+        /// never panic, and an interval a valid policy holds keeps any
+        /// timestamp plus or minus it representable.
+        #[test]
+        fn any_interval_text_is_refused_or_safe(
+            digits in "[0-9]{0,25}",
+            unit in proptest::sample::select(vec!["", "ms", "s", "m", "h", "d", "w", "x"]),
+        ) {
+            let text = format!("{digits}{unit}");
+            let Ok(policy) = serde_json::from_value::<MonitoringPolicy>(
+                serde_json::json!({"interval": text, "current_window": text}),
+            ) else {
+                return Ok(());
+            };
+            if policy.validate().is_ok() {
+                let now = chrono::Utc::now();
+                for p in [policy.interval, policy.current_window] {
+                    proptest::prop_assert!(now.checked_add_signed(p.as_chrono()).is_some());
+                    proptest::prop_assert!(now.checked_sub_signed(p.as_chrono()).is_some());
+                }
+            }
+        }
+
+        /// Every policy that validates keeps its schedule and windows far
+        /// from the end of time.
+        #[test]
+        fn valid_policies_have_bounded_periods(
+            interval in 0u64..10_000_000_000u64,
+            window in 0u64..10_000_000_000u64,
+        ) {
+            let p = MonitoringPolicy {
+                interval: Period(Duration::from_millis(interval)),
+                current_window: Period(Duration::from_millis(window)),
+                ..MonitoringPolicy::default()
+            };
+            if p.validate().is_ok() {
+                proptest::prop_assert!(p.interval <= MAX_INTERVAL);
+                proptest::prop_assert!(p.current_window <= MAX_WINDOW);
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The history tables' names (DESIGN's fixed SQL table names): the
+//! collectors declare their schemas, the server writes and queries them,
+//! the evaluator reads them.
+
+/// Metric samples (Prometheus remote write, OTLP gauges and sums).
+pub const SAMPLES: &str = "samples";
+/// OTLP histograms.
+pub const HISTOGRAMS: &str = "histograms";
+/// Inferences: features, prediction, label.
+pub const INFERENCES: &str = "inferences";
+/// Reference data, what a version's inferences are compared against.
+pub const REFERENCE: &str = "reference";
+/// OTLP log records that are not inferences.
+pub const LOGS: &str = "logs";
+/// OTLP spans.
+pub const SPANS: &str = "spans";
+/// The evaluator's per-feature statistics and decisions.
+pub const DRIFT_RESULTS: &str = "drift_results";
