@@ -243,7 +243,7 @@ impl Sender {
                 grpc.unary(
                     req,
                     http::uri::PathAndQuery::from_static(GRPC_PATH),
-                    crate::grpc::RawCodec,
+                    modelwatch_server::grpc::RawCodec,
                 )
                 .await
                 .map(drop)

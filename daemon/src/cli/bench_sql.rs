@@ -21,7 +21,7 @@ use modelwatch_history::HistoryConfig;
 use modelwatch_registry::{RegistryStore, SqliteStore};
 use serde::Serialize;
 
-use crate::telemetry::Telemetry;
+use modelwatch_server::telemetry::Telemetry;
 
 const MODELS: usize = 20;
 const VERSIONS: usize = 3;
@@ -300,12 +300,12 @@ pub async fn run(dir: PathBuf, rows: u64, runs: usize) -> anyhow::Result<Vec<Que
         file["rows"],
         telemetry.store.stats().persisted_files
     );
-    let engine = crate::sql::SqlEngine::new(
+    let engine = modelwatch_server::sql::SqlEngine::new(
         telemetry.store.clone(),
         registry.clone(),
-        crate::sql::SqlLimits {
+        modelwatch_server::sql::SqlLimits {
             timeout: Duration::from_secs(300),
-            memory_bytes: crate::config::default_sql_memory_limit(),
+            memory_bytes: modelwatch_server::config::default_sql_memory_limit(),
         },
     )?;
     let mut timings = Vec::new();
@@ -318,7 +318,7 @@ pub async fn run(dir: PathBuf, rows: u64, runs: usize) -> anyhow::Result<Vec<Que
             let result = engine
                 .query(
                     q.modelwatch.clone(),
-                    crate::sql::MAX_ROW_LIMIT,
+                    modelwatch_server::sql::MAX_ROW_LIMIT,
                     engine.limits.timeout,
                 )
                 .await?;

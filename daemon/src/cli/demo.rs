@@ -44,7 +44,7 @@ use super::demo_fleet::{
 };
 
 /// The admin token's name in the demo daemon (`--bootstrap-token`).
-const ADMIN: &str = crate::server::BOOTSTRAP_TOKEN_NAME;
+const ADMIN: &str = modelwatch_server::startup::BOOTSTRAP_TOKEN_NAME;
 /// The version tag the evaluator keeps its health verdict in.
 const HEALTH_TAG: &str = "modelwatch.health";
 
@@ -159,7 +159,7 @@ impl Progress {
 
 /// Entry point: runs the demo and maps failures to an exit status.
 pub async fn main(args: DemoArgs) -> ExitCode {
-    let _logging = crate::logging::init(crate::config::LogFormat::Human, "warn", None);
+    let _logging = crate::logging::init(modelwatch_server::config::LogFormat::Human, "warn", None);
     match run(args).await {
         Ok(code) => code,
         Err(e) => {

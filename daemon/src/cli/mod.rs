@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 
 use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
 
-use crate::config::ServeArgs;
 use client::{Client, ClientError, enc};
+use modelwatch_server::config::ServeArgs;
 use output::*;
 
 #[derive(Debug, Parser)]
@@ -529,7 +529,7 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let code = match crate::server::serve(settings).await {
+            let code = match modelwatch_server::startup::serve(settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

@@ -9,8 +9,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use modelwatch::evaluator::{Evaluator, HEALTH_TAG, RECOMMENDATION_TAG};
-use modelwatch::telemetry::{OtlpSignal, Telemetry};
 use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::batch::{BatchFormat, UploadConfig, UploadDecoder};
 use modelwatch_collectors::otlp::{Encoding, OtlpConfig};
@@ -21,6 +19,8 @@ use modelwatch_registry::{
     RecommendationFilter, RecommendationKind, RecommendationStatus, RegistryStore, Role,
     SqliteStore,
 };
+use modelwatch_server::evaluator::{Evaluator, HEALTH_TAG, RECOMMENDATION_TAG};
+use modelwatch_server::telemetry::{OtlpSignal, Telemetry};
 use modelwatch_types::clock::{Clock, ManualClock};
 
 struct World {

@@ -771,7 +771,7 @@ pub fn undeclared_metrics<W: AsRef<str>, E: AsRef<str>>(expressions: &[(W, E)]) 
         .flat_map(|(at, expr)| {
             unknown_metrics(expr.as_ref()).into_iter().map(move |name| {
                 format!(
-                    "{}: {name} is not declared in daemon/src/metrics.rs (a typo, or a metric to declare there)",
+                    "{}: {name} is not declared in server/src/metrics.rs (a typo, or a metric to declare there)",
                     at.as_ref()
                 )
             })
