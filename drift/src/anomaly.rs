@@ -277,61 +277,55 @@ impl Detector {
         true
     }
 
+    /// Scores `x` against the trailing `window` values by a centre and a
+    /// spread (`(x - centre) / spread`, anomalous beyond `k`), then slides
+    /// the window. A zero spread makes any value off the centre anomalous.
+    fn trailing_window(
+        &mut self,
+        x: f64,
+        window: usize,
+        k: f64,
+        centre_and_spread: impl Fn(&[f64]) -> (f64, f64),
+    ) -> (Option<f64>, Option<f64>, Option<f64>, bool) {
+        let out = if self.window.len() >= window {
+            let w: Vec<f64> = self.window.iter().copied().collect();
+            let (centre, spread) = centre_and_spread(&w);
+            if spread > 0.0 {
+                let score = (x - centre) / spread;
+                (
+                    Some(score),
+                    Some(centre - k * spread),
+                    Some(centre + k * spread),
+                    score.abs() > k,
+                )
+            } else {
+                (None, Some(centre), Some(centre), x != centre)
+            }
+        } else {
+            (None, None, None, false)
+        };
+        self.window.push_back(x);
+        if self.window.len() > window {
+            self.window.pop_front();
+        }
+        out
+    }
+
     fn step(&mut self, x: f64) -> (Option<f64>, Option<f64>, Option<f64>, bool) {
         match self.config.clone() {
             DetectorConfig::RollingZ { window, threshold } => {
-                let out = if self.window.len() >= window {
-                    let w: Vec<f64> = self.window.iter().copied().collect();
-                    let m = special::mean(&w);
-                    let sd = special::variance(&w, 1.0).sqrt();
-                    if sd > 0.0 {
-                        let z = (x - m) / sd;
-                        (
-                            Some(z),
-                            Some(m - threshold * sd),
-                            Some(m + threshold * sd),
-                            z.abs() > threshold,
-                        )
-                    } else {
-                        (None, Some(m), Some(m), x != m)
-                    }
-                } else {
-                    (None, None, None, false)
-                };
-                self.window.push_back(x);
-                if self.window.len() > window {
-                    self.window.pop_front();
-                }
-                out
+                self.trailing_window(x, window, threshold, |w| {
+                    (special::mean(w), special::variance(w, 1.0).sqrt())
+                })
             }
-            DetectorConfig::Mad { window, k } => {
-                let out = if self.window.len() >= window {
-                    let mut w: Vec<f64> = self.window.iter().copied().collect();
-                    w.sort_unstable_by(f64::total_cmp);
-                    let med = special::median_sorted(&w);
-                    let mut dev: Vec<f64> = w.iter().map(|v| (v - med).abs()).collect();
-                    dev.sort_unstable_by(f64::total_cmp);
-                    let mad = 1.4826 * special::median_sorted(&dev);
-                    if mad > 0.0 {
-                        let s = (x - med) / mad;
-                        (
-                            Some(s),
-                            Some(med - k * mad),
-                            Some(med + k * mad),
-                            s.abs() > k,
-                        )
-                    } else {
-                        (None, Some(med), Some(med), x != med)
-                    }
-                } else {
-                    (None, None, None, false)
-                };
-                self.window.push_back(x);
-                if self.window.len() > window {
-                    self.window.pop_front();
-                }
-                out
-            }
+            DetectorConfig::Mad { window, k } => self.trailing_window(x, window, k, |w| {
+                let mut w = w.to_vec();
+                w.sort_unstable_by(f64::total_cmp);
+                let med = special::median_sorted(&w);
+                let mut dev: Vec<f64> = w.iter().map(|v| (v - med).abs()).collect();
+                dev.sort_unstable_by(f64::total_cmp);
+                (med, 1.4826 * special::median_sorted(&dev))
+            }),
             DetectorConfig::Ewma { lambda, l, warmup } => {
                 if !self.warmed(x, warmup) {
                     return (None, None, None, false);

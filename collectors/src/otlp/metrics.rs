@@ -253,38 +253,15 @@ fn metric<'a>(cx: &mut Ctx<'_>, base: &Attrs<'a>, m: &'a Metric) -> Result<()> {
             }
         }
         Some(metric::Data::Histogram(h)) => {
+            let t = temporality(h.aggregation_temporality);
             for (i, p) in h.data_points.iter().enumerate() {
-                match explicit_row(p, temporality(h.aggregation_temporality)) {
-                    Ok(row) => {
-                        let pa = point_attrs(cx, base, &p.attributes, &m.name)?;
-                        cx.budget
-                            .spend(16 * row.bucket_counts.as_ref().map_or(0, |b| b.len() as u64))?;
-                        cx.hists
-                            .append(&meta(m, unit, &pa, "histogram", None, None), &row)?;
-                    }
-                    Err(reason) => cx
-                        .summary
-                        .rejections
-                        .reject(|| format!("metric {:?} point {i}: {reason}", m.name)),
-                }
+                histogram_point(cx, base, m, unit, i, &p.attributes, explicit_row(p, t))?;
             }
         }
         Some(metric::Data::ExponentialHistogram(h)) => {
+            let t = temporality(h.aggregation_temporality);
             for (i, p) in h.data_points.iter().enumerate() {
-                match exponential_row(p, temporality(h.aggregation_temporality)) {
-                    Ok(row) => {
-                        let pa = point_attrs(cx, base, &p.attributes, &m.name)?;
-                        let nb = row.positive.as_ref().map_or(0, |b| b.1.len())
-                            + row.negative.as_ref().map_or(0, |b| b.1.len());
-                        cx.budget.spend(8 * nb as u64)?;
-                        cx.hists
-                            .append(&meta(m, unit, &pa, "histogram", None, None), &row)?;
-                    }
-                    Err(reason) => cx
-                        .summary
-                        .rejections
-                        .reject(|| format!("metric {:?} point {i}: {reason}", m.name)),
-                }
+                histogram_point(cx, base, m, unit, i, &p.attributes, exponential_row(p, t))?;
             }
         }
         Some(metric::Data::Summary(s)) => {
@@ -478,6 +455,38 @@ fn exponential_row(
         negative: buckets(&p.negative),
         ..Default::default()
     })
+}
+
+/// Appends one explicit or exponential histogram point already turned into
+/// a row, or counts its rejection. Its bucket counts are charged to the
+/// decoding budget (16 bytes per explicit bucket with its bound, 8 per
+/// exponential bucket).
+fn histogram_point<'a>(
+    cx: &mut Ctx<'_>,
+    base: &Attrs<'a>,
+    m: &'a Metric,
+    unit: Option<&'a str>,
+    i: usize,
+    attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
+    row: std::result::Result<HistogramRow, String>,
+) -> Result<()> {
+    match row {
+        Ok(row) => {
+            let pa = point_attrs(cx, base, attributes, &m.name)?;
+            let explicit = row.bucket_counts.as_ref().map_or(0, |b| b.len());
+            let exponential = row.positive.as_ref().map_or(0, |b| b.1.len())
+                + row.negative.as_ref().map_or(0, |b| b.1.len());
+            cx.budget
+                .spend(16 * explicit as u64 + 8 * exponential as u64)?;
+            cx.hists
+                .append(&meta(m, unit, &pa, "histogram", None, None), &row)?;
+        }
+        Err(reason) => cx
+            .summary
+            .rejections
+            .reject(|| format!("metric {:?} point {i}: {reason}", m.name)),
+    }
+    Ok(())
 }
 
 fn summary_point<'a>(
