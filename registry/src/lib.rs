@@ -17,7 +17,7 @@
 //!
 //! ## On-disk format
 //! - `registry.sqlite` in the data directory, schema managed by versioned
-//!   sqlx migrations in `registry/migrations/` (`0001_registry.sql`,
+//!   migrations in `registry/migrations/` (applied by the SQL toolkit) (`0001_registry.sql`,
 //!   `0002_version_features.sql`, `0003_monitoring_policies.sql`,
 //!   `0004_webhooks.sql`, `0005_gate_policies.sql`,
 //!   `0006_mlflow_stages_tracking.sql`: version stages, experiments, runs
@@ -30,41 +30,54 @@
 //!   sender ([`webhooks`]).
 
 pub mod alert_notices;
-pub mod alias;
-pub mod audit;
 mod error;
+mod filter;
 pub mod gate;
 pub mod policy;
 pub mod protection;
+pub mod roles;
+pub mod rules;
 pub mod search;
 mod sqlite;
-mod store;
 pub mod tokens;
 pub mod tracking;
 mod types;
 pub mod validate;
 pub mod webhooks;
-mod writer;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+/// The backend-free rules under their historical paths.
+pub use rules::{alias, audit};
+
+/// Every role trait, imported anonymously: `use modelwatch_registry::prelude::*`
+/// makes role methods callable on a concrete store (`SqliteStore`) without
+/// bringing the trait names into scope (no clash with, e.g., a caller's own
+/// `Webhooks` type). Code holding `dyn RegistryStore` does not need it.
+pub mod prelude {
+    pub use crate::roles::{
+        AlertNotices as _, Aliases as _, Audit as _, Gates as _, Models as _, Outbox as _,
+        Policies as _, Recommendations as _, RegistryStore, Searches as _, Tokens as _,
+        Tracking as _, Versions as _, Views as _, Webhooks as _,
+    };
+}
 
 pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, AlertRecord};
 pub use error::{Error, Result};
 pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use protection::{AliasProtection, DEFAULT_PROTECTED_ALIASES};
+pub use roles::{
+    AlertNotices, Aliases, Audit, Gates, Models, Outbox, Policies, Recommendations, RegistryStats,
+    RegistryStore, Searches, Tokens, Tracking, Versions, Views, Webhooks,
+};
 pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
 pub use sqlite::SqliteStore;
-pub use store::RegistryStore;
 pub use tracking::{
     DEFAULT_EXPERIMENT_ID, Experiment, MetricPoint, NewExperiment, NewRun, Run, RunLog, RunStatus,
     RunUpdate,
 };
 pub use types::*;
-pub use writer::RegistryStats;
 
 pub use modelwatch_types::{Clock, SystemClock};
-
-#[cfg(test)]
-mod store_tests;
-
-#[cfg(test)]
-mod search_tests;
