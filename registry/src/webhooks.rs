@@ -9,7 +9,7 @@
 //! ([`event_from_audit`] is the mapping). An event is thus delivered exactly
 //! when its change committed, and none is lost across a crash. Events that
 //! are not registry changes (`drift.detected`, `ping`) are inserted directly
-//! ([`crate::RegistryStore::publish_webhook_event`]).
+//! ([`crate::roles::Outbox::publish_webhook_event`]).
 //!
 //! Deliveries are operational records, not audited; subscriptions are
 //! audited (`webhook.create`, `webhook.delete`, target `webhook/{name}`),
