@@ -36,13 +36,15 @@ pub enum Error {
     #[error("the registry is shutting down; retry against the restarted server")]
     WriterStopped,
 
+    /// The backend's database failed (the `From` conversion lives with
+    /// the backend, in `sqlite/`).
     #[error("registry database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(crate::sqlite::DatabaseError),
 
     #[error(
         "registry schema migration failed: {0}; the data directory may belong to a newer modelwatch"
     )]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(crate::sqlite::MigrateError),
 }
 
 impl From<modelwatch_types::InvalidValue> for Error {

@@ -366,3 +366,19 @@ impl RegistryView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_nest_and_ingest_stands_apart() {
+        assert!(Role::Admin.allows(Role::Ingest));
+        assert!(Role::Approver.allows(Role::Editor));
+        assert!(Role::Editor.allows(Role::Reader));
+        assert!(!Role::Editor.allows(Role::Approver));
+        assert!(!Role::Ingest.allows(Role::Reader));
+        assert!(!Role::Reader.allows(Role::Ingest));
+        assert!(Role::Ingest.allows(Role::Ingest));
+    }
+}

@@ -1,18 +1,9 @@
-//! Behaviour of the SQLite store, through the `RegistryStore` trait.
-
-use std::sync::Arc;
+//! The registry's behaviour through the role traits, on any backend.
 
 use serde_json::json;
 
+use super::Fixture;
 use crate::*;
-
-pub(crate) async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("registry.sqlite"))
-        .await
-        .unwrap();
-    (dir, Arc::new(store))
-}
 
 fn admin() -> Actor {
     Actor::new("root", Role::Admin)
@@ -29,9 +20,8 @@ fn page(limit: u32, cursor: Option<String>) -> PageRequest {
     PageRequest::new(Some(limit), cursor).unwrap()
 }
 
-#[tokio::test]
-async fn model_lifecycle_and_errors() {
-    let (_d, s) = store().await;
+pub async fn model_lifecycle_and_errors(fx: &mut Fixture) {
+    let s = fx.store();
     let m = s
         .create_model(
             &admin(),
@@ -79,9 +69,8 @@ async fn model_lifecycle_and_errors() {
     ));
 }
 
-#[tokio::test]
-async fn fifty_concurrent_creations_get_numbers_one_to_fifty() {
-    let (_d, s) = store().await;
+pub async fn fifty_concurrent_creations_get_numbers_one_to_fifty(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -103,9 +92,8 @@ async fn fifty_concurrent_creations_get_numbers_one_to_fifty() {
     assert_eq!(s.get_model("m").await.unwrap().latest_version, 50);
 }
 
-#[tokio::test]
-async fn version_numbers_are_not_reused_and_lineage_is_checked() {
-    let (_d, s) = store().await;
+pub async fn version_numbers_are_not_reused_and_lineage_is_checked(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     s.create_version(&admin(), "m", NewVersion::default())
         .await
@@ -164,9 +152,8 @@ async fn version_numbers_are_not_reused_and_lineage_is_checked() {
     );
 }
 
-#[tokio::test]
-async fn aliases_move_roll_back_and_protect_their_versions() {
-    let (_d, s) = store().await;
+pub async fn aliases_move_roll_back_and_protect_their_versions(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     for _ in 0..3 {
         s.create_version(&admin(), "m", NewVersion::default())
@@ -218,9 +205,8 @@ async fn aliases_move_roll_back_and_protect_their_versions() {
     ));
 }
 
-#[tokio::test]
-async fn recommendations_have_one_open_per_kind_and_a_lifecycle() {
-    let (_d, s) = store().await;
+pub async fn recommendations_have_one_open_per_kind_and_a_lifecycle(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     s.create_version(&admin(), "m", NewVersion::default())
         .await
@@ -282,9 +268,8 @@ async fn recommendations_have_one_open_per_kind_and_a_lifecycle() {
     );
 }
 
-#[tokio::test]
-async fn listings_paginate_and_filter() {
-    let (_d, s) = store().await;
+pub async fn listings_paginate_and_filter(fx: &mut Fixture) {
+    let s = fx.store();
     for i in 0..5 {
         let mut m = model(&format!("model-{i}"));
         m.tags.insert(
@@ -328,11 +313,8 @@ async fn listings_paginate_and_filter() {
     assert!(matches!(bad, Err(Error::InvalidArgument { .. })));
 }
 
-#[tokio::test]
-async fn every_change_is_audited_and_tampering_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("registry.sqlite");
-    let s = SqliteStore::open(&path).await.unwrap();
+pub async fn every_change_is_audited(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     s.create_version(&admin(), "m", NewVersion::default())
         .await
@@ -366,28 +348,10 @@ async fn every_change_is_audited_and_tampering_is_found() {
         ]
     );
     assert!(s.verify_audit().await.unwrap().ok);
-    s.close().await;
-
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-        "sqlite://{}",
-        path.display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
-    let s = SqliteStore::open(&path).await.unwrap();
-    let v = s.verify_audit().await.unwrap();
-    assert!(!v.ok);
-    assert_eq!(v.first_broken_seq, Some(2));
 }
 
-#[tokio::test]
-async fn tokens_store_only_hashes_and_revoke() {
-    let (_d, s) = store().await;
+pub async fn tokens_store_only_hashes_and_revoke(fx: &mut Fixture) {
+    let s = fx.store();
     let secret = tokens::generate_secret();
     let hash = tokens::hash_secret(&secret);
     s.create_token(&admin(), "ci", Role::Editor, &hash)
@@ -410,20 +374,10 @@ async fn tokens_store_only_hashes_and_revoke() {
     ));
 }
 
-#[test]
-fn roles_nest_and_ingest_stands_apart() {
-    assert!(Role::Admin.allows(Role::Ingest));
-    assert!(Role::Approver.allows(Role::Editor));
-    assert!(Role::Editor.allows(Role::Reader));
-    assert!(!Role::Editor.allows(Role::Approver));
-    assert!(!Role::Ingest.allows(Role::Reader));
-    assert!(!Role::Reader.allows(Role::Ingest));
-    assert!(Role::Ingest.allows(Role::Ingest));
-}
-
-#[tokio::test]
-async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact() {
-    let (_d, s) = store().await;
+pub async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact(
+    fx: &mut Fixture,
+) {
+    let s = fx.store();
     // Forty concurrent registrations of ten names: ten succeed, thirty are
     // duplicates rolled back inside the shared transaction.
     let tasks: Vec<_> = (0..40)
@@ -457,20 +411,8 @@ async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact(
     assert_eq!(models.items.len(), 10);
 }
 
-#[tokio::test]
-async fn a_closed_store_refuses_changes_instead_of_hanging() {
-    let (_d, s) = store().await;
-    s.create_model(&admin(), model("before")).await.unwrap();
-    s.close().await;
-    assert!(matches!(
-        s.create_model(&admin(), model("after")).await,
-        Err(Error::WriterStopped)
-    ));
-}
-
-#[tokio::test]
-async fn views_export_flat_rows_with_sql_column_names() {
-    let (_d, s) = store().await;
+pub async fn views_export_flat_rows_with_sql_column_names(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     s.create_version(
         &admin(),
@@ -507,9 +449,8 @@ async fn views_export_flat_rows_with_sql_column_names() {
     }
 }
 
-#[tokio::test]
-async fn version_features_are_declared_updated_audited_and_validated() {
-    let (_d, s) = store().await;
+pub async fn version_features_are_declared_updated_audited_and_validated(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();
     let declared: Features = [
         ("amount".to_string(), FeatureKind::Numeric),
@@ -615,9 +556,8 @@ async fn version_features_are_declared_updated_audited_and_validated() {
     assert_eq!(view[0]["reference_uri"], "/data/ref.parquet");
 }
 
-#[tokio::test]
-async fn policies_are_stored_audited_and_removed_with_their_model() {
-    let (_d, s) = store().await;
+pub async fn policies_are_stored_audited_and_removed_with_their_model(fx: &mut Fixture) {
+    let s = fx.store();
     s.create_model(&admin(), model("fraud")).await.unwrap();
     assert!(matches!(
         s.get_policy("fraud").await,
@@ -690,7 +630,7 @@ fn notice(fingerprint: &str, status: &str, version: i64) -> AlertNotice {
 
 /// Model `m` with `versions` versions, each deployed to `production` in
 /// turn (the last one serves).
-async fn deployed_in_turn(s: &SqliteStore, versions: i64) {
+async fn deployed_in_turn(s: &dyn RegistryStore, versions: i64) {
     s.create_model(&admin(), model("m")).await.unwrap();
     for v in 1..=versions {
         s.create_version(&admin(), "m", NewVersion::default())
@@ -711,11 +651,10 @@ fn rollback(version: i64) -> AlertAction {
     }
 }
 
-#[tokio::test]
-async fn an_alert_rolls_back_once_applies_the_recommendation_and_is_audited() {
-    let (_d, s) = store().await;
+pub async fn an_alert_rolls_back_once_applies_the_recommendation_and_is_audited(fx: &mut Fixture) {
+    let s = fx.store();
     let am = Actor::new("alertmanager", Role::Approver);
-    deployed_in_turn(&s, 2).await;
+    deployed_in_turn(&*s, 2).await;
     let rec = s
         .raise_recommendation(
             &Actor::new("evaluator", Role::Admin),
@@ -799,11 +738,10 @@ async fn an_alert_rolls_back_once_applies_the_recommendation_and_is_audited() {
     assert_eq!(listed.items.len(), 2);
 }
 
-#[tokio::test]
-async fn an_alert_about_a_version_no_longer_deployed_is_refused_and_recorded() {
-    let (_d, s) = store().await;
+pub async fn an_alert_about_a_version_no_longer_deployed_is_refused_and_recorded(fx: &mut Fixture) {
+    let s = fx.store();
     let am = Actor::new("alertmanager", Role::Approver);
-    deployed_in_turn(&s, 3).await;
+    deployed_in_turn(&*s, 3).await;
     // The alert is about version 2; version 3 serves now.
     let out = s
         .record_alert(&am, notice("fp2", "firing", 2), rollback(2))
@@ -861,9 +799,8 @@ async fn an_alert_about_a_version_no_longer_deployed_is_refused_and_recorded() {
     assert_eq!(audit.items[0].target, "alert/fp2");
 }
 
-#[tokio::test]
-async fn protected_aliases_need_an_approver_on_every_path_that_moves_them() {
-    let (_d, s) = store().await;
+pub async fn protected_aliases_need_an_approver_on_every_path_that_moves_them(fx: &mut Fixture) {
+    let s = fx.store();
     let editor = Actor::new("ci", Role::Editor);
     let approver = Actor::new("release", Role::Approver);
     s.create_model(&admin(), model("m")).await.unwrap();

@@ -1,13 +1,13 @@
 //! Searches, renames, stages and the tracking store, through the trait.
 
-use crate::store_tests::store;
+use super::Fixture;
 use crate::*;
 
 fn actor() -> Actor {
     Actor::new("ci", Role::Admin)
 }
 
-async fn versions(s: &SqliteStore, model: &str, n: usize) {
+async fn versions(s: &dyn RegistryStore, model: &str, n: usize) {
     s.create_model(
         &actor(),
         NewModel {
@@ -53,11 +53,10 @@ fn search(conditions: Vec<Condition>, limit: u32) -> Search {
     }
 }
 
-#[tokio::test]
-async fn version_search_filters_and_pages() {
-    let (_d, s) = store().await;
-    versions(&s, "Fraud", 5).await;
-    versions(&s, "churn", 2).await;
+pub async fn version_search_filters_and_pages(fx: &mut Fixture) {
+    let s = fx.store();
+    versions(&*s, "Fraud", 5).await;
+    versions(&*s, "churn", 2).await;
     let numbers = |p: &SearchPage<Version>| {
         p.items
             .iter()
@@ -144,14 +143,13 @@ async fn version_search_filters_and_pages() {
     ));
 }
 
-#[tokio::test]
-async fn rename_keeps_versions_aliases_and_is_audited() {
-    let (_d, s) = store().await;
-    versions(&s, "old", 2).await;
+pub async fn rename_keeps_versions_aliases_and_is_audited(fx: &mut Fixture) {
+    let s = fx.store();
+    versions(&*s, "old", 2).await;
     s.set_alias(&actor(), "old", "champion", 2, "")
         .await
         .unwrap();
-    versions(&s, "taken", 0).await;
+    versions(&*s, "taken", 0).await;
     assert!(matches!(
         s.rename_model(&actor(), "old", "taken").await,
         Err(Error::AlreadyExists { .. })
@@ -188,10 +186,9 @@ async fn rename_keeps_versions_aliases_and_is_audited() {
     assert!(s.verify_audit().await.unwrap().ok);
 }
 
-#[tokio::test]
-async fn stages_archive_existing_and_latest_per_stage() {
-    let (_d, s) = store().await;
-    versions(&s, "m", 3).await;
+pub async fn stages_archive_existing_and_latest_per_stage(fx: &mut Fixture) {
+    let s = fx.store();
+    versions(&*s, "m", 3).await;
     s.transition_stage(&actor(), "m", 1, Stage::Production, false)
         .await
         .unwrap();
@@ -236,9 +233,8 @@ async fn stages_archive_existing_and_latest_per_stage() {
     assert_eq!(stage_moves.items.len(), 5, "3 transitions + 2 archived");
 }
 
-#[tokio::test]
-async fn runs_log_and_become_lineage() {
-    let (_d, s) = store().await;
+pub async fn runs_log_and_become_lineage(fx: &mut Fixture) {
+    let s = fx.store();
     assert_eq!(s.get_experiment(0).await.unwrap().name, "Default");
     let e = s
         .create_experiment(
@@ -321,7 +317,7 @@ async fn runs_log_and_become_lineage() {
     assert_eq!(run.status, RunStatus::Finished);
     assert_eq!(run.metrics.len(), 2);
 
-    versions(&s, "m", 0).await;
+    versions(&*s, "m", 0).await;
     let v = s
         .create_version(
             &actor(),

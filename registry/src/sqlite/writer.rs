@@ -17,6 +17,7 @@ use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::roles::RegistryStats;
 
 /// Most changes in one transaction; bounds the latency of the first one.
 const MAX_BATCH: usize = 256;
@@ -48,21 +49,6 @@ struct Counters {
     rejected: AtomicU64,
     failed: AtomicU64,
     last_commit_micros: AtomicU64,
-}
-
-/// What the registry's writer has done since the store was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RegistryStats {
-    /// Group transactions committed (one fsync each).
-    pub transactions: u64,
-    /// Changes committed.
-    pub changes_committed: u64,
-    /// Changes refused (validation, conflicts): rolled back alone.
-    pub changes_rejected: u64,
-    /// Changes lost to a failed commit (their callers were told to retry).
-    pub changes_failed: u64,
-    /// Duration of the latest `COMMIT` (includes the fsync).
-    pub last_commit_micros: u64,
 }
 
 impl Writer {

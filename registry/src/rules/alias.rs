@@ -6,7 +6,38 @@
 //! version it moved away from, a `delete` clears the stack. Rolling back
 //! twice after v1 → v2 → v3 therefore lands on v1, not back on v3.
 
+use serde_json::{Value, json};
+
+use crate::gate::GateApproval;
 use crate::types::{AliasMove, MoveKind};
+
+/// The audit target of an alias.
+pub fn target(model: &str, alias: &str) -> String {
+    format!("model/{model}/alias/{alias}")
+}
+
+/// The audit action of a move that puts the alias on a version.
+pub fn move_action(kind: MoveKind) -> &'static str {
+    match kind {
+        MoveKind::Rollback => "alias.rollback",
+        _ => "alias.set",
+    }
+}
+
+/// The audit entry's `before` and `after` of a move from `from` to `to`;
+/// a promotion carries its gate decision in `after.gate`.
+pub fn move_audit(
+    from: Option<i64>,
+    to: i64,
+    reason: &str,
+    gate: Option<&GateApproval>,
+) -> (Option<Value>, Value) {
+    let after = match gate {
+        Some(gate) => json!({ "version": to, "reason": reason, "gate": gate }),
+        None => json!({ "version": to, "reason": reason }),
+    };
+    (from.map(|v| json!({ "version": v })), after)
+}
 
 /// The version a rollback of the alias should move to, given its moves
 /// oldest first and a predicate telling whether a version still exists.
@@ -102,6 +133,25 @@ mod tests {
             mv(MoveKind::Set, Some(2), Some(3)),
         ];
         assert_eq!(rollback_target(&h, |v| v != 2), Some(1));
+    }
+
+    #[test]
+    fn move_audit_entries_name_the_versions_and_the_gate() {
+        assert_eq!(move_action(MoveKind::Set), "alias.set");
+        assert_eq!(move_action(MoveKind::Rollback), "alias.rollback");
+        assert_eq!(target("m", "production"), "model/m/alias/production");
+        let (before, after) = move_audit(None, 2, "go", None);
+        assert_eq!(
+            (before, after),
+            (None, json!({"version": 2, "reason": "go"}))
+        );
+        let gate = GateApproval {
+            policy_sha256: Some("ab".into()),
+            warnings: vec![],
+        };
+        let (before, after) = move_audit(Some(1), 2, "ci", Some(&gate));
+        assert_eq!(before, Some(json!({"version": 1})));
+        assert_eq!(after["gate"]["policy_sha256"], "ab");
     }
 
     #[test]

@@ -76,6 +76,41 @@ fn write_sorted(value: &Value, out: &mut String) {
     }
 }
 
+/// Where a new entry goes in the chain: its sequence number, the hash it
+/// links to and its own hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Chains a new entry after the last one (`None` for the first entry):
+/// `seq` is the next number, `prev_hash` the last entry's hash (the genesis
+/// hash before the first), `hash` covers the entry's canonical form. The
+/// backend only reads the last `(seq, hash)` and inserts what this returns.
+pub fn link(
+    last: Option<(i64, String)>,
+    at: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Link {
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS_HASH.to_string()),
+    };
+    let canonical = canonical_entry(seq, at, actor, action, target, before, after);
+    let hash = chain_hash(&prev_hash, &canonical);
+    Link {
+        seq,
+        prev_hash,
+        hash,
+    }
+}
+
 pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -215,6 +250,62 @@ mod tests {
         c[1].hash = chain_hash(&c[1].prev_hash, &canon);
         let v = verify(c);
         assert_eq!(v.first_broken_seq, Some(3));
+    }
+
+    #[test]
+    fn links_continue_the_chain_and_verify() {
+        let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t = format_time(at);
+        let after = json!({"b": [1, {"d": 1, "c": 2}], "a": null});
+        let first = link(
+            None,
+            &t,
+            "root",
+            "model.create",
+            "model/m",
+            None,
+            Some(&after),
+        );
+        assert_eq!((first.seq, first.prev_hash.as_str()), (1, GENESIS_HASH));
+        let second = link(
+            Some((first.seq, first.hash.clone())),
+            &t,
+            "root",
+            "model.delete",
+            "model/m",
+            Some(&after),
+            None,
+        );
+        assert_eq!((second.seq, &second.prev_hash), (2, &first.hash));
+        // The hash is the documented one: sha256(prev_hash ‖ canonical).
+        let canonical =
+            canonical_entry(2, &t, "root", "model.delete", "model/m", Some(&after), None);
+        assert_eq!(second.hash, chain_hash(&first.hash, &canonical));
+        // Pinned value: chain format v1 must not drift.
+        assert_eq!(
+            first.hash,
+            chain_hash(
+                GENESIS_HASH,
+                br#"{"action":"model.create","actor":"root","after":{"a":null,"b":[1,{"c":2,"d":1}]},"at":"2026-01-01T00:00:00.000000Z","before":null,"seq":1,"target":"model/m"}"#
+            )
+        );
+        let entries = [
+            (first, None, Some(after.clone()), "model.create"),
+            (second, Some(after.clone()), None, "model.delete"),
+        ]
+        .into_iter()
+        .map(|(l, before, after, action)| AuditEntry {
+            seq: l.seq,
+            at,
+            actor: "root".into(),
+            action: action.into(),
+            target: "model/m".into(),
+            before,
+            after,
+            prev_hash: l.prev_hash,
+            hash: l.hash,
+        });
+        assert!(verify(entries).ok);
     }
 
     #[test]

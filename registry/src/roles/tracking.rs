@@ -1,0 +1,27 @@
+//! The `Tracking` role.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
+use crate::types::*;
+
+/// The tracking store: experiments and runs (see [`crate::tracking`]).
+#[async_trait]
+pub trait Tracking: Send + Sync {
+    async fn create_experiment(&self, actor: &Actor, new: NewExperiment) -> Result<Experiment>;
+
+    async fn get_experiment(&self, id: i64) -> Result<Experiment>;
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment>;
+
+    async fn create_run(&self, actor: &Actor, new: NewRun) -> Result<Run>;
+
+    async fn get_run(&self, id: &str) -> Result<Run>;
+
+    async fn update_run(&self, actor: &Actor, id: &str, update: RunUpdate) -> Result<Run>;
+
+    /// Logs metrics, parameters (write-once) and tags to a run, audited as
+    /// one `run.log` entry.
+    async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()>;
+}

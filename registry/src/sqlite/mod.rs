@@ -1,0 +1,139 @@
+//! The embedded SQLite backend: every SQL statement of the registry.
+//!
+//! One writer connection (SQLite serialises writers anyway; one connection
+//! means no `SQLITE_BUSY` between our own writers, and version numbers are
+//! handed out inside that single write transaction) and a small pool of
+//! readers. WAL journal mode, `synchronous = FULL`: a change is answered only
+//! after it is durable.
+//!
+//! Layout: [`writer`] is the group-commit writer; [`audited`] the one shape
+//! of a change (its statements and its audit entries in one transaction on
+//! the writer); [`records`] reads rows back into records; [`filter`]
+//! renders the backend-neutral filters of [`crate::filter`] as SQLite SQL;
+//! one file per role implements that role for [`SqliteStore`]. The rules
+//! every backend shares ([`crate::rules`]) are called, never restated.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+
+use crate::audit::format_time;
+use crate::error::{Error, Result};
+use crate::protection::AliasProtection;
+use crate::{Clock, SystemClock};
+
+mod alert_notices;
+mod aliases;
+mod audit;
+mod audited;
+mod filter;
+mod gates;
+mod models;
+mod outbox;
+mod policies;
+mod recommendations;
+mod records;
+mod search;
+mod tokens;
+mod tracking;
+mod versions;
+mod views;
+mod webhooks;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use writer::Writer;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The database error carried by [`Error::Database`] (sqlx's, shared with
+/// a future PostgreSQL backend on sqlx).
+pub type DatabaseError = sqlx::Error;
+/// The migration error carried by [`Error::Migration`].
+pub type MigrateError = sqlx::migrate::MigrateError;
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Migration(e)
+    }
+}
+
+/// The registry on an embedded SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    writer_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    read: SqlitePool,
+    clock: Arc<dyn Clock>,
+    protection: Arc<AliasProtection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with_clock(path, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(path: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let mut write = SqliteConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut write).await?;
+        let (writer, task) = Writer::spawn(write);
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            writer,
+            writer_task: Arc::new(std::sync::Mutex::new(Some(task))),
+            read,
+            clock,
+            protection: Arc::new(AliasProtection::default()),
+        })
+    }
+
+    /// Which aliases need `approver` ([`AliasProtection`]; default
+    /// `production` and `champion`).
+    pub fn with_alias_protection(mut self, protection: AliasProtection) -> Self {
+        self.protection = Arc::new(protection);
+        self
+    }
+
+    fn now(&self) -> String {
+        format_time(self.clock.now())
+    }
+
+    /// Stops accepting changes, lets the writer finish the queued ones, and
+    /// closes the readers. Clones of this store stop writing too.
+    pub async fn close(&self) {
+        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            self.writer.shutdown().await;
+            let _ = task.await;
+        }
+        self.read.close().await;
+    }
+}
