@@ -36,6 +36,10 @@ pub enum Error {
     #[error("the registry is shutting down; retry against the restarted server")]
     WriterStopped,
 
+    /// Every database connection stayed busy past the acquire timeout.
+    #[error("the registry database is busy; retry shortly")]
+    Busy,
+
     /// The backend's database failed (the `From` conversion lives with
     /// the backend, in `sqlite/`).
     #[error("registry database error: {0}")]

@@ -14,10 +14,10 @@ use modelwatch_collectors::batch::{BatchFormat, UploadConfig, UploadDecoder};
 use modelwatch_collectors::otlp::{Encoding, OtlpConfig};
 use modelwatch_collectors::schema::{INFERENCES, REFERENCE};
 use modelwatch_history::{HistoryConfig, WriteSet};
+use modelwatch_registry::prelude::*;
 use modelwatch_registry::{
     Actor, AuditFilter, FeatureKind, MonitoringPolicy, NewModel, NewVersion, PageRequest,
-    RecommendationFilter, RecommendationKind, RecommendationStatus, RegistryStore, Role,
-    SqliteStore,
+    RecommendationFilter, RecommendationKind, RecommendationStatus, Role, SqliteStore,
 };
 use modelwatch_server::evaluator::{Evaluator, HEALTH_TAG, RECOMMENDATION_TAG};
 use modelwatch_server::telemetry::{OtlpSignal, Telemetry};

@@ -9,6 +9,7 @@ mod demo;
 mod docs;
 mod gates;
 mod hardening;
+mod layout;
 mod mlflow;
 mod monitoring;
 mod otlp;

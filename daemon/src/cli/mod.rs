@@ -29,7 +29,8 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use modelwatch_registry::{Actor, RegistryStore, Role, SqliteStore, tokens};
+use modelwatch_registry::prelude::*;
+use modelwatch_registry::{Actor, Role, SqliteStore, tokens};
 
 use client::{Client, ClientError, enc};
 use modelwatch_server::config::ServeArgs;

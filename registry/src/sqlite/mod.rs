@@ -59,7 +59,12 @@ pub type MigrateError = sqlx::migrate::MigrateError;
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Database(e)
+        match e {
+            // Every pooled connection stayed busy past the acquire timeout:
+            // load, not a fault, so callers can tell the client to retry.
+            sqlx::Error::PoolTimedOut => Error::Busy,
+            e => Error::Database(e),
+        }
     }
 }
 

@@ -294,10 +294,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::InvalidArgument { .. } => ApiError::bad_request(message),
             RegistryError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             RegistryError::Forbidden(_) => ApiError::forbidden(message),
-            RegistryError::Database(sqlx::Error::PoolTimedOut) => {
-                ApiError::unavailable("the registry database is busy; retry shortly")
-            }
-            RegistryError::WriterStopped => ApiError::unavailable(message),
+            RegistryError::Busy | RegistryError::WriterStopped => ApiError::unavailable(message),
             RegistryError::CommitFailed(_) => {
                 tracing::error!(error = %e, "registry commit failed");
                 ApiError::unavailable(
