@@ -5,70 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Subcommand;
-use reqwest::Method;
 use serde_json::json;
 
-use super::Connection;
-use super::client::{Client, ClientError};
-use super::{bench_remote_write, bench_sql};
+use modelwatch_client::{Client, NewModel, NewVersion, VersionQuery, routes};
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Registry throughput: version creations, alias lookups, searches.
-    Registry {
-        /// Concurrent requests in flight.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Seconds per phase.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-    },
-    /// Prometheus remote write ingestion, end to end (HTTP, decode, WAL
-    /// fsync, acknowledgement), with pre-encoded realistic payloads.
-    RemoteWrite {
-        /// Concurrent requests in flight.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Series per request.
-        #[arg(long, default_value_t = 100)]
-        series: usize,
-        /// Samples per series per request.
-        #[arg(long, default_value_t = 10)]
-        samples_per_series: usize,
-        /// Write endpoint to load instead of `<url>/api/v1/write`, e.g.
-        /// VictoriaMetrics at http://127.0.0.1:8428/api/v1/write.
-        #[arg(long)]
-        target: Option<String>,
-    },
-    /// SQL latency of health queries over a generated history (runs in
-    /// process, no daemon needed). The data is generated once into DIR and
-    /// reused; scripts/bench_sql_duckdb.py runs the same queries in DuckDB.
-    Sql {
-        /// Where the generated history lives (created when missing).
-        #[arg(long, default_value = "./modelwatch-bench-sql")]
-        data_dir: std::path::PathBuf,
-        /// Samples to generate (when DIR holds none yet).
-        #[arg(long, default_value_t = 10_000_000)]
-        rows: u64,
-        /// Timed runs per query.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
-    /// OTLP metrics ingestion: batched exports over HTTP or gRPC.
-    Otlp(super::bench_otlp::OtlpBenchArgs),
-    /// Inference rows/s through the batch upload routes (Arrow IPC, NDJSON).
-    Upload(super::bench_upload::UploadBenchArgs),
-    /// Evaluator cycle time over many watched versions, and remote-write
-    /// ingestion idle versus during evaluation.
-    Evaluate(super::bench_evaluate::EvaluateBenchArgs),
-    /// MLflow REST calls (version creation, alias set/get, search, set-tag)
-    /// against modelwatch's `/api/2.0/mlflow` or an `mlflow server`.
-    Mlflow(super::bench_mlflow::MlflowBenchArgs),
-}
+use crate::bench_remote_write;
+use crate::error::Result;
 
 /// Throughput and latency of one phase.
 #[derive(Debug, serde::Serialize)]
@@ -82,14 +24,14 @@ pub struct PhaseResult {
 }
 
 /// The `p` quantile (0–1) of sorted latencies, in milliseconds (0 when empty).
-pub(super) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted
         .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
         .map(|d| d.as_secs_f64() * 1e3)
         .unwrap_or(0.0)
 }
 
-pub(super) async fn phase<F, Fut>(
+pub async fn phase<F, Fut>(
     name: &'static str,
     concurrency: usize,
     duration: Duration,
@@ -97,7 +39,7 @@ pub(super) async fn phase<F, Fut>(
 ) -> PhaseResult
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), ClientError>> + Send,
+    Fut: std::future::Future<Output = Result<(), modelwatch_client::Error>> + Send,
 {
     let op = Arc::new(op);
     let start = Instant::now();
@@ -143,91 +85,56 @@ where
     }
 }
 
-pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
-    match command {
-        BenchCommand::Registry {
-            concurrency,
-            seconds,
-        } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
-        BenchCommand::Upload(args) => super::bench_upload::run(conn, args).await,
-        BenchCommand::Evaluate(args) => super::bench_evaluate::run(conn, args).await,
-        BenchCommand::Otlp(args) => super::bench_otlp::run(args, conn).await,
-        BenchCommand::Mlflow(args) => super::bench_mlflow::run(conn, args).await,
-        BenchCommand::Sql {
-            data_dir,
-            rows,
-            runs,
-        } => {
-            let timings = bench_sql::run(data_dir, rows, runs.max(1))
-                .await
-                .map_err(|e| ClientError::Local(format!("{e:#}")))?;
-            if conn.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&timings).unwrap_or_default()
-                );
-            } else {
-                print_timings(&timings);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        BenchCommand::RemoteWrite {
-            concurrency,
-            seconds,
-            series,
-            samples_per_series,
-            target,
-        } => {
-            let plan = bench_remote_write::RemoteWritePlan {
-                target: target
-                    .unwrap_or_else(|| format!("{}/api/v1/write", conn.url.trim_end_matches('/'))),
-                token: conn.token.clone(),
-                series_per_request: series,
-                samples_per_series,
-                distinct_requests: 256,
-                concurrency,
-                duration: Duration::from_secs(seconds),
-            };
-            let (result, mean_bytes) = bench_remote_write::run(&plan).await?;
-            let samples_per_second = result.per_second * plan.samples_per_request() as f64;
-            if conn.json {
-                println!(
-                    "{}",
-                    json!({
-                        "target": plan.target,
-                        "samples_per_request": plan.samples_per_request(),
-                        "request_bytes": mean_bytes,
-                        "samples_per_second": samples_per_second,
-                        "phase": result,
-                    })
-                );
-            } else {
-                print_results(std::slice::from_ref(&result));
-                println!("samples per second: {samples_per_second:.0}");
-            }
-            Ok(if result.errors == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-    }
+/// What `bench remote-write` loads and how hard.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteArgs {
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub series: usize,
+    pub samples_per_series: usize,
+    /// Write endpoint instead of the daemon's own (another TSDB).
+    pub target: Option<String>,
 }
 
-fn print_timings(timings: &[bench_sql::QueryTiming]) {
-    println!(
-        "{:<32} {:>8} {:>6} {:>11} {:>9} {:>9}",
-        "query", "rows", "runs", "median ms", "min ms", "max ms"
-    );
-    for t in timings {
+/// `modelwatch bench remote-write`: pre-encoded realistic payloads against
+/// the daemon's `/api/v1/write` or `args.target`.
+pub async fn remote_write(client: &Client, json: bool, args: RemoteWriteArgs) -> Result<ExitCode> {
+    let plan = bench_remote_write::RemoteWritePlan {
+        target: args
+            .target
+            .unwrap_or_else(|| client.url(routes::REMOTE_WRITE)),
+        token: client.token().map(str::to_string),
+        series_per_request: args.series,
+        samples_per_series: args.samples_per_series,
+        distinct_requests: 256,
+        concurrency: args.concurrency,
+        duration: args.duration,
+    };
+    let (result, mean_bytes) = bench_remote_write::run(&plan).await?;
+    let samples_per_second = result.per_second * plan.samples_per_request() as f64;
+    if json {
         println!(
-            "{:<32} {:>8} {:>6} {:>11.1} {:>9.1} {:>9.1}",
-            t.name, t.result_rows, t.runs, t.median_ms, t.min_ms, t.max_ms
+            "{}",
+            json!({
+                "target": plan.target,
+                "samples_per_request": plan.samples_per_request(),
+                "request_bytes": mean_bytes,
+                "samples_per_second": samples_per_second,
+                "phase": result,
+            })
         );
+    } else {
+        print_results(std::slice::from_ref(&result));
+        println!("samples per second: {samples_per_second:.0}");
     }
+    Ok(if result.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-pub(super) fn print_results(results: &[PhaseResult]) {
+pub fn print_results(results: &[PhaseResult]) {
     println!(
         "{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}",
         "phase", "requests", "errors", "per second", "p50 ms", "p99 ms"
@@ -240,23 +147,22 @@ pub(super) fn print_results(results: &[PhaseResult]) {
     }
 }
 
-async fn registry(
-    conn: &Connection,
+/// `modelwatch bench registry`: version creations, alias lookups and
+/// searches on a fresh model.
+pub async fn registry(
+    client: &Client,
+    json: bool,
     concurrency: usize,
     duration: Duration,
-) -> Result<ExitCode, ClientError> {
-    let client = Arc::new(Client::new(&conn.url, conn.token.clone()));
+) -> Result<ExitCode> {
+    let client = Arc::new(client.clone());
     let model = format!("bench-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%f"));
-    client
-        .call(
-            Method::POST,
-            "/api/v1/models",
-            Some(&json!({ "name": model, "tags": { "purpose": "bench" } })),
-        )
-        .await?;
+    let mut new_model = NewModel::named(&model);
+    new_model.tags.insert("purpose".into(), "bench".into());
+    client.models().create(&new_model).await?;
     eprintln!(
         "benchmarking {} with {concurrency} concurrent requests, {}s per phase (model {model})",
-        conn.url,
+        client.base_url(),
         duration.as_secs()
     );
 
@@ -266,28 +172,22 @@ async fn registry(
         phase("version creations", concurrency, duration, move |i| {
             let (c, m) = (c.clone(), m.clone());
             async move {
-                let body = json!({ "run_id": format!("run-{i}"), "lineage": { "metrics": { "auc": 0.9 } } });
-                c.call(Method::POST, &format!("/api/v1/models/{m}/versions"), Some(&body)).await.map(drop)
+                let mut new = NewVersion {
+                    run_id: Some(format!("run-{i}")),
+                    ..NewVersion::default()
+                };
+                new.lineage.metrics.insert("auc".into(), 0.9);
+                c.versions(&m).create(&new).await.map(drop)
             }
         })
         .await,
     );
-    client
-        .call(
-            Method::PUT,
-            &format!("/api/v1/models/{model}/aliases/staging"),
-            Some(&json!({ "version": 1 })),
-        )
-        .await?;
+    client.aliases(&model).set("staging", 1, "").await?;
     let (c, m) = (client.clone(), model.clone());
     results.push(
         phase("alias lookups", concurrency, duration, move |_| {
             let (c, m) = (c.clone(), m.clone());
-            async move {
-                c.get(&format!("/api/v1/models/{m}/aliases/staging"))
-                    .await
-                    .map(drop)
-            }
+            async move { c.aliases(&m).get("staging").await.map(drop) }
         })
         .await,
     );
@@ -296,18 +196,18 @@ async fn registry(
         phase("searches", concurrency, duration, move |i| {
             let (c, m) = (c.clone(), m.clone());
             async move {
-                c.get(&format!(
-                    "/api/v1/models/{m}/versions?run_id=run-{}&limit=10",
-                    i % 1000
-                ))
-                .await
-                .map(drop)
+                let query = VersionQuery {
+                    page: modelwatch_client::PageQuery::limit(10),
+                    run_id: Some(format!("run-{}", i % 1000)),
+                    ..VersionQuery::default()
+                };
+                c.versions(&m).list(&query).await.map(drop)
             }
         })
         .await,
     );
 
-    if conn.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&results).unwrap_or_default()
