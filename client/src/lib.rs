@@ -37,6 +37,7 @@ pub use types::*;
 /// The shared vocabulary the API's JSON uses, re-exported so callers need
 /// no second import.
 pub use modelwatch_types::{
-    FeatureKind, Features, MonitoringPolicy, MoveKind, RecommendationKind, RecommendationStatus,
-    Role, Severity, Stage, Tags, VersionStatus,
+    Correction, DriftMethod, ErrorSource, FeatureKind, FeaturePolicy, Features, LatencySource,
+    MonitoringPolicy, MoveKind, Period, RecommendationKind, RecommendationStatus, ReferenceSource,
+    Role, RollbackPolicy, Severity, Stage, Tags, VersionStatus,
 };

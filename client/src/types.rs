@@ -795,3 +795,118 @@ pub struct SqlResponse {
     pub truncated: bool,
     pub elapsed_ms: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    //! The CLI prints replies decoded and serialized again: a reply must
+    //! come back with exactly the fields and values the daemon sent. The
+    //! documents below are shaped like the daemon's (including the fields
+    //! it omits when empty and the ones it sends as null).
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn round_trip<T: Serialize + DeserializeOwned>(sent: Value) {
+        let decoded: T = serde_json::from_value(sent.clone()).expect("decodes");
+        assert_eq!(serde_json::to_value(&decoded).unwrap(), sent);
+    }
+
+    const AT: &str = "2026-11-27T12:00:00.123456Z";
+
+    fn recommendation() -> Value {
+        json!({"id": 7, "model": "fraud", "version": 2, "kind": "retrain",
+               "severity": "warning", "reason": "psi 0.31", "evidence": {"psi": 0.31},
+               "status": "open", "raised_by": "evaluator", "acknowledged_by": null,
+               "acknowledged_at": null, "resolved_by": null, "resolved_at": null,
+               "resolution_note": null, "created_at": AT, "updated_at": AT})
+    }
+
+    #[test]
+    fn registry_records_come_back_unchanged() {
+        round_trip::<Model>(json!({"name": "fraud", "description": "", "owner": "risk",
+            "tags": {"team": "risk"}, "latest_version": 2, "aliases": {"production": 1},
+            "created_at": AT, "updated_at": "2026-11-27T12:00:01Z"}));
+        round_trip::<Version>(json!({"model": "fraud", "version": 2, "description": "",
+            "source_uri": null, "artifact_digest": null, "run_id": "r1",
+            "lineage": {"training_data": [{"uri": "s3://d"}, {"uri": "s3://e", "digest": "sha256:00"}],
+                        "parent_version": 1, "parameters": {"depth": "6"}, "metrics": {"auc": 0.93}},
+            "tags": {}, "features": {"amount": "numeric", "country": "categorical"},
+            "reference_uri": null, "status": "ready", "stage": "None", "aliases": ["production"],
+            "health": {"status": "drifting"}, "recommendations": [recommendation()],
+            "created_by": "ci", "created_at": AT, "updated_at": AT}));
+        round_trip::<Alias>(
+            json!({"model": "fraud", "alias": "production", "version": 1,
+            "updated_by": "ci", "updated_at": AT, "history": [{"from_version": null,
+            "to_version": 1, "kind": "set", "actor": "ci", "reason": "", "at": AT}]}),
+        );
+        round_trip::<Page<AuditEntry>>(json!({"items": [{"seq": 1, "at": AT, "actor": "ci",
+            "action": "model.create", "target": "model/fraud", "before": null,
+            "after": {"name": "fraud"}, "prev_hash": "00", "hash": "11"}], "next_cursor": "c"}));
+        round_trip::<AuditVerification>(json!({"entries_checked": 3, "ok": true,
+            "first_broken_seq": null, "problem": null, "head_hash": "ab"}));
+        round_trip::<CreatedToken>(
+            json!({"name": "ci", "role": "editor", "created_by": "admin",
+            "created_at": AT, "revoked_at": null, "token": "mw_secret"}),
+        );
+    }
+
+    #[test]
+    fn other_replies_come_back_unchanged() {
+        round_trip::<CycleReport>(json!({"started_at": AT, "duration_ms": 12.5, "versions": [
+            {"model": "fraud", "alias": "production", "version": 1, "status": "evaluated",
+             "evaluation_id": "e1", "drifted_share": 0.5, "dataset_drift": true,
+             "consecutive_drifted": 2, "drifted_features": ["amount"], "rollback_verdict": "pass",
+             "recommendations": [{"id": 3, "version": 1, "kind": "retrain", "action": "raised"}]},
+            {"model": "churn", "alias": "production", "version": null, "status": "no_alias",
+             "message": "no alias", "consecutive_drifted": 0, "drifted_features": [],
+             "recommendations": []}]}));
+        round_trip::<CreatedWebhook>(json!({"name": "ci", "url": "http://h", "events": ["*"],
+            "model": null, "active": true, "created_by": "admin", "created_at": AT,
+            "secret": "whsec_x"}));
+        round_trip::<Page<WebhookDelivery>>(json!({"items": [{"id": 1, "webhook": "ci",
+            "event_id": "evt_1", "event_type": "ping", "status": "failed", "attempts": 3,
+            "next_attempt_at": null, "last_status_code": 500, "last_error": "refused",
+            "created_at": AT, "delivered_at": null, "payload": {"id": "evt_1"}}],
+            "next_cursor": null}));
+        round_trip::<NotificationReport>(json!({"receiver": "modelwatch", "alerts": [{
+            "id": 1, "fingerprint": "f0", "starts_at": AT, "status": "firing",
+            "alert_name": "X", "model": "fraud", "version": 2, "outcome": "rolled_back",
+            "detail": "rolled back", "alert": {"labels": {}}, "received_by": "am",
+            "received_at": AT, "duplicate": false}]}));
+        round_trip::<UploadResponse>(json!({"upload_id": "u1", "table": "reference", "rows": 3,
+            "bytes": 40, "duration_ms": 1.5, "features": {"amount": "numeric"},
+            "features_declared": true, "replayed": false}));
+        round_trip::<SqlResponse>(json!({"columns": [{"name": "n", "type": "Int64"}],
+            "rows": [{"n": 3}], "row_count": 1, "truncated": false, "elapsed_ms": 0.7}));
+        round_trip::<Promotion>(json!({"alias": {"model": "fraud", "alias": "production",
+            "version": 2, "updated_by": "ci", "updated_at": AT, "history": []},
+            "gate": {"model": "fraud", "version": 2, "alias": "production", "allowed": true,
+            "reasons": [], "warnings": ["w"], "policy_sha256": null, "evaluated_at": AT,
+            "input": {"metrics": {}}}}));
+    }
+
+    #[test]
+    fn requests_carry_what_the_daemon_accepts() {
+        let update = VersionUpdate {
+            status: Some(VersionStatus::Archived),
+            ..VersionUpdate::default()
+        };
+        assert_eq!(
+            serde_json::to_value(update).unwrap(),
+            json!({"description": null, "status": "archived"})
+        );
+        let mut query = VersionQuery {
+            page: PageQuery::limit(5),
+            status: Some(VersionStatus::Ready),
+            ..VersionQuery::default()
+        };
+        query.tags.push(("team".into(), "a b".into()));
+        assert_eq!(
+            crate::routes::query_string(&query.pairs()),
+            "?limit=5&status=ready&tag.team=a%20b"
+        );
+    }
+}

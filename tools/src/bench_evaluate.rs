@@ -21,11 +21,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde_json::json;
 
 use modelwatch_client::{
-    Client, CycleReport, FeatureKind, MonitoringPolicy, NewModel, NewVersion, UploadOptions,
-    UploadTable, routes,
+    Client, CycleReport, FeatureKind, MonitoringPolicy, NewModel, NewVersion, Period,
+    UploadOptions, UploadTable, routes,
 };
 use modelwatch_collectors::batch::BatchFormat;
-use modelwatch_types::Period;
 
 use crate::bench_remote_write::{self, RemoteWritePlan};
 use crate::bench_upload::encode;
