@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use modelwatch_client::{
+    AlertOutcome, PageQuery, RecommendationKind, RecommendationQuery, RecommendationStatus,
+};
 use serde_json::{Value, json};
 
 use crate::prometheus::Prometheus;
@@ -121,8 +124,8 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
             "{reply}"
         );
     }
-    let (_, listed) = am.get("/api/v1/alerts").await;
-    assert_eq!(listed["items"], json!([]));
+    let listed = am.api().alerts().list(&PageQuery::default()).await.unwrap();
+    assert_eq!(listed.items, []);
 
     // Roles: a reader cannot move aliases through the receiver.
     let reader = admin.with_token(Some(&admin.token("viewer", "reader").await));
@@ -183,11 +186,19 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
     assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
     assert_eq!(rollbacks[0]["actor"], "alertmanager");
     assert_eq!(rollbacks[0]["target"], "model/fraud/alias/production");
-    let (_, recs) = admin
-        .get("/api/v1/recommendations?model=churn&kind=retrain")
-        .await;
-    assert_eq!(recs["items"][0]["raised_by"], "alertmanager", "{recs}");
-    assert_eq!(recs["items"][0]["evidence"]["fingerprint"], "d0a1");
+    let churn_retrain = RecommendationQuery {
+        model: Some("churn".into()),
+        kind: Some(RecommendationKind::Retrain),
+        ..RecommendationQuery::default()
+    };
+    let recs = admin
+        .api()
+        .recommendations()
+        .list(&churn_retrain)
+        .await
+        .unwrap();
+    assert_eq!(recs.items[0].raised_by, "alertmanager", "{recs:?}");
+    assert_eq!(recs.items[0].evidence["fingerprint"], "d0a1");
 
     // Alertmanager repeats the notification: every alert is a duplicate and
     // nothing moves again (production stays at 1, not further back).
@@ -209,8 +220,12 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
         "resolved",
         vec![alert("resolved", "f0a1", rollback_labels("fraud", 2))],
     );
-    let (_, reply) = am.post(RECEIVER, resolved).await;
-    assert_eq!(reply["alerts"][0]["outcome"], "resolved", "{reply}");
+    let reply = am.api().alerts().notify(&resolved).await.unwrap();
+    assert_eq!(
+        reply.alerts[0].record.outcome,
+        AlertOutcome::Resolved,
+        "{reply:?}"
+    );
 
     // Every outcome is in the audit chain, and the chain verifies.
     let entries = audit(&admin, "target_prefix=alert/").await;
@@ -228,8 +243,8 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
             "alert.resolved"
         ]
     );
-    let (_, verified) = admin.get("/api/v1/audit/verify").await;
-    assert_eq!(verified["ok"], true);
+    let verified = admin.api().audit().verify().await.unwrap();
+    assert!(verified.ok);
 
     // The CLI lists the record, and /metrics counts the outcomes.
     let out = d.cli(&["alerts", "list"]);
@@ -481,9 +496,9 @@ scrape_configs:
                 if let Some(e) = entries.first() {
                     return Ok(e.clone());
                 }
-                let (_, received) = admin.get("/api/v1/alerts").await;
+                let received = admin.api().alerts().list(&PageQuery::default()).await;
                 Err(format!(
-                    "no rollback yet; alert states received: {received}"
+                    "no rollback yet; alert states received: {received:?}"
                 ))
             }
         },
@@ -505,11 +520,27 @@ scrape_configs:
     );
     assert_eq!(production(&admin, "fraud").await, 1);
     // The evaluator's recommendation is marked applied by the receiver.
-    let (_, recs) = admin
-        .get("/api/v1/recommendations?model=fraud&kind=rollback")
-        .await;
-    assert_eq!(recs["items"][0]["status"], "applied", "{recs}");
-    assert_eq!(recs["items"][0]["resolved_by"], "alertmanager", "{recs}");
+    let fraud_rollback = RecommendationQuery {
+        model: Some("fraud".into()),
+        kind: Some(RecommendationKind::Rollback),
+        ..RecommendationQuery::default()
+    };
+    let recs = admin
+        .api()
+        .recommendations()
+        .list(&fraud_rollback)
+        .await
+        .unwrap();
+    assert_eq!(
+        recs.items[0].status,
+        RecommendationStatus::Applied,
+        "{recs:?}"
+    );
+    assert_eq!(
+        recs.items[0].resolved_by.as_deref(),
+        Some("alertmanager"),
+        "{recs:?}"
+    );
 
     // The model whose policy does not allow it: nothing moves, and the
     // refusal is recorded with why.

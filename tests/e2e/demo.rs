@@ -9,6 +9,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use modelwatch_client::{PageQuery, RecommendationKind, RecommendationQuery, RecommendationStatus};
+
 use crate::support::*;
 
 /// Runs the demo to completion (killed after `limit`), returning its exit
@@ -134,18 +136,22 @@ async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
     assert_eq!(status, 200, "{alias}");
     assert_eq!(alias["version"], 1, "{alias}");
     assert_ne!(alias["updated_by"], "bootstrap-admin", "{alias}");
-    let (_, recs) = http.get("/api/v1/recommendations?limit=1000").await;
-    let recs = recs["items"].as_array().cloned().unwrap_or_default();
+    let all = RecommendationQuery {
+        page: PageQuery::limit(1000),
+        ..RecommendationQuery::default()
+    };
+    let recs = http.api().recommendations().list(&all).await.unwrap().items;
     assert!(
-        recs.iter()
-            .any(|r| r["model"] == "fraud-detector" && r["version"] == 1 && r["kind"] == "retrain"),
+        recs.iter().any(|r| r.model == "fraud-detector"
+            && r.version == 1
+            && r.kind == RecommendationKind::Retrain),
         "{recs:?}"
     );
     assert!(
-        recs.iter().any(|r| r["model"] == "churn-predictor"
-            && r["version"] == 2
-            && r["kind"] == "rollback"
-            && r["status"] == "applied"),
+        recs.iter().any(|r| r.model == "churn-predictor"
+            && r.version == 2
+            && r.kind == RecommendationKind::Rollback
+            && r.status == RecommendationStatus::Applied),
         "{recs:?}"
     );
 

@@ -5,6 +5,7 @@
 //! decision, roles apply, and the gate sees the version's latest
 //! `drift_results` evaluation.
 
+use modelwatch_client::{AuditEntry, AuditQuery, PageQuery};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -40,11 +41,13 @@ async fn two_versions(admin: &Http) {
     }
 }
 
-async fn gate_audit(admin: &Http) -> Vec<Value> {
-    let (_, log) = admin
-        .get("/api/v1/audit?target_prefix=model/fraud/gate-policy&limit=1000")
-        .await;
-    log["items"].as_array().unwrap().clone()
+async fn gate_audit(admin: &Http) -> Vec<AuditEntry> {
+    let query = AuditQuery {
+        page: PageQuery::limit(1000),
+        target_prefix: Some("model/fraud/gate-policy".into()),
+        ..AuditQuery::default()
+    };
+    admin.api().audit().list(&query).await.unwrap().items
 }
 
 #[tokio::test]
@@ -129,8 +132,8 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     let sha = hex::encode(Sha256::digest(combined.as_bytes()));
     assert_eq!(stored["sha256"], sha);
     assert_eq!(stored["updated_by"], "release");
-    let (_, got) = reader.get(path).await;
-    assert_eq!(got["rego"], combined);
+    let got = reader.api().gate_policies().get("fraud").await.unwrap();
+    assert_eq!(got.rego, combined);
 
     // The gate over HTTP: 200 either way, readers may ask.
     let (status, allowed) = reader
@@ -246,14 +249,25 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     assert_eq!(status, 200, "{promoted}");
     assert_eq!(promoted["alias"]["version"], 1);
     assert_eq!(promoted["gate"]["allowed"], true);
-    let (_, alias) = reader.get("/api/v1/models/fraud/aliases/production").await;
-    assert_eq!(alias["version"], 1);
-    let (_, moves) = admin.get("/api/v1/audit?action=alias.set&limit=1000").await;
-    let entry = moves["items"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(entry["actor"], "release");
-    assert_eq!(entry["after"]["version"], 1);
-    assert_eq!(entry["after"]["reason"], "release 1");
-    assert_eq!(entry["after"]["gate"]["policy_sha256"], sha);
+    let alias = reader
+        .api()
+        .aliases("fraud")
+        .get("production")
+        .await
+        .unwrap();
+    assert_eq!(alias.version, 1);
+    let alias_sets = AuditQuery {
+        page: PageQuery::limit(1000),
+        action: Some("alias.set".into()),
+        ..AuditQuery::default()
+    };
+    let moves = admin.api().audit().list(&alias_sets).await.unwrap();
+    let entry = moves.items.last().unwrap().clone();
+    assert_eq!(entry.actor, "release");
+    let after = entry.after.unwrap();
+    assert_eq!(after["version"], 1);
+    assert_eq!(after["reason"], "release 1");
+    assert_eq!(after["gate"]["policy_sha256"], sha);
 
     // Through the CLI, a denied promotion fails with the reasons and moves nothing.
     let out = d.cli_as(
@@ -332,32 +346,27 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         &["gate-policy", "delete", "--model", "fraud"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let (_, report) = reader
-        .post("/api/v1/models/fraud/versions/2/gate", json!({}))
-        .await;
-    assert_eq!(report["allowed"], true);
-    assert_eq!(report["policy_sha256"], Value::Null);
+    let report = reader.api().versions("fraud").gate(2, None).await.unwrap();
+    assert!(report.allowed);
+    assert_eq!(report.policy_sha256, None);
     assert!(
-        report["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("has no gate policy"),
-        "{report}"
+        report.warnings[0].contains("has no gate policy"),
+        "{report:?}"
     );
 
     // Every change is audited with what it replaced.
     let audit = gate_audit(&admin).await;
-    let actions: Vec<_> = audit
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
         ["gate_policy.set", "gate_policy.set", "gate_policy.delete"]
     );
-    assert_eq!(audit[1]["before"]["sha256"], sha);
-    assert_eq!(audit[1]["after"]["rego"], example("min_metric.rego"));
-    assert_eq!(admin.get("/api/v1/audit/verify").await.1["ok"], true);
+    assert_eq!(audit[1].before.as_ref().unwrap()["sha256"], sha);
+    assert_eq!(
+        audit[1].after.as_ref().unwrap()["rego"],
+        example("min_metric.rego")
+    );
+    assert!(admin.api().audit().verify().await.unwrap().ok);
 }
 
 #[tokio::test]
@@ -399,11 +408,9 @@ deny contains "never evaluated for drift" if input.drift == null
         .await;
     assert_eq!(status, 200, "{body}");
 
-    let (_, report) = admin
-        .post("/api/v1/models/fraud/versions/1/gate", json!({}))
-        .await;
-    assert_eq!(report["allowed"], false, "{report}");
-    let drift = &report["input"]["drift"];
+    let report = admin.api().versions("fraud").gate(1, None).await.unwrap();
+    assert!(!report.allowed, "{report:?}");
+    let drift = &report.input["drift"];
     let newest = sql(
         &admin,
         "SELECT evaluation_id, drifted_share FROM drift_results \
@@ -421,17 +428,12 @@ deny contains "never evaluated for drift" if input.drift == null
     let age = drift["age_seconds"].as_i64().unwrap();
     assert!((0..600).contains(&age), "{age}");
     assert!(
-        report["reasons"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("drift in [\"amount\"]"),
-        "{report}"
+        report.reasons[0].starts_with("drift in [\"amount\"]"),
+        "{report:?}"
     );
 
     // Version 2 was never evaluated.
-    let (_, report) = admin
-        .post("/api/v1/models/fraud/versions/2/gate", json!({}))
-        .await;
-    assert_eq!(report["input"]["drift"], Value::Null);
-    assert_eq!(report["reasons"], json!(["never evaluated for drift"]));
+    let report = admin.api().versions("fraud").gate(2, None).await.unwrap();
+    assert_eq!(report.input["drift"], Value::Null);
+    assert_eq!(report.reasons, ["never evaluated for drift"]);
 }

@@ -3,6 +3,9 @@
 //! records it leaves are checked through the native API and the audit chain.
 //! Error shapes, authentication and bad input are checked over raw HTTP.
 
+use std::collections::BTreeMap;
+
+use modelwatch_client::{AuditQuery, PageQuery, Stage};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -99,35 +102,46 @@ async fn mlflow_client_lands_in_the_native_registry_and_audit_chain() {
     assert_eq!(model["tags"], json!({"team": "risk", "tier": "1"}));
     assert_eq!(model["aliases"], json!({"champion": 1}));
     assert_eq!(model["latest_version"], 3);
-    let (_, v1) = http.get("/api/v1/models/fraud/versions/1").await;
-    assert_eq!(v1["source_uri"], "s3://models/fraud/1");
-    assert_eq!(v1["run_id"], run_id.as_str());
-    assert_eq!(v1["stage"], "Archived");
-    assert_eq!(v1["created_by"], "mlflow-ci");
+    let api = http.api();
+    let v1 = api.versions("fraud").get(1).await.unwrap();
+    assert_eq!(v1.source_uri.as_deref(), Some("s3://models/fraud/1"));
+    assert_eq!(v1.run_id.as_deref(), Some(run_id.as_str()));
+    assert_eq!(v1.stage, Stage::Archived);
+    assert_eq!(v1.created_by, "mlflow-ci");
     // The run became the version's lineage: its parameters and the latest
     // value of each metric.
     assert_eq!(
-        v1["lineage"]["parameters"],
-        json!({"learning_rate": "0.01", "max_depth": "6"})
+        v1.lineage.parameters,
+        BTreeMap::from([
+            ("learning_rate".to_string(), "0.01".to_string()),
+            ("max_depth".to_string(), "6".to_string())
+        ])
     );
-    assert_eq!(v1["lineage"]["metrics"], json!({"auc": 0.93, "loss": 0.2}));
-    let (_, alias) = http.get("/api/v1/models/fraud/aliases/champion").await;
-    assert_eq!(alias["version"], 1);
-    assert_eq!(alias["updated_by"], "mlflow-ci");
-    let (status, _) = http.get("/api/v1/models/fraud/aliases/challenger").await;
-    assert_eq!(status, 404, "the deleted alias is gone");
-    let (status, _) = http.get("/api/v1/models/fraud-shadow").await;
-    assert_eq!(status, 404, "renamed away");
-    let (status, _) = http.get("/api/v1/models/fraud-canary").await;
-    assert_eq!(status, 404, "deleted");
+    assert_eq!(
+        v1.lineage.metrics,
+        BTreeMap::from([("auc".to_string(), 0.93), ("loss".to_string(), 0.2)])
+    );
+    let alias = api.aliases("fraud").get("champion").await.unwrap();
+    assert_eq!(alias.version, 1);
+    assert_eq!(alias.updated_by, "mlflow-ci");
+    let gone = api.aliases("fraud").get("challenger").await.unwrap_err();
+    assert_eq!(gone.status(), Some(404), "the deleted alias is gone");
+    let renamed = api.models().get("fraud-shadow").await.unwrap_err();
+    assert_eq!(renamed.status(), Some(404), "renamed away");
+    let deleted = api.models().get("fraud-canary").await.unwrap_err();
+    assert_eq!(deleted.status(), Some(404), "deleted");
 
     // Every change is in the audit chain under the token's name.
-    let (_, audit) = http.get("/api/v1/audit?actor=mlflow-ci&limit=1000").await;
-    let actions: Vec<(&str, &str)> = audit["items"]
-        .as_array()
-        .unwrap()
+    let by_ci = AuditQuery {
+        page: PageQuery::limit(1000),
+        actor: Some("mlflow-ci".into()),
+        ..AuditQuery::default()
+    };
+    let audit = api.audit().list(&by_ci).await.unwrap();
+    let actions: Vec<(&str, &str)> = audit
+        .items
         .iter()
-        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .map(|e| (e.action.as_str(), e.target.as_str()))
         .collect();
     for expected in [
         ("experiment.create", "experiment/1"),
@@ -157,16 +171,15 @@ async fn mlflow_client_lands_in_the_native_registry_and_audit_chain() {
         );
     }
     // Version 1 went None → Production, then was archived by version 2's move.
-    let stage_moves: Vec<&Value> = audit["items"]
-        .as_array()
-        .unwrap()
+    let stage_moves: Vec<&Value> = audit
+        .items
         .iter()
-        .filter(|e| e["action"] == "version.stage" && e["target"] == "model/fraud/version/1")
-        .map(|e| &e["after"]["stage"])
+        .filter(|e| e.action == "version.stage" && e.target == "model/fraud/version/1")
+        .map(|e| &e.after.as_ref().unwrap()["stage"])
         .collect();
     assert_eq!(stage_moves, [&json!("Production"), &json!("Archived")]);
-    let (_, verify) = http.get("/api/v1/audit/verify").await;
-    assert_eq!(verify["ok"], true, "{verify}");
+    let verify = api.audit().verify().await.unwrap();
+    assert!(verify.ok, "{verify:?}");
 }
 
 #[tokio::test]

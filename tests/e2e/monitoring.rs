@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use modelwatch_client::{RecommendationKind, RecommendationQuery, RecommendationStatus};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -173,10 +174,10 @@ async fn policies_are_validated_gated_and_audited() {
         "--json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (_, rec) = reader.get("/api/v1/models/fraud/policy").await;
-    assert_eq!(rec["policy"]["current_window"], "30m");
-    assert_eq!(rec["policy"]["interval"], "5m");
-    assert_eq!(rec["policy"]["persistence"], 4);
+    let rec = reader.api().policies().get("fraud").await.unwrap();
+    assert_eq!(rec.policy.current_window.to_string(), "30m");
+    assert_eq!(rec.policy.interval.to_string(), "5m");
+    assert_eq!(rec.policy.persistence, 4);
     let out = d.cli(&["policy", "list"]);
     assert!(stdout(&out).contains("fraud"), "{}", stdout(&out));
 
@@ -219,13 +220,22 @@ async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
     assert!(matches!(action, Some("raised" | "updated")), "{report}");
     let evaluation_id = outcome["evaluation_id"].as_str().unwrap();
 
-    let (_, recs) = reader
-        .get("/api/v1/recommendations?model=fraud&kind=retrain&status=open")
-        .await;
-    assert_eq!(recs["items"].as_array().unwrap().len(), 1, "{recs}");
-    let (_, version) = reader.get("/api/v1/models/fraud/versions/1").await;
-    assert_eq!(version["tags"]["modelwatch.health"], "drifting");
-    assert_eq!(version["tags"]["modelwatch.recommendation"], "retrain");
+    let open_retrain = RecommendationQuery {
+        model: Some("fraud".into()),
+        kind: Some(RecommendationKind::Retrain),
+        status: Some(RecommendationStatus::Open),
+        ..RecommendationQuery::default()
+    };
+    let recs = reader
+        .api()
+        .recommendations()
+        .list(&open_retrain)
+        .await
+        .unwrap();
+    assert_eq!(recs.items.len(), 1, "{recs:?}");
+    let version = reader.api().versions("fraud").get(1).await.unwrap();
+    assert_eq!(version.tags["modelwatch.health"], "drifting");
+    assert_eq!(version.tags["modelwatch.recommendation"], "retrain");
 
     // drift_results holds every feature's result, and /metrics says the same.
     let rows = sql(

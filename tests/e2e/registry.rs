@@ -4,6 +4,10 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use modelwatch_client::{
+    AuditQuery, ModelQuery, NewModel, NewRecommendation, NewVersion, PageQuery, RecommendationKind,
+    RecommendationQuery, RecommendationStatus, Severity, VersionQuery,
+};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -292,8 +296,12 @@ async fn roles_gate_every_kind_of_change() {
     assert_eq!(status, 401);
 
     // The audit log names who did what.
-    let (_, log) = admin.get("/api/v1/audit?action=alias.rollback").await;
-    assert_eq!(log["items"][0]["actor"], "release-manager");
+    let rollbacks = AuditQuery {
+        action: Some("alias.rollback".into()),
+        ..AuditQuery::default()
+    };
+    let log = admin.api().audit().list(&rollbacks).await.unwrap();
+    assert_eq!(log.items[0].actor, "release-manager");
 }
 
 #[tokio::test]
@@ -307,8 +315,18 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         http.post("/api/v1/models", json!({"name": "m"})).await.0,
         201
     );
-    let (_, before) = http.get("/api/v1/audit?limit=1000").await;
-    let audit_len = before["items"].as_array().unwrap().len();
+    let whole_log = AuditQuery {
+        page: PageQuery::limit(1000),
+        ..AuditQuery::default()
+    };
+    let audit_len = http
+        .api()
+        .audit()
+        .list(&whole_log)
+        .await
+        .unwrap()
+        .items
+        .len();
 
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
         (
@@ -461,15 +479,23 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         (413, Some("payload_too_large"))
     );
 
-    let (_, after) = http.get("/api/v1/audit?limit=1000").await;
+    let after = http.api().audit().list(&whole_log).await.unwrap();
     assert_eq!(
-        after["items"].as_array().unwrap().len(),
+        after.items.len(),
         audit_len,
         "a rejected request wrote something"
     );
-    let (_, models) = http.get("/api/v1/models").await;
-    assert_eq!(models["items"].as_array().unwrap().len(), 1);
-    assert_eq!(http.get("/api/v1/models/m").await.1["latest_version"], 0);
+    let models = http
+        .api()
+        .models()
+        .list(&ModelQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(models.items.len(), 1);
+    assert_eq!(
+        http.api().models().get("m").await.unwrap().latest_version,
+        0
+    );
 }
 
 #[tokio::test]
@@ -502,24 +528,25 @@ async fn fifty_concurrent_version_creations_are_numbered_one_to_fifty() {
     assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
     // Listing pages through all of them in order.
     let mut seen = Vec::new();
-    let mut path = "/api/v1/models/busy/versions?limit=20".to_string();
+    let mut query = VersionQuery {
+        page: PageQuery::limit(20),
+        ..VersionQuery::default()
+    };
     loop {
-        let (_, page) = http.get(&path).await;
-        seen.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["version"].as_i64().unwrap()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(c) => path = format!("/api/v1/models/busy/versions?limit=20&cursor={c}"),
+        let page = http.api().versions("busy").list(&query).await.unwrap();
+        seen.extend(page.items.iter().map(|v| v.version));
+        match page.next_cursor {
+            Some(c) => query.page.cursor = Some(c),
             None => break,
         }
     }
     assert_eq!(seen, (1..=50).collect::<Vec<_>>());
-    let (_, filtered) = http.get("/api/v1/models/busy/versions?run_id=r7").await;
-    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    let run_r7 = VersionQuery {
+        run_id: Some("r7".into()),
+        ..VersionQuery::default()
+    };
+    let filtered = http.api().versions("busy").list(&run_r7).await.unwrap();
+    assert_eq!(filtered.items.len(), 1);
 }
 
 #[tokio::test]
@@ -567,22 +594,31 @@ async fn tampering_behind_the_daemons_back_is_named_by_audit_verify() {
 async fn recommendations_can_be_raised_acknowledged_and_dismissed() {
     let d = Daemon::start();
     let http = d.http();
-    http.post("/api/v1/models", json!({"name": "m"})).await;
-    http.post("/api/v1/models/m/versions", json!({})).await;
+    let api = http.api();
+    api.models().create(&NewModel::named("m")).await.unwrap();
+    api.versions("m")
+        .create(&NewVersion::default())
+        .await
+        .unwrap();
     let raise = json!({"kind": "retrain", "severity": "warning", "reason": "psi 0.31 on amount", "evidence": {"psi": 0.31}});
     let (status, rec) = http
         .post("/api/v1/models/m/versions/1/recommendations", raise.clone())
         .await;
     assert_eq!(status, 200, "{rec}");
-    let (_, again) = http
-        .post("/api/v1/models/m/versions/1/recommendations", raise)
-        .await;
+    let raise_again = NewRecommendation {
+        kind: RecommendationKind::Retrain,
+        severity: Severity::Warning,
+        reason: "psi 0.31 on amount".into(),
+        evidence: json!({"psi": 0.31}),
+    };
+    let again = api.versions("m").recommend(1, &raise_again).await.unwrap();
     assert_eq!(
-        again["id"], rec["id"],
+        json!(again.id),
+        rec["id"],
         "one open recommendation per kind per version"
     );
-    let (_, version) = http.get("/api/v1/models/m/versions/1").await;
-    assert_eq!(version["recommendations"][0]["kind"], "retrain");
+    let version = api.versions("m").get(1).await.unwrap();
+    assert_eq!(version.recommendations[0].kind, RecommendationKind::Retrain);
     let id = rec["id"].as_i64().unwrap();
     let (status, acked) = http
         .post(
@@ -610,31 +646,36 @@ async fn recommendations_can_be_raised_acknowledged_and_dismissed() {
         (status, reply["error"]["code"].as_str()),
         (409, Some("conflict"))
     );
-    let (_, open) = http.get("/api/v1/recommendations?status=open").await;
-    assert!(open["items"].as_array().unwrap().is_empty());
+    let open_only = RecommendationQuery {
+        status: Some(RecommendationStatus::Open),
+        ..RecommendationQuery::default()
+    };
+    let open = api.recommendations().list(&open_only).await.unwrap();
+    assert!(open.items.is_empty());
 }
 
 #[tokio::test]
 async fn tags_on_models_and_versions_filter_listings() {
     let d = Daemon::start();
     let http = d.http();
-    http.post(
-        "/api/v1/models",
-        json!({"name": "a", "tags": {"tier": "gold"}}),
-    )
-    .await;
-    http.post("/api/v1/models", json!({"name": "b"})).await;
+    let api = http.api();
+    let mut gold_model = NewModel::named("a");
+    gold_model.tags.insert("tier".into(), "gold".into());
+    api.models().create(&gold_model).await.unwrap();
+    api.models().create(&NewModel::named("b")).await.unwrap();
     let o = d.cli(&["tags", "set", "b", "tier", "silver"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (_, gold) = http.get("/api/v1/models?tag.tier=gold").await;
-    let names: Vec<_> = gold["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].clone())
-        .collect();
-    assert_eq!(names, [json!("a")]);
-    http.post("/api/v1/models/b/versions", json!({})).await;
+    let tier_gold = ModelQuery {
+        tags: vec![("tier".into(), "gold".into())],
+        ..ModelQuery::default()
+    };
+    let gold = api.models().list(&tier_gold).await.unwrap();
+    let names: Vec<_> = gold.items.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a"]);
+    api.versions("b")
+        .create(&NewVersion::default())
+        .await
+        .unwrap();
     let (status, tags) = http
         .put(
             "/api/v1/models/b/versions/1/tags/stage",
@@ -642,8 +683,12 @@ async fn tags_on_models_and_versions_filter_listings() {
         )
         .await;
     assert_eq!((status, tags["stage"].as_str()), (200, Some("canary")));
-    let (_, list) = http.get("/api/v1/models/b/versions?tag.stage=canary").await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let canary = VersionQuery {
+        tags: vec![("stage".into(), "canary".into())],
+        ..VersionQuery::default()
+    };
+    let list = api.versions("b").list(&canary).await.unwrap();
+    assert_eq!(list.items.len(), 1);
     assert_eq!(
         http.send("DELETE", "/api/v1/models/b/versions/1/tags/stage", None)
             .await

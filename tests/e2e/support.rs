@@ -333,7 +333,9 @@ impl Drop for Daemon {
     }
 }
 
-/// A small JSON-over-HTTP client.
+/// A small JSON-over-HTTP client, for requests whose exact status codes,
+/// headers or malformed bodies a test checks; [`Http::client`] is the
+/// typed client for everything else.
 #[derive(Clone)]
 pub struct Http {
     pub url: String,
@@ -342,6 +344,11 @@ pub struct Http {
 }
 
 impl Http {
+    /// The typed native-API client for the same daemon and token.
+    pub fn api(&self) -> modelwatch_client::Client {
+        modelwatch_client::Client::with_http(self.client.clone(), &self.url, self.token.clone())
+    }
+
     pub fn with_token(&self, token: Option<&str>) -> Http {
         Http {
             token: token.map(str::to_string),

@@ -10,6 +10,7 @@ use datafusion::arrow::array::{
     ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use modelwatch_client::{AuditQuery, FeatureKind, Features};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -565,8 +566,8 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
         .await;
     assert_eq!(s, 400, "{b}");
     // None of the refused creations made a version or wrote reference rows.
-    let (_, m) = http.get("/api/v1/models/fraud").await;
-    assert_eq!(m["latest_version"], 1, "{m}");
+    let m = http.api().models().get("fraud").await.unwrap();
+    assert_eq!(m.latest_version, 1, "{m:?}");
     assert_eq!(count(&http, "reference").await, 3);
     let (s, _) = http
         .post(
@@ -597,13 +598,20 @@ async fn first_reference_upload_declares_the_features() {
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["features_declared"], true);
-    let (_, v) = http.get("/api/v1/models/fraud/versions/1").await;
+    let v = http.api().versions("fraud").get(1).await.unwrap();
     assert_eq!(
-        v["features"],
-        json!({"amount": "numeric", "country": "categorical"})
+        v.features,
+        Features::from([
+            ("amount".to_string(), FeatureKind::Numeric),
+            ("country".to_string(), FeatureKind::Categorical)
+        ])
     );
-    let (_, audit) = http.get("/api/v1/audit?action=version.update").await;
-    assert_eq!(audit["items"][0]["actor"], "loader", "{audit}");
+    let updates = AuditQuery {
+        action: Some("version.update".into()),
+        ..AuditQuery::default()
+    };
+    let audit = http.api().audit().list(&updates).await.unwrap();
+    assert_eq!(audit.items[0].actor, "loader", "{audit:?}");
     // From now on uploads are checked against them.
     let (s, b) = upload(
         &ingest,

@@ -10,6 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
+use modelwatch_client::{
+    AuditQuery, DeliveryQuery, PageQuery, RecommendationQuery, RecommendationStatus,
+};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::watch;
@@ -324,8 +327,12 @@ async fn registry_changes_reach_a_receiver_signed_with_stable_delivery_ids() {
             "{path} shows the secret"
         );
     }
-    let (_, audit) = http.get("/api/v1/audit?action=webhook.create").await;
-    assert_eq!(audit["items"][0]["target"], "webhook/ci");
+    let creations = AuditQuery {
+        action: Some("webhook.create".into()),
+        ..AuditQuery::default()
+    };
+    let audit = http.api().audit().list(&creations).await.unwrap();
+    assert_eq!(audit.items[0].target, "webhook/ci");
 
     let (_, text) = http.get("/metrics").await;
     let text = text.as_str().unwrap();
@@ -390,10 +397,17 @@ async fn a_failing_receiver_is_retried_and_a_dead_one_fails_after_the_last_attem
     let out = d.cli(&["webhook", "deliveries", "dead", "--status", "failed"]);
     assert!(out.status.success());
     assert!(stdout(&out).contains("failed") && stdout(&out).contains("refused"));
-    let (_, pending) = http
-        .get("/api/v1/webhooks/dead/deliveries?status=pending")
-        .await;
-    assert_eq!(pending["items"], json!([]));
+    let pending_only = DeliveryQuery {
+        status: Some("pending".into()),
+        ..DeliveryQuery::default()
+    };
+    let pending = http
+        .api()
+        .webhooks()
+        .deliveries("dead", &pending_only)
+        .await
+        .unwrap();
+    assert_eq!(pending.items, []);
 
     let (_, text) = http.get("/metrics").await;
     let text = text.as_str().unwrap();
@@ -476,8 +490,18 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
     let url = "http://127.0.0.1:9/hook";
     create_hook(&http, "taken", url, &["*"]).await;
     let editor = http.with_token(Some(&http.token("ed", "editor").await));
-    let (_, before) = http.get("/api/v1/audit?limit=1000").await;
-    let audit_len = before["items"].as_array().unwrap().len();
+    let whole_log = AuditQuery {
+        page: PageQuery::limit(1000),
+        ..AuditQuery::default()
+    };
+    let audit_len = http
+        .api()
+        .audit()
+        .list(&whole_log)
+        .await
+        .unwrap()
+        .items
+        .len();
 
     let hook = |name: &str, url: &str, events: Value| json!({ "name": name, "url": url, "events": events });
     // (client, method, path, body, status, error code)
@@ -655,15 +679,10 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(crate::support::stderr(&out).contains("http://"));
 
-    let (_, after) = http.get("/api/v1/audit?limit=1000").await;
-    assert_eq!(after["items"].as_array().unwrap().len(), audit_len);
-    let (_, hooks) = http.get("/api/v1/webhooks").await;
-    let names: Vec<&str> = hooks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap())
-        .collect();
+    let after = http.api().audit().list(&whole_log).await.unwrap();
+    assert_eq!(after.items.len(), audit_len);
+    let hooks = http.api().webhooks().list().await.unwrap();
+    let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["taken"]);
     assert_eq!(deliveries(&http, "taken").await, Vec::<Value>::new());
 }
@@ -693,10 +712,18 @@ async fn recommendation_events_follow_the_lifecycle_and_the_model_filter() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (_, open) = http
-        .get("/api/v1/recommendations?model=fraud&status=open")
-        .await;
-    let id = open["items"][0]["id"].as_i64().unwrap();
+    let open_fraud = RecommendationQuery {
+        model: Some("fraud".into()),
+        status: Some(RecommendationStatus::Open),
+        ..RecommendationQuery::default()
+    };
+    let open = http
+        .api()
+        .recommendations()
+        .list(&open_fraud)
+        .await
+        .unwrap();
+    let id = open.items[0].id;
     let (status, _) = http
         .post(
             &format!("/api/v1/recommendations/{id}/dismiss"),

@@ -97,6 +97,8 @@ named_enum!(
     }
 );
 
+// `named_enum!` fixes the derive list, so `#[derive(Default)]` is not an option.
+#[allow(clippy::derivable_impls)]
 impl Default for Correction {
     fn default() -> Self {
         Correction::None

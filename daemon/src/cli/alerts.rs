@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::client::{Client, ClientError};
 use super::output::{Column, page, print};
-use super::{Connection, PageArgs, query_string};
+use super::{CliError, Connection, PageArgs, client, document};
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
@@ -39,7 +38,7 @@ const ALERT_COLUMNS: &[Column] = &[
     ("detail", "/detail"),
 ];
 
-pub async fn run(command: AlertsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+pub async fn run(command: AlertsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     match command {
         AlertsCommand::Export { dir, force } => {
             for path in write_files(&dir, modelwatch_alerts::FILES, force)? {
@@ -47,13 +46,8 @@ pub async fn run(command: AlertsCommand, conn: &Connection) -> Result<ExitCode, 
             }
         }
         AlertsCommand::List { page: p } => {
-            let mut q = Vec::new();
-            p.query(&mut q);
-            let c = Client::new(&conn.url, conn.token.clone());
-            let v = c
-                .get(&format!("/api/v1/alerts{}", query_string(&q)))
-                .await?;
-            print(conn.json, &v, |v| page(v, ALERT_COLUMNS));
+            let listed = client(conn).alerts().list(&p.query()).await?;
+            print(conn.json, &document(&listed), |v| page(v, ALERT_COLUMNS));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -66,8 +60,8 @@ pub fn write_files(
     dir: &Path,
     files: &[(&str, &str)],
     force: bool,
-) -> Result<Vec<PathBuf>, ClientError> {
-    let local = |what: String| ClientError::Local(what);
+) -> Result<Vec<PathBuf>, CliError> {
+    let local = |what: String| CliError::Local(what);
     let targets: Vec<(PathBuf, &str)> = files
         .iter()
         .map(|(rel, text)| (dir.join(rel), *text))

@@ -1,17 +1,16 @@
-//! `modelwatch bench …`: load generators that measure a running daemon over
-//! loopback, so anyone can rerun the figures in BENCHMARKS.md.
+//! `modelwatch bench …`: the command tree of the load generators. They
+//! live in `modelwatch-tools`; `bench sql` runs the server's SQL engine in
+//! process and stays here ([`super::bench_sql`]).
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::json;
 
-use super::Connection;
-use super::client::{Client, ClientError};
-use super::{bench_remote_write, bench_sql};
+use modelwatch_tools::{bench, bench_evaluate, bench_mlflow, bench_otlp, bench_upload};
+
+use super::bench_sql;
+use super::{CliError, Connection, client};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -59,100 +58,44 @@ pub enum BenchCommand {
         runs: usize,
     },
     /// OTLP metrics ingestion: batched exports over HTTP or gRPC.
-    Otlp(super::bench_otlp::OtlpBenchArgs),
+    Otlp(bench_otlp::OtlpBenchArgs),
     /// Inference rows/s through the batch upload routes (Arrow IPC, NDJSON).
-    Upload(super::bench_upload::UploadBenchArgs),
+    Upload(bench_upload::UploadBenchArgs),
     /// Evaluator cycle time over many watched versions, and remote-write
     /// ingestion idle versus during evaluation.
-    Evaluate(super::bench_evaluate::EvaluateBenchArgs),
+    Evaluate(bench_evaluate::EvaluateBenchArgs),
     /// MLflow REST calls (version creation, alias set/get, search, set-tag)
     /// against modelwatch's `/api/2.0/mlflow` or an `mlflow server`.
-    Mlflow(super::bench_mlflow::MlflowBenchArgs),
+    Mlflow(bench_mlflow::MlflowBenchArgs),
 }
 
-/// Throughput and latency of one phase.
-#[derive(Debug, serde::Serialize)]
-pub struct PhaseResult {
-    pub phase: &'static str,
-    pub requests: usize,
-    pub errors: usize,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-/// The `p` quantile (0–1) of sorted latencies, in milliseconds (0 when empty).
-pub(super) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .map(|d| d.as_secs_f64() * 1e3)
-        .unwrap_or(0.0)
-}
-
-pub(super) async fn phase<F, Fut>(
-    name: &'static str,
-    concurrency: usize,
-    duration: Duration,
-    op: F,
-) -> PhaseResult
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), ClientError>> + Send,
-{
-    let op = Arc::new(op);
-    let start = Instant::now();
-    let deadline = start + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|w| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                let mut i = 0usize;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    if op(w * 1_000_000 + i).await.is_err() {
-                        errors += 1;
-                    }
-                    latencies.push(t.elapsed());
-                    i += 1;
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        if let Ok((l, e)) = w.await {
-            latencies.extend(l);
-            errors += e;
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pct = |p: f64| percentile_ms(&latencies, p);
-    PhaseResult {
-        phase: name,
-        requests: latencies.len(),
-        errors,
-        // Only acknowledged requests count as throughput.
-        per_second: (latencies.len() - errors) as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-    }
-}
-
-pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
-    match command {
+pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, CliError> {
+    let c = client(conn);
+    let code = match command {
         BenchCommand::Registry {
             concurrency,
             seconds,
-        } => registry(conn, concurrency, Duration::from_secs(seconds)).await,
-        BenchCommand::Upload(args) => super::bench_upload::run(conn, args).await,
-        BenchCommand::Evaluate(args) => super::bench_evaluate::run(conn, args).await,
-        BenchCommand::Otlp(args) => super::bench_otlp::run(args, conn).await,
-        BenchCommand::Mlflow(args) => super::bench_mlflow::run(conn, args).await,
+        } => bench::registry(&c, conn.json, concurrency, Duration::from_secs(seconds)).await?,
+        BenchCommand::Upload(args) => bench_upload::run(&c, conn.json, args).await?,
+        BenchCommand::Evaluate(args) => bench_evaluate::run(&c, conn.json, args).await?,
+        BenchCommand::Otlp(args) => bench_otlp::run(&c, conn.json, args).await?,
+        BenchCommand::Mlflow(args) => bench_mlflow::run(&c, conn.json, args).await?,
+        BenchCommand::RemoteWrite {
+            concurrency,
+            seconds,
+            series,
+            samples_per_series,
+            target,
+        } => {
+            let args = bench::RemoteWriteArgs {
+                concurrency,
+                duration: Duration::from_secs(seconds),
+                series,
+                samples_per_series,
+                target,
+            };
+            bench::remote_write(&c, conn.json, args).await?
+        }
         BenchCommand::Sql {
             data_dir,
             rows,
@@ -160,7 +103,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
         } => {
             let timings = bench_sql::run(data_dir, rows, runs.max(1))
                 .await
-                .map_err(|e| ClientError::Local(format!("{e:#}")))?;
+                .map_err(|e| CliError::Local(format!("{e:#}")))?;
             if conn.json {
                 println!(
                     "{}",
@@ -169,49 +112,10 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             } else {
                 print_timings(&timings);
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
-        BenchCommand::RemoteWrite {
-            concurrency,
-            seconds,
-            series,
-            samples_per_series,
-            target,
-        } => {
-            let plan = bench_remote_write::RemoteWritePlan {
-                target: target
-                    .unwrap_or_else(|| format!("{}/api/v1/write", conn.url.trim_end_matches('/'))),
-                token: conn.token.clone(),
-                series_per_request: series,
-                samples_per_series,
-                distinct_requests: 256,
-                concurrency,
-                duration: Duration::from_secs(seconds),
-            };
-            let (result, mean_bytes) = bench_remote_write::run(&plan).await?;
-            let samples_per_second = result.per_second * plan.samples_per_request() as f64;
-            if conn.json {
-                println!(
-                    "{}",
-                    json!({
-                        "target": plan.target,
-                        "samples_per_request": plan.samples_per_request(),
-                        "request_bytes": mean_bytes,
-                        "samples_per_second": samples_per_second,
-                        "phase": result,
-                    })
-                );
-            } else {
-                print_results(std::slice::from_ref(&result));
-                println!("samples per second: {samples_per_second:.0}");
-            }
-            Ok(if result.errors == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-    }
+    };
+    Ok(code)
 }
 
 fn print_timings(timings: &[bench_sql::QueryTiming]) {
@@ -225,95 +129,4 @@ fn print_timings(timings: &[bench_sql::QueryTiming]) {
             t.name, t.result_rows, t.runs, t.median_ms, t.min_ms, t.max_ms
         );
     }
-}
-
-pub(super) fn print_results(results: &[PhaseResult]) {
-    println!(
-        "{:<20} {:>10} {:>8} {:>12} {:>9} {:>9}",
-        "phase", "requests", "errors", "per second", "p50 ms", "p99 ms"
-    );
-    for r in results {
-        println!(
-            "{:<20} {:>10} {:>8} {:>12.0} {:>9.2} {:>9.2}",
-            r.phase, r.requests, r.errors, r.per_second, r.p50_ms, r.p99_ms
-        );
-    }
-}
-
-async fn registry(
-    conn: &Connection,
-    concurrency: usize,
-    duration: Duration,
-) -> Result<ExitCode, ClientError> {
-    let client = Arc::new(Client::new(&conn.url, conn.token.clone()));
-    let model = format!("bench-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%f"));
-    client
-        .call(
-            Method::POST,
-            "/api/v1/models",
-            Some(&json!({ "name": model, "tags": { "purpose": "bench" } })),
-        )
-        .await?;
-    eprintln!(
-        "benchmarking {} with {concurrency} concurrent requests, {}s per phase (model {model})",
-        conn.url,
-        duration.as_secs()
-    );
-
-    let mut results = Vec::new();
-    let (c, m) = (client.clone(), model.clone());
-    results.push(
-        phase("version creations", concurrency, duration, move |i| {
-            let (c, m) = (c.clone(), m.clone());
-            async move {
-                let body = json!({ "run_id": format!("run-{i}"), "lineage": { "metrics": { "auc": 0.9 } } });
-                c.call(Method::POST, &format!("/api/v1/models/{m}/versions"), Some(&body)).await.map(drop)
-            }
-        })
-        .await,
-    );
-    client
-        .call(
-            Method::PUT,
-            &format!("/api/v1/models/{model}/aliases/staging"),
-            Some(&json!({ "version": 1 })),
-        )
-        .await?;
-    let (c, m) = (client.clone(), model.clone());
-    results.push(
-        phase("alias lookups", concurrency, duration, move |_| {
-            let (c, m) = (c.clone(), m.clone());
-            async move {
-                c.get(&format!("/api/v1/models/{m}/aliases/staging"))
-                    .await
-                    .map(drop)
-            }
-        })
-        .await,
-    );
-    let (c, m) = (client.clone(), model.clone());
-    results.push(
-        phase("searches", concurrency, duration, move |i| {
-            let (c, m) = (c.clone(), m.clone());
-            async move {
-                c.get(&format!(
-                    "/api/v1/models/{m}/versions?run_id=run-{}&limit=10",
-                    i % 1000
-                ))
-                .await
-                .map(drop)
-            }
-        })
-        .await,
-    );
-
-    if conn.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).unwrap_or_default()
-        );
-    } else {
-        print_results(&results);
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! `modelwatch bench sql`: SQL latency of typical health queries over a
 //! generated history of at least 10 million samples, measured in process
-//! through the same session and read-only query path as `POST /api/v1/sql`.
+//! through the same session and read-only query path as the HTTP SQL route.
 //!
 //! The data is written through the real ingest path (remote write decode,
 //! WAL, persist to Parquet, compaction) into `<data-dir>/history`, so the
@@ -136,7 +136,7 @@ fn encode_write(mvs: usize, first_minute: usize, minutes: usize, start_ms: i64) 
             });
         }
     }
-    super::bench_remote_write::encode_series(timeseries)
+    modelwatch_tools::bench_remote_write::encode_series(timeseries)
 }
 
 /// The generated history, opened with the daemon's table definitions.

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::client::{ClientError, enc};
-use super::{Connection, client};
+use modelwatch_client::PromoteRequest;
+
+use super::{CliError, Connection, client, document};
 
 /// Which version a gate or promotion is about.
 #[derive(Debug, Args)]
@@ -46,57 +46,43 @@ pub enum GatePolicyCommand {
     },
 }
 
-fn read_policy(file: &PathBuf) -> Result<String, ClientError> {
+fn read_policy(file: &PathBuf) -> Result<String, CliError> {
     let mut text = String::new();
     let read = if file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
         std::fs::read_to_string(file).map(|t| text = t)
     };
-    read.map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    read.map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     Ok(text)
-}
-
-fn policy_path(model: &str) -> String {
-    format!("/api/v1/models/{}/gate-policy", enc(model))
 }
 
 pub async fn gate_policy(
     command: GatePolicyCommand,
     conn: &Connection,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let c = client(conn);
     match command {
         GatePolicyCommand::Set { model, file } => {
             let rego = read_policy(&file)?;
-            let v = c
-                .call(
-                    Method::PUT,
-                    &policy_path(&model),
-                    Some(&json!({ "rego": rego })),
-                )
-                .await?;
+            let stored = c.gate_policies().set(&model, &rego).await?;
             if conn.json {
-                super::output::print(true, &v, |_| String::new());
+                super::output::print(true, &document(&stored), |_| String::new());
             } else {
                 println!(
                     "gate policy of model {model:?} set (sha256 {})",
-                    v["sha256"].as_str().unwrap_or_default()
+                    stored.sha256
                 );
             }
         }
         GatePolicyCommand::Get { model } => {
-            let v = c.get(&policy_path(&model)).await?;
-            super::output::print(conn.json, &v, |v| {
-                v["rego"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .trim_end()
-                    .to_string()
+            let stored = c.gate_policies().get(&model).await?;
+            super::output::print(conn.json, &document(&stored), |_| {
+                stored.rego.trim_end().to_string()
             });
         }
         GatePolicyCommand::Delete { model } => {
-            c.call(Method::DELETE, &policy_path(&model), None).await?;
+            c.gate_policies().delete(&model).await?;
             if !conn.json {
                 println!("model {model:?} has no gate policy any more: promotions are not checked");
             }
@@ -139,20 +125,13 @@ pub async fn gate(
     target: Target,
     alias: Option<String>,
     conn: &Connection,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let report = client(conn)
-        .call(
-            Method::POST,
-            &format!(
-                "/api/v1/models/{}/versions/{}/gate",
-                enc(&target.model),
-                target.version
-            ),
-            Some(&json!({ "alias": alias })),
-        )
+        .versions(&target.model)
+        .gate(target.version, alias.as_deref())
         .await?;
-    super::output::print(conn.json, &report, report_text);
-    Ok(if report["allowed"] == Value::Bool(true) {
+    super::output::print(conn.json, &document(&report), report_text);
+    Ok(if report.allowed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -167,23 +146,20 @@ pub async fn promote(
     alias: String,
     reason: String,
     conn: &Connection,
-) -> Result<ExitCode, ClientError> {
-    let v = client(conn)
-        .call(
-            Method::POST,
-            &format!(
-                "/api/v1/models/{}/versions/{}/promote",
-                enc(&target.model),
-                target.version
-            ),
-            Some(&json!({ "alias": alias, "reason": reason })),
-        )
+) -> Result<ExitCode, CliError> {
+    let request = PromoteRequest {
+        alias: alias.clone(),
+        reason,
+    };
+    let promotion = client(conn)
+        .versions(&target.model)
+        .promote(target.version, &request)
         .await?;
-    super::output::print(conn.json, &v, |v| {
+    super::output::print(conn.json, &document(&promotion), |v| {
         format!(
             "alias {alias} of model {} now points at version {}\n{}",
             target.model,
-            v["alias"]["version"],
+            promotion.alias.version,
             report_text(&v["gate"])
         )
     });

@@ -5,16 +5,9 @@
 
 mod alerts;
 mod bench;
-mod bench_evaluate;
-mod bench_mlflow;
-mod bench_otlp;
-mod bench_remote_write;
 mod bench_sql;
-mod bench_upload;
-pub mod client;
 mod dashboards;
-mod demo;
-mod demo_fleet;
+mod error;
 mod gates;
 mod monitoring;
 mod output;
@@ -26,14 +19,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use reqwest::Method;
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use modelwatch_client::{
+    AuditQuery, Client, DataRef, Features, Lineage, ModelQuery, ModelUpdate, NewModel, NewVersion,
+    PageQuery, RecommendationQuery, SqlRequest, VersionQuery, VersionUpdate,
+};
 use modelwatch_registry::prelude::*;
 use modelwatch_registry::{Actor, Role, SqliteStore, tokens};
-
-use client::{Client, ClientError, enc};
 use modelwatch_server::config::ServeArgs;
+use modelwatch_tools::demo;
+
+pub use error::CliError;
 use output::*;
 
 #[derive(Debug, Parser)]
@@ -230,25 +228,12 @@ pub struct PageArgs {
 }
 
 impl PageArgs {
-    fn query(&self, q: &mut Vec<(String, String)>) {
-        if let Some(l) = self.limit {
-            q.push(("limit".into(), l.to_string()));
-        }
-        if let Some(c) = &self.cursor {
-            q.push(("cursor".into(), c.clone()));
+    fn query(&self) -> PageQuery {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
         }
     }
-}
-
-fn query_string(q: &[(String, String)]) -> String {
-    if q.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = q
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    format!("?{}", parts.join("&"))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -542,7 +527,7 @@ async fn run(cli: Cli) -> ExitCode {
             logging.shutdown().await;
             code
         }
-        Command::Demo(args) => demo::main(args).await,
+        Command::Demo(args) => run_demo(args).await,
         Command::Dashboards { command } => dashboards::run(command),
         command => match client_command(command).await {
             Ok(code) => code,
@@ -554,12 +539,25 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Errors of commands that work on a data directory directly.
-fn offline_error(e: impl std::fmt::Display) -> ClientError {
-    ClientError::Local(e.to_string())
+/// `modelwatch demo`: its daemon logs to a file, the demo's own log (the
+/// fleet's exporter, the child's shutdown) is quiet on stderr.
+async fn run_demo(args: demo::DemoArgs) -> ExitCode {
+    let _logging = crate::logging::init(modelwatch_server::config::LogFormat::Human, "warn", None);
+    match demo::run(args, tokens::generate_secret()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError> {
+/// Errors of commands that work on a data directory directly.
+fn offline_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Local(e.to_string())
+}
+
+async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, CliError> {
     let path = dir.join("registry.sqlite");
     if !path.exists() {
         return Err(offline_error(format!(
@@ -570,7 +568,7 @@ async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, ClientError>
     SqliteStore::open(&path).await.map_err(offline_error)
 }
 
-async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
+async fn client_command(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Serve(_) | Command::Demo(_) | Command::Dashboards { .. } => {
             unreachable!("handled by run")
@@ -613,11 +611,30 @@ fn client(conn: &Connection) -> Client {
     Client::new(&conn.url, conn.token.clone())
 }
 
-fn tag_query(q: &mut Vec<(String, String)>, tags: Vec<(String, String)>) {
-    q.extend(tags.into_iter().map(|(k, v)| (format!("tag.{k}"), v)));
+/// A reply as the JSON document the tables read and `--json` prints: the
+/// typed value serialized again has the fields the daemon sent.
+fn document(reply: &impl Serialize) -> Value {
+    serde_json::to_value(reply).unwrap_or(Value::Null)
 }
 
-async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+/// Parses a flag's text into the API's value, refusing it the way the
+/// daemon would (exit 1) rather than as a usage error.
+fn api_value<T>(text: &str) -> Result<T, CliError>
+where
+    T: std::str::FromStr<Err = modelwatch_types::InvalidValue>,
+{
+    text.parse()
+        .map_err(|e: modelwatch_types::InvalidValue| CliError::InvalidArgument(e.message))
+}
+
+fn optional_api_value<T>(text: Option<String>) -> Result<Option<T>, CliError>
+where
+    T: std::str::FromStr<Err = modelwatch_types::InvalidValue>,
+{
+    text.as_deref().map(api_value).transpose()
+}
+
+async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
     match command {
         ModelsCommand::List {
@@ -626,19 +643,20 @@ async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, C
             owner,
             tags,
         } => {
-            let mut q = Vec::new();
-            page.query(&mut q);
-            q.extend(name_prefix.map(|v| ("name_prefix".to_string(), v)));
-            q.extend(owner.map(|v| ("owner".to_string(), v)));
-            tag_query(&mut q, tags);
-            let v = c
-                .get(&format!("/api/v1/models{}", query_string(&q)))
-                .await?;
-            print(conn.json, &v, |v| output::page(v, MODEL_COLUMNS));
+            let query = ModelQuery {
+                page: page.query(),
+                name_prefix,
+                owner,
+                tags,
+            };
+            let listed = c.models().list(&query).await?;
+            print(conn.json, &document(&listed), |v| {
+                output::page(v, MODEL_COLUMNS)
+            });
         }
         ModelsCommand::Get { name } => {
-            let v = c.get(&format!("/api/v1/models/{}", enc(&name))).await?;
-            print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
+            let model = c.models().get(&name).await?;
+            print(conn.json, &document(&model), |v| record(v, MODEL_COLUMNS));
         }
         ModelsCommand::Create {
             name,
@@ -646,34 +664,26 @@ async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, C
             owner,
             tags,
         } => {
-            let tags: BTreeMap<_, _> = tags.into_iter().collect();
-            let body =
-                json!({ "name": name, "description": description, "owner": owner, "tags": tags });
-            let v = c.call(Method::POST, "/api/v1/models", Some(&body)).await?;
-            print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
+            let new = NewModel {
+                name,
+                description,
+                owner,
+                tags: tags.into_iter().collect(),
+            };
+            let model = c.models().create(&new).await?;
+            print(conn.json, &document(&model), |v| record(v, MODEL_COLUMNS));
         }
         ModelsCommand::Update {
             name,
             description,
             owner,
         } => {
-            let body = json!({ "description": description, "owner": owner });
-            let v = c
-                .call(
-                    Method::PATCH,
-                    &format!("/api/v1/models/{}", enc(&name)),
-                    Some(&body),
-                )
-                .await?;
-            print(conn.json, &v, |v| record(v, MODEL_COLUMNS));
+            let update = ModelUpdate { description, owner };
+            let model = c.models().update(&name, &update).await?;
+            print(conn.json, &document(&model), |v| record(v, MODEL_COLUMNS));
         }
         ModelsCommand::Delete { name } => {
-            c.call(
-                Method::DELETE,
-                &format!("/api/v1/models/{}", enc(&name)),
-                None,
-            )
-            .await?;
+            c.models().delete(&name).await?;
             if !conn.json {
                 println!("deleted model {name}");
             }
@@ -682,16 +692,21 @@ async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
-fn training_data(spec: &str) -> Value {
+/// `URI` or `URI@sha256:<hex>`.
+fn training_data(spec: &str) -> DataRef {
     match spec.rsplit_once('@') {
-        Some((uri, digest)) if digest.starts_with("sha256:") => {
-            json!({ "uri": uri, "digest": digest })
-        }
-        _ => json!({ "uri": spec }),
+        Some((uri, digest)) if digest.starts_with("sha256:") => DataRef {
+            uri: uri.to_string(),
+            digest: Some(digest.to_string()),
+        },
+        _ => DataRef {
+            uri: spec.to_string(),
+            digest: None,
+        },
     }
 }
 
-async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
     match command {
         VersionsCommand::List {
@@ -701,28 +716,20 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
             run_id,
             tags,
         } => {
-            let mut q = Vec::new();
-            page.query(&mut q);
-            q.extend(status.map(|v| ("status".to_string(), v)));
-            q.extend(run_id.map(|v| ("run_id".to_string(), v)));
-            tag_query(&mut q, tags);
-            let v = c
-                .get(&format!(
-                    "/api/v1/models/{}/versions{}",
-                    enc(&model),
-                    query_string(&q)
-                ))
-                .await?;
-            print(conn.json, &v, |v| output::page(v, VERSION_COLUMNS));
+            let query = VersionQuery {
+                page: page.query(),
+                status: optional_api_value(status)?,
+                run_id,
+                tags,
+            };
+            let listed = c.versions(&model).list(&query).await?;
+            print(conn.json, &document(&listed), |v| {
+                output::page(v, VERSION_COLUMNS)
+            });
         }
         VersionsCommand::Get { model, version } => {
-            let v = c
-                .get(&format!(
-                    "/api/v1/models/{}/versions/{version}",
-                    enc(&model)
-                ))
-                .await?;
-            print(conn.json, &v, |v| record(v, VERSION_DETAIL));
+            let found = c.versions(&model).get(version).await?;
+            print(conn.json, &document(&found), |v| record(v, VERSION_DETAIL));
         }
         VersionsCommand::Create {
             model,
@@ -741,37 +748,37 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
         } => {
             let mut metric_values = BTreeMap::new();
             for (k, v) in metrics {
-                let n: f64 = v.parse().map_err(|_| ClientError::Api {
-                    status: 0,
-                    code: "invalid_argument".into(),
-                    message: format!("--metric {k}={v}: the value must be a number"),
+                let n: f64 = v.parse().map_err(|_| {
+                    CliError::InvalidArgument(format!(
+                        "--metric {k}={v}: the value must be a number"
+                    ))
                 })?;
                 metric_values.insert(k, n);
             }
-            let body = json!({
-                "description": description,
-                "source_uri": source_uri,
-                "artifact_digest": artifact_digest,
-                "run_id": run_id,
-                "lineage": {
-                    "training_data": data.iter().map(|d| training_data(d)).collect::<Vec<_>>(),
-                    "code_commit": code_commit,
-                    "parent_version": parent_version,
-                    "parameters": params.into_iter().collect::<BTreeMap<_, _>>(),
-                    "metrics": metric_values,
+            let mut declared = Features::new();
+            for (name, kind) in features {
+                declared.insert(name, api_value(&kind)?);
+            }
+            let new = NewVersion {
+                description,
+                source_uri,
+                artifact_digest,
+                run_id,
+                lineage: Lineage {
+                    training_data: data.iter().map(|d| training_data(d)).collect(),
+                    code_commit,
+                    parent_version,
+                    parameters: params.into_iter().collect(),
+                    metrics: metric_values,
                 },
-                "tags": tags.into_iter().collect::<BTreeMap<_, _>>(),
-                "features": features.into_iter().collect::<BTreeMap<_, _>>(),
-                "reference_uri": reference_uri,
+                tags: tags.into_iter().collect(),
+                features: declared,
+                reference_uri,
+            };
+            let created = c.versions(&model).create(&new).await?;
+            print(conn.json, &document(&created), |v| {
+                record(v, VERSION_DETAIL)
             });
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/models/{}/versions", enc(&model)),
-                    Some(&body),
-                )
-                .await?;
-            print(conn.json, &v, |v| record(v, VERSION_DETAIL));
         }
         VersionsCommand::Update {
             model,
@@ -779,14 +786,18 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
             description,
             status,
         } => {
-            let body = json!({ "description": description, "status": status });
-            let path = format!("/api/v1/models/{}/versions/{version}", enc(&model));
-            let v = c.call(Method::PATCH, &path, Some(&body)).await?;
-            print(conn.json, &v, |v| record(v, VERSION_DETAIL));
+            let update = VersionUpdate {
+                description,
+                status: optional_api_value(status)?,
+                features: None,
+            };
+            let updated = c.versions(&model).update(version, &update).await?;
+            print(conn.json, &document(&updated), |v| {
+                record(v, VERSION_DETAIL)
+            });
         }
         VersionsCommand::Delete { model, version } => {
-            let path = format!("/api/v1/models/{}/versions/{version}", enc(&model));
-            c.call(Method::DELETE, &path, None).await?;
+            c.versions(&model).delete(version).await?;
             if !conn.json {
                 println!("deleted version {version} of {model}");
             }
@@ -795,48 +806,37 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tags(command: TagsCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+async fn tags(command: TagsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
-    let base = |model: &str, version: Option<i64>, key: &str| match version {
-        Some(v) => format!(
-            "/api/v1/models/{}/versions/{v}/tags/{}",
-            enc(model),
-            enc(key)
-        ),
-        None => format!("/api/v1/models/{}/tags/{}", enc(model), enc(key)),
-    };
-    let v = match command {
+    let tags = match command {
         TagsCommand::Set {
             model,
             key,
             value,
-            version,
-        } => {
-            c.call(
-                Method::PUT,
-                &base(&model, version, &key),
-                Some(&json!({ "value": value })),
-            )
-            .await?
-        }
+            version: Some(v),
+        } => c.versions(&model).set_tag(v, &key, &value).await?,
+        TagsCommand::Set {
+            model,
+            key,
+            value,
+            version: None,
+        } => c.models().set_tag(&model, &key, &value).await?,
         TagsCommand::Delete {
             model,
             key,
-            version,
-        } => {
-            c.call(Method::DELETE, &base(&model, version, &key), None)
-                .await?
-        }
+            version: Some(v),
+        } => c.versions(&model).delete_tag(v, &key).await?,
+        TagsCommand::Delete {
+            model,
+            key,
+            version: None,
+        } => c.models().delete_tag(&model, &key).await?,
     };
-    print(conn.json, &v, |v| {
-        let rows: Vec<Value> = v
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| json!({ "key": k, "value": v }))
-                    .collect()
-            })
-            .unwrap_or_default();
+    print(conn.json, &document(&tags), |_| {
+        let rows: Vec<Value> = tags
+            .iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect();
         output::rows(&rows, &[("key", "/key"), ("value", "/value")])
     });
     Ok(ExitCode::SUCCESS)
@@ -851,16 +851,12 @@ fn alias_detail(v: &Value) -> String {
     )
 }
 
-async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
-    let path =
-        |model: &str, alias: &str| format!("/api/v1/models/{}/aliases/{}", enc(model), enc(alias));
     match command {
         AliasesCommand::List { model } => {
-            let v = c
-                .get(&format!("/api/v1/models/{}/aliases", enc(&model)))
-                .await?;
-            print(conn.json, &v, |v| {
+            let listed = c.aliases(&model).list().await?;
+            print(conn.json, &document(&listed), |v| {
                 rows(
                     v.as_array().map(Vec::as_slice).unwrap_or_default(),
                     ALIAS_COLUMNS,
@@ -868,8 +864,8 @@ async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode,
             });
         }
         AliasesCommand::Get { model, alias } => {
-            let v = c.get(&path(&model, &alias)).await?;
-            print(conn.json, &v, alias_detail);
+            let found = c.aliases(&model).get(&alias).await?;
+            print(conn.json, &document(&found), alias_detail);
         }
         AliasesCommand::Set {
             model,
@@ -877,23 +873,15 @@ async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode,
             version,
             reason,
         } => {
-            let body = json!({ "version": version, "reason": reason });
-            let v = c
-                .call(Method::PUT, &path(&model, &alias), Some(&body))
-                .await?;
-            print(conn.json, &v, alias_detail);
+            let moved = c.aliases(&model).set(&alias, version, &reason).await?;
+            print(conn.json, &document(&moved), alias_detail);
         }
         AliasesCommand::Delete {
             model,
             alias,
             reason,
         } => {
-            let p = format!(
-                "{}{}",
-                path(&model, &alias),
-                query_string(&[("reason".into(), reason)])
-            );
-            c.call(Method::DELETE, &p, None).await?;
+            c.aliases(&model).delete(&alias, &reason).await?;
             if !conn.json {
                 println!("deleted alias {alias} of {model}");
             }
@@ -903,18 +891,11 @@ async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode,
             alias,
             reason,
         } => {
-            let body = json!({ "reason": reason });
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("{}/rollback", path(&model, &alias)),
-                    Some(&body),
-                )
-                .await?;
-            print(conn.json, &v, |v| {
+            let moved = c.aliases(&model).rollback(&alias, &reason).await?;
+            print(conn.json, &document(&moved), |v| {
                 format!(
                     "{alias} of {model} rolled back to version {}\n{}",
-                    v["version"],
+                    moved.version,
                     alias_detail(v)
                 )
             });
@@ -926,7 +907,7 @@ async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode,
 async fn recommendations(
     command: RecommendationsCommand,
     conn: &Connection,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let c = client(conn);
     let detail = |v: &Value| {
         let mut cols = RECOMMENDATION_COLUMNS.to_vec();
@@ -945,40 +926,29 @@ async fn recommendations(
             kind,
             status,
         } => {
-            let mut q = Vec::new();
-            page.query(&mut q);
-            q.extend(model.map(|v| ("model".to_string(), v)));
-            q.extend(version.map(|v| ("version".to_string(), v.to_string())));
-            q.extend(kind.map(|v| ("kind".to_string(), v)));
-            q.extend(status.map(|v| ("status".to_string(), v)));
-            let v = c
-                .get(&format!("/api/v1/recommendations{}", query_string(&q)))
-                .await?;
-            print(conn.json, &v, |v| output::page(v, RECOMMENDATION_COLUMNS));
+            let query = RecommendationQuery {
+                page: page.query(),
+                model,
+                version,
+                kind: optional_api_value(kind)?,
+                status: optional_api_value(status)?,
+            };
+            let listed = c.recommendations().list(&query).await?;
+            print(conn.json, &document(&listed), |v| {
+                output::page(v, RECOMMENDATION_COLUMNS)
+            });
         }
         RecommendationsCommand::Get { id } => {
-            let v = c.get(&format!("/api/v1/recommendations/{id}")).await?;
-            print(conn.json, &v, detail);
+            let found = c.recommendations().get(id).await?;
+            print(conn.json, &document(&found), detail);
         }
         RecommendationsCommand::Acknowledge { id, note } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/recommendations/{id}/acknowledge"),
-                    Some(&json!({ "note": note })),
-                )
-                .await?;
-            print(conn.json, &v, detail);
+            let acknowledged = c.recommendations().acknowledge(id, &note).await?;
+            print(conn.json, &document(&acknowledged), detail);
         }
         RecommendationsCommand::Dismiss { id, note } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/recommendations/{id}/dismiss"),
-                    Some(&json!({ "note": note })),
-                )
-                .await?;
-            print(conn.json, &v, detail);
+            let dismissed = c.recommendations().dismiss(id, &note).await?;
+            print(conn.json, &document(&dismissed), detail);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1001,7 +971,7 @@ fn verification_report(v: &Value) -> String {
     }
 }
 
-async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     match command {
         AuditCommand::List {
             page,
@@ -1009,15 +979,16 @@ async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, Cli
             action,
             target_prefix,
         } => {
-            let mut q = Vec::new();
-            page.query(&mut q);
-            q.extend(actor.map(|v| ("actor".to_string(), v)));
-            q.extend(action.map(|v| ("action".to_string(), v)));
-            q.extend(target_prefix.map(|v| ("target_prefix".to_string(), v)));
-            let v = client(conn)
-                .get(&format!("/api/v1/audit{}", query_string(&q)))
-                .await?;
-            print(conn.json, &v, |v| output::page(v, AUDIT_COLUMNS));
+            let query = AuditQuery {
+                page: page.query(),
+                actor,
+                action,
+                target_prefix,
+            };
+            let listed = client(conn).audit().list(&query).await?;
+            print(conn.json, &document(&listed), |v| {
+                output::page(v, AUDIT_COLUMNS)
+            });
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify { data_dir } => {
@@ -1028,7 +999,7 @@ async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, Cli
                     store.close().await;
                     serde_json::to_value(report).map_err(offline_error)?
                 }
-                None => client(conn).get("/api/v1/audit/verify").await?,
+                None => document(&client(conn).audit().verify().await?),
             };
             print(conn.json, &v, verification_report);
             Ok(if v["ok"].as_bool() == Some(true) {
@@ -1040,7 +1011,7 @@ async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, Cli
     }
 }
 
-async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
     match command {
         TokenCommand::Create {
@@ -1065,18 +1036,12 @@ async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, Cli
             role,
             data_dir: None,
         } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    "/api/v1/tokens",
-                    Some(&json!({ "name": name, "role": role })),
-                )
-                .await?;
-            print_created_token(conn.json, &v);
+            let created = c.tokens().create(&name, role).await?;
+            print_created_token(conn.json, &document(&created));
         }
         TokenCommand::List => {
-            let v = c.get("/api/v1/tokens").await?;
-            print(conn.json, &v, |v| {
+            let listed = c.tokens().list().await?;
+            print(conn.json, &document(&listed), |v| {
                 rows(
                     v.as_array().map(Vec::as_slice).unwrap_or_default(),
                     TOKEN_COLUMNS,
@@ -1084,15 +1049,9 @@ async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, Cli
             });
         }
         TokenCommand::Revoke { name } => {
-            let v = c
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/tokens/{}", enc(&name)),
-                    None,
-                )
-                .await?;
-            print(conn.json, &v, |v| {
-                format!("revoked token {}", v["name"].as_str().unwrap_or(""))
+            let revoked = c.tokens().revoke(&name).await?;
+            print(conn.json, &document(&revoked), |_| {
+                format!("revoked token {}", revoked.name)
             });
         }
     }
@@ -1115,39 +1074,43 @@ async fn sql(
     limit: Option<usize>,
     csv: bool,
     conn: &Connection,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let c = client(conn);
-    let body = json!({ "sql": query, "limit": limit });
+    let request = SqlRequest {
+        sql: query.to_string(),
+        limit,
+        timeout_seconds: None,
+    };
     if csv {
-        let text = c
-            .call_text(Method::POST, "/api/v1/sql", &body, "text/csv")
-            .await?;
+        let text = c.sql_text(&request, "text/csv").await?;
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let v = c.call(Method::POST, "/api/v1/sql", Some(&body)).await?;
-    print(conn.json, &v, |v| {
-        let names: Vec<String> = v["columns"]
-            .as_array()
-            .map(|cols| {
-                cols.iter()
-                    .filter_map(|c| c["name"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut out = output::dynamic_rows(
-            &names,
-            v["rows"].as_array().map(Vec::as_slice).unwrap_or_default(),
-        );
-        let count = v["row_count"].as_u64().unwrap_or(0);
+    let result = c.sql(&request).await?;
+    print(conn.json, &document(&result), |_| {
+        let names: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
+        let mut out = output::dynamic_rows(&names, &result.rows);
+        let count = result.row_count;
         out.push_str(&format!(
             "\n{count} row{}",
             if count == 1 { "" } else { "s" }
         ));
-        if v["truncated"].as_bool() == Some(true) {
+        if result.truncated {
             out.push_str(" (truncated: raise --limit)");
         }
         out
     });
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_knows_the_bootstrap_token_name() {
+        // The demo tells its own setup from the daemon's actors by this name.
+        assert_eq!(
+            modelwatch_tools::demo::ADMIN,
+            modelwatch_server::startup::BOOTSTRAP_TOKEN_NAME
+        );
+    }
 }

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::{ClientError, enc};
+use modelwatch_client::MonitoringPolicy;
+
 use super::output::{Column, print, record, rows};
-use super::{Connection, client};
+use super::{CliError, Connection, client, document};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -63,9 +63,9 @@ const POLICY_COLUMNS: &[Column] = &[
     ("updated at", "/updated_at"),
 ];
 
-fn read_policy_file(path: &PathBuf) -> Result<Value, ClientError> {
+fn read_policy_file(path: &PathBuf) -> Result<Value, CliError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let is_json = path.extension().is_some_and(|e| e == "json");
     let parsed: Result<Value, String> = if is_json {
         serde_json::from_str(&text).map_err(|e| e.to_string())
@@ -74,15 +74,15 @@ fn read_policy_file(path: &PathBuf) -> Result<Value, ClientError> {
             .map_err(|e| e.to_string())
             .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
     };
-    parsed.map_err(|e| ClientError::Usage(format!("{} is not a valid policy: {e}", path.display())))
+    parsed.map_err(|e| CliError::Usage(format!("{} is not a valid policy: {e}", path.display())))
 }
 
-pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
+pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
     match command {
         PolicyCommand::List => {
-            let v = c.get("/api/v1/policies").await?;
-            print(conn.json, &v, |v| {
+            let listed = c.policies().list().await?;
+            print(conn.json, &document(&listed), |v| {
                 rows(
                     v.as_array().map(Vec::as_slice).unwrap_or(&[]),
                     POLICY_COLUMNS,
@@ -90,10 +90,8 @@ pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCod
             });
         }
         PolicyCommand::Get { model } => {
-            let v = c
-                .get(&format!("/api/v1/models/{}/policy", enc(&model)))
-                .await?;
-            print(conn.json, &v, |v| {
+            let found = c.policies().get(&model).await?;
+            print(conn.json, &document(&found), |v| {
                 serde_json::to_string_pretty(v).unwrap_or_default()
             });
         }
@@ -112,7 +110,7 @@ pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCod
                 None => json!({}),
             };
             let Some(obj) = body.as_object_mut() else {
-                return Err(ClientError::Usage("a policy must be an object".into()));
+                return Err(CliError::Usage("a policy must be an object".into()));
             };
             obj.extend(alias.map(|v| ("alias".to_string(), json!(v))));
             obj.extend(interval.map(|v| ("interval".to_string(), json!(v))));
@@ -127,22 +125,15 @@ pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCod
             if rollback_on_alert {
                 obj.insert("rollback_on_alert".into(), json!(true));
             }
-            let v = c
-                .call(
-                    Method::PUT,
-                    &format!("/api/v1/models/{}/policy", enc(&model)),
-                    Some(&body),
-                )
-                .await?;
-            print(conn.json, &v, |v| record(v, POLICY_COLUMNS));
+            // Fields the file and flags leave out take the policy's
+            // defaults, as the daemon would give them.
+            let policy: MonitoringPolicy = serde_json::from_value(body)
+                .map_err(|e| CliError::InvalidArgument(format!("invalid policy: {e}")))?;
+            let stored = c.policies().set(&model, &policy).await?;
+            print(conn.json, &document(&stored), |v| record(v, POLICY_COLUMNS));
         }
         PolicyCommand::Delete { model } => {
-            c.call(
-                Method::DELETE,
-                &format!("/api/v1/models/{}/policy", enc(&model)),
-                None,
-            )
-            .await?;
+            c.policies().delete(&model).await?;
             if !conn.json {
                 println!("model {model:?} is no longer watched");
             }
@@ -165,15 +156,9 @@ const OUTCOME_COLUMNS: &[Column] = &[
 ];
 
 /// `modelwatch evaluate [--model M]`.
-pub async fn evaluate(model: Option<String>, conn: &Connection) -> Result<ExitCode, ClientError> {
-    let v = client(conn)
-        .call(
-            Method::POST,
-            "/api/v1/evaluate",
-            Some(&json!({ "model": model })),
-        )
-        .await?;
-    print(conn.json, &v, |v| {
+pub async fn evaluate(model: Option<String>, conn: &Connection) -> Result<ExitCode, CliError> {
+    let report = client(conn).evaluate(model.as_deref()).await?;
+    print(conn.json, &document(&report), |v| {
         format!(
             "{}\nevaluated in {:.0} ms",
             rows(

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
+use modelwatch_client::{UploadOptions, UploadResponse, UploadTable};
 use modelwatch_collectors::batch::BatchFormat;
 
-use super::Connection;
-use super::client::{Client, ClientError, enc};
 use super::output::{Column, print, record};
+use super::{CliError, Connection, client, document};
 
 #[derive(Debug, Subcommand)]
 pub enum UploadCommand {
@@ -63,7 +63,7 @@ const RESULT: &[Column] = &[
 ];
 
 /// Format and gzip from the file name (`x.csv`, `x.csv.gz`).
-pub fn detect(path: &Path, format: Option<&str>) -> Result<(BatchFormat, bool), ClientError> {
+pub fn detect(path: &Path, format: Option<&str>) -> Result<(BatchFormat, bool), CliError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -75,13 +75,13 @@ pub fn detect(path: &Path, format: Option<&str>) -> Result<(BatchFormat, bool), 
     if let Some(f) = format {
         return BatchFormat::from_name(f)
             .map(|f| (f, gzip))
-            .ok_or_else(|| ClientError::Usage(format!("unknown --format {f:?}")));
+            .ok_or_else(|| CliError::Usage(format!("unknown --format {f:?}")));
     }
     let ext = stem.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     BatchFormat::from_extension(ext)
         .map(|f| (f, gzip))
         .ok_or_else(|| {
-            ClientError::Usage(format!(
+            CliError::Usage(format!(
                 "cannot tell the format of {} from its extension; name it .ndjson, .jsonl, .csv, .parquet, .arrow or .arrows (optionally .gz), or pass --format",
                 path.display()
             ))
@@ -112,70 +112,76 @@ pub fn file_stream(
     })
 }
 
-pub async fn run(command: UploadCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
-    let (kind, args) = match command {
-        UploadCommand::Inferences(a) => ("inferences", a),
-        UploadCommand::Reference(a) => ("reference", a),
+pub async fn run(command: UploadCommand, conn: &Connection) -> Result<ExitCode, CliError> {
+    let (table, args) = match command {
+        UploadCommand::Inferences(a) => (UploadTable::Inferences, a),
+        UploadCommand::Reference(a) => (UploadTable::Reference, a),
     };
     let (format, gzip) = detect(&args.file, args.format.as_deref())?;
     let key = args
         .idempotency_key
         .clone()
         .unwrap_or_else(|| format!("cli-{:032x}", rand::random::<u128>()));
-    let path = format!(
-        "/api/v1/models/{}/versions/{}/{kind}",
-        enc(&args.model),
-        args.version
-    );
-    let client = Client::new(&conn.url, conn.token.clone());
-    let mut headers = vec![("idempotency-key", key.as_str())];
-    if gzip {
-        headers.push(("content-encoding", "gzip"));
-    }
-    let attempts = args.attempts.max(1);
-    let mut attempt = 1;
-    let v = loop {
-        let result = send_file(&client, &path, &args, format, &headers, conn).await;
-        match result {
-            // A lost connection may have lost only the reply: the retry
-            // carries the same key, so the upload is stored at most once.
-            Err(ClientError::Unreachable { ref reason, .. }) if attempt < attempts => {
-                eprintln!(
-                    "connection lost ({reason}); retrying with the same idempotency key ({}/{attempts})",
-                    attempt + 1
-                );
-                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
-                attempt += 1;
-            }
-            other => break other?,
-        }
+    let options = UploadOptions {
+        content_type: format.content_type().to_string(),
+        gzip,
+        idempotency_key: Some(key),
     };
-    if v["replayed"] == true {
+    let client = client(conn);
+    let attempts = args.attempts.max(1);
+    let progress = Progress {
+        hidden: conn.json || !std::io::stderr().is_terminal(),
+    };
+    // Each attempt streams the file afresh with its own progress bar; the
+    // client repeats the upload only when the connection was lost, with
+    // the same idempotency key, so it is stored at most once.
+    let reply: UploadResponse = client
+        .versions(&args.model)
+        .upload_with_retries(
+            args.version,
+            table,
+            &options,
+            attempts,
+            || open_file(&args.file, progress),
+            |e, next| {
+                let reason = match e {
+                    modelwatch_client::Error::Unreachable { reason, .. } => reason.as_str(),
+                    _ => "",
+                };
+                eprintln!(
+                    "connection lost ({reason}); retrying with the same idempotency key ({next}/{attempts})"
+                );
+            },
+        )
+        .await?;
+    if reply.replayed {
         eprintln!(
             "the server had this upload already (same idempotency key and body); nothing was stored again"
         );
     }
-    print(conn.json, &v, |v| record(v, RESULT));
+    print(conn.json, &document(&reply), |v| record(v, RESULT));
     Ok(ExitCode::SUCCESS)
 }
 
-/// One attempt: streams the file with a progress bar.
-async fn send_file(
-    client: &Client,
-    path: &str,
-    args: &UploadArgs,
-    format: BatchFormat,
-    headers: &[(&str, &str)],
-    conn: &Connection,
-) -> Result<serde_json::Value, ClientError> {
-    let file = tokio::fs::File::open(&args.file)
+/// Whether an attempt draws a progress bar (not for `--json`, nor when
+/// stderr is not a terminal).
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    hidden: bool,
+}
+
+/// One attempt's body: the file streamed from the start, counted by a
+/// progress bar that clears itself once the body is sent (or dropped).
+async fn open_file(path: &Path, progress: Progress) -> Result<reqwest::Body, CliError> {
+    let file = tokio::fs::File::open(path)
         .await
-        .map_err(|e| ClientError::Usage(format!("cannot open {}: {e}", args.file.display())))?;
+        .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", path.display())))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let progress = if conn.json || !std::io::stderr().is_terminal() {
+    let bar = if progress.hidden {
         ProgressBar::hidden()
     } else {
-        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+            .with_finish(ProgressFinish::AndClear);
         pb.set_style(
             ProgressStyle::with_template(
                 "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -183,13 +189,8 @@ async fn send_file(
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        pb.set_message(format!("uploading {}", args.file.display()));
+        pb.set_message(format!("uploading {}", path.display()));
         pb
     };
-    let body = reqwest::Body::wrap_stream(file_stream(file, progress.clone()));
-    let result = client
-        .send_body(path, format.content_type(), headers, body)
-        .await;
-    progress.finish_and_clear();
-    result
+    Ok(reqwest::Body::wrap_stream(file_stream(file, bar)))
 }

@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::client::{Client, ClientError, enc};
+use modelwatch_client::{DeliveryQuery, NewWebhook};
+
 use super::output::{Column, page, print, record, rows};
-use super::{Connection, PageArgs, query_string};
+use super::{CliError, Connection, PageArgs, client, document};
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
@@ -73,12 +73,8 @@ const DELIVERY_COLUMNS: &[Column] = &[
     ("delivered", "/delivered_at"),
 ];
 
-fn path(name: &str) -> String {
-    format!("/api/v1/webhooks/{}", enc(name))
-}
-
-pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode, ClientError> {
-    let c = Client::new(&conn.url, conn.token.clone());
+pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode, CliError> {
+    let c = client(conn);
     match command {
         WebhookCommand::Create {
             name,
@@ -87,23 +83,25 @@ pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode,
             model,
             secret,
         } => {
-            let body = json!({
-                "name": name, "url": receiver, "events": events, "model": model, "secret": secret,
-            });
-            let v = c
-                .call(Method::POST, "/api/v1/webhooks", Some(&body))
-                .await?;
-            print(conn.json, &v, |v: &Value| {
+            let new = NewWebhook {
+                name,
+                url: receiver,
+                events,
+                model,
+                secret,
+            };
+            let created = c.webhooks().create(&new).await?;
+            print(conn.json, &document(&created), |v: &Value| {
                 format!(
                     "{}\nsigning secret (shown only this once; verify X-Modelwatch-Signature with it):\n{}",
                     record(v, WEBHOOK_COLUMNS),
-                    v["secret"].as_str().unwrap_or("")
+                    created.secret
                 )
             });
         }
         WebhookCommand::List => {
-            let v = c.get("/api/v1/webhooks").await?;
-            print(conn.json, &v, |v| {
+            let listed = c.webhooks().list().await?;
+            print(conn.json, &document(&listed), |v| {
                 rows(
                     v.as_array().map(Vec::as_slice).unwrap_or_default(),
                     WEBHOOK_COLUMNS,
@@ -111,11 +109,11 @@ pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode,
             });
         }
         WebhookCommand::Show { name } => {
-            let v = c.get(&path(&name)).await?;
-            print(conn.json, &v, |v| record(v, WEBHOOK_COLUMNS));
+            let found = c.webhooks().get(&name).await?;
+            print(conn.json, &document(&found), |v| record(v, WEBHOOK_COLUMNS));
         }
         WebhookCommand::Delete { name } => {
-            c.call(Method::DELETE, &path(&name), None).await?;
+            c.webhooks().delete(&name).await?;
             if !conn.json {
                 println!("deleted webhook {name}");
             }
@@ -125,22 +123,19 @@ pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode,
             status,
             page: p,
         } => {
-            let mut q = Vec::new();
-            p.query(&mut q);
-            q.extend(status.map(|s| ("status".to_string(), s)));
-            let v = c
-                .get(&format!("{}/deliveries{}", path(&name), query_string(&q)))
-                .await?;
-            print(conn.json, &v, |v| page(v, DELIVERY_COLUMNS));
+            let query = DeliveryQuery {
+                page: p.query(),
+                status,
+            };
+            let listed = c.webhooks().deliveries(&name, &query).await?;
+            print(conn.json, &document(&listed), |v| page(v, DELIVERY_COLUMNS));
         }
         WebhookCommand::Test { name } => {
-            let v = c
-                .call(Method::POST, &format!("{}/test", path(&name)), None)
-                .await?;
-            print(conn.json, &v, |v| {
+            let queued = c.webhooks().test(&name).await?;
+            print(conn.json, &document(&queued), |_| {
                 format!(
                     "queued ping event {} for webhook {name}; see `modelwatch webhook deliveries {name}`",
-                    v["event_id"].as_str().unwrap_or("")
+                    queued.event_id
                 )
             });
         }

@@ -16,13 +16,10 @@ use clap::Args;
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::writer::StreamWriter;
-use reqwest::Method;
-use serde_json::{Value, json};
-
+use modelwatch_client::{Client, FeatureKind, NewModel, NewVersion, UploadOptions, UploadTable};
 use modelwatch_collectors::batch::BatchFormat;
 
-use super::Connection;
-use super::client::{Client, ClientError};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Args)]
 pub struct UploadBenchArgs {
@@ -88,9 +85,9 @@ fn generate(a: &UploadBenchArgs) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("generated batch")
 }
 
-pub(super) fn encode(batch: &RecordBatch, format: BatchFormat) -> Result<Vec<u8>, ClientError> {
+pub(crate) fn encode(batch: &RecordBatch, format: BatchFormat) -> Result<Vec<u8>> {
     let fail = |e: datafusion::arrow::error::ArrowError| {
-        ClientError::Usage(format!("cannot encode the benchmark body: {e}"))
+        Error::Usage(format!("cannot encode the benchmark body: {e}"))
     };
     let mut out = Vec::new();
     match format {
@@ -118,7 +115,7 @@ pub(super) fn encode(batch: &RecordBatch, format: BatchFormat) -> Result<Vec<u8>
             w.write(batch).map_err(fail)?;
         }
         BatchFormat::Parquet => {
-            return Err(ClientError::Usage(
+            return Err(Error::Usage(
                 "the benchmark generates arrow, ndjson and csv bodies".into(),
             ));
         }
@@ -126,39 +123,31 @@ pub(super) fn encode(batch: &RecordBatch, format: BatchFormat) -> Result<Vec<u8>
     Ok(out)
 }
 
-pub async fn run(conn: &Connection, a: UploadBenchArgs) -> Result<ExitCode, ClientError> {
-    let client = Client::new(&conn.url, conn.token.clone());
+/// `modelwatch bench upload`.
+pub async fn run(client: &Client, json: bool, a: UploadBenchArgs) -> Result<ExitCode> {
+    let client = client.clone();
     let model = format!(
         "bench-upload-{}",
         chrono::Utc::now().format("%Y%m%d%H%M%S%f")
     );
-    let mut features = serde_json::Map::new();
+    let mut features = modelwatch_client::Features::new();
     for f in 0..a.numeric {
-        features.insert(format!("num_{f}"), json!("numeric"));
+        features.insert(format!("num_{f}"), FeatureKind::Numeric);
     }
     for f in 0..a.categorical {
-        features.insert(format!("cat_{f}"), json!("categorical"));
+        features.insert(format!("cat_{f}"), FeatureKind::Categorical);
     }
-    client
-        .call(
-            Method::POST,
-            "/api/v1/models",
-            Some(&json!({ "name": model })),
-        )
-        .await?;
-    let v: Value = client
-        .call(
-            Method::POST,
-            &format!("/api/v1/models/{model}/versions"),
-            Some(&json!({ "features": features })),
-        )
-        .await?;
-    let version = v["version"].as_i64().unwrap_or(1);
+    client.models().create(&NewModel::named(&model)).await?;
+    let new_version = NewVersion {
+        features,
+        ..NewVersion::default()
+    };
+    let version = client.versions(&model).create(&new_version).await?.version;
     let batch = generate(&a);
     let mut results = Vec::new();
     for name in &a.formats {
         let format = BatchFormat::from_name(name)
-            .ok_or_else(|| ClientError::Usage(format!("unknown format {name:?}")))?;
+            .ok_or_else(|| Error::Usage(format!("unknown format {name:?}")))?;
         let body = Bytes::from(encode(&batch, format)?);
         eprintln!(
             "{}: {} requests of {} rows ({} bytes), {} in flight, model {model}",
@@ -168,27 +157,35 @@ pub async fn run(conn: &Connection, a: UploadBenchArgs) -> Result<ExitCode, Clie
             body.len(),
             a.concurrency
         );
-        let path = format!("/api/v1/models/{model}/versions/{version}/inferences");
+        let options = Arc::new(UploadOptions {
+            content_type: format.content_type().to_string(),
+            gzip: false,
+            idempotency_key: None,
+        });
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let started = Instant::now();
         let workers: Vec<_> = (0..a.concurrency.max(1))
             .map(|_| {
-                let (client, body, path, next) =
-                    (client.clone(), body.clone(), path.clone(), next.clone());
+                let (client, body, options, model, next) = (
+                    client.clone(),
+                    body.clone(),
+                    options.clone(),
+                    model.clone(),
+                    next.clone(),
+                );
                 let requests = a.requests;
                 tokio::spawn(async move {
                     let (mut rows, mut errors) = (0u64, 0usize);
                     while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                        match client
-                            .send_body(
-                                &path,
-                                format.content_type(),
-                                &[],
-                                reqwest::Body::from(body.clone()),
-                            )
-                            .await
-                        {
-                            Ok(v) => rows += v["rows"].as_u64().unwrap_or(0),
+                        let versions = client.versions(&model);
+                        let upload = versions.upload(
+                            version,
+                            UploadTable::Inferences,
+                            &options,
+                            reqwest::Body::from(body.clone()),
+                        );
+                        match upload.await {
+                            Ok(reply) => rows += reply.rows,
                             Err(e) => {
                                 errors += 1;
                                 eprintln!("request failed: {e}");
@@ -220,7 +217,7 @@ pub async fn run(conn: &Connection, a: UploadBenchArgs) -> Result<ExitCode, Clie
                 / (1 << 20) as f64,
         });
     }
-    if conn.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&results).unwrap_or_default()

@@ -12,8 +12,9 @@ use std::time::Duration;
 use modelwatch_collectors::remote_write::proto;
 use prost::Message;
 
-use super::bench::{PhaseResult, phase};
-use super::client::ClientError;
+use modelwatch_client::Error as ClientError;
+
+use crate::bench::{PhaseResult, phase};
 
 /// What to send and where.
 #[derive(Debug, Clone)]

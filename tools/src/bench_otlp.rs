@@ -22,8 +22,65 @@ use modelwatch_collectors::otlp::proto::metrics::v1::{
 };
 use modelwatch_collectors::otlp::proto::resource::v1::Resource;
 
-use super::Connection;
-use super::client::ClientError;
+use modelwatch_client::{Client, Error as ClientError};
+
+use crate::error::Result;
+
+/// Passes the pre-encoded request through and the reply back as bytes:
+/// the generator encodes before the clock starts and ignores the reply.
+/// (The daemon has its own pass-through codec; tools must not depend on the
+/// server crate for twenty lines.)
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawEncoder;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Bytes;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Bytes>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -243,7 +300,7 @@ impl Sender {
                 grpc.unary(
                     req,
                     http::uri::PathAndQuery::from_static(GRPC_PATH),
-                    modelwatch_server::grpc::RawCodec,
+                    RawCodec,
                 )
                 .await
                 .map(drop)
@@ -256,7 +313,9 @@ impl Sender {
     }
 }
 
-pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, ClientError> {
+/// `modelwatch bench otlp`; `client` supplies the token (the endpoint is
+/// the OTLP listener's, not the API's).
+pub async fn run(client: &Client, json: bool, a: OtlpBenchArgs) -> Result<ExitCode> {
     let endpoint = a.endpoint.clone().unwrap_or_else(|| {
         match a.transport {
             Transport::Http => "http://127.0.0.1:4318",
@@ -284,16 +343,15 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
     let request_bytes = pool[0].len();
     let senders: Vec<Sender> = match a.transport {
         Transport::Http => {
-            let client = reqwest::Client::new();
             vec![Sender::Http {
-                client,
+                client: reqwest::Client::new(),
                 url: format!("{}/v1/metrics", endpoint.trim_end_matches('/')),
-                token: conn.token.clone(),
+                token: client.token().map(str::to_string),
                 gzip: a.gzip,
             }]
         }
         Transport::Grpc => {
-            let token = match &conn.token {
+            let token = match client.token() {
                 Some(t) => Some(
                     format!("Bearer {t}")
                         .parse()
@@ -321,7 +379,7 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
     // One request first: a wrong token or endpoint is reported at once.
     match senders[0].send(pool[0].clone()).await {
         Ok(()) => {}
-        Err(SendError::Transport(e)) => return Err(unreachable(e)),
+        Err(SendError::Transport(e)) => return Err(unreachable(e).into()),
         Err(SendError::Refused { status, message }) => {
             return Err(ClientError::Api {
                 status,
@@ -329,7 +387,8 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
                 message: format!(
                     "the first export was refused ({message}); check --token (role ingest) and --endpoint"
                 ),
-            });
+            }
+            .into());
         }
     }
 
@@ -381,7 +440,7 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| super::bench::percentile_ms(&latencies, p);
+    let pct = |p: f64| crate::bench::percentile_ms(&latencies, p);
     let result = OtlpBenchResult {
         transport: match a.transport {
             Transport::Http => "http",
@@ -399,7 +458,7 @@ pub async fn run(a: OtlpBenchArgs, conn: &Connection) -> Result<ExitCode, Client
         p99_ms: pct(0.99),
         first_error,
     };
-    if conn.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()

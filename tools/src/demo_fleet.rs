@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
@@ -37,7 +36,9 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider}
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::client::{Client, enc};
+use modelwatch_client::Client;
+
+use crate::error::{Context, Result};
 
 pub const FRAUD: &str = "fraud-detector";
 pub const CHURN: &str = "churn-predictor";
@@ -182,7 +183,7 @@ fn exporter_headers(token: &str) -> HashMap<String, String> {
 
 impl Fleet {
     /// Builds the exporters and starts serving traffic.
-    pub fn start(cfg: FleetConfig, registry: Client) -> anyhow::Result<Fleet> {
+    pub fn start(cfg: FleetConfig, registry: Client) -> Result<Fleet> {
         let resource = Resource::builder_empty()
             .with_attributes([
                 KeyValue::new("service.name", "modelwatch-demo-fleet"),
@@ -195,6 +196,7 @@ impl Fleet {
             .with_endpoint(format!("{}/v1/logs", cfg.otlp_http))
             .with_headers(exporter_headers(&cfg.token))
             .build()
+            .map_err(crate::Error::local)
             .context("cannot build the OTLP log exporter")?;
         let span_exporter = SpanExporter::builder()
             .with_http()
@@ -202,6 +204,7 @@ impl Fleet {
             .with_endpoint(format!("{}/v1/traces", cfg.otlp_http))
             .with_headers(exporter_headers(&cfg.token))
             .build()
+            .map_err(crate::Error::local)
             .context("cannot build the OTLP span exporter")?;
         // Export every second: the evaluator's windows are short in the demo.
         let loggers = SdkLoggerProvider::builder()
@@ -366,13 +369,8 @@ async fn follow_aliases(
             _ = stopped.wait_for(|s| *s) => return,
         }
         for (model, slot) in [(FRAUD, &deployed.fraud), (CHURN, &deployed.churn)] {
-            let path = format!("/api/v1/models/{}/aliases/{ALIAS}", enc(model));
-            match registry.get(&path).await {
-                Ok(alias) => {
-                    if let Some(v) = alias["version"].as_i64() {
-                        slot.store(v, Ordering::Relaxed);
-                    }
-                }
+            match registry.aliases(model).get(ALIAS).await {
+                Ok(alias) => slot.store(alias.version, Ordering::Relaxed),
                 Err(e) => tracing::debug!(model, error = %e, "cannot read the production alias"),
             }
         }

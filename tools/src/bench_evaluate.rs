@@ -18,15 +18,17 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use modelwatch_client::{
+    Client, CycleReport, FeatureKind, MonitoringPolicy, NewModel, NewVersion, Period,
+    UploadOptions, UploadTable, routes,
+};
 use modelwatch_collectors::batch::BatchFormat;
 
-use super::Connection;
-use super::bench_remote_write::{self, RemoteWritePlan};
-use super::bench_upload::encode;
-use super::client::{Client, ClientError};
+use crate::bench_remote_write::{self, RemoteWritePlan};
+use crate::bench_upload::encode;
+use crate::error::Result;
 
 #[derive(Debug, Clone, Args)]
 pub struct EvaluateBenchArgs {
@@ -90,49 +92,42 @@ fn generate(n: usize, features: usize, seed: usize, shift: f64, end_ms: i64) -> 
 async fn upload(
     client: &Client,
     model: &str,
-    table: &str,
+    table: UploadTable,
     batch: &RecordBatch,
-) -> Result<(), ClientError> {
+) -> Result<()> {
+    let options = UploadOptions {
+        content_type: BatchFormat::ArrowStream.content_type().to_string(),
+        gzip: false,
+        idempotency_key: None,
+    };
     let mut offset = 0;
     while offset < batch.num_rows() {
         let len = UPLOAD_ROWS.min(batch.num_rows() - offset);
         let body = encode(&batch.slice(offset, len), BatchFormat::ArrowStream)?;
         client
-            .send_body(
-                &format!("/api/v1/models/{model}/versions/1/{table}"),
-                BatchFormat::ArrowStream.content_type(),
-                &[],
-                reqwest::Body::from(body),
-            )
+            .versions(model)
+            .upload(1, table, &options, reqwest::Body::from(body))
             .await?;
         offset += len;
     }
     Ok(())
 }
 
-async fn load(client: &Client, a: &EvaluateBenchArgs) -> Result<(), ClientError> {
+async fn load(client: &Client, a: &EvaluateBenchArgs) -> Result<()> {
     let per_version = a.rows / a.versions.max(1);
-    let features: serde_json::Map<String, Value> = (0..a.features)
-        .map(|f| (format!("f{f:02}"), json!("numeric")))
+    let features: modelwatch_client::Features = (0..a.features)
+        .map(|f| (format!("f{f:02}"), FeatureKind::Numeric))
         .collect();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let started = Instant::now();
     for v in 0..a.versions {
         let model = format!("{}-{v}", a.prefix);
-        client
-            .call(
-                Method::POST,
-                "/api/v1/models",
-                Some(&json!({ "name": model })),
-            )
-            .await?;
-        client
-            .call(
-                Method::POST,
-                &format!("/api/v1/models/{model}/versions"),
-                Some(&json!({ "features": features })),
-            )
-            .await?;
+        client.models().create(&NewModel::named(&model)).await?;
+        let new_version = NewVersion {
+            features: features.clone(),
+            ..NewVersion::default()
+        };
+        client.versions(&model).create(&new_version).await?;
         let reference = generate(
             a.reference_rows,
             a.features,
@@ -140,17 +135,11 @@ async fn load(client: &Client, a: &EvaluateBenchArgs) -> Result<(), ClientError>
             0.0,
             now_ms - 86_400_000,
         );
-        upload(client, &model, "reference", &reference).await?;
+        upload(client, &model, UploadTable::Reference, &reference).await?;
         let shift = if v % 2 == 1 { 40.0 } else { 0.0 };
         let current = generate(per_version, a.features, v * 104_729 + 1, shift, now_ms);
-        upload(client, &model, "inferences", &current).await?;
-        client
-            .call(
-                Method::PUT,
-                &format!("/api/v1/models/{model}/aliases/production"),
-                Some(&json!({ "version": 1 })),
-            )
-            .await?;
+        upload(client, &model, UploadTable::Inferences, &current).await?;
+        client.aliases(&model).set("production", 1, "").await?;
         eprintln!(
             "loaded {model}: {} reference and {per_version} inference rows ({:.0}s)",
             a.reference_rows,
@@ -160,51 +149,56 @@ async fn load(client: &Client, a: &EvaluateBenchArgs) -> Result<(), ClientError>
     Ok(())
 }
 
-async fn cycle(client: &Client) -> Result<Value, ClientError> {
-    client
-        .call(Method::POST, "/api/v1/evaluate", Some(&json!({})))
-        .await
+async fn cycle(client: &Client) -> Result<CycleReport> {
+    Ok(client.evaluate(None).await?)
 }
 
-pub async fn run(conn: &Connection, a: EvaluateBenchArgs) -> Result<ExitCode, ClientError> {
-    let client = Client::new(&conn.url, conn.token.clone());
+/// `modelwatch bench evaluate`.
+pub async fn run(client: &Client, json: bool, a: EvaluateBenchArgs) -> Result<ExitCode> {
+    let client = client.clone();
     let first = format!("{}-0", a.prefix);
-    let loaded = client.get(&format!("/api/v1/models/{first}")).await.is_ok();
+    let loaded = client.models().get(&first).await.is_ok();
     if loaded {
         eprintln!("models {}-* exist already; reusing them", a.prefix);
     } else {
         load(&client, &a).await?;
     }
     // Policies last, so no evaluation runs while loading.
+    let policy = MonitoringPolicy {
+        interval: Period::from_secs(86_400),
+        current_window: Period::from_secs(86_400),
+        min_rows: 100,
+        persistence: 3,
+        ..MonitoringPolicy::default()
+    };
     for v in 0..a.versions {
         client
-            .call(
-                Method::PUT,
-                &format!("/api/v1/models/{}-{v}/policy", a.prefix),
-                Some(&json!({"interval": "24h", "current_window": "24h", "min_rows": 100, "persistence": 3})),
-            )
+            .policies()
+            .set(&format!("{}-{v}", a.prefix), &policy)
             .await?;
     }
 
     let mut cycles = Vec::new();
     for c in 0..a.cycles.max(1) {
         let report = cycle(&client).await?;
-        let ms = report["duration_ms"].as_f64().unwrap_or(f64::NAN);
-        let evaluated = report["versions"]
-            .as_array()
-            .map(|v| v.iter().filter(|o| o["status"] == "evaluated").count())
-            .unwrap_or(0);
-        let drifted = report["versions"]
-            .as_array()
-            .map(|v| v.iter().filter(|o| o["dataset_drift"] == true).count())
-            .unwrap_or(0);
+        let ms = report.duration_ms;
+        let evaluated = report
+            .versions
+            .iter()
+            .filter(|o| o.status == "evaluated")
+            .count();
+        let drifted = report
+            .versions
+            .iter()
+            .filter(|o| o.dataset_drift == Some(true))
+            .count();
         eprintln!("cycle {c}: {ms:.0} ms, {evaluated} versions evaluated, {drifted} drifted");
         cycles.push((ms, evaluated, drifted));
     }
 
     let plan = RemoteWritePlan {
-        target: format!("{}/api/v1/write", conn.url.trim_end_matches('/')),
-        token: conn.token.clone(),
+        target: client.url(routes::REMOTE_WRITE),
+        token: client.token().map(str::to_string),
         series_per_request: 100,
         samples_per_series: 10,
         distinct_requests: 256,
@@ -247,7 +241,7 @@ pub async fn run(conn: &Connection, a: EvaluateBenchArgs) -> Result<ExitCode, Cl
         "cycles_during_ingest": during_cycles.load(Ordering::Relaxed),
         "ingest_errors": idle.errors + busy.errors,
     });
-    if conn.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()

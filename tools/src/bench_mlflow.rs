@@ -17,9 +17,10 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::Connection;
-use super::bench::{PhaseResult, phase, print_results};
-use super::client::{Client, ClientError};
+use modelwatch_client::Client;
+
+use crate::bench::{PhaseResult, phase, print_results};
+use crate::error::Result;
 
 #[derive(Debug, Args)]
 pub struct MlflowBenchArgs {
@@ -47,9 +48,7 @@ fn query(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-const API: &str = "/api/2.0/mlflow";
-
-/// One call of a phase: method, path under [`API`], JSON body.
+/// One call of a phase: method, path under `/api/2.0/mlflow`, JSON body.
 type Call = (Method, String, Option<Value>);
 
 /// The phases, in order; each builds its `i`-th request for the model.
@@ -92,13 +91,15 @@ const CALLS: [(&str, MakeCall); 5] = [
     }),
 ];
 
-pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, ClientError> {
-    let client = Arc::new(Client::new(&conn.url, conn.token.clone()));
+/// `modelwatch bench mlflow`.
+pub async fn run(client: &Client, json: bool, args: MlflowBenchArgs) -> Result<ExitCode> {
+    let client = Arc::new(client.clone());
     let model = format!("bench-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%f"));
     client
+        .mlflow()
         .call(
             Method::POST,
-            &format!("{API}/registered-models/create"),
+            "/registered-models/create",
             Some(&json!({ "name": model })),
         )
         .await?;
@@ -106,15 +107,15 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
     // every phase measures the same work whatever the server's speed.
     for i in 0..SPREAD {
         let (method, path, body) = (CALLS[0].1)(&model, i);
-        client
-            .call(method, &format!("{API}{path}"), body.as_ref())
-            .await?;
+        client.mlflow().call(method, &path, body.as_ref()).await?;
     }
     let duration = Duration::from_secs(args.seconds);
     let c = args.concurrency;
     eprintln!(
         "benchmarking MLflow REST at {} ({}) with {c} concurrent requests, {}s per phase (model {model})",
-        conn.url, args.label, args.seconds
+        client.base_url(),
+        args.label,
+        args.seconds
     );
 
     let mut results: Vec<PhaseResult> = Vec::new();
@@ -125,7 +126,8 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
                 let cl = cl.clone();
                 let (method, path, body) = request(&m, i);
                 async move {
-                    cl.call(method, &format!("{API}{path}"), body.as_ref())
+                    cl.mlflow()
+                        .call(method, &path, body.as_ref())
                         .await
                         .map(drop)
                 }
@@ -134,10 +136,10 @@ pub async fn run(conn: &Connection, args: MlflowBenchArgs) -> Result<ExitCode, C
         );
     }
 
-    if conn.json {
+    if json {
         println!(
             "{}",
-            json!({ "label": args.label, "url": conn.url, "concurrency": c, "phases": results })
+            json!({ "label": args.label, "url": client.base_url(), "concurrency": c, "phases": results })
         );
     } else {
         print_results(&results);

@@ -24,7 +24,7 @@
 //! demo also proves those paths. It must not make the evaluator's decisions
 //! either; it only reports them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -32,19 +32,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use clap::Args;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::client::{Client, ClientError, enc};
-use super::demo_fleet::{
+use modelwatch_client::{
+    AuditEntry, AuditQuery, Client, Error as ClientError, MonitoringPolicy, NewModel, NewVersion,
+    PageQuery, Recommendation, RecommendationKind, RecommendationQuery, RecommendationStatus, Role,
+    UploadOptions, UploadTable,
+};
+
+use crate::demo_fleet::{
     ALIAS, CHURN, DRIFT_FACTOR, FRAUD, FRAUD_FEATURES, Fleet, FleetConfig, reference_ndjson,
 };
 
-/// The admin token's name in the demo daemon (`--bootstrap-token`).
-const ADMIN: &str = modelwatch_server::startup::BOOTSTRAP_TOKEN_NAME;
+use crate::error::{Context, Error, Result};
+
+/// The admin token's name in the demo daemon: the name `serve` gives the
+/// token it bootstraps from `MODELWATCH_BOOTSTRAP_TOKEN` (the binary checks
+/// that the two agree).
+pub const ADMIN: &str = "bootstrap-admin";
 /// The version tag the evaluator keeps its health verdict in.
 const HEALTH_TAG: &str = "modelwatch.health";
 
@@ -157,19 +164,10 @@ impl Progress {
     }
 }
 
-/// Entry point: runs the demo and maps failures to an exit status.
-pub async fn main(args: DemoArgs) -> ExitCode {
-    let _logging = crate::logging::init(modelwatch_server::config::LogFormat::Human, "warn", None);
-    match run(args).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+/// Runs the demo: a child `modelwatch serve` (this executable) whose admin
+/// token is `token`, the story, and the fleet; the exit status says whether
+/// both outcomes were seen in time (with `--exit-when-done`).
+pub async fn run(args: DemoArgs, token: String) -> Result<ExitCode> {
     let story = Story {
         started: Instant::now(),
     };
@@ -177,7 +175,6 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir.clone(),
         None => temp_data_dir()?,
     };
-    let token = modelwatch_registry::tokens::generate_secret();
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -294,7 +291,7 @@ fn missing(progress: &Progress) -> String {
     not_seen.join(", ")
 }
 
-fn daemon_died(status: std::io::Result<std::process::ExitStatus>, log: &Path) -> anyhow::Error {
+fn daemon_died(status: std::io::Result<std::process::ExitStatus>, log: &Path) -> Error {
     let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
     // The daemon's own last words (e.g. "cannot listen on …") say what to do.
     let last = std::fs::read_to_string(log)
@@ -307,14 +304,14 @@ fn daemon_died(status: std::io::Result<std::process::ExitStatus>, log: &Path) ->
         })
         .map(|l| format!("\n  {l}"))
         .unwrap_or_default();
-    anyhow::anyhow!(
+    Error::Local(format!(
         "modelwatch serve stopped unexpectedly ({status}); its log is {}{last}",
         log.display()
-    )
+    ))
 }
 
 /// `<tmp>/modelwatch-demo-<time>-<pid>`, created.
-fn temp_data_dir() -> anyhow::Result<PathBuf> {
+fn temp_data_dir() -> Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     let dir = std::env::temp_dir().join(format!("modelwatch-demo-{stamp}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| {
@@ -336,7 +333,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn spawn(data_dir: &Path, listen: SocketAddr, token: &str) -> anyhow::Result<Daemon> {
+    async fn spawn(data_dir: &Path, listen: SocketAddr, token: &str) -> Result<Daemon> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let log_path = data_dir.join("modelwatch.log");
@@ -370,7 +367,10 @@ impl Daemon {
         #[cfg(unix)]
         cmd.process_group(0);
         let mut child = cmd.spawn().context("cannot start `modelwatch serve`")?;
-        let stderr = child.stderr.take().context("no stderr pipe")?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::Local("no stderr pipe".into()))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // Every line goes to the log file; `listening on` lines also to us.
         tokio::spawn(async move {
@@ -400,16 +400,16 @@ impl Daemon {
                     Some(_) => {}
                     None => {
                         let status = child.wait().await;
-                        return Err(daemon_died(status, &log_path)
-                            .context("modelwatch serve did not start"));
+                        return Err(daemon_died(status, &log_path))
+                            .context("modelwatch serve did not start");
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     let _ = child.start_kill();
-                    bail!(
+                    return Err(Error::Local(format!(
                         "modelwatch serve did not report `listening on` within 60 s; its log is {}",
                         log_path.display()
-                    );
+                    )));
                 }
             }
         }
@@ -469,7 +469,7 @@ async fn play(
     otlp_http: String,
     progress: Arc<Progress>,
     fleet_slot: &mut Option<Fleet>,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     // The printer tells what the registry records, including our own setup.
     tokio::spawn(watch_registry(client.clone(), story, progress.clone()));
@@ -504,7 +504,7 @@ async fn play(
         ));
         tokio::time::sleep_until(t0 + timeline.at(Timeline::DEPLOY_AT)).await;
         deploy_bad_version(client, story).await?;
-        std::future::pending::<anyhow::Result<()>>().await
+        std::future::pending::<Result<()>>().await
     };
     let heartbeat = async {
         let mut tick = tokio::time::interval(timeline.at(15.0));
@@ -537,49 +537,41 @@ async fn play(
 
 /// Models, versions, reference data, aliases, policies and the fleet's
 /// `ingest` token; returns that token.
-async fn setup(
-    client: &Client,
-    timeline: Timeline,
-    story: Story,
-    seed: u64,
-) -> anyhow::Result<String> {
+async fn setup(client: &Client, timeline: Timeline, story: Story, seed: u64) -> Result<String> {
     let ingest = client
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&json!({ "name": "demo-fleet", "role": "ingest" })),
-        )
+        .tokens()
+        .create("demo-fleet", Role::Ingest)
         .await
-        .context("cannot create the fleet's ingest token")?["token"]
-        .as_str()
-        .context("the token reply has no secret")?
-        .to_string();
+        .context("cannot create the fleet's ingest token")?
+        .token;
 
-    let features: BTreeMap<&str, &str> = FRAUD_FEATURES.into_iter().collect();
+    let features: modelwatch_client::Features = FRAUD_FEATURES
+        .into_iter()
+        .map(|(name, kind)| Ok((name.to_string(), kind.parse().map_err(Error::local)?)))
+        .collect::<Result<_>>()?;
     create_model(client, FRAUD, "card fraud score", "risk-team").await?;
     for (v, auc) in [(1, 0.91), (2, 0.93)] {
-        create_version(
-            client,
-            FRAUD,
-            json!({
-                "description": format!("gradient boosting, build {v}"),
-                "source_uri": format!("s3://models/fraud-detector/{v}"),
-                "run_id": format!("fraud-run-{v}"),
-                "lineage": { "code_commit": format!("a1b2c3{v}"), "metrics": { "auc": auc },
-                             "parent_version": if v > 1 { Some(v - 1) } else { None } },
-                "features": features,
-            }),
-        )
-        .await?;
+        let mut new = NewVersion {
+            description: format!("gradient boosting, build {v}"),
+            source_uri: Some(format!("s3://models/fraud-detector/{v}")),
+            run_id: Some(format!("fraud-run-{v}")),
+            features: features.clone(),
+            ..NewVersion::default()
+        };
+        new.lineage.code_commit = Some(format!("a1b2c3{v}"));
+        new.lineage.metrics.insert("auc".into(), auc);
+        new.lineage.parent_version = if v > 1 { Some(v - 1) } else { None };
+        create_version(client, FRAUD, &new).await?;
         let rows = Timeline::REFERENCE_ROWS;
         let body = reference_ndjson(seed + v as u64, rows);
+        let options = UploadOptions {
+            content_type: "application/x-ndjson".into(),
+            gzip: false,
+            idempotency_key: None,
+        };
         client
-            .send_body(
-                &format!("/api/v1/models/{}/versions/{v}/reference", enc(FRAUD)),
-                "application/x-ndjson",
-                &[],
-                body.into(),
-            )
+            .versions(FRAUD)
+            .upload(v, UploadTable::Reference, &options, body.into())
             .await
             .with_context(|| format!("cannot upload reference data for {FRAUD} v{v}"))?;
         story.say(format!("uploaded {rows} reference rows for {FRAUD} v{v}"));
@@ -588,23 +580,23 @@ async fn setup(
     set_alias(client, FRAUD, "staging", 2, "candidate").await?;
 
     create_model(client, CHURN, "subscription churn", "growth-team").await?;
-    create_version(
-        client,
-        CHURN,
-        json!({
-            "description": "logistic regression",
-            "source_uri": "s3://models/churn-predictor/1",
-            "run_id": "churn-run-1",
-            "lineage": { "code_commit": "9f8e7d1", "metrics": { "auc": 0.84 } },
-        }),
-    )
-    .await?;
+    let mut new = NewVersion {
+        description: "logistic regression".into(),
+        source_uri: Some("s3://models/churn-predictor/1".into()),
+        run_id: Some("churn-run-1".into()),
+        ..NewVersion::default()
+    };
+    new.lineage.code_commit = Some("9f8e7d1".into());
+    new.lineage.metrics.insert("auc".into(), 0.84);
+    create_version(client, CHURN, &new).await?;
     set_alias(client, CHURN, ALIAS, 1, "initial deployment").await?;
 
     let window = timeline.duration(Timeline::WINDOW);
     let interval = timeline.duration(Timeline::INTERVAL);
     for (model, automatic) in [(FRAUD, false), (CHURN, true)] {
-        let policy = json!({
+        // Written as the document `docs/monitoring.md` shows; decoding it
+        // checks it against the policy type before anything is sent.
+        let policy: MonitoringPolicy = serde_json::from_value(json!({
             "alias": ALIAS,
             "interval": interval,
             "current_window": window,
@@ -620,9 +612,9 @@ async fn setup(
                 "min_requests": 50,
                 "automatic": automatic,
             },
-        });
-        let path = format!("/api/v1/models/{}/policy", enc(model));
-        match client.call(Method::PUT, &path, Some(&policy)).await {
+        }))
+        .map_err(|e| Error::Local(format!("the demo's policy for {model} is invalid: {e}")))?;
+        match client.policies().set(model, &policy).await {
             Ok(_) => story.say(format!(
                 "monitoring policy for {model}: every {interval}, {window} windows, \
                  drift persisting 2 evaluations → retrain, automatic rollback {}",
@@ -639,46 +631,36 @@ async fn setup(
                 ));
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("cannot set the monitoring policy of {model}")));
+                return Err(e).context(format!("cannot set the monitoring policy of {model}"));
             }
         }
     }
     Ok(ingest)
 }
 
-async fn create_model(
-    client: &Client,
-    name: &str,
-    description: &str,
-    owner: &str,
-) -> anyhow::Result<()> {
-    let body = json!({ "name": name, "description": description, "owner": owner,
-                       "tags": { "demo": "true" } });
-    match client
-        .call(Method::POST, "/api/v1/models", Some(&body))
-        .await
-    {
+async fn create_model(client: &Client, name: &str, description: &str, owner: &str) -> Result<()> {
+    let new = NewModel {
+        name: name.into(),
+        description: description.into(),
+        owner: owner.into(),
+        tags: [("demo".to_string(), "true".to_string())].into(),
+    };
+    match client.models().create(&new).await {
         Ok(_) => Ok(()),
-        Err(ClientError::Api { status: 409, .. }) => bail!(
+        Err(ClientError::Api { status: 409, .. }) => Err(Error::Local(format!(
             "model {name} exists already in this data directory; run the demo on a fresh --data-dir"
-        ),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot register model {name}"))),
+        ))),
+        Err(e) => Err(e).context(format!("cannot register model {name}")),
     }
 }
 
-async fn create_version(client: &Client, model: &str, body: Value) -> anyhow::Result<i64> {
-    let v = client
-        .call(
-            Method::POST,
-            &format!("/api/v1/models/{}/versions", enc(model)),
-            Some(&body),
-        )
+async fn create_version(client: &Client, model: &str, new: &NewVersion) -> Result<i64> {
+    let created = client
+        .versions(model)
+        .create(new)
         .await
         .with_context(|| format!("cannot register a version of {model}"))?;
-    v["version"]
-        .as_i64()
-        .context("the version reply has no number")
+    Ok(created.version)
 }
 
 async fn set_alias(
@@ -687,35 +669,30 @@ async fn set_alias(
     alias: &str,
     version: i64,
     reason: &str,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     client
-        .call(
-            Method::PUT,
-            &format!("/api/v1/models/{}/aliases/{}", enc(model), enc(alias)),
-            Some(&json!({ "version": version, "reason": reason })),
-        )
+        .aliases(model)
+        .set(alias, version, reason)
         .await
         .with_context(|| format!("cannot point {model} {alias} at v{version}"))?;
     Ok(())
 }
 
 /// churn-predictor v2: registered and made `production` at once.
-async fn deploy_bad_version(client: &Client, story: Story) -> anyhow::Result<()> {
+async fn deploy_bad_version(client: &Client, story: Story) -> Result<()> {
     story.say(format!(
         "deploying {CHURN} v2 — a build whose latency and error rate are much worse"
     ));
-    let v = create_version(
-        client,
-        CHURN,
-        json!({
-            "description": "gradient boosting (slow build)",
-            "source_uri": "s3://models/churn-predictor/2",
-            "run_id": "churn-run-2",
-            "lineage": { "code_commit": "0badc0d", "metrics": { "auc": 0.86 },
-                         "parent_version": 1 },
-        }),
-    )
-    .await?;
+    let mut new = NewVersion {
+        description: "gradient boosting (slow build)".into(),
+        source_uri: Some("s3://models/churn-predictor/2".into()),
+        run_id: Some("churn-run-2".into()),
+        ..NewVersion::default()
+    };
+    new.lineage.code_commit = Some("0badc0d".into());
+    new.lineage.metrics.insert("auc".into(), 0.86);
+    new.lineage.parent_version = Some(1);
+    let v = create_version(client, CHURN, &new).await?;
     set_alias(client, CHURN, ALIAS, v, "better offline auc").await
 }
 
@@ -723,7 +700,11 @@ async fn deploy_bad_version(client: &Client, story: Story) -> anyhow::Result<()>
 /// status changes) every second and prints them.
 async fn watch_registry(client: Client, story: Story, progress: Arc<Progress>) {
     let mut audit = AuditTail::default();
-    let mut recs: HashMap<i64, String> = HashMap::new();
+    let mut recs: HashMap<i64, RecommendationStatus> = HashMap::new();
+    let all = RecommendationQuery {
+        page: PageQuery::limit(1000),
+        ..RecommendationQuery::default()
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -732,8 +713,8 @@ async fn watch_registry(client: Client, story: Story, progress: Arc<Progress>) {
             tracing::debug!(error = %e, "cannot read the audit log");
             Vec::new()
         });
-        let listed = match client.get("/api/v1/recommendations?limit=1000").await {
-            Ok(page) => page["items"].as_array().cloned().unwrap_or_default(),
+        let listed = match client.recommendations().list(&all).await {
+            Ok(page) => page.items,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read the recommendations");
                 Vec::new()
@@ -743,33 +724,32 @@ async fn watch_registry(client: Client, story: Story, progress: Arc<Progress>) {
         // alias moves (audit), the recommendation is applied.
         let mut changed = Vec::new();
         for r in &listed {
-            let (Some(id), Some(status)) = (r["id"].as_i64(), r["status"].as_str()) else {
-                continue;
-            };
-            if recs.get(&id).map(String::as_str) == Some(status) {
+            let (id, status) = (r.id, r.status);
+            if recs.get(&id) == Some(&status) {
                 continue;
             }
             if !recs.contains_key(&id) {
                 let mut raised = r.clone();
-                raised["status"] = json!("open");
-                if let Some(line) = describe_recommendation(&raised, &progress) {
-                    story.say(line);
-                }
+                raised.status = RecommendationStatus::Open;
+                story.say(describe_recommendation(&raised, &progress));
             }
-            let first = recs.insert(id, status.to_string()).is_none();
-            if !(first && status == "open") {
+            let first = recs.insert(id, status).is_none();
+            if !(first && status == RecommendationStatus::Open) {
                 changed.push(r);
             }
         }
         for e in entries {
+            // The describer reads the entry as the document it is (its
+            // `before`/`after` are free-form JSON).
+            let Ok(e) = serde_json::to_value(&e) else {
+                continue;
+            };
             if let Some(line) = describe_audit(&e, &progress) {
                 story.say(line);
             }
         }
         for r in changed {
-            if let Some(line) = describe_recommendation(r, &progress) {
-                story.say(line);
-            }
+            story.say(describe_recommendation(r, &progress));
         }
     }
 }
@@ -784,23 +764,25 @@ struct AuditTail {
 }
 
 impl AuditTail {
-    async fn poll(&mut self, client: &Client) -> Result<Vec<Value>, ClientError> {
+    async fn poll(&mut self, client: &Client) -> Result<Vec<AuditEntry>, ClientError> {
         let mut out = Vec::new();
         loop {
-            let mut path = "/api/v1/audit?limit=200".to_string();
-            if let Some(c) = &self.cursor {
-                path.push_str(&format!("&cursor={}", enc(c)));
-            }
-            let page = client.get(&path).await?;
-            for e in page["items"].as_array().into_iter().flatten() {
-                let seq = e["seq"].as_i64().unwrap_or(0);
-                if seq > self.last_seq {
-                    self.last_seq = seq;
-                    out.push(e.clone());
+            let query = AuditQuery {
+                page: PageQuery {
+                    limit: Some(200),
+                    cursor: self.cursor.clone(),
+                },
+                ..AuditQuery::default()
+            };
+            let page = client.audit().list(&query).await?;
+            for e in page.items {
+                if e.seq > self.last_seq {
+                    self.last_seq = e.seq;
+                    out.push(e);
                 }
             }
-            match page["next_cursor"].as_str() {
-                Some(next) => self.cursor = Some(next.to_string()),
+            match page.next_cursor {
+                Some(next) => self.cursor = Some(next),
                 None => return Ok(out),
             }
         }
@@ -895,20 +877,16 @@ fn describe_audit(e: &Value, progress: &Progress) -> Option<String> {
 
 /// One human line for a new recommendation or a status change; marks the
 /// retrain recommendation.
-fn describe_recommendation(r: &Value, progress: &Progress) -> Option<String> {
-    let id = r["id"].as_i64()?;
-    let model = r["model"].as_str()?;
-    let version = r["version"].as_i64()?;
-    let kind = r["kind"].as_str()?;
-    let status = r["status"].as_str()?;
-    let reason = r["reason"].as_str().unwrap_or("");
-    let by = |field: &str| r[field].as_str().unwrap_or("?").to_string();
-    Some(match status {
-        "open" if kind == "retrain" => {
+fn describe_recommendation(r: &Recommendation, progress: &Progress) -> String {
+    let (id, model, version, kind) = (r.id, r.model.as_str(), r.version, r.kind);
+    let reason = &r.reason;
+    let by = |who: &Option<String>| who.clone().unwrap_or_else(|| "?".to_string());
+    match r.status {
+        RecommendationStatus::Open if kind == RecommendationKind::Retrain => {
             if model == FRAUD {
                 progress.mark(&progress.retrain);
             }
-            let features = drifted_features(&r["evidence"]);
+            let features = drifted_features(&r.evidence);
             let features = if features.is_empty() {
                 String::new()
             } else {
@@ -916,24 +894,24 @@ fn describe_recommendation(r: &Value, progress: &Progress) -> Option<String> {
             };
             format!(
                 "drift detected: retrain recommended for {model} v{version} (#{id}, by {}){features}: {reason}",
-                by("raised_by")
+                r.raised_by
             )
         }
-        "open" => format!(
+        RecommendationStatus::Open => format!(
             "{kind} recommended for {model} v{version} (#{id}, by {}): {reason}",
-            by("raised_by")
+            r.raised_by
         ),
-        "applied" => {
-            if kind == "rollback" && model == CHURN {
+        RecommendationStatus::Applied => {
+            if kind == RecommendationKind::Rollback && model == CHURN {
                 progress.mark(&progress.rollback_applied);
             }
             format!(
                 "{kind} recommendation #{id} for {model} v{version} applied by {}",
-                by("resolved_by")
+                by(&r.resolved_by)
             )
         }
         other => format!("{kind} recommendation #{id} for {model} v{version} is now {other}"),
-    })
+    }
 }
 
 /// Names of drifted features in a recommendation's evidence, whatever its
@@ -973,11 +951,8 @@ fn drifted_features(evidence: &Value) -> Vec<String> {
 
 /// Where `production` points now, from the registry.
 async fn report_alias(client: &Client, story: Story) {
-    let path = format!("/api/v1/models/{}/aliases/{ALIAS}", enc(CHURN));
-    if let Ok(a) = client.get(&path).await
-        && let Some(v) = a["version"].as_i64()
-    {
-        story.say(format!("registry: {CHURN} {ALIAS} is on v{v}"));
+    if let Ok(a) = client.aliases(CHURN).get(ALIAS).await {
+        story.say(format!("registry: {CHURN} {ALIAS} is on v{}", a.version));
     }
 }
 
