@@ -117,4 +117,34 @@ mod tests {
             ]
         );
     }
+
+    /// `POST /api/v1/evaluate`'s OpenAPI document names the words.
+    #[test]
+    fn the_openapi_schema_lists_the_words() {
+        use utoipa::OpenApi;
+        #[derive(OpenApi)]
+        #[openapi(components(schemas(CycleReport)))]
+        struct Doc;
+        let doc = serde_json::to_value(Doc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["Outcome"]["enum"],
+            json!([
+                "evaluated",
+                "not_enough_data",
+                "baseline_pending",
+                "no_alias",
+                "error"
+            ]),
+            "{schemas:#}"
+        );
+        assert_eq!(
+            schemas["Verdict"]["enum"],
+            json!(["pass", "fail", "marginal", "pending", "not_enough_data"])
+        );
+        assert_eq!(
+            schemas["Change"]["enum"],
+            json!(["raised", "updated", "applied", "superseded"])
+        );
+    }
 }

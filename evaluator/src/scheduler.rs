@@ -201,7 +201,7 @@ impl Evaluator {
 
         let open = self.open_recommendations(model, None, None).await?;
         let superseded = decision::supersede_other_versions(&alias, &open);
-        let other_versions: Vec<i64> = superseded
+        let other_versions: std::collections::BTreeSet<i64> = superseded
             .iter()
             .filter_map(|a| match a {
                 Action::SupersedeRecommendation { version, .. } => Some(*version),
