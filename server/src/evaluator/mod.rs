@@ -7,7 +7,7 @@
 //! - [`results`]: the `drift_results` table (schema, rows, [`HistoryResults`]
 //!   the evaluator's `ResultsSink`, the newest evaluation for gates).
 //!
-//! `/metrics` (`crate::metrics::EvaluatorMetrics`) and outbound webhooks
+//! `/metrics` (`crate::metrics::EvaluatorMetricsEvents`) and outbound webhooks
 //! (`crate::webhooks::Webhooks`) implement its `EvaluationEvents`.
 
 pub mod data;
