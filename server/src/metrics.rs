@@ -676,13 +676,15 @@ pub fn record_open_recommendations(model: &str, version: i64, open_kinds: &[&str
 
 /// Counts one evaluation and stamps its time.
 pub fn record_evaluation(
-    outcome: &crate::evaluator::VersionOutcome,
+    outcome: &modelwatch_evaluator::VersionOutcome,
     at: chrono::DateTime<chrono::Utc>,
     interval: Duration,
     took: Duration,
 ) {
     let m = &metrics().evaluator;
-    m.evaluations.with_label_values(&[&outcome.status]).inc();
+    m.evaluations
+        .with_label_values(&[outcome.status.as_str()])
+        .inc();
     m.evaluation_duration.observe(took.as_secs_f64());
     if let Some(version) = outcome.version {
         let version = version.to_string();
@@ -729,6 +731,46 @@ pub fn forget_unwatched(watched: &HashSet<String>) {
         if let Some(mut e) = exported.remove(&model) {
             m.switch_version(&mut e, &model, "");
         }
+    }
+}
+
+/// The evaluator's events as `/metrics` series (the functions above).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EvaluatorMetricsEvents;
+
+#[async_trait::async_trait]
+impl modelwatch_evaluator::EvaluationEvents for EvaluatorMetricsEvents {
+    async fn watched_models(&self, models: &HashSet<String>) {
+        forget_unwatched(models);
+    }
+    async fn drift_measured(
+        &self,
+        model: &str,
+        version: i64,
+        report: &modelwatch_drift::DriftReport,
+    ) {
+        record_drift(model, version, report);
+    }
+    async fn open_recommendations(
+        &self,
+        model: &str,
+        version: i64,
+        kinds: &[modelwatch_registry::RecommendationKind],
+    ) {
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        record_open_recommendations(model, version, &kinds);
+    }
+    async fn version_evaluated(
+        &self,
+        outcome: &modelwatch_evaluator::VersionOutcome,
+        at: chrono::DateTime<chrono::Utc>,
+        interval: Duration,
+        took: Duration,
+    ) {
+        record_evaluation(outcome, at, interval, took);
+    }
+    async fn cycle_finished(&self, took: Duration) {
+        record_cycle(took);
     }
 }
 

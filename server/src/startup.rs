@@ -125,14 +125,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("the evaluator is off (--no-evaluator)");
         None
     } else {
-        let evaluator = Arc::new(
-            crate::evaluator::Evaluator::new(
-                registry.clone(),
-                telemetry.store.clone(),
-                Arc::new(modelwatch_types::SystemClock),
-            )
-            .with_listener(Arc::new(webhooks.clone())),
+        let evaluator = crate::evaluator::evaluator(
+            Arc::new(store.clone()),
+            telemetry.store.clone(),
+            Arc::new(modelwatch_types::SystemClock),
         );
+        let evaluator = Arc::new(evaluator.with_events(Arc::new(modelwatch_evaluator::Fanout(
+            vec![
+                Arc::new(crate::metrics::EvaluatorMetricsEvents),
+                Arc::new(webhooks.clone()),
+            ],
+        ))));
         Some(
             crate::evaluator::spawn(evaluator, evaluator_stopped, &duties)
                 .context("cannot start the evaluator thread")?,

@@ -425,13 +425,13 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// The evaluator's drift findings become `drift.detected` events.
 #[async_trait::async_trait]
-impl crate::evaluator::DriftListener for Webhooks {
-    async fn drift_detected(&self, model: &str, version: i64, data: Value) {
+impl modelwatch_evaluator::EvaluationEvents for Webhooks {
+    async fn drift_detected(&self, model: &str, version: i64, evidence: &Value) {
         let event = Event {
             event_type: "drift.detected".into(),
             model: Some(model.to_string()),
             version: Some(version),
-            data,
+            data: evidence.clone(),
         };
         // A lost notification must not fail the evaluation; the drift is
         // in `drift_results` either way.

@@ -13,13 +13,14 @@ use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::batch::{BatchFormat, UploadConfig, UploadDecoder};
 use modelwatch_collectors::otlp::{Encoding, OtlpConfig};
 use modelwatch_collectors::schema::{INFERENCES, REFERENCE};
+use modelwatch_evaluator::{Change, Evaluator, Outcome, Verdict};
 use modelwatch_history::{HistoryConfig, WriteSet};
 use modelwatch_registry::prelude::*;
 use modelwatch_registry::{
     Actor, AuditFilter, FeatureKind, MonitoringPolicy, NewModel, NewVersion, PageRequest,
     RecommendationFilter, RecommendationKind, RecommendationStatus, Role, SqliteStore,
 };
-use modelwatch_server::evaluator::{Evaluator, HEALTH_TAG, RECOMMENDATION_TAG};
+use modelwatch_server::evaluator::{HEALTH_TAG, RECOMMENDATION_TAG};
 use modelwatch_server::telemetry::{OtlpSignal, Telemetry};
 use modelwatch_types::clock::{Clock, ManualClock};
 
@@ -58,7 +59,11 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let evaluator = Evaluator::new(registry.clone(), telemetry.store.clone(), clock.clone());
+    let evaluator = modelwatch_server::evaluator::evaluator(
+        registry.clone(),
+        telemetry.store.clone(),
+        clock.clone(),
+    );
     World {
         _dir: dir,
         clock,
@@ -479,7 +484,7 @@ async fn interval_is_respected_and_a_new_alias_target_supersedes() {
     let report = w.evaluator.run_cycle(None, true).await.unwrap();
     let o = &report.versions[0];
     assert_eq!(o.version, Some(2));
-    assert_eq!(o.status, "not_enough_data", "{o:?}");
+    assert_eq!(o.status, Outcome::NotEnoughData, "{o:?}");
     let retrain = w
         .recommendations("fraud", RecommendationKind::Retrain)
         .await;
@@ -550,7 +555,7 @@ async fn a_worse_version_is_rolled_back_automatically_and_audited() {
     let w = bad_deployment(true).await;
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     let o = &report.versions[0];
-    assert_eq!(o.rollback_verdict.as_deref(), Some("fail"), "{o:?}");
+    assert_eq!(o.rollback_verdict, Some(Verdict::Fail), "{o:?}");
     let alias = w.registry.get_alias("churn", "production").await.unwrap();
     assert_eq!(alias.version, 1, "the alias must be back on version 1");
     assert_eq!(alias.history[0].actor, "evaluator");
@@ -604,7 +609,7 @@ async fn a_worse_version_is_rolled_back_automatically_and_audited() {
 async fn without_automatic_rollback_only_the_recommendation_is_raised() {
     let w = bad_deployment(false).await;
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
-    assert_eq!(report.versions[0].rollback_verdict.as_deref(), Some("fail"));
+    assert_eq!(report.versions[0].rollback_verdict, Some(Verdict::Fail));
     let alias = w.registry.get_alias("churn", "production").await.unwrap();
     assert_eq!(
         alias.version, 2,
@@ -624,7 +629,7 @@ async fn without_automatic_rollback_only_the_recommendation_is_raised() {
     assert_eq!(v2.tags[RECOMMENDATION_TAG], "rollback");
 
     // Judged once per deployment, even after a restart of the evaluator.
-    let fresh = Evaluator::new(
+    let fresh: Evaluator = modelwatch_server::evaluator::evaluator(
         w.registry.clone(),
         w.telemetry.store.clone(),
         w.clock.clone(),
@@ -683,7 +688,7 @@ async fn an_equally_good_deployment_passes() {
     .await;
     w.clock.advance(Duration::minutes(10));
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
-    assert_eq!(report.versions[0].rollback_verdict.as_deref(), Some("pass"));
+    assert_eq!(report.versions[0].rollback_verdict, Some(Verdict::Pass));
     assert_eq!(
         w.registry
             .get_alias("churn", "production")
@@ -748,7 +753,7 @@ async fn false_alarm_rate_over_seeded_stable_runs() {
         let report = w.evaluator.run_cycle(None, false).await.unwrap();
         assert_eq!(report.versions.len(), MODELS);
         for o in &report.versions {
-            assert_eq!(o.status, "evaluated", "{o:?}");
+            assert_eq!(o.status, Outcome::Evaluated, "{o:?}");
             total += 1;
             drifted_evaluations += usize::from(o.dataset_drift == Some(true));
         }
@@ -798,7 +803,7 @@ async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refresh
     .await;
     w.clock.advance(Duration::minutes(5));
     let o = w.evaluator.run_cycle(None, false).await.unwrap().versions[0].clone();
-    assert_eq!(o.status, "baseline_pending", "{o:?}");
+    assert_eq!(o.status, Outcome::BaselinePending, "{o:?}");
 
     let mut ids = Vec::new();
     for i in 0..2 {
@@ -815,10 +820,17 @@ async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refresh
         .await;
         w.clock.advance(Duration::minutes(10));
         let o = w.evaluator.run_cycle(None, true).await.unwrap().versions[0].clone();
-        assert_eq!(o.status, "evaluated", "{o:?}");
+        assert_eq!(o.status, Outcome::Evaluated, "{o:?}");
         assert_eq!(o.drifted_features, ["amount"], "{o:?}");
         let action = &o.recommendations[0];
-        assert_eq!(action.action, if i == 0 { "raised" } else { "updated" });
+        assert_eq!(
+            action.action,
+            if i == 0 {
+                Change::Raised
+            } else {
+                Change::Updated
+            }
+        );
         ids.push((action.id, o.evaluation_id.clone().unwrap()));
     }
     // One open recommendation, refreshed with the newer evidence.
@@ -894,8 +906,8 @@ async fn latency_histograms_judge_a_deployment() {
 
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     assert_eq!(
-        report.versions[0].rollback_verdict.as_deref(),
-        Some("fail"),
+        report.versions[0].rollback_verdict,
+        Some(Verdict::Fail),
         "{report:?}"
     );
     let rollback = w
@@ -975,8 +987,8 @@ async fn error_counters_judge_a_deployment_across_a_reset() {
 
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     assert_eq!(
-        report.versions[0].rollback_verdict.as_deref(),
-        Some("fail"),
+        report.versions[0].rollback_verdict,
+        Some(Verdict::Fail),
         "{report:?}"
     );
     let rollback = w

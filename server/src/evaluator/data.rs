@@ -1,12 +1,14 @@
-//! Reading the evaluator's inputs out of the history with DataFusion:
-//! feature distributions of a window (`inferences` / `reference`) and the
-//! operational metrics the rollback judge compares (`spans`, `samples`).
+//! Reading the evaluator's inputs out of the history with DataFusion
+//! ([`DataFusionReader`], the evaluator's `TelemetryReader`): feature
+//! distributions of a window (`inferences` / `reference`), the operational
+//! metrics the rollback judge compares (`spans`, `samples`, `histograms`)
+//! and the newest evaluations in `drift_results`.
 //!
 //! Filtering and projection run in DataFusion (manifest and page pruning by
 //! model, version and time); the per-feature split of the feature maps runs
 //! here, streaming, so memory stays bounded whatever the window's size:
 //! each numeric feature keeps a uniform random sample of at most
-//! [`SAMPLE_CAP`] values (reservoir sampling, seeded per window so an
+//! `SAMPLE_CAP` values (reservoir sampling, seeded per window so an
 //! evaluation is reproducible); categorical features are counted exactly.
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,114 +18,21 @@ use datafusion::arrow::array::{
     Array, AsArray, Float64Array, MapArray, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::error::Result;
 use datafusion::prelude::{SessionContext, col, lit};
 use futures::StreamExt;
-use modelwatch_collectors::schema::{HISTOGRAMS, INFERENCES, REFERENCE, SAMPLES, SPANS};
+use modelwatch_collectors::schema::{HISTOGRAMS, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
+use modelwatch_evaluator::{
+    EvalError, FeatureSet, FeatureValues, NumericValues, Profile, SplitMix, TelemetryReader,
+    Traffic, Window,
+};
+use modelwatch_history::HistoryStore;
 use modelwatch_registry::FeatureKind;
+use modelwatch_types::tables::DRIFT_RESULTS;
+use modelwatch_types::{ErrorSource, LatencySource};
 
-use super::EvalError;
-
-/// Numeric values kept per feature and window: every value up to this
-/// many, a uniform sample of this many beyond. Tests on 20,000 values
-/// detect shifts of a few hundredths of a standard deviation, and the cost
-/// per row stays one random draw, whatever the window holds.
-pub const SAMPLE_CAP: usize = 20_000;
-
-/// SplitMix64: a tiny, fast, seedable generator for reservoir sampling
-/// (statistical quality is ample for choosing sample slots).
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is < n / 2^64).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-}
-
-/// One numeric feature's values: all of them while few, then a uniform
-/// reservoir sample of [`SAMPLE_CAP`].
-#[derive(Debug, Clone, Default)]
-pub struct NumericValues {
-    /// The kept values (all, or the sample).
-    pub values: Vec<f64>,
-    /// Finite values seen in the window.
-    pub seen: u64,
-}
-
-impl NumericValues {
-    fn push(&mut self, v: f64, rng: &mut SplitMix) {
-        if !v.is_finite() {
-            return;
-        }
-        self.seen += 1;
-        if self.values.len() < SAMPLE_CAP {
-            self.values.push(v);
-        } else {
-            let slot = rng.below(self.seen) as usize;
-            if slot < SAMPLE_CAP {
-                self.values[slot] = v;
-            }
-        }
-    }
-
-    pub fn count(&self) -> u64 {
-        self.seen
-    }
-}
-
-/// One feature's distribution in a window.
-#[derive(Debug, Clone)]
-pub enum FeatureValues {
-    Numeric(NumericValues),
-    Categorical(CategoryCounts),
-}
-
-/// The distributions of a window: rows and every requested feature.
-#[derive(Debug, Clone, Default)]
-pub struct Profile {
-    pub rows: u64,
-    pub features: BTreeMap<String, FeatureValues>,
-}
-
-/// Which rows a profile is built from.
-#[derive(Debug, Clone)]
-pub struct Window {
-    /// `inferences` or `reference`.
-    pub table: &'static str,
-    pub model: String,
-    pub version: String,
-    /// Half-open time range; `None` = all rows (reference data).
-    pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
-}
-
-impl Window {
-    pub fn current(model: &str, version: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
-        Window {
-            table: INFERENCES,
-            model: model.into(),
-            version: version.to_string(),
-            range: Some((from, to)),
-        }
-    }
-    pub fn reference(model: &str, version: i64) -> Self {
-        Window {
-            table: REFERENCE,
-            model: model.into(),
-            version: version.to_string(),
-            range: None,
-        }
-    }
-}
+type EvalResult<T> = modelwatch_evaluator::Result<T>;
 
 fn ts_lit(t: DateTime<Utc>) -> datafusion::logical_expr::Expr {
     lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
@@ -137,7 +46,7 @@ fn version_filter(
     model: &str,
     version: &str,
     range: Option<(DateTime<Utc>, DateTime<Utc>)>,
-) -> Result<datafusion::dataframe::DataFrame, EvalError> {
+) -> Result<datafusion::dataframe::DataFrame> {
     let mut df = df.filter(
         col("model")
             .eq(lit(model))
@@ -218,8 +127,8 @@ fn for_each_feature_entry(
 pub async fn profile(
     ctx: &SessionContext,
     window: &Window,
-    features: &BTreeMap<String, Option<FeatureKind>>,
-) -> Result<Profile, EvalError> {
+    features: &FeatureSet,
+) -> Result<Profile> {
     let df = ctx.table(window.table).await?;
     let df = version_filter(df, &window.model, &window.version, window.range)?
         .select_columns(&["features_num", "features_str"])?;
@@ -313,10 +222,7 @@ fn entry_range(map: &MapArray, row: usize) -> (usize, usize) {
 
 /// The feature names (and kinds) found in a version's reference data, for
 /// versions with no declared features and a policy that names none.
-pub async fn discover_features(
-    ctx: &SessionContext,
-    window: &Window,
-) -> Result<BTreeMap<String, Option<FeatureKind>>, EvalError> {
+pub async fn discover_features(ctx: &SessionContext, window: &Window) -> Result<FeatureSet> {
     let df = ctx.table(window.table).await?;
     let df = version_filter(df, &window.model, &window.version, window.range)?
         .select_columns(&["features_num", "features_str"])?
@@ -334,19 +240,10 @@ pub async fn discover_features(
 }
 
 /// Rows of a window (cheap: no feature maps are read).
-pub async fn count_rows(ctx: &SessionContext, window: &Window) -> Result<u64, EvalError> {
+pub async fn count_rows(ctx: &SessionContext, window: &Window) -> Result<u64> {
     let df = ctx.table(window.table).await?;
     let df = version_filter(df, &window.model, &window.version, window.range)?;
     Ok(df.count().await? as u64)
-}
-
-/// One side of the rollback judge: a version's traffic in a time range.
-#[derive(Debug, Clone)]
-pub struct Traffic {
-    pub model: String,
-    pub version: String,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
 }
 
 /// The version's spans in the range (only those named `span_name` if given).
@@ -354,7 +251,7 @@ async fn spans(
     ctx: &SessionContext,
     t: &Traffic,
     span_name: Option<&str>,
-) -> Result<datafusion::dataframe::DataFrame, EvalError> {
+) -> Result<datafusion::dataframe::DataFrame> {
     let df = version_filter(
         ctx.table(SPANS).await?,
         &t.model,
@@ -372,8 +269,8 @@ async fn samples(
     ctx: &SessionContext,
     t: &Traffic,
     metric: &str,
-) -> Result<datafusion::dataframe::DataFrame, EvalError> {
-    Ok(version_filter(
+) -> Result<datafusion::dataframe::DataFrame> {
+    version_filter(
         ctx.table(SAMPLES).await?,
         &t.model,
         &t.version,
@@ -383,7 +280,7 @@ async fn samples(
         col("metric")
             .eq(lit(metric))
             .and(col("stale").eq(lit(false))),
-    )?)
+    )
 }
 
 /// Latencies of the version's spans (`duration_ms`).
@@ -391,7 +288,7 @@ pub async fn span_latencies(
     ctx: &SessionContext,
     t: &Traffic,
     span_name: Option<&str>,
-) -> Result<Vec<f64>, EvalError> {
+) -> Result<Vec<f64>> {
     collect_f64(
         spans(ctx, t, span_name)
             .await?
@@ -405,7 +302,7 @@ pub async fn span_errors(
     ctx: &SessionContext,
     t: &Traffic,
     span_name: Option<&str>,
-) -> Result<(u64, u64), EvalError> {
+) -> Result<(u64, u64)> {
     let df = spans(ctx, t, span_name).await?;
     let total = df.clone().count().await? as u64;
     let errors = df
@@ -416,11 +313,7 @@ pub async fn span_errors(
 }
 
 /// Values of a gauge for the version.
-pub async fn gauge_values(
-    ctx: &SessionContext,
-    t: &Traffic,
-    metric: &str,
-) -> Result<Vec<f64>, EvalError> {
+pub async fn gauge_values(ctx: &SessionContext, t: &Traffic, metric: &str) -> Result<Vec<f64>> {
     collect_f64(samples(ctx, t, metric).await?.select_columns(&["value"])?).await
 }
 
@@ -462,7 +355,7 @@ pub async fn histogram_latencies(
     ctx: &SessionContext,
     t: &Traffic,
     metric: &str,
-) -> Result<Vec<f64>, EvalError> {
+) -> Result<Vec<f64>> {
     let df = version_filter(
         ctx.table(HISTOGRAMS).await?,
         &t.model,
@@ -571,11 +464,7 @@ pub async fn histogram_latencies(
 
 /// Increase of a counter over the range, summed over its series, with
 /// Prometheus' reset handling (a drop starts a new run from zero).
-pub async fn counter_increase(
-    ctx: &SessionContext,
-    t: &Traffic,
-    metric: &str,
-) -> Result<f64, EvalError> {
+pub async fn counter_increase(ctx: &SessionContext, t: &Traffic, metric: &str) -> Result<f64> {
     let df = samples(ctx, t, metric)
         .await?
         .select_columns(&["ts", "value", "labels"])?;
@@ -602,7 +491,7 @@ pub async fn counter_increase(
     Ok(total)
 }
 
-async fn collect_f64(df: datafusion::dataframe::DataFrame) -> Result<Vec<f64>, EvalError> {
+async fn collect_f64(df: datafusion::dataframe::DataFrame) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for batch in df.collect().await? {
         let column = batch.column(0);
@@ -638,33 +527,132 @@ mod tests {
         assert_eq!(layout.slots(&keys, (5, 7), &lookup), [Some(1), Some(0)]);
         assert_eq!(layout.slots(&keys, (7, 7), &lookup), []);
     }
+}
 
-    #[test]
-    fn reservoir_keeps_everything_then_a_bounded_uniform_sample() {
-        let mut rng = SplitMix(1);
-        let mut v = NumericValues::default();
-        for i in 0..SAMPLE_CAP {
-            v.push(i as f64, &mut rng);
-        }
-        assert_eq!(v.values.len(), SAMPLE_CAP);
-        v.push(f64::NAN, &mut rng);
-        assert_eq!(
-            v.count(),
-            SAMPLE_CAP as u64,
-            "non-finite values are skipped"
-        );
-        for i in SAMPLE_CAP..10 * SAMPLE_CAP {
-            v.push(i as f64, &mut rng);
-        }
-        assert_eq!(v.values.len(), SAMPLE_CAP);
-        assert_eq!(v.count(), 10 * SAMPLE_CAP as u64);
-        // Uniform over 0..10·CAP: the mean is near 5·CAP (sd of the mean of
-        // a 20k sample ≈ 0.2 % of the range).
-        let mean = v.values.iter().sum::<f64>() / SAMPLE_CAP as f64;
-        let expected = 5.0 * SAMPLE_CAP as f64;
-        assert!(
-            (mean - expected).abs() < 0.02 * expected,
-            "{mean} vs {expected}"
-        );
+/// The evaluator's [`TelemetryReader`]: DataFusion over the history store
+/// (a fresh session per read; the table providers snapshot at scan time).
+#[derive(Clone)]
+pub struct DataFusionReader {
+    history: HistoryStore,
+}
+
+impl DataFusionReader {
+    pub fn new(history: HistoryStore) -> Self {
+        Self { history }
     }
+
+    fn ctx(&self) -> EvalResult<SessionContext> {
+        self.history.session_context().map_err(EvalError::telemetry)
+    }
+}
+
+#[async_trait::async_trait]
+impl TelemetryReader for DataFusionReader {
+    async fn discover_features(&self, window: &Window) -> EvalResult<FeatureSet> {
+        discover_features(&self.ctx()?, window)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn count_rows(&self, window: &Window) -> EvalResult<u64> {
+        count_rows(&self.ctx()?, window)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn profile(&self, window: &Window, features: &FeatureSet) -> EvalResult<Profile> {
+        profile(&self.ctx()?, window, features)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn latencies(
+        &self,
+        traffic: &Traffic,
+        source: &LatencySource,
+        span_name: Option<&str>,
+    ) -> EvalResult<Vec<f64>> {
+        let ctx = self.ctx()?;
+        match source {
+            LatencySource::Spans => span_latencies(&ctx, traffic, span_name).await,
+            LatencySource::Metric { metric } => gauge_values(&ctx, traffic, metric).await,
+            LatencySource::Histogram { metric } => histogram_latencies(&ctx, traffic, metric).await,
+        }
+        .map_err(EvalError::telemetry)
+    }
+
+    async fn error_counts(
+        &self,
+        traffic: &Traffic,
+        source: &ErrorSource,
+        span_name: Option<&str>,
+    ) -> EvalResult<(u64, u64)> {
+        let ctx = self.ctx()?;
+        match source {
+            ErrorSource::Spans => span_errors(&ctx, traffic, span_name).await,
+            ErrorSource::Metric {
+                errors_metric,
+                requests_metric,
+            } => {
+                async {
+                    let errors = counter_increase(&ctx, traffic, errors_metric).await?;
+                    let requests = counter_increase(&ctx, traffic, requests_metric).await?;
+                    Ok((errors.round() as u64, requests.round() as u64))
+                }
+                .await
+            }
+        }
+        .map_err(EvalError::telemetry)
+    }
+
+    async fn recent_dataset_drift(
+        &self,
+        model: &str,
+        version: i64,
+        excluding: &str,
+        limit: usize,
+    ) -> EvalResult<Vec<bool>> {
+        recent_dataset_drift(&self.ctx()?, model, version, excluding, limit)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+}
+
+/// `dataset_drift` of the version's newest evaluations in `drift_results`,
+/// newest first.
+async fn recent_dataset_drift(
+    ctx: &SessionContext,
+    model: &str,
+    version: i64,
+    excluding: &str,
+    limit: usize,
+) -> Result<Vec<bool>> {
+    use datafusion::functions_aggregate::expr_fn::{bool_or, max};
+    let batches = ctx
+        .table(DRIFT_RESULTS)
+        .await?
+        .filter(
+            col("model")
+                .eq(lit(model))
+                .and(col("version").eq(lit(version.to_string())))
+                .and(col("evaluation_id").not_eq(lit(excluding))),
+        )?
+        .aggregate(
+            vec![col("evaluation_id")],
+            vec![
+                max(col("ts")).alias("at"),
+                bool_or(col("dataset_drift")).alias("drift"),
+            ],
+        )?
+        .sort(vec![col("at").sort(false, false)])?
+        .limit(0, Some(limit))?
+        .select_columns(&["drift"])?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let drift = b.column(0).as_boolean();
+        out.extend((0..drift.len()).map(|i| drift.value(i)));
+    }
+    Ok(out)
 }

@@ -4,13 +4,15 @@
 
 use std::sync::{Arc, LazyLock};
 
-use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
+use modelwatch_evaluator::{EvalError, EvaluationKey, ResultsSink};
+use modelwatch_history::{HistoryStore, WriteSet};
+use modelwatch_types::FeatureKind;
 
 pub use modelwatch_types::tables::DRIFT_RESULTS;
 
@@ -68,17 +70,6 @@ pub fn schema() -> SchemaRef {
     S.clone()
 }
 
-/// What identifies one evaluation's rows.
-#[derive(Debug, Clone)]
-pub struct EvaluationKey<'a> {
-    pub evaluation_id: &'a str,
-    pub model: &'a str,
-    pub version: i64,
-    pub alias: &'a str,
-    pub window: (DateTime<Utc>, DateTime<Utc>),
-    pub reference_source: &'a str,
-}
-
 pub fn decision_name(d: Decision) -> &'static str {
     match d {
         Decision::Drift => "drift",
@@ -91,7 +82,7 @@ pub fn decision_name(d: Decision) -> &'static str {
 pub fn batch(
     key: &EvaluationKey<'_>,
     report: &DriftReport,
-    kinds: &[&str],
+    kinds: &[FeatureKind],
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = report.features.len();
     let at = key.window.1.timestamp_micros();
@@ -109,7 +100,9 @@ pub fn batch(
         Arc::new(StringArray::from_iter_values(
             f.iter().map(|x| x.name.as_str()),
         )),
-        Arc::new(StringArray::from_iter_values(kinds.iter().copied())),
+        Arc::new(StringArray::from_iter_values(
+            kinds.iter().map(|k| k.as_str()),
+        )),
         Arc::new(StringArray::from_iter_values(
             f.iter().map(|x| x.result.method.name()),
         )),
@@ -145,6 +138,36 @@ pub fn batch(
         Arc::new(BooleanArray::from(vec![report.dataset_drift; n])),
     ];
     RecordBatch::try_new(schema(), columns)
+}
+
+/// The evaluator's [`ResultsSink`]: rows go through the history's WAL like
+/// any telemetry.
+#[derive(Clone)]
+pub struct HistoryResults {
+    history: HistoryStore,
+}
+
+impl HistoryResults {
+    pub fn new(history: HistoryStore) -> Self {
+        Self { history }
+    }
+}
+
+#[async_trait::async_trait]
+impl ResultsSink for HistoryResults {
+    async fn write(
+        &self,
+        key: &EvaluationKey<'_>,
+        report: &DriftReport,
+        kinds: &[FeatureKind],
+    ) -> modelwatch_evaluator::Result<()> {
+        let rows = batch(key, report, kinds).map_err(EvalError::results)?;
+        self.history
+            .write(WriteSet::new().with(DRIFT_RESULTS, rows))
+            .await
+            .map(drop)
+            .map_err(EvalError::results)
+    }
 }
 
 /// The newest evaluation of one version, as the promotion gate's `drift`

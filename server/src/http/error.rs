@@ -446,7 +446,7 @@ impl From<crate::evaluator::EvalError> for ApiError {
             E::Registry(e) => e.into(),
             E::Policy(_) => ApiError::bad_request(e.to_string()),
             E::Stopped => ApiError::unavailable(e.to_string()),
-            E::Query(_) | E::History(_) | E::Panicked(_) => ApiError::internal(e),
+            E::Telemetry(_) | E::Results(_) | E::Panicked(_) => ApiError::internal(e),
         }
     }
 }

@@ -1,0 +1,835 @@
+//! The evaluator's rules: given the policy, the previous state and the
+//! measured statistics, what to do — as values. No I/O, no async, no
+//! clock: the scheduler reads, calls these functions, and carries out the
+//! [`Action`]s they return in order.
+//!
+//! The rules, in the order the scheduler applies them to one watched alias:
+//! 1. **Superseded on alias move** ([`supersede_other_versions`]): an open
+//!    recommendation the evaluator raised on another version of the model
+//!    no longer applies once a newer version holds the alias. Others'
+//!    recommendations are never closed by the evaluator.
+//! 2. **Baseline pending** ([`plan_reference`]): with `reference:
+//!    baseline_window` the version's first `baseline_window` after it took
+//!    the alias is its reference; until that has passed it is not judged.
+//! 3. **Not enough data** ([`check_features`], [`check_rows`]): no features
+//!    to test, or fewer than `min_rows` current or reference rows.
+//! 4. **Persistence count** ([`decide_drift`]): consecutive drifted
+//!    evaluations count up, a clean one resets to 0; at `persistence` a
+//!    `retrain` recommendation is raised, or refreshed when one is open; a
+//!    clean evaluation supersedes the evaluator's open `retrain`.
+//! 5. **Judge once** ([`deployment_to_judge`], [`judged_before`],
+//!    [`decide_judge`]): only the alias's latest move, when it was a
+//!    deployment (a `set` from another version), is judged; a verdict is
+//!    final once its window is over or it failed, and a deployment that
+//!    already has a rollback recommendation is never judged again.
+//! 6. **Automatic rollback only when allowed** ([`decide_judge`]): a
+//!    failing verdict raises a critical `rollback` recommendation; the
+//!    alias moves back only with `rollback.automatic`.
+//! 7. **Tags** ([`decide_tags`]): health and the open recommendation kinds
+//!    are mirrored into version tags, written only when they changed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use modelwatch_drift::canary::{self, CanaryConfig, CanaryMetric, CanaryVerdict, Direction};
+use modelwatch_drift::{DriftReport, FeatureSpec, ReportConfig, evaluate_features};
+use modelwatch_registry::{Alias, Recommendation};
+use modelwatch_types::{
+    FeatureKind, Features, MonitoringPolicy, MoveKind, RecommendationKind, ReferenceSource,
+    RollbackPolicy, Severity, Tags,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::EvalError;
+use crate::ports::{FeatureSet, FeatureValues, Profile, SAMPLE_CAP, Traffic, Window};
+
+/// The actor name of everything the evaluator changes (audit, recommendations).
+pub const EVALUATOR_ACTOR: &str = "evaluator";
+/// Version tag mirroring the latest evaluation: `healthy`, `drifting`,
+/// `degraded` (failed rollback judge) or `insufficient_data`.
+pub const HEALTH_TAG: &str = "modelwatch.health";
+/// Version tag listing the open recommendation kinds (`retrain,rollback`) or
+/// `none`.
+pub const RECOMMENDATION_TAG: &str = "modelwatch.recommendation";
+/// Significance level of the error-rate comparison.
+pub const ERROR_RATE_ALPHA: f64 = 0.01;
+
+/// Defines a unit enum with fixed snake_case text forms (`as_str`, serde,
+/// OpenAPI): the words are public (API replies, metric labels, tags).
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The public text form.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words!(
+    /// What became of one watched alias's evaluation (`status` in
+    /// `POST /api/v1/evaluate` replies, the `status` label of
+    /// `modelwatch_evaluations_total`).
+    Outcome {
+        Evaluated => "evaluated",
+        NotEnoughData => "not_enough_data",
+        BaselinePending => "baseline_pending",
+        NoAlias => "no_alias",
+        Error => "error",
+    }
+);
+
+words!(
+    /// The rollback judge's verdict on a deployment.
+    Verdict {
+        Pass => "pass",
+        Fail => "fail",
+        Marginal => "marginal",
+        /// Not enough requests yet; the window is still open.
+        Pending => "pending",
+        /// Not enough requests and the window is over: final.
+        NotEnoughData => "not_enough_data",
+    }
+);
+
+words!(
+    /// The version's health, mirrored into [`HEALTH_TAG`].
+    Health {
+        Healthy => "healthy",
+        Drifting => "drifting",
+        /// The rollback judge failed the version.
+        Degraded => "degraded",
+        InsufficientData => "insufficient_data",
+    }
+);
+
+words!(
+    /// What the evaluator did to a recommendation.
+    Change {
+        Raised => "raised",
+        /// Raised again while open: the open one got the new reason and evidence.
+        Updated => "updated",
+        Applied => "applied",
+        Superseded => "superseded",
+    }
+);
+
+/// One thing to do. The scheduler carries a list out in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Store the evaluation's per-feature rows in `drift_results`.
+    RecordResults,
+    /// Tell listeners the dataset drifted (`drift.detected` webhooks).
+    NotifyDrift,
+    /// Raise a new recommendation on the evaluated version.
+    RaiseRecommendation {
+        kind: RecommendationKind,
+        severity: Severity,
+        reason: String,
+        evidence: Value,
+    },
+    /// Raise again while recommendation `id` is open: the registry
+    /// refreshes it with the new reason and evidence.
+    RefreshRecommendation {
+        id: i64,
+        kind: RecommendationKind,
+        severity: Severity,
+        reason: String,
+        evidence: Value,
+    },
+    /// Close recommendation `id` (on `version`) as superseded.
+    SupersedeRecommendation {
+        id: i64,
+        version: i64,
+        kind: RecommendationKind,
+        note: String,
+    },
+    /// Move `alias` back from `from_version` to the version it replaced,
+    /// then mark the recommendation raised just before as applied; the
+    /// move's reason names that recommendation.
+    Rollback {
+        alias: String,
+        from_version: i64,
+        to_version: i64,
+        reason: String,
+    },
+    /// Set these version tags (only the ones that change).
+    SetTags {
+        version: i64,
+        tags: Vec<(String, String)>,
+    },
+}
+
+/// Why a version is not judged this time (status and message of its
+/// outcome; its health is [`Health::InsufficientData`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    pub status: Outcome,
+    pub message: String,
+}
+
+/// `t + d`, or the latest representable time (policies bound their periods,
+/// so this only guards against what validation missed).
+pub fn time_after(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t − d`, or the earliest representable time.
+pub fn time_before(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Rule 1: supersede the evaluator's open recommendations on the model's
+/// other versions (`open`: the model's open recommendations).
+pub fn supersede_other_versions(alias: &Alias, open: &[Recommendation]) -> Vec<Action> {
+    open.iter()
+        .filter(|r| r.version != alias.version && r.raised_by == EVALUATOR_ACTOR)
+        .map(|r| Action::SupersedeRecommendation {
+            id: r.id,
+            version: r.version,
+            kind: r.kind,
+            note: format!(
+                "version {} took alias {:?}; this recommendation was about version {}",
+                alias.version, alias.alias, r.version
+            ),
+        })
+        .collect()
+}
+
+/// Where the reference distribution comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferencePlan {
+    pub window: Window,
+    /// `reference_data` or `baseline_window` (`drift_results` and evidence).
+    pub source: &'static str,
+}
+
+/// When `version` last became the alias's target.
+fn became_target(alias: &Alias, version: i64) -> Option<DateTime<Utc>> {
+    alias
+        .history
+        .iter()
+        .find(|m| m.to_version == Some(version))
+        .map(|m| m.at)
+}
+
+/// Rule 2: the reference window, or [`Outcome::BaselinePending`] while the
+/// baseline window after the version took the alias is still running.
+pub fn plan_reference(
+    policy: &MonitoringPolicy,
+    alias: &Alias,
+    now: DateTime<Utc>,
+) -> Result<ReferencePlan, Skip> {
+    let (model, version) = (alias.model.as_str(), alias.version);
+    match policy.reference {
+        ReferenceSource::ReferenceData => Ok(ReferencePlan {
+            window: Window::reference(model, version),
+            source: "reference_data",
+        }),
+        ReferenceSource::BaselineWindow => {
+            let since = became_target(alias, version).unwrap_or(alias.updated_at);
+            let until = time_after(since, policy.baseline_window.as_chrono());
+            if now < until {
+                return Err(Skip {
+                    status: Outcome::BaselinePending,
+                    message: format!(
+                        "the baseline window after version {version} took the alias ends at {}",
+                        until.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ),
+                });
+            }
+            Ok(ReferencePlan {
+                window: Window::current(model, version, since, until),
+                source: "baseline_window",
+            })
+        }
+    }
+}
+
+/// Which features to test: the policy's, else the version's declared ones;
+/// `None` when neither names any (then they are discovered in the
+/// reference).
+pub fn features_to_test(policy: &MonitoringPolicy, declared: &Features) -> Option<FeatureSet> {
+    if !policy.features.is_empty() {
+        Some(
+            policy
+                .features
+                .keys()
+                .map(|k| (k.clone(), declared.get(k).copied()))
+                .collect(),
+        )
+    } else if !declared.is_empty() {
+        Some(
+            declared
+                .iter()
+                .map(|(k, kind)| (k.clone(), Some(*kind)))
+                .collect(),
+        )
+    } else {
+        None
+    }
+}
+
+/// Rule 3a: nothing to test.
+pub fn check_features(version: i64, features: &FeatureSet) -> Result<(), Skip> {
+    if features.is_empty() {
+        return Err(Skip {
+            status: Outcome::NotEnoughData,
+            message: format!(
+                "no features to test for version {version}: declare them on the version, \
+                 upload reference data, or list them in the policy"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The reference decides the kind of undeclared features, so both sides
+/// are read the same way.
+pub fn resolve_kinds(features: &mut FeatureSet, reference: &Profile) {
+    for (name, kind) in features.iter_mut() {
+        if kind.is_none() {
+            *kind = Some(match reference.features.get(name) {
+                Some(FeatureValues::Categorical(_)) => FeatureKind::Categorical,
+                _ => FeatureKind::Numeric,
+            });
+        }
+    }
+}
+
+/// Rule 3b: too few rows on either side.
+pub fn check_rows(
+    policy: &MonitoringPolicy,
+    current_rows: u64,
+    reference_rows: u64,
+) -> Result<(), Skip> {
+    if current_rows < policy.min_rows || reference_rows < policy.min_rows {
+        return Err(Skip {
+            status: Outcome::NotEnoughData,
+            message: format!(
+                "{current_rows} current rows and {reference_rows} reference rows; the policy \
+                 needs {} of each (min_rows)",
+                policy.min_rows
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the drift report of `current` against `reference` (pure
+/// statistics; one core, see the crate docs).
+pub fn run_report(
+    policy: &MonitoringPolicy,
+    reference: &Profile,
+    current: &Profile,
+) -> DriftReport {
+    let config = ReportConfig {
+        correction: policy.correction,
+        drift_share: policy.drift_share,
+        parallel: false,
+        ..ReportConfig::default()
+    };
+    let mut specs = Vec::new();
+    for (name, r) in &reference.features {
+        let spec = match (r, current.features.get(name)) {
+            (FeatureValues::Numeric(r), Some(FeatureValues::Numeric(c))) => {
+                FeatureSpec::numeric(name.clone(), &r.values, &c.values)
+            }
+            (FeatureValues::Categorical(r), Some(FeatureValues::Categorical(c))) => {
+                FeatureSpec::categorical(name.clone(), r, c)
+            }
+            _ => continue,
+        };
+        let spec = match policy.features.get(name) {
+            Some(overrides) => {
+                let mut spec = spec;
+                if let Some(m) = overrides.method {
+                    spec = spec.with_method(m);
+                }
+                if let Some(t) = overrides.threshold {
+                    spec = spec.with_threshold(t);
+                }
+                spec
+            }
+            None => spec,
+        };
+        specs.push(spec);
+    }
+    evaluate_features(&specs, &config)
+}
+
+/// `model/version/time`: shared by one evaluation's rows.
+pub fn evaluation_id(model: &str, version: i64, now: DateTime<Utc>) -> String {
+    format!(
+        "{model}/{version}/{}",
+        now.to_rfc3339_opts(SecondsFormat::Millis, true)
+    )
+}
+
+/// The kind of each of the report's features, for the results rows.
+pub fn report_kinds(report: &DriftReport, features: &FeatureSet) -> Vec<FeatureKind> {
+    report
+        .features
+        .iter()
+        .map(|f| match features.get(&f.name) {
+            Some(Some(FeatureKind::Categorical)) => FeatureKind::Categorical,
+            _ => FeatureKind::Numeric,
+        })
+        .collect()
+}
+
+/// Consecutive drifted evaluations at the head of `newest_first`.
+pub fn leading_drifted(newest_first: &[bool]) -> u32 {
+    newest_first.iter().take_while(|d| **d).count() as u32
+}
+
+/// One evaluation's measurements and their context.
+#[derive(Debug, Clone)]
+pub struct DriftMeasurement<'a> {
+    pub evaluation_id: &'a str,
+    pub now: DateTime<Utc>,
+    pub alias: &'a str,
+    /// The current window.
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    pub current_rows: u64,
+    pub reference: &'a ReferencePlan,
+    pub reference_rows: u64,
+    pub report: &'a DriftReport,
+}
+
+/// What the drift rules need to know from before this evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct DriftState<'a> {
+    /// Consecutive drifted evaluations before this one.
+    pub consecutive: u32,
+    /// The version's open `retrain` recommendations.
+    pub open_retrain: &'a [Recommendation],
+}
+
+/// The drift half's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftDecision {
+    /// Consecutive drifted evaluations including this one.
+    pub consecutive: u32,
+    pub health: Health,
+    pub drifted_features: Vec<String>,
+    /// The evidence a retrain recommendation carries (and `drift.detected`).
+    pub evidence: Value,
+    pub actions: Vec<Action>,
+}
+
+/// Rule 4: record the results, count the persistence, raise / refresh /
+/// supersede the version's `retrain` recommendation.
+pub fn decide_drift(
+    policy: &MonitoringPolicy,
+    state: DriftState<'_>,
+    m: &DriftMeasurement<'_>,
+) -> DriftDecision {
+    let report = m.report;
+    let consecutive = if report.dataset_drift {
+        state.consecutive.saturating_add(1)
+    } else {
+        0
+    };
+    let drifted: Vec<String> = report
+        .features
+        .iter()
+        .filter(|f| f.result.drifted())
+        .map(|f| f.name.clone())
+        .collect();
+    let evidence = json!({
+        "evaluation_id": m.evaluation_id,
+        "evaluated_at": m.now,
+        "alias": m.alias,
+        "current_window": {"start": m.window.0, "end": m.window.1, "rows": m.current_rows},
+        "numeric_sample_cap": SAMPLE_CAP,
+        "reference": {
+            "source": m.reference.source,
+            "rows": m.reference_rows,
+            "window": m.reference.window.range.map(|(s, e)| json!({"start": s, "end": e})),
+        },
+        "thresholds": {
+            "drift_share": policy.drift_share,
+            "persistence": policy.persistence,
+            "correction": policy.correction,
+            "min_rows": policy.min_rows,
+        },
+        "consecutive_drifted_evaluations": consecutive,
+        "drifted_share": report.drifted_share,
+        "drifted_features": drifted,
+        "features": report.features,
+    });
+    let mut actions = vec![Action::RecordResults];
+    if report.dataset_drift {
+        actions.push(Action::NotifyDrift);
+    }
+    if consecutive >= policy.persistence {
+        let reason = format!(
+            "{} of {} features drifted ({}) in {consecutive} consecutive evaluations \
+             (policy: {} at a drifted share of {})",
+            drifted.len(),
+            report.n_features,
+            drifted.join(", "),
+            policy.persistence,
+            policy.drift_share,
+        );
+        let (kind, severity) = (RecommendationKind::Retrain, Severity::Warning);
+        actions.push(match state.open_retrain.first() {
+            Some(open) => Action::RefreshRecommendation {
+                id: open.id,
+                kind,
+                severity,
+                reason,
+                evidence: evidence.clone(),
+            },
+            None => Action::RaiseRecommendation {
+                kind,
+                severity,
+                reason,
+                evidence: evidence.clone(),
+            },
+        });
+    } else if !report.dataset_drift {
+        for r in state
+            .open_retrain
+            .iter()
+            .filter(|r| r.raised_by == EVALUATOR_ACTOR)
+        {
+            actions.push(Action::SupersedeRecommendation {
+                id: r.id,
+                version: r.version,
+                kind: r.kind,
+                note: format!(
+                    "drift cleared: evaluation {} found a drifted share of {:.3} (threshold {})",
+                    m.evaluation_id, report.drifted_share, policy.drift_share
+                ),
+            });
+        }
+    }
+    DriftDecision {
+        consecutive,
+        health: if report.dataset_drift {
+            Health::Drifting
+        } else {
+            Health::Healthy
+        },
+        drifted_features: drifted,
+        evidence,
+        actions,
+    }
+}
+
+/// A deployment the rollback judge looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    pub model: String,
+    pub alias: String,
+    /// The version it replaced (the baseline).
+    pub previous: i64,
+    /// The deployed version (the canary).
+    pub version: i64,
+    pub moved_at: DateTime<Utc>,
+}
+
+impl Deployment {
+    /// The move's time as recorded in a rollback recommendation's evidence
+    /// (`alias_move_at`): how a deployment is recognised after a restart.
+    pub fn stamp(&self) -> String {
+        self.moved_at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+/// Rule 5a: the alias's latest move, when it was a deployment of the
+/// version it points at from another version. A rollback move is the
+/// judge's own remedy, not a new candidate.
+pub fn deployment_to_judge(alias: &Alias) -> Option<Deployment> {
+    let deploy = alias.history.first()?;
+    let (MoveKind::Set, Some(previous), Some(to)) =
+        (deploy.kind, deploy.from_version, deploy.to_version)
+    else {
+        return None;
+    };
+    if to != alias.version || previous == alias.version {
+        return None;
+    }
+    Some(Deployment {
+        model: alias.model.clone(),
+        alias: alias.alias.clone(),
+        previous,
+        version: alias.version,
+        moved_at: deploy.at,
+    })
+}
+
+/// Rule 5b: whether a rollback recommendation (any status) was already
+/// raised for this deployment; `earlier`: the version's rollback
+/// recommendations.
+pub fn judged_before(deployment: &Deployment, earlier: &[Recommendation]) -> bool {
+    let stamp = deployment.stamp();
+    earlier.iter().any(|r| {
+        r.kind == RecommendationKind::Rollback
+            && r.evidence["alias_move_at"].as_str() == Some(stamp.as_str())
+    })
+}
+
+/// The two sides the judge compares: the `window` before the move on the
+/// previous version, and up to `window` after it on the new one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeWindows {
+    pub baseline: Traffic,
+    pub canary: Traffic,
+    /// The canary window is complete: the verdict is final either way.
+    pub window_over: bool,
+}
+
+pub fn judge_windows(
+    policy: &RollbackPolicy,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> JudgeWindows {
+    let window = policy.window.as_chrono();
+    let moved_at = deployment.moved_at;
+    JudgeWindows {
+        baseline: Traffic {
+            model: deployment.model.clone(),
+            version: deployment.previous.to_string(),
+            from: time_before(moved_at, window),
+            to: moved_at,
+        },
+        canary: Traffic {
+            model: deployment.model.clone(),
+            version: deployment.version.to_string(),
+            from: moved_at,
+            to: now.min(time_after(moved_at, window)),
+        },
+        window_over: now >= time_after(moved_at, window),
+    }
+}
+
+/// Errors and requests of both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCounts {
+    pub baseline_errors: u64,
+    pub baseline_requests: u64,
+    pub canary_errors: u64,
+    pub canary_requests: u64,
+}
+
+/// What the judge measured (each `None` when the policy does not compare it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JudgeMeasurement {
+    /// Latency observations: (baseline, canary).
+    pub latency: Option<(Vec<f64>, Vec<f64>)>,
+    pub errors: Option<ErrorCounts>,
+}
+
+/// The judge's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeDecision {
+    pub verdict: Verdict,
+    /// The verdict is final: this deployment is not judged again.
+    pub final_verdict: bool,
+    pub actions: Vec<Action>,
+}
+
+/// Rules 5c and 6: the verdict, and on a failure the critical rollback
+/// recommendation and — only with `automatic` — the alias move back.
+pub fn decide_judge(
+    policy: &RollbackPolicy,
+    deployment: &Deployment,
+    windows: &JudgeWindows,
+    m: &JudgeMeasurement,
+) -> Result<JudgeDecision, EvalError> {
+    let verdict = |verdict, final_verdict| JudgeDecision {
+        verdict,
+        final_verdict,
+        actions: Vec::new(),
+    };
+    // Errors cannot exceed requests (counter increases are rounded apart).
+    let errors = m.errors.map(|e| ErrorCounts {
+        baseline_errors: e.baseline_errors.min(e.baseline_requests),
+        canary_errors: e.canary_errors.min(e.canary_requests),
+        ..e
+    });
+    let min = policy.min_requests;
+    let enough = m
+        .latency
+        .as_ref()
+        .is_none_or(|(b, c)| b.len() as u64 >= min && c.len() as u64 >= min)
+        && errors
+            .as_ref()
+            .is_none_or(|e| e.baseline_requests >= min && e.canary_requests >= min);
+    if !enough {
+        return Ok(if windows.window_over {
+            verdict(Verdict::NotEnoughData, true)
+        } else {
+            verdict(Verdict::Pending, false)
+        });
+    }
+    let latency_report = match &m.latency {
+        Some((b, c)) => Some(
+            canary::judge(
+                &[CanaryMetric {
+                    name: "latency".into(),
+                    baseline: b.clone(),
+                    canary: c.clone(),
+                    direction: Direction::Increase,
+                    critical: true,
+                    weight: 1.0,
+                    tolerance: Some(policy.tolerance),
+                }],
+                &CanaryConfig {
+                    tolerance: policy.tolerance,
+                    ..CanaryConfig::default()
+                },
+            )
+            .map_err(|e| EvalError::Policy(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let error_report = match errors {
+        Some(e) => Some(
+            canary::compare_error_rates(
+                e.baseline_errors,
+                e.baseline_requests,
+                e.canary_errors,
+                e.canary_requests,
+                ERROR_RATE_ALPHA,
+            )
+            .map_err(|e| EvalError::Policy(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let latency_failed = latency_report
+        .as_ref()
+        .is_some_and(|r| r.verdict == CanaryVerdict::Fail);
+    let errors_failed = error_report.as_ref().is_some_and(|r| r.canary_worse);
+    if !(latency_failed || errors_failed) {
+        let v = match latency_report.as_ref().map(|r| r.verdict) {
+            Some(CanaryVerdict::Marginal) => Verdict::Marginal,
+            _ => Verdict::Pass,
+        };
+        return Ok(verdict(v, windows.window_over));
+    }
+
+    let mut findings = Vec::new();
+    if let (Some(r), true) = (&latency_report, latency_failed)
+        && let Some(m) = r.metrics.first()
+    {
+        findings.push(format!(
+            "median latency {:.1} → {:.1}",
+            m.baseline_median.unwrap_or(f64::NAN),
+            m.canary_median.unwrap_or(f64::NAN)
+        ));
+    }
+    if let (Some(r), true) = (&error_report, errors_failed) {
+        findings.push(format!(
+            "error rate {:.2}% → {:.2}% (p = {:.2e})",
+            r.baseline_rate * 100.0,
+            r.canary_rate * 100.0,
+            r.p_value
+        ));
+    }
+    let (version, previous) = (deployment.version, deployment.previous);
+    let reason = format!(
+        "version {version} is worse than version {previous}, which it replaced as {:?}: {}",
+        deployment.alias,
+        findings.join("; ")
+    );
+    let evidence = json!({
+        "alias": deployment.alias,
+        "alias_move_at": deployment.stamp(),
+        "baseline_version": previous,
+        "canary_version": version,
+        "baseline_window": {"start": windows.baseline.from, "end": windows.baseline.to},
+        "canary_window": {"start": windows.canary.from, "end": windows.canary.to},
+        "latency": latency_report,
+        "errors": error_report,
+        "policy": policy,
+    });
+    let mut actions = vec![Action::RaiseRecommendation {
+        kind: RecommendationKind::Rollback,
+        severity: Severity::Critical,
+        reason: reason.clone(),
+        evidence,
+    }];
+    if policy.automatic {
+        actions.push(Action::Rollback {
+            alias: deployment.alias.clone(),
+            from_version: version,
+            to_version: previous,
+            reason,
+        });
+    }
+    Ok(JudgeDecision {
+        verdict: Verdict::Fail,
+        final_verdict: true,
+        actions,
+    })
+}
+
+/// The version's health after both halves: a failed judge degrades it.
+pub fn health(drift: Health, verdict: Option<Verdict>) -> Health {
+    if verdict == Some(Verdict::Fail) {
+        Health::Degraded
+    } else {
+        drift
+    }
+}
+
+/// The open recommendation kinds, sorted by name, once each.
+pub fn open_kinds(open: &[Recommendation]) -> Vec<RecommendationKind> {
+    let mut kinds: Vec<RecommendationKind> = open.iter().map(|r| r.kind).collect();
+    kinds.sort_unstable_by_key(|k| k.as_str());
+    kinds.dedup();
+    kinds
+}
+
+/// Rule 7: the tags to write so the version's tags say `health` (left as
+/// it is when `None`) and the open recommendation kinds (`none` when
+/// empty); `None` when they already do.
+pub fn decide_tags(
+    version: i64,
+    current: &Tags,
+    open: &[RecommendationKind],
+    health: Option<Health>,
+) -> Option<Action> {
+    let recommendation = if open.is_empty() {
+        "none".to_string()
+    } else {
+        open.iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let wanted: BTreeMap<&str, String> = health
+        .map(|h| (HEALTH_TAG, h.as_str().to_string()))
+        .into_iter()
+        .chain([(RECOMMENDATION_TAG, recommendation)])
+        .collect();
+    let tags: Vec<(String, String)> = wanted
+        .into_iter()
+        .filter(|(k, v)| current.get(*k) != Some(v))
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    (!tags.is_empty()).then_some(Action::SetTags { version, tags })
+}
+
+#[cfg(test)]
+mod tests;

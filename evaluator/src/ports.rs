@@ -1,0 +1,370 @@
+//! The narrow traits the scheduler works through, and the values that cross
+//! them: what it reads from the telemetry history ([`TelemetryReader`]),
+//! where it writes its per-feature results ([`ResultsSink`]) and whom it
+//! tells what happened ([`EvaluationEvents`]). The registry is
+//! `EvaluatorRegistry` (registry roles), the clock `modelwatch_types::Clock`.
+//!
+//! The server implements the first two with DataFusion over the history
+//! store, the third with `/metrics` and outbound webhooks; the scheduler's
+//! tests implement them in memory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The registry roles the evaluator works through: it reads policies,
+/// aliases and versions, raises and moves recommendations, rolls an alias
+/// back and tags versions. Nothing else of the registry (tokens, webhooks,
+/// audit listings, gates, tracking) is reachable from here.
+pub trait EvaluatorRegistry:
+    modelwatch_registry::Policies
+    + modelwatch_registry::Aliases
+    + modelwatch_registry::Versions
+    + modelwatch_registry::Recommendations
+{
+}
+
+impl<T> EvaluatorRegistry for T where
+    T: modelwatch_registry::Policies
+        + modelwatch_registry::Aliases
+        + modelwatch_registry::Versions
+        + modelwatch_registry::Recommendations
+        + ?Sized
+{
+}
+
+use chrono::{DateTime, Utc};
+use modelwatch_drift::{CategoryCounts, DriftReport};
+use modelwatch_types::tables::{INFERENCES, REFERENCE};
+use modelwatch_types::{ErrorSource, FeatureKind, LatencySource, RecommendationKind};
+use serde_json::Value;
+
+use crate::report::{RecommendationAction, VersionOutcome};
+use crate::{EvalError, Result};
+
+/// Numeric values kept per feature and window: every value up to this
+/// many, a uniform sample of this many beyond. Tests on 20,000 values
+/// detect shifts of a few hundredths of a standard deviation, and the cost
+/// per row stays one random draw, whatever the window holds.
+pub const SAMPLE_CAP: usize = 20_000;
+
+/// SplitMix64: a tiny, fast, seedable generator for reservoir sampling
+/// (statistical quality is ample for choosing sample slots).
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is < n / 2^64).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// One numeric feature's values: all of them while few, then a uniform
+/// reservoir sample of [`SAMPLE_CAP`].
+#[derive(Debug, Clone, Default)]
+pub struct NumericValues {
+    /// The kept values (all, or the sample).
+    pub values: Vec<f64>,
+    /// Finite values seen in the window.
+    pub seen: u64,
+}
+
+impl NumericValues {
+    /// Adds one value (non-finite values are skipped).
+    pub fn push(&mut self, v: f64, rng: &mut SplitMix) {
+        if !v.is_finite() {
+            return;
+        }
+        self.seen += 1;
+        if self.values.len() < SAMPLE_CAP {
+            self.values.push(v);
+        } else {
+            let slot = rng.below(self.seen) as usize;
+            if slot < SAMPLE_CAP {
+                self.values[slot] = v;
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.seen
+    }
+}
+
+/// One feature's distribution in a window.
+#[derive(Debug, Clone)]
+pub enum FeatureValues {
+    Numeric(NumericValues),
+    Categorical(CategoryCounts),
+}
+
+/// The distributions of a window: rows and every requested feature.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub rows: u64,
+    pub features: BTreeMap<String, FeatureValues>,
+}
+
+/// Which rows a profile is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// `inferences` or `reference`.
+    pub table: &'static str,
+    pub model: String,
+    pub version: String,
+    /// Half-open time range; `None` = all rows (reference data).
+    pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Window {
+    pub fn current(model: &str, version: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Window {
+            table: INFERENCES,
+            model: model.into(),
+            version: version.to_string(),
+            range: Some((from, to)),
+        }
+    }
+    pub fn reference(model: &str, version: i64) -> Self {
+        Window {
+            table: REFERENCE,
+            model: model.into(),
+            version: version.to_string(),
+            range: None,
+        }
+    }
+}
+
+/// One side of the rollback judge: a version's traffic in a time range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traffic {
+    pub model: String,
+    pub version: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Features to read: name → kind (`None`: read from whichever map holds it).
+pub type FeatureSet = BTreeMap<String, Option<FeatureKind>>;
+
+/// What the evaluator reads from the telemetry history. Errors are
+/// [`EvalError::Telemetry`] (see [`EvalError::telemetry`]).
+#[async_trait::async_trait]
+pub trait TelemetryReader: Send + Sync + 'static {
+    /// The feature names (and kinds) found in a window, for versions with no
+    /// declared features and a policy that names none.
+    async fn discover_features(&self, window: &Window) -> Result<FeatureSet>;
+    /// Rows of a window (cheap: no feature values are read).
+    async fn count_rows(&self, window: &Window) -> Result<u64>;
+    /// The profile of `window` for `features`: numeric features as uniform
+    /// samples of at most [`SAMPLE_CAP`] values, categorical ones counted.
+    async fn profile(&self, window: &Window, features: &FeatureSet) -> Result<Profile>;
+    /// Latency observations of one side of the rollback judge.
+    async fn latencies(
+        &self,
+        traffic: &Traffic,
+        source: &LatencySource,
+        span_name: Option<&str>,
+    ) -> Result<Vec<f64>>;
+    /// `(errors, requests)` of one side of the rollback judge.
+    async fn error_counts(
+        &self,
+        traffic: &Traffic,
+        source: &ErrorSource,
+        span_name: Option<&str>,
+    ) -> Result<(u64, u64)>;
+    /// `dataset_drift` of the version's newest evaluations in the results
+    /// table, newest first, at most `limit`, leaving `excluding` out (after a
+    /// restart the in-memory consecutive-drift count is gone).
+    async fn recent_dataset_drift(
+        &self,
+        model: &str,
+        version: i64,
+        excluding: &str,
+        limit: usize,
+    ) -> Result<Vec<bool>>;
+}
+
+/// What identifies one evaluation's rows in the results table.
+#[derive(Debug, Clone)]
+pub struct EvaluationKey<'a> {
+    pub evaluation_id: &'a str,
+    pub model: &'a str,
+    pub version: i64,
+    pub alias: &'a str,
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    pub reference_source: &'a str,
+}
+
+/// Where one evaluation's per-feature results are stored. Errors are
+/// [`EvalError::Results`].
+#[async_trait::async_trait]
+pub trait ResultsSink: Send + Sync + 'static {
+    /// Stores the rows of `report`; `kinds[i]` is the kind of
+    /// `report.features[i]`.
+    async fn write(
+        &self,
+        key: &EvaluationKey<'_>,
+        report: &DriftReport,
+        kinds: &[FeatureKind],
+    ) -> Result<()>;
+}
+
+/// What the evaluator tells the rest of the daemon (`/metrics`, outbound
+/// webhooks). Every method defaults to nothing; implementations must not
+/// fail the evaluation (log and carry on).
+#[async_trait::async_trait]
+pub trait EvaluationEvents: Send + Sync + 'static {
+    /// A full cycle listed these models' policies: anything about other
+    /// models is stale.
+    async fn watched_models(&self, _models: &HashSet<String>) {}
+    /// A version's drift report was computed (and its rows stored).
+    async fn drift_measured(&self, _model: &str, _version: i64, _report: &DriftReport) {}
+    /// A version's evaluation found dataset drift; `evidence` is the
+    /// recommendation evidence of that evaluation.
+    async fn drift_detected(&self, _model: &str, _version: i64, _evidence: &Value) {}
+    /// A recommendation was raised, refreshed, applied or superseded.
+    async fn recommendation_changed(&self, _model: &str, _action: &RecommendationAction) {}
+    /// The alias was moved back automatically.
+    async fn rollback_done(&self, _rollback: &RollbackDone) {}
+    /// The open recommendation kinds of a watched version (sorted, once each).
+    async fn open_recommendations(
+        &self,
+        _model: &str,
+        _version: i64,
+        _kinds: &[RecommendationKind],
+    ) {
+    }
+    /// One watched alias's evaluation finished (whatever its status).
+    async fn version_evaluated(
+        &self,
+        _outcome: &VersionOutcome,
+        _at: DateTime<Utc>,
+        _interval: Duration,
+        _took: Duration,
+    ) {
+    }
+    /// One model's evaluation failed (it is also reported as status
+    /// `error`).
+    async fn evaluation_failed(&self, _model: &str, _error: &EvalError) {}
+    /// A cycle over every due policy finished.
+    async fn cycle_finished(&self, _took: Duration) {}
+}
+
+/// An automatic rollback, as [`EvaluationEvents::rollback_done`] hears it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackDone {
+    pub model: String,
+    pub alias: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub recommendation: i64,
+}
+
+/// Events that go nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoEvents;
+
+impl EvaluationEvents for NoEvents {}
+
+/// Several listeners, told in order.
+#[derive(Default, Clone)]
+pub struct Fanout(pub Vec<Arc<dyn EvaluationEvents>>);
+
+#[async_trait::async_trait]
+impl EvaluationEvents for Fanout {
+    async fn watched_models(&self, models: &HashSet<String>) {
+        for e in &self.0 {
+            e.watched_models(models).await;
+        }
+    }
+    async fn drift_measured(&self, model: &str, version: i64, report: &DriftReport) {
+        for e in &self.0 {
+            e.drift_measured(model, version, report).await;
+        }
+    }
+    async fn drift_detected(&self, model: &str, version: i64, evidence: &Value) {
+        for e in &self.0 {
+            e.drift_detected(model, version, evidence).await;
+        }
+    }
+    async fn recommendation_changed(&self, model: &str, action: &RecommendationAction) {
+        for e in &self.0 {
+            e.recommendation_changed(model, action).await;
+        }
+    }
+    async fn rollback_done(&self, rollback: &RollbackDone) {
+        for e in &self.0 {
+            e.rollback_done(rollback).await;
+        }
+    }
+    async fn open_recommendations(&self, model: &str, version: i64, kinds: &[RecommendationKind]) {
+        for e in &self.0 {
+            e.open_recommendations(model, version, kinds).await;
+        }
+    }
+    async fn version_evaluated(
+        &self,
+        outcome: &VersionOutcome,
+        at: DateTime<Utc>,
+        interval: Duration,
+        took: Duration,
+    ) {
+        for e in &self.0 {
+            e.version_evaluated(outcome, at, interval, took).await;
+        }
+    }
+    async fn evaluation_failed(&self, model: &str, error: &EvalError) {
+        for e in &self.0 {
+            e.evaluation_failed(model, error).await;
+        }
+    }
+    async fn cycle_finished(&self, took: Duration) {
+        for e in &self.0 {
+            e.cycle_finished(took).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservoir_keeps_everything_then_a_bounded_uniform_sample() {
+        let mut rng = SplitMix(1);
+        let mut v = NumericValues::default();
+        for i in 0..SAMPLE_CAP {
+            v.push(i as f64, &mut rng);
+        }
+        assert_eq!(v.values.len(), SAMPLE_CAP);
+        v.push(f64::NAN, &mut rng);
+        assert_eq!(
+            v.count(),
+            SAMPLE_CAP as u64,
+            "non-finite values are skipped"
+        );
+        for i in SAMPLE_CAP..10 * SAMPLE_CAP {
+            v.push(i as f64, &mut rng);
+        }
+        assert_eq!(v.values.len(), SAMPLE_CAP);
+        assert_eq!(v.count(), 10 * SAMPLE_CAP as u64);
+        // Uniform over 0..10·CAP: the mean is near 5·CAP (sd of the mean of
+        // a 20k sample ≈ 0.2 % of the range).
+        let mean = v.values.iter().sum::<f64>() / SAMPLE_CAP as f64;
+        let expected = 5.0 * SAMPLE_CAP as f64;
+        assert!(
+            (mean - expected).abs() < 0.02 * expected,
+            "{mean} vs {expected}"
+        );
+    }
+}

@@ -1,0 +1,818 @@
+//! The scheduler: reads, asks [`crate::decision`], carries the answer out.
+//!
+//! [`Evaluator::run_cycle`] evaluates every model whose policy interval has
+//! elapsed by the injected clock (all of them when forced, or one). Cycles
+//! are serialised (one at a time, versions one after another), which bounds
+//! its CPU to one core. [`spawn`] runs it on its own single-threaded Tokio
+//! runtime on a thread at the lowest scheduling priority (nice 19): queries
+//! and statistics never take a worker from the runtime that serves
+//! ingestion, and when the cores are busy the kernel runs ingestion first.
+//! A panic in one model's evaluation is that model's `error` outcome, not
+//! the end of the evaluator.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use modelwatch_registry::{
+    Actor, Alias, PageRequest, PolicyRecord, Recommendation, RecommendationFilter,
+    RecommendationKind, RecommendationStatus, Role, TagTarget, Transition,
+};
+use modelwatch_types::{Clock, MonitoringPolicy, RollbackPolicy};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
+
+use crate::decision::{
+    self, Action, Change, DriftMeasurement, DriftState, EVALUATOR_ACTOR, Health, JudgeMeasurement,
+    Outcome, Skip, Verdict,
+};
+use crate::ports::{
+    EvaluationEvents, EvaluationKey, EvaluatorRegistry, FeatureSet, NoEvents, Profile, ResultsSink,
+    RollbackDone, TelemetryReader, Window,
+};
+use crate::report::{CycleReport, RecommendationAction, VersionOutcome};
+use crate::{EvalError, Result};
+
+/// A cached reference profile and the row count it was built from.
+struct CachedReference {
+    rows_seen: u64,
+    profile: Arc<Profile>,
+}
+
+/// What the scheduler remembers between cycles; none of it is needed after
+/// a restart (see the crate docs).
+#[derive(Default)]
+struct State {
+    next_due: HashMap<String, DateTime<Utc>>,
+    consecutive: HashMap<(String, i64), u32>,
+    /// `(model, version, source/range/features)` → profile.
+    references: HashMap<(String, String, String), CachedReference>,
+    /// Alias moves whose rollback verdict is final: `(model, alias, move time)`.
+    judged: HashSet<(String, String, DateTime<Utc>)>,
+}
+
+/// The evaluator. Construct with [`Evaluator::new`], run with [`spawn`] or
+/// call [`Evaluator::run_cycle`] directly (tests, benchmarks).
+pub struct Evaluator {
+    registry: Arc<dyn EvaluatorRegistry>,
+    reader: Arc<dyn TelemetryReader>,
+    results: Arc<dyn ResultsSink>,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn EvaluationEvents>,
+    actor: Actor,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// A panic payload's message.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+impl Evaluator {
+    pub fn new(
+        registry: Arc<dyn EvaluatorRegistry>,
+        reader: Arc<dyn TelemetryReader>,
+        results: Arc<dyn ResultsSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            registry,
+            reader,
+            results,
+            clock,
+            events: Arc::new(NoEvents),
+            actor: Actor::new(EVALUATOR_ACTOR, Role::Admin),
+            state: Default::default(),
+        }
+    }
+
+    /// Tells `events` what happens (use [`crate::Fanout`] for several).
+    pub fn with_events(mut self, events: Arc<dyn EvaluationEvents>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Evaluates every watched model whose interval has elapsed (all of
+    /// them with `force`), or only `model`. Cycles run one at a time.
+    pub async fn run_cycle(&self, model: Option<&str>, force: bool) -> Result<CycleReport> {
+        let mut state = self.state.lock().await;
+        let started = Instant::now();
+        let now = self.clock.now();
+        let mut report = CycleReport {
+            started_at: now,
+            ..Default::default()
+        };
+        let policies = match model {
+            Some(m) => vec![self.registry.get_policy(m).await?],
+            None => self.registry.list_policies().await?,
+        };
+        if model.is_none() {
+            // Policies deleted since the last cycle: forget their schedule
+            // (and tell listeners, e.g. to drop their metrics).
+            let listed: HashSet<String> = policies.iter().map(|p| p.model.clone()).collect();
+            state.next_due.retain(|m, _| listed.contains(m));
+            self.events.watched_models(&listed).await;
+        }
+        for rec in policies {
+            if !force && state.next_due.get(&rec.model).is_some_and(|due| *due > now) {
+                continue;
+            }
+            state.next_due.insert(
+                rec.model.clone(),
+                decision::time_after(now, rec.policy.interval.as_chrono()),
+            );
+            let span =
+                tracing::info_span!("evaluate", model = %rec.model, alias = %rec.policy.alias);
+            let version_started = Instant::now();
+            // A policy stored before today's bounds existed must not take
+            // the evaluator down: it is reported until someone fixes it.
+            let evaluated = match rec.policy.validate() {
+                Err(e) => Err(EvalError::Policy(format!(
+                    "the stored policy is invalid ({e}); set a valid one with PUT /api/v1/models/{}/policy",
+                    rec.model
+                ))),
+                Ok(()) => AssertUnwindSafe(
+                    self.evaluate_model(&mut state, &rec, now)
+                        .instrument(span.clone()),
+                )
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(EvalError::Panicked(panic_message(&*panic)))),
+            };
+            let outcome = match evaluated {
+                Ok(o) => o,
+                Err(e) => {
+                    span.in_scope(|| match &e {
+                        EvalError::Panicked(_) => {
+                            tracing::error!(error = %e, "evaluation panicked; the other models are still evaluated")
+                        }
+                        _ => tracing::warn!(error = %e, "evaluation failed"),
+                    });
+                    self.events.evaluation_failed(&rec.model, &e).await;
+                    let mut o = VersionOutcome::new(&rec.model, &rec.policy.alias, Outcome::Error);
+                    o.message = Some(e.to_string());
+                    o
+                }
+            };
+            self.events
+                .version_evaluated(
+                    &outcome,
+                    now,
+                    rec.policy.interval.duration(),
+                    version_started.elapsed(),
+                )
+                .await;
+            report.versions.push(outcome);
+        }
+        report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        self.events.cycle_finished(started.elapsed()).await;
+        Ok(report)
+    }
+
+    async fn evaluate_model(
+        &self,
+        state: &mut State,
+        rec: &PolicyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<VersionOutcome> {
+        let (model, policy) = (rec.model.as_str(), &rec.policy);
+        let mut outcome = VersionOutcome::new(model, &policy.alias, Outcome::Evaluated);
+        let alias = match self.registry.get_alias(model, &policy.alias).await {
+            Ok(a) => a,
+            Err(modelwatch_registry::Error::NotFound { .. }) => {
+                outcome.status = Outcome::NoAlias;
+                outcome.message = Some(format!(
+                    "alias {:?} of model {model:?} is not set; nothing to watch",
+                    policy.alias
+                ));
+                return Ok(outcome);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version = alias.version;
+        outcome.version = Some(version);
+
+        let open = self.open_recommendations(model, None, None).await?;
+        let superseded = decision::supersede_other_versions(&alias, &open);
+        let other_versions: std::collections::BTreeSet<i64> = superseded
+            .iter()
+            .filter_map(|a| match a {
+                Action::SupersedeRecommendation { version, .. } => Some(*version),
+                _ => None,
+            })
+            .collect();
+        self.carry_out(&mut outcome, model, version, superseded, None)
+            .await?;
+        for v in other_versions {
+            // Its health stays what its last evaluation said.
+            self.mirror_tags(model, v, None).await?;
+        }
+
+        let drift_health = match self
+            .evaluate_drift(state, policy, &alias, now, &mut outcome)
+            .await?
+        {
+            Ok(health) => health,
+            Err(skip) => {
+                outcome.status = skip.status;
+                outcome.message = Some(skip.message);
+                Health::InsufficientData
+            }
+        };
+        if let Some(rollback) = &policy.rollback {
+            outcome.rollback_verdict = self
+                .judge_rollback(state, rollback, &alias, now, &mut outcome)
+                .await?;
+        }
+        let health = decision::health(drift_health, outcome.rollback_verdict);
+        self.mirror_tags(model, version, Some(health)).await?;
+        Ok(outcome)
+    }
+
+    /// The drift half: the version's health word, or why it was skipped.
+    async fn evaluate_drift(
+        &self,
+        state: &mut State,
+        policy: &MonitoringPolicy,
+        alias: &Alias,
+        now: DateTime<Utc>,
+        outcome: &mut VersionOutcome,
+    ) -> Result<Result<Health, Skip>> {
+        let (model, version) = (alias.model.as_str(), alias.version);
+        let record = self.registry.get_version(model, version).await?;
+        let reference_plan = match decision::plan_reference(policy, alias, now) {
+            Ok(p) => p,
+            Err(skip) => return Ok(Err(skip)),
+        };
+        let mut features = match decision::features_to_test(policy, &record.features) {
+            Some(f) => f,
+            None => {
+                self.reader
+                    .discover_features(&reference_plan.window)
+                    .await?
+            }
+        };
+        if let Err(skip) = decision::check_features(version, &features) {
+            return Ok(Err(skip));
+        }
+        let reference = self
+            .reference_profile(
+                state,
+                &reference_plan.window,
+                reference_plan.source,
+                &features,
+            )
+            .await?;
+        decision::resolve_kinds(&mut features, &reference);
+        let window = (
+            decision::time_before(now, policy.current_window.as_chrono()),
+            now,
+        );
+        let current = self
+            .reader
+            .profile(
+                &Window::current(model, version, window.0, window.1),
+                &features,
+            )
+            .await?;
+        if let Err(skip) = decision::check_rows(policy, current.rows, reference.rows) {
+            return Ok(Err(skip));
+        }
+
+        let report = decision::run_report(policy, &reference, &current);
+        let evaluation_id = decision::evaluation_id(model, version, now);
+        let previous = match state.consecutive.get(&(model.to_string(), version)) {
+            Some(n) => *n,
+            None => decision::leading_drifted(
+                &self
+                    .reader
+                    .recent_dataset_drift(
+                        model,
+                        version,
+                        &evaluation_id,
+                        policy.persistence as usize,
+                    )
+                    .await?,
+            ),
+        };
+        let open_retrain = self
+            .open_recommendations(model, Some(version), Some(RecommendationKind::Retrain))
+            .await?;
+        let decided = decision::decide_drift(
+            policy,
+            DriftState {
+                consecutive: previous,
+                open_retrain: &open_retrain,
+            },
+            &DriftMeasurement {
+                evaluation_id: &evaluation_id,
+                now,
+                alias: &alias.alias,
+                window,
+                current_rows: current.rows,
+                reference: &reference_plan,
+                reference_rows: reference.rows,
+                report: &report,
+            },
+        );
+        state
+            .consecutive
+            .insert((model.to_string(), version), decided.consecutive);
+        outcome.status = Outcome::Evaluated;
+        outcome.evaluation_id = Some(evaluation_id.clone());
+        outcome.drifted_share = Some(report.drifted_share);
+        outcome.dataset_drift = Some(report.dataset_drift);
+        outcome.consecutive_drifted = decided.consecutive;
+        outcome.drifted_features = decided.drifted_features.clone();
+        tracing::debug!(
+            evaluation_id,
+            drifted_share = report.drifted_share,
+            dataset_drift = report.dataset_drift,
+            consecutive = decided.consecutive,
+            "drift measured"
+        );
+
+        let drift = DriftCarry {
+            key: EvaluationKey {
+                evaluation_id: &evaluation_id,
+                model,
+                version,
+                alias: &alias.alias,
+                window,
+                reference_source: reference_plan.source,
+            },
+            report: &report,
+            features: &features,
+            evidence: &decided.evidence,
+        };
+        self.carry_out(outcome, model, version, decided.actions, Some(&drift))
+            .await?;
+        Ok(Ok(decided.health))
+    }
+
+    /// The reference profile, rebuilt only when its row count changed.
+    async fn reference_profile(
+        &self,
+        state: &mut State,
+        window: &Window,
+        source: &str,
+        features: &FeatureSet,
+    ) -> Result<Arc<Profile>> {
+        let key = (
+            window.model.clone(),
+            window.version.clone(),
+            format!("{source}:{:?}:{:?}", window.range, features),
+        );
+        let rows = self.reader.count_rows(window).await?;
+        if let Some(cached) = state.references.get(&key)
+            && cached.rows_seen == rows
+        {
+            return Ok(cached.profile.clone());
+        }
+        let profile = Arc::new(self.reader.profile(window, features).await?);
+        // Keep the cache to the versions still being evaluated.
+        state
+            .references
+            .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
+        state.references.insert(
+            key,
+            CachedReference {
+                rows_seen: rows,
+                profile: profile.clone(),
+            },
+        );
+        Ok(profile)
+    }
+
+    /// The rollback half: the verdict when there was something to judge.
+    async fn judge_rollback(
+        &self,
+        state: &mut State,
+        policy: &RollbackPolicy,
+        alias: &Alias,
+        now: DateTime<Utc>,
+        outcome: &mut VersionOutcome,
+    ) -> Result<Option<Verdict>> {
+        let Some(deployment) = decision::deployment_to_judge(alias) else {
+            return Ok(None);
+        };
+        let judged_key = (
+            deployment.model.clone(),
+            deployment.alias.clone(),
+            deployment.moved_at,
+        );
+        if state.judged.contains(&judged_key) {
+            return Ok(None);
+        }
+        let earlier = self
+            .registry
+            .list_recommendations(
+                &RecommendationFilter {
+                    model: Some(deployment.model.clone()),
+                    version: Some(deployment.version),
+                    kind: Some(RecommendationKind::Rollback),
+                    status: None,
+                },
+                &PageRequest::new(Some(1000), None)?,
+            )
+            .await?;
+        if decision::judged_before(&deployment, &earlier.items) {
+            state.judged.insert(judged_key);
+            return Ok(None);
+        }
+
+        let windows = decision::judge_windows(policy, &deployment, now);
+        let span_name = policy.span_name.as_deref();
+        let latency = match &policy.latency {
+            None => None,
+            Some(source) => Some((
+                self.reader
+                    .latencies(&windows.baseline, source, span_name)
+                    .await?,
+                self.reader
+                    .latencies(&windows.canary, source, span_name)
+                    .await?,
+            )),
+        };
+        let errors = match &policy.errors {
+            None => None,
+            Some(source) => {
+                let (be, bt) = self
+                    .reader
+                    .error_counts(&windows.baseline, source, span_name)
+                    .await?;
+                let (ce, ct) = self
+                    .reader
+                    .error_counts(&windows.canary, source, span_name)
+                    .await?;
+                Some(decision::ErrorCounts {
+                    baseline_errors: be,
+                    baseline_requests: bt,
+                    canary_errors: ce,
+                    canary_requests: ct,
+                })
+            }
+        };
+        let decided = decision::decide_judge(
+            policy,
+            &deployment,
+            &windows,
+            &JudgeMeasurement { latency, errors },
+        )?;
+        if decided.final_verdict {
+            state.judged.insert(judged_key);
+        }
+        self.carry_out(
+            outcome,
+            &deployment.model,
+            deployment.version,
+            decided.actions,
+            None,
+        )
+        .await?;
+        if decided.verdict == Verdict::Fail && !policy.automatic {
+            tracing::warn!(
+                model = %deployment.model,
+                alias = %deployment.alias,
+                version = deployment.version,
+                "rollback recommended"
+            );
+        }
+        Ok(Some(decided.verdict))
+    }
+
+    /// Carries `actions` out in order on `version` of `model`, recording
+    /// every recommendation change in `outcome`. `drift` is what
+    /// [`Action::RecordResults`] and [`Action::NotifyDrift`] need.
+    async fn carry_out(
+        &self,
+        outcome: &mut VersionOutcome,
+        model: &str,
+        version: i64,
+        actions: Vec<Action>,
+        drift: Option<&DriftCarry<'_>>,
+    ) -> Result<()> {
+        // The recommendation raised last: what a rollback applies.
+        let mut raised: Option<Recommendation> = None;
+        for action in actions {
+            match action {
+                Action::RecordResults => {
+                    let d = drift.expect("drift actions come with their measurements");
+                    let kinds = decision::report_kinds(d.report, d.features);
+                    self.results.write(&d.key, d.report, &kinds).await?;
+                    self.events.drift_measured(model, version, d.report).await;
+                }
+                Action::NotifyDrift => {
+                    let d = drift.expect("drift actions come with their measurements");
+                    self.events.drift_detected(model, version, d.evidence).await;
+                }
+                Action::RaiseRecommendation {
+                    kind,
+                    severity,
+                    reason,
+                    evidence,
+                } => {
+                    let rec = self
+                        .raise(model, version, kind, severity, reason, evidence)
+                        .await?;
+                    self.record(outcome, model, &rec, Change::Raised).await;
+                    raised = Some(rec);
+                }
+                Action::RefreshRecommendation {
+                    id: _,
+                    kind,
+                    severity,
+                    reason,
+                    evidence,
+                } => {
+                    let rec = self
+                        .raise(model, version, kind, severity, reason, evidence)
+                        .await?;
+                    self.record(outcome, model, &rec, Change::Updated).await;
+                    raised = Some(rec);
+                }
+                Action::SupersedeRecommendation {
+                    id,
+                    version: on,
+                    kind,
+                    note,
+                } => {
+                    self.registry
+                        .transition_recommendation(&self.actor, id, Transition::Supersede, &note)
+                        .await?;
+                    self.record_change(
+                        outcome,
+                        model,
+                        RecommendationAction {
+                            id,
+                            version: on,
+                            kind,
+                            action: Change::Superseded,
+                        },
+                    )
+                    .await;
+                }
+                Action::Rollback {
+                    alias,
+                    from_version,
+                    to_version: _,
+                    reason,
+                } => {
+                    let Some(rec) = raised.take() else {
+                        unreachable!("decide_judge raises the recommendation before a rollback")
+                    };
+                    let moved = self
+                        .registry
+                        .rollback_alias(
+                            &self.actor,
+                            model,
+                            &alias,
+                            &format!("automatic rollback, recommendation {}: {reason}", rec.id),
+                        )
+                        .await?;
+                    let note = format!(
+                        "alias {alias:?} moved back from version {from_version} to version {} \
+                         automatically (policy rollback.automatic)",
+                        moved.version
+                    );
+                    self.registry
+                        .transition_recommendation(&self.actor, rec.id, Transition::Apply, &note)
+                        .await?;
+                    self.record(outcome, model, &rec, Change::Applied).await;
+                    tracing::warn!(model, alias = %alias, from = from_version, to = moved.version, recommendation = rec.id, "automatic rollback");
+                    self.events
+                        .rollback_done(&RollbackDone {
+                            model: model.to_string(),
+                            alias,
+                            from_version,
+                            to_version: moved.version,
+                            recommendation: rec.id,
+                        })
+                        .await;
+                }
+                Action::SetTags { version, tags } => self.set_tags(model, version, tags).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn raise(
+        &self,
+        model: &str,
+        version: i64,
+        kind: RecommendationKind,
+        severity: modelwatch_types::Severity,
+        reason: String,
+        evidence: serde_json::Value,
+    ) -> Result<Recommendation> {
+        Ok(self
+            .registry
+            .raise_recommendation(
+                &self.actor,
+                model,
+                version,
+                modelwatch_registry::NewRecommendation {
+                    kind,
+                    severity,
+                    reason,
+                    evidence,
+                },
+            )
+            .await?)
+    }
+
+    async fn record(
+        &self,
+        outcome: &mut VersionOutcome,
+        model: &str,
+        rec: &Recommendation,
+        change: Change,
+    ) {
+        self.record_change(
+            outcome,
+            model,
+            RecommendationAction {
+                id: rec.id,
+                version: rec.version,
+                kind: rec.kind,
+                action: change,
+            },
+        )
+        .await;
+    }
+
+    async fn record_change(
+        &self,
+        outcome: &mut VersionOutcome,
+        model: &str,
+        action: RecommendationAction,
+    ) {
+        tracing::info!(
+            recommendation = action.id,
+            version = action.version,
+            kind = %action.kind,
+            action = %action.action,
+            "recommendation changed"
+        );
+        self.events.recommendation_changed(model, &action).await;
+        outcome.recommendations.push(action);
+    }
+
+    async fn open_recommendations(
+        &self,
+        model: &str,
+        version: Option<i64>,
+        kind: Option<RecommendationKind>,
+    ) -> Result<Vec<Recommendation>> {
+        let filter = RecommendationFilter {
+            model: Some(model.to_string()),
+            version,
+            kind,
+            status: Some(RecommendationStatus::Open),
+        };
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .registry
+                .list_recommendations(&filter, &PageRequest::new(Some(1000), cursor)?)
+                .await?;
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Sets the health and recommendation tags when they changed (each
+    /// change is an audited registry write). `health: None` leaves the
+    /// health tag as it is.
+    async fn mirror_tags(&self, model: &str, version: i64, health: Option<Health>) -> Result<()> {
+        let record = self.registry.get_version(model, version).await?;
+        let open = self
+            .open_recommendations(model, Some(version), None)
+            .await?;
+        let kinds = decision::open_kinds(&open);
+        self.events
+            .open_recommendations(model, version, &kinds)
+            .await;
+        if let Some(Action::SetTags { version, tags }) =
+            decision::decide_tags(version, &record.tags, &kinds, health)
+        {
+            self.set_tags(model, version, tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_tags(&self, model: &str, version: i64, tags: Vec<(String, String)>) -> Result<()> {
+        let target = TagTarget::Version {
+            model: model.to_string(),
+            version,
+        };
+        for (key, value) in tags {
+            self.registry
+                .set_tag(&self.actor, &target, &key, Some(&value))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the drift actions need to be carried out.
+struct DriftCarry<'a> {
+    key: EvaluationKey<'a>,
+    report: &'a modelwatch_drift::DriftReport,
+    features: &'a FeatureSet,
+    evidence: &'a serde_json::Value,
+}
+
+/// A request to run a cycle now (from `POST /api/v1/evaluate`).
+struct CycleRequest {
+    model: Option<String>,
+    reply: oneshot::Sender<Result<CycleReport>>,
+}
+
+/// Handle to the running evaluator.
+#[derive(Clone)]
+pub struct EvaluatorHandle {
+    requests: mpsc::Sender<CycleRequest>,
+}
+
+impl EvaluatorHandle {
+    /// Runs a forced cycle (every watched model, or one) and returns its
+    /// report.
+    pub async fn evaluate_now(&self, model: Option<String>) -> Result<CycleReport> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(CycleRequest { model, reply })
+            .await
+            .map_err(|_| EvalError::Stopped)?;
+        answer.await.map_err(|_| EvalError::Stopped)?
+    }
+}
+
+/// How often the loop checks for due policies.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The evaluator thread's nice value: the kernel schedules ingestion and
+/// query threads first whenever they compete for a core, and the evaluator
+/// takes what is left (threads it starts, e.g. blocking reads, inherit it).
+pub const EVALUATOR_NICE: i32 = 19;
+
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), EVALUATOR_NICE) {
+        Ok(()) => tracing::debug!(nice = EVALUATOR_NICE, "evaluator thread priority lowered"),
+        // Not fatal: the evaluator still works, it just competes as an equal.
+        Err(e) => tracing::warn!(error = %e, "cannot lower the evaluator thread's priority"),
+    }
+}
+
+/// Starts the evaluator on its own thread and single-threaded runtime. It
+/// stops when `stop` turns true; join the thread to wait for the cycle in
+/// progress. `alive` is held by the thread for as long as it runs (the
+/// server's duty guard, which reports the evaluator dead when dropped).
+pub fn spawn<G: Send + 'static>(
+    evaluator: Arc<Evaluator>,
+    mut stop: watch::Receiver<bool>,
+    alive: G,
+) -> std::io::Result<(EvaluatorHandle, std::thread::JoinHandle<()>)> {
+    let (tx, mut rx) = mpsc::channel::<CycleRequest>(16);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("evaluator")
+        .build()?;
+    let thread = std::thread::Builder::new()
+        .name("evaluator".into())
+        .spawn(move || {
+            let _alive = alive;
+            lower_priority();
+            runtime.block_on(async move {
+                let mut tick = tokio::time::interval(TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = evaluator.run_cycle(None, false).await {
+                                tracing::warn!(error = %e, "evaluation cycle failed");
+                            }
+                        }
+                        Some(req) = rx.recv() => {
+                            let report = evaluator.run_cycle(req.model.as_deref(), true).await;
+                            let _ = req.reply.send(report);
+                        }
+                    }
+                }
+            })
+        })?;
+    Ok((EvaluatorHandle { requests: tx }, thread))
+}
