@@ -502,6 +502,12 @@ impl Evaluator {
         // The recommendation raised last: what a rollback applies.
         let mut raised: Option<Recommendation> = None;
         for action in actions {
+            // Raising again while one is open refreshes it (the registry
+            // keeps one open recommendation per kind).
+            let change = match action {
+                Action::RefreshRecommendation { .. } => Change::Updated,
+                _ => Change::Raised,
+            };
             match action {
                 Action::RecordResults => {
                     let d = drift.expect("drift actions come with their measurements");
@@ -518,24 +524,18 @@ impl Evaluator {
                     severity,
                     reason,
                     evidence,
-                } => {
-                    let rec = self
-                        .raise(model, version, kind, severity, reason, evidence)
-                        .await?;
-                    self.record(outcome, model, &rec, Change::Raised).await;
-                    raised = Some(rec);
                 }
-                Action::RefreshRecommendation {
-                    id: _,
+                | Action::RefreshRecommendation {
                     kind,
                     severity,
                     reason,
                     evidence,
+                    ..
                 } => {
                     let rec = self
                         .raise(model, version, kind, severity, reason, evidence)
                         .await?;
-                    self.record(outcome, model, &rec, Change::Updated).await;
+                    self.record(outcome, model, &rec, change).await;
                     raised = Some(rec);
                 }
                 Action::SupersedeRecommendation {

@@ -47,50 +47,36 @@ pub use versions::Versions;
 pub use views::{RegistryStats, Views};
 pub use webhooks::Webhooks;
 
-/// Every role at once: what `serve` wires into the daemon as
-/// `Arc<dyn RegistryStore>`. Implemented for every type that implements all
-/// roles; never implement it by hand.
-pub trait RegistryStore:
-    Views
-    + Models
-    + Versions
-    + Aliases
-    + Recommendations
-    + Audit
-    + Tokens
-    + Policies
-    + Webhooks
-    + Outbox
-    + AlertNotices
-    + Tracking
-    + Gates
-    + Searches
-    + Send
-    + Sync
-    + 'static
-{
+/// Declares [`RegistryStore`] as the union of the listed roles and
+/// implements it for every type that has them all (one list, so the trait
+/// and its blanket impl cannot drift apart).
+macro_rules! union_of_roles {
+    ($($role:ident),+ $(,)?) => {
+        /// Every role at once: what `serve` wires into the daemon as
+        /// `Arc<dyn RegistryStore>`. Implemented for every type that
+        /// implements all roles; never implement it by hand.
+        pub trait RegistryStore: $($role +)+ Send + Sync + 'static {}
+
+        impl<T> RegistryStore for T where T: $($role +)+ Send + Sync + 'static {}
+    };
 }
 
-impl<T> RegistryStore for T where
-    T: Views
-        + Models
-        + Versions
-        + Aliases
-        + Recommendations
-        + Audit
-        + Tokens
-        + Policies
-        + Webhooks
-        + Outbox
-        + AlertNotices
-        + Tracking
-        + Gates
-        + Searches
-        + Send
-        + Sync
-        + 'static
-{
-}
+union_of_roles!(
+    Views,
+    Models,
+    Versions,
+    Aliases,
+    Recommendations,
+    Audit,
+    Tokens,
+    Policies,
+    Webhooks,
+    Outbox,
+    AlertNotices,
+    Tracking,
+    Gates,
+    Searches,
+);
 
 #[cfg(test)]
 mod tests {

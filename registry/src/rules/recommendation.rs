@@ -52,8 +52,13 @@ pub enum Effect {
 pub fn transition(id: i64, status: RecommendationStatus, transition: Transition) -> Result<Effect> {
     if status != RecommendationStatus::Open {
         return Err(Error::Conflict(format!(
-            "recommendation {id} is {status}; only open recommendations can be {}d",
-            transition.as_str().trim_end_matches('e')
+            "recommendation {id} is {status}; only open recommendations can be {}",
+            match transition {
+                Transition::Acknowledge => "acknowledged",
+                Transition::Apply => "applied",
+                Transition::Dismiss => "dismissed",
+                Transition::Supersede => "superseded",
+            }
         )));
     }
     Ok(match transition {
@@ -113,17 +118,14 @@ mod tests {
                 }
             }
         }
-        // The message is kept exactly as it was before the rules moved here
-        // (it reads "supersedd", "dismissd", "applyd", "acknowledgd"; a wording fix is
-        // a behaviour change for another commit).
         let Err(Error::Conflict(m)) = transition(3, Applied, Transition::Supersede) else {
             panic!()
         };
-        assert!(m.ends_with("can be supersedd"), "{m}");
+        assert!(m.ends_with("can be superseded"), "{m}");
         let Err(Error::Conflict(m)) = transition(3, Applied, Transition::Dismiss) else {
             panic!()
         };
-        assert!(m.ends_with("can be dismissd"), "{m}");
+        assert!(m.ends_with("can be dismissed"), "{m}");
         assert_eq!(transition_action(Transition::Apply), "recommendation.apply");
         assert_eq!(target(4), "recommendation/4");
     }
