@@ -38,9 +38,7 @@ use modelwatch_types::{
     FeatureKind, Features, MonitoringPolicy, MoveKind, RecommendationKind, ReferenceSource,
     RollbackPolicy, Severity, Tags,
 };
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use crate::EvalError;
 use crate::ports::{FeatureSet, FeatureValues, Profile, SAMPLE_CAP, Traffic, Window};
@@ -56,37 +54,11 @@ pub const RECOMMENDATION_TAG: &str = "modelwatch.recommendation";
 /// Significance level of the error-rate comparison.
 pub const ERROR_RATE_ALPHA: f64 = 0.01;
 
-/// Defines a unit enum with fixed snake_case text forms (`as_str`, serde,
-/// OpenAPI): the words are public (API replies, metric labels, tags).
-macro_rules! words {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The public text form.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-words!(
+modelwatch_types::named_enum!(
     /// What became of one watched alias's evaluation (`status` in
     /// `POST /api/v1/evaluate` replies, the `status` label of
     /// `modelwatch_evaluations_total`).
-    Outcome {
+    Outcome as "outcome" {
         Evaluated => "evaluated",
         NotEnoughData => "not_enough_data",
         BaselinePending => "baseline_pending",
@@ -95,9 +67,9 @@ words!(
     }
 );
 
-words!(
+modelwatch_types::named_enum!(
     /// The rollback judge's verdict on a deployment.
-    Verdict {
+    Verdict as "verdict" {
         Pass => "pass",
         Fail => "fail",
         Marginal => "marginal",
@@ -108,9 +80,9 @@ words!(
     }
 );
 
-words!(
+modelwatch_types::named_enum!(
     /// The version's health, mirrored into [`HEALTH_TAG`].
-    Health {
+    Health as "health" {
         Healthy => "healthy",
         Drifting => "drifting",
         /// The rollback judge failed the version.
@@ -119,9 +91,9 @@ words!(
     }
 );
 
-words!(
+modelwatch_types::named_enum!(
     /// What the evaluator did to a recommendation.
-    Change {
+    Change as "change" {
         Raised => "raised",
         /// Raised again while open: the open one got the new reason and evidence.
         Updated => "updated",

@@ -670,8 +670,11 @@ pub async fn load_reference_uri(
     .map_err(|e| reference_error(uri, e))
 }
 
-/// A file as a stream of chunks.
-fn file_stream(file: tokio::fs::File) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+/// A file as a stream of 1 MiB chunks (the CLI's `upload` sends files
+/// with it too).
+pub fn file_stream(
+    file: tokio::fs::File,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send + 'static {
     use tokio::io::AsyncReadExt;
     Box::pin(futures::stream::unfold(file, |mut f| async move {
         let mut buf = vec![0u8; 1 << 20];

@@ -3,11 +3,7 @@
 //! holds them, recommendation evidence quotes them: one enum each, used by
 //! the policy, the statistics and the evaluator alike.
 
-use crate::vocabulary::{InvalidValue, named_enum};
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-use utoipa::ToSchema;
+use crate::named_enum;
 
 named_enum!(
     /// A drift statistic: a hypothesis test (drift when `p < threshold`) or

@@ -32,11 +32,15 @@ impl InvalidValue {
 /// Free-form string tags on models and versions.
 pub type Tags = BTreeMap<String, String>;
 
-/// An enum whose variants have fixed lowercase text forms.
+/// An enum whose variants have fixed lowercase text forms: `as_str`,
+/// `FromStr` (error [`InvalidValue`] naming `$field` and the accepted
+/// words), `Display`, serde and OpenAPI, all from one list. Exported for the
+/// other crates' public words (e.g. the evaluator's outcomes).
+#[macro_export]
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident as $field:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -49,12 +53,12 @@ macro_rules! named_enum {
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidValue;
-            fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::InvalidValue;
+            fn from_str(s: &str) -> ::std::result::Result<Self, $crate::InvalidValue> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(InvalidValue::new(
+                    other => Err($crate::InvalidValue::new(
                         $field,
                         format!(
                             "unknown value {other:?}; expected one of {}",
@@ -65,14 +69,13 @@ macro_rules! named_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
-pub(crate) use named_enum;
 
 named_enum!(
     /// Token roles. `reader` ⊂ `editor` ⊂ `approver` ⊂ `admin`; `ingest`

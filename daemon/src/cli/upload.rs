@@ -93,19 +93,7 @@ pub fn file_stream(
     file: tokio::fs::File,
     progress: ProgressBar,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    use tokio::io::AsyncReadExt;
-    futures::stream::unfold(file, |mut f| async move {
-        let mut buf = vec![0u8; 1 << 20];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    })
-    .inspect(move |chunk| {
+    modelwatch_server::upload::file_stream(file).inspect(move |chunk| {
         if let Ok(c) = chunk {
             progress.inc(c.len() as u64);
         }
