@@ -231,14 +231,6 @@ pub(crate) fn order(order: &[OrderBy], record: Record) -> Result<Vec<Order>> {
 mod tests {
     use super::*;
 
-    fn cond(field: Field, op: Op, values: &[&str]) -> Condition {
-        Condition {
-            field,
-            op,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
-    }
-
     fn text(s: &str) -> Value {
         Value::Text(s.into())
     }
@@ -253,8 +245,8 @@ mod tests {
         .unwrap();
         let searched = search(
             &[
-                cond(Field::RunId, Op::Eq, &["r1"]),
-                cond(Field::Tag("k".into()), Op::Eq, &["v"]),
+                Condition::new(Field::RunId, Op::Eq, &["r1"]),
+                Condition::new(Field::Tag("k".into()), Op::Eq, &["v"]),
             ],
             Record::Version,
         )
@@ -281,16 +273,16 @@ mod tests {
     #[test]
     fn version_numbers_are_integers_and_cannot_be_liked() {
         let p = search(
-            &[cond(Field::Version, Op::NotIn, &["1", "3"])],
+            &[Condition::new(Field::Version, Op::NotIn, &["1", "3"])],
             Record::Version,
         )
         .unwrap();
         assert_eq!(p[0].test, Test::NotIn(vec![Value::Int(1), Value::Int(3)]));
         for bad in [
-            cond(Field::Version, Op::Eq, &["one"]),
-            cond(Field::Version, Op::Like, &["1%"]),
-            cond(Field::Name, Op::Eq, &[]),
-            cond(Field::Tag("bad key!".into()), Op::Eq, &["x"]),
+            Condition::new(Field::Version, Op::Eq, &["one"]),
+            Condition::new(Field::Version, Op::Like, &["1%"]),
+            Condition::new(Field::Name, Op::Eq, &[]),
+            Condition::new(Field::Tag("bad key!".into()), Op::Eq, &["x"]),
         ] {
             assert!(
                 matches!(
@@ -306,7 +298,7 @@ mod tests {
     fn models_have_names_and_tags_only() {
         for field in [Field::RunId, Field::Version, Field::Source] {
             let Err(Error::InvalidArgument { message, .. }) =
-                search(&[cond(field, Op::Eq, &["1"])], Record::Model)
+                search(&[Condition::new(field, Op::Eq, &["1"])], Record::Model)
             else {
                 panic!()
             };

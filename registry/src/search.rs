@@ -52,6 +52,16 @@ pub struct Condition {
     pub values: Vec<String>,
 }
 
+impl Condition {
+    pub fn new(field: Field, op: Op, values: &[&str]) -> Self {
+        Condition {
+            field,
+            op,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderKey {
     Name,

@@ -163,18 +163,7 @@ mod tests {
     use crate::filter::{Record, search};
     use crate::search::{Condition, Field, Op};
 
-    const VERSIONS: Scope = Scope {
-        name: "m.name",
-        owner: None,
-        tags: "v.tags",
-        run_id: Some("v.run_id"),
-        version: Some("v.version"),
-        source: Some("v.source_uri"),
-        status: Some("v.status"),
-        created_at: "v.created_at",
-        updated_at: "v.updated_at",
-        id: "v.id",
-    };
+    use crate::sqlite::search::VERSIONS;
 
     #[test]
     fn predicates_render_with_bound_values_only() {

@@ -28,7 +28,7 @@ const MODELS: Scope = Scope {
 };
 
 /// `versions v JOIN models m`.
-const VERSIONS: Scope = Scope {
+pub(super) const VERSIONS: Scope = Scope {
     name: "m.name",
     owner: None,
     tags: "v.tags",

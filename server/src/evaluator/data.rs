@@ -270,8 +270,19 @@ async fn samples(
     t: &Traffic,
     metric: &str,
 ) -> Result<datafusion::dataframe::DataFrame> {
+    live_points(ctx, SAMPLES, t, metric).await
+}
+
+/// The non-stale points of `metric` in `table` (samples or histograms) of
+/// the traffic's version and window.
+async fn live_points(
+    ctx: &SessionContext,
+    table: &str,
+    t: &Traffic,
+    metric: &str,
+) -> Result<datafusion::dataframe::DataFrame> {
     version_filter(
-        ctx.table(SAMPLES).await?,
+        ctx.table(table).await?,
         &t.model,
         &t.version,
         Some((t.from, t.to)),
@@ -356,19 +367,10 @@ pub async fn histogram_latencies(
     t: &Traffic,
     metric: &str,
 ) -> Result<Vec<f64>> {
-    let df = version_filter(
-        ctx.table(HISTOGRAMS).await?,
-        &t.model,
-        &t.version,
-        Some((t.from, t.to)),
-    )?
-    .filter(
-        col("metric")
-            .eq(lit(metric))
-            .and(col("stale").eq(lit(false)))
-            .and(col("kind").eq(lit("explicit"))),
-    )?
-    .select_columns(&["ts", "temporality", "labels", "bounds", "bucket_counts"])?;
+    let df = live_points(ctx, HISTOGRAMS, t, metric)
+        .await?
+        .filter(col("kind").eq(lit("explicit")))?
+        .select_columns(&["ts", "temporality", "labels", "bounds", "bucket_counts"])?;
     // Series (labels and bounds) → points (ts, cumulative?, counts).
     type Points = Vec<(i64, bool, Vec<f64>)>;
     let mut series: HashMap<String, (Vec<f64>, Points)> = HashMap::new();

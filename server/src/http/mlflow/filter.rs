@@ -290,14 +290,6 @@ pub fn parse_order_by(items: &[String], entity: Entity) -> Result<Vec<OrderBy>, 
 mod tests {
     use super::*;
 
-    fn cond(field: Field, op: Op, values: &[&str]) -> Condition {
-        Condition {
-            field,
-            op,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
-    }
-
     #[test]
     fn parses_what_the_client_sends() {
         assert_eq!(parse_filter("", Entity::Models).unwrap(), vec![]);
@@ -308,8 +300,8 @@ mod tests {
             )
             .unwrap(),
             vec![
-                cond(Field::Name, Op::Like, &["fr%"]),
-                cond(
+                Condition::new(Field::Name, Op::Like, &["fr%"]),
+                Condition::new(
                     Field::Tag("mlflow.prompt.is_prompt".into()),
                     Op::Ne,
                     &["true"]
@@ -324,17 +316,17 @@ mod tests {
             )
             .unwrap(),
             vec![
-                cond(Field::Name, Op::Eq, &["m"]),
-                cond(Field::RunId, Op::In, &["a", "b"]),
-                cond(Field::Version, Op::NotIn, &["1", "2"]),
-                cond(Field::Source, Op::ILike, &["s3://%"]),
-                cond(Field::Tag("team".into()), Op::Eq, &["risk"]),
-                cond(Field::Tag("a.b".into()), Op::Eq, &["x"]),
+                Condition::new(Field::Name, Op::Eq, &["m"]),
+                Condition::new(Field::RunId, Op::In, &["a", "b"]),
+                Condition::new(Field::Version, Op::NotIn, &["1", "2"]),
+                Condition::new(Field::Source, Op::ILike, &["s3://%"]),
+                Condition::new(Field::Tag("team".into()), Op::Eq, &["risk"]),
+                Condition::new(Field::Tag("a.b".into()), Op::Eq, &["x"]),
             ]
         );
         assert_eq!(
             parse_filter("version_number = 3", Entity::Versions).unwrap(),
-            vec![cond(Field::Version, Op::Eq, &["3"])]
+            vec![Condition::new(Field::Version, Op::Eq, &["3"])]
         );
     }
 
