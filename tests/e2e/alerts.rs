@@ -55,36 +55,33 @@ fn rollback_labels(model: &str, version: i64) -> Value {
 /// A model with versions 1 and 2, `production` moved from 1 to 2, and a
 /// monitoring policy; returns when the deployment of version 2 happened.
 async fn deployed(admin: &Http, model: &str, policy: Value) -> String {
-    assert_eq!(
-        admin.post("/api/v1/models", json!({"name": model})).await.0,
-        201
-    );
+    admin
+        .post_expect("/api/v1/models", json!({"name": model}), 201)
+        .await;
     for _ in 0..2 {
         let path = format!("/api/v1/models/{model}/versions");
-        assert_eq!(admin.post(&path, json!({})).await.0, 201);
+        admin.post_expect(&path, json!({}), 201).await;
     }
     let alias = format!("/api/v1/models/{model}/aliases/production");
-    assert_eq!(admin.put(&alias, json!({"version": 1})).await.0, 200);
-    let (status, moved) = admin.put(&alias, json!({"version": 2})).await;
-    assert_eq!(status, 200, "{moved}");
-    let (status, body) = admin
-        .put(&format!("/api/v1/models/{model}/policy"), policy)
+    admin.put_expect(&alias, json!({"version": 1}), 200).await;
+    let moved = admin.put_expect(&alias, json!({"version": 2}), 200).await;
+    admin
+        .put_expect(&format!("/api/v1/models/{model}/policy"), policy, 200)
         .await;
-    assert_eq!(status, 200, "{body}");
     moved["history"][0]["at"].as_str().unwrap().to_string()
 }
 
 async fn production(http: &Http, model: &str) -> i64 {
-    let (status, alias) = http
-        .get(&format!("/api/v1/models/{model}/aliases/production"))
+    let alias = http
+        .get_expect(&format!("/api/v1/models/{model}/aliases/production"), 200)
         .await;
-    assert_eq!(status, 200, "{alias}");
     alias["version"].as_i64().unwrap()
 }
 
 async fn audit(http: &Http, query: &str) -> Vec<Value> {
-    let (status, body) = http.get(&format!("/api/v1/audit?{query}")).await;
-    assert_eq!(status, 200, "{body}");
+    let body = http
+        .get_expect(&format!("/api/v1/audit?{query}"), 200)
+        .await;
     body["items"].as_array().unwrap().clone()
 }
 
@@ -147,11 +144,10 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
             ),
         ],
     );
-    assert_eq!(reader.post(RECEIVER, firing.clone()).await.0, 403);
+    reader.post_expect(RECEIVER, firing.clone(), 403).await;
     assert_eq!(production(&admin, "fraud").await, 2);
 
-    let (status, reply) = am.post(RECEIVER, firing.clone()).await;
-    assert_eq!(status, 200, "{reply}");
+    let reply = am.post_expect(RECEIVER, firing.clone(), 200).await;
     let outcomes: Vec<(&str, &str, bool)> = reply["alerts"]
         .as_array()
         .unwrap()
@@ -202,8 +198,7 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
 
     // Alertmanager repeats the notification: every alert is a duplicate and
     // nothing moves again (production stays at 1, not further back).
-    let (status, again) = am.post(RECEIVER, firing).await;
-    assert_eq!(status, 200, "{again}");
+    let again = am.post_expect(RECEIVER, firing, 200).await;
     assert!(
         again["alerts"]
             .as_array()

@@ -237,26 +237,17 @@ async fn model_server_telemetry(ingest: &Http) {
 async fn fleet_with_history(d: &Daemon) -> String {
     let admin = d.http();
     drifting_fraud_model(&admin, json!({"current_window": "1h", "min_rows": 100})).await;
-    let (status, report) = admin
-        .post("/api/v1/evaluate", json!({"model": "fraud"}))
+    let report = admin
+        .post_expect("/api/v1/evaluate", json!({"model": "fraud"}), 200)
         .await;
-    assert_eq!(status, 200, "{report}");
     assert_eq!(report["versions"][0]["dataset_drift"], true, "{report}");
-    assert_eq!(
-        admin
-            .post("/api/v1/models/fraud/versions", json!({}))
-            .await
-            .0,
-        201
-    );
+    admin
+        .post_expect("/api/v1/models/fraud/versions", json!({}), 201)
+        .await;
     let v2 = json!({"version": 2});
-    assert_eq!(
-        admin
-            .put("/api/v1/models/fraud/aliases/staging", v2)
-            .await
-            .0,
-        200
-    );
+    admin
+        .put_expect("/api/v1/models/fraud/aliases/staging", v2, 200)
+        .await;
     let ingest = admin.with_token(Some(&admin.token("server", "ingest").await));
     model_server_telemetry(&ingest).await;
     admin.token("grafana", "reader").await

@@ -130,10 +130,9 @@ async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
         },
     );
     let http = daemon.http().with_token(Some(&token));
-    let (status, alias) = http
-        .get("/api/v1/models/churn-predictor/aliases/production")
+    let alias = http
+        .get_expect("/api/v1/models/churn-predictor/aliases/production", 200)
         .await;
-    assert_eq!(status, 200, "{alias}");
     assert_eq!(alias["version"], 1, "{alias}");
     assert_ne!(alias["updated_by"], "bootstrap-admin", "{alias}");
     let all = RecommendationQuery {

@@ -19,13 +19,9 @@ fn example(name: &str) -> String {
 /// `fraud` v1 passes `combined.rego` (auc 0.91, lineage, MIT); v2 does not
 /// (auc 0.70).
 async fn two_versions(admin: &Http) {
-    assert_eq!(
-        admin
-            .post("/api/v1/models", json!({"name": "fraud"}))
-            .await
-            .0,
-        201
-    );
+    admin
+        .post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
+        .await;
     for auc in [0.91, 0.70] {
         let body = json!({
             "lineage": {
@@ -36,8 +32,9 @@ async fn two_versions(admin: &Http) {
             },
             "tags": {"license": "MIT"}
         });
-        let (status, reply) = admin.post("/api/v1/models/fraud/versions", body).await;
-        assert_eq!(status, 201, "{reply}");
+        admin
+            .post_expect("/api/v1/models/fraud/versions", body, 201)
+            .await;
     }
 }
 
@@ -81,8 +78,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         ),
         ("package modelwatch.gate\nallow if true\n", "no `deny` rule"),
     ] {
-        let (status, body) = approver.put(path, json!({"rego": rego})).await;
-        assert_eq!(status, 400, "{body}");
+        let body = approver.put_expect(path, json!({"rego": rego}), 400).await;
         assert!(
             body["error"]["message"].as_str().unwrap().contains(needle),
             "{body}"
@@ -99,8 +95,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         body["error"]["message"].as_str().unwrap().contains("UTF-8"),
         "{body}"
     );
-    let (status, body) = approver.put(path, json!({"rego": 42})).await;
-    assert_eq!(status, 400, "{body}");
+    let body = approver.put_expect(path, json!({"rego": 42}), 400).await;
     assert_eq!(body["error"]["code"], "malformed_json");
     let big = format!("package modelwatch.gate\n{}", "# pad\n".repeat(20_000));
     let (status, body) = approver.raw("PUT", path, "text/plain", big.into()).await;
@@ -136,13 +131,13 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     assert_eq!(got.rego, combined);
 
     // The gate over HTTP: 200 either way, readers may ask.
-    let (status, allowed) = reader
-        .post(
+    let allowed = reader
+        .post_expect(
             "/api/v1/models/fraud/versions/1/gate",
             json!({"alias": "production"}),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{allowed}");
     assert_eq!(allowed["allowed"], true, "{allowed}");
     assert_eq!(allowed["policy_sha256"], sha);
     assert_eq!(allowed["input"]["metrics"]["auc"], 0.91);
@@ -163,17 +158,16 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         json!(["evaluation metric \"auc\" is 0.7, below the minimum 0.8"])
     );
     assert_eq!(denied["input"]["alias"], Value::Null);
-    let (status, body) = reader
-        .post("/api/v1/models/fraud/versions/9/gate", json!({}))
+    reader
+        .post_expect("/api/v1/models/fraud/versions/9/gate", json!({}), 404)
         .await;
-    assert_eq!(status, 404, "{body}");
-    let (status, body) = reader
-        .post(
+    reader
+        .post_expect(
             "/api/v1/models/fraud/versions/1/gate",
             json!({"alias": "latest"}),
+            400,
         )
         .await;
-    assert_eq!(status, 400, "{body}");
     let (status, body) = reader
         .raw(
             "POST",
@@ -218,16 +212,19 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
 
     // Promotion: the alias's role first, then the gate.
     let promote = |v: i64| format!("/api/v1/models/fraud/versions/{v}/promote");
-    let (status, body) = editor
-        .post(&promote(1), json!({"alias": "production"}))
+    editor
+        .post_expect(&promote(1), json!({"alias": "production"}), 403)
         .await;
-    assert_eq!(status, 403, "{body}");
-    let (status, body) = reader.post(&promote(1), json!({"alias": "staging"})).await;
-    assert_eq!(status, 403, "{body}");
-    let (status, body) = approver
-        .post(&promote(2), json!({"alias": "production", "reason": "ci"}))
+    reader
+        .post_expect(&promote(1), json!({"alias": "staging"}), 403)
         .await;
-    assert_eq!(status, 409, "{body}");
+    let body = approver
+        .post_expect(
+            &promote(2),
+            json!({"alias": "production", "reason": "ci"}),
+            409,
+        )
+        .await;
     assert_eq!(body["error"]["code"], "gate_denied");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("below the minimum 0.8"), "{message}");
@@ -240,13 +237,13 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         404
     );
 
-    let (status, promoted) = approver
-        .post(
+    let promoted = approver
+        .post_expect(
             &promote(1),
             json!({"alias": "production", "reason": "release 1"}),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{promoted}");
     assert_eq!(promoted["alias"]["version"], 1);
     assert_eq!(promoted["gate"]["allowed"], true);
     let alias = reader
@@ -378,17 +375,12 @@ async fn the_gate_sees_the_latest_drift_evaluation() {
         json!({"current_window": "1h", "min_rows": 100}),
     )
     .await;
-    assert_eq!(
-        admin
-            .post("/api/v1/models/fraud/versions", json!({}))
-            .await
-            .0,
-        201
-    );
-    let (status, body) = admin
-        .post("/api/v1/evaluate", json!({"model": "fraud"}))
+    admin
+        .post_expect("/api/v1/models/fraud/versions", json!({}), 201)
         .await;
-    assert_eq!(status, 200, "{body}");
+    admin
+        .post_expect("/api/v1/evaluate", json!({"model": "fraud"}), 200)
+        .await;
     let rego = r#"package modelwatch.gate
 
 deny contains msg if {

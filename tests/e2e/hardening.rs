@@ -191,8 +191,9 @@ async fn queries_built_to_crash_the_daemon_are_refused_and_it_keeps_serving() {
         vec!["SELECT 1"; 2_000].join(" UNION ALL "),
         format!("SELECT {}", chain("+", 200_000)),
     ] {
-        let (status, body) = http.post("/api/v1/sql", json!({ "sql": sql })).await;
-        assert_eq!(status, 400, "{body}");
+        let body = http
+            .post_expect("/api/v1/sql", json!({ "sql": sql }), 400)
+            .await;
         assert_eq!(body["error"]["code"], "invalid_query", "{body}");
         assert!(
             body["error"]["message"]
@@ -213,14 +214,12 @@ async fn queries_built_to_crash_the_daemon_are_refused_and_it_keeps_serving() {
     assert!(d.child.id() > 0);
     let (status, _) = http.get("/healthz").await;
     assert_eq!(status, 200);
-    let (status, body) = http.get("/readyz").await;
-    assert_eq!(status, 200, "{body}");
+    http.get_expect("/readyz", 200).await;
 }
 
 /// `POST /api/v1/sql` answers 400 with `needle` in its message.
 async fn refused(http: &Http, request: Value, needle: &str) {
-    let (status, body) = http.post("/api/v1/sql", request).await;
-    assert_eq!(status, 400, "{body}");
+    let body = http.post_expect("/api/v1/sql", request, 400).await;
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "{needle:?} not in {body}");
 }
@@ -309,15 +308,12 @@ async fn a_policy_built_to_stop_the_evaluator_is_refused_and_a_stored_one_is_rep
     let http = d.http();
     for m in ["a", "b"] {
         http.model_with_versions(m, 1).await;
-        assert_eq!(
-            http.put(
-                &format!("/api/v1/models/{m}/aliases/production"),
-                json!({"version": 1})
-            )
-            .await
-            .0,
-            200
-        );
+        http.put_expect(
+            &format!("/api/v1/models/{m}/aliases/production"),
+            json!({"version": 1}),
+            200,
+        )
+        .await;
     }
     for (field, value) in [
         ("interval", "99999999999d"),
@@ -334,21 +330,19 @@ async fn a_policy_built_to_stop_the_evaluator_is_refused_and_a_stored_one_is_rep
             "{body}"
         );
     }
-    let (status, body) = http
-        .put(
-            "/api/v1/models/a/policy",
-            json!({"rollback": {"errors": {"source": "spans"}, "window": "99999999999d"}}),
+    http.put_expect(
+        "/api/v1/models/a/policy",
+        json!({"rollback": {"errors": {"source": "spans"}, "window": "99999999999d"}}),
+        400,
+    )
+    .await;
+    for m in ["a", "b"] {
+        http.put_expect(
+            &format!("/api/v1/models/{m}/policy"),
+            json!({"interval": "1m"}),
+            200,
         )
         .await;
-    assert_eq!(status, 400, "{body}");
-    for m in ["a", "b"] {
-        let (status, body) = http
-            .put(
-                &format!("/api/v1/models/{m}/policy"),
-                json!({"interval": "1m"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
     }
     // A policy stored by an older modelwatch, before the bounds existed.
     let db = d.data_dir.join("registry.sqlite");
@@ -361,8 +355,7 @@ async fn a_policy_built_to_stop_the_evaluator_is_refused_and_a_stored_one_is_rep
         .output()
         .expect("run sqlite3");
     assert!(out.status.success(), "{}", stderr(&out));
-    let (status, report) = http.post("/api/v1/evaluate", json!({})).await;
-    assert_eq!(status, 200, "{report}");
+    let report = http.post_expect("/api/v1/evaluate", json!({}), 200).await;
     let outcome = |m: &str| -> Value {
         report["versions"]
             .as_array()
@@ -382,10 +375,9 @@ async fn a_policy_built_to_stop_the_evaluator_is_refused_and_a_stored_one_is_rep
     );
     assert_ne!(outcome("b")["status"], "error", "{report}");
     // The evaluator still runs (its own ticks included) and the daemon is ready.
-    let (status, report) = http.post("/api/v1/evaluate", json!({"model": "b"})).await;
-    assert_eq!(status, 200, "{report}");
-    let (status, body) = http.get("/readyz").await;
-    assert_eq!(status, 200, "{body}");
+    http.post_expect("/api/v1/evaluate", json!({"model": "b"}), 200)
+        .await;
+    http.get_expect("/readyz", 200).await;
     assert_eq!(
         metric(&d, "modelwatch_background_duty_up{duty=\"evaluator\"}"),
         1.0
@@ -399,10 +391,13 @@ async fn protected_aliases_cannot_be_removed_renamed_or_respelled_by_an_editor()
     let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
     let approver = admin.with_token(Some(&admin.token("release", "approver").await));
     editor.model_with_versions("m", 2).await;
-    let (status, body) = approver
-        .put("/api/v1/models/m/aliases/production", json!({"version": 1}))
+    approver
+        .put_expect(
+            "/api/v1/models/m/aliases/production",
+            json!({"version": 1}),
+            200,
+        )
         .await;
-    assert_eq!(status, 200, "{body}");
 
     for alias in ["Production", "PRODUCTION", "production"] {
         let (status, body) = editor
@@ -645,13 +640,13 @@ async fn bodies_and_targets_of_the_wrong_shape_change_nothing() {
     let (status, _) = http.get("/api/v1/models/name").await;
     assert_eq!(status, 404);
     // MLflow: a number is not a name.
-    let (status, body) = http
-        .post(
+    let body = http
+        .post_expect(
             "/api/2.0/mlflow/registered-models/create",
             json!({"name": 5}),
+            400,
         )
         .await;
-    assert_eq!(status, 400, "{body}");
     assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE", "{body}");
     assert_eq!(http.get("/api/v1/models/5").await.0, 404);
     // Control and bidirectional characters in an owner.
@@ -663,29 +658,26 @@ async fn bodies_and_targets_of_the_wrong_shape_change_nothing() {
     }
     // A megabyte of reason.
     http.model_with_versions("m", 1).await;
-    let (status, body) = http
-        .put(
-            "/api/v1/models/m/aliases/canary",
-            json!({"version": 1, "reason": "x".repeat(1 << 20)}),
-        )
-        .await;
-    assert_eq!(status, 413, "{body}");
-    let (status, body) = http
-        .put(
-            "/api/v1/models/m/aliases/canary",
-            json!({"version": 1, "reason": "x".repeat(5000)}),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    http.put_expect(
+        "/api/v1/models/m/aliases/canary",
+        json!({"version": 1, "reason": "x".repeat(1 << 20)}),
+        413,
+    )
+    .await;
+    http.put_expect(
+        "/api/v1/models/m/aliases/canary",
+        json!({"version": 1, "reason": "x".repeat(5000)}),
+        400,
+    )
+    .await;
     assert_eq!(http.get("/api/v1/models/m/aliases/canary").await.0, 404);
     // A request target longer than the API reads: a JSON 414.
-    let (status, body) = http
-        .get(&format!(
-            "/api/v1/models?name_prefix={}",
-            "a".repeat(40_000)
-        ))
+    let body = http
+        .get_expect(
+            &format!("/api/v1/models?name_prefix={}", "a".repeat(40_000)),
+            414,
+        )
         .await;
-    assert_eq!(status, 414, "{body}");
     assert_eq!(body["error"]["code"], "uri_too_long");
 }
 
@@ -731,13 +723,8 @@ async fn readers_do_not_see_webhook_urls() {
     let d = Daemon::start();
     let admin = d.http();
     let reader = admin.with_token(Some(&admin.token("viewer", "reader").await));
-    let (status, body) = admin
-        .post(
-            "/api/v1/webhooks",
-            json!({"name": "slack", "url": "http://hooks.example:8080/services/T0/B0/s3cret", "events": ["alias.moved"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    admin.post_expect("/api/v1/webhooks",
+            json!({"name": "slack", "url": "http://hooks.example:8080/services/T0/B0/s3cret", "events": ["alias.moved"]}), 201).await;
     let (_, page) = reader.get("/api/v1/audit?action=webhook.create").await;
     let entry = &page["items"][0];
     assert_eq!(

@@ -96,8 +96,7 @@ async fn mlflow_client_lands_in_the_native_registry_and_audit_chain() {
     );
 
     // The same records through the native API.
-    let (status, model) = http.get("/api/v1/models/fraud").await;
-    assert_eq!(status, 200, "{model}");
+    let model = http.get_expect("/api/v1/models/fraud", 200).await;
     assert_eq!(model["description"], "card fraud");
     assert_eq!(model["tags"], json!({"team": "risk", "tier": "1"}));
     assert_eq!(model["aliases"], json!({"champion": 1}));
@@ -186,13 +185,12 @@ async fn mlflow_client_lands_in_the_native_registry_and_audit_chain() {
 async fn errors_have_mlflow_s_shape_and_change_nothing() {
     let d = Daemon::start();
     let http = d.http();
-    let (status, body) = http
-        .post(
-            &format!("{MLFLOW}/registered-models/create"),
-            json!({"name": "m"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    http.post_expect(
+        &format!("{MLFLOW}/registered-models/create"),
+        json!({"name": "m"}),
+        200,
+    )
+    .await;
 
     // Missing records: 404 RESOURCE_DOES_NOT_EXIST, never the native shape.
     for path in [

@@ -33,20 +33,12 @@ fn ndjson(n: usize, center: f64, age_s: f64) -> Vec<u8> {
 /// rows whose `amount` is shifted by three times its spread (the first
 /// reference upload declares the features `amount` and `country`).
 pub(crate) async fn drifting_fraud_model(admin: &Http, mut policy: Value) {
-    assert_eq!(
-        admin
-            .post("/api/v1/models", json!({"name": "fraud"}))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        admin
-            .post("/api/v1/models/fraud/versions", json!({}))
-            .await
-            .0,
-        201
-    );
+    admin
+        .post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
+        .await;
+    admin
+        .post_expect("/api/v1/models/fraud/versions", json!({}), 201)
+        .await;
     let upload = |table: &'static str, rows: Vec<u8>| async move {
         let (status, body) = admin
             .raw(
@@ -60,19 +52,14 @@ pub(crate) async fn drifting_fraud_model(admin: &Http, mut policy: Value) {
     };
     upload("reference", ndjson(600, 100.0, 86_400.0)).await;
     let alias = json!({"version": 1});
-    assert_eq!(
-        admin
-            .put("/api/v1/models/fraud/aliases/production", alias)
-            .await
-            .0,
-        200
-    );
+    admin
+        .put_expect("/api/v1/models/fraud/aliases/production", alias, 200)
+        .await;
     policy["persistence"] = json!(1);
     policy["interval"] = json!("1h");
-    assert_eq!(
-        admin.put("/api/v1/models/fraud/policy", policy).await.0,
-        200
-    );
+    admin
+        .put_expect("/api/v1/models/fraud/policy", policy, 200)
+        .await;
     upload("inferences", ndjson(300, 130.0, 60.0)).await;
 }
 
@@ -96,21 +83,18 @@ async fn policies_are_validated_gated_and_audited() {
     let admin = d.http();
     let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
     let reader = admin.with_token(Some(&admin.token("grafana", "reader").await));
-    assert_eq!(
-        admin
-            .post("/api/v1/models", json!({"name": "fraud"}))
-            .await
-            .0,
-        201
-    );
+    admin
+        .post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
+        .await;
 
     let (status, body) = admin.get("/api/v1/models/fraud/policy").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
-    let (status, body) = editor.put("/api/v1/models/ghost/policy", json!({})).await;
-    assert_eq!(status, 404, "{body}");
+    editor
+        .put_expect("/api/v1/models/ghost/policy", json!({}), 404)
+        .await;
 
     // Bad policies name the field; nothing is stored.
     for (bad, needle) in [
@@ -131,31 +115,24 @@ async fn policies_are_validated_gated_and_audited() {
     assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
 
     // Readers cannot set; automatic rollback needs an approver.
-    assert_eq!(
-        reader.put("/api/v1/models/fraud/policy", json!({})).await.0,
-        403
-    );
+    reader
+        .put_expect("/api/v1/models/fraud/policy", json!({}), 403)
+        .await;
     // So does letting Alertmanager roll back.
-    assert_eq!(
-        editor
-            .put(
-                "/api/v1/models/fraud/policy",
-                json!({"rollback_on_alert": true})
-            )
-            .await
-            .0,
-        403
-    );
+    editor
+        .put_expect(
+            "/api/v1/models/fraud/policy",
+            json!({"rollback_on_alert": true}),
+            403,
+        )
+        .await;
     let auto = json!({"rollback": {"errors": {"source": "spans"}, "automatic": true}});
-    assert_eq!(
-        editor
-            .put("/api/v1/models/fraud/policy", auto.clone())
-            .await
-            .0,
-        403
-    );
-    let (status, rec) = admin.put("/api/v1/models/fraud/policy", auto).await;
-    assert_eq!(status, 200, "{rec}");
+    editor
+        .put_expect("/api/v1/models/fraud/policy", auto.clone(), 403)
+        .await;
+    let rec = admin
+        .put_expect("/api/v1/models/fraud/policy", auto, 200)
+        .await;
     assert_eq!(rec["policy"]["rollback"]["automatic"], true);
     assert_eq!(rec["policy"]["alias"], "production");
     assert_eq!(rec["policy"]["interval"], "1m");
@@ -330,21 +307,18 @@ async fn a_policy_file_is_applied_at_start_and_the_evaluator_can_be_off() {
         )
     };
     let policy_sets = |http: Http| async move {
-        let (status, audit) = http.get("/api/v1/audit?action=policy.set").await;
-        assert_eq!(status, 200, "{audit}");
+        let audit = http
+            .get_expect("/api/v1/audit?action=policy.set", 200)
+            .await;
         audit["items"].as_array().unwrap().clone()
     };
 
     // First start: the model does not exist yet, so its policy waits.
     let d = start(&["--no-evaluator"]);
     let admin = d.http();
-    assert_eq!(
-        admin
-            .post("/api/v1/models", json!({"name": "fraud"}))
-            .await
-            .0,
-        201
-    );
+    admin
+        .post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
+        .await;
     assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
     // Without the evaluator, evaluating on demand says why it cannot.
     let (status, body) = admin.post("/api/v1/evaluate", json!({})).await;

@@ -91,21 +91,18 @@ fn attr(key: &str, value: &str) -> Value {
 /// uploaded inferences; returns Grafana's `$__timeFilter` range around them.
 async fn seed(d: &Daemon) -> (String, String) {
     let http = d.http();
-    let (s, b) = http.post("/api/v1/models", json!({"name": "fraud"})).await;
-    assert_eq!(s, 201, "{b}");
-    for run in ["r1", "r2"] {
-        let (s, b) = http
-            .post("/api/v1/models/fraud/versions", json!({"run_id": run}))
-            .await;
-        assert_eq!(s, 201, "{b}");
-    }
-    let (s, b) = http
-        .put(
-            "/api/v1/models/fraud/aliases/production",
-            json!({"version": 2}),
-        )
+    http.post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
         .await;
-    assert_eq!(s, 200, "{b}");
+    for run in ["r1", "r2"] {
+        http.post_expect("/api/v1/models/fraud/versions", json!({"run_id": run}), 201)
+            .await;
+    }
+    http.put_expect(
+        "/api/v1/models/fraud/aliases/production",
+        json!({"version": 2}),
+        200,
+    )
+    .await;
 
     let base = (now_secs() / 60 - 10) * 60;
     let nanos = |secs: u64| (secs * 1_000_000_000).to_string();

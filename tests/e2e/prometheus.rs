@@ -88,8 +88,7 @@ remote_write:
                                AND labels['job'] = 'prometheus' LIMIT 1"});
     let deadline = Instant::now() + Duration::from_secs(120);
     let row = loop {
-        let (status, body) = admin.post("/api/v1/sql", query.clone()).await;
-        assert_eq!(status, 200, "{body}");
+        let body = admin.post_expect("/api/v1/sql", query.clone(), 200).await;
         if body["row_count"].as_u64() == Some(1) {
             break body["rows"][0].clone();
         }
@@ -116,8 +115,7 @@ remote_write:
         WHERE metric = 'modelwatch_ingest_rows_total' AND labels['job'] = 'modelwatch' \
         AND labels['protocol'] = 'remote_write' AND labels['table'] = 'samples'"});
     let rows = loop {
-        let (status, body) = admin.post("/api/v1/sql", query.clone()).await;
-        assert_eq!(status, 200, "{body}");
+        let body = admin.post_expect("/api/v1/sql", query.clone(), 200).await;
         if let Some(rows) = body["rows"][0]["rows"].as_f64().filter(|r| *r > 0.0) {
             break rows;
         }

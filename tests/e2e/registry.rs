@@ -238,42 +238,42 @@ async fn roles_gate_every_kind_of_change() {
     );
     assert_eq!(ingest.get("/api/v1/models").await.0, 403);
     // Editors move ordinary aliases but not protected ones.
-    assert_eq!(
-        editor
-            .put("/api/v1/models/m/aliases/staging", json!({"version": 1}))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        editor
-            .put("/api/v1/models/m/aliases/production", json!({"version": 1}))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        approver
-            .put("/api/v1/models/m/aliases/production", json!({"version": 1}))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        approver
-            .put("/api/v1/models/m/aliases/production", json!({"version": 2}))
-            .await
-            .0,
-        200
-    );
+    editor
+        .put_expect(
+            "/api/v1/models/m/aliases/staging",
+            json!({"version": 1}),
+            200,
+        )
+        .await;
+    editor
+        .put_expect(
+            "/api/v1/models/m/aliases/production",
+            json!({"version": 1}),
+            403,
+        )
+        .await;
+    approver
+        .put_expect(
+            "/api/v1/models/m/aliases/production",
+            json!({"version": 1}),
+            200,
+        )
+        .await;
+    approver
+        .put_expect(
+            "/api/v1/models/m/aliases/production",
+            json!({"version": 2}),
+            200,
+        )
+        .await;
     // Rollback needs approver.
-    assert_eq!(
-        editor
-            .post("/api/v1/models/m/aliases/production/rollback", json!({}))
-            .await
-            .0,
-        403
-    );
+    editor
+        .post_expect(
+            "/api/v1/models/m/aliases/production/rollback",
+            json!({}),
+            403,
+        )
+        .await;
     let (status, alias) = approver
         .post(
             "/api/v1/models/m/aliases/production/rollback",
@@ -311,10 +311,8 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         ..Default::default()
     });
     let http = d.http();
-    assert_eq!(
-        http.post("/api/v1/models", json!({"name": "m"})).await.0,
-        201
-    );
+    http.post_expect("/api/v1/models", json!({"name": "m"}), 201)
+        .await;
     let whole_log = AuditQuery {
         page: PageQuery::limit(1000),
         ..AuditQuery::default()
@@ -502,10 +500,8 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
 async fn fifty_concurrent_version_creations_are_numbered_one_to_fifty() {
     let d = Daemon::start();
     let http = d.http();
-    assert_eq!(
-        http.post("/api/v1/models", json!({"name": "busy"})).await.0,
-        201
-    );
+    http.post_expect("/api/v1/models", json!({"name": "busy"}), 201)
+        .await;
     let replies = futures::future::join_all((0..50).map(|i| {
         let http = http.clone();
         async move {
@@ -601,10 +597,13 @@ async fn recommendations_can_be_raised_acknowledged_and_dismissed() {
         .await
         .unwrap();
     let raise = json!({"kind": "retrain", "severity": "warning", "reason": "psi 0.31 on amount", "evidence": {"psi": 0.31}});
-    let (status, rec) = http
-        .post("/api/v1/models/m/versions/1/recommendations", raise.clone())
+    let rec = http
+        .post_expect(
+            "/api/v1/models/m/versions/1/recommendations",
+            raise.clone(),
+            200,
+        )
         .await;
-    assert_eq!(status, 200, "{rec}");
     let raise_again = NewRecommendation {
         kind: RecommendationKind::Retrain,
         severity: Severity::Warning,

@@ -410,6 +410,25 @@ impl Http {
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         self.send("PUT", path, Some(body)).await
     }
+    /// GET that must answer `status`; the reply's body.
+    pub async fn get_expect(&self, path: &str, status: u16) -> Value {
+        let (got, reply) = self.get(path).await;
+        assert_eq!(got, status, "GET {path}: {reply}");
+        reply
+    }
+    /// POST that must answer `status`; the reply's body.
+    pub async fn post_expect(&self, path: &str, body: Value, status: u16) -> Value {
+        self.expect("POST", path, body, status).await
+    }
+    /// PUT that must answer `status`; the reply's body.
+    pub async fn put_expect(&self, path: &str, body: Value, status: u16) -> Value {
+        self.expect("PUT", path, body, status).await
+    }
+    async fn expect(&self, method: &str, path: &str, body: Value, status: u16) -> Value {
+        let (got, reply) = self.send(method, path, Some(body)).await;
+        assert_eq!(got, status, "{method} {path}: {reply}");
+        reply
+    }
 
     /// Creates model `name` with `versions` versions (1, 2, …), as this
     /// client.

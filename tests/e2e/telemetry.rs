@@ -237,8 +237,7 @@ async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
 
 /// `GET /metrics` as text.
 async fn scrape(http: &Http) -> String {
-    let (status, body) = http.get("/metrics").await;
-    assert_eq!(status, 200, "{body}");
+    let body = http.get_expect("/metrics", 200).await;
     body.as_str().expect("text exposition format").to_string()
 }
 
@@ -286,20 +285,12 @@ async fn roles_separate_ingest_from_reading() {
     assert_eq!(write(&ingest, body.clone()).await.0, 204);
     assert_eq!(write(&reader, body.clone()).await.0, 403);
     assert_eq!(write(&admin.with_token(None), body).await.0, 401);
-    assert_eq!(
-        ingest
-            .post("/api/v1/sql", json!({"sql": "SELECT 1"}))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        reader
-            .post("/api/v1/sql", json!({"sql": "SELECT 1"}))
-            .await
-            .0,
-        200
-    );
+    ingest
+        .post_expect("/api/v1/sql", json!({"sql": "SELECT 1"}), 403)
+        .await;
+    reader
+        .post_expect("/api/v1/sql", json!({"sql": "SELECT 1"}), 200)
+        .await;
 }
 
 #[tokio::test]
@@ -495,10 +486,7 @@ async fn acknowledged_writes_survive_sigkill_exactly_once() {
 
     let d = Daemon::start_in(data, None, Start::default());
     let http = d.http();
-    let (status, rows) = http
-        .post("/api/v1/sql", json!({"sql": "SELECT value FROM samples WHERE metric = 'crash_test'", "limit": 1_000_000}))
-        .await;
-    assert_eq!(status, 200, "{rows}");
+    let rows = http.post_expect("/api/v1/sql", json!({"sql": "SELECT value FROM samples WHERE metric = 'crash_test'", "limit": 1_000_000}), 200).await;
     let values: Vec<i64> = rows["rows"]
         .as_array()
         .unwrap()
@@ -616,13 +604,13 @@ async fn a_query_past_its_timeout_is_cancelled_with_504() {
     let d = Daemon::start();
     let http = d.http();
     let started = std::time::Instant::now();
-    let (status, body) = http
-        .post(
+    let body = http
+        .post_expect(
             "/api/v1/sql",
             json!({"sql": "SELECT count(*) FROM range(1000000000000)", "timeout_seconds": 1}),
+            504,
         )
         .await;
-    assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "timeout", "{body}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),

@@ -148,15 +148,15 @@ async fn upload(
 /// Model `fraud`, version 1 declaring `amount` (numeric) and `country`
 /// (categorical).
 async fn declared_version(http: &Http) {
-    let (s, b) = http.post("/api/v1/models", json!({"name": "fraud"})).await;
-    assert_eq!(s, 201, "{b}");
-    let (s, b) = http
-        .post(
+    http.post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
+        .await;
+    let b = http
+        .post_expect(
             "/api/v1/models/fraud/versions",
             json!({"features": {"amount": "numeric", "country": "categorical"}}),
+            201,
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     assert_eq!(b["features"]["amount"], "numeric");
 }
 
@@ -487,13 +487,13 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
     write_parquet(&file, "ref");
 
     // No features declared: the file's columns become them.
-    let (s, v) = http
-        .post(
+    let v = http
+        .post_expect(
             "/api/v1/models/fraud/versions",
             json!({"reference_uri": file.to_str().unwrap()}),
+            201,
         )
         .await;
-    assert_eq!(s, 201, "{v}");
     assert_eq!(
         v["features"],
         json!({"amount": "numeric", "country": "categorical"})
@@ -518,13 +518,13 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
 
     // file:// works too, and declared features are checked against the file.
     let uri = format!("file://{}", file.display());
-    let (s, b) = http
-        .post(
+    let b = http
+        .post_expect(
             "/api/v1/models/fraud/versions",
             json!({"reference_uri": uri, "features": {"amount": "numeric"}}),
+            400,
         )
         .await;
-    assert_eq!(s, 400, "{b}");
     assert!(
         b["error"]["message"]
             .as_str()
@@ -558,13 +558,12 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
     }
     let garbage = dir.path().join("garbage.parquet");
     std::fs::write(&garbage, b"PAR1 definitely not parquet PAR1").unwrap();
-    let (s, b) = http
-        .post(
-            "/api/v1/models/fraud/versions",
-            json!({"reference_uri": garbage.to_str().unwrap()}),
-        )
-        .await;
-    assert_eq!(s, 400, "{b}");
+    http.post_expect(
+        "/api/v1/models/fraud/versions",
+        json!({"reference_uri": garbage.to_str().unwrap()}),
+        400,
+    )
+    .await;
     // None of the refused creations made a version or wrote reference rows.
     let m = http.api().models().get("fraud").await.unwrap();
     assert_eq!(m.latest_version, 1, "{m:?}");

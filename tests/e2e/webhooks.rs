@@ -143,10 +143,12 @@ fn assert_signed(r: &Received, secret: &str) {
 }
 
 async fn deliveries(http: &Http, name: &str) -> Vec<Value> {
-    let (status, body) = http
-        .get(&format!("/api/v1/webhooks/{name}/deliveries?limit=1000"))
+    let body = http
+        .get_expect(
+            &format!("/api/v1/webhooks/{name}/deliveries?limit=1000"),
+            200,
+        )
         .await;
-    assert_eq!(status, 200, "{body}");
     body["items"].as_array().unwrap().clone()
 }
 
@@ -180,27 +182,21 @@ fn fast_retries(max_attempts: u32) -> Start {
 }
 
 async fn create_hook(http: &Http, name: &str, url: &str, events: &[&str]) -> String {
-    let (status, body) = http
-        .post(
+    let body = http
+        .post_expect(
             "/api/v1/webhooks",
             json!({ "name": name, "url": url, "events": events }),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{body}");
     body["secret"].as_str().unwrap().to_string()
 }
 
 async fn model_with_version(http: &Http, model: &str) {
-    assert_eq!(
-        http.post("/api/v1/models", json!({ "name": model }))
-            .await
-            .0,
-        201
-    );
-    let (status, body) = http
-        .post(&format!("/api/v1/models/{model}/versions"), json!({}))
+    http.post_expect("/api/v1/models", json!({ "name": model }), 201)
         .await;
-    assert_eq!(status, 201, "{body}");
+    http.post_expect(&format!("/api/v1/models/{model}/versions"), json!({}), 201)
+        .await;
 }
 
 fn metric(text: &str, series: &str) -> f64 {
@@ -232,21 +228,19 @@ async fn registry_changes_reach_a_receiver_signed_with_stable_delivery_ids() {
     assert_eq!(created["events"], json!(["alias.moved", "version.created"]));
 
     model_with_version(&http, "fraud").await;
-    let (status, body) = http
-        .put(
-            "/api/v1/models/fraud/aliases/staging",
-            json!({ "version": 1, "reason": "first" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    http.put_expect(
+        "/api/v1/models/fraud/aliases/staging",
+        json!({ "version": 1, "reason": "first" }),
+        200,
+    )
+    .await;
     // Not subscribed: a recommendation.
-    let (status, body) = http
-        .post(
-            "/api/v1/models/fraud/versions/1/recommendations",
-            json!({ "kind": "retrain", "severity": "warning", "reason": "drift" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    http.post_expect(
+        "/api/v1/models/fraud/versions/1/recommendations",
+        json!({ "kind": "retrain", "severity": "warning", "reason": "drift" }),
+        200,
+    )
+    .await;
 
     let got = receiver.wait_for(2).await;
     let types: BTreeSet<String> = got.iter().map(|r| r.event.clone()).collect();
@@ -692,25 +686,23 @@ async fn recommendation_events_follow_the_lifecycle_and_the_model_filter() {
     let receiver = Receiver::start(&[]).await;
     let d = Daemon::start_with(fast_retries(3));
     let http = d.http();
-    let (status, body) = http
-        .post(
-            "/api/v1/webhooks",
-            json!({ "name": "fraud-only", "url": receiver.url, "events": ["*"], "model": "fraud" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    http.post_expect(
+        "/api/v1/webhooks",
+        json!({ "name": "fraud-only", "url": receiver.url, "events": ["*"], "model": "fraud" }),
+        201,
+    )
+    .await;
     model_with_version(&http, "other").await;
     model_with_version(&http, "fraud").await;
     let raise = json!({ "kind": "retrain", "severity": "warning", "reason": "drift" });
     for model in ["other", "fraud", "fraud"] {
         // The second raise on fraud refreshes the open recommendation.
-        let (status, body) = http
-            .post(
-                &format!("/api/v1/models/{model}/versions/1/recommendations"),
-                raise.clone(),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        http.post_expect(
+            &format!("/api/v1/models/{model}/versions/1/recommendations"),
+            raise.clone(),
+            200,
+        )
+        .await;
     }
     let open_fraud = RecommendationQuery {
         model: Some("fraud".into()),
@@ -778,8 +770,7 @@ async fn the_evaluator_announces_drift_and_its_retrain_recommendation() {
     )
     .await;
     crate::monitoring::drifting_fraud_model(&admin, json!({})).await;
-    let (status, report) = admin.post("/api/v1/evaluate", json!({})).await;
-    assert_eq!(status, 200, "{report}");
+    admin.post_expect("/api/v1/evaluate", json!({}), 200).await;
 
     // Both events arrive, signed. The background loop may have evaluated
     // first (a new policy is due at once), so a second drift event may come
