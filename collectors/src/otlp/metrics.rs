@@ -341,12 +341,12 @@ fn explicit_row(
     p: &HistogramDataPoint,
     temporality: Option<&'static str>,
 ) -> std::result::Result<HistogramRow, String> {
-    let ts = ns_to_us(p.time_unix_nano).ok_or("time_unix_nano is 0")?;
-    let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
-    if !stale {
-        check_opt("sum", p.sum)?;
-        check_opt("min", p.min)?;
-        check_opt("max", p.max)?;
+    let mut row = histogram_head(
+        (p.time_unix_nano, p.start_time_unix_nano, p.flags),
+        (p.count, p.sum, p.min, p.max),
+        temporality,
+    )?;
+    if !row.stale {
         if p.explicit_bounds.iter().any(|b| !b.is_finite()) {
             return Err("explicit bounds must be finite".into());
         }
@@ -375,18 +375,35 @@ fn explicit_row(
         }
     }
     let has_buckets = !p.bucket_counts.is_empty();
+    row.bounds = has_buckets.then(|| p.explicit_bounds.clone());
+    row.bucket_counts = has_buckets.then(|| p.bucket_counts.iter().map(|&c| c as f64).collect());
+    Ok(row)
+}
+
+/// The fields and checks explicit and exponential points share: the time
+/// (`time_unix_nano` must be set), staleness (`NO_RECORDED_VALUE`), and,
+/// for a point that is not stale, no NaN in sum, min or max.
+fn histogram_head(
+    (time_ns, start_ns, flags): (u64, u64, u32),
+    (count, sum, min, max): (u64, Option<f64>, Option<f64>, Option<f64>),
+    temporality: Option<&'static str>,
+) -> std::result::Result<HistogramRow, String> {
+    let ts_us = ns_to_us(time_ns).ok_or("time_unix_nano is 0")?;
+    let stale = flags & FLAG_NO_RECORDED_VALUE != 0;
+    if !stale {
+        check_opt("sum", sum)?;
+        check_opt("min", min)?;
+        check_opt("max", max)?;
+    }
     Ok(HistogramRow {
-        ts_us: ts,
-        start_ts_us: ns_to_us(p.start_time_unix_nano),
-        exponential: false,
+        ts_us,
+        start_ts_us: ns_to_us(start_ns),
         stale,
         temporality,
-        count: p.count as f64,
-        sum: p.sum,
-        min: p.min,
-        max: p.max,
-        bounds: has_buckets.then(|| p.explicit_bounds.clone()),
-        bucket_counts: has_buckets.then(|| p.bucket_counts.iter().map(|&c| c as f64).collect()),
+        count: count as f64,
+        sum,
+        min,
+        max,
         ..Default::default()
     })
 }
@@ -395,12 +412,12 @@ fn exponential_row(
     p: &ExponentialHistogramDataPoint,
     temporality: Option<&'static str>,
 ) -> std::result::Result<HistogramRow, String> {
-    let ts = ns_to_us(p.time_unix_nano).ok_or("time_unix_nano is 0")?;
-    let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
-    if !stale {
-        check_opt("sum", p.sum)?;
-        check_opt("min", p.min)?;
-        check_opt("max", p.max)?;
+    let mut row = histogram_head(
+        (p.time_unix_nano, p.start_time_unix_nano, p.flags),
+        (p.count, p.sum, p.min, p.max),
+        temporality,
+    )?;
+    if !row.stale {
         if !(-10..=20).contains(&p.scale) {
             return Err(format!("scale {} outside -10..=20", p.scale));
         }
@@ -438,23 +455,13 @@ fn exponential_row(
             )
         })
     };
-    Ok(HistogramRow {
-        ts_us: ts,
-        start_ts_us: ns_to_us(p.start_time_unix_nano),
-        exponential: true,
-        stale,
-        temporality,
-        count: p.count as f64,
-        sum: p.sum,
-        min: p.min,
-        max: p.max,
-        scale: Some(p.scale),
-        zero_count: Some(p.zero_count as f64),
-        zero_threshold: Some(p.zero_threshold),
-        positive: buckets(&p.positive),
-        negative: buckets(&p.negative),
-        ..Default::default()
-    })
+    row.exponential = true;
+    row.scale = Some(p.scale);
+    row.zero_count = Some(p.zero_count as f64);
+    row.zero_threshold = Some(p.zero_threshold);
+    row.positive = buckets(&p.positive);
+    row.negative = buckets(&p.negative);
+    Ok(row)
 }
 
 /// Appends one explicit or exponential histogram point already turned into
