@@ -63,12 +63,10 @@ fn model(name: &str) -> NewModel {
     }
 }
 
-fn page(limit: u32, cursor: Option<String>) -> PageRequest {
-    PageRequest::new(Some(limit), cursor).unwrap()
-}
-
+/// SQLite-only: an entry edited in the file breaks the chain. That every
+/// change is audited is the conformance suite's `every_change_is_audited`.
 #[tokio::test]
-async fn every_change_is_audited_and_tampering_is_found() {
+async fn tampering_with_the_file_is_found() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.sqlite");
     let s = SqliteStore::open(&path).await.unwrap();
@@ -76,34 +74,6 @@ async fn every_change_is_audited_and_tampering_is_found() {
     s.create_version(&admin(), "m", NewVersion::default())
         .await
         .unwrap();
-    s.set_tag(
-        &admin(),
-        &TagTarget::Version {
-            model: "m".into(),
-            version: 1,
-        },
-        "stage",
-        Some("canary"),
-    )
-    .await
-    .unwrap();
-    s.set_alias(&admin(), "m", "production", 1, "")
-        .await
-        .unwrap();
-    let log = s
-        .list_audit(&AuditFilter::default(), &page(100, None))
-        .await
-        .unwrap();
-    let actions: Vec<_> = log.items.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        [
-            "model.create",
-            "version.create",
-            "version.tag.set",
-            "alias.set"
-        ]
-    );
     assert!(s.verify_audit().await.unwrap().ok);
     s.close().await;
 
