@@ -63,6 +63,7 @@ mod error;
 mod filter;
 pub mod gate;
 pub mod policy;
+mod postgres;
 pub mod protection;
 pub mod roles;
 pub mod rules;
@@ -76,6 +77,11 @@ pub mod webhooks;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+/// A throwaway PostgreSQL server for tests (declared here, filed beside the
+/// conformance suite it serves).
+#[cfg(any(test, feature = "conformance"))]
+#[path = "conformance/postgres_server.rs"]
+pub mod postgres_server;
 
 /// The backend-free rules under their historical paths.
 pub use rules::{alias, audit};
@@ -96,6 +102,7 @@ pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, Al
 pub use error::{Error, Result};
 pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
+pub use postgres::{PgStore, PoolLimits};
 pub use protection::{AliasProtection, DEFAULT_PROTECTED_ALIASES};
 pub use roles::{
     AlertNotices, Aliases, Audit, Gates, Models, Outbox, Policies, Recommendations, RegistryStats,

@@ -1,0 +1,255 @@
+//! A throwaway PostgreSQL server for tests: the real server from Debian's
+//! `postgresql` package (`/usr/lib/postgresql/<major>/bin`), one per test
+//! process, with a fresh database per fixture.
+//!
+//! [`PostgresServer::shared`] runs `initdb` into a new temporary directory
+//! and starts `postgres` on a free loopback port, with its socket directory
+//! inside that directory (no system service, no cluster outside it), then
+//! polls `pg_isready` until the server accepts connections or a deadline
+//! passes. PostgreSQL refuses to run as root, so when this process is root
+//! both run as the `postgres` user (`setpriv`, which execs in place) in a
+//! directory handed to that user. Durability settings are off (`fsync`,
+//! `synchronous_commit`): a test server never survives a power cut.
+//!
+//! **Stopping it**: the server is started by a small `sh` supervisor whose
+//! standard input is a pipe held by this process. However this process
+//! ends (tests done, panic, `kill -9`), the kernel closes the pipe; the
+//! supervisor's `read` returns, it stops `postgres` with a fast shutdown,
+//! waits for it and removes the temporary directory. Nothing relies on a
+//! destructor, which a `static` never runs, nor on a parent-death signal,
+//! which Linux sends when the spawning *thread* ends (a test's thread).
+//!
+//! [`PostgresServer::fresh_database`] creates a new database for each
+//! fixture, so tests share the server but not their data, and run in
+//! parallel.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to accept connections after it starts.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Stops `postgres` (started as `"$@"`) when standard input closes, then
+/// removes `$PG_TEST_DIR`.
+const SUPERVISOR: &str = r#"
+"$@" </dev/null >"$PG_TEST_DIR/server.log" 2>&1 &
+server=$!
+read -r _ignored
+kill -INT "$server" 2>/dev/null
+wait "$server"
+rm -rf "$PG_TEST_DIR"
+"#;
+
+/// A running PostgreSQL server, stopped when this process exits.
+#[derive(Debug)]
+pub struct PostgresServer {
+    port: u16,
+    dir: PathBuf,
+    /// The server's `bin` directory (`createdb`, `pg_isready`).
+    bin: PathBuf,
+    /// Held for its standard input: closing it stops the server.
+    _supervisor: Child,
+}
+
+static SHARED: OnceLock<PostgresServer> = OnceLock::new();
+static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+impl PostgresServer {
+    /// The server of this test process, started on first use. Panics with
+    /// the reason when it cannot start (a test cannot run without it).
+    pub fn shared() -> &'static PostgresServer {
+        SHARED.get_or_init(|| Self::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The URL of the `postgres` maintenance database, as superuser.
+    pub fn admin_url(&self) -> String {
+        self.url("postgres")
+    }
+
+    /// The URL of database `name` on this server, as superuser.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Creates a new, empty database (with the server's own `createdb`:
+    /// no database library outside the backends) and returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        let name = format!(
+            "modelwatch_test_{}",
+            DATABASES.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = tokio::process::Command::new(self.bin.join("createdb"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .arg(&name)
+            .output()
+            .await
+            .expect("run createdb");
+        assert!(
+            out.status.success(),
+            "createdb {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(&name)
+    }
+
+    fn start() -> Result<Self, String> {
+        let bin = bin_dir()?;
+        let as_root = is_root()?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("modelwatch-pg-{}-{started}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        if as_root {
+            run(Command::new("chown").arg("postgres:postgres").arg(&dir))?;
+        }
+        let data = dir.join("data");
+        let mut initdb = as_server_user(as_root, &bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8"])
+            .args(["--no-sync", "--no-instructions"]);
+        run(&mut initdb)?;
+
+        let port = free_port()?;
+        let mut postgres = as_server_user(as_root, &bin.join("postgres"));
+        postgres
+            .arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-k")
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", "max_connections=300"])
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off"]);
+        let mut supervisor = Command::new("sh");
+        supervisor
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("sh")
+            .arg(postgres.get_program())
+            .args(postgres.get_args())
+            .env("PG_TEST_DIR", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let supervisor = supervisor
+            .spawn()
+            .map_err(|e| format!("start the PostgreSQL supervisor: {e}"))?;
+        let server = Self {
+            port,
+            dir,
+            bin,
+            _supervisor: supervisor,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Polls `pg_isready` until the server accepts connections.
+    fn wait_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q"])
+                .arg("-p")
+                .arg(self.port.to_string())
+                .status()
+                .map_err(|e| format!("run pg_isready: {e}"))?;
+            if ready.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let mut log = String::new();
+                if let Ok(mut f) = std::fs::File::open(self.dir.join("server.log")) {
+                    let _ = f.read_to_string(&mut log);
+                }
+                return Err(format!(
+                    "the test PostgreSQL on port {} did not accept connections within {:?}; its log:\n{log}",
+                    self.port, READY_DEADLINE
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<major>/bin` holding `initdb`.
+fn bin_dir() -> Result<PathBuf, String> {
+    let root = Path::new("/usr/lib/postgresql");
+    let entries = std::fs::read_dir(root).map_err(|e| {
+        format!(
+            "{}: {e}; install Debian's `postgresql` package (.ci/run does)",
+            root.display()
+        )
+    })?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .max()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| format!("no {}/<major>/bin/initdb", root.display()))
+}
+
+fn is_root() -> Result<bool, String> {
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("run id -u: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// `program`, run as the `postgres` user when this process is root.
+fn as_server_user(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command
+        .output()
+        .map_err(|e| format!("run {:?}: {e}", command.get_program()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} failed ({}): {}{}",
+            command,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("find a free port: {e}"))
+}

@@ -1,0 +1,157 @@
+//! The PostgreSQL backend: every SQL statement of the registry, for any
+//! number of daemons sharing one database.
+//!
+//! A pool of connections with limits the caller chooses
+//! ([`PoolLimits`]); each change is one transaction of its own
+//! ([`audited`]: its statements and its audit entries). Unlike SQLite,
+//! several processes write at once, so what the single SQLite writer gave
+//! for free is held by locks here:
+//! - a change locks the rows it reads and then modifies (`FOR UPDATE`,
+//!   `FOR SHARE` on a version it points something at) before writing;
+//! - its first audit entry locks the audit chain's head row (`audit_head`,
+//!   `FOR UPDATE`) until it commits, so appends are serialised and entries
+//!   commit in `seq` order (the outbox never skips one);
+//! - a version number is taken from the model row locked `FOR UPDATE` in
+//!   the transaction that inserts the version (unique and gapless even
+//!   without the head lock);
+//! - alias moves are conditional on the version the change read, so two
+//!   concurrent rollbacks give one move and one conflict.
+//!
+//! Stored forms are SQLite's: timestamps are RFC 3339 text with
+//! microseconds and JSON fields are text, so records, views and the audit
+//! chain read and hash the same on both backends. Time always comes from
+//! the injected [`Clock`], never from the database's `now()`.
+//!
+//! Layout as in `sqlite/`: [`audited`] is the shape of a change,
+//! [`records`] reads rows back, [`filter`] renders the backend-neutral
+//! filters in this dialect, [`error`] maps PostgreSQL's failures onto the
+//! registry's errors, one file per role. The rules every backend shares
+//! ([`crate::rules`]) are called, never restated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::Clock;
+use crate::audit::format_time;
+use crate::error::{Error, Result};
+use crate::protection::AliasProtection;
+use crate::roles::RegistryStats;
+
+mod alert_notices;
+mod aliases;
+mod audit;
+mod audited;
+mod error;
+mod filter;
+mod gates;
+mod models;
+mod outbox;
+mod policies;
+mod recommendations;
+mod records;
+mod search;
+mod tokens;
+mod tracking;
+mod versions;
+mod views;
+mod webhooks;
+
+#[cfg(test)]
+mod tests;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations_postgres");
+
+/// How many connections a [`PgStore`] may hold, and how long a request
+/// waits for one before it is answered [`Error::Busy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The registry on a PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    protection: Arc<AliasProtection>,
+    counters: Arc<audited::Counters>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
+    /// with libpq's parameters such as `sslmode`), checks that its schema
+    /// is not newer than this binary, and applies the missing migrations
+    /// (several daemons starting at once migrate once: sqlx holds an
+    /// advisory lock meanwhile).
+    pub async fn connect(url: &str, limits: PoolLimits, clock: Arc<dyn Clock>) -> Result<Self> {
+        // sqlx parses any scheme; another database's URL is a mistake to
+        // name, not to try. (The URL is not echoed: it may hold a password.)
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(Error::invalid(
+                "registry URL",
+                "not a PostgreSQL URL: expected postgres://user@host:port/database",
+            ));
+        }
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| Error::invalid("registry URL", format!("not a PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(limits.max_connections)
+            .acquire_timeout(limits.acquire_timeout)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| error::unreachable(&options, e))?;
+        error::refuse_newer_schema(&pool, &MIGRATOR).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool,
+            clock,
+            protection: Arc::new(AliasProtection::default()),
+            counters: Arc::default(),
+        })
+    }
+
+    /// Which aliases need `approver` ([`AliasProtection`]; default
+    /// `production` and `champion`).
+    pub fn with_alias_protection(mut self, protection: AliasProtection) -> Self {
+        self.protection = Arc::new(protection);
+        self
+    }
+
+    fn now(&self) -> String {
+        format_time(self.clock.now())
+    }
+
+    fn stats(&self) -> RegistryStats {
+        self.counters.stats()
+    }
+
+    /// Waits for the changes in flight and closes every connection; later
+    /// calls on this store (and its clones) fail with
+    /// [`Error::WriterStopped`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,305 @@
+//! [`Tracking`] on PostgreSQL: experiments, runs and run metrics, and the
+//! lineage a version takes from its run.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::PgStore;
+use super::records::*;
+use crate::error::{Error, Result};
+use crate::roles::Tracking;
+use crate::rules::lineage::merge_run;
+use crate::tracking::*;
+use crate::types::{Actor, Lineage, Tags};
+use crate::validate;
+
+fn experiment_from_row(row: &PgRow) -> Result<Experiment> {
+    Ok(Experiment {
+        id: row.get("id"),
+        name: row.get("name"),
+        artifact_location: row.get("artifact_location"),
+        lifecycle_stage: row.get("lifecycle_stage"),
+        tags: parse_json("experiments.tags", row.get("tags"))?,
+        created_by: row.get("created_by"),
+        created_at: parse_time(row.get("created_at"))?,
+        updated_at: parse_time(row.get("updated_at"))?,
+    })
+}
+
+async fn load_experiment(conn: &mut PgConnection, id: i64) -> Result<Experiment> {
+    let row = sqlx::query("SELECT * FROM experiments WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("experiment {id}")))?;
+    experiment_from_row(&row)
+}
+
+/// The latest point of each metric key of a run (highest step, then time,
+/// then the latest logged).
+async fn latest_metrics(conn: &mut PgConnection, run: &str) -> Result<Vec<MetricPoint>> {
+    let rows = sqlx::query(
+        "SELECT key, value, timestamp, step FROM run_metrics m WHERE run_id = $1 AND id = (
+             SELECT id FROM run_metrics WHERE run_id = $1 AND key = m.key
+             ORDER BY step DESC, timestamp DESC, id DESC LIMIT 1)
+         ORDER BY key",
+    )
+    .bind(run)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| MetricPoint {
+            key: r.get("key"),
+            value: r.get("value"),
+            timestamp: r.get("timestamp"),
+            step: r.get("step"),
+        })
+        .collect())
+}
+
+async fn load_run(conn: &mut PgConnection, id: &str) -> Result<Run> {
+    let row = sqlx::query("SELECT * FROM runs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("run {id:?}")))?;
+    let metrics = latest_metrics(conn, id).await?;
+    Ok(Run {
+        id: row.get("id"),
+        experiment_id: row.get("experiment_id"),
+        name: row.get("name"),
+        status: RunStatus::parse(row.get("status"))
+            .map_err(|_| Error::Corrupt("unknown run status".into()))?,
+        start_time: row.get("start_time"),
+        end_time: row.get("end_time"),
+        lifecycle_stage: row.get("lifecycle_stage"),
+        params: parse_json("runs.params", row.get("params"))?,
+        tags: parse_json("runs.tags", row.get("tags"))?,
+        metrics,
+        created_by: row.get("created_by"),
+        created_at: parse_time(row.get("created_at"))?,
+        updated_at: parse_time(row.get("updated_at"))?,
+    })
+}
+
+/// Fills a new version's lineage from the run it names, when that run is
+/// in this registry ([`merge_run`]). A run id this registry does not know
+/// is kept as is (it may name a run in another tracking server).
+pub(super) async fn lineage_from_run(
+    conn: &mut PgConnection,
+    run_id: &str,
+    lineage: &mut Lineage,
+) -> Result<()> {
+    let params: Option<String> = sqlx::query_scalar("SELECT params FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(params) = params else {
+        return Ok(());
+    };
+    let params: BTreeMap<String, String> = parse_json("runs.params", &params)?;
+    let latest = latest_metrics(conn, run_id).await?;
+    merge_run(params, latest, lineage);
+    Ok(())
+}
+
+#[async_trait]
+impl Tracking for PgStore {
+    async fn create_experiment(&self, actor: &Actor, new: NewExperiment) -> Result<Experiment> {
+        validate_new_experiment(&new)?;
+        self.audited(actor, new, |mut tx, new| {
+            Box::pin(async move {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO experiments (name, artifact_location, tags, created_by, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(&new.name)
+                .bind(new.artifact_location.as_deref().unwrap_or(""))
+                .bind(to_json(&new.tags))
+                .bind(&tx.actor.name)
+                .bind(&tx.now)
+                .bind(&tx.now)
+                .fetch_one(&mut *tx.conn)
+                .await
+                .map_err(|e| unique_as_exists(e, || format!("experiment {:?}", new.name)))?;
+                let experiment = load_experiment(&mut *tx.conn, id).await?;
+                tx.audit(
+                    "experiment.create",
+                    &experiment_target(id),
+                    None,
+                    Some(to_value(&experiment)),
+                )
+                .await?;
+                Ok(experiment)
+            })
+        })
+        .await
+    }
+
+    async fn get_experiment(&self, id: i64) -> Result<Experiment> {
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            load_experiment(&mut conn, id).await
+        })
+        .await
+    }
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query("SELECT * FROM experiments WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("experiment {name:?}")))?;
+            experiment_from_row(&row)
+        })
+        .await
+    }
+
+    async fn create_run(&self, actor: &Actor, new: NewRun) -> Result<Run> {
+        validate::tags(&new.tags)?;
+        self.audited(actor, new, |mut tx, new| {
+            Box::pin(async move {
+                load_experiment(&mut *tx.conn, new.experiment_id).await?;
+                let id = new_run_id();
+                sqlx::query(
+                    "INSERT INTO runs (id, experiment_id, name, status, start_time, tags, created_by, created_at, updated_at)
+                     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8)",
+                )
+                .bind(&id)
+                .bind(new.experiment_id)
+                .bind(&new.name)
+                .bind(new.start_time)
+                .bind(to_json(&new.tags))
+                .bind(&tx.actor.name)
+                .bind(&tx.now)
+                .bind(&tx.now)
+                .execute(&mut *tx.conn)
+                .await?;
+                let run = load_run(&mut *tx.conn, &id).await?;
+                tx.audit("run.create", &run_target(&id), None, Some(to_value(&run)))
+                    .await?;
+                Ok(run)
+            })
+        })
+        .await
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Run> {
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            load_run(&mut conn, id).await
+        })
+        .await
+    }
+
+    async fn update_run(&self, actor: &Actor, id: &str, update: RunUpdate) -> Result<Run> {
+        let args = (id.to_string(), update);
+        self.audited(actor, args, |mut tx, (id, update)| {
+            Box::pin(async move {
+                sqlx::query("SELECT id FROM runs WHERE id = $1 FOR UPDATE")
+                    .bind(&id)
+                    .execute(&mut *tx.conn)
+                    .await?;
+                let before = load_run(&mut *tx.conn, &id).await?;
+                sqlx::query(
+                    "UPDATE runs SET status = $1, end_time = $2, name = $3, updated_at = $4 WHERE id = $5",
+                )
+                .bind(update.status.unwrap_or(before.status).as_str())
+                .bind(update.end_time.or(before.end_time))
+                .bind(update.name.as_deref().unwrap_or(&before.name))
+                .bind(&tx.now)
+                .bind(&id)
+                .execute(&mut *tx.conn)
+                .await?;
+                let after = load_run(&mut *tx.conn, &id).await?;
+                tx.audit(
+                    "run.update",
+                    &run_target(&id),
+                    Some(serde_json::json!({
+                        "status": before.status, "end_time": before.end_time, "name": before.name
+                    })),
+                    Some(serde_json::json!({
+                        "status": after.status, "end_time": after.end_time, "name": after.name
+                    })),
+                )
+                .await?;
+                Ok(after)
+            })
+        })
+        .await
+    }
+
+    async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()> {
+        validate_log(&log)?;
+        let args = (id.to_string(), log);
+        self.audited(actor, args, |mut tx, (id, log)| {
+            Box::pin(async move {
+                let row: Option<(String, String, String)> =
+                    sqlx::query_as(
+                        "SELECT params, tags, lifecycle_stage FROM runs WHERE id = $1 FOR UPDATE",
+                    )
+                        .bind(&id)
+                        .fetch_optional(&mut *tx.conn)
+                        .await?;
+                let (params, tags, stage) =
+                    row.ok_or_else(|| Error::not_found(format!("run {id:?}")))?;
+                if stage != "active" {
+                    return Err(Error::invalid(
+                        "run_id",
+                        format!("run {id:?} is {stage}; restore it before logging to it"),
+                    ));
+                }
+                let mut params: BTreeMap<String, String> = parse_json("runs.params", &params)?;
+                let mut tags: Tags = parse_json("runs.tags", &tags)?;
+                for (k, v) in &log.params {
+                    match params.get(k) {
+                        // Parameters are write-once, as in MLflow: a run
+                        // has one configuration.
+                        Some(old) if old != v => {
+                            return Err(Error::invalid(
+                                "params",
+                                format!(
+                                    "parameter {k:?} of run {id:?} is already {old:?}; parameters cannot be changed (log {v:?} under another key)"
+                                ),
+                            ));
+                        }
+                        _ => {
+                            params.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                tags.extend(log.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                validate::tags(&tags)?;
+                sqlx::query("UPDATE runs SET params = $1, tags = $2, updated_at = $3 WHERE id = $4")
+                    .bind(to_json(&params))
+                    .bind(to_json(&tags))
+                    .bind(&tx.now)
+                    .bind(&id)
+                    .execute(&mut *tx.conn)
+                    .await?;
+                for m in &log.metrics {
+                    sqlx::query(
+                        "INSERT INTO run_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&id)
+                    .bind(&m.key)
+                    .bind(m.value)
+                    .bind(m.timestamp)
+                    .bind(m.step)
+                    .execute(&mut *tx.conn)
+                    .await?;
+                }
+                tx.audit("run.log", &run_target(&id), None, Some(to_value(&log)))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
