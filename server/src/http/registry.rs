@@ -17,6 +17,7 @@ use modelwatch_registry::{
     RecommendationStatus, Role, TagTarget, Tags, TokenInfo, Transition, Version, VersionFilter,
     VersionStatus, VersionUpdate, tokens,
 };
+use modelwatch_types::records::{CreatedToken, NewToken};
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
@@ -667,21 +668,6 @@ pub async fn verify_audit(
 ) -> ApiResult<Json<AuditVerification>> {
     caller.require(Role::Reader)?;
     Ok(Json(s.registry.verify_audit().await?))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    pub name: String,
-    pub role: Role,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub info: TokenInfo,
-    /// The secret, shown this once; only its hash is stored.
-    pub token: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",

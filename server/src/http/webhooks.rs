@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use modelwatch_registry::webhooks::{
-    CreatedWebhook, DeliveryFilter, DeliveryStatus, NewWebhook, Webhook, WebhookDelivery,
+    CreatedWebhook, DeliveryFilter, NewWebhook, Webhook, WebhookDelivery,
 };
 use modelwatch_registry::{Page, Role};
 
@@ -120,7 +120,7 @@ pub async fn list_deliveries(
     let mut p = Params::new(q);
     let page = p.page()?;
     let filter = DeliveryFilter {
-        status: p.with("status", DeliveryStatus::parse)?,
+        status: p.named("status")?,
     };
     p.finish()?;
     Ok(Json(
