@@ -217,14 +217,7 @@ async fn model_server_telemetry(ingest: &Http) {
         ]}},
     ]}]}]});
     for (path, body) in [("/v1/traces", traces), ("/v1/metrics", metrics)] {
-        let (status, reply) = ingest
-            .raw(
-                "POST",
-                path,
-                "application/json",
-                body.to_string().into_bytes(),
-            )
-            .await;
+        let (status, reply) = ingest.post_json_bytes(path, &body).await;
         assert_eq!(status, 200, "{path}: {reply}");
         assert!(reply.get("partialSuccess").is_none(), "{path}: {reply}");
     }
