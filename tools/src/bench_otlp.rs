@@ -15,6 +15,9 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use prost::Message;
 
+// The pre-encoded request goes through as bytes and the reply comes back
+// as bytes: the generator encodes before the clock starts and ignores it.
+use modelwatch_collectors::grpc_codec::RawCodec;
 use modelwatch_collectors::otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use modelwatch_collectors::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use modelwatch_collectors::otlp::proto::metrics::v1::{
@@ -25,62 +28,6 @@ use modelwatch_collectors::otlp::proto::resource::v1::Resource;
 use modelwatch_client::{Client, Error as ClientError};
 
 use crate::error::Result;
-
-/// Passes the pre-encoded request through and the reply back as bytes:
-/// the generator encodes before the clock starts and ignores the reply.
-/// (The daemon has its own pass-through codec; tools must not depend on the
-/// server crate for twenty lines.)
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawEncoder;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawDecoder;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Bytes>, tonic::Status> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
