@@ -28,6 +28,7 @@ use modelwatch_collectors::otlp::proto::resource::v1::Resource;
 use modelwatch_client::{Client, Error as ClientError};
 
 use crate::error::Result;
+use crate::report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -130,21 +131,7 @@ fn request(a: &OtlpBenchArgs, t0_ns: u64) -> ExportMetricsServiceRequest {
                                 ..Default::default()
                             })
                             .collect();
-                        Metric {
-                            name: format!("bench_metric_{i}"),
-                            data: Some(if i % 2 == 0 {
-                                metric::Data::Gauge(Gauge {
-                                    data_points: points,
-                                })
-                            } else {
-                                metric::Data::Sum(Sum {
-                                    data_points: points,
-                                    aggregation_temporality: 2,
-                                    is_monotonic: true,
-                                })
-                            }),
-                            ..Default::default()
-                        }
+                        bench_metric(i, points)
                     })
                     .collect(),
                 ..Default::default()
@@ -153,6 +140,25 @@ fn request(a: &OtlpBenchArgs, t0_ns: u64) -> ExportMetricsServiceRequest {
         })
         .collect();
     ExportMetricsServiceRequest { resource_metrics }
+}
+
+/// Metric `i` of a request: a gauge when `i` is even, else a cumulative
+/// monotonic sum.
+fn bench_metric(i: usize, data_points: Vec<NumberDataPoint>) -> Metric {
+    let data = if i.is_multiple_of(2) {
+        metric::Data::Gauge(Gauge { data_points })
+    } else {
+        metric::Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: 2,
+            is_monotonic: true,
+        })
+    };
+    Metric {
+        name: format!("bench_metric_{i}"),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -405,33 +411,24 @@ pub async fn run(client: &Client, json: bool, a: OtlpBenchArgs) -> Result<ExitCo
         p99_ms: pct(0.99),
         first_error,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&result).unwrap_or_default()
-        );
-    } else {
+    report::print(json, &result, |r| {
         println!(
             "{:<10} {:>9} {:>7} {:>16} {:>10} {:>9} {:>9}",
             "transport", "requests", "errors", "data points/s", "req/s", "p50 ms", "p99 ms"
         );
         println!(
             "{:<10} {:>9} {:>7} {:>16.0} {:>10.1} {:>9.2} {:>9.2}",
-            result.transport,
-            result.requests,
-            result.errors,
-            result.data_points_per_second,
-            result.requests_per_second,
-            result.p50_ms,
-            result.p99_ms
+            r.transport,
+            r.requests,
+            r.errors,
+            r.data_points_per_second,
+            r.requests_per_second,
+            r.p50_ms,
+            r.p99_ms
         );
-        if let Some(e) = &result.first_error {
+        if let Some(e) = &r.first_error {
             eprintln!("first error: {e}");
         }
-    }
-    Ok(if result.errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    });
+    Ok(report::exit_code(result.errors))
 }
