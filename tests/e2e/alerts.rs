@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use modelwatch_client::{AlertOutcome, PageQuery, RecommendationKind, RecommendationStatus};
 use serde_json::{Value, json};
 
-use crate::prometheus::Prometheus;
+use crate::prometheus::{Prometheus, modelwatch_scrape_job};
 use crate::support::*;
 
 const RECEIVER: &str = "/api/v1/alerts/alertmanager";
@@ -400,10 +400,10 @@ async fn prometheus_and_alertmanager_roll_a_bad_deployment_back() {
             .expect("prometheus-alertmanager must be installed (.ci/run installs it)"),
     );
 
-    let prom_port = free_port();
     let rules = alerts_dir().join("rules/modelwatch.yml");
-    let prom_config = format!(
-        r#"
+    let _prometheus = Prometheus::start(|_| {
+        format!(
+            r#"
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -414,16 +414,11 @@ alerting:
     - static_configs:
         - targets: ["127.0.0.1:{am_port}"]
 scrape_configs:
-  - job_name: modelwatch
-    authorization:
-      credentials: {scrape}
-    static_configs:
-      - targets: ["{target}"]
-"#,
-        rules = rules.display(),
-        target = d.url.trim_start_matches("http://"),
-    );
-    let _prometheus = Prometheus::start(dir.path(), prom_port, &prom_config);
+{modelwatch}"#,
+            rules = rules.display(),
+            modelwatch = modelwatch_scrape_job(&d, &scrape),
+        )
+    });
 
     // The alias of the model whose policy allows it is rolled back by the
     // notification, as the audit log shows.

@@ -641,7 +641,7 @@ async fn cli_uploads_files_and_explains_failures() {
         ("inferences", &gz),
         ("reference", &arrow),
     ] {
-        let out = cli_upload(&d, kind, &["--json"], &file);
+        let out = cli_upload(&d, kind, &["--json"], file);
         assert!(out.status.success(), "{}", stderr(&out));
         let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(v["rows"], 3, "{v}");
