@@ -425,7 +425,6 @@ scrape_configs:
     let started = Instant::now();
     let rollback = wait_for(
         Duration::from_secs(120),
-        Duration::from_millis(250),
         "the alert-driven rollback",
         || {
             let admin = admin.clone();
@@ -470,21 +469,16 @@ scrape_configs:
 
     // The model whose policy does not allow it: nothing moves, and the
     // refusal is recorded with why.
-    let refusal = wait_for(
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        "the recorded refusal",
-        || {
-            let admin = admin.clone();
-            async move {
-                let entries = audit(&admin, "action=alert.refused").await;
-                entries
-                    .into_iter()
-                    .find(|e| e["after"]["model"] == "churn")
-                    .ok_or_else(|| "no refusal recorded yet".to_string())
-            }
-        },
-    )
+    let refusal = wait_for(Duration::from_secs(60), "the recorded refusal", || {
+        let admin = admin.clone();
+        async move {
+            let entries = audit(&admin, "action=alert.refused").await;
+            entries
+                .into_iter()
+                .find(|e| e["after"]["model"] == "churn")
+                .ok_or_else(|| "no refusal recorded yet".to_string())
+        }
+    })
     .await;
     assert_eq!(refusal["actor"], "alertmanager");
     assert!(

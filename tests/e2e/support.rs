@@ -547,10 +547,10 @@ pub fn error_message(reply: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error reply: {reply}"))
 }
 
-/// Polls `check` every `every` until it returns `Ok`, for at most `limit`;
+/// Polls `check` every 250 ms until it returns `Ok`, for at most `limit`;
 /// fails naming `what` and the last state `check` described. Tests wait for
 /// an observable condition this way, never for a fixed time.
-pub async fn wait_for<T, F, Fut>(limit: Duration, every: Duration, what: &str, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -562,7 +562,7 @@ where
             Err(state) if std::time::Instant::now() > deadline => {
                 panic!("{what} did not happen within {limit:?}; last state: {state}")
             }
-            Err(_) => tokio::time::sleep(every).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
 }

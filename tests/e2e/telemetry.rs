@@ -618,23 +618,13 @@ async fn explain_and_explain_analyze_show_the_plan() {
         ..Default::default()
     });
     assert_eq!(write(&http, body).await.0, 204);
-    let plan = sql(
-        &http,
-        "EXPLAIN SELECT count(*) FROM samples WHERE metric = 'up'",
-    )
-    .await;
-    assert!(
-        plan["rows"].to_string().contains("TableScan: samples"),
-        "{plan}"
-    );
+    let query = "SELECT count(*) FROM samples WHERE metric = 'up'";
     // ANALYZE runs the query and reports per-operator metrics.
-    let analyzed = sql(
-        &http,
-        "EXPLAIN ANALYZE SELECT count(*) FROM samples WHERE metric = 'up'",
-    )
-    .await;
-    assert!(
-        analyzed["rows"].to_string().contains("output_rows=1"),
-        "{analyzed}"
-    );
+    for (explain, shows) in [
+        ("EXPLAIN", "TableScan: samples"),
+        ("EXPLAIN ANALYZE", "output_rows=1"),
+    ] {
+        let plan = sql(&http, &format!("{explain} {query}")).await;
+        assert!(plan["rows"].to_string().contains(shows), "{plan}");
+    }
 }

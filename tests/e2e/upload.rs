@@ -16,8 +16,13 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+const NDJSON: &str = "application/x-ndjson";
+/// The upload routes of the version every test declares.
+const INFERENCES: &str = "/api/v1/models/fraud/versions/1/inferences";
+const REFERENCE: &str = "/api/v1/models/fraud/versions/1/reference";
+
 const FORMATS: [(&str, &str); 4] = [
-    ("ndjson", "application/x-ndjson"),
+    ("ndjson", NDJSON),
     ("csv", "text/csv"),
     ("parquet", "application/vnd.apache.parquet"),
     ("arrow", "application/vnd.apache.arrow.stream"),
@@ -246,10 +251,10 @@ async fn schema_errors_name_column_and_row_and_store_nothing() {
     let d = Daemon::start();
     let http = d.http();
     declared_version(&http).await;
-    let path = "/api/v1/models/fraud/versions/1/inferences";
+    let path = INFERENCES;
 
     let ndjson = "{\"amount\": 1, \"country\": \"de\"}\n{\"amount\": 2}\n{\"amount\": \"lots\"}\n";
-    let (s, b) = upload(&http, path, "application/x-ndjson", None, ndjson.into()).await;
+    let (s, b) = upload(&http, path, NDJSON, None, ndjson.into()).await;
     assert_eq!(s, 400, "{b}");
     let msg = error_message(&b);
     assert!(msg.contains("row 3") && msg.contains("\"amount\""), "{msg}");
@@ -272,7 +277,7 @@ async fn schema_errors_name_column_and_row_and_store_nothing() {
         ));
     }
     big.push_str("{\"amount\": 1, \"country\": 7}\n");
-    let (s, b) = upload(&http, path, "application/x-ndjson", None, big.into()).await;
+    let (s, b) = upload(&http, path, NDJSON, None, big.into()).await;
     assert_eq!(s, 400, "{b}");
     let msg = error_message(&b);
     assert!(
@@ -297,7 +302,7 @@ async fn unknown_version_wrong_media_type_and_roles_are_refused() {
     let (s, b) = upload(
         &http,
         "/api/v1/models/fraud/versions/9/inferences",
-        "application/x-ndjson",
+        NDJSON,
         None,
         body.clone(),
     )
@@ -307,37 +312,23 @@ async fn unknown_version_wrong_media_type_and_roles_are_refused() {
     let (s, _) = upload(
         &http,
         "/api/v1/models/nope/versions/1/reference",
-        "application/x-ndjson",
+        NDJSON,
         None,
         body.clone(),
     )
     .await;
     assert_eq!(s, 404);
-    let path = "/api/v1/models/fraud/versions/1/inferences";
+    let path = INFERENCES;
     let (s, b) = upload(&http, path, "application/json", None, body.clone()).await;
     assert_eq!(s, 415, "{b}");
     assert_eq!(b["error"]["code"], "unsupported_media_type");
     assert!(error_message(&b).contains("application/x-ndjson"), "{b}");
-    let (s, b) = upload(
-        &http,
-        path,
-        "application/x-ndjson",
-        Some("br"),
-        body.clone(),
-    )
-    .await;
+    let (s, b) = upload(&http, path, NDJSON, Some("br"), body.clone()).await;
     assert_eq!(s, 415, "{b}");
     let reader = http.with_token(Some(&http.token("viewer", "reader").await));
-    let (s, _) = upload(&reader, path, "application/x-ndjson", None, body.clone()).await;
+    let (s, _) = upload(&reader, path, NDJSON, None, body.clone()).await;
     assert_eq!(s, 403);
-    let (s, _) = upload(
-        &http.with_token(None),
-        path,
-        "application/x-ndjson",
-        None,
-        body,
-    )
-    .await;
+    let (s, _) = upload(&http.with_token(None), path, NDJSON, None, body).await;
     assert_eq!(s, 401);
     assert_eq!(count(&http, "inferences").await, 0);
 }
@@ -378,33 +369,26 @@ async fn oversized_uploads_get_413_and_store_nothing() {
     let d = Daemon::start_with(Start::args(&["--max-upload-bytes", "4096"]));
     let http = d.http();
     declared_version(&http).await;
-    let path = "/api/v1/models/fraud/versions/1/inferences";
+    let path = INFERENCES;
     let mut big = String::new();
     for i in 0..200 {
         big.push_str(&format!("{{\"amount\": {i}, \"country\": \"de\"}}\n"));
     }
     assert!(big.len() > 4096);
-    let (s, b) = upload(
-        &http,
-        path,
-        "application/x-ndjson",
-        None,
-        big.clone().into(),
-    )
-    .await;
+    let (s, b) = upload(&http, path, NDJSON, None, big.clone().into()).await;
     assert_eq!(s, 413, "{b}");
     assert_eq!(b["error"]["code"], "payload_too_large");
     assert!(error_message(&b).contains("--max-upload-bytes"), "{b}");
     // Small when compressed, too large once inflated.
     let gz = gzip(big.as_bytes());
     assert!(gz.len() < 4096);
-    let (s, b) = upload(&http, path, "application/x-ndjson", Some("gzip"), gz).await;
+    let (s, b) = upload(&http, path, NDJSON, Some("gzip"), gz).await;
     assert_eq!(s, 413, "{b}");
     // Under the limit is fine.
     let (s, b) = upload(
         &http,
         path,
-        "application/x-ndjson",
+        NDJSON,
         None,
         big[..2000].rsplit_once('\n').unwrap().0.into(),
     )
@@ -436,7 +420,7 @@ async fn a_large_arrow_upload_is_read_back_whole() {
     .unwrap();
     let (s, b) = upload(
         &http,
-        "/api/v1/models/fraud/versions/1/inferences",
+        INFERENCES,
         "application/vnd.apache.arrow.stream",
         None,
         encode("arrow", &batch),
@@ -569,7 +553,7 @@ async fn first_reference_upload_declares_the_features() {
     let ingest = http.with_token(Some(&http.token("loader", "ingest").await));
     let (s, b) = upload(
         &ingest,
-        "/api/v1/models/fraud/versions/1/reference",
+        REFERENCE,
         "text/csv",
         None,
         "amount,country\n1.5,de\n2,fr\n".into(),
@@ -594,7 +578,7 @@ async fn first_reference_upload_declares_the_features() {
     // From now on uploads are checked against them.
     let (s, b) = upload(
         &ingest,
-        "/api/v1/models/fraud/versions/1/inferences",
+        INFERENCES,
         "text/csv",
         None,
         "amount,colour\n1,red\n".into(),
@@ -602,14 +586,7 @@ async fn first_reference_upload_declares_the_features() {
     .await;
     assert_eq!(s, 400, "{b}");
     // A second reference upload does not redeclare.
-    let (s, b) = upload(
-        &ingest,
-        "/api/v1/models/fraud/versions/1/reference",
-        "text/csv",
-        None,
-        "amount\n3\n".into(),
-    )
-    .await;
+    let (s, b) = upload(&ingest, REFERENCE, "text/csv", None, "amount\n3\n".into()).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["features_declared"], false);
 }
