@@ -25,6 +25,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod grpc_codec;
 pub mod otlp;
 pub mod remote_write;
 pub mod schema;

@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::params::Params;
-use super::registry::PageParams;
+use super::registry::{PageParams, page_from};
 use crate::auth::Caller;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,14 +28,7 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
-impl From<Page<WebhookDelivery>> for DeliveryPage {
-    fn from(p: Page<WebhookDelivery>) -> Self {
-        Self {
-            items: p.items,
-            next_cursor: p.next_cursor,
-        }
-    }
-}
+page_from!(DeliveryPage, WebhookDelivery);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
