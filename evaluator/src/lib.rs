@@ -27,6 +27,10 @@
 //! compute statistics itself (the drift crate does) nor parse requests or
 //! shape HTTP replies (handlers do).
 //!
+//! With the `testing` feature it also exports the `testing` module: fixtures
+//! (registry seeding, an in-memory history, recorded events) that its own
+//! scheduler tests and the server's evaluator scenarios share.
+//!
 //! It keeps no files. State that matters across a restart lives elsewhere:
 //! consecutive-drift counts are re-read from the results table
 //! ([`TelemetryReader::recent_dataset_drift`]), and a deployment that has a
@@ -37,6 +41,8 @@ pub mod decision;
 pub mod ports;
 pub mod report;
 pub mod scheduler;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use decision::{
     Action, Change, EVALUATOR_ACTOR, HEALTH_TAG, Health, Outcome, RECOMMENDATION_TAG, Verdict,
