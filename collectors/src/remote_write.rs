@@ -662,9 +662,10 @@ mod tests {
     use super::proto::*;
     use super::*;
     use crate::ErrorClass;
+    use crate::test_support::map_row;
+    use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, TimestampMicrosecondType};
-    use arrow_array::{Array, MapArray};
 
     fn label(n: &str, v: &str) -> Label {
         Label {
@@ -692,15 +693,6 @@ mod tests {
 
     fn decode(req: &WriteRequest) -> Result<RemoteWriteBatches> {
         decode_remote_write(&body(req), &RemoteWriteConfig::default())
-    }
-
-    fn map_row(m: &MapArray, row: usize) -> Vec<(String, String)> {
-        let e = m.value(row);
-        let k = e.column(0).as_string::<i32>();
-        let v = e.column(1).as_string::<i32>();
-        (0..e.len())
-            .map(|i| (k.value(i).to_string(), v.value(i).to_string()))
-            .collect()
     }
 
     #[test]
@@ -755,15 +747,14 @@ mod tests {
         assert_eq!(model.value(0), "fraud");
         assert_eq!(version.value(1), "3");
         assert!(model.is_null(2) && version.is_null(2));
-        let labels = b.column_by_name("labels").unwrap().as_map();
         assert_eq!(
-            map_row(labels, 0),
+            map_row(b, "labels", 0),
             vec![
                 ("instance".to_string(), "a:9000".to_string()),
                 ("job".to_string(), "serve".to_string())
             ]
         );
-        assert_eq!(map_row(labels, 2), vec![("job".into(), "node".into())]);
+        assert_eq!(map_row(b, "labels", 2), vec![("job".into(), "node".into())]);
         let kind = b.column_by_name("kind").unwrap().as_string::<i32>();
         assert_eq!(kind.value(0), "untyped");
         let source = b.column_by_name("source").unwrap().as_string::<i32>();
@@ -817,9 +808,8 @@ mod tests {
                 .value(0),
             "v1.2"
         );
-        let labels = b.column_by_name("labels").unwrap().as_map();
         assert_eq!(
-            map_row(labels, 0),
+            map_row(b, "labels", 0),
             vec![("model".into(), "stays-a-label".into())]
         );
     }

@@ -2,7 +2,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, TimestampMicrosecondType};
-use arrow_array::{Array, MapArray, RecordBatch};
+use arrow_array::{Array, RecordBatch};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -15,6 +15,7 @@ use prost::Message;
 
 use super::*;
 use crate::ErrorClass;
+use crate::test_support::map_row;
 
 const METRICS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/metrics.json");
 const LOGS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/logs.json");
@@ -34,7 +35,7 @@ fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
         ..Default::default()
     }
 }
-fn kvs(k: &str, v: &str) -> KeyValue {
+pub(super) fn kvs(k: &str, v: &str) -> KeyValue {
     kv(k, s(v))
 }
 fn int(i: i64) -> Option<AnyValue> {
@@ -67,15 +68,6 @@ fn ts_col(b: &RecordBatch, c: &str) -> Vec<Option<i64>> {
         .as_primitive::<TimestampMicrosecondType>();
     (0..a.len())
         .map(|i| a.is_valid(i).then(|| a.value(i)))
-        .collect()
-}
-fn map_row(b: &RecordBatch, c: &str, row: usize) -> Vec<(String, String)> {
-    let m: &MapArray = b.column_by_name(c).unwrap().as_map();
-    let e = m.value(row);
-    let k = e.column(0).as_string::<i32>();
-    let v = e.column(1).as_string::<i32>();
-    (0..e.len())
-        .map(|i| (k.value(i).to_string(), v.value(i).to_string()))
         .collect()
 }
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -24,17 +24,16 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use prost::Message;
 
 use super::{
     Attrs, Budget, Encoding, OtlpConfig, Rejections, any_to_f64, any_to_string, attribute,
-    attrs_of, hex_id, merge, ns_to_us,
+    attrs_of, hex_id, json, merge, ns_to_us, request, resource_attrs, scope_attrs,
 };
+use crate::Result;
 use crate::schema::{
     NumMapBuilder, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, num_map_builder,
     str_map_builder, ts_builder,
 };
-use crate::{Error, Result};
 
 /// Counts for one decoded logs request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,15 +73,12 @@ impl LogsBatches {
 
 /// Decode an `ExportLogsServiceRequest` body (protobuf or OTLP/JSON).
 pub fn decode_logs(body: &[u8], encoding: Encoding, cfg: &OtlpConfig) -> Result<LogsBatches> {
-    let req = match encoding {
-        Encoding::Protobuf => {
-            ExportLogsServiceRequest::decode(body).map_err(|source| Error::Protobuf {
-                message: "ExportLogsServiceRequest",
-                source,
-            })?
-        }
-        Encoding::Json => super::json::logs_request(body)?,
-    };
+    let req = request(
+        body,
+        encoding,
+        "ExportLogsServiceRequest",
+        json::logs_request,
+    )?;
     decode_logs_request(&req, cfg)
 }
 
@@ -156,18 +152,9 @@ pub fn decode_logs_request(
     let mut summary = LogsSummary::default();
     let mut budget = Budget::new(cfg.max_output_bytes);
     for rl in &req.resource_logs {
-        let res = rl
-            .resource
-            .as_ref()
-            .map(|r| attrs_of(&r.attributes))
-            .unwrap_or_default();
+        let res = resource_attrs(rl.resource.as_ref());
         for sl in &rl.scope_logs {
-            let scope = sl
-                .scope
-                .as_ref()
-                .map(|s| attrs_of(&s.attributes))
-                .unwrap_or_default();
-            let base = merge(&res, &scope);
+            let base = scope_attrs(&res, sl.scope.as_ref());
             for (i, rec) in sl.log_records.iter().enumerate() {
                 summary.log_records += 1;
                 record(
