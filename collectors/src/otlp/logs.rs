@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -31,8 +31,8 @@ use super::{
 };
 use crate::Result;
 use crate::schema::{
-    NumMapBuilder, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, num_map_builder,
-    str_map_builder, ts_builder,
+    InferenceColumns, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, str_map_builder,
+    ts_builder,
 };
 
 /// Counts for one decoded logs request.
@@ -86,13 +86,7 @@ struct InfB {
     ts: TimestampMicrosecondBuilder,
     model: StringBuilder,
     version: StringBuilder,
-    inference_id: StringBuilder,
-    features_num: NumMapBuilder,
-    features_str: StrMapBuilder,
-    prediction: StringBuilder,
-    prediction_value: Float64Builder,
-    label: StringBuilder,
-    label_value: Float64Builder,
+    inference: InferenceColumns,
     attributes: StrMapBuilder,
     trace_id: StringBuilder,
     span_id: StringBuilder,
@@ -123,13 +117,7 @@ pub fn decode_logs_request(
         ts: ts_builder(0),
         model: StringBuilder::new(),
         version: StringBuilder::new(),
-        inference_id: StringBuilder::new(),
-        features_num: num_map_builder(),
-        features_str: str_map_builder(),
-        prediction: StringBuilder::new(),
-        prediction_value: Float64Builder::new(),
-        label: StringBuilder::new(),
-        label_value: Float64Builder::new(),
+        inference: InferenceColumns::with_capacity(0),
         attributes: str_map_builder(),
         trace_id: StringBuilder::new(),
         span_id: StringBuilder::new(),
@@ -172,22 +160,18 @@ pub fn decode_logs_request(
     }
     summary.inferences = inf.source.len();
     summary.logs = logb.source.len();
-    let inf_cols: Vec<ArrayRef> = vec![
+    let mut inf_cols: Vec<ArrayRef> = vec![
         Arc::new(inf.ts.finish()),
         Arc::new(inf.model.finish()),
         Arc::new(inf.version.finish()),
-        Arc::new(inf.inference_id.finish()),
-        Arc::new(inf.features_num.finish()),
-        Arc::new(inf.features_str.finish()),
-        Arc::new(inf.prediction.finish()),
-        Arc::new(inf.prediction_value.finish()),
-        Arc::new(inf.label.finish()),
-        Arc::new(inf.label_value.finish()),
+    ];
+    inf_cols.extend(inf.inference.finish());
+    inf_cols.extend::<[ArrayRef; 4]>([
         Arc::new(inf.attributes.finish()),
         Arc::new(inf.trace_id.finish()),
         Arc::new(inf.span_id.finish()),
         Arc::new(inf.source.finish()),
-    ];
+    ]);
     let log_cols: Vec<ArrayRef> = vec![
         Arc::new(logb.ts.finish()),
         Arc::new(logb.observed_ts.finish()),
@@ -280,12 +264,13 @@ fn record(
                 let name = &k[cfg.feature_prefix.len()..];
                 match v.and_then(any_to_f64) {
                     Some(x) => {
-                        inf.features_num.keys().append_value(name);
-                        inf.features_num.values().append_value(x);
+                        inf.inference.features_num.keys().append_value(name);
+                        inf.inference.features_num.values().append_value(x);
                     }
                     None => {
-                        inf.features_str.keys().append_value(name);
-                        inf.features_str
+                        inf.inference.features_str.keys().append_value(name);
+                        inf.inference
+                            .features_str
                             .values()
                             .append_value(v.map(super::any_to_cow).unwrap_or_default());
                     }
@@ -300,15 +285,21 @@ fn record(
                 other.push((k, v));
             }
         }
-        inf.features_num.append(true)?;
-        inf.features_str.append(true)?;
-        inf.inference_id
+        inf.inference.features_num.append(true)?;
+        inf.inference.features_str.append(true)?;
+        inf.inference
+            .inference_id
             .append_option(inference_id.map(any_to_string));
-        inf.prediction.append_option(prediction.map(any_to_string));
-        inf.prediction_value
+        inf.inference
+            .prediction
+            .append_option(prediction.map(any_to_string));
+        inf.inference
+            .prediction_value
             .append_option(prediction.and_then(any_to_f64));
-        inf.label.append_option(label.map(any_to_string));
-        inf.label_value.append_option(label.and_then(any_to_f64));
+        inf.inference.label.append_option(label.map(any_to_string));
+        inf.inference
+            .label_value
+            .append_option(label.and_then(any_to_f64));
         append_pairs(&mut inf.attributes, &other)?;
         inf.trace_id.append_option(hex_id(&rec.trace_id));
         inf.span_id.append_option(hex_id(&rec.span_id));
