@@ -12,6 +12,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use super::*;
+use crate::test_support::column;
 
 const NOW: i64 = 1_764_230_400_000_000; // 2025-11-27T08:00:00Z
 
@@ -55,7 +56,7 @@ fn concat(batches: &[RecordBatch]) -> RecordBatch {
 }
 
 fn num(b: &RecordBatch, row: usize, key: &str) -> Option<f64> {
-    let m: &MapArray = b.column_by_name("features_num").unwrap().as_map();
+    let m: &MapArray = column(b, "features_num").as_map();
     let e = m.value(row);
     let keys = e.column(0).as_string::<i32>();
     let vals = e.column(1).as_primitive::<Float64Type>();
@@ -65,7 +66,7 @@ fn num(b: &RecordBatch, row: usize, key: &str) -> Option<f64> {
 }
 
 fn text(b: &RecordBatch, row: usize, key: &str) -> Option<String> {
-    let m: &MapArray = b.column_by_name("features_str").unwrap().as_map();
+    let m: &MapArray = column(b, "features_str").as_map();
     let e = m.value(row);
     let keys = e.column(0).as_string::<i32>();
     let vals = e.column(1).as_string::<i32>();
@@ -75,13 +76,12 @@ fn text(b: &RecordBatch, row: usize, key: &str) -> Option<String> {
 }
 
 fn col_str(b: &RecordBatch, name: &str, row: usize) -> Option<String> {
-    let a = b.column_by_name(name).unwrap().as_string::<i32>();
+    let a = column(b, name).as_string::<i32>();
     a.is_valid(row).then(|| a.value(row).to_string())
 }
 
 fn ts(b: &RecordBatch, row: usize) -> i64 {
-    b.column_by_name("ts")
-        .unwrap()
+    column(b, "ts")
         .as_primitive::<TimestampMicrosecondType>()
         .value(row)
 }
@@ -126,10 +126,7 @@ fn ndjson_rows_map_to_inferences_at_any_chunk_size() {
         assert_eq!(col_str(&b, "inference_id", 0).as_deref(), Some("a"));
         assert_eq!(col_str(&b, "prediction", 0).as_deref(), Some("0.9"));
         assert_eq!(col_str(&b, "prediction", 1).as_deref(), Some("fraud"));
-        let pv = b
-            .column_by_name("prediction_value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let pv = column(&b, "prediction_value").as_primitive::<Float64Type>();
         assert_eq!(pv.value(0), 0.9);
         assert!(pv.is_null(1));
         assert_eq!(col_str(&b, "label", 0).as_deref(), Some("1"));
@@ -137,7 +134,7 @@ fn ndjson_rows_map_to_inferences_at_any_chunk_size() {
         assert_eq!(col_str(&b, "model", 4).as_deref(), Some("fraud"));
         assert_eq!(col_str(&b, "version", 4).as_deref(), Some("3"));
         assert_eq!(col_str(&b, "source", 4).as_deref(), Some(SOURCE_UPLOAD));
-        let attrs: &MapArray = b.column_by_name("attributes").unwrap().as_map();
+        let attrs: &MapArray = column(&b, "attributes").as_map();
         let e = attrs.value(2);
         assert_eq!(e.column(0).as_string::<i32>().value(0), UPLOAD_ID_ATTRIBUTE);
         assert_eq!(e.column(1).as_string::<i32>().value(0), "up-1");
@@ -230,10 +227,7 @@ fn csv_rows_map_to_inferences_at_any_chunk_size() {
         assert_eq!(text(&b, 1, "country").as_deref(), Some("f,r"));
         assert_eq!(text(&b, 3, "country"), None);
         assert_eq!(col_str(&b, "prediction", 0).as_deref(), Some("0.9"));
-        let pv = b
-            .column_by_name("prediction_value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let pv = column(&b, "prediction_value").as_primitive::<Float64Type>();
         assert_eq!(pv.value(0), 0.9, "numeric CSV text fills the value");
         assert!(pv.is_null(1), "\"fraud\" is not a number");
         assert_eq!(col_str(&b, "inference_id", 4).as_deref(), Some("e"));
@@ -360,10 +354,7 @@ fn arrow_stream_maps_typed_columns_at_any_chunk_size() {
         assert_eq!(text(&b, 1, "country").as_deref(), Some("fr"));
         assert_eq!(col_str(&b, "prediction", 0).as_deref(), Some("true"));
         assert_eq!(col_str(&b, "label", 2).as_deref(), Some("0.5"));
-        let lv = b
-            .column_by_name("label_value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let lv = column(&b, "label_value").as_primitive::<Float64Type>();
         assert_eq!(lv.value(2), 0.5);
     }
 }

@@ -54,15 +54,8 @@ mod recipe {
             let v = mu + s + sd * z;
             if lognormal { (0.5 * v).exp() } else { v }
         };
-        let r = normals(1000 + j as u64, n)
-            .into_iter()
-            .map(|z| f(z, 0.0))
-            .collect();
-        let c = normals(2000 + j as u64, n)
-            .into_iter()
-            .map(|z| f(z, shift))
-            .collect();
-        (r, c)
+        let window = |seed: u64, s: f64| normals(seed, n).into_iter().map(|z| f(z, s)).collect();
+        (window(1000 + j as u64, 0.0), window(2000 + j as u64, shift))
     }
 
     /// Categorical feature `k`: 8 categories `c0`..`c7`.
@@ -70,15 +63,9 @@ mod recipe {
         let p = 1.0 + 0.5 * k as f64;
         let pc = if k.is_multiple_of(2) { p * 1.3 } else { p };
         let label = |u: f64, p: f64| format!("c{}", ((8.0 * u.powf(p)).floor() as usize).min(7));
-        let r = uniforms(3000 + k as u64, n)
-            .into_iter()
-            .map(|u| label(u, p))
-            .collect();
-        let c = uniforms(4000 + k as u64, n)
-            .into_iter()
-            .map(|u| label(u, pc))
-            .collect();
-        (r, c)
+        let window =
+            |seed: u64, p: f64| uniforms(seed, n).into_iter().map(|u| label(u, p)).collect();
+        (window(3000 + k as u64, p), window(4000 + k as u64, pc))
     }
 }
 
