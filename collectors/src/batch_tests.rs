@@ -141,36 +141,56 @@ fn ndjson_rows_map_to_inferences_at_any_chunk_size() {
     }
 }
 
+/// Each body, pushed in chunks of `chunk` bytes, is refused as an upload
+/// error at (`row`, `column`) with `reason` in its message (a `None` row is
+/// not checked, nor is an empty reason).
+fn assert_refused(format: BatchFormat, chunk: usize, cases: &[(&str, Option<u64>, &str, &str)]) {
+    for &(body, row, column, reason) in cases {
+        let (at, col, why) = upload_err(decode(format, declared(), body.as_bytes(), chunk));
+        assert_eq!((row.unwrap_or(at), col.as_str()), (at, column), "{body:?}");
+        assert!(why.contains(reason), "{body:?}: {why}");
+    }
+}
+
 #[test]
 fn ndjson_schema_errors_name_column_and_row() {
-    let body = "{\"amount\": 1}\n{\"amount\": 2, \"colour\": \"red\"}\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (2, "colour"));
-    assert!(reason.contains("unknown column"), "{reason}");
+    assert_refused(
+        BatchFormat::Ndjson,
+        5,
+        &[
+            (
+                "{\"amount\": 1}\n{\"amount\": 2, \"colour\": \"red\"}\n",
+                Some(2),
+                "colour",
+                "unknown column",
+            ),
+            (
+                "{\"amount\": 1}\n{\"amount\": 1}\n{\"amount\": \"lots\"}\n",
+                Some(3),
+                "amount",
+                "numeric",
+            ),
+            ("{\"country\": 49}\n", Some(1), "country", ""),
+            ("{\"ts\": \"yesterday\"}\n", Some(1), "ts", ""),
+        ],
+    );
+}
 
-    let body = "{\"amount\": 1}\n{\"amount\": 1}\n{\"amount\": \"lots\"}\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (3, "amount"));
-    assert!(reason.contains("numeric"), "{reason}");
-
-    let body = "{\"country\": 49}\n";
-    let (row, column, _) = upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (1, "country"));
-
-    let body = "{\"ts\": \"yesterday\"}\n";
-    let (row, column, _) = upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (1, "ts"));
+/// The feature kinds an upload without declared features infers from
+/// `body`.
+fn inferred(format: BatchFormat, body: &str) -> KnownFeatures {
+    let mut d = UploadDecoder::new(format, cfg(&[])).unwrap();
+    d.push(body.as_bytes()).unwrap();
+    d.finish().unwrap();
+    d.mapper().features().clone()
 }
 
 #[test]
 fn ndjson_without_declared_features_infers_and_enforces_kinds() {
-    let body = "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": true}\n";
-    let mut d = UploadDecoder::new(BatchFormat::Ndjson, cfg(&[])).unwrap();
-    d.push(body.as_bytes()).unwrap();
-    d.finish().unwrap();
-    let f = d.mapper().features();
+    let f = inferred(
+        BatchFormat::Ndjson,
+        "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": true}\n",
+    );
     assert_eq!(f["a"], FeatureKind::Numeric);
     assert_eq!(f["b"], FeatureKind::Categorical);
 
@@ -236,32 +256,26 @@ fn csv_rows_map_to_inferences_at_any_chunk_size() {
 
 #[test]
 fn csv_schema_errors_name_column_and_row() {
-    let body = "amount,colour\n1,red\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Csv, declared(), body.as_bytes(), 4));
-    assert_eq!((row, column.as_str()), (1, "colour"));
-    assert!(reason.contains("unknown column"), "{reason}");
-
-    // Row 6 is in the second batch (batch_rows = 4).
-    let body = "amount\n1\n2\n3\n4\n5\nabc\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Csv, declared(), body.as_bytes(), 4));
-    assert_eq!((row, column.as_str()), (6, "amount"));
-    assert!(reason.contains("\"abc\""), "{reason}");
-
-    let body = "amount,amount\n1,2\n";
-    let (_, column, reason) = upload_err(decode(BatchFormat::Csv, declared(), body.as_bytes(), 4));
-    assert_eq!(column, "amount");
-    assert!(reason.contains("twice"), "{reason}");
+    assert_refused(
+        BatchFormat::Csv,
+        4,
+        &[
+            (
+                "amount,colour\n1,red\n",
+                Some(1),
+                "colour",
+                "unknown column",
+            ),
+            // Row 6 is in the second batch (batch_rows = 4).
+            ("amount\n1\n2\n3\n4\n5\nabc\n", Some(6), "amount", "\"abc\""),
+            ("amount,amount\n1,2\n", None, "amount", "twice"),
+        ],
+    );
 }
 
 #[test]
 fn csv_without_declared_features_infers_kinds_from_the_first_batch() {
-    let body = "a,b,c\n1,x,\n2.5,y,\n";
-    let mut d = UploadDecoder::new(BatchFormat::Csv, cfg(&[])).unwrap();
-    d.push(body.as_bytes()).unwrap();
-    d.finish().unwrap();
-    let f = d.mapper().features();
+    let f = inferred(BatchFormat::Csv, "a,b,c\n1,x,\n2.5,y,\n");
     assert_eq!(f["a"], FeatureKind::Numeric);
     assert_eq!(f["b"], FeatureKind::Categorical);
     assert_eq!(f["c"], FeatureKind::Categorical, "no values: categorical");
