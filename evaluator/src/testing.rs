@@ -334,16 +334,14 @@ impl TelemetryReader for MemoryHistory {
 
     async fn recent_dataset_drift(
         &self,
-        model: &str,
-        version: i64,
-        excluding: &str,
+        key: &EvaluationKey<'_>,
         limit: usize,
     ) -> Result<Vec<bool>> {
         let d = self.data();
         let mut mine: Vec<_> = d
             .results
             .iter()
-            .filter(|r| r.1 == model && r.2 == version && r.0 != excluding)
+            .filter(|r| r.1 == key.model && r.2 == key.version && r.0 != key.evaluation_id)
             .collect();
         mine.sort_by_key(|r| std::cmp::Reverse(r.3));
         Ok(mine.iter().take(limit).map(|r| r.4).collect())
