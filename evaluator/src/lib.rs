@@ -27,9 +27,10 @@
 //! compute statistics itself (the drift crate does) nor parse requests or
 //! shape HTTP replies (handlers do).
 //!
-//! With the `testing` feature it also exports the `testing` module: fixtures
-//! (registry seeding, an in-memory history, recorded events) that its own
-//! scheduler tests and the server's evaluator scenarios share.
+//! In its own tests, and for other crates' tests with the `testing`
+//! feature, it also has the `testing` module: fixtures (registry seeding,
+//! an in-memory history, recorded events) that the scheduler's tests and
+//! the server's evaluator scenarios share.
 //!
 //! It keeps no files. State that matters across a restart lives elsewhere:
 //! consecutive-drift counts are re-read from the results table
@@ -41,7 +42,7 @@ pub mod decision;
 pub mod ports;
 pub mod report;
 pub mod scheduler;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use decision::{

@@ -812,3 +812,6 @@ pub fn spawn<G: Send + 'static>(
         })?;
     Ok((EvaluatorHandle { requests: tx }, thread))
 }
+
+#[cfg(test)]
+mod tests;

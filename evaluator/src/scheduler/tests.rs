@@ -1,8 +1,8 @@
 //! The scheduler over a real SQLite registry (in a temporary directory), an
 //! in-memory telemetry reader and results sink, and one `ManualClock`
 //! shared by registry and evaluator: no DataFusion, no sleeping. The
-//! fixtures are the crate's own (`testing`); the end-to-end scenarios over
-//! the real history store are the server's (`server/tests/evaluator.rs`).
+//! fixtures are [`crate::testing`]; the end-to-end scenarios over the real
+//! history store are the server's (`server/tests/evaluator.rs`).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use modelwatch_evaluator::testing::{
+use crate::testing::{
     MemoryHistory, RecordedEvents, Row, TestRegistry, admin, baseline_window, start,
 };
-use modelwatch_evaluator::{Change, EvalError, Evaluator, Outcome, Verdict, VersionOutcome};
+use crate::{Change, EvalError, Evaluator, Outcome, Verdict, VersionOutcome};
 use modelwatch_registry::RecommendationKind::{Promote, Retrain, Rollback};
 use modelwatch_registry::prelude::*;
 use modelwatch_registry::{AuditFilter, RecommendationStatus};
@@ -154,7 +154,7 @@ impl World {
 }
 
 fn drift_policy(persistence: u32) -> serde_json::Value {
-    modelwatch_evaluator::testing::drift_policy(persistence, 0.5)
+    crate::testing::drift_policy(persistence, 0.5)
 }
 
 // ---------------------------------------------------------------- drift
@@ -518,7 +518,7 @@ async fn the_handle_runs_cycles_on_the_evaluator_thread_until_stopped() {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let alive = Arc::new(());
     let evaluator = Arc::new(w.new_evaluator());
-    let (handle, thread) = modelwatch_evaluator::spawn(evaluator, stopped, alive.clone()).unwrap();
+    let (handle, thread) = crate::spawn(evaluator, stopped, alive.clone()).unwrap();
     let report = handle.evaluate_now(Some("fraud".into())).await.unwrap();
     assert_eq!(report.versions[0].status, Outcome::Evaluated);
     assert_eq!(report.versions[0].dataset_drift, Some(true));
