@@ -1,28 +1,26 @@
 //! Request and response bodies of the native API, field for field what the
-//! daemon accepts and sends (`docs/api.md`). Replies are decoded leniently
-//! (unknown fields are ignored, so an older client reads a newer daemon);
-//! requests carry exactly the fields the daemon accepts.
-
-use std::collections::BTreeMap;
+//! daemon accepts and sends (`docs/api.md`). The registry's records are the
+//! daemon's own definitions ([`modelwatch_types::records`], re-exported
+//! here); this file adds the listing queries and the bodies only the server
+//! speaks. Replies are decoded leniently (unknown fields are ignored, so an
+//! older client reads a newer daemon), except inside a version's `lineage`,
+//! which is checked strictly in both directions; requests carry exactly the
+//! fields the daemon accepts.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use modelwatch_types::{
-    Features, MonitoringPolicy, MoveKind, RecommendationKind, RecommendationStatus, Role, Severity,
-    Stage, Tags, VersionStatus,
+pub use modelwatch_types::records::{
+    AlertHandled, AlertOutcome, AlertRecord, Alias, AliasMove, AuditEntry, AuditVerification,
+    CreatedToken, CreatedWebhook, DataRef, DeliveryStatus, GatePolicyRecord, GateReport, Lineage,
+    Model, ModelUpdate, NewModel, NewRecommendation, NewToken, NewVersion, NewWebhook, Page,
+    PolicyRecord, Promotion, Recommendation, TokenInfo, Version, VersionUpdate, Webhook,
+    WebhookDelivery,
 };
+use modelwatch_types::{Features, RecommendationKind, RecommendationStatus, VersionStatus};
 
 // ---------------------------------------------------------------- listings
-
-/// One page of a listing plus the cursor of the next page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass back as [`PageQuery::cursor`] for the next page; `None` on the last.
-    pub next_cursor: Option<String>,
-}
 
 /// Which page of a listing: at most `limit` (1–1000, default 50) items
 /// after `cursor`.
@@ -63,47 +61,6 @@ fn push_tags(q: &mut Vec<(String, String)>, tags: &[(String, String)]) {
 
 // ------------------------------------------------------------------ models
 
-/// A registered model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Model {
-    pub name: String,
-    pub description: String,
-    pub owner: String,
-    pub tags: Tags,
-    /// Highest version number handed out so far (0 when none).
-    pub latest_version: i64,
-    /// Current alias targets, alias name → version.
-    pub aliases: BTreeMap<String, i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// `POST /models`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NewModel {
-    pub name: String,
-    pub description: String,
-    pub owner: String,
-    pub tags: Tags,
-}
-
-impl NewModel {
-    /// A model with only a name.
-    pub fn named(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
-    }
-}
-
-/// `PATCH /models/{model}`: fields left `None` are not changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ModelUpdate {
-    pub description: Option<String>,
-    pub owner: Option<String>,
-}
-
 /// Filters of `GET /models`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelQuery {
@@ -133,88 +90,6 @@ pub struct TagValue {
 
 // ---------------------------------------------------------------- versions
 
-/// A reference to the data a version was trained on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataRef {
-    pub uri: String,
-    /// `sha256:<64 hex>` of the data, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
-
-/// Where a version came from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Lineage {
-    #[serde(default)]
-    pub training_data: Vec<DataRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_commit: Option<String>,
-    /// A version of the same model this one was derived from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_version: Option<i64>,
-    /// Hyperparameters (strings, as MLflow keeps them).
-    #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
-    /// Evaluation metrics, finite numbers.
-    #[serde(default)]
-    pub metrics: BTreeMap<String, f64>,
-}
-
-/// A version with its lineage, aliases, health and open recommendations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Version {
-    pub model: String,
-    pub version: i64,
-    pub description: String,
-    pub source_uri: Option<String>,
-    pub artifact_digest: Option<String>,
-    pub run_id: Option<String>,
-    pub lineage: Lineage,
-    pub tags: Tags,
-    /// Known features (name → kind); uploads are checked against them.
-    pub features: Features,
-    /// Where the version's reference data was loaded from at creation.
-    pub reference_uri: Option<String>,
-    pub status: VersionStatus,
-    /// MLflow's stage, kept beside aliases.
-    pub stage: Stage,
-    /// Aliases currently pointing at this version.
-    pub aliases: Vec<String>,
-    /// Latest health summary written by the evaluator (null until evaluated).
-    pub health: Option<Value>,
-    /// Open recommendations for this version.
-    pub recommendations: Vec<Recommendation>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// `POST /models/{model}/versions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NewVersion {
-    pub description: String,
-    pub source_uri: Option<String>,
-    pub artifact_digest: Option<String>,
-    pub run_id: Option<String>,
-    pub lineage: Lineage,
-    pub tags: Tags,
-    /// Known features (name → kind).
-    pub features: Features,
-    /// Reference data to load at creation: a Parquet file the daemon may
-    /// read (path or `file://` URI).
-    pub reference_uri: Option<String>,
-}
-
-/// `PATCH /models/{model}/versions/{version}`: `None` fields are not changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct VersionUpdate {
-    pub description: Option<String>,
-    pub status: Option<VersionStatus>,
-    /// Replaces the known features.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub features: Option<Features>,
-}
-
 /// Filters of `GET /models/{model}/versions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VersionQuery {
@@ -237,28 +112,6 @@ impl VersionQuery {
 
 // ----------------------------------------------------------------- aliases
 
-/// An alias and every move it made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alias {
-    pub model: String,
-    pub alias: String,
-    pub version: i64,
-    pub updated_by: String,
-    pub updated_at: DateTime<Utc>,
-    /// Every move of this alias, newest first.
-    pub history: Vec<AliasMove>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AliasMove {
-    pub from_version: Option<i64>,
-    pub to_version: Option<i64>,
-    pub kind: MoveKind,
-    pub actor: String,
-    pub reason: String,
-    pub at: DateTime<Utc>,
-}
-
 /// `PUT /models/{model}/aliases/{alias}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetAlias {
@@ -273,36 +126,6 @@ pub struct Reason {
 }
 
 // --------------------------------------------------------- recommendations
-
-/// A retrain / rollback / promote recommendation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recommendation {
-    pub id: i64,
-    pub model: String,
-    pub version: i64,
-    pub kind: RecommendationKind,
-    pub severity: Severity,
-    pub reason: String,
-    pub evidence: Value,
-    pub status: RecommendationStatus,
-    pub raised_by: String,
-    pub acknowledged_by: Option<String>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolution_note: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// `POST /models/{model}/versions/{version}/recommendations`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NewRecommendation {
-    pub kind: RecommendationKind,
-    pub severity: Severity,
-    pub reason: String,
-    pub evidence: Value,
-}
 
 /// `POST /recommendations/{id}/acknowledge|dismiss`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -334,31 +157,6 @@ impl RecommendationQuery {
 
 // ------------------------------------------------------------------- audit
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub seq: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-/// Result of recomputing the audit chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditVerification {
-    pub entries_checked: i64,
-    pub ok: bool,
-    /// The first entry whose hash or link does not match, when not ok.
-    pub first_broken_seq: Option<i64>,
-    pub problem: Option<String>,
-    /// Hash of the last entry (the chain head) when ok.
-    pub head_hash: Option<String>,
-}
-
 /// Filters of `GET /audit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -381,51 +179,7 @@ impl AuditQuery {
     }
 }
 
-// ------------------------------------------------------------------ tokens
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub name: String,
-    pub role: Role,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// `POST /tokens`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NewToken {
-    pub name: String,
-    pub role: Role,
-}
-
-/// A created token with its secret, shown this once.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub info: TokenInfo,
-    pub token: String,
-}
-
-impl std::fmt::Debug for CreatedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The secret stays out of logs and panic messages.
-        f.debug_struct("CreatedToken")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
-}
-
 // -------------------------------------------------------------- monitoring
-
-/// A model's stored monitoring policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyRecord {
-    pub model: String,
-    pub policy: MonitoringPolicy,
-    pub updated_by: String,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// `POST /evaluate`: every watched model, or one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -479,17 +233,6 @@ pub struct RecommendationAction {
 
 // ------------------------------------------------------------------- gates
 
-/// A model's stored gate policy (Rego).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatePolicyRecord {
-    pub model: String,
-    pub rego: String,
-    /// Hex sha256 of `rego`.
-    pub sha256: String,
-    pub updated_by: String,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// `PUT /models/{model}/gate-policy` as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GatePolicyUpload {
@@ -503,24 +246,6 @@ pub struct GateRequest {
     pub alias: Option<String>,
 }
 
-/// A gate's decision on one version, with the input it was made on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateReport {
-    pub model: String,
-    pub version: i64,
-    pub alias: Option<String>,
-    pub allowed: bool,
-    /// The policy's `deny` messages.
-    pub reasons: Vec<String>,
-    /// The policy's `warn` messages.
-    pub warnings: Vec<String>,
-    /// The policy that decided (`None`: no gate policy, everything allowed).
-    pub policy_sha256: Option<String>,
-    pub evaluated_at: DateTime<Utc>,
-    /// The document the policy saw as `input`.
-    pub input: Value,
-}
-
 /// `POST …/versions/{version}/promote`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromoteRequest {
@@ -528,105 +253,7 @@ pub struct PromoteRequest {
     pub reason: String,
 }
 
-/// A promotion that passed its gate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Promotion {
-    /// The alias after the move.
-    pub alias: Alias,
-    pub gate: GateReport,
-}
-
 // ---------------------------------------------------------------- webhooks
-
-/// `POST /webhooks`.
-#[derive(Clone, Default, PartialEq, Serialize)]
-pub struct NewWebhook {
-    pub name: String,
-    /// Where events are POSTed.
-    pub url: String,
-    /// Event types, or `["*"]` for all.
-    pub events: Vec<String>,
-    /// Only events about this model.
-    pub model: Option<String>,
-    /// Signing secret; generated when `None`.
-    pub secret: Option<String>,
-}
-
-impl std::fmt::Debug for NewWebhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewWebhook")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("events", &self.events)
-            .field("model", &self.model)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A webhook subscription (never its secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Webhook {
-    pub name: String,
-    pub url: String,
-    pub events: Vec<String>,
-    pub model: Option<String>,
-    pub active: bool,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A created subscription with its signing secret, shown this once.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreatedWebhook {
-    #[serde(flatten)]
-    pub webhook: Webhook,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for CreatedWebhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedWebhook")
-            .field("webhook", &self.webhook)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-}
-
-/// One event's delivery to one subscription.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WebhookDelivery {
-    pub id: i64,
-    pub webhook: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub status: DeliveryStatus,
-    pub attempts: i64,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status_code: Option<i64>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// The event body as sent.
-    pub payload: Value,
-}
 
 /// Filters of `GET /webhooks/{name}/deliveries`. `status` is the text the
 /// daemon checks (`pending`, `delivered`, `failed`).
@@ -654,46 +281,6 @@ pub struct PingQueued {
 }
 
 // ------------------------------------------------------------------ alerts
-
-/// What the Alertmanager receiver did with an alert state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertOutcome {
-    RolledBack,
-    Recommended,
-    Refused,
-    Ignored,
-    Resolved,
-}
-
-/// A handled alert state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertRecord {
-    pub id: i64,
-    pub fingerprint: String,
-    pub starts_at: DateTime<Utc>,
-    /// `firing` or `resolved`.
-    pub status: String,
-    pub alert_name: String,
-    pub model: Option<String>,
-    pub version: Option<i64>,
-    pub outcome: AlertOutcome,
-    /// What was done, or why nothing was.
-    pub detail: String,
-    /// The alert as received.
-    pub alert: Value,
-    pub received_by: String,
-    pub received_at: DateTime<Utc>,
-}
-
-/// One alert of a notification, as handled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertHandled {
-    #[serde(flatten)]
-    pub record: AlertRecord,
-    /// Handled before: this is the earlier record, nothing was done again.
-    pub duplicate: bool,
-}
 
 /// The receiver's reply to an Alertmanager notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

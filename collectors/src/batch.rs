@@ -43,9 +43,7 @@ use arrow_array::{Array, ArrayRef, MapArray, RecordBatch, StringArray, new_null_
 use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
-use crate::schema::{
-    NumMapBuilder, StrMapBuilder, inferences_schema, num_map_builder, str_map_builder, ts_builder,
-};
+use crate::schema::{InferenceColumns, inferences_schema, ts_builder};
 use crate::{Error, Result};
 
 /// `source` value of uploaded rows.
@@ -216,13 +214,7 @@ fn kind_mismatch(row: u64, column: &str, expected: FeatureKind, got: &str) -> Er
 /// Rows of the `inferences` schema under construction.
 struct Rows {
     ts: TimestampMicrosecondBuilder,
-    inference_id: StringBuilder,
-    features_num: NumMapBuilder,
-    features_str: StrMapBuilder,
-    prediction: StringBuilder,
-    prediction_value: Float64Builder,
-    label: StringBuilder,
-    label_value: Float64Builder,
+    inference: InferenceColumns,
     len: usize,
 }
 
@@ -230,20 +222,14 @@ impl Rows {
     fn new(cap: usize) -> Self {
         Self {
             ts: ts_builder(cap),
-            inference_id: StringBuilder::new(),
-            features_num: num_map_builder(),
-            features_str: str_map_builder(),
-            prediction: StringBuilder::new(),
-            prediction_value: Float64Builder::with_capacity(cap),
-            label: StringBuilder::new(),
-            label_value: Float64Builder::with_capacity(cap),
+            inference: InferenceColumns::with_capacity(cap),
             len: 0,
         }
     }
 
     fn end_row(&mut self) -> Result<()> {
-        self.features_num.append(true)?;
-        self.features_str.append(true)?;
+        self.inference.features_num.append(true)?;
+        self.inference.features_str.append(true)?;
         self.len += 1;
         Ok(())
     }
@@ -253,22 +239,18 @@ impl Rows {
         let repeat = |s: &str| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(s, n)))
         };
-        let cols: Vec<ArrayRef> = vec![
+        let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.ts.finish()),
             repeat(&cfg.model),
             repeat(&cfg.version),
-            Arc::new(self.inference_id.finish()),
-            Arc::new(self.features_num.finish()),
-            Arc::new(self.features_str.finish()),
-            Arc::new(self.prediction.finish()),
-            Arc::new(self.prediction_value.finish()),
-            Arc::new(self.label.finish()),
-            Arc::new(self.label_value.finish()),
+        ];
+        cols.extend(self.inference.finish());
+        cols.extend([
             upload_attributes(&cfg.upload_id, n)?,
             new_null_array(&DataType::Utf8, n),
             new_null_array(&DataType::Utf8, n),
             repeat(SOURCE_UPLOAD),
-        ];
+        ]);
         Ok(RecordBatch::try_new(inferences_schema(), cols)?)
     }
 }
@@ -507,34 +489,24 @@ impl RowMapper {
         }
         // inference_id
         match col("inference_id") {
-            None => rows.inference_id.append_nulls(n),
+            None => rows.inference.inference_id.append_nulls(n),
             Some(a) => {
                 let s = to_text(&a, base, "inference_id")?;
                 let s = s.as_string::<i32>();
                 for i in 0..n {
-                    rows.inference_id
+                    rows.inference
+                        .inference_id
                         .append_option(s.is_valid(i).then(|| s.value(i)));
                 }
             }
         }
-        target_columns(
-            col("prediction"),
-            base,
-            "prediction",
-            &mut rows.prediction,
-            &mut rows.prediction_value,
-            n,
-            self.text_input,
-        )?;
-        target_columns(
-            col("label"),
-            base,
-            "label",
-            &mut rows.label,
-            &mut rows.label_value,
-            n,
-            self.text_input,
-        )?;
+        let inf = &mut rows.inference;
+        for (name, text, value) in [
+            ("prediction", &mut inf.prediction, &mut inf.prediction_value),
+            ("label", &mut inf.label, &mut inf.label_value),
+        ] {
+            target_columns(col(name), base, name, text, value, n, self.text_input)?;
+        }
         // Features, cast once per column.
         let mut cols = Vec::with_capacity(feats.len());
         for (idx, name, kind) in &feats {
@@ -560,8 +532,9 @@ impl RowMapper {
                 match c {
                     FeatureCol::Num(a) => {
                         if a.is_valid(i) {
-                            rows.features_num.keys().append_value(name);
-                            rows.features_num
+                            rows.inference.features_num.keys().append_value(name);
+                            rows.inference
+                                .features_num
                                 .values()
                                 .append_value(a.as_primitive::<Float64Type>().value(i));
                         }
@@ -569,8 +542,8 @@ impl RowMapper {
                     FeatureCol::Str(a) => {
                         if a.is_valid(i) {
                             let v = a.as_string::<i32>().value(i);
-                            rows.features_str.keys().append_value(name);
-                            rows.features_str.values().append_value(v);
+                            rows.inference.features_str.keys().append_value(name);
+                            rows.inference.features_str.values().append_value(v);
                         }
                     }
                 }
@@ -1071,20 +1044,20 @@ impl NdjsonDecoder {
         }
         let r = &mut self.rows;
         r.ts.append_value(ts.unwrap_or(self.mapper.cfg.now_us));
-        r.inference_id.append_option(id);
-        r.prediction.append_option(pred.0);
-        r.prediction_value.append_option(pred.1);
-        r.label.append_option(label.0);
-        r.label_value.append_option(label.1);
+        r.inference.inference_id.append_option(id);
+        r.inference.prediction.append_option(pred.0);
+        r.inference.prediction_value.append_option(pred.1);
+        r.inference.label.append_option(label.0);
+        r.inference.label_value.append_option(label.1);
         nums.sort_by(|a, b| a.0.cmp(&b.0));
         strs.sort_by(|a, b| a.0.cmp(&b.0));
         for (k, v) in &nums {
-            r.features_num.keys().append_value(k);
-            r.features_num.values().append_value(*v);
+            r.inference.features_num.keys().append_value(k);
+            r.inference.features_num.values().append_value(*v);
         }
         for (k, v) in &strs {
-            r.features_str.keys().append_value(k);
-            r.features_str.values().append_value(v);
+            r.inference.features_str.keys().append_value(k);
+            r.inference.features_str.values().append_value(v);
         }
         r.end_row()
     }

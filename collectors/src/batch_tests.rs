@@ -12,6 +12,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use super::*;
+use crate::test_support::column;
 
 const NOW: i64 = 1_764_230_400_000_000; // 2025-11-27T08:00:00Z
 
@@ -55,7 +56,7 @@ fn concat(batches: &[RecordBatch]) -> RecordBatch {
 }
 
 fn num(b: &RecordBatch, row: usize, key: &str) -> Option<f64> {
-    let m: &MapArray = b.column_by_name("features_num").unwrap().as_map();
+    let m: &MapArray = column(b, "features_num").as_map();
     let e = m.value(row);
     let keys = e.column(0).as_string::<i32>();
     let vals = e.column(1).as_primitive::<Float64Type>();
@@ -65,7 +66,7 @@ fn num(b: &RecordBatch, row: usize, key: &str) -> Option<f64> {
 }
 
 fn text(b: &RecordBatch, row: usize, key: &str) -> Option<String> {
-    let m: &MapArray = b.column_by_name("features_str").unwrap().as_map();
+    let m: &MapArray = column(b, "features_str").as_map();
     let e = m.value(row);
     let keys = e.column(0).as_string::<i32>();
     let vals = e.column(1).as_string::<i32>();
@@ -75,13 +76,12 @@ fn text(b: &RecordBatch, row: usize, key: &str) -> Option<String> {
 }
 
 fn col_str(b: &RecordBatch, name: &str, row: usize) -> Option<String> {
-    let a = b.column_by_name(name).unwrap().as_string::<i32>();
+    let a = column(b, name).as_string::<i32>();
     a.is_valid(row).then(|| a.value(row).to_string())
 }
 
 fn ts(b: &RecordBatch, row: usize) -> i64 {
-    b.column_by_name("ts")
-        .unwrap()
+    column(b, "ts")
         .as_primitive::<TimestampMicrosecondType>()
         .value(row)
 }
@@ -126,10 +126,7 @@ fn ndjson_rows_map_to_inferences_at_any_chunk_size() {
         assert_eq!(col_str(&b, "inference_id", 0).as_deref(), Some("a"));
         assert_eq!(col_str(&b, "prediction", 0).as_deref(), Some("0.9"));
         assert_eq!(col_str(&b, "prediction", 1).as_deref(), Some("fraud"));
-        let pv = b
-            .column_by_name("prediction_value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let pv = column(&b, "prediction_value").as_primitive::<Float64Type>();
         assert_eq!(pv.value(0), 0.9);
         assert!(pv.is_null(1));
         assert_eq!(col_str(&b, "label", 0).as_deref(), Some("1"));
@@ -137,43 +134,63 @@ fn ndjson_rows_map_to_inferences_at_any_chunk_size() {
         assert_eq!(col_str(&b, "model", 4).as_deref(), Some("fraud"));
         assert_eq!(col_str(&b, "version", 4).as_deref(), Some("3"));
         assert_eq!(col_str(&b, "source", 4).as_deref(), Some(SOURCE_UPLOAD));
-        let attrs: &MapArray = b.column_by_name("attributes").unwrap().as_map();
+        let attrs: &MapArray = column(&b, "attributes").as_map();
         let e = attrs.value(2);
         assert_eq!(e.column(0).as_string::<i32>().value(0), UPLOAD_ID_ATTRIBUTE);
         assert_eq!(e.column(1).as_string::<i32>().value(0), "up-1");
     }
 }
 
+/// Each body, pushed in chunks of `chunk` bytes, is refused as an upload
+/// error at (`row`, `column`) with `reason` in its message (a `None` row is
+/// not checked, nor is an empty reason).
+fn assert_refused(format: BatchFormat, chunk: usize, cases: &[(&str, Option<u64>, &str, &str)]) {
+    for &(body, row, column, reason) in cases {
+        let (at, col, why) = upload_err(decode(format, declared(), body.as_bytes(), chunk));
+        assert_eq!((row.unwrap_or(at), col.as_str()), (at, column), "{body:?}");
+        assert!(why.contains(reason), "{body:?}: {why}");
+    }
+}
+
 #[test]
 fn ndjson_schema_errors_name_column_and_row() {
-    let body = "{\"amount\": 1}\n{\"amount\": 2, \"colour\": \"red\"}\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (2, "colour"));
-    assert!(reason.contains("unknown column"), "{reason}");
+    assert_refused(
+        BatchFormat::Ndjson,
+        5,
+        &[
+            (
+                "{\"amount\": 1}\n{\"amount\": 2, \"colour\": \"red\"}\n",
+                Some(2),
+                "colour",
+                "unknown column",
+            ),
+            (
+                "{\"amount\": 1}\n{\"amount\": 1}\n{\"amount\": \"lots\"}\n",
+                Some(3),
+                "amount",
+                "numeric",
+            ),
+            ("{\"country\": 49}\n", Some(1), "country", ""),
+            ("{\"ts\": \"yesterday\"}\n", Some(1), "ts", ""),
+        ],
+    );
+}
 
-    let body = "{\"amount\": 1}\n{\"amount\": 1}\n{\"amount\": \"lots\"}\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (3, "amount"));
-    assert!(reason.contains("numeric"), "{reason}");
-
-    let body = "{\"country\": 49}\n";
-    let (row, column, _) = upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (1, "country"));
-
-    let body = "{\"ts\": \"yesterday\"}\n";
-    let (row, column, _) = upload_err(decode(BatchFormat::Ndjson, declared(), body.as_bytes(), 5));
-    assert_eq!((row, column.as_str()), (1, "ts"));
+/// The feature kinds an upload without declared features infers from
+/// `body`.
+fn inferred(format: BatchFormat, body: &str) -> KnownFeatures {
+    let mut d = UploadDecoder::new(format, cfg(&[])).unwrap();
+    d.push(body.as_bytes()).unwrap();
+    d.finish().unwrap();
+    d.mapper().features().clone()
 }
 
 #[test]
 fn ndjson_without_declared_features_infers_and_enforces_kinds() {
-    let body = "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": true}\n";
-    let mut d = UploadDecoder::new(BatchFormat::Ndjson, cfg(&[])).unwrap();
-    d.push(body.as_bytes()).unwrap();
-    d.finish().unwrap();
-    let f = d.mapper().features();
+    let f = inferred(
+        BatchFormat::Ndjson,
+        "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": true}\n",
+    );
     assert_eq!(f["a"], FeatureKind::Numeric);
     assert_eq!(f["b"], FeatureKind::Categorical);
 
@@ -230,10 +247,7 @@ fn csv_rows_map_to_inferences_at_any_chunk_size() {
         assert_eq!(text(&b, 1, "country").as_deref(), Some("f,r"));
         assert_eq!(text(&b, 3, "country"), None);
         assert_eq!(col_str(&b, "prediction", 0).as_deref(), Some("0.9"));
-        let pv = b
-            .column_by_name("prediction_value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let pv = column(&b, "prediction_value").as_primitive::<Float64Type>();
         assert_eq!(pv.value(0), 0.9, "numeric CSV text fills the value");
         assert!(pv.is_null(1), "\"fraud\" is not a number");
         assert_eq!(col_str(&b, "inference_id", 4).as_deref(), Some("e"));
@@ -242,32 +256,26 @@ fn csv_rows_map_to_inferences_at_any_chunk_size() {
 
 #[test]
 fn csv_schema_errors_name_column_and_row() {
-    let body = "amount,colour\n1,red\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Csv, declared(), body.as_bytes(), 4));
-    assert_eq!((row, column.as_str()), (1, "colour"));
-    assert!(reason.contains("unknown column"), "{reason}");
-
-    // Row 6 is in the second batch (batch_rows = 4).
-    let body = "amount\n1\n2\n3\n4\n5\nabc\n";
-    let (row, column, reason) =
-        upload_err(decode(BatchFormat::Csv, declared(), body.as_bytes(), 4));
-    assert_eq!((row, column.as_str()), (6, "amount"));
-    assert!(reason.contains("\"abc\""), "{reason}");
-
-    let body = "amount,amount\n1,2\n";
-    let (_, column, reason) = upload_err(decode(BatchFormat::Csv, declared(), body.as_bytes(), 4));
-    assert_eq!(column, "amount");
-    assert!(reason.contains("twice"), "{reason}");
+    assert_refused(
+        BatchFormat::Csv,
+        4,
+        &[
+            (
+                "amount,colour\n1,red\n",
+                Some(1),
+                "colour",
+                "unknown column",
+            ),
+            // Row 6 is in the second batch (batch_rows = 4).
+            ("amount\n1\n2\n3\n4\n5\nabc\n", Some(6), "amount", "\"abc\""),
+            ("amount,amount\n1,2\n", None, "amount", "twice"),
+        ],
+    );
 }
 
 #[test]
 fn csv_without_declared_features_infers_kinds_from_the_first_batch() {
-    let body = "a,b,c\n1,x,\n2.5,y,\n";
-    let mut d = UploadDecoder::new(BatchFormat::Csv, cfg(&[])).unwrap();
-    d.push(body.as_bytes()).unwrap();
-    d.finish().unwrap();
-    let f = d.mapper().features();
+    let f = inferred(BatchFormat::Csv, "a,b,c\n1,x,\n2.5,y,\n");
     assert_eq!(f["a"], FeatureKind::Numeric);
     assert_eq!(f["b"], FeatureKind::Categorical);
     assert_eq!(f["c"], FeatureKind::Categorical, "no values: categorical");
@@ -360,10 +368,7 @@ fn arrow_stream_maps_typed_columns_at_any_chunk_size() {
         assert_eq!(text(&b, 1, "country").as_deref(), Some("fr"));
         assert_eq!(col_str(&b, "prediction", 0).as_deref(), Some("true"));
         assert_eq!(col_str(&b, "label", 2).as_deref(), Some("0.5"));
-        let lv = b
-            .column_by_name("label_value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let lv = column(&b, "label_value").as_primitive::<Float64Type>();
         assert_eq!(lv.value(2), 0.5);
     }
 }

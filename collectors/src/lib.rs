@@ -25,9 +25,12 @@
 
 pub mod batch;
 pub mod error;
+pub mod grpc_codec;
 pub mod otlp;
 pub mod remote_write;
 pub mod schema;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, ErrorClass, Result};
 pub use remote_write::{

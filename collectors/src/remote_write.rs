@@ -662,9 +662,10 @@ mod tests {
     use super::proto::*;
     use super::*;
     use crate::ErrorClass;
+    use crate::test_support::{column, map_row};
+    use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, TimestampMicrosecondType};
-    use arrow_array::{Array, MapArray};
 
     fn label(n: &str, v: &str) -> Label {
         Label {
@@ -694,15 +695,6 @@ mod tests {
         decode_remote_write(&body(req), &RemoteWriteConfig::default())
     }
 
-    fn map_row(m: &MapArray, row: usize) -> Vec<(String, String)> {
-        let e = m.value(row);
-        let k = e.column(0).as_string::<i32>();
-        let v = e.column(1).as_string::<i32>();
-        (0..e.len())
-            .map(|i| (k.value(i).to_string(), v.value(i).to_string()))
-            .collect()
-    }
-
     #[test]
     fn round_trip_with_unsorted_labels_stale_markers_and_missing_model() {
         let stale = f64::from_bits(crate::schema::STALE_NAN_BITS);
@@ -730,43 +722,36 @@ mod tests {
         let b = &out.samples;
         assert_eq!(b.schema(), crate::samples_schema());
         assert_eq!(b.num_rows(), 3);
-        let metric = b.column_by_name("metric").unwrap().as_string::<i32>();
+        let metric = column(b, "metric").as_string::<i32>();
         assert_eq!(metric.value(0), "latency_seconds");
         assert_eq!(metric.value(2), "up");
-        let ts = b
-            .column_by_name("ts")
-            .unwrap()
-            .as_primitive::<TimestampMicrosecondType>();
+        let ts = column(b, "ts").as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.value(0), 1_700_000_000_123_000);
-        let value = b
-            .column_by_name("value")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let value = column(b, "value").as_primitive::<Float64Type>();
         assert_eq!(value.value(0), 0.25);
         assert_eq!(value.value(1).to_bits(), crate::schema::STALE_NAN_BITS);
         assert!(value.value(2).is_nan());
-        let st = b.column_by_name("stale").unwrap().as_boolean();
+        let st = column(b, "stale").as_boolean();
         assert_eq!(
             (st.value(0), st.value(1), st.value(2)),
             (false, true, false)
         );
-        let model = b.column_by_name("model").unwrap().as_string::<i32>();
-        let version = b.column_by_name("version").unwrap().as_string::<i32>();
+        let model = column(b, "model").as_string::<i32>();
+        let version = column(b, "version").as_string::<i32>();
         assert_eq!(model.value(0), "fraud");
         assert_eq!(version.value(1), "3");
         assert!(model.is_null(2) && version.is_null(2));
-        let labels = b.column_by_name("labels").unwrap().as_map();
         assert_eq!(
-            map_row(labels, 0),
+            map_row(b, "labels", 0),
             vec![
                 ("instance".to_string(), "a:9000".to_string()),
                 ("job".to_string(), "serve".to_string())
             ]
         );
-        assert_eq!(map_row(labels, 2), vec![("job".into(), "node".into())]);
-        let kind = b.column_by_name("kind").unwrap().as_string::<i32>();
+        assert_eq!(map_row(b, "labels", 2), vec![("job".into(), "node".into())]);
+        let kind = column(b, "kind").as_string::<i32>();
         assert_eq!(kind.value(0), "untyped");
-        let source = b.column_by_name("source").unwrap().as_string::<i32>();
+        let source = column(b, "source").as_string::<i32>();
         assert_eq!(source.value(0), crate::schema::SOURCE_REMOTE_WRITE);
         assert_eq!(
             out.summary,
@@ -803,23 +788,10 @@ mod tests {
         };
         let out = decode_remote_write(&body(&req), &cfg).unwrap();
         let b = &out.samples;
+        assert_eq!(column(b, "model").as_string::<i32>().value(0), "m");
+        assert_eq!(column(b, "version").as_string::<i32>().value(0), "v1.2");
         assert_eq!(
-            b.column_by_name("model")
-                .unwrap()
-                .as_string::<i32>()
-                .value(0),
-            "m"
-        );
-        assert_eq!(
-            b.column_by_name("version")
-                .unwrap()
-                .as_string::<i32>()
-                .value(0),
-            "v1.2"
-        );
-        let labels = b.column_by_name("labels").unwrap().as_map();
-        assert_eq!(
-            map_row(labels, 0),
+            map_row(b, "labels", 0),
             vec![("model".into(), "stays-a-label".into())]
         );
     }
@@ -1093,10 +1065,7 @@ mod tests {
         assert_eq!(row.values().to_vec(), vec![2.0, 1.0, 0.0, 0.0, 2.0]);
         assert!(h.column_by_name("negative_counts").unwrap().is_null(0));
         assert_eq!(
-            h.column_by_name("count")
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .value(0),
+            column(h, "count").as_primitive::<Float64Type>().value(0),
             6.0
         );
 

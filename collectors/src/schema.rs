@@ -327,6 +327,46 @@ pub(crate) fn num_map_builder() -> NumMapBuilder {
     MapBuilder::new(None, StringBuilder::new(), Float64Builder::new())
 }
 
+/// The columns of an `inferences` row that describe the inference itself
+/// (id, features, prediction, label): OTLP logs and uploads fill them alike.
+pub(crate) struct InferenceColumns {
+    pub inference_id: StringBuilder,
+    pub features_num: NumMapBuilder,
+    pub features_str: StrMapBuilder,
+    pub prediction: StringBuilder,
+    pub prediction_value: Float64Builder,
+    pub label: StringBuilder,
+    pub label_value: Float64Builder,
+}
+
+impl InferenceColumns {
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            inference_id: StringBuilder::new(),
+            features_num: num_map_builder(),
+            features_str: str_map_builder(),
+            prediction: StringBuilder::new(),
+            prediction_value: Float64Builder::with_capacity(rows),
+            label: StringBuilder::new(),
+            label_value: Float64Builder::with_capacity(rows),
+        }
+    }
+
+    /// The finished columns, in schema order (they follow `ts`, `model`
+    /// and `version`).
+    pub fn finish(&mut self) -> [ArrayRef; 7] {
+        [
+            Arc::new(self.inference_id.finish()),
+            Arc::new(self.features_num.finish()),
+            Arc::new(self.features_str.finish()),
+            Arc::new(self.prediction.finish()),
+            Arc::new(self.prediction_value.finish()),
+            Arc::new(self.label.finish()),
+            Arc::new(self.label_value.finish()),
+        ]
+    }
+}
+
 /// One label / attribute as text: the key borrowed from the request, the
 /// value borrowed when it is a string there.
 pub(crate) type LabelPair<'a> = (&'a str, Cow<'a, str>);

@@ -54,15 +54,8 @@ mod recipe {
             let v = mu + s + sd * z;
             if lognormal { (0.5 * v).exp() } else { v }
         };
-        let r = normals(1000 + j as u64, n)
-            .into_iter()
-            .map(|z| f(z, 0.0))
-            .collect();
-        let c = normals(2000 + j as u64, n)
-            .into_iter()
-            .map(|z| f(z, shift))
-            .collect();
-        (r, c)
+        let window = |seed: u64, s: f64| normals(seed, n).into_iter().map(|z| f(z, s)).collect();
+        (window(1000 + j as u64, 0.0), window(2000 + j as u64, shift))
     }
 
     /// Categorical feature `k`: 8 categories `c0`..`c7`.
@@ -70,15 +63,9 @@ mod recipe {
         let p = 1.0 + 0.5 * k as f64;
         let pc = if k.is_multiple_of(2) { p * 1.3 } else { p };
         let label = |u: f64, p: f64| format!("c{}", ((8.0 * u.powf(p)).floor() as usize).min(7));
-        let r = uniforms(3000 + k as u64, n)
-            .into_iter()
-            .map(|u| label(u, p))
-            .collect();
-        let c = uniforms(4000 + k as u64, n)
-            .into_iter()
-            .map(|u| label(u, pc))
-            .collect();
-        (r, c)
+        let window =
+            |seed: u64, p: f64| uniforms(seed, n).into_iter().map(|u| label(u, p)).collect();
+        (window(3000 + k as u64, p), window(4000 + k as u64, pc))
     }
 }
 
@@ -94,10 +81,10 @@ fn data(n: usize) -> Data {
     }
 }
 
-fn report(d: &Data, cfg: &ReportConfig) -> usize {
-    // Category counting is part of the timed work (the peers get strings).
-    let counts: Vec<(CategoryCounts, CategoryCounts)> = d
-        .categorical
+/// Each categorical feature's reference and current windows counted: part
+/// of the timed work (the peers get strings).
+fn category_counts(d: &Data) -> Vec<(CategoryCounts, CategoryCounts)> {
+    d.categorical
         .iter()
         .map(|(r, c)| {
             (
@@ -105,20 +92,32 @@ fn report(d: &Data, cfg: &ReportConfig) -> usize {
                 CategoryCounts::from_values(c),
             )
         })
-        .collect();
-    let mut specs: Vec<FeatureSpec<'_>> = d
-        .numeric
-        .iter()
-        .enumerate()
-        .map(|(j, (r, c))| FeatureSpec::numeric(format!("num_{j}"), r, c))
-        .collect();
+        .collect()
+}
+
+/// The categorical features' specs over `counts`, after the numeric ones.
+fn with_categorical<'a>(
+    mut specs: Vec<FeatureSpec<'a>>,
+    counts: &'a [(CategoryCounts, CategoryCounts)],
+) -> Vec<FeatureSpec<'a>> {
     specs.extend(
         counts
             .iter()
             .enumerate()
             .map(|(k, (r, c))| FeatureSpec::categorical(format!("cat_{k}"), r, c)),
     );
-    evaluate_features(&specs, cfg).n_drifted
+    specs
+}
+
+fn report(d: &Data, cfg: &ReportConfig) -> usize {
+    let counts = category_counts(d);
+    let specs: Vec<FeatureSpec<'_>> = d
+        .numeric
+        .iter()
+        .enumerate()
+        .map(|(j, (r, c))| FeatureSpec::numeric(format!("num_{j}"), r, c))
+        .collect();
+    evaluate_features(&with_categorical(specs, &counts), cfg).n_drifted
 }
 
 fn bench(c: &mut Criterion) {
@@ -158,29 +157,14 @@ fn bench(c: &mut Criterion) {
             &d,
             |b, d| {
                 b.iter(|| {
-                    let counts: Vec<(CategoryCounts, CategoryCounts)> = d
-                        .categorical
-                        .iter()
-                        .map(|(r, c)| {
-                            (
-                                CategoryCounts::from_values(r),
-                                CategoryCounts::from_values(c),
-                            )
-                        })
-                        .collect();
-                    let mut specs: Vec<FeatureSpec<'_>> = prepared
+                    let counts = category_counts(d);
+                    let specs: Vec<FeatureSpec<'_>> = prepared
                         .iter()
                         .zip(&d.numeric)
                         .enumerate()
                         .map(|(j, (p, (_, c)))| FeatureSpec::prepared(format!("num_{j}"), p, c))
                         .collect();
-                    specs.extend(
-                        counts
-                            .iter()
-                            .enumerate()
-                            .map(|(k, (r, c))| FeatureSpec::categorical(format!("cat_{k}"), r, c)),
-                    );
-                    black_box(evaluate_features(&specs, &one).n_drifted)
+                    black_box(evaluate_features(&with_categorical(specs, &counts), &one).n_drifted)
                 })
             },
         );

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::categorical::{fisher_2x2, two_proportion_z};
 use crate::error::{Result, check_finite, invalid, not_enough};
 use crate::numeric::{self, MwMode, gaussian_binomial_coeffs};
-use crate::special::{self, norm_ppf, sorted_copy};
+use crate::special::{self, f64_key, key_f64, norm_ppf, sorted_copy};
 
 /// Which change of a metric is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -206,33 +206,20 @@ fn count_le(x: &[f64], y: &[f64], t: f64) -> u64 {
     count
 }
 
-fn ordered_key(v: f64) -> u64 {
-    let b = v.to_bits();
-    if b >> 63 == 1 { !b } else { b | (1 << 63) }
-}
-
-fn from_key(k: u64) -> f64 {
-    if k >> 63 == 1 {
-        f64::from_bits(k & !(1 << 63))
-    } else {
-        f64::from_bits(!k)
-    }
-}
-
 /// The `k`-th smallest (1-based) pairwise difference `x_i − y_j`.
 fn kth_difference(x: &[f64], y: &[f64], k: u64) -> f64 {
-    let mut lo = ordered_key(x[0] - y[y.len() - 1]);
-    let mut hi = ordered_key(x[x.len() - 1] - y[0]);
+    let mut lo = f64_key(x[0] - y[y.len() - 1]);
+    let mut hi = f64_key(x[x.len() - 1] - y[0]);
     // Smallest key whose value has at least k pairs at or below it.
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if count_le(x, y, from_key(mid)) >= k {
+        if count_le(x, y, key_f64(mid)) >= k {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
-    from_key(lo)
+    key_f64(lo)
 }
 
 /// Smallest q with `P(W <= q) >= p` for the Wilcoxon rank-sum W (R's

@@ -199,13 +199,15 @@ fn bucket_sort_u64(keys: &mut Vec<u64>) {
     *keys = buf;
 }
 
-/// Maps an `f64` to a `u64` whose unsigned order is `total_cmp` order.
-fn f64_key(v: f64) -> u64 {
+/// Maps an `f64` to a `u64` whose unsigned order is `total_cmp` order
+/// (for radix sorting, and for bisecting over the doubles in order).
+pub(crate) fn f64_key(v: f64) -> u64 {
     let b = v.to_bits();
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
 
-fn key_f64(k: u64) -> f64 {
+/// The inverse of [`f64_key`].
+pub(crate) fn key_f64(k: u64) -> f64 {
     if k >> 63 == 1 {
         f64::from_bits(k & !(1 << 63))
     } else {
@@ -650,6 +652,18 @@ pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
 mod tests {
     use super::*;
 
+    /// `sorted_copy(v)` is `v` sorted by `total_cmp`, to the bit.
+    fn assert_sorts_like_total_cmp(v: &[f64]) {
+        let mut expect = v.to_vec();
+        expect.sort_unstable_by(f64::total_cmp);
+        let got = sorted_copy(v);
+        assert!(
+            got.iter()
+                .zip(&expect)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+    }
+
     #[test]
     fn radix_sort_matches_comparison_sort() {
         let mut x: u64 = 1;
@@ -668,14 +682,7 @@ mod tests {
                 }
             })
             .collect();
-        let mut expect = v.clone();
-        expect.sort_unstable_by(f64::total_cmp);
-        let got = sorted_copy(&v);
-        assert!(
-            got.iter()
-                .zip(&expect)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        );
+        assert_sorts_like_total_cmp(&v);
         // The bucket path (used above 200,000 values).
         let big: Vec<f64> = v
             .iter()
@@ -684,14 +691,7 @@ mod tests {
             .enumerate()
             .map(|(i, x)| x + i as f64 * 1e-3)
             .collect();
-        let mut expect = big.clone();
-        expect.sort_unstable_by(f64::total_cmp);
-        let got = sorted_copy(&big);
-        assert!(
-            got.iter()
-                .zip(&expect)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        );
+        assert_sorts_like_total_cmp(&big);
     }
 
     #[test]

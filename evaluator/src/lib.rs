@@ -27,6 +27,11 @@
 //! compute statistics itself (the drift crate does) nor parse requests or
 //! shape HTTP replies (handlers do).
 //!
+//! In its own tests, and for other crates' tests with the `testing`
+//! feature, it also has the `testing` module: fixtures (registry seeding,
+//! an in-memory history, recorded events) that the scheduler's tests and
+//! the server's evaluator scenarios share.
+//!
 //! It keeps no files. State that matters across a restart lives elsewhere:
 //! consecutive-drift counts are re-read from the results table
 //! ([`TelemetryReader::recent_dataset_drift`]), and a deployment that has a
@@ -37,6 +42,8 @@ pub mod decision;
 pub mod ports;
 pub mod report;
 pub mod scheduler;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use decision::{
     Action, Change, EVALUATOR_ACTOR, HEALTH_TAG, Health, Outcome, RECOMMENDATION_TAG, Verdict,

@@ -182,14 +182,13 @@ pub trait TelemetryReader: Send + Sync + 'static {
         source: &ErrorSource,
         span_name: Option<&str>,
     ) -> Result<(u64, u64)>;
-    /// `dataset_drift` of the version's newest evaluations in the results
-    /// table, newest first, at most `limit`, leaving `excluding` out (after a
-    /// restart the in-memory consecutive-drift count is gone).
+    /// `dataset_drift` of the newest evaluations of `key`'s version in the
+    /// results table, newest first, at most `limit`, leaving `key`'s own
+    /// evaluation out (after a restart the in-memory consecutive-drift
+    /// count is gone).
     async fn recent_dataset_drift(
         &self,
-        model: &str,
-        version: i64,
-        excluding: &str,
+        key: &EvaluationKey<'_>,
         limit: usize,
     ) -> Result<Vec<bool>>;
 }

@@ -288,17 +288,20 @@ impl Evaluator {
 
         let report = decision::run_report(policy, &reference, &current);
         let evaluation_id = decision::evaluation_id(model, version, now);
+        let key = EvaluationKey {
+            evaluation_id: &evaluation_id,
+            model,
+            version,
+            alias: &alias.alias,
+            window,
+            reference_source: reference_plan.source,
+        };
         let previous = match state.consecutive.get(&(model.to_string(), version)) {
             Some(n) => *n,
             None => decision::leading_drifted(
                 &self
                     .reader
-                    .recent_dataset_drift(
-                        model,
-                        version,
-                        &evaluation_id,
-                        policy.persistence as usize,
-                    )
+                    .recent_dataset_drift(&key, policy.persistence as usize)
                     .await?,
             ),
         };
@@ -340,14 +343,7 @@ impl Evaluator {
         );
 
         let drift = DriftCarry {
-            key: EvaluationKey {
-                evaluation_id: &evaluation_id,
-                model,
-                version,
-                alias: &alias.alias,
-                window,
-                reference_source: reference_plan.source,
-            },
+            key,
             report: &report,
             features: &features,
             evidence: &decided.evidence,
@@ -816,3 +812,6 @@ pub fn spawn<G: Send + 'static>(
         })?;
     Ok((EvaluatorHandle { requests: tx }, thread))
 }
+
+#[cfg(test)]
+mod tests;

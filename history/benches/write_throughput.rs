@@ -102,12 +102,17 @@ fn config() -> HistoryConfig {
     }
 }
 
-fn bench_write(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// One two-worker runtime shape for every measurement here.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("runtime")
+}
+
+fn bench_write(c: &mut Criterion) {
+    let rt = runtime();
     let mut group = c.benchmark_group("history_write");
     group
         .sample_size(10)
@@ -161,11 +166,7 @@ fn bench_write(c: &mut Criterion) {
 /// Not timed by criterion: write 1,000,000 rows, persist, compact, and
 /// report Parquet bytes per row.
 fn bytes_per_row(_c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = HistoryConfig {

@@ -95,12 +95,7 @@ impl std::fmt::Debug for BulkLoad {
 impl HistoryStore {
     /// Starts a bulk load into `table` (see [`crate::bulk`]).
     pub fn bulk_load(&self, table: &str) -> Result<BulkLoad> {
-        let (_, def) = self
-            .shared()
-            .def(table)
-            .ok_or_else(|| Error::UnknownTable {
-                table: table.to_string(),
-            })?;
+        let (_, def) = self.shared().known_def(table)?;
         Ok(BulkLoad {
             store: self.clone(),
             def: def.clone(),

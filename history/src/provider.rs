@@ -164,36 +164,22 @@ impl Pruning {
                 // A cast of `ts` changes what comparisons mean: only a plain
                 // column bounds the time range.
                 if col == TIME_COLUMN && matches!(col_expr, Expr::Column(_)) {
-                    match op {
-                        Operator::GtEq => {
-                            if let Some(v) = ts_micros(lit, true) {
-                                self.lower(v)
-                            }
-                        }
-                        Operator::Gt => {
-                            if let Some(v) = ts_micros(lit, false) {
-                                self.lower(v.saturating_add(1))
-                            }
-                        }
-                        Operator::LtEq => {
-                            if let Some(v) = ts_micros(lit, false) {
-                                self.upper(v)
-                            }
-                        }
-                        Operator::Lt => {
-                            if let Some(v) = ts_micros(lit, true) {
-                                self.upper(v.saturating_sub(1))
-                            }
-                        }
-                        Operator::Eq => {
-                            if let (Some(a), Some(b)) =
-                                (ts_micros(lit, true), ts_micros(lit, false))
-                            {
-                                self.lower(a);
-                                self.upper(b);
-                            }
-                        }
-                        _ => {}
+                    // The literal rounded up and down to whole microseconds.
+                    let (up, down) = (ts_micros(lit, true), ts_micros(lit, false));
+                    let (lower, upper) = match op {
+                        Operator::GtEq => (up, None),
+                        Operator::Gt => (down.map(|v| v.saturating_add(1)), None),
+                        Operator::LtEq => (None, down),
+                        Operator::Lt => (None, up.map(|v| v.saturating_sub(1))),
+                        // Both bounds or neither.
+                        Operator::Eq => up.zip(down).unzip(),
+                        _ => (None, None),
+                    };
+                    if let Some(v) = lower {
+                        self.lower(v);
+                    }
+                    if let Some(v) = upper {
+                        self.upper(v);
                     }
                 } else if op == Operator::Eq
                     && def.index_columns.iter().any(|c| c == col)

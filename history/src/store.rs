@@ -246,6 +246,13 @@ impl Shared {
         self.defs.iter().enumerate().find(|(_, d)| d.name == name)
     }
 
+    /// Like [`Self::def`], for a table the caller names: unknown is an error.
+    pub(crate) fn known_def(&self, name: &str) -> Result<(usize, &TableDef)> {
+        self.def(name).ok_or_else(|| Error::UnknownTable {
+            table: name.to_string(),
+        })
+    }
+
     /// Snapshot of one table: its files and buffered chunks.
     pub(crate) fn snapshot(&self, table: usize) -> (Arc<Manifest>, Vec<Chunk>) {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
@@ -590,9 +597,7 @@ impl HistoryStore {
         let mut rows = 0usize;
         let mut bytes = 0u64;
         for (name, batch) in set.entries {
-            let (idx, def) = shared.def(&name).ok_or_else(|| Error::UnknownTable {
-                table: name.clone(),
-            })?;
+            let (idx, def) = shared.known_def(&name)?;
             def.check_schema(batch.schema_ref())?;
             let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())
                 .map_err(|e| Error::InvalidBatch {
@@ -1006,12 +1011,7 @@ impl HistoryStore {
 
     /// A DataFusion table provider for `table`.
     pub fn table_provider(&self, table: &str) -> Result<Arc<HistoryTable>> {
-        let (idx, _) = self
-            .shared()
-            .def(table)
-            .ok_or_else(|| Error::UnknownTable {
-                table: table.into(),
-            })?;
+        let (idx, _) = self.shared().known_def(table)?;
         Ok(Arc::new(HistoryTable::new(self.shared().clone(), idx)))
     }
 

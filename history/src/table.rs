@@ -60,21 +60,13 @@ impl TableDef {
     }
 
     /// Set the sort key.
-    pub fn with_sort_key<I, S>(mut self, cols: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn with_sort_key(mut self, cols: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.sort_key = cols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Set the index columns (text columns summarised in the manifest).
-    pub fn with_index_columns<I, S>(mut self, cols: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn with_index_columns(mut self, cols: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.index_columns = cols.into_iter().map(Into::into).collect();
         self
     }

@@ -14,12 +14,10 @@
 //! [`record_alert`]: crate::roles::AlertNotices::record_alert
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
-use crate::error::{Error, Result};
 use crate::types::NewRecommendation;
+pub use modelwatch_types::records::{AlertHandled, AlertOutcome, AlertRecord};
 
 /// One alert state as received (an alert's firing and its resolution are
 /// two states; a repeat of either is recognised by
@@ -59,70 +57,4 @@ pub enum AlertAction {
         outcome: AlertOutcome,
         detail: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertOutcome {
-    RolledBack,
-    Recommended,
-    Refused,
-    Ignored,
-    Resolved,
-}
-
-impl AlertOutcome {
-    pub const ALL: [AlertOutcome; 5] = [
-        AlertOutcome::RolledBack,
-        AlertOutcome::Recommended,
-        AlertOutcome::Refused,
-        AlertOutcome::Ignored,
-        AlertOutcome::Resolved,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertOutcome::RolledBack => "rolled_back",
-            AlertOutcome::Recommended => "recommended",
-            AlertOutcome::Refused => "refused",
-            AlertOutcome::Ignored => "ignored",
-            AlertOutcome::Resolved => "resolved",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| Error::Corrupt(format!("unknown alert outcome {s:?}")))
-    }
-}
-
-/// A handled alert state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AlertRecord {
-    pub id: i64,
-    pub fingerprint: String,
-    pub starts_at: DateTime<Utc>,
-    pub status: String,
-    pub alert_name: String,
-    pub model: Option<String>,
-    pub version: Option<i64>,
-    pub outcome: AlertOutcome,
-    /// What was done, or why nothing was.
-    pub detail: String,
-    #[schema(value_type = Object)]
-    pub alert: Value,
-    pub received_by: String,
-    pub received_at: DateTime<Utc>,
-}
-
-/// The result of [`crate::roles::AlertNotices::record_alert`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AlertHandled {
-    #[serde(flatten)]
-    pub record: AlertRecord,
-    /// The state had been handled before: this is the earlier record and
-    /// nothing was done again.
-    pub duplicate: bool,
 }

@@ -10,33 +10,20 @@
 //! passed its gate is stored with [`GateApproval`] in the alias move's
 //! audit entry.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
+pub use modelwatch_types::records::GatePolicyRecord;
 
 /// Largest policy text accepted (bytes). Gate policies are a few rules;
 /// the bound keeps audit entries and evaluation small.
 pub const MAX_GATE_POLICY_BYTES: usize = 64 * 1024;
 
-/// A model's stored gate policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct GatePolicyRecord {
-    pub model: String,
-    /// The Rego module (`package modelwatch.gate`).
-    pub rego: String,
-    /// Hex sha256 of `rego`; gate decisions name the policy by it.
-    pub sha256: String,
-    pub updated_by: String,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// What a promotion's gate decided, stored in the alias move's audit entry
 /// (`after.gate`). A promotion is only ever stored when the gate allowed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateApproval {
     /// The policy that allowed the move; `None` when the model has no gate
     /// policy (nothing was checked). The move is refused if the stored

@@ -20,15 +20,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use crate::audit::format_time;
 use crate::error::{Error, Result};
 pub use crate::rules::outbox::{event_from_audit, subscribed};
 use crate::types::AuditEntry;
 use crate::validate;
+pub use modelwatch_types::records::{
+    CreatedWebhook, DeliveryStatus, NewWebhook, Webhook, WebhookDelivery,
+};
 
 /// Every event type a subscription can ask for.
 pub const EVENT_TYPES: [&str; 7] = [
@@ -100,116 +101,6 @@ pub fn new_event_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     format!("evt_{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// A subscription request (`POST /api/v1/webhooks`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewWebhook {
-    /// Unique; letters, digits, `.`, `_`, `-`.
-    pub name: String,
-    /// `http://` (or `https://`) URL the events are POSTed to.
-    pub url: String,
-    /// Event types (see `docs/webhooks.md`), or `["*"]` for all.
-    pub events: Vec<String>,
-    /// Only events about this model.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// Signing secret (16-256 printable characters); generated
-    /// (`whsec_…`) when absent. Returned once, at creation.
-    #[serde(default)]
-    pub secret: Option<String>,
-}
-
-/// A subscription as listed: never with its secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Webhook {
-    pub name: String,
-    pub url: String,
-    pub events: Vec<String>,
-    pub model: Option<String>,
-    pub active: bool,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The reply to a creation: the subscription and, this once, its secret.
-#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CreatedWebhook {
-    #[serde(flatten)]
-    pub webhook: Webhook,
-    /// Verify `X-Modelwatch-Signature` with it; shown only this once.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for CreatedWebhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedWebhook")
-            .field("webhook", &self.webhook)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    /// Not yet answered with 2xx; retried until the attempts run out.
-    Pending,
-    Delivered,
-    /// Every attempt failed.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "pending" => Ok(DeliveryStatus::Pending),
-            "delivered" => Ok(DeliveryStatus::Delivered),
-            "failed" => Ok(DeliveryStatus::Failed),
-            other => Err(Error::invalid(
-                "status",
-                format!("unknown value {other:?}; expected one of pending, delivered, failed"),
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for DeliveryStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One event sent (or to be sent) to one subscription.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct WebhookDelivery {
-    /// Sent as `X-Modelwatch-Delivery`; the same on every attempt.
-    pub id: i64,
-    /// The subscription's name.
-    pub webhook: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub status: DeliveryStatus,
-    pub attempts: i64,
-    /// When the next attempt is due (pending only).
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// HTTP status of the last attempt, when the receiver answered.
-    pub last_status_code: Option<i64>,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// The body sent, as JSON.
-    #[schema(value_type = Object)]
-    pub payload: Value,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! and the evaluator share one `ManualClock`, so windows, alias moves and
 //! evaluation times are exact and nothing sleeps.
 
-use std::sync::Arc;
+use std::ops::Deref;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -13,45 +13,44 @@ use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::batch::{BatchFormat, UploadConfig, UploadDecoder};
 use modelwatch_collectors::otlp::{Encoding, OtlpConfig};
 use modelwatch_collectors::schema::{INFERENCES, REFERENCE};
+use modelwatch_evaluator::testing::{TestRegistry, baseline_window, start};
 use modelwatch_evaluator::{Change, Evaluator, Outcome, Verdict};
 use modelwatch_history::{HistoryConfig, WriteSet};
+use modelwatch_registry::RecommendationKind::{Retrain, Rollback};
 use modelwatch_registry::prelude::*;
-use modelwatch_registry::{
-    Actor, AuditFilter, FeatureKind, MonitoringPolicy, NewModel, NewVersion, PageRequest,
-    RecommendationFilter, RecommendationKind, RecommendationStatus, Role, SqliteStore,
-};
-use modelwatch_server::evaluator::{HEALTH_TAG, RECOMMENDATION_TAG};
+use modelwatch_registry::{AuditFilter, FeatureKind, Recommendation, RecommendationStatus};
 use modelwatch_server::telemetry::{OtlpSignal, Telemetry};
-use modelwatch_types::clock::{Clock, ManualClock};
+use modelwatch_types::clock::Clock;
 
+/// The registry fixture, the real history store (its directory beside the
+/// registry's) and the server's evaluator over both; the registry's
+/// helpers through `Deref`.
 struct World {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    registry: Arc<SqliteStore>,
+    fixture: TestRegistry,
     telemetry: Telemetry,
     evaluator: Evaluator,
 }
 
-fn admin() -> Actor {
-    Actor::new("tester", Role::Admin)
+impl Deref for World {
+    type Target = TestRegistry;
+    fn deref(&self) -> &TestRegistry {
+        &self.fixture
+    }
 }
 
-fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap()
-}
+/// Every version declares what [`rows`] writes.
+const FEATURES: &[(&str, FeatureKind)] = &[
+    ("amount", FeatureKind::Numeric),
+    ("tenure", FeatureKind::Numeric),
+    ("country", FeatureKind::Categorical),
+];
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(start()));
-    let registry = Arc::new(
-        SqliteStore::open_with_clock(&dir.path().join("registry.sqlite"), clock.clone())
-            .await
-            .unwrap(),
-    );
+    let fixture = TestRegistry::open(FEATURES).await;
     let telemetry = Telemetry::open(
-        &dir.path().join("history"),
+        &fixture.dir.path().join("history"),
         HistoryConfig {
-            clock: clock.clone(),
+            clock: fixture.clock.clone(),
             ..HistoryConfig::default()
         },
         RemoteWriteConfig::default(),
@@ -59,18 +58,21 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let evaluator = modelwatch_server::evaluator::evaluator(
-        registry.clone(),
-        telemetry.store.clone(),
-        clock.clone(),
-    );
+    let evaluator = new_evaluator(&fixture, &telemetry);
     World {
-        _dir: dir,
-        clock,
-        registry,
+        fixture,
         telemetry,
         evaluator,
     }
+}
+
+/// The server's evaluator over the registry and the history store.
+fn new_evaluator(fixture: &TestRegistry, telemetry: &Telemetry) -> Evaluator {
+    modelwatch_server::evaluator::evaluator(
+        fixture.registry.clone(),
+        telemetry.store.clone(),
+        fixture.clock.clone(),
+    )
 }
 
 fn normal(rng: &mut StdRng, mean: f64, sd: f64) -> f64 {
@@ -107,54 +109,39 @@ fn rows(
 }
 
 impl World {
-    async fn model(&self, name: &str, versions: usize) {
-        self.registry
-            .create_model(
-                &admin(),
-                NewModel {
-                    name: name.into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        for _ in 0..versions {
-            self.registry
-                .create_version(
-                    &admin(),
-                    name,
-                    NewVersion {
-                        features: [
-                            ("amount".to_string(), FeatureKind::Numeric),
-                            ("tenure".to_string(), FeatureKind::Numeric),
-                            ("country".to_string(), FeatureKind::Categorical),
-                        ]
-                        .into(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
-        }
+    /// `n` reference rows of a version ([`rows`] with the amount's mean at
+    /// 100), spread over an hour the day before the start.
+    async fn reference(&self, rng: &mut StdRng, model: &str, version: i64, n: usize) {
+        let from = start() - Duration::days(1);
+        let ndjson = rows(rng, n, 100.0, from, Duration::hours(1));
+        self.write_rows(REFERENCE, model, version, &ndjson).await;
+    }
+
+    /// `n` inferences of version 1 ([`rows`]) over the next 10 minutes.
+    async fn inferences(&self, rng: &mut StdRng, model: &str, n: usize, amount_mean: f64) {
+        let ndjson = rows(rng, n, amount_mean, self.clock.now(), Duration::minutes(10));
+        self.write_rows(INFERENCES, model, 1, &ndjson).await;
+    }
+
+    /// Judges `churn`'s deployment 5 minutes after it, which must fail;
+    /// returns its rollback recommendations.
+    async fn judged_failing(&self) -> Vec<Recommendation> {
+        self.clock.advance(Duration::minutes(5));
+        let report = self.evaluator.run_cycle(None, false).await.unwrap();
+        assert_eq!(
+            report.versions[0].rollback_verdict,
+            Some(Verdict::Fail),
+            "{report:?}"
+        );
+        self.recommendations("churn", Rollback).await
     }
 
     /// Writes NDJSON rows into `table` through the real upload decoder.
     async fn write_rows(&self, table: &str, model: &str, version: i64, ndjson: &str) {
-        let known = [
-            (
-                "amount".to_string(),
-                modelwatch_collectors::batch::FeatureKind::Numeric,
-            ),
-            (
-                "tenure".to_string(),
-                modelwatch_collectors::batch::FeatureKind::Numeric,
-            ),
-            (
-                "country".to_string(),
-                modelwatch_collectors::batch::FeatureKind::Categorical,
-            ),
-        ]
-        .into();
+        let known = FEATURES
+            .iter()
+            .map(|(name, kind)| (name.to_string(), *kind))
+            .collect();
         let cfg = UploadConfig::new(
             model,
             version.to_string(),
@@ -202,40 +189,6 @@ impl World {
         assert_eq!(outcome.rejections.rejected, 0, "{:?}", outcome.rejections);
     }
 
-    async fn set_alias(&self, model: &str, version: i64) {
-        self.registry
-            .set_alias(&admin(), model, "production", version, "deploy")
-            .await
-            .unwrap();
-    }
-
-    async fn policy(&self, model: &str, policy: serde_json::Value) {
-        let policy: MonitoringPolicy = serde_json::from_value(policy).unwrap();
-        self.registry
-            .set_policy(&admin(), model, policy)
-            .await
-            .unwrap();
-    }
-
-    async fn recommendations(
-        &self,
-        model: &str,
-        kind: RecommendationKind,
-    ) -> Vec<modelwatch_registry::Recommendation> {
-        self.registry
-            .list_recommendations(
-                &RecommendationFilter {
-                    model: Some(model.into()),
-                    kind: Some(kind),
-                    ..Default::default()
-                },
-                &PageRequest::new(Some(1000), None).unwrap(),
-            )
-            .await
-            .unwrap()
-            .items
-    }
-
     async fn sql_count(&self, sql: &str) -> i64 {
         let ctx = self.telemetry.store.session_context().unwrap();
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
@@ -246,16 +199,14 @@ impl World {
         .value(0)
     }
 
-    /// Spans of one version: `n` requests over `[from, from + span)` with
-    /// latency ~ N(latency_ms, latency_ms / 10) and the given error share.
-    async fn spans(&self, rng: &mut StdRng, load: Load<'_>) {
+    /// Spans of one version of `churn`: `load.n` requests over
+    /// `[from, from + load.span)` with latency ~ N(latency_ms,
+    /// latency_ms / 10) and the given error share.
+    async fn spans(&self, rng: &mut StdRng, version: i64, from: DateTime<Utc>, load: Load) {
         let Load {
-            model,
-            version,
             n,
             latency_ms,
             error_share,
-            from,
             span,
         } = load;
         let mut spans = Vec::new();
@@ -274,32 +225,39 @@ impl World {
                 "status": {"code": if error { 2 } else { 1 }},
             }));
         }
-        self.send_otlp(OtlpSignal::Traces, model, version, json!({"spans": spans}))
-            .await;
+        self.send_otlp(
+            OtlpSignal::Traces,
+            "churn",
+            version,
+            json!({"spans": spans}),
+        )
+        .await;
+    }
+}
+
+/// Requests of one version for [`World::spans`].
+struct Load {
+    n: usize,
+    latency_ms: f64,
+    error_share: f64,
+    span: Duration,
+}
+
+/// What version 1 serves before every deployment: 300 requests over 10
+/// minutes, 20 ms, 1 % errors.
+fn healthy() -> Load {
+    Load {
+        n: 300,
+        latency_ms: 20.0,
+        error_share: 0.01,
+        span: Duration::minutes(10),
     }
 }
 
 /// Evaluate 10-minute windows every 10 minutes; one drifted feature of the
 /// three is enough (drift share 0.3).
-/// Requests of one version for [`World::spans`].
-struct Load<'a> {
-    model: &'a str,
-    version: i64,
-    n: usize,
-    latency_ms: f64,
-    error_share: f64,
-    from: DateTime<Utc>,
-    span: Duration,
-}
-
 fn drift_policy(persistence: u32) -> serde_json::Value {
-    json!({
-        "interval": "10m",
-        "current_window": "10m",
-        "min_rows": 100,
-        "persistence": persistence,
-        "drift_share": 0.3,
-    })
+    modelwatch_evaluator::testing::drift_policy(persistence, 0.3)
 }
 
 #[tokio::test]
@@ -307,19 +265,7 @@ async fn persistent_drift_raises_retrain_with_evidence_and_clears() {
     let w = world().await;
     let mut rng = StdRng::seed_from_u64(7);
     w.model("fraud", 1).await;
-    w.write_rows(
-        REFERENCE,
-        "fraud",
-        1,
-        &rows(
-            &mut rng,
-            2000,
-            100.0,
-            start() - Duration::days(1),
-            Duration::hours(1),
-        ),
-    )
-    .await;
+    w.reference(&mut rng, "fraud", 1, 2000).await;
     w.set_alias("fraud", 1).await;
     w.policy("fraud", drift_policy(2)).await;
 
@@ -329,21 +275,12 @@ async fn persistent_drift_raises_retrain_with_evidence_and_clears() {
     let means = [100.0, 100.0, 150.0, 150.0, 100.0];
     let mut outcomes = Vec::new();
     for (i, mean) in means.iter().enumerate() {
-        let window_start = w.clock.now();
-        w.write_rows(
-            INFERENCES,
-            "fraud",
-            1,
-            &rows(&mut rng, 1000, *mean, window_start, Duration::minutes(10)),
-        )
-        .await;
+        w.inferences(&mut rng, "fraud", 1000, *mean).await;
         w.clock.advance(Duration::minutes(10));
         let report = w.evaluator.run_cycle(None, false).await.unwrap();
         assert_eq!(report.versions.len(), 1, "evaluation {i}");
         outcomes.push(report.versions[0].clone());
-        let retrain = w
-            .recommendations("fraud", RecommendationKind::Retrain)
-            .await;
+        let retrain = w.recommendations("fraud", Retrain).await;
         match i {
             0 | 1 => assert!(retrain.is_empty(), "stable window {i} raised {retrain:?}"),
             2 => assert!(
@@ -374,9 +311,10 @@ async fn persistent_drift_raises_retrain_with_evidence_and_clears() {
                 assert_eq!(amount["result"]["decision"], "drift");
                 assert_eq!(amount["result"]["method"], "wasserstein");
                 assert!(r.reason.contains("amount"), "{}", r.reason);
-                let v = w.registry.get_version("fraud", 1).await.unwrap();
-                assert_eq!(v.tags[HEALTH_TAG], "drifting");
-                assert_eq!(v.tags[RECOMMENDATION_TAG], "retrain");
+                assert_eq!(
+                    w.tags("fraud", 1).await,
+                    ("drifting".into(), "retrain".into())
+                );
             }
             4 => {
                 assert_eq!(retrain.len(), 1);
@@ -394,9 +332,7 @@ async fn persistent_drift_raises_retrain_with_evidence_and_clears() {
                         .unwrap_or_default()
                         .contains("drift cleared")
                 );
-                let v = w.registry.get_version("fraud", 1).await.unwrap();
-                assert_eq!(v.tags[HEALTH_TAG], "healthy");
-                assert_eq!(v.tags[RECOMMENDATION_TAG], "none");
+                assert_eq!(w.tags("fraud", 1).await, ("healthy".into(), "none".into()));
             }
             _ => unreachable!(),
         }
@@ -420,17 +356,12 @@ async fn persistent_drift_raises_retrain_with_evidence_and_clears() {
     );
     // The evaluator's changes are audited under its name.
     let audit = w
-        .registry
-        .list_audit(
-            &AuditFilter {
-                actor: Some("evaluator".into()),
-                ..Default::default()
-            },
-            &PageRequest::new(Some(100), None).unwrap(),
-        )
-        .await
-        .unwrap();
-    let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
+        .audit(AuditFilter {
+            actor: Some("evaluator".into()),
+            ..Default::default()
+        })
+        .await;
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"recommendation.raise"), "{actions:?}");
     assert!(actions.contains(&"recommendation.supersede"), "{actions:?}");
 }
@@ -441,30 +372,11 @@ async fn interval_is_respected_and_a_new_alias_target_supersedes() {
     let mut rng = StdRng::seed_from_u64(11);
     w.model("fraud", 2).await;
     for v in [1, 2] {
-        w.write_rows(
-            REFERENCE,
-            "fraud",
-            v,
-            &rows(
-                &mut rng,
-                500,
-                100.0,
-                start() - Duration::days(1),
-                Duration::hours(1),
-            ),
-        )
-        .await;
+        w.reference(&mut rng, "fraud", v, 500).await;
     }
     w.set_alias("fraud", 1).await;
     w.policy("fraud", drift_policy(1)).await;
-    let from = w.clock.now();
-    w.write_rows(
-        INFERENCES,
-        "fraud",
-        1,
-        &rows(&mut rng, 300, 160.0, from, Duration::minutes(10)),
-    )
-    .await;
+    w.inferences(&mut rng, "fraud", 300, 160.0).await;
     w.clock.advance(Duration::minutes(10));
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     assert_eq!(report.versions[0].recommendations.len(), 1);
@@ -485,67 +397,39 @@ async fn interval_is_respected_and_a_new_alias_target_supersedes() {
     let o = &report.versions[0];
     assert_eq!(o.version, Some(2));
     assert_eq!(o.status, Outcome::NotEnoughData, "{o:?}");
-    let retrain = w
-        .recommendations("fraud", RecommendationKind::Retrain)
-        .await;
+    let retrain = w.recommendations("fraud", Retrain).await;
     assert_eq!(retrain.len(), 1);
     assert_eq!(retrain[0].version, 1);
     assert_eq!(retrain[0].status, RecommendationStatus::Superseded);
-    let v1 = w.registry.get_version("fraud", 1).await.unwrap();
-    assert_eq!(v1.tags[RECOMMENDATION_TAG], "none");
+    assert_eq!(w.tags("fraud", 1).await.1, "none");
 }
 
-/// `v1` serves healthy traffic for 20 minutes, then `production` moves to
-/// `v2`, which is slower and fails more; the judge runs 5 minutes later.
+/// `v1` serves healthy traffic for the 10 minutes before `production`
+/// moves to `v2`, which is slower and fails more; the judge runs 5 minutes
+/// later.
 async fn bad_deployment(automatic: bool) -> World {
     let w = world().await;
     let mut rng = StdRng::seed_from_u64(3);
-    w.model("churn", 2).await;
-    w.set_alias("churn", 1).await;
-    w.policy(
-        "churn",
-        json!({
-            "interval": "1m",
-            "rollback": {
-                "latency": {"source": "spans"},
-                "errors": {"source": "spans"},
-                "window": "10m",
-                "min_requests": 50,
-                "automatic": automatic,
-            }
-        }),
-    )
-    .await;
-    w.clock.advance(Duration::minutes(20));
-    let healthy_from = w.clock.now() - Duration::minutes(10);
-    w.spans(
-        &mut rng,
-        Load {
-            model: "churn",
-            version: 1,
-            n: 300,
-            latency_ms: 20.0,
-            error_share: 0.01,
-            from: healthy_from,
-            span: Duration::minutes(10),
-        },
-    )
-    .await;
-    w.set_alias("churn", 2).await;
-    let deployed = w.clock.now();
-    w.spans(
-        &mut rng,
-        Load {
-            model: "churn",
-            version: 2,
-            n: 150,
-            latency_ms: 120.0,
-            error_share: 0.25,
-            from: deployed,
-            span: Duration::minutes(5),
-        },
-    )
-    .await;
+    let policy = json!({
+        "interval": "1m",
+        "rollback": {
+            "latency": {"source": "spans"},
+            "errors": {"source": "spans"},
+            "window": "10m",
+            "min_requests": 50,
+            "automatic": automatic,
+        }
+    });
+    let deployed = w.redeploy("churn", policy).await;
+    w.spans(&mut rng, 1, deployed - Duration::minutes(10), healthy())
+        .await;
+    let worse = Load {
+        n: 150,
+        latency_ms: 120.0,
+        error_share: 0.25,
+        span: Duration::minutes(5),
+    };
+    w.spans(&mut rng, 2, deployed, worse).await;
     w.clock.advance(Duration::minutes(5));
     w
 }
@@ -560,9 +444,7 @@ async fn a_worse_version_is_rolled_back_automatically_and_audited() {
     assert_eq!(alias.version, 1, "the alias must be back on version 1");
     assert_eq!(alias.history[0].actor, "evaluator");
 
-    let rollback = w
-        .recommendations("churn", RecommendationKind::Rollback)
-        .await;
+    let rollback = w.recommendations("churn", Rollback).await;
     assert_eq!(rollback.len(), 1);
     let r = &rollback[0];
     assert_eq!((r.version, r.status), (2, RecommendationStatus::Applied));
@@ -572,18 +454,13 @@ async fn a_worse_version_is_rolled_back_automatically_and_audited() {
     assert_eq!(r.evidence["latency"]["verdict"], "fail");
 
     let audit = w
-        .registry
-        .list_audit(
-            &AuditFilter {
-                action: Some("alias.rollback".into()),
-                ..Default::default()
-            },
-            &PageRequest::new(Some(10), None).unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(audit.items.len(), 1);
-    let entry = &audit.items[0];
+        .audit(AuditFilter {
+            action: Some("alias.rollback".into()),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(audit.len(), 1);
+    let entry = &audit[0];
     assert_eq!(entry.actor, "evaluator");
     let reason = entry.after.as_ref().unwrap()["reason"].as_str().unwrap();
     assert!(
@@ -596,12 +473,7 @@ async fn a_worse_version_is_rolled_back_automatically_and_audited() {
     w.clock.advance(Duration::minutes(1));
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     assert!(report.versions[0].rollback_verdict.is_none());
-    assert_eq!(
-        w.recommendations("churn", RecommendationKind::Rollback)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(w.recommendations("churn", Rollback).await.len(), 1);
     assert!(w.registry.verify_audit().await.unwrap().ok);
 }
 
@@ -610,98 +482,30 @@ async fn without_automatic_rollback_only_the_recommendation_is_raised() {
     let w = bad_deployment(false).await;
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     assert_eq!(report.versions[0].rollback_verdict, Some(Verdict::Fail));
-    let alias = w.registry.get_alias("churn", "production").await.unwrap();
-    assert_eq!(
-        alias.version, 2,
-        "the alias must not move without automatic rollback"
-    );
-    let rollback = w
-        .recommendations("churn", RecommendationKind::Rollback)
-        .await;
-    assert_eq!(rollback.len(), 1);
-    assert_eq!(rollback[0].status, RecommendationStatus::Open);
-    assert_eq!(
-        rollback[0].severity,
-        modelwatch_registry::Severity::Critical
-    );
-    let v2 = w.registry.get_version("churn", 2).await.unwrap();
-    assert_eq!(v2.tags[HEALTH_TAG], "degraded");
-    assert_eq!(v2.tags[RECOMMENDATION_TAG], "rollback");
+    w.assert_rollback_recommended("churn").await;
 
     // Judged once per deployment, even after a restart of the evaluator.
-    let fresh: Evaluator = modelwatch_server::evaluator::evaluator(
-        w.registry.clone(),
-        w.telemetry.store.clone(),
-        w.clock.clone(),
-    );
+    let fresh = new_evaluator(&w.fixture, &w.telemetry);
     w.clock.advance(Duration::minutes(1));
     fresh.run_cycle(None, false).await.unwrap();
-    assert_eq!(
-        w.recommendations("churn", RecommendationKind::Rollback)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(w.recommendations("churn", Rollback).await.len(), 1);
 }
 
 #[tokio::test]
 async fn an_equally_good_deployment_passes() {
     let w = world().await;
     let mut rng = StdRng::seed_from_u64(5);
-    w.model("churn", 2).await;
-    w.set_alias("churn", 1).await;
-    w.policy(
-        "churn",
-        json!({"rollback": {"latency": {"source": "spans"}, "errors": {"source": "spans"},
-                            "window": "10m", "automatic": true}}),
-    )
-    .await;
-    w.clock.advance(Duration::minutes(20));
-    let from = w.clock.now() - Duration::minutes(10);
-    w.spans(
-        &mut rng,
-        Load {
-            model: "churn",
-            version: 1,
-            n: 300,
-            latency_ms: 20.0,
-            error_share: 0.01,
-            from,
-            span: Duration::minutes(10),
-        },
-    )
-    .await;
-    w.set_alias("churn", 2).await;
-    let deployed = w.clock.now();
-    w.spans(
-        &mut rng,
-        Load {
-            model: "churn",
-            version: 2,
-            n: 300,
-            latency_ms: 20.0,
-            error_share: 0.01,
-            from: deployed,
-            span: Duration::minutes(10),
-        },
-    )
-    .await;
+    let policy = json!({"rollback": {"latency": {"source": "spans"}, "errors": {"source": "spans"},
+                                     "window": "10m", "automatic": true}});
+    let deployed = w.redeploy("churn", policy).await;
+    w.spans(&mut rng, 1, deployed - Duration::minutes(10), healthy())
+        .await;
+    w.spans(&mut rng, 2, deployed, healthy()).await;
     w.clock.advance(Duration::minutes(10));
     let report = w.evaluator.run_cycle(None, false).await.unwrap();
     assert_eq!(report.versions[0].rollback_verdict, Some(Verdict::Pass));
-    assert_eq!(
-        w.registry
-            .get_alias("churn", "production")
-            .await
-            .unwrap()
-            .version,
-        2
-    );
-    assert!(
-        w.recommendations("churn", RecommendationKind::Rollback)
-            .await
-            .is_empty()
-    );
+    assert_eq!(w.production("churn").await, 2);
+    assert!(w.recommendations("churn", Rollback).await.is_empty());
 }
 
 /// Many seeded stable runs: with persistence 1 (every drifted evaluation
@@ -716,19 +520,7 @@ async fn false_alarm_rate_over_seeded_stable_runs() {
         let name = format!("stable-{m}");
         let mut rng = StdRng::seed_from_u64(1000 + m as u64);
         w.model(&name, 1).await;
-        w.write_rows(
-            REFERENCE,
-            &name,
-            1,
-            &rows(
-                &mut rng,
-                600,
-                100.0,
-                start() - Duration::days(1),
-                Duration::hours(1),
-            ),
-        )
-        .await;
+        w.reference(&mut rng, &name, 1, 600).await;
         w.set_alias(&name, 1).await;
         // The default drift share (0.5): two of the three features.
         let mut policy = drift_policy(1);
@@ -738,16 +530,10 @@ async fn false_alarm_rate_over_seeded_stable_runs() {
     let mut drifted_evaluations = 0;
     let mut total = 0;
     for e in 0..EVALUATIONS {
-        let from = w.clock.now();
         for m in 0..MODELS {
             let mut rng = StdRng::seed_from_u64(50_000 + (e * MODELS + m) as u64);
-            w.write_rows(
-                INFERENCES,
-                &format!("stable-{m}"),
-                1,
-                &rows(&mut rng, 300, 100.0, from, Duration::minutes(10)),
-            )
-            .await;
+            w.inferences(&mut rng, &format!("stable-{m}"), 300, 100.0)
+                .await;
         }
         w.clock.advance(Duration::minutes(10));
         let report = w.evaluator.run_cycle(None, false).await.unwrap();
@@ -761,7 +547,7 @@ async fn false_alarm_rate_over_seeded_stable_runs() {
     let mut raised = 0;
     for m in 0..MODELS {
         raised += w
-            .recommendations(&format!("stable-{m}"), RecommendationKind::Retrain)
+            .recommendations(&format!("stable-{m}"), Retrain)
             .await
             .len();
     }
@@ -787,20 +573,11 @@ async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refresh
     let mut rng = StdRng::seed_from_u64(17);
     w.model("fraud", 1).await;
     w.set_alias("fraud", 1).await;
-    let mut policy = drift_policy(1);
-    policy["reference"] = json!("baseline_window");
-    policy["baseline_window"] = json!("10m");
-    w.policy("fraud", policy).await;
+    w.policy("fraud", baseline_window(drift_policy(1))).await;
 
     // The version's first 10 minutes after taking the alias are its baseline.
     let deployed = w.clock.now();
-    w.write_rows(
-        INFERENCES,
-        "fraud",
-        1,
-        &rows(&mut rng, 2000, 100.0, deployed, Duration::minutes(10)),
-    )
-    .await;
+    w.inferences(&mut rng, "fraud", 2000, 100.0).await;
     w.clock.advance(Duration::minutes(5));
     let o = w.evaluator.run_cycle(None, false).await.unwrap().versions[0].clone();
     assert_eq!(o.status, Outcome::BaselinePending, "{o:?}");
@@ -810,14 +587,7 @@ async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refresh
         // Move past the baseline; each window drifts.
         w.clock
             .advance(Duration::minutes(if i == 0 { 5 } else { 10 }));
-        let from = w.clock.now();
-        w.write_rows(
-            INFERENCES,
-            "fraud",
-            1,
-            &rows(&mut rng, 1000, 150.0, from, Duration::minutes(10)),
-        )
-        .await;
+        w.inferences(&mut rng, "fraud", 1000, 150.0).await;
         w.clock.advance(Duration::minutes(10));
         let o = w.evaluator.run_cycle(None, true).await.unwrap().versions[0].clone();
         assert_eq!(o.status, Outcome::Evaluated, "{o:?}");
@@ -835,9 +605,7 @@ async fn a_baseline_window_is_the_reference_and_open_recommendations_are_refresh
     }
     // One open recommendation, refreshed with the newer evidence.
     assert_eq!(ids[0].0, ids[1].0);
-    let retrain = w
-        .recommendations("fraud", RecommendationKind::Retrain)
-        .await;
+    let retrain = w.recommendations("fraud", Retrain).await;
     assert_eq!(retrain.len(), 1);
     let e = &retrain[0].evidence;
     assert_eq!(e["evaluation_id"], ids[1].1.as_str());
@@ -881,55 +649,7 @@ impl World {
         self.send_otlp(OtlpSignal::Metrics, "churn", version, histogram)
             .await;
     }
-}
 
-#[tokio::test]
-async fn latency_histograms_judge_a_deployment() {
-    let w = world().await;
-    w.model("churn", 2).await;
-    w.set_alias("churn", 1).await;
-    w.policy(
-        "churn",
-        json!({"rollback": {"latency": {"source": "histogram", "metric": "http.server.request.duration"},
-                            "window": "10m"}}),
-    )
-    .await;
-    w.clock.advance(Duration::minutes(20));
-    let before = w.clock.now() - Duration::minutes(10);
-    w.latency_histograms(1, before, 60, [0, 2, 20, 3, 0, 0, 0, 0])
-        .await;
-    w.set_alias("churn", 2).await;
-    let deployed = w.clock.now();
-    w.latency_histograms(2, deployed, 30, [0, 0, 1, 2, 5, 17, 0, 0])
-        .await;
-    w.clock.advance(Duration::minutes(5));
-
-    let report = w.evaluator.run_cycle(None, false).await.unwrap();
-    assert_eq!(
-        report.versions[0].rollback_verdict,
-        Some(Verdict::Fail),
-        "{report:?}"
-    );
-    let rollback = w
-        .recommendations("churn", RecommendationKind::Rollback)
-        .await;
-    assert_eq!(rollback.len(), 1);
-    let latency = &rollback[0].evidence["latency"]["metrics"][0];
-    // Medians at bucket midpoints: (10, 25] → 17.5 ms, (100, 250] → 175 ms.
-    assert_eq!(latency["baseline_median"], 17.5, "{latency}");
-    assert_eq!(latency["canary_median"], 175.0, "{latency}");
-    // Without automatic rollback the alias stays.
-    assert_eq!(
-        w.registry
-            .get_alias("churn", "production")
-            .await
-            .unwrap()
-            .version,
-        2
-    );
-}
-
-impl World {
     /// Cumulative `requests` and `errors` counters of one version, one point
     /// every 10 s from `from`; each step adds 100 requests and
     /// `errors_per_step` errors. `reset_at` restarts both from zero there
@@ -966,34 +686,38 @@ impl World {
 }
 
 #[tokio::test]
+async fn latency_histograms_judge_a_deployment() {
+    let w = world().await;
+    let policy = json!({"rollback": {"latency": {"source": "histogram",
+                                                 "metric": "http.server.request.duration"},
+                                     "window": "10m"}});
+    let deployed = w.redeploy("churn", policy).await;
+    let before = deployed - Duration::minutes(10);
+    w.latency_histograms(1, before, 60, [0, 2, 20, 3, 0, 0, 0, 0])
+        .await;
+    w.latency_histograms(2, deployed, 30, [0, 0, 1, 2, 5, 17, 0, 0])
+        .await;
+    let rollback = w.judged_failing().await;
+    assert_eq!(rollback.len(), 1);
+    let latency = &rollback[0].evidence["latency"]["metrics"][0];
+    // Medians at bucket midpoints: (10, 25] → 17.5 ms, (100, 250] → 175 ms.
+    assert_eq!(latency["baseline_median"], 17.5, "{latency}");
+    assert_eq!(latency["canary_median"], 175.0, "{latency}");
+    // Without automatic rollback the alias stays.
+    assert_eq!(w.production("churn").await, 2);
+}
+
+#[tokio::test]
 async fn error_counters_judge_a_deployment_across_a_reset() {
     let w = world().await;
-    w.model("churn", 2).await;
-    w.set_alias("churn", 1).await;
-    w.policy(
-        "churn",
-        json!({"rollback": {"errors": {"source": "metric", "errors_metric": "errors",
-                                       "requests_metric": "requests"},
-                            "window": "10m", "automatic": true}}),
-    )
-    .await;
-    w.clock.advance(Duration::minutes(20));
-    w.counters(1, w.clock.now() - Duration::minutes(10), 60, 1, None)
+    let policy = json!({"rollback": {"errors": {"source": "metric", "errors_metric": "errors",
+                                                "requests_metric": "requests"},
+                                     "window": "10m", "automatic": true}});
+    let deployed = w.redeploy("churn", policy).await;
+    w.counters(1, deployed - Duration::minutes(10), 60, 1, None)
         .await;
-    w.set_alias("churn", 2).await;
-    let deployed = w.clock.now();
     w.counters(2, deployed, 30, 20, Some(15)).await;
-    w.clock.advance(Duration::minutes(5));
-
-    let report = w.evaluator.run_cycle(None, false).await.unwrap();
-    assert_eq!(
-        report.versions[0].rollback_verdict,
-        Some(Verdict::Fail),
-        "{report:?}"
-    );
-    let rollback = w
-        .recommendations("churn", RecommendationKind::Rollback)
-        .await;
+    let rollback = w.judged_failing().await;
     let errors = &rollback[0].evidence["errors"];
     // v1: 59 steps of 100 requests, 1 error; v2: 29 increases (one step is
     // the reset, counted from zero: 100 and 20), so 2,900 and 580.
@@ -1005,12 +729,5 @@ async fn error_counters_judge_a_deployment_across_a_reset() {
         (errors["canary_rate"].as_f64().unwrap() - 0.2).abs() < 1e-9,
         "{errors}"
     );
-    assert_eq!(
-        w.registry
-            .get_alias("churn", "production")
-            .await
-            .unwrap()
-            .version,
-        1
-    );
+    assert_eq!(w.production("churn").await, 1);
 }

@@ -9,12 +9,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use modelwatch_client::{
-    AlertOutcome, PageQuery, RecommendationKind, RecommendationQuery, RecommendationStatus,
-};
+use modelwatch_client::{AlertOutcome, PageQuery, RecommendationKind, RecommendationStatus};
 use serde_json::{Value, json};
 
-use crate::prometheus::Prometheus;
+use crate::prometheus::{Prometheus, modelwatch_scrape_job};
 use crate::support::*;
 
 const RECEIVER: &str = "/api/v1/alerts/alertmanager";
@@ -87,10 +85,7 @@ async fn audit(http: &Http, query: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payloads() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--no-evaluator".into()],
-        ..Start::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--no-evaluator"]));
     let admin = d.http();
     let am = admin.with_token(Some(&admin.token("alertmanager", "approver").await));
     deployed(
@@ -116,10 +111,7 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
     ] {
         let (status, reply) = am.raw("POST", RECEIVER, "application/json", body).await;
         assert_eq!(status, 400, "{reply}");
-        assert!(
-            reply["error"]["message"].as_str().unwrap().contains(want),
-            "{reply}"
-        );
+        assert!(error_message(&reply).contains(want), "{reply}");
     }
     let listed = am.api().alerts().list(&PageQuery::default()).await.unwrap();
     assert_eq!(listed.items, []);
@@ -182,19 +174,11 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
     assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
     assert_eq!(rollbacks[0]["actor"], "alertmanager");
     assert_eq!(rollbacks[0]["target"], "model/fraud/alias/production");
-    let churn_retrain = RecommendationQuery {
-        model: Some("churn".into()),
-        kind: Some(RecommendationKind::Retrain),
-        ..RecommendationQuery::default()
-    };
     let recs = admin
-        .api()
-        .recommendations()
-        .list(&churn_retrain)
-        .await
-        .unwrap();
-    assert_eq!(recs.items[0].raised_by, "alertmanager", "{recs:?}");
-    assert_eq!(recs.items[0].evidence["fingerprint"], "d0a1");
+        .recommendations_of("churn", Some(RecommendationKind::Retrain), None)
+        .await;
+    assert_eq!(recs[0].raised_by, "alertmanager", "{recs:?}");
+    assert_eq!(recs[0].evidence["fingerprint"], "d0a1");
 
     // Alertmanager repeats the notification: every alert is a duplicate and
     // nothing moves again (production stays at 1, not further back).
@@ -249,15 +233,7 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
         "{}",
         stdout(&out)
     );
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", d.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin.get_text("/metrics").await;
     for line in [
         "modelwatch_alert_notifications_total{outcome=\"rolled_back\"} 1",
         "modelwatch_alert_notifications_total{outcome=\"duplicate\"} 4",
@@ -269,10 +245,7 @@ async fn the_receiver_rolls_back_once_records_every_outcome_and_refuses_bad_payl
 
 #[tokio::test]
 async fn exported_alert_files_pass_promtool_and_amtool() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--no-evaluator".into()],
-        ..Start::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--no-evaluator"]));
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("alerts");
     let target_s = target.to_str().unwrap();
@@ -345,14 +318,7 @@ async fn bad_deployment(ingest: &Http, model: &str, deployed_at: &str) {
         spans(model, 1, at - 300_000_000_000, 200, 0),
         spans(model, 2, at + 1_000, 200, 2),
     ] {
-        let (status, reply) = ingest
-            .raw(
-                "POST",
-                "/v1/traces",
-                "application/json",
-                serde_json::to_vec(&body).unwrap(),
-            )
-            .await;
+        let (status, reply) = ingest.post_json_bytes("/v1/traces", &body).await;
         assert_eq!(status, 200, "{reply}");
     }
 }
@@ -380,25 +346,6 @@ fn alertmanager_config(receiver_url: &str, token_file: &str) -> String {
         text = text.replace(from, to);
     }
     text
-}
-
-/// Waits for `what` to return `Some`, polling every 250 ms for at most
-/// `limit`; fails with `describe` of the last state.
-async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(state) if Instant::now() > deadline => {
-                panic!("{what} did not happen within {limit:?}; last state: {state}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
 }
 
 #[tokio::test]
@@ -453,10 +400,10 @@ async fn prometheus_and_alertmanager_roll_a_bad_deployment_back() {
             .expect("prometheus-alertmanager must be installed (.ci/run installs it)"),
     );
 
-    let prom_port = free_port();
     let rules = alerts_dir().join("rules/modelwatch.yml");
-    let prom_config = format!(
-        r#"
+    let _prometheus = Prometheus::start(|_| {
+        format!(
+            r#"
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -467,16 +414,11 @@ alerting:
     - static_configs:
         - targets: ["127.0.0.1:{am_port}"]
 scrape_configs:
-  - job_name: modelwatch
-    authorization:
-      credentials: {scrape}
-    static_configs:
-      - targets: ["{target}"]
-"#,
-        rules = rules.display(),
-        target = d.url.trim_start_matches("http://"),
-    );
-    let _prometheus = Prometheus::start(dir.path(), prom_port, &prom_config);
+{modelwatch}"#,
+            rules = rules.display(),
+            modelwatch = modelwatch_scrape_job(&d, &scrape),
+        )
+    });
 
     // The alias of the model whose policy allows it is rolled back by the
     // notification, as the audit log shows.
@@ -515,24 +457,12 @@ scrape_configs:
     );
     assert_eq!(production(&admin, "fraud").await, 1);
     // The evaluator's recommendation is marked applied by the receiver.
-    let fraud_rollback = RecommendationQuery {
-        model: Some("fraud".into()),
-        kind: Some(RecommendationKind::Rollback),
-        ..RecommendationQuery::default()
-    };
     let recs = admin
-        .api()
-        .recommendations()
-        .list(&fraud_rollback)
-        .await
-        .unwrap();
+        .recommendations_of("fraud", Some(RecommendationKind::Rollback), None)
+        .await;
+    assert_eq!(recs[0].status, RecommendationStatus::Applied, "{recs:?}");
     assert_eq!(
-        recs.items[0].status,
-        RecommendationStatus::Applied,
-        "{recs:?}"
-    );
-    assert_eq!(
-        recs.items[0].resolved_by.as_deref(),
+        recs[0].resolved_by.as_deref(),
         Some("alertmanager"),
         "{recs:?}"
     );

@@ -15,7 +15,7 @@ use modelwatch_dashboards::{Language, SqlContext, expand_sql, queries};
 use serde_json::{Value, json};
 
 use crate::monitoring::drifting_fraud_model;
-use crate::prometheus::Prometheus;
+use crate::prometheus::{Prometheus, modelwatch_scrape_job};
 use crate::support::*;
 
 /// The template variables' values the queries run with.
@@ -26,143 +26,84 @@ const VARIABLES: &[(&str, &str)] = &[
     ("instance", ".*"),
 ];
 
-/// The columns each SQL query must return, by dashboard file and location.
+/// The columns each SQL query must return (in order, separated by spaces),
+/// by dashboard file and location.
 /// Grafana reads `time` as the time axis and `metric` / `value` as a long
 /// series; annotations need `time`, `text`, `tags`; variables one column.
-const EXPECTED_COLUMNS: &[(&str, &str, &[&str])] = &[
-    ("fleet", "panel 2 \"Models\" target A", &["models"]),
+const EXPECTED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("fleet", "panel 2 \"Models\" target A", "models"),
     (
         "fleet",
         "panel 8 \"Models: $alias version, health, open recommendations\" target A",
-        &[
-            "model",
-            "alias_version",
-            "health",
-            "open_recommendations",
-            "open_recommendations_all_versions",
-            "latest_version",
-            "alias_moved_at",
-        ],
+        "model alias_version health open_recommendations open_recommendations_all_versions latest_version alias_moved_at",
     ),
     (
         "fleet",
         "panel 13 \"Recent recommendations\" target A",
-        &[
-            "time",
-            "model",
-            "version",
-            "kind",
-            "severity",
-            "status",
-            "reason",
-            "raised_by",
-        ],
+        "time model version kind severity status reason raised_by",
     ),
     (
         "fleet",
         "panel 14 \"Recent alias moves\" target A",
-        &[
-            "time",
-            "model",
-            "alias",
-            "kind",
-            "from_version",
-            "to_version",
-            "actor",
-            "reason",
-        ],
+        "time model alias kind from_version to_version actor reason",
     ),
-    (
-        "fleet",
-        "annotation \"Alias moves\"",
-        &["time", "text", "tags"],
-    ),
-    ("model-version", "variable model", &["model"]),
-    ("model-version", "variable version", &["version"]),
+    ("fleet", "annotation \"Alias moves\"", "time text tags"),
+    ("model-version", "variable model", "model"),
+    ("model-version", "variable version", "version"),
     (
         "model-version",
         "annotation \"Alias moves\"",
-        &["time", "text", "tags"],
+        "time text tags",
     ),
     (
         "model-version",
         "annotation \"Recommendations\"",
-        &["time", "text", "tags"],
+        "time text tags",
     ),
     (
         "model-version",
         "panel 9 \"Drift statistic history (drift_results)\" target A",
-        &["time", "metric", "value"],
+        "time metric value",
     ),
     (
         "model-version",
         "panel 10 \"Latest evaluation per feature\" target A",
-        &[
-            "feature",
-            "feature_kind",
-            "method",
-            "statistic",
-            "p_value",
-            "adjusted_p_value",
-            "threshold",
-            "decision",
-            "n_reference",
-            "n_current",
-            "reference_source",
-            "evaluated_at",
-        ],
+        "feature feature_kind method statistic p_value adjusted_p_value threshold decision n_reference n_current reference_source evaluated_at",
     ),
     (
         "model-version",
         "panel 12 \"Requests per second (spans)\" target A",
-        &["time", "requests"],
+        "time requests",
     ),
     (
         "model-version",
         "panel 13 \"Inferences per second\" target A",
-        &["time", "inferences"],
+        "time inferences",
     ),
     (
         "model-version",
         "panel 14 \"Error rate\" target A",
-        &["time", "error_ratio"],
+        "time error_ratio",
     ),
     (
         "model-version",
         "panel 15 \"Latency (spans)\" target A",
-        &["time", "p50", "p90", "p99"],
+        "time p50 p90 p99",
     ),
     (
         "model-version",
         "panel 16 \"Model server metrics (samples)\" target A",
-        &["time", "metric", "value"],
+        "time metric value",
     ),
     (
         "model-version",
         "panel 18 \"Recommendations for this version\" target A",
-        &[
-            "time",
-            "kind",
-            "severity",
-            "status",
-            "reason",
-            "raised_by",
-            "resolved_by",
-            "resolved_at",
-        ],
+        "time kind severity status reason raised_by resolved_by resolved_at",
     ),
     (
         "model-version",
         "panel 19 \"Alias moves of the model\" target A",
-        &[
-            "time",
-            "alias",
-            "kind",
-            "from_version",
-            "to_version",
-            "actor",
-            "reason",
-        ],
+        "time alias kind from_version to_version actor reason",
     ),
 ];
 
@@ -217,14 +158,7 @@ async fn model_server_telemetry(ingest: &Http) {
         ]}},
     ]}]}]});
     for (path, body) in [("/v1/traces", traces), ("/v1/metrics", metrics)] {
-        let (status, reply) = ingest
-            .raw(
-                "POST",
-                path,
-                "application/json",
-                body.to_string().into_bytes(),
-            )
-            .await;
+        let (status, reply) = ingest.post_json_bytes(path, &body).await;
         assert_eq!(status, 200, "{path}: {reply}");
         assert!(reply.get("partialSuccess").is_none(), "{path}: {reply}");
     }
@@ -292,7 +226,8 @@ async fn every_dashboard_sql_query_runs_on_the_real_schema_and_finds_rows() {
             .iter()
             .find(|(d, l, _)| *d == dashboard && *l == q.location)
             .unwrap_or_else(|| panic!("{at}: no expected columns listed; it returned {names:?}"));
-        assert_eq!(names, expected.2, "{at}");
+        let expected: Vec<&str> = expected.2.split_whitespace().collect();
+        assert_eq!(names, expected, "{at}");
         for (name, arrow) in &columns {
             assert!(grafana_type(arrow), "{at}: column {name} is {arrow}");
         }
@@ -364,24 +299,11 @@ async fn post_sql(http: &Http, query: &str) -> Value {
 async fn every_dashboard_promql_expression_runs_on_a_real_prometheus() {
     let d = Daemon::start();
     let reader = fleet_with_history(&d).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = format!(
-        r#"
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: modelwatch
-    authorization:
-      credentials: {reader}
-    static_configs:
-      - targets: ["{target}"]
-"#,
-        target = d.url.trim_start_matches("http://")
-    );
-    let _prometheus = Prometheus::start(dir.path(), port, &config);
+    let job = modelwatch_scrape_job(&d, &reader);
+    let prometheus =
+        Prometheus::start(|_| format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{job}"));
     let client = reqwest::Client::new();
-    let prom = format!("http://127.0.0.1:{port}");
+    let prom = format!("http://127.0.0.1:{}", prometheus.port);
     let query = |expr: String| {
         let client = client.clone();
         let prom = prom.clone();

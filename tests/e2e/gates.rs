@@ -50,10 +50,7 @@ async fn gate_audit(admin: &Http) -> Vec<AuditEntry> {
 #[tokio::test]
 async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     // A body limit above the 64 KiB policy limit, small enough to exceed.
-    let d = Daemon::start_with(Start {
-        args: vec!["--max-body-bytes".into(), "200000".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--max-body-bytes", "200000"]));
     let admin = d.http();
     let approver_token = admin.token("release", "approver").await;
     let approver = admin.with_token(Some(&approver_token));
@@ -67,7 +64,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     let (status, body) = approver.raw("PUT", path, "text/plain", broken.into()).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_policy");
-    let message = body["error"]["message"].as_str().unwrap();
+    let message = error_message(&body);
     assert!(message.contains("gate.rego:4:9"), "{message}");
     assert!(message.contains("nothing was stored"), "{message}");
     // Wrong package and a policy without `deny`, as JSON this time.
@@ -79,10 +76,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         ("package modelwatch.gate\nallow if true\n", "no `deny` rule"),
     ] {
         let body = approver.put_expect(path, json!({"rego": rego}), 400).await;
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(needle),
-            "{body}"
-        );
+        assert!(error_message(&body).contains(needle), "{body}");
     }
     let (status, body) = approver.raw("PUT", path, "image/png", b"x".to_vec()).await;
     assert_eq!(status, 415, "{body}");
@@ -91,20 +85,14 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         .raw("PUT", path, "text/plain", vec![0xff, 0xfe, 0x00])
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("UTF-8"),
-        "{body}"
-    );
+    assert!(error_message(&body).contains("UTF-8"), "{body}");
     let body = approver.put_expect(path, json!({"rego": 42}), 400).await;
     assert_eq!(body["error"]["code"], "malformed_json");
     let big = format!("package modelwatch.gate\n{}", "# pad\n".repeat(20_000));
     let (status, body) = approver.raw("PUT", path, "text/plain", big.into()).await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("at most 65536 bytes"),
+        error_message(&body).contains("at most 65536 bytes"),
         "{body}"
     );
     let (status, body) = approver
@@ -179,17 +167,9 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     assert_eq!(status, 400, "{body}");
 
     // The gate through the CLI: exit 0 allowed, 1 denied.
-    let out = d.cli_as(
+    let out = d.cli_line_as(
         &approver_token,
-        &[
-            "gate",
-            "--model",
-            "fraud",
-            "--version",
-            "1",
-            "--alias",
-            "production",
-        ],
+        "gate --model fraud --version 1 --alias production",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -226,7 +206,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
         )
         .await;
     assert_eq!(body["error"]["code"], "gate_denied");
-    let message = body["error"]["message"].as_str().unwrap();
+    let message = error_message(&body);
     assert!(message.contains("below the minimum 0.8"), "{message}");
     assert!(message.contains("nothing was moved"), "{message}");
     assert_eq!(
@@ -267,17 +247,9 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     assert_eq!(after["gate"]["policy_sha256"], sha);
 
     // Through the CLI, a denied promotion fails with the reasons and moves nothing.
-    let out = d.cli_as(
+    let out = d.cli_line_as(
         &approver_token,
-        &[
-            "promote",
-            "--model",
-            "fraud",
-            "--version",
-            "2",
-            "--alias",
-            "production",
-        ],
+        "promote --model fraud --version 2 --alias production",
     );
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
@@ -294,33 +266,22 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     );
 
     // The CLI uploads a policy file; a malformed one is refused with its line.
+    let set_policy = |file: &std::path::Path| {
+        let file = file.to_str().unwrap();
+        d.cli_as(
+            &approver_token,
+            &["gate-policy", "set", "--model", "fraud", file],
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.rego");
     std::fs::write(&file, broken).unwrap();
-    let out = d.cli_as(
-        &approver_token,
-        &[
-            "gate-policy",
-            "set",
-            "--model",
-            "fraud",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = set_policy(&file);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("gate.rego:4:9"), "{}", stderr(&out));
     let file = dir.path().join("min_metric.rego");
     std::fs::write(&file, example("min_metric.rego")).unwrap();
-    let out = d.cli_as(
-        &approver_token,
-        &[
-            "gate-policy",
-            "set",
-            "--model",
-            "fraud",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = set_policy(&file);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = d.cli(&["gate-policy", "get", "--model", "fraud"]);
     assert_eq!(
@@ -338,10 +299,7 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
 
     // Without a policy every version passes, with a warning.
     assert_eq!(editor.send("DELETE", path, None).await.0, 403);
-    let out = d.cli_as(
-        &approver_token,
-        &["gate-policy", "delete", "--model", "fraud"],
-    );
+    let out = d.cli_line_as(&approver_token, "gate-policy delete --model fraud");
     assert!(out.status.success(), "{}", stderr(&out));
     let report = reader.api().versions("fraud").gate(2, None).await.unwrap();
     assert!(report.allowed);

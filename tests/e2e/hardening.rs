@@ -52,10 +52,7 @@ fn read_until_closed(mut s: TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
 
 #[test]
 fn postgres_connections_neither_leak_nor_pile_up() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--pg-max-connections".into(), "16".into()],
-        ..Start::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--pg-max-connections", "16"]));
     let (host, port) = d.pg_addr();
     let addr = format!("{host}:{port}");
     let pid = d.child.id();
@@ -196,10 +193,7 @@ async fn queries_built_to_crash_the_daemon_are_refused_and_it_keeps_serving() {
             .await;
         assert_eq!(body["error"]["code"], "invalid_query", "{body}");
         assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("nests more than 1000 levels"),
+            error_message(&body).contains("nests more than 1000 levels"),
             "{body}"
         );
     }
@@ -226,15 +220,12 @@ async fn refused(http: &Http, request: Value, needle: &str) {
 
 #[tokio::test]
 async fn sql_memory_and_time_are_bounded() {
-    let d = Daemon::start_with(Start {
-        args: vec![
-            "--sql-memory-limit".into(),
-            "64MiB".into(),
-            "--sql-timeout-seconds".into(),
-            "5".into(),
-        ],
-        ..Start::default()
-    });
+    let d = Daemon::start_with(Start::args(&[
+        "--sql-memory-limit",
+        "64MiB",
+        "--sql-timeout-seconds",
+        "5",
+    ]));
     let http = d.http();
     let pid = d.child.id();
     let before = rss_bytes(pid);
@@ -325,10 +316,7 @@ async fn a_policy_built_to_stop_the_evaluator_is_refused_and_a_stored_one_is_rep
             .put("/api/v1/models/a/policy", json!({ field: value }))
             .await;
         assert_eq!(status, 400, "{field}={value}: {body}");
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(field),
-            "{body}"
-        );
+        assert!(error_message(&body).contains(field), "{body}");
     }
     http.put_expect(
         "/api/v1/models/a/policy",
@@ -391,13 +379,7 @@ async fn protected_aliases_cannot_be_removed_renamed_or_respelled_by_an_editor()
     let editor = admin.with_token(Some(&admin.token("ci", "editor").await));
     let approver = admin.with_token(Some(&admin.token("release", "approver").await));
     editor.model_with_versions("m", 2).await;
-    approver
-        .put_expect(
-            "/api/v1/models/m/aliases/production",
-            json!({"version": 1}),
-            200,
-        )
-        .await;
+    approver.put_alias("m", "production", 1, 200).await;
 
     for alias in ["Production", "PRODUCTION", "production"] {
         let (status, body) = editor
@@ -410,13 +392,7 @@ async fn protected_aliases_cannot_be_removed_renamed_or_respelled_by_an_editor()
     }
     let (status, body) = editor.send("DELETE", "/api/v1/models/m", None).await;
     assert_eq!(status, 403, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("protected alias"),
-        "{body}"
-    );
+    assert!(error_message(&body).contains("protected alias"), "{body}");
     for (route, request) in [
         ("registered-models/delete", json!({"name": "m"})),
         (
@@ -598,13 +574,7 @@ async fn a_failed_upload_leaves_no_rows_and_no_files() {
         )
         .await;
     assert_eq!(status, 400, "{reply}");
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("row 500001"),
-        "{reply}"
-    );
+    assert!(error_message(&reply).contains("row 500001"), "{reply}");
     assert_eq!(count(&http, "inferences").await, 0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while parquet_files(&d.data_dir.join("history/tables")) > 0 {
@@ -631,12 +601,7 @@ async fn bodies_and_targets_of_the_wrong_shape_change_nothing() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("JSON object")
-    );
+    assert!(error_message(&body).contains("JSON object"), "{body}");
     let (status, _) = http.get("/api/v1/models/name").await;
     assert_eq!(status, 404);
     // MLflow: a number is not a name.
@@ -695,10 +660,7 @@ fn raw_head(addr: &str, request: &[u8]) -> String {
 
 #[test]
 fn early_refusals_say_they_close_the_connection() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--max-body-bytes".into(), "2048".into()],
-        ..Start::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--max-body-bytes", "2048"]));
     let addr = d.url.trim_start_matches("http://").to_string();
     // 401 before the body was read.
     let head = raw_head(

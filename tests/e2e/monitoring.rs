@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use modelwatch_client::{RecommendationKind, RecommendationQuery, RecommendationStatus};
+use modelwatch_client::{RecommendationKind, RecommendationStatus};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -109,7 +109,7 @@ async fn policies_are_validated_gated_and_audited() {
     ] {
         let (status, body) = editor.put("/api/v1/models/fraud/policy", bad.clone()).await;
         assert_eq!(status, 400, "{bad}: {body}");
-        let message = body["error"]["message"].as_str().unwrap();
+        let message = error_message(&body);
         assert!(message.contains(needle), "{bad}: {message}");
     }
     assert_eq!(admin.get("/api/v1/models/fraud/policy").await.0, 404);
@@ -197,19 +197,11 @@ async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
     assert!(matches!(action, Some("raised" | "updated")), "{report}");
     let evaluation_id = outcome["evaluation_id"].as_str().unwrap();
 
-    let open_retrain = RecommendationQuery {
-        model: Some("fraud".into()),
-        kind: Some(RecommendationKind::Retrain),
-        status: Some(RecommendationStatus::Open),
-        ..RecommendationQuery::default()
-    };
+    let retrain = Some(RecommendationKind::Retrain);
     let recs = reader
-        .api()
-        .recommendations()
-        .list(&open_retrain)
-        .await
-        .unwrap();
-    assert_eq!(recs.items.len(), 1, "{recs:?}");
+        .recommendations_of("fraud", retrain, Some(RecommendationStatus::Open))
+        .await;
+    assert_eq!(recs.len(), 1, "{recs:?}");
     let version = reader.api().versions("fraud").get(1).await.unwrap();
     assert_eq!(version.tags["modelwatch.health"], "drifting");
     assert_eq!(version.tags["modelwatch.recommendation"], "retrain");
@@ -327,12 +319,7 @@ async fn a_policy_file_is_applied_at_start_and_the_evaluator_can_be_off() {
         (503, Some("unavailable")),
         "{body}"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--no-evaluator")
-    );
+    assert!(error_message(&body).contains("--no-evaluator"), "{body}");
     d.terminate();
 
     // Next start: applied, audited as the system actor.

@@ -90,54 +90,58 @@ fn grpc_metadata(token: &str) -> tonic::metadata::MetadataMap {
     m
 }
 
+/// An exporter builder in HTTP mode, aimed at `url` with the admin token.
+fn over_http<B: WithExportConfig + WithHttpConfig>(builder: B, url: String) -> B {
+    builder.with_endpoint(url).with_headers(http_headers())
+}
+
+/// An exporter builder in gRPC mode, aimed at the OTLP/gRPC listener with
+/// the admin token.
+fn over_grpc<B: WithExportConfig + WithTonicConfig>(builder: B, e: &Endpoints) -> B {
+    builder
+        .with_endpoint(e.grpc.clone())
+        .with_metadata(grpc_metadata(TOKEN))
+}
+
+/// An exporter of `e`'s transport: `$exporter`'s builders for HTTP and gRPC
+/// share no trait that builds, hence a macro. Each `$tune(arg)` applies to
+/// either transport (e.g. compression).
+macro_rules! exporter {
+    ($exporter:ident, $e:expr, $http_url:expr $(, $tune:ident($arg:expr))*) => {
+        match $e.transport {
+            Transport::Http => over_http($exporter::builder().with_http(), $http_url)$(.$tune($arg))*.build(),
+            Transport::Grpc => over_grpc($exporter::builder().with_tonic(), $e)$(.$tune($arg))*.build(),
+        }
+    };
+}
+
 fn metric_exporter(e: &Endpoints) -> MetricExporter {
-    match e.transport {
-        Transport::Http => MetricExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{}/v1/metrics", e.otlp_http))
-            .with_headers(http_headers())
-            .with_compression(Compression::Gzip)
-            .build(),
-        Transport::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(e.grpc.clone())
-            .with_metadata(grpc_metadata(TOKEN))
-            .with_compression(Compression::Gzip)
-            .build(),
-    }
+    let http_url = format!("{}/v1/metrics", e.otlp_http);
+    exporter!(
+        MetricExporter,
+        e,
+        http_url,
+        with_compression(Compression::Gzip)
+    )
     .expect("metric exporter")
 }
 
 fn log_exporter(e: &Endpoints) -> LogExporter {
-    match e.transport {
-        Transport::Http => LogExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{}/v1/logs", e.api))
-            .with_headers(http_headers())
-            .build(),
-        Transport::Grpc => LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(e.grpc.clone())
-            .with_metadata(grpc_metadata(TOKEN))
-            .build(),
-    }
-    .expect("log exporter")
+    exporter!(LogExporter, e, format!("{}/v1/logs", e.api)).expect("log exporter")
 }
 
 fn span_exporter(e: &Endpoints) -> SpanExporter {
-    match e.transport {
-        Transport::Http => SpanExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{}/v1/traces", e.otlp_http))
-            .with_headers(http_headers())
-            .build(),
-        Transport::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(e.grpc.clone())
-            .with_metadata(grpc_metadata(TOKEN))
-            .build(),
-    }
-    .expect("span exporter")
+    exporter!(SpanExporter, e, format!("{}/v1/traces", e.otlp_http)).expect("span exporter")
+}
+
+/// The resource of an SDK provider, with these string attributes.
+fn resource(attributes: &[(&'static str, &str)]) -> Resource {
+    let attributes = attributes
+        .iter()
+        .map(|&(key, value)| KeyValue::new(key, value.to_string()));
+    Resource::builder_empty()
+        .with_attributes(attributes)
+        .build()
 }
 
 /// Metrics of every point type the SDK produces, attributed through the
@@ -146,15 +150,11 @@ fn span_exporter(e: &Endpoints) -> SpanExporter {
 fn emit_metrics(e: &Endpoints, version: &str) {
     let provider = SdkMeterProvider::builder()
         .with_periodic_exporter(metric_exporter(e))
-        .with_resource(
-            Resource::builder_empty()
-                .with_attributes([
-                    KeyValue::new("service.name", "scorer"),
-                    KeyValue::new("model.name", "fraud"),
-                    KeyValue::new("model.version", version.to_string()),
-                ])
-                .build(),
-        )
+        .with_resource(resource(&[
+            ("service.name", "scorer"),
+            ("model.name", "fraud"),
+            ("model.version", version),
+        ]))
         .with_view(|i: &Instrument| {
             (i.name() == "embedding_norm").then(|| {
                 Stream::builder()
@@ -197,11 +197,7 @@ fn emit_metrics(e: &Endpoints, version: &str) {
 fn emit_logs(e: &Endpoints, version: &str) {
     let provider = SdkLoggerProvider::builder()
         .with_simple_exporter(log_exporter(e))
-        .with_resource(
-            Resource::builder_empty()
-                .with_attribute(KeyValue::new("service.name", "scorer"))
-                .build(),
-        )
+        .with_resource(resource(&[("service.name", "scorer")]))
         .build();
     let logger = provider.logger("modelwatch-e2e");
     let now = SystemTime::now();
@@ -243,14 +239,10 @@ fn emit_logs(e: &Endpoints, version: &str) {
 fn emit_spans(e: &Endpoints, version: &str) {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(span_exporter(e))
-        .with_resource(
-            Resource::builder_empty()
-                .with_attributes([
-                    KeyValue::new("model.name", "fraud"),
-                    KeyValue::new("model.version", version.to_string()),
-                ])
-                .build(),
-        )
+        .with_resource(resource(&[
+            ("model.name", "fraud"),
+            ("model.version", version),
+        ]))
         .build();
     let tracer = provider.tracer("modelwatch-e2e");
     let mut span = tracer.start("predict");
@@ -629,14 +621,7 @@ async fn upstream_otlp_json_example_is_stored_and_answered_in_json() {
     // Partial success in OTLP/JSON: lowerCamelCase, int64 as a string.
     let bad = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
         {"name": "g", "gauge": {"dataPoints": [{"timeUnixNano": "0", "asDouble": 1}]}}]}]}]});
-    let (status, reply) = http
-        .raw(
-            "POST",
-            "/v1/metrics",
-            "application/json",
-            serde_json::to_vec(&bad).unwrap(),
-        )
-        .await;
+    let (status, reply) = http.post_json_bytes("/v1/metrics", &bad).await;
     assert_eq!(status, 200);
     assert_eq!(
         reply["partialSuccess"]["rejectedDataPoints"], "1",
@@ -660,10 +645,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 const LIMIT: usize = 65536;
 
 fn limited_daemon() -> Daemon {
-    Daemon::start_with(Start {
-        args: vec!["--max-write-bytes".into(), LIMIT.to_string()],
-        ..Default::default()
-    })
+    Daemon::start_with(Start::args(&["--max-write-bytes", &LIMIT.to_string()]))
 }
 
 async fn nothing_written(http: &Http) {
@@ -716,104 +698,24 @@ async fn bad_otlp_http_requests_get_4xx_with_a_status_body_and_write_nothing() {
         status,
         grpc_code,
     };
+    let pb = "application/x-protobuf";
+    let with_token = |token: Option<String>, c: Case| Case { token, ..c };
+    #[rustfmt::skip]
     let cases = vec![
-        case(
-            "garbage",
-            "application/x-protobuf",
-            None,
-            b"\xff\xffnot protobuf".to_vec(),
-            400,
-            3,
+        case("garbage", pb, None, b"\xff\xffnot protobuf".to_vec(), 400, 3),
+        case("truncated", pb, None, good[..good.len() - 5].to_vec(), 400, 3),
+        case("bad JSON", "application/json", None, b"{\"resourceMetrics\": [".to_vec(), 400, 3),
+        case("wrong content type", "text/plain", None, good.clone(), 415, 3),
+        case("bad gzip", pb, Some("gzip"), good.clone(), 400, 3),
+        case("unknown encoding", pb, Some("br"), good.clone(), 415, 3),
+        case("oversized", pb, None, big_body(2 * LIMIT), 413, 8),
+        case("gzip bomb", pb, Some("gzip"), bomb, 413, 8),
+        with_token(None, case("no token", pb, None, good.clone(), 401, 16)),
+        with_token(
+            Some("mw_not_a_real_token_at_all_0000".into()),
+            case("unknown token", pb, None, good.clone(), 401, 16),
         ),
-        case(
-            "truncated",
-            "application/x-protobuf",
-            None,
-            good[..good.len() - 5].to_vec(),
-            400,
-            3,
-        ),
-        case(
-            "bad JSON",
-            "application/json",
-            None,
-            b"{\"resourceMetrics\": [".to_vec(),
-            400,
-            3,
-        ),
-        case(
-            "wrong content type",
-            "text/plain",
-            None,
-            good.clone(),
-            415,
-            3,
-        ),
-        case(
-            "bad gzip",
-            "application/x-protobuf",
-            Some("gzip"),
-            good.clone(),
-            400,
-            3,
-        ),
-        case(
-            "unknown encoding",
-            "application/x-protobuf",
-            Some("br"),
-            good.clone(),
-            415,
-            3,
-        ),
-        case(
-            "oversized",
-            "application/x-protobuf",
-            None,
-            big_body(2 * LIMIT),
-            413,
-            8,
-        ),
-        case(
-            "gzip bomb",
-            "application/x-protobuf",
-            Some("gzip"),
-            bomb,
-            413,
-            8,
-        ),
-        Case {
-            token: None,
-            ..case(
-                "no token",
-                "application/x-protobuf",
-                None,
-                good.clone(),
-                401,
-                16,
-            )
-        },
-        Case {
-            token: Some("mw_not_a_real_token_at_all_0000".into()),
-            ..case(
-                "unknown token",
-                "application/x-protobuf",
-                None,
-                good.clone(),
-                401,
-                16,
-            )
-        },
-        Case {
-            token: Some(reader),
-            ..case(
-                "reader token",
-                "application/x-protobuf",
-                None,
-                good.clone(),
-                403,
-                7,
-            )
-        },
+        with_token(Some(reader), case("reader token", pb, None, good.clone(), 403, 7)),
     ];
     for c in cases {
         let mut req = http
@@ -915,45 +817,18 @@ async fn bad_otlp_grpc_requests_get_the_right_status_and_write_nothing() {
     let t = Some(TOKEN);
     // (what, token, frame, grpc-encoding gzip, expected grpc-status)
     type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, bool, i32);
+    let bomb = gzip(&vec![0u8; 16 * LIMIT]);
+    let unknown = Some("mw_not_a_real_token_at_all_0000");
+    #[rustfmt::skip]
     let cases: Vec<Case<'_>> = vec![
-        (
-            "garbage",
-            t,
-            frame(b"\xff\xffnot protobuf", false),
-            false,
-            3,
-        ),
-        (
-            "truncated",
-            t,
-            frame(&good[..good.len() - 5], false),
-            false,
-            3,
-        ),
+        ("garbage", t, frame(b"\xff\xffnot protobuf", false), false, 3),
+        ("truncated", t, frame(&good[..good.len() - 5], false), false, 3),
         ("bad gzip", t, frame(&good, true), true, 13),
         ("oversized", t, frame(&big_body(2 * LIMIT), false), false, 8),
-        (
-            "gzip bomb",
-            t,
-            frame(&gzip(&vec![0u8; 16 * LIMIT]), true),
-            true,
-            8,
-        ),
+        ("gzip bomb", t, frame(&bomb, true), true, 8),
         ("no token", None, frame(&good, false), false, 16),
-        (
-            "unknown token",
-            Some("mw_not_a_real_token_at_all_0000"),
-            frame(&good, false),
-            false,
-            16,
-        ),
-        (
-            "reader token",
-            Some(reader.as_str()),
-            frame(&good, false),
-            false,
-            7,
-        ),
+        ("unknown token", unknown, frame(&good, false), false, 16),
+        ("reader token", Some(reader.as_str()), frame(&good, false), false, 7),
     ];
     for (what, token, body, gz, want) in cases {
         let (code, message) = raw_grpc(&h2, &base, token, body, gz).await;
@@ -982,15 +857,12 @@ async fn bad_otlp_grpc_requests_get_the_right_status_and_write_nothing() {
 
 #[tokio::test]
 async fn the_otlp_listeners_can_be_switched_off() {
-    let d = Daemon::start_with(Start {
-        args: vec![
-            "--otlp-http-listen".into(),
-            "off".into(),
-            "--otlp-grpc-listen".into(),
-            "off".into(),
-        ],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&[
+        "--otlp-http-listen",
+        "off",
+        "--otlp-grpc-listen",
+        "off",
+    ]));
     assert_eq!(d.otlp_http_url, None);
     assert_eq!(d.otlp_grpc_url, None);
     // The main listener still serves OTLP/HTTP.

@@ -97,12 +97,7 @@ async fn seed(d: &Daemon) -> (String, String) {
         http.post_expect("/api/v1/models/fraud/versions", json!({"run_id": run}), 201)
             .await;
     }
-    http.put_expect(
-        "/api/v1/models/fraud/aliases/production",
-        json!({"version": 2}),
-        200,
-    )
-    .await;
+    http.put_alias("fraud", "production", 2, 200).await;
 
     let base = (now_secs() / 60 - 10) * 60;
     let nanos = |secs: u64| (secs * 1_000_000_000).to_string();
@@ -124,14 +119,7 @@ async fn seed(d: &Daemon) -> (String, String) {
         "name": "predict", "kind": 2,
         "startTimeUnixNano": nanos(base), "endTimeUnixNano": nanos(base + 1)}]}]}]});
     for (path, body) in [("/v1/metrics", metrics), ("/v1/traces", spans)] {
-        let (s, b) = http
-            .raw(
-                "POST",
-                path,
-                "application/json",
-                serde_json::to_vec(&body).unwrap(),
-            )
-            .await;
+        let (s, b) = http.post_json_bytes(path, &body).await;
         assert_eq!(s, 200, "{path}: {b}");
         assert!(b.get("partialSuccess").is_none(), "{path}: {b}");
     }
@@ -331,10 +319,7 @@ fn psql_value_as(d: &Daemon, token: &str, sql: &str) -> String {
 async fn long_queries_are_canceled_with_57014() {
     const SLOW: &str = "SELECT count(*) FROM range(1000000000000)";
     // The server's limit (--sql-timeout-seconds, shared with HTTP SQL).
-    let d = Daemon::start_with(Start {
-        args: vec!["--sql-timeout-seconds".into(), "1".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--sql-timeout-seconds", "1"]));
     // The message names the limit that applied.
     let canceled_after = |setting: Option<&str>, limit: &str| {
         let started = Instant::now();
@@ -417,10 +402,7 @@ fn run_grafana_script(d: &Daemon, sslmode: &str, from: &str, to: &str) {
 async fn grafana_sql_replayed_with_psycopg_over_tls_and_plain_tcp() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path());
-    let d = Daemon::start_with(Start {
-        args: vec!["--pg-tls-cert".into(), cert, "--pg-tls-key".into(), key],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--pg-tls-cert", &cert, "--pg-tls-key", &key]));
     let (from, to) = seed(&d).await;
     run_grafana_script(&d, "require", &from, &to);
     // TLS is optional: Grafana's "disable" mode still connects.
@@ -534,10 +516,7 @@ async fn garbage_on_the_socket_does_not_hurt_the_listener() {
 
 #[tokio::test]
 async fn the_listener_can_be_switched_off_and_stops_with_the_daemon() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--pg-listen".into(), "off".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--pg-listen", "off"]));
     assert!(d.pg_addr.is_none());
     assert_eq!(d.http().get("/healthz").await.0, 200);
     drop(d);

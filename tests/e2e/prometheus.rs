@@ -11,24 +11,32 @@ use crate::support::*;
 
 /// Held for its drop: the process stops with the test.
 pub(crate) struct Prometheus {
+    /// Its web API is at `http://127.0.0.1:port`.
+    pub(crate) port: u16,
     _process: KillOnDrop,
+    _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
-    /// Debian's `prometheus` with `config` (written into `dir`, its TSDB
-    /// beside it) listening on `127.0.0.1:port`; stopped when dropped.
-    pub(crate) fn start(dir: &std::path::Path, port: u16, config: &str) -> Prometheus {
-        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    /// Debian's `prometheus` on a free loopback port with the configuration
+    /// `config` writes for that port (in a temporary directory, its TSDB
+    /// beside it); stopped when dropped.
+    pub(crate) fn start(config: impl FnOnce(u16) -> String) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let dir_path = dir.path();
+        std::fs::write(dir_path.join("prometheus.yml"), config(port)).unwrap();
         Prometheus {
+            port,
             _process: KillOnDrop(
                 Command::new("prometheus")
                     .arg(format!(
                         "--config.file={}",
-                        dir.join("prometheus.yml").display()
+                        dir_path.join("prometheus.yml").display()
                     ))
                     .arg(format!(
                         "--storage.tsdb.path={}",
-                        dir.join("tsdb").display()
+                        dir_path.join("tsdb").display()
                     ))
                     .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                     .stdout(Stdio::null())
@@ -36,8 +44,22 @@ impl Prometheus {
                     .spawn()
                     .expect("prometheus must be installed (.ci/run installs Debian's prometheus)"),
             ),
+            _dir: dir,
         }
     }
+}
+
+/// The `scrape_configs` entry for modelwatch's `/metrics` with `token`.
+pub(crate) fn modelwatch_scrape_job(d: &Daemon, token: &str) -> String {
+    format!(
+        r#"  - job_name: modelwatch
+    authorization:
+      credentials: {token}
+    static_configs:
+      - targets: ["{target}"]
+"#,
+        target = d.url.trim_start_matches("http://")
+    )
 }
 
 #[tokio::test]
@@ -46,14 +68,12 @@ async fn prometheus_remote_writes_with_a_token_and_sql_reads_it_back() {
     let admin = d.http();
     let ingest = admin.token("prometheus", "ingest").await;
     let reader = admin.token("prometheus-scrape", "reader").await;
-    let modelwatch_addr = d.url.trim_start_matches("http://");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     // Prometheus scrapes itself and modelwatch; its external labels
     // attribute every series to a model version, as a model server's
     // Prometheus would.
-    let config = format!(
-        r#"
+    let prometheus = Prometheus::start(|port| {
+        format!(
+            r#"
 global:
   scrape_interval: 1s
   external_labels:
@@ -63,12 +83,7 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["127.0.0.1:{port}"]
-  - job_name: modelwatch
-    authorization:
-      credentials: {reader}
-    static_configs:
-      - targets: ["{modelwatch_addr}"]
-remote_write:
+{modelwatch}remote_write:
   - url: {url}/api/v1/write
     authorization:
       credentials: {ingest}
@@ -77,9 +92,11 @@ remote_write:
       min_backoff: 100ms
       max_backoff: 1s
 "#,
-        url = d.url
-    );
-    let _prometheus = Prometheus::start(dir.path(), port, &config);
+            modelwatch = modelwatch_scrape_job(&d, &reader),
+            url = d.url
+        )
+    });
+    let port = prometheus.port;
 
     // Wait for the condition itself: Prometheus scrapes every second and
     // flushes its remote-write queue every second.

@@ -238,34 +238,10 @@ async fn roles_gate_every_kind_of_change() {
     );
     assert_eq!(ingest.get("/api/v1/models").await.0, 403);
     // Editors move ordinary aliases but not protected ones.
-    editor
-        .put_expect(
-            "/api/v1/models/m/aliases/staging",
-            json!({"version": 1}),
-            200,
-        )
-        .await;
-    editor
-        .put_expect(
-            "/api/v1/models/m/aliases/production",
-            json!({"version": 1}),
-            403,
-        )
-        .await;
-    approver
-        .put_expect(
-            "/api/v1/models/m/aliases/production",
-            json!({"version": 1}),
-            200,
-        )
-        .await;
-    approver
-        .put_expect(
-            "/api/v1/models/m/aliases/production",
-            json!({"version": 2}),
-            200,
-        )
-        .await;
+    editor.put_alias("m", "staging", 1, 200).await;
+    editor.put_alias("m", "production", 1, 403).await;
+    approver.put_alias("m", "production", 1, 200).await;
+    approver.put_alias("m", "production", 2, 200).await;
     // Rollback needs approver.
     editor
         .post_expect(
@@ -306,25 +282,11 @@ async fn roles_gate_every_kind_of_change() {
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--max-body-bytes".into(), "4096".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--max-body-bytes", "4096"]));
     let http = d.http();
     http.post_expect("/api/v1/models", json!({"name": "m"}), 201)
         .await;
-    let whole_log = AuditQuery {
-        page: PageQuery::limit(1000),
-        ..AuditQuery::default()
-    };
-    let audit_len = http
-        .api()
-        .audit()
-        .list(&whole_log)
-        .await
-        .unwrap()
-        .items
-        .len();
+    let audit_len = http.audit_len().await;
 
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
         (
@@ -477,9 +439,8 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         (413, Some("payload_too_large"))
     );
 
-    let after = http.api().audit().list(&whole_log).await.unwrap();
     assert_eq!(
-        after.items.len(),
+        http.audit_len().await,
         audit_len,
         "a rejected request wrote something"
     );

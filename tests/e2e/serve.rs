@@ -215,10 +215,7 @@ fn the_cli_says_clearly_when_no_daemon_answers() {
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--log-format".into(), "json".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--log-format", "json"]));
     let log = d.stderr.lock().unwrap().clone();
     let line = log
         .lines()
@@ -253,12 +250,7 @@ async fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_ones() {
     stream.read_exact(&mut interim).await.unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
 
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(d.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    d.signal("TERM");
     // The listener closes: a new connection is refused (poll until the
     // signal has been handled; the old request is still waiting for its body).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

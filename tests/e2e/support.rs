@@ -97,6 +97,16 @@ pub struct Start {
     pub data_dir_flag: bool,
 }
 
+impl Start {
+    /// The default start with these extra `serve` flags.
+    pub fn args(args: &[&str]) -> Start {
+        Start {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Start::default()
+        }
+    }
+}
+
 impl Default for Start {
     fn default() -> Self {
         Self {
@@ -280,6 +290,13 @@ impl Daemon {
         self.cli_as(TOKEN, args)
     }
 
+    /// [`Daemon::cli_as`] with the arguments written as one line, split at
+    /// spaces (so for arguments without any).
+    pub fn cli_line_as(&self, token: &str, line: &str) -> Output {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.cli_as(token, &args)
+    }
+
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
         Command::new(binary())
             .args(args)
@@ -294,25 +311,25 @@ impl Daemon {
         self.stdout_lines.recv_timeout(Duration::from_secs(30)).ok()
     }
 
-    /// SIGKILL: no shutdown, no flush; what was acknowledged must survive.
-    pub fn kill9(mut self) {
+    /// Sends the daemon a signal (`KILL`, `TERM`, …) with `kill`.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-KILL")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .expect("run kill");
-        assert!(status.success());
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// SIGKILL: no shutdown, no flush; what was acknowledged must survive.
+    pub fn kill9(mut self) {
+        self.signal("KILL");
         let _ = self.child.wait();
     }
 
     /// Sends SIGTERM, waits for the exit status and returns it with the log.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        self.signal("TERM");
         let exit = self.child.wait().expect("wait for modelwatch");
         // The pipe closes when the process exits: the thread has read every line.
         for t in [self.stderr_thread.take(), self.stdout_thread.take()]
@@ -430,6 +447,53 @@ impl Http {
         reply
     }
 
+    /// POST of a JSON value sent as raw bytes (`Http::raw`), for routes
+    /// outside the native API whose exact reply a test checks (OTLP/JSON).
+    pub async fn post_json_bytes(&self, path: &str, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("JSON body");
+        self.raw("POST", path, "application/json", bytes).await
+    }
+
+    /// How many entries the audit log holds: a refused request must not
+    /// change it.
+    pub async fn audit_len(&self) -> usize {
+        let whole_log = modelwatch_client::AuditQuery {
+            page: modelwatch_client::PageQuery::limit(1000),
+            ..modelwatch_client::AuditQuery::default()
+        };
+        let log = self.api().audit().list(&whole_log).await.unwrap();
+        log.items.len()
+    }
+
+    /// The recommendations of `model` (first page), of one kind and in one
+    /// status when given, through the typed client.
+    pub async fn recommendations_of(
+        &self,
+        model: &str,
+        kind: Option<modelwatch_client::RecommendationKind>,
+        status: Option<modelwatch_client::RecommendationStatus>,
+    ) -> Vec<modelwatch_client::Recommendation> {
+        let query = modelwatch_client::RecommendationQuery {
+            model: Some(model.to_string()),
+            kind,
+            status,
+            ..modelwatch_client::RecommendationQuery::default()
+        };
+        let api = self.api();
+        api.recommendations().list(&query).await.unwrap().items
+    }
+
+    /// The text of `GET path` (e.g. `/metrics`); the answer must be 200.
+    pub async fn get_text(&self, path: &str) -> String {
+        let mut req = self.client.get(format!("{}{path}", self.url));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("request");
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.text().await.expect("body")
+    }
+
     /// Creates model `name` with `versions` versions (1, 2, …), as this
     /// client.
     pub async fn model_with_versions(&self, name: &str, versions: usize) {
@@ -446,6 +510,13 @@ impl Http {
                 .await;
             assert_eq!(status, 201, "{body}");
         }
+    }
+
+    /// Moves `alias` of `model` to `version`; the answer must be `status`.
+    pub async fn put_alias(&self, model: &str, alias: &str, version: i64, status: u16) -> Value {
+        let path = format!("/api/v1/models/{model}/aliases/{alias}");
+        self.put_expect(&path, serde_json::json!({ "version": version }), status)
+            .await
     }
 
     /// Creates a token with a role and returns its secret.
@@ -469,6 +540,33 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The `error.message` of an error reply.
+pub fn error_message(reply: &Value) -> &str {
+    reply["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error reply: {reply}"))
+}
+
+/// Polls `check` every 250 ms until it returns `Ok`, for at most `limit`;
+/// fails naming `what` and the last state `check` described. Tests wait for
+/// an observable condition this way, never for a fixed time.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(state) if std::time::Instant::now() > deadline => {
+                panic!("{what} did not happen within {limit:?}; last state: {state}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
 /// Runs a SQL query through `POST /api/v1/sql`; the answer must be 200.
 pub async fn sql(http: &Http, query: &str) -> Value {
     let (status, body) = http
@@ -483,6 +581,11 @@ pub async fn count(http: &Http, table: &str) -> i64 {
     sql(http, &format!("SELECT count(*) AS n FROM {table}")).await["rows"][0]["n"]
         .as_i64()
         .expect("a count")
+}
+
+/// Rows in a table that meet a SQL condition.
+pub async fn count_where(http: &Http, table: &str, condition: &str) -> i64 {
+    count(http, &format!("{table} WHERE {condition}")).await
 }
 
 /// A child process (Prometheus, Alertmanager) killed when the test ends.

@@ -109,12 +109,7 @@ async fn remote_write_samples_come_back_through_sql() {
     assert_eq!(rows["rows"][0]["instance"], "a:9000");
     assert_eq!(rows["rows"][0]["stale"], false);
     // Samples without a model are kept; stale markers stay distinguishable from NaN.
-    let unattributed = sql(
-        &http,
-        "SELECT count(*) AS n FROM samples WHERE model IS NULL",
-    )
-    .await;
-    assert_eq!(unattributed["rows"][0]["n"], 1);
+    assert_eq!(count_where(&http, "samples", "model IS NULL").await, 1);
     let stale = sql(
         &http,
         "SELECT stale FROM samples WHERE version = '2' ORDER BY ts",
@@ -143,10 +138,7 @@ async fn remote_write_samples_come_back_through_sql() {
 
 #[tokio::test]
 async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--max-write-bytes".into(), "65536".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--max-write-bytes", "65536"]));
     let http = d.http();
     let good = encode(&WriteRequest {
         timeseries: vec![series(&[("__name__", "m")], &[(1.0, 1_700_000_000_000)])],
@@ -202,9 +194,9 @@ async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
     assert_eq!(status, 415, "remote write 2.0: {reply}");
     let (status, _) = write_as(&http, "application/json", good.clone()).await;
     assert_eq!(status, 415);
-    let count = sql(&http, "SELECT count(*) AS n FROM samples").await;
     assert_eq!(
-        count["rows"][0]["n"], 0,
+        count(&http, "samples").await,
+        0,
         "a rejected write left rows behind"
     );
     assert_eq!(write(&http, good).await.0, 204);
@@ -508,15 +500,12 @@ async fn a_full_buffer_refuses_writes_with_503_and_retry_after_until_persisted()
     // Persistence starts only when the buffer is full, so the first refusal
     // is deterministic: sequential writes fill it, one is refused, and the
     // persist it triggers makes room for the retry.
-    let d = Daemon::start_with(Start {
-        args: vec![
-            "--max-buffer-bytes".into(),
-            "1048576".into(),
-            "--persist-buffer-bytes".into(),
-            "1048576".into(),
-        ],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&[
+        "--max-buffer-bytes",
+        "1048576",
+        "--persist-buffer-bytes",
+        "1048576",
+    ]));
     let http = d.http();
     let request = |n: i64| {
         encode(&WriteRequest {
@@ -586,8 +575,7 @@ async fn a_full_buffer_refuses_writes_with_503_and_retry_after_until_persisted()
             other => panic!("unexpected answer {other:?}"),
         }
     }
-    let count = sql(&http, "SELECT count(*) AS n FROM samples").await;
-    assert_eq!(count["rows"][0]["n"], (refused_at + 1) * 1000);
+    assert_eq!(count(&http, "samples").await, (refused_at + 1) * 1000);
     let metrics = scrape(&http).await;
     assert!(
         metric(
@@ -630,23 +618,13 @@ async fn explain_and_explain_analyze_show_the_plan() {
         ..Default::default()
     });
     assert_eq!(write(&http, body).await.0, 204);
-    let plan = sql(
-        &http,
-        "EXPLAIN SELECT count(*) FROM samples WHERE metric = 'up'",
-    )
-    .await;
-    assert!(
-        plan["rows"].to_string().contains("TableScan: samples"),
-        "{plan}"
-    );
+    let query = "SELECT count(*) FROM samples WHERE metric = 'up'";
     // ANALYZE runs the query and reports per-operator metrics.
-    let analyzed = sql(
-        &http,
-        "EXPLAIN ANALYZE SELECT count(*) FROM samples WHERE metric = 'up'",
-    )
-    .await;
-    assert!(
-        analyzed["rows"].to_string().contains("output_rows=1"),
-        "{analyzed}"
-    );
+    for (explain, shows) in [
+        ("EXPLAIN", "TableScan: samples"),
+        ("EXPLAIN ANALYZE", "output_rows=1"),
+    ] {
+        let plan = sql(&http, &format!("{explain} {query}")).await;
+        assert!(plan["rows"].to_string().contains(shows), "{plan}");
+    }
 }

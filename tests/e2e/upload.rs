@@ -4,6 +4,7 @@
 //! limit, `reference_uri` at version creation, and the CLI.
 
 use std::io::Write;
+use std::process::Output;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -15,8 +16,13 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+const NDJSON: &str = "application/x-ndjson";
+/// The upload routes of the version every test declares.
+const INFERENCES: &str = "/api/v1/models/fraud/versions/1/inferences";
+const REFERENCE: &str = "/api/v1/models/fraud/versions/1/reference";
+
 const FORMATS: [(&str, &str); 4] = [
-    ("ndjson", "application/x-ndjson"),
+    ("ndjson", NDJSON),
     ("csv", "text/csv"),
     ("parquet", "application/vnd.apache.parquet"),
     ("arrow", "application/vnd.apache.arrow.stream"),
@@ -245,18 +251,18 @@ async fn schema_errors_name_column_and_row_and_store_nothing() {
     let d = Daemon::start();
     let http = d.http();
     declared_version(&http).await;
-    let path = "/api/v1/models/fraud/versions/1/inferences";
+    let path = INFERENCES;
 
     let ndjson = "{\"amount\": 1, \"country\": \"de\"}\n{\"amount\": 2}\n{\"amount\": \"lots\"}\n";
-    let (s, b) = upload(&http, path, "application/x-ndjson", None, ndjson.into()).await;
+    let (s, b) = upload(&http, path, NDJSON, None, ndjson.into()).await;
     assert_eq!(s, 400, "{b}");
-    let msg = b["error"]["message"].as_str().unwrap();
+    let msg = error_message(&b);
     assert!(msg.contains("row 3") && msg.contains("\"amount\""), "{msg}");
 
     let csv = "amount,colour\n1,red\n";
     let (s, b) = upload(&http, path, "text/csv", None, csv.into()).await;
     assert_eq!(s, 400, "{b}");
-    let msg = b["error"]["message"].as_str().unwrap();
+    let msg = error_message(&b);
     assert!(
         msg.contains("row 1") && msg.contains("\"colour\"") && msg.contains("unknown column"),
         "{msg}"
@@ -271,9 +277,9 @@ async fn schema_errors_name_column_and_row_and_store_nothing() {
         ));
     }
     big.push_str("{\"amount\": 1, \"country\": 7}\n");
-    let (s, b) = upload(&http, path, "application/x-ndjson", None, big.into()).await;
+    let (s, b) = upload(&http, path, NDJSON, None, big.into()).await;
     assert_eq!(s, 400, "{b}");
-    let msg = b["error"]["message"].as_str().unwrap();
+    let msg = error_message(&b);
     assert!(
         msg.contains("row 150001") && msg.contains("\"country\""),
         "{msg}"
@@ -296,7 +302,7 @@ async fn unknown_version_wrong_media_type_and_roles_are_refused() {
     let (s, b) = upload(
         &http,
         "/api/v1/models/fraud/versions/9/inferences",
-        "application/x-ndjson",
+        NDJSON,
         None,
         body.clone(),
     )
@@ -306,43 +312,23 @@ async fn unknown_version_wrong_media_type_and_roles_are_refused() {
     let (s, _) = upload(
         &http,
         "/api/v1/models/nope/versions/1/reference",
-        "application/x-ndjson",
+        NDJSON,
         None,
         body.clone(),
     )
     .await;
     assert_eq!(s, 404);
-    let path = "/api/v1/models/fraud/versions/1/inferences";
+    let path = INFERENCES;
     let (s, b) = upload(&http, path, "application/json", None, body.clone()).await;
     assert_eq!(s, 415, "{b}");
     assert_eq!(b["error"]["code"], "unsupported_media_type");
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("application/x-ndjson"),
-        "{b}"
-    );
-    let (s, b) = upload(
-        &http,
-        path,
-        "application/x-ndjson",
-        Some("br"),
-        body.clone(),
-    )
-    .await;
+    assert!(error_message(&b).contains("application/x-ndjson"), "{b}");
+    let (s, b) = upload(&http, path, NDJSON, Some("br"), body.clone()).await;
     assert_eq!(s, 415, "{b}");
     let reader = http.with_token(Some(&http.token("viewer", "reader").await));
-    let (s, _) = upload(&reader, path, "application/x-ndjson", None, body.clone()).await;
+    let (s, _) = upload(&reader, path, NDJSON, None, body.clone()).await;
     assert_eq!(s, 403);
-    let (s, _) = upload(
-        &http.with_token(None),
-        path,
-        "application/x-ndjson",
-        None,
-        body,
-    )
-    .await;
+    let (s, _) = upload(&http.with_token(None), path, NDJSON, None, body).await;
     assert_eq!(s, 401);
     assert_eq!(count(&http, "inferences").await, 0);
 }
@@ -380,45 +366,29 @@ async fn truncated_and_garbage_bodies_in_every_format_store_nothing() {
 
 #[tokio::test]
 async fn oversized_uploads_get_413_and_store_nothing() {
-    let d = Daemon::start_with(Start {
-        args: vec!["--max-upload-bytes".into(), "4096".into()],
-        ..Default::default()
-    });
+    let d = Daemon::start_with(Start::args(&["--max-upload-bytes", "4096"]));
     let http = d.http();
     declared_version(&http).await;
-    let path = "/api/v1/models/fraud/versions/1/inferences";
+    let path = INFERENCES;
     let mut big = String::new();
     for i in 0..200 {
         big.push_str(&format!("{{\"amount\": {i}, \"country\": \"de\"}}\n"));
     }
     assert!(big.len() > 4096);
-    let (s, b) = upload(
-        &http,
-        path,
-        "application/x-ndjson",
-        None,
-        big.clone().into(),
-    )
-    .await;
+    let (s, b) = upload(&http, path, NDJSON, None, big.clone().into()).await;
     assert_eq!(s, 413, "{b}");
     assert_eq!(b["error"]["code"], "payload_too_large");
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--max-upload-bytes"),
-        "{b}"
-    );
+    assert!(error_message(&b).contains("--max-upload-bytes"), "{b}");
     // Small when compressed, too large once inflated.
     let gz = gzip(big.as_bytes());
     assert!(gz.len() < 4096);
-    let (s, b) = upload(&http, path, "application/x-ndjson", Some("gzip"), gz).await;
+    let (s, b) = upload(&http, path, NDJSON, Some("gzip"), gz).await;
     assert_eq!(s, 413, "{b}");
     // Under the limit is fine.
     let (s, b) = upload(
         &http,
         path,
-        "application/x-ndjson",
+        NDJSON,
         None,
         big[..2000].rsplit_once('\n').unwrap().0.into(),
     )
@@ -450,7 +420,7 @@ async fn a_large_arrow_upload_is_read_back_whole() {
     .unwrap();
     let (s, b) = upload(
         &http,
-        "/api/v1/models/fraud/versions/1/inferences",
+        INFERENCES,
         "application/vnd.apache.arrow.stream",
         None,
         encode("arrow", &batch),
@@ -476,10 +446,10 @@ fn write_parquet(path: &std::path::Path, prefix: &str) {
 #[tokio::test]
 async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start_with(Start {
-        args: vec!["--reference-dir".into(), dir.path().display().to_string()],
-        ..Start::default()
-    });
+    let d = Daemon::start_with(Start::args(&[
+        "--reference-dir",
+        &dir.path().display().to_string(),
+    ]));
     let http = d.http();
     let (s, _) = http.post("/api/v1/models", json!({"name": "fraud"})).await;
     assert_eq!(s, 201);
@@ -525,13 +495,7 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
             400,
         )
         .await;
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"country\""),
-        "{b}"
-    );
+    assert!(error_message(&b).contains("\"country\""), "{b}");
     for (uri, needle) in [
         (
             dir.path().join("missing.parquet").display().to_string(),
@@ -553,7 +517,7 @@ async fn reference_uri_loads_at_creation_and_a_bad_one_creates_nothing() {
             )
             .await;
         assert_eq!(s, 400, "{uri}: {b}");
-        let msg = b["error"]["message"].as_str().unwrap();
+        let msg = error_message(&b);
         assert!(msg.contains(needle), "{uri}: {msg}");
     }
     let garbage = dir.path().join("garbage.parquet");
@@ -589,7 +553,7 @@ async fn first_reference_upload_declares_the_features() {
     let ingest = http.with_token(Some(&http.token("loader", "ingest").await));
     let (s, b) = upload(
         &ingest,
-        "/api/v1/models/fraud/versions/1/reference",
+        REFERENCE,
         "text/csv",
         None,
         "amount,country\n1.5,de\n2,fr\n".into(),
@@ -614,7 +578,7 @@ async fn first_reference_upload_declares_the_features() {
     // From now on uploads are checked against them.
     let (s, b) = upload(
         &ingest,
-        "/api/v1/models/fraud/versions/1/inferences",
+        INFERENCES,
         "text/csv",
         None,
         "amount,colour\n1,red\n".into(),
@@ -622,16 +586,17 @@ async fn first_reference_upload_declares_the_features() {
     .await;
     assert_eq!(s, 400, "{b}");
     // A second reference upload does not redeclare.
-    let (s, b) = upload(
-        &ingest,
-        "/api/v1/models/fraud/versions/1/reference",
-        "text/csv",
-        None,
-        "amount\n3\n".into(),
-    )
-    .await;
+    let (s, b) = upload(&ingest, REFERENCE, "text/csv", None, "amount\n3\n".into()).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["features_declared"], false);
+}
+
+/// `modelwatch upload KIND --model fraud --version 1 [extra…] FILE`.
+fn cli_upload(d: &Daemon, kind: &str, extra: &[&str], file: &std::path::Path) -> Output {
+    let mut args = vec!["upload", kind, "--model", "fraud", "--version", "1"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    d.cli(&args)
 }
 
 #[tokio::test]
@@ -653,16 +618,7 @@ async fn cli_uploads_files_and_explains_failures() {
         ("inferences", &gz),
         ("reference", &arrow),
     ] {
-        let out = d.cli(&[
-            "upload",
-            kind,
-            "--model",
-            "fraud",
-            "--version",
-            "1",
-            file.to_str().unwrap(),
-            "--json",
-        ]);
+        let out = cli_upload(&d, kind, &["--json"], file);
         assert!(out.status.success(), "{}", stderr(&out));
         let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(v["rows"], 3, "{v}");
@@ -670,71 +626,29 @@ async fn cli_uploads_files_and_explains_failures() {
         ids.push(v["upload_id"].as_str().unwrap().to_string());
     }
     check_rows(&http, "inferences", "cli-csv", &ids[0]).await;
-    let r = sql(
-        &http,
-        "SELECT count(*) AS n FROM inferences WHERE inference_id LIKE 'cli-gz-%'",
-    )
-    .await;
-    assert_eq!(r["rows"][0]["n"], 3);
-    let r = sql(
-        &http,
-        "SELECT count(*) AS n FROM reference WHERE inference_id LIKE 'cli-arrow-%'",
-    )
-    .await;
-    assert_eq!(r["rows"][0]["n"], 3);
+    let n = count_where(&http, "inferences", "inference_id LIKE 'cli-gz-%'").await;
+    assert_eq!(n, 3);
+    let n = count_where(&http, "reference", "inference_id LIKE 'cli-arrow-%'").await;
+    assert_eq!(n, 3);
 
     // Table output by default.
-    let out = d.cli(&[
-        "upload",
-        "inferences",
-        "--model",
-        "fraud",
-        "--version",
-        "1",
-        csv.to_str().unwrap(),
-    ]);
+    let out = cli_upload(&d, "inferences", &[], &csv);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("upload id"), "{}", stdout(&out));
 
     // A refused upload: exit 1 with the server's explanation.
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "amount\n1\nnope\n").unwrap();
-    let out = d.cli(&[
-        "upload",
-        "inferences",
-        "--model",
-        "fraud",
-        "--version",
-        "1",
-        bad.to_str().unwrap(),
-    ]);
+    let out = cli_upload(&d, "inferences", &[], &bad);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("row 2"), "{}", stderr(&out));
     // Unknown extension: exit 2, unless --format says it.
     let odd = dir.path().join("batch.data");
     std::fs::copy(&csv, &odd).unwrap();
-    let out = d.cli(&[
-        "upload",
-        "inferences",
-        "--model",
-        "fraud",
-        "--version",
-        "1",
-        odd.to_str().unwrap(),
-    ]);
+    let out = cli_upload(&d, "inferences", &[], &odd);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--format"), "{}", stderr(&out));
-    let out = d.cli(&[
-        "upload",
-        "inferences",
-        "--model",
-        "fraud",
-        "--version",
-        "1",
-        "--format",
-        "csv",
-        odd.to_str().unwrap(),
-    ]);
+    let out = cli_upload(&d, "inferences", &["--format", "csv"], &odd);
     assert!(out.status.success(), "{}", stderr(&out));
     // versions create declares features and loads reference data from the
     // data directory's imports/, which the daemon always reads.
@@ -756,22 +670,15 @@ async fn cli_uploads_files_and_explains_failures() {
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["version"], 2);
     assert_eq!(v["features"]["country"], "categorical");
-    let r = sql(
+    let n = count_where(
         &http,
-        "SELECT count(*) AS n FROM reference WHERE version = '2' AND inference_id LIKE 'cli-ref-%'",
+        "reference",
+        "version = '2' AND inference_id LIKE 'cli-ref-%'",
     )
     .await;
-    assert_eq!(r["rows"][0]["n"], 3);
+    assert_eq!(n, 3);
     let missing = dir.path().join("missing.csv");
-    let out = d.cli(&[
-        "upload",
-        "inferences",
-        "--model",
-        "fraud",
-        "--version",
-        "1",
-        missing.to_str().unwrap(),
-    ]);
+    let out = cli_upload(&d, "inferences", &[], &missing);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot open"), "{}", stderr(&out));
 }

@@ -10,9 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use modelwatch_client::{
-    AuditQuery, DeliveryQuery, PageQuery, RecommendationQuery, RecommendationStatus,
-};
+use modelwatch_client::{AuditQuery, DeliveryQuery, RecommendationStatus};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::watch;
@@ -484,18 +482,7 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
     let url = "http://127.0.0.1:9/hook";
     create_hook(&http, "taken", url, &["*"]).await;
     let editor = http.with_token(Some(&http.token("ed", "editor").await));
-    let whole_log = AuditQuery {
-        page: PageQuery::limit(1000),
-        ..AuditQuery::default()
-    };
-    let audit_len = http
-        .api()
-        .audit()
-        .list(&whole_log)
-        .await
-        .unwrap()
-        .items
-        .len();
+    let audit_len = http.audit_len().await;
 
     let hook = |name: &str, url: &str, events: Value| json!({ "name": name, "url": url, "events": events });
     // (client, method, path, body, status, error code)
@@ -673,8 +660,7 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(crate::support::stderr(&out).contains("http://"));
 
-    let after = http.api().audit().list(&whole_log).await.unwrap();
-    assert_eq!(after.items.len(), audit_len);
+    assert_eq!(http.audit_len().await, audit_len);
     let hooks = http.api().webhooks().list().await.unwrap();
     let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["taken"]);
@@ -704,18 +690,10 @@ async fn recommendation_events_follow_the_lifecycle_and_the_model_filter() {
         )
         .await;
     }
-    let open_fraud = RecommendationQuery {
-        model: Some("fraud".into()),
-        status: Some(RecommendationStatus::Open),
-        ..RecommendationQuery::default()
-    };
     let open = http
-        .api()
-        .recommendations()
-        .list(&open_fraud)
-        .await
-        .unwrap();
-    let id = open.items[0].id;
+        .recommendations_of("fraud", None, Some(RecommendationStatus::Open))
+        .await;
+    let id = open[0].id;
     let (status, _) = http
         .post(
             &format!("/api/v1/recommendations/{id}/dismiss"),

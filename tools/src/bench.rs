@@ -9,8 +9,8 @@ use serde_json::json;
 
 use modelwatch_client::{Client, NewModel, NewVersion, VersionQuery, routes};
 
-use crate::bench_remote_write;
 use crate::error::Result;
+use crate::{bench_remote_write, report};
 
 /// Throughput and latency of one phase.
 #[derive(Debug, serde::Serialize)]
@@ -127,11 +127,7 @@ pub async fn remote_write(client: &Client, json: bool, args: RemoteWriteArgs) ->
         print_results(std::slice::from_ref(&result));
         println!("samples per second: {samples_per_second:.0}");
     }
-    Ok(if result.errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report::exit_code(result.errors))
 }
 
 pub fn print_results(results: &[PhaseResult]) {
@@ -207,13 +203,6 @@ pub async fn registry(
         .await,
     );
 
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).unwrap_or_default()
-        );
-    } else {
-        print_results(&results);
-    }
+    report::print(json, &results, |r| print_results(r));
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,7 @@ use modelwatch_collectors::batch::BatchFormat;
 use crate::bench_remote_write::{self, RemoteWritePlan};
 use crate::bench_upload::encode;
 use crate::error::Result;
+use crate::report;
 
 #[derive(Debug, Clone, Args)]
 pub struct EvaluateBenchArgs {
@@ -241,12 +242,7 @@ pub async fn run(client: &Client, json: bool, a: EvaluateBenchArgs) -> Result<Ex
         "cycles_during_ingest": during_cycles.load(Ordering::Relaxed),
         "ingest_errors": idle.errors + busy.errors,
     });
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        );
-    } else {
+    report::print(json, &summary, |_| {
         println!(
             "evaluation cycle ({} versions x {} features, {} inference rows): median {median:.0} ms over {} cycles",
             a.versions,
@@ -259,6 +255,6 @@ pub async fn run(client: &Client, json: bool, a: EvaluateBenchArgs) -> Result<Ex
             busy_rate / idle_rate,
             during_cycles.load(Ordering::Relaxed)
         );
-    }
+    });
     Ok(ExitCode::SUCCESS)
 }

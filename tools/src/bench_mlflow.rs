@@ -21,6 +21,7 @@ use modelwatch_client::Client;
 
 use crate::bench::{PhaseResult, phase, print_results};
 use crate::error::Result;
+use crate::report;
 
 #[derive(Debug, Args)]
 pub struct MlflowBenchArgs {
@@ -144,9 +145,5 @@ pub async fn run(client: &Client, json: bool, args: MlflowBenchArgs) -> Result<E
     } else {
         print_results(&results);
     }
-    Ok(if results.iter().all(|r| r.errors == 0) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report::exit_code(results.iter().map(|r| r.errors).sum()))
 }

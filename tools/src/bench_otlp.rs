@@ -15,6 +15,9 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use prost::Message;
 
+// The pre-encoded request goes through as bytes and the reply comes back
+// as bytes: the generator encodes before the clock starts and ignores it.
+use modelwatch_collectors::grpc_codec::RawCodec;
 use modelwatch_collectors::otlp::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use modelwatch_collectors::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use modelwatch_collectors::otlp::proto::metrics::v1::{
@@ -25,62 +28,7 @@ use modelwatch_collectors::otlp::proto::resource::v1::Resource;
 use modelwatch_client::{Client, Error as ClientError};
 
 use crate::error::Result;
-
-/// Passes the pre-encoded request through and the reply back as bytes:
-/// the generator encodes before the clock starts and ignores the reply.
-/// (The daemon has its own pass-through codec; tools must not depend on the
-/// server crate for twenty lines.)
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawEncoder;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawDecoder;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Bytes>, tonic::Status> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
+use crate::report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -183,21 +131,7 @@ fn request(a: &OtlpBenchArgs, t0_ns: u64) -> ExportMetricsServiceRequest {
                                 ..Default::default()
                             })
                             .collect();
-                        Metric {
-                            name: format!("bench_metric_{i}"),
-                            data: Some(if i % 2 == 0 {
-                                metric::Data::Gauge(Gauge {
-                                    data_points: points,
-                                })
-                            } else {
-                                metric::Data::Sum(Sum {
-                                    data_points: points,
-                                    aggregation_temporality: 2,
-                                    is_monotonic: true,
-                                })
-                            }),
-                            ..Default::default()
-                        }
+                        bench_metric(i, points)
                     })
                     .collect(),
                 ..Default::default()
@@ -206,6 +140,25 @@ fn request(a: &OtlpBenchArgs, t0_ns: u64) -> ExportMetricsServiceRequest {
         })
         .collect();
     ExportMetricsServiceRequest { resource_metrics }
+}
+
+/// Metric `i` of a request: a gauge when `i` is even, else a cumulative
+/// monotonic sum.
+fn bench_metric(i: usize, data_points: Vec<NumberDataPoint>) -> Metric {
+    let data = if i.is_multiple_of(2) {
+        metric::Data::Gauge(Gauge { data_points })
+    } else {
+        metric::Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: 2,
+            is_monotonic: true,
+        })
+    };
+    Metric {
+        name: format!("bench_metric_{i}"),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -458,33 +411,24 @@ pub async fn run(client: &Client, json: bool, a: OtlpBenchArgs) -> Result<ExitCo
         p99_ms: pct(0.99),
         first_error,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&result).unwrap_or_default()
-        );
-    } else {
+    report::print(json, &result, |r| {
         println!(
             "{:<10} {:>9} {:>7} {:>16} {:>10} {:>9} {:>9}",
             "transport", "requests", "errors", "data points/s", "req/s", "p50 ms", "p99 ms"
         );
         println!(
             "{:<10} {:>9} {:>7} {:>16.0} {:>10.1} {:>9.2} {:>9.2}",
-            result.transport,
-            result.requests,
-            result.errors,
-            result.data_points_per_second,
-            result.requests_per_second,
-            result.p50_ms,
-            result.p99_ms
+            r.transport,
+            r.requests,
+            r.errors,
+            r.data_points_per_second,
+            r.requests_per_second,
+            r.p50_ms,
+            r.p99_ms
         );
-        if let Some(e) = &result.first_error {
+        if let Some(e) = &r.first_error {
             eprintln!("first error: {e}");
         }
-    }
-    Ok(if result.errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    });
+    Ok(report::exit_code(result.errors))
 }

@@ -20,6 +20,7 @@ use modelwatch_client::{Client, FeatureKind, NewModel, NewVersion, UploadOptions
 use modelwatch_collectors::batch::BatchFormat;
 
 use crate::error::{Error, Result};
+use crate::report;
 
 #[derive(Debug, Clone, Args)]
 pub struct UploadBenchArgs {
@@ -217,17 +218,12 @@ pub async fn run(client: &Client, json: bool, a: UploadBenchArgs) -> Result<Exit
                 / (1 << 20) as f64,
         });
     }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).unwrap_or_default()
-        );
-    } else {
+    report::print(json, &results, |results| {
         println!(
             "{:<8} {:>9} {:>7} {:>12} {:>9} {:>14} {:>9}",
             "format", "requests", "errors", "rows", "seconds", "rows/s", "MiB/s"
         );
-        for r in &results {
+        for r in results {
             println!(
                 "{:<8} {:>9} {:>7} {:>12} {:>9.2} {:>14.0} {:>9.1}",
                 r.format,
@@ -239,11 +235,6 @@ pub async fn run(client: &Client, json: bool, a: UploadBenchArgs) -> Result<Exit
                 r.mib_per_second
             );
         }
-    }
-    let failed = results.iter().any(|r| r.errors > 0);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    });
+    Ok(report::exit_code(results.iter().map(|r| r.errors).sum()))
 }

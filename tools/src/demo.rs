@@ -580,15 +580,8 @@ async fn setup(client: &Client, timeline: Timeline, story: Story, seed: u64) -> 
     set_alias(client, FRAUD, "staging", 2, "candidate").await?;
 
     create_model(client, CHURN, "subscription churn", "growth-team").await?;
-    let mut new = NewVersion {
-        description: "logistic regression".into(),
-        source_uri: Some("s3://models/churn-predictor/1".into()),
-        run_id: Some("churn-run-1".into()),
-        ..NewVersion::default()
-    };
-    new.lineage.code_commit = Some("9f8e7d1".into());
-    new.lineage.metrics.insert("auc".into(), 0.84);
-    create_version(client, CHURN, &new).await?;
+    let first = churn_version(1, "logistic regression", "9f8e7d1", 0.84);
+    create_version(client, CHURN, &first).await?;
     set_alias(client, CHURN, ALIAS, 1, "initial deployment").await?;
 
     let window = timeline.duration(Timeline::WINDOW);
@@ -678,19 +671,25 @@ async fn set_alias(
     Ok(())
 }
 
+/// churn-predictor version `n` as its training pipeline registers it.
+fn churn_version(n: i64, description: &str, code_commit: &str, auc: f64) -> NewVersion {
+    let mut new = NewVersion {
+        description: description.into(),
+        source_uri: Some(format!("s3://models/churn-predictor/{n}")),
+        run_id: Some(format!("churn-run-{n}")),
+        ..NewVersion::default()
+    };
+    new.lineage.code_commit = Some(code_commit.into());
+    new.lineage.metrics.insert("auc".into(), auc);
+    new
+}
+
 /// churn-predictor v2: registered and made `production` at once.
 async fn deploy_bad_version(client: &Client, story: Story) -> Result<()> {
     story.say(format!(
         "deploying {CHURN} v2 — a build whose latency and error rate are much worse"
     ));
-    let mut new = NewVersion {
-        description: "gradient boosting (slow build)".into(),
-        source_uri: Some("s3://models/churn-predictor/2".into()),
-        run_id: Some("churn-run-2".into()),
-        ..NewVersion::default()
-    };
-    new.lineage.code_commit = Some("0badc0d".into());
-    new.lineage.metrics.insert("auc".into(), 0.86);
+    let mut new = churn_version(2, "gradient boosting (slow build)", "0badc0d", 0.86);
     new.lineage.parent_version = Some(1);
     let v = create_version(client, CHURN, &new).await?;
     set_alias(client, CHURN, ALIAS, v, "better offline auc").await

@@ -177,8 +177,13 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
-fn exporter_headers(token: &str) -> HashMap<String, String> {
-    HashMap::from([("authorization".to_string(), format!("Bearer {token}"))])
+/// An OTLP/HTTP exporter builder aimed at the daemon's `url` with `token`.
+fn to_daemon<B: WithExportConfig + WithHttpConfig>(builder: B, url: String, token: &str) -> B {
+    let headers = HashMap::from([("authorization".to_string(), format!("Bearer {token}"))]);
+    builder
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(url)
+        .with_headers(headers)
 }
 
 impl Fleet {
@@ -190,19 +195,13 @@ impl Fleet {
                 KeyValue::new("deployment.environment", "demo"),
             ])
             .build();
-        let log_exporter = LogExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/logs", cfg.otlp_http))
-            .with_headers(exporter_headers(&cfg.token))
+        let log_url = format!("{}/v1/logs", cfg.otlp_http);
+        let log_exporter = to_daemon(LogExporter::builder().with_http(), log_url, &cfg.token)
             .build()
             .map_err(crate::Error::local)
             .context("cannot build the OTLP log exporter")?;
-        let span_exporter = SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/traces", cfg.otlp_http))
-            .with_headers(exporter_headers(&cfg.token))
+        let span_url = format!("{}/v1/traces", cfg.otlp_http);
+        let span_exporter = to_daemon(SpanExporter::builder().with_http(), span_url, &cfg.token)
             .build()
             .map_err(crate::Error::local)
             .context("cannot build the OTLP span exporter")?;

@@ -27,5 +27,6 @@ pub mod bench_upload;
 pub mod demo;
 mod demo_fleet;
 mod error;
+pub mod report;
 
 pub use error::{Error, Result};

@@ -5,7 +5,9 @@
 //! (roles, feature kinds, stages, alias moves, recommendation kinds and
 //! states, alias-name rules); the names of the drift statistics and
 //! corrections; the monitoring policy every component reads; the history
-//! tables' names.
+//! tables' names; the registry's records as the API sends them
+//! ([`records`], one definition for the registry, the server and the
+//! client).
 //!
 //! It must not grow behaviour: no I/O, no async, no dependency on another
 //! modelwatch crate. Anything here is a public name (API JSON, SQL, audit
@@ -14,6 +16,7 @@
 pub mod clock;
 pub mod drift;
 pub mod policy;
+pub mod records;
 pub mod tables;
 pub mod vocabulary;
 

@@ -2,7 +2,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, TimestampMicrosecondType};
-use arrow_array::{Array, MapArray, RecordBatch};
+use arrow_array::{Array, RecordBatch};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -15,6 +15,7 @@ use prost::Message;
 
 use super::*;
 use crate::ErrorClass;
+use crate::test_support::{column, map_row};
 
 const METRICS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/metrics.json");
 const LOGS_JSON: &[u8] = include_bytes!("../../tests/fixtures/otlp/logs.json");
@@ -34,7 +35,7 @@ fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
         ..Default::default()
     }
 }
-fn kvs(k: &str, v: &str) -> KeyValue {
+pub(super) fn kvs(k: &str, v: &str) -> KeyValue {
     kv(k, s(v))
 }
 fn int(i: i64) -> Option<AnyValue> {
@@ -49,33 +50,21 @@ fn dbl(d: f64) -> Option<AnyValue> {
 }
 
 fn str_col(b: &RecordBatch, c: &str) -> Vec<Option<String>> {
-    let a = b.column_by_name(c).unwrap().as_string::<i32>();
+    let a = column(b, c).as_string::<i32>();
     (0..a.len())
         .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
         .collect()
 }
 fn f64_col(b: &RecordBatch, c: &str) -> Vec<Option<f64>> {
-    let a = b.column_by_name(c).unwrap().as_primitive::<Float64Type>();
+    let a = column(b, c).as_primitive::<Float64Type>();
     (0..a.len())
         .map(|i| a.is_valid(i).then(|| a.value(i)))
         .collect()
 }
 fn ts_col(b: &RecordBatch, c: &str) -> Vec<Option<i64>> {
-    let a = b
-        .column_by_name(c)
-        .unwrap()
-        .as_primitive::<TimestampMicrosecondType>();
+    let a = column(b, c).as_primitive::<TimestampMicrosecondType>();
     (0..a.len())
         .map(|i| a.is_valid(i).then(|| a.value(i)))
-        .collect()
-}
-fn map_row(b: &RecordBatch, c: &str, row: usize) -> Vec<(String, String)> {
-    let m: &MapArray = b.column_by_name(c).unwrap().as_map();
-    let e = m.value(row);
-    let k = e.column(0).as_string::<i32>();
-    let v = e.column(1).as_string::<i32>();
-    (0..e.len())
-        .map(|i| (k.value(i).to_string(), v.value(i).to_string()))
         .collect()
 }
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -331,13 +320,13 @@ fn every_point_type_with_attribution_and_json_equals_protobuf() {
     assert_eq!(v[2], Some(0.875));
     assert_eq!(v[3].unwrap().to_bits(), crate::schema::STALE_NAN_BITS);
     assert_eq!(&v[4..], &[Some(55.0), Some(10.0), Some(5.0), Some(9.9)]);
-    let stale = b.column_by_name("stale").unwrap().as_boolean();
+    let stale = column(b, "stale").as_boolean();
     assert!(stale.value(3) && !stale.value(2));
     assert_eq!(
         str_col(b, "temporality")[..2].to_vec(),
         vec![Some("cumulative".into()), Some("delta".into())]
     );
-    let mono = b.column_by_name("monotonic").unwrap().as_boolean();
+    let mono = column(b, "monotonic").as_boolean();
     assert!(mono.value(0) && !mono.value(1) && mono.is_null(2));
     // attribution: point over scope over resource, key by key
     let model = str_col(b, "model");
@@ -381,7 +370,7 @@ fn every_point_type_with_attribution_and_json_equals_protobuf() {
     assert_eq!(list("positive_counts", 1), Some(vec![2.0, 3.0]));
     assert_eq!(list("negative_counts", 1), Some(vec![1.0]));
     let i32c = |c: &str| {
-        let a = h.column_by_name(c).unwrap().as_primitive::<Int32Type>();
+        let a = column(h, c).as_primitive::<Int32Type>();
         (0..a.len())
             .map(|i| a.is_valid(i).then(|| a.value(i)))
             .collect::<Vec<_>>()
@@ -582,7 +571,7 @@ fn logs_with_a_model_become_inferences() {
     assert_eq!(f64_col(i, "prediction_value"), vec![Some(0.91), None]);
     assert_eq!(str_col(i, "label"), vec![None, Some("fraud".into())]);
     assert_eq!(f64_col(i, "label_value"), vec![None, None]);
-    let fnum = i.column_by_name("features_num").unwrap().as_map();
+    let fnum = column(i, "features_num").as_map();
     let e = fnum.value(0);
     let keys = e.column(0).as_string::<i32>();
     let vals = e.column(1).as_primitive::<Float64Type>();
@@ -606,10 +595,7 @@ fn logs_with_a_model_become_inferences() {
         str_col(l, "trace_id"),
         vec![Some("01010101010101010101010101010101".into())]
     );
-    let sev = l
-        .column_by_name("severity_number")
-        .unwrap()
-        .as_primitive::<Int32Type>();
+    let sev = column(l, "severity_number").as_primitive::<Int32Type>();
     assert_eq!(sev.value(0), 17);
 }
 
@@ -654,10 +640,7 @@ fn upstream_events_example_json() {
     let l = &out.logs;
     assert_eq!(l.num_rows(), 1);
     assert_eq!(ts_col(l, "ts"), vec![Some(1_544_712_660_300_000)]);
-    let sev = l
-        .column_by_name("severity_number")
-        .unwrap()
-        .as_primitive::<Int32Type>();
+    let sev = column(l, "severity_number").as_primitive::<Int32Type>();
     assert_eq!(sev.value(0), 9);
     assert_eq!(
         str_col(l, "body"),

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -24,17 +24,16 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use prost::Message;
 
 use super::{
     Attrs, Budget, Encoding, OtlpConfig, Rejections, any_to_f64, any_to_string, attribute,
-    attrs_of, hex_id, merge, ns_to_us,
+    attrs_of, hex_id, json, merge, ns_to_us, request, resource_attrs, scope_attrs,
 };
+use crate::Result;
 use crate::schema::{
-    NumMapBuilder, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, num_map_builder,
-    str_map_builder, ts_builder,
+    InferenceColumns, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, str_map_builder,
+    ts_builder,
 };
-use crate::{Error, Result};
 
 /// Counts for one decoded logs request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,15 +73,12 @@ impl LogsBatches {
 
 /// Decode an `ExportLogsServiceRequest` body (protobuf or OTLP/JSON).
 pub fn decode_logs(body: &[u8], encoding: Encoding, cfg: &OtlpConfig) -> Result<LogsBatches> {
-    let req = match encoding {
-        Encoding::Protobuf => {
-            ExportLogsServiceRequest::decode(body).map_err(|source| Error::Protobuf {
-                message: "ExportLogsServiceRequest",
-                source,
-            })?
-        }
-        Encoding::Json => super::json::logs_request(body)?,
-    };
+    let req = request(
+        body,
+        encoding,
+        "ExportLogsServiceRequest",
+        json::logs_request,
+    )?;
     decode_logs_request(&req, cfg)
 }
 
@@ -90,13 +86,7 @@ struct InfB {
     ts: TimestampMicrosecondBuilder,
     model: StringBuilder,
     version: StringBuilder,
-    inference_id: StringBuilder,
-    features_num: NumMapBuilder,
-    features_str: StrMapBuilder,
-    prediction: StringBuilder,
-    prediction_value: Float64Builder,
-    label: StringBuilder,
-    label_value: Float64Builder,
+    inference: InferenceColumns,
     attributes: StrMapBuilder,
     trace_id: StringBuilder,
     span_id: StringBuilder,
@@ -127,13 +117,7 @@ pub fn decode_logs_request(
         ts: ts_builder(0),
         model: StringBuilder::new(),
         version: StringBuilder::new(),
-        inference_id: StringBuilder::new(),
-        features_num: num_map_builder(),
-        features_str: str_map_builder(),
-        prediction: StringBuilder::new(),
-        prediction_value: Float64Builder::new(),
-        label: StringBuilder::new(),
-        label_value: Float64Builder::new(),
+        inference: InferenceColumns::with_capacity(0),
         attributes: str_map_builder(),
         trace_id: StringBuilder::new(),
         span_id: StringBuilder::new(),
@@ -156,18 +140,9 @@ pub fn decode_logs_request(
     let mut summary = LogsSummary::default();
     let mut budget = Budget::new(cfg.max_output_bytes);
     for rl in &req.resource_logs {
-        let res = rl
-            .resource
-            .as_ref()
-            .map(|r| attrs_of(&r.attributes))
-            .unwrap_or_default();
+        let res = resource_attrs(rl.resource.as_ref());
         for sl in &rl.scope_logs {
-            let scope = sl
-                .scope
-                .as_ref()
-                .map(|s| attrs_of(&s.attributes))
-                .unwrap_or_default();
-            let base = merge(&res, &scope);
+            let base = scope_attrs(&res, sl.scope.as_ref());
             for (i, rec) in sl.log_records.iter().enumerate() {
                 summary.log_records += 1;
                 record(
@@ -185,22 +160,18 @@ pub fn decode_logs_request(
     }
     summary.inferences = inf.source.len();
     summary.logs = logb.source.len();
-    let inf_cols: Vec<ArrayRef> = vec![
+    let mut inf_cols: Vec<ArrayRef> = vec![
         Arc::new(inf.ts.finish()),
         Arc::new(inf.model.finish()),
         Arc::new(inf.version.finish()),
-        Arc::new(inf.inference_id.finish()),
-        Arc::new(inf.features_num.finish()),
-        Arc::new(inf.features_str.finish()),
-        Arc::new(inf.prediction.finish()),
-        Arc::new(inf.prediction_value.finish()),
-        Arc::new(inf.label.finish()),
-        Arc::new(inf.label_value.finish()),
+    ];
+    inf_cols.extend(inf.inference.finish());
+    inf_cols.extend::<[ArrayRef; 4]>([
         Arc::new(inf.attributes.finish()),
         Arc::new(inf.trace_id.finish()),
         Arc::new(inf.span_id.finish()),
         Arc::new(inf.source.finish()),
-    ];
+    ]);
     let log_cols: Vec<ArrayRef> = vec![
         Arc::new(logb.ts.finish()),
         Arc::new(logb.observed_ts.finish()),
@@ -293,12 +264,13 @@ fn record(
                 let name = &k[cfg.feature_prefix.len()..];
                 match v.and_then(any_to_f64) {
                     Some(x) => {
-                        inf.features_num.keys().append_value(name);
-                        inf.features_num.values().append_value(x);
+                        inf.inference.features_num.keys().append_value(name);
+                        inf.inference.features_num.values().append_value(x);
                     }
                     None => {
-                        inf.features_str.keys().append_value(name);
-                        inf.features_str
+                        inf.inference.features_str.keys().append_value(name);
+                        inf.inference
+                            .features_str
                             .values()
                             .append_value(v.map(super::any_to_cow).unwrap_or_default());
                     }
@@ -313,15 +285,21 @@ fn record(
                 other.push((k, v));
             }
         }
-        inf.features_num.append(true)?;
-        inf.features_str.append(true)?;
-        inf.inference_id
+        inf.inference.features_num.append(true)?;
+        inf.inference.features_str.append(true)?;
+        inf.inference
+            .inference_id
             .append_option(inference_id.map(any_to_string));
-        inf.prediction.append_option(prediction.map(any_to_string));
-        inf.prediction_value
+        inf.inference
+            .prediction
+            .append_option(prediction.map(any_to_string));
+        inf.inference
+            .prediction_value
             .append_option(prediction.and_then(any_to_f64));
-        inf.label.append_option(label.map(any_to_string));
-        inf.label_value.append_option(label.and_then(any_to_f64));
+        inf.inference.label.append_option(label.map(any_to_string));
+        inf.inference
+            .label_value
+            .append_option(label.and_then(any_to_f64));
         append_pairs(&mut inf.attributes, &other)?;
         inf.trace_id.append_option(hex_id(&rec.trace_id));
         inf.span_id.append_option(hex_id(&rec.span_id));

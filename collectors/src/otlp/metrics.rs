@@ -27,17 +27,17 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint,
     metric, number_data_point,
 };
-use prost::Message;
 use std::borrow::Cow;
 
 use super::{
-    Attrs, Budget, Encoding, OtlpConfig, Rejections, attrs_of, merge, ns_to_us, pairs_bytes,
+    Attrs, Budget, Encoding, OtlpConfig, Rejections, json, ns_to_us, pairs_bytes, request,
+    resource_attrs, scope_attrs,
 };
+use crate::Result;
 use crate::schema::{
     HistogramRow, HistogramsBuilder, LabelPair, SOURCE_OTLP, STALE_NAN_BITS, SampleMeta,
     SamplesBuilder, SizeHint, kind,
 };
-use crate::{Error, Result};
 use arrow_array::RecordBatch;
 
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
@@ -82,15 +82,12 @@ impl MetricsBatches {
 
 /// Decode an `ExportMetricsServiceRequest` body (protobuf or OTLP/JSON).
 pub fn decode_metrics(body: &[u8], encoding: Encoding, cfg: &OtlpConfig) -> Result<MetricsBatches> {
-    let req = match encoding {
-        Encoding::Protobuf => {
-            ExportMetricsServiceRequest::decode(body).map_err(|source| Error::Protobuf {
-                message: "ExportMetricsServiceRequest",
-                source,
-            })?
-        }
-        Encoding::Json => super::json::metrics_request(body)?,
-    };
+    let req = request(
+        body,
+        encoding,
+        "ExportMetricsServiceRequest",
+        json::metrics_request,
+    )?;
     decode_metrics_request(&req, cfg)
 }
 
@@ -123,18 +120,9 @@ pub fn decode_metrics_request(
         budget: Budget::new(cfg.max_output_bytes),
     };
     for rm in &req.resource_metrics {
-        let res = rm
-            .resource
-            .as_ref()
-            .map(|r| attrs_of(&r.attributes))
-            .unwrap_or_default();
+        let res = resource_attrs(rm.resource.as_ref());
         for sm in &rm.scope_metrics {
-            let scope = sm
-                .scope
-                .as_ref()
-                .map(|s| attrs_of(&s.attributes))
-                .unwrap_or_default();
-            let base = merge(&res, &scope);
+            let base = scope_attrs(&res, sm.scope.as_ref());
             for m in &sm.metrics {
                 metric(&mut cx, &base, m)?;
             }

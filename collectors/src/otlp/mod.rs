@@ -32,7 +32,8 @@ pub mod traces;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::schema::LabelPair;
 use crate::{Error, Result};
@@ -161,6 +162,20 @@ impl Budget {
     }
 }
 
+/// Decodes a request body, protobuf or OTLP/JSON (`json` parses the
+/// latter); `message` names the protobuf type in errors.
+pub(crate) fn request<R: prost::Message + Default>(
+    body: &[u8],
+    encoding: Encoding,
+    message: &'static str,
+    json: fn(&[u8]) -> Result<R>,
+) -> Result<R> {
+    match encoding {
+        Encoding::Protobuf => R::decode(body).map_err(|source| Error::Protobuf { message, source }),
+        Encoding::Json => json(body),
+    }
+}
+
 /// A merged attribute view: sorted by key, unique keys, borrowing the
 /// request.
 pub(crate) type Attrs<'a> = Vec<(&'a str, Option<&'a AnyValue>)>;
@@ -181,6 +196,26 @@ pub(crate) fn attrs_of(kvs: &[KeyValue]) -> Attrs<'_> {
         }
     }
     out
+}
+
+/// The attributes of a resource, for everything below it (none when the
+/// resource is absent).
+pub(crate) fn resource_attrs(resource: Option<&Resource>) -> Attrs<'_> {
+    resource
+        .map(|r| attrs_of(&r.attributes))
+        .unwrap_or_default()
+}
+
+/// The attributes every item of a scope starts from: the resource's,
+/// overridden by the scope's own (none when the scope is absent).
+pub(crate) fn scope_attrs<'a>(
+    resource: &Attrs<'a>,
+    scope: Option<&'a InstrumentationScope>,
+) -> Attrs<'a> {
+    match scope {
+        Some(s) => merge(resource, &attrs_of(&s.attributes)),
+        None => merge(resource, &[]),
+    }
 }
 
 /// Merge two sorted unique attribute lists; `over` wins on equal keys.
@@ -411,17 +446,8 @@ pub(crate) fn ns_to_us(ns: u64) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use super::decode_tests::kvs as kv;
     use super::*;
-
-    fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn merge_most_specific_wins_key_by_key() {

@@ -17,11 +17,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 
-use super::{Attrs, Budget, Encoding, OtlpConfig, Rejections, attrs_of, hex, merge, ns_to_us};
+use super::{
+    Attrs, Budget, Encoding, OtlpConfig, Rejections, hex, json, ns_to_us, request, resource_attrs,
+    scope_attrs,
+};
+use crate::Result;
 use crate::schema::{SOURCE_OTLP, StrMapBuilder, spans_schema, str_map_builder, ts_builder};
-use crate::{Error, Result};
 
 /// Counts for one decoded traces request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,15 +61,12 @@ impl TracesBatches {
 
 /// Decode an `ExportTraceServiceRequest` body (protobuf or OTLP/JSON).
 pub fn decode_traces(body: &[u8], encoding: Encoding, cfg: &OtlpConfig) -> Result<TracesBatches> {
-    let req = match encoding {
-        Encoding::Protobuf => {
-            ExportTraceServiceRequest::decode(body).map_err(|source| Error::Protobuf {
-                message: "ExportTraceServiceRequest",
-                source,
-            })?
-        }
-        Encoding::Json => super::json::traces_request(body)?,
-    };
+    let req = request(
+        body,
+        encoding,
+        "ExportTraceServiceRequest",
+        json::traces_request,
+    )?;
     decode_traces_request(&req, cfg)
 }
 
@@ -112,18 +111,9 @@ pub fn decode_traces_request(
     let mut summary = TracesSummary::default();
     let mut budget = Budget::new(cfg.max_output_bytes);
     for rs in &req.resource_spans {
-        let res = rs
-            .resource
-            .as_ref()
-            .map(|r| attrs_of(&r.attributes))
-            .unwrap_or_default();
+        let res = resource_attrs(rs.resource.as_ref());
         for ss in &rs.scope_spans {
-            let scope = ss
-                .scope
-                .as_ref()
-                .map(|s| attrs_of(&s.attributes))
-                .unwrap_or_default();
-            let base = merge(&res, &scope);
+            let base = scope_attrs(&res, ss.scope.as_ref());
             for (i, span) in ss.spans.iter().enumerate() {
                 summary.spans += 1;
                 one(cfg, &base, span, i, &mut b, &mut summary, &mut budget)?;

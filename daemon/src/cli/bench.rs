@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use modelwatch_tools::{bench, bench_evaluate, bench_mlflow, bench_otlp, bench_upload};
+use modelwatch_tools::{bench, bench_evaluate, bench_mlflow, bench_otlp, bench_upload, report};
 
 use super::bench_sql;
 use super::{CliError, Connection, client};
@@ -104,14 +104,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             let timings = bench_sql::run(data_dir, rows, runs.max(1))
                 .await
                 .map_err(|e| CliError::Local(format!("{e:#}")))?;
-            if conn.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&timings).unwrap_or_default()
-                );
-            } else {
-                print_timings(&timings);
-            }
+            report::print(conn.json, &timings, |t| print_timings(t));
             ExitCode::SUCCESS
         }
     };

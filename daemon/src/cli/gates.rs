@@ -83,9 +83,12 @@ pub async fn gate_policy(
         }
         GatePolicyCommand::Delete { model } => {
             c.gate_policies().delete(&model).await?;
-            if !conn.json {
-                println!("model {model:?} has no gate policy any more: promotions are not checked");
-            }
+            super::output::done(
+                conn.json,
+                format_args!(
+                    "model {model:?} has no gate policy any more: promotions are not checked"
+                ),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -684,9 +684,7 @@ async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, C
         }
         ModelsCommand::Delete { name } => {
             c.models().delete(&name).await?;
-            if !conn.json {
-                println!("deleted model {name}");
-            }
+            done(conn.json, format_args!("deleted model {name}"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -798,9 +796,10 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
         }
         VersionsCommand::Delete { model, version } => {
             c.versions(&model).delete(version).await?;
-            if !conn.json {
-                println!("deleted version {version} of {model}");
-            }
+            done(
+                conn.json,
+                format_args!("deleted version {version} of {model}"),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -856,12 +855,7 @@ async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode,
     match command {
         AliasesCommand::List { model } => {
             let listed = c.aliases(&model).list().await?;
-            print(conn.json, &document(&listed), |v| {
-                rows(
-                    v.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    ALIAS_COLUMNS,
-                )
-            });
+            print(conn.json, &document(&listed), |v| list(v, ALIAS_COLUMNS));
         }
         AliasesCommand::Get { model, alias } => {
             let found = c.aliases(&model).get(&alias).await?;
@@ -882,9 +876,7 @@ async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode,
             reason,
         } => {
             c.aliases(&model).delete(&alias, &reason).await?;
-            if !conn.json {
-                println!("deleted alias {alias} of {model}");
-            }
+            done(conn.json, format_args!("deleted alias {alias} of {model}"));
         }
         AliasesCommand::Rollback {
             model,
@@ -1041,12 +1033,7 @@ async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, Cli
         }
         TokenCommand::List => {
             let listed = c.tokens().list().await?;
-            print(conn.json, &document(&listed), |v| {
-                rows(
-                    v.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    TOKEN_COLUMNS,
-                )
-            });
+            print(conn.json, &document(&listed), |v| list(v, TOKEN_COLUMNS));
         }
         TokenCommand::Revoke { name } => {
             let revoked = c.tokens().revoke(&name).await?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use modelwatch_client::MonitoringPolicy;
 
-use super::output::{Column, print, record, rows};
+use super::output::{Column, done, print, record, rows};
 use super::{CliError, Connection, client, document};
 
 #[derive(Debug, Subcommand)]
@@ -134,9 +134,10 @@ pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCod
         }
         PolicyCommand::Delete { model } => {
             c.policies().delete(&model).await?;
-            if !conn.json {
-                println!("model {model:?} is no longer watched");
-            }
+            done(
+                conn.json,
+                format_args!("model {model:?} is no longer watched"),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -41,6 +41,22 @@ pub fn rows(items: &[Value], columns: &[Column]) -> String {
     t.to_string()
 }
 
+/// A JSON array's items as rows (no rows when it is not an array).
+pub fn list(value: &Value, columns: &[Column]) -> String {
+    rows(
+        value.as_array().map(Vec::as_slice).unwrap_or_default(),
+        columns,
+    )
+}
+
+/// What a command did, for people: `--json` prints nothing where the
+/// daemon answered nothing.
+pub fn done(json: bool, message: impl std::fmt::Display) {
+    if !json {
+        println!("{message}");
+    }
+}
+
 /// Rows whose columns are only known at run time (SQL results).
 pub fn dynamic_rows(columns: &[String], items: &[Value]) -> String {
     let mut t = table();

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use modelwatch_client::{DeliveryQuery, NewWebhook};
 
-use super::output::{Column, page, print, record, rows};
+use super::output::{Column, done, list, page, print, record};
 use super::{CliError, Connection, PageArgs, client, document};
 
 #[derive(Debug, Subcommand)]
@@ -101,12 +101,7 @@ pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode,
         }
         WebhookCommand::List => {
             let listed = c.webhooks().list().await?;
-            print(conn.json, &document(&listed), |v| {
-                rows(
-                    v.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    WEBHOOK_COLUMNS,
-                )
-            });
+            print(conn.json, &document(&listed), |v| list(v, WEBHOOK_COLUMNS));
         }
         WebhookCommand::Show { name } => {
             let found = c.webhooks().get(&name).await?;
@@ -114,9 +109,7 @@ pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode,
         }
         WebhookCommand::Delete { name } => {
             c.webhooks().delete(&name).await?;
-            if !conn.json {
-                println!("deleted webhook {name}");
-            }
+            done(conn.json, format_args!("deleted webhook {name}"));
         }
         WebhookCommand::Deliveries {
             name,

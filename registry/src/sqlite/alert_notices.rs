@@ -26,7 +26,10 @@ fn record_from_row(row: &SqliteRow) -> Result<AlertRecord> {
         alert_name: row.try_get("alert_name")?,
         model: row.try_get("model")?,
         version: row.try_get("version")?,
-        outcome: AlertOutcome::parse(&row.try_get::<String, _>("outcome")?)?,
+        outcome: row
+            .try_get::<&str, _>("outcome")?
+            .parse()
+            .map_err(|_| Error::Corrupt("unknown alert outcome".into()))?,
         detail: row.try_get("detail")?,
         alert: parse_json("alert", &row.try_get::<String, _>("alert")?)?,
         received_by: row.try_get("received_by")?,

@@ -31,7 +31,9 @@ fn delivery_from_row(row: &SqliteRow) -> Result<WebhookDelivery> {
         webhook: row.get("webhook"),
         event_id: row.get("event_id"),
         event_type: row.get("event_type"),
-        status: DeliveryStatus::parse(row.get("status"))
+        status: row
+            .get::<&str, _>("status")
+            .parse()
             .map_err(|_| Error::Corrupt("unknown delivery status".into()))?,
         attempts: row.get("attempts"),
         next_attempt_at: parse_opt_time(row.get("next_attempt_at"))?,

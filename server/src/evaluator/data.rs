@@ -24,8 +24,8 @@ use futures::StreamExt;
 use modelwatch_collectors::schema::{HISTOGRAMS, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
 use modelwatch_evaluator::{
-    EvalError, FeatureSet, FeatureValues, NumericValues, Profile, SplitMix, TelemetryReader,
-    Traffic, Window,
+    EvalError, EvaluationKey, FeatureSet, FeatureValues, NumericValues, Profile, SplitMix,
+    TelemetryReader, Traffic, Window,
 };
 use modelwatch_history::HistoryStore;
 use modelwatch_registry::FeatureKind;
@@ -609,24 +609,20 @@ impl TelemetryReader for DataFusionReader {
 
     async fn recent_dataset_drift(
         &self,
-        model: &str,
-        version: i64,
-        excluding: &str,
+        key: &EvaluationKey<'_>,
         limit: usize,
     ) -> EvalResult<Vec<bool>> {
-        recent_dataset_drift(&self.ctx()?, model, version, excluding, limit)
+        recent_dataset_drift(&self.ctx()?, key, limit)
             .await
             .map_err(EvalError::telemetry)
     }
 }
 
-/// `dataset_drift` of the version's newest evaluations in `drift_results`,
-/// newest first.
+/// `dataset_drift` of the newest evaluations of `key`'s version in
+/// `drift_results` (its own left out), newest first.
 async fn recent_dataset_drift(
     ctx: &SessionContext,
-    model: &str,
-    version: i64,
-    excluding: &str,
+    key: &EvaluationKey<'_>,
     limit: usize,
 ) -> Result<Vec<bool>> {
     use datafusion::functions_aggregate::expr_fn::{bool_or, max};
@@ -635,9 +631,9 @@ async fn recent_dataset_drift(
         .await?
         .filter(
             col("model")
-                .eq(lit(model))
-                .and(col("version").eq(lit(version.to_string())))
-                .and(col("evaluation_id").not_eq(lit(excluding))),
+                .eq(lit(key.model))
+                .and(col("version").eq(lit(key.version.to_string())))
+                .and(col("evaluation_id").not_eq(lit(key.evaluation_id))),
         )?
         .aggregate(
             vec![col("evaluation_id")],

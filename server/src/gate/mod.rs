@@ -21,12 +21,11 @@ pub mod rego;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use modelwatch_history::HistoryStore;
-use modelwatch_registry::{Actor, Alias, GateApproval, RegistryStore, validate};
+use modelwatch_registry::{Actor, GateApproval, RegistryStore, validate};
+pub use modelwatch_types::records::{GateReport, Promotion};
 
 pub use rego::{Decision, PolicyError};
 
@@ -66,37 +65,6 @@ fn denied_message(report: &GateReport) -> String {
         report.policy_sha256.as_deref().unwrap_or("none"),
         report.reasons.join("; ")
     )
-}
-
-/// A gate's decision on one version, with the input it was made on.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct GateReport {
-    pub model: String,
-    pub version: i64,
-    /// The alias the version would take, when asked about one.
-    pub alias: Option<String>,
-    /// `reasons` is empty.
-    pub allowed: bool,
-    /// The policy's `deny` messages.
-    pub reasons: Vec<String>,
-    /// The policy's `warn` messages (never deny); also a note when the model
-    /// has no gate policy.
-    pub warnings: Vec<String>,
-    /// The policy that decided (null: the model has no gate policy, so
-    /// every version is allowed).
-    pub policy_sha256: Option<String>,
-    pub evaluated_at: DateTime<Utc>,
-    /// The document the policy saw as `input`.
-    #[schema(value_type = Object)]
-    pub input: Value,
-}
-
-/// A promotion that passed its gate.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Promotion {
-    /// The alias after the move.
-    pub alias: Alias,
-    pub gate: GateReport,
 }
 
 /// A blank but complete input document: what uploads are test-evaluated on,

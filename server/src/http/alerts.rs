@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiBytes, ApiQuery};
 use super::params::Params;
-use super::registry::PageParams;
+use super::registry::{PageParams, page_from};
 use crate::alerts::NotificationReport;
 use crate::auth::Caller;
 
@@ -42,14 +42,7 @@ pub struct AlertPage {
     pub next_cursor: Option<String>,
 }
 
-impl From<Page<AlertRecord>> for AlertPage {
-    fn from(p: Page<AlertRecord>) -> Self {
-        Self {
-            items: p.items,
-            next_cursor: p.next_cursor,
-        }
-    }
-}
+page_from!(AlertPage, AlertRecord);
 
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
     params(PageParams),

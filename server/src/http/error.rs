@@ -72,6 +72,17 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    /// A body that is not the JSON it should be (syntax, not content).
+    pub fn malformed_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    }
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -313,12 +324,8 @@ impl From<JsonRejection> for ApiError {
         let text = r.body_text();
         match r {
             JsonRejection::JsonDataError(_) => ApiError::bad_request(text),
-            JsonRejection::JsonSyntaxError(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
-            }
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            JsonRejection::JsonSyntaxError(_) => ApiError::malformed_json(text),
+            JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(
                 "send the body as JSON with `Content-Type: application/json`",
             ),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
@@ -369,11 +376,7 @@ fn decode_error(d: modelwatch_collectors::Error) -> ApiError {
             "payload_too_large",
             d.to_string(),
         ),
-        ErrorClass::UnsupportedMediaType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            d.to_string(),
-        ),
+        ErrorClass::UnsupportedMediaType => ApiError::unsupported_media_type(d.to_string()),
         ErrorClass::Internal => ApiError::internal(d),
     }
 }
@@ -390,11 +393,7 @@ impl From<crate::telemetry::IngestError> for ApiError {
                 "payload_too_large",
                 e.to_string(),
             ),
-            IngestError::ContentEncoding(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                e.to_string(),
-            ),
+            IngestError::ContentEncoding(_) => ApiError::unsupported_media_type(e.to_string()),
         }
     }
 }
@@ -492,11 +491,7 @@ impl From<crate::upload::UploadError> for ApiError {
                 "payload_too_large",
                 e.to_string(),
             ),
-            U::UnsupportedEncoding(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                e.to_string(),
-            ),
+            U::UnsupportedEncoding(_) => ApiError::unsupported_media_type(e.to_string()),
             U::Gzip(_)
             | U::Parquet(_)
             | U::BodyRead(_)

@@ -1,7 +1,6 @@
 //! Extractors whose rejections use the API's JSON error shape.
 
 use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -24,9 +23,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.parse::<mime_type::Essence>().ok())
             .is_some_and(|m| m.is_json());
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            return Err(ApiError::unsupported_media_type(
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
@@ -34,9 +31,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => {}
             None => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
+                return Err(ApiError::malformed_json(
                     "the body is empty; send a JSON object",
                 ));
             }

@@ -44,23 +44,17 @@ fn policy_text(headers: &HeaderMap, body: &[u8]) -> ApiResult<String> {
         "application/json" => serde_json::from_slice::<GatePolicyUpload>(body)
             .map(|u| u.rego)
             .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    format!("invalid JSON body: {e}; send {{\"rego\": \"<policy>\"}}"),
-                )
+                ApiError::malformed_json(format!(
+                    "invalid JSON body: {e}; send {{\"rego\": \"<policy>\"}}"
+                ))
             }),
         "text/plain" | "application/x-rego" | "application/octet-stream" => {
             String::from_utf8(body.to_vec())
                 .map_err(|e| ApiError::bad_request(format!("the policy is not UTF-8 text: {e}")))
         }
-        other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "cannot read a policy sent as {other:?}; send the Rego text as text/plain or {{\"rego\": \"…\"}} as application/json"
-            ),
-        )),
+        other => Err(ApiError::unsupported_media_type(format!(
+            "cannot read a policy sent as {other:?}; send the Rego text as text/plain or {{\"rego\": \"…\"}} as application/json"
+        ))),
     }
 }
 
@@ -190,11 +184,9 @@ pub async fn promote(
     // which may need more.
     caller.require(Role::Editor)?;
     let request: PromoteRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("invalid JSON body: {e}; send {{\"alias\": \"production\"}}"),
-        )
+        ApiError::malformed_json(format!(
+            "invalid JSON body: {e}; send {{\"alias\": \"production\"}}"
+        ))
     })?;
     // The same role as moving the alias by hand.
     let actor = caller.require(s.auth.role_for_alias(&request.alias))?;

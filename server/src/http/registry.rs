@@ -17,6 +17,7 @@ use modelwatch_registry::{
     RecommendationStatus, Role, TagTarget, Tags, TokenInfo, Transition, Version, VersionFilter,
     VersionStatus, VersionUpdate, tokens,
 };
+use modelwatch_types::records::{CreatedToken, NewToken};
 
 use super::AppState;
 use super::error::{ApiResult, ErrorBody};
@@ -33,13 +34,8 @@ pub(super) fn optional_json<T: Default + serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        super::error::ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("invalid JSON body: {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| super::error::ApiError::malformed_json(format!("invalid JSON body: {e}")))
 }
 
 /// Common listing parameters.
@@ -102,6 +98,8 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// `From<Page<$from>>` for a listing's reply type `$page` (one per item
+/// type, so each has its own name in the OpenAPI document).
 macro_rules! page_from {
     ($page:ident, $from:ty) => {
         impl From<Page<$from>> for $page {
@@ -114,6 +112,7 @@ macro_rules! page_from {
         }
     };
 }
+pub(super) use page_from;
 page_from!(ModelPage, Model);
 page_from!(VersionPage, Version);
 page_from!(RecommendationPage, Recommendation);
@@ -667,21 +666,6 @@ pub async fn verify_audit(
 ) -> ApiResult<Json<AuditVerification>> {
     caller.require(Role::Reader)?;
     Ok(Json(s.registry.verify_audit().await?))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    pub name: String,
-    pub role: Role,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub info: TokenInfo,
-    /// The secret, shown this once; only its hash is stored.
-    pub token: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",

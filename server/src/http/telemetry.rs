@@ -127,19 +127,12 @@ fn parse_request(headers: &HeaderMap, body: &Bytes) -> ApiResult<SqlRequest> {
         });
     }
     if !ct.starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        return Err(ApiError::unsupported_media_type(
             "send {\"sql\": \"…\"} as application/json, or the SQL itself as text/plain",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("invalid JSON body: {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed_json(format!("invalid JSON body: {e}")))
 }
 
 /// Runs a read-only SQL query over telemetry and registry tables.

@@ -66,23 +66,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         (status = 422, body = ErrorBody, description = "the Idempotency-Key was used for a different body"),
         (status = 503, body = ErrorBody, description = "the history could not store the rows; nothing stored, retry")),
     security(("bearer" = [])))]
-pub async fn upload_inferences(
-    State(s): State<AppState>,
-    caller: Caller,
-    ApiPath((model, version)): ApiPath<(String, i64)>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    handle(
-        s,
-        caller,
-        model,
-        version,
-        headers,
-        body,
-        UploadKind::Inferences,
-    )
-    .await
+pub async fn upload_inferences(request: UploadRequest, body: Body) -> ApiResult<Response> {
+    handle(request, body, UploadKind::Inferences).await
 }
 
 /// Stores reference data (what the version is compared against). When the
@@ -98,34 +83,16 @@ pub async fn upload_inferences(
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn upload_reference(
-    State(s): State<AppState>,
-    caller: Caller,
-    ApiPath((model, version)): ApiPath<(String, i64)>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    handle(
-        s,
-        caller,
-        model,
-        version,
-        headers,
-        body,
-        UploadKind::Reference,
-    )
-    .await
+pub async fn upload_reference(request: UploadRequest, body: Body) -> ApiResult<Response> {
+    handle(request, body, UploadKind::Reference).await
 }
 
-async fn handle(
-    s: AppState,
-    caller: Caller,
-    model: String,
-    version: i64,
-    headers: HeaderMap,
-    body: Body,
-    kind: UploadKind,
-) -> ApiResult<Response> {
+/// What both upload routes extract before the body, in this order: the
+/// state, the caller, the version's path and the headers.
+type UploadRequest = (State<AppState>, Caller, ApiPath<(String, i64)>, HeaderMap);
+
+async fn handle(request: UploadRequest, body: Body, kind: UploadKind) -> ApiResult<Response> {
+    let (State(s), caller, ApiPath((model, version)), headers) = request;
     let actor = caller.require(Role::Ingest)?;
     let format = BatchFormat::from_content_type(header_str(&headers, "content-type"))
         .map_err(upload::UploadError::from)?;

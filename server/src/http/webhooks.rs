@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use modelwatch_registry::webhooks::{
-    CreatedWebhook, DeliveryFilter, DeliveryStatus, NewWebhook, Webhook, WebhookDelivery,
+    CreatedWebhook, DeliveryFilter, NewWebhook, Webhook, WebhookDelivery,
 };
 use modelwatch_registry::{Page, Role};
 
@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::params::Params;
-use super::registry::PageParams;
+use super::registry::{PageParams, page_from};
 use crate::auth::Caller;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,14 +28,7 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
-impl From<Page<WebhookDelivery>> for DeliveryPage {
-    fn from(p: Page<WebhookDelivery>) -> Self {
-        Self {
-            items: p.items,
-            next_cursor: p.next_cursor,
-        }
-    }
-}
+page_from!(DeliveryPage, WebhookDelivery);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -120,7 +113,7 @@ pub async fn list_deliveries(
     let mut p = Params::new(q);
     let page = p.page()?;
     let filter = DeliveryFilter {
-        status: p.with("status", DeliveryStatus::parse)?,
+        status: p.named("status")?,
     };
     p.finish()?;
     Ok(Json(

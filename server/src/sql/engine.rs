@@ -379,12 +379,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn results_count_against_the_memory_pool() {
         let (engine, _dir) = engine(16 << 20).await;
-        let e = engine
-            .query(
-                "SELECT repeat(CAST(value AS VARCHAR), 100) FROM range(1000000)".into(),
-                1_000_000,
-                Duration::from_secs(60),
-            )
+        // Limits far above what the queries need: only memory can stop them.
+        let roomy = |sql: &str| engine.query(sql.into(), 1_000_000, Duration::from_secs(60));
+        let e = roomy("SELECT repeat(CAST(value AS VARCHAR), 100) FROM range(1000000)")
             .await
             .unwrap_err();
         assert_eq!(fault(e), QueryFault::Resources);
@@ -398,14 +395,7 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
-        let ok = engine
-            .query(
-                "SELECT value FROM range(1000)".into(),
-                1_000_000,
-                Duration::from_secs(60),
-            )
-            .await
-            .unwrap();
+        let ok = roomy("SELECT value FROM range(1000)").await.unwrap();
         assert!(
             engine.memory_reserved() > 0,
             "a held result keeps its share"
