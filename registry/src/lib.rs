@@ -58,6 +58,51 @@
 //!   (they sign every payload) and never leave the store except to the
 //!   sender ([`webhooks`]).
 
+/// Declares, inside a SQL backend's module, the files it shares with the
+/// other SQL backend (`src/sql/`): the role implementations, the row
+/// readers, the filter renderer and a change's `Tx`. Each is
+/// compiled once per backend; its `super` is the backend, which supplies
+/// `dialect` (types, SQL fragments, locks), `audited` and the store.
+macro_rules! sql_backend_modules {
+    () => {
+        #[path = "../sql/alert_notices.rs"]
+        mod alert_notices;
+        #[path = "../sql/aliases.rs"]
+        mod aliases;
+        #[path = "../sql/audit.rs"]
+        mod audit;
+        #[path = "../sql/filter.rs"]
+        mod filter;
+        #[path = "../sql/gates.rs"]
+        mod gates;
+        #[path = "../sql/models.rs"]
+        mod models;
+        #[path = "../sql/outbox.rs"]
+        mod outbox;
+        #[path = "../sql/policies.rs"]
+        mod policies;
+        #[path = "../sql/recommendations.rs"]
+        mod recommendations;
+        #[path = "../sql/records.rs"]
+        mod records;
+        #[path = "../sql/search.rs"]
+        mod search;
+        #[path = "../sql/tokens.rs"]
+        mod tokens;
+        #[path = "../sql/tracking.rs"]
+        mod tracking;
+        #[path = "../sql/tx.rs"]
+        mod tx;
+        #[path = "../sql/versions.rs"]
+        mod versions;
+        #[path = "../sql/views.rs"]
+        mod views;
+        #[path = "../sql/webhooks.rs"]
+        mod webhooks;
+    };
+}
+pub(crate) use sql_backend_modules;
+
 pub mod alert_notices;
 mod error;
 mod filter;

@@ -131,6 +131,7 @@ fn sql_stays_in_the_registry_backend_folders() {
     let backends = [
         root.join("registry/src/sqlite"),
         root.join("registry/src/postgres"),
+        root.join("registry/src/sql"),
     ];
     // This file names the crate to look for it.
     let this = root.join("tests/e2e/layout.rs");
@@ -152,6 +153,6 @@ fn sql_stays_in_the_registry_backend_folders() {
     );
     assert!(
         offenders.is_empty(),
-        "sqlx used outside registry/src/sqlite/ (and postgres/): {offenders:?}"
+        "sqlx used outside registry/src/{{sqlite,postgres,sql}}/: {offenders:?}"
     );
 }

@@ -1,103 +1,25 @@
-//! The one shape of a registry change on PostgreSQL: its statements and its
-//! audit entries in one transaction.
-//!
-//! [`PgStore::audited`] opens a transaction and hands the change a [`Tx`]:
-//! the connection, the time of the change, the actor and the alias
-//! protection. The change records its audit entries with [`Tx::audit`];
-//! the first one locks the audit chain's head row (`audit_head`,
-//! `FOR UPDATE`, held until commit), and each is linked after the chain's
-//! last entry ([`crate::rules::audit::link`]). So changes from any number
-//! of daemons append to one chain, in commit order (seq order), while
-//! what comes before their first entry (reads, row locks, the moves
-//! conditional on what was read) runs concurrently. A change locks the
-//! rows it modifies before its first entry where it can (lock order: rows,
-//! then the head); a deadlock PostgreSQL detects otherwise is
-//! [`crate::Error::Busy`]. A change that fails is rolled back with its
-//! entries.
-//!
-//! [`PgStore::transaction`] is the same without audit entries, for the
-//! operational records (deliveries, the outbox cursor).
-//!
-//! The signature matches SQLite's `audited` (owned `args`, a boxed change),
-//! so a role reads the same on both backends.
+//! Where a change runs on PostgreSQL: a transaction of its own on a pooled
+//! connection ([`PgStore::transaction`]); the shared `audited`
+//! (`sql/tx.rs`) adds the change's audit entries. The first entry locks
+//! the audit chain's head row (`audit_head`, `FOR UPDATE`, held until
+//! commit), so changes from any number of daemons append to one chain in
+//! commit order (seq order), while what comes before their first entry
+//! (reads, row locks, the moves conditional on what was read) runs
+//! concurrently. A change locks the rows it modifies before its first
+//! entry where it can (lock order: rows, then the head); a deadlock
+//! PostgreSQL detects otherwise is [`crate::Error::Busy`]. A change that
+//! fails is rolled back with its entries.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::PgStore;
 use super::error::transient;
 use crate::error::Result;
-use crate::protection::AliasProtection;
 use crate::roles::RegistryStats;
-use crate::rules::audit;
-use crate::types::Actor;
-
-/// A change in progress inside its transaction.
-pub(super) struct Tx<'c> {
-    pub(super) conn: &'c mut PgConnection,
-    /// The time of the change, in the stored textual form; every row and
-    /// audit entry it writes carries this one time.
-    pub(super) now: String,
-    pub(super) actor: Actor,
-    pub(super) protection: Arc<AliasProtection>,
-    /// Whether this transaction holds the chain head's lock yet.
-    head_locked: bool,
-}
-
-impl Tx<'_> {
-    /// Appends one audit entry for this change, chained after the last one.
-    pub(super) async fn audit(
-        &mut self,
-        action: &str,
-        target: &str,
-        before: Option<Value>,
-        after: Option<Value>,
-    ) -> Result<()> {
-        if !self.head_locked {
-            sqlx::query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
-                .execute(&mut *self.conn)
-                .await?;
-            self.head_locked = true;
-        }
-        // The head lock is held, and each statement of a READ COMMITTED
-        // transaction sees everything committed before it: this is the
-        // chain's true last entry.
-        let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *self.conn)
-                .await?;
-        let link = audit::link(
-            last,
-            &self.now,
-            &self.actor.name,
-            action,
-            target,
-            before.as_ref(),
-            after.as_ref(),
-        );
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, target, before, after, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(link.seq)
-        .bind(&self.now)
-        .bind(&self.actor.name)
-        .bind(action)
-        .bind(target)
-        .bind(before.map(|v| v.to_string()))
-        .bind(after.map(|v| v.to_string()))
-        .bind(&link.prev_hash)
-        .bind(&link.hash)
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
-    }
-}
 
 /// Running totals behind [`PgStore`]'s [`RegistryStats`]: one transaction
 /// per change here, so `transactions` counts committed changes.
@@ -123,31 +45,14 @@ impl Counters {
 }
 
 impl PgStore {
-    /// Runs `change` (given a [`Tx`] and `args`) in a transaction of its
-    /// own and returns its result once that transaction has committed with
-    /// the audit entries it recorded.
-    pub(super) async fn audited<A, T, F>(&self, actor: &Actor, args: A, change: F) -> Result<T>
-    where
-        A: Send + 'static,
-        T: Send + 'static,
-        F: for<'c> FnOnce(Tx<'c>, A) -> BoxFuture<'c, Result<T>> + Send + 'static,
-    {
-        let now = self.now();
-        let actor = actor.clone();
-        let protection = self.protection.clone();
-        self.transaction(move |conn| {
-            change(
-                Tx {
-                    conn,
-                    now,
-                    actor,
-                    protection,
-                    head_locked: false,
-                },
-                args,
-            )
-        })
-        .await
+    /// A pooled connection for a read.
+    pub(super) async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// The figures behind [`crate::roles::Views::stats`].
+    pub(super) fn change_stats(&self) -> RegistryStats {
+        self.counters.stats()
     }
 
     /// Runs `change` in a transaction of its own and returns its result

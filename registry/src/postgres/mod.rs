@@ -22,11 +22,13 @@
 //! chain read and hash the same on both backends. Time always comes from
 //! the injected [`Clock`], never from the database's `now()`.
 //!
-//! Layout as in `sqlite/`: [`audited`] is the shape of a change,
-//! [`records`] reads rows back, [`filter`] renders the backend-neutral
-//! filters in this dialect, [`error`] maps PostgreSQL's failures onto the
-//! registry's errors, one file per role. The rules every backend shares
-//! ([`crate::rules`]) are called, never restated.
+//! Layout: the role implementations, row readers and filter renderer are
+//! shared with SQLite (`src/sql/`, declared here by
+//! [`crate::sql_backend_modules`]); what is PostgreSQL's own is
+//! [`audited`] (a transaction per change), [`dialect`] (types, SQL
+//! fragments, the locks) and [`error`] (its failures mapped onto the
+//! registry's errors). The rules every backend shares ([`crate::rules`])
+//! are called, never restated.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,26 +40,14 @@ use crate::Clock;
 use crate::audit::format_time;
 use crate::error::{Error, Result};
 use crate::protection::AliasProtection;
-use crate::roles::RegistryStats;
 
-mod alert_notices;
-mod aliases;
-mod audit;
+#[macro_use]
+mod dialect;
+
 mod audited;
 mod error;
-mod filter;
-mod gates;
-mod models;
-mod outbox;
-mod policies;
-mod recommendations;
-mod records;
-mod search;
-mod tokens;
-mod tracking;
-mod versions;
-mod views;
-mod webhooks;
+
+crate::sql_backend_modules!();
 
 #[cfg(test)]
 mod tests;
@@ -142,10 +132,6 @@ impl PgStore {
 
     fn now(&self) -> String {
         format_time(self.clock.now())
-    }
-
-    fn stats(&self) -> RegistryStats {
-        self.counters.stats()
     }
 
     /// Waits for the changes in flight and closes every connection; later

@@ -6,12 +6,12 @@
 //! readers. WAL journal mode, `synchronous = FULL`: a change is answered only
 //! after it is durable.
 //!
-//! Layout: [`writer`] is the group-commit writer; [`audited`] the one shape
-//! of a change (its statements and its audit entries in one transaction on
-//! the writer); [`records`] reads rows back into records; [`filter`]
-//! renders the backend-neutral filters of [`crate::filter`] as SQLite SQL;
-//! one file per role implements that role for [`SqliteStore`]. The rules
-//! every backend shares ([`crate::rules`]) are called, never restated.
+//! Layout: the role implementations, row readers and filter renderer are
+//! shared with PostgreSQL (`src/sql/`, declared here by
+//! [`crate::sql_backend_modules`]); what is SQLite's own is [`writer`] (the
+//! group-commit writer), [`audited`] (where a change and a read run) and
+//! [`dialect`] (types, SQL fragments, no-op locks). The rules every backend
+//! shares ([`crate::rules`]) are called, never restated.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,24 +25,14 @@ use crate::error::{Error, Result};
 use crate::protection::AliasProtection;
 use crate::{Clock, SystemClock};
 
-mod alert_notices;
-mod aliases;
-mod audit;
+#[macro_use]
+mod dialect;
+
 mod audited;
-mod filter;
-mod gates;
-mod models;
-mod outbox;
-mod policies;
-mod recommendations;
-mod records;
-mod search;
-mod tokens;
-mod tracking;
-mod versions;
-mod views;
-mod webhooks;
+
 mod writer;
+
+crate::sql_backend_modules!();
 
 #[cfg(test)]
 mod tests;

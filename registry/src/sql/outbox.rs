@@ -1,4 +1,4 @@
-//! [`Outbox`] on PostgreSQL: the transactional outbox step (audit entries →
+//! [`Outbox`] on the SQL backends: the transactional outbox step (audit entries →
 //! deliveries, planned by [`crate::rules::outbox`]), published events, and
 //! the sender's queue (claim with a lease, record, release, prune).
 //!
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::PgStore;
+use super::dialect::Store;
 use super::records::*;
 use super::webhooks::{active_subscribers, insert_delivery, load_webhook};
 use crate::audit::format_time;
@@ -20,7 +20,7 @@ use crate::rules::outbox::{plan_dispatch, recipients};
 use crate::webhooks::*;
 
 #[async_trait]
-impl Outbox for PgStore {
+impl Outbox for Store {
     async fn publish_webhook_event(
         &self,
         event: WebhookEvent,
@@ -53,7 +53,7 @@ impl Outbox for PgStore {
         self.read(async {
             // A cheap read first: nothing new, no write transaction.
             {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.reader().await?;
                 let (cursor, head): (i64, i64) = sqlx::query_as(
                     "SELECT (SELECT last_seq FROM webhook_cursor WHERE id = 1),
                         (SELECT COALESCE(MAX(seq), 0) FROM audit_log)",
@@ -67,9 +67,10 @@ impl Outbox for PgStore {
             let now = self.now();
             self.transaction(move |tx| {
                 Box::pin(async move {
-                    let cursor: i64 = sqlx::query_scalar(
-                        "SELECT last_seq FROM webhook_cursor WHERE id = 1 FOR UPDATE",
-                    )
+                    let cursor: i64 = sqlx::query_scalar(concat!(
+                        "SELECT last_seq FROM webhook_cursor WHERE id = 1",
+                        row_lock!("FOR UPDATE")
+                    ))
                     .fetch_one(&mut *tx)
                     .await?;
                     let rows =
@@ -120,13 +121,12 @@ impl Outbox for PgStore {
         self.transaction(move |tx| {
                 Box::pin(async move {
                     let rows = sqlx::query(
-                        "SELECT d.id, d.event_id, d.event_type, d.payload, d.attempts,
+                        concat!("SELECT d.id, d.event_id, d.event_type, d.payload, d.attempts,
                                 s.name, s.url, s.secret
                          FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
                          WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND s.active
                              AND (d.leased_until IS NULL OR d.leased_until <= $2)
-                         ORDER BY d.next_attempt_at, d.id LIMIT $3
-                         FOR UPDATE OF d SKIP LOCKED",
+                         ORDER BY d.next_attempt_at, d.id LIMIT $3", row_lock!("FOR UPDATE OF d SKIP LOCKED")),
                     )
                     .bind(&now)
                     .bind(&now)
@@ -218,11 +218,17 @@ impl Outbox for PgStore {
 
     async fn next_webhook_due(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let next: Option<String> = sqlx::query_scalar(
-                "SELECT MIN(GREATEST(d.next_attempt_at, d.leased_until)) FROM webhook_deliveries d
-             JOIN webhook_subscriptions s ON s.id = d.subscription_id
-             WHERE d.status = 'pending' AND s.active",
+                // A NULL lease counts as no lease (PostgreSQL's GREATEST
+                // skips NULLs, SQLite's MAX does not).
+                concat!(
+                    "SELECT MIN(",
+                    greatest!(),
+                    "(d.next_attempt_at, COALESCE(d.leased_until, ''))) FROM webhook_deliveries d
+                     JOIN webhook_subscriptions s ON s.id = d.subscription_id
+                     WHERE d.status = 'pending' AND s.active"
+                ),
             )
             .fetch_one(&mut *conn)
             .await?;

@@ -1,12 +1,12 @@
-//! [`Versions`] on SQLite: versions, their tags and MLflow stages.
+//! [`Versions`] on the SQL backends: versions, their tags and MLflow stages.
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
-use super::SqliteStore;
-use super::audited::Tx;
+use super::dialect::{Db, Store};
 use super::filter::{Scope, push_where};
 use super::records::*;
+use super::tx::Tx;
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::roles::Versions;
@@ -28,10 +28,14 @@ const VERSIONS: Scope = Scope {
     id: "version",
 };
 
+/// The versions in `stage`, locked: they are moved out of it after the
+/// change's first audit entry, and locking them before it keeps the
+/// lock order (rows, then the chain head) of every change.
 async fn stage_versions(tx: &mut Tx<'_>, model_id: i64, stage: Stage) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT version FROM versions WHERE model_id = ? AND stage = ? ORDER BY version",
-    )
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT version FROM versions WHERE model_id = $1 AND stage = $2 ORDER BY version",
+        row_lock!("FOR UPDATE")
+    ))
     .bind(model_id)
     .bind(stage.as_str())
     .fetch_all(&mut *tx.conn)
@@ -45,13 +49,15 @@ async fn set_stage(
     version: i64,
     (from, to): (Stage, Stage),
 ) -> Result<()> {
-    sqlx::query("UPDATE versions SET stage = ?, updated_at = ? WHERE model_id = ? AND version = ?")
-        .bind(to.as_str())
-        .bind(&tx.now)
-        .bind(model_id)
-        .bind(version)
-        .execute(&mut *tx.conn)
-        .await?;
+    sqlx::query(
+        "UPDATE versions SET stage = $1, updated_at = $2 WHERE model_id = $3 AND version = $4",
+    )
+    .bind(to.as_str())
+    .bind(&tx.now)
+    .bind(model_id)
+    .bind(version)
+    .execute(&mut *tx.conn)
+    .await?;
     tx.audit(
         "version.stage",
         &version_target(model, version),
@@ -62,13 +68,15 @@ async fn set_stage(
 }
 
 #[async_trait]
-impl Versions for SqliteStore {
+impl Versions for Store {
     async fn create_version(&self, actor: &Actor, model: &str, new: NewVersion) -> Result<Version> {
         validate::new_version(&new)?;
         let args = (model.to_string(), new);
         self.audited(actor, args, |mut tx, (model, mut new)| {
             Box::pin(async move {
-                let id = model_id(&mut *tx.conn, &model).await?;
+                // The model row stays locked until commit: concurrent
+                // registrations take their numbers one after another.
+                let id = lock_model(&mut *tx.conn, &model).await?;
                 if let Some(run) = new.run_id.as_deref() {
                     super::tracking::lineage_from_run(&mut *tx.conn, run, &mut new.lineage).await?;
                 }
@@ -80,11 +88,12 @@ impl Versions for SqliteStore {
                         format!("model {model:?} has no version {parent}"),
                     ));
                 }
-                // Allocating the number and inserting the row in one write
-                // transaction keeps numbers unique and gapless under
-                // concurrent creation.
+                // Allocating the number and inserting the row in the
+                // transaction holding the model row's lock keeps numbers
+                // unique and gapless under concurrent creation, from any
+                // number of daemons.
                 let number: i64 = sqlx::query_scalar(
-                    "UPDATE models SET next_version = next_version + 1, updated_at = ? WHERE id = ? RETURNING next_version - 1",
+                    "UPDATE models SET next_version = next_version + 1, updated_at = $1 WHERE id = $2 RETURNING next_version - 1",
                 )
                 .bind(&tx.now)
                 .bind(id)
@@ -93,7 +102,7 @@ impl Versions for SqliteStore {
                 sqlx::query(
                     "INSERT INTO versions (model_id, version, description, source_uri, artifact_digest, run_id,
                          lineage, tags, features, reference_uri, status, created_by, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'ready', $11, $12, $13)",
                 )
                 .bind(id)
                 .bind(number)
@@ -148,8 +157,11 @@ impl Versions for SqliteStore {
     }
 
     async fn get_version(&self, model: &str, version: i64) -> Result<Version> {
-        let mut conn = self.read.acquire().await?;
-        load_version(&mut conn, model, version).await
+        self.read(async {
+            let mut conn = self.reader().await?;
+            load_version(&mut conn, model, version).await
+        })
+        .await
     }
 
     async fn list_versions(
@@ -158,21 +170,24 @@ impl Versions for SqliteStore {
         filter: &VersionFilter,
         page: &PageRequest,
     ) -> Result<Page<Version>> {
-        let after = decode_cursor(&page.cursor)?;
-        let mut conn = self.read.acquire().await?;
-        let id = model_id(&mut conn, model).await?;
-        let predicates = filter::version_filter(filter)?;
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM versions WHERE model_id = ");
-        q.push_bind(id).push(" AND version > ").push_bind(after);
-        push_where(&mut q, &predicates, &VERSIONS);
-        q.push(" ORDER BY version LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let versions = versions_from_rows(&mut conn, model, id, &rows).await?;
-        Ok(paginate(
-            versions.into_iter().map(|v| (v.version, v)).collect(),
-            page.limit,
-        ))
+        self.read(async {
+            let after = decode_cursor(&page.cursor)?;
+            let mut conn = self.reader().await?;
+            let id = model_id(&mut conn, model).await?;
+            let predicates = filter::version_filter(filter)?;
+            let mut q = QueryBuilder::<Db>::new("SELECT * FROM versions WHERE model_id = ");
+            q.push_bind(id).push(" AND version > ").push_bind(after);
+            push_where(&mut q, &predicates, &VERSIONS);
+            q.push(" ORDER BY version LIMIT ")
+                .push_bind(i64::from(page.limit) + 1);
+            let rows = q.build().fetch_all(&mut *conn).await?;
+            let versions = versions_from_rows(&mut conn, model, id, &rows).await?;
+            Ok(paginate(
+                versions.into_iter().map(|v| (v.version, v)).collect(),
+                page.limit,
+            ))
+        })
+        .await
     }
 
     async fn update_version(
@@ -185,7 +200,7 @@ impl Versions for SqliteStore {
         let args = (model.to_string(), update);
         self.audited(actor, args, move |mut tx, (model, update)| {
             Box::pin(async move {
-                let before = load_version(&mut *tx.conn, &model, version).await?;
+                let before = load_version_locked(&mut *tx.conn, &model, version).await?;
                 let description = update
                     .description
                     .unwrap_or_else(|| before.description.clone());
@@ -197,7 +212,7 @@ impl Versions for SqliteStore {
                     ..Default::default()
                 })?;
                 let id = model_id(&mut *tx.conn, &model).await?;
-                sqlx::query("UPDATE versions SET description = ?, status = ?, features = ?, updated_at = ? WHERE model_id = ? AND version = ?")
+                sqlx::query("UPDATE versions SET description = $1, status = $2, features = $3, updated_at = $4 WHERE model_id = $5 AND version = $6")
                     .bind(&description)
                     .bind(status.as_str())
                     .bind(to_json(&features))
@@ -223,7 +238,9 @@ impl Versions for SqliteStore {
     async fn delete_version(&self, actor: &Actor, model: &str, version: i64) -> Result<()> {
         self.audited(actor, model.to_string(), move |mut tx, model| {
             Box::pin(async move {
-                let before = load_version(&mut *tx.conn, &model, version).await?;
+                // Locked before it is read: an alias set meanwhile (which
+                // holds the row FOR SHARE) has committed, and is seen.
+                let before = load_version_locked(&mut *tx.conn, &model, version).await?;
                 tx.protection.check(
                     &tx.actor,
                     before.stage.as_str(),
@@ -236,16 +253,16 @@ impl Versions for SqliteStore {
                     )));
                 }
                 let id = model_id(&mut *tx.conn, &model).await?;
-                sqlx::query("DELETE FROM versions WHERE model_id = ? AND version = ?")
+                sqlx::query("DELETE FROM versions WHERE model_id = $1 AND version = $2")
                     .bind(id)
                     .bind(version)
                     .execute(&mut *tx.conn)
                     .await?;
                 // Its open recommendations can no longer be acted on.
                 sqlx::query(
-                    "UPDATE recommendations SET status = 'superseded', resolved_by = ?, resolved_at = ?,
-                         resolution_note = ?, updated_at = ?
-                     WHERE model_id = ? AND version = ? AND status = 'open'",
+                    "UPDATE recommendations SET status = 'superseded', resolved_by = $1, resolved_at = $2,
+                         resolution_note = $3, updated_at = $4
+                     WHERE model_id = $5 AND version = $6 AND status = 'open'",
                 )
                 .bind(&tx.actor.name)
                 .bind(&tx.now)
@@ -284,12 +301,14 @@ impl Versions for SqliteStore {
             Box::pin(async move {
                 let (mut tags, audit_target, action_prefix) = match &target {
                     TagTarget::Model { model } => (
-                        load_model(&mut *tx.conn, model).await?.tags,
+                        load_model_locked(&mut *tx.conn, model).await?.tags,
                         model_target(model),
                         "model",
                     ),
                     TagTarget::Version { model, version } => (
-                        load_version(&mut *tx.conn, model, *version).await?.tags,
+                        load_version_locked(&mut *tx.conn, model, *version)
+                            .await?
+                            .tags,
                         version_target(model, *version),
                         "version",
                     ),
@@ -308,7 +327,7 @@ impl Versions for SqliteStore {
                 }
                 match &target {
                     TagTarget::Model { model } => {
-                        sqlx::query("UPDATE models SET tags = ?, updated_at = ? WHERE name = ?")
+                        sqlx::query("UPDATE models SET tags = $1, updated_at = $2 WHERE name = $3")
                             .bind(to_json(&tags))
                             .bind(&tx.now)
                             .bind(model)
@@ -317,7 +336,7 @@ impl Versions for SqliteStore {
                     }
                     TagTarget::Version { model, version } => {
                         let id = model_id(&mut *tx.conn, model).await?;
-                        sqlx::query("UPDATE versions SET tags = ?, updated_at = ? WHERE model_id = ? AND version = ?")
+                        sqlx::query("UPDATE versions SET tags = $1, updated_at = $2 WHERE model_id = $3 AND version = $4")
                             .bind(to_json(&tags))
                             .bind(&tx.now)
                             .bind(id)
@@ -363,7 +382,7 @@ impl Versions for SqliteStore {
             .check(actor, stage.as_str(), "moving a version into that stage")?;
         self.audited(actor, model.to_string(), move |mut tx, model| {
             Box::pin(async move {
-                let before = load_version(&mut *tx.conn, &model, version).await?;
+                let before = load_version_locked(&mut *tx.conn, &model, version).await?;
                 tx.protection.check(
                     &tx.actor,
                     before.stage.as_str(),

@@ -1,10 +1,13 @@
-//! The filter compiler's predicates ([`crate::filter`]) in PostgreSQL's
-//! dialect. Tags are JSON text columns (the stored form is the same as on
-//! SQLite), read with `::jsonb ->> key`. `LIKE` is case-sensitive here, so
-//! MLflow's `LIKE` and `ILIKE` map to themselves, and a native name prefix
-//! (case-insensitive since it existed) is an escaped `ILIKE`.
+//! The filter compiler's predicates ([`crate::filter`]) as SQL, every value
+//! bound. What differs between the backends comes from `dialect`: how a
+//! tag is read from the JSON text column, a case-sensitive `LIKE` (SQLite's
+//! `LIKE` ignores ASCII case, so it uses `GLOB`), and the case-insensitive
+//! `LIKE` (PostgreSQL's `ILIKE`). A native name prefix is case-insensitive,
+//! as it has always been.
 
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::QueryBuilder;
+
+use super::dialect::{Db, push_case_sensitive_like, push_tag};
 
 use crate::filter::{Column, Operand, Order, OrderColumn, Predicate, Test, Value};
 
@@ -41,30 +44,24 @@ impl Scope {
     }
 }
 
-fn push_operand(q: &mut QueryBuilder<Postgres>, operand: &Operand, scope: &Scope) {
+fn push_operand(q: &mut QueryBuilder<Db>, operand: &Operand, scope: &Scope) {
     match operand {
         Operand::Column(c) => {
             q.push(scope.column(*c));
         }
-        Operand::Tag(key) => {
-            // The key is bound, so it is pushed wherever it appears.
-            q.push("(")
-                .push(scope.tags)
-                .push("::jsonb ->> ")
-                .push_bind(key.clone())
-                .push(")");
-        }
+        // The key is bound, so it is pushed wherever it appears.
+        Operand::Tag(key) => push_tag(q, scope.tags, key),
     }
 }
 
-fn push_value(q: &mut QueryBuilder<Postgres>, v: &Value) {
+fn push_value(q: &mut QueryBuilder<Db>, v: &Value) {
     match v {
         Value::Text(s) => q.push_bind(s.clone()),
         Value::Int(n) => q.push_bind(*n),
     };
 }
 
-fn push_list(q: &mut QueryBuilder<Postgres>, values: &[Value]) {
+fn push_list(q: &mut QueryBuilder<Db>, values: &[Value]) {
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
             q.push(", ");
@@ -83,7 +80,7 @@ fn escape_like(prefix: &str) -> String {
 }
 
 /// Appends ` AND <predicate>` for each predicate.
-pub(super) fn push_where(q: &mut QueryBuilder<Postgres>, predicates: &[Predicate], scope: &Scope) {
+pub(super) fn push_where(q: &mut QueryBuilder<Db>, predicates: &[Predicate], scope: &Scope) {
     for p in predicates {
         q.push(" AND ");
         // A missing value (absent tag, no run id) is "different", as users
@@ -104,16 +101,13 @@ pub(super) fn push_where(q: &mut QueryBuilder<Postgres>, predicates: &[Predicate
                 q.push(" <> ");
                 push_value(q, v);
             }
-            Test::Like(pattern) => {
-                q.push(" LIKE ").push_bind(pattern.clone());
-            }
+            Test::Like(pattern) => push_case_sensitive_like(q, pattern),
             Test::ILike(pattern) => {
-                q.push(" ILIKE ").push_bind(pattern.clone());
+                q.push(concat!(" ", ilike!(), " "))
+                    .push_bind(pattern.clone());
             }
-            // Case-insensitive, as the native API has always matched
-            // prefixes (SQLite's `LIKE`).
             Test::Prefix(prefix) => {
-                q.push(" ILIKE ")
+                q.push(concat!(" ", ilike!(), " "))
                     .push_bind(format!("{}%", escape_like(prefix)))
                     .push(" ESCAPE '\\'");
             }
@@ -133,7 +127,7 @@ pub(super) fn push_where(q: &mut QueryBuilder<Postgres>, predicates: &[Predicate
 }
 
 /// Appends ` ORDER BY <keys>, <id>`.
-pub(super) fn push_order(q: &mut QueryBuilder<Postgres>, order: &[Order], scope: &Scope) {
+pub(super) fn push_order(q: &mut QueryBuilder<Db>, order: &[Order], scope: &Scope) {
     q.push(" ORDER BY ");
     for o in order {
         let col = match o.column {
@@ -154,7 +148,8 @@ mod tests {
     use crate::filter::{Record, search};
     use crate::search::{Condition, Field, Op};
 
-    use crate::postgres::search::VERSIONS;
+    use super::super::dialect::RENDERED_PREDICATES;
+    use super::super::search::VERSIONS;
 
     #[test]
     fn predicates_render_with_bound_values_only() {
@@ -171,13 +166,9 @@ mod tests {
             Record::Version,
         )
         .unwrap();
-        let mut q = QueryBuilder::<Postgres>::new("SELECT 1 WHERE TRUE");
+        let mut q = QueryBuilder::<Db>::new("SELECT 1 WHERE TRUE");
         push_where(&mut q, &p, &VERSIONS);
-        assert_eq!(
-            q.sql(),
-            "SELECT 1 WHERE TRUE AND ((v.tags::jsonb ->> $1) IS NULL OR (v.tags::jsonb ->> $2) <> $3) \
-             AND v.version IN ($4, $5) AND m.name LIKE $6"
-        );
+        assert_eq!(q.sql(), RENDERED_PREDICATES);
         assert_eq!(escape_like("a%b_c\\"), "a\\%b\\_c\\\\");
     }
 }

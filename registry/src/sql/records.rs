@@ -1,14 +1,15 @@
-//! Rows read back into records, and the loaders the roles share. Every
-//! function here runs inside the caller's connection (a reader, or the
-//! writer's transaction, which sees its own uncommitted changes).
+//! Rows read back into records, the loaders the roles share, and the row
+//! locks a change takes before it reads what it will modify. Every
+//! function here runs on the caller's connection (a pooled one, or the
+//! change's transaction, which sees its own uncommitted changes).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
+use super::dialect::{DbConn, DbRow};
 use crate::error::{Error, Result};
 use crate::types::*;
 
@@ -74,16 +75,61 @@ pub(super) fn version_target(model: &str, version: i64) -> String {
     format!("model/{model}/version/{version}")
 }
 
-pub(super) async fn model_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM models WHERE name = ?")
+pub(super) async fn model_id(conn: &mut DbConn, name: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found(format!("model {name:?}")))
 }
 
-pub(super) async fn load_model(conn: &mut SqliteConnection, name: &str) -> Result<Model> {
-    let row = sqlx::query("SELECT * FROM models WHERE name = ?")
+/// The model's id, with its row locked until the change commits: the
+/// change's reads of the model and of its version counter stay true.
+pub(super) async fn lock_model(conn: &mut DbConn, name: &str) -> Result<i64> {
+    sqlx::query_scalar(concat!(
+        "SELECT id FROM models WHERE name = $1",
+        row_lock!("FOR UPDATE")
+    ))
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found(format!("model {name:?}")))
+}
+
+/// Locks a version's row until the change commits (nothing else changes
+/// or deletes it meanwhile); `NotFound` if the model or version is missing.
+pub(super) async fn lock_version(conn: &mut DbConn, model: &str, version: i64) -> Result<i64> {
+    let id = model_id(conn, model).await?;
+    sqlx::query_scalar::<_, i64>(concat!(
+        "SELECT version FROM versions WHERE model_id = $1 AND version = $2",
+        row_lock!("FOR UPDATE")
+    ))
+    .bind(id)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found(format!("version {version} of model {model:?}")))?;
+    Ok(id)
+}
+
+/// The model, read after its row is locked (see [`lock_model`]).
+pub(super) async fn load_model_locked(conn: &mut DbConn, name: &str) -> Result<Model> {
+    lock_model(conn, name).await?;
+    load_model(conn, name).await
+}
+
+/// The version, read after its row is locked (see [`lock_version`]).
+pub(super) async fn load_version_locked(
+    conn: &mut DbConn,
+    model: &str,
+    version: i64,
+) -> Result<Version> {
+    lock_version(conn, model, version).await?;
+    load_version(conn, model, version).await
+}
+
+pub(super) async fn load_model(conn: &mut DbConn, name: &str) -> Result<Model> {
+    let row = sqlx::query("SELECT * FROM models WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?
@@ -91,10 +137,10 @@ pub(super) async fn load_model(conn: &mut SqliteConnection, name: &str) -> Resul
     model_from_row(conn, &row).await
 }
 
-pub(super) async fn model_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Model> {
+pub(super) async fn model_from_row(conn: &mut DbConn, row: &DbRow) -> Result<Model> {
     let id: i64 = row.get("id");
     let aliases: Vec<(String, i64)> =
-        sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
+        sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = $1 ORDER BY name")
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
@@ -110,7 +156,7 @@ pub(super) async fn model_from_row(conn: &mut SqliteConnection, row: &SqliteRow)
     })
 }
 
-pub(super) fn recommendation_from_row(row: &SqliteRow) -> Result<Recommendation> {
+pub(super) fn recommendation_from_row(row: &DbRow) -> Result<Recommendation> {
     Ok(Recommendation {
         id: row.get("id"),
         model: row.get("model"),
@@ -138,11 +184,8 @@ macro_rules! recommendation_select {
 }
 pub(super) const RECOMMENDATION_SELECT: &str = recommendation_select!();
 
-pub(super) async fn load_recommendation(
-    conn: &mut SqliteConnection,
-    id: i64,
-) -> Result<Recommendation> {
-    let row = sqlx::query(concat!(recommendation_select!(), " WHERE r.id = ?"))
+pub(super) async fn load_recommendation(conn: &mut DbConn, id: i64) -> Result<Recommendation> {
+    let row = sqlx::query(concat!(recommendation_select!(), " WHERE r.id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
@@ -153,19 +196,19 @@ pub(super) async fn load_recommendation(
 /// Builds versions from rows of one model, with their aliases and open
 /// recommendations fetched once for the whole set.
 pub(super) async fn versions_from_rows(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     model: &str,
     model_id: i64,
-    rows: &[SqliteRow],
+    rows: &[DbRow],
 ) -> Result<Vec<Version>> {
     let aliases: Vec<(String, i64)> =
-        sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = ? ORDER BY name")
+        sqlx::query_as("SELECT name, version FROM aliases WHERE model_id = $1 ORDER BY name")
             .bind(model_id)
             .fetch_all(&mut *conn)
             .await?;
     let rec_rows = sqlx::query(concat!(
         recommendation_select!(),
-        " WHERE r.model_id = ? AND r.status = 'open' ORDER BY r.id"
+        " WHERE r.model_id = $1 AND r.status = 'open' ORDER BY r.id"
     ))
     .bind(model_id)
     .fetch_all(&mut *conn)
@@ -216,13 +259,9 @@ pub(super) async fn versions_from_rows(
         .collect()
 }
 
-pub(super) async fn load_version(
-    conn: &mut SqliteConnection,
-    model: &str,
-    version: i64,
-) -> Result<Version> {
+pub(super) async fn load_version(conn: &mut DbConn, model: &str, version: i64) -> Result<Version> {
     let id = model_id(conn, model).await?;
-    let row = sqlx::query("SELECT * FROM versions WHERE model_id = ? AND version = ?")
+    let row = sqlx::query("SELECT * FROM versions WHERE model_id = $1 AND version = $2")
         .bind(id)
         .bind(version)
         .fetch_optional(&mut *conn)
@@ -234,12 +273,12 @@ pub(super) async fn load_version(
 }
 
 pub(super) async fn alias_moves(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     model_id: i64,
     alias: &str,
 ) -> Result<Vec<AliasMove>> {
     let rows =
-        sqlx::query("SELECT * FROM alias_moves WHERE model_id = ? AND alias = ? ORDER BY id")
+        sqlx::query("SELECT * FROM alias_moves WHERE model_id = $1 AND alias = $2 ORDER BY id")
             .bind(model_id)
             .bind(alias)
             .fetch_all(&mut *conn)
@@ -261,15 +300,11 @@ pub(super) async fn alias_moves(
         .collect()
 }
 
-pub(super) async fn load_alias(
-    conn: &mut SqliteConnection,
-    model: &str,
-    alias: &str,
-) -> Result<Alias> {
+pub(super) async fn load_alias(conn: &mut DbConn, model: &str, alias: &str) -> Result<Alias> {
     let row = sqlx::query(
         "SELECT m.id AS model_id, a.version, a.updated_by, a.updated_at
-         FROM models m LEFT JOIN aliases a ON a.model_id = m.id AND a.name = ?
-         WHERE m.name = ?",
+         FROM models m LEFT JOIN aliases a ON a.model_id = m.id AND a.name = $1
+         WHERE m.name = $2",
     )
     .bind(alias)
     .bind(model)
@@ -293,34 +328,31 @@ pub(super) async fn load_alias(
     })
 }
 
-pub(super) async fn version_exists(
-    conn: &mut SqliteConnection,
-    model_id: i64,
-    version: i64,
-) -> Result<bool> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = ? AND version = ?")
-            .bind(model_id)
-            .bind(version)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(n > 0)
+pub(super) async fn version_exists(conn: &mut DbConn, model_id: i64, version: i64) -> Result<bool> {
+    // FOR SHARE: the version cannot be deleted before the change that
+    // relies on it (an alias, a recommendation, a lineage link) commits.
+    let found: Option<i32> = sqlx::query_scalar(concat!(
+        "SELECT 1 FROM versions WHERE model_id = $1 AND version = $2",
+        row_lock!("FOR SHARE")
+    ))
+    .bind(model_id)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// The names of a model's aliases.
-pub(super) async fn model_alias_names(
-    tx: &mut SqliteConnection,
-    model_id: i64,
-) -> Result<Vec<String>> {
+pub(super) async fn model_alias_names(tx: &mut DbConn, model_id: i64) -> Result<Vec<String>> {
     Ok(
-        sqlx::query_scalar("SELECT name FROM aliases WHERE model_id = ? ORDER BY name")
+        sqlx::query_scalar("SELECT name FROM aliases WHERE model_id = $1 ORDER BY name")
             .bind(model_id)
             .fetch_all(&mut *tx)
             .await?,
     )
 }
 
-pub(super) fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
+pub(super) fn audit_from_row(row: &DbRow) -> Result<AuditEntry> {
     let before: Option<String> = row.get("before");
     let after: Option<String> = row.get("after");
     Ok(AuditEntry {
@@ -342,7 +374,7 @@ pub(super) fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
     })
 }
 
-pub(super) fn token_from_row(row: &SqliteRow) -> Result<TokenInfo> {
+pub(super) fn token_from_row(row: &DbRow) -> Result<TokenInfo> {
     Ok(TokenInfo {
         name: row.get("name"),
         role: row

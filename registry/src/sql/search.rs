@@ -1,10 +1,10 @@
-//! [`Searches`] on SQLite: searches across models and versions, and the
+//! [`Searches`] on the SQL backends: searches across models and versions, and the
 //! latest version per stage.
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
-use super::SqliteStore;
+use super::dialect::{Db, DbRow, Store};
 use super::filter::{Scope, push_order, push_where};
 use super::records::*;
 use crate::error::Result;
@@ -41,7 +41,7 @@ pub(super) const VERSIONS: Scope = Scope {
     id: "v.id",
 };
 
-fn limit_offset(q: &mut QueryBuilder<Sqlite>, search: &Search) {
+fn limit_offset(q: &mut QueryBuilder<Db>, search: &Search) {
     q.push(" LIMIT ")
         .push_bind(i64::from(search.limit) + 1)
         .push(" OFFSET ")
@@ -58,38 +58,42 @@ fn page_of<T>(mut items: Vec<T>, search: &Search) -> SearchPage<T> {
 }
 
 #[async_trait]
-impl Searches for SqliteStore {
+impl Searches for Store {
     async fn search_models(&self, search: &Search) -> Result<SearchPage<Model>> {
-        let predicates = filter::search(&search.conditions, Record::Model)?;
-        let order = filter::order(&search.order_by, Record::Model)?;
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT m.* FROM models m WHERE 1");
-        push_where(&mut q, &predicates, &MODELS);
-        push_order(&mut q, &order, &MODELS);
-        limit_offset(&mut q, search);
-        let mut conn = self.read.acquire().await?;
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(model_from_row(&mut conn, row).await?);
-        }
-        Ok(page_of(out, search))
+        self.read(async {
+            let predicates = filter::search(&search.conditions, Record::Model)?;
+            let order = filter::order(&search.order_by, Record::Model)?;
+            let mut q = QueryBuilder::<Db>::new("SELECT m.* FROM models m WHERE TRUE");
+            push_where(&mut q, &predicates, &MODELS);
+            push_order(&mut q, &order, &MODELS);
+            limit_offset(&mut q, search);
+            let mut conn = self.reader().await?;
+            let rows = q.build().fetch_all(&mut *conn).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(model_from_row(&mut conn, row).await?);
+            }
+            Ok(page_of(out, search))
+        })
+        .await
     }
 
     async fn search_versions(&self, search: &Search) -> Result<SearchPage<Version>> {
+        self.read(async {
         let predicates = filter::search(&search.conditions, Record::Version)?;
         let order = filter::order(&search.order_by, Record::Version)?;
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT v.*, m.name AS model_name FROM versions v JOIN models m ON m.id = v.model_id WHERE 1",
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT v.*, m.name AS model_name FROM versions v JOIN models m ON m.id = v.model_id WHERE TRUE",
         );
         push_where(&mut q, &predicates, &VERSIONS);
         push_order(&mut q, &order, &VERSIONS);
         limit_offset(&mut q, search);
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.reader().await?;
         let rows = q.build().fetch_all(&mut *conn).await?;
         // Rows of one model are built together (aliases and open
         // recommendations are read once per model), keeping the order.
         let mut out: Vec<Option<Version>> = vec![None; rows.len()];
-        let mut by_model: Vec<(i64, String, Vec<usize>, Vec<sqlx::sqlite::SqliteRow>)> = Vec::new();
+        let mut by_model: Vec<(i64, String, Vec<usize>, Vec<DbRow>)> = Vec::new();
         for (i, row) in rows.into_iter().enumerate() {
             let id: i64 = row.get("model_id");
             match by_model.iter_mut().find(|g| g.0 == id) {
@@ -110,25 +114,29 @@ impl Searches for SqliteStore {
             }
         }
         Ok(page_of(out.into_iter().flatten().collect(), search))
+    }).await
     }
 
     /// The highest-numbered version in each of `stages` (every stage when
     /// empty), ordered by stage.
     async fn latest_versions(&self, model: &str, stages: &[Stage]) -> Result<Vec<Version>> {
-        let mut conn = self.read.acquire().await?;
-        let id = model_id(&mut conn, model).await?;
-        let rows = sqlx::query(
-            "SELECT v.* FROM versions v WHERE v.model_id = ?1 AND v.version = (
-                 SELECT max(version) FROM versions w WHERE w.model_id = ?1 AND w.stage = v.stage)
+        self.read(async {
+            let mut conn = self.reader().await?;
+            let id = model_id(&mut conn, model).await?;
+            let rows = sqlx::query(
+                "SELECT v.* FROM versions v WHERE v.model_id = $1 AND v.version = (
+                 SELECT max(version) FROM versions w WHERE w.model_id = $1 AND w.stage = v.stage)
              ORDER BY v.version",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut versions = versions_from_rows(&mut conn, model, id, &rows).await?;
-        if !stages.is_empty() {
-            versions.retain(|v| stages.contains(&v.stage));
-        }
-        Ok(versions)
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut versions = versions_from_rows(&mut conn, model, id, &rows).await?;
+            if !stages.is_empty() {
+                versions.retain(|v| stages.contains(&v.stage));
+            }
+            Ok(versions)
+        })
+        .await
     }
 }

@@ -1,9 +1,9 @@
-//! [`Policies`] on PostgreSQL: one monitoring policy per model.
+//! [`Policies`] on the SQL backends: one monitoring policy per model.
 
 use async_trait::async_trait;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
-use super::PgStore;
+use super::dialect::{DbConn, DbRow, Store};
 use super::records::*;
 use crate::error::{Error, Result};
 use crate::policy::{MonitoringPolicy, PolicyRecord};
@@ -14,7 +14,7 @@ fn policy_target(model: &str) -> String {
     format!("model/{model}/policy")
 }
 
-async fn load_policy(conn: &mut PgConnection, model: &str) -> Result<PolicyRecord> {
+async fn load_policy(conn: &mut DbConn, model: &str) -> Result<PolicyRecord> {
     let row = sqlx::query(
         "SELECT m.name AS model, p.policy, p.updated_by, p.updated_at
          FROM monitoring_policies p JOIN models m ON m.id = p.model_id WHERE m.name = $1",
@@ -34,7 +34,7 @@ async fn load_policy(conn: &mut PgConnection, model: &str) -> Result<PolicyRecor
     }
 }
 
-fn policy_from_row(row: &sqlx::postgres::PgRow) -> Result<PolicyRecord> {
+fn policy_from_row(row: &DbRow) -> Result<PolicyRecord> {
     let text: String = row.get("policy");
     let model: String = row.get("model");
     let policy = serde_json::from_str(&text)
@@ -48,7 +48,7 @@ fn policy_from_row(row: &sqlx::postgres::PgRow) -> Result<PolicyRecord> {
 }
 
 #[async_trait]
-impl Policies for PgStore {
+impl Policies for Store {
     async fn set_policy(
         &self,
         actor: &Actor,
@@ -89,7 +89,7 @@ impl Policies for PgStore {
 
     async fn get_policy(&self, model: &str) -> Result<PolicyRecord> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             load_policy(&mut conn, model).await
         })
         .await
@@ -97,7 +97,7 @@ impl Policies for PgStore {
 
     async fn list_policies(&self) -> Result<Vec<PolicyRecord>> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let rows = sqlx::query(
                 "SELECT m.name AS model, p.policy, p.updated_by, p.updated_at
              FROM monitoring_policies p JOIN models m ON m.id = p.model_id ORDER BY m.name",

@@ -1,15 +1,14 @@
-//! [`AlertNotices`] on SQLite: the re-check + act + record + audit
+//! [`AlertNotices`] on the SQL backends: the re-check + act + record + audit
 //! transaction of [`crate::alert_notices`].
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::SqliteStore;
 use super::aliases::rollback_alias_in;
-use super::audited::Tx;
+use super::dialect::{DbRow, Store, lock_key};
 use super::recommendations::{raise_recommendation_in, transition_recommendation_in};
 use super::records::*;
+use super::tx::Tx;
 use crate::alert_notices::*;
 use crate::audit::format_time;
 use crate::error::{Error, Result};
@@ -17,7 +16,7 @@ use crate::roles::AlertNotices;
 use crate::types::{Actor, Page, PageRequest, RecommendationKind, Transition};
 use crate::validate;
 
-fn record_from_row(row: &SqliteRow) -> Result<AlertRecord> {
+fn record_from_row(row: &DbRow) -> Result<AlertRecord> {
     Ok(AlertRecord {
         id: row.try_get("id")?,
         fingerprint: row.try_get("fingerprint")?,
@@ -95,6 +94,19 @@ async fn act(
                     ),
                 ));
             }
+            // The rollback the evaluator recommended (if any) is done by
+            // this move; its rows are locked before the move's audit entry
+            // takes the chain head (rows first, then the head).
+            let open: Vec<i64> = sqlx::query_scalar(concat!(
+                "SELECT r.id FROM recommendations r JOIN models m ON m.id = r.model_id
+                 WHERE m.name = $1 AND r.version = $2 AND r.kind = $3 AND r.status = 'open'",
+                row_lock!("FOR UPDATE OF r")
+            ))
+            .bind(&model)
+            .bind(version)
+            .bind(RecommendationKind::Rollback.as_str())
+            .fetch_all(&mut *tx.conn)
+            .await?;
             let moved = match rollback_alias_in(tx, &model, &alias, &reason).await {
                 Ok(moved) => moved,
                 Err(Error::Conflict(why)) => {
@@ -102,16 +114,6 @@ async fn act(
                 }
                 Err(e) => return Err(e),
             };
-            // The rollback the evaluator recommended (if any) is now done.
-            let open: Vec<i64> = sqlx::query_scalar(
-                "SELECT r.id FROM recommendations r JOIN models m ON m.id = r.model_id
-                 WHERE m.name = ? AND r.version = ? AND r.kind = ? AND r.status = 'open'",
-            )
-            .bind(&model)
-            .bind(version)
-            .bind(RecommendationKind::Rollback.as_str())
-            .fetch_all(&mut *tx.conn)
-            .await?;
             let note = format!(
                 "applied by Alertmanager alert {} (fingerprint {})",
                 notice.alert_name, notice.fingerprint
@@ -141,7 +143,7 @@ async fn act(
 }
 
 #[async_trait]
-impl AlertNotices for SqliteStore {
+impl AlertNotices for Store {
     async fn record_alert(
         &self,
         actor: &Actor,
@@ -153,9 +155,16 @@ impl AlertNotices for SqliteStore {
         self.audited(actor, (notice, action), |mut tx, (notice, action)| {
             Box::pin(async move {
                 let starts_at = format_time(notice.starts_at);
+                // One alert state is handled by one change at a time (on any
+                // daemon): a repeat waits, then finds the first one's record.
+                lock_key(
+                    &mut *tx.conn,
+                    &format!("alert/{}/{starts_at}/{}", notice.fingerprint, notice.status),
+                )
+                .await?;
                 let earlier = sqlx::query(
                     "SELECT * FROM alert_notifications
-                     WHERE fingerprint = ? AND starts_at = ? AND status = ?",
+                     WHERE fingerprint = $1 AND starts_at = $2 AND status = $3",
                 )
                 .bind(&notice.fingerprint)
                 .bind(&starts_at)
@@ -172,7 +181,7 @@ impl AlertNotices for SqliteStore {
                 let row = sqlx::query(
                     "INSERT INTO alert_notifications (fingerprint, starts_at, status, alert_name,
                          model, version, outcome, detail, alert, received_by, received_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
                 )
                 .bind(&notice.fingerprint)
                 .bind(&starts_at)
@@ -205,18 +214,21 @@ impl AlertNotices for SqliteStore {
     }
 
     async fn list_alert_notifications(&self, page: &PageRequest) -> Result<Page<AlertRecord>> {
-        let after = decode_cursor(&page.cursor)?;
-        let mut conn = self.read.acquire().await?;
-        let rows =
-            sqlx::query("SELECT * FROM alert_notifications WHERE id > ? ORDER BY id LIMIT ?")
-                .bind(after)
-                .bind(i64::from(page.limit) + 1)
-                .fetch_all(&mut *conn)
-                .await?;
-        let records = rows
-            .iter()
-            .map(|r| record_from_row(r).map(|rec| (rec.id, rec)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(records, page.limit))
+        self.read(async {
+            let after = decode_cursor(&page.cursor)?;
+            let mut conn = self.reader().await?;
+            let rows =
+                sqlx::query("SELECT * FROM alert_notifications WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(i64::from(page.limit) + 1)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let records = rows
+                .iter()
+                .map(|r| record_from_row(r).map(|rec| (rec.id, rec)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(paginate(records, page.limit))
+        })
+        .await
     }
 }

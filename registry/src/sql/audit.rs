@@ -1,10 +1,10 @@
-//! [`Audit`] on PostgreSQL: reading the chain and verifying it with
+//! [`Audit`] on the SQL backends: reading the chain and verifying it with
 //! [`crate::rules::audit::verify`].
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 
-use super::PgStore;
+use super::dialect::{Db, Store};
 use super::records::*;
 use crate::audit;
 use crate::error::Result;
@@ -12,7 +12,7 @@ use crate::roles::Audit;
 use crate::types::*;
 
 #[async_trait]
-impl Audit for PgStore {
+impl Audit for Store {
     async fn list_audit(
         &self,
         filter: &AuditFilter,
@@ -20,7 +20,7 @@ impl Audit for PgStore {
     ) -> Result<Page<AuditEntry>> {
         self.read(async {
             let after = decode_cursor(&page.cursor)?;
-            let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM audit_log WHERE seq > ");
+            let mut q = QueryBuilder::<Db>::new("SELECT * FROM audit_log WHERE seq > ");
             q.push_bind(after);
             if let Some(actor) = &filter.actor {
                 q.push(" AND actor = ").push_bind(actor.clone());
@@ -29,13 +29,15 @@ impl Audit for PgStore {
                 q.push(" AND action = ").push_bind(action.clone());
             }
             if let Some(prefix) = &filter.target_prefix {
-                q.push(" AND starts_with(target, ")
-                    .push_bind(prefix.clone())
-                    .push(")");
+                // substr counts characters on both backends.
+                q.push(" AND substr(target, 1, ")
+                    .push_bind(i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX))
+                    .push(") = ")
+                    .push_bind(prefix.clone());
             }
             q.push(" ORDER BY seq LIMIT ")
                 .push_bind(i64::from(page.limit) + 1);
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let rows = q.build().fetch_all(&mut *conn).await?;
             let entries = rows
                 .iter()
@@ -48,7 +50,7 @@ impl Audit for PgStore {
 
     async fn verify_audit(&self) -> Result<AuditVerification> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq")
                 .fetch_all(&mut *conn)
                 .await?;

@@ -1,11 +1,10 @@
-//! [`Webhooks`] on PostgreSQL: subscriptions (audited, never with their
+//! [`Webhooks`] on the SQL backends: subscriptions (audited, never with their
 //! secret) and their delivery listing; the rows the outbox shares.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 
-use super::PgStore;
+use super::dialect::{Db, DbConn, DbRow, Store};
 use super::records::*;
 use crate::error::{Error, Result};
 use crate::roles::Webhooks;
@@ -13,7 +12,7 @@ use crate::rules::outbox::Subscriber;
 use crate::types::{Actor, Page, PageRequest};
 use crate::webhooks::*;
 
-fn webhook_from_row(row: &PgRow) -> Result<Webhook> {
+fn webhook_from_row(row: &DbRow) -> Result<Webhook> {
     Ok(Webhook {
         name: row.get("name"),
         url: row.get("url"),
@@ -25,13 +24,15 @@ fn webhook_from_row(row: &PgRow) -> Result<Webhook> {
     })
 }
 
-fn delivery_from_row(row: &PgRow) -> Result<WebhookDelivery> {
+fn delivery_from_row(row: &DbRow) -> Result<WebhookDelivery> {
     Ok(WebhookDelivery {
         id: row.get("id"),
         webhook: row.get("webhook"),
         event_id: row.get("event_id"),
         event_type: row.get("event_type"),
-        status: DeliveryStatus::parse(row.get("status"))
+        status: row
+            .get::<&str, _>("status")
+            .parse()
             .map_err(|_| Error::Corrupt("unknown delivery status".into()))?,
         attempts: row.get("attempts"),
         next_attempt_at: parse_opt_time(row.get("next_attempt_at"))?,
@@ -43,7 +44,7 @@ fn delivery_from_row(row: &PgRow) -> Result<WebhookDelivery> {
     })
 }
 
-pub(super) async fn load_webhook(conn: &mut PgConnection, name: &str) -> Result<(i64, Webhook)> {
+pub(super) async fn load_webhook(conn: &mut DbConn, name: &str) -> Result<(i64, Webhook)> {
     let row = sqlx::query("SELECT * FROM webhook_subscriptions WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -52,7 +53,7 @@ pub(super) async fn load_webhook(conn: &mut PgConnection, name: &str) -> Result<
     Ok((row.get("id"), webhook_from_row(&row)?))
 }
 
-pub(super) async fn active_subscribers(conn: &mut PgConnection) -> Result<Vec<Subscriber>> {
+pub(super) async fn active_subscribers(conn: &mut DbConn) -> Result<Vec<Subscriber>> {
     let rows = sqlx::query(
         "SELECT id, events, model, from_seq FROM webhook_subscriptions WHERE active ORDER BY id",
     )
@@ -73,7 +74,7 @@ pub(super) async fn active_subscribers(conn: &mut PgConnection) -> Result<Vec<Su
 /// Inserts a pending delivery due at once; false if that subscription has
 /// this event already.
 pub(super) async fn insert_delivery(
-    conn: &mut PgConnection,
+    conn: &mut DbConn,
     subscription_id: i64,
     event: &WebhookEvent,
     payload: &str,
@@ -100,7 +101,7 @@ pub(super) const DELIVERY_SELECT: &str = "SELECT d.*, s.name AS webhook FROM web
      JOIN webhook_subscriptions s ON s.id = d.subscription_id";
 
 #[async_trait]
-impl Webhooks for PgStore {
+impl Webhooks for Store {
     async fn create_webhook(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook> {
         let events = validate_new(&new)?;
         let secret = new.secret.clone().unwrap_or_else(generate_secret);
@@ -144,7 +145,7 @@ impl Webhooks for PgStore {
 
     async fn get_webhook(&self, name: &str) -> Result<Webhook> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             Ok(load_webhook(&mut conn, name).await?.1)
         })
         .await
@@ -152,7 +153,7 @@ impl Webhooks for PgStore {
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let rows = sqlx::query("SELECT * FROM webhook_subscriptions ORDER BY name")
                 .fetch_all(&mut *conn)
                 .await?;
@@ -191,9 +192,9 @@ impl Webhooks for PgStore {
     ) -> Result<Page<WebhookDelivery>> {
         self.read(async {
             let after = decode_cursor(&page.cursor)?;
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let (id, _) = load_webhook(&mut conn, name).await?;
-            let mut q = QueryBuilder::<Postgres>::new(DELIVERY_SELECT);
+            let mut q = QueryBuilder::<Db>::new(DELIVERY_SELECT);
             q.push(" WHERE d.subscription_id = ")
                 .push_bind(id)
                 .push(" AND d.id > ")

@@ -1,9 +1,9 @@
-//! [`Models`] on SQLite.
+//! [`Models`] on the SQL backends.
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
-use super::SqliteStore;
+use super::dialect::{Db, Store};
 use super::filter::{Scope, push_where};
 use super::records::*;
 use crate::error::Result;
@@ -27,13 +27,13 @@ const MODELS: Scope = Scope {
 };
 
 #[async_trait]
-impl Models for SqliteStore {
+impl Models for Store {
     async fn create_model(&self, actor: &Actor, new: NewModel) -> Result<Model> {
         validate::new_model(&new)?;
         self.audited(actor, new, |mut tx, new| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO models (name, description, owner, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO models (name, description, owner, tags, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&new.name)
                 .bind(&new.description)
@@ -59,35 +59,41 @@ impl Models for SqliteStore {
     }
 
     async fn get_model(&self, name: &str) -> Result<Model> {
-        let mut conn = self.read.acquire().await?;
-        load_model(&mut conn, name).await
+        self.read(async {
+            let mut conn = self.reader().await?;
+            load_model(&mut conn, name).await
+        })
+        .await
     }
 
     async fn list_models(&self, filter: &ModelFilter, page: &PageRequest) -> Result<Page<Model>> {
-        let after = decode_cursor(&page.cursor)?;
-        let predicates = filter::model_filter(filter)?;
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM models WHERE id > ");
-        q.push_bind(after);
-        push_where(&mut q, &predicates, &MODELS);
-        q.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let mut conn = self.read.acquire().await?;
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push((
-                row.get::<i64, _>("id"),
-                model_from_row(&mut conn, row).await?,
-            ));
-        }
-        Ok(paginate(out, page.limit))
+        self.read(async {
+            let after = decode_cursor(&page.cursor)?;
+            let predicates = filter::model_filter(filter)?;
+            let mut q = QueryBuilder::<Db>::new("SELECT * FROM models WHERE id > ");
+            q.push_bind(after);
+            push_where(&mut q, &predicates, &MODELS);
+            q.push(" ORDER BY id LIMIT ")
+                .push_bind(i64::from(page.limit) + 1);
+            let mut conn = self.reader().await?;
+            let rows = q.build().fetch_all(&mut *conn).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((
+                    row.get::<i64, _>("id"),
+                    model_from_row(&mut conn, row).await?,
+                ));
+            }
+            Ok(paginate(out, page.limit))
+        })
+        .await
     }
 
     async fn update_model(&self, actor: &Actor, name: &str, update: ModelUpdate) -> Result<Model> {
         let args = (name.to_string(), update);
         self.audited(actor, args, |mut tx, (name, update)| {
             Box::pin(async move {
-                let before = load_model(&mut *tx.conn, &name).await?;
+                let before = load_model_locked(&mut *tx.conn, &name).await?;
                 let description = update
                     .description
                     .unwrap_or_else(|| before.description.clone());
@@ -99,7 +105,7 @@ impl Models for SqliteStore {
                     tags: before.tags.clone(),
                 })?;
                 sqlx::query(
-                    "UPDATE models SET description = ?, owner = ?, updated_at = ? WHERE name = ?",
+                    "UPDATE models SET description = $1, owner = $2, updated_at = $3 WHERE name = $4",
                 )
                 .bind(&description)
                 .bind(&owner)
@@ -124,12 +130,12 @@ impl Models for SqliteStore {
     async fn delete_model(&self, actor: &Actor, name: &str) -> Result<()> {
         self.audited(actor, name.to_string(), |mut tx, name| {
             Box::pin(async move {
+                let id = lock_model(&mut *tx.conn, &name).await?;
                 let before = load_model(&mut *tx.conn, &name).await?;
-                let id = model_id(&mut *tx.conn, &name).await?;
                 let aliases = model_alias_names(&mut *tx.conn, id).await?;
                 tx.protection
                     .check_all(&tx.actor, aliases, "deleting the model")?;
-                sqlx::query("DELETE FROM models WHERE name = ?")
+                sqlx::query("DELETE FROM models WHERE name = $1")
                     .bind(&name)
                     .execute(&mut *tx.conn)
                     .await?;
@@ -151,8 +157,7 @@ impl Models for SqliteStore {
         let args = (name.to_string(), new_name.to_string());
         self.audited(actor, args, |mut tx, (name, new_name)| {
             Box::pin(async move {
-                load_model(&mut *tx.conn, &name).await?;
-                let id = model_id(&mut *tx.conn, &name).await?;
+                let id = lock_model(&mut *tx.conn, &name).await?;
                 let aliases = model_alias_names(&mut *tx.conn, id).await?;
                 tx.protection.check_all(
                     &tx.actor,
@@ -161,7 +166,7 @@ impl Models for SqliteStore {
                 )?;
                 // Versions, aliases, policies and recommendations refer
                 // to the model by id, so they follow the new name.
-                sqlx::query("UPDATE models SET name = ?, updated_at = ? WHERE name = ?")
+                sqlx::query("UPDATE models SET name = $1, updated_at = $2 WHERE name = $3")
                     .bind(&new_name)
                     .bind(&tx.now)
                     .bind(&name)

@@ -1,8 +1,8 @@
-//! [`Tokens`] on PostgreSQL.
+//! [`Tokens`] on the SQL backends.
 
 use async_trait::async_trait;
 
-use super::PgStore;
+use super::dialect::Store;
 use super::records::*;
 use crate::error::{Error, Result};
 use crate::roles::Tokens;
@@ -10,7 +10,7 @@ use crate::types::*;
 use crate::validate;
 
 #[async_trait]
-impl Tokens for PgStore {
+impl Tokens for Store {
     async fn create_token(
         &self,
         actor: &Actor,
@@ -51,7 +51,7 @@ impl Tokens for PgStore {
 
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let rows = sqlx::query("SELECT * FROM tokens ORDER BY id")
                 .fetch_all(&mut *conn)
                 .await?;
@@ -63,11 +63,14 @@ impl Tokens for PgStore {
     async fn revoke_token(&self, actor: &Actor, name: &str) -> Result<TokenInfo> {
         self.audited(actor, name.to_string(), |mut tx, name| {
             Box::pin(async move {
-                let row = sqlx::query("SELECT * FROM tokens WHERE name = $1 FOR UPDATE")
-                    .bind(&name)
-                    .fetch_optional(&mut *tx.conn)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("token {name:?}")))?;
+                let row = sqlx::query(concat!(
+                    "SELECT * FROM tokens WHERE name = $1",
+                    row_lock!("FOR UPDATE")
+                ))
+                .bind(&name)
+                .fetch_optional(&mut *tx.conn)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("token {name:?}")))?;
                 let before = token_from_row(&row)?;
                 if before.revoked_at.is_some() {
                     return Err(Error::Conflict(format!(
@@ -99,7 +102,7 @@ impl Tokens for PgStore {
 
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenInfo>> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let row =
                 sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL")
                     .bind(secret_hash)
@@ -112,7 +115,7 @@ impl Tokens for PgStore {
 
     async fn active_admin_tokens(&self) -> Result<i64> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             Ok(sqlx::query_scalar(
                 "SELECT COUNT(*) FROM tokens WHERE role = 'admin' AND revoked_at IS NULL",
             )

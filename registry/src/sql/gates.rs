@@ -1,10 +1,10 @@
-//! [`Gates`] on PostgreSQL: promotion gate policies (the promotion itself is in
+//! [`Gates`] on the SQL backends: promotion gate policies (the promotion itself is in
 //! `aliases.rs`).
 
 use async_trait::async_trait;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
-use super::PgStore;
+use super::dialect::{DbConn, Store};
 use super::records::*;
 use crate::error::{Error, Result};
 use crate::gate::{
@@ -14,7 +14,7 @@ use crate::roles::Gates;
 use crate::types::Actor;
 
 pub(super) async fn load_gate_policy(
-    conn: &mut PgConnection,
+    conn: &mut DbConn,
     model: &str,
 ) -> Result<Option<GatePolicyRecord>> {
     let row = sqlx::query(
@@ -37,7 +37,7 @@ pub(super) async fn load_gate_policy(
 }
 
 /// The policy, or `NotFound` naming what is missing: the model or its policy.
-async fn require_gate_policy(conn: &mut PgConnection, model: &str) -> Result<GatePolicyRecord> {
+async fn require_gate_policy(conn: &mut DbConn, model: &str) -> Result<GatePolicyRecord> {
     match load_gate_policy(&mut *conn, model).await? {
         Some(p) => Ok(p),
         None => {
@@ -48,7 +48,7 @@ async fn require_gate_policy(conn: &mut PgConnection, model: &str) -> Result<Gat
 }
 
 #[async_trait]
-impl Gates for PgStore {
+impl Gates for Store {
     async fn set_gate_policy(
         &self,
         actor: &Actor,
@@ -91,7 +91,7 @@ impl Gates for PgStore {
 
     async fn get_gate_policy(&self, model: &str) -> Result<GatePolicyRecord> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             require_gate_policy(&mut conn, model).await
         })
         .await

@@ -1,4 +1,4 @@
-//! [`Aliases`] on PostgreSQL: moves, rollbacks (the deployment stack of
+//! [`Aliases`] on the SQL backends: moves, rollbacks (the deployment stack of
 //! [`crate::rules::alias`]) and gated promotions.
 //!
 //! A move is conditional on the alias still pointing where the change
@@ -7,10 +7,10 @@
 
 use async_trait::async_trait;
 
-use super::PgStore;
-use super::audited::Tx;
+use super::dialect::Store;
 use super::gates::load_gate_policy;
 use super::records::*;
+use super::tx::Tx;
 use crate::error::{Error, Result};
 use crate::gate::GateApproval;
 use crate::roles::Aliases;
@@ -165,7 +165,7 @@ pub(super) async fn rollback_alias_in(
     load_alias(&mut *tx.conn, model, alias).await
 }
 
-impl PgStore {
+impl Store {
     /// Sets an alias; with `read_back`, returns it with its move history
     /// (read inside the write transaction, which costs a read of every
     /// earlier move: callers that do not need it skip it).
@@ -198,10 +198,10 @@ impl PgStore {
 }
 
 #[async_trait]
-impl Aliases for PgStore {
+impl Aliases for Store {
     async fn get_alias(&self, model: &str, alias: &str) -> Result<Alias> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             load_alias(&mut conn, model, alias).await
         })
         .await
@@ -209,7 +209,7 @@ impl Aliases for PgStore {
 
     async fn list_aliases(&self, model: &str) -> Result<Vec<Alias>> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let id = model_id(&mut conn, model).await?;
             let names = model_alias_names(&mut conn, id).await?;
             let mut out = Vec::with_capacity(names.len());
@@ -364,7 +364,7 @@ impl Aliases for PgStore {
     /// The version an alias points at, in one read (no alias history).
     async fn get_version_by_alias(&self, model: &str, alias: &str) -> Result<Version> {
         self.read(async {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.reader().await?;
         let id = model_id(&mut conn, model).await?;
         let row = sqlx::query(
             "SELECT v.* FROM aliases a JOIN versions v ON v.model_id = a.model_id AND v.version = a.version

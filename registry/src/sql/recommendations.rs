@@ -1,13 +1,13 @@
-//! [`Recommendations`] on SQLite; the lifecycle is
+//! [`Recommendations`] on the SQL backends; the lifecycle is
 //! [`crate::rules::recommendation`].
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
-use super::SqliteStore;
-use super::audited::Tx;
+use super::dialect::{Db, Store};
 use super::records::*;
-use crate::error::{Error, Result};
+use super::tx::Tx;
+use crate::error::Result;
 use crate::roles::Recommendations;
 use crate::rules::recommendation::{self as rules, Effect, Raise};
 use crate::types::*;
@@ -21,14 +21,11 @@ pub(super) async fn raise_recommendation_in(
     version: i64,
     new: &NewRecommendation,
 ) -> Result<Recommendation> {
-    let id = model_id(&mut *tx.conn, model).await?;
-    if !version_exists(&mut *tx.conn, id, version).await? {
-        return Err(Error::not_found(format!(
-            "version {version} of model {model:?}"
-        )));
-    }
+    // The version row stays locked until commit: two raises of one kind
+    // on one version take turns, and the second refreshes the first.
+    let id = lock_version(&mut *tx.conn, model, version).await?;
     let open: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM recommendations WHERE model_id = ? AND version = ? AND kind = ? AND status = 'open'",
+        "SELECT id FROM recommendations WHERE model_id = $1 AND version = $2 AND kind = $3 AND status = 'open'",
     )
     .bind(id)
     .bind(version)
@@ -39,7 +36,7 @@ pub(super) async fn raise_recommendation_in(
     let (rec_id, before) = match raise {
         Raise::Refresh(rec_id) => {
             let before = load_recommendation(&mut *tx.conn, rec_id).await?;
-            sqlx::query("UPDATE recommendations SET severity = ?, reason = ?, evidence = ?, updated_at = ? WHERE id = ?")
+            sqlx::query("UPDATE recommendations SET severity = $1, reason = $2, evidence = $3, updated_at = $4 WHERE id = $5")
                 .bind(new.severity.as_str())
                 .bind(&new.reason)
                 .bind(new.evidence.to_string())
@@ -53,7 +50,7 @@ pub(super) async fn raise_recommendation_in(
             let rec_id: i64 = sqlx::query_scalar(
                 "INSERT INTO recommendations (model_id, version, kind, severity, reason, evidence, status,
                      raised_by, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9) RETURNING id",
             )
             .bind(id)
             .bind(version)
@@ -88,10 +85,19 @@ pub(super) async fn transition_recommendation_in(
     transition: Transition,
     note: &str,
 ) -> Result<Recommendation> {
+    // Locked first: of two concurrent transitions the second sees the
+    // first's outcome and is refused by the lifecycle.
+    sqlx::query(concat!(
+        "SELECT id FROM recommendations WHERE id = $1",
+        row_lock!("FOR UPDATE")
+    ))
+    .bind(id)
+    .execute(&mut *tx.conn)
+    .await?;
     let before = load_recommendation(&mut *tx.conn, id).await?;
     match rules::transition(id, before.status, transition)? {
         Effect::Acknowledge => {
-            sqlx::query("UPDATE recommendations SET acknowledged_by = ?, acknowledged_at = ?, updated_at = ? WHERE id = ?")
+            sqlx::query("UPDATE recommendations SET acknowledged_by = $1, acknowledged_at = $2, updated_at = $3 WHERE id = $4")
                 .bind(&tx.actor.name)
                 .bind(&tx.now)
                 .bind(&tx.now)
@@ -101,8 +107,8 @@ pub(super) async fn transition_recommendation_in(
         }
         Effect::Resolve(status) => {
             sqlx::query(
-                "UPDATE recommendations SET status = ?, resolved_by = ?, resolved_at = ?, resolution_note = ?,
-                     updated_at = ? WHERE id = ?",
+                "UPDATE recommendations SET status = $1, resolved_by = $2, resolved_at = $3, resolution_note = $4,
+                     updated_at = $5 WHERE id = $6",
             )
             .bind(status.as_str())
             .bind(&tx.actor.name)
@@ -126,7 +132,7 @@ pub(super) async fn transition_recommendation_in(
 }
 
 #[async_trait]
-impl Recommendations for SqliteStore {
+impl Recommendations for Store {
     async fn raise_recommendation(
         &self,
         actor: &Actor,
@@ -143,8 +149,11 @@ impl Recommendations for SqliteStore {
     }
 
     async fn get_recommendation(&self, id: i64) -> Result<Recommendation> {
-        let mut conn = self.read.acquire().await?;
-        load_recommendation(&mut conn, id).await
+        self.read(async {
+            let mut conn = self.reader().await?;
+            load_recommendation(&mut conn, id).await
+        })
+        .await
     }
 
     async fn list_recommendations(
@@ -152,30 +161,33 @@ impl Recommendations for SqliteStore {
         filter: &RecommendationFilter,
         page: &PageRequest,
     ) -> Result<Page<Recommendation>> {
-        let after = decode_cursor(&page.cursor)?;
-        let mut q = QueryBuilder::<Sqlite>::new(RECOMMENDATION_SELECT);
-        q.push(" WHERE r.id > ").push_bind(after);
-        if let Some(model) = &filter.model {
-            q.push(" AND m.name = ").push_bind(model.clone());
-        }
-        if let Some(version) = filter.version {
-            q.push(" AND r.version = ").push_bind(version);
-        }
-        if let Some(kind) = filter.kind {
-            q.push(" AND r.kind = ").push_bind(kind.as_str());
-        }
-        if let Some(status) = filter.status {
-            q.push(" AND r.status = ").push_bind(status.as_str());
-        }
-        q.push(" ORDER BY r.id LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let mut conn = self.read.acquire().await?;
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let recs = rows
-            .iter()
-            .map(|r| recommendation_from_row(r).map(|rec| (rec.id, rec)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(recs, page.limit))
+        self.read(async {
+            let after = decode_cursor(&page.cursor)?;
+            let mut q = QueryBuilder::<Db>::new(RECOMMENDATION_SELECT);
+            q.push(" WHERE r.id > ").push_bind(after);
+            if let Some(model) = &filter.model {
+                q.push(" AND m.name = ").push_bind(model.clone());
+            }
+            if let Some(version) = filter.version {
+                q.push(" AND r.version = ").push_bind(version);
+            }
+            if let Some(kind) = filter.kind {
+                q.push(" AND r.kind = ").push_bind(kind.as_str());
+            }
+            if let Some(status) = filter.status {
+                q.push(" AND r.status = ").push_bind(status.as_str());
+            }
+            q.push(" ORDER BY r.id LIMIT ")
+                .push_bind(i64::from(page.limit) + 1);
+            let mut conn = self.reader().await?;
+            let rows = q.build().fetch_all(&mut *conn).await?;
+            let recs = rows
+                .iter()
+                .map(|r| recommendation_from_row(r).map(|rec| (rec.id, rec)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(paginate(recs, page.limit))
+        })
+        .await
     }
 
     async fn transition_recommendation(

@@ -1,13 +1,12 @@
-//! [`Tracking`] on PostgreSQL: experiments, runs and run metrics, and the
+//! [`Tracking`] on the SQL backends: experiments, runs and run metrics, and the
 //! lineage a version takes from its run.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
-use super::PgStore;
+use super::dialect::{DbConn, DbRow, Store};
 use super::records::*;
 use crate::error::{Error, Result};
 use crate::roles::Tracking;
@@ -16,7 +15,7 @@ use crate::tracking::*;
 use crate::types::{Actor, Lineage, Tags};
 use crate::validate;
 
-fn experiment_from_row(row: &PgRow) -> Result<Experiment> {
+fn experiment_from_row(row: &DbRow) -> Result<Experiment> {
     Ok(Experiment {
         id: row.get("id"),
         name: row.get("name"),
@@ -29,7 +28,7 @@ fn experiment_from_row(row: &PgRow) -> Result<Experiment> {
     })
 }
 
-async fn load_experiment(conn: &mut PgConnection, id: i64) -> Result<Experiment> {
+async fn load_experiment(conn: &mut DbConn, id: i64) -> Result<Experiment> {
     let row = sqlx::query("SELECT * FROM experiments WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -40,7 +39,7 @@ async fn load_experiment(conn: &mut PgConnection, id: i64) -> Result<Experiment>
 
 /// The latest point of each metric key of a run (highest step, then time,
 /// then the latest logged).
-async fn latest_metrics(conn: &mut PgConnection, run: &str) -> Result<Vec<MetricPoint>> {
+async fn latest_metrics(conn: &mut DbConn, run: &str) -> Result<Vec<MetricPoint>> {
     let rows = sqlx::query(
         "SELECT key, value, timestamp, step FROM run_metrics m WHERE run_id = $1 AND id = (
              SELECT id FROM run_metrics WHERE run_id = $1 AND key = m.key
@@ -61,7 +60,7 @@ async fn latest_metrics(conn: &mut PgConnection, run: &str) -> Result<Vec<Metric
         .collect())
 }
 
-async fn load_run(conn: &mut PgConnection, id: &str) -> Result<Run> {
+async fn load_run(conn: &mut DbConn, id: &str) -> Result<Run> {
     let row = sqlx::query("SELECT * FROM runs WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -90,7 +89,7 @@ async fn load_run(conn: &mut PgConnection, id: &str) -> Result<Run> {
 /// in this registry ([`merge_run`]). A run id this registry does not know
 /// is kept as is (it may name a run in another tracking server).
 pub(super) async fn lineage_from_run(
-    conn: &mut PgConnection,
+    conn: &mut DbConn,
     run_id: &str,
     lineage: &mut Lineage,
 ) -> Result<()> {
@@ -108,7 +107,7 @@ pub(super) async fn lineage_from_run(
 }
 
 #[async_trait]
-impl Tracking for PgStore {
+impl Tracking for Store {
     async fn create_experiment(&self, actor: &Actor, new: NewExperiment) -> Result<Experiment> {
         validate_new_experiment(&new)?;
         self.audited(actor, new, |mut tx, new| {
@@ -142,7 +141,7 @@ impl Tracking for PgStore {
 
     async fn get_experiment(&self, id: i64) -> Result<Experiment> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             load_experiment(&mut conn, id).await
         })
         .await
@@ -150,7 +149,7 @@ impl Tracking for PgStore {
 
     async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             let row = sqlx::query("SELECT * FROM experiments WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *conn)
@@ -192,7 +191,7 @@ impl Tracking for PgStore {
 
     async fn get_run(&self, id: &str) -> Result<Run> {
         self.read(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.reader().await?;
             load_run(&mut conn, id).await
         })
         .await
@@ -202,7 +201,7 @@ impl Tracking for PgStore {
         let args = (id.to_string(), update);
         self.audited(actor, args, |mut tx, (id, update)| {
             Box::pin(async move {
-                sqlx::query("SELECT id FROM runs WHERE id = $1 FOR UPDATE")
+                sqlx::query(concat!("SELECT id FROM runs WHERE id = $1", row_lock!("FOR UPDATE")))
                     .bind(&id)
                     .execute(&mut *tx.conn)
                     .await?;
@@ -242,7 +241,7 @@ impl Tracking for PgStore {
             Box::pin(async move {
                 let row: Option<(String, String, String)> =
                     sqlx::query_as(
-                        "SELECT params, tags, lifecycle_stage FROM runs WHERE id = $1 FOR UPDATE",
+                        concat!("SELECT params, tags, lifecycle_stage FROM runs WHERE id = $1", row_lock!("FOR UPDATE")),
                     )
                         .bind(&id)
                         .fetch_optional(&mut *tx.conn)
