@@ -776,10 +776,14 @@ fn lower_priority() {
 /// stops when `stop` turns true; join the thread to wait for the cycle in
 /// progress. `alive` is held by the thread for as long as it runs (the
 /// server's duty guard, which reports the evaluator dead when dropped).
+/// Scheduled cycles run only while `active()` is true (the server: while
+/// this daemon holds the evaluator's lease, so one daemon of several
+/// evaluates); a cycle asked for through the handle always runs.
 pub fn spawn<G: Send + 'static>(
     evaluator: Arc<Evaluator>,
     mut stop: watch::Receiver<bool>,
     alive: G,
+    active: impl Fn() -> bool + Send + 'static,
 ) -> std::io::Result<(EvaluatorHandle, std::thread::JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::channel::<CycleRequest>(16);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -798,6 +802,9 @@ pub fn spawn<G: Send + 'static>(
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => break,
                         _ = tick.tick() => {
+                            if !active() {
+                                continue;
+                            }
                             if let Err(e) = evaluator.run_cycle(None, false).await {
                                 tracing::warn!(error = %e, "evaluation cycle failed");
                             }

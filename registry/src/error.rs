@@ -36,6 +36,11 @@ pub enum Error {
     #[error("the registry is shutting down; retry against the restarted server")]
     WriterStopped,
 
+    /// A background duty's write from a daemon that no longer holds the
+    /// duty's lease (another daemon took it over); nothing was written.
+    #[error("{0}")]
+    Fenced(String),
+
     /// Every database connection stayed busy past the acquire timeout.
     #[error("the registry database is busy; retry shortly")]
     Busy,

@@ -71,6 +71,8 @@ macro_rules! sql_backend_modules {
         mod aliases;
         #[path = "../sql/audit.rs"]
         mod audit;
+        #[path = "../sql/cluster.rs"]
+        mod cluster;
         #[path = "../sql/filter.rs"]
         mod filter;
         #[path = "../sql/gates.rs"]
@@ -104,6 +106,7 @@ macro_rules! sql_backend_modules {
 pub(crate) use sql_backend_modules;
 
 pub mod alert_notices;
+pub mod cluster;
 mod error;
 mod filter;
 pub mod gate;
@@ -137,21 +140,22 @@ pub use rules::{alias, audit};
 /// `Webhooks` type). Code holding `dyn RegistryStore` does not need it.
 pub mod prelude {
     pub use crate::roles::{
-        AlertNotices as _, Aliases as _, Audit as _, Gates as _, Models as _, Outbox as _,
-        Policies as _, Recommendations as _, RegistryStore, Searches as _, Tokens as _,
-        Tracking as _, Versions as _, Views as _, Webhooks as _,
+        AlertNotices as _, Aliases as _, Audit as _, Cluster as _, Gates as _, Models as _,
+        Outbox as _, Policies as _, Recommendations as _, RegistryStore, Searches as _,
+        Tokens as _, Tracking as _, Versions as _, Views as _, Webhooks as _,
     };
 }
 
 pub use alert_notices::{AlertAction, AlertHandled, AlertNotice, AlertOutcome, AlertRecord};
+pub use cluster::{Announcement, DutyFence, HeldLease};
 pub use error::{Error, Result};
 pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
 pub use postgres::{PgStore, PoolLimits};
 pub use protection::{AliasProtection, DEFAULT_PROTECTED_ALIASES};
 pub use roles::{
-    AlertNotices, Aliases, Audit, Gates, Models, Outbox, Policies, Recommendations, RegistryStats,
-    RegistryStore, Searches, Tokens, Tracking, Versions, Views, Webhooks,
+    AlertNotices, Aliases, Audit, Cluster, Gates, Models, Outbox, Policies, Recommendations,
+    RegistryStats, RegistryStore, Searches, Tokens, Tracking, Versions, Views, Webhooks,
 };
 pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
 pub use sqlite::SqliteStore;

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use modelwatch_types::records::{
-    Alias, AliasMove, AuditEntry, AuditVerification, DataRef, Lineage, Model, ModelUpdate,
-    NewModel, NewRecommendation, NewVersion, Page, Recommendation, TokenInfo, Version,
-    VersionUpdate,
+    Alias, AliasMove, AuditEntry, AuditVerification, ClusterMember, ClusterView, DataRef,
+    DutyLease, Lineage, Model, ModelUpdate, NewModel, NewRecommendation, NewVersion, Page,
+    Recommendation, TokenInfo, Version, VersionUpdate,
 };
 pub use modelwatch_types::{
     FeatureKind, Features, MoveKind, RecommendationKind, RecommendationStatus, Role, Severity,

@@ -1,11 +1,14 @@
 //! Bearer tokens and roles for every request.
 //!
 //! The secret's sha256 is looked up in the registry; known tokens are cached
-//! in memory (the cache is cleared when a token is revoked) so an alias
-//! lookup does not cost a database read for authentication.
+//! in memory for [`TOKEN_CACHE_TTL`] (and the whole cache is cleared when
+//! this daemon revokes a token), so an alias lookup does not cost a
+//! database read for authentication, and a token revoked through another
+//! daemon sharing the registry stops working here within that time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -16,10 +19,16 @@ use modelwatch_registry::{Actor, AliasProtection, RegistryStore, Role, TokenInfo
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
+/// How long a looked-up token is trusted without reading the registry
+/// again: the most a revocation on another daemon takes to apply here
+/// (one lookup per token per half second is nothing to the database).
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_millis(500);
+
 /// Authentication state shared by all requests.
 pub struct Auth {
     store: Arc<dyn RegistryStore>,
-    cache: RwLock<HashMap<String, TokenInfo>>,
+    /// Token by secret hash, with when it was read.
+    cache: RwLock<HashMap<String, (TokenInfo, Instant)>>,
     /// Only possible on a loopback listener (checked at start).
     disabled: bool,
     /// Aliases that only `approver` or `admin` may move (the store enforces
@@ -57,17 +66,27 @@ impl Auth {
             ApiError::unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
         })?;
         let hash = tokens::hash_secret(secret);
-        if let Some(info) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
+        let fresh = self.cache.read().ok().and_then(|c| {
+            c.get(&hash)
+                .filter(|(_, read)| read.elapsed() < TOKEN_CACHE_TTL)
+                .map(|(info, _)| info.clone())
+        });
+        if let Some(info) = fresh {
             return Ok(Actor::new(info.name, info.role));
         }
         match self.store.token_by_hash(&hash).await? {
             Some(info) => {
                 if let Ok(mut cache) = self.cache.write() {
-                    cache.insert(hash, info.clone());
+                    cache.insert(hash, (info.clone(), Instant::now()));
                 }
                 Ok(Actor::new(info.name, info.role))
             }
-            None => Err(ApiError::unauthenticated("unknown or revoked token")),
+            None => {
+                if let Ok(mut cache) = self.cache.write() {
+                    cache.remove(&hash);
+                }
+                Err(ApiError::unauthenticated("unknown or revoked token"))
+            }
         }
     }
 

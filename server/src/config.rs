@@ -253,6 +253,32 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_OTLP_HTTP_LISTEN", value_name = "ADDR|off")]
     pub otlp_http_listen: Option<Listen>,
 
+    /// Where the registry lives: `postgres://user:password@host:port/db`
+    /// (libpq parameters such as `?sslmode=verify-full&sslrootcert=ca.pem`)
+    /// to share one registry among several daemons [default: the embedded
+    /// SQLite file <data-dir>/registry.sqlite]
+    #[arg(long, env = "MODELWATCH_REGISTRY_URL", value_name = "URL")]
+    pub registry_url: Option<String>,
+
+    /// Connections this daemon may hold to a PostgreSQL registry [default: 16]
+    #[arg(long, env = "MODELWATCH_REGISTRY_MAX_CONNECTIONS", value_name = "N")]
+    pub registry_max_connections: Option<u32>,
+
+    /// Seconds a request waits for a free PostgreSQL registry connection
+    /// before it is answered 503 with Retry-After [default: 5]
+    #[arg(
+        long,
+        env = "MODELWATCH_REGISTRY_ACQUIRE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub registry_acquire_timeout_seconds: Option<u64>,
+
+    /// Longest a background duty (evaluator, webhook dispatcher, webhook
+    /// sender) stays without a daemon after the daemon holding it died;
+    /// leases last 2/3 of it and are claimed every 1/6 [default: 15]
+    #[arg(long, env = "MODELWATCH_DUTY_TAKEOVER_SECONDS", value_name = "SECONDS")]
+    pub duty_takeover_seconds: Option<u64>,
+
     /// PostgreSQL wire protocol listen address (psql, Grafana's PostgreSQL
     /// data source; password = a modelwatch token), or `off`
     /// [default: 127.0.0.1:5433]
@@ -351,6 +377,10 @@ pub struct FileConfig {
     pub version_label: Option<String>,
     pub otlp_grpc_listen: Option<Listen>,
     pub otlp_http_listen: Option<Listen>,
+    pub registry_url: Option<String>,
+    pub registry_max_connections: Option<u32>,
+    pub registry_acquire_timeout_seconds: Option<u64>,
+    pub duty_takeover_seconds: Option<u64>,
     pub pg_listen: Option<Listen>,
     pub pg_max_connections: Option<usize>,
     pub pg_tls_cert: Option<PathBuf>,
@@ -367,6 +397,49 @@ pub struct FileConfig {
     pub no_evaluator: Option<bool>,
     pub webhook_retry_base_ms: Option<u64>,
     pub webhook_max_attempts: Option<u32>,
+}
+
+/// `--duty-takeover-seconds` when unset.
+pub const DEFAULT_DUTY_TAKEOVER_SECONDS: u64 = 15;
+
+/// A PostgreSQL registry URL. It may carry a password, so it is never
+/// printed whole: `Debug` and [`RegistryUrl::redacted`] hide it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryUrl(pub String);
+
+impl RegistryUrl {
+    pub fn is_postgres(&self) -> bool {
+        ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.0.starts_with(scheme))
+    }
+
+    /// The URL with its password (between `user:` and `@`) replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return "<not a URL>".into();
+        };
+        let authority_end = url[scheme_end..]
+            .find(['/', '?'])
+            .map_or(url.len(), |i| scheme_end + i);
+        let authority = &url[scheme_end..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &authority[..colon],
+                &url[scheme_end + at..]
+            ),
+            _ => url.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RegistryUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 /// Fully resolved settings.
@@ -392,6 +465,12 @@ pub struct Settings {
     pub otlp_grpc_listen: Option<SocketAddr>,
     /// `None` when switched off.
     pub otlp_http_listen: Option<SocketAddr>,
+    /// The PostgreSQL registry; `None`: the embedded SQLite file.
+    pub registry_url: Option<RegistryUrl>,
+    /// Pool limits for a PostgreSQL registry.
+    pub registry_pool: modelwatch_registry::PoolLimits,
+    /// How fast duties move between daemons.
+    pub cluster: crate::cluster::ClusterConfig,
     /// `None` when switched off.
     pub pg_listen: Option<SocketAddr>,
     /// Most PostgreSQL connections at once.
@@ -553,6 +632,27 @@ impl ServeArgs {
                 .otlp_http_listen
                 .or(file.otlp_http_listen)
                 .map_or_else(|| default_addr(DEFAULT_OTLP_HTTP_LISTEN), |l| Ok(l.addr()))?,
+            registry_url: self.registry_url.or(file.registry_url).map(RegistryUrl),
+            cluster: crate::cluster::ClusterConfig {
+                takeover: std::time::Duration::from_secs(
+                    self.duty_takeover_seconds
+                        .or(file.duty_takeover_seconds)
+                        .unwrap_or(DEFAULT_DUTY_TAKEOVER_SECONDS),
+                ),
+            },
+            registry_pool: {
+                let default = modelwatch_registry::PoolLimits::default();
+                modelwatch_registry::PoolLimits {
+                    max_connections: self
+                        .registry_max_connections
+                        .or(file.registry_max_connections)
+                        .unwrap_or(default.max_connections),
+                    acquire_timeout: self
+                        .registry_acquire_timeout_seconds
+                        .or(file.registry_acquire_timeout_seconds)
+                        .map_or(default.acquire_timeout, std::time::Duration::from_secs),
+                }
+            },
             pg_listen: self
                 .pg_listen
                 .or(file.pg_listen)
@@ -671,6 +771,36 @@ impl ServeArgs {
             return Err(ConfigError::Invalid {
                 field: "sql_timeout_seconds",
                 message: format!("must be between 1 and {MAX_SQL_TIMEOUT_SECONDS}"),
+            });
+        }
+        if let Some(url) = &settings.registry_url
+            && !url.is_postgres()
+        {
+            return Err(ConfigError::Invalid {
+                field: "registry_url",
+                message: format!(
+                    "{} is not a PostgreSQL URL: expected postgres://user@host:port/database \
+                     (leave it unset for the embedded SQLite registry in the data directory)",
+                    url.redacted()
+                ),
+            });
+        }
+        if !(3..=600).contains(&settings.cluster.takeover.as_secs()) {
+            return Err(ConfigError::Invalid {
+                field: "duty_takeover_seconds",
+                message: "must be between 3 and 600".into(),
+            });
+        }
+        if !(1..=1_000).contains(&settings.registry_pool.max_connections) {
+            return Err(ConfigError::Invalid {
+                field: "registry_max_connections",
+                message: "must be between 1 and 1000".into(),
+            });
+        }
+        if !(1..=300).contains(&settings.registry_pool.acquire_timeout.as_secs()) {
+            return Err(ConfigError::Invalid {
+                field: "registry_acquire_timeout_seconds",
+                message: "must be between 1 and 300".into(),
             });
         }
         if !(1..=10_000).contains(&settings.pg_max_connections) {
@@ -877,6 +1007,46 @@ mod tests {
             &["--pg-tls-cert", "/c.pem"][..],
             &["--sql-timeout-seconds", "0"],
             &["--no-auth", "--pg-listen", "0.0.0.0:5433"],
+        ] {
+            assert!(
+                parse(bad).resolve_with(FileConfig::default()).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn registry_url_defaults_to_sqlite_is_checked_and_never_printed_with_its_password() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.registry_url, None);
+        assert_eq!(s.registry_pool, modelwatch_registry::PoolLimits::default());
+        let f = "registry_url = \"postgres://file@db/registry\"\nregistry_max_connections = 4";
+        let s = parse(&[
+            "--registry-url",
+            "postgres://me:s3cret@db:5432/reg?sslmode=require",
+        ])
+        .resolve_with(file(f))
+        .unwrap();
+        let url = s.registry_url.unwrap();
+        assert_eq!(url.0, "postgres://me:s3cret@db:5432/reg?sslmode=require");
+        assert_eq!(
+            url.redacted(),
+            "postgres://me:***@db:5432/reg?sslmode=require"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(s.registry_pool.max_connections, 4);
+        let err = parse(&["--registry-url", "mysql://me:pw@db/reg"])
+            .resolve_with(FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("registry_url") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(!err.contains("pw@"), "{err}");
+        for bad in [
+            &["--registry-max-connections", "0"][..],
+            &["--registry-acquire-timeout-seconds", "0"][..],
         ] {
             assert!(
                 parse(bad).resolve_with(FileConfig::default()).is_err(),

@@ -27,6 +27,8 @@ pub mod names {
     pub const WAL_WRITER: &str = "wal_writer";
     pub const WEBHOOK_DISPATCHER: &str = "webhook_dispatcher";
     pub const WEBHOOK_SENDER: &str = "webhook_sender";
+    /// The heartbeat and duty-lease claims (`crate::cluster`).
+    pub const CLUSTER: &str = "cluster";
 }
 
 type Probe = Box<dyn Fn() -> Option<String> + Send + Sync>;

@@ -23,6 +23,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod duties;
 pub mod evaluator;

@@ -81,6 +81,15 @@ pub struct Metrics {
     /// `modelwatch_background_duty_up{duty}`: 1 while a background duty
     /// runs, 0 once it died (`/readyz` then fails).
     pub background_duty_up: IntGaugeVec,
+    /// `modelwatch_cluster_members`: daemons sharing the registry, seen
+    /// within the member timeout (set at scrape time).
+    pub cluster_members: IntGauge,
+    /// `modelwatch_duty_lease_held{duty}`: 1 while this daemon holds the
+    /// duty's lease.
+    pub duty_lease_held: IntGaugeVec,
+    /// `modelwatch_duty_fencing_token{duty}`: the token of the duty's
+    /// lease (grows at every takeover).
+    pub duty_fencing_token: IntGaugeVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     /// Held for a whole scrape: the figures refreshed from the stats are the
@@ -390,6 +399,33 @@ impl Metrics {
                     Opts::new(
                         "modelwatch_background_duty_up",
                         "1 while a background duty (evaluator, persister, maintenance, webhook dispatcher, webhook sender, WAL writer) runs; 0 once it died, which also fails /readyz.",
+                    ),
+                    &["duty"],
+                )
+                .expect("valid metric definition"),
+            ),
+            cluster_members: gauge(
+                &r,
+                "modelwatch_cluster_members",
+                "Daemons sharing this registry whose heartbeat is recent (1 on the embedded SQLite registry).",
+            ),
+            duty_lease_held: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "modelwatch_duty_lease_held",
+                        "1 while this daemon holds the lease of a background duty that runs on one daemon at a time (evaluator, webhook_dispatcher, webhook_sender).",
+                    ),
+                    &["duty"],
+                )
+                .expect("valid metric definition"),
+            ),
+            duty_fencing_token: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "modelwatch_duty_fencing_token",
+                        "The fencing token of a background duty's lease, whoever holds it; it grows by one at every takeover.",
                     ),
                     &["duty"],
                 )

@@ -9,9 +9,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use modelwatch_registry::{Actor, AliasProtection, RegistryStore, Role, SqliteStore, tokens};
+use futures::future::BoxFuture;
+use modelwatch_registry::{
+    Actor, AliasProtection, DutyFence, PgStore, RegistryStore, Role, SqliteStore, tokens,
+};
 
 use crate::auth::Auth;
+use crate::cluster::{Cluster, leased};
 use crate::config::Settings;
 use crate::http::{self, AppState, Limits};
 use crate::telemetry::Telemetry;
@@ -19,6 +23,72 @@ use crate::webhooks::{WebhookConfig, Webhooks};
 use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::otlp::OtlpConfig;
 use modelwatch_history::HistoryConfig;
+
+/// The registry the daemon serves, and what the evaluator and shutdown need
+/// of it (the evaluator takes the concrete store as its own port).
+struct OpenedRegistry {
+    registry: Arc<dyn RegistryStore>,
+    /// The store fenced by a duty's lease, as the webhook loops take it.
+    fenced: Box<dyn Fn(Arc<DutyFence>) -> Arc<dyn RegistryStore> + Send + Sync>,
+    /// The same, as the evaluator takes it.
+    fenced_evaluator: Box<
+        dyn Fn(Arc<DutyFence>) -> Arc<dyn modelwatch_evaluator::EvaluatorRegistry> + Send + Sync,
+    >,
+    close: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
+}
+
+/// Opens the embedded SQLite registry in the data directory, or connects to
+/// the PostgreSQL one named by `--registry-url` (whose migrations this
+/// binary applies, refusing a newer schema).
+async fn open_registry(
+    settings: &Settings,
+    protection: AliasProtection,
+) -> anyhow::Result<OpenedRegistry> {
+    fn opened<S: RegistryStore + Clone>(
+        store: S,
+        fenced: fn(&S, Arc<DutyFence>) -> S,
+        close: impl FnOnce(S) -> BoxFuture<'static, ()> + Send + 'static,
+    ) -> OpenedRegistry {
+        let (for_duties, for_evaluator) = (store.clone(), store.clone());
+        OpenedRegistry {
+            registry: Arc::new(store.clone()),
+            fenced: Box::new(move |fence| Arc::new(fenced(&for_duties, fence))),
+            fenced_evaluator: Box::new(move |fence| Arc::new(fenced(&for_evaluator, fence))),
+            close: Box::new(move || close(store)),
+        }
+    }
+    match &settings.registry_url {
+        None => {
+            let path = settings.data_dir.join("registry.sqlite");
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("cannot open the registry at {}", path.display()))?
+                .with_alias_protection(protection);
+            tracing::info!(registry = %path.display(), "registry: embedded SQLite");
+            Ok(opened(store, SqliteStore::fenced, |s| {
+                Box::pin(async move { s.close().await })
+            }))
+        }
+        Some(url) => {
+            let store = PgStore::connect(
+                &url.0,
+                settings.registry_pool,
+                Arc::new(modelwatch_types::SystemClock),
+            )
+            .await
+            .with_context(|| format!("cannot open the registry at {}", url.redacted()))?
+            .with_alias_protection(protection);
+            tracing::info!(
+                registry = %url.redacted(),
+                max_connections = settings.registry_pool.max_connections,
+                "registry: PostgreSQL"
+            );
+            Ok(opened(store, PgStore::fenced, |s| {
+                Box::pin(async move { s.close().await })
+            }))
+        }
+    }
+}
 
 /// Name of the token created at first start.
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
@@ -30,13 +100,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
-    let db_path = settings.data_dir.join("registry.sqlite");
     let protection = AliasProtection::new(&settings.protected_aliases);
-    let store = SqliteStore::open(&db_path)
-        .await
-        .with_context(|| format!("cannot open the registry at {}", db_path.display()))?
-        .with_alias_protection(protection.clone());
-    let registry: Arc<dyn RegistryStore> = Arc::new(store.clone());
+    let opened = open_registry(&settings, protection.clone()).await?;
+    let registry = opened.registry.clone();
 
     if settings.no_auth {
         tracing::warn!(listen = %settings.listen, "authentication is DISABLED (--no-auth): every request acts as admin");
@@ -116,7 +182,27 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             ..WebhookConfig::default()
         },
     );
-    let webhook_tasks = webhooks.spawn(stop_background.subscribe(), &duties);
+    // This daemon joins the cluster and claims its duties before they start,
+    // so a lone daemon runs them from its first moment.
+    let cluster = Arc::new(Cluster::new(
+        registry.clone(),
+        settings.listen.to_string(),
+        settings.cluster,
+    ));
+    cluster.claim_round().await;
+    let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
+    let cluster_task = cluster.spawn(cluster_stopped, &duties);
+    tracing::info!(
+        member = cluster.id(),
+        duties = ?leased::ALL.iter().filter(|d| cluster.holds(d)).collect::<Vec<_>>(),
+        "joined the cluster"
+    );
+    let webhook_tasks = webhooks.spawn(
+        stop_background.subscribe(),
+        &duties,
+        cluster.leased(leased::WEBHOOK_DISPATCHER, &opened.fenced),
+        cluster.leased(leased::WEBHOOK_SENDER, &opened.fenced),
+    );
     if let Some(path) = &settings.policy_file {
         apply_policy_file(registry.as_ref(), path).await?;
     }
@@ -126,7 +212,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     } else {
         let evaluator = crate::evaluator::evaluator(
-            Arc::new(store.clone()),
+            (opened.fenced_evaluator)(cluster.fence(leased::EVALUATOR)),
             telemetry.store.clone(),
             Arc::new(modelwatch_types::SystemClock),
         );
@@ -137,8 +223,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             ],
         ))));
         Some(
-            crate::evaluator::spawn(evaluator, evaluator_stopped, &duties)
-                .context("cannot start the evaluator thread")?,
+            crate::evaluator::spawn(
+                evaluator,
+                evaluator_stopped,
+                &duties,
+                cluster.fence(leased::EVALUATOR),
+            )
+            .context("cannot start the evaluator thread")?,
         )
     };
     let sql = Arc::new(
@@ -165,6 +256,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         },
         sql: sql.clone(),
         duties: duties.clone(),
+        cluster: cluster.clone(),
     };
     let max_write_bytes = settings.max_write_bytes;
     let app = http::app(state.clone());
@@ -257,6 +349,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(listener = "pg", tls, "listening on postgres://{addr}");
     }
     let addr = listener.local_addr()?;
+    cluster.set_address(addr.to_string());
     let stop = stopped();
     servers.spawn(async move {
         http::serve::serve(listener, app, stop)
@@ -291,7 +384,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The webhook sender finishes its in-flight attempts (each bounded by
     // the request timeout) and records them before the store closes.
     let _ = webhook_tasks.await;
-    store.close().await;
+    // Leaving the cluster releases the duties only now that nothing of
+    // this daemon writes for them any more.
+    let _ = stop_cluster.send(true);
+    let _ = cluster_task.await;
+    (opened.close)().await;
     match failure {
         Some(e) => Err(e),
         None => {

@@ -178,28 +178,25 @@ impl Webhooks {
     }
 
     /// Starts the dispatcher and the sender; they stop when `stop` turns
-    /// true, the sender after finishing its in-flight attempts.
+    /// true, the sender after finishing its in-flight attempts. Each runs
+    /// only while this daemon holds its duty's lease, and writes through
+    /// the store fenced by it (`crate::cluster`).
     pub fn spawn(
         &self,
         stop: watch::Receiver<bool>,
         duties: &crate::duties::Duties,
+        dispatcher: Leased,
+        sender: Leased,
     ) -> tokio::task::JoinHandle<()> {
         use crate::duties::names;
         let dispatcher = duties.spawn(
             names::WEBHOOK_DISPATCHER,
-            dispatch_loop(self.inner.clone(), stop.clone()),
+            dispatch_loop(self.inner.clone(), dispatcher, stop.clone()),
         );
-        let inner = self.inner.clone();
-        let sender = duties.spawn(names::WEBHOOK_SENDER, async move {
-            // Nothing of this process is in flight yet: attempts leased by a
-            // previous run that died are retried now, not after the lease.
-            match inner.store.release_webhook_leases().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "resuming interrupted webhook attempts"),
-                Err(e) => tracing::warn!(error = %e, "cannot release webhook leases"),
-            }
-            send_loop(inner, stop).await
-        });
+        let sender = duties.spawn(
+            names::WEBHOOK_SENDER,
+            send_loop(self.inner.clone(), sender, stop),
+        );
         tokio::spawn(async move {
             let _ = dispatcher.await;
             let _ = sender.await;
@@ -207,23 +204,20 @@ impl Webhooks {
     }
 }
 
-/// Waits for `d` or for `stop`; true when stopping.
-async fn stopped_within(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        changed = stop.changed() => changed.is_err() || *stop.borrow(),
-        _ = tokio::time::sleep(d) => false,
-    }
-}
+use crate::cluster::{Leased, stopped_within};
 
-async fn dispatch_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+async fn dispatch_loop(inner: Arc<Inner>, duty: Leased, mut stop: watch::Receiver<bool>) {
     const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     let mut last_prune: Option<std::time::Instant> = None;
     loop {
+        if !duty.holds() {
+            if stopped_within(&mut stop, inner.config.poll_interval).await {
+                return;
+            }
+            continue;
+        }
         let mut more = false;
-        match inner.store.dispatch_webhook_outbox().await {
+        match duty.store.dispatch_webhook_outbox().await {
             Ok(report) => {
                 if report.deliveries > 0 {
                     tracing::debug!(
@@ -242,7 +236,7 @@ async fn dispatch_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             let cutoff = Utc::now()
                 - chrono::Duration::from_std(inner.config.retention)
                     .unwrap_or(chrono::Duration::days(7));
-            match inner.store.prune_webhook_deliveries(cutoff).await {
+            match duty.store.prune_webhook_deliveries(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deliveries = n, "pruned finished webhook deliveries"),
                 Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed"),
@@ -259,26 +253,45 @@ async fn dispatch_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn send_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+async fn send_loop(inner: Arc<Inner>, duty: Leased, mut stop: watch::Receiver<bool>) {
     // Even with nothing due, look again now and then (a delivery queued by
     // another process, e.g. an offline CLI command).
     const IDLE: Duration = Duration::from_secs(30);
     let cfg = &inner.config;
     let mut inflight = JoinSet::new();
+    let mut held = false;
     loop {
         if *stop.borrow() {
             break;
         }
+        if !duty.holds() {
+            held = false;
+            if stopped_within(&mut stop, cfg.poll_interval).await {
+                break;
+            }
+            continue;
+        }
+        if !held {
+            held = true;
+            // This daemon just took the duty: attempts leased by a holder
+            // that died (this process's previous run, or another daemon)
+            // are retried now, not after their lease.
+            match duty.store.release_webhook_leases().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "resuming interrupted webhook attempts"),
+                Err(e) => tracing::warn!(error = %e, "cannot release webhook leases"),
+            }
+        }
         let free = cfg.concurrency.saturating_sub(inflight.len());
         if free > 0 {
-            match inner
+            match duty
                 .store
                 .claim_due_webhook_deliveries(cfg.lease, free as u32)
                 .await
             {
                 Ok(due) => {
                     for d in due {
-                        inflight.spawn(attempt(inner.clone(), d));
+                        inflight.spawn(attempt(inner.clone(), duty.store.clone(), d));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot claim webhook deliveries"),
@@ -287,7 +300,7 @@ async fn send_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         let wait = if inflight.len() >= cfg.concurrency {
             IDLE // a finished attempt wakes us
         } else {
-            match inner.store.next_webhook_due().await {
+            match duty.store.next_webhook_due().await {
                 Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
                 Ok(None) => IDLE,
                 Err(e) => {
@@ -331,7 +344,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Dura
     nominal + nominal.mul_f64(0.2 * jitter.clamp(0.0, 1.0))
 }
 
-async fn attempt(inner: Arc<Inner>, d: DueDelivery) {
+async fn attempt(inner: Arc<Inner>, store: Arc<dyn RegistryStore>, d: DueDelivery) {
     let number = d.attempts + 1;
     let span = tracing::info_span!(
         "webhook_delivery",
@@ -403,7 +416,7 @@ async fn attempt(inner: Arc<Inner>, d: DueDelivery) {
                 }
             }
         };
-        if let Err(e) = inner.store.record_webhook_attempt(d.id, outcome).await {
+        if let Err(e) = store.record_webhook_attempt(d.id, outcome).await {
             // The lease runs out and the delivery is tried again.
             tracing::error!(error = %e, "cannot record a webhook attempt");
         }
@@ -498,7 +511,21 @@ mod tests {
             Err(Error::InvalidArgument { .. })
         ));
         let (stop_tx, stop) = watch::channel(false);
-        let tasks = hooks.spawn(stop, &crate::duties::Duties::new());
+        // The only daemon: it takes both webhook duties at its first claim.
+        let cluster = crate::cluster::Cluster::new(
+            registry.clone(),
+            "test".into(),
+            crate::cluster::ClusterConfig::default(),
+        );
+        cluster.claim_round().await;
+        let fenced = |fence| Arc::new(store.fenced(fence)) as Arc<dyn RegistryStore>;
+        use crate::cluster::leased;
+        let tasks = hooks.spawn(
+            stop,
+            &crate::duties::Duties::new(),
+            cluster.leased(leased::WEBHOOK_DISPATCHER, fenced),
+            cluster.leased(leased::WEBHOOK_SENDER, fenced),
+        );
 
         let drift = |model: &str| Event {
             event_type: "drift.detected".into(),

@@ -4,6 +4,7 @@
 //! `.ci/run` does).
 
 mod alerts;
+mod cluster;
 mod dashboards;
 mod demo;
 mod docs;

@@ -518,7 +518,7 @@ async fn the_handle_runs_cycles_on_the_evaluator_thread_until_stopped() {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let alive = Arc::new(());
     let evaluator = Arc::new(w.new_evaluator());
-    let (handle, thread) = crate::spawn(evaluator, stopped, alive.clone()).unwrap();
+    let (handle, thread) = crate::spawn(evaluator, stopped, alive.clone(), || false).unwrap();
     let report = handle.evaluate_now(Some("fraud".into())).await.unwrap();
     assert_eq!(report.versions[0].status, Outcome::Evaluated);
     assert_eq!(report.versions[0].dataset_drift, Some(true));

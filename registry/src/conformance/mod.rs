@@ -20,6 +20,7 @@ use modelwatch_types::{Clock, ManualClock};
 
 use crate::RegistryStore;
 
+pub mod cluster;
 pub mod gates;
 pub mod registry;
 pub mod search;
@@ -35,6 +36,8 @@ pub trait Backend: Send + Sync {
     async fn open(&self, clock: Arc<dyn Clock>) -> Arc<dyn RegistryStore>;
     /// Closes the store opened last, after its queued changes committed.
     async fn close(&self);
+    /// The store opened last, fenced by `fence` (`SqliteStore::fenced`).
+    fn fenced(&self, fence: Arc<crate::DutyFence>) -> Arc<dyn RegistryStore>;
 }
 
 /// What a conformance test gets: the store, its clock, and the backend to
@@ -78,6 +81,12 @@ impl Fixture {
         self.store.clone()
     }
 
+    /// The store, fenced by `fence`: its every change checks the duty's
+    /// lease first.
+    pub fn fenced(&self, fence: Arc<crate::DutyFence>) -> Arc<dyn RegistryStore> {
+        self.backend.fenced(fence)
+    }
+
     /// Closes the store at the end of a test.
     pub async fn finish(self) {
         self.backend.close().await;
@@ -116,6 +125,10 @@ macro_rules! conformance_suite {
             webhooks::the_outbox_turns_committed_changes_into_deliveries_once,
             webhooks::due_deliveries_are_leased_retried_and_finished,
             webhooks::subscriptions_are_audited_without_their_secret,
+            cluster::a_duty_is_held_by_one_daemon_until_its_lease_expires,
+            cluster::concurrent_claims_of_a_free_duty_give_it_to_one_daemon,
+            cluster::a_fenced_store_writes_only_while_its_lease_holds,
+            cluster::the_cluster_view_lists_live_daemons_and_their_duties,
         );
     };
     (@tests $new_backend:expr; $($module:ident :: $name:ident),* $(,)?) => {

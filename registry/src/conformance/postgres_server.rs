@@ -30,17 +30,28 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The superuser's password over TCP (the socket inside the server's
+/// directory trusts local connections, which `createdb` and `psql` use).
+/// Password authentication is on so that a wrong password can be tested.
+pub const PASSWORD: &str = "modelwatch-test";
+
 /// How long the server may take to accept connections after it starts.
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Stops `postgres` (started as `"$@"`) when standard input closes, then
-/// removes `$PG_TEST_DIR`.
+/// Starts `postgres` (as `"$@"`); when standard input closes, stops the
+/// `postgres` running in `$PG_TEST_DIR/data` (the first, or one started
+/// again by [`PostgresServer::start_again`]: its pid file names it), waits
+/// for it to exit, and removes `$PG_TEST_DIR`.
 const SUPERVISOR: &str = r#"
-"$@" </dev/null >"$PG_TEST_DIR/server.log" 2>&1 &
-server=$!
+"$@" </dev/null >>"$PG_TEST_DIR/server.log" 2>&1 &
 read -r _ignored
-kill -INT "$server" 2>/dev/null
-wait "$server"
+pid=$(head -n 1 "$PG_TEST_DIR/data/postmaster.pid" 2>/dev/null)
+[ -n "$pid" ] && kill -INT "$pid" 2>/dev/null
+i=0
+while [ -e "$PG_TEST_DIR/data/postmaster.pid" ] && [ "$i" -lt 300 ]; do
+  sleep 0.1
+  i=$((i + 1))
+done
 rm -rf "$PG_TEST_DIR"
 "#;
 
@@ -51,7 +62,9 @@ pub struct PostgresServer {
     dir: PathBuf,
     /// The server's `bin` directory (`createdb`, `pg_isready`).
     bin: PathBuf,
-    /// Held for its standard input: closing it stops the server.
+    as_root: bool,
+    /// Held for its standard input: closing it (dropping this server, or
+    /// this process ending) stops the server.
     _supervisor: Child,
 }
 
@@ -65,6 +78,51 @@ impl PostgresServer {
         SHARED.get_or_init(|| Self::start().unwrap_or_else(|e| panic!("{e}")))
     }
 
+    /// A server of the caller's own, stopped when dropped: for a test that
+    /// stops and restarts it ([`PostgresServer::stop`],
+    /// [`PostgresServer::start_again`]).
+    pub fn dedicated() -> Result<PostgresServer, String> {
+        Self::start()
+    }
+
+    /// Stops the server (a fast shutdown, as an administrator restarting
+    /// it would) and waits until it has exited.
+    pub fn stop(&self) -> Result<(), String> {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("read {}: {e}", pid_file.display()))?;
+        let pid = pid.lines().next().unwrap_or_default().trim().to_string();
+        run(Command::new("kill").args(["-INT", &pid]))?;
+        let deadline = Instant::now() + READY_DEADLINE;
+        while pid_file.exists() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "postgres (pid {pid}) did not stop within {READY_DEADLINE:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped server again on the same port and data, and waits
+    /// until it accepts connections.
+    pub fn start_again(&self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .map_err(|e| format!("open the server log: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        // Not waited for: the supervisor stops it through its pid file.
+        postgres_command(self.as_root, &self.bin, &self.dir, self.port)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("start postgres again: {e}"))?;
+        self.wait_ready()
+    }
+
     /// The URL of the `postgres` maintenance database, as superuser.
     pub fn admin_url(&self) -> String {
         self.url("postgres")
@@ -72,7 +130,37 @@ impl PostgresServer {
 
     /// The URL of database `name` on this server, as superuser.
     pub fn url(&self, name: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{name}",
+            self.port
+        )
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs `sql` with `psql` in database `name` (over the local socket)
+    /// and returns its unaligned, tuples-only output.
+    pub async fn psql(&self, name: &str, sql: &str) -> Result<String, String> {
+        let out = tokio::process::Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .args(["-d", name, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+            .output()
+            .await
+            .map_err(|e| format!("run psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(format!(
+                "psql {sql:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// Creates a new, empty database (with the server's own `createdb`:
@@ -83,7 +171,9 @@ impl PostgresServer {
             DATABASES.fetch_add(1, Ordering::Relaxed)
         );
         let out = tokio::process::Command::new(self.bin.join("createdb"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-U", "postgres", "-p"])
             .arg(self.port.to_string())
             .arg(&name)
             .output()
@@ -106,31 +196,27 @@ impl PostgresServer {
         let dir =
             std::env::temp_dir().join(format!("modelwatch-pg-{}-{started}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, PASSWORD).map_err(|e| format!("write the password file: {e}"))?;
         if as_root {
-            run(Command::new("chown").arg("postgres:postgres").arg(&dir))?;
+            run(Command::new("chown")
+                .arg("-R")
+                .arg("postgres:postgres")
+                .arg(&dir))?;
         }
         let data = dir.join("data");
         let mut initdb = as_server_user(as_root, &bin.join("initdb"));
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8"])
+            .args(["-U", "postgres", "--encoding=UTF8"])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()))
             .args(["--no-sync", "--no-instructions"]);
         run(&mut initdb)?;
 
         let port = free_port()?;
-        let mut postgres = as_server_user(as_root, &bin.join("postgres"));
-        postgres
-            .arg("-D")
-            .arg(&data)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(&dir)
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "max_connections=300"])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"]);
+        let postgres = postgres_command(as_root, &bin, &dir, port);
         let mut supervisor = Command::new("sh");
         supervisor
             .arg("-c")
@@ -149,6 +235,7 @@ impl PostgresServer {
             port,
             dir,
             bin,
+            as_root,
             _supervisor: supervisor,
         };
         server.wait_ready()?;
@@ -181,6 +268,23 @@ impl PostgresServer {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// `postgres` on `dir/data`, listening on loopback `port`.
+fn postgres_command(as_root: bool, bin: &Path, dir: &Path, port: u16) -> Command {
+    let mut postgres = as_server_user(as_root, &bin.join("postgres"));
+    postgres
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "max_connections=300"])
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off"]);
+    postgres
 }
 
 /// The newest `/usr/lib/postgresql/<major>/bin` holding `initdb`.

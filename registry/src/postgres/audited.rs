@@ -65,7 +65,11 @@ impl PgStore {
         let counters = &self.counters;
         let outcome = async {
             let mut tx = self.pool.begin().await?;
-            let value = match change(&mut tx).await {
+            let changed = match super::cluster::check_fence(&mut tx, self.fence.as_deref()).await {
+                Ok(()) => change(&mut tx).await,
+                Err(e) => Err(e),
+            };
+            let value = match changed {
                 Ok(value) => value,
                 Err(e) => {
                     counters.rejected.fetch_add(1, Ordering::Relaxed);

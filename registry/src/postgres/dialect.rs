@@ -11,6 +11,8 @@ use crate::error::Result;
 pub(super) type Store = super::PgStore;
 pub(super) type Db = sqlx::Postgres;
 pub(super) type DbConn = PgConnection;
+/// What `GET /api/v1/cluster` calls this backend.
+pub(super) const BACKEND_NAME: &str = "postgres";
 pub(super) type DbRow = sqlx::postgres::PgRow;
 
 /// A row-locking clause (`FOR UPDATE`, `FOR SHARE`, `… SKIP LOCKED`),

@@ -77,6 +77,9 @@ pub struct PgStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
     protection: Arc<AliasProtection>,
+    /// Set on the store a background duty writes through: every
+    /// transaction first checks the duty's lease ([`crate::cluster`]).
+    fence: Option<Arc<crate::cluster::DutyFence>>,
     counters: Arc<audited::Counters>,
 }
 
@@ -119,8 +122,19 @@ impl PgStore {
             pool,
             clock,
             protection: Arc::new(AliasProtection::default()),
+            fence: None,
             counters: Arc::default(),
         })
+    }
+
+    /// A clone whose every transaction is refused ([`Error::Fenced`])
+    /// unless this daemon still holds `fence`'s duty with the token it got:
+    /// what a background duty writes through ([`crate::cluster`]).
+    pub fn fenced(&self, fence: Arc<crate::cluster::DutyFence>) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
+        }
     }
 
     /// Which aliases need `approver` ([`AliasProtection`]; default

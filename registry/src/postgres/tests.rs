@@ -44,6 +44,11 @@ impl Backend for PgBackend {
             store.close().await;
         }
     }
+
+    fn fenced(&self, fence: Arc<crate::DutyFence>) -> Arc<dyn RegistryStore> {
+        let store = self.open.lock().unwrap().clone().expect("a store is open");
+        Arc::new(store.fenced(fence))
+    }
 }
 
 fn postgres() -> Box<dyn Backend> {
@@ -245,6 +250,23 @@ async fn an_unreachable_database_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("not a PostgreSQL URL"), "{e}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let server = PostgresServer::shared();
+    let url = server.fresh_database().await;
+    let wrong = url.replace(crate::postgres_server::PASSWORD, "not-the-password");
+    let e = PgStore::connect(&wrong, LIMITS, Arc::new(SystemClock))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", server.port())),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-password"), "{text}");
 }
 
 #[tokio::test]

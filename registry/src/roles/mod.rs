@@ -20,6 +20,7 @@
 mod alert_notices;
 mod aliases;
 mod audit;
+mod cluster;
 mod gates;
 mod models;
 mod outbox;
@@ -35,6 +36,7 @@ mod webhooks;
 pub use alert_notices::AlertNotices;
 pub use aliases::Aliases;
 pub use audit::Audit;
+pub use cluster::Cluster;
 pub use gates::Gates;
 pub use models::Models;
 pub use outbox::Outbox;
@@ -76,6 +78,7 @@ union_of_roles!(
     Tracking,
     Gates,
     Searches,
+    Cluster,
 );
 
 #[cfg(test)]

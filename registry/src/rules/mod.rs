@@ -11,9 +11,12 @@
 //! - [`outbox`]: audit entry → webhook event → deliveries for the
 //!   subscriptions that want it.
 //! - [`lineage`]: a version's lineage from its tracking run.
+//! - [`lease`]: who gets a background duty's lease, with which fencing
+//!   token.
 
 pub mod alias;
 pub mod audit;
+pub mod lease;
 pub mod lineage;
 pub mod outbox;
 pub mod recommendation;

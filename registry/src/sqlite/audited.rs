@@ -20,7 +20,15 @@ impl SqliteStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
-        self.writer.run(change).await
+        let fence = self.fence.clone();
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    super::cluster::check_fence(&mut *conn, fence.as_deref()).await?;
+                    change(conn).await
+                })
+            })
+            .await
     }
 
     /// Runs a read (SQLite's failures need no mapping beyond

@@ -12,6 +12,8 @@ use crate::error::Result;
 pub(super) type Store = super::SqliteStore;
 pub(super) type Db = sqlx::Sqlite;
 pub(super) type DbConn = SqliteConnection;
+/// What `GET /api/v1/cluster` calls this backend.
+pub(super) const BACKEND_NAME: &str = "sqlite";
 pub(super) type DbRow = sqlx::sqlite::SqliteRow;
 
 /// A row-locking clause: nothing here (SQLite has none, and needs none).

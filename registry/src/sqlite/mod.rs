@@ -72,6 +72,9 @@ pub struct SqliteStore {
     read: SqlitePool,
     clock: Arc<dyn Clock>,
     protection: Arc<AliasProtection>,
+    /// Set on the store a background duty writes through: every
+    /// transaction first checks the duty's lease ([`crate::cluster`]).
+    fence: Option<Arc<crate::cluster::DutyFence>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -107,7 +110,18 @@ impl SqliteStore {
             read,
             clock,
             protection: Arc::new(AliasProtection::default()),
+            fence: None,
         })
+    }
+
+    /// A clone whose every transaction is refused ([`Error::Fenced`])
+    /// unless this daemon still holds `fence`'s duty with the token it got:
+    /// what a background duty writes through ([`crate::cluster`]).
+    pub fn fenced(&self, fence: Arc<crate::cluster::DutyFence>) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
+        }
     }
 
     /// Which aliases need `approver` ([`AliasProtection`]; default

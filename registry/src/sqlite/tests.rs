@@ -31,6 +31,11 @@ impl Backend for SqliteBackend {
             store.close().await;
         }
     }
+
+    fn fenced(&self, fence: Arc<crate::DutyFence>) -> Arc<dyn RegistryStore> {
+        let store = self.open.lock().unwrap().clone().expect("a store is open");
+        Arc::new(store.fenced(fence))
+    }
 }
 
 fn sqlite() -> Box<dyn Backend> {

@@ -44,11 +44,14 @@ pub fn evaluator(
 
 /// Starts the evaluator on its own thread (see `modelwatch_evaluator::spawn`),
 /// as the background duty `evaluator`.
+/// Its scheduled cycles run while this daemon holds the evaluator's lease
+/// (`fence`); its writes go through a store fenced by it.
 pub fn spawn(
     evaluator: Arc<Evaluator>,
     stop: tokio::sync::watch::Receiver<bool>,
     duties: &crate::duties::Duties,
+    fence: Arc<modelwatch_registry::DutyFence>,
 ) -> std::io::Result<(EvaluatorHandle, std::thread::JoinHandle<()>)> {
     let guard = duties.guard(crate::duties::names::EVALUATOR);
-    modelwatch_evaluator::spawn(evaluator, stop, guard)
+    modelwatch_evaluator::spawn(evaluator, stop, guard, move || fence.held().is_some())
 }

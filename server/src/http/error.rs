@@ -304,6 +304,9 @@ impl From<RegistryError> for ApiError {
             }
             RegistryError::InvalidArgument { .. } => ApiError::bad_request(message),
             RegistryError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            RegistryError::Fenced(_) => {
+                ApiError::new(StatusCode::CONFLICT, "not_duty_holder", message)
+            }
             RegistryError::Forbidden(_) => ApiError::forbidden(message),
             RegistryError::Busy | RegistryError::WriterStopped => ApiError::unavailable(message),
             RegistryError::CommitFailed(_) => {

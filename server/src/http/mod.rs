@@ -4,6 +4,7 @@
 //! in the document.
 
 pub mod alerts;
+pub mod cluster;
 pub mod error;
 pub mod extract;
 pub mod gates;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub sql: Arc<crate::sql::SqlEngine>,
     /// The background duties, for `/readyz`.
     pub duties: crate::duties::Duties,
+    /// This daemon's membership and duty leases.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +135,7 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(json)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(cluster::get_cluster))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(list_models, create_model))
@@ -374,6 +378,7 @@ async fn prometheus_metrics(
     // Probes run at scrape time too, so a dead duty shows in the metric
     // even when nobody asks /readyz.
     s.duties.dead();
+    s.cluster.export_metrics().await;
     crate::metrics::metrics()
         .sql_memory_reserved
         .set(i64::try_from(s.sql.memory_reserved()).unwrap_or(i64::MAX));

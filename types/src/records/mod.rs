@@ -15,11 +15,13 @@
 //! so an older client reads a newer daemon.
 
 mod alerts;
+mod cluster;
 mod gates;
 mod registry;
 mod webhooks;
 
 pub use alerts::{AlertHandled, AlertOutcome, AlertRecord};
+pub use cluster::{ClusterMember, ClusterView, DutyLease};
 pub use gates::{GateReport, Promotion};
 pub use registry::*;
 pub use webhooks::{CreatedWebhook, DeliveryStatus, NewWebhook, Webhook, WebhookDelivery};
