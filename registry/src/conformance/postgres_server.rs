@@ -75,14 +75,27 @@ impl PostgresServer {
     /// The server of this test process, started on first use. Panics with
     /// the reason when it cannot start (a test cannot run without it).
     pub fn shared() -> &'static PostgresServer {
-        SHARED.get_or_init(|| Self::start().unwrap_or_else(|e| panic!("{e}")))
+        SHARED.get_or_init(|| Self::start(false).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// A server of the caller's own, stopped when dropped: for a test that
     /// stops and restarts it ([`PostgresServer::stop`],
     /// [`PostgresServer::start_again`]).
     pub fn dedicated() -> Result<PostgresServer, String> {
-        Self::start()
+        Self::start(false)
+    }
+
+    /// A server of the caller's own that also accepts TLS, with a
+    /// certificate for `127.0.0.1` from a test authority; see
+    /// [`PostgresServer::tls_root`].
+    pub fn dedicated_with_tls() -> Result<PostgresServer, String> {
+        Self::start(true)
+    }
+
+    /// The certificate authority a client verifies a TLS server of
+    /// [`PostgresServer::dedicated_with_tls`] with (`sslrootcert`).
+    pub fn tls_root(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// Stops the server (a fast shutdown, as an administrator restarting
@@ -114,6 +127,7 @@ impl PostgresServer {
             .map_err(|e| format!("open the server log: {e}"))?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         // Not waited for: the supervisor stops it through its pid file.
+        // (Started again without TLS: `start_again` serves restart tests.)
         postgres_command(self.as_root, &self.bin, &self.dir, self.port)
             .stdin(Stdio::null())
             .stdout(log)
@@ -187,7 +201,7 @@ impl PostgresServer {
         self.url(&name)
     }
 
-    fn start() -> Result<Self, String> {
+    fn start(tls: bool) -> Result<Self, String> {
         let bin = bin_dir()?;
         let as_root = is_root()?;
         let started = std::time::SystemTime::now()
@@ -196,6 +210,9 @@ impl PostgresServer {
         let dir =
             std::env::temp_dir().join(format!("modelwatch-pg-{}-{started}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        if tls {
+            make_certificates(&dir)?;
+        }
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, PASSWORD).map_err(|e| format!("write the password file: {e}"))?;
         if as_root {
@@ -216,7 +233,18 @@ impl PostgresServer {
         run(&mut initdb)?;
 
         let port = free_port()?;
-        let postgres = postgres_command(as_root, &bin, &dir, port);
+        let mut postgres = postgres_command(as_root, &bin, &dir, port);
+        if tls {
+            postgres
+                .args(["-c", "ssl=on"])
+                .arg("-c")
+                .arg(format!(
+                    "ssl_cert_file={}",
+                    dir.join("server.crt").display()
+                ))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", dir.join("server.key").display()));
+        }
         let mut supervisor = Command::new("sh");
         supervisor
             .arg("-c")
@@ -268,6 +296,55 @@ impl PostgresServer {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A test certificate authority (`dir/ca.crt`) and a server certificate
+/// it signed for `127.0.0.1` (`dir/server.crt`, key `dir/server.key` with
+/// mode 0600, as PostgreSQL demands), valid for a day, made by `openssl`.
+pub fn make_certificates(dir: &Path) -> Result<(), String> {
+    let path = |name: &str| dir.join(name);
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=modelwatch test CA"])
+        .arg("-keyout")
+        .arg(path("ca.key"))
+        .arg("-out")
+        .arg(path("ca.crt")))?;
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(path("server.key"))
+        .arg("-out")
+        .arg(path("server.csr")))?;
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .map_err(|e| format!("write the certificate extensions: {e}"))?;
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-CAcreateserial"])
+        .arg("-in")
+        .arg(path("server.csr"))
+        .arg("-CA")
+        .arg(path("ca.crt"))
+        .arg("-CAkey")
+        .arg(path("ca.key"))
+        .arg("-extfile")
+        .arg(path("server.ext"))
+        .arg("-out")
+        .arg(path("server.crt")))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path("server.key"), std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod server.key: {e}"))
 }
 
 /// `postgres` on `dir/data`, listening on loopback `port`.

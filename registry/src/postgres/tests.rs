@@ -270,6 +270,45 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
 }
 
 #[tokio::test]
+async fn tls_is_used_and_verified_as_the_url_asks() {
+    let server = PostgresServer::dedicated_with_tls().unwrap();
+    let url = server.fresh_database().await;
+    let root = server.tls_root();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", root.display());
+    for url in [verified.clone(), format!("{url}?sslmode=require")] {
+        let store = PgStore::connect(&url, LIMITS, Arc::new(SystemClock))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        store
+            .create_model(&admin(), model(&format!("m{}", url.len())))
+            .await
+            .unwrap();
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(encrypted, "{url}");
+        store.close().await;
+    }
+
+    // A server whose certificate is not signed by the given root is refused.
+    let other = tempfile::tempdir().unwrap();
+    crate::postgres_server::make_certificates(other.path()).unwrap();
+    let wrong_root = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.path().join("ca.crt").display()
+    );
+    let e = PgStore::connect(&wrong_root, LIMITS, Arc::new(SystemClock))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot connect to PostgreSQL"), "{e}");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+}
+
+#[tokio::test]
 async fn a_closed_store_refuses_changes_instead_of_hanging() {
     let (_url, s) = store().await;
     s.create_model(&admin(), model("before")).await.unwrap();
