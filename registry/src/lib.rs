@@ -151,7 +151,7 @@ pub use cluster::{Announcement, DutyFence, HeldLease};
 pub use error::{Error, Result};
 pub use gate::{GateApproval, GatePolicyRecord};
 pub use policy::{MonitoringPolicy, Period, PolicyRecord};
-pub use postgres::{PgStore, PoolLimits};
+pub use postgres::{ImportProgress, ImportReport, PgStore, PoolLimits};
 pub use protection::{AliasProtection, DEFAULT_PROTECTED_ALIASES};
 pub use roles::{
     AlertNotices, Aliases, Audit, Cluster, Gates, Models, Outbox, Policies, Recommendations,

@@ -497,3 +497,59 @@ async fn a_bad_registry_configuration_is_refused_at_start_with_a_clear_message()
     let err = refused_start(&url);
     assert!(err.contains("schema is version 9999"), "{err}");
 }
+
+#[tokio::test]
+async fn migrate_copies_a_sqlite_registry_into_postgres_and_daemons_serve_it() {
+    // A registry on the embedded SQLite, stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let lite = Daemon::start_in(data.clone(), None, Start::default());
+    lite.http().model_with_versions("fraud", 3).await;
+    lite.http().put_alias("fraud", "production", 2, 200).await;
+    let before = lite
+        .http()
+        .get_expect("/api/v1/models/fraud/aliases/production", 200)
+        .await;
+    let (status, log) = lite.terminate();
+    assert!(status.success(), "{log}");
+
+    let url = PostgresServer::shared().fresh_database().await;
+    let o = Command::new(binary())
+        .args(["migrate", "--to", &url, "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run modelwatch migrate");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("audit chain verified on PostgreSQL"), "{out}");
+    assert!(out.contains("versions"), "{out}");
+    assert!(!stderr(&o).contains(PASSWORD), "{}", stderr(&o));
+
+    // A daemon on PostgreSQL serves what SQLite held, and goes on.
+    let pg = daemon_on(&url, &[]);
+    let after = pg
+        .http()
+        .get_expect("/api/v1/models/fraud/aliases/production", 200)
+        .await;
+    assert_eq!(after, before);
+    let v4 = pg
+        .http()
+        .post_expect("/api/v1/models/fraud/versions", json!({}), 201)
+        .await;
+    assert_eq!(v4["version"], json!(4));
+    let verified = pg.http().get_expect("/api/v1/audit/verify", 200).await;
+    assert_eq!(verified["ok"], json!(true), "{verified}");
+
+    // Migrating again into the now non-empty database is refused.
+    let o = Command::new(binary())
+        .args(["migrate", "--to", &url, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("already holds registry data"),
+        "{}",
+        stderr(&o)
+    );
+}

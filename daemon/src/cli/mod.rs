@@ -9,6 +9,7 @@ mod bench_sql;
 mod dashboards;
 mod error;
 mod gates;
+mod migrate;
 mod monitoring;
 mod output;
 mod upload;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Start a daemon on a temporary data directory with a simulated fleet
     /// (drift, a bad deployment) and print what modelwatch does about it.
     Demo(demo::DemoArgs),
+    /// Copy the embedded SQLite registry of a data directory into an empty
+    /// PostgreSQL database, audit chain verified on arrival (offline).
+    Migrate(migrate::MigrateArgs),
     /// Grafana dashboards and provisioning files (offline, no daemon needed).
     Dashboards {
         #[command(subcommand)]
@@ -529,14 +533,17 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Demo(args) => run_demo(args).await,
         Command::Dashboards { command } => dashboards::run(command),
-        command => match client_command(command).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(e.exit_code())
-            }
-        },
+        Command::Migrate(args) => exit_code(migrate::run(args).await),
+        command => exit_code(client_command(command).await),
     }
+}
+
+/// The exit code of a command's outcome; an error is printed first.
+fn exit_code(outcome: Result<ExitCode, CliError>) -> ExitCode {
+    outcome.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(e.exit_code())
+    })
 }
 
 /// `modelwatch demo`: its daemon logs to a file, the demo's own log (the
@@ -570,7 +577,7 @@ async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, CliError> {
 
 async fn client_command(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Serve(_) | Command::Demo(_) | Command::Dashboards { .. } => {
+        Command::Serve(_) | Command::Demo(_) | Command::Dashboards { .. } | Command::Migrate(_) => {
             unreachable!("handled by run")
         }
         Command::Models { command, conn } => models(command, &conn).await,

@@ -46,6 +46,9 @@ mod dialect;
 
 mod audited;
 mod error;
+mod import;
+
+pub use import::{ImportProgress, ImportReport};
 
 crate::sql_backend_modules!();
 

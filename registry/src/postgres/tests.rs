@@ -319,59 +319,155 @@ async fn a_closed_store_refuses_changes_instead_of_hanging() {
     ));
 }
 
-/// The audit chain format is the backends' common ground: entries written
-/// by SQLite, copied row for row, verify on PostgreSQL.
-#[tokio::test]
-async fn a_chain_written_on_sqlite_verifies_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let lite = SqliteStore::open(&dir.path().join("registry.sqlite"))
+/// A SQLite registry with something in every kind of record.
+async fn filled_sqlite(path: &std::path::Path) -> SqliteStore {
+    let lite = SqliteStore::open(path).await.unwrap();
+    let a = admin();
+    for m in ["fraud", "churn"] {
+        lite.create_model(&a, model(m)).await.unwrap();
+    }
+    // More versions than one insert batch.
+    for _ in 0..520 {
+        lite.create_version(&a, "fraud", NewVersion::default())
+            .await
+            .unwrap();
+    }
+    lite.create_version(&a, "churn", NewVersion::default())
         .await
         .unwrap();
-    lite.create_model(&admin(), model("m")).await.unwrap();
-    lite.create_version(&admin(), "m", NewVersion::default())
+    lite.set_alias(&a, "fraud", "production", 1, "ship")
         .await
         .unwrap();
-    lite.set_alias(&admin(), "m", "production", 1, "ship")
+    lite.set_alias(&a, "fraud", "production", 2, "better")
         .await
         .unwrap();
-    let entries = lite
-        .list_audit(
-            &AuditFilter::default(),
-            &PageRequest {
-                limit: 100,
-                cursor: None,
+    lite.rollback_alias(&a, "fraud", "production", "regression")
+        .await
+        .unwrap();
+    lite.raise_recommendation(
+        &a,
+        "fraud",
+        2,
+        NewRecommendation {
+            kind: RecommendationKind::Retrain,
+            severity: Severity::Warning,
+            reason: "drift".into(),
+            evidence: serde_json::json!({ "psi": 0.3 }),
+        },
+    )
+    .await
+    .unwrap();
+    lite.create_token(&a, "ci", Role::Editor, &"ab".repeat(32))
+        .await
+        .unwrap();
+    lite.create_webhook(
+        &a,
+        webhooks::NewWebhook {
+            name: "hook".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["*".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    lite.dispatch_webhook_outbox().await.unwrap();
+    let experiment = lite
+        .create_experiment(
+            &a,
+            NewExperiment {
+                name: "exp".into(),
+                ..Default::default()
             },
         )
         .await
-        .unwrap()
-        .items;
+        .unwrap();
+    lite.create_run(
+        &a,
+        NewRun {
+            experiment_id: experiment.id,
+            name: "run".into(),
+            start_time: None,
+            tags: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    lite
+}
+
+/// Every view's rows, the tokens and the webhooks: what an import must
+/// carry over unchanged.
+async fn everything(s: &dyn RegistryStore) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for view in RegistryView::ALL {
+        out.push(serde_json::Value::Array(s.export_view(view).await.unwrap()));
+    }
+    out.push(serde_json::to_value(s.list_tokens().await.unwrap()).unwrap());
+    out.push(serde_json::to_value(s.list_webhooks().await.unwrap()).unwrap());
+    out
+}
+
+/// `modelwatch migrate`: a SQLite registry arrives whole, its audit chain
+/// verifies on PostgreSQL and goes on there, ids and version numbers
+/// continue after the copied ones, and a non-empty target is refused.
+#[tokio::test]
+async fn a_sqlite_registry_imports_whole_and_its_chain_verifies_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.sqlite");
+    let lite = filled_sqlite(&path).await;
+    let before = everything(&lite).await;
+    let source_chain = lite.verify_audit().await.unwrap();
     lite.close().await;
 
-    let (url, pg) = store().await;
-    let mut conn = PgConnection::connect(&url).await.unwrap();
-    for e in &entries {
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, target, before, after, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(e.seq)
-        .bind(crate::audit::format_time(e.at))
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(e.before.as_ref().map(|v| v.to_string()))
-        .bind(e.after.as_ref().map(|v| v.to_string()))
-        .bind(&e.prev_hash)
-        .bind(&e.hash)
-        .execute(&mut conn)
+    let (_url, pg) = store().await;
+    let mut seen = Vec::new();
+    let report = pg
+        .import_sqlite(&path, &mut |p| seen.push(p.clone()))
         .await
         .unwrap();
-    }
-    let check = pg.verify_audit().await.unwrap();
-    assert!(check.ok, "{check:?}");
-    assert_eq!(check.entries_checked, entries.len() as i64);
-    // New entries chain on after the copied ones.
-    pg.create_model(&admin(), model("next")).await.unwrap();
+    let last = seen.last().unwrap();
+    assert_eq!(last.copied_all, last.total_all);
+    assert!(seen.windows(2).all(|w| w[0].copied_all <= w[1].copied_all));
+    let versions = report.tables.iter().find(|(t, _)| t == "versions").unwrap();
+    assert_eq!(versions.1, 521);
+    assert_eq!(report.audit_entries, source_chain.entries_checked);
+
+    assert_eq!(everything(&pg).await, before);
+    let chain = pg.verify_audit().await.unwrap();
+    assert!(chain.ok, "{chain:?}");
+    assert_eq!(chain.head_hash, source_chain.head_hash);
+
+    // Work goes on where SQLite stopped.
+    let next = pg
+        .create_version(&admin(), "fraud", NewVersion::default())
+        .await
+        .unwrap();
+    assert_eq!(next.version, 521);
+    let recommendation = pg
+        .raise_recommendation(
+            &admin(),
+            "churn",
+            1,
+            NewRecommendation {
+                kind: RecommendationKind::Retrain,
+                severity: Severity::Info,
+                reason: "new".into(),
+                evidence: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recommendation.id, 2);
     assert!(pg.verify_audit().await.unwrap().ok);
+
+    // A second import into the now non-empty database changes nothing.
+    let entries = pg.verify_audit().await.unwrap().entries_checked;
+    let e = pg.import_sqlite(&path, &mut |_| {}).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Conflict(m) if m.contains("already holds registry data")),
+        "{e}"
+    );
+    assert_eq!(pg.verify_audit().await.unwrap().entries_checked, entries);
     pg.close().await;
 }
