@@ -65,40 +65,58 @@
 /// `dialect` (types, SQL fragments, locks), `audited` and the store.
 macro_rules! sql_backend_modules {
     () => {
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/alert_notices.rs"]
         mod alert_notices;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/aliases.rs"]
         mod aliases;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/audit.rs"]
         mod audit;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/cluster.rs"]
         mod cluster;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/filter.rs"]
         mod filter;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/gates.rs"]
         mod gates;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/models.rs"]
         mod models;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/outbox.rs"]
         mod outbox;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/policies.rs"]
         mod policies;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/recommendations.rs"]
         mod recommendations;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/records.rs"]
         mod records;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/search.rs"]
         mod search;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/tokens.rs"]
         mod tokens;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/tracking.rs"]
         mod tracking;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/tx.rs"]
         mod tx;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/versions.rs"]
         mod versions;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/views.rs"]
         mod views;
+        #[allow(clippy::duplicate_mod, reason = "compiled once per SQL backend")]
         #[path = "../sql/webhooks.rs"]
         mod webhooks;
     };

@@ -160,6 +160,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /api/v1/recommendations/{id}/dismiss",
         "GET /api/v1/audit",
         "GET /api/v1/audit/verify",
+        "GET /api/v1/cluster",
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{name}",

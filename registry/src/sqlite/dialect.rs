@@ -82,14 +82,6 @@ macro_rules! ilike {
 pub(super) const RENDERED_PREDICATES: &str = "SELECT 1 WHERE TRUE AND (json_extract(v.tags, ?) IS NULL OR json_extract(v.tags, ?) <> ?) \
      AND v.version IN (?, ?) AND m.name GLOB ?";
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_patterns_become_glob_patterns_with_glob_metacharacters_escaped() {
-        assert_eq!(super::like_to_glob("a%b_c*[d"), "a*b?c[*][[]d");
-    }
-}
-
 /// Nothing to lock: the writer already runs changes one at a time.
 pub(super) async fn lock_audit_head(_conn: &mut DbConn) -> Result<()> {
     Ok(())
@@ -98,4 +90,12 @@ pub(super) async fn lock_audit_head(_conn: &mut DbConn) -> Result<()> {
 /// Nothing to lock: the writer already runs changes one at a time.
 pub(super) async fn lock_key(_conn: &mut DbConn, _key: &str) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_become_glob_patterns_with_glob_metacharacters_escaped() {
+        assert_eq!(super::like_to_glob("a%b_c*[d"), "a*b?c[*][[]d");
+    }
 }
