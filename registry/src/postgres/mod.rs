@@ -37,7 +37,6 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::Clock;
-use crate::audit::format_time;
 use crate::error::{Error, Result};
 use crate::protection::AliasProtection;
 
@@ -128,27 +127,6 @@ impl PgStore {
             fence: None,
             counters: Arc::default(),
         })
-    }
-
-    /// A clone whose every transaction is refused ([`Error::Fenced`])
-    /// unless this daemon still holds `fence`'s duty with the token it got:
-    /// what a background duty writes through ([`crate::cluster`]).
-    pub fn fenced(&self, fence: Arc<crate::cluster::DutyFence>) -> Self {
-        Self {
-            fence: Some(fence),
-            ..self.clone()
-        }
-    }
-
-    /// Which aliases need `approver` ([`AliasProtection`]; default
-    /// `production` and `champion`).
-    pub fn with_alias_protection(mut self, protection: AliasProtection) -> Self {
-        self.protection = Arc::new(protection);
-        self
-    }
-
-    fn now(&self) -> String {
-        format_time(self.clock.now())
     }
 
     /// Waits for the changes in flight and closes every connection; later

@@ -10,6 +10,9 @@
 //! (`super::lock_audit_head`: a row lock on PostgreSQL, nothing on SQLite,
 //! whose single writer already serialises changes), so appends from any
 //! number of daemons form one chain in commit order.
+//!
+//! Also here: the store methods every SQL backend offers alike (a fenced
+//! clone, the alias protection, the time of a change).
 
 use std::sync::Arc;
 
@@ -97,6 +100,30 @@ impl<'c> Tx<'c> {
 }
 
 impl Store {
+    /// A clone whose every transaction is refused ([`Error::Fenced`])
+    /// unless this daemon still holds `fence`'s duty with the token it got:
+    /// what a background duty writes through ([`crate::cluster`]).
+    ///
+    /// [`Error::Fenced`]: crate::Error::Fenced
+    pub fn fenced(&self, fence: Arc<crate::cluster::DutyFence>) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
+    /// Which aliases need `approver` ([`AliasProtection`]; default
+    /// `production` and `champion`).
+    pub fn with_alias_protection(mut self, protection: AliasProtection) -> Self {
+        self.protection = Arc::new(protection);
+        self
+    }
+
+    /// The time of a change now, in the stored textual form.
+    pub(super) fn now(&self) -> String {
+        crate::audit::format_time(self.clock.now())
+    }
+
     /// Runs `change` (given a [`Tx`] and `args`) in a transaction of its
     /// own (on SQLite: in the writer's next group transaction) and returns
     /// its result once that transaction has committed with the audit

@@ -20,7 +20,6 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use crate::audit::format_time;
 use crate::error::{Error, Result};
 use crate::protection::AliasProtection;
 use crate::{Clock, SystemClock};
@@ -112,27 +111,6 @@ impl SqliteStore {
             protection: Arc::new(AliasProtection::default()),
             fence: None,
         })
-    }
-
-    /// A clone whose every transaction is refused ([`Error::Fenced`])
-    /// unless this daemon still holds `fence`'s duty with the token it got:
-    /// what a background duty writes through ([`crate::cluster`]).
-    pub fn fenced(&self, fence: Arc<crate::cluster::DutyFence>) -> Self {
-        Self {
-            fence: Some(fence),
-            ..self.clone()
-        }
-    }
-
-    /// Which aliases need `approver` ([`AliasProtection`]; default
-    /// `production` and `champion`).
-    pub fn with_alias_protection(mut self, protection: AliasProtection) -> Self {
-        self.protection = Arc::new(protection);
-        self
-    }
-
-    fn now(&self) -> String {
-        format_time(self.clock.now())
     }
 
     /// Stops accepting changes, lets the writer finish the queued ones, and
