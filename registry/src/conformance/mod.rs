@@ -105,6 +105,7 @@ macro_rules! conformance_suite {
             registry::fifty_concurrent_creations_get_numbers_one_to_fifty,
             registry::version_numbers_are_not_reused_and_lineage_is_checked,
             registry::aliases_move_roll_back_and_protect_their_versions,
+            registry::concurrent_sets_of_one_alias_all_succeed_in_turn,
             registry::recommendations_have_one_open_per_kind_and_a_lifecycle,
             registry::listings_paginate_and_filter,
             registry::every_change_is_audited,

@@ -205,6 +205,40 @@ pub async fn aliases_move_roll_back_and_protect_their_versions(fx: &mut Fixture)
     ));
 }
 
+/// Setting an alias is last-writer-wins: concurrent sets of one alias (as
+/// from several daemons) all succeed, one after another, each recorded.
+pub async fn concurrent_sets_of_one_alias_all_succeed_in_turn(fx: &mut Fixture) {
+    let s = fx.store();
+    s.create_model(&admin(), model("m")).await.unwrap();
+    for _ in 0..8 {
+        s.create_version(&admin(), "m", NewVersion::default())
+            .await
+            .unwrap();
+    }
+    let sets: Vec<_> = (1..=8)
+        .map(|v| {
+            let s = s.clone();
+            tokio::spawn(async move { s.set_alias(&admin(), "m", "staging", v, "deploy").await })
+        })
+        .collect();
+    for set in sets {
+        set.await.unwrap().unwrap();
+    }
+    let alias = s.get_alias("m", "staging").await.unwrap();
+    assert_eq!(alias.history.len(), 8, "{alias:?}");
+    // The moves chain: each left the version the previous one set.
+    let newest_first: Vec<_> = alias
+        .history
+        .iter()
+        .map(|m| (m.from_version, m.to_version))
+        .collect();
+    for pair in newest_first.windows(2) {
+        assert_eq!(pair[0].0, pair[1].1, "{newest_first:?}");
+    }
+    assert_eq!(newest_first[0].1, Some(alias.version));
+    assert_eq!(newest_first[7].0, None);
+}
+
 pub async fn recommendations_have_one_open_per_kind_and_a_lifecycle(fx: &mut Fixture) {
     let s = fx.store();
     s.create_model(&admin(), model("m")).await.unwrap();

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 
-use super::dialect::Store;
+use super::dialect::{Store, lock_key};
 use super::gates::load_gate_policy;
 use super::records::*;
 use super::tx::Tx;
@@ -36,6 +36,11 @@ async fn set_alias_tx(
             "version {version} of model {model:?}"
         )));
     }
+    // A set is last-writer-wins: concurrent sets of one alias (from any
+    // daemon) take turns here, so each reads where the previous one left
+    // it and none is refused. (Rollbacks do not take this lock: of two
+    // concurrent rollbacks one moves and the other is a conflict.)
+    lock_key(&mut *tx.conn, &format!("alias/{id}/{alias}")).await?;
     let from: Option<i64> =
         sqlx::query_scalar("SELECT version FROM aliases WHERE model_id = $1 AND name = $2")
             .bind(id)
