@@ -45,13 +45,14 @@ pub enum Error {
     #[error("the registry database is busy; retry shortly")]
     Busy,
 
-    /// The backend's database failed (the `From` conversion lives with
-    /// the backend, in `sqlite/`).
+    /// The backend's database failed (the one `From` conversion, shared by
+    /// both backends, lives in `sqlite/`; PostgreSQL's transient failures
+    /// become [`Error::Busy`] in `postgres/error.rs`).
     #[error("registry database error: {0}")]
     Database(crate::sqlite::DatabaseError),
 
     #[error(
-        "registry schema migration failed: {0}; the data directory may belong to a newer modelwatch"
+        "registry schema migration failed: {0}; the data directory or database may belong to a newer modelwatch"
     )]
     Migration(crate::sqlite::MigrateError),
 }

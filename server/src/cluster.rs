@@ -23,11 +23,10 @@ use tokio::sync::watch;
 
 use modelwatch_registry::{Announcement, ClusterView, DutyFence, HeldLease, RegistryStore, Result};
 
-/// The duties held by a lease, by name.
+/// The duties held by a lease: background duties (`crate::duties::names`)
+/// that must run on one daemon at a time.
 pub mod leased {
-    pub const EVALUATOR: &str = "evaluator";
-    pub const WEBHOOK_DISPATCHER: &str = "webhook_dispatcher";
-    pub const WEBHOOK_SENDER: &str = "webhook_sender";
+    pub use crate::duties::names::{EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER};
     pub const ALL: [&str; 3] = [EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER];
 }
 
@@ -69,9 +68,10 @@ impl ClusterConfig {
 
 /// This daemon's membership: its id, its fences, and the claim loop.
 pub struct Cluster {
-    /// What the heartbeat announces (the address is set once bound).
-    me: Mutex<Announcement>,
     id: String,
+    started_at: DateTime<Utc>,
+    /// The API address announced (set once it is bound).
+    address: Mutex<String>,
     registry: Arc<dyn RegistryStore>,
     config: ClusterConfig,
     fences: BTreeMap<&'static str, Arc<DutyFence>>,
@@ -100,15 +100,10 @@ impl Cluster {
             .into_iter()
             .map(|duty| (duty, Arc::new(DutyFence::new(duty))))
             .collect();
-        let id = member_id();
         Self {
-            me: Mutex::new(Announcement {
-                id: id.clone(),
-                address,
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                started_at: Utc::now(),
-            }),
-            id,
+            id: member_id(),
+            started_at: Utc::now(),
+            address: Mutex::new(address),
             registry,
             config,
             fences,
@@ -122,8 +117,18 @@ impl Cluster {
 
     /// The API address announced from now on (known once it is bound).
     pub fn set_address(&self, address: String) {
-        if let Ok(mut me) = self.me.lock() {
-            me.address = address;
+        if let Ok(mut announced) = self.address.lock() {
+            *announced = address;
+        }
+    }
+
+    /// What the heartbeat announces.
+    fn announcement(&self) -> Announcement {
+        Announcement {
+            id: self.id.clone(),
+            address: self.address.lock().map(|a| a.clone()).unwrap_or_default(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at,
         }
     }
 
@@ -164,10 +169,8 @@ impl Cluster {
 
     /// One round: heartbeat, then claim or renew every leased duty.
     pub async fn claim_round(&self) {
-        let me = self.me.lock().ok().map(|m| m.clone());
-        if let Some(me) = me
-            && let Err(e) = self.registry.heartbeat(&me).await
-        {
+        let me = self.announcement();
+        if let Err(e) = self.registry.heartbeat(&me).await {
             tracing::warn!(error = %e, "cluster heartbeat failed");
         }
         for (duty, fence) in &self.fences {

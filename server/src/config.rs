@@ -409,9 +409,7 @@ pub struct RegistryUrl(pub String);
 
 impl RegistryUrl {
     pub fn is_postgres(&self) -> bool {
-        ["postgres://", "postgresql://"]
-            .iter()
-            .any(|scheme| self.0.starts_with(scheme))
+        modelwatch_registry::PgStore::accepts_url(&self.0)
     }
 
     /// The URL with its password (between `user:` and `@`) replaced by `***`.

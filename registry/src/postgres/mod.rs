@@ -97,13 +97,18 @@ impl PgStore {
     /// is not newer than this binary, and applies the missing migrations
     /// (several daemons starting at once migrate once: sqlx holds an
     /// advisory lock meanwhile).
+    /// Whether `url` names a PostgreSQL database (`postgres://` or
+    /// `postgresql://`), as [`PgStore::connect`] requires.
+    pub fn accepts_url(url: &str) -> bool {
+        ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+    }
+
     pub async fn connect(url: &str, limits: PoolLimits, clock: Arc<dyn Clock>) -> Result<Self> {
         // sqlx parses any scheme; another database's URL is a mistake to
         // name, not to try. (The URL is not echoed: it may hold a password.)
-        if !["postgres://", "postgresql://"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
+        if !Self::accepts_url(url) {
             return Err(Error::invalid(
                 "registry URL",
                 "not a PostgreSQL URL: expected postgres://user@host:port/database",

@@ -4,9 +4,10 @@
 //! A caller that needs one thing takes only that role (the webhook sender
 //! needs [`Outbox`], the token cache needs [`Tokens`]); a caller that needs
 //! everything holds [`RegistryStore`], which every type implementing all
-//! roles is, by the blanket impl below. SQLite implements the roles today
-//! ([`crate::SqliteStore`], in `sqlite/`); PostgreSQL implements the same
-//! roles later and runs the same [`conformance`](crate::conformance) suite.
+//! roles is, by the blanket impl below. Both backends implement every role
+//! with the same code (`sql/`): [`crate::SqliteStore`] and
+//! [`crate::PgStore`], and both run the same
+//! [`conformance`](crate::conformance) suite.
 //!
 //! Every mutating call takes the [`Actor`](crate::Actor) and writes its
 //! audit entry in the same transaction as the change.

@@ -40,8 +40,8 @@ use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The database error carried by [`Error::Database`] (sqlx's, shared with
-/// a future PostgreSQL backend on sqlx).
+/// The database error carried by [`Error::Database`] (sqlx's, for both
+/// backends).
 pub type DatabaseError = sqlx::Error;
 /// The migration error carried by [`Error::Migration`].
 pub type MigrateError = sqlx::migrate::MigrateError;
