@@ -78,6 +78,17 @@ pub enum Error {
         #[source]
         source: prost::DecodeError,
     },
+    /// The (decompressed) remote-write body is not a valid protobuf message
+    /// (read by the crate's own borrowed reader; same text as
+    /// [`Error::Protobuf`]), or breaks a rule of the message itself (2.0:
+    /// `symbols[0]` not empty, a reserved field).
+    #[error("invalid protobuf {message}: {reason}")]
+    Wire {
+        /// Message type being decoded.
+        message: &'static str,
+        /// What is wrong, and at which byte.
+        reason: String,
+    },
     /// The body is not valid OTLP/JSON.
     #[error("invalid OTLP/JSON: {0}")]
     Json(String),
@@ -121,6 +132,7 @@ impl Error {
             Error::Snappy(_)
             | Error::SnappyFramed
             | Error::Protobuf { .. }
+            | Error::Wire { .. }
             | Error::Json(_)
             | Error::InvalidSeries { .. }
             | Error::Upload { .. }

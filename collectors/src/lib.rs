@@ -1,7 +1,7 @@
 //! # modelwatch-collectors
 //!
-//! Wire formats in: Prometheus remote write 1.0 and OTLP metrics, logs and
-//! traces (protobuf and canonical OTLP/JSON), and batch uploads of
+//! Wire formats in: Prometheus remote write 1.0 and 2.0, OTLP metrics, logs
+//! and traces (protobuf and canonical OTLP/JSON), and batch uploads of
 //! inferences and reference data, decoded, validated and
 //! attributed to a `(model, version)`, and turned into Arrow record batches
 //! for the telemetry tables whose schemas this crate declares
@@ -14,9 +14,11 @@
 //! daemon's job: bodies arrive here already inflated (within its limit).
 //!
 //! Formats and versions read: Prometheus remote write 1.0
-//! (`prometheus.WriteRequest`, snappy block format; 2.0 is refused with
-//! 415); OTLP 1.x protobuf (`opentelemetry-proto` 0.33 prost types) and
-//! OTLP/JSON (hand-mapped, see [`otlp::json`]). On-disk formats: none.
+//! (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`),
+//! snappy block format, read by a borrowed protobuf reader (see
+//! [`remote_write`]); OTLP 1.x protobuf (`opentelemetry-proto` 0.33 prost
+//! types) and OTLP/JSON (hand-mapped, see [`otlp::json`]). On-disk formats:
+//! none.
 //!
 //! Entry points: [`check_remote_write_headers`], [`decode_remote_write`];
 //! [`otlp::decode_metrics`], [`otlp::decode_logs`], [`otlp::decode_traces`];
@@ -34,8 +36,9 @@ mod test_support;
 
 pub use error::{Error, ErrorClass, Result};
 pub use remote_write::{
-    RemoteWriteBatches, RemoteWriteConfig, RemoteWriteSummary, check_remote_write_headers,
-    decode_remote_write, decode_write_request, decompress_snappy,
+    RemoteWriteBatches, RemoteWriteConfig, RemoteWriteSummary, RemoteWriteVersion,
+    check_remote_write_headers, decode_remote_write, decode_request_v2, decode_write_request,
+    decompress_snappy,
 };
 pub use schema::{
     all_schemas, histograms_schema, inferences_schema, logs_schema, samples_schema, spans_schema,

@@ -37,11 +37,13 @@ pub const SOURCE_OTLP: &str = "otlp";
 
 /// `samples.kind` values.
 pub mod kind {
-    /// Remote write 1.0 samples: the protocol carries no type per sample.
+    /// Remote write 1.0 samples (the protocol carries no type per sample),
+    /// and 2.0 samples whose metadata type is neither counter nor gauge.
     pub const UNTYPED: &str = "untyped";
-    /// OTLP Gauge point.
+    /// OTLP Gauge point; remote write 2.0 sample of a GAUGE.
     pub const GAUGE: &str = "gauge";
-    /// OTLP monotonic Sum point (a counter).
+    /// OTLP monotonic Sum point (a counter); remote write 2.0 sample of a
+    /// COUNTER.
     pub const COUNTER: &str = "counter";
     /// OTLP non-monotonic Sum point (an up-down counter).
     pub const SUM: &str = "sum";
@@ -101,7 +103,7 @@ fn list_f64() -> DataType {
 /// | column | type | null | meaning |
 /// |---|---|---|---|
 /// | ts | Timestamp(µs, UTC) | no | sample time |
-/// | start_ts | Timestamp(µs, UTC) | yes | OTLP `start_time_unix_nano` (cumulative/delta start); null for remote write |
+/// | start_ts | Timestamp(µs, UTC) | yes | OTLP `start_time_unix_nano` (cumulative/delta start), remote write 2.0 `created_timestamp`; null for remote write 1.0 |
 /// | metric | Utf8 | no | `__name__`, or the OTLP metric name (`_sum`/`_count` suffix for summary parts) |
 /// | value | Float64 | no | the value; NaN bits kept exactly (a stale marker is the stale NaN) |
 /// | kind | Utf8 | no | see [`kind`] |
@@ -110,7 +112,7 @@ fn list_f64() -> DataType {
 /// | model, version | Utf8 | yes | attribution |
 /// | temporality | Utf8 | yes | `delta` / `cumulative` for OTLP Sum, null otherwise |
 /// | monotonic | Boolean | yes | OTLP Sum `is_monotonic`, null otherwise |
-/// | unit | Utf8 | yes | OTLP metric unit, null when empty or for remote write |
+/// | unit | Utf8 | yes | OTLP metric unit or remote write 2.0 metadata unit; null when empty or for remote write 1.0 |
 /// | source | Utf8 | no | [`SOURCE_REMOTE_WRITE`] or [`SOURCE_OTLP`] |
 pub fn samples_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
