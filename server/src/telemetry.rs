@@ -158,8 +158,9 @@ impl Telemetry {
         })
     }
 
-    /// Prometheus remote write 1.0: headers checked, body decoded in full,
-    /// then written in one all-or-nothing WAL record. Returns after fsync.
+    /// Prometheus remote write 1.0 or 2.0 (by `Content-Type`): headers
+    /// checked, body decoded in full, then written in one all-or-nothing WAL
+    /// record. Returns after fsync.
     pub async fn remote_write(
         &self,
         content_type: Option<&str>,
@@ -170,8 +171,9 @@ impl Telemetry {
         const PROTOCOL: &str = "remote_write";
         let mut stored = Vec::new();
         let outcome = async {
-            collectors::check_remote_write_headers(content_type, content_encoding, version)?;
-            let batches = collectors::decode_remote_write(body, &self.remote_write)?;
+            let protocol =
+                collectors::check_remote_write_headers(content_type, content_encoding, version)?;
+            let batches = collectors::decode_remote_write(body, protocol, &self.remote_write)?;
             let mut set = WriteSet::new();
             if batches.samples.num_rows() > 0 {
                 set.push(collectors::schema::SAMPLES, batches.samples);

@@ -5,7 +5,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use modelwatch_collectors::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+use modelwatch_collectors::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest, v2};
+use modelwatch_collectors::remote_write::{
+    CONTENT_TYPE_V2, HEADER_EXEMPLARS_WRITTEN, HEADER_HISTOGRAMS_WRITTEN, HEADER_SAMPLES_WRITTEN,
+    VERSION_V2,
+};
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -46,7 +50,14 @@ async fn write_as(http: &Http, content_type: &str, body: Vec<u8>) -> (u16, Value
         .post(format!("{}/api/v1/write", http.url))
         .header("content-type", content_type)
         .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "0.1.0")
+        .header(
+            "x-prometheus-remote-write-version",
+            if content_type == CONTENT_TYPE_V2 {
+                VERSION_V2
+            } else {
+                "0.1.0"
+            },
+        )
         .body(body);
     if let Some(t) = &http.token {
         req = req.bearer_auth(t);
@@ -136,6 +147,134 @@ async fn remote_write_samples_come_back_through_sql() {
     assert!(out.contains("2 rows"), "{out}");
 }
 
+/// POSTs a remote write 2.0 body; returns status, reply and the three
+/// `X-Prometheus-Remote-Write-*-Written` headers.
+async fn write_v2(http: &Http, req: &v2::Request) -> (u16, Value, [Option<u64>; 3]) {
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let res = http
+        .client
+        .post(format!("{}/api/v1/write", http.url))
+        .header("content-type", CONTENT_TYPE_V2)
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", VERSION_V2)
+        .bearer_auth(http.token.as_deref().unwrap_or_default())
+        .body(body)
+        .send()
+        .await
+        .expect("remote write 2.0");
+    let status = res.status().as_u16();
+    let written = [
+        HEADER_SAMPLES_WRITTEN,
+        HEADER_HISTOGRAMS_WRITTEN,
+        HEADER_EXEMPLARS_WRITTEN,
+    ].map(|name| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
+    let text = res.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        written,
+    )
+}
+
+#[tokio::test]
+async fn remote_write_2_0_is_stored_with_its_types_units_and_written_counts() {
+    let d = Daemon::start();
+    let http = d.http();
+    let t0 = 1_764_219_600_000i64;
+    // A spec-shaped request: one symbol table shared by every series
+    // (index 0 is the empty string), metadata with type and unit, a created
+    // timestamp, an exemplar.
+    let symbols: Vec<String> = [
+        "",
+        "__name__",
+        "http_requests_total",
+        "model",
+        "fraud",
+        "model_version",
+        "3",
+        "instance",
+        "a:9000",
+        "queue_depth",
+        "requests",
+        "trace_id",
+        "abc",
+    ]
+    .map(String::from)
+    .to_vec();
+    let req = v2::Request {
+        symbols,
+        timeseries: vec![
+            v2::TimeSeries {
+                // Deliberately unsorted by name.
+                labels_refs: vec![7, 8, 1, 2, 3, 4, 5, 6],
+                samples: vec![
+                    v2::Sample { value: 10.0, timestamp: t0 },
+                    v2::Sample { value: 12.0, timestamp: t0 + 15_000 },
+                ],
+                exemplars: vec![v2::Exemplar {
+                    labels_refs: vec![11, 12],
+                    value: 1.0,
+                    timestamp: t0,
+                }],
+                metadata: Some(v2::Metadata {
+                    r#type: v2::metadata::MetricType::Counter as i32,
+                    help_ref: 0,
+                    unit_ref: 10,
+                }),
+                created_timestamp: t0 - 60_000,
+                ..Default::default()
+            },
+            v2::TimeSeries {
+                labels_refs: vec![1, 9, 3, 4, 5, 6],
+                samples: vec![v2::Sample { value: 4.0, timestamp: t0 }],
+                metadata: Some(v2::Metadata {
+                    r#type: v2::metadata::MetricType::Gauge as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ],
+    };
+    let (status, reply, written) = write_v2(&http, &req).await;
+    assert_eq!(status, 204, "{reply}");
+    assert_eq!(written, [Some(3), Some(0), Some(0)], "written headers");
+
+    let rows = sql(
+        &http,
+        "SELECT metric, value, kind, unit, labels['instance'] AS instance, \
+           CAST(start_ts AS VARCHAR) AS start_ts \
+         FROM samples WHERE model = 'fraud' AND version = '3' ORDER BY metric, ts",
+    )
+    .await;
+    assert_eq!(
+        rows["rows"],
+        json!([
+            {"metric": "http_requests_total", "value": 10.0, "kind": "counter", "unit": "requests",
+             "instance": "a:9000", "start_ts": "2025-11-27T04:59:00Z"},
+            {"metric": "http_requests_total", "value": 12.0, "kind": "counter", "unit": "requests",
+             "instance": "a:9000", "start_ts": "2025-11-27T04:59:00Z"},
+            {"metric": "queue_depth", "value": 4.0, "kind": "gauge", "unit": null,
+             "instance": null, "start_ts": null},
+        ]),
+        "{rows}"
+    );
+
+    // A reference outside the symbol table refuses the whole request.
+    let mut bad = req.clone();
+    bad.timeseries[1].labels_refs[1] = 99;
+    let (status, reply, _) = write_v2(&http, &bad).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["error"]["code"], "invalid_argument", "{reply}");
+    assert_eq!(count(&http, "samples").await, 3, "the refused request wrote rows");
+}
+
 #[tokio::test]
 async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
     let d = Daemon::start_with(Start::args(&["--max-write-bytes", "65536"]));
@@ -185,13 +324,17 @@ async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
             "{what}: {reply}"
         );
     }
+    // A 1.0 body labelled 2.0 would decode as an empty 2.0 request: it is
+    // refused instead of acknowledged with nothing stored.
+    let (status, reply) = write_as(&http, CONTENT_TYPE_V2, good.clone()).await;
+    assert_eq!(status, 400, "1.0 body sent as 2.0: {reply}");
     let (status, reply) = write_as(
         &http,
-        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        "application/x-protobuf;proto=io.prometheus.write.v3.Request",
         good.clone(),
     )
     .await;
-    assert_eq!(status, 415, "remote write 2.0: {reply}");
+    assert_eq!(status, 415, "unknown protobuf message: {reply}");
     let (status, _) = write_as(&http, "application/json", good.clone()).await;
     assert_eq!(status, 415);
     assert_eq!(
@@ -209,7 +352,7 @@ async fn bad_remote_write_bodies_get_4xx_and_write_nothing() {
             "modelwatch_ingest_rejected_requests_total{{protocol=\"remote_write\",reason=\"{reason}\"}}"
         ))
     };
-    assert_eq!(rejected("malformed"), Some(5.0), "{metrics}");
+    assert_eq!(rejected("malformed"), Some(6.0), "{metrics}");
     assert_eq!(rejected("too_large"), Some(1.0), "{metrics}");
     assert_eq!(rejected("unsupported_media_type"), Some(2.0), "{metrics}");
     assert_eq!(

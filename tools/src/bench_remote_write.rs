@@ -208,6 +208,7 @@ mod tests {
         let body = encode_request(&plan, 1);
         let batches = modelwatch_collectors::decode_remote_write(
             &body,
+            modelwatch_collectors::RemoteWriteVersion::V1,
             &modelwatch_collectors::RemoteWriteConfig::default(),
         )
         .expect("the generator's payload is valid remote write");

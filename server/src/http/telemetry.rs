@@ -10,6 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use modelwatch_collectors::remote_write as collectors;
 use modelwatch_registry::Role;
 
 use super::AppState;
@@ -22,14 +23,16 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Prometheus remote write 1.0 (snappy-compressed protobuf `WriteRequest`).
+/// Prometheus remote write 1.0 (snappy-compressed protobuf
+/// `prometheus.WriteRequest`) or 2.0 (`io.prometheus.write.v2.Request`,
+/// chosen by the `proto` parameter of `Content-Type`).
 #[utoipa::path(post, path = "/api/v1/write", tag = "telemetry",
     request_body(content = Vec<u8>, content_type = "application/x-protobuf",
-        description = "snappy block-compressed prometheus.WriteRequest (remote write 1.0)"),
+        description = "snappy block-compressed prometheus.WriteRequest (remote write 1.0) or io.prometheus.write.v2.Request (2.0)"),
     responses(
-        (status = 204, description = "stored and fsynced"),
+        (status = 204, description = "stored and fsynced; X-Prometheus-Remote-Write-Samples-Written, -Histograms-Written and -Exemplars-Written count what was stored"),
         (status = 400, body = ErrorBody, description = "bad snappy, protobuf or series; not retried"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody, description = "not remote write 1.0"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody, description = "neither remote write 1.0 nor 2.0"),
         (status = 503, body = ErrorBody, description = "overloaded; retry after Retry-After seconds")),
     security(("bearer" = [])))]
 pub async fn remote_write(
@@ -37,7 +40,7 @@ pub async fn remote_write(
     caller: Caller,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     caller.require(Role::Ingest)?;
     let summary = s
         .telemetry
@@ -54,7 +57,20 @@ pub async fn remote_write(
         without_model = summary.samples_without_model,
         "remote write stored"
     );
-    Ok(StatusCode::NO_CONTENT)
+    // Remote write 2.0 senders read these to tell a partial write from a
+    // full one; 1.0 senders ignore them.
+    Ok((
+        StatusCode::NO_CONTENT,
+        [
+            (collectors::HEADER_SAMPLES_WRITTEN, summary.samples.to_string()),
+            (collectors::HEADER_HISTOGRAMS_WRITTEN, summary.histograms.to_string()),
+            (
+                collectors::HEADER_EXEMPLARS_WRITTEN,
+                summary.exemplars_written.to_string(),
+            ),
+        ],
+    )
+        .into_response())
 }
 
 /// A SQL request; a `text/plain` body is taken as the SQL itself.
