@@ -72,8 +72,9 @@
 //!   Spark, Trino and DuckDB read directly; zstd level 3, dictionary
 //!   encoding (float columns outside the sort key: `BYTE_STREAM_SPLIT`
 //!   instead), page-level statistics and page index, rows sorted by the
-//!   table's sort key within the hour, sorting columns recorded in the
-//!   footer, 64 Ki rows per row group, 4 Ki-row data pages. Written through the `object_store`
+//!   table's sort key within the hour (a `Map` key column sorts by a hash of
+//!   its entries, keeping equal maps together), sorting columns recorded in
+//!   the footer up to the first `Map` column, 64 Ki rows per row group, 4 Ki-row data pages. Written through the `object_store`
 //!   crate (`LocalFileSystem` today), then fsynced.
 //!
 //! ## Queries

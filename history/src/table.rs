@@ -35,7 +35,12 @@ pub struct TableDef {
     /// [`time_data_type`].
     pub schema: SchemaRef,
     /// Columns Parquet files are sorted by, in order (e.g. `model, version,
-    /// metric, ts`). Every name must be a column of the schema.
+    /// metric, ts`). Every name must be a column of the schema. A `Map`
+    /// column (e.g. a series' `labels`) sorts by a hash of its entries: rows
+    /// with equal maps end up together, in no meaningful order between
+    /// maps, so the columns after it are sorted only within one map value
+    /// (`metric, labels, ts` keeps each series' rows together in time
+    /// order, which is what makes their values compress).
     pub sort_key: Vec<String>,
     /// Text columns whose distinct values (or min/max when there are many)
     /// are kept per file in the manifest, so queries filtering on them with
@@ -125,6 +130,7 @@ impl TableDef {
                         | DataType::Utf8View
                         | DataType::Boolean
                         | DataType::Dictionary(_, _)
+                        | DataType::Map(_, _)
                 )
             {
                 return Err(bad(format!(

@@ -102,8 +102,12 @@ fn rows_by_table(set: &WriteSet) -> Vec<(String, usize)> {
 /// The table definitions. Sort keys put one metric's (or span/log name's)
 /// rows together, then a version's: dashboards and alert queries select a
 /// metric, so with small Parquet pages the page index skips the others; a
-/// version's rows of one metric stay contiguous for the evaluator. Index
-/// columns let the manifest prune whole files.
+/// version's rows of one metric stay contiguous for the evaluator. In the
+/// series tables (`samples`, `histograms`) the `labels` come next, so each
+/// series' rows are contiguous and in time order: its values side by side
+/// compress far better than interleaved with the other series' (see
+/// BENCHMARKS.md, bytes per sample). Index columns let the manifest prune
+/// whole files.
 pub fn table_defs(retention: Duration) -> Vec<TableDef> {
     let mut tables = collectors::all_schemas();
     // The evaluator's output lives beside the telemetry it was computed from.
@@ -121,6 +125,9 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
                 .filter(|c| has(c))
                 .collect();
             let index = sort.clone();
+            if has("metric") && has("labels") {
+                sort.push("labels");
+            }
             sort.push("ts");
             let def = TableDef::new(name, schema.clone())
                 .with_sort_key(sort)
