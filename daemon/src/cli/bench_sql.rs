@@ -230,18 +230,31 @@ async fn generate(dir: &Path, rows: u64) -> anyhow::Result<QueryFile> {
 
 /// The health queries: what a dashboard or the evaluator asks.
 pub fn queries(last_ts: DateTime<Utc>) -> Vec<BenchQuery> {
-    let day_ago = (last_ts - chrono::Duration::hours(24)).format("%Y-%m-%dT%H:%M:%SZ");
-    let (df_ts, duck_ts) = (
-        format!("TIMESTAMP '{day_ago}'"),
-        format!("TIMESTAMPTZ '{day_ago}'"),
-    );
-    let both = |name, description, sql: &str| BenchQuery {
-        name,
-        description,
-        modelwatch: sql
-            .replace("{samples}", "samples")
-            .replace("{since}", &df_ts),
-        duckdb: sql.replace("{since}", &duck_ts),
+    let bound = |hours: i64| {
+        let t = (last_ts - chrono::Duration::hours(hours)).format("%Y-%m-%dT%H:%M:%SZ");
+        (format!("TIMESTAMP '{t}'"), format!("TIMESTAMPTZ '{t}'"))
+    };
+    let (day_df, day_duck) = bound(24);
+    let (hour_df, hour_duck) = bound(1);
+    // One instance (one model version's server) for the label filter.
+    let instance = series_labels(7, 0)
+        .into_iter()
+        .find(|l| l.name == "instance")
+        .map(|l| l.value)
+        .unwrap_or_default();
+    let both = |name, description, sql: &str| {
+        let sql = sql.replace("{instance}", &instance);
+        BenchQuery {
+            name,
+            description,
+            modelwatch: sql
+                .replace("{samples}", "samples")
+                .replace("{since}", &day_df)
+                .replace("{hour_ago}", &hour_df),
+            duckdb: sql
+                .replace("{since}", &day_duck)
+                .replace("{hour_ago}", &hour_duck),
+        }
     };
     vec![
         both(
@@ -277,6 +290,23 @@ pub fn queries(last_ts: DateTime<Utc>) -> Vec<BenchQuery> {
             "full scan: samples and last timestamp per model version and metric",
             "SELECT model, version, metric, count(*) AS n, max(ts) AS last_ts \
              FROM {samples} GROUP BY model, version, metric ORDER BY model, version, metric",
+        ),
+        both(
+            "label_filter_one_instance",
+            "one instance's series over the last 24 h, selected by a label",
+            "SELECT metric, count(*) AS n, max(ts) AS last_ts, avg(value) AS avg_value \
+             FROM {samples} WHERE labels['instance'] = '{instance}' AND ts >= {since} \
+             GROUP BY metric ORDER BY metric",
+        ),
+        both(
+            "top_series_by_rate",
+            "the 10 counter series with the highest per-second increase over the last hour",
+            "SELECT model, version, metric, labels['status'] AS status, labels['le'] AS le, \
+               (max(value) - min(value)) / 3600.0 AS per_second \
+             FROM {samples} WHERE metric IN ('http_requests_total', 'inference_latency_seconds_bucket') \
+               AND ts >= {hour_ago} \
+             GROUP BY model, version, metric, labels['status'], labels['le'] \
+             ORDER BY per_second DESC, model, version, metric, status, le LIMIT 10",
         ),
     ]
 }
