@@ -92,6 +92,10 @@ pub struct RemoteWriteArgs {
     pub duration: Duration,
     pub series: usize,
     pub samples_per_series: usize,
+    /// Labels per series, `__name__` included.
+    pub labels: usize,
+    /// Remote write 1.0 or 2.0 requests.
+    pub protocol: modelwatch_collectors::RemoteWriteVersion,
     /// Write endpoint instead of the daemon's own (another TSDB).
     pub target: Option<String>,
 }
@@ -99,17 +103,21 @@ pub struct RemoteWriteArgs {
 /// `modelwatch bench remote-write`: pre-encoded realistic payloads against
 /// the daemon's `/api/v1/write` or `args.target`.
 pub async fn remote_write(client: &Client, json: bool, args: RemoteWriteArgs) -> Result<ExitCode> {
-    let plan = bench_remote_write::RemoteWritePlan {
+    let mut plan = bench_remote_write::RemoteWritePlan {
         target: args
             .target
             .unwrap_or_else(|| client.url(routes::REMOTE_WRITE)),
         token: client.token().map(str::to_string),
         series_per_request: args.series,
         samples_per_series: args.samples_per_series,
+        labels_per_series: args.labels.max(bench_remote_write::BASE_LABELS),
+        protocol: args.protocol,
+        first_timestamp_ms: 0,
         distinct_requests: 256,
         concurrency: args.concurrency,
         duration: args.duration,
     };
+    plan.first_timestamp_ms = plan.first_timestamp_ending_at(bench_remote_write::now_ms());
     let (result, mean_bytes) = bench_remote_write::run(&plan).await?;
     let samples_per_second = result.per_second * plan.samples_per_request() as f64;
     if json {
@@ -118,6 +126,8 @@ pub async fn remote_write(client: &Client, json: bool, args: RemoteWriteArgs) ->
             json!({
                 "target": plan.target,
                 "samples_per_request": plan.samples_per_request(),
+                "labels_per_series": plan.labels_per_series,
+                "protocol": plan.protocol.message(),
                 "request_bytes": mean_bytes,
                 "samples_per_second": samples_per_second,
                 "phase": result,

@@ -1,15 +1,19 @@
-//! `modelwatch bench remote-write`: a Prometheus remote write 1.0 load
-//! generator. It pre-encodes realistic requests (snappy-compressed protobuf,
-//! sorted labels, `model`/`model_version` labels, counters and gauges with
-//! advancing timestamps) before the clock starts, so what is measured is the
-//! receiver: HTTP, decode, WAL fsync, acknowledgement. The same payloads can
-//! be pointed at any remote-write receiver with `--target` (BENCHMARKS.md
-//! compares with VictoriaMetrics this way).
+//! `modelwatch bench remote-write`: a Prometheus remote write 1.0 or 2.0
+//! load generator. It pre-encodes realistic requests (snappy-compressed
+//! protobuf, sorted labels, `model`/`model_version` labels, counters and
+//! gauges with advancing timestamps) before the clock starts, so what is
+//! measured is the receiver: HTTP, decode, WAL fsync, acknowledgement. The
+//! same payloads can be pointed at any remote-write receiver with `--target`
+//! (BENCHMARKS.md compares with VictoriaMetrics and Prometheus this way).
+//! Two shapes matter: a model server's (100 series × 10 samples, 6 labels)
+//! and Prometheus' own (2,000 series × 1 sample, 20 labels like
+//! node_exporter's, `--series 2000 --samples-per-series 1 --labels 20`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelwatch_collectors::remote_write::proto;
+use modelwatch_collectors::RemoteWriteVersion;
+use modelwatch_collectors::remote_write::{self as rw, proto};
 use prost::Message;
 
 use modelwatch_client::Error as ClientError;
@@ -24,15 +28,47 @@ pub struct RemoteWritePlan {
     pub token: Option<String>,
     pub series_per_request: usize,
     pub samples_per_series: usize,
+    /// Labels per series, `__name__` included (at least the 6 of a model
+    /// server's series; more are node_exporter-like extras).
+    pub labels_per_series: usize,
+    /// Which protobuf message the requests carry.
+    pub protocol: RemoteWriteVersion,
+    /// Timestamp of request 0's first sample (ms). A TSDB such as
+    /// Prometheus refuses samples far from its head, so the command starts
+    /// the requests' time span shortly before now.
+    pub first_timestamp_ms: i64,
     /// Distinct pre-encoded requests cycled through.
     pub distinct_requests: usize,
     pub concurrency: usize,
     pub duration: Duration,
 }
 
+/// The least `labels_per_series`: what [`series_labels`] always sends.
+pub const BASE_LABELS: usize = 6;
+
+/// Label names of node_exporter-like extras, as many as asked beyond
+/// [`BASE_LABELS`] (then numbered).
+const EXTRA_LABELS: [&str; 14] = [
+    "cluster",
+    "collector",
+    "cpu",
+    "datacenter",
+    "device",
+    "env",
+    "fstype",
+    "mode",
+    "mountpoint",
+    "namespace",
+    "node",
+    "pod",
+    "region",
+    "team",
+];
+
 /// Series labels that look like a model server's: a metric family, an
-/// instance, a job, and the model attribution labels.
-fn series_labels(series: usize, models: usize) -> Vec<proto::Label> {
+/// instance, a job, and the model attribution labels, plus node_exporter-
+/// like extras up to `label_count` labels in all.
+fn series_labels(series: usize, models: usize, label_count: usize) -> Vec<proto::Label> {
     const METRICS: [&str; 5] = [
         "http_requests_total",
         "inference_latency_seconds_sum",
@@ -51,25 +87,42 @@ fn series_labels(series: usize, models: usize) -> Vec<proto::Label> {
         ("model", format!("model-{model}")),
         ("model_version", format!("{}", 1 + series % 3)),
         ("route", format!("/v1/predict/{}", series % 7)),
-    ];
-    labels.sort_by(|a, b| a.0.cmp(b.0));
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect::<Vec<_>>();
+    for extra in 0..label_count.saturating_sub(BASE_LABELS) {
+        let name = EXTRA_LABELS
+            .get(extra)
+            .map_or_else(|| format!("label_{extra:02}"), |n| n.to_string());
+        // A few values per name, varying with the series, as on a node.
+        let value = format!("{name}-{}", (series / (extra + 1)) % (3 + extra));
+        labels.push((name, value));
+    }
+    labels.sort();
     labels
         .into_iter()
-        .map(|(name, value)| proto::Label {
-            name: name.to_string(),
-            value,
-        })
+        .map(|(name, value)| proto::Label { name, value })
         .collect()
 }
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Time between a series' samples, as a 15 s scrape interval produces them.
+pub const STEP_MS: i64 = 15_000;
 
 /// Encoded request number `n`: its samples start where request `n - 1`
 /// ended, 15 s apart, as a scraping Prometheus would produce them.
 fn encode_request(plan: &RemoteWritePlan, n: usize) -> Vec<u8> {
-    const STEP_MS: i64 = 15_000;
-    let start_ms = 1_767_225_600_000 + (n * plan.samples_per_series) as i64 * STEP_MS;
+    let start_ms = plan.first_timestamp_ms + (n * plan.samples_per_series) as i64 * STEP_MS;
     let timeseries = (0..plan.series_per_request)
         .map(|s| proto::TimeSeries {
-            labels: series_labels(s, 10),
+            labels: series_labels(s, 10, plan.labels_per_series),
             samples: (0..plan.samples_per_series)
                 .map(|i| {
                     let step = (n * plan.samples_per_series + i) as f64;
@@ -88,7 +141,49 @@ fn encode_request(plan: &RemoteWritePlan, n: usize) -> Vec<u8> {
             ..Default::default()
         })
         .collect();
-    encode_series(timeseries)
+    match plan.protocol {
+        RemoteWriteVersion::V1 => encode_series(timeseries),
+        RemoteWriteVersion::V2 => encode_series_v2(timeseries),
+    }
+}
+
+/// A remote-write 2.0 body (snappy-compressed `io.prometheus.write.v2.Request`)
+/// of the same series: every label string once in the symbol table.
+pub fn encode_series_v2(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
+    let mut symbols = vec![String::new()];
+    let mut index = std::collections::HashMap::<String, u32>::new();
+    let mut symbol = |s: String| -> u32 {
+        *index.entry(s).or_insert_with_key(|s| {
+            symbols.push(s.clone());
+            (symbols.len() - 1) as u32
+        })
+    };
+    let timeseries = timeseries
+        .into_iter()
+        .map(|series| proto::v2::TimeSeries {
+            labels_refs: series
+                .labels
+                .into_iter()
+                .flat_map(|l| [symbol(l.name), symbol(l.value)])
+                .collect(),
+            samples: series
+                .samples
+                .into_iter()
+                .map(|s| proto::v2::Sample {
+                    value: s.value,
+                    timestamp: s.timestamp,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let request = proto::v2::Request {
+        symbols,
+        timeseries,
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy compression of an in-memory buffer cannot fail")
 }
 
 /// A remote-write 1.0 body (snappy-compressed `WriteRequest`) of `timeseries`.
@@ -112,10 +207,12 @@ pub async fn run(plan: &RemoteWritePlan) -> Result<(PhaseResult, f64), ClientErr
     );
     let mean_bytes = payloads.iter().map(|p| p.len()).sum::<usize>() as f64 / payloads.len() as f64;
     eprintln!(
-        "remote write to {}: {} series x {} samples per request ({} samples, {:.0} bytes compressed), {} in flight, {}s",
+        "remote write {} to {}: {} series x {} samples per request, {} labels per series ({} samples, {:.0} bytes compressed), {} in flight, {}s",
+        plan.protocol.message(),
         plan.target,
         plan.series_per_request,
         plan.samples_per_series,
+        plan.labels_per_series,
         plan.samples_per_request(),
         mean_bytes,
         plan.concurrency,
@@ -159,6 +256,12 @@ impl RemoteWritePlan {
     pub fn samples_per_request(&self) -> usize {
         self.series_per_request * self.samples_per_series
     }
+
+    /// A first timestamp such that the last distinct request ends at
+    /// `now_ms`.
+    pub fn first_timestamp_ending_at(&self, now_ms: i64) -> i64 {
+        now_ms - (self.distinct_requests.max(1) * self.samples_per_series) as i64 * STEP_MS
+    }
 }
 
 async fn send(
@@ -168,9 +271,21 @@ async fn send(
 ) -> Result<(), ClientError> {
     let mut request = http
         .post(&plan.target)
-        .header("content-type", "application/x-protobuf")
+        .header(
+            "content-type",
+            match plan.protocol {
+                RemoteWriteVersion::V1 => "application/x-protobuf",
+                RemoteWriteVersion::V2 => rw::CONTENT_TYPE_V2,
+            },
+        )
         .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "0.1.0")
+        .header(
+            "x-prometheus-remote-write-version",
+            match plan.protocol {
+                RemoteWriteVersion::V1 => "0.1.0",
+                RemoteWriteVersion::V2 => rw::VERSION_V2,
+            },
+        )
         .body(payload);
     if let Some(token) = &plan.token {
         request = request.bearer_auth(token);
@@ -201,6 +316,9 @@ mod tests {
             token: None,
             series_per_request: 100,
             samples_per_series: 10,
+            labels_per_series: BASE_LABELS,
+            protocol: RemoteWriteVersion::V1,
+            first_timestamp_ms: 1_767_225_600_000,
             distinct_requests: 2,
             concurrency: 1,
             duration: Duration::ZERO,
@@ -225,4 +343,47 @@ mod tests {
             .value(0);
         assert_eq!(ts, first_ts * 1000);
     }
+
+    #[test]
+    fn prometheus_shape_in_2_0_decodes_to_the_same_rows_as_in_1_0() {
+        let plan = |protocol| RemoteWritePlan {
+            target: String::new(),
+            token: None,
+            series_per_request: 2000,
+            samples_per_series: 1,
+            labels_per_series: 20,
+            protocol,
+            first_timestamp_ms: 1_767_225_600_000,
+            distinct_requests: 1,
+            concurrency: 1,
+            duration: Duration::ZERO,
+        };
+        let decode = |protocol| {
+            modelwatch_collectors::decode_remote_write(
+                &encode_request(&plan(protocol), 3),
+                protocol,
+                &modelwatch_collectors::RemoteWriteConfig::default(),
+            )
+            .expect("the generator's payload is valid remote write")
+        };
+        let (v1, v2) = (decode(RemoteWriteVersion::V1), decode(RemoteWriteVersion::V2));
+        assert_eq!(v1.samples.num_rows(), 2000);
+        assert_eq!(v1.samples, v2.samples, "2.0 carries the same series as 1.0");
+        // 20 labels: __name__ and the two model labels become columns.
+        let labels = v1
+            .samples
+            .column_by_name("labels")
+            .expect("labels")
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::MapArray>()
+            .expect("a map")
+            .value_length(0);
+        assert_eq!(labels, 17);
+        assert!(
+            encode_request(&plan(RemoteWriteVersion::V2), 3).len()
+                < encode_request(&plan(RemoteWriteVersion::V1), 3).len(),
+            "the symbol table makes 2.0 smaller"
+        );
+    }
+
 }

@@ -38,6 +38,15 @@ pub enum BenchCommand {
         /// Samples per series per request.
         #[arg(long, default_value_t = 10)]
         samples_per_series: usize,
+        /// Labels per series, `__name__` included (at least 6; extras are
+        /// node_exporter-like). Prometheus' own shape: --series 2000
+        /// --samples-per-series 1 --labels 20.
+        #[arg(long, default_value_t = 6)]
+        labels: usize,
+        /// Remote write protocol of the requests: 1 (prometheus.WriteRequest)
+        /// or 2 (io.prometheus.write.v2.Request).
+        #[arg(long, default_value = "1", value_parser = ["1", "2"])]
+        protocol: String,
         /// Write endpoint to load instead of `<url>/api/v1/write`, e.g.
         /// VictoriaMetrics at http://127.0.0.1:8428/api/v1/write.
         #[arg(long)]
@@ -85,6 +94,8 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
             seconds,
             series,
             samples_per_series,
+            labels,
+            protocol,
             target,
         } => {
             let args = bench::RemoteWriteArgs {
@@ -92,6 +103,12 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
                 duration: Duration::from_secs(seconds),
                 series,
                 samples_per_series,
+                labels,
+                protocol: if protocol == "2" {
+                    modelwatch_collectors::RemoteWriteVersion::V2
+                } else {
+                    modelwatch_collectors::RemoteWriteVersion::V1
+                },
                 target,
             };
             bench::remote_write(&c, conn.json, args).await?
