@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{UInt32Array, UInt64Array};
 use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{UInt32Array, UInt64Array};
 use arrow::compute::{SortColumn, cast, concat_batches, take_record_batch};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
@@ -371,7 +371,9 @@ mod tests {
         // The value encodes the series (thousands) and the step (units):
         // sorted, each series is one run of 50 steps in time order.
         let values = batch.column(3).as_primitive::<Float64Type>();
-        let ts = batch.column(0).as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let ts = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
         for run in 0..3 {
             let series = (values.value(run * 50) / 1000.0).floor();
             for step in 0..50 {
@@ -381,7 +383,11 @@ mod tests {
                     series,
                     "row {row} belongs to another series: series are interleaved"
                 );
-                assert_eq!(ts.value(row), step as i64 * 1_000_000, "row {row} out of time order");
+                assert_eq!(
+                    ts.value(row),
+                    step as i64 * 1_000_000,
+                    "row {row} out of time order"
+                );
             }
         }
         // The footer only claims the columns that are truly sorted.

@@ -169,7 +169,8 @@ async fn write_v2(http: &Http, req: &v2::Request) -> (u16, Value, [Option<u64>; 
         HEADER_SAMPLES_WRITTEN,
         HEADER_HISTOGRAMS_WRITTEN,
         HEADER_EXEMPLARS_WRITTEN,
-    ].map(|name| {
+    ]
+    .map(|name| {
         res.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -215,8 +216,14 @@ async fn remote_write_2_0_is_stored_with_its_types_units_and_written_counts() {
                 // Deliberately unsorted by name.
                 labels_refs: vec![7, 8, 1, 2, 3, 4, 5, 6],
                 samples: vec![
-                    v2::Sample { value: 10.0, timestamp: t0 },
-                    v2::Sample { value: 12.0, timestamp: t0 + 15_000 },
+                    v2::Sample {
+                        value: 10.0,
+                        timestamp: t0,
+                    },
+                    v2::Sample {
+                        value: 12.0,
+                        timestamp: t0 + 15_000,
+                    },
                 ],
                 exemplars: vec![v2::Exemplar {
                     labels_refs: vec![11, 12],
@@ -233,7 +240,10 @@ async fn remote_write_2_0_is_stored_with_its_types_units_and_written_counts() {
             },
             v2::TimeSeries {
                 labels_refs: vec![1, 9, 3, 4, 5, 6],
-                samples: vec![v2::Sample { value: 4.0, timestamp: t0 }],
+                samples: vec![v2::Sample {
+                    value: 4.0,
+                    timestamp: t0,
+                }],
                 metadata: Some(v2::Metadata {
                     r#type: v2::metadata::MetricType::Gauge as i32,
                     ..Default::default()
@@ -272,7 +282,11 @@ async fn remote_write_2_0_is_stored_with_its_types_units_and_written_counts() {
     let (status, reply, _) = write_v2(&http, &bad).await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["error"]["code"], "invalid_argument", "{reply}");
-    assert_eq!(count(&http, "samples").await, 3, "the refused request wrote rows");
+    assert_eq!(
+        count(&http, "samples").await,
+        3,
+        "the refused request wrote rows"
+    );
 }
 
 #[tokio::test]

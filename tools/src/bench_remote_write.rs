@@ -366,7 +366,10 @@ mod tests {
             )
             .expect("the generator's payload is valid remote write")
         };
-        let (v1, v2) = (decode(RemoteWriteVersion::V1), decode(RemoteWriteVersion::V2));
+        let (v1, v2) = (
+            decode(RemoteWriteVersion::V1),
+            decode(RemoteWriteVersion::V2),
+        );
         assert_eq!(v1.samples.num_rows(), 2000);
         assert_eq!(v1.samples, v2.samples, "2.0 carries the same series as 1.0");
         // 20 labels: __name__ and the two model labels become columns.
@@ -385,5 +388,4 @@ mod tests {
             "the symbol table makes 2.0 smaller"
         );
     }
-
 }

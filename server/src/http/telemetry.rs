@@ -62,8 +62,14 @@ pub async fn remote_write(
     Ok((
         StatusCode::NO_CONTENT,
         [
-            (collectors::HEADER_SAMPLES_WRITTEN, summary.samples.to_string()),
-            (collectors::HEADER_HISTOGRAMS_WRITTEN, summary.histograms.to_string()),
+            (
+                collectors::HEADER_SAMPLES_WRITTEN,
+                summary.samples.to_string(),
+            ),
+            (
+                collectors::HEADER_HISTOGRAMS_WRITTEN,
+                summary.histograms.to_string(),
+            ),
             (
                 collectors::HEADER_EXEMPLARS_WRITTEN,
                 summary.exemplars_written.to_string(),
