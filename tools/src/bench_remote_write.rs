@@ -147,51 +147,24 @@ fn encode_request(plan: &RemoteWritePlan, n: usize) -> Vec<u8> {
     }
 }
 
-/// A remote-write 2.0 body (snappy-compressed `io.prometheus.write.v2.Request`)
-/// of the same series: every label string once in the symbol table.
-pub fn encode_series_v2(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
-    let mut symbols = vec![String::new()];
-    let mut index = std::collections::HashMap::<String, u32>::new();
-    let mut symbol = |s: String| -> u32 {
-        *index.entry(s).or_insert_with_key(|s| {
-            symbols.push(s.clone());
-            (symbols.len() - 1) as u32
-        })
-    };
-    let timeseries = timeseries
-        .into_iter()
-        .map(|series| proto::v2::TimeSeries {
-            labels_refs: series
-                .labels
-                .into_iter()
-                .flat_map(|l| [symbol(l.name), symbol(l.value)])
-                .collect(),
-            samples: series
-                .samples
-                .into_iter()
-                .map(|s| proto::v2::Sample {
-                    value: s.value,
-                    timestamp: s.timestamp,
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect();
-    let request = proto::v2::Request {
-        symbols,
-        timeseries,
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .expect("snappy compression of an in-memory buffer cannot fail")
-}
-
 /// A remote-write 1.0 body (snappy-compressed `WriteRequest`) of `timeseries`.
 pub fn encode_series(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
     let request = proto::WriteRequest {
         timeseries,
         metadata: Vec::new(),
     };
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy compression of an in-memory buffer cannot fail")
+}
+
+/// A remote-write 2.0 body (snappy-compressed `io.prometheus.write.v2.Request`)
+/// of the same series: every label string once in the symbol table.
+pub fn encode_series_v2(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
+    let request = proto::v2::Request::from(&proto::WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    });
     snap::raw::Encoder::new()
         .compress_vec(&request.encode_to_vec())
         .expect("snappy compression of an in-memory buffer cannot fail")

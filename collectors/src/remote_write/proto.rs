@@ -172,6 +172,114 @@ pub struct BucketSpan {
 /// Hand-written prost types for `io.prometheus.write.v2` (remote write 2.0,
 /// `prompb/io/prometheus/write/v2/types.proto`). Field numbers as upstream.
 pub mod v2 {
+    use std::collections::HashMap;
+
+    /// A symbol table as a sender builds it: `""` first, each string once.
+    #[derive(Debug, Clone)]
+    pub struct SymbolTable {
+        symbols: Vec<String>,
+        index: HashMap<String, u32>,
+    }
+
+    impl Default for SymbolTable {
+        fn default() -> Self {
+            Self {
+                symbols: vec![String::new()],
+                index: HashMap::from([(String::new(), 0)]),
+            }
+        }
+    }
+
+    impl SymbolTable {
+        /// The reference of `s`, added on first use.
+        pub fn symbol(&mut self, s: &str) -> u32 {
+            if let Some(&r) = self.index.get(s) {
+                return r;
+            }
+            let r = self.symbols.len() as u32;
+            self.symbols.push(s.to_string());
+            self.index.insert(s.to_string(), r);
+            r
+        }
+
+        /// `labels_refs` of (name, value) pairs, in the order given.
+        pub fn label_refs<'a>(
+            &mut self,
+            labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+        ) -> Vec<u32> {
+            labels
+                .into_iter()
+                .flat_map(|(name, value)| [self.symbol(name), self.symbol(value)])
+                .collect()
+        }
+
+        /// The table, for `Request.symbols`.
+        pub fn into_symbols(self) -> Vec<String> {
+            self.symbols
+        }
+    }
+
+    fn label_pairs(labels: &[super::Label]) -> impl Iterator<Item = (&str, &str)> {
+        labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    }
+
+    /// The same series as a 1.0 request, as 2.0 sends them: every string
+    /// once in the symbol table, no metadata (1.0 carries none per series).
+    impl From<&super::WriteRequest> for Request {
+        fn from(req: &super::WriteRequest) -> Self {
+            let mut table = SymbolTable::default();
+            let timeseries = req
+                .timeseries
+                .iter()
+                .map(|ts| TimeSeries {
+                    labels_refs: table.label_refs(label_pairs(&ts.labels)),
+                    samples: ts
+                        .samples
+                        .iter()
+                        .map(|s| Sample {
+                            value: s.value,
+                            timestamp: s.timestamp,
+                        })
+                        .collect(),
+                    histograms: ts
+                        .histograms
+                        .iter()
+                        .map(|h| Histogram {
+                            count: h.count,
+                            sum: h.sum,
+                            schema: h.schema,
+                            zero_threshold: h.zero_threshold,
+                            zero_count: h.zero_count,
+                            negative_spans: h.negative_spans.clone(),
+                            negative_deltas: h.negative_deltas.clone(),
+                            negative_counts: h.negative_counts.clone(),
+                            positive_spans: h.positive_spans.clone(),
+                            positive_deltas: h.positive_deltas.clone(),
+                            positive_counts: h.positive_counts.clone(),
+                            reset_hint: h.reset_hint,
+                            timestamp: h.timestamp,
+                            custom_values: vec![],
+                        })
+                        .collect(),
+                    exemplars: ts
+                        .exemplars
+                        .iter()
+                        .map(|e| Exemplar {
+                            labels_refs: table.label_refs(label_pairs(&e.labels)),
+                            value: e.value,
+                            timestamp: e.timestamp,
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect();
+            Request {
+                symbols: table.into_symbols(),
+                timeseries,
+            }
+        }
+    }
+
     /// `io.prometheus.write.v2.Request`. Fields 1 to 3 are reserved upstream
     /// (so that a 1.0 `WriteRequest` read as a 2.0 request is detectably
     /// wrong; the decoder refuses them).

@@ -871,35 +871,13 @@ fn v1_bad_wire_input() {
 
 use super::proto::v2;
 
-/// A symbol table as a sender builds it: `""` first, each string once.
-struct Symbols(Vec<String>);
-
-impl Symbols {
-    fn new() -> Self {
-        Self(vec![String::new()])
-    }
-
-    fn r(&mut self, s: &str) -> u32 {
-        match self.0.iter().position(|x| x == s) {
-            Some(i) => i as u32,
-            None => {
-                self.0.push(s.into());
-                (self.0.len() - 1) as u32
-            }
-        }
-    }
-
-    fn refs(&mut self, labels: &[(&str, &str)]) -> Vec<u32> {
-        labels
-            .iter()
-            .flat_map(|(n, v)| [self.r(n), self.r(v)])
-            .collect()
-    }
-}
-
-fn v2_series(sym: &mut Symbols, labels: &[(&str, &str)], samples: &[(f64, i64)]) -> v2::TimeSeries {
+fn v2_series(
+    sym: &mut v2::SymbolTable,
+    labels: &[(&str, &str)],
+    samples: &[(f64, i64)],
+) -> v2::TimeSeries {
     v2::TimeSeries {
-        labels_refs: sym.refs(labels),
+        labels_refs: sym.label_refs(labels.iter().copied()),
         samples: samples
             .iter()
             .map(|&(value, timestamp)| v2::Sample { value, timestamp })
@@ -923,15 +901,15 @@ fn decode_v2(req: &v2::Request) -> Result<RemoteWriteBatches> {
 }
 
 fn metadata(
-    sym: &mut Symbols,
+    sym: &mut v2::SymbolTable,
     t: v2::metadata::MetricType,
     help: &str,
     unit: &str,
 ) -> Option<v2::Metadata> {
     Some(v2::Metadata {
         r#type: t as i32,
-        help_ref: sym.r(help),
-        unit_ref: sym.r(unit),
+        help_ref: sym.symbol(help),
+        unit_ref: sym.symbol(unit),
     })
 }
 
@@ -943,7 +921,7 @@ const T0: i64 = 1_700_000_000_000;
 fn spec_request() -> v2::Request {
     use v2::metadata::MetricType;
     let stale = f64::from_bits(crate::schema::STALE_NAN_BITS);
-    let mut sym = Symbols::new();
+    let mut sym = v2::SymbolTable::default();
     let base = [
         ("job", "scorer"),
         ("model", "fraud"),
@@ -971,7 +949,7 @@ fn spec_request() -> v2::Request {
     s0.metadata = metadata(&mut sym, MetricType::Counter, "Requests served.", "");
     s0.created_timestamp = T0 - 60_000;
     s0.exemplars.push(v2::Exemplar {
-        labels_refs: sym.refs(&[("trace_id", "4bf92f3577b34da6")]),
+        labels_refs: sym.label_refs([("trace_id", "4bf92f3577b34da6")]),
         value: 0.25,
         timestamp: T0,
     });
@@ -1025,7 +1003,7 @@ fn spec_request() -> v2::Request {
     );
     s4.metadata = metadata(&mut sym, MetricType::Info, "", "");
     v2::Request {
-        symbols: sym.0,
+        symbols: sym.into_symbols(),
         timeseries: vec![s0, s1, s2, s3, s4],
     }
 }
@@ -1229,7 +1207,7 @@ fn v2_spec_shaped_request_decodes_to_exactly_the_expected_rows() {
 #[test]
 fn v2_gauge_histograms_and_custom_buckets() {
     use v2::metadata::MetricType;
-    let mut sym = Symbols::new();
+    let mut sym = v2::SymbolTable::default();
     let mut s = v2_series(&mut sym, &[("__name__", "queue_size")], &[]);
     s.metadata = metadata(&mut sym, MetricType::Gaugehistogram, "", "");
     s.histograms.push(v2::Histogram {
@@ -1250,7 +1228,7 @@ fn v2_gauge_histograms_and_custom_buckets() {
         ..Default::default()
     });
     let out = decode_v2(&v2::Request {
-        symbols: sym.0,
+        symbols: sym.into_symbols(),
         timeseries: vec![s],
     })
     .unwrap();
@@ -1265,64 +1243,6 @@ fn v2_gauge_histograms_and_custom_buckets() {
     );
 }
 
-/// The same logical series as 1.0 and as 2.0 (no metadata).
-fn as_v2(req: &WriteRequest) -> v2::Request {
-    let mut sym = Symbols::new();
-    let timeseries = req
-        .timeseries
-        .iter()
-        .map(|ts| {
-            let labels: Vec<(&str, &str)> = ts
-                .labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str()))
-                .collect();
-            let samples: Vec<(f64, i64)> =
-                ts.samples.iter().map(|s| (s.value, s.timestamp)).collect();
-            let mut out = v2_series(&mut sym, &labels, &samples);
-            out.histograms = ts
-                .histograms
-                .iter()
-                .map(|h| v2::Histogram {
-                    count: h.count,
-                    sum: h.sum,
-                    schema: h.schema,
-                    zero_threshold: h.zero_threshold,
-                    zero_count: h.zero_count,
-                    negative_spans: h.negative_spans.clone(),
-                    negative_deltas: h.negative_deltas.clone(),
-                    negative_counts: h.negative_counts.clone(),
-                    positive_spans: h.positive_spans.clone(),
-                    positive_deltas: h.positive_deltas.clone(),
-                    positive_counts: h.positive_counts.clone(),
-                    reset_hint: h.reset_hint,
-                    timestamp: h.timestamp,
-                    custom_values: vec![],
-                })
-                .collect();
-            out.exemplars = ts
-                .exemplars
-                .iter()
-                .map(|e| v2::Exemplar {
-                    labels_refs: sym.refs(
-                        &e.labels
-                            .iter()
-                            .map(|l| (l.name.as_str(), l.value.as_str()))
-                            .collect::<Vec<_>>(),
-                    ),
-                    value: e.value,
-                    timestamp: e.timestamp,
-                })
-                .collect();
-            out
-        })
-        .collect();
-    v2::Request {
-        symbols: sym.0,
-        timeseries,
-    }
-}
-
 fn v1_and_v2(req: &WriteRequest) -> (Outcome, Outcome) {
     let cfg = RemoteWriteConfig::default();
     let v1 = outcome(decode_remote_write(
@@ -1331,7 +1251,7 @@ fn v1_and_v2(req: &WriteRequest) -> (Outcome, Outcome) {
         &cfg,
     ));
     let v2 = outcome(decode_remote_write(
-        &v2_body(&as_v2(req)),
+        &v2_body(&v2::Request::from(req)),
         RemoteWriteVersion::V2,
         &cfg,
     ));
