@@ -17,8 +17,10 @@
 //! It knows nothing of Prometheus, OTLP or the registry; it never decodes a
 //! wire format, never talks HTTP, and never grows without bound: when the
 //! buffer or the WAL queue is full, [`HistoryStore::write`] fails at once with
-//! the retryable [`Error::Overloaded`] (map it to 503 + `Retry-After`).
-//! It never acknowledges a write before its fsync, never refuses to start
+//! the retryable [`Error::Overloaded`] (map it to 503 + `Retry-After`);
+//! [`HistoryStore::admit`] gives the same answer before a caller decodes a
+//! request, so refused requests cost no decoding while persistence catches
+//! up. It never acknowledges a write before its fsync, never refuses to start
 //! because of a torn WAL tail, and never returns a row twice.
 //!
 //! ## Lifecycle of a row

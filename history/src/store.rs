@@ -166,7 +166,30 @@ pub(crate) struct State {
     pub buffer: Buffer,
 }
 
+/// Why a write is refused when the memory bound is reached.
+const BUFFER_FULL: &str = "the in-memory buffer is full: persistence is behind";
+
 impl Shared {
+    /// Bytes counted against `max_buffer_bytes`: buffered rows, writes on
+    /// their way to the WAL, and persistence's or compaction's working set.
+    fn used_bytes(&self) -> u64 {
+        self.stats.buffer_bytes.load(Ordering::Acquire)
+            + self.stats.inflight_bytes.load(Ordering::Acquire)
+            + self.stats.working_bytes.load(Ordering::Acquire)
+    }
+
+    /// The retryable refusal, counted, with a persist requested: the one
+    /// thing that frees the buffer.
+    fn overloaded(&self, reason: &'static str) -> Error {
+        self.stats.writes_overloaded.fetch_add(1, Ordering::Relaxed);
+        self.persist_requested.store(true, Ordering::Release);
+        self.persist_notify.notify_one();
+        Error::Overloaded {
+            retry_after: self.config.retry_after,
+            reason,
+        }
+    }
+
     pub(crate) fn publish_buffer_stats(&self, b: &Buffer) {
         self.stats.buffer_bytes.store(b.bytes, Ordering::Relaxed);
         self.stats.buffer_rows.store(b.rows, Ordering::Relaxed);
@@ -586,6 +609,20 @@ impl HistoryStore {
         self.write(WriteSet::new().with(table, batch)).await
     }
 
+    /// Refuses at once with the [`Error::Overloaded`] that a write of at
+    /// least `min_bytes` (a lower bound of its rows' in-memory size) would
+    /// get, so that a caller can check before decoding a request: under
+    /// overload the CPU then goes to persistence, which frees the buffer,
+    /// not to decoding requests that would be refused anyway. Passing is no
+    /// promise: [`HistoryStore::write`] checks again, exactly.
+    pub fn admit(&self, min_bytes: u64) -> Result<()> {
+        let shared = self.shared();
+        if shared.used_bytes() + min_bytes > shared.config.max_buffer_bytes {
+            return Err(shared.overloaded(BUFFER_FULL));
+        }
+        Ok(())
+    }
+
     /// Write batches for one or more tables atomically. Resolves once the
     /// WAL record is fsynced (group-committed with concurrent writes) and
     /// the rows are queryable. Returns [`Error::Overloaded`] at once, having
@@ -614,6 +651,11 @@ impl HistoryStore {
         if entries.is_empty() {
             return Ok(WriteReceipt { seq: None, rows: 0 });
         }
+        // Refused rows are not worth encoding (Arrow IPC is a large share of
+        // a write's CPU); the reservation below checks again with the body.
+        if bytes <= shared.config.max_buffer_bytes {
+            self.admit(bytes)?;
+        }
         let body = wal::encode_body(&entries, &shared.defs)?;
         // Until the writer applies it, a write holds its rows and its
         // encoded WAL record: both count against the memory bound.
@@ -624,18 +666,6 @@ impl HistoryStore {
                 limit: shared.config.max_write_bytes,
             });
         }
-        let overloaded = |reason: &'static str| {
-            shared
-                .stats
-                .writes_overloaded
-                .fetch_add(1, Ordering::Relaxed);
-            shared.persist_requested.store(true, Ordering::Release);
-            shared.persist_notify.notify_one();
-            Error::Overloaded {
-                retry_after: shared.config.retry_after,
-                reason,
-            }
-        };
         let inflight = shared
             .stats
             .inflight_bytes
@@ -650,9 +680,7 @@ impl HistoryStore {
                 .stats
                 .inflight_bytes
                 .fetch_sub(bytes, Ordering::AcqRel);
-            return Err(overloaded(
-                "the in-memory buffer is full: persistence is behind",
-            ));
+            return Err(shared.overloaded(BUFFER_FULL));
         }
         let (reply, rx) = oneshot::channel();
         match tx.try_send(WalCmd::Write {
@@ -667,7 +695,7 @@ impl HistoryStore {
                     .stats
                     .inflight_bytes
                     .fetch_sub(bytes, Ordering::AcqRel);
-                return Err(overloaded("the WAL queue is full: fsync is behind"));
+                return Err(shared.overloaded("the WAL queue is full: fsync is behind"));
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 shared

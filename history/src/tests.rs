@@ -1104,6 +1104,43 @@ async fn a_refused_write_makes_the_next_persist_due_below_the_size_threshold() {
     assert_eq!(count(&store, "samples").await, ok * 200);
 }
 
+#[tokio::test]
+async fn admission_refuses_before_decoding_once_a_write_cannot_fit() {
+    let fx = Fixture::new();
+    let mut cfg = config(fx.clock.clone());
+    cfg.max_buffer_bytes = 256 * 1024;
+    let store = fx.open_with(cfg).await;
+    let batch = || samples("a", "1", micros(t0()), 200, 1);
+    let size = batch().get_array_memory_size() as u64;
+    store.admit(size).expect("an empty buffer admits a write");
+    assert!(
+        matches!(store.admit(256 * 1024 + 1), Err(Error::Overloaded { .. })),
+        "more than the whole bound never fits"
+    );
+    let mut written = 0;
+    while store.admit(size).is_ok() {
+        store
+            .write_batch("samples", batch())
+            .await
+            .expect("admitted");
+        written += 1;
+        assert!(written < 10_000, "the buffer must fill up");
+    }
+    let refused = store.admit(size).expect_err("full");
+    assert!(refused.is_retryable(), "{refused}");
+    assert!(store.stats().writes_overloaded >= 1, "refusals are counted");
+    // The write itself is refused the same way, before its WAL encoding,
+    // and leaves nothing behind.
+    let refused = store
+        .write_batch("samples", batch())
+        .await
+        .expect_err("full");
+    assert!(matches!(refused, Error::Overloaded { .. }), "{refused}");
+    assert_eq!(count(&store, "samples").await, written * 200);
+    store.persist_now().await.expect("persist");
+    store.admit(size).expect("admitted again once persisted");
+}
+
 #[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_wal_queue_returns_retryable_overload() {

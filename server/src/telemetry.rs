@@ -180,6 +180,9 @@ impl Telemetry {
         let outcome = async {
             let protocol =
                 collectors::check_remote_write_headers(content_type, content_encoding, version)?;
+            // Under overload, refuse before decoding: the compressed body
+            // is a lower bound of the rows' size in memory.
+            self.store.admit(body.len() as u64)?;
             let batches = collectors::decode_remote_write(body, protocol, &self.remote_write)?;
             let mut set = WriteSet::new();
             if batches.samples.num_rows() > 0 {
@@ -348,6 +351,8 @@ impl Telemetry {
         stored: &mut Vec<(String, usize)>,
     ) -> Result<OtlpOutcome, IngestError> {
         let cfg = &self.otlp;
+        // As for remote write: refused before decoding under overload.
+        self.store.admit(body.len() as u64)?;
         let mut set = WriteSet::new();
         let mut push = |table: &'static str, batch: RecordBatch| {
             if batch.num_rows() > 0 {
