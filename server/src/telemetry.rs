@@ -351,8 +351,14 @@ impl Telemetry {
         stored: &mut Vec<(String, usize)>,
     ) -> Result<OtlpOutcome, IngestError> {
         let cfg = &self.otlp;
-        // As for remote write: refused before decoding under overload.
-        self.store.admit(body.len() as u64)?;
+        // As for remote write: refused before decoding under overload. A
+        // protobuf body is a lower bound of its rows' size in memory; JSON
+        // text is not (it can be larger than the rows), so it only meets a
+        // buffer that is already full.
+        self.store.admit(match encoding {
+            Encoding::Protobuf => body.len() as u64,
+            Encoding::Json => 0,
+        })?;
         let mut set = WriteSet::new();
         let mut push = |table: &'static str, batch: RecordBatch| {
             if batch.num_rows() > 0 {

@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, Float64Array, MapArray, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::datatypes::{Float64Type, TimestampMicrosecondType};
 use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::RemoteWriteVersion;
 use modelwatch_collectors::otlp::OtlpConfig;
@@ -175,33 +174,12 @@ async fn stored_rows(telemetry: &Telemetry) -> Vec<Row> {
         .expect("query");
     let mut rows = Vec::new();
     for b in &batches {
-        let text = |i: usize| {
-            b.column(i)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("text")
-        };
+        let text = |i: usize| b.column(i).as_string::<i32>();
         let (metric, model, version, kind) = (text(0), text(1), text(2), text(7));
-        let labels = b
-            .column(3)
-            .as_any()
-            .downcast_ref::<MapArray>()
-            .expect("map");
-        let ts = b
-            .column(4)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("ts");
-        let value = b
-            .column(5)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("value");
-        let stale = b
-            .column(6)
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .expect("stale");
+        let labels = b.column(3).as_map();
+        let ts = b.column(4).as_primitive::<TimestampMicrosecondType>();
+        let value = b.column(5).as_primitive::<Float64Type>();
+        let stale = b.column(6).as_boolean();
         for i in 0..b.num_rows() {
             assert_eq!(kind.value(i), "untyped", "no metadata was sent");
             let entries = labels.value(i);
@@ -278,5 +256,89 @@ proptest! {
             .build()
             .expect("runtime")
             .block_on(round_trip(requests));
+    }
+}
+
+/// The layout decision behind the bytes per sample: in a persisted
+/// `samples` file, each series' rows are one run in time order, however
+/// the series were interleaved on the wire.
+#[tokio::test]
+async fn persisted_samples_keep_each_series_together_in_time_order() {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let telemetry = Telemetry::open(
+        &dir.path().join("history"),
+        HistoryConfig::default(),
+        RemoteWriteConfig::default(),
+        OtlpConfig::default(),
+    )
+    .await
+    .expect("open");
+    // Three series of one metric, version and hour, sent as a scraper
+    // sends them: one request per scrape, every series in each.
+    let t0 = 1_764_219_600_000i64;
+    for step in 0..20i64 {
+        let request = Request {
+            protocol: RemoteWriteVersion::V1,
+            series: ["a", "b", "c"]
+                .into_iter()
+                .map(|instance| Series {
+                    labels: BTreeMap::from([
+                        ("__name__".to_string(), "up".to_string()),
+                        ("instance".to_string(), instance.to_string()),
+                    ]),
+                    samples: vec![(step as f64, t0 + step * 15_000)],
+                })
+                .collect(),
+            persist_after: false,
+        };
+        telemetry
+            .remote_write(
+                Some("application/x-protobuf"),
+                Some("snappy"),
+                Some("0.1.0"),
+                &encode(&request),
+            )
+            .await
+            .expect("stored");
+    }
+    telemetry.store.persist_now().await.expect("persist");
+    let files: Vec<_> = telemetry
+        .store
+        .manifest()
+        .files
+        .into_iter()
+        .filter(|f| f.table == "samples")
+        .collect();
+    assert_eq!(files.len(), 1, "one hour, one file");
+    let path = dir.path().join("history").join(&files[0].path);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("file"))
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut file_order: Vec<(String, i64)> = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let labels = batch.column_by_name("labels").expect("labels").as_map();
+        let ts = batch
+            .column_by_name("ts")
+            .expect("ts")
+            .as_primitive::<TimestampMicrosecondType>();
+        for i in 0..batch.num_rows() {
+            let entries = labels.value(i);
+            let instance = entries.column(1).as_string::<i32>().value(0).to_string();
+            file_order.push((instance, ts.value(i)));
+        }
+    }
+    assert_eq!(file_order.len(), 60);
+    for run in file_order.chunks(20) {
+        assert!(
+            run.iter().all(|(instance, _)| *instance == run[0].0),
+            "series interleaved in the file: {file_order:?}"
+        );
+        assert!(
+            run.windows(2).all(|w| w[0].1 < w[1].1),
+            "a series out of time order: {run:?}"
+        );
     }
 }

@@ -103,7 +103,7 @@ pub struct RemoteWriteArgs {
 /// `modelwatch bench remote-write`: pre-encoded realistic payloads against
 /// the daemon's `/api/v1/write` or `args.target`.
 pub async fn remote_write(client: &Client, json: bool, args: RemoteWriteArgs) -> Result<ExitCode> {
-    let mut plan = bench_remote_write::RemoteWritePlan {
+    let plan = bench_remote_write::RemoteWritePlan {
         target: args
             .target
             .unwrap_or_else(|| client.url(routes::REMOTE_WRITE)),
@@ -112,12 +112,11 @@ pub async fn remote_write(client: &Client, json: bool, args: RemoteWriteArgs) ->
         samples_per_series: args.samples_per_series,
         labels_per_series: args.labels.max(bench_remote_write::BASE_LABELS),
         protocol: args.protocol,
-        first_timestamp_ms: 0,
+        first_timestamp_ms: None,
         distinct_requests: 256,
         concurrency: args.concurrency,
         duration: args.duration,
     };
-    plan.first_timestamp_ms = plan.first_timestamp_ending_at(bench_remote_write::now_ms());
     let (result, mean_bytes) = bench_remote_write::run(&plan).await?;
     let samples_per_second = result.per_second * plan.samples_per_request() as f64;
     if json {

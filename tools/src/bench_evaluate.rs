@@ -197,19 +197,18 @@ pub async fn run(client: &Client, json: bool, a: EvaluateBenchArgs) -> Result<Ex
         cycles.push((ms, evaluated, drifted));
     }
 
-    let mut plan = RemoteWritePlan {
+    let plan = RemoteWritePlan {
         target: client.url(routes::REMOTE_WRITE),
         token: client.token().map(str::to_string),
         series_per_request: 100,
         samples_per_series: 10,
         labels_per_series: bench_remote_write::BASE_LABELS,
         protocol: modelwatch_collectors::RemoteWriteVersion::V1,
-        first_timestamp_ms: 0,
+        first_timestamp_ms: None,
         distinct_requests: 256,
         concurrency: a.concurrency,
         duration: Duration::from_secs(a.seconds),
     };
-    plan.first_timestamp_ms = plan.first_timestamp_ending_at(bench_remote_write::now_ms());
     let (idle, _) = bench_remote_write::run(&plan).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let during_cycles = Arc::new(AtomicUsize::new(0));

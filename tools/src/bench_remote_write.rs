@@ -33,10 +33,10 @@ pub struct RemoteWritePlan {
     pub labels_per_series: usize,
     /// Which protobuf message the requests carry.
     pub protocol: RemoteWriteVersion,
-    /// Timestamp of request 0's first sample (ms). A TSDB such as
-    /// Prometheus refuses samples far from its head, so the command starts
-    /// the requests' time span shortly before now.
-    pub first_timestamp_ms: i64,
+    /// Timestamp of request 0's first sample (ms); `None`: the requests'
+    /// time span ends when the load starts (a TSDB such as Prometheus
+    /// refuses samples far from its head).
+    pub first_timestamp_ms: Option<i64>,
     /// Distinct pre-encoded requests cycled through.
     pub distinct_requests: usize,
     pub concurrency: usize,
@@ -107,7 +107,7 @@ fn series_labels(series: usize, models: usize, label_count: usize) -> Vec<proto:
 }
 
 /// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -118,8 +118,8 @@ pub const STEP_MS: i64 = 15_000;
 
 /// Encoded request number `n`: its samples start where request `n - 1`
 /// ended, 15 s apart, as a scraping Prometheus would produce them.
-fn encode_request(plan: &RemoteWritePlan, n: usize) -> Vec<u8> {
-    let start_ms = plan.first_timestamp_ms + (n * plan.samples_per_series) as i64 * STEP_MS;
+fn encode_request(plan: &RemoteWritePlan, first_ms: i64, n: usize) -> Vec<u8> {
+    let start_ms = first_ms + (n * plan.samples_per_series) as i64 * STEP_MS;
     let timeseries = (0..plan.series_per_request)
         .map(|s| proto::TimeSeries {
             labels: series_labels(s, 10, plan.labels_per_series),
@@ -149,33 +149,40 @@ fn encode_request(plan: &RemoteWritePlan, n: usize) -> Vec<u8> {
 
 /// A remote-write 1.0 body (snappy-compressed `WriteRequest`) of `timeseries`.
 pub fn encode_series(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
-    let request = proto::WriteRequest {
-        timeseries,
-        metadata: Vec::new(),
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .expect("snappy compression of an in-memory buffer cannot fail")
+    snappy(
+        &proto::WriteRequest {
+            timeseries,
+            metadata: Vec::new(),
+        }
+        .encode_to_vec(),
+    )
 }
 
 /// A remote-write 2.0 body (snappy-compressed `io.prometheus.write.v2.Request`)
 /// of the same series: every label string once in the symbol table.
 pub fn encode_series_v2(timeseries: Vec<proto::TimeSeries>) -> Vec<u8> {
-    let request = proto::v2::Request::from(&proto::WriteRequest {
-        timeseries,
-        metadata: Vec::new(),
-    });
+    snappy(
+        &proto::v2::Request::from(&proto::WriteRequest {
+            timeseries,
+            metadata: Vec::new(),
+        })
+        .encode_to_vec(),
+    )
+}
+
+fn snappy(raw: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
+        .compress_vec(raw)
         .expect("snappy compression of an in-memory buffer cannot fail")
 }
 
 /// Runs the load and returns one phase result whose `per_second` counts
 /// requests; multiply by [`RemoteWritePlan::samples_per_request`] for samples.
 pub async fn run(plan: &RemoteWritePlan) -> Result<(PhaseResult, f64), ClientError> {
+    let first_ms = plan.first_ms();
     let payloads: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..plan.distinct_requests.max(1))
-            .map(|n| bytes::Bytes::from(encode_request(plan, n)))
+            .map(|n| bytes::Bytes::from(encode_request(plan, first_ms, n)))
             .collect(),
     );
     let mean_bytes = payloads.iter().map(|p| p.len()).sum::<usize>() as f64 / payloads.len() as f64;
@@ -230,10 +237,12 @@ impl RemoteWritePlan {
         self.series_per_request * self.samples_per_series
     }
 
-    /// A first timestamp such that the last distinct request ends at
-    /// `now_ms`.
-    pub fn first_timestamp_ending_at(&self, now_ms: i64) -> i64 {
-        now_ms - (self.distinct_requests.max(1) * self.samples_per_series) as i64 * STEP_MS
+    /// [`Self::first_timestamp_ms`], or the one whose span of distinct
+    /// requests ends now.
+    fn first_ms(&self) -> i64 {
+        self.first_timestamp_ms.unwrap_or_else(|| {
+            now_ms() - (self.distinct_requests.max(1) * self.samples_per_series) as i64 * STEP_MS
+        })
     }
 }
 
@@ -291,12 +300,12 @@ mod tests {
             samples_per_series: 10,
             labels_per_series: BASE_LABELS,
             protocol: RemoteWriteVersion::V1,
-            first_timestamp_ms: 1_767_225_600_000,
+            first_timestamp_ms: Some(1_767_225_600_000),
             distinct_requests: 2,
             concurrency: 1,
             duration: Duration::ZERO,
         };
-        let body = encode_request(&plan, 1);
+        let body = encode_request(&plan, plan.first_ms(), 1);
         let batches = modelwatch_collectors::decode_remote_write(
             &body,
             modelwatch_collectors::RemoteWriteVersion::V1,
@@ -326,14 +335,18 @@ mod tests {
             samples_per_series: 1,
             labels_per_series: 20,
             protocol,
-            first_timestamp_ms: 1_767_225_600_000,
+            first_timestamp_ms: Some(1_767_225_600_000),
             distinct_requests: 1,
             concurrency: 1,
             duration: Duration::ZERO,
         };
+        let encode = |protocol| {
+            let plan = plan(protocol);
+            encode_request(&plan, plan.first_ms(), 3)
+        };
         let decode = |protocol| {
             modelwatch_collectors::decode_remote_write(
-                &encode_request(&plan(protocol), 3),
+                &encode(protocol),
                 protocol,
                 &modelwatch_collectors::RemoteWriteConfig::default(),
             )
@@ -356,8 +369,7 @@ mod tests {
             .value_length(0);
         assert_eq!(labels, 17);
         assert!(
-            encode_request(&plan(RemoteWriteVersion::V2), 3).len()
-                < encode_request(&plan(RemoteWriteVersion::V1), 3).len(),
+            encode(RemoteWriteVersion::V2).len() < encode(RemoteWriteVersion::V1).len(),
             "the symbol table makes 2.0 smaller"
         );
     }
