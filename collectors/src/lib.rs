@@ -41,5 +41,6 @@ pub use remote_write::{
     decompress_snappy,
 };
 pub use schema::{
-    all_schemas, histograms_schema, inferences_schema, logs_schema, samples_schema, spans_schema,
+    SAMPLES_SERIES_COLUMNS, SERIES_INDEX, SeriesRows, all_schemas, histograms_schema,
+    inferences_schema, logs_schema, samples_schema, samples_series_schemas, spans_schema,
 };

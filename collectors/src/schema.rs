@@ -19,11 +19,12 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
+use arrow_array::builder::UInt32Builder;
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, MapBuilder,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::Result;
@@ -132,6 +133,89 @@ pub fn samples_schema() -> SchemaRef {
             Field::new("source", DataType::Utf8, false),
         ]))
     });
+    S.clone()
+}
+
+/// The `samples` columns that identify a series: a series' values of them
+/// are stored once per write, not once per sample ([`SeriesRows`]); the
+/// history's `samples` table declares them as its series columns.
+pub const SAMPLES_SERIES_COLUMNS: [&str; 9] = [
+    "metric",
+    "kind",
+    "labels",
+    "model",
+    "version",
+    "temporality",
+    "monotonic",
+    "unit",
+    "source",
+];
+
+/// Name of the first column of a [`SeriesRows::points`] batch.
+pub const SERIES_INDEX: &str = "series_index";
+
+/// Rows of a table in series form: `series` holds the table's series
+/// columns (in table order), one row per series; `points` holds a
+/// non-null `UInt32` index into `series` ([`SERIES_INDEX`]), then the other
+/// columns in table order. The history stores this form as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRows {
+    pub series: RecordBatch,
+    pub points: RecordBatch,
+}
+
+impl SeriesRows {
+    /// Rows (points).
+    pub fn num_rows(&self) -> usize {
+        self.points.num_rows()
+    }
+
+    /// The same rows whole, with `schema` (the table's): each series
+    /// column gathered per point. For tools and tests; the store does this
+    /// itself when it must.
+    pub fn to_rows(&self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let index = self.points.column(0);
+        let index = index
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| {
+                arrow_schema::ArrowError::InvalidArgumentError(
+                    "the series index is not UInt32".into(),
+                )
+            })?;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| match self.series.column_by_name(f.name()) {
+                Some(c) => arrow_select::take::take(c, index, None),
+                None => self
+                    .points
+                    .column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| arrow_schema::ArrowError::SchemaError(f.name().clone())),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
+/// The series and points schemas of `schema` split by `series_columns`.
+fn series_schemas(schema: &Schema, series_columns: &[&str]) -> (SchemaRef, SchemaRef) {
+    let (series, points): (Vec<_>, Vec<_>) = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .partition(|f| series_columns.contains(&f.name().as_str()));
+    let points = std::iter::once(Field::new(SERIES_INDEX, DataType::UInt32, false))
+        .chain(points)
+        .collect::<Vec<_>>();
+    (Arc::new(Schema::new(series)), Arc::new(Schema::new(points)))
+}
+
+/// The series and points schemas of `samples` in series form.
+pub fn samples_series_schemas() -> (SchemaRef, SchemaRef) {
+    static S: LazyLock<(SchemaRef, SchemaRef)> =
+        LazyLock::new(|| series_schemas(&samples_schema(), &SAMPLES_SERIES_COLUMNS));
     S.clone()
 }
 
@@ -520,6 +604,124 @@ impl SamplesBuilder {
             Arc::new(self.source.finish()),
         ];
         Ok(RecordBatch::try_new(samples_schema(), cols)?)
+    }
+}
+
+/// Builds `samples` rows in series form: each series' columns once, then
+/// its points.
+pub(crate) struct SeriesSamplesBuilder {
+    metric: StringBuilder,
+    kind: StringBuilder,
+    labels: StrMapBuilder,
+    model: StringBuilder,
+    version: StringBuilder,
+    temporality: StringBuilder,
+    monotonic: BooleanBuilder,
+    unit: StringBuilder,
+    source: StringBuilder,
+    index: UInt32Builder,
+    ts: TimestampMicrosecondBuilder,
+    start_ts: TimestampMicrosecondBuilder,
+    value: Float64Builder,
+    stale: BooleanBuilder,
+}
+
+impl SeriesSamplesBuilder {
+    /// Builders sized for `series` series with `label_entries` labels
+    /// (`label_bytes` of text) in all, and `points` points.
+    pub fn with_capacity(
+        series: usize,
+        label_entries: usize,
+        label_bytes: usize,
+        points: usize,
+    ) -> Self {
+        Self {
+            metric: StringBuilder::with_capacity(series, series * 24),
+            kind: StringBuilder::with_capacity(series, series * 8),
+            labels: MapBuilder::with_capacity(
+                None,
+                StringBuilder::with_capacity(label_entries, label_bytes / 2),
+                StringBuilder::with_capacity(label_entries, label_bytes / 2),
+                series,
+            ),
+            model: StringBuilder::with_capacity(series, series * 12),
+            version: StringBuilder::with_capacity(series, series * 4),
+            temporality: StringBuilder::with_capacity(series, 0),
+            monotonic: BooleanBuilder::with_capacity(series),
+            unit: StringBuilder::with_capacity(series, 0),
+            source: StringBuilder::with_capacity(series, series * 24),
+            index: UInt32Builder::with_capacity(points),
+            ts: ts_builder(points),
+            start_ts: ts_builder(points),
+            value: Float64Builder::with_capacity(points),
+            stale: BooleanBuilder::with_capacity(points),
+        }
+    }
+
+    /// Points appended so far.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Add a series; its points refer to the returned index.
+    pub fn add_series(&mut self, meta: &SampleMeta<'_>) -> Result<u32> {
+        let index = u32::try_from(self.metric.len()).map_err(|_| {
+            arrow_schema::ArrowError::InvalidArgumentError(
+                "more than 2^32 series in one batch".into(),
+            )
+        })?;
+        self.metric.append_value(meta.metric);
+        self.kind.append_value(meta.kind);
+        append_labels(&mut self.labels, meta.labels, None)?;
+        self.model.append_option(meta.model);
+        self.version.append_option(meta.version);
+        self.temporality.append_option(meta.temporality);
+        self.monotonic.append_option(meta.monotonic);
+        self.unit.append_option(meta.unit);
+        self.source.append_value(meta.source);
+        Ok(index)
+    }
+
+    /// Add a point of series `series` (from [`Self::add_series`]).
+    pub fn append(
+        &mut self,
+        series: u32,
+        ts_us: i64,
+        start_ts_us: Option<i64>,
+        value: f64,
+        stale: bool,
+    ) {
+        self.index.append_value(series);
+        self.ts.append_value(ts_us);
+        self.start_ts.append_option(start_ts_us);
+        self.value.append_value(value);
+        self.stale.append_value(stale);
+    }
+
+    pub fn finish(mut self) -> Result<SeriesRows> {
+        let (series_schema, points_schema) = samples_series_schemas();
+        let series: Vec<ArrayRef> = vec![
+            Arc::new(self.metric.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.labels.finish()),
+            Arc::new(self.model.finish()),
+            Arc::new(self.version.finish()),
+            Arc::new(self.temporality.finish()),
+            Arc::new(self.monotonic.finish()),
+            Arc::new(self.unit.finish()),
+            Arc::new(self.source.finish()),
+        ];
+        let points: Vec<ArrayRef> = vec![
+            Arc::new(self.index.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.start_ts.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.stale.finish()),
+        ];
+        Ok(SeriesRows {
+            series: RecordBatch::try_new(series_schema, series)?,
+            points: RecordBatch::try_new(points_schema, points)?,
+        })
     }
 }
 

@@ -1,13 +1,15 @@
 //! The in-memory buffer: acknowledged batches not yet persisted, per table.
 
-use arrow::array::{Array, TimestampMicrosecondArray};
-use arrow::record_batch::RecordBatch;
+use arrow::array::{Array, ArrayRef, TimestampMicrosecondArray};
+
+use crate::series::TableRows;
+use crate::table::{TIME_COLUMN, TableDef};
 
 /// One acknowledged batch.
 #[derive(Debug, Clone)]
 pub(crate) struct Chunk {
     pub seq: u64,
-    pub batch: RecordBatch,
+    pub rows: TableRows,
     pub min_ts: i64,
     pub max_ts: i64,
     pub bytes: u64,
@@ -25,11 +27,8 @@ pub(crate) struct Buffer {
 }
 
 /// Min and max of a non-null microsecond timestamp column.
-pub(crate) fn ts_range(batch: &RecordBatch, ts_idx: usize) -> Option<(i64, i64)> {
-    let col = batch
-        .column(ts_idx)
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()?;
+pub(crate) fn ts_range(col: &ArrayRef) -> Option<(i64, i64)> {
+    let col = col.as_any().downcast_ref::<TimestampMicrosecondArray>()?;
     let min = arrow::compute::min(col)?;
     let max = arrow::compute::max(col)?;
     Some((min, max))
@@ -43,25 +42,30 @@ impl Buffer {
         }
     }
 
-    /// Add the batches of record `seq`; `entries` are (table index, batch,
-    /// ts column index).
-    pub(crate) fn apply(&mut self, seq: u64, entries: Vec<(usize, RecordBatch)>, now: i64) {
-        for (idx, batch) in entries {
-            if batch.num_rows() == 0 {
+    /// Add the rows of record `seq`; `entries` are (table index, rows).
+    pub(crate) fn apply(
+        &mut self,
+        seq: u64,
+        entries: Vec<(usize, TableRows)>,
+        now: i64,
+        defs: &[TableDef],
+    ) {
+        for (idx, rows) in entries {
+            if rows.num_rows() == 0 {
                 continue;
             }
-            let ts_idx = batch
-                .schema()
-                .index_of(crate::table::TIME_COLUMN)
-                .unwrap_or(0);
-            let (min_ts, max_ts) = ts_range(&batch, ts_idx).unwrap_or((i64::MIN, i64::MAX));
-            let bytes = batch.get_array_memory_size() as u64;
+            let (min_ts, max_ts) = defs
+                .get(idx)
+                .and_then(|def| rows.point_column(def, TIME_COLUMN))
+                .and_then(|ts| ts_range(&ts))
+                .unwrap_or((i64::MIN, i64::MAX));
+            let bytes = rows.memory_size() as u64;
             self.bytes += bytes;
-            self.rows += batch.num_rows() as u64;
+            self.rows += rows.num_rows() as u64;
             if let Some(t) = self.tables.get_mut(idx) {
                 t.push(Chunk {
                     seq,
-                    batch,
+                    rows,
                     min_ts,
                     max_ts,
                     bytes,
@@ -78,7 +82,7 @@ impl Buffer {
             t.retain(|c| {
                 if c.seq <= upto {
                     self.bytes -= c.bytes;
-                    self.rows -= c.batch.num_rows() as u64;
+                    self.rows -= c.rows.num_rows() as u64;
                     false
                 } else {
                     true

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::manifest::FileMeta;
-use crate::persist;
+use crate::series::TableRows;
 use crate::store::{HistoryStore, Shared};
 use crate::table::TableDef;
 
@@ -154,10 +154,13 @@ impl BulkLoad {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batches = std::mem::take(&mut self.pending);
+        let rows = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(TableRows::Rows)
+            .collect();
         self.pending_bytes = 0;
-        let parts = persist::encode_partitions_blocking(self.def.clone(), batches).await?;
         let shared = self.store.shared().clone();
+        let parts = shared.persist_thread.encode(self.def.clone(), rows).await?;
         for part in parts {
             // Not from the WAL: no sequence numbers.
             let meta = part.meta(&self.def.name, shared.allocate_file_id(), 0, 0);

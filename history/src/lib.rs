@@ -10,6 +10,10 @@
 //! their tables as [`TableDef`]s (an Arrow schema with a `ts` column of
 //! `Timestamp(Microsecond, "UTC")`, a sort key, index columns, a retention)
 //! and hand the store Arrow record batches with [`HistoryStore::write`].
+//! A table that declares its series columns ([`TableDef::with_series_columns`],
+//! e.g. `metric, labels, model`) also takes rows in series form
+//! ([`SeriesBatch`]: each series' values of those columns once, then its
+//! points), which the WAL and the buffer keep as they are.
 //! A write is acknowledged only once its WAL record is fsynced, and is
 //! queryable from then on through [`HistoryStore::session_context`].
 //!
@@ -25,13 +29,15 @@
 //!
 //! ## Lifecycle of a row
 //! 1. `write` validates the batches against their tables, encodes them as one
-//!    WAL record (Arrow IPC) and queues it for the single WAL writer thread.
+//!    WAL record (Arrow IPC; a series-form batch as its series and its
+//!    points) and queues it for the single WAL writer thread.
 //! 2. The writer takes every queued record (group commit), appends them with
 //!    one `write` + `fdatasync`, adds them to the buffer, then answers each
 //!    caller with the record's sequence number.
 //! 3. Persist (by size or age, [`HistoryConfig`]) sorts each table's
-//!    buffered rows by hour and sort key, writes one Parquet file per table
-//!    and hour, fsyncs them, commits a new manifest whose `persisted_seq`
+//!    buffered rows by hour and sort key (a series table: its series once,
+//!    then its rows by hour, series rank and time), writes one Parquet file
+//!    per table and hour on the store's persistence thread, fsyncs them, commits a new manifest whose `persisted_seq`
 //!    covers the buffered records, swaps manifest and buffer in one step, and
 //!    only then deletes the WAL segments the manifest covers.
 //! 4. Compaction merges a partition's small files into one; retention drops
@@ -55,8 +61,11 @@
 //! ```
 //! * **WAL segment, version 1**: an 8-byte header `"MWWAL" 0 0 1`, then
 //!   records `[len u32 LE][crc32c(payload) u32 LE][payload]`. The payload is
-//!   `[record version u8 = 1][seq u64 LE][table count u32 LE]` followed, per
-//!   table, by `[name len u16 LE][name][ipc len u32 LE][Arrow IPC stream]`.
+//!   `[record version u8 = 2][seq u64 LE][table count u32 LE]` followed, per
+//!   table, by `[name len u16 LE][name][form u8]` and, for form 0 (whole
+//!   rows), `[ipc len u32 LE][Arrow IPC stream]`, for form 1 (series form)
+//!   the series then the points as two such length-prefixed streams.
+//!   Record version 1 (no form byte, whole rows only) still replays.
 //!   One record = one write, all-or-nothing, possibly several tables.
 //!   Segments rotate past [`HistoryConfig::wal_segment_max_bytes`]; a new
 //!   segment's header is fsynced and so is the directory. A record whose
@@ -81,7 +90,8 @@
 //!
 //! ## Queries
 //! Each table is a [`HistoryTable`] (`TableProvider`) unioning the buffer
-//! with the Parquet files. Files are pruned from the manifest by `ts` bounds
+//! (series-form chunks made whole for the projected columns only) with the
+//! Parquet files. Files are pruned from the manifest by `ts` bounds
 //! (`=, <, <=, >, >=, BETWEEN`) and by index-column `=`/`IN` before
 //! DataFusion opens them; DataFusion then prunes row groups and pages with
 //! the same predicate, and re-applies every filter. Columns keep their
@@ -126,6 +136,7 @@ mod error;
 pub mod manifest;
 mod persist;
 mod provider;
+mod series;
 mod stats;
 mod store;
 mod table;
@@ -136,13 +147,16 @@ pub use error::{Error, Result};
 pub use manifest::{ColumnSummary, FileMeta, MANIFEST_FORMAT_VERSION, Manifest};
 pub use persist::{HOUR_MICROS, file_path};
 pub use provider::HistoryTable;
+pub use series::{SERIES_INDEX_COLUMN, SeriesBatch, TableRows};
 pub use stats::HistoryStats;
 pub use store::{
     BackgroundTasks, CompactionOutcome, HistoryConfig, HistoryStore, OBJECT_STORE_URL,
     PersistOutcome, RetentionOutcome, WriteReceipt, WriteSet,
 };
 pub use table::{TIME_COLUMN, TIME_ZONE, TableDef, schema, time_data_type, time_field};
-pub use wal::{WAL_RECORD_VERSION, WAL_SEGMENT_VERSION};
+pub use wal::{WAL_RECORD_VERSION, WAL_RECORD_VERSION_ROWS_ONLY, WAL_SEGMENT_VERSION};
 
+#[cfg(test)]
+mod series_tests;
 #[cfg(test)]
 mod tests;

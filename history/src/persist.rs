@@ -22,7 +22,8 @@ use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::manifest::{ColumnSummary, FileMeta, MAX_INDEX_VALUES};
-use crate::table::TableDef;
+use crate::series::{SeriesBatch, SeriesLayout, Source, TableRows};
+use crate::table::{TIME_COLUMN, TableDef};
 
 /// Micros in one hour: the partition width.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -75,56 +76,158 @@ fn series_hashes(column: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(UInt64Array::from(hashes)))
 }
 
-/// Concatenate `batches`, sort them by (hour, sort key) and split them into
-/// one batch per hour partition.
+/// Sort `rows` by (hour, sort key) and split them into one batch per hour
+/// partition. A series table whose sort key is its series columns then
+/// `ts` sorts its series once and the rows by integer keys
+/// ([`sort_series`]); any other table sorts whole rows.
 pub(crate) fn sort_and_split(
     def: &TableDef,
-    batches: &[RecordBatch],
+    rows: &[TableRows],
 ) -> Result<Vec<(i64, RecordBatch)>> {
-    if batches.is_empty() {
+    if rows.iter().all(|r| r.num_rows() == 0) {
         return Ok(Vec::new());
     }
-    let all = concat_batches(&def.schema, batches)?;
-    if all.num_rows() == 0 {
-        return Ok(Vec::new());
-    }
-    let ts = all
-        .column(def.ts_index())
+    let sorted = match def.series_layout() {
+        Some(layout) if sorts_by_series(def) => sort_series(def, layout, rows)?,
+        _ => {
+            let batches = rows
+                .iter()
+                .map(|r| r.materialize(def, None))
+                .collect::<Result<Vec<_>>>()?;
+            sort_rows(def, &concat_batches(&def.schema, &batches)?)?
+        }
+    };
+    split_hours(def, sorted)
+}
+
+/// Whether the sort key is some series columns followed by `ts` alone.
+fn sorts_by_series(def: &TableDef) -> bool {
+    let Some((last, keys)) = def.sort_key.split_last() else {
+        return false;
+    };
+    last == TIME_COLUMN && keys.iter().all(|k| def.series_columns().contains(k))
+}
+
+fn ts_column<'a>(def: &TableDef, column: &'a ArrayRef) -> Result<&'a TimestampMicrosecondArray> {
+    column
         .as_any()
         .downcast_ref::<TimestampMicrosecondArray>()
         .ok_or_else(|| Error::InvalidBatch {
             table: def.name.clone(),
             detail: "the ts column is not Timestamp(Microsecond)".into(),
-        })?;
+        })
+}
+
+/// A sort key column as sorted: a map stands in by its hash.
+fn sort_values(column: &ArrayRef) -> Result<ArrayRef> {
+    match column.data_type() {
+        DataType::Map(_, _) => series_hashes(column),
+        _ => Ok(column.clone()),
+    }
+}
+
+/// Whole rows sorted by (hour, sort key).
+fn sort_rows(def: &TableDef, all: &RecordBatch) -> Result<RecordBatch> {
+    let ts = ts_column(def, all.column(def.ts_index()))?;
     let hours: Int64Array = ts.iter().map(|v| v.map(hour_of)).collect();
     let mut cols = vec![SortColumn {
-        values: Arc::new(hours.clone()) as ArrayRef,
+        values: Arc::new(hours) as ArrayRef,
         options: None,
     }];
     for c in &def.sort_key {
-        let column = all.column(def.schema.index_of(c)?);
-        let values = match column.data_type() {
-            DataType::Map(_, _) => series_hashes(column)?,
-            _ => column.clone(),
-        };
         cols.push(SortColumn {
-            values,
+            values: sort_values(all.column(def.schema.index_of(c)?))?,
             options: None,
         });
     }
     let indices = sort_indices(&cols)?;
-    let sorted = take_record_batch(&all, &indices)?;
-    let sorted_hours = arrow::compute::take(&hours, &indices, None)?;
-    let sorted_hours = sorted_hours
+    Ok(take_record_batch(all, &indices)?)
+}
+
+/// Series-form rows sorted by (hour, series key, ts): the text and map
+/// keys are compared once per series, not once per row; each row then
+/// sorts by three integers (its hour, its series' rank, its time). Equal
+/// series keys share a rank, so rows of one series written by different
+/// writes end up together, as [`sort_rows`] would put them.
+fn sort_series(def: &TableDef, layout: &SeriesLayout, rows: &[TableRows]) -> Result<RecordBatch> {
+    let parts: Vec<SeriesBatch> = rows
+        .iter()
+        .map(|r| r.to_series(def))
+        .collect::<Result<_>>()?;
+    let series = concat_batches(&layout.series_schema, parts.iter().map(|p| p.series()))?;
+    let points = concat_batches(&layout.points_schema, parts.iter().map(|p| p.points()))?;
+    // Each row's series as an index into the concatenated series.
+    let mut global = Vec::with_capacity(points.num_rows());
+    let mut offset = 0u32;
+    for p in &parts {
+        global.extend(p.index().values().iter().map(|i| i + offset));
+        offset += p.series().num_rows() as u32;
+    }
+    // Rank the series by their sort key; equal keys, equal rank.
+    let key_columns = def.sort_key[..def.sort_key.len() - 1]
+        .iter()
+        .map(|c| match layout.sources[def.schema.index_of(c)?] {
+            Source::Series(i) => sort_values(series.column(i)),
+            Source::Point(_) => Err(Error::Task(format!(
+                "sort key column `{c}` is not a series column"
+            ))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut rank = vec![0u32; series.num_rows()];
+    if !key_columns.is_empty() {
+        let converter = RowConverter::new(
+            key_columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
+        let keys = converter.convert_columns(&key_columns)?;
+        let mut order: Vec<u32> = (0..keys.num_rows() as u32).collect();
+        order.sort_unstable_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
+        let mut r = 0u32;
+        for (n, w) in order.iter().enumerate() {
+            if n > 0 && keys.row(order[n - 1] as usize) != keys.row(*w as usize) {
+                r += 1;
+            }
+            rank[*w as usize] = r;
+        }
+    }
+    let ts = match layout.sources[def.ts_index()] {
+        Source::Point(i) => ts_column(def, points.column(i))?,
+        Source::Series(_) => return Err(Error::Task("ts cannot be a series column".into())),
+    };
+    let ts_values = ts.values();
+    let mut order: Vec<u32> = (0..points.num_rows() as u32).collect();
+    order.sort_unstable_by_key(|&i| {
+        let t = ts_values[i as usize];
+        (hour_of(t), rank[global[i as usize] as usize], t, i)
+    });
+    let order = UInt32Array::from(order);
+    let series_rows = arrow::compute::take(&UInt32Array::from(global), &order, None)?;
+    let series_rows = series_rows
         .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| Error::Task("hour column lost its type".into()))?;
+        .downcast_ref::<UInt32Array>()
+        .ok_or_else(|| Error::Task("series index lost its type".into()))?;
+    let columns = layout
+        .sources
+        .iter()
+        .map(|source| match *source {
+            Source::Series(i) => arrow::compute::take(series.column(i), series_rows, None),
+            Source::Point(i) => arrow::compute::take(points.column(i), &order, None),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(def.schema.clone(), columns)?)
+}
+
+/// Cut sorted rows where the hour changes.
+fn split_hours(def: &TableDef, sorted: RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
+    let ts = ts_column(def, sorted.column(def.ts_index()))?.clone();
     let mut out = Vec::new();
     let mut start = 0usize;
     let n = sorted.num_rows();
     for i in 1..=n {
-        if i == n || sorted_hours.value(i) != sorted_hours.value(start) {
-            out.push((sorted_hours.value(start), sorted.slice(start, i - start)));
+        if i == n || hour_of(ts.value(i)) != hour_of(ts.value(start)) {
+            out.push((hour_of(ts.value(start)), sorted.slice(start, i - start)));
             start = i;
         }
     }
@@ -229,14 +332,11 @@ impl EncodedPart {
     }
 }
 
-/// Sorts `batches` into hour partitions and encodes each (CPU-bound: call
-/// from a blocking thread, see [`encode_partitions_blocking`]).
-pub(crate) fn encode_partitions(
-    def: &TableDef,
-    batches: &[RecordBatch],
-) -> Result<Vec<EncodedPart>> {
+/// Sorts `rows` into hour partitions and encodes each (CPU-bound: runs on
+/// the [`PersistThread`]).
+pub(crate) fn encode_partitions(def: &TableDef, rows: &[TableRows]) -> Result<Vec<EncodedPart>> {
     let mut out = Vec::new();
-    for (hour, batch) in sort_and_split(def, batches)? {
+    for (hour, batch) in sort_and_split(def, rows)? {
         let data = encode_parquet(def, &batch)?;
         let (min_ts, max_ts, columns) = summarise(def, &batch)?;
         out.push(EncodedPart {
@@ -251,14 +351,62 @@ pub(crate) fn encode_partitions(
     Ok(out)
 }
 
-/// [`encode_partitions`] on a blocking thread.
-pub(crate) async fn encode_partitions_blocking(
-    def: TableDef,
-    batches: Vec<RecordBatch>,
-) -> Result<Vec<EncodedPart>> {
-    tokio::task::spawn_blocking(move || encode_partitions(&def, &batches))
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
+type EncodeJob = Box<dyn FnOnce() + Send>;
+
+/// The store's persistence thread: every sort and Parquet encoding
+/// (persist, compaction, bulk loads) runs here, one at a time, so
+/// persistence uses at most one core however much of it is due, and the
+/// runtime's threads stay free for requests and the WAL. It stops when
+/// the store is dropped (after the job it is running).
+pub(crate) struct PersistThread {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<EncodeJob>>,
+}
+
+impl PersistThread {
+    pub(crate) fn start() -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
+        std::thread::Builder::new()
+            .name("history-persist".into())
+            .spawn(move || {
+                for job in rx {
+                    // A panicking job answers nobody (its caller gets an
+                    // error); the thread goes on with the next one.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .map_err(|e| Error::Task(format!("cannot start the persistence thread: {e}")))?;
+        Ok(Self {
+            jobs: std::sync::Mutex::new(tx),
+        })
+    }
+
+    /// [`encode_partitions`] on the persistence thread.
+    pub(crate) async fn encode(
+        &self,
+        def: TableDef,
+        rows: Vec<TableRows>,
+    ) -> Result<Vec<EncodedPart>> {
+        self.run(move || encode_partitions(&def, &rows)).await
+    }
+
+    /// Run `work` on the persistence thread, after the jobs queued before.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: EncodeJob = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| Error::Task("the persistence thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Task("the persistence thread dropped a job (it panicked)".into()))?
+    }
 }
 
 /// Min/max ts and index column summaries of a batch.
@@ -266,7 +414,7 @@ pub(crate) fn summarise(
     def: &TableDef,
     batch: &RecordBatch,
 ) -> Result<(i64, i64, BTreeMap<String, ColumnSummary>)> {
-    let (min_ts, max_ts) = crate::buffer::ts_range(batch, def.ts_index()).unwrap_or((0, 0));
+    let (min_ts, max_ts) = crate::buffer::ts_range(batch.column(def.ts_index())).unwrap_or((0, 0));
     let mut columns = BTreeMap::new();
     for c in &def.index_columns {
         let idx = def.schema.index_of(c)?;
@@ -364,7 +512,7 @@ mod tests {
         )
         .with_sort_key(["metric", "labels", "ts"]);
         def.validate().expect("a map may be in the sort key");
-        let parts = sort_and_split(&def, &[interleaved(&def, 50)]).expect("sorted");
+        let parts = sort_and_split(&def, &[interleaved(&def, 50).into()]).expect("sorted");
         assert_eq!(parts.len(), 1, "one hour");
         let batch = &parts[0].1;
         assert_eq!(batch.num_rows(), 150, "no row lost or added");

@@ -319,16 +319,24 @@ impl TableProvider for HistoryTable {
                 .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
+        // Buffered rows in series form become whole rows here, and only
+        // the projected columns: a query that does not read `labels` never
+        // copies them.
         let batches: Vec<RecordBatch> = chunks
             .into_iter()
             .filter(|c| pruning.keeps_range(c.min_ts, c.max_ts))
-            .map(|c| c.batch)
-            .collect();
+            .map(|c| c.rows.materialize(def, projection.map(Vec::as_slice)))
+            .collect::<crate::Result<_>>()
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         if !batches.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema.clone(),
+            };
             inputs.push(MemorySourceConfig::try_new_exec(
                 &[batches],
-                schema.clone(),
-                projection.cloned(),
+                projected,
+                None,
             )?);
         }
         if inputs.is_empty() {

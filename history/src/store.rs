@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{FileMeta, Manifest};
 use crate::persist;
 use crate::provider::HistoryTable;
+use crate::series::TableRows;
 use crate::stats::{HistoryStats, StatsInner};
 use crate::table::TableDef;
 use crate::wal::{self, WalCmd, WalWriter};
@@ -157,6 +158,8 @@ pub(crate) struct Shared {
     /// bulk loads writing outside the maintenance lock never collide with
     /// persist or compaction. Every manifest commit records it.
     pub file_ids: std::sync::atomic::AtomicU64,
+    /// Where sorting and Parquet encoding run.
+    pub persist_thread: persist::PersistThread,
 }
 
 /// Manifest and buffer, swapped together so a query never sees a row twice
@@ -304,10 +307,10 @@ impl Drop for Handle {
     }
 }
 
-/// One write: batches for one or more tables, made durable atomically.
+/// One write: rows for one or more tables, made durable atomically.
 #[derive(Debug, Clone, Default)]
 pub struct WriteSet {
-    entries: Vec<(String, RecordBatch)>,
+    entries: Vec<(String, TableRows)>,
 }
 
 impl WriteSet {
@@ -316,15 +319,17 @@ impl WriteSet {
         Self::default()
     }
 
-    /// Add a batch for `table` (builder style).
-    pub fn with(mut self, table: impl Into<String>, batch: RecordBatch) -> Self {
-        self.push(table, batch);
+    /// Add rows for `table` (builder style): a [`RecordBatch`] of whole
+    /// rows or a [`SeriesBatch`].
+    pub fn with(mut self, table: impl Into<String>, rows: impl Into<TableRows>) -> Self {
+        self.push(table, rows);
         self
     }
 
-    /// Add a batch for `table`.
-    pub fn push(&mut self, table: impl Into<String>, batch: RecordBatch) {
-        self.entries.push((table.into(), batch));
+    /// Add rows for `table`: a [`RecordBatch`] of whole rows or a
+    /// [`SeriesBatch`].
+    pub fn push(&mut self, table: impl Into<String>, rows: impl Into<TableRows>) {
+        self.entries.push((table.into(), rows.into()));
     }
 
     /// Number of rows in the write.
@@ -332,8 +337,8 @@ impl WriteSet {
         self.entries.iter().map(|(_, b)| b.num_rows()).sum()
     }
 
-    /// The batches, by table name, in the order they were added.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &RecordBatch)> {
+    /// The rows, by table name, in the order they were added.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &TableRows)> {
         self.entries.iter().map(|(t, b)| (t.as_str(), b))
     }
 }
@@ -502,6 +507,7 @@ impl HistoryStore {
             test_gate: Mutex::new(()),
             pending_deletes: Mutex::new(Vec::new()),
             file_ids: std::sync::atomic::AtomicU64::new(0),
+            persist_thread: persist::PersistThread::start()?,
         });
         remove_orphans(&shared).await?;
         {
@@ -532,7 +538,7 @@ impl HistoryStore {
             let now = sh.clock.now_micros();
             let replay = wal::replay(&sh.dir.join(WAL_DIR), &sh.defs, |rec| {
                 if rec.seq > persisted {
-                    buffer.apply(rec.seq, rec.entries, now);
+                    buffer.apply(rec.seq, rec.entries, now, &sh.defs);
                 }
                 Ok(())
             })?;
@@ -633,20 +639,35 @@ impl HistoryStore {
         let mut entries = Vec::with_capacity(set.entries.len());
         let mut rows = 0usize;
         let mut bytes = 0u64;
-        for (name, batch) in set.entries {
+        for (name, rows_in) in set.entries {
             let (idx, def) = shared.known_def(&name)?;
-            def.check_schema(batch.schema_ref())?;
-            let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())
-                .map_err(|e| Error::InvalidBatch {
-                    table: name.clone(),
-                    detail: e.to_string(),
-                })?;
-            if batch.num_rows() == 0 {
+            let checked = match rows_in {
+                TableRows::Rows(batch) => {
+                    def.check_schema(batch.schema_ref())?;
+                    TableRows::Rows(
+                        RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())
+                            .map_err(|e| Error::InvalidBatch {
+                                table: name.clone(),
+                                detail: e.to_string(),
+                            })?,
+                    )
+                }
+                TableRows::Series(batch) => {
+                    let layout = def.series_layout().ok_or_else(|| Error::InvalidBatch {
+                        table: name.clone(),
+                        detail: "rows in series form, but the table declares no series \
+                                 columns (TableDef::with_series_columns)"
+                            .into(),
+                    })?;
+                    TableRows::Series(layout.check(def, batch)?)
+                }
+            };
+            if checked.num_rows() == 0 {
                 continue;
             }
-            rows += batch.num_rows();
-            bytes += batch.get_array_memory_size() as u64;
-            entries.push((idx, batch));
+            rows += checked.num_rows();
+            bytes += checked.memory_size() as u64;
+            entries.push((idx, checked));
         }
         if entries.is_empty() {
             return Ok(WriteReceipt { seq: None, rows: 0 });
@@ -809,8 +830,8 @@ impl HistoryStore {
             let def = shared.defs[idx].clone();
             let min_seq = table_chunks.iter().map(|c| c.seq).min().unwrap_or(0);
             let max_seq = table_chunks.iter().map(|c| c.seq).max().unwrap_or(0);
-            let batches: Vec<RecordBatch> = table_chunks.into_iter().map(|c| c.batch).collect();
-            let parts = persist::encode_partitions_blocking(def.clone(), batches).await?;
+            let rows: Vec<TableRows> = table_chunks.into_iter().map(|c| c.rows).collect();
+            let parts = shared.persist_thread.encode(def.clone(), rows).await?;
             for part in parts {
                 let meta = part.meta(&def.name, shared.allocate_file_id(), min_seq, max_seq);
                 if let Err(e) = put_durable(&shared, &meta.path, part.data).await {
@@ -927,9 +948,10 @@ impl HistoryStore {
                     .bytes()
                     .await?;
                 let d2 = def.clone();
-                let b = tokio::task::spawn_blocking(move || persist::decode_parquet(&d2, data))
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))??;
+                let b = shared
+                    .persist_thread
+                    .run(move || persist::decode_parquet(&d2, data))
+                    .await?;
                 // Decoded rows, and the sorted copy made of them.
                 let size: u64 = b.iter().map(|b| b.get_array_memory_size() as u64).sum();
                 decoded += size;
@@ -937,7 +959,8 @@ impl HistoryStore {
                 batches.extend(b);
             }
             files.truncate(read);
-            let parts = persist::encode_partitions_blocking(def.clone(), batches).await?;
+            let rows = batches.into_iter().map(TableRows::Rows).collect();
+            let parts = shared.persist_thread.encode(def.clone(), rows).await?;
             let mut next = (*shared
                 .state
                 .read()

@@ -6,6 +6,7 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::error::{Error, Result};
+use crate::series::SeriesLayout;
 
 /// Name of the mandatory time column.
 pub const TIME_COLUMN: &str = "ts";
@@ -49,6 +50,11 @@ pub struct TableDef {
     /// Persisted files whose newest row is older than this are deleted.
     /// `None` keeps data forever.
     pub retention: Option<Duration>,
+    /// Columns that identify a series (e.g. `metric, labels, model`): with
+    /// them declared, writers may hand over rows in series form
+    /// ([`crate::SeriesBatch`]). Set with [`TableDef::with_series_columns`].
+    series_columns: Vec<String>,
+    series: Option<Arc<SeriesLayout>>,
 }
 
 impl TableDef {
@@ -61,7 +67,32 @@ impl TableDef {
             sort_key: vec![TIME_COLUMN.to_string()],
             index_columns: Vec::new(),
             retention: None,
+            series_columns: Vec::new(),
+            series: None,
         }
+    }
+
+    /// Declare the columns that identify a series: writers may then store
+    /// each series' values of them once per write ([`crate::SeriesBatch`]).
+    /// They should be the sort key's columns before `ts`, so persistence
+    /// sorts series, not rows. `ts` cannot be one.
+    pub fn with_series_columns(
+        mut self,
+        cols: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.series_columns = cols.into_iter().map(Into::into).collect();
+        self.series = (!self.series_columns.is_empty())
+            .then(|| Arc::new(SeriesLayout::new(&self.schema, &self.series_columns)));
+        self
+    }
+
+    /// The declared series columns (empty: rows only).
+    pub fn series_columns(&self) -> &[String] {
+        &self.series_columns
+    }
+
+    pub(crate) fn series_layout(&self) -> Option<&SeriesLayout> {
+        self.series.as_deref()
     }
 
     /// Set the sort key.
@@ -139,6 +170,22 @@ impl TableDef {
                 )));
             }
         }
+        for c in &self.series_columns {
+            if c == TIME_COLUMN {
+                return Err(bad(format!("`{TIME_COLUMN}` cannot be a series column")));
+            }
+            if self.schema.field_with_name(c).is_err() {
+                return Err(bad(format!("series column `{c}` is not in the schema")));
+            }
+        }
+        if let Some(layout) = &self.series
+            && layout.sources.len() != self.schema.fields().len()
+        {
+            return Err(bad(
+                "the schema changed after with_series_columns: declare the series columns last"
+                    .into(),
+            ));
+        }
         for c in &self.index_columns {
             let f = self
                 .schema
@@ -158,41 +205,45 @@ impl TableDef {
     }
 
     /// Check that `schema` (a batch's) matches the declared schema: same
-    /// names, types and order; nullable batch columns only where declared
-    /// nullable. Metadata is ignored.
+    /// names, types and order. Metadata and nullability are ignored.
     pub(crate) fn check_schema(&self, schema: &Schema) -> Result<()> {
-        let mismatch = |detail: String| Error::SchemaMismatch {
-            table: self.name.clone(),
-            detail,
-        };
-        let want = self.schema.fields();
-        let got = schema.fields();
-        if want.len() != got.len() {
+        check_fields(&self.name, &self.schema, schema, 0)
+    }
+}
+
+/// Check that `got` has `want`'s columns: same count, types and order, and
+/// the same names from column `unnamed` on.
+pub(crate) fn check_fields(table: &str, want: &Schema, got: &Schema, unnamed: usize) -> Result<()> {
+    let mismatch = |detail: String| Error::SchemaMismatch {
+        table: table.to_string(),
+        detail,
+    };
+    let (want, got) = (want.fields(), got.fields());
+    if want.len() != got.len() {
+        return Err(mismatch(format!(
+            "expected {} columns, got {}",
+            want.len(),
+            got.len()
+        )));
+    }
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if i >= unnamed && w.name() != g.name() {
             return Err(mismatch(format!(
-                "expected {} columns, got {}",
-                want.len(),
-                got.len()
+                "expected column `{}`, got `{}`",
+                w.name(),
+                g.name()
             )));
         }
-        for (w, g) in want.iter().zip(got.iter()) {
-            if w.name() != g.name() {
-                return Err(mismatch(format!(
-                    "expected column `{}`, got `{}`",
-                    w.name(),
-                    g.name()
-                )));
-            }
-            if w.data_type() != g.data_type() {
-                return Err(mismatch(format!(
-                    "column `{}` is {} but must be {}",
-                    w.name(),
-                    g.data_type(),
-                    w.data_type()
-                )));
-            }
+        if w.data_type() != g.data_type() {
+            return Err(mismatch(format!(
+                "column `{}` is {} but must be {}",
+                w.name(),
+                g.data_type(),
+                w.data_type()
+            )));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Build a schema from fields, for convenience.

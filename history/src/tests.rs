@@ -15,13 +15,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::*;
 use modelwatch_types::{Clock, ManualClock};
 
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
         .single()
         .expect("valid date")
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
@@ -40,7 +40,7 @@ fn samples_def() -> TableDef {
     .with_index_columns(["model", "version"])
 }
 
-fn events_def() -> TableDef {
+pub(crate) fn events_def() -> TableDef {
     TableDef::new(
         "events",
         schema(vec![
@@ -92,7 +92,7 @@ fn events(model: &str, start: i64, n: usize) -> RecordBatch {
     .expect("valid batch")
 }
 
-fn config(clock: Arc<ManualClock>) -> HistoryConfig {
+pub(crate) fn config(clock: Arc<ManualClock>) -> HistoryConfig {
     HistoryConfig {
         clock,
         wal_segment_max_bytes: 1 << 20,
@@ -105,14 +105,14 @@ fn config(clock: Arc<ManualClock>) -> HistoryConfig {
     }
 }
 
-struct Fixture {
+pub(crate) struct Fixture {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    clock: Arc<ManualClock>,
+    pub dir: PathBuf,
+    pub clock: Arc<ManualClock>,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
         Self {
@@ -150,7 +150,7 @@ async fn scalar_i64(store: &HistoryStore, sql: &str) -> i64 {
         .value(0)
 }
 
-async fn count(store: &HistoryStore, table: &str) -> i64 {
+pub(crate) async fn count(store: &HistoryStore, table: &str) -> i64 {
     scalar_i64(store, &format!("SELECT count(*) FROM {table}")).await
 }
 
@@ -481,9 +481,9 @@ async fn corruption_before_the_tail_is_refused() {
 #[test]
 fn record_frame_round_trip() {
     let defs = vec![samples_def(), events_def()];
-    let entries = vec![
-        (0usize, samples("a", "1", 5, 3, 1)),
-        (1usize, events("b", 7, 2)),
+    let entries: Vec<(usize, TableRows)> = vec![
+        (0, samples("a", "1", 5, 3, 1).into()),
+        (1, events("b", 7, 2).into()),
     ];
     let body = wal::encode_body(&entries, &defs).expect("encode");
     let mut frame = Vec::new();
@@ -1270,7 +1270,7 @@ mod prop {
             let defs = vec![samples_def()];
             let mut seg = vec![b'M', b'W', b'W', b'A', b'L', 0, 0, WAL_SEGMENT_VERSION];
             for i in 0..records {
-                let body = wal::encode_body(&[(0, samples("a", "1", i as i64, 3, 1))], &defs).expect("encode");
+                let body = wal::encode_body(&[(0, samples("a", "1", i as i64, 3, 1).into())], &defs).expect("encode");
                 wal::encode_frame(i as u64 + 1, &body, &mut seg);
             }
             let valid_len = seg.len() as u64;

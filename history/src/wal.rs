@@ -5,9 +5,16 @@
 //! ```text
 //! header : b"MWWAL" 0x00 0x00 <segment format version u8 = 1>      (8 bytes)
 //! record : [len u32 LE][crc32c(payload) u32 LE][payload; len bytes]  (repeated)
-//! payload: [format version u8 = 1][seq u64 LE][table count u32 LE]
-//!          { [name len u16 LE][name utf-8][ipc len u32 LE][Arrow IPC stream] }*
+//! payload: [format version u8 = 2][seq u64 LE][table count u32 LE]
+//!          { [name len u16 LE][name utf-8][form u8] rows }*
+//! rows   : form 0 (whole rows):  [ipc len u32 LE][Arrow IPC stream]
+//!          form 1 (series form): [ipc len u32 LE][series IPC stream]
+//!                                [ipc len u32 LE][points IPC stream]
 //! ```
+//! Version 1 payloads (written before the series form) have no form byte:
+//! every table entry is `[name len][name][ipc len][Arrow IPC stream]` of
+//! whole rows. They still replay; this build writes version 2 only.
+//!
 //! One record is one write; it may carry batches for several tables, and is
 //! applied all-or-nothing. Sequence numbers increase by one per record and
 //! never repeat, across segments and restarts.
@@ -25,34 +32,55 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::series::{SeriesBatch, TableRows};
 use crate::store::Shared;
 use crate::table::TableDef;
 
 /// Version of the segment header.
 pub const WAL_SEGMENT_VERSION: u8 = 1;
-/// Version byte at the start of each record payload.
-pub const WAL_RECORD_VERSION: u8 = 1;
+/// Version byte at the start of each record payload this build writes.
+pub const WAL_RECORD_VERSION: u8 = 2;
+/// The first record format (whole rows only), still replayed.
+pub const WAL_RECORD_VERSION_ROWS_ONLY: u8 = 1;
+const FORM_ROWS: u8 = 0;
+const FORM_SERIES: u8 = 1;
 const SEGMENT_MAGIC: [u8; 8] = [b'M', b'W', b'W', b'A', b'L', 0, 0, WAL_SEGMENT_VERSION];
 const FRAME_HEADER: usize = 8;
 /// Records above this size are garbage, whatever the configuration.
 pub(crate) const MAX_RECORD_BYTES: usize = 1 << 30;
 
+fn put_ipc(out: &mut Vec<u8>, batch: &RecordBatch) -> Result<()> {
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    {
+        let mut w = StreamWriter::try_new(&mut *out, batch.schema_ref())?;
+        w.write(batch)?;
+        w.finish()?;
+    }
+    let len = (out.len() - len_at - 4) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
 /// Encode the table part of a payload (everything after version and seq).
-pub(crate) fn encode_body(entries: &[(usize, RecordBatch)], defs: &[TableDef]) -> Result<Vec<u8>> {
+pub(crate) fn encode_body(entries: &[(usize, TableRows)], defs: &[TableDef]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for (idx, batch) in entries {
+    for (idx, rows) in entries {
         let name = defs[*idx].name.as_bytes();
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
         out.extend_from_slice(name);
-        let mut ipc = Vec::new();
-        {
-            let mut w = StreamWriter::try_new(&mut ipc, batch.schema_ref())?;
-            w.write(batch)?;
-            w.finish()?;
+        match rows {
+            TableRows::Rows(batch) => {
+                out.push(FORM_ROWS);
+                put_ipc(&mut out, batch)?;
+            }
+            TableRows::Series(s) => {
+                out.push(FORM_SERIES);
+                put_ipc(&mut out, s.series())?;
+                put_ipc(&mut out, s.points())?;
+            }
         }
-        out.extend_from_slice(&(ipc.len() as u32).to_le_bytes());
-        out.extend_from_slice(&ipc);
     }
     Ok(out)
 }
@@ -74,8 +102,8 @@ pub(crate) fn encode_frame(seq: u64, body: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug)]
 pub(crate) struct Record {
     pub seq: u64,
-    /// (table index, batch)
-    pub entries: Vec<(usize, RecordBatch)>,
+    /// (table index, rows)
+    pub entries: Vec<(usize, TableRows)>,
 }
 
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -97,9 +125,10 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
     };
     let mut p = payload;
     let version = take(&mut p, 1).ok_or_else(|| corrupt("empty payload".into()))?[0];
-    if version != WAL_RECORD_VERSION {
+    if version != WAL_RECORD_VERSION && version != WAL_RECORD_VERSION_ROWS_ONLY {
         return Err(corrupt(format!(
-            "record format version {version} is not supported (this build reads {WAL_RECORD_VERSION})"
+            "record format version {version} is not supported (this build reads \
+             {WAL_RECORD_VERSION_ROWS_ONLY} and {WAL_RECORD_VERSION}); run the build that wrote it"
         )));
     }
     let seq = u64::from_le_bytes(
@@ -117,6 +146,17 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
             .and_then(|b| b.try_into().ok())
             .ok_or_else(short)?,
     );
+    let ipc = |p: &mut &'_ [u8]| -> Result<Vec<RecordBatch>> {
+        let il = u32::from_le_bytes(
+            take(p, 4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(short)?,
+        );
+        let bytes = take(p, il as usize).ok_or_else(short)?;
+        StreamReader::try_new(Cursor::new(bytes), None)?
+            .map(|b| b.map_err(Error::from))
+            .collect()
+    };
     let mut entries = Vec::with_capacity(n.min(1024) as usize);
     for _ in 0..n {
         let nl = u16::from_le_bytes(
@@ -126,12 +166,6 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
         );
         let name =
             String::from_utf8_lossy(take(&mut p, nl as usize).ok_or_else(short)?).into_owned();
-        let il = u32::from_le_bytes(
-            take(&mut p, 4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(short)?,
-        );
-        let ipc = take(&mut p, il as usize).ok_or_else(short)?;
         let Some(idx) = defs.iter().position(|d| d.name == name) else {
             return Err(Error::WalTableMismatch {
                 seq,
@@ -140,17 +174,45 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
             });
         };
         let def = &defs[idx];
-        let reader = StreamReader::try_new(Cursor::new(ipc), None)?;
-        for batch in reader {
-            let batch = batch?;
-            def.check_schema(batch.schema_ref())
-                .map_err(|e| Error::WalTableMismatch {
-                    seq,
-                    table: name.clone(),
-                    detail: e.to_string(),
+        let mismatch = |e: Error| Error::WalTableMismatch {
+            seq,
+            table: name.clone(),
+            detail: e.to_string(),
+        };
+        let form = if version == WAL_RECORD_VERSION_ROWS_ONLY {
+            FORM_ROWS
+        } else {
+            take(&mut p, 1).ok_or_else(short)?[0]
+        };
+        match form {
+            FORM_ROWS => {
+                for batch in ipc(&mut p)? {
+                    def.check_schema(batch.schema_ref()).map_err(mismatch)?;
+                    let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())?;
+                    entries.push((idx, TableRows::Rows(batch)));
+                }
+            }
+            FORM_SERIES => {
+                let layout = def.series_layout().ok_or_else(|| {
+                    mismatch(Error::InvalidBatch {
+                        table: name.clone(),
+                        detail: "series-form rows, but the table declares no series columns".into(),
+                    })
                 })?;
-            let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())?;
-            entries.push((idx, batch));
+                let (series, points) = (ipc(&mut p)?, ipc(&mut p)?);
+                let [series] = <[RecordBatch; 1]>::try_from(series).map_err(|_| short())?;
+                let [points] = <[RecordBatch; 1]>::try_from(points).map_err(|_| short())?;
+                let batch = layout
+                    .check(def, SeriesBatch::new(series, points))
+                    .map_err(mismatch)?;
+                entries.push((idx, TableRows::Series(batch)));
+            }
+            other => {
+                return Err(mismatch(Error::InvalidBatch {
+                    table: name.clone(),
+                    detail: format!("unknown rows form {other}"),
+                }));
+            }
         }
     }
     Ok(Record { seq, entries })
@@ -322,7 +384,7 @@ pub(crate) fn replay(
 /// A write waiting for the fsync: body, batches, bytes, reply.
 type PendingWrite = (
     Vec<u8>,
-    Vec<(usize, RecordBatch)>,
+    Vec<(usize, TableRows)>,
     u64,
     oneshot::Sender<Result<u64>>,
 );
@@ -331,7 +393,7 @@ type PendingWrite = (
 pub(crate) enum WalCmd {
     Write {
         body: Vec<u8>,
-        entries: Vec<(usize, RecordBatch)>,
+        entries: Vec<(usize, TableRows)>,
         bytes: u64,
         reply: oneshot::Sender<Result<u64>>,
     },
@@ -528,9 +590,12 @@ impl WalWriter {
         {
             let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
             for (i, (_, entries, _, _)) in writes.iter_mut().enumerate() {
-                state
-                    .buffer
-                    .apply(first + i as u64, std::mem::take(entries), now);
+                state.buffer.apply(
+                    first + i as u64,
+                    std::mem::take(entries),
+                    now,
+                    &self.shared.defs,
+                );
             }
             // Publish the buffer before releasing the in-flight bytes, so the
             // admission check never undercounts.

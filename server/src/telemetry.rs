@@ -129,9 +129,15 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
                 sort.push("labels");
             }
             sort.push("ts");
-            let def = TableDef::new(name, schema.clone())
+            let mut def = TableDef::new(name, schema.clone())
                 .with_sort_key(sort)
                 .with_index_columns(index);
+            // Remote write hands `samples` over in series form: each
+            // series' labels once per request (ARCHITECTURE "Series in the
+            // history").
+            if name == collectors::schema::SAMPLES {
+                def = def.with_series_columns(collectors::SAMPLES_SERIES_COLUMNS);
+            }
             // Reference data is what drift is measured against: it is kept
             // until its version is gone, not aged out.
             if name == collectors::schema::REFERENCE {
@@ -186,7 +192,11 @@ impl Telemetry {
             let batches = collectors::decode_remote_write(body, protocol, &self.remote_write)?;
             let mut set = WriteSet::new();
             if batches.samples.num_rows() > 0 {
-                set.push(collectors::schema::SAMPLES, batches.samples);
+                let collectors::SeriesRows { series, points } = batches.samples;
+                set.push(
+                    collectors::schema::SAMPLES,
+                    history::SeriesBatch::new(series, points),
+                );
             }
             if batches.histograms.num_rows() > 0 {
                 set.push(collectors::schema::HISTOGRAMS, batches.histograms);

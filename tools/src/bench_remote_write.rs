@@ -317,6 +317,7 @@ mod tests {
         let first_ts = 1_767_225_600_000 + 10 * 15_000;
         let ts = batches
             .samples
+            .points
             .column_by_name("ts")
             .expect("ts column")
             .as_any()
@@ -361,6 +362,7 @@ mod tests {
         // 20 labels: __name__ and the two model labels become columns.
         let labels = v1
             .samples
+            .series
             .column_by_name("labels")
             .expect("labels")
             .as_any()

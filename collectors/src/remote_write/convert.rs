@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use super::{RemoteWriteBatches, RemoteWriteConfig, RemoteWriteSummary};
 use crate::schema::{
-    HistogramRow, HistogramsBuilder, LabelPair, SOURCE_REMOTE_WRITE, SampleMeta, SamplesBuilder,
-    SizeHint, is_stale_nan, kind,
+    HistogramRow, HistogramsBuilder, LabelPair, SOURCE_REMOTE_WRITE, SampleMeta,
+    SeriesSamplesBuilder, is_stale_nan, kind,
 };
 use crate::{Error, Result};
 
@@ -276,7 +276,8 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
     let mut labels: Vec<LabelPair<'_>> = Vec::with_capacity(p.labels.len());
     let mut series = Vec::with_capacity(p.series.len());
     let mut estimate: u64 = 0;
-    let mut hint = SizeHint::default();
+    // Builder sizes: series with samples, their labels, their samples.
+    let (mut hint_series, mut hint_labels, mut hint_label_bytes, mut hint_points) = (0, 0, 0, 0);
     for (index, raw) in p.series.iter().enumerate() {
         if let Some(reason) = &raw.invalid {
             return Err(Error::InvalidSeries {
@@ -297,14 +298,12 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
             + (key_bytes + value_bytes + 8 * kept.len()) as u64;
         let rows = (raw.samples.len() + raw.histograms.len()) as u64;
         estimate = estimate.saturating_add(row_bytes.saturating_mul(rows));
-        let n = raw.samples.len();
-        hint.rows += n;
-        hint.metric_bytes += n * s.metric.len();
-        hint.label_entries += n * kept.len();
-        hint.label_key_bytes += n * key_bytes;
-        hint.label_value_bytes += n * value_bytes;
-        hint.model_bytes += n * s.model.map_or(0, str::len);
-        hint.version_bytes += n * s.version.map_or(0, str::len);
+        if !raw.samples.is_empty() {
+            hint_series += 1;
+            hint_labels += kept.len();
+            hint_label_bytes += key_bytes + value_bytes;
+            hint_points += raw.samples.len();
+        }
         series.push(s);
     }
     let limit = cfg.max_output_bytes.min(i32::MAX as u64 - 1);
@@ -315,7 +314,12 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
         });
     }
     // Pass 2: build.
-    let mut samples = SamplesBuilder::with_capacity(&hint);
+    let mut samples = SeriesSamplesBuilder::with_capacity(
+        hint_series,
+        hint_labels,
+        hint_label_bytes,
+        hint_points,
+    );
     let mut hists = HistogramsBuilder::new();
     for (index, (raw, s)) in p.series.iter().zip(&series).enumerate() {
         let invalid = |reason| Error::InvalidSeries { index, reason };
@@ -334,11 +338,14 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
             unit: raw.unit,
             source: SOURCE_REMOTE_WRITE,
         };
-        for sample in &p.samples[raw.samples.clone()] {
-            let ts_us = ms_to_us(sample.timestamp_ms).map_err(invalid)?;
-            let stale = is_stale_nan(sample.value);
-            summary.stale_markers += usize::from(stale);
-            samples.append(&meta, ts_us, start_ts_us, sample.value, stale)?;
+        if !raw.samples.is_empty() {
+            let id = samples.add_series(&meta)?;
+            for sample in &p.samples[raw.samples.clone()] {
+                let ts_us = ms_to_us(sample.timestamp_ms).map_err(invalid)?;
+                let stale = is_stale_nan(sample.value);
+                summary.stale_markers += usize::from(stale);
+                samples.append(id, ts_us, start_ts_us, sample.value, stale);
+            }
         }
         for h in &p.histograms[raw.histograms.clone()] {
             match native_histogram(h, raw.gauge_histogram, start_ts_us).map_err(invalid)? {

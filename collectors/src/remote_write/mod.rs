@@ -169,8 +169,10 @@ pub struct RemoteWriteSummary {
 /// The result of decoding one request.
 #[derive(Debug, Clone)]
 pub struct RemoteWriteBatches {
-    /// Rows for the `samples` table (schema [`crate::samples_schema`]).
-    pub samples: RecordBatch,
+    /// Rows for the `samples` table in series form (each series' labels
+    /// once; [`crate::SeriesRows::to_rows`] with [`crate::samples_schema`]
+    /// makes them whole).
+    pub samples: crate::SeriesRows,
     /// Rows for the `histograms` table (schema [`crate::histograms_schema`]),
     /// often empty.
     pub histograms: RecordBatch,

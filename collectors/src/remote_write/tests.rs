@@ -66,7 +66,7 @@ fn round_trip_with_unsorted_labels_stale_markers_and_missing_model() {
         metadata: vec![MetricMetadata::default()],
     };
     let out = decode(&req).unwrap();
-    let b = &out.samples;
+    let b = &rows(&out);
     assert_eq!(b.schema(), crate::samples_schema());
     assert_eq!(b.num_rows(), 3);
     let metric = column(b, "metric").as_string::<i32>();
@@ -134,7 +134,7 @@ fn configurable_attribution_labels() {
         ..Default::default()
     };
     let out = decode_remote_write(&body(&req), RemoteWriteVersion::V1, &cfg).unwrap();
-    let b = &out.samples;
+    let b = &rows(&out);
     assert_eq!(column(b, "model").as_string::<i32>().value(0), "m");
     assert_eq!(column(b, "version").as_string::<i32>().value(0), "v1.2");
     assert_eq!(
@@ -155,6 +155,13 @@ fn bucket_series_stay_samples() {
     let out = decode(&req).unwrap();
     assert_eq!(out.samples.num_rows(), 1);
     assert_eq!(out.histograms.num_rows(), 0);
+}
+
+/// The decoded samples as whole rows.
+fn rows(out: &RemoteWriteBatches) -> arrow_array::RecordBatch {
+    out.samples
+        .to_rows(&crate::samples_schema())
+        .expect("series-form samples become whole rows")
 }
 
 fn class_of(body: &[u8]) -> (ErrorClass, String) {
@@ -529,7 +536,7 @@ proptest::proptest! {
 /// one outcome whatever the wording (prost's and the reader's differ).
 #[derive(Debug, PartialEq)]
 enum Outcome {
-    Batches(Box<(RecordBatch, RecordBatch, RemoteWriteSummary)>),
+    Batches(Box<(crate::SeriesRows, RecordBatch, RemoteWriteSummary)>),
     Malformed,
     Refused(String),
 }
@@ -1030,7 +1037,7 @@ fn v2_spec_shaped_request_decodes_to_exactly_the_expected_rows() {
             metadata_ignored: 0,
         }
     );
-    let b = &out.samples;
+    let b = &rows(&out);
     assert_eq!(b.schema(), crate::samples_schema());
     let us = |ms: i64| ms * 1000;
     let ts = column(b, "ts").as_primitive::<TimestampMicrosecondType>();
