@@ -498,14 +498,12 @@ impl SizeHint {
     }
 }
 
-/// Builds a `samples` batch row by row.
-pub(crate) struct SamplesBuilder {
-    ts: TimestampMicrosecondBuilder,
-    start_ts: TimestampMicrosecondBuilder,
+/// The series columns of `samples` ([`SAMPLES_SERIES_COLUMNS`]), one row
+/// per append: per sample in [`SamplesBuilder`], per series in
+/// [`SeriesSamplesBuilder`].
+struct SampleSeriesColumns {
     metric: StringBuilder,
-    value: Float64Builder,
     kind: StringBuilder,
-    stale: BooleanBuilder,
     labels: StrMapBuilder,
     model: StringBuilder,
     version: StringBuilder,
@@ -515,18 +513,14 @@ pub(crate) struct SamplesBuilder {
     source: StringBuilder,
 }
 
-impl SamplesBuilder {
+impl SampleSeriesColumns {
     /// Pre-sized builders: growing them row by row costs more than
     /// filling them (reallocation + copy).
-    pub fn with_capacity(h: &SizeHint) -> Self {
+    fn with_capacity(h: &SizeHint) -> Self {
         let cap = h.rows;
         Self {
-            ts: ts_builder(cap),
-            start_ts: ts_builder(cap),
             metric: StringBuilder::with_capacity(cap, h.metric_bytes),
-            value: Float64Builder::with_capacity(cap),
             kind: StringBuilder::with_capacity(cap, cap * 8),
-            stale: BooleanBuilder::with_capacity(cap),
             labels: MapBuilder::with_capacity(
                 None,
                 StringBuilder::with_capacity(h.label_entries, h.label_key_bytes),
@@ -542,8 +536,96 @@ impl SamplesBuilder {
         }
     }
 
+    fn len(&self) -> usize {
+        self.metric.len()
+    }
+
+    fn append(
+        &mut self,
+        meta: &SampleMeta<'_>,
+        metric: &str,
+        extra: Option<(&str, &str)>,
+    ) -> Result<()> {
+        self.metric.append_value(metric);
+        self.kind.append_value(meta.kind);
+        append_labels(&mut self.labels, meta.labels, extra)?;
+        self.model.append_option(meta.model);
+        self.version.append_option(meta.version);
+        self.temporality.append_option(meta.temporality);
+        self.monotonic.append_option(meta.monotonic);
+        self.unit.append_option(meta.unit);
+        self.source.append_value(meta.source);
+        Ok(())
+    }
+
+    /// In [`SAMPLES_SERIES_COLUMNS`] order.
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.metric.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.labels.finish()),
+            Arc::new(self.model.finish()),
+            Arc::new(self.version.finish()),
+            Arc::new(self.temporality.finish()),
+            Arc::new(self.monotonic.finish()),
+            Arc::new(self.unit.finish()),
+            Arc::new(self.source.finish()),
+        ]
+    }
+}
+
+/// The other columns of `samples`, one row per sample.
+struct SamplePointColumns {
+    ts: TimestampMicrosecondBuilder,
+    start_ts: TimestampMicrosecondBuilder,
+    value: Float64Builder,
+    stale: BooleanBuilder,
+}
+
+impl SamplePointColumns {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            ts: ts_builder(rows),
+            start_ts: ts_builder(rows),
+            value: Float64Builder::with_capacity(rows),
+            stale: BooleanBuilder::with_capacity(rows),
+        }
+    }
+
+    fn append(&mut self, ts_us: i64, start_ts_us: Option<i64>, value: f64, stale: bool) {
+        self.ts.append_value(ts_us);
+        self.start_ts.append_option(start_ts_us);
+        self.value.append_value(value);
+        self.stale.append_value(stale);
+    }
+
+    /// In table order (`ts, start_ts, value, stale`).
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.start_ts.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.stale.finish()),
+        ]
+    }
+}
+
+/// Builds a `samples` batch row by row.
+pub(crate) struct SamplesBuilder {
+    series: SampleSeriesColumns,
+    points: SamplePointColumns,
+}
+
+impl SamplesBuilder {
+    pub fn with_capacity(h: &SizeHint) -> Self {
+        Self {
+            series: SampleSeriesColumns::with_capacity(h),
+            points: SamplePointColumns::with_capacity(h.rows),
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.value.len()
+        self.series.len()
     }
 
     pub fn append(
@@ -571,38 +653,25 @@ impl SamplesBuilder {
         stale: bool,
         extra: Option<(&str, &str)>,
     ) -> Result<()> {
-        self.ts.append_value(ts_us);
-        self.start_ts.append_option(start_ts_us);
-        self.metric.append_value(metric);
-        self.value.append_value(value);
-        self.kind.append_value(meta.kind);
-        self.stale.append_value(stale);
-        append_labels(&mut self.labels, meta.labels, extra)?;
-        self.model.append_option(meta.model);
-        self.version.append_option(meta.version);
-        self.temporality.append_option(meta.temporality);
-        self.monotonic.append_option(meta.monotonic);
-        self.unit.append_option(meta.unit);
-        self.source.append_value(meta.source);
+        self.series.append(meta, metric, extra)?;
+        self.points.append(ts_us, start_ts_us, value, stale);
         Ok(())
     }
 
     pub fn finish(mut self) -> Result<RecordBatch> {
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.ts.finish()),
-            Arc::new(self.start_ts.finish()),
-            Arc::new(self.metric.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.stale.finish()),
-            Arc::new(self.labels.finish()),
-            Arc::new(self.model.finish()),
-            Arc::new(self.version.finish()),
-            Arc::new(self.temporality.finish()),
-            Arc::new(self.monotonic.finish()),
-            Arc::new(self.unit.finish()),
-            Arc::new(self.source.finish()),
-        ];
+        let series = self.series.finish();
+        let points = self.points.finish();
+        // Table order from the two groups, by name.
+        let (series_schema, points_schema) = samples_series_schemas();
+        let cols = samples_schema()
+            .fields()
+            .iter()
+            .map(|f| match series_schema.index_of(f.name()) {
+                Ok(i) => series[i].clone(),
+                // The points schema starts with the series index.
+                Err(_) => points[points_schema.index_of(f.name()).unwrap_or(1) - 1].clone(),
+            })
+            .collect();
         Ok(RecordBatch::try_new(samples_schema(), cols)?)
     }
 }
@@ -610,75 +679,35 @@ impl SamplesBuilder {
 /// Builds `samples` rows in series form: each series' columns once, then
 /// its points.
 pub(crate) struct SeriesSamplesBuilder {
-    metric: StringBuilder,
-    kind: StringBuilder,
-    labels: StrMapBuilder,
-    model: StringBuilder,
-    version: StringBuilder,
-    temporality: StringBuilder,
-    monotonic: BooleanBuilder,
-    unit: StringBuilder,
-    source: StringBuilder,
+    series: SampleSeriesColumns,
     index: UInt32Builder,
-    ts: TimestampMicrosecondBuilder,
-    start_ts: TimestampMicrosecondBuilder,
-    value: Float64Builder,
-    stale: BooleanBuilder,
+    points: SamplePointColumns,
 }
 
 impl SeriesSamplesBuilder {
-    /// Builders sized for `series` series with `label_entries` labels
-    /// (`label_bytes` of text) in all, and `points` points.
-    pub fn with_capacity(
-        series: usize,
-        label_entries: usize,
-        label_bytes: usize,
-        points: usize,
-    ) -> Self {
+    /// `series` sizes the series columns (its `rows` are series), `points`
+    /// the points.
+    pub fn with_capacity(series: &SizeHint, points: usize) -> Self {
         Self {
-            metric: StringBuilder::with_capacity(series, series * 24),
-            kind: StringBuilder::with_capacity(series, series * 8),
-            labels: MapBuilder::with_capacity(
-                None,
-                StringBuilder::with_capacity(label_entries, label_bytes / 2),
-                StringBuilder::with_capacity(label_entries, label_bytes / 2),
-                series,
-            ),
-            model: StringBuilder::with_capacity(series, series * 12),
-            version: StringBuilder::with_capacity(series, series * 4),
-            temporality: StringBuilder::with_capacity(series, 0),
-            monotonic: BooleanBuilder::with_capacity(series),
-            unit: StringBuilder::with_capacity(series, 0),
-            source: StringBuilder::with_capacity(series, series * 24),
+            series: SampleSeriesColumns::with_capacity(series),
             index: UInt32Builder::with_capacity(points),
-            ts: ts_builder(points),
-            start_ts: ts_builder(points),
-            value: Float64Builder::with_capacity(points),
-            stale: BooleanBuilder::with_capacity(points),
+            points: SamplePointColumns::with_capacity(points),
         }
     }
 
     /// Points appended so far.
     pub fn len(&self) -> usize {
-        self.value.len()
+        self.index.len()
     }
 
     /// Add a series; its points refer to the returned index.
     pub fn add_series(&mut self, meta: &SampleMeta<'_>) -> Result<u32> {
-        let index = u32::try_from(self.metric.len()).map_err(|_| {
+        let index = u32::try_from(self.series.len()).map_err(|_| {
             arrow_schema::ArrowError::InvalidArgumentError(
                 "more than 2^32 series in one batch".into(),
             )
         })?;
-        self.metric.append_value(meta.metric);
-        self.kind.append_value(meta.kind);
-        append_labels(&mut self.labels, meta.labels, None)?;
-        self.model.append_option(meta.model);
-        self.version.append_option(meta.version);
-        self.temporality.append_option(meta.temporality);
-        self.monotonic.append_option(meta.monotonic);
-        self.unit.append_option(meta.unit);
-        self.source.append_value(meta.source);
+        self.series.append(meta, meta.metric, None)?;
         Ok(index)
     }
 
@@ -692,34 +721,15 @@ impl SeriesSamplesBuilder {
         stale: bool,
     ) {
         self.index.append_value(series);
-        self.ts.append_value(ts_us);
-        self.start_ts.append_option(start_ts_us);
-        self.value.append_value(value);
-        self.stale.append_value(stale);
+        self.points.append(ts_us, start_ts_us, value, stale);
     }
 
     pub fn finish(mut self) -> Result<SeriesRows> {
         let (series_schema, points_schema) = samples_series_schemas();
-        let series: Vec<ArrayRef> = vec![
-            Arc::new(self.metric.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.labels.finish()),
-            Arc::new(self.model.finish()),
-            Arc::new(self.version.finish()),
-            Arc::new(self.temporality.finish()),
-            Arc::new(self.monotonic.finish()),
-            Arc::new(self.unit.finish()),
-            Arc::new(self.source.finish()),
-        ];
-        let points: Vec<ArrayRef> = vec![
-            Arc::new(self.index.finish()),
-            Arc::new(self.ts.finish()),
-            Arc::new(self.start_ts.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.stale.finish()),
-        ];
+        let mut points: Vec<ArrayRef> = vec![Arc::new(self.index.finish())];
+        points.extend(self.points.finish());
         Ok(SeriesRows {
-            series: RecordBatch::try_new(series_schema, series)?,
+            series: RecordBatch::try_new(series_schema, self.series.finish())?,
             points: RecordBatch::try_new(points_schema, points)?,
         })
     }

@@ -2,11 +2,12 @@
 //! reading them back for compaction.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow::array::{UInt32Array, UInt64Array};
-use arrow::compute::{SortColumn, cast, concat_batches, take_record_batch};
+use arrow::compute::{SortColumn, cast, concat_batches, take, take_record_batch};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
@@ -76,17 +77,62 @@ fn series_hashes(column: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(UInt64Array::from(hashes)))
 }
 
-/// Sort `rows` by (hour, sort key) and split them into one batch per hour
-/// partition. A series table whose sort key is its series columns then
-/// `ts` sorts its series once and the rows by integer keys
-/// ([`sort_series`]); any other table sorts whole rows.
-pub(crate) fn sort_and_split(
-    def: &TableDef,
-    rows: &[TableRows],
-) -> Result<Vec<(i64, RecordBatch)>> {
-    if rows.iter().all(|r| r.num_rows() == 0) {
-        return Ok(Vec::new());
+/// Rows in partition order, made whole one piece at a time: a series
+/// table's sorted rows are two index arrays into its series and points
+/// until a piece of them is written, so persistence never holds a whole
+/// copy of the rows with every point's labels.
+enum Sorted {
+    Whole(RecordBatch),
+    Series(Box<SeriesSorted>),
+}
+
+/// Row `n` is point `order[n]` of `points`, of series `series_rows[n]`.
+struct SeriesSorted {
+    series: RecordBatch,
+    points: RecordBatch,
+    order: UInt32Array,
+    series_rows: UInt32Array,
+}
+
+/// Each hour partition's range of the sorted rows.
+type HourRanges = Vec<(i64, Range<usize>)>;
+
+impl Sorted {
+    /// Rows `range`, whole, with the table's schema.
+    fn piece(&self, def: &TableDef, range: Range<usize>) -> Result<RecordBatch> {
+        match self {
+            Sorted::Whole(b) => Ok(b.slice(range.start, range.len())),
+            Sorted::Series(s) => {
+                let SeriesSorted {
+                    series,
+                    points,
+                    order,
+                    series_rows,
+                } = s.as_ref();
+                let layout = def.series_layout().ok_or_else(|| {
+                    Error::Task("series-sorted rows for a table without series columns".into())
+                })?;
+                let order = order.slice(range.start, range.len());
+                let series_rows = series_rows.slice(range.start, range.len());
+                let columns = layout
+                    .sources
+                    .iter()
+                    .map(|source| match *source {
+                        Source::Series(i) => take(series.column(i), &series_rows, None),
+                        Source::Point(i) => take(points.column(i), &order, None),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(RecordBatch::try_new(def.schema.clone(), columns)?)
+            }
+        }
     }
+}
+
+/// Sort `rows` by (hour, sort key): the sorted rows and each hour's range
+/// of them. A series table whose sort key is its series columns then `ts`
+/// sorts its series once and the rows by integer keys ([`sort_series`]);
+/// any other table sorts whole rows.
+fn sort(def: &TableDef, rows: &[TableRows]) -> Result<(Sorted, HourRanges)> {
     let sorted = match def.series_layout() {
         Some(layout) if sorts_by_series(def) => sort_series(def, layout, rows)?,
         _ => {
@@ -97,7 +143,41 @@ pub(crate) fn sort_and_split(
             sort_rows(def, &concat_batches(&def.schema, &batches)?)?
         }
     };
-    split_hours(def, sorted)
+    let ts = match &sorted {
+        Sorted::Whole(b) => ts_column(def, b.column(def.ts_index()))?.values().to_vec(),
+        Sorted::Series(s) => {
+            let SeriesSorted { points, order, .. } = s.as_ref();
+            let i = def
+                .series_layout()
+                .and_then(|l| l.points_schema.index_of(TIME_COLUMN).ok())
+                .ok_or_else(|| Error::Task("the points have no ts column".into()))?;
+            let ts = ts_column(def, points.column(i))?.values();
+            order.values().iter().map(|&o| ts[o as usize]).collect()
+        }
+    };
+    let mut hours = Vec::new();
+    let mut start = 0usize;
+    for i in 1..=ts.len() {
+        if i == ts.len() || hour_of(ts[i]) != hour_of(ts[start]) {
+            hours.push((hour_of(ts[start]), start..i));
+            start = i;
+        }
+    }
+    Ok((sorted, hours))
+}
+
+/// Sort `rows` by (hour, sort key) and split them into one whole batch per
+/// hour partition.
+#[cfg(test)]
+pub(crate) fn sort_and_split(
+    def: &TableDef,
+    rows: &[TableRows],
+) -> Result<Vec<(i64, RecordBatch)>> {
+    let (sorted, hours) = sort(def, rows)?;
+    hours
+        .into_iter()
+        .map(|(hour, range)| Ok((hour, sorted.piece(def, range)?)))
+        .collect()
 }
 
 /// Whether the sort key is some series columns followed by `ts` alone.
@@ -127,7 +207,7 @@ fn sort_values(column: &ArrayRef) -> Result<ArrayRef> {
 }
 
 /// Whole rows sorted by (hour, sort key).
-fn sort_rows(def: &TableDef, all: &RecordBatch) -> Result<RecordBatch> {
+fn sort_rows(def: &TableDef, all: &RecordBatch) -> Result<Sorted> {
     let ts = ts_column(def, all.column(def.ts_index()))?;
     let hours: Int64Array = ts.iter().map(|v| v.map(hour_of)).collect();
     let mut cols = vec![SortColumn {
@@ -141,7 +221,7 @@ fn sort_rows(def: &TableDef, all: &RecordBatch) -> Result<RecordBatch> {
         });
     }
     let indices = sort_indices(&cols)?;
-    Ok(take_record_batch(all, &indices)?)
+    Ok(Sorted::Whole(take_record_batch(all, &indices)?))
 }
 
 /// Series-form rows sorted by (hour, series key, ts): the text and map
@@ -149,7 +229,7 @@ fn sort_rows(def: &TableDef, all: &RecordBatch) -> Result<RecordBatch> {
 /// sorts by three integers (its hour, its series' rank, its time). Equal
 /// series keys share a rank, so rows of one series written by different
 /// writes end up together, as [`sort_rows`] would put them.
-fn sort_series(def: &TableDef, layout: &SeriesLayout, rows: &[TableRows]) -> Result<RecordBatch> {
+fn sort_series(def: &TableDef, layout: &SeriesLayout, rows: &[TableRows]) -> Result<Sorted> {
     let parts: Vec<SeriesBatch> = rows
         .iter()
         .map(|r| r.to_series(def))
@@ -202,36 +282,13 @@ fn sort_series(def: &TableDef, layout: &SeriesLayout, rows: &[TableRows]) -> Res
         let t = ts_values[i as usize];
         (hour_of(t), rank[global[i as usize] as usize], t, i)
     });
-    let order = UInt32Array::from(order);
-    let series_rows = arrow::compute::take(&UInt32Array::from(global), &order, None)?;
-    let series_rows = series_rows
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .ok_or_else(|| Error::Task("series index lost its type".into()))?;
-    let columns = layout
-        .sources
-        .iter()
-        .map(|source| match *source {
-            Source::Series(i) => arrow::compute::take(series.column(i), series_rows, None),
-            Source::Point(i) => arrow::compute::take(points.column(i), &order, None),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(def.schema.clone(), columns)?)
-}
-
-/// Cut sorted rows where the hour changes.
-fn split_hours(def: &TableDef, sorted: RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
-    let ts = ts_column(def, sorted.column(def.ts_index()))?.clone();
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    let n = sorted.num_rows();
-    for i in 1..=n {
-        if i == n || hour_of(ts.value(i)) != hour_of(ts.value(start)) {
-            out.push((hour_of(ts.value(start)), sorted.slice(start, i - start)));
-            start = i;
-        }
-    }
-    Ok(out)
+    let series_rows = UInt32Array::from_iter_values(order.iter().map(|&i| global[i as usize]));
+    Ok(Sorted::Series(Box::new(SeriesSorted {
+        series,
+        points,
+        order: UInt32Array::from(order),
+        series_rows,
+    })))
 }
 
 fn writer_props(def: &TableDef) -> Result<WriterProperties> {
@@ -274,14 +331,31 @@ fn writer_props(def: &TableDef) -> Result<WriterProperties> {
     Ok(props.build())
 }
 
-/// Encode a sorted batch as a Parquet file (zstd, dictionaries, page-level
-/// statistics and page index, sorting columns recorded).
-pub(crate) fn encode_parquet(def: &TableDef, batch: &RecordBatch) -> Result<Vec<u8>> {
+/// Encode sorted rows as a Parquet file (zstd, dictionaries, page-level
+/// statistics and page index, sorting columns recorded), one row group's
+/// worth made whole at a time; with what the manifest records about them.
+fn encode_parquet(
+    def: &TableDef,
+    sorted: &Sorted,
+    range: Range<usize>,
+) -> Result<(Vec<u8>, Summary)> {
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, def.schema.clone(), Some(writer_props(def)?))?;
-    w.write(batch)?;
+    let mut summary: Option<Summary> = None;
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + ROW_GROUP_ROWS).min(range.end);
+        let piece = sorted.piece(def, start..end)?;
+        w.write(&piece)?;
+        let s = summarise(def, &piece)?;
+        summary = Some(match summary {
+            Some(acc) => merge_summaries(acc, s),
+            None => s,
+        });
+        start = end;
+    }
     w.close()?;
-    Ok(buf)
+    Ok((buf, summary.unwrap_or_default()))
 }
 
 /// Decode a whole Parquet file with the table's schema.
@@ -335,13 +409,17 @@ impl EncodedPart {
 /// Sorts `rows` into hour partitions and encodes each (CPU-bound: runs on
 /// the [`PersistThread`]).
 pub(crate) fn encode_partitions(def: &TableDef, rows: &[TableRows]) -> Result<Vec<EncodedPart>> {
+    if rows.iter().all(|r| r.num_rows() == 0) {
+        return Ok(Vec::new());
+    }
+    let (sorted, hours) = sort(def, rows)?;
     let mut out = Vec::new();
-    for (hour, batch) in sort_and_split(def, rows)? {
-        let data = encode_parquet(def, &batch)?;
-        let (min_ts, max_ts, columns) = summarise(def, &batch)?;
+    for (hour, range) in hours {
+        let rows = range.len() as u64;
+        let (data, (min_ts, max_ts, columns)) = encode_parquet(def, &sorted, range)?;
         out.push(EncodedPart {
             hour,
-            rows: batch.num_rows() as u64,
+            rows,
             data,
             min_ts,
             max_ts,
@@ -409,11 +487,38 @@ impl PersistThread {
     }
 }
 
+/// Min and max `ts` and the index columns' summaries of some rows.
+type Summary = (i64, i64, BTreeMap<String, ColumnSummary>);
+
+/// The summary of two sets of rows together.
+fn merge_summaries(a: Summary, b: Summary) -> Summary {
+    let (min_ts, max_ts, mut columns) = a;
+    for (name, other) in b.2 {
+        let merged = match columns.remove(&name) {
+            None => other,
+            Some(mine) => {
+                let values = match (mine.values, other.values) {
+                    (Some(mut x), Some(y)) => {
+                        x.extend(y);
+                        (x.len() <= MAX_INDEX_VALUES).then_some(x)
+                    }
+                    _ => None,
+                };
+                ColumnSummary {
+                    min: [mine.min, other.min].into_iter().flatten().min(),
+                    max: [mine.max, other.max].into_iter().flatten().max(),
+                    values,
+                    has_nulls: mine.has_nulls || other.has_nulls,
+                }
+            }
+        };
+        columns.insert(name, merged);
+    }
+    (min_ts.min(b.0), max_ts.max(b.1), columns)
+}
+
 /// Min/max ts and index column summaries of a batch.
-pub(crate) fn summarise(
-    def: &TableDef,
-    batch: &RecordBatch,
-) -> Result<(i64, i64, BTreeMap<String, ColumnSummary>)> {
+pub(crate) fn summarise(def: &TableDef, batch: &RecordBatch) -> Result<Summary> {
     let (min_ts, max_ts) = crate::buffer::ts_range(batch.column(def.ts_index())).unwrap_or((0, 0));
     let mut columns = BTreeMap::new();
     for c in &def.index_columns {

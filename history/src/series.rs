@@ -103,6 +103,19 @@ impl TableRows {
         }
     }
 
+    /// Bytes these rows take once made whole ([`Self::materialize`]): the
+    /// series form's labels are copied once per point then. An estimate
+    /// (the series' average size), for the memory bound.
+    pub(crate) fn whole_size(&self) -> usize {
+        match self {
+            TableRows::Rows(b) => b.get_array_memory_size(),
+            TableRows::Series(s) => {
+                let per_series = s.series.get_array_memory_size() / s.series.num_rows().max(1);
+                s.points.get_array_memory_size() + per_series * s.num_rows()
+            }
+        }
+    }
+
     /// The batch holding column `name` of `def` when it is not a series
     /// column (e.g. `ts`), with its index there.
     pub(crate) fn point_column(&self, def: &TableDef, name: &str) -> Option<ArrayRef> {

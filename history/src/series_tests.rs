@@ -471,3 +471,76 @@ mod sort {
         }
     }
 }
+
+#[tokio::test]
+async fn a_partition_larger_than_a_row_group_is_written_piece_by_piece() {
+    let fx = Fixture::new();
+    let store = open(&fx).await;
+    // 3 series × 40,000 points in one hour: 120,000 rows, two row groups.
+    let steps = 40_000i64;
+    let points: Vec<(u32, i64, f64)> = (0..steps)
+        .flat_map(|step| {
+            (0..3u32).map(move |s| (s, step % 3_600, (s as i64 * steps + step) as f64))
+        })
+        .collect();
+    store
+        .write(WriteSet::new().with("labelled", series_batch(&SERIES, &points)))
+        .await
+        .expect("write");
+    let outcome = store.persist_now().await.expect("persist");
+    assert_eq!((outcome.files, outcome.rows), (1, 120_000));
+    let file = &store.manifest().files[0];
+    // The manifest's summary covers every piece, not only the last one.
+    let metric = &file.columns["metric"];
+    assert_eq!(metric.min.as_deref(), Some("errors"));
+    assert_eq!(metric.max.as_deref(), Some("latency"));
+    let model = &file.columns["model"];
+    assert!(model.has_nulls, "series 1 has no model");
+    assert_eq!(
+        model
+            .values
+            .as_ref()
+            .map(|v| v.iter().cloned().collect::<Vec<_>>()),
+        Some(vec!["fraud".to_string()])
+    );
+    assert_eq!(
+        (file.min_ts, file.max_ts),
+        (micros(t0()), micros(t0()) + 3_599_000_000)
+    );
+    let data = std::fs::read(fx.dir.join(&file.path)).expect("parquet file");
+    let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(data.clone()))
+        .expect("parquet");
+    use parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().num_row_groups(), 2);
+    // Rows come back in sort order: each series one run, in time order.
+    let rows = crate::persist::decode_parquet(&labelled_def(), data.into()).expect("decode");
+    let rows = arrow::compute::concat_batches(&labelled_def().schema, &rows).expect("concat");
+    let value = rows.column(4).as_primitive::<Float64Type>();
+    let ts = rows.column(0).as_primitive::<TimestampMicrosecondType>();
+    let mut runs = 0;
+    for i in 0..rows.num_rows() {
+        let series = (value.value(i) / steps as f64).floor();
+        if i == 0 || series != (value.value(i - 1) / steps as f64).floor() {
+            runs += 1;
+        } else {
+            assert!(
+                ts.value(i) >= ts.value(i - 1),
+                "row {i} is out of time order"
+            );
+        }
+    }
+    assert_eq!(runs, 3);
+    let want: f64 = points.iter().map(|p| p.2).sum();
+    let ctx = store.session_context().expect("context");
+    let sum = ctx
+        .sql("SELECT sum(value) FROM labelled")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    assert_eq!(
+        sum[0].column(0).as_primitive::<Float64Type>().value(0),
+        want
+    );
+}

@@ -813,14 +813,19 @@ impl HistoryStore {
         if chunks.iter().all(|t| t.is_empty()) || upto <= manifest.persisted_seq {
             return Ok(outcome);
         }
-        // Tables are persisted one at a time; sorting one holds two copies
-        // of its rows (concatenated, then sorted).
+        // Tables are persisted one at a time; sorting one holds its rows
+        // concatenated and a sorted copy made whole (series-form rows grow
+        // then: each point gets its series' labels).
         let largest: u64 = chunks
             .iter()
-            .map(|t| t.iter().map(|c| c.bytes).sum::<u64>())
+            .map(|t| {
+                t.iter()
+                    .map(|c| c.bytes + c.rows.whole_size() as u64)
+                    .sum::<u64>()
+            })
             .max()
             .unwrap_or(0);
-        let _working = crate::stats::Charge::new(&shared.stats.working_bytes, largest * 2);
+        let _working = crate::stats::Charge::new(&shared.stats.working_bytes, largest);
         let mut next = (*manifest).clone();
         let mut written = Vec::new();
         for (idx, table_chunks) in chunks.into_iter().enumerate() {

@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::{RemoteWriteBatches, RemoteWriteConfig, RemoteWriteSummary};
 use crate::schema::{
     HistogramRow, HistogramsBuilder, LabelPair, SOURCE_REMOTE_WRITE, SampleMeta,
-    SeriesSamplesBuilder, is_stale_nan, kind,
+    SeriesSamplesBuilder, SizeHint, is_stale_nan, kind,
 };
 use crate::{Error, Result};
 
@@ -276,8 +276,9 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
     let mut labels: Vec<LabelPair<'_>> = Vec::with_capacity(p.labels.len());
     let mut series = Vec::with_capacity(p.series.len());
     let mut estimate: u64 = 0;
-    // Builder sizes: series with samples, their labels, their samples.
-    let (mut hint_series, mut hint_labels, mut hint_label_bytes, mut hint_points) = (0, 0, 0, 0);
+    // Builder sizes: the series that have samples, and their samples.
+    let mut hint = SizeHint::default();
+    let mut points = 0;
     for (index, raw) in p.series.iter().enumerate() {
         if let Some(reason) = &raw.invalid {
             return Err(Error::InvalidSeries {
@@ -299,10 +300,14 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
         let rows = (raw.samples.len() + raw.histograms.len()) as u64;
         estimate = estimate.saturating_add(row_bytes.saturating_mul(rows));
         if !raw.samples.is_empty() {
-            hint_series += 1;
-            hint_labels += kept.len();
-            hint_label_bytes += key_bytes + value_bytes;
-            hint_points += raw.samples.len();
+            hint.rows += 1;
+            hint.metric_bytes += s.metric.len();
+            hint.label_entries += kept.len();
+            hint.label_key_bytes += key_bytes;
+            hint.label_value_bytes += value_bytes;
+            hint.model_bytes += s.model.map_or(0, str::len);
+            hint.version_bytes += s.version.map_or(0, str::len);
+            points += raw.samples.len();
         }
         series.push(s);
     }
@@ -314,12 +319,7 @@ pub(super) fn build(mut p: Parsed<'_>, cfg: &RemoteWriteConfig) -> Result<Remote
         });
     }
     // Pass 2: build.
-    let mut samples = SeriesSamplesBuilder::with_capacity(
-        hint_series,
-        hint_labels,
-        hint_label_bytes,
-        hint_points,
-    );
+    let mut samples = SeriesSamplesBuilder::with_capacity(&hint, points);
     let mut hists = HistogramsBuilder::new();
     for (index, (raw, s)) in p.series.iter().zip(&series).enumerate() {
         let invalid = |reason| Error::InvalidSeries { index, reason };
