@@ -180,6 +180,26 @@ pub(crate) fn sort_and_split(
         .collect()
 }
 
+/// Memory [`encode_partitions`] holds besides its input, for the buffer
+/// bound: a series-sorted table copies its rows once (concatenated) plus
+/// two indices and a timestamp per row, and makes one row group whole at a
+/// time; any other table holds its rows whole twice (concatenated, sorted).
+/// The encoded Parquet (a few bytes per row) is not counted.
+pub(crate) fn working_bytes<'a>(def: &TableDef, rows: impl Iterator<Item = &'a TableRows>) -> u64 {
+    let (mut held, mut whole, mut count) = (0u64, 0u64, 0u64);
+    for r in rows {
+        held += r.memory_size() as u64 + 16 * r.num_rows() as u64;
+        whole += r.whole_size() as u64;
+        count += r.num_rows() as u64;
+    }
+    if def.series_layout().is_some() && sorts_by_series(def) {
+        let piece = count.min(ROW_GROUP_ROWS as u64);
+        held + whole.checked_div(count).unwrap_or(0) * piece
+    } else {
+        2 * whole
+    }
+}
+
 /// Whether the sort key is some series columns followed by `ts` alone.
 fn sorts_by_series(def: &TableDef) -> bool {
     let Some((last, keys)) = def.sort_key.split_last() else {

@@ -813,16 +813,12 @@ impl HistoryStore {
         if chunks.iter().all(|t| t.is_empty()) || upto <= manifest.persisted_seq {
             return Ok(outcome);
         }
-        // Tables are persisted one at a time; sorting one holds its rows
-        // concatenated and a sorted copy made whole (series-form rows grow
-        // then: each point gets its series' labels).
+        // Tables are persisted one at a time; charge the largest one's
+        // sorting memory (see `persist::working_bytes`).
         let largest: u64 = chunks
             .iter()
-            .map(|t| {
-                t.iter()
-                    .map(|c| c.bytes + c.rows.whole_size() as u64)
-                    .sum::<u64>()
-            })
+            .enumerate()
+            .map(|(idx, t)| persist::working_bytes(&shared.defs[idx], t.iter().map(|c| &c.rows)))
             .max()
             .unwrap_or(0);
         let _working = crate::stats::Charge::new(&shared.stats.working_bytes, largest);
