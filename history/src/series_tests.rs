@@ -177,6 +177,38 @@ async fn read_back(store: &HistoryStore) -> Vec<Row> {
     out
 }
 
+/// `sum(value)` over the table: needs no series column.
+async fn sum_of_values(store: &HistoryStore) -> f64 {
+    let ctx = store.session_context().expect("context");
+    let sum = ctx
+        .sql("SELECT sum(value) FROM labelled")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    sum[0].column(0).as_primitive::<Float64Type>().value(0)
+}
+
+/// How many runs of one series `rows` (a persisted file, in order) has,
+/// the series told by `series_of(value)`; each run must be in time order.
+fn series_runs(rows: &RecordBatch, series_of: impl Fn(f64) -> f64) -> usize {
+    let value = rows.column(4).as_primitive::<Float64Type>();
+    let ts = rows.column(0).as_primitive::<TimestampMicrosecondType>();
+    let mut runs = 0;
+    for i in 0..rows.num_rows() {
+        if i == 0 || series_of(value.value(i)) != series_of(value.value(i - 1)) {
+            runs += 1;
+        } else {
+            assert!(
+                ts.value(i) >= ts.value(i - 1),
+                "row {i} is out of time order"
+            );
+        }
+    }
+    runs
+}
+
 const SERIES: [Series; 3] = [
     ("latency", "host-0", Some("fraud")),
     ("latency", "host-1", None),
@@ -220,16 +252,8 @@ async fn series_form_reads_back_as_whole_rows_from_buffer_wal_and_files() {
     let mut want = expected(&SERIES, &points);
     assert_eq!(read_back(&store).await, want, "from the buffer");
     // A projection without the series columns does not need them.
-    let ctx = store.session_context().expect("context");
-    let sum = ctx
-        .sql("SELECT sum(value) FROM labelled")
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
     assert_eq!(
-        sum[0].column(0).as_primitive::<Float64Type>().value(0),
+        sum_of_values(&store).await,
         points.iter().map(|p| p.2).sum::<f64>()
     );
 
@@ -256,20 +280,7 @@ async fn series_form_reads_back_as_whole_rows_from_buffer_wal_and_files() {
     let data = std::fs::read(fx.dir.join(&file.path)).expect("parquet file");
     let sorted = crate::persist::decode_parquet(&labelled_def(), data.into()).expect("decode");
     let sorted = arrow::compute::concat_batches(&labelled_def().schema, &sorted).expect("concat");
-    let value = sorted.column(4).as_primitive::<Float64Type>();
-    let ts = sorted.column(0).as_primitive::<TimestampMicrosecondType>();
-    let series_of = |v: f64| (v % 1000.0 / 100.0).floor();
-    let mut runs = 0;
-    for i in 0..sorted.num_rows() {
-        if i == 0 || series_of(value.value(i)) != series_of(value.value(i - 1)) {
-            runs += 1;
-        } else {
-            assert!(
-                ts.value(i) >= ts.value(i - 1),
-                "row {i} is out of time order"
-            );
-        }
-    }
+    let runs = series_runs(&sorted, |v| (v % 1000.0 / 100.0).floor());
     assert_eq!(runs, 3, "three series, three runs");
 }
 
@@ -515,32 +526,10 @@ async fn a_partition_larger_than_a_row_group_is_written_piece_by_piece() {
     // Rows come back in sort order: each series one run, in time order.
     let rows = crate::persist::decode_parquet(&labelled_def(), data.into()).expect("decode");
     let rows = arrow::compute::concat_batches(&labelled_def().schema, &rows).expect("concat");
-    let value = rows.column(4).as_primitive::<Float64Type>();
-    let ts = rows.column(0).as_primitive::<TimestampMicrosecondType>();
-    let mut runs = 0;
-    for i in 0..rows.num_rows() {
-        let series = (value.value(i) / steps as f64).floor();
-        if i == 0 || series != (value.value(i - 1) / steps as f64).floor() {
-            runs += 1;
-        } else {
-            assert!(
-                ts.value(i) >= ts.value(i - 1),
-                "row {i} is out of time order"
-            );
-        }
-    }
+    let runs = series_runs(&rows, |v| (v / steps as f64).floor());
     assert_eq!(runs, 3);
-    let want: f64 = points.iter().map(|p| p.2).sum();
-    let ctx = store.session_context().expect("context");
-    let sum = ctx
-        .sql("SELECT sum(value) FROM labelled")
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
     assert_eq!(
-        sum[0].column(0).as_primitive::<Float64Type>().value(0),
-        want
+        sum_of_values(&store).await,
+        points.iter().map(|p| p.2).sum::<f64>()
     );
 }
