@@ -116,8 +116,7 @@ impl TableRows {
         }
     }
 
-    /// The batch holding column `name` of `def` when it is not a series
-    /// column (e.g. `ts`), with its index there.
+    /// Column `name` of `def`, when it is not a series column (e.g. `ts`).
     pub(crate) fn point_column(&self, def: &TableDef, name: &str) -> Option<ArrayRef> {
         match self {
             TableRows::Rows(b) => b.column_by_name(name).cloned(),
