@@ -38,7 +38,7 @@ pub use error::{Error, ErrorClass, Result};
 pub use remote_write::{
     RemoteWriteBatches, RemoteWriteConfig, RemoteWriteSummary, RemoteWriteVersion,
     check_remote_write_headers, decode_remote_write, decode_request_v2, decode_write_request,
-    decompress_snappy,
+    decompress_snappy, remote_write_decoded_len,
 };
 pub use schema::{
     SAMPLES_SERIES_COLUMNS, SERIES_INDEX, SeriesRows, all_schemas, histograms_schema,

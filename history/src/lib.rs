@@ -150,7 +150,7 @@ pub use provider::HistoryTable;
 pub use series::{SERIES_INDEX_COLUMN, SeriesBatch, TableRows};
 pub use stats::HistoryStats;
 pub use store::{
-    BackgroundTasks, CompactionOutcome, HistoryConfig, HistoryStore, OBJECT_STORE_URL,
+    Admission, BackgroundTasks, CompactionOutcome, HistoryConfig, HistoryStore, OBJECT_STORE_URL,
     PersistOutcome, RetentionOutcome, WriteReceipt, WriteSet,
 };
 pub use table::{TIME_COLUMN, TIME_ZONE, TableDef, schema, time_data_type, time_field};

@@ -343,6 +343,31 @@ impl WriteSet {
     }
 }
 
+/// Room in the memory bound held for a request being decoded (see
+/// [`HistoryStore::admit`]); released when dropped.
+#[must_use = "the room is released as soon as the admission is dropped"]
+pub struct Admission {
+    shared: Arc<Shared>,
+    bytes: u64,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.shared
+            .stats
+            .inflight_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
 /// What an acknowledged write got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteReceipt {
@@ -619,14 +644,27 @@ impl HistoryStore {
     /// least `min_bytes` (a lower bound of its rows' in-memory size) would
     /// get, so that a caller can check before decoding a request: under
     /// overload the CPU then goes to persistence, which frees the buffer,
-    /// not to decoding requests that would be refused anyway. Passing is no
-    /// promise: [`HistoryStore::write`] checks again, exactly.
-    pub fn admit(&self, min_bytes: u64) -> Result<()> {
+    /// not to decoding requests that would be refused anyway. Admitted, the
+    /// caller holds `min_bytes` of the bound until it drops the returned
+    /// [`Admission`] (after decoding, before [`HistoryStore::write`]), so
+    /// concurrent requests see each other's room taken and are not all
+    /// decoded for a buffer only some of them fit in. Passing is no
+    /// promise: the write checks again, exactly.
+    pub fn admit(&self, min_bytes: u64) -> Result<Admission> {
         let shared = self.shared();
-        if shared.used_bytes() + min_bytes > shared.config.max_buffer_bytes {
+        shared
+            .stats
+            .inflight_bytes
+            .fetch_add(min_bytes, Ordering::AcqRel);
+        let admission = Admission {
+            shared: shared.clone(),
+            bytes: min_bytes,
+        };
+        if shared.used_bytes() > shared.config.max_buffer_bytes {
+            drop(admission);
             return Err(shared.overloaded(BUFFER_FULL));
         }
-        Ok(())
+        Ok(admission)
     }
 
     /// Write batches for one or more tables atomically. Resolves once the
@@ -675,7 +713,7 @@ impl HistoryStore {
         // Refused rows are not worth encoding (Arrow IPC is a large share of
         // a write's CPU); the reservation below checks again with the body.
         if bytes <= shared.config.max_buffer_bytes {
-            self.admit(bytes)?;
+            drop(self.admit(bytes)?);
         }
         let body = wal::encode_body(&entries, &shared.defs)?;
         // Until the writer applies it, a write holds its rows and its

@@ -1112,7 +1112,7 @@ async fn admission_refuses_before_decoding_once_a_write_cannot_fit() {
     let store = fx.open_with(cfg).await;
     let batch = || samples("a", "1", micros(t0()), 200, 1);
     let size = batch().get_array_memory_size() as u64;
-    store.admit(size).expect("an empty buffer admits a write");
+    drop(store.admit(size).expect("an empty buffer admits a write"));
     assert!(
         matches!(store.admit(256 * 1024 + 1), Err(Error::Overloaded { .. })),
         "more than the whole bound never fits"
@@ -1138,7 +1138,7 @@ async fn admission_refuses_before_decoding_once_a_write_cannot_fit() {
     assert!(matches!(refused, Error::Overloaded { .. }), "{refused}");
     assert_eq!(count(&store, "samples").await, written * 200);
     store.persist_now().await.expect("persist");
-    store.admit(size).expect("admitted again once persisted");
+    drop(store.admit(size).expect("admitted again once persisted"));
 }
 
 #[allow(clippy::await_holding_lock)]
@@ -1530,4 +1530,34 @@ async fn compaction_reads_only_as_many_rows_as_its_memory_bound_allows() {
     assert_eq!(store.manifest().files.len(), 3);
     assert_eq!(rows(&store, sql).await, before);
     assert_eq!(store.stats().working_bytes, 0, "the charge is released");
+}
+
+#[tokio::test]
+async fn an_admission_holds_its_room_until_dropped() {
+    let fx = Fixture::new();
+    let mut cfg = config(fx.clock.clone());
+    cfg.max_buffer_bytes = 256 * 1024;
+    let store = fx.open_with(cfg).await;
+    let first = store
+        .admit(150 * 1024)
+        .expect("an empty buffer admits a request");
+    // A second request decoding at the same time does not fit beside it.
+    let refused = store.admit(150 * 1024).expect_err("the room is taken");
+    assert!(matches!(refused, Error::Overloaded { .. }), "{refused}");
+    assert_eq!(store.stats().inflight_bytes, 150 * 1024);
+    let small = store
+        .admit(100 * 1024)
+        .expect("what still fits is admitted");
+    drop(first);
+    drop(small);
+    assert_eq!(
+        store.stats().inflight_bytes,
+        0,
+        "dropping gives the room back"
+    );
+    drop(
+        store
+            .admit(150 * 1024)
+            .expect("admitted once the first request is done"),
+    );
 }

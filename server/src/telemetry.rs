@@ -186,10 +186,14 @@ impl Telemetry {
         let outcome = async {
             let protocol =
                 collectors::check_remote_write_headers(content_type, content_encoding, version)?;
-            // Under overload, refuse before decoding: the compressed body
-            // is a lower bound of the rows' size in memory.
-            self.store.admit(body.len() as u64)?;
+            // Under overload, refuse before decoding: the message's length
+            // (from the snappy header) is a lower bound of the rows' size
+            // in memory, held in the bound while this request decodes.
+            let admission = self
+                .store
+                .admit(collectors::remote_write_decoded_len(body, &self.remote_write) as u64)?;
             let batches = collectors::decode_remote_write(body, protocol, &self.remote_write)?;
+            drop(admission);
             let mut set = WriteSet::new();
             if batches.samples.num_rows() > 0 {
                 let collectors::SeriesRows { series, points } = batches.samples;
@@ -361,11 +365,11 @@ impl Telemetry {
         stored: &mut Vec<(String, usize)>,
     ) -> Result<OtlpOutcome, IngestError> {
         let cfg = &self.otlp;
-        // As for remote write: refused before decoding under overload. A
-        // protobuf body is a lower bound of its rows' size in memory; JSON
-        // text is not (it can be larger than the rows), so it only meets a
-        // buffer that is already full.
-        self.store.admit(match encoding {
+        // As for remote write: refused before decoding under overload, and
+        // the room held while decoding. A protobuf body is a lower bound of
+        // its rows' size in memory; JSON text is not (it can be larger than
+        // the rows), so it only meets a buffer that is already full.
+        let admission = self.store.admit(match encoding {
             Encoding::Protobuf => body.len() as u64,
             Encoding::Json => 0,
         })?;
@@ -404,6 +408,7 @@ impl Telemetry {
             push(SPANS, b.spans);
             (b.summary.spans, b.summary.rejections)
         }
+        drop(admission);
         let rows = set.rows();
         *stored = rows_by_table(&set);
         if rows > 0 {

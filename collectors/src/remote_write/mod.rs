@@ -327,6 +327,23 @@ pub fn decompress_snappy(body: &[u8], limit: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The length of the protobuf message inside a remote-write body, read
+/// from the snappy header without decompressing; the body's own length
+/// when the header is unreadable, over `cfg`'s limit or impossible (the
+/// decoder then refuses the body with the right error). Every label and
+/// sample the message carries takes at least as many bytes once decoded;
+/// only metadata (help texts) and exemplars are not stored, so short of
+/// those this is a lower bound of the rows' size in memory, for an
+/// admission check before decoding.
+pub fn remote_write_decoded_len(body: &[u8], cfg: &RemoteWriteConfig) -> usize {
+    read_uvarint(body)
+        .filter(|&declared| {
+            declared <= cfg.max_decompressed_bytes as u64
+                && declared <= (body.len() as u64).saturating_mul(32).saturating_add(64)
+        })
+        .map_or(body.len(), |declared| (declared as usize).max(body.len()))
+}
+
 /// Run `f` on the decompressed body, in this thread's reused buffer.
 fn with_decompressed<T>(
     body: &[u8],

@@ -1576,3 +1576,38 @@ proptest::proptest! {
         proptest::prop_assert_eq!(reference, reader);
     }
 }
+
+#[test]
+fn the_decoded_length_comes_from_the_snappy_header_and_falls_back_to_the_body() {
+    let cfg = RemoteWriteConfig::default();
+    let req = WriteRequest {
+        timeseries: (0..50)
+            .map(|i| {
+                series(
+                    &[("__name__", "up"), ("instance", &format!("host-{i}"))],
+                    &[(1.0, 1)],
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let raw = req.encode_to_vec();
+    let compressed = body(&req);
+    assert!(compressed.len() < raw.len(), "the request compresses");
+    assert_eq!(remote_write_decoded_len(&compressed, &cfg), raw.len());
+    // Garbage, or a header over the limit: the body's own length (the
+    // decoder refuses those with its own error).
+    assert_eq!(remote_write_decoded_len(&[0xff; 3], &cfg), 3);
+    let small = RemoteWriteConfig {
+        max_decompressed_bytes: 16,
+        ..RemoteWriteConfig::default()
+    };
+    assert_eq!(
+        remote_write_decoded_len(&compressed, &small),
+        compressed.len()
+    );
+    // A header claiming more than snappy can expand to.
+    let mut lie = vec![0x80, 0x80, 0x80, 0x01];
+    lie.extend_from_slice(&[0; 4]);
+    assert_eq!(remote_write_decoded_len(&lie, &cfg), lie.len());
+}
