@@ -23,8 +23,8 @@
 //! buffer or the WAL queue is full, [`HistoryStore::write`] fails at once with
 //! the retryable [`Error::Overloaded`] (map it to 503 + `Retry-After`);
 //! [`HistoryStore::admit`] gives the same answer before a caller decodes a
-//! request, so refused requests cost no decoding while persistence catches
-//! up. It never acknowledges a write before its fsync, never refuses to start
+//! request (and holds the room while it decodes), so refused requests cost
+//! no decoding while persistence catches up. It never acknowledges a write before its fsync, never refuses to start
 //! because of a torn WAL tail, and never returns a row twice.
 //!
 //! ## Lifecycle of a row
