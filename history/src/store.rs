@@ -679,27 +679,7 @@ impl HistoryStore {
         let mut bytes = 0u64;
         for (name, rows_in) in set.entries {
             let (idx, def) = shared.known_def(&name)?;
-            let checked = match rows_in {
-                TableRows::Rows(batch) => {
-                    def.check_schema(batch.schema_ref())?;
-                    TableRows::Rows(
-                        RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())
-                            .map_err(|e| Error::InvalidBatch {
-                                table: name.clone(),
-                                detail: e.to_string(),
-                            })?,
-                    )
-                }
-                TableRows::Series(batch) => {
-                    let layout = def.series_layout().ok_or_else(|| Error::InvalidBatch {
-                        table: name.clone(),
-                        detail: "rows in series form, but the table declares no series \
-                                 columns (TableDef::with_series_columns)"
-                            .into(),
-                    })?;
-                    TableRows::Series(layout.check(def, batch)?)
-                }
-            };
+            let checked = def.check_rows(rows_in)?;
             if checked.num_rows() == 0 {
                 continue;
             }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::error::{Error, Result};
-use crate::series::SeriesLayout;
+use arrow::record_batch::RecordBatch;
+
+use crate::series::{SeriesLayout, TableRows};
 
 /// Name of the mandatory time column.
 pub const TIME_COLUMN: &str = "ts";
@@ -202,6 +204,33 @@ impl TableDef {
             }
         }
         Ok(())
+    }
+
+    /// Check a writer's (or a WAL record's) rows against the table and give
+    /// them the declared schema: whole rows by [`Self::check_schema`],
+    /// series-form rows by the table's series layout (refused when it
+    /// declares no series columns).
+    pub(crate) fn check_rows(&self, rows: TableRows) -> Result<TableRows> {
+        match rows {
+            TableRows::Rows(batch) => {
+                self.check_schema(batch.schema_ref())?;
+                let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+                    .map_err(|e| Error::InvalidBatch {
+                        table: self.name.clone(),
+                        detail: e.to_string(),
+                    })?;
+                Ok(TableRows::Rows(batch))
+            }
+            TableRows::Series(batch) => {
+                let layout = self.series_layout().ok_or_else(|| Error::InvalidBatch {
+                    table: self.name.clone(),
+                    detail: "rows in series form, but the table declares no series columns \
+                             (TableDef::with_series_columns)"
+                        .into(),
+                })?;
+                Ok(TableRows::Series(layout.check(self, batch)?))
+            }
+        }
     }
 
     /// Check that `schema` (a batch's) matches the declared schema: same

@@ -1561,3 +1561,26 @@ async fn an_admission_holds_its_room_until_dropped() {
             .expect("admitted once the first request is done"),
     );
 }
+
+#[tokio::test]
+async fn encoding_runs_on_the_persistence_thread_which_outlives_a_panicking_job() {
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    let thread = &store.shared().persist_thread;
+    let name = thread
+        .run(|| Ok(std::thread::current().name().map(str::to_string)))
+        .await
+        .expect("a job runs");
+    assert_eq!(name.as_deref(), Some("history-persist"));
+    let err = thread
+        .run(|| -> Result<()> { panic!("a bug in an encoder") })
+        .await
+        .expect_err("the panicking job fails its caller");
+    assert!(matches!(err, Error::Task(_)), "{err}");
+    // The thread goes on: the next persist is encoded there as usual.
+    store
+        .write_batch("samples", samples("a", "1", micros(t0()), 10, 1))
+        .await
+        .expect("write");
+    assert_eq!(store.persist_now().await.expect("persist").rows, 10);
+}

@@ -187,25 +187,18 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
         match form {
             FORM_ROWS => {
                 for batch in ipc(&mut p)? {
-                    def.check_schema(batch.schema_ref()).map_err(mismatch)?;
-                    let batch = RecordBatch::try_new(def.schema.clone(), batch.columns().to_vec())?;
-                    entries.push((idx, TableRows::Rows(batch)));
+                    let rows = def.check_rows(TableRows::Rows(batch)).map_err(mismatch)?;
+                    entries.push((idx, rows));
                 }
             }
             FORM_SERIES => {
-                let layout = def.series_layout().ok_or_else(|| {
-                    mismatch(Error::InvalidBatch {
-                        table: name.clone(),
-                        detail: "series-form rows, but the table declares no series columns".into(),
-                    })
-                })?;
                 let (series, points) = (ipc(&mut p)?, ipc(&mut p)?);
                 let [series] = <[RecordBatch; 1]>::try_from(series).map_err(|_| short())?;
                 let [points] = <[RecordBatch; 1]>::try_from(points).map_err(|_| short())?;
-                let batch = layout
-                    .check(def, SeriesBatch::new(series, points))
+                let rows = def
+                    .check_rows(TableRows::Series(SeriesBatch::new(series, points)))
                     .map_err(mismatch)?;
-                entries.push((idx, TableRows::Series(batch)));
+                entries.push((idx, rows));
             }
             other => {
                 return Err(mismatch(Error::InvalidBatch {

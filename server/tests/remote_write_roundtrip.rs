@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::{Float64Type, TimestampMicrosecondType};
-use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::RemoteWriteVersion;
 use modelwatch_collectors::otlp::OtlpConfig;
 use modelwatch_collectors::remote_write::{CONTENT_TYPE_V2, VERSION_V2, proto};
 use modelwatch_collectors::schema::is_stale_nan;
+use modelwatch_collectors::{RemoteWriteConfig, RemoteWriteSummary};
 use modelwatch_history::HistoryConfig;
 use modelwatch_server::telemetry::Telemetry;
 use proptest::prelude::*;
@@ -205,31 +205,41 @@ async fn stored_rows(telemetry: &Telemetry) -> Vec<Row> {
     rows
 }
 
-async fn round_trip(requests: Vec<Request>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let telemetry = Telemetry::open(
-        &dir.path().join("history"),
+/// The daemon's telemetry side on a fresh history under `dir`.
+async fn open(dir: &std::path::Path) -> Telemetry {
+    Telemetry::open(
+        &dir.join("history"),
         HistoryConfig::default(),
         RemoteWriteConfig::default(),
         OtlpConfig::default(),
     )
     .await
-    .expect("open");
+    .expect("open")
+}
+
+/// `request` through the remote-write path, with its version's headers.
+async fn send(telemetry: &Telemetry, request: &Request) -> RemoteWriteSummary {
+    let (content_type, version) = match request.protocol {
+        RemoteWriteVersion::V1 => ("application/x-protobuf", "0.1.0"),
+        RemoteWriteVersion::V2 => (CONTENT_TYPE_V2, VERSION_V2),
+    };
+    telemetry
+        .remote_write(
+            Some(content_type),
+            Some("snappy"),
+            Some(version),
+            &encode(request),
+        )
+        .await
+        .expect("a valid request is stored")
+}
+
+async fn round_trip(requests: Vec<Request>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let telemetry = open(dir.path()).await;
     let mut expected = Vec::new();
     for request in &requests {
-        let (content_type, version) = match request.protocol {
-            RemoteWriteVersion::V1 => ("application/x-protobuf", "0.1.0"),
-            RemoteWriteVersion::V2 => (CONTENT_TYPE_V2, VERSION_V2),
-        };
-        let summary = telemetry
-            .remote_write(
-                Some(content_type),
-                Some("snappy"),
-                Some(version),
-                &encode(request),
-            )
-            .await
-            .expect("a valid request is stored");
+        let summary = send(&telemetry, request).await;
         let rows: Vec<Row> = request.series.iter().flat_map(expected_rows).collect();
         assert_eq!(summary.samples, rows.len(), "samples written");
         expected.extend(rows);
@@ -266,14 +276,7 @@ proptest! {
 async fn persisted_samples_keep_each_series_together_in_time_order() {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let dir = tempfile::tempdir().expect("temp dir");
-    let telemetry = Telemetry::open(
-        &dir.path().join("history"),
-        HistoryConfig::default(),
-        RemoteWriteConfig::default(),
-        OtlpConfig::default(),
-    )
-    .await
-    .expect("open");
+    let telemetry = open(dir.path()).await;
     // Three series of one metric, version and hour, sent as a scraper
     // sends them: one request per scrape, every series in each.
     let t0 = 1_764_219_600_000i64;
@@ -292,15 +295,7 @@ async fn persisted_samples_keep_each_series_together_in_time_order() {
                 .collect(),
             persist_after: false,
         };
-        telemetry
-            .remote_write(
-                Some("application/x-protobuf"),
-                Some("snappy"),
-                Some("0.1.0"),
-                &encode(&request),
-            )
-            .await
-            .expect("stored");
+        send(&telemetry, &request).await;
     }
     telemetry.store.persist_now().await.expect("persist");
     let files: Vec<_> = telemetry
