@@ -41,6 +41,7 @@ pub use remote_write::{
     decompress_snappy, remote_write_decoded_len,
 };
 pub use schema::{
-    SAMPLES_SERIES_COLUMNS, SERIES_INDEX, SeriesRows, all_schemas, histograms_schema,
-    inferences_schema, logs_schema, samples_schema, samples_series_schemas, spans_schema,
+    PROMOTED_LABELS, SAMPLES_SERIES_COLUMNS, SERIES_INDEX, SeriesRows, all_schemas,
+    histograms_schema, inferences_schema, logs_schema, samples_schema, samples_series_schemas,
+    spans_schema,
 };

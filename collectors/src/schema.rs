@@ -115,31 +115,44 @@ fn list_f64() -> DataType {
 /// | monotonic | Boolean | yes | OTLP Sum `is_monotonic`, null otherwise |
 /// | unit | Utf8 | yes | OTLP metric unit or remote write 2.0 metadata unit; null when empty or for remote write 1.0 |
 /// | source | Utf8 | no | [`SOURCE_REMOTE_WRITE`] or [`SOURCE_OTLP`] |
+/// | le, quantile, status, code | Utf8 | yes | the label of that name, also in `labels` ([`PROMOTED_LABELS`]) |
 pub fn samples_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("ts", ts_type(), false),
-            Field::new("start_ts", ts_type(), true),
-            Field::new("metric", DataType::Utf8, false),
-            Field::new("value", DataType::Float64, false),
-            Field::new("kind", DataType::Utf8, false),
-            Field::new("stale", DataType::Boolean, false),
-            Field::new("labels", map_type(DataType::Utf8), false),
-            Field::new("model", DataType::Utf8, true),
-            Field::new("version", DataType::Utf8, true),
-            Field::new("temporality", DataType::Utf8, true),
-            Field::new("monotonic", DataType::Boolean, true),
-            Field::new("unit", DataType::Utf8, true),
-            Field::new("source", DataType::Utf8, false),
-        ]))
+        Arc::new(Schema::new(
+            vec![
+                Field::new("ts", ts_type(), false),
+                Field::new("start_ts", ts_type(), true),
+                Field::new("metric", DataType::Utf8, false),
+                Field::new("value", DataType::Float64, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("stale", DataType::Boolean, false),
+                Field::new("labels", map_type(DataType::Utf8), false),
+                Field::new("model", DataType::Utf8, true),
+                Field::new("version", DataType::Utf8, true),
+                Field::new("temporality", DataType::Utf8, true),
+                Field::new("monotonic", DataType::Boolean, true),
+                Field::new("unit", DataType::Utf8, true),
+                Field::new("source", DataType::Utf8, false),
+            ]
+            .into_iter()
+            .chain(PROMOTED_LABELS.map(|l| Field::new(l, DataType::Utf8, true)))
+            .collect::<Vec<_>>(),
+        ))
     });
     S.clone()
 }
 
+/// Labels health queries group and filter by most (histogram buckets,
+/// summary quantiles, HTTP status): `samples` has a column for each, a
+/// copy of the label (null when the series has none), so a query reaches
+/// them without a lookup in `labels` and Parquet keeps their statistics.
+/// The label stays in `labels` too: `labels['le']` and `le` agree.
+pub const PROMOTED_LABELS: [&str; 4] = ["le", "quantile", "status", "code"];
+
 /// The `samples` columns that identify a series: a series' values of them
 /// are stored once per write, not once per sample ([`SeriesRows`]); the
 /// history's `samples` table declares them as its series columns.
-pub const SAMPLES_SERIES_COLUMNS: [&str; 9] = [
+pub const SAMPLES_SERIES_COLUMNS: [&str; 13] = [
     "metric",
     "kind",
     "labels",
@@ -149,6 +162,10 @@ pub const SAMPLES_SERIES_COLUMNS: [&str; 9] = [
     "monotonic",
     "unit",
     "source",
+    PROMOTED_LABELS[0],
+    PROMOTED_LABELS[1],
+    PROMOTED_LABELS[2],
+    PROMOTED_LABELS[3],
 ];
 
 /// Name of the first column of a [`SeriesRows::points`] batch.
@@ -511,6 +528,8 @@ struct SampleSeriesColumns {
     monotonic: BooleanBuilder,
     unit: StringBuilder,
     source: StringBuilder,
+    /// In [`PROMOTED_LABELS`] order.
+    promoted: [StringBuilder; PROMOTED_LABELS.len()],
 }
 
 impl SampleSeriesColumns {
@@ -533,6 +552,7 @@ impl SampleSeriesColumns {
             monotonic: BooleanBuilder::with_capacity(cap),
             unit: StringBuilder::with_capacity(cap, cap * 2),
             source: StringBuilder::with_capacity(cap, cap * 24),
+            promoted: std::array::from_fn(|_| StringBuilder::with_capacity(cap, cap)),
         }
     }
 
@@ -555,12 +575,22 @@ impl SampleSeriesColumns {
         self.monotonic.append_option(meta.monotonic);
         self.unit.append_option(meta.unit);
         self.source.append_value(meta.source);
+        let mut promoted: [Option<&str>; PROMOTED_LABELS.len()] = [None; PROMOTED_LABELS.len()];
+        let labels = meta.labels.iter().map(|(k, v)| (*k, v.as_ref()));
+        for (k, v) in labels.chain(extra) {
+            if let Some(i) = PROMOTED_LABELS.iter().position(|p| *p == k) {
+                promoted[i] = Some(v);
+            }
+        }
+        for (b, v) in self.promoted.iter_mut().zip(promoted) {
+            b.append_option(v);
+        }
         Ok(())
     }
 
     /// In [`SAMPLES_SERIES_COLUMNS`] order.
     fn finish(&mut self) -> Vec<ArrayRef> {
-        vec![
+        let columns: [ArrayRef; 9] = [
             Arc::new(self.metric.finish()),
             Arc::new(self.kind.finish()),
             Arc::new(self.labels.finish()),
@@ -570,7 +600,15 @@ impl SampleSeriesColumns {
             Arc::new(self.monotonic.finish()),
             Arc::new(self.unit.finish()),
             Arc::new(self.source.finish()),
-        ]
+        ];
+        columns
+            .into_iter()
+            .chain(
+                self.promoted
+                    .iter_mut()
+                    .map(|b| Arc::new(b.finish()) as ArrayRef),
+            )
+            .collect()
     }
 }
 

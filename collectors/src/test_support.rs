@@ -18,3 +18,23 @@ pub(crate) fn map_row(b: &RecordBatch, column: &str, row: usize) -> Vec<(String,
         .map(|i| (k.value(i).to_string(), v.value(i).to_string()))
         .collect()
 }
+
+/// The promoted label columns of `samples` rows ([`crate::PROMOTED_LABELS`]),
+/// row by row; and that each agrees with its entry in `labels`.
+pub(crate) fn promoted_labels(b: &RecordBatch) -> Vec<[Option<String>; 4]> {
+    (0..b.num_rows())
+        .map(|row| {
+            let labels = map_row(b, "labels", row);
+            crate::PROMOTED_LABELS.map(|key| {
+                let c = column(b, key).as_string::<i32>();
+                let got = c.is_valid(row).then(|| c.value(row).to_string());
+                let want = labels
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone());
+                assert_eq!(got, want, "row {row}: column `{key}` and labels['{key}']");
+                got
+            })
+        })
+        .collect()
+}

@@ -135,6 +135,7 @@ pub mod bulk;
 mod error;
 pub mod manifest;
 mod persist;
+mod promoted;
 mod provider;
 mod series;
 mod stats;
@@ -146,6 +147,7 @@ pub use bulk::{BULK_CHUNK_BYTES, BulkLoad, LoadKey, LoadReceipt, LoadRecord};
 pub use error::{Error, Result};
 pub use manifest::{ColumnSummary, FileMeta, MANIFEST_FORMAT_VERSION, Manifest};
 pub use persist::{HOUR_MICROS, file_path};
+pub use promoted::PromotedKey;
 pub use provider::HistoryTable;
 pub use series::{SERIES_INDEX_COLUMN, SeriesBatch, TableRows};
 pub use stats::HistoryStats;
@@ -156,6 +158,8 @@ pub use store::{
 pub use table::{TIME_COLUMN, TIME_ZONE, TableDef, schema, time_data_type, time_field};
 pub use wal::{WAL_RECORD_VERSION, WAL_RECORD_VERSION_ROWS_ONLY, WAL_SEGMENT_VERSION};
 
+#[cfg(test)]
+mod promoted_tests;
 #[cfg(test)]
 mod series_tests;
 #[cfg(test)]

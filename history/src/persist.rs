@@ -378,19 +378,18 @@ fn encode_parquet(
     Ok((buf, summary.unwrap_or_default()))
 }
 
-/// Decode a whole Parquet file with the table's schema.
+/// Decode a whole Parquet file with the table's schema (a file written
+/// before a key was promoted gets its column filled from the map).
 pub(crate) fn decode_parquet(def: &TableDef, data: Bytes) -> Result<Vec<RecordBatch>> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(data)?
         .with_batch_size(64 * 1024)
         .build()?;
     let mut out = Vec::new();
     for b in reader {
-        let b = b?;
-        def.check_schema(b.schema_ref())?;
-        out.push(RecordBatch::try_new(
-            def.schema.clone(),
-            b.columns().to_vec(),
-        )?);
+        match def.check_rows(def.upgrade_rows(TableRows::Rows(b?))?)? {
+            TableRows::Rows(b) => out.push(b),
+            TableRows::Series(_) => unreachable!("whole rows stay whole rows"),
+        }
     }
     Ok(out)
 }

@@ -23,7 +23,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
+use datafusion::physical_expr_adapter::PhysicalExprAdapterFactory;
+
 use crate::manifest::FileMeta;
+use crate::promoted::PromotedKeysAdapterFactory;
 use crate::store::Shared;
 use crate::table::{TIME_COLUMN, TableDef};
 
@@ -52,6 +55,15 @@ impl HistoryTable {
     fn def(&self) -> &TableDef {
         &self.shared.defs[self.idx]
     }
+}
+
+/// Files written before a key was promoted read its column from the map.
+fn promoted_keys_adapter(def: &TableDef) -> Option<Arc<dyn PhysicalExprAdapterFactory>> {
+    (!def.promoted_keys().is_empty()).then(|| {
+        Arc::new(PromotedKeysAdapterFactory::new(
+            def.promoted_keys().to_vec(),
+        )) as _
+    })
 }
 
 /// What the filters say about which files can hold matching rows.
@@ -313,6 +325,7 @@ impl TableProvider for HistoryTable {
                 groups[i % n_groups].push(PartitionedFile::new(f.path.clone(), f.bytes));
             }
             let config = FileScanConfigBuilder::new(url.clone(), Arc::new(source))
+                .with_expr_adapter(promoted_keys_adapter(def))
                 .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)

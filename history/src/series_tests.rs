@@ -17,7 +17,7 @@ use crate::*;
 /// A table whose series are `metric, labels, model`: the shape of the
 /// daemon's `samples`, small. The version-1 WAL fixture was written with
 /// this table (without its series columns, which did not exist yet).
-fn labelled_def() -> TableDef {
+pub(crate) fn labelled_def() -> TableDef {
     TableDef::new(
         "labelled",
         schema(vec![
@@ -33,7 +33,7 @@ fn labelled_def() -> TableDef {
     .with_series_columns(["metric", "labels", "model"])
 }
 
-fn labels_type() -> DataType {
+pub(crate) fn labels_type() -> DataType {
     MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
         .finish()
         .data_type()
@@ -350,7 +350,7 @@ async fn a_series_batch_that_does_not_fit_its_table_is_refused_and_nothing_is_wr
 }
 
 /// Copies the version-1 WAL fixture into `dir/wal`.
-fn install_v1_wal(dir: &Path) {
+pub(crate) fn install_v1_wal(dir: &Path) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal-v1");
     let wal = dir.join("wal");
     std::fs::create_dir_all(&wal).expect("wal dir");

@@ -8,6 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
 
+use crate::promoted::PromotedKey;
 use crate::series::{SeriesLayout, TableRows};
 
 /// Name of the mandatory time column.
@@ -57,6 +58,9 @@ pub struct TableDef {
     /// ([`crate::SeriesBatch`]). Set with [`TableDef::with_series_columns`].
     series_columns: Vec<String>,
     series: Option<Arc<SeriesLayout>>,
+    /// Columns that hold one key of a map column ([`PromotedKey`]). Set
+    /// with [`TableDef::with_promoted_keys`].
+    promoted: Vec<PromotedKey>,
 }
 
 impl TableDef {
@@ -71,7 +75,33 @@ impl TableDef {
             retention: None,
             series_columns: Vec::new(),
             series: None,
+            promoted: Vec::new(),
         }
+    }
+
+    /// Declare columns that each hold one key's entry of the map column
+    /// `map` (`le` holds `labels['le']`, null when absent): nullable `Utf8`
+    /// columns named after their keys, already in the schema, filled by
+    /// writers. Rows stored before a key was declared here (WAL records,
+    /// Parquet files) read back with the column filled from their map.
+    /// With series columns, a promoted key must be one exactly when its
+    /// map is.
+    pub fn with_promoted_keys(
+        mut self,
+        map: impl Into<String>,
+        keys: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        let map = map.into();
+        self.promoted.extend(keys.into_iter().map(|k| PromotedKey {
+            map: map.clone(),
+            key: k.into(),
+        }));
+        self
+    }
+
+    /// The declared promoted keys.
+    pub fn promoted_keys(&self) -> &[PromotedKey] {
+        &self.promoted
     }
 
     /// Declare the columns that identify a series: writers may then store
@@ -187,6 +217,51 @@ impl TableDef {
                 "the schema changed after with_series_columns: declare the series columns last"
                     .into(),
             ));
+        }
+        for p in &self.promoted {
+            let map = self.schema.field_with_name(&p.map).map_err(|_| {
+                bad(format!(
+                    "the map column `{}` of promoted key `{}` is not in the schema",
+                    p.map, p.key
+                ))
+            })?;
+            let text_map = match map.data_type() {
+                DataType::Map(entries, _) => match entries.data_type() {
+                    DataType::Struct(kv) => {
+                        kv.len() == 2 && kv.iter().all(|f| f.data_type() == &DataType::Utf8)
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            if !text_map {
+                return Err(bad(format!(
+                    "the promoted key `{}` is taken from `{}`, which is {} but must map Utf8 to Utf8",
+                    p.key,
+                    p.map,
+                    map.data_type()
+                )));
+            }
+            let column = self.schema.field_with_name(&p.key).map_err(|_| {
+                bad(format!(
+                    "the promoted key `{}` has no column: add a nullable Utf8 column `{}`",
+                    p.key, p.key
+                ))
+            })?;
+            if column.data_type() != &DataType::Utf8 || !column.is_nullable() {
+                return Err(bad(format!(
+                    "the promoted key column `{}` must be nullable Utf8",
+                    p.key
+                )));
+            }
+            if !self.series_columns.is_empty()
+                && self.series_columns.contains(&p.key) != self.series_columns.contains(&p.map)
+            {
+                return Err(bad(format!(
+                    "the promoted key `{}` must be a series column exactly when its map `{}` is",
+                    p.key, p.map
+                )));
+            }
         }
         for c in &self.index_columns {
             let f = self

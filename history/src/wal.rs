@@ -187,7 +187,10 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
         match form {
             FORM_ROWS => {
                 for batch in ipc(&mut p)? {
-                    let rows = def.check_rows(TableRows::Rows(batch)).map_err(mismatch)?;
+                    let rows = def
+                        .upgrade_rows(TableRows::Rows(batch))
+                        .and_then(|rows| def.check_rows(rows))
+                        .map_err(mismatch)?;
                     entries.push((idx, rows));
                 }
             }
@@ -196,7 +199,8 @@ pub(crate) fn decode_payload(payload: &[u8], defs: &[TableDef]) -> Result<Record
                 let [series] = <[RecordBatch; 1]>::try_from(series).map_err(|_| short())?;
                 let [points] = <[RecordBatch; 1]>::try_from(points).map_err(|_| short())?;
                 let rows = def
-                    .check_rows(TableRows::Series(SeriesBatch::new(series, points)))
+                    .upgrade_rows(TableRows::Series(SeriesBatch::new(series, points)))
+                    .and_then(|rows| def.check_rows(rows))
                     .map_err(mismatch)?;
                 entries.push((idx, rows));
             }

@@ -136,7 +136,9 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
             // series' labels once per request (ARCHITECTURE "Series in the
             // history").
             if name == collectors::schema::SAMPLES {
-                def = def.with_series_columns(collectors::SAMPLES_SERIES_COLUMNS);
+                def = def
+                    .with_series_columns(collectors::SAMPLES_SERIES_COLUMNS)
+                    .with_promoted_keys("labels", collectors::PROMOTED_LABELS);
             }
             // Reference data is what drift is measured against: it is kept
             // until its version is gone, not aged out.

@@ -320,6 +320,20 @@ fn every_point_type_with_attribution_and_json_equals_protobuf() {
     assert_eq!(v[2], Some(0.875));
     assert_eq!(v[3].unwrap().to_bits(), crate::schema::STALE_NAN_BITS);
     assert_eq!(&v[4..], &[Some(55.0), Some(10.0), Some(5.0), Some(9.9)]);
+    // A summary's quantile is a label, and has its own column.
+    let quantiles: Vec<Option<String>> = crate::test_support::promoted_labels(b)
+        .into_iter()
+        .map(|[_, quantile, _, _]| quantile)
+        .collect();
+    assert_eq!(
+        quantiles[4..],
+        [
+            None,
+            None,
+            Some("0.5".to_string()),
+            Some("0.99".to_string())
+        ]
+    );
     let stale = column(b, "stale").as_boolean();
     assert!(stale.value(3) && !stale.value(2));
     assert_eq!(

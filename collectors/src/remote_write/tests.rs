@@ -4,7 +4,7 @@
 use super::proto::*;
 use super::*;
 use crate::ErrorClass;
-use crate::test_support::{column, map_row};
+use crate::test_support::{column, map_row, promoted_labels};
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMicrosecondType};
@@ -158,6 +158,39 @@ fn bucket_series_stay_samples() {
 }
 
 /// The decoded samples as whole rows.
+#[test]
+fn the_hottest_labels_get_their_own_columns_and_stay_in_labels() {
+    let req = WriteRequest {
+        timeseries: vec![
+            series(
+                &[
+                    ("__name__", "latency_bucket"),
+                    ("le", "0.25"),
+                    ("code", "200"),
+                ],
+                &[(1.0, 1_700_000_000_000), (2.0, 1_700_000_015_000)],
+            ),
+            series(
+                &[("__name__", "rpc"), ("quantile", "0.99"), ("status", "500")],
+                &[(3.0, 1_700_000_000_000)],
+            ),
+            series(&[("__name__", "up")], &[(1.0, 1_700_000_000_000)]),
+        ],
+        metadata: vec![],
+    };
+    let b = rows(&decode(&req).unwrap());
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        promoted_labels(&b),
+        vec![
+            [some("0.25"), None, None, some("200")],
+            [some("0.25"), None, None, some("200")],
+            [None, some("0.99"), some("500"), None],
+            [None, None, None, None],
+        ]
+    );
+}
+
 fn rows(out: &RemoteWriteBatches) -> arrow_array::RecordBatch {
     out.samples
         .to_rows(&crate::samples_schema())

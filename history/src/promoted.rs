@@ -1,0 +1,232 @@
+//! Promoted keys: a text column that holds one key's entry of a map column
+//! (`le` of `labels`), so queries reach the hottest labels without a map
+//! lookup and Parquet keeps statistics and a page index for them.
+//!
+//! Writers fill the column themselves (it is part of the table schema).
+//! What this module does is keep the history readable across the change:
+//! rows stored before a key was promoted (WAL records, Parquet files) lack
+//! the column, and every path that reads them fills it from the map as it
+//! was then — WAL replay and compaction through [`TableDef::upgrade_rows`],
+//! queries through [`PromotedKeysAdapterFactory`], which rewrites a
+//! reference to the missing column into the map lookup it stands for (so
+//! a filter on it prunes nothing in such a file rather than everything).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::physical_expr::ScalarFunctionExpr;
+use datafusion::physical_expr::expressions::{Column, lit};
+use datafusion::physical_expr_adapter::{
+    DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
+};
+use datafusion::physical_plan::PhysicalExpr;
+
+use crate::error::{Error, Result};
+use crate::series::{SeriesBatch, TableRows};
+use crate::table::TableDef;
+
+/// One promoted key: the column named `key` holds `map[key]` (null when the
+/// map has no such entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotedKey {
+    /// The map column (`Map<Utf8, Utf8>`).
+    pub map: String,
+    /// The key, and the name of its column (nullable `Utf8`).
+    pub key: String,
+}
+
+/// `map[key]` for every row of a `Map<Utf8, Utf8>` array; null where the
+/// map has no entry for `key` (or the map is null).
+pub(crate) fn extract(map: &dyn Array, key: &str) -> Result<ArrayRef> {
+    let map = map.as_map_opt().ok_or_else(|| Error::InvalidBatch {
+        table: String::new(),
+        detail: format!("the column `{key}` is promoted from is not a map"),
+    })?;
+    let keys = map.keys().as_string_opt::<i32>();
+    let values = map.values().as_string_opt::<i32>();
+    let (Some(keys), Some(values)) = (keys, values) else {
+        return Err(Error::InvalidBatch {
+            table: String::new(),
+            detail: format!("the map `{key}` is promoted from must map text to text"),
+        });
+    };
+    let offsets = map.value_offsets();
+    let mut out = StringBuilder::with_capacity(map.len(), map.len() * 4);
+    for row in 0..map.len() {
+        let found = (!map.is_null(row))
+            .then(|| {
+                (offsets[row] as usize..offsets[row + 1] as usize)
+                    .find(|&e| keys.is_valid(e) && keys.value(e) == key)
+            })
+            .flatten()
+            .filter(|&e| values.is_valid(e));
+        out.append_option(found.map(|e| values.value(e)));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+impl TableDef {
+    /// Rows stored before some keys were promoted (a WAL record, a Parquet
+    /// file) with the columns they lack filled from their map, so they
+    /// have today's shape; rows that already have it are returned as they
+    /// are. Anything else is left for the schema check to refuse.
+    pub(crate) fn upgrade_rows(&self, rows: TableRows) -> Result<TableRows> {
+        if self.promoted_keys().is_empty() {
+            return Ok(rows);
+        }
+        Ok(match rows {
+            TableRows::Rows(batch) => TableRows::Rows(self.fill_promoted(batch, &self.schema)?),
+            TableRows::Series(batch) => match self.series_layout() {
+                Some(layout) => {
+                    let series =
+                        self.fill_promoted(batch.series().clone(), &layout.series_schema)?;
+                    TableRows::Series(SeriesBatch::new(series, batch.points().clone()))
+                }
+                None => TableRows::Series(batch),
+            },
+        })
+    }
+
+    /// `batch` with `target`'s columns when the only ones it lacks are
+    /// promoted keys whose map it has; otherwise unchanged.
+    fn fill_promoted(&self, batch: RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+        let have = batch.schema();
+        let missing: Vec<Option<&PromotedKey>> = target
+            .fields()
+            .iter()
+            .filter(|f| have.index_of(f.name()).is_err())
+            .map(|f| {
+                self.promoted_keys()
+                    .iter()
+                    .find(|p| &p.key == f.name() && have.index_of(&p.map).is_ok())
+            })
+            .collect();
+        let fillable = !missing.is_empty()
+            && missing.iter().all(Option::is_some)
+            && have.fields().len() + missing.len() == target.fields().len();
+        if !fillable {
+            return Ok(batch);
+        }
+        let columns = target
+            .fields()
+            .iter()
+            .map(|f| match batch.column_by_name(f.name()) {
+                Some(c) => Ok(c.clone()),
+                None => {
+                    let map = self
+                        .promoted_keys()
+                        .iter()
+                        .find(|p| &p.key == f.name())
+                        .and_then(|p| batch.column_by_name(&p.map))
+                        .expect("checked: a promoted key whose map the batch has");
+                    extract(map.as_ref(), f.name()).map_err(|e| self.invalid(e))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(target.clone(), columns).map_err(|e| Error::InvalidBatch {
+            table: self.name.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn invalid(&self, e: Error) -> Error {
+        match e {
+            Error::InvalidBatch { detail, .. } => Error::InvalidBatch {
+                table: self.name.clone(),
+                detail,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Rewrites, per Parquet file, references to promoted columns the file
+/// lacks into lookups in the map it has (`le` → `get_field(labels, 'le')`),
+/// for projections and pruning predicates alike; everything else goes to
+/// DataFusion's default adapter (casts, columns missing altogether).
+#[derive(Debug)]
+pub(crate) struct PromotedKeysAdapterFactory {
+    promoted: Vec<PromotedKey>,
+}
+
+impl PromotedKeysAdapterFactory {
+    pub(crate) fn new(promoted: Vec<PromotedKey>) -> Self {
+        Self { promoted }
+    }
+}
+
+impl PhysicalExprAdapterFactory for PromotedKeysAdapterFactory {
+    fn create(
+        &self,
+        logical_file_schema: SchemaRef,
+        physical_file_schema: SchemaRef,
+    ) -> DfResult<Arc<dyn PhysicalExprAdapter>> {
+        let lacking = self
+            .promoted
+            .iter()
+            .filter(|p| {
+                physical_file_schema.index_of(&p.key).is_err()
+                    && physical_file_schema.index_of(&p.map).is_ok()
+                    && logical_file_schema.index_of(&p.map).is_ok()
+            })
+            .cloned()
+            .collect();
+        Ok(Arc::new(PromotedKeysAdapter {
+            lacking,
+            logical_file_schema: logical_file_schema.clone(),
+            inner: DefaultPhysicalExprAdapterFactory
+                .create(logical_file_schema, physical_file_schema)?,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct PromotedKeysAdapter {
+    /// Promoted keys this file has no column for, but has the map of.
+    lacking: Vec<PromotedKey>,
+    logical_file_schema: SchemaRef,
+    inner: Arc<dyn PhysicalExprAdapter>,
+}
+
+impl PhysicalExprAdapter for PromotedKeysAdapter {
+    fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> DfResult<Arc<dyn PhysicalExpr>> {
+        let expr = if self.lacking.is_empty() {
+            expr
+        } else {
+            expr.transform(|e| {
+                let Some(column) = e.downcast_ref::<Column>() else {
+                    return Ok(Transformed::no(e));
+                };
+                let Some(p) = self.lacking.iter().find(|p| p.key == column.name()) else {
+                    return Ok(Transformed::no(e));
+                };
+                Ok(Transformed::yes(map_lookup(
+                    &self.logical_file_schema,
+                    &p.map,
+                    &p.key,
+                )?))
+            })
+            .data()?
+        };
+        self.inner.rewrite(expr)
+    }
+}
+
+/// `get_field(map, key)`: the physical form of SQL's `map['key']`.
+fn map_lookup(schema: &Schema, map: &str, key: &str) -> DfResult<Arc<dyn PhysicalExpr>> {
+    let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(map, schema.index_of(map)?));
+    let key = lit(ScalarValue::Utf8(Some(key.to_string())));
+    let f = ScalarFunctionExpr::try_new(
+        datafusion::functions::core::get_field(),
+        vec![column, key],
+        schema,
+        Arc::new(ConfigOptions::default()),
+    )?;
+    debug_assert_eq!(f.return_type(), &DataType::Utf8);
+    Ok(Arc::new(f))
+}
