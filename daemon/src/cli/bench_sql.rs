@@ -268,11 +268,11 @@ pub fn queries(last_ts: DateTime<Utc>) -> Vec<BenchQuery> {
             "p95_from_histogram_buckets",
             "p95 latency bucket per model version over the last 24 h from cumulative bucket counters",
             "WITH increase AS ( \
-               SELECT model, version, CAST(labels['le'] AS DOUBLE) AS le, max(value) - min(value) AS n \
+               SELECT model, version, CAST(le AS DOUBLE) AS upper_bound, max(value) - min(value) AS n \
                FROM {samples} WHERE metric = 'inference_latency_seconds_bucket' AND ts >= {since} \
-               GROUP BY model, version, labels['le']), \
+               GROUP BY model, version, le), \
              total AS (SELECT model, version, max(n) AS n FROM increase GROUP BY model, version) \
-             SELECT i.model, i.version, min(i.le) AS p95_le \
+             SELECT i.model, i.version, min(i.upper_bound) AS p95_le \
              FROM increase i JOIN total t ON i.model = t.model AND i.version = t.version \
              WHERE i.n >= 0.95 * t.n GROUP BY i.model, i.version ORDER BY i.model, i.version",
         ),
@@ -280,7 +280,7 @@ pub fn queries(last_ts: DateTime<Utc>) -> Vec<BenchQuery> {
             "hourly_error_rate_per_version",
             "share of 5xx requests per model version and hour over the last 24 h",
             "SELECT model, version, date_trunc('hour', ts) AS hour, \
-               (max(CASE WHEN labels['status'] = '500' THEN value END) - min(CASE WHEN labels['status'] = '500' THEN value END)) \
+               (max(CASE WHEN status = '500' THEN value END) - min(CASE WHEN status = '500' THEN value END)) \
                / (max(value) - min(value) + 1) AS error_share \
              FROM {samples} WHERE metric = 'http_requests_total' AND ts >= {since} \
              GROUP BY model, version, date_trunc('hour', ts) ORDER BY model, version, hour",
@@ -301,11 +301,11 @@ pub fn queries(last_ts: DateTime<Utc>) -> Vec<BenchQuery> {
         both(
             "top_series_by_rate",
             "the 10 counter series with the highest per-second increase over the last hour",
-            "SELECT model, version, metric, labels['status'] AS status, labels['le'] AS le, \
+            "SELECT model, version, metric, status, le, \
                (max(value) - min(value)) / 3600.0 AS per_second \
              FROM {samples} WHERE metric IN ('http_requests_total', 'inference_latency_seconds_bucket') \
                AND ts >= {hour_ago} \
-             GROUP BY model, version, metric, labels['status'], labels['le'] \
+             GROUP BY model, version, metric, status, le \
              ORDER BY per_second DESC, model, version, metric, status, le LIMIT 10",
         ),
     ]
