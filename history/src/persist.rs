@@ -1,7 +1,7 @@
 //! Turning buffered batches into sorted, partitioned Parquet files, and
 //! reading them back for compaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -282,14 +282,33 @@ fn sort_series(def: &TableDef, layout: &SeriesLayout, rows: &[TableRows]) -> Res
                 .collect(),
         )?;
         let keys = converter.convert_columns(&key_columns)?;
-        let mut order: Vec<u32> = (0..keys.num_rows() as u32).collect();
-        order.sort_unstable_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
-        let mut r = 0u32;
-        for (n, w) in order.iter().enumerate() {
-            if n > 0 && keys.row(order[n - 1] as usize) != keys.row(*w as usize) {
-                r += 1;
-            }
-            rank[*w as usize] = r;
+        // Most series rows repeat a series another write already brought
+        // (Prometheus sends each series once per request): find the
+        // distinct keys by hash first, so the comparison sort runs over
+        // series, not over series rows. The hasher is seeded per process:
+        // label values come from clients.
+        let mut distinct: HashMap<arrow::row::Row<'_>, u32, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(1024, foldhash::fast::RandomState::default());
+        let mut first_row: Vec<u32> = Vec::new();
+        let ids: Vec<u32> = (0..keys.num_rows())
+            .map(|i| {
+                *distinct.entry(keys.row(i)).or_insert_with(|| {
+                    first_row.push(i as u32);
+                    first_row.len() as u32 - 1
+                })
+            })
+            .collect();
+        let mut order: Vec<u32> = (0..first_row.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            keys.row(first_row[a as usize] as usize)
+                .cmp(&keys.row(first_row[b as usize] as usize))
+        });
+        let mut distinct_rank = vec![0u32; first_row.len()];
+        for (r, &d) in order.iter().enumerate() {
+            distinct_rank[d as usize] = r as u32;
+        }
+        for (r, id) in rank.iter_mut().zip(ids) {
+            *r = distinct_rank[id as usize];
         }
     }
     let ts = match layout.sources[def.ts_index()] {
