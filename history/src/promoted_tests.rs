@@ -40,9 +40,9 @@ const SERIES: [Series; 3] = [
     ("requests", None, None),
 ];
 
-/// Every series at `steps` seconds after t0 (value: `base` + series × 100
-/// + step), as whole rows in `def`'s shape: with the `le` column when the
-/// table has one.
+/// Every series at `steps` seconds after t0 (value: `base`, plus 100 per
+/// series, plus the step), as whole rows in `def`'s shape: with the `le`
+/// column when the table has one.
 fn rows(def: &TableDef, base: f64, steps: std::ops::Range<i64>) -> RecordBatch {
     let points: Vec<(Series, i64, f64)> = steps
         .flat_map(|step| {
