@@ -124,7 +124,13 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
                 .into_iter()
                 .filter(|c| has(c))
                 .collect();
-            let index = sort.clone();
+            let mut index = sort.clone();
+            // The promoted labels are what health queries filter by
+            // (`status = '500'`): the manifest keeps their values per file,
+            // so an hour without a 5xx is not even opened.
+            if name == collectors::schema::SAMPLES {
+                index.extend(collectors::PROMOTED_LABELS);
+            }
             if has("metric") && has("labels") {
                 sort.push("labels");
             }

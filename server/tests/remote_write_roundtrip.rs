@@ -166,7 +166,7 @@ fn expected_rows(series: &Series) -> Vec<Row> {
 async fn stored_rows(telemetry: &Telemetry) -> Vec<Row> {
     let ctx = telemetry.store.session_context().expect("session");
     let batches = ctx
-        .sql("SELECT metric, model, version, labels, ts, value, stale, kind FROM samples")
+        .sql("SELECT metric, model, version, labels, ts, value, stale, kind, le FROM samples")
         .await
         .expect("plan")
         .collect()
@@ -175,7 +175,7 @@ async fn stored_rows(telemetry: &Telemetry) -> Vec<Row> {
     let mut rows = Vec::new();
     for b in &batches {
         let text = |i: usize| b.column(i).as_string::<i32>();
-        let (metric, model, version, kind) = (text(0), text(1), text(2), text(7));
+        let (metric, model, version, kind, le) = (text(0), text(1), text(2), text(7), text(8));
         let labels = b.column(3).as_map();
         let ts = b.column(4).as_primitive::<TimestampMicrosecondType>();
         let value = b.column(5).as_primitive::<Float64Type>();
@@ -188,6 +188,10 @@ async fn stored_rows(telemetry: &Telemetry) -> Vec<Row> {
                 entries.column(1).as_string::<i32>(),
             );
             let opt = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+            let le_label = (0..keys.len())
+                .find(|&j| keys.value(j) == "le")
+                .map(|j| values.value(j).to_string());
+            assert_eq!(opt(le), le_label, "the le column copies the le label");
             rows.push(Row {
                 metric: metric.value(i).to_string(),
                 model: opt(model),
@@ -336,4 +340,56 @@ async fn persisted_samples_keep_each_series_together_in_time_order() {
             "a series out of time order: {run:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_status_filter_opens_only_the_files_that_hold_that_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let telemetry = open(dir.path()).await;
+    let hour_ms = 3_600_000;
+    for (hour, status) in [(0, "200"), (1, "500"), (2, "200")] {
+        let labels = [("__name__", "http_requests_total"), ("status", status)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let request = Request {
+            protocol: RemoteWriteVersion::V1,
+            series: vec![Series {
+                labels,
+                samples: vec![(1.0, 1_764_219_600_000 + hour * hour_ms)],
+            }],
+            persist_after: true,
+        };
+        send(&telemetry, &request).await;
+        telemetry.store.persist_now().await.expect("persist");
+    }
+    assert_eq!(
+        telemetry.store.manifest().files.len(),
+        3,
+        "one file per hour"
+    );
+    let before = telemetry.store.stats();
+    let ctx = telemetry.store.session_context().expect("session");
+    let batches = ctx
+        .sql("SELECT count(*) FROM samples WHERE status = '500'")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("query");
+    let n = batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .value(0);
+    assert_eq!(n, 1);
+    let after = telemetry.store.stats();
+    assert_eq!(
+        after.query_files_considered - before.query_files_considered,
+        3
+    );
+    assert_eq!(
+        after.query_files_scanned - before.query_files_scanned,
+        1,
+        "the manifest knows which hour holds a 500"
+    );
 }
