@@ -41,19 +41,17 @@ pub struct PromotedKey {
 }
 
 /// `map[key]` for every row of a `Map<Utf8, Utf8>` array; null where the
-/// map has no entry for `key` (or the map is null).
-pub(crate) fn extract(map: &dyn Array, key: &str) -> Result<ArrayRef> {
-    let map = map.as_map_opt().ok_or_else(|| Error::InvalidBatch {
-        table: String::new(),
-        detail: format!("the column `{key}` is promoted from is not a map"),
-    })?;
-    let keys = map.keys().as_string_opt::<i32>();
-    let values = map.values().as_string_opt::<i32>();
-    let (Some(keys), Some(values)) = (keys, values) else {
-        return Err(Error::InvalidBatch {
-            table: String::new(),
-            detail: format!("the map `{key}` is promoted from must map text to text"),
-        });
+/// map has no entry for `key` (or the map is null). The error says what
+/// the column is instead.
+pub(crate) fn extract(map: &dyn Array, key: &str) -> std::result::Result<ArrayRef, String> {
+    let not_text_map =
+        || format!("`{key}` is promoted from a column that is not a map of text to text");
+    let map = map.as_map_opt().ok_or_else(not_text_map)?;
+    let (Some(keys), Some(values)) = (
+        map.keys().as_string_opt::<i32>(),
+        map.values().as_string_opt::<i32>(),
+    ) else {
+        return Err(not_text_map());
     };
     let offsets = map.value_offsets();
     let mut out = StringBuilder::with_capacity(map.len(), map.len() * 4);
@@ -95,36 +93,44 @@ impl TableDef {
     /// `batch` with `target`'s columns when the only ones it lacks are
     /// promoted keys whose map it has; otherwise unchanged.
     fn fill_promoted(&self, batch: RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
-        let have = batch.schema();
-        let missing: Vec<Option<&PromotedKey>> = target
-            .fields()
-            .iter()
-            .filter(|f| have.index_of(f.name()).is_err())
-            .map(|f| {
-                self.promoted_keys()
-                    .iter()
-                    .find(|p| &p.key == f.name() && have.index_of(&p.map).is_ok())
-            })
-            .collect();
-        let fillable = !missing.is_empty()
-            && missing.iter().all(Option::is_some)
-            && have.fields().len() + missing.len() == target.fields().len();
-        if !fillable {
-            return Ok(batch);
+        enum Column<'a> {
+            Own(&'a ArrayRef),
+            FromMap { key: &'a str, map: &'a ArrayRef },
         }
-        let columns = target
+        // Each target column: the batch's own, or the map it is promoted
+        // from (None when neither: not a shape this can fill).
+        let sources: Option<Vec<Column<'_>>> = target
             .fields()
             .iter()
             .map(|f| match batch.column_by_name(f.name()) {
-                Some(c) => Ok(c.clone()),
-                None => {
-                    let map = self
-                        .promoted_keys()
-                        .iter()
-                        .find(|p| &p.key == f.name())
-                        .and_then(|p| batch.column_by_name(&p.map))
-                        .expect("checked: a promoted key whose map the batch has");
-                    extract(map.as_ref(), f.name()).map_err(|e| self.invalid(e))
+                Some(c) => Some(Column::Own(c)),
+                None => self
+                    .promoted_keys()
+                    .iter()
+                    .find(|p| &p.key == f.name())
+                    .and_then(|p| batch.column_by_name(&p.map))
+                    .map(|map| Column::FromMap { key: f.name(), map }),
+            })
+            .collect();
+        let Some(sources) = sources else {
+            return Ok(batch);
+        };
+        let own = sources
+            .iter()
+            .filter(|c| matches!(c, Column::Own(_)))
+            .count();
+        if own == sources.len() || own != batch.num_columns() {
+            return Ok(batch);
+        }
+        let columns = sources
+            .into_iter()
+            .map(|c| match c {
+                Column::Own(c) => Ok(c.clone()),
+                Column::FromMap { key, map } => {
+                    extract(map.as_ref(), key).map_err(|detail| Error::InvalidBatch {
+                        table: self.name.clone(),
+                        detail,
+                    })
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -132,16 +138,6 @@ impl TableDef {
             table: self.name.clone(),
             detail: e.to_string(),
         })
-    }
-
-    fn invalid(&self, e: Error) -> Error {
-        match e {
-            Error::InvalidBatch { detail, .. } => Error::InvalidBatch {
-                table: self.name.clone(),
-                detail,
-            },
-            other => other,
-        }
     }
 }
 
