@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use arrow::array::builder::{MapBuilder, StringBuilder};
 use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Int64Type};
+use arrow::datatypes::{DataType, Field};
 use arrow::record_batch::RecordBatch;
 
 use crate::series_tests::{install_v1_wal, labelled_def, labels_type};
-use crate::tests::{Fixture, config, events_def, micros, t0};
+use crate::tests::{Fixture, config, events_def, micros, scalar_i64, t0};
 use crate::*;
 
 /// `labelled` as it is declared once `le` is promoted out of `labels`.
@@ -101,15 +101,11 @@ async fn open(fx: &Fixture, def: TableDef) -> HistoryStore {
 }
 
 async fn count(store: &HistoryStore, filter: &str) -> i64 {
-    let ctx = store.session_context().expect("context");
-    let batches = ctx
-        .sql(&format!("SELECT count(*) FROM labelled WHERE {filter}"))
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
-    batches[0].column(0).as_primitive::<Int64Type>().value(0)
+    scalar_i64(
+        store,
+        &format!("SELECT count(*) FROM labelled WHERE {filter}"),
+    )
+    .await
 }
 
 /// What the table answers about `le`: rows per bucket, rows without one,

@@ -133,7 +133,7 @@ impl Fixture {
     }
 }
 
-async fn scalar_i64(store: &HistoryStore, sql: &str) -> i64 {
+pub(crate) async fn scalar_i64(store: &HistoryStore, sql: &str) -> i64 {
     let ctx = store.session_context().expect("context");
     let batches = ctx
         .sql(sql)
