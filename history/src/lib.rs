@@ -100,13 +100,14 @@
 //! ## Limits
 //! * A table's schema is fixed: files and WAL records are checked against
 //!   the declared schema, and a changed declaration is refused at replay
-//!   ([`Error::WalTableMismatch`]). The one evolution it handles is a
-//!   **promoted key** ([`TableDef::with_promoted_keys`]): a nullable text
-//!   column copying one key of a map column may be added to a table with
-//!   history; WAL records and files without it read back with it filled
-//!   from the map (replay and compaction fill the rows, queries read the
-//!   map in its place per file, `promoted`). Any other change needs a new
-//!   table.
+//!   ([`Error::WalTableMismatch`]). Two evolutions are handled, both
+//!   columns added to a table with history: a **promoted key**
+//!   ([`TableDef::with_promoted_keys`]), a nullable text column copying one
+//!   key of a map column, which WAL records and files without it read back
+//!   filled from the map (replay and compaction fill the rows, queries read
+//!   the map in its place per file, `promoted`); and any other **nullable
+//!   column**, which they read back as null. Renaming, dropping, retyping
+//!   or adding a non-nullable column needs a new table.
 //! * Persist covers every table at once (one `persisted_seq` for the WAL).
 //! * The manifest lives on the local file system next to the WAL; Parquet
 //!   goes through `object_store`, so moving files to object storage needs a

@@ -3,7 +3,9 @@
 //! lookup and Parquet keeps statistics and a page index for them.
 //!
 //! Writers fill the column themselves (it is part of the table schema).
-//! What this module does is keep the history readable across the change:
+//! What this module does is keep the history readable across the change
+//! (and across the one other change a declaration may make: a nullable
+//! column added, which rows stored before it read back as null):
 //! rows stored before a key was promoted (WAL records, Parquet files) lack
 //! the column, and every path that reads them fills it from the map as it
 //! was then — WAL replay and compaction through [`TableDef::upgrade_rows`],
@@ -69,36 +71,42 @@ pub(crate) fn extract(map: &dyn Array, key: &str) -> std::result::Result<ArrayRe
 }
 
 impl TableDef {
-    /// Rows stored before some keys were promoted (a WAL record, a Parquet
-    /// file) with the columns they lack filled from their map, so they
-    /// have today's shape; rows that already have it are returned as they
-    /// are. Anything else is left for the schema check to refuse.
+    /// Rows stored under an earlier declaration of the table (a WAL record,
+    /// a Parquet file) in today's shape: a promoted key's column they lack
+    /// is filled from its map, any other nullable column they lack (one
+    /// added to the declaration since) with nulls. Rows that already have
+    /// today's shape are returned as they are; anything else (a column
+    /// renamed, dropped, retyped, or a non-nullable one added) is left for
+    /// the schema check to refuse.
     pub(crate) fn upgrade_rows(&self, rows: TableRows) -> Result<TableRows> {
-        if self.promoted_keys().is_empty() {
-            return Ok(rows);
-        }
         Ok(match rows {
-            TableRows::Rows(batch) => TableRows::Rows(self.fill_promoted(batch, &self.schema)?),
+            TableRows::Rows(batch) => TableRows::Rows(self.fill_missing(batch, &self.schema)?),
             TableRows::Series(batch) => match self.series_layout() {
                 Some(layout) => {
                     let series =
-                        self.fill_promoted(batch.series().clone(), &layout.series_schema)?;
-                    TableRows::Series(SeriesBatch::new(series, batch.points().clone()))
+                        self.fill_missing(batch.series().clone(), &layout.series_schema)?;
+                    let points =
+                        self.fill_missing(batch.points().clone(), &layout.points_schema)?;
+                    TableRows::Series(SeriesBatch::new(series, points))
                 }
                 None => TableRows::Series(batch),
             },
         })
     }
 
-    /// `batch` with `target`'s columns when the only ones it lacks are
-    /// promoted keys whose map it has; otherwise unchanged.
-    fn fill_promoted(&self, batch: RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+    /// `batch` with `target`'s columns when every column it lacks is a
+    /// promoted key whose map it has, or nullable; otherwise unchanged.
+    fn fill_missing(&self, batch: RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
         enum Column<'a> {
             Own(&'a ArrayRef),
             FromMap { key: &'a str, map: &'a ArrayRef },
+            Null(&'a DataType),
         }
-        // Each target column: the batch's own, or the map it is promoted
-        // from (None when neither: not a shape this can fill).
+        if batch.num_columns() >= target.fields().len() {
+            return Ok(batch);
+        }
+        // Each target column: the batch's own, the map it is promoted
+        // from, or nulls (None when none of these: not a shape this fills).
         let sources: Option<Vec<Column<'_>>> = target
             .fields()
             .iter()
@@ -109,7 +117,8 @@ impl TableDef {
                     .iter()
                     .find(|p| &p.key == f.name())
                     .and_then(|p| batch.column_by_name(&p.map))
-                    .map(|map| Column::FromMap { key: f.name(), map }),
+                    .map(|map| Column::FromMap { key: f.name(), map })
+                    .or_else(|| f.is_nullable().then(|| Column::Null(f.data_type()))),
             })
             .collect();
         let Some(sources) = sources else {
@@ -119,7 +128,7 @@ impl TableDef {
             .iter()
             .filter(|c| matches!(c, Column::Own(_)))
             .count();
-        if own == sources.len() || own != batch.num_columns() {
+        if own != batch.num_columns() {
             return Ok(batch);
         }
         let columns = sources
@@ -131,6 +140,9 @@ impl TableDef {
                         table: self.name.clone(),
                         detail,
                     })
+                }
+                Column::Null(data_type) => {
+                    Ok(arrow::array::new_null_array(data_type, batch.num_rows()))
                 }
             })
             .collect::<Result<Vec<_>>>()?;

@@ -262,3 +262,152 @@ fn extract_takes_the_key_or_null() {
     let not_a_map = StringArray::from(vec!["x"]);
     assert!(crate::promoted::extract(&not_a_map, "le").is_err());
 }
+
+/// `events` with two nullable columns added to its declaration, and rows
+/// of that shape (`detail` set, `score` null).
+fn events_with_added_columns() -> TableDef {
+    let old = events_def();
+    let fields: Vec<Field> = old
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .chain([
+            Field::new("detail", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+        ])
+        .collect();
+    TableDef::new("events", schema(fields))
+        .with_index_columns(old.index_columns.clone())
+        .with_retention(old.retention.expect("events has a retention"))
+}
+
+fn events_rows(def: &TableDef, start: i64, n: usize) -> RecordBatch {
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from((0..n as i64).map(|i| start + i).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![Some("fraud"); n])),
+        Arc::new(StringArray::from(vec!["e"; n])),
+    ];
+    if def.schema.index_of("detail").is_ok() {
+        columns.push(Arc::new(StringArray::from(vec![Some("new"); n])));
+        columns.push(arrow::array::new_null_array(&DataType::Float64, n));
+    }
+    RecordBatch::try_new(def.schema.clone(), columns).expect("valid batch")
+}
+
+async fn open_events(fx: &Fixture, events: TableDef) -> HistoryStore {
+    HistoryStore::open(
+        &fx.dir,
+        vec![labelled_def(), events],
+        config(fx.clock.clone()),
+    )
+    .await
+    .expect("open store")
+}
+
+/// `[rows, detail null, detail = 'new', score not null]` of `events`.
+async fn events_answers(store: &HistoryStore) -> [i64; 4] {
+    let mut out = [0; 4];
+    for (slot, filter) in [
+        "true",
+        "detail IS NULL",
+        "detail = 'new'",
+        "score IS NOT NULL",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out[slot] = scalar_i64(
+            store,
+            &format!("SELECT count(*) FROM events WHERE {filter}"),
+        )
+        .await;
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_nullable_column_added_later_reads_back_as_null_from_old_files_and_old_wal_records() {
+    let fx = Fixture::new();
+    let old = events_def();
+    let store = open_events(&fx, old.clone()).await;
+    let t = micros(t0());
+    store
+        .write(WriteSet::new().with("events", events_rows(&old, t, 3)))
+        .await
+        .expect("old-shape rows");
+    store.persist_now().await.expect("persist the old shape");
+    store
+        .write(WriteSet::new().with("events", events_rows(&old, t + 3_600_000_000, 2)))
+        .await
+        .expect("old-shape rows in the WAL");
+    drop(store);
+
+    let new = events_with_added_columns();
+    let store = open_events(&fx, new.clone()).await;
+    store
+        .write(WriteSet::new().with("events", events_rows(&new, t + 10, 4)))
+        .await
+        .expect("new-shape rows");
+    // Written without the columns → null; written with them → theirs.
+    let want = [9, 5, 4, 0];
+    assert_eq!(
+        events_answers(&store).await,
+        want,
+        "old file, replayed WAL, buffer"
+    );
+    // A filter on an added column keeps the old rows out, not the new ones.
+    assert_eq!(
+        scalar_i64(
+            &store,
+            "SELECT count(*) FROM events WHERE detail = 'new' AND ts < TIMESTAMP '2026-01-01 00:30:00'"
+        )
+        .await,
+        4
+    );
+
+    store.persist_now().await.expect("persist");
+    assert_eq!(events_answers(&store).await, want, "old and new files");
+    let outcome = store.compact_now().await.expect("compact");
+    assert!(outcome.files_in >= 2, "{outcome:?}");
+    assert_eq!(events_answers(&store).await, want, "after compaction");
+    let first_hour = store
+        .manifest()
+        .files
+        .into_iter()
+        .find(|f| f.table == "events" && f.partition_hour == micros(t0()))
+        .expect("the first hour's file");
+    let data = std::fs::read(fx.dir.join(&first_hour.path)).expect("parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(data),
+    )
+    .expect("footer");
+    assert!(
+        reader.schema().index_of("detail").is_ok(),
+        "the compacted file has the added column: {:?}",
+        reader.schema()
+    );
+}
+
+#[test]
+fn a_column_added_without_being_nullable_is_not_filled() {
+    let old = events_def();
+    let mut fields: Vec<Field> = old
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("required", DataType::Utf8, false));
+    let strict = TableDef::new("events", schema(fields));
+    let rows = strict
+        .upgrade_rows(TableRows::Rows(events_rows(&old, 0, 2)))
+        .expect("upgrade");
+    let err = strict
+        .check_rows(rows)
+        .expect_err("a missing non-nullable column");
+    assert!(err.to_string().contains("events"), "{err}");
+}
