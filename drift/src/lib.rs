@@ -22,6 +22,9 @@
 //! - [`binned`]: PSI, JS, chi-square and Hellinger on histogram buckets.
 //! - [`sketch`]: a mergeable KLL quantile sketch and sketch-based KS, PSI
 //!   and Wasserstein.
+//! - [`sample`]: the values a test runs on: all of a window's up to a
+//!   limit, a deterministic threshold sample with a stated CDF error bound
+//!   beyond ([`WindowValues`]); the same window always gives the same values.
 //! - [`report`]: Evidently-compatible automatic test selection, per-feature
 //!   overrides, Bonferroni / Benjamini–Hochberg correction, an effect-size
 //!   floor and dataset drift by drifted share — entry point
@@ -75,6 +78,7 @@ mod error;
 pub mod numeric;
 pub mod report;
 mod result;
+pub mod sample;
 pub mod sketch;
 mod special;
 
@@ -85,6 +89,7 @@ pub use report::{
     evaluate_feature, evaluate_features, select_method,
 };
 pub use result::{Decision, DriftMethod, Param, Params, Statistic, TestResult, ThresholdKind};
+pub use sample::{Sampling, TestedValues, WindowValues};
 pub use sketch::KllSketch;
 
 /// Special functions exposed for tests and benchmarks (not a stable API).

@@ -32,16 +32,17 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use modelwatch_drift::canary::{self, CanaryConfig, CanaryMetric, CanaryVerdict, Direction};
-use modelwatch_drift::{DriftReport, FeatureSpec, ReportConfig, evaluate_features};
+use modelwatch_drift::{DriftReport, FeatureSpec, ReportConfig, Sampling, evaluate_features};
 use modelwatch_registry::{Alias, Recommendation};
 use modelwatch_types::{
     FeatureKind, Features, MonitoringPolicy, MoveKind, RecommendationKind, ReferenceSource,
     RollbackPolicy, Severity, Tags,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::EvalError;
-use crate::ports::{FeatureSet, FeatureValues, Profile, SAMPLE_CAP, Traffic, Window};
+use crate::ports::{EXACT_VALUES_LIMIT, FeatureSet, FeatureValues, Profile, Traffic, Window};
 
 /// The actor name of everything the evaluator changes (audit, recommendations).
 pub const EVALUATOR_ACTOR: &str = "evaluator";
@@ -354,14 +355,57 @@ pub fn evaluation_id(model: &str, version: i64, now: DateTime<Utc>) -> String {
     )
 }
 
-/// The kind of each of the report's features, for the results rows.
-pub fn report_kinds(report: &DriftReport, features: &FeatureSet) -> Vec<FeatureKind> {
+/// What went into one feature's test besides the statistic: its kind and
+/// how its values were chosen on each side. One per report feature, in the
+/// report's order; the results rows and the evidence carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FeatureInputs {
+    pub kind: FeatureKind,
+    /// `exact` when both sides tested every value of their window.
+    pub sampling: Sampling,
+    /// Finite values (numeric) or non-null values (categorical) in the
+    /// reference and current windows; the report's `n_reference` and
+    /// `n_current` are the values tested.
+    pub seen_reference: u64,
+    pub seen_current: u64,
+    /// How far the tested values' CDFs may be from their windows' (sum of
+    /// both sides, DKW at 99 %): the KS statistic is within this of the
+    /// full windows'. 0 when exact.
+    pub cdf_error_bound: f64,
+}
+
+/// [`FeatureInputs`] of each of the report's features.
+pub fn feature_inputs(
+    report: &DriftReport,
+    features: &FeatureSet,
+    reference: &Profile,
+    current: &Profile,
+) -> Vec<FeatureInputs> {
     report
         .features
         .iter()
-        .map(|f| match features.get(&f.name) {
-            Some(Some(FeatureKind::Categorical)) => FeatureKind::Categorical,
-            _ => FeatureKind::Numeric,
+        .map(|f| {
+            let kind = match features.get(&f.name) {
+                Some(Some(FeatureKind::Categorical)) => FeatureKind::Categorical,
+                _ => FeatureKind::Numeric,
+            };
+            let side = |p: &Profile| match p.features.get(&f.name) {
+                Some(FeatureValues::Numeric(t)) => (t.sampling, t.seen, t.cdf_error_bound()),
+                Some(FeatureValues::Categorical(c)) => (Sampling::Exact, c.total(), 0.0),
+                None => (Sampling::Exact, 0, 0.0),
+            };
+            let (r, c) = (side(reference), side(current));
+            FeatureInputs {
+                kind,
+                sampling: if r.0 == Sampling::Exact && c.0 == Sampling::Exact {
+                    Sampling::Exact
+                } else {
+                    Sampling::ThresholdSample
+                },
+                seen_reference: r.1,
+                seen_current: c.1,
+                cdf_error_bound: r.2 + c.2,
+            }
         })
         .collect()
 }
@@ -383,6 +427,8 @@ pub struct DriftMeasurement<'a> {
     pub reference: &'a ReferencePlan,
     pub reference_rows: u64,
     pub report: &'a DriftReport,
+    /// One per report feature.
+    pub inputs: &'a [FeatureInputs],
 }
 
 /// What the drift rules need to know from before this evaluation.
@@ -430,7 +476,7 @@ pub fn decide_drift(
         "evaluated_at": m.now,
         "alias": m.alias,
         "current_window": {"start": m.window.0, "end": m.window.1, "rows": m.current_rows},
-        "numeric_sample_cap": SAMPLE_CAP,
+        "exact_values_limit": EXACT_VALUES_LIMIT,
         "reference": {
             "source": m.reference.source,
             "rows": m.reference_rows,
@@ -446,6 +492,12 @@ pub fn decide_drift(
         "drifted_share": report.drifted_share,
         "drifted_features": drifted,
         "features": report.features,
+        "feature_inputs": report
+            .features
+            .iter()
+            .zip(m.inputs)
+            .map(|(f, i)| (f.name.clone(), json!(i)))
+            .collect::<serde_json::Map<_, _>>(),
     });
     let mut actions = vec![Action::RecordResults];
     if report.dataset_drift {

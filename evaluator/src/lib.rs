@@ -46,12 +46,13 @@ pub mod scheduler;
 pub mod testing;
 
 pub use decision::{
-    Action, Change, EVALUATOR_ACTOR, HEALTH_TAG, Health, Outcome, RECOMMENDATION_TAG, Verdict,
+    Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome,
+    RECOMMENDATION_TAG, Verdict,
 };
 pub use ports::{
-    EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout, FeatureSet, FeatureValues,
-    NoEvents, NumericValues, Profile, ResultsSink, RollbackDone, SAMPLE_CAP, SplitMix,
-    TelemetryReader, Traffic, Window,
+    EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout, FeatureSet,
+    FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile, ResultsSink, RollbackDone,
+    TelemetryReader, Traffic, Window, exact_values_limit,
 };
 pub use report::{CycleReport, RecommendationAction, VersionOutcome};
 pub use scheduler::{EVALUATOR_NICE, Evaluator, EvaluatorHandle, spawn};

@@ -34,76 +34,41 @@ impl<T> EvaluatorRegistry for T where
 }
 
 use chrono::{DateTime, Utc};
-use modelwatch_drift::{CategoryCounts, DriftReport};
+use modelwatch_drift::{CategoryCounts, DriftReport, TestedValues};
 use modelwatch_types::tables::{INFERENCES, REFERENCE};
 use modelwatch_types::{ErrorSource, FeatureKind, LatencySource, RecommendationKind};
 use serde_json::Value;
 
+use crate::decision::FeatureInputs;
 use crate::report::{RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
 
-/// Numeric values kept per feature and window: every value up to this
-/// many, a uniform sample of this many beyond. Tests on 20,000 values
-/// detect shifts of a few hundredths of a standard deviation, and the cost
-/// per row stays one random draw, whatever the window holds.
-pub const SAMPLE_CAP: usize = 20_000;
+/// Numeric values tested exactly per feature and window: every finite
+/// value up to this many (sorting 10⁶ values takes tens of milliseconds),
+/// a deterministic threshold sample of at most this many beyond, with its
+/// error bound in the evidence (`modelwatch_drift::sample`).
+pub const EXACT_VALUES_LIMIT: usize = 1_000_000;
 
-/// SplitMix64: a tiny, fast, seedable generator for reservoir sampling
-/// (statistical quality is ample for choosing sample slots).
-#[derive(Debug, Clone)]
-pub struct SplitMix(pub u64);
+/// Numeric values one profile keeps across all its features (16 bytes
+/// each while it is built, 8 once sorted): a policy with many features
+/// lowers the per-feature limit rather than the memory ceiling.
+pub const PROFILE_VALUES_BUDGET: usize = 16_000_000;
 
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+/// The per-feature limit never goes below this, however many features.
+pub const MIN_VALUES_LIMIT: usize = 100_000;
 
-    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is < n / 2^64).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
-
-/// One numeric feature's values: all of them while few, then a uniform
-/// reservoir sample of [`SAMPLE_CAP`].
-#[derive(Debug, Clone, Default)]
-pub struct NumericValues {
-    /// The kept values (all, or the sample).
-    pub values: Vec<f64>,
-    /// Finite values seen in the window.
-    pub seen: u64,
-}
-
-impl NumericValues {
-    /// Adds one value (non-finite values are skipped).
-    pub fn push(&mut self, v: f64, rng: &mut SplitMix) {
-        if !v.is_finite() {
-            return;
-        }
-        self.seen += 1;
-        if self.values.len() < SAMPLE_CAP {
-            self.values.push(v);
-        } else {
-            let slot = rng.below(self.seen) as usize;
-            if slot < SAMPLE_CAP {
-                self.values[slot] = v;
-            }
-        }
-    }
-
-    pub fn count(&self) -> u64 {
-        self.seen
-    }
+/// The per-feature exact limit for a profile of `numeric_features`
+/// numeric features: [`EXACT_VALUES_LIMIT`], lowered to share
+/// [`PROFILE_VALUES_BUDGET`], never below [`MIN_VALUES_LIMIT`].
+pub fn exact_values_limit(numeric_features: usize) -> usize {
+    (PROFILE_VALUES_BUDGET / numeric_features.max(1)).clamp(MIN_VALUES_LIMIT, EXACT_VALUES_LIMIT)
 }
 
 /// One feature's distribution in a window.
 #[derive(Debug, Clone)]
 pub enum FeatureValues {
-    Numeric(NumericValues),
+    /// Sorted, exact or sampled as they say.
+    Numeric(TestedValues),
     Categorical(CategoryCounts),
 }
 
@@ -112,6 +77,19 @@ pub enum FeatureValues {
 pub struct Profile {
     pub rows: u64,
     pub features: BTreeMap<String, FeatureValues>,
+}
+
+impl Profile {
+    /// Numeric values held (what a cached profile costs, 8 bytes each).
+    pub fn numeric_values(&self) -> usize {
+        self.features
+            .values()
+            .map(|f| match f {
+                FeatureValues::Numeric(t) => t.values.len(),
+                FeatureValues::Categorical(_) => 0,
+            })
+            .sum()
+    }
 }
 
 /// Which rows a profile is built from.
@@ -165,8 +143,10 @@ pub trait TelemetryReader: Send + Sync + 'static {
     async fn discover_features(&self, window: &Window) -> Result<FeatureSet>;
     /// Rows of a window (cheap: no feature values are read).
     async fn count_rows(&self, window: &Window) -> Result<u64>;
-    /// The profile of `window` for `features`: numeric features as uniform
-    /// samples of at most [`SAMPLE_CAP`] values, categorical ones counted.
+    /// The profile of `window` for `features`: numeric features' values
+    /// sorted, all of them up to [`exact_values_limit`] and a threshold
+    /// sample beyond (`modelwatch_drift::WindowValues`, so the same window
+    /// always gives the same values), categorical ones counted.
     async fn profile(&self, window: &Window, features: &FeatureSet) -> Result<Profile>;
     /// Latency observations of one side of the rollback judge.
     async fn latencies(
@@ -208,13 +188,13 @@ pub struct EvaluationKey<'a> {
 /// [`EvalError::Results`].
 #[async_trait::async_trait]
 pub trait ResultsSink: Send + Sync + 'static {
-    /// Stores the rows of `report`; `kinds[i]` is the kind of
+    /// Stores the rows of `report`; `inputs[i]` is what went into
     /// `report.features[i]`.
     async fn write(
         &self,
         key: &EvaluationKey<'_>,
         report: &DriftReport,
-        kinds: &[FeatureKind],
+        inputs: &[FeatureInputs],
     ) -> Result<()>;
 }
 
@@ -339,31 +319,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reservoir_keeps_everything_then_a_bounded_uniform_sample() {
-        let mut rng = SplitMix(1);
-        let mut v = NumericValues::default();
-        for i in 0..SAMPLE_CAP {
-            v.push(i as f64, &mut rng);
-        }
-        assert_eq!(v.values.len(), SAMPLE_CAP);
-        v.push(f64::NAN, &mut rng);
-        assert_eq!(
-            v.count(),
-            SAMPLE_CAP as u64,
-            "non-finite values are skipped"
-        );
-        for i in SAMPLE_CAP..10 * SAMPLE_CAP {
-            v.push(i as f64, &mut rng);
-        }
-        assert_eq!(v.values.len(), SAMPLE_CAP);
-        assert_eq!(v.count(), 10 * SAMPLE_CAP as u64);
-        // Uniform over 0..10·CAP: the mean is near 5·CAP (sd of the mean of
-        // a 20k sample ≈ 0.2 % of the range).
-        let mean = v.values.iter().sum::<f64>() / SAMPLE_CAP as f64;
-        let expected = 5.0 * SAMPLE_CAP as f64;
-        assert!(
-            (mean - expected).abs() < 0.02 * expected,
-            "{mean} vs {expected}"
-        );
+    fn many_features_share_the_budget_down_to_a_floor() {
+        assert_eq!(exact_values_limit(0), EXACT_VALUES_LIMIT);
+        assert_eq!(exact_values_limit(16), EXACT_VALUES_LIMIT);
+        assert_eq!(exact_values_limit(32), PROFILE_VALUES_BUDGET / 32);
+        assert_eq!(exact_values_limit(10_000), MIN_VALUES_LIMIT);
     }
 }

@@ -36,6 +36,10 @@ use crate::ports::{
 use crate::report::{CycleReport, RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
 
+/// Numeric values all cached reference profiles hold together (8 bytes
+/// each: 256 MiB).
+pub const REFERENCE_CACHE_VALUES: usize = 32 * 1024 * 1024;
+
 /// A cached reference profile and the row count it was built from.
 struct CachedReference {
     rows_seen: u64,
@@ -287,6 +291,7 @@ impl Evaluator {
         }
 
         let report = decision::run_report(policy, &reference, &current);
+        let inputs = decision::feature_inputs(&report, &features, &reference, &current);
         let evaluation_id = decision::evaluation_id(model, version, now);
         let key = EvaluationKey {
             evaluation_id: &evaluation_id,
@@ -323,6 +328,7 @@ impl Evaluator {
                 reference: &reference_plan,
                 reference_rows: reference.rows,
                 report: &report,
+                inputs: &inputs,
             },
         );
         state
@@ -345,7 +351,7 @@ impl Evaluator {
         let drift = DriftCarry {
             key,
             report: &report,
-            features: &features,
+            inputs: &inputs,
             evidence: &decided.evidence,
         };
         self.carry_out(outcome, model, version, decided.actions, Some(&drift))
@@ -373,10 +379,21 @@ impl Evaluator {
             return Ok(cached.profile.clone());
         }
         let profile = Arc::new(self.reader.profile(window, features).await?);
-        // Keep the cache to the versions still being evaluated.
+        // Keep the cache to the versions still being evaluated, and within
+        // its budget (a reference over it is rebuilt each evaluation).
         state
             .references
             .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
+        let cached: usize = state
+            .references
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .map(|(_, c)| c.profile.numeric_values())
+            .sum();
+        if cached + profile.numeric_values() > REFERENCE_CACHE_VALUES {
+            state.references.remove(&key);
+            return Ok(profile);
+        }
         state.references.insert(
             key,
             CachedReference {
@@ -507,8 +524,7 @@ impl Evaluator {
             match action {
                 Action::RecordResults => {
                     let d = drift.expect("drift actions come with their measurements");
-                    let kinds = decision::report_kinds(d.report, d.features);
-                    self.results.write(&d.key, d.report, &kinds).await?;
+                    self.results.write(&d.key, d.report, d.inputs).await?;
                     self.events.drift_measured(model, version, d.report).await;
                 }
                 Action::NotifyDrift => {
@@ -726,7 +742,7 @@ impl Evaluator {
 struct DriftCarry<'a> {
     key: EvaluationKey<'a>,
     report: &'a modelwatch_drift::DriftReport,
-    features: &'a FeatureSet,
+    inputs: &'a [decision::FeatureInputs],
     evidence: &'a serde_json::Value,
 }
 

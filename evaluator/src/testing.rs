@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeZone, Utc};
-use modelwatch_drift::DriftReport;
+use modelwatch_drift::{DriftReport, WindowValues};
 use modelwatch_registry::prelude::*;
 use modelwatch_registry::{
     Actor, AuditEntry, AuditFilter, MonitoringPolicy, NewModel, NewVersion, PageRequest,
@@ -19,10 +19,11 @@ use modelwatch_registry::{
 };
 use modelwatch_types::{Clock, ErrorSource, FeatureKind, LatencySource, ManualClock};
 
+use crate::decision::FeatureInputs;
 use crate::{
-    EvalError, EvaluationEvents, EvaluationKey, FeatureSet, FeatureValues, HEALTH_TAG,
-    NumericValues, Profile, RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink,
-    RollbackDone, SplitMix, TelemetryReader, Traffic, VersionOutcome, Window,
+    EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey, FeatureSet, FeatureValues,
+    HEALTH_TAG, Profile, RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink,
+    RollbackDone, TelemetryReader, Traffic, VersionOutcome, Window,
 };
 
 /// The actor the fixtures act as.
@@ -290,21 +291,20 @@ impl TelemetryReader for MemoryHistory {
     async fn profile(&self, window: &Window, features: &FeatureSet) -> Result<Profile> {
         self.check(&window.model)?;
         let rows = self.in_window(window);
-        let mut rng = SplitMix(1);
         let mut profile = Profile {
             rows: rows.len() as u64,
             features: BTreeMap::new(),
         };
         for name in features.keys() {
-            let mut values = NumericValues::default();
-            for (_, row) in &rows {
+            let mut values = WindowValues::new(EXACT_VALUES_LIMIT);
+            for (ts, row) in &rows {
                 if let Some(v) = row.get(name) {
-                    values.push(*v, &mut rng);
+                    values.push(*v, ts.timestamp_micros() as u64);
                 }
             }
             profile
                 .features
-                .insert(name.clone(), FeatureValues::Numeric(values));
+                .insert(name.clone(), FeatureValues::Numeric(values.finish()));
         }
         Ok(profile)
     }
@@ -354,9 +354,9 @@ impl ResultsSink for MemoryHistory {
         &self,
         key: &EvaluationKey<'_>,
         report: &DriftReport,
-        kinds: &[FeatureKind],
+        inputs: &[FeatureInputs],
     ) -> Result<()> {
-        assert_eq!(kinds.len(), report.features.len());
+        assert_eq!(inputs.len(), report.features.len());
         self.data().results.push((
             key.evaluation_id.to_string(),
             key.model.to_string(),

@@ -9,7 +9,7 @@ use modelwatch_registry::AliasMove;
 use modelwatch_types::RecommendationStatus;
 
 use super::*;
-use crate::ports::NumericValues;
+use modelwatch_drift::TestedValues;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap()
@@ -120,10 +120,9 @@ fn profiles(shifted: &[&str]) -> (Profile, Profile) {
     let mut current = reference.clone();
     for name in ["a", "b", "c"] {
         let values = |shift: f64| {
-            FeatureValues::Numeric(NumericValues {
-                values: base.iter().map(|v| v + shift).collect(),
-                seen: 400,
-            })
+            FeatureValues::Numeric(TestedValues::exact(
+                &base.iter().map(|v| v + shift).collect::<Vec<_>>(),
+            ))
         };
         reference.features.insert(name.into(), values(0.0));
         let shift = if shifted.contains(&name) { 1000.0 } else { 0.0 };
@@ -370,7 +369,7 @@ fn features_come_from_the_policy_then_the_version_then_discovery() {
         features: [
             (
                 "n".to_string(),
-                FeatureValues::Numeric(NumericValues::default()),
+                FeatureValues::Numeric(TestedValues::default()),
             ),
             (
                 "s".to_string(),
@@ -483,6 +482,16 @@ fn persistence_count_raises_refreshes_and_clears() {
         let p = policy(json!({"persistence": c.persistence, "drift_share": 0.5, "min_rows": 10}));
         let (reference, current) = profiles(c.shifted);
         let report = run_report(&p, &reference, &current);
+        let features: FeatureSet = ["a", "b", "c"].map(|f| (f.to_string(), None)).into();
+        let inputs = feature_inputs(&report, &features, &reference, &current);
+        assert!(
+            inputs
+                .iter()
+                .all(|i| i.sampling == modelwatch_drift::Sampling::Exact
+                    && i.seen_current == 400
+                    && i.cdf_error_bound == 0.0),
+            "{inputs:?}"
+        );
         let plan = ReferencePlan {
             window: Window::reference("m", 1),
             source: "reference_data",
@@ -502,8 +511,10 @@ fn persistence_count_raises_refreshes_and_clears() {
                 reference: &plan,
                 reference_rows: reference.rows,
                 report: &report,
+                inputs: &inputs,
             },
         );
+        assert_eq!(d.evidence["feature_inputs"]["a"]["sampling"], "exact");
         assert_eq!(d.consecutive, c.expected_consecutive, "{}", c.name);
         assert_eq!(d.health, c.expected_health, "{}", c.name);
         assert_eq!(summary(&d.actions), c.expected, "{}", c.name);

@@ -7,9 +7,12 @@
 //! Filtering and projection run in DataFusion (manifest and page pruning by
 //! model, version and time); the per-feature split of the feature maps runs
 //! here, streaming, so memory stays bounded whatever the window's size:
-//! each numeric feature keeps a uniform random sample of at most
-//! `SAMPLE_CAP` values (reservoir sampling, seeded per window so an
-//! evaluation is reproducible); categorical features are counted exactly.
+//! each numeric feature keeps every value up to the evaluator's exact
+//! limit and a threshold sample beyond it, keyed by each row's identity
+//! (its timestamp, inference id and numeric features), so the values kept
+//! never depend on the order the scan returns rows in and the same window
+//! always gives the same statistics; categorical features are counted
+//! exactly.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,9 +26,10 @@ use datafusion::prelude::{SessionContext, col, lit};
 use futures::StreamExt;
 use modelwatch_collectors::schema::{HISTOGRAMS, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
+use modelwatch_drift::WindowValues;
 use modelwatch_evaluator::{
-    EvalError, EvaluationKey, FeatureSet, FeatureValues, NumericValues, Profile, SplitMix,
-    TelemetryReader, Traffic, Window,
+    EvalError, EvaluationKey, FeatureSet, FeatureValues, Profile, TelemetryReader, Traffic, Window,
+    exact_values_limit,
 };
 use modelwatch_history::HistoryStore;
 use modelwatch_registry::FeatureKind;
@@ -33,6 +37,9 @@ use modelwatch_types::tables::DRIFT_RESULTS;
 use modelwatch_types::{ErrorSource, LatencySource};
 
 type EvalResult<T> = modelwatch_evaluator::Result<T>;
+
+/// The inferences column that identifies a row (reference rows may have it).
+const INFERENCE_ID: &str = "inference_id";
 
 fn ts_lit(t: DateTime<Utc>) -> datafusion::logical_expr::Expr {
     lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
@@ -130,28 +137,47 @@ pub async fn profile(
     features: &FeatureSet,
 ) -> Result<Profile> {
     let df = ctx.table(window.table).await?;
+    let has_id = df
+        .schema()
+        .field_with_unqualified_name(INFERENCE_ID)
+        .is_ok();
+    let mut columns = vec!["features_num", "features_str", "ts"];
+    if has_id {
+        columns.push(INFERENCE_ID);
+    }
     let df = version_filter(df, &window.model, &window.version, window.range)?
-        .select_columns(&["features_num", "features_str"])?;
+        .select_columns(&columns)?;
     let mut stream = df.execute_stream().await?;
 
     let names: Vec<&str> = features.keys().map(String::as_str).collect();
     let lookup: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let mut numeric: Vec<NumericValues> = vec![NumericValues::default(); names.len()];
+    let limit = exact_values_limit(
+        features
+            .values()
+            .filter(|k| **k != Some(FeatureKind::Categorical))
+            .count(),
+    );
+    let mut numeric: Vec<WindowValues> = vec![WindowValues::new(limit); names.len()];
     let mut categorical: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); names.len()];
     let mut seen_num = vec![false; names.len()];
     let mut seen_str = vec![false; names.len()];
     let (mut num_layout, mut str_layout) = (RowLayout::default(), RowLayout::default());
     let mut rows = 0u64;
-    // Seeded by the window, so re-running an evaluation samples the same rows.
-    let mut rng = SplitMix(seed(window));
 
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
         let num = batch.column(0).as_map();
         let (_, nv) = map_parts::<Float64Array>(num);
+        let identities = row_identities(
+            num,
+            nv,
+            timestamps_at(&batch, 2),
+            batch.columns().get(3).map(|c| c.as_string::<i32>()),
+        );
+        let entry_rows = entry_rows(num);
         for_each_feature_entry(num, &mut num_layout, &lookup, |slot, e| {
-            numeric[slot].push(nv.value(e), &mut rng);
+            numeric[slot].push(nv.value(e), identities[entry_rows[e] as usize]);
             seen_num[slot] = true;
         });
         let strs = batch.column(1).as_map();
@@ -180,7 +206,9 @@ pub async fn profile(
                 counts: std::mem::take(&mut categorical[i]),
             })
         } else {
-            FeatureValues::Numeric(std::mem::take(&mut numeric[i]))
+            FeatureValues::Numeric(
+                std::mem::replace(&mut numeric[i], WindowValues::new(1)).finish(),
+            )
         };
         out.insert(name.clone(), values);
     }
@@ -190,16 +218,52 @@ pub async fn profile(
     })
 }
 
-fn seed(window: &Window) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // DefaultHasher::new() has fixed keys: stable within a build.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (window.table, &window.model, &window.version).hash(&mut h);
-    window
-        .range
-        .map(|(from, to)| (from.timestamp_micros(), to.timestamp_micros()))
-        .hash(&mut h);
-    h.finish()
+/// Each row's identity for threshold sampling: its timestamp, inference
+/// id (when the table has one) and numeric feature values, mixed. Rows
+/// equal in all of these are indistinguishable to every statistic, so it
+/// does not matter that they share a key.
+fn row_identities(
+    num: &MapArray,
+    values: &Float64Array,
+    ts: &TimestampMicrosecondArray,
+    ids: Option<&StringArray>,
+) -> Vec<u64> {
+    use modelwatch_drift::sample::mix_identity;
+    (0..num.len())
+        .map(|row| {
+            let mut identity = mix_identity(0, ts.value(row) as u64);
+            if let Some(ids) = ids
+                && ids.is_valid(row)
+            {
+                identity = mix_identity(identity, text_hash(ids.value(row)));
+            }
+            let (start, end) = entry_range(num, row);
+            for e in start..end {
+                if values.is_valid(e) {
+                    identity = mix_identity(identity, values.value(e).to_bits());
+                }
+            }
+            identity
+        })
+        .collect()
+}
+
+/// FNV-1a: fixed forever, like the sampling key it feeds.
+fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The row each entry of `map` belongs to.
+fn entry_rows(map: &MapArray) -> Vec<u32> {
+    let offsets = map.value_offsets();
+    let mut out = vec![0u32; map.entries().len()];
+    for row in 0..map.len() {
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        out[start..end].fill(row as u32);
+    }
+    out
 }
 
 fn map_parts<V: 'static>(map: &MapArray) -> (&StringArray, &V) {
@@ -328,10 +392,13 @@ pub async fn gauge_values(ctx: &SessionContext, t: &Traffic, metric: &str) -> Re
     collect_f64(samples(ctx, t, metric).await?.select_columns(&["value"])?).await
 }
 
-/// The first column of a scan that selected `ts` first.
-fn timestamps(batch: &datafusion::arrow::array::RecordBatch) -> &TimestampMicrosecondArray {
+/// Column `index` of a scan, which selected `ts` there.
+fn timestamps_at(
+    batch: &datafusion::arrow::array::RecordBatch,
+    index: usize,
+) -> &TimestampMicrosecondArray {
     batch
-        .column(0)
+        .column(index)
         .as_any()
         .downcast_ref::<TimestampMicrosecondArray>()
         .expect("ts is a microsecond timestamp")
@@ -375,7 +442,7 @@ pub async fn histogram_latencies(
     type Points = Vec<(i64, bool, Vec<f64>)>;
     let mut series: HashMap<String, (Vec<f64>, Points)> = HashMap::new();
     for batch in df.collect().await? {
-        let ts = timestamps(&batch);
+        let ts = timestamps_at(&batch, 0);
         let temporality = batch.column(1).as_string::<i32>();
         let labels = batch.column(2).as_map();
         let bounds = batch.column(3).as_list::<i32>();
@@ -472,7 +539,7 @@ pub async fn counter_increase(ctx: &SessionContext, t: &Traffic, metric: &str) -
         .select_columns(&["ts", "value", "labels"])?;
     let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
     for batch in df.collect().await? {
-        let ts = timestamps(&batch);
+        let ts = timestamps_at(&batch, 0);
         let values = batch.column(1).as_primitive::<Float64Type>();
         let labels = batch.column(2).as_map();
         for row in 0..batch.num_rows() {

@@ -10,9 +10,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
-use modelwatch_evaluator::{EvalError, EvaluationKey, ResultsSink};
+use modelwatch_evaluator::{EvalError, EvaluationKey, FeatureInputs, ResultsSink};
 use modelwatch_history::{HistoryStore, WriteSet};
-use modelwatch_types::FeatureKind;
 
 pub use modelwatch_types::tables::DRIFT_RESULTS;
 
@@ -35,11 +34,14 @@ fn ts_type() -> DataType {
 /// | threshold | Float64 | what the statistic or p-value was compared with |
 /// | decision | Utf8 | `drift`, `no_drift`, `not_enough_data` |
 /// | drifted | Boolean | `decision = 'drift'` |
-/// | n_reference, n_current | Int64 | values tested (numeric features: a uniform sample of at most 20,000 per window) |
+/// | n_reference, n_current | Int64 | values tested: every value of the window, or a threshold sample beyond the exact limit (`sampling`) |
 /// | window_start, window_end | Timestamp(µs, UTC) | the current window |
 /// | reference_source | Utf8 | `reference_data` or `baseline_window` |
 /// | drifted_share | Float64 | share of the version's features that drifted |
 /// | dataset_drift | Boolean | the version as a whole drifted |
+/// | sampling | Utf8 | `exact` (every value of both windows tested) or `threshold_sample`; null in rows written before it existed |
+/// | seen_reference, seen_current | Int64 | values in the windows (equal to `n_*` when exact) |
+/// | cdf_error_bound | Float64 | how far the tested values' CDFs may be from the windows' (both sides, 99 %): a KS statistic is within this of the full windows'; 0 when exact |
 pub fn schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
         Arc::new(Schema::new(vec![
@@ -65,6 +67,12 @@ pub fn schema() -> SchemaRef {
             Field::new("reference_source", DataType::Utf8, false),
             Field::new("drifted_share", DataType::Float64, false),
             Field::new("dataset_drift", DataType::Boolean, false),
+            // Added after the table had history: nullable, so rows stored
+            // before read back with nulls (history's column evolution).
+            Field::new("sampling", DataType::Utf8, true),
+            Field::new("seen_reference", DataType::Int64, true),
+            Field::new("seen_current", DataType::Int64, true),
+            Field::new("cdf_error_bound", DataType::Float64, true),
         ]))
     });
     S.clone()
@@ -78,11 +86,12 @@ pub fn decision_name(d: Decision) -> &'static str {
     }
 }
 
-/// The rows of one report; `kinds[i]` is the kind of `report.features[i]`.
+/// The rows of one report; `inputs[i]` is what went into
+/// `report.features[i]`.
 pub fn batch(
     key: &EvaluationKey<'_>,
     report: &DriftReport,
-    kinds: &[FeatureKind],
+    inputs: &[FeatureInputs],
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = report.features.len();
     let at = key.window.1.timestamp_micros();
@@ -101,7 +110,7 @@ pub fn batch(
             f.iter().map(|x| x.name.as_str()),
         )),
         Arc::new(StringArray::from_iter_values(
-            kinds.iter().map(|k| k.as_str()),
+            inputs.iter().map(|i| i.kind.as_str()),
         )),
         Arc::new(StringArray::from_iter_values(
             f.iter().map(|x| x.result.method.name()),
@@ -136,6 +145,18 @@ pub fn batch(
         repeat(key.reference_source),
         Arc::new(Float64Array::from(vec![report.drifted_share; n])),
         Arc::new(BooleanArray::from(vec![report.dataset_drift; n])),
+        Arc::new(StringArray::from_iter_values(
+            inputs.iter().map(|i| i.sampling.name()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            inputs.iter().map(|i| i.seen_reference as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            inputs.iter().map(|i| i.seen_current as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            inputs.iter().map(|i| i.cdf_error_bound),
+        )),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -159,9 +180,9 @@ impl ResultsSink for HistoryResults {
         &self,
         key: &EvaluationKey<'_>,
         report: &DriftReport,
-        kinds: &[FeatureKind],
+        inputs: &[FeatureInputs],
     ) -> modelwatch_evaluator::Result<()> {
-        let rows = batch(key, report, kinds).map_err(EvalError::results)?;
+        let rows = batch(key, report, inputs).map_err(EvalError::results)?;
         self.history
             .write(WriteSet::new().with(DRIFT_RESULTS, rows))
             .await
