@@ -22,6 +22,9 @@
 //! - [`binned`]: PSI, JS, chi-square and Hellinger on histogram buckets.
 //! - [`sketch`]: a mergeable KLL quantile sketch and sketch-based KS, PSI
 //!   and Wasserstein.
+//! - [`performance`]: realized performance from labels (accuracy,
+//!   precision, recall, F1, ROC AUC, log loss, calibration error; MAE, RMSE,
+//!   MAPE, R²), defined as scikit-learn defines them.
 //! - [`sample`]: the values a test runs on: all of a window's up to a
 //!   limit, a deterministic threshold sample with a stated CDF error bound
 //!   beyond ([`WindowValues`]); the same window always gives the same values.
@@ -76,6 +79,7 @@ pub mod canary;
 pub mod categorical;
 mod error;
 pub mod numeric;
+pub mod performance;
 pub mod report;
 mod result;
 pub mod sample;

@@ -6,3 +6,4 @@ mod behaviour;
 mod common;
 mod properties;
 mod scipy_agreement;
+mod sklearn_agreement;
