@@ -220,6 +220,21 @@ pub struct VersionOutcome {
     pub rollback_verdict: Option<String>,
     /// Recommendations raised, refreshed, applied or superseded.
     pub recommendations: Vec<RecommendationAction>,
+    /// Realized performance, when the policy asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<PerformanceOutcome>,
+}
+
+/// What became of a version's realized-performance measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceOutcome {
+    /// Figures were computed and stored in `performance_results`.
+    pub measured: bool,
+    pub rows: u64,
+    pub labelled_rows: u64,
+    /// Why not, when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -39,6 +39,7 @@
 //! `alias_move_at`).
 
 pub mod decision;
+pub mod performance;
 pub mod ports;
 pub mod report;
 pub mod scheduler;
@@ -49,12 +50,13 @@ pub use decision::{
     Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome,
     RECOMMENDATION_TAG, Verdict,
 };
+pub use performance::{LabelledRows, PerformanceReport};
 pub use ports::{
     EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout, FeatureSet,
     FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile, ResultsSink, RollbackDone,
     TelemetryReader, Traffic, Window, exact_values_limit,
 };
-pub use report::{CycleReport, RecommendationAction, VersionOutcome};
+pub use report::{CycleReport, PerformanceOutcome, RecommendationAction, VersionOutcome};
 pub use scheduler::{EVALUATOR_NICE, Evaluator, EvaluatorHandle, spawn};
 
 /// A reader's or sink's own error, kept as the source.

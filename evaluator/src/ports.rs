@@ -40,6 +40,7 @@ use modelwatch_types::{ErrorSource, FeatureKind, LatencySource, RecommendationKi
 use serde_json::Value;
 
 use crate::decision::FeatureInputs;
+use crate::performance::{LabelledRows, PerformanceReport};
 use crate::report::{RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
 
@@ -148,6 +149,9 @@ pub trait TelemetryReader: Send + Sync + 'static {
     /// sample beyond (`modelwatch_drift::WindowValues`, so the same window
     /// always gives the same values), categorical ones counted.
     async fn profile(&self, window: &Window, features: &FeatureSet) -> Result<Profile>;
+    /// The labelled inferences of a (current) window, for realized
+    /// performance.
+    async fn labelled(&self, window: &Window) -> Result<LabelledRows>;
     /// Latency observations of one side of the rollback judge.
     async fn latencies(
         &self,
@@ -196,6 +200,8 @@ pub trait ResultsSink: Send + Sync + 'static {
         report: &DriftReport,
         inputs: &[FeatureInputs],
     ) -> Result<()>;
+    /// Stores one window's realized-performance figures.
+    async fn write_performance(&self, report: &PerformanceReport) -> Result<()>;
 }
 
 /// What the evaluator tells the rest of the daemon (`/metrics`, outbound

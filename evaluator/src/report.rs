@@ -40,6 +40,21 @@ pub struct VersionOutcome {
     pub rollback_verdict: Option<Verdict>,
     /// Recommendations raised, refreshed, applied or superseded.
     pub recommendations: Vec<RecommendationAction>,
+    /// Realized performance, when the policy asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance: Option<PerformanceOutcome>,
+}
+
+/// What became of the realized-performance measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PerformanceOutcome {
+    /// Figures were computed and stored in `performance_results`.
+    pub measured: bool,
+    pub rows: u64,
+    pub labelled_rows: u64,
+    /// Why not, when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl VersionOutcome {
@@ -58,6 +73,7 @@ impl VersionOutcome {
             drifted_features: Vec::new(),
             rollback_verdict: None,
             recommendations: Vec::new(),
+            performance: None,
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::ports::{
     EvaluationEvents, EvaluationKey, EvaluatorRegistry, FeatureSet, NoEvents, Profile, ResultsSink,
     RollbackDone, TelemetryReader, Window,
 };
-use crate::report::{CycleReport, RecommendationAction, VersionOutcome};
+use crate::report::{CycleReport, PerformanceOutcome, RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
 
 /// Numeric values all cached reference profiles hold together (8 bytes
@@ -235,9 +235,62 @@ impl Evaluator {
                 .judge_rollback(state, rollback, &alias, now, &mut outcome)
                 .await?;
         }
+        if let Some(performance) = &policy.performance {
+            outcome.performance = Some(
+                self.measure_performance(performance, policy, &alias, now)
+                    .await?,
+            );
+        }
         let health = decision::health(drift_health, outcome.rollback_verdict);
         self.mirror_tags(model, version, Some(health)).await?;
         Ok(outcome)
+    }
+
+    /// Realized performance of the current window: measured and stored,
+    /// or why not.
+    async fn measure_performance(
+        &self,
+        performance: &modelwatch_types::PerformancePolicy,
+        policy: &MonitoringPolicy,
+        alias: &Alias,
+        now: DateTime<Utc>,
+    ) -> Result<PerformanceOutcome> {
+        let window = (
+            decision::time_before(now, policy.current_window.as_chrono()),
+            now,
+        );
+        let (model, version) = (alias.model.as_str(), alias.version);
+        let rows = self
+            .reader
+            .labelled(&Window::current(model, version, window.0, window.1))
+            .await?;
+        let evaluation_id = decision::evaluation_id(model, version, now);
+        let context = crate::performance::PerformanceContext {
+            evaluation_id: &evaluation_id,
+            model,
+            version,
+            alias: &alias.alias,
+            window,
+        };
+        Ok(
+            match crate::performance::measure(performance, context, &rows) {
+                Ok(report) => {
+                    self.results.write_performance(&report).await?;
+                    PerformanceOutcome {
+                        measured: true,
+                        rows: report.rows,
+                        labelled_rows: report.labelled_rows,
+                        message: None,
+                    }
+                }
+                Err(not) => PerformanceOutcome {
+                    measured: false,
+                    rows: not.rows,
+                    labelled_rows: not.labelled_rows,
+                    message: Some(not.message),
+                },
+            },
+        )
     }
 
     /// The drift half: the version's health word, or why it was skipped.

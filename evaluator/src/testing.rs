@@ -22,8 +22,8 @@ use modelwatch_types::{Clock, ErrorSource, FeatureKind, LatencySource, ManualClo
 use crate::decision::FeatureInputs;
 use crate::{
     EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey, FeatureSet, FeatureValues,
-    HEALTH_TAG, Profile, RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink,
-    RollbackDone, TelemetryReader, Traffic, VersionOutcome, Window,
+    HEALTH_TAG, LabelledRows, PerformanceReport, Profile, RECOMMENDATION_TAG, RecommendationAction,
+    Result, ResultsSink, RollbackDone, TelemetryReader, Traffic, VersionOutcome, Window,
 };
 
 /// The actor the fixtures act as.
@@ -219,6 +219,8 @@ pub struct HistoryData {
     pub requests: HashMap<(String, String), Vec<Request>>,
     /// Every evaluation the sink stored.
     pub results: Vec<StoredEvaluation>,
+    /// Realized-performance reports written.
+    pub performance: Vec<PerformanceReport>,
     /// Every read fails with this message.
     pub fail: Option<String>,
     /// Every read of this model panics.
@@ -309,6 +311,15 @@ impl TelemetryReader for MemoryHistory {
         Ok(profile)
     }
 
+    async fn labelled(&self, window: &Window) -> Result<LabelledRows> {
+        self.check(&window.model)?;
+        // The test world's rows carry features only.
+        Ok(LabelledRows {
+            rows: self.in_window(window).len() as u64,
+            ..LabelledRows::default()
+        })
+    }
+
     async fn latencies(
         &self,
         traffic: &Traffic,
@@ -365,6 +376,11 @@ impl ResultsSink for MemoryHistory {
             report.dataset_drift,
             report.features.len(),
         ));
+        Ok(())
+    }
+
+    async fn write_performance(&self, report: &PerformanceReport) -> Result<()> {
+        self.data().performance.push(report.clone());
         Ok(())
     }
 }

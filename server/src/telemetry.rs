@@ -115,6 +115,10 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
         crate::evaluator::results::DRIFT_RESULTS,
         crate::evaluator::results::schema(),
     ));
+    tables.push((
+        crate::evaluator::results::PERFORMANCE_RESULTS,
+        crate::evaluator::results::performance_schema(),
+    ));
     tables
         .into_iter()
         .map(|(name, schema)| {

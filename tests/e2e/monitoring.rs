@@ -537,3 +537,169 @@ async fn stored_statistics_are_scipys_on_the_whole_window_and_reproducible() {
         "score W",
     );
 }
+
+/// Realized performance: a binary classifier's probabilities and labels
+/// uploaded with its inferences become `performance_results` figures equal
+/// to the metrics computed on the same rows (which equal scikit-learn's,
+/// drift/tests/sklearn_agreement.rs); unlabelled rows lower the coverage.
+#[tokio::test]
+async fn labelled_inferences_become_realized_performance() {
+    let d = Daemon::start();
+    let admin = d.http();
+    admin
+        .post_expect("/api/v1/models", json!({"name": "quality"}), 201)
+        .await;
+    admin
+        .post_expect("/api/v1/models/quality/versions", json!({}), 201)
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let scores = normals(7, 1_200, 0.5, 0.2);
+    let noise = normals(8, 1_200, 0.0, 0.25);
+    let mut body = String::new();
+    let (mut labels, mut probabilities) = (Vec::new(), Vec::new());
+    for (i, (s, n)) in scores.iter().zip(&noise).enumerate() {
+        let p = s.clamp(0.0, 1.0);
+        let mut row = json!({"ts": now - 300.0 + i as f64 * 0.1, "amount": i, "prediction": p});
+        // The first 1,000 rows are labelled: fraud when the score plus
+        // noise is high, so the model is good but not perfect.
+        if i < 1_000 {
+            let label = if p + n > 0.55 { "fraud" } else { "ok" };
+            row["label"] = json!(label);
+            labels.push(label);
+            probabilities.push(p);
+        }
+        body.push_str(&row.to_string());
+        body.push('\n');
+    }
+    let (status, reply) = admin
+        .raw(
+            "POST",
+            "/api/v1/models/quality/versions/1/inferences",
+            "application/x-ndjson",
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    admin
+        .put_expect(
+            "/api/v1/models/quality/aliases/production",
+            json!({"version": 1}),
+            200,
+        )
+        .await;
+    // A positive class makes no sense for regression: refused, naming it.
+    let (status, body) = admin
+        .send(
+            "PUT",
+            "/api/v1/models/quality/policy",
+            Some(json!({"performance": {"task": "regression", "positive_class": "fraud"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("performance.positive_class"),
+        "{body}"
+    );
+    let policy = json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
+                        "performance": {"task": "classification", "positive_class": "fraud",
+                                        "threshold": 0.6}});
+    admin
+        .put_expect("/api/v1/models/quality/policy", policy, 200)
+        .await;
+
+    let out = d.cli(&["evaluate", "--model", "quality", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let performance = &report["versions"][0]["performance"];
+    assert_eq!(performance["measured"], true, "{report}");
+    assert_eq!(
+        (
+            performance["rows"].as_u64(),
+            performance["labelled_rows"].as_u64()
+        ),
+        (Some(1_200), Some(1_000)),
+        "{report}"
+    );
+
+    let evaluation_id = report["versions"][0]["evaluation_id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_default();
+    let rows = sql(
+        &admin,
+        "SELECT evaluation_id, metric, class, value, estimated, labelled_rows, label_coverage \
+         FROM performance_results WHERE model = 'quality' ORDER BY evaluation_id DESC, metric",
+    )
+    .await["rows"]
+        .clone();
+    let rows = rows.as_array().unwrap();
+    let newest = rows[0]["evaluation_id"].clone();
+    if !evaluation_id.is_empty() {
+        assert_eq!(newest, evaluation_id.as_str());
+    }
+    let stored = |metric: &str, class: Option<&str>| -> f64 {
+        rows.iter()
+            .find(|r| {
+                r["evaluation_id"] == newest
+                    && r["metric"] == metric
+                    && r["class"].as_str() == class
+            })
+            .unwrap_or_else(|| panic!("{metric} {class:?} not in {rows:?}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        rows.iter()
+            .all(|r| r["estimated"] == false && r["label_coverage"] == 1_000.0 / 1_200.0)
+    );
+
+    // The same figures from the same rows.
+    let predicted: Vec<&str> = probabilities
+        .iter()
+        .map(|p| if *p >= 0.6 { "fraud" } else { "other" })
+        .collect();
+    let truth: Vec<&str> = labels
+        .iter()
+        .map(|l| if *l == "fraud" { "fraud" } else { "other" })
+        .collect();
+    let want = modelwatch_drift::performance::classification(
+        &truth,
+        &predicted,
+        Some(modelwatch_drift::performance::Scores {
+            positive_class: "fraud",
+            values: &probabilities,
+        }),
+    )
+    .unwrap();
+    let scores = want.scores.as_ref().unwrap();
+    let close = |got: f64, want: f64, what: &str| {
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+            "{what}: {got} vs {want}"
+        );
+    };
+    close(stored("accuracy", None), want.accuracy, "accuracy");
+    close(stored("macro_f1", None), want.macro_f1, "macro_f1");
+    close(
+        stored("precision", Some("fraud")),
+        want.classes["fraud"].precision,
+        "precision",
+    );
+    close(
+        stored("recall", Some("other")),
+        want.classes["other"].recall,
+        "recall",
+    );
+    close(stored("roc_auc", None), scores.roc_auc.unwrap(), "roc_auc");
+    close(stored("log_loss", None), scores.log_loss, "log_loss");
+    close(
+        stored("calibration_error", None),
+        scores.calibration_error,
+        "calibration_error",
+    );
+    // A useful model: well above chance.
+    assert!(scores.roc_auc.unwrap() > 0.75, "{scores:?}");
+}

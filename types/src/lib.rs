@@ -23,8 +23,8 @@ pub mod vocabulary;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use drift::{Correction, DriftMethod};
 pub use policy::{
-    ErrorSource, FeaturePolicy, LatencySource, MAX_POLICY_FEATURES, MonitoringPolicy, Period,
-    ReferenceSource, RollbackPolicy,
+    ErrorSource, FeaturePolicy, LatencySource, MAX_POLICY_FEATURES, MonitoringPolicy,
+    PerformancePolicy, PerformanceTask, Period, ReferenceSource, RollbackPolicy,
 };
 pub use vocabulary::{
     FeatureKind, Features, InvalidValue, MoveKind, RecommendationKind, RecommendationStatus, Role,

@@ -187,6 +187,80 @@ fn default_tolerance() -> f64 {
     0.25
 }
 
+/// What a model predicts, for its realized performance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PerformanceTask {
+    /// Labels and predictions are classes (`label` / `prediction` text).
+    Classification,
+    /// Labels and predictions are numbers (`label_value` / `prediction_value`).
+    Regression,
+}
+
+impl PerformanceTask {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PerformanceTask::Classification => "classification",
+            PerformanceTask::Regression => "regression",
+        }
+    }
+}
+
+/// Realized performance: measured on the current window's inferences that
+/// carry a label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PerformancePolicy {
+    pub task: PerformanceTask,
+    /// Binary classification with scores: the label of the positive class.
+    /// With it, a row's `prediction_value` is that class's probability
+    /// (ROC AUC, log loss, calibration error), and a row is predicted
+    /// positive when it is at least `threshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
+    /// Probability at or above which a row is predicted positive.
+    #[serde(default = "default_decision_threshold")]
+    pub threshold: f64,
+    /// Labelled rows the window needs before performance is measured.
+    #[serde(default = "default_min_labels")]
+    pub min_labels: u64,
+}
+
+fn default_decision_threshold() -> f64 {
+    0.5
+}
+fn default_min_labels() -> u64 {
+    100
+}
+
+impl PerformancePolicy {
+    fn validate(&self) -> Result<()> {
+        if self.min_labels == 0 {
+            return Err(InvalidValue::new(
+                "performance.min_labels",
+                "must be at least 1",
+            ));
+        }
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(InvalidValue::new(
+                "performance.threshold",
+                "must be a probability in (0, 1]",
+            ));
+        }
+        match (&self.positive_class, self.task) {
+            (Some(c), _) if c.is_empty() => Err(InvalidValue::new(
+                "performance.positive_class",
+                "must not be empty",
+            )),
+            (Some(_), PerformanceTask::Regression) => Err(InvalidValue::new(
+                "performance.positive_class",
+                "applies to classification only; remove it or set task to classification",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A model's monitoring policy. Every field has a default, so `{}` is a
 /// valid policy: watch `production` hourly windows against the reference
 /// data every minute, retrain after 3 drifted evaluations, no rollback
@@ -237,6 +311,9 @@ pub struct MonitoringPolicy {
     /// notifications are recorded with why.
     #[serde(default)]
     pub rollback_on_alert: bool,
+    /// Realized performance from labels; absent = not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<PerformancePolicy>,
 }
 
 fn default_alias() -> String {
@@ -336,6 +413,9 @@ impl MonitoringPolicy {
                     "must be a finite number >= 0",
                 ));
             }
+        }
+        if let Some(p) = &self.performance {
+            p.validate()?;
         }
         if let Some(r) = &self.rollback {
             if r.latency.is_none() && r.errors.is_none() {

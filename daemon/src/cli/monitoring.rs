@@ -153,6 +153,7 @@ const OUTCOME_COLUMNS: &[Column] = &[
     ("consecutive", "/consecutive_drifted"),
     ("rollback", "/rollback_verdict"),
     ("recommendations", "/recommendations"),
+    ("labelled rows", "/performance/labelled_rows"),
     ("message", "/message"),
 ];
 

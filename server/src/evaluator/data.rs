@@ -28,8 +28,8 @@ use modelwatch_collectors::schema::{HISTOGRAMS, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
 use modelwatch_drift::WindowValues;
 use modelwatch_evaluator::{
-    EvalError, EvaluationKey, FeatureSet, FeatureValues, Profile, TelemetryReader, Traffic, Window,
-    exact_values_limit,
+    EvalError, EvaluationKey, FeatureSet, FeatureValues, LabelledRows, Profile, TelemetryReader,
+    Traffic, Window, exact_values_limit,
 };
 use modelwatch_history::HistoryStore;
 use modelwatch_registry::FeatureKind;
@@ -560,6 +560,52 @@ pub async fn counter_increase(ctx: &SessionContext, t: &Traffic, metric: &str) -
     Ok(total)
 }
 
+/// The labelled inferences of `window` (a label's text or value set), with
+/// the window's row count.
+pub async fn labelled(ctx: &SessionContext, window: &Window) -> Result<LabelledRows> {
+    let rows = count_rows(ctx, window).await?;
+    let df = version_filter(
+        ctx.table(window.table).await?,
+        &window.model,
+        &window.version,
+        window.range,
+    )?
+    .filter(
+        col("label")
+            .is_not_null()
+            .or(col("label_value").is_not_null()),
+    )?
+    .select_columns(&["label", "label_value", "prediction", "prediction_value"])?;
+    let mut out = LabelledRows {
+        rows,
+        ..LabelledRows::default()
+    };
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let text = |i: usize| {
+            batch
+                .column(i)
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        let number = |i: usize| {
+            batch
+                .column(i)
+                .as_primitive::<Float64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        };
+        out.labels.extend(text(0));
+        out.label_values.extend(number(1));
+        out.predictions.extend(text(2));
+        out.prediction_values.extend(number(3));
+    }
+    Ok(out)
+}
+
 async fn collect_f64(df: datafusion::dataframe::DataFrame) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for batch in df.collect().await? {
@@ -631,6 +677,12 @@ impl TelemetryReader for DataFusionReader {
 
     async fn profile(&self, window: &Window, features: &FeatureSet) -> EvalResult<Profile> {
         profile(&self.ctx()?, window, features)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn labelled(&self, window: &Window) -> EvalResult<LabelledRows> {
+        labelled(&self.ctx()?, window)
             .await
             .map_err(EvalError::telemetry)
     }

@@ -10,10 +10,12 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
-use modelwatch_evaluator::{EvalError, EvaluationKey, FeatureInputs, ResultsSink};
+use modelwatch_evaluator::{
+    EvalError, EvaluationKey, FeatureInputs, PerformanceReport, ResultsSink,
+};
 use modelwatch_history::{HistoryStore, WriteSet};
 
-pub use modelwatch_types::tables::DRIFT_RESULTS;
+pub use modelwatch_types::tables::{DRIFT_RESULTS, PERFORMANCE_RESULTS};
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -161,6 +163,73 @@ pub fn batch(
     RecordBatch::try_new(schema(), columns)
 }
 
+/// | column | type | meaning |
+/// |---|---|---|
+/// | ts | Timestamp(µs, UTC) | evaluation time (end of the current window) |
+/// | evaluation_id | Utf8 | as in `drift_results` |
+/// | model, version, alias | Utf8 | the evaluated version and its watched alias |
+/// | task | Utf8 | `classification` or `regression` |
+/// | metric | Utf8 | `accuracy`, `macro_f1`, `precision`, `roc_auc`, `log_loss`, `calibration_error`, `mae`, `rmse`, `mape`, `r2`, … |
+/// | class | Utf8 | the class of a per-class figure (`precision`, `recall`, `f1`, `support`); null otherwise |
+/// | value | Float64 | the figure |
+/// | estimated | Boolean | false: realized from labels |
+/// | rows | Int64 | rows in the window |
+/// | labelled_rows | Int64 | rows measured (labelled, with the prediction the task needs) |
+/// | label_coverage | Float64 | `labelled_rows / rows` |
+/// | window_start, window_end | Timestamp(µs, UTC) | the current window |
+pub fn performance_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("ts", ts_type(), false),
+            Field::new("evaluation_id", DataType::Utf8, false),
+            Field::new("model", DataType::Utf8, false),
+            Field::new("version", DataType::Utf8, false),
+            Field::new("alias", DataType::Utf8, false),
+            Field::new("task", DataType::Utf8, false),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("class", DataType::Utf8, true),
+            Field::new("value", DataType::Float64, false),
+            Field::new("estimated", DataType::Boolean, false),
+            Field::new("rows", DataType::Int64, false),
+            Field::new("labelled_rows", DataType::Int64, false),
+            Field::new("label_coverage", DataType::Float64, false),
+            Field::new("window_start", ts_type(), false),
+            Field::new("window_end", ts_type(), false),
+        ]))
+    });
+    S.clone()
+}
+
+/// The rows of one performance report, one per figure.
+pub fn performance_batch(
+    report: &PerformanceReport,
+) -> datafusion::arrow::error::Result<RecordBatch> {
+    let n = report.figures.len();
+    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
+    let ts = |v: i64| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
+    };
+    let f = &report.figures;
+    let columns: Vec<ArrayRef> = vec![
+        ts(report.window.1.timestamp_micros()),
+        repeat(&report.evaluation_id),
+        repeat(&report.model),
+        repeat(&report.version.to_string()),
+        repeat(&report.alias),
+        repeat(report.task.as_str()),
+        Arc::new(StringArray::from_iter_values(f.iter().map(|x| x.metric))),
+        Arc::new(StringArray::from_iter(f.iter().map(|x| x.class.as_deref()))),
+        Arc::new(Float64Array::from_iter_values(f.iter().map(|x| x.value))),
+        Arc::new(BooleanArray::from(vec![false; n])),
+        Arc::new(Int64Array::from(vec![report.rows as i64; n])),
+        Arc::new(Int64Array::from(vec![report.labelled_rows as i64; n])),
+        Arc::new(Float64Array::from(vec![report.label_coverage; n])),
+        ts(report.window.0.timestamp_micros()),
+        ts(report.window.1.timestamp_micros()),
+    ];
+    RecordBatch::try_new(performance_schema(), columns)
+}
+
 /// The evaluator's [`ResultsSink`]: rows go through the history's WAL like
 /// any telemetry.
 #[derive(Clone)]
@@ -185,6 +254,18 @@ impl ResultsSink for HistoryResults {
         let rows = batch(key, report, inputs).map_err(EvalError::results)?;
         self.history
             .write(WriteSet::new().with(DRIFT_RESULTS, rows))
+            .await
+            .map(drop)
+            .map_err(EvalError::results)
+    }
+
+    async fn write_performance(
+        &self,
+        report: &PerformanceReport,
+    ) -> modelwatch_evaluator::Result<()> {
+        let rows = performance_batch(report).map_err(EvalError::results)?;
+        self.history
+            .write(WriteSet::new().with(PERFORMANCE_RESULTS, rows))
             .await
             .map(drop)
             .map_err(EvalError::results)
