@@ -702,4 +702,23 @@ async fn labelled_inferences_become_realized_performance() {
     );
     // A useful model: well above chance.
     assert!(scores.roc_auc.unwrap() > 0.75, "{scores:?}");
+
+    // The promotion gate sees the newest measurement.
+    let (status, gate) = admin
+        .send("POST", "/api/v1/models/quality/versions/1/gate", None)
+        .await;
+    assert_eq!(status, 200, "{gate}");
+    let performance = &gate["input"]["performance"];
+    assert_eq!(performance["evaluation_id"], newest, "{gate}");
+    assert_eq!(performance["labelled_rows"], 1_000, "{gate}");
+    assert_eq!(
+        performance["metrics"]["roc_auc"].as_f64(),
+        Some(stored("roc_auc", None)),
+        "{gate}"
+    );
+    assert_eq!(
+        performance["classes"]["fraud"]["precision"].as_f64(),
+        Some(stored("precision", Some("fraud"))),
+        "{gate}"
+    );
 }

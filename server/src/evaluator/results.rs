@@ -281,8 +281,35 @@ pub async fn latest_evaluation(
     model: &str,
     version: i64,
 ) -> Result<Option<serde_json::Value>, crate::sql::SqlError> {
+    Ok(summarize_evaluation(
+        newest_evaluation_rows(ctx, DRIFT_RESULTS, model, version, "feature").await?,
+    ))
+}
+
+/// The newest realized performance of one version, as the promotion gate's
+/// `performance` input: the evaluation's columns once, `metrics` (name →
+/// value) and `classes` (class → name → value). `None` when never measured.
+pub async fn latest_performance(
+    ctx: &datafusion::prelude::SessionContext,
+    model: &str,
+    version: i64,
+) -> Result<Option<serde_json::Value>, crate::sql::SqlError> {
+    Ok(summarize_performance(
+        newest_evaluation_rows(ctx, PERFORMANCE_RESULTS, model, version, "metric").await?,
+    ))
+}
+
+/// The rows of `table`'s newest evaluation of one version, ordered by
+/// `order_by` (empty when there is none).
+async fn newest_evaluation_rows(
+    ctx: &datafusion::prelude::SessionContext,
+    table: &str,
+    model: &str,
+    version: i64,
+    order_by: &str,
+) -> Result<Vec<serde_json::Value>, crate::sql::SqlError> {
     use datafusion::prelude::{col, lit};
-    let rows = ctx.table(DRIFT_RESULTS).await?.filter(
+    let rows = ctx.table(table).await?.filter(
         col("model")
             .eq(lit(model))
             .and(col("version").eq(lit(version.to_string()))),
@@ -304,14 +331,50 @@ pub async fn latest_evaluation(
         .first()
         .and_then(|r| r["evaluation_id"].as_str().map(str::to_string))
     else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let batches = rows
         .filter(col("evaluation_id").eq(lit(id)))?
-        .sort(vec![col("feature").sort(true, false)])?
+        .sort(vec![col(order_by).sort(true, false)])?
         .collect()
         .await?;
-    Ok(summarize_evaluation(json(&batches)?))
+    json(&batches)
+}
+
+/// Columns of a performance evaluation that are not one figure's.
+const PERFORMANCE_FIGURE_COLUMNS: [&str; 3] = ["metric", "class", "value"];
+
+/// Folds one performance evaluation's rows (one per figure) into
+/// `{<evaluation columns>, metrics: {name: value}, classes: {class: {name:
+/// value}}}`.
+pub fn summarize_performance(rows: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let first = rows.first()?.as_object()?.clone();
+    let mut summary: Map<String, Value> = first
+        .into_iter()
+        .filter(|(k, _)| !PERFORMANCE_FIGURE_COLUMNS.contains(&k.as_str()))
+        .collect();
+    let mut metrics = Map::new();
+    let mut classes: Map<String, Value> = Map::new();
+    for row in rows {
+        let (Some(metric), Some(value)) = (row["metric"].as_str(), row.get("value")) else {
+            continue;
+        };
+        match row["class"].as_str() {
+            Some(class) => {
+                let entry = classes
+                    .entry(class.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                entry[metric] = value.clone();
+            }
+            None => {
+                metrics.insert(metric.to_string(), value.clone());
+            }
+        }
+    }
+    summary.insert("metrics".into(), metrics.into());
+    summary.insert("classes".into(), classes.into());
+    Some(summary.into())
 }
 
 /// Columns shared by every row of one evaluation.
@@ -363,6 +426,26 @@ fn summarize_evaluation(rows: Vec<serde_json::Value>) -> Option<serde_json::Valu
 mod latest_tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_performance_evaluation_is_folded_per_metric_and_class() {
+        let row = |metric: &str, class: Option<&str>, value: f64| {
+            json!({"evaluation_id": "m/1/t", "ts": "2026-12-07T12:00:00Z", "model": "m",
+                   "task": "classification", "labelled_rows": 900, "label_coverage": 0.9,
+                   "metric": metric, "class": class, "value": value})
+        };
+        let s = summarize_performance(vec![
+            row("accuracy", None, 0.93),
+            row("precision", Some("fraud"), 0.8),
+            row("roc_auc", None, 0.97),
+        ])
+        .unwrap();
+        assert_eq!(s["metrics"]["roc_auc"], 0.97);
+        assert_eq!(s["classes"]["fraud"]["precision"], 0.8);
+        assert_eq!(s["label_coverage"], 0.9);
+        assert!(s.get("metric").is_none() && s.get("value").is_none());
+        assert!(summarize_performance(vec![]).is_none());
+    }
 
     #[test]
     fn an_evaluation_is_folded_per_feature() {

@@ -86,6 +86,7 @@ pub fn example_input() -> Value {
         "alias": "production",
         "aliases": {"production": 1},
         "drift": null,
+        "performance": null,
         "recommendations": []
     })
 }
@@ -114,6 +115,15 @@ pub async fn input(
         // in): the evaluation's age is given.
         d["age_seconds"] = json!((now - at.with_timezone(&Utc)).num_seconds());
     }
+    let mut performance =
+        crate::evaluator::results::latest_performance(&ctx, model, version).await?;
+    if let Some(p) = performance.as_mut()
+        && let Some(at) = p["ts"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        p["age_seconds"] = json!((now - at.with_timezone(&Utc)).num_seconds());
+    }
     Ok(json!({
         "model": model_record,
         "lineage": record.lineage,
@@ -121,6 +131,7 @@ pub async fn input(
         "alias": alias,
         "aliases": model_record.aliases,
         "drift": drift,
+        "performance": performance,
         "recommendations": record.recommendations,
         "version": record,
     }))
@@ -275,6 +286,14 @@ mod tests {
                 json!({"metrics": metrics}),
                 json!({"metrics": {"auc": 0.72, "recall": 0.9}}),
                 "\"auc\" is 0.72, below the minimum 0.8",
+            ),
+            (
+                "min_realized_performance.rego",
+                json!({"performance": {"labelled_rows": 900, "age_seconds": 60,
+                                       "metrics": {"roc_auc": 0.93, "accuracy": 0.9}}}),
+                json!({"performance": {"labelled_rows": 900, "age_seconds": 60,
+                                       "metrics": {"roc_auc": 0.71, "accuracy": 0.9}}}),
+                "realized roc_auc is 0.71, below the minimum 0.8",
             ),
             (
                 "no_open_rollback.rego",
