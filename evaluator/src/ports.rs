@@ -214,6 +214,8 @@ pub trait EvaluationEvents: Send + Sync + 'static {
     async fn watched_models(&self, _models: &HashSet<String>) {}
     /// A version's drift report was computed (and its rows stored).
     async fn drift_measured(&self, _model: &str, _version: i64, _report: &DriftReport) {}
+    /// A version's realized performance was measured (and its rows stored).
+    async fn performance_measured(&self, _report: &PerformanceReport) {}
     /// A version's evaluation found dataset drift; `evidence` is the
     /// recommendation evidence of that evaluation.
     async fn drift_detected(&self, _model: &str, _version: i64, _evidence: &Value) {}
@@ -275,6 +277,11 @@ impl EvaluationEvents for Fanout {
     async fn drift_measured(&self, model: &str, version: i64, report: &DriftReport) {
         for e in &self.0 {
             e.drift_measured(model, version, report).await;
+        }
+    }
+    async fn performance_measured(&self, report: &PerformanceReport) {
+        for e in &self.0 {
+            e.performance_measured(report).await;
         }
     }
     async fn drift_detected(&self, model: &str, version: i64, evidence: &Value) {

@@ -276,6 +276,7 @@ impl Evaluator {
             match crate::performance::measure(performance, context, &rows) {
                 Ok(report) => {
                     self.results.write_performance(&report).await?;
+                    self.events.performance_measured(&report).await;
                     PerformanceOutcome {
                         measured: true,
                         rows: report.rows,

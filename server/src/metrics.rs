@@ -114,6 +114,12 @@ struct EvaluatorMetrics {
     p_value: GaugeVec,
     /// `modelwatch_drift_drifted_share_ratio{model, version}`.
     drifted_share: GaugeVec,
+    /// `modelwatch_performance{model, version, metric}`: the newest realized
+    /// whole-window figures (per-class ones stay in SQL: classes are
+    /// unbounded, the metric names are not).
+    performance: GaugeVec,
+    /// `modelwatch_performance_label_coverage_ratio{model, version}`.
+    label_coverage: GaugeVec,
     /// `modelwatch_drift_dataset_drifted{model, version}`: 1 or 0.
     dataset_drifted: IntGaugeVec,
     /// `modelwatch_recommendations_open{model, version, kind}`.
@@ -139,6 +145,7 @@ struct Exported {
     version: String,
     features: BTreeSet<(String, String)>,
     kinds: BTreeSet<String>,
+    performance: BTreeSet<&'static str>,
 }
 
 /// History store figures, refreshed from [`HistoryStats`] at scrape time.
@@ -562,6 +569,18 @@ impl EvaluatorMetrics {
                 "Share of the watched version's features that drifted in the latest evaluation.",
                 version,
             ),
+            performance: gauge_vec(
+                r,
+                "modelwatch_performance",
+                "Latest realized performance of the watched version from labelled inferences, per metric (accuracy, roc_auc, rmse, ...).",
+                &["model", "version", "metric"],
+            ),
+            label_coverage: gauge_vec(
+                r,
+                "modelwatch_performance_label_coverage_ratio",
+                "Share of the current window's inferences the latest realized performance was measured on.",
+                version,
+            ),
             dataset_drifted: int_gauge_vec(
                 r,
                 "modelwatch_drift_dataset_drifted",
@@ -624,8 +643,14 @@ impl EvaluatorMetrics {
                 kind.as_str(),
             ]);
         }
+        for metric in std::mem::take(&mut exported.performance) {
+            let _ = self
+                .performance
+                .remove_label_values(&[model, old.as_str(), metric]);
+        }
         for g in [
             &self.drifted_share,
+            &self.label_coverage,
             &self.last_evaluation,
             &self.evaluation_interval,
         ] {
@@ -636,6 +661,35 @@ impl EvaluatorMetrics {
             .remove_label_values(&[model, old.as_str()]);
         exported.version = version.to_string();
     }
+}
+
+/// Exports one realized-performance report of a watched version.
+pub fn record_performance(report: &modelwatch_evaluator::PerformanceReport) {
+    let m = &metrics().evaluator;
+    let (model, version) = (report.model.as_str(), report.version.to_string());
+    let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+    let e = exported.entry(model.to_string()).or_default();
+    m.switch_version(e, model, &version);
+    let now: BTreeSet<&'static str> = report
+        .figures
+        .iter()
+        .filter(|f| f.class.is_none())
+        .map(|f| f.metric)
+        .collect();
+    for metric in e.performance.difference(&now) {
+        let _ = m
+            .performance
+            .remove_label_values(&[model, version.as_str(), metric]);
+    }
+    for f in report.figures.iter().filter(|f| f.class.is_none()) {
+        m.performance
+            .with_label_values(&[model, version.as_str(), f.metric])
+            .set(f.value);
+    }
+    e.performance = now;
+    m.label_coverage
+        .with_label_values(&[model, version.as_str()])
+        .set(report.label_coverage);
 }
 
 /// Exports one drift report of a watched version.
@@ -786,6 +840,9 @@ impl modelwatch_evaluator::EvaluationEvents for EvaluatorMetricsEvents {
         report: &modelwatch_drift::DriftReport,
     ) {
         record_drift(model, version, report);
+    }
+    async fn performance_measured(&self, report: &modelwatch_evaluator::PerformanceReport) {
+        record_performance(report);
     }
     async fn open_recommendations(
         &self,

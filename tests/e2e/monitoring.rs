@@ -703,6 +703,27 @@ async fn labelled_inferences_become_realized_performance() {
     // A useful model: well above chance.
     assert!(scores.roc_auc.unwrap() > 0.75, "{scores:?}");
 
+    // /metrics exports the whole-window figures of the watched version.
+    let (_, text) = admin.get("/metrics").await;
+    let exported = series(text.as_str().unwrap(), "modelwatch_performance");
+    assert_eq!(
+        exported[r#"{metric="roc_auc",model="quality",version="1"}"#],
+        stored("roc_auc", None),
+        "{exported:?}"
+    );
+    assert!(
+        exported.keys().all(|k| !k.contains("class")),
+        "{exported:?}"
+    );
+    let coverage = series(
+        text.as_str().unwrap(),
+        "modelwatch_performance_label_coverage_ratio",
+    );
+    assert_eq!(
+        coverage[r#"{model="quality",version="1"}"#],
+        1_000.0 / 1_200.0
+    );
+
     // The promotion gate sees the newest measurement.
     let (status, gate) = admin
         .send("POST", "/api/v1/models/quality/versions/1/gate", None)
