@@ -25,6 +25,8 @@
 //! - [`performance`]: realized performance from labels (accuracy,
 //!   precision, recall, F1, ROC AUC, log loss, calibration error; MAE, RMSE,
 //!   MAPE, R²), defined as scikit-learn defines them.
+//! - [`quality`]: data quality of a window against its reference (missing
+//!   and mistyped values, out-of-range numbers, unseen categories).
 //! - [`sample`]: the values a test runs on: all of a window's up to a
 //!   limit, a deterministic threshold sample with a stated CDF error bound
 //!   beyond ([`WindowValues`]); the same window always gives the same values.
@@ -80,6 +82,7 @@ pub mod categorical;
 mod error;
 pub mod numeric;
 pub mod performance;
+pub mod quality;
 pub mod report;
 mod result;
 pub mod sample;

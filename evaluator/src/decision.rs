@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use modelwatch_drift::canary::{self, CanaryConfig, CanaryMetric, CanaryVerdict, Direction};
+use modelwatch_drift::quality::{self, FeatureQuality};
 use modelwatch_drift::{DriftReport, FeatureSpec, ReportConfig, Sampling, evaluate_features};
 use modelwatch_registry::{Alias, Recommendation};
 use modelwatch_types::{
@@ -406,6 +407,49 @@ pub fn feature_inputs(
                 seen_current: c.1,
                 cdf_error_bound: r.2 + c.2,
             }
+        })
+        .collect()
+}
+
+/// One feature's data quality in the current window, named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityRow {
+    pub feature: String,
+    pub kind: FeatureKind,
+    pub quality: FeatureQuality,
+}
+
+/// The data quality of each of the report's features in the current
+/// window against the reference.
+pub fn data_quality(
+    report: &DriftReport,
+    reference: &Profile,
+    current: &Profile,
+) -> Vec<QualityRow> {
+    report
+        .features
+        .iter()
+        .filter_map(|f| {
+            let mismatched = current.type_mismatches.get(&f.name).copied().unwrap_or(0);
+            let (kind, quality) = match (
+                reference.features.get(&f.name)?,
+                current.features.get(&f.name)?,
+            ) {
+                (FeatureValues::Numeric(r), FeatureValues::Numeric(c)) => (
+                    FeatureKind::Numeric,
+                    quality::numeric(current.rows, r, c, mismatched),
+                ),
+                (FeatureValues::Categorical(r), FeatureValues::Categorical(c)) => (
+                    FeatureKind::Categorical,
+                    quality::categorical(current.rows, r, c, mismatched),
+                ),
+                _ => return None,
+            };
+            Some(QualityRow {
+                feature: f.name.clone(),
+                kind,
+                quality,
+            })
         })
         .collect()
 }

@@ -47,7 +47,7 @@ pub mod scheduler;
 pub mod testing;
 
 pub use decision::{
-    Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome,
+    Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome, QualityRow,
     RECOMMENDATION_TAG, Verdict,
 };
 pub use performance::{LabelledRows, PerformanceReport};

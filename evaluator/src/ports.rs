@@ -39,7 +39,7 @@ use modelwatch_types::tables::{INFERENCES, REFERENCE};
 use modelwatch_types::{ErrorSource, FeatureKind, LatencySource, RecommendationKind};
 use serde_json::Value;
 
-use crate::decision::FeatureInputs;
+use crate::decision::{FeatureInputs, QualityRow};
 use crate::performance::{LabelledRows, PerformanceReport};
 use crate::report::{RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
@@ -78,6 +78,9 @@ pub enum FeatureValues {
 pub struct Profile {
     pub rows: u64,
     pub features: BTreeMap<String, FeatureValues>,
+    /// Rows that carried a feature with the other kind (text for a numeric
+    /// feature, a number for a categorical one); absent = none.
+    pub type_mismatches: BTreeMap<String, u64>,
 }
 
 impl Profile {
@@ -192,13 +195,14 @@ pub struct EvaluationKey<'a> {
 /// [`EvalError::Results`].
 #[async_trait::async_trait]
 pub trait ResultsSink: Send + Sync + 'static {
-    /// Stores the rows of `report`; `inputs[i]` is what went into
-    /// `report.features[i]`.
+    /// Stores the rows of `report` (`inputs[i]` is what went into
+    /// `report.features[i]`) and the window's data quality, together.
     async fn write(
         &self,
         key: &EvaluationKey<'_>,
         report: &DriftReport,
         inputs: &[FeatureInputs],
+        quality: &[QualityRow],
     ) -> Result<()>;
     /// Stores one window's realized-performance figures.
     async fn write_performance(&self, report: &PerformanceReport) -> Result<()>;

@@ -346,6 +346,7 @@ impl Evaluator {
 
         let report = decision::run_report(policy, &reference, &current);
         let inputs = decision::feature_inputs(&report, &features, &reference, &current);
+        let quality = decision::data_quality(&report, &reference, &current);
         let evaluation_id = decision::evaluation_id(model, version, now);
         let key = EvaluationKey {
             evaluation_id: &evaluation_id,
@@ -406,6 +407,7 @@ impl Evaluator {
             key,
             report: &report,
             inputs: &inputs,
+            quality: &quality,
             evidence: &decided.evidence,
         };
         self.carry_out(outcome, model, version, decided.actions, Some(&drift))
@@ -578,7 +580,9 @@ impl Evaluator {
             match action {
                 Action::RecordResults => {
                     let d = drift.expect("drift actions come with their measurements");
-                    self.results.write(&d.key, d.report, d.inputs).await?;
+                    self.results
+                        .write(&d.key, d.report, d.inputs, d.quality)
+                        .await?;
                     self.events.drift_measured(model, version, d.report).await;
                 }
                 Action::NotifyDrift => {
@@ -797,6 +801,7 @@ struct DriftCarry<'a> {
     key: EvaluationKey<'a>,
     report: &'a modelwatch_drift::DriftReport,
     inputs: &'a [decision::FeatureInputs],
+    quality: &'a [decision::QualityRow],
     evidence: &'a serde_json::Value,
 }
 

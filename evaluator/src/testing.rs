@@ -19,7 +19,7 @@ use modelwatch_registry::{
 };
 use modelwatch_types::{Clock, ErrorSource, FeatureKind, LatencySource, ManualClock};
 
-use crate::decision::FeatureInputs;
+use crate::decision::{FeatureInputs, QualityRow};
 use crate::{
     EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey, FeatureSet, FeatureValues,
     HEALTH_TAG, LabelledRows, PerformanceReport, Profile, RECOMMENDATION_TAG, RecommendationAction,
@@ -295,7 +295,7 @@ impl TelemetryReader for MemoryHistory {
         let rows = self.in_window(window);
         let mut profile = Profile {
             rows: rows.len() as u64,
-            features: BTreeMap::new(),
+            ..Profile::default()
         };
         for name in features.keys() {
             let mut values = WindowValues::new(EXACT_VALUES_LIMIT);
@@ -366,6 +366,7 @@ impl ResultsSink for MemoryHistory {
         key: &EvaluationKey<'_>,
         report: &DriftReport,
         inputs: &[FeatureInputs],
+        _quality: &[QualityRow],
     ) -> Result<()> {
         assert_eq!(inputs.len(), report.features.len());
         self.data().results.push((

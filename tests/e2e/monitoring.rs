@@ -219,6 +219,31 @@ async fn evaluation_stores_results_raises_retrain_and_exports_metrics() {
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|r| r["n_current"] == 300));
+
+    // The same evaluation's data quality: every current amount (120..140)
+    // lies above the reference's range (90..110); no country is new.
+    let quality = sql(
+        &reader,
+        &format!(
+            "SELECT feature, feature_kind, rows, missing_share, type_mismatch_share, \
+             out_of_range_share, unseen_share, unseen_categories \
+             FROM data_quality_results WHERE evaluation_id = '{evaluation_id}' ORDER BY feature"
+        ),
+    )
+    .await["rows"]
+        .clone();
+    assert_eq!(
+        quality,
+        json!([
+            {"feature": "amount", "feature_kind": "numeric", "rows": 300, "missing_share": 0.0,
+             "type_mismatch_share": 0.0, "out_of_range_share": 1.0, "unseen_share": null,
+             "unseen_categories": null},
+            {"feature": "country", "feature_kind": "categorical", "rows": 300,
+             "missing_share": 0.0, "type_mismatch_share": 0.0, "out_of_range_share": null,
+             "unseen_share": 0.0, "unseen_categories": null}
+        ]),
+        "{quality}"
+    );
     let (status, text) = reader.get("/metrics").await;
     assert_eq!(status, 200);
     let text = text.as_str().unwrap();

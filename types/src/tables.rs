@@ -16,5 +16,7 @@ pub const LOGS: &str = "logs";
 pub const SPANS: &str = "spans";
 /// The evaluator's per-feature statistics and decisions.
 pub const DRIFT_RESULTS: &str = "drift_results";
+/// The evaluator's per-feature data quality of each current window.
+pub const DATA_QUALITY_RESULTS: &str = "data_quality_results";
 /// The evaluator's realized-performance figures, one row per metric.
 pub const PERFORMANCE_RESULTS: &str = "performance_results";

@@ -1,8 +1,6 @@
 //! One table per rule: `struct Case { name, input…, expected… }`, each case
 //! asserting what breaks when its rule does. No database, no async.
 
-use std::collections::BTreeMap;
-
 use chrono::{Duration, TimeZone};
 use modelwatch_drift::CategoryCounts;
 use modelwatch_registry::AliasMove;
@@ -115,7 +113,7 @@ fn profiles(shifted: &[&str]) -> (Profile, Profile) {
     let base: Vec<f64> = (0..400).map(|i| (i % 40) as f64).collect();
     let mut reference = Profile {
         rows: 400,
-        features: BTreeMap::new(),
+        ..Profile::default()
     };
     let mut current = reference.clone();
     for name in ["a", "b", "c"] {
@@ -377,6 +375,7 @@ fn features_come_from_the_policy_then_the_version_then_discovery() {
             ),
         ]
         .into(),
+        ..Profile::default()
     };
     resolve_kinds(&mut features, &reference);
     assert_eq!(features["n"], Some(FeatureKind::Numeric));

@@ -159,8 +159,8 @@ pub async fn profile(
     );
     let mut numeric: Vec<WindowValues> = vec![WindowValues::new(limit); names.len()];
     let mut categorical: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); names.len()];
-    let mut seen_num = vec![false; names.len()];
-    let mut seen_str = vec![false; names.len()];
+    let mut seen_num = vec![0u64; names.len()];
+    let mut seen_str = vec![0u64; names.len()];
     let (mut num_layout, mut str_layout) = (RowLayout::default(), RowLayout::default());
     let mut rows = 0u64;
 
@@ -178,7 +178,7 @@ pub async fn profile(
         let entry_rows = entry_rows(num);
         for_each_feature_entry(num, &mut num_layout, &lookup, |slot, e| {
             numeric[slot].push(nv.value(e), identities[entry_rows[e] as usize]);
-            seen_num[slot] = true;
+            seen_num[slot] += 1;
         });
         let strs = batch.column(1).as_map();
         let (_, sv) = map_parts::<StringArray>(strs);
@@ -190,17 +190,26 @@ pub async fn profile(
                     counts.insert(sv.value(e).to_string(), 1);
                 }
             }
-            seen_str[slot] = true;
+            seen_str[slot] += 1;
         });
     }
 
     let mut out = BTreeMap::new();
+    let mut type_mismatches = BTreeMap::new();
     for (i, (name, kind)) in features.iter().enumerate() {
         let as_categorical = match kind {
             Some(FeatureKind::Categorical) => true,
             Some(FeatureKind::Numeric) => false,
-            None => seen_str[i] && !seen_num[i],
+            None => seen_str[i] > 0 && seen_num[i] == 0,
         };
+        let mismatched = if as_categorical {
+            seen_num[i]
+        } else {
+            seen_str[i]
+        };
+        if mismatched > 0 {
+            type_mismatches.insert(name.clone(), mismatched);
+        }
         let values = if as_categorical {
             FeatureValues::Categorical(CategoryCounts {
                 counts: std::mem::take(&mut categorical[i]),
@@ -215,6 +224,7 @@ pub async fn profile(
     Ok(Profile {
         rows,
         features: out,
+        type_mismatches,
     })
 }
 

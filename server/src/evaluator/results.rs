@@ -11,11 +11,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
 use modelwatch_evaluator::{
-    EvalError, EvaluationKey, FeatureInputs, PerformanceReport, ResultsSink,
+    EvalError, EvaluationKey, FeatureInputs, PerformanceReport, QualityRow, ResultsSink,
 };
 use modelwatch_history::{HistoryStore, WriteSet};
 
-pub use modelwatch_types::tables::{DRIFT_RESULTS, PERFORMANCE_RESULTS};
+pub use modelwatch_types::tables::{DATA_QUALITY_RESULTS, DRIFT_RESULTS, PERFORMANCE_RESULTS};
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -165,6 +165,85 @@ pub fn batch(
 
 /// | column | type | meaning |
 /// |---|---|---|
+/// | ts, evaluation_id, model, version, alias | | as in `drift_results` |
+/// | feature, feature_kind | Utf8 | the feature and `numeric` or `categorical` |
+/// | rows | Int64 | rows in the current window |
+/// | missing_share | Float64 | rows without a usable value (absent, null, not finite) |
+/// | type_mismatch_share | Float64 | rows carrying the feature with the other kind |
+/// | out_of_range_share | Float64 | numeric: values outside the reference's [min, max]; null for categorical |
+/// | unseen_share | Float64 | categorical: values of categories the reference never had; null for numeric |
+/// | unseen_categories | Utf8 | categorical: those categories, most frequent first (at most 10, comma-separated); null when none |
+/// | window_start, window_end | Timestamp(µs, UTC) | the current window |
+pub fn quality_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("ts", ts_type(), false),
+            Field::new("evaluation_id", DataType::Utf8, false),
+            Field::new("model", DataType::Utf8, false),
+            Field::new("version", DataType::Utf8, false),
+            Field::new("alias", DataType::Utf8, false),
+            Field::new("feature", DataType::Utf8, false),
+            Field::new("feature_kind", DataType::Utf8, false),
+            Field::new("rows", DataType::Int64, false),
+            Field::new("missing_share", DataType::Float64, false),
+            Field::new("type_mismatch_share", DataType::Float64, false),
+            Field::new("out_of_range_share", DataType::Float64, true),
+            Field::new("unseen_share", DataType::Float64, true),
+            Field::new("unseen_categories", DataType::Utf8, true),
+            Field::new("window_start", ts_type(), false),
+            Field::new("window_end", ts_type(), false),
+        ]))
+    });
+    S.clone()
+}
+
+/// The data-quality rows of one evaluation.
+pub fn quality_batch(
+    key: &EvaluationKey<'_>,
+    rows: &[QualityRow],
+) -> datafusion::arrow::error::Result<RecordBatch> {
+    let n = rows.len();
+    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
+    let ts = |v: i64| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
+    };
+    let q = |f: fn(&QualityRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        ts(key.window.1.timestamp_micros()),
+        repeat(key.evaluation_id),
+        repeat(key.model),
+        repeat(&key.version.to_string()),
+        repeat(key.alias),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.feature.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.kind.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.quality.rows as i64),
+        )),
+        q(|r| r.quality.missing_share),
+        q(|r| r.quality.type_mismatch_share),
+        Arc::new(Float64Array::from_iter(
+            rows.iter().map(|r| r.quality.out_of_range_share),
+        )),
+        Arc::new(Float64Array::from_iter(
+            rows.iter().map(|r| r.quality.unseen_share),
+        )),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| {
+            (!r.quality.unseen_categories.is_empty()).then(|| r.quality.unseen_categories.join(","))
+        }))),
+        ts(key.window.0.timestamp_micros()),
+        ts(key.window.1.timestamp_micros()),
+    ];
+    RecordBatch::try_new(quality_schema(), columns)
+}
+
+/// | column | type | meaning |
+/// |---|---|---|
 /// | ts | Timestamp(µs, UTC) | evaluation time (end of the current window) |
 /// | evaluation_id | Utf8 | as in `drift_results` |
 /// | model, version, alias | Utf8 | the evaluated version and its watched alias |
@@ -250,10 +329,17 @@ impl ResultsSink for HistoryResults {
         key: &EvaluationKey<'_>,
         report: &DriftReport,
         inputs: &[FeatureInputs],
+        quality: &[QualityRow],
     ) -> modelwatch_evaluator::Result<()> {
         let rows = batch(key, report, inputs).map_err(EvalError::results)?;
+        let quality = quality_batch(key, quality).map_err(EvalError::results)?;
+        // One WAL record: an evaluation's results are stored whole or not at all.
         self.history
-            .write(WriteSet::new().with(DRIFT_RESULTS, rows))
+            .write(
+                WriteSet::new()
+                    .with(DRIFT_RESULTS, rows)
+                    .with(DATA_QUALITY_RESULTS, quality),
+            )
             .await
             .map(drop)
             .map_err(EvalError::results)
