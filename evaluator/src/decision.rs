@@ -260,6 +260,19 @@ pub fn features_to_test(policy: &MonitoringPolicy, declared: &Features) -> Optio
     }
 }
 
+/// The pseudo-feature that stands for the prediction column (`prediction`
+/// is a reserved column name, so no feature has it).
+pub const PREDICTION_FEATURE: &str = "prediction";
+
+/// With `prediction_drift`, the prediction is tested like a feature.
+pub fn add_prediction(policy: &MonitoringPolicy, features: &mut FeatureSet) {
+    if policy.prediction_drift {
+        features
+            .entry(PREDICTION_FEATURE.to_string())
+            .or_insert(None);
+    }
+}
+
 /// Rule 3a: nothing to test.
 pub fn check_features(version: i64, features: &FeatureSet) -> Result<(), Skip> {
     if features.is_empty() {

@@ -317,6 +317,7 @@ impl Evaluator {
                     .await?
             }
         };
+        decision::add_prediction(policy, &mut features);
         if let Err(skip) = decision::check_features(version, &features) {
             return Ok(Err(skip));
         }

@@ -768,3 +768,90 @@ async fn labelled_inferences_become_realized_performance() {
         "{gate}"
     );
 }
+
+/// Prediction drift: with `prediction_drift` the prediction column is
+/// tested like a feature named `prediction`, so a model whose outputs move
+/// while its inputs stay put is caught.
+#[tokio::test]
+async fn the_prediction_is_tested_for_drift_like_a_feature() {
+    let d = Daemon::start();
+    let admin = d.http();
+    admin
+        .post_expect("/api/v1/models", json!({"name": "pred"}), 201)
+        .await;
+    admin
+        .post_expect("/api/v1/models/pred/versions", json!({}), 201)
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // Same amounts on both sides; the predicted probability moves up.
+    let rows = |n: usize, shift: f64, seed: u64| {
+        let amounts = normals(seed, n, 100.0, 10.0);
+        let scores = normals(seed + 1, n, 0.3 + shift, 0.05);
+        let mut body = String::new();
+        for i in 0..n {
+            let row = json!({"ts": now - 600.0 + i as f64, "amount": amounts[i],
+                             "prediction": scores[i]});
+            body.push_str(&row.to_string());
+            body.push('\n');
+        }
+        body.into_bytes()
+    };
+    for (table, body) in [
+        ("reference", rows(600, 0.0, 11)),
+        ("inferences", rows(400, 0.2, 21)),
+    ] {
+        let (status, reply) = admin
+            .raw(
+                "POST",
+                &format!("/api/v1/models/pred/versions/1/{table}"),
+                "application/x-ndjson",
+                body,
+            )
+            .await;
+        assert_eq!(status, 200, "{table}: {reply}");
+    }
+    admin
+        .put_expect(
+            "/api/v1/models/pred/aliases/production",
+            json!({"version": 1}),
+            200,
+        )
+        .await;
+    let policy = json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
+                        "persistence": 1, "prediction_drift": true});
+    admin
+        .put_expect("/api/v1/models/pred/policy", policy, 200)
+        .await;
+    let out = d.cli(&["evaluate", "--model", "pred", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["versions"][0]["status"], "evaluated", "{report}");
+    assert_eq!(
+        report["versions"][0]["drifted_features"],
+        json!(["prediction"]),
+        "{report}"
+    );
+    let evaluation_id = report["versions"][0]["evaluation_id"].as_str().unwrap();
+    let rows = sql(
+        &admin,
+        &format!(
+            "SELECT feature, feature_kind, drifted, n_reference, n_current FROM drift_results \
+             WHERE evaluation_id = '{evaluation_id}' ORDER BY feature"
+        ),
+    )
+    .await["rows"]
+        .clone();
+    assert_eq!(
+        rows,
+        json!([
+            {"feature": "amount", "feature_kind": "numeric", "drifted": false,
+             "n_reference": 600, "n_current": 400},
+            {"feature": "prediction", "feature_kind": "numeric", "drifted": true,
+             "n_reference": 600, "n_current": 400}
+        ]),
+        "{rows}"
+    );
+}

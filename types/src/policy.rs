@@ -311,6 +311,12 @@ pub struct MonitoringPolicy {
     /// notifications are recorded with why.
     #[serde(default)]
     pub rollback_on_alert: bool,
+    /// Test the prediction column for drift like a feature named
+    /// `prediction` (numeric from `prediction_value`, else categorical from
+    /// `prediction`). Listing `prediction` in `features` does the same with
+    /// overrides.
+    #[serde(default)]
+    pub prediction_drift: bool,
     /// Realized performance from labels; absent = not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformancePolicy>,

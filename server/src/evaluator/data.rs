@@ -27,6 +27,7 @@ use futures::StreamExt;
 use modelwatch_collectors::schema::{HISTOGRAMS, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
 use modelwatch_drift::WindowValues;
+use modelwatch_evaluator::decision::PREDICTION_FEATURE;
 use modelwatch_evaluator::{
     EvalError, EvaluationKey, FeatureSet, FeatureValues, LabelledRows, Profile, TelemetryReader,
     Traffic, Window, exact_values_limit,
@@ -40,6 +41,8 @@ type EvalResult<T> = modelwatch_evaluator::Result<T>;
 
 /// The inferences column that identifies a row (reference rows may have it).
 const INFERENCE_ID: &str = "inference_id";
+/// A numeric prediction's column (its text is in `prediction`).
+const PREDICTION_VALUE: &str = "prediction_value";
 
 fn ts_lit(t: DateTime<Utc>) -> datafusion::logical_expr::Expr {
     lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
@@ -141,9 +144,21 @@ pub async fn profile(
         .schema()
         .field_with_unqualified_name(INFERENCE_ID)
         .is_ok();
+    // The prediction column, when it is tested like a feature.
+    let prediction_slot = features
+        .keys()
+        .position(|f| f == PREDICTION_FEATURE)
+        .filter(|_| {
+            df.schema()
+                .field_with_unqualified_name(PREDICTION_VALUE)
+                .is_ok()
+        });
     let mut columns = vec!["features_num", "features_str", "ts"];
     if has_id {
         columns.push(INFERENCE_ID);
+    }
+    if prediction_slot.is_some() {
+        columns.extend([PREDICTION_FEATURE, PREDICTION_VALUE]);
     }
     let df = version_filter(df, &window.model, &window.version, window.range)?
         .select_columns(&columns)?;
@@ -173,7 +188,9 @@ pub async fn profile(
             num,
             nv,
             timestamps_at(&batch, 2),
-            batch.columns().get(3).map(|c| c.as_string::<i32>()),
+            batch
+                .column_by_name(INFERENCE_ID)
+                .map(|c| c.as_string::<i32>()),
         );
         let entry_rows = entry_rows(num);
         for_each_feature_entry(num, &mut num_layout, &lookup, |slot, e| {
@@ -192,6 +209,25 @@ pub async fn profile(
             }
             seen_str[slot] += 1;
         });
+        if let (Some(slot), Some(text), Some(value)) = (
+            prediction_slot,
+            batch.column_by_name(PREDICTION_FEATURE),
+            batch.column_by_name(PREDICTION_VALUE),
+        ) {
+            // A number fills both columns: it counts as numeric only.
+            let (text, value) = (text.as_string::<i32>(), value.as_primitive::<Float64Type>());
+            for (row, identity) in identities.iter().enumerate() {
+                if value.is_valid(row) {
+                    numeric[slot].push(value.value(row), *identity);
+                    seen_num[slot] += 1;
+                } else if text.is_valid(row) {
+                    *categorical[slot]
+                        .entry(text.value(row).to_string())
+                        .or_default() += 1;
+                    seen_str[slot] += 1;
+                }
+            }
+        }
     }
 
     let mut out = BTreeMap::new();
