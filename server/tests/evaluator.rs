@@ -731,3 +731,68 @@ async fn error_counters_judge_a_deployment_across_a_reset() {
     );
     assert_eq!(w.production("churn").await, 1);
 }
+
+/// The values a numeric feature is tested on depend on the window's
+/// contents only: read from the write buffer, then from Parquet after a
+/// persist (another scan order), a threshold sample forced by a small limit
+/// keeps exactly the same values, and the exact profile every value.
+#[tokio::test]
+async fn a_window_profiles_to_the_same_values_whatever_the_scan_order() {
+    use modelwatch_drift::Sampling;
+    use modelwatch_evaluator::{FeatureValues, Window};
+    use modelwatch_server::evaluator::data::profile_with_limit;
+
+    let w = world().await;
+    w.model("fraud", 1).await;
+    let mut rng = StdRng::seed_from_u64(30);
+    // Three writes, so the buffer holds three chunks in arrival order.
+    for _ in 0..3 {
+        w.inferences(&mut rng, "fraud", 2_000, 100.0).await;
+        w.clock.advance(Duration::minutes(10));
+    }
+    let window = Window::current("fraud", 1, start(), w.clock.now());
+    let features = FEATURES
+        .iter()
+        .map(|(name, kind)| (name.to_string(), Some(*kind)))
+        .collect();
+    let read = |limit: usize| {
+        let (window, features) = (window.clone(), &features);
+        let store = w.telemetry.store.clone();
+        async move {
+            let ctx = store.session_context().unwrap();
+            profile_with_limit(&ctx, &window, features, limit)
+                .await
+                .unwrap()
+        }
+    };
+    let amount = |p: &modelwatch_evaluator::Profile| match &p.features["amount"] {
+        FeatureValues::Numeric(t) => t.clone(),
+        other => panic!("amount is numeric: {other:?}"),
+    };
+
+    let sampled_from_buffer = amount(&read(500).await);
+    let exact_from_buffer = amount(&read(1_000_000).await);
+    w.telemetry.store.persist_now().await.unwrap();
+    assert!(!w.telemetry.store.manifest().files.is_empty());
+    let sampled_from_files = amount(&read(500).await);
+    let exact_from_files = amount(&read(1_000_000).await);
+
+    assert_eq!(sampled_from_buffer.sampling, Sampling::ThresholdSample);
+    assert!(
+        (250..=500).contains(&sampled_from_buffer.values.len()),
+        "{}",
+        sampled_from_buffer.values.len()
+    );
+    assert_eq!(sampled_from_buffer, sampled_from_files);
+    assert_eq!(exact_from_buffer.sampling, Sampling::Exact);
+    assert_eq!(exact_from_buffer.values.len(), 6_000);
+    assert_eq!(exact_from_buffer, exact_from_files);
+    assert_eq!(sampled_from_files.seen, 6_000);
+    // The sample's values are values of the window.
+    assert!(sampled_from_files.values.iter().all(|v| {
+        exact_from_files
+            .values
+            .binary_search_by(|x| x.total_cmp(v))
+            .is_ok()
+    }));
+}

@@ -139,6 +139,21 @@ pub async fn profile(
     window: &Window,
     features: &FeatureSet,
 ) -> Result<Profile> {
+    let numeric = features
+        .values()
+        .filter(|k| **k != Some(FeatureKind::Categorical))
+        .count();
+    profile_with_limit(ctx, window, features, exact_values_limit(numeric)).await
+}
+
+/// [`profile`] with every numeric feature exact up to `limit` values (the
+/// evaluator's limit is `exact_values_limit`; tests force sampling here).
+pub async fn profile_with_limit(
+    ctx: &SessionContext,
+    window: &Window,
+    features: &FeatureSet,
+    limit: usize,
+) -> Result<Profile> {
     let df = ctx.table(window.table).await?;
     let has_id = df
         .schema()
@@ -166,12 +181,6 @@ pub async fn profile(
 
     let names: Vec<&str> = features.keys().map(String::as_str).collect();
     let lookup: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let limit = exact_values_limit(
-        features
-            .values()
-            .filter(|k| **k != Some(FeatureKind::Categorical))
-            .count(),
-    );
     let mut numeric: Vec<WindowValues> = vec![WindowValues::new(limit); names.len()];
     let mut categorical: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); names.len()];
     let mut seen_num = vec![0u64; names.len()];
