@@ -223,6 +223,24 @@ pub struct VersionOutcome {
     /// Realized performance, when the policy asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformanceOutcome>,
+    /// What each of the policy's anomaly detectors found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<AnomalyOutcome>,
+}
+
+/// What one anomaly detector found in the current window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyOutcome {
+    pub metric: String,
+    pub detector: String,
+    /// Points in the series.
+    pub points: u64,
+    /// Breaching points recorded in `anomaly_results`.
+    pub recorded: u64,
+    /// Whether the newest point is in alarm.
+    pub alarming: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What became of a version's realized-performance measurement.

@@ -17,120 +17,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, check_finite, invalid};
 use crate::special;
 
-/// Which detector, with its parameters. Serialized with a `method` tag
-/// (`rolling_z`, `mad`, `ewma`, `cusum`, `page_hinkley`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
-pub enum DetectorConfig {
-    /// |x - mean| / std over the previous `window` points above `threshold`.
-    RollingZ {
-        /// Points in the trailing window (≥ 2).
-        window: usize,
-        /// z threshold (e.g. 3).
-        threshold: f64,
-    },
-    /// |x - median| above `k` scaled MADs (1.4826·MAD ≈ σ for normal data)
-    /// of the previous `window` points.
-    Mad {
-        /// Points in the trailing window (≥ 3).
-        window: usize,
-        /// Band half-width in scaled MADs (e.g. 3.5).
-        k: f64,
-    },
-    /// EWMA control chart: `z_t = λ x_t + (1-λ) z_{t-1}` against
-    /// `μ0 ± L σ0 sqrt(λ/(2-λ) (1-(1-λ)^{2t}))`, μ0 and σ0 from the warm-up.
-    Ewma {
-        /// Smoothing λ in (0, 1].
-        lambda: f64,
-        /// Limit width L in σ (e.g. 3).
-        l: f64,
-        /// Warm-up points for μ0, σ0 (≥ 2).
-        warmup: usize,
-    },
-    /// Two-sided tabular CUSUM in σ units: `S± = max(0, S± ± (x-μ0)/σ0 - k)`,
-    /// breach when `S± > h`; the sums restart after an alarm.
-    Cusum {
-        /// Slack k in σ (e.g. 0.5).
-        k: f64,
-        /// Decision interval h in σ (e.g. 5).
-        h: f64,
-        /// Warm-up points for μ0, σ0 (≥ 2).
-        warmup: usize,
-    },
-    /// Two-sided Page–Hinkley: cumulative deviation from the running mean
-    /// minus `delta`, breach when it rises more than `lambda` above its
-    /// running minimum (or falls as much below its maximum); restarts after
-    /// an alarm.
-    PageHinkley {
-        /// Magnitude of change tolerated (in data units).
-        delta: f64,
-        /// Detection threshold (in data units × points).
-        lambda: f64,
-    },
-}
+pub use modelwatch_types::DetectorConfig;
 
-impl DetectorConfig {
-    /// The method name as serialized.
-    pub fn name(&self) -> &'static str {
-        match self {
-            DetectorConfig::RollingZ { .. } => "rolling_z",
-            DetectorConfig::Mad { .. } => "mad",
-            DetectorConfig::Ewma { .. } => "ewma",
-            DetectorConfig::Cusum { .. } => "cusum",
-            DetectorConfig::PageHinkley { .. } => "page_hinkley",
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        let pos = |v: f64, name: &'static str| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(invalid(name, "must be positive and finite"))
-            }
-        };
-        match *self {
-            DetectorConfig::RollingZ { window, threshold } => {
-                if window < 2 {
-                    return Err(invalid(
-                        "window",
-                        "rolling z-score needs a window of at least 2",
-                    ));
-                }
-                pos(threshold, "threshold")
-            }
-            DetectorConfig::Mad { window, k } => {
-                if window < 3 {
-                    return Err(invalid("window", "MAD bands need a window of at least 3"));
-                }
-                pos(k, "k")
-            }
-            DetectorConfig::Ewma { lambda, l, warmup } => {
-                if !(lambda > 0.0 && lambda <= 1.0) {
-                    return Err(invalid("lambda", "must be in (0, 1]"));
-                }
-                if warmup < 2 {
-                    return Err(invalid("warmup", "needs at least 2 points"));
-                }
-                pos(l, "l")
-            }
-            DetectorConfig::Cusum { k, h, warmup } => {
-                if warmup < 2 {
-                    return Err(invalid("warmup", "needs at least 2 points"));
-                }
-                if !(k.is_finite() && k >= 0.0) {
-                    return Err(invalid("k", "must be non-negative"));
-                }
-                pos(h, "h")
-            }
-            DetectorConfig::PageHinkley { delta, lambda } => {
-                if !(delta.is_finite() && delta >= 0.0) {
-                    return Err(invalid("delta", "must be non-negative"));
-                }
-                pos(lambda, "lambda")
-            }
-        }
-    }
+/// [`DetectorConfig::check`] as this crate's error.
+fn validate(config: &DetectorConfig) -> Result<()> {
+    config
+        .check()
+        .map_err(|(name, reason)| invalid(name, reason))
 }
 
 /// One point's verdict.
@@ -193,7 +86,7 @@ pub struct Detector {
 impl Detector {
     /// A detector with a persistence rule (`persistence` ≥ 1).
     pub fn new(config: DetectorConfig, persistence: usize) -> Result<Self> {
-        config.validate()?;
+        validate(&config)?;
         if persistence == 0 {
             return Err(invalid("persistence", "must be at least 1"));
         }

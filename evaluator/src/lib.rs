@@ -38,6 +38,7 @@
 //! rollback recommendation is never judged again (its evidence's
 //! `alias_move_at`).
 
+pub mod anomalies;
 pub mod decision;
 pub mod performance;
 pub mod ports;
@@ -46,14 +47,15 @@ pub mod scheduler;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use anomalies::{AnomalyOutcome, AnomalyRow};
 pub use decision::{
     Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome, QualityRow,
     RECOMMENDATION_TAG, Verdict,
 };
 pub use performance::{LabelledRows, PerformanceReport};
 pub use ports::{
-    EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout, FeatureSet,
-    FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile, ResultsSink, RollbackDone,
+    AnomalyKey, EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout,
+    FeatureSet, FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile, ResultsSink, RollbackDone,
     TelemetryReader, Traffic, Window, exact_values_limit,
 };
 pub use report::{CycleReport, PerformanceOutcome, RecommendationAction, VersionOutcome};

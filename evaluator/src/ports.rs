@@ -39,6 +39,7 @@ use modelwatch_types::tables::{INFERENCES, REFERENCE};
 use modelwatch_types::{ErrorSource, FeatureKind, LatencySource, RecommendationKind};
 use serde_json::Value;
 
+use crate::anomalies::AnomalyRow;
 use crate::decision::{FeatureInputs, QualityRow};
 use crate::performance::{LabelledRows, PerformanceReport};
 use crate::report::{RecommendationAction, VersionOutcome};
@@ -155,6 +156,13 @@ pub trait TelemetryReader: Send + Sync + 'static {
     /// The labelled inferences of a (current) window, for realized
     /// performance.
     async fn labelled(&self, window: &Window) -> Result<LabelledRows>;
+    /// One metric of `samples` for the traffic's version and range, its
+    /// points averaged per timestamp, in time order (stale markers left out).
+    async fn metric_series(
+        &self,
+        traffic: &Traffic,
+        metric: &str,
+    ) -> Result<Vec<(DateTime<Utc>, f64)>>;
     /// Latency observations of one side of the rollback judge.
     async fn latencies(
         &self,
@@ -191,6 +199,15 @@ pub struct EvaluationKey<'a> {
     pub reference_source: &'a str,
 }
 
+/// Which evaluation anomaly rows belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct AnomalyKey<'a> {
+    pub evaluation_id: &'a str,
+    pub model: &'a str,
+    pub version: i64,
+    pub alias: &'a str,
+}
+
 /// Where one evaluation's per-feature results are stored. Errors are
 /// [`EvalError::Results`].
 #[async_trait::async_trait]
@@ -206,6 +223,8 @@ pub trait ResultsSink: Send + Sync + 'static {
     ) -> Result<()>;
     /// Stores one window's realized-performance figures.
     async fn write_performance(&self, report: &PerformanceReport) -> Result<()>;
+    /// Stores the breaching points the anomaly detectors found.
+    async fn write_anomalies(&self, key: &AnomalyKey<'_>, rows: &[AnomalyRow]) -> Result<()>;
 }
 
 /// What the evaluator tells the rest of the daemon (`/metrics`, outbound

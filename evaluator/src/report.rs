@@ -43,6 +43,9 @@ pub struct VersionOutcome {
     /// Realized performance, when the policy asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformanceOutcome>,
+    /// What each of the policy's anomaly detectors found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<crate::anomalies::AnomalyOutcome>,
 }
 
 /// What became of the realized-performance measurement.
@@ -74,6 +77,7 @@ impl VersionOutcome {
             rollback_verdict: None,
             recommendations: Vec::new(),
             performance: None,
+            anomalies: Vec::new(),
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::decision::{
 };
 use crate::ports::{
     EvaluationEvents, EvaluationKey, EvaluatorRegistry, FeatureSet, NoEvents, Profile, ResultsSink,
-    RollbackDone, TelemetryReader, Window,
+    RollbackDone, TelemetryReader, Traffic, Window,
 };
 use crate::report::{CycleReport, PerformanceOutcome, RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
@@ -241,9 +241,49 @@ impl Evaluator {
                     .await?,
             );
         }
+        if !policy.anomalies.is_empty() {
+            outcome.anomalies = self.detect_anomalies(policy, &alias, now).await?;
+        }
         let health = decision::health(drift_health, outcome.rollback_verdict);
         self.mirror_tags(model, version, Some(health)).await?;
         Ok(outcome)
+    }
+
+    /// Runs each of the policy's detectors over its metric in the current
+    /// window and stores the breaching points of the last `interval` (the
+    /// earlier ones were the previous evaluation's to record).
+    async fn detect_anomalies(
+        &self,
+        policy: &MonitoringPolicy,
+        alias: &Alias,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::anomalies::AnomalyOutcome>> {
+        let traffic = Traffic {
+            model: alias.model.clone(),
+            version: alias.version.to_string(),
+            from: decision::time_before(now, policy.current_window.as_chrono()),
+            to: now,
+        };
+        let record_from = decision::time_before(now, policy.interval.as_chrono());
+        let evaluation_id = decision::evaluation_id(&alias.model, alias.version, now);
+        let key = crate::ports::AnomalyKey {
+            evaluation_id: &evaluation_id,
+            model: &alias.model,
+            version: alias.version,
+            alias: &alias.alias,
+        };
+        let mut outcomes = Vec::new();
+        let mut rows = Vec::new();
+        for watched in &policy.anomalies {
+            let series = self.reader.metric_series(&traffic, &watched.metric).await?;
+            let (outcome, found) = crate::anomalies::detect(watched, &series, record_from);
+            outcomes.push(outcome);
+            rows.extend(found);
+        }
+        if !rows.is_empty() {
+            self.results.write_anomalies(&key, &rows).await?;
+        }
+        Ok(outcomes)
     }
 
     /// Realized performance of the current window: measured and stored,

@@ -21,9 +21,10 @@ use modelwatch_types::{Clock, ErrorSource, FeatureKind, LatencySource, ManualClo
 
 use crate::decision::{FeatureInputs, QualityRow};
 use crate::{
-    EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey, FeatureSet, FeatureValues,
-    HEALTH_TAG, LabelledRows, PerformanceReport, Profile, RECOMMENDATION_TAG, RecommendationAction,
-    Result, ResultsSink, RollbackDone, TelemetryReader, Traffic, VersionOutcome, Window,
+    AnomalyKey, AnomalyRow, EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey,
+    FeatureSet, FeatureValues, HEALTH_TAG, LabelledRows, PerformanceReport, Profile,
+    RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink, RollbackDone, TelemetryReader,
+    Traffic, VersionOutcome, Window,
 };
 
 /// The actor the fixtures act as.
@@ -221,6 +222,8 @@ pub struct HistoryData {
     pub results: Vec<StoredEvaluation>,
     /// Realized-performance reports written.
     pub performance: Vec<PerformanceReport>,
+    /// Anomaly rows written.
+    pub anomalies: Vec<AnomalyRow>,
     /// Every read fails with this message.
     pub fail: Option<String>,
     /// Every read of this model panics.
@@ -320,6 +323,16 @@ impl TelemetryReader for MemoryHistory {
         })
     }
 
+    async fn metric_series(
+        &self,
+        traffic: &Traffic,
+        _metric: &str,
+    ) -> Result<Vec<(DateTime<Utc>, f64)>> {
+        self.check(&traffic.model)?;
+        // The test world has no metric samples.
+        Ok(Vec::new())
+    }
+
     async fn latencies(
         &self,
         traffic: &Traffic,
@@ -382,6 +395,11 @@ impl ResultsSink for MemoryHistory {
 
     async fn write_performance(&self, report: &PerformanceReport) -> Result<()> {
         self.data().performance.push(report.clone());
+        Ok(())
+    }
+
+    async fn write_anomalies(&self, _key: &AnomalyKey<'_>, rows: &[AnomalyRow]) -> Result<()> {
+        self.data().anomalies.extend(rows.iter().cloned());
         Ok(())
     }
 }

@@ -116,6 +116,10 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
         crate::evaluator::results::schema(),
     ));
     tables.push((
+        crate::evaluator::results::ANOMALY_RESULTS,
+        crate::evaluator::results::anomaly_schema(),
+    ));
+    tables.push((
         crate::evaluator::results::DATA_QUALITY_RESULTS,
         crate::evaluator::results::quality_schema(),
     ));

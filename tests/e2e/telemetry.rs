@@ -785,3 +785,87 @@ async fn explain_and_explain_analyze_show_the_plan() {
         assert!(plan["rows"].to_string().contains(shows), "{plan}");
     }
 }
+
+/// Anomalies on a watched version's metric: a policy's EWMA detector over
+/// a remote-written latency series finds the level shift at its end,
+/// records the breaching points in `anomaly_results` and says the newest
+/// point is in alarm; a detector with impossible parameters is refused.
+#[tokio::test]
+async fn a_watched_metric_level_shift_is_recorded_as_anomalies() {
+    let d = Daemon::start();
+    let http = d.http();
+    http.model_with_versions("anom", 1).await;
+    http.put_alias("anom", "production", 1, 200).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // 40 points 15 s apart ending now: 30 calm around 100, then 10 at 200.
+    let points: Vec<(f64, i64)> = (0..40)
+        .map(|i| {
+            let value = if i < 30 {
+                100.0 + (i % 3) as f64
+            } else {
+                200.0
+            };
+            (value, now_ms - (39 - i) * 15_000)
+        })
+        .collect();
+    let labels = [
+        ("__name__", "latency_p95"),
+        ("model", "anom"),
+        ("model_version", "1"),
+        ("instance", "a"),
+    ];
+    let req = WriteRequest {
+        timeseries: vec![series(&labels, &points)],
+        ..Default::default()
+    };
+    let (status, body) = write(&http, encode(&req)).await;
+    assert_eq!(status, 204, "{body}");
+
+    let (status, body) = http
+        .send(
+            "PUT",
+            "/api/v1/models/anom/policy",
+            Some(json!({"anomalies": [{"metric": "latency_p95",
+                        "detector": {"method": "ewma", "lambda": 2.0, "l": 3.0, "warmup": 20}}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("anomalies[0].detector.lambda"),
+        "{body}"
+    );
+    let policy = json!({"current_window": "1h", "interval": "1h",
+                        "anomalies": [{"metric": "latency_p95", "persistence": 2,
+                                       "detector": {"method": "ewma", "lambda": 0.3, "l": 3.0,
+                                                    "warmup": 20}}]});
+    http.put_expect("/api/v1/models/anom/policy", policy, 200)
+        .await;
+
+    let out = d.cli(&["evaluate", "--model", "anom", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let found = &report["versions"][0]["anomalies"][0];
+    assert_eq!(found["metric"], "latency_p95", "{report}");
+    assert_eq!(found["detector"], "ewma", "{report}");
+    assert_eq!(found["points"], 40, "{report}");
+    assert_eq!(found["alarming"], true, "{report}");
+    let recorded = found["recorded"].as_i64().unwrap();
+    assert!(recorded >= 2, "{report}");
+
+    let rows = sql(
+        &http,
+        "SELECT ts, value, consecutive, alarm FROM anomaly_results \
+         WHERE model = 'anom' AND metric = 'latency_p95' ORDER BY ts",
+    )
+    .await["rows"]
+        .clone();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len() as i64, recorded, "{rows:?}");
+    // Only the shifted points breach, and the run of them alarms.
+    assert!(rows.iter().all(|r| r["value"] == 200.0), "{rows:?}");
+    assert_eq!(rows[0]["consecutive"], 1, "{rows:?}");
+    assert!(rows.iter().any(|r| r["alarm"] == true), "{rows:?}");
+}

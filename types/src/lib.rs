@@ -21,10 +21,11 @@ pub mod tables;
 pub mod vocabulary;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use drift::{Correction, DriftMethod};
+pub use drift::{Correction, DetectorConfig, DriftMethod};
 pub use policy::{
-    ErrorSource, FeaturePolicy, LatencySource, MAX_POLICY_FEATURES, MonitoringPolicy,
-    PerformancePolicy, PerformanceTask, Period, ReferenceSource, RollbackPolicy,
+    AnomalyPolicy, ErrorSource, FeaturePolicy, LatencySource, MAX_POLICY_ANOMALIES,
+    MAX_POLICY_FEATURES, MonitoringPolicy, PerformancePolicy, PerformanceTask, Period,
+    ReferenceSource, RollbackPolicy,
 };
 pub use vocabulary::{
     FeatureKind, Features, InvalidValue, MoveKind, RecommendationKind, RecommendationStatus, Role,

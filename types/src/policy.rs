@@ -187,6 +187,26 @@ fn default_tolerance() -> f64 {
     0.25
 }
 
+/// An anomaly detector watching one metric of the watched version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyPolicy {
+    /// A `samples` metric of the version; its points in the current window
+    /// are averaged per timestamp into one series.
+    pub metric: String,
+    pub detector: crate::DetectorConfig,
+    /// Breaching points in a row that make an alarm.
+    #[serde(default = "default_anomaly_persistence")]
+    pub persistence: usize,
+}
+
+fn default_anomaly_persistence() -> usize {
+    3
+}
+
+/// Most metrics one policy may watch for anomalies.
+pub const MAX_POLICY_ANOMALIES: usize = 20;
+
 /// What a model predicts, for its realized performance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -317,6 +337,9 @@ pub struct MonitoringPolicy {
     /// overrides.
     #[serde(default)]
     pub prediction_drift: bool,
+    /// Metrics watched by anomaly detectors; empty = none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<AnomalyPolicy>,
     /// Realized performance from labels; absent = not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformancePolicy>,
@@ -422,6 +445,29 @@ impl MonitoringPolicy {
         }
         if let Some(p) = &self.performance {
             p.validate()?;
+        }
+        if self.anomalies.len() > MAX_POLICY_ANOMALIES {
+            return Err(InvalidValue::new(
+                "anomalies",
+                format!("at most {MAX_POLICY_ANOMALIES} metrics per policy"),
+            ));
+        }
+        for (i, a) in self.anomalies.iter().enumerate() {
+            if a.metric.is_empty() {
+                return Err(InvalidValue::new(
+                    format!("anomalies[{i}].metric"),
+                    "name a metric of the samples table",
+                ));
+            }
+            if a.persistence == 0 || a.persistence > 1000 {
+                return Err(InvalidValue::new(
+                    format!("anomalies[{i}].persistence"),
+                    "must be between 1 and 1000",
+                ));
+            }
+            a.detector.check().map_err(|(name, reason)| {
+                InvalidValue::new(format!("anomalies[{i}].detector.{name}"), reason)
+            })?;
         }
         if let Some(r) = &self.rollback {
             if r.latency.is_none() && r.errors.is_none() {

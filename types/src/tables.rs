@@ -18,5 +18,7 @@ pub const SPANS: &str = "spans";
 pub const DRIFT_RESULTS: &str = "drift_results";
 /// The evaluator's per-feature data quality of each current window.
 pub const DATA_QUALITY_RESULTS: &str = "data_quality_results";
+/// The evaluator's anomaly detectors' breaching points on watched metrics.
+pub const ANOMALY_RESULTS: &str = "anomaly_results";
 /// The evaluator's realized-performance figures, one row per metric.
 pub const PERFORMANCE_RESULTS: &str = "performance_results";

@@ -615,6 +615,35 @@ pub async fn counter_increase(ctx: &SessionContext, t: &Traffic, metric: &str) -
     Ok(total)
 }
 
+/// One metric of the traffic's version as a series: its non-stale points
+/// averaged per timestamp, in time order (non-finite averages left out).
+pub async fn metric_series(
+    ctx: &SessionContext,
+    t: &Traffic,
+    metric: &str,
+) -> Result<Vec<(DateTime<Utc>, f64)>> {
+    use datafusion::functions_aggregate::expr_fn::avg;
+    let df = samples(ctx, t, metric)
+        .await?
+        .aggregate(vec![col("ts")], vec![avg(col("value")).alias("value")])?
+        .sort(vec![col("ts").sort(true, false)])?;
+    let mut out = Vec::new();
+    for batch in df.collect().await? {
+        let ts = timestamps_at(&batch, 0);
+        let values = batch.column(1).as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            let v = values.value(row);
+            if values.is_valid(row)
+                && v.is_finite()
+                && let Some(at) = DateTime::from_timestamp_micros(ts.value(row))
+            {
+                out.push((at, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The labelled inferences of `window` (a label's text or value set), with
 /// the window's row count.
 pub async fn labelled(ctx: &SessionContext, window: &Window) -> Result<LabelledRows> {
@@ -738,6 +767,16 @@ impl TelemetryReader for DataFusionReader {
 
     async fn labelled(&self, window: &Window) -> EvalResult<LabelledRows> {
         labelled(&self.ctx()?, window)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn metric_series(
+        &self,
+        traffic: &Traffic,
+        metric: &str,
+    ) -> EvalResult<Vec<(DateTime<Utc>, f64)>> {
+        metric_series(&self.ctx()?, traffic, metric)
             .await
             .map_err(EvalError::telemetry)
     }

@@ -11,11 +11,14 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
 use modelwatch_evaluator::{
-    EvalError, EvaluationKey, FeatureInputs, PerformanceReport, QualityRow, ResultsSink,
+    AnomalyKey, AnomalyRow, EvalError, EvaluationKey, FeatureInputs, PerformanceReport, QualityRow,
+    ResultsSink,
 };
 use modelwatch_history::{HistoryStore, WriteSet};
 
-pub use modelwatch_types::tables::{DATA_QUALITY_RESULTS, DRIFT_RESULTS, PERFORMANCE_RESULTS};
+pub use modelwatch_types::tables::{
+    ANOMALY_RESULTS, DATA_QUALITY_RESULTS, DRIFT_RESULTS, PERFORMANCE_RESULTS,
+};
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -309,6 +312,76 @@ pub fn performance_batch(
     RecordBatch::try_new(performance_schema(), columns)
 }
 
+/// | column | type | meaning |
+/// |---|---|---|
+/// | ts | Timestamp(µs, UTC) | the breaching point's time |
+/// | evaluation_id, model, version, alias | Utf8 | as in `drift_results` |
+/// | metric | Utf8 | the watched `samples` metric |
+/// | detector | Utf8 | `rolling_z`, `mad`, `ewma`, `cusum` or `page_hinkley` |
+/// | value | Float64 | the point (the metric's points at `ts` averaged) |
+/// | score, lower, upper | Float64 | the detector's statistic and band, where it has them |
+/// | consecutive | Int64 | breaches in a row ending here |
+/// | alarm | Boolean | `consecutive` reached the policy's persistence |
+pub fn anomaly_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("ts", ts_type(), false),
+            Field::new("evaluation_id", DataType::Utf8, false),
+            Field::new("model", DataType::Utf8, false),
+            Field::new("version", DataType::Utf8, false),
+            Field::new("alias", DataType::Utf8, false),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("detector", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("score", DataType::Float64, true),
+            Field::new("lower", DataType::Float64, true),
+            Field::new("upper", DataType::Float64, true),
+            Field::new("consecutive", DataType::Int64, false),
+            Field::new("alarm", DataType::Boolean, false),
+        ]))
+    });
+    S.clone()
+}
+
+/// The rows of one evaluation's breaching points.
+pub fn anomaly_batch(
+    key: &AnomalyKey<'_>,
+    rows: &[AnomalyRow],
+) -> datafusion::arrow::error::Result<RecordBatch> {
+    let n = rows.len();
+    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
+    let optional = |f: fn(&AnomalyRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(rows.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|r| r.ts.timestamp_micros()),
+            )
+            .with_timezone("UTC"),
+        ),
+        repeat(key.evaluation_id),
+        repeat(key.model),
+        repeat(&key.version.to_string()),
+        repeat(key.alias),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.metric.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.detector),
+        )),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
+        optional(|r| r.score),
+        optional(|r| r.lower),
+        optional(|r| r.upper),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.consecutive as i64),
+        )),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.alarm)))),
+    ];
+    RecordBatch::try_new(anomaly_schema(), columns)
+}
+
 /// The evaluator's [`ResultsSink`]: rows go through the history's WAL like
 /// any telemetry.
 #[derive(Clone)]
@@ -340,6 +413,19 @@ impl ResultsSink for HistoryResults {
                     .with(DRIFT_RESULTS, rows)
                     .with(DATA_QUALITY_RESULTS, quality),
             )
+            .await
+            .map(drop)
+            .map_err(EvalError::results)
+    }
+
+    async fn write_anomalies(
+        &self,
+        key: &AnomalyKey<'_>,
+        rows: &[AnomalyRow],
+    ) -> modelwatch_evaluator::Result<()> {
+        let rows = anomaly_batch(key, rows).map_err(EvalError::results)?;
+        self.history
+            .write(WriteSet::new().with(ANOMALY_RESULTS, rows))
             .await
             .map(drop)
             .map_err(EvalError::results)
