@@ -91,6 +91,20 @@ pub struct Scores<'a> {
     pub values: &'a [f64],
 }
 
+/// As many predictions as labels, and at least one of each.
+fn check_rows(method: &'static str, labels: usize, predictions: usize) -> Result<()> {
+    if labels != predictions {
+        return Err(invalid(
+            "predictions",
+            format!("{labels} labels but {predictions} predictions"),
+        ));
+    }
+    if labels == 0 {
+        return Err(not_enough(method, "no labelled rows"));
+    }
+    Ok(())
+}
+
 fn ratio(num: f64, den: f64) -> f64 {
     if den == 0.0 { 0.0 } else { num / den }
 }
@@ -103,19 +117,7 @@ pub fn classification<S: AsRef<str>>(
     scores: Option<Scores<'_>>,
 ) -> Result<ClassificationMetrics> {
     const METHOD: &str = "classification";
-    if labels.len() != predictions.len() {
-        return Err(invalid(
-            "predictions",
-            format!(
-                "{} labels but {} predictions",
-                labels.len(),
-                predictions.len()
-            ),
-        ));
-    }
-    if labels.is_empty() {
-        return Err(not_enough(METHOD, "no labelled rows"));
-    }
+    check_rows(METHOD, labels.len(), predictions.len())?;
     // Per class: (tp, fp, fn, support).
     let mut counts: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
     let mut correct = 0u64;
@@ -259,19 +261,7 @@ fn roc_auc(positive: &[bool], scores: &[f64]) -> Option<f64> {
 
 /// Regression metrics of `predictions` against `labels` (same length).
 pub fn regression(labels: &[f64], predictions: &[f64]) -> Result<RegressionMetrics> {
-    if labels.len() != predictions.len() {
-        return Err(invalid(
-            "predictions",
-            format!(
-                "{} labels but {} predictions",
-                labels.len(),
-                predictions.len()
-            ),
-        ));
-    }
-    if labels.is_empty() {
-        return Err(not_enough("regression", "no labelled rows"));
-    }
+    check_rows("regression", labels.len(), predictions.len())?;
     check_finite(labels, "labels")?;
     check_finite(predictions, "predictions")?;
     let n = labels.len() as f64;

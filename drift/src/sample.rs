@@ -59,16 +59,16 @@ impl Sampling {
 pub fn sample_key(value: f64, identity: u64) -> u64 {
     // -0.0 and 0.0 are one value to every statistic, so one key.
     let bits = if value == 0.0 { 0 } else { value.to_bits() };
-    let mut z = identity ^ bits.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    mix_identity(identity, bits)
 }
 
 /// Mixes one more part into a row identity (for [`sample_key`]'s
 /// `identity`): a timestamp, a hashed id, a value's bits.
 pub fn mix_identity(identity: u64, part: u64) -> u64 {
-    sample_key(f64::from_bits(part), identity)
+    let mut z = identity ^ part.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The largest deviation between the empirical CDF of `kept` values

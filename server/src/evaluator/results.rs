@@ -20,6 +20,16 @@ pub use modelwatch_types::tables::{
     ANOMALY_RESULTS, DATA_QUALITY_RESULTS, DRIFT_RESULTS, PERFORMANCE_RESULTS,
 };
 
+/// `n` copies of `text` (a column every row of one evaluation shares).
+fn repeated(text: &str, n: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![text; n]))
+}
+
+/// `n` copies of a UTC timestamp in microseconds.
+fn repeated_ts(micros: i64, n: usize) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(vec![micros; n]).with_timezone("UTC"))
+}
+
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
@@ -100,10 +110,8 @@ pub fn batch(
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = report.features.len();
     let at = key.window.1.timestamp_micros();
-    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
-    let ts = |v: i64| -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
-    };
+    let repeat = |s: &str| repeated(s, n);
+    let ts = |v: i64| repeated_ts(v, n);
     let f = &report.features;
     let columns: Vec<ArrayRef> = vec![
         ts(at),
@@ -206,10 +214,8 @@ pub fn quality_batch(
     rows: &[QualityRow],
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = rows.len();
-    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
-    let ts = |v: i64| -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
-    };
+    let repeat = |s: &str| repeated(s, n);
+    let ts = |v: i64| repeated_ts(v, n);
     let q = |f: fn(&QualityRow) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
     };
@@ -287,10 +293,8 @@ pub fn performance_batch(
     report: &PerformanceReport,
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = report.figures.len();
-    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
-    let ts = |v: i64| -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
-    };
+    let repeat = |s: &str| repeated(s, n);
+    let ts = |v: i64| repeated_ts(v, n);
     let f = &report.figures;
     let columns: Vec<ArrayRef> = vec![
         ts(report.window.1.timestamp_micros()),
@@ -349,7 +353,7 @@ pub fn anomaly_batch(
     rows: &[AnomalyRow],
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = rows.len();
-    let repeat = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![s; n])) };
+    let repeat = |s: &str| repeated(s, n);
     let optional = |f: fn(&AnomalyRow) -> Option<f64>| -> ArrayRef {
         Arc::new(Float64Array::from_iter(rows.iter().map(f)))
     };
@@ -393,6 +397,15 @@ impl HistoryResults {
     pub fn new(history: HistoryStore) -> Self {
         Self { history }
     }
+
+    /// Writes through the WAL (acknowledged once fsynced).
+    async fn store(&self, rows: WriteSet) -> modelwatch_evaluator::Result<()> {
+        self.history
+            .write(rows)
+            .await
+            .map(drop)
+            .map_err(EvalError::results)
+    }
 }
 
 #[async_trait::async_trait]
@@ -407,15 +420,12 @@ impl ResultsSink for HistoryResults {
         let rows = batch(key, report, inputs).map_err(EvalError::results)?;
         let quality = quality_batch(key, quality).map_err(EvalError::results)?;
         // One WAL record: an evaluation's results are stored whole or not at all.
-        self.history
-            .write(
-                WriteSet::new()
-                    .with(DRIFT_RESULTS, rows)
-                    .with(DATA_QUALITY_RESULTS, quality),
-            )
-            .await
-            .map(drop)
-            .map_err(EvalError::results)
+        self.store(
+            WriteSet::new()
+                .with(DRIFT_RESULTS, rows)
+                .with(DATA_QUALITY_RESULTS, quality),
+        )
+        .await
     }
 
     async fn write_anomalies(
@@ -424,11 +434,8 @@ impl ResultsSink for HistoryResults {
         rows: &[AnomalyRow],
     ) -> modelwatch_evaluator::Result<()> {
         let rows = anomaly_batch(key, rows).map_err(EvalError::results)?;
-        self.history
-            .write(WriteSet::new().with(ANOMALY_RESULTS, rows))
+        self.store(WriteSet::new().with(ANOMALY_RESULTS, rows))
             .await
-            .map(drop)
-            .map_err(EvalError::results)
     }
 
     async fn write_performance(
@@ -436,11 +443,8 @@ impl ResultsSink for HistoryResults {
         report: &PerformanceReport,
     ) -> modelwatch_evaluator::Result<()> {
         let rows = performance_batch(report).map_err(EvalError::results)?;
-        self.history
-            .write(WriteSet::new().with(PERFORMANCE_RESULTS, rows))
+        self.store(WriteSet::new().with(PERFORMANCE_RESULTS, rows))
             .await
-            .map(drop)
-            .map_err(EvalError::results)
     }
 }
 
