@@ -223,9 +223,33 @@ pub struct VersionOutcome {
     /// Realized performance, when the policy asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformanceOutcome>,
+    /// Group fairness, when the policy asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<FairnessOutcome>,
     /// What each of the policy's anomaly detectors found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<AnomalyOutcome>,
+}
+
+/// A realized-performance figure beyond the monitoring policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceBreach {
+    pub metric: String,
+    pub value: f64,
+    /// `minimum` or `maximum`.
+    pub bound: String,
+    pub threshold: f64,
+}
+
+/// What became of a version's fairness assessment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FairnessOutcome {
+    /// Figures were stored in `fairness_results`.
+    pub assessed: bool,
+    /// Per sensitive attribute: `attribute`, `rows`, `fairness` (the
+    /// figures, per group and between groups), `small_groups`, `message`;
+    /// as docs/monitoring.md ("Fairness") describes them.
+    pub attributes: Vec<serde_json::Value>,
 }
 
 /// What one anomaly detector found in the current window.
@@ -250,6 +274,12 @@ pub struct PerformanceOutcome {
     pub measured: bool,
     pub rows: u64,
     pub labelled_rows: u64,
+    /// Labels of the window that arrived after their inference.
+    #[serde(default)]
+    pub delayed_labels: u64,
+    /// Whole-window figures beyond the policy's minimums / maximums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaches: Vec<PerformanceBreach>,
     /// Why not, when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -331,14 +361,18 @@ pub enum UploadTable {
     Inferences,
     /// Reference data (table `reference`).
     Reference,
+    /// Ground truth for earlier inferences (route `labels`, table
+    /// `delayed_labels`).
+    Labels,
 }
 
 impl UploadTable {
-    /// The route segment and table name.
+    /// The route segment (`…/versions/{version}/{segment}`).
     pub fn as_str(self) -> &'static str {
         match self {
             UploadTable::Inferences => "inferences",
             UploadTable::Reference => "reference",
+            UploadTable::Labels => "labels",
         }
     }
 }
@@ -359,7 +393,7 @@ pub struct UploadOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadResponse {
     pub upload_id: String,
-    /// `inferences` or `reference`.
+    /// `inferences`, `reference` or `delayed_labels`.
     pub table: String,
     pub rows: u64,
     /// Body bytes received (as sent).
@@ -372,6 +406,17 @@ pub struct UploadResponse {
     /// The reply repeats an earlier upload with the same key and body:
     /// nothing was stored this time.
     pub replayed: bool,
+    /// Labels uploads: how many labels found their inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelMatches>,
+}
+
+/// How many labels of a labels upload name an inference of the version
+/// (as of the reply), and how many do not yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelMatches {
+    pub matched: u64,
+    pub unmatched: u64,
 }
 
 // --------------------------------------------------------------------- sql

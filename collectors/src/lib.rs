@@ -5,7 +5,8 @@
 //! inferences and reference data, decoded, validated and
 //! attributed to a `(model, version)`, and turned into Arrow record batches
 //! for the telemetry tables whose schemas this crate declares
-//! ([`schema`]: `samples`, `histograms`, `inferences`, `logs`, `spans`).
+//! ([`schema`]: `samples`, `histograms`, `inferences`, `delayed_labels`,
+//! `logs`, `spans`).
 //!
 //! It must do no I/O (no files, no sockets, no async): it takes bytes and
 //! returns batches or a precise [`Error`], so it is fast to test and to
@@ -28,6 +29,7 @@
 pub mod batch;
 pub mod error;
 pub mod grpc_codec;
+pub mod labels;
 pub mod otlp;
 pub mod remote_write;
 pub mod schema;
@@ -42,6 +44,6 @@ pub use remote_write::{
 };
 pub use schema::{
     PROMOTED_LABELS, SAMPLES_SERIES_COLUMNS, SERIES_INDEX, SeriesRows, all_schemas,
-    histograms_schema, inferences_schema, logs_schema, samples_schema, samples_series_schemas,
-    spans_schema,
+    delayed_labels_schema, histograms_schema, inferences_schema, logs_schema, samples_schema,
+    samples_series_schemas, spans_schema,
 };

@@ -29,7 +29,9 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::Result;
 
-pub use modelwatch_types::tables::{HISTOGRAMS, INFERENCES, LOGS, REFERENCE, SAMPLES, SPANS};
+pub use modelwatch_types::tables::{
+    DELAYED_LABELS, HISTOGRAMS, INFERENCES, LOGS, REFERENCE, SAMPLES, SPANS,
+};
 
 /// `source` value of rows decoded from Prometheus remote write.
 pub const SOURCE_REMOTE_WRITE: &str = "prometheus_remote_write";
@@ -329,6 +331,38 @@ pub fn inferences_schema() -> SchemaRef {
     S.clone()
 }
 
+/// Schema of `delayed_labels`: ground truth that arrives after its
+/// inference, from `POST …/versions/{version}/labels` or a label-only OTLP
+/// log record. The evaluator joins it to `inferences` on `(model,
+/// inference_id)` (and `version` when the label has one); the newest label
+/// of an inference wins over older ones and over the inference's own.
+///
+/// | column | type | null | meaning |
+/// |---|---|---|---|
+/// | ts | Timestamp(µs, UTC) | no | when the label was observed: the upload's `ts` column or its receipt time; the log record's time |
+/// | model | Utf8 | no | attribution |
+/// | version | Utf8 | yes | the upload's version; the record's, when it has one |
+/// | inference_id | Utf8 | no | the inference it labels |
+/// | label | Utf8 | no | the label as text |
+/// | label_value | Float64 | yes | the same when numeric |
+/// | attributes | `Map<Utf8,Utf8>` | no | `upload_id` for uploads; the remaining merged attributes for OTLP |
+/// | source | Utf8 | no | `upload` or [`SOURCE_OTLP`] |
+pub fn delayed_labels_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("ts", ts_type(), false),
+            Field::new("model", DataType::Utf8, false),
+            Field::new("version", DataType::Utf8, true),
+            Field::new("inference_id", DataType::Utf8, false),
+            Field::new("label", DataType::Utf8, false),
+            Field::new("label_value", DataType::Float64, true),
+            Field::new("attributes", map_type(DataType::Utf8), false),
+            Field::new("source", DataType::Utf8, false),
+        ]))
+    });
+    S.clone()
+}
+
 /// Schema of `logs`: every OTLP log record that is not an inference.
 ///
 /// | column | type | null | meaning |
@@ -410,6 +444,7 @@ pub fn all_schemas() -> Vec<(&'static str, SchemaRef)> {
         (HISTOGRAMS, histograms_schema()),
         (INFERENCES, inferences_schema()),
         (REFERENCE, inferences_schema()),
+        (DELAYED_LABELS, delayed_labels_schema()),
         (LOGS, logs_schema()),
         (SPANS, spans_schema()),
     ]

@@ -25,6 +25,13 @@
 //! - [`performance`]: realized performance from labels (accuracy,
 //!   precision, recall, F1, ROC AUC, log loss, calibration error; MAE, RMSE,
 //!   MAPE, R²), defined as scikit-learn defines them.
+//! - [`cbpe`]: estimated accuracy, precision, recall and F1 of a binary
+//!   classifier on a window without labels (NannyML's CBPE: isotonic
+//!   calibration on the labelled reference, expected confusion matrix,
+//!   ±3 sampling-error bands).
+//! - [`fairness`]: selection rates per group and the gaps between groups
+//!   (demographic parity, disparate impact, equal opportunity, equalized
+//!   odds), defined as fairlearn defines them.
 //! - [`quality`]: data quality of a window against its reference (missing
 //!   and mistyped values, out-of-range numbers, unseen categories).
 //! - [`sample`]: the values a test runs on: all of a window's up to a
@@ -79,7 +86,9 @@ pub mod anomaly;
 pub mod binned;
 pub mod canary;
 pub mod categorical;
+pub mod cbpe;
 mod error;
+pub mod fairness;
 pub mod numeric;
 pub mod performance;
 pub mod quality;

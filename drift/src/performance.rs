@@ -234,7 +234,7 @@ fn score_metrics<S: AsRef<str>>(labels: &[S], scores: Scores<'_>) -> Result<Scor
 
 /// The probability that a random positive scores above a random negative
 /// (ties count half): Mann–Whitney's U over the two groups' sizes.
-fn roc_auc(positive: &[bool], scores: &[f64]) -> Option<f64> {
+pub(crate) fn roc_auc(positive: &[bool], scores: &[f64]) -> Option<f64> {
     let positives = positive.iter().filter(|y| **y).count() as f64;
     let negatives = positive.len() as f64 - positives;
     if positives == 0.0 || negatives == 0.0 {

@@ -4,6 +4,8 @@
 
 mod behaviour;
 mod common;
+mod fairlearn_agreement;
+mod nannyml_agreement;
 mod properties;
 mod scipy_agreement;
 mod sklearn_agreement;

@@ -25,7 +25,15 @@
 //! 6. **Automatic rollback only when allowed** ([`decide_judge`]): a
 //!    failing verdict raises a critical `rollback` recommendation; the
 //!    alias moves back only with `rollback.automatic`.
-//! 7. **Tags** ([`decide_tags`]): health and the open recommendation kinds
+//! 7. **Realized performance** ([`decide_performance`]): a whole-window
+//!    figure beyond the policy's `minimums` / `maximums` makes the version
+//!    `degraded` and raises (or refreshes) a `retrain` recommendation with
+//!    the figures as evidence; a measurement within them supersedes the
+//!    one it raised. A version has one open `retrain`: its evidence's
+//!    `trigger` (`drift` or `performance`) says which rule owns it, a
+//!    performance finding takes over a drift-owned one, and drift leaves a
+//!    performance-owned one alone.
+//! 8. **Tags** ([`decide_tags`]): health and the open recommendation kinds
 //!    are mirrored into version tags, written only when they changed.
 
 use std::collections::BTreeMap;
@@ -47,6 +55,16 @@ use crate::ports::{EXACT_VALUES_LIMIT, FeatureSet, FeatureValues, Profile, Traff
 
 /// The actor name of everything the evaluator changes (audit, recommendations).
 pub const EVALUATOR_ACTOR: &str = "evaluator";
+/// `evidence.trigger` of a `retrain` raised by the drift rule.
+pub const TRIGGER_DRIFT: &str = "drift";
+/// `evidence.trigger` of a `retrain` raised on a performance drop.
+pub const TRIGGER_PERFORMANCE: &str = "performance";
+
+/// Which rule owns an open `retrain`: its evidence's `trigger` (drift for
+/// recommendations raised before triggers were recorded).
+pub fn trigger_of(r: &Recommendation) -> &str {
+    r.evidence["trigger"].as_str().unwrap_or(TRIGGER_DRIFT)
+}
 /// Version tag mirroring the latest evaluation: `healthy`, `drifting`,
 /// `degraded` (failed rollback judge) or `insufficient_data`.
 pub const HEALTH_TAG: &str = "modelwatch.health";
@@ -529,6 +547,7 @@ pub fn decide_drift(
         .map(|f| f.name.clone())
         .collect();
     let evidence = json!({
+        "trigger": TRIGGER_DRIFT,
         "evaluation_id": m.evaluation_id,
         "evaluated_at": m.now,
         "alias": m.alias,
@@ -560,7 +579,13 @@ pub fn decide_drift(
     if report.dataset_drift {
         actions.push(Action::NotifyDrift);
     }
-    if consecutive >= policy.persistence {
+    // A performance drop owns the version's retrain: drift neither
+    // refreshes nor clears it.
+    let performance_owned = state
+        .open_retrain
+        .iter()
+        .any(|r| trigger_of(r) == TRIGGER_PERFORMANCE);
+    if consecutive >= policy.persistence && !performance_owned {
         let reason = format!(
             "{} of {} features drifted ({}) in {consecutive} consecutive evaluations \
              (policy: {} at a drifted share of {})",
@@ -570,38 +595,20 @@ pub fn decide_drift(
             policy.persistence,
             policy.drift_share,
         );
-        let (kind, severity) = (RecommendationKind::Retrain, Severity::Warning);
-        actions.push(match state.open_retrain.first() {
-            Some(open) => Action::RefreshRecommendation {
-                id: open.id,
-                kind,
-                severity,
-                reason,
-                evidence: evidence.clone(),
-            },
-            None => Action::RaiseRecommendation {
-                kind,
-                severity,
-                reason,
-                evidence: evidence.clone(),
-            },
-        });
+        actions.push(raise_retrain(
+            state.open_retrain.first(),
+            reason,
+            evidence.clone(),
+        ));
     } else if !report.dataset_drift {
-        for r in state
-            .open_retrain
-            .iter()
-            .filter(|r| r.raised_by == EVALUATOR_ACTOR)
-        {
-            actions.push(Action::SupersedeRecommendation {
-                id: r.id,
-                version: r.version,
-                kind: r.kind,
-                note: format!(
-                    "drift cleared: evaluation {} found a drifted share of {:.3} (threshold {})",
-                    m.evaluation_id, report.drifted_share, policy.drift_share
-                ),
-            });
-        }
+        actions.extend(supersede_own_retrain(
+            state.open_retrain,
+            TRIGGER_DRIFT,
+            &format!(
+                "drift cleared: evaluation {} found a drifted share of {:.3} (threshold {})",
+                m.evaluation_id, report.drifted_share, policy.drift_share
+            ),
+        ));
     }
     DriftDecision {
         consecutive,
@@ -866,11 +873,143 @@ pub fn decide_judge(
 }
 
 /// The version's health after both halves: a failed judge degrades it.
-pub fn health(drift: Health, verdict: Option<Verdict>) -> Health {
-    if verdict == Some(Verdict::Fail) {
+pub fn health(drift: Health, verdict: Option<Verdict>, performance_breached: bool) -> Health {
+    if verdict == Some(Verdict::Fail) || performance_breached {
         Health::Degraded
     } else {
         drift
+    }
+}
+
+/// A whole-window figure beyond the policy's threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breach {
+    pub metric: String,
+    pub value: f64,
+    /// `minimum` or `maximum`.
+    pub bound: &'static str,
+    pub threshold: f64,
+}
+
+/// The performance rule's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerformanceDecision {
+    pub breaches: Vec<Breach>,
+    pub actions: Vec<Action>,
+}
+
+/// Rule 7: the breaches of `report` against the policy's thresholds, and
+/// the `retrain` to raise, refresh or supersede. A figure the window did
+/// not yield (ROC AUC with one class) is no breach.
+pub fn decide_performance(
+    policy: &modelwatch_types::PerformancePolicy,
+    report: &crate::PerformanceReport,
+    open_retrain: &[Recommendation],
+) -> PerformanceDecision {
+    let whole = |metric: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.class.is_none() && f.metric == metric)
+            .map(|f| f.value)
+    };
+    let mut breaches = Vec::new();
+    for (thresholds, bound) in [(&policy.minimums, "minimum"), (&policy.maximums, "maximum")] {
+        for (metric, &threshold) in thresholds {
+            let Some(value) = whole(metric) else { continue };
+            let beyond = match bound {
+                "minimum" => value < threshold,
+                _ => value > threshold,
+            };
+            if beyond {
+                breaches.push(Breach {
+                    metric: metric.clone(),
+                    value,
+                    bound,
+                    threshold,
+                });
+            }
+        }
+    }
+    let mut actions = Vec::new();
+    if breaches.is_empty() {
+        actions.extend(supersede_own_retrain(
+            open_retrain,
+            TRIGGER_PERFORMANCE,
+            &format!(
+                "performance recovered: evaluation {} is within the policy on {} labelled rows",
+                report.evaluation_id, report.labelled_rows
+            ),
+        ));
+        return PerformanceDecision { breaches, actions };
+    }
+    let reason = format!(
+        "realized performance below the policy on {} labelled rows: {}",
+        report.labelled_rows,
+        breaches
+            .iter()
+            .map(|b| format!(
+                "{} {:.4} (policy {} {})",
+                b.metric, b.value, b.bound, b.threshold
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let evidence = json!({
+        "trigger": TRIGGER_PERFORMANCE,
+        "evaluation_id": report.evaluation_id,
+        "alias": report.alias,
+        "current_window": {"start": report.window.0, "end": report.window.1, "rows": report.rows},
+        "task": report.task,
+        "labelled_rows": report.labelled_rows,
+        "label_coverage": report.label_coverage,
+        "estimated": false,
+        "breaches": breaches,
+        "metrics": report
+            .figures
+            .iter()
+            .filter(|f| f.class.is_none())
+            .map(|f| (f.metric.to_string(), json!(f.value)))
+            .collect::<serde_json::Map<_, _>>(),
+        "thresholds": {"minimums": policy.minimums, "maximums": policy.maximums,
+                       "min_labels": policy.min_labels},
+    });
+    actions.push(raise_retrain(open_retrain.first(), reason, evidence));
+    PerformanceDecision { breaches, actions }
+}
+
+/// Supersede the open `retrain`s the evaluator raised for `trigger` (a
+/// person's, and the other rule's, stay open).
+fn supersede_own_retrain(open: &[Recommendation], trigger: &str, note: &str) -> Vec<Action> {
+    open.iter()
+        .filter(|r| r.raised_by == EVALUATOR_ACTOR && trigger_of(r) == trigger)
+        .map(|r| Action::SupersedeRecommendation {
+            id: r.id,
+            version: r.version,
+            kind: r.kind,
+            note: note.to_string(),
+        })
+        .collect()
+}
+
+/// Raise a `retrain` warning, or refresh the open one (the registry keeps
+/// one open recommendation per kind).
+fn raise_retrain(open: Option<&Recommendation>, reason: String, evidence: Value) -> Action {
+    let (kind, severity) = (RecommendationKind::Retrain, Severity::Warning);
+    match open {
+        Some(open) => Action::RefreshRecommendation {
+            id: open.id,
+            kind,
+            severity,
+            reason,
+            evidence,
+        },
+        None => Action::RaiseRecommendation {
+            kind,
+            severity,
+            reason,
+            evidence,
+        },
     }
 }
 

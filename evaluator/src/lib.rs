@@ -40,6 +40,7 @@
 
 pub mod anomalies;
 pub mod decision;
+pub mod fairness;
 pub mod performance;
 pub mod ports;
 pub mod report;
@@ -52,13 +53,16 @@ pub use decision::{
     Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome, QualityRow,
     RECOMMENDATION_TAG, Verdict,
 };
-pub use performance::{LabelledRows, PerformanceReport};
+pub use fairness::{AttributeFairness, FairnessReport};
+pub use performance::{OutcomeRows, PerformanceReport};
 pub use ports::{
     AnomalyKey, EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout,
     FeatureSet, FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile, ResultsSink, RollbackDone,
     TelemetryReader, Traffic, Window, exact_values_limit,
 };
-pub use report::{CycleReport, PerformanceOutcome, RecommendationAction, VersionOutcome};
+pub use report::{
+    CycleReport, FairnessOutcome, PerformanceOutcome, RecommendationAction, VersionOutcome,
+};
 pub use scheduler::{EVALUATOR_NICE, Evaluator, EvaluatorHandle, spawn};
 
 /// A reader's or sink's own error, kept as the source.

@@ -13,16 +13,23 @@ use serde::Serialize;
 /// (`performance.positive_class`): every label other than the positive one.
 pub const OTHER_CLASS: &str = "other";
 
-/// The current window's inferences that carry a label, column by column
-/// (same length), and how many rows the window held.
+/// A window's inferences, column by column (same length): their
+/// predictions, their labels where known (delayed labels joined), and,
+/// when asked for, the groups of sensitive attributes. For realized
+/// performance only the labelled rows are read; for fairness every row.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LabelledRows {
+pub struct OutcomeRows {
     /// Rows in the window, labelled or not.
     pub rows: u64,
     pub labels: Vec<Option<String>>,
     pub label_values: Vec<Option<f64>>,
     pub predictions: Vec<Option<String>>,
     pub prediction_values: Vec<Option<f64>>,
+    /// How many of the labels arrived later, in `delayed_labels`.
+    pub delayed_labels: u64,
+    /// Attribute → each row's group (its value of that categorical
+    /// feature).
+    pub groups: std::collections::BTreeMap<String, Vec<Option<String>>>,
 }
 
 /// One figure: a metric, for one class or the whole window.
@@ -76,7 +83,7 @@ pub struct NotMeasured {
 pub fn measure(
     policy: &PerformancePolicy,
     context: PerformanceContext<'_>,
-    rows: &LabelledRows,
+    rows: &OutcomeRows,
 ) -> Result<PerformanceReport, NotMeasured> {
     let figures = match policy.task {
         PerformanceTask::Regression => regression(policy, rows),
@@ -101,7 +108,7 @@ pub fn measure(
     })
 }
 
-fn too_few(policy: &PerformancePolicy, rows: &LabelledRows, labelled: usize) -> NotMeasured {
+fn too_few(policy: &PerformancePolicy, rows: &OutcomeRows, labelled: usize) -> NotMeasured {
     NotMeasured {
         rows: rows.rows,
         labelled_rows: labelled as u64,
@@ -123,7 +130,7 @@ fn figure(metric: &'static str, value: f64) -> Figure {
 
 type Measured = Result<(u64, Vec<Figure>), NotMeasured>;
 
-fn regression(policy: &PerformancePolicy, rows: &LabelledRows) -> Measured {
+fn regression(policy: &PerformancePolicy, rows: &OutcomeRows) -> Measured {
     let (labels, predictions): (Vec<f64>, Vec<f64>) = rows
         .label_values
         .iter()
@@ -148,7 +155,7 @@ fn regression(policy: &PerformancePolicy, rows: &LabelledRows) -> Measured {
     Ok((m.rows, figures))
 }
 
-fn classification(policy: &PerformancePolicy, rows: &LabelledRows) -> Measured {
+fn classification(policy: &PerformancePolicy, rows: &OutcomeRows) -> Measured {
     let mut labels = Vec::new();
     let mut predictions = Vec::new();
     let mut scores = Vec::new();
@@ -256,7 +263,7 @@ mod tests {
 
     #[test]
     fn binary_scores_are_thresholded_and_unlabelled_rows_only_lower_coverage() {
-        let rows = LabelledRows {
+        let rows = OutcomeRows {
             rows: 5,
             labels: vec![
                 Some("fraud".into()),
@@ -267,6 +274,7 @@ mod tests {
             label_values: vec![None; 4],
             predictions: vec![None; 4],
             prediction_values: vec![Some(0.9), Some(0.6), Some(0.1), Some(0.2)],
+            ..OutcomeRows::default()
         };
         let p = policy(
             serde_json::json!({"task": "classification", "positive_class": "fraud",
@@ -283,12 +291,13 @@ mod tests {
 
     #[test]
     fn too_few_labels_say_how_many_and_what_the_policy_needs() {
-        let rows = LabelledRows {
+        let rows = OutcomeRows {
             rows: 10,
             labels: vec![Some("a".into())],
             label_values: vec![None],
             predictions: vec![Some("a".into())],
             prediction_values: vec![None],
+            ..OutcomeRows::default()
         };
         let p = policy(serde_json::json!({"task": "classification", "min_labels": 2}));
         let err = measure(&p, context(), &rows).unwrap_err();
@@ -298,12 +307,13 @@ mod tests {
 
     #[test]
     fn regression_needs_both_values() {
-        let rows = LabelledRows {
+        let rows = OutcomeRows {
             rows: 3,
             labels: vec![None; 3],
             label_values: vec![Some(1.0), Some(2.0), None],
             predictions: vec![None; 3],
             prediction_values: vec![Some(1.5), Some(2.0), Some(9.0)],
+            ..OutcomeRows::default()
         };
         let p = policy(serde_json::json!({"task": "regression", "min_labels": 2}));
         let r = measure(&p, context(), &rows).expect("measured");

@@ -41,7 +41,8 @@ use serde_json::Value;
 
 use crate::anomalies::AnomalyRow;
 use crate::decision::{FeatureInputs, QualityRow};
-use crate::performance::{LabelledRows, PerformanceReport};
+use crate::fairness::FairnessReport;
+use crate::performance::{OutcomeRows, PerformanceReport};
 use crate::report::{RecommendationAction, VersionOutcome};
 use crate::{EvalError, Result};
 
@@ -155,7 +156,10 @@ pub trait TelemetryReader: Send + Sync + 'static {
     async fn profile(&self, window: &Window, features: &FeatureSet) -> Result<Profile>;
     /// The labelled inferences of a (current) window, for realized
     /// performance.
-    async fn labelled(&self, window: &Window) -> Result<LabelledRows>;
+    async fn labelled(&self, window: &Window) -> Result<OutcomeRows>;
+    /// Every inference of a (current) window with the groups of
+    /// `attributes` (categorical features), for fairness.
+    async fn outcomes(&self, window: &Window, attributes: &[String]) -> Result<OutcomeRows>;
     /// One metric of `samples` for the traffic's version and range, its
     /// points averaged per timestamp, in time order (stale markers left out).
     async fn metric_series(
@@ -225,6 +229,9 @@ pub trait ResultsSink: Send + Sync + 'static {
     async fn write_performance(&self, report: &PerformanceReport) -> Result<()>;
     /// Stores the breaching points the anomaly detectors found.
     async fn write_anomalies(&self, key: &AnomalyKey<'_>, rows: &[AnomalyRow]) -> Result<()>;
+    /// Stores one window's fairness figures (only called when at least
+    /// one attribute has figures).
+    async fn write_fairness(&self, report: &FairnessReport) -> Result<()>;
 }
 
 /// What the evaluator tells the rest of the daemon (`/metrics`, outbound
@@ -238,7 +245,10 @@ pub trait EvaluationEvents: Send + Sync + 'static {
     /// A version's drift report was computed (and its rows stored).
     async fn drift_measured(&self, _model: &str, _version: i64, _report: &DriftReport) {}
     /// A version's realized performance was measured (and its rows stored).
-    async fn performance_measured(&self, _report: &PerformanceReport) {}
+    /// `breaches` of the policy's thresholds were found in it.
+    async fn performance_measured(&self, _report: &PerformanceReport, _breaches: usize) {}
+    /// A window's fairness was assessed and stored.
+    async fn fairness_assessed(&self, _report: &FairnessReport) {}
     /// A version's evaluation found dataset drift; `evidence` is the
     /// recommendation evidence of that evaluation.
     async fn drift_detected(&self, _model: &str, _version: i64, _evidence: &Value) {}
@@ -302,9 +312,14 @@ impl EvaluationEvents for Fanout {
             e.drift_measured(model, version, report).await;
         }
     }
-    async fn performance_measured(&self, report: &PerformanceReport) {
+    async fn performance_measured(&self, report: &PerformanceReport, breaches: usize) {
         for e in &self.0 {
-            e.performance_measured(report).await;
+            e.performance_measured(report, breaches).await;
+        }
+    }
+    async fn fairness_assessed(&self, report: &FairnessReport) {
+        for e in &self.0 {
+            e.fairness_assessed(report).await;
         }
     }
     async fn drift_detected(&self, model: &str, version: i64, evidence: &Value) {

@@ -43,9 +43,22 @@ pub struct VersionOutcome {
     /// Realized performance, when the policy asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformanceOutcome>,
+    /// What became of the fairness assessment, per attribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<FairnessOutcome>,
     /// What each of the policy's anomaly detectors found.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<crate::anomalies::AnomalyOutcome>,
+}
+
+/// What became of the fairness assessment: per attribute, the rows
+/// compared, the disparate-impact ratio, or why there are no figures.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FairnessOutcome {
+    /// Figures were stored in `fairness_results`.
+    pub assessed: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub attributes: Vec<crate::fairness::AttributeFairness>,
 }
 
 /// What became of the realized-performance measurement.
@@ -55,6 +68,13 @@ pub struct PerformanceOutcome {
     pub measured: bool,
     pub rows: u64,
     pub labelled_rows: u64,
+    /// Labels of the window that arrived after their inference
+    /// (`delayed_labels`, joined on `inference_id`).
+    pub delayed_labels: u64,
+    /// Whole-window figures beyond the policy's `minimums` / `maximums`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub breaches: Vec<crate::decision::Breach>,
     /// Why not, when not measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -77,6 +97,7 @@ impl VersionOutcome {
             rollback_verdict: None,
             recommendations: Vec::new(),
             performance: None,
+            fairness: None,
             anomalies: Vec::new(),
         }
     }

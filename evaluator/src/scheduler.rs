@@ -236,15 +236,20 @@ impl Evaluator {
                 .await?;
         }
         if let Some(performance) = &policy.performance {
-            outcome.performance = Some(
-                self.measure_performance(performance, policy, &alias, now)
-                    .await?,
-            );
+            self.measure_performance(performance, policy, &alias, now, &mut outcome)
+                .await?;
+        }
+        if let Some(fairness) = &policy.fairness {
+            outcome.fairness = Some(self.assess_fairness(fairness, policy, &alias, now).await?);
         }
         if !policy.anomalies.is_empty() {
             outcome.anomalies = self.detect_anomalies(policy, &alias, now).await?;
         }
-        let health = decision::health(drift_health, outcome.rollback_verdict);
+        let performance_breached = outcome
+            .performance
+            .as_ref()
+            .is_some_and(|p| !p.breaches.is_empty());
+        let health = decision::health(drift_health, outcome.rollback_verdict, performance_breached);
         self.mirror_tags(model, version, Some(health)).await?;
         Ok(outcome)
     }
@@ -286,52 +291,77 @@ impl Evaluator {
         Ok(outcomes)
     }
 
-    /// Realized performance of the current window: measured and stored,
-    /// or why not.
+    /// Fairness of the current window's decisions per sensitive
+    /// attribute: assessed and stored, or why not.
+    async fn assess_fairness(
+        &self,
+        fairness: &modelwatch_types::FairnessPolicy,
+        policy: &MonitoringPolicy,
+        alias: &Alias,
+        now: DateTime<Utc>,
+    ) -> Result<crate::report::FairnessOutcome> {
+        let current = CurrentWindow::of(policy, alias, now);
+        let rows = self
+            .reader
+            .outcomes(&current.window(alias), &fairness.attributes)
+            .await?;
+        let report = crate::fairness::assess(fairness, current.context(alias), &rows);
+        let assessed = report.assessed();
+        if assessed {
+            self.results.write_fairness(&report).await?;
+            self.events.fairness_assessed(&report).await;
+        }
+        Ok(crate::report::FairnessOutcome {
+            assessed,
+            attributes: report.attributes,
+        })
+    }
+
+    /// Realized performance of the current window: measured, stored and
+    /// judged against the policy's thresholds (rule 7), or why not.
     async fn measure_performance(
         &self,
         performance: &modelwatch_types::PerformancePolicy,
         policy: &MonitoringPolicy,
         alias: &Alias,
         now: DateTime<Utc>,
-    ) -> Result<PerformanceOutcome> {
-        let window = (
-            decision::time_before(now, policy.current_window.as_chrono()),
-            now,
-        );
+        outcome: &mut VersionOutcome,
+    ) -> Result<()> {
         let (model, version) = (alias.model.as_str(), alias.version);
-        let rows = self
-            .reader
-            .labelled(&Window::current(model, version, window.0, window.1))
-            .await?;
-        let evaluation_id = decision::evaluation_id(model, version, now);
-        let context = crate::performance::PerformanceContext {
-            evaluation_id: &evaluation_id,
-            model,
-            version,
-            alias: &alias.alias,
-            window,
-        };
-        Ok(
-            match crate::performance::measure(performance, context, &rows) {
-                Ok(report) => {
-                    self.results.write_performance(&report).await?;
-                    self.events.performance_measured(&report).await;
-                    PerformanceOutcome {
-                        measured: true,
-                        rows: report.rows,
-                        labelled_rows: report.labelled_rows,
-                        message: None,
-                    }
-                }
-                Err(not) => PerformanceOutcome {
+        let current = CurrentWindow::of(policy, alias, now);
+        let rows = self.reader.labelled(&current.window(alias)).await?;
+        let report = match crate::performance::measure(performance, current.context(alias), &rows) {
+            Ok(report) => report,
+            Err(not) => {
+                outcome.performance = Some(PerformanceOutcome {
                     measured: false,
                     rows: not.rows,
                     labelled_rows: not.labelled_rows,
+                    delayed_labels: rows.delayed_labels,
+                    breaches: Vec::new(),
                     message: Some(not.message),
-                },
-            },
-        )
+                });
+                return Ok(());
+            }
+        };
+        self.results.write_performance(&report).await?;
+        let open_retrain = self
+            .open_recommendations(model, Some(version), Some(RecommendationKind::Retrain))
+            .await?;
+        let decided = decision::decide_performance(performance, &report, &open_retrain);
+        self.events
+            .performance_measured(&report, decided.breaches.len())
+            .await;
+        outcome.performance = Some(PerformanceOutcome {
+            measured: true,
+            rows: report.rows,
+            labelled_rows: report.labelled_rows,
+            delayed_labels: rows.delayed_labels,
+            breaches: decided.breaches,
+            message: None,
+        });
+        self.carry_out(outcome, model, version, decided.actions, None)
+            .await
     }
 
     /// The drift half: the version's health word, or why it was skipped.
@@ -934,6 +964,39 @@ pub fn spawn<G: Send + 'static>(
             })
         })?;
     Ok((EvaluatorHandle { requests: tx }, thread))
+}
+
+/// The current window of a watched version at `now`, and the id of its
+/// evaluation: what the performance and fairness steps share.
+struct CurrentWindow {
+    range: (DateTime<Utc>, DateTime<Utc>),
+    evaluation_id: String,
+}
+
+impl CurrentWindow {
+    fn of(policy: &MonitoringPolicy, alias: &Alias, now: DateTime<Utc>) -> Self {
+        CurrentWindow {
+            range: (
+                decision::time_before(now, policy.current_window.as_chrono()),
+                now,
+            ),
+            evaluation_id: decision::evaluation_id(&alias.model, alias.version, now),
+        }
+    }
+
+    fn window(&self, alias: &Alias) -> Window {
+        Window::current(&alias.model, alias.version, self.range.0, self.range.1)
+    }
+
+    fn context<'a>(&'a self, alias: &'a Alias) -> crate::performance::PerformanceContext<'a> {
+        crate::performance::PerformanceContext {
+            evaluation_id: &self.evaluation_id,
+            model: &alias.model,
+            version: alias.version,
+            alias: &alias.alias,
+            window: self.range,
+        }
+    }
 }
 
 #[cfg(test)]

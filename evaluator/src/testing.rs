@@ -22,7 +22,7 @@ use modelwatch_types::{Clock, ErrorSource, FeatureKind, LatencySource, ManualClo
 use crate::decision::{FeatureInputs, QualityRow};
 use crate::{
     AnomalyKey, AnomalyRow, EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey,
-    FeatureSet, FeatureValues, HEALTH_TAG, LabelledRows, PerformanceReport, Profile,
+    FeatureSet, FeatureValues, HEALTH_TAG, OutcomeRows, PerformanceReport, Profile,
     RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink, RollbackDone, TelemetryReader,
     Traffic, VersionOutcome, Window,
 };
@@ -222,6 +222,8 @@ pub struct HistoryData {
     pub results: Vec<StoredEvaluation>,
     /// Realized-performance reports written.
     pub performance: Vec<PerformanceReport>,
+    /// Fairness reports written.
+    pub fairness: Vec<crate::FairnessReport>,
     /// Anomaly rows written.
     pub anomalies: Vec<AnomalyRow>,
     /// Every read fails with this message.
@@ -314,13 +316,17 @@ impl TelemetryReader for MemoryHistory {
         Ok(profile)
     }
 
-    async fn labelled(&self, window: &Window) -> Result<LabelledRows> {
+    async fn labelled(&self, window: &Window) -> Result<OutcomeRows> {
         self.check(&window.model)?;
         // The test world's rows carry features only.
-        Ok(LabelledRows {
+        Ok(OutcomeRows {
             rows: self.in_window(window).len() as u64,
-            ..LabelledRows::default()
+            ..OutcomeRows::default()
         })
+    }
+
+    async fn outcomes(&self, window: &Window, _attributes: &[String]) -> Result<OutcomeRows> {
+        self.labelled(window).await
     }
 
     async fn metric_series(
@@ -400,6 +406,11 @@ impl ResultsSink for MemoryHistory {
 
     async fn write_anomalies(&self, _key: &AnomalyKey<'_>, rows: &[AnomalyRow]) -> Result<()> {
         self.data().anomalies.extend(rows.iter().cloned());
+        Ok(())
+    }
+
+    async fn write_fairness(&self, report: &crate::FairnessReport) -> Result<()> {
+        self.data().fairness.push(report.clone());
         Ok(())
     }
 }

@@ -60,6 +60,9 @@ pub struct Metrics {
     /// `modelwatch_ingest_rows_without_model_total{protocol}`: rows stored
     /// that carried no model attribution.
     pub ingest_rows_without_model: IntCounterVec,
+    /// `modelwatch_unmatched_labels_total`: uploaded labels whose
+    /// `inference_id` named no inference of the version when stored.
+    unmatched_labels: IntCounter,
     /// `modelwatch_ingest_rejected_requests_total{protocol, reason}`.
     pub ingest_rejected: IntCounterVec,
     /// `modelwatch_sql_query_duration_seconds`: planning and execution.
@@ -120,6 +123,13 @@ struct EvaluatorMetrics {
     performance: GaugeVec,
     /// `modelwatch_performance_label_coverage_ratio{model, version}`.
     label_coverage: GaugeVec,
+    /// `modelwatch_performance_breaches{model, version}`: thresholds of the
+    /// policy the latest realized performance breaches.
+    performance_breaches: IntGaugeVec,
+    /// `modelwatch_fairness{model, version, attribute, metric}`: the newest
+    /// between-group figures per sensitive attribute (per-group ones stay
+    /// in SQL: groups are unbounded).
+    fairness: GaugeVec,
     /// `modelwatch_drift_dataset_drifted{model, version}`: 1 or 0.
     dataset_drifted: IntGaugeVec,
     /// `modelwatch_recommendations_open{model, version, kind}`.
@@ -146,6 +156,7 @@ struct Exported {
     features: BTreeSet<(String, String)>,
     kinds: BTreeSet<String>,
     performance: BTreeSet<&'static str>,
+    fairness: BTreeSet<(String, &'static str)>,
 }
 
 /// History store figures, refreshed from [`HistoryStats`] at scrape time.
@@ -342,6 +353,11 @@ impl Metrics {
                 "modelwatch_ingest_rows_without_model_total",
                 "Telemetry rows stored without a model attribution, by protocol.",
                 &["protocol"],
+            ),
+            unmatched_labels: counter(
+                &r,
+                "modelwatch_unmatched_labels_total",
+                "Uploaded labels whose inference_id named no inference of the version when they were stored (kept, and joined if that inference arrives later).",
             ),
             ingest_rejected: counter_vec(
                 &r,
@@ -575,6 +591,18 @@ impl EvaluatorMetrics {
                 "Latest realized performance of the watched version from labelled inferences, per metric (accuracy, roc_auc, rmse, ...).",
                 &["model", "version", "metric"],
             ),
+            fairness: gauge_vec(
+                r,
+                "modelwatch_fairness",
+                "Latest group fairness of the watched version's decisions per sensitive attribute: demographic_parity_difference, disparate_impact_ratio (four-fifths rule: >= 0.8), equal_opportunity_difference, equalized_odds_difference.",
+                &["model", "version", "attribute", "metric"],
+            ),
+            performance_breaches: int_gauge_vec(
+                r,
+                "modelwatch_performance_breaches",
+                "Thresholds of the monitoring policy (performance minimums and maximums) the watched version's latest realized performance breaches; above 0 the version is degraded and a retrain is recommended.",
+                version,
+            ),
             label_coverage: gauge_vec(
                 r,
                 "modelwatch_performance_label_coverage_ratio",
@@ -648,6 +676,14 @@ impl EvaluatorMetrics {
                 .performance
                 .remove_label_values(&[model, old.as_str(), metric]);
         }
+        for (attribute, metric) in std::mem::take(&mut exported.fairness) {
+            let _ = self.fairness.remove_label_values(&[
+                model,
+                old.as_str(),
+                attribute.as_str(),
+                metric,
+            ]);
+        }
         for g in [
             &self.drifted_share,
             &self.label_coverage,
@@ -659,12 +695,27 @@ impl EvaluatorMetrics {
         let _ = self
             .dataset_drifted
             .remove_label_values(&[model, old.as_str()]);
+        let _ = self
+            .performance_breaches
+            .remove_label_values(&[model, old.as_str()]);
         exported.version = version.to_string();
     }
 }
 
+/// Counts a stored (not replayed) upload's rows under protocol `upload`,
+/// and for a labels upload the labels that matched no inference.
+pub fn record_upload(table: &str, rows: u64, unmatched_labels: Option<u64>) {
+    let m = metrics();
+    m.ingest_rows
+        .with_label_values(&["upload", table])
+        .inc_by(rows);
+    if let Some(unmatched) = unmatched_labels {
+        m.unmatched_labels.inc_by(unmatched);
+    }
+}
+
 /// Exports one realized-performance report of a watched version.
-pub fn record_performance(report: &modelwatch_evaluator::PerformanceReport) {
+pub fn record_performance(report: &modelwatch_evaluator::PerformanceReport, breaches: usize) {
     let m = &metrics().evaluator;
     let (model, version) = (report.model.as_str(), report.version.to_string());
     let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
@@ -690,6 +741,42 @@ pub fn record_performance(report: &modelwatch_evaluator::PerformanceReport) {
     m.label_coverage
         .with_label_values(&[model, version.as_str()])
         .set(report.label_coverage);
+    m.performance_breaches
+        .with_label_values(&[model, version.as_str()])
+        .set(breaches as i64);
+}
+
+/// Exports one fairness report of a watched version: each attribute's
+/// between-group figures that are defined.
+pub fn record_fairness(report: &modelwatch_evaluator::FairnessReport) {
+    let m = &metrics().evaluator;
+    let (model, version) = (report.model.as_str(), report.version.to_string());
+    let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+    let e = exported.entry(model.to_string()).or_default();
+    m.switch_version(e, model, &version);
+    let figures: Vec<(String, &'static str, f64)> = report
+        .attributes
+        .iter()
+        .filter_map(|a| Some((a.attribute.as_str(), a.fairness.as_ref()?)))
+        .flat_map(|(attribute, f)| {
+            f.between_groups()
+                .into_iter()
+                .filter_map(move |(metric, v)| Some((attribute.to_string(), metric, v?)))
+        })
+        .collect();
+    let now: BTreeSet<(String, &'static str)> =
+        figures.iter().map(|(a, m, _)| (a.clone(), *m)).collect();
+    for (attribute, metric) in e.fairness.difference(&now) {
+        let _ =
+            m.fairness
+                .remove_label_values(&[model, version.as_str(), attribute.as_str(), metric]);
+    }
+    for (attribute, metric, value) in &figures {
+        m.fairness
+            .with_label_values(&[model, version.as_str(), attribute.as_str(), metric])
+            .set(*value);
+    }
+    e.fairness = now;
 }
 
 /// Exports one drift report of a watched version.
@@ -841,8 +928,15 @@ impl modelwatch_evaluator::EvaluationEvents for EvaluatorMetricsEvents {
     ) {
         record_drift(model, version, report);
     }
-    async fn performance_measured(&self, report: &modelwatch_evaluator::PerformanceReport) {
-        record_performance(report);
+    async fn performance_measured(
+        &self,
+        report: &modelwatch_evaluator::PerformanceReport,
+        breaches: usize,
+    ) {
+        record_performance(report, breaches);
+    }
+    async fn fairness_assessed(&self, report: &modelwatch_evaluator::FairnessReport) {
+        record_fairness(report);
     }
     async fn open_recommendations(
         &self,

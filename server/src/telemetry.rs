@@ -127,6 +127,10 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
         crate::evaluator::results::PERFORMANCE_RESULTS,
         crate::evaluator::results::performance_schema(),
     ));
+    tables.push((
+        crate::evaluator::results::FAIRNESS_RESULTS,
+        crate::evaluator::results::fairness_schema(),
+    ));
     tables
         .into_iter()
         .map(|(name, schema)| {
@@ -399,7 +403,7 @@ impl Telemetry {
                 set.push(table, batch);
             }
         };
-        use collectors::schema::{HISTOGRAMS, INFERENCES, LOGS, SAMPLES, SPANS};
+        use collectors::schema::{DELAYED_LABELS, HISTOGRAMS, INFERENCES, LOGS, SAMPLES, SPANS};
         let (items, rejections) = match signal {
             OtlpSignal::Metrics => metrics(otlp::decode_metrics(body, encoding, cfg)?, &mut push),
             OtlpSignal::Logs => logs(otlp::decode_logs(body, encoding, cfg)?, &mut push),
@@ -418,6 +422,7 @@ impl Telemetry {
             push: &mut impl FnMut(&'static str, RecordBatch),
         ) -> (u64, Rejections) {
             push(INFERENCES, b.inferences);
+            push(DELAYED_LABELS, b.labels);
             push(LOGS, b.logs);
             (b.summary.log_records, b.summary.rejections)
         }

@@ -58,6 +58,8 @@ pub enum UploadKind {
     Inferences,
     /// `reference`: the data the version is compared against.
     Reference,
+    /// `delayed_labels`: ground truth for earlier inferences.
+    Labels,
 }
 
 impl UploadKind {
@@ -65,6 +67,7 @@ impl UploadKind {
         match self {
             UploadKind::Inferences => collectors::schema::INFERENCES,
             UploadKind::Reference => collectors::schema::REFERENCE,
+            UploadKind::Labels => collectors::schema::DELAYED_LABELS,
         }
     }
 }
@@ -255,9 +258,11 @@ struct Decoded {
 
 /// Decodes a whole body on a blocking thread, handing each batch to
 /// `batches` (an error if the receiver stopped listening).
+#[allow(clippy::too_many_arguments)]
 fn decode_blocking(
     rx: mpsc::Receiver<Msg>,
     batches: BatchSender,
+    kind: UploadKind,
     format: BatchFormat,
     gzip: bool,
     cfg: UploadConfig,
@@ -293,7 +298,13 @@ fn decode_blocking(
         }
         Ok(n)
     };
-    let send = |b: RecordBatch| -> Result<(), UploadError> {
+    let mut first_row = 1u64;
+    let mut send = |b: RecordBatch| -> Result<(), UploadError> {
+        let b = match kind {
+            UploadKind::Labels => collectors::labels::labels_from_upload(&b, first_row)?,
+            UploadKind::Inferences | UploadKind::Reference => b,
+        };
+        first_row += b.num_rows() as u64;
         batches
             .blocking_send(b)
             .map_err(|_| UploadError::BodyRead("the upload was abandoned".into()))
@@ -399,6 +410,7 @@ where
 /// Returns what the decoder saw and the body's digest.
 async fn decode_into<S, E>(
     uploads: &Uploads,
+    kind: UploadKind,
     format: BatchFormat,
     gzip: bool,
     cfg: UploadConfig,
@@ -414,7 +426,7 @@ where
     let dir = uploads.dir.clone();
     let max = uploads.max_upload_bytes;
     let worker = tokio::task::spawn_blocking(move || {
-        decode_blocking(chunks_rx, batches_tx, format, gzip, cfg, &dir, max)
+        decode_blocking(chunks_rx, batches_tx, kind, format, gzip, cfg, &dir, max)
     });
     let store = async {
         let stored = async {
@@ -527,14 +539,14 @@ where
     }
     let upload_id = cfg.upload_id.clone();
     let mut load = store.bulk_load(kind.table()).map_err(UploadError::Store)?;
-    let (decoded, seen) = match decode_into(uploads, format, gzip, cfg, body, Some(&mut load)).await
-    {
-        Ok(done) => done,
-        Err(e) => {
-            load.abort().await;
-            return Err(e);
-        }
-    };
+    let (decoded, seen) =
+        match decode_into(uploads, kind, format, gzip, cfg, body, Some(&mut load)).await {
+            Ok(done) => done,
+            Err(e) => {
+                load.abort().await;
+                return Err(e);
+            }
+        };
     let outcome = UploadOutcome {
         upload_id,
         table: kind.table().to_string(),
@@ -624,6 +636,87 @@ fn reference_error(uri: &str, e: UploadError) -> UploadError {
     }
 }
 
+/// How many labels of one labels upload found their inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LabelMatches {
+    /// Labels whose `inference_id` names an inference of the version.
+    pub matched: u64,
+    /// Labels with no such inference yet. They are kept: an inference that
+    /// arrives later with that id is joined to its label.
+    pub unmatched: u64,
+}
+
+/// Counts, as of now, which labels of the committed upload `upload_id`
+/// name an inference of `(model, version)`. It scans the version's
+/// `inference_id` column once (a hash join with the upload's labels).
+pub async fn label_matches(
+    store: &HistoryStore,
+    model: &str,
+    version: &str,
+    upload_id: &str,
+) -> Result<LabelMatches, history::Error> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::common::JoinType;
+    use datafusion::functions::core::expr_fn::get_field;
+    use datafusion::functions_aggregate::expr_fn::count;
+    use datafusion::prelude::{col, lit};
+    let ctx = store.session_context()?;
+    let run = async {
+        let of_version = || {
+            col("model")
+                .eq(lit(model))
+                .and(col("version").eq(lit(version)))
+        };
+        let labels = ctx
+            .table(collectors::schema::DELAYED_LABELS)
+            .await?
+            .filter(
+                of_version().and(
+                    get_field(col("attributes"), collectors::batch::UPLOAD_ID_ATTRIBUTE)
+                        .eq(lit(upload_id)),
+                ),
+            )?
+            .select_columns(&["inference_id"])?;
+        let inferences = ctx
+            .table(collectors::schema::INFERENCES)
+            .await?
+            .filter(of_version().and(col("inference_id").is_not_null()))?
+            .select(vec![col("inference_id").alias("known_id")])?
+            .distinct()?;
+        let rows = labels
+            .join(
+                inferences,
+                JoinType::Left,
+                &["inference_id"],
+                &["known_id"],
+                None,
+            )?
+            .aggregate(
+                vec![],
+                vec![
+                    count(lit(1)).alias("labels"),
+                    count(col("known_id")).alias("matched"),
+                ],
+            )?
+            .collect()
+            .await?;
+        // One row: an aggregate without grouping.
+        let read = |i: usize| -> u64 {
+            rows.first().filter(|b| b.num_rows() == 1).map_or(0, |b| {
+                b.column(i).as_primitive::<Int64Type>().value(0).max(0) as u64
+            })
+        };
+        let (labels, matched) = (read(0), read(1));
+        Ok::<_, datafusion::error::DataFusionError>(LabelMatches {
+            matched,
+            unmatched: labels - matched,
+        })
+    };
+    run.await
+        .map_err(|e| history::Error::Task(format!("counting the upload's matched labels: {e}")))
+}
+
 /// Reads and validates the Parquet file a `reference_uri` names, storing
 /// nothing; returns the features it holds. The version does not exist yet.
 pub async fn check_reference_uri(
@@ -634,6 +727,7 @@ pub async fn check_reference_uri(
     let (file, _) = open_reference(uploads, uri).await?;
     decode_into(
         uploads,
+        UploadKind::Reference,
         BatchFormat::Parquet,
         false,
         cfg,

@@ -170,11 +170,49 @@ async fn model_server_telemetry(ingest: &Http) {
 /// Returns a reader token.
 async fn fleet_with_history(d: &Daemon) -> String {
     let admin = d.http();
-    drifting_fraud_model(&admin, json!({"current_window": "1h", "min_rows": 100})).await;
+    // Realized performance (within its minimum, so the version stays
+    // `drifting`) and fairness per country, for the model-quality panels.
+    let policy = json!({"current_window": "1h", "min_rows": 100,
+                        "performance": {"task": "classification", "min_labels": 10,
+                                        "minimums": {"accuracy": 0.1}},
+                        "fairness": {"attributes": ["country"], "positive_class": "fraud",
+                                     "min_group_rows": 5}});
+    drifting_fraud_model(&admin, policy).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let scored: String = (0..60)
+        .map(|i: usize| {
+            let country = ["de", "fr", "it"][i % 3];
+            let row = json!({"ts": now - 60.0, "amount": 130.0 + ((i * 37) % 21) as f64 - 10.0,
+                             "country": country,
+                             "prediction": if i.is_multiple_of(2) { "fraud" } else { "ok" },
+                             "label": if i.is_multiple_of(4) { "fraud" } else { "ok" }});
+            format!("{row}\n")
+        })
+        .collect();
+    let (status, body) = admin
+        .raw(
+            "POST",
+            "/api/v1/models/fraud/versions/1/inferences",
+            "application/x-ndjson",
+            scored.into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let report = admin
         .post_expect("/api/v1/evaluate", json!({"model": "fraud"}), 200)
         .await;
     assert_eq!(report["versions"][0]["dataset_drift"], true, "{report}");
+    assert_eq!(
+        report["versions"][0]["performance"]["measured"], true,
+        "{report}"
+    );
+    assert_eq!(
+        report["versions"][0]["fairness"]["assessed"], true,
+        "{report}"
+    );
     admin
         .post_expect("/api/v1/models/fraud/versions", json!({}), 201)
         .await;

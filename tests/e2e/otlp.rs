@@ -192,8 +192,9 @@ fn emit_metrics(e: &Endpoints, version: &str) {
     provider.shutdown().expect("metrics exported");
 }
 
-/// Two inference events (prediction with features, then the label for the
-/// same inference id) and one plain log record.
+/// An inference event (prediction with features), then the label for the
+/// same inference id (a label-only record: a delayed label), and one plain
+/// log record.
 fn emit_logs(e: &Endpoints, version: &str) {
     let provider = SdkLoggerProvider::builder()
         .with_simple_exporter(log_exporter(e))
@@ -330,8 +331,8 @@ async fn check_logs(http: &Http, version: &str) {
         ),
     )
     .await;
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    let (scored, labelled) = (&rows[0], &rows[1]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let scored = &rows[0];
     assert_eq!(scored["inference_id"], format!("inf-{version}"));
     assert_eq!(f(&scored["amount"]), 12.5);
     assert_eq!(f(&scored["items"]), 3.0);
@@ -339,9 +340,19 @@ async fn check_logs(http: &Http, version: &str) {
     assert_eq!(f(&scored["prediction_value"]), 0.87);
     assert_eq!(scored["label_value"], Value::Null);
     assert_eq!(scored["service"], "scorer");
-    assert_eq!(labelled["inference_id"], format!("inf-{version}"));
-    assert_eq!(f(&labelled["label_value"]), 1.0);
-    assert_eq!(labelled["prediction"], Value::Null);
+    let labels = query_rows(
+        http,
+        &format!(
+            "SELECT inference_id, label, label_value, attributes['service.name'] AS service \
+             FROM delayed_labels WHERE model = 'fraud' AND version = '{version}'"
+        ),
+    )
+    .await;
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert_eq!(labels[0]["inference_id"], format!("inf-{version}"));
+    assert_eq!(labels[0]["label"], "1");
+    assert_eq!(f(&labels[0]["label_value"]), 1.0);
+    assert_eq!(labels[0]["service"], "scorer");
 
     let rows = query_rows(
         http,

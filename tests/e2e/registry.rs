@@ -149,6 +149,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /api/v1/models/{model}/versions/{version}/recommendations",
         "POST /api/v1/models/{model}/versions/{version}/inferences",
         "POST /api/v1/models/{model}/versions/{version}/reference",
+        "POST /api/v1/models/{model}/versions/{version}/labels",
         "GET /api/v1/models/{model}/aliases",
         "GET /api/v1/models/{model}/aliases/{alias}",
         "PUT /api/v1/models/{model}/aliases/{alias}",

@@ -244,7 +244,30 @@ pub struct PerformancePolicy {
     /// Labelled rows the window needs before performance is measured.
     #[serde(default = "default_min_labels")]
     pub min_labels: u64,
+    /// Lowest acceptable value of whole-window figures where higher is
+    /// better ([`HIGHER_IS_BETTER`]); below one, the version is `degraded`
+    /// and a `retrain` recommendation is raised.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub minimums: BTreeMap<String, f64>,
+    /// Highest acceptable value of figures where lower is better
+    /// ([`LOWER_IS_BETTER`]); likewise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub maximums: BTreeMap<String, f64>,
 }
+
+/// Whole-window performance figures where higher is better (the names in
+/// `performance_results.metric`).
+pub const HIGHER_IS_BETTER: [&str; 7] = [
+    "accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "weighted_f1",
+    "roc_auc",
+    "r2",
+];
+/// Whole-window performance figures where lower is better.
+pub const LOWER_IS_BETTER: [&str; 5] = ["log_loss", "calibration_error", "mae", "rmse", "mape"];
 
 fn default_decision_threshold() -> f64 {
     0.5
@@ -267,6 +290,32 @@ impl PerformancePolicy {
                 "must be a probability in (0, 1]",
             ));
         }
+        for (field, thresholds, allowed, other) in [
+            (
+                "minimums",
+                &self.minimums,
+                &HIGHER_IS_BETTER[..],
+                "maximums",
+            ),
+            ("maximums", &self.maximums, &LOWER_IS_BETTER[..], "minimums"),
+        ] {
+            for (metric, value) in thresholds {
+                let field = format!("performance.{field}.{metric}");
+                if !allowed.contains(&metric.as_str()) {
+                    let hint = if HIGHER_IS_BETTER.contains(&metric.as_str())
+                        || LOWER_IS_BETTER.contains(&metric.as_str())
+                    {
+                        format!("it belongs under performance.{other}")
+                    } else {
+                        format!("name one of {}", allowed.join(", "))
+                    };
+                    return Err(InvalidValue::new(field, hint));
+                }
+                if !value.is_finite() {
+                    return Err(InvalidValue::new(field, "must be a finite number"));
+                }
+            }
+        }
         match (&self.positive_class, self.task) {
             (Some(c), _) if c.is_empty() => Err(InvalidValue::new(
                 "performance.positive_class",
@@ -278,6 +327,74 @@ impl PerformancePolicy {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// Group fairness of the model's decisions across the groups of sensitive
+/// attributes (e.g. `gender`, `country`): selection rates per group and
+/// the gaps between groups, with true- and false-positive rates where
+/// labels exist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessPolicy {
+    /// Categorical features whose values are the groups; 1 to
+    /// [`MAX_FAIRNESS_ATTRIBUTES`].
+    pub attributes: Vec<String>,
+    /// The favourable decision: a row is selected when its `prediction` is
+    /// this class (or, with `threshold`, when its `prediction_value` is at
+    /// least the threshold); a label equal to it is a positive label.
+    pub positive_class: String,
+    /// Read `prediction_value` as a score and select at or above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Rows a group needs to be compared; smaller groups are reported and
+    /// left out of the gaps.
+    #[serde(default = "default_min_group_rows")]
+    pub min_group_rows: u64,
+}
+
+fn default_min_group_rows() -> u64 {
+    30
+}
+
+/// Most sensitive attributes one policy may name.
+pub const MAX_FAIRNESS_ATTRIBUTES: usize = 10;
+
+impl FairnessPolicy {
+    fn validate(&self) -> Result<()> {
+        if self.attributes.is_empty() || self.attributes.len() > MAX_FAIRNESS_ATTRIBUTES {
+            return Err(InvalidValue::new(
+                "fairness.attributes",
+                format!("name 1 to {MAX_FAIRNESS_ATTRIBUTES} categorical features"),
+            ));
+        }
+        if self.attributes.iter().any(String::is_empty) {
+            return Err(InvalidValue::new(
+                "fairness.attributes",
+                "attribute names must not be empty",
+            ));
+        }
+        if self.positive_class.is_empty() {
+            return Err(InvalidValue::new(
+                "fairness.positive_class",
+                "must not be empty",
+            ));
+        }
+        if let Some(t) = self.threshold
+            && !t.is_finite()
+        {
+            return Err(InvalidValue::new(
+                "fairness.threshold",
+                "must be a finite number",
+            ));
+        }
+        if self.min_group_rows == 0 {
+            return Err(InvalidValue::new(
+                "fairness.min_group_rows",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -343,6 +460,9 @@ pub struct MonitoringPolicy {
     /// Realized performance from labels; absent = not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformancePolicy>,
+    /// Group fairness per sensitive attribute; absent = not assessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<FairnessPolicy>,
 }
 
 fn default_alias() -> String {
@@ -445,6 +565,9 @@ impl MonitoringPolicy {
         }
         if let Some(p) = &self.performance {
             p.validate()?;
+        }
+        if let Some(f) = &self.fairness {
+            f.validate()?;
         }
         if self.anomalies.len() > MAX_POLICY_ANOMALIES {
             return Err(InvalidValue::new(
@@ -580,6 +703,22 @@ mod tests {
             (
                 serde_json::json!({"features": {"x": {"threshold": -1.0}}}),
                 "features.x.threshold",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "regression", "minimums": {"rmse": 1.0}}}),
+                "performance.minimums.rmse",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "regression", "maximums": {"speed": 1.0}}}),
+                "performance.maximums.speed",
+            ),
+            (
+                serde_json::json!({"fairness": {"attributes": [], "positive_class": "yes"}}),
+                "fairness.attributes",
+            ),
+            (
+                serde_json::json!({"fairness": {"attributes": ["g"], "positive_class": "yes", "min_group_rows": 0}}),
+                "fairness.min_group_rows",
             ),
         ];
         for (json, field) in cases {

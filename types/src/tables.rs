@@ -8,6 +8,9 @@ pub const SAMPLES: &str = "samples";
 pub const HISTOGRAMS: &str = "histograms";
 /// Inferences: features, prediction, label.
 pub const INFERENCES: &str = "inferences";
+/// Ground truth that arrived after its inference (the labels upload route,
+/// label-only OTLP log records), joined to `inferences` by `inference_id`.
+pub const DELAYED_LABELS: &str = "delayed_labels";
 /// Reference data, what a version's inferences are compared against.
 pub const REFERENCE: &str = "reference";
 /// OTLP log records that are not inferences.
@@ -22,3 +25,5 @@ pub const DATA_QUALITY_RESULTS: &str = "data_quality_results";
 pub const ANOMALY_RESULTS: &str = "anomaly_results";
 /// The evaluator's realized-performance figures, one row per metric.
 pub const PERFORMANCE_RESULTS: &str = "performance_results";
+/// The evaluator's group-fairness figures, one row per figure.
+pub const FAIRNESS_RESULTS: &str = "fairness_results";

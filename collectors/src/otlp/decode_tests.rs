@@ -577,14 +577,27 @@ fn logs_with_a_model_become_inferences() {
     assert_eq!(out.partial_success().unwrap().rejected_log_records, 1);
     let i = &out.inferences;
     assert_eq!(i.schema(), crate::inferences_schema());
-    assert_eq!(i.num_rows(), 2);
-    assert_eq!(str_col(i, "model"), vec![Some("fraud".into()); 2]);
-    assert_eq!(str_col(i, "version"), vec![Some("3".into()), None]);
-    assert_eq!(str_col(i, "inference_id"), vec![Some("abc".into()); 2]);
-    assert_eq!(str_col(i, "prediction"), vec![Some("0.91".into()), None]);
-    assert_eq!(f64_col(i, "prediction_value"), vec![Some(0.91), None]);
-    assert_eq!(str_col(i, "label"), vec![None, Some("fraud".into())]);
-    assert_eq!(f64_col(i, "label_value"), vec![None, None]);
+    assert_eq!(i.num_rows(), 1);
+    assert_eq!(str_col(i, "model"), vec![Some("fraud".into())]);
+    assert_eq!(str_col(i, "version"), vec![Some("3".into())]);
+    assert_eq!(str_col(i, "inference_id"), vec![Some("abc".into())]);
+    assert_eq!(str_col(i, "prediction"), vec![Some("0.91".into())]);
+    assert_eq!(f64_col(i, "prediction_value"), vec![Some(0.91)]);
+    assert_eq!(str_col(i, "label"), vec![None]);
+    assert_eq!(f64_col(i, "label_value"), vec![None]);
+    // The label-only record is ground truth for `abc`, not an inference.
+    let labels = &out.labels;
+    assert_eq!(labels.schema(), crate::delayed_labels_schema());
+    assert_eq!(out.summary.labels, 1);
+    assert_eq!(str_col(labels, "model"), vec![Some("fraud".into())]);
+    assert_eq!(str_col(labels, "version"), vec![None]);
+    assert_eq!(str_col(labels, "inference_id"), vec![Some("abc".into())]);
+    assert_eq!(str_col(labels, "label"), vec![Some("fraud".into())]);
+    assert_eq!(f64_col(labels, "label_value"), vec![None]);
+    assert_eq!(
+        map_row(labels, "attributes", 0),
+        pairs(&[("service.name", "scorer")])
+    );
     let fnum = column(i, "features_num").as_map();
     let e = fnum.value(0);
     let keys = e.column(0).as_string::<i32>();
@@ -611,6 +624,36 @@ fn logs_with_a_model_become_inferences() {
     );
     let sev = column(l, "severity_number").as_primitive::<Int32Type>();
     assert_eq!(sev.value(0), 17);
+}
+
+#[test]
+fn only_a_label_without_features_or_prediction_is_a_delayed_label() {
+    let req = logs_request(vec![
+        // numeric ground truth for a version
+        log(vec![
+            kvs("model.version", "2"),
+            kv("inference.id", int(7)),
+            kv("label", dbl(1.0)),
+        ]),
+        // a label that travels with its prediction: an inference
+        log(vec![
+            kvs("inference.id", "b"),
+            kvs("label", "fraud"),
+            kvs("prediction", "fraud"),
+        ]),
+        // a label without the inference it labels: an inference row too,
+        // as before (it cannot be joined)
+        log(vec![kvs("label", "fraud"), kv("feature.amount", dbl(1.0))]),
+    ]);
+    let out = decode_logs_request(&req, &cfg()).unwrap();
+    assert_eq!(out.labels.num_rows(), 1);
+    assert_eq!(str_col(&out.labels, "version"), vec![Some("2".into())]);
+    assert_eq!(str_col(&out.labels, "inference_id"), vec![Some("7".into())]);
+    assert_eq!(str_col(&out.labels, "label"), vec![Some("1".into())]);
+    assert_eq!(f64_col(&out.labels, "label_value"), vec![Some(1.0)]);
+    assert_eq!(out.inferences.num_rows(), 2);
+    assert_eq!(out.summary.labels, 1);
+    assert_eq!(out.summary.inferences, 2);
 }
 
 #[test]

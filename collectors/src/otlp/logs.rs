@@ -1,11 +1,12 @@
-//! OTLP logs → `inferences` + `logs`.
+//! OTLP logs → `inferences` + `delayed_labels` + `logs`.
 //!
 //! A log record whose merged attributes carry a model **and** at least one
 //! of: an attribute under the feature prefix, the prediction, the label or
-//! the inference id, is an inference. Every other record (with or without a
-//! model) goes to `logs`. A label-only record (`inference.id` + `label`) is
-//! an inference row too: ground truth arriving later, joined on
-//! `inference_id`.
+//! the inference id, is an inference. A label-only record (a model, an
+//! `inference.id` and a `label`, but no feature and no prediction) is
+//! ground truth arriving later: it goes to `delayed_labels`, which the
+//! evaluator joins to `inferences` on `inference_id`. Every other record
+//! (with or without a model) goes to `logs`.
 //!
 //! Features: int/double attributes → `features_num`; string, bool and
 //! others (as text) → `features_str`; the prefix is stripped, an empty name
@@ -30,6 +31,7 @@ use super::{
     attrs_of, hex_id, json, merge, ns_to_us, request, resource_attrs, scope_attrs,
 };
 use crate::Result;
+use crate::labels::LabelColumns;
 use crate::schema::{
     InferenceColumns, SOURCE_OTLP, StrMapBuilder, inferences_schema, logs_schema, str_map_builder,
     ts_builder,
@@ -42,6 +44,8 @@ pub struct LogsSummary {
     pub log_records: u64,
     /// Rows in `inferences`.
     pub inferences: usize,
+    /// Rows in `delayed_labels`.
+    pub labels: usize,
     /// Rows in `logs`.
     pub logs: usize,
     /// Rejected records, for `partial_success`.
@@ -53,6 +57,8 @@ pub struct LogsSummary {
 pub struct LogsBatches {
     /// Rows for `inferences`.
     pub inferences: RecordBatch,
+    /// Rows for `delayed_labels` (label-only records).
+    pub labels: RecordBatch,
     /// Rows for `logs`.
     pub logs: RecordBatch,
     /// Counts and rejections.
@@ -137,6 +143,7 @@ pub fn decode_logs_request(
         version: StringBuilder::new(),
         source: StringBuilder::new(),
     };
+    let mut labels = LabelColumns::new();
     let mut summary = LogsSummary::default();
     let mut budget = Budget::new(cfg.max_output_bytes);
     for rl in &req.resource_logs {
@@ -151,6 +158,7 @@ pub fn decode_logs_request(
                     rec,
                     i,
                     &mut inf,
+                    &mut labels,
                     &mut logb,
                     &mut summary,
                     &mut budget,
@@ -159,6 +167,7 @@ pub fn decode_logs_request(
         }
     }
     summary.inferences = inf.source.len();
+    summary.labels = labels.len();
     summary.logs = logb.source.len();
     let mut inf_cols: Vec<ArrayRef> = vec![
         Arc::new(inf.ts.finish()),
@@ -188,6 +197,7 @@ pub fn decode_logs_request(
     ];
     Ok(LogsBatches {
         inferences: RecordBatch::try_new(inferences_schema(), inf_cols)?,
+        labels: labels.finish()?,
         logs: RecordBatch::try_new(logs_schema(), log_cols)?,
         summary,
     })
@@ -229,6 +239,7 @@ fn record(
     rec: &LogRecord,
     i: usize,
     inf: &mut InfB,
+    labels: &mut LabelColumns,
     logb: &mut LogB,
     summary: &mut LogsSummary,
     budget: &mut Budget,
@@ -251,7 +262,37 @@ fn record(
                 || *k == cfg.label_key
                 || *k == cfg.inference_id_key
         });
-    if let (true, Some(model)) = (inference, a.model.as_deref()) {
+    let has = |key: &str| a.rest.iter().any(|(k, _)| *k == key);
+    let label_only = has(&cfg.label_key)
+        && has(&cfg.inference_id_key)
+        && !has(&cfg.prediction_key)
+        && !a.rest.iter().any(|(k, _)| is_feature(k));
+    if let (true, true, Some(model)) = (inference, label_only, a.model.as_deref()) {
+        let mut inference_id = None;
+        let mut label = None;
+        let mut other = Vec::new();
+        for &(k, v) in &a.rest {
+            if k == cfg.inference_id_key {
+                inference_id = v;
+            } else if k == cfg.label_key {
+                label = v;
+            } else {
+                other.push((k, v));
+            }
+        }
+        labels.ts.append_value(ts);
+        labels.model.append_value(model);
+        labels.version.append_option(a.version.as_deref());
+        labels
+            .inference_id
+            .append_value(inference_id.map(any_to_string).unwrap_or_default());
+        labels
+            .label
+            .append_value(label.map(any_to_string).unwrap_or_default());
+        labels.label_value.append_option(label.and_then(any_to_f64));
+        append_pairs(&mut labels.attributes, &other)?;
+        labels.source.append_value(SOURCE_OTLP);
+    } else if let (true, Some(model)) = (inference, a.model.as_deref()) {
         inf.ts.append_value(ts);
         inf.model.append_value(model);
         inf.version.append_option(a.version.as_deref());

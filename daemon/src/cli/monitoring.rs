@@ -154,6 +154,7 @@ const OUTCOME_COLUMNS: &[Column] = &[
     ("rollback", "/rollback_verdict"),
     ("recommendations", "/recommendations"),
     ("labelled rows", "/performance/labelled_rows"),
+    ("delayed labels", "/performance/delayed_labels"),
     ("message", "/message"),
 ];
 

@@ -1,4 +1,4 @@
-//! `modelwatch upload inferences|reference --model M --version V FILE`:
+//! `modelwatch upload inferences|reference|labels --model M --version V FILE`:
 //! streams a file to the batch upload routes with a progress bar.
 
 use std::io::IsTerminal;
@@ -23,6 +23,10 @@ pub enum UploadCommand {
     /// Reference data of a version (table `reference`); the first one
     /// declares the version's features when it has none.
     Reference(UploadArgs),
+    /// Ground truth for earlier inferences (table `delayed_labels`): rows
+    /// of `inference_id`, `label` and optionally `ts`, joined to the
+    /// version's inferences by `inference_id`.
+    Labels(UploadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +64,8 @@ const RESULT: &[Column] = &[
     ("features", "/features"),
     ("features declared", "/features_declared"),
     ("replayed", "/replayed"),
+    ("matched labels", "/labels/matched"),
+    ("unmatched labels", "/labels/unmatched"),
 ];
 
 /// Format and gzip from the file name (`x.csv`, `x.csv.gz`).
@@ -104,6 +110,7 @@ pub async fn run(command: UploadCommand, conn: &Connection) -> Result<ExitCode, 
     let (table, args) = match command {
         UploadCommand::Inferences(a) => (UploadTable::Inferences, a),
         UploadCommand::Reference(a) => (UploadTable::Reference, a),
+        UploadCommand::Labels(a) => (UploadTable::Labels, a),
     };
     let (format, gzip) = detect(&args.file, args.format.as_deref())?;
     let key = args

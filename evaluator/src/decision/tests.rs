@@ -467,6 +467,26 @@ fn persistence_count_raises_refreshes_and_clears() {
             expected: vec!["record"],
         },
         Case {
+            name: "persistent drift leaves a retrain a performance drop raised",
+            persistence: 1,
+            previous: 0,
+            shifted: &["a", "b"],
+            open: performance_retrain(),
+            expected_consecutive: 1,
+            expected_health: Health::Drifting,
+            expected: vec!["record", "notify"],
+        },
+        Case {
+            name: "cleared drift does not supersede a performance retrain",
+            persistence: 2,
+            previous: 3,
+            shifted: &[],
+            open: performance_retrain(),
+            expected_consecutive: 0,
+            expected_health: Health::Healthy,
+            expected: vec!["record"],
+        },
+        Case {
             name: "drift below persistence keeps an open retrain as it is",
             persistence: 3,
             previous: 0,
@@ -903,6 +923,138 @@ fn health_and_tags_are_written_only_when_they_change() {
         (Health::Healthy, Some(Verdict::Pending), Health::Healthy),
         (Health::InsufficientData, None, Health::InsufficientData),
     ] {
-        assert_eq!(health(drift, verdict), expected, "{drift:?} {verdict:?}");
+        assert_eq!(
+            health(drift, verdict, false),
+            expected,
+            "{drift:?} {verdict:?}"
+        );
+    }
+    // A performance breach degrades whatever drift says.
+    assert_eq!(health(Health::Drifting, None, true), Health::Degraded);
+    assert_eq!(
+        health(Health::Healthy, Some(Verdict::Pass), true),
+        Health::Degraded
+    );
+}
+
+fn performance_retrain() -> Vec<Recommendation> {
+    let mut r = rec(9, 1, RecommendationKind::Retrain, EVALUATOR_ACTOR);
+    r.evidence = json!({"trigger": TRIGGER_PERFORMANCE});
+    vec![r]
+}
+
+fn performance_report(accuracy: f64, rmse: Option<f64>) -> crate::PerformanceReport {
+    use crate::performance::Figure;
+    let mut figures = vec![
+        Figure {
+            metric: "accuracy",
+            class: None,
+            value: accuracy,
+        },
+        // A per-class figure never counts against a whole-window threshold.
+        Figure {
+            metric: "accuracy",
+            class: Some("fraud".into()),
+            value: 0.0,
+        },
+    ];
+    figures.extend(rmse.map(|value| Figure {
+        metric: "rmse",
+        class: None,
+        value,
+    }));
+    crate::PerformanceReport {
+        evaluation_id: "m/1/t".into(),
+        model: "m".into(),
+        version: 1,
+        alias: "production".into(),
+        window: (mins(0), mins(10)),
+        task: modelwatch_types::PerformanceTask::Classification,
+        rows: 1000,
+        labelled_rows: 800,
+        label_coverage: 0.8,
+        figures,
+    }
+}
+
+#[test]
+fn a_performance_drop_raises_refreshes_and_clears_its_own_retrain() {
+    let policy: modelwatch_types::PerformancePolicy = serde_json::from_value(json!({
+        "task": "classification", "minimums": {"accuracy": 0.9, "roc_auc": 0.8},
+        "maximums": {"rmse": 1.0}}))
+    .unwrap();
+    let drift_retrain = vec![rec(4, 1, RecommendationKind::Retrain, EVALUATOR_ACTOR)];
+    let persons = vec![rec(5, 1, RecommendationKind::Retrain, "alice")];
+    struct Case {
+        name: &'static str,
+        accuracy: f64,
+        rmse: Option<f64>,
+        open: Vec<Recommendation>,
+        breaches: usize,
+        expected: Vec<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "below a minimum and above a maximum: raised",
+            accuracy: 0.7,
+            rmse: Some(2.0),
+            open: vec![],
+            breaches: 2,
+            expected: vec!["raise retrain warning"],
+        },
+        Case {
+            name: "a drift retrain open: taken over",
+            accuracy: 0.7,
+            rmse: None,
+            open: drift_retrain.clone(),
+            breaches: 1,
+            expected: vec!["refresh retrain #4"],
+        },
+        Case {
+            name: "still below: its own retrain refreshed",
+            accuracy: 0.89,
+            rmse: None,
+            open: performance_retrain(),
+            breaches: 1,
+            expected: vec!["refresh retrain #9"],
+        },
+        Case {
+            name: "recovered: its own retrain superseded",
+            accuracy: 0.95,
+            rmse: Some(0.5),
+            open: performance_retrain(),
+            breaches: 0,
+            expected: vec!["supersede #9 on v1"],
+        },
+        Case {
+            name: "within the policy: drift's and a person's retrain stay",
+            accuracy: 0.9,
+            rmse: Some(1.0),
+            open: [drift_retrain.clone(), persons.clone()].concat(),
+            breaches: 0,
+            expected: vec![],
+        },
+    ];
+    for c in cases {
+        let report = performance_report(c.accuracy, c.rmse);
+        let d = decide_performance(&policy, &report, &c.open);
+        assert_eq!(d.breaches.len(), c.breaches, "{}", c.name);
+        assert_eq!(summary(&d.actions), c.expected, "{}", c.name);
+        for a in &d.actions {
+            if let Action::RaiseRecommendation {
+                reason, evidence, ..
+            }
+            | Action::RefreshRecommendation {
+                reason, evidence, ..
+            } = a
+            {
+                assert_eq!(evidence["trigger"], TRIGGER_PERFORMANCE, "{}", c.name);
+                assert_eq!(evidence["labelled_rows"], 800);
+                assert_eq!(evidence["metrics"]["accuracy"], c.accuracy);
+                assert_eq!(evidence["breaches"][0]["metric"], "accuracy");
+                assert!(reason.contains("accuracy"), "{}: {reason}", c.name);
+                assert!(reason.contains("800 labelled rows"), "{reason}");
+            }
+        }
     }
 }

@@ -20,16 +20,16 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
     Array, AsArray, Float64Array, MapArray, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::error::Result;
 use datafusion::prelude::{SessionContext, col, lit};
 use futures::StreamExt;
-use modelwatch_collectors::schema::{HISTOGRAMS, SAMPLES, SPANS};
+use modelwatch_collectors::schema::{DELAYED_LABELS, HISTOGRAMS, INFERENCES, SAMPLES, SPANS};
 use modelwatch_drift::CategoryCounts;
 use modelwatch_drift::WindowValues;
 use modelwatch_evaluator::decision::PREDICTION_FEATURE;
 use modelwatch_evaluator::{
-    EvalError, EvaluationKey, FeatureSet, FeatureValues, LabelledRows, Profile, TelemetryReader,
+    EvalError, EvaluationKey, FeatureSet, FeatureValues, OutcomeRows, Profile, TelemetryReader,
     Traffic, Window, exact_values_limit,
 };
 use modelwatch_history::HistoryStore;
@@ -644,49 +644,166 @@ pub async fn metric_series(
     Ok(out)
 }
 
-/// The labelled inferences of `window` (a label's text or value set), with
-/// the window's row count.
-pub async fn labelled(ctx: &SessionContext, window: &Window) -> Result<LabelledRows> {
+/// One inference's newest delayed label.
+struct DelayedLabel {
+    ts: i64,
+    label: String,
+    label_value: Option<f64>,
+}
+
+/// The newest `delayed_labels` row of each inference id that can label an
+/// inference of `window`: the window's model, its version or none, and
+/// observed no earlier than the window starts (ground truth follows its
+/// inference). Ties on `ts` go to the greater label text, so the choice
+/// does not depend on the scan order.
+async fn delayed_labels(
+    ctx: &SessionContext,
+    window: &Window,
+) -> Result<HashMap<String, DelayedLabel>> {
+    let mut df = ctx.table(DELAYED_LABELS).await?.filter(
+        col("model").eq(lit(window.model.as_str())).and(
+            col("version")
+                .eq(lit(window.version.as_str()))
+                .or(col("version").is_null()),
+        ),
+    )?;
+    if let Some((from, _)) = window.range {
+        df = df.filter(col("ts").gt_eq(ts_lit(from)))?;
+    }
+    let df = df.select_columns(&["inference_id", "ts", "label", "label_value"])?;
+    let mut out: HashMap<String, DelayedLabel> = HashMap::new();
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let ids = batch.column(0).as_string::<i32>();
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let labels = batch.column(2).as_string::<i32>();
+        let values = batch.column(3).as_primitive::<Float64Type>();
+        for i in 0..batch.num_rows() {
+            let candidate = DelayedLabel {
+                ts: ts.value(i),
+                label: labels.value(i).to_string(),
+                label_value: values.is_valid(i).then(|| values.value(i)),
+            };
+            match out.get_mut(ids.value(i)) {
+                Some(kept) => {
+                    if (candidate.ts, &candidate.label) > (kept.ts, &kept.label) {
+                        *kept = candidate;
+                    }
+                }
+                None => {
+                    out.insert(ids.value(i).to_string(), candidate);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The labelled inferences of `window`, with the window's row count. An
+/// inference's label is its newest delayed label (joined on
+/// `inference_id`), else the label it arrived with (text or value).
+pub async fn labelled(ctx: &SessionContext, window: &Window) -> Result<OutcomeRows> {
+    outcomes(ctx, window, &[], true).await
+}
+
+/// The inferences of `window` (only the labelled ones with
+/// `labelled_only`), labels joined as [`labelled`] joins them, with each
+/// row's value of the categorical features `attributes` as its groups.
+pub async fn outcomes(
+    ctx: &SessionContext,
+    window: &Window,
+    attributes: &[String],
+    labelled_only: bool,
+) -> Result<OutcomeRows> {
+    use datafusion::functions::core::expr_fn::get_field;
     let rows = count_rows(ctx, window).await?;
-    let df = version_filter(
+    let delayed = if window.table == INFERENCES {
+        delayed_labels(ctx, window).await?
+    } else {
+        HashMap::new()
+    };
+    let mut df = version_filter(
         ctx.table(window.table).await?,
         &window.model,
         &window.version,
         window.range,
-    )?
-    .filter(
-        col("label")
+    )?;
+    if labelled_only {
+        let has_label = col("label")
             .is_not_null()
-            .or(col("label_value").is_not_null()),
-    )?
-    .select_columns(&["label", "label_value", "prediction", "prediction_value"])?;
-    let mut out = LabelledRows {
+            .or(col("label_value").is_not_null());
+        df = df.filter(if delayed.is_empty() {
+            has_label
+        } else {
+            has_label.or(col(INFERENCE_ID).is_not_null())
+        })?;
+    }
+    let mut columns: Vec<datafusion::prelude::Expr> = [
+        "label",
+        "label_value",
+        "prediction",
+        "prediction_value",
+        INFERENCE_ID,
+    ]
+    .into_iter()
+    .map(col)
+    .collect();
+    columns.extend(
+        attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| get_field(col("features_str"), a.as_str()).alias(format!("group_{i}"))),
+    );
+    let df = df.select(columns)?;
+    let mut out = OutcomeRows {
         rows,
-        ..LabelledRows::default()
+        ..OutcomeRows::default()
     };
+    let mut groups: Vec<Vec<Option<String>>> = vec![Vec::new(); attributes.len()];
     let mut stream = df.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let text = |i: usize| {
-            batch
-                .column(i)
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect::<Vec<_>>()
-        };
-        let number = |i: usize| {
-            batch
-                .column(i)
-                .as_primitive::<Float64Type>()
-                .iter()
-                .collect::<Vec<_>>()
-        };
-        out.labels.extend(text(0));
-        out.label_values.extend(number(1));
-        out.predictions.extend(text(2));
-        out.prediction_values.extend(number(3));
+        let labels = batch.column(0).as_string::<i32>();
+        let label_values = batch.column(1).as_primitive::<Float64Type>();
+        let predictions = batch.column(2).as_string::<i32>();
+        let prediction_values = batch.column(3).as_primitive::<Float64Type>();
+        let ids = batch.column(4).as_string::<i32>();
+        let group_columns: Vec<&StringArray> = (0..attributes.len())
+            .map(|a| batch.column(5 + a).as_string::<i32>())
+            .collect();
+        for i in 0..batch.num_rows() {
+            let late = ids.is_valid(i).then(|| delayed.get(ids.value(i))).flatten();
+            let (label, label_value) = match late {
+                Some(late) => {
+                    out.delayed_labels += 1;
+                    (Some(late.label.clone()), late.label_value)
+                }
+                None if labels.is_valid(i) || label_values.is_valid(i) => (
+                    labels.is_valid(i).then(|| labels.value(i).to_string()),
+                    label_values.is_valid(i).then(|| label_values.value(i)),
+                ),
+                None if labelled_only => continue,
+                None => (None, None),
+            };
+            out.labels.push(label);
+            out.label_values.push(label_value);
+            out.predictions.push(
+                predictions
+                    .is_valid(i)
+                    .then(|| predictions.value(i).to_string()),
+            );
+            out.prediction_values.push(
+                prediction_values
+                    .is_valid(i)
+                    .then(|| prediction_values.value(i)),
+            );
+            for (column, values) in group_columns.iter().zip(&mut groups) {
+                values.push(column.is_valid(i).then(|| column.value(i).to_string()));
+            }
+        }
     }
+    out.groups = attributes.iter().cloned().zip(groups).collect();
     Ok(out)
 }
 
@@ -765,8 +882,14 @@ impl TelemetryReader for DataFusionReader {
             .map_err(EvalError::telemetry)
     }
 
-    async fn labelled(&self, window: &Window) -> EvalResult<LabelledRows> {
+    async fn labelled(&self, window: &Window) -> EvalResult<OutcomeRows> {
         labelled(&self.ctx()?, window)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn outcomes(&self, window: &Window, attributes: &[String]) -> EvalResult<OutcomeRows> {
+        outcomes(&self.ctx()?, window, attributes, false)
             .await
             .map_err(EvalError::telemetry)
     }

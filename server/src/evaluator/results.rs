@@ -11,13 +11,13 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use modelwatch_drift::{Decision, DriftReport};
 use modelwatch_evaluator::{
-    AnomalyKey, AnomalyRow, EvalError, EvaluationKey, FeatureInputs, PerformanceReport, QualityRow,
-    ResultsSink,
+    AnomalyKey, AnomalyRow, EvalError, EvaluationKey, FairnessReport, FeatureInputs,
+    PerformanceReport, QualityRow, ResultsSink,
 };
 use modelwatch_history::{HistoryStore, WriteSet};
 
 pub use modelwatch_types::tables::{
-    ANOMALY_RESULTS, DATA_QUALITY_RESULTS, DRIFT_RESULTS, PERFORMANCE_RESULTS,
+    ANOMALY_RESULTS, DATA_QUALITY_RESULTS, DRIFT_RESULTS, FAIRNESS_RESULTS, PERFORMANCE_RESULTS,
 };
 
 /// `n` copies of `text` (a column every row of one evaluation shares).
@@ -32,6 +32,45 @@ fn repeated_ts(micros: i64, n: usize) -> ArrayRef {
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// A per-evaluation table's schema: `ts`, `evaluation_id`, `model`,
+/// `version`, `alias`, then `fields`, then `window_start`, `window_end`.
+fn evaluation_table(fields: Vec<Field>) -> SchemaRef {
+    let mut all = vec![
+        Field::new("ts", ts_type(), false),
+        Field::new("evaluation_id", DataType::Utf8, false),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Utf8, false),
+        Field::new("alias", DataType::Utf8, false),
+    ];
+    all.extend(fields);
+    all.push(Field::new("window_start", ts_type(), false));
+    all.push(Field::new("window_end", ts_type(), false));
+    Arc::new(Schema::new(all))
+}
+
+/// The columns of `n` rows of one evaluation in [`evaluation_table`]
+/// order: the shared leading ones, `columns`, the window.
+fn evaluation_rows(
+    schema: SchemaRef,
+    key: (&str, &str, i64, &str),
+    window: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    n: usize,
+    columns: Vec<ArrayRef>,
+) -> datafusion::arrow::error::Result<RecordBatch> {
+    let (evaluation_id, model, version, alias) = key;
+    let mut all = vec![
+        repeated_ts(window.1.timestamp_micros(), n),
+        repeated(evaluation_id, n),
+        repeated(model, n),
+        repeated(&version.to_string(), n),
+        repeated(alias, n),
+    ];
+    all.extend(columns);
+    all.push(repeated_ts(window.0.timestamp_micros(), n));
+    all.push(repeated_ts(window.1.timestamp_micros(), n));
+    RecordBatch::try_new(schema, all)
 }
 
 /// | column | type | meaning |
@@ -187,12 +226,7 @@ pub fn batch(
 /// | window_start, window_end | Timestamp(µs, UTC) | the current window |
 pub fn quality_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("ts", ts_type(), false),
-            Field::new("evaluation_id", DataType::Utf8, false),
-            Field::new("model", DataType::Utf8, false),
-            Field::new("version", DataType::Utf8, false),
-            Field::new("alias", DataType::Utf8, false),
+        evaluation_table(vec![
             Field::new("feature", DataType::Utf8, false),
             Field::new("feature_kind", DataType::Utf8, false),
             Field::new("rows", DataType::Int64, false),
@@ -201,9 +235,7 @@ pub fn quality_schema() -> SchemaRef {
             Field::new("out_of_range_share", DataType::Float64, true),
             Field::new("unseen_share", DataType::Float64, true),
             Field::new("unseen_categories", DataType::Utf8, true),
-            Field::new("window_start", ts_type(), false),
-            Field::new("window_end", ts_type(), false),
-        ]))
+        ])
     });
     S.clone()
 }
@@ -213,18 +245,10 @@ pub fn quality_batch(
     key: &EvaluationKey<'_>,
     rows: &[QualityRow],
 ) -> datafusion::arrow::error::Result<RecordBatch> {
-    let n = rows.len();
-    let repeat = |s: &str| repeated(s, n);
-    let ts = |v: i64| repeated_ts(v, n);
     let q = |f: fn(&QualityRow) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
     };
     let columns: Vec<ArrayRef> = vec![
-        ts(key.window.1.timestamp_micros()),
-        repeat(key.evaluation_id),
-        repeat(key.model),
-        repeat(&key.version.to_string()),
-        repeat(key.alias),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.feature.as_str()),
         )),
@@ -245,10 +269,14 @@ pub fn quality_batch(
         Arc::new(StringArray::from_iter(rows.iter().map(|r| {
             (!r.quality.unseen_categories.is_empty()).then(|| r.quality.unseen_categories.join(","))
         }))),
-        ts(key.window.0.timestamp_micros()),
-        ts(key.window.1.timestamp_micros()),
     ];
-    RecordBatch::try_new(quality_schema(), columns)
+    evaluation_rows(
+        quality_schema(),
+        (key.evaluation_id, key.model, key.version, key.alias),
+        key.window,
+        rows.len(),
+        columns,
+    )
 }
 
 /// | column | type | meaning |
@@ -267,12 +295,7 @@ pub fn quality_batch(
 /// | window_start, window_end | Timestamp(µs, UTC) | the current window |
 pub fn performance_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("ts", ts_type(), false),
-            Field::new("evaluation_id", DataType::Utf8, false),
-            Field::new("model", DataType::Utf8, false),
-            Field::new("version", DataType::Utf8, false),
-            Field::new("alias", DataType::Utf8, false),
+        evaluation_table(vec![
             Field::new("task", DataType::Utf8, false),
             Field::new("metric", DataType::Utf8, false),
             Field::new("class", DataType::Utf8, true),
@@ -281,9 +304,7 @@ pub fn performance_schema() -> SchemaRef {
             Field::new("rows", DataType::Int64, false),
             Field::new("labelled_rows", DataType::Int64, false),
             Field::new("label_coverage", DataType::Float64, false),
-            Field::new("window_start", ts_type(), false),
-            Field::new("window_end", ts_type(), false),
-        ]))
+        ])
     });
     S.clone()
 }
@@ -293,16 +314,9 @@ pub fn performance_batch(
     report: &PerformanceReport,
 ) -> datafusion::arrow::error::Result<RecordBatch> {
     let n = report.figures.len();
-    let repeat = |s: &str| repeated(s, n);
-    let ts = |v: i64| repeated_ts(v, n);
     let f = &report.figures;
     let columns: Vec<ArrayRef> = vec![
-        ts(report.window.1.timestamp_micros()),
-        repeat(&report.evaluation_id),
-        repeat(&report.model),
-        repeat(&report.version.to_string()),
-        repeat(&report.alias),
-        repeat(report.task.as_str()),
+        repeated(report.task.as_str(), n),
         Arc::new(StringArray::from_iter_values(f.iter().map(|x| x.metric))),
         Arc::new(StringArray::from_iter(f.iter().map(|x| x.class.as_deref()))),
         Arc::new(Float64Array::from_iter_values(f.iter().map(|x| x.value))),
@@ -310,10 +324,124 @@ pub fn performance_batch(
         Arc::new(Int64Array::from(vec![report.rows as i64; n])),
         Arc::new(Int64Array::from(vec![report.labelled_rows as i64; n])),
         Arc::new(Float64Array::from(vec![report.label_coverage; n])),
-        ts(report.window.0.timestamp_micros()),
-        ts(report.window.1.timestamp_micros()),
     ];
-    RecordBatch::try_new(performance_schema(), columns)
+    evaluation_rows(
+        performance_schema(),
+        (
+            &report.evaluation_id,
+            &report.model,
+            report.version,
+            &report.alias,
+        ),
+        report.window,
+        n,
+        columns,
+    )
+}
+
+/// | column | type | meaning |
+/// |---|---|---|
+/// | ts | Timestamp(µs, UTC) | evaluation time (end of the current window) |
+/// | evaluation_id, model, version, alias | Utf8 | as in `drift_results` |
+/// | attribute | Utf8 | the sensitive attribute (a categorical feature) |
+/// | group_value | Utf8 | the group (the attribute's value) of a per-group figure; null for a between-group one |
+/// | metric | Utf8 | per group: `selection_rate`, `true_positive_rate`, `false_positive_rate`; between groups: `demographic_parity_difference`, `disparate_impact_ratio`, `equal_opportunity_difference`, `equalized_odds_difference` (only figures that are defined) |
+/// | value | Float64 | the figure |
+/// | rows | Int64 | the group's rows; for a between-group figure, the compared groups' rows |
+/// | labelled_rows | Int64 | of those, the rows with a label |
+/// | positive_class | Utf8 | the favourable decision |
+/// | window_start, window_end | Timestamp(µs, UTC) | the current window |
+pub fn fairness_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        evaluation_table(vec![
+            Field::new("attribute", DataType::Utf8, false),
+            Field::new("group_value", DataType::Utf8, true),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("rows", DataType::Int64, false),
+            Field::new("labelled_rows", DataType::Int64, false),
+            Field::new("positive_class", DataType::Utf8, false),
+        ])
+    });
+    S.clone()
+}
+
+/// One figure of a fairness report.
+struct FairnessFigure<'a> {
+    attribute: &'a str,
+    group: Option<&'a str>,
+    metric: &'static str,
+    value: f64,
+    rows: u64,
+    labelled_rows: u64,
+}
+
+/// The rows of one fairness report, one per defined figure.
+pub fn fairness_batch(report: &FairnessReport) -> datafusion::arrow::error::Result<RecordBatch> {
+    let mut figures = Vec::new();
+    for a in &report.attributes {
+        let Some(f) = &a.fairness else { continue };
+        for g in &f.groups {
+            for (metric, value) in [
+                ("selection_rate", Some(g.selection_rate)),
+                ("true_positive_rate", g.true_positive_rate),
+                ("false_positive_rate", g.false_positive_rate),
+            ] {
+                figures.extend(value.map(|value| FairnessFigure {
+                    attribute: &a.attribute,
+                    group: Some(&g.group),
+                    metric,
+                    value,
+                    rows: g.rows,
+                    labelled_rows: g.labelled_rows,
+                }));
+            }
+        }
+        let rows = f.groups.iter().map(|g| g.rows).sum();
+        let labelled_rows = f.groups.iter().map(|g| g.labelled_rows).sum();
+        for (metric, value) in f.between_groups() {
+            figures.extend(value.map(|value| FairnessFigure {
+                attribute: &a.attribute,
+                group: None,
+                metric,
+                value,
+                rows,
+                labelled_rows,
+            }));
+        }
+    }
+    let n = figures.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            figures.iter().map(|f| f.attribute),
+        )),
+        Arc::new(StringArray::from_iter(figures.iter().map(|f| f.group))),
+        Arc::new(StringArray::from_iter_values(
+            figures.iter().map(|f| f.metric),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            figures.iter().map(|f| f.value),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            figures.iter().map(|f| f.rows as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            figures.iter().map(|f| f.labelled_rows as i64),
+        )),
+        repeated(&report.positive_class, n),
+    ];
+    evaluation_rows(
+        fairness_schema(),
+        (
+            &report.evaluation_id,
+            &report.model,
+            report.version,
+            &report.alias,
+        ),
+        report.window,
+        n,
+        columns,
+    )
 }
 
 /// | column | type | meaning |
@@ -446,6 +574,12 @@ impl ResultsSink for HistoryResults {
         self.store(WriteSet::new().with(PERFORMANCE_RESULTS, rows))
             .await
     }
+
+    async fn write_fairness(&self, report: &FairnessReport) -> modelwatch_evaluator::Result<()> {
+        let rows = fairness_batch(report).map_err(EvalError::results)?;
+        self.store(WriteSet::new().with(FAIRNESS_RESULTS, rows))
+            .await
+    }
 }
 
 /// The newest evaluation of one version, as the promotion gate's `drift`
@@ -473,6 +607,69 @@ pub async fn latest_performance(
     Ok(summarize_performance(
         newest_evaluation_rows(ctx, PERFORMANCE_RESULTS, model, version, "metric").await?,
     ))
+}
+
+/// The newest fairness of one version, as the promotion gate's `fairness`
+/// input: the evaluation's columns once, and per attribute its
+/// between-group figures (`metric → value`) and `groups` (group → metric →
+/// value). `None` when never assessed.
+pub async fn latest_fairness(
+    ctx: &datafusion::prelude::SessionContext,
+    model: &str,
+    version: i64,
+) -> Result<Option<serde_json::Value>, crate::sql::SqlError> {
+    Ok(summarize_fairness(
+        newest_evaluation_rows(ctx, FAIRNESS_RESULTS, model, version, "metric").await?,
+    ))
+}
+
+/// Columns of a fairness evaluation that are not one figure's.
+const FAIRNESS_FIGURE_COLUMNS: [&str; 6] = [
+    "attribute",
+    "group_value",
+    "metric",
+    "value",
+    "rows",
+    "labelled_rows",
+];
+
+/// Folds one fairness evaluation's rows into `{<evaluation columns>,
+/// attributes: {attribute: {metric: value, rows, groups: {group: {metric:
+/// value, rows}}}}}`.
+pub fn summarize_fairness(rows: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let first = rows.first()?.as_object()?.clone();
+    let mut summary: Map<String, Value> = first
+        .into_iter()
+        .filter(|(k, _)| !FAIRNESS_FIGURE_COLUMNS.contains(&k.as_str()))
+        .collect();
+    let mut attributes: Map<String, Value> = Map::new();
+    for row in rows {
+        let (Some(attribute), Some(metric), Some(value)) = (
+            row["attribute"].as_str(),
+            row["metric"].as_str(),
+            row.get("value"),
+        ) else {
+            continue;
+        };
+        let entry = attributes
+            .entry(attribute.to_string())
+            .or_insert_with(|| serde_json::json!({"groups": {}}));
+        let target = match row["group_value"].as_str() {
+            Some(group) => {
+                let g = &mut entry["groups"][group];
+                if g.is_null() {
+                    *g = Value::Object(Map::new());
+                }
+                g
+            }
+            None => entry,
+        };
+        target[metric] = value.clone();
+        target["rows"] = row["rows"].clone();
+    }
+    summary.insert("attributes".into(), attributes.into());
+    Some(summary.into())
 }
 
 /// The rows of `table`'s newest evaluation of one version, ordered by

@@ -105,25 +105,22 @@ pub async fn input(
     let ctx = history
         .session_context()
         .map_err(|e| crate::sql::SqlError::Internal(e.to_string()))?;
-    let mut drift = crate::evaluator::results::latest_evaluation(&ctx, model, version).await?;
-    if let Some(d) = drift.as_mut()
-        && let Some(at) = d["ts"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-    {
-        // Policies have no clock (regorus's time builtins are not compiled
-        // in): the evaluation's age is given.
-        d["age_seconds"] = json!((now - at.with_timezone(&Utc)).num_seconds());
-    }
-    let mut performance =
-        crate::evaluator::results::latest_performance(&ctx, model, version).await?;
-    if let Some(p) = performance.as_mut()
-        && let Some(at) = p["ts"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-    {
-        p["age_seconds"] = json!((now - at.with_timezone(&Utc)).num_seconds());
-    }
+    // Policies have no clock (regorus's time builtins are not compiled in):
+    // each evaluation's age is given.
+    let aged = |mut newest: Option<Value>| {
+        if let Some(v) = newest.as_mut()
+            && let Some(at) = v["ts"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
+            v["age_seconds"] = json!((now - at.with_timezone(&Utc)).num_seconds());
+        }
+        newest
+    };
+    use crate::evaluator::results::{latest_evaluation, latest_fairness, latest_performance};
+    let drift = aged(latest_evaluation(&ctx, model, version).await?);
+    let performance = aged(latest_performance(&ctx, model, version).await?);
+    let fairness = aged(latest_fairness(&ctx, model, version).await?);
     Ok(json!({
         "model": model_record,
         "lineage": record.lineage,
@@ -132,6 +129,7 @@ pub async fn input(
         "aliases": model_record.aliases,
         "drift": drift,
         "performance": performance,
+        "fairness": fairness,
         "recommendations": record.recommendations,
         "version": record,
     }))
@@ -294,6 +292,14 @@ mod tests {
                 json!({"performance": {"labelled_rows": 900, "age_seconds": 60,
                                        "metrics": {"roc_auc": 0.71, "accuracy": 0.9}}}),
                 "realized roc_auc is 0.71, below the minimum 0.8",
+            ),
+            (
+                "four_fifths_rule.rego",
+                json!({"fairness": {"age_seconds": 60, "attributes": {
+                    "gender": {"disparate_impact_ratio": 0.9, "rows": 900, "groups": {}}}}}),
+                json!({"fairness": {"age_seconds": 60, "attributes": {
+                    "gender": {"disparate_impact_ratio": 0.5, "rows": 900, "groups": {}}}}}),
+                "disparate impact ratio for gender is 0.5, below the four-fifths rule's 0.8",
             ),
             (
                 "no_open_rollback.rego",

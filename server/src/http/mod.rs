@@ -111,6 +111,7 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let ingest = OpenApiRouter::new()
         .routes(routes!(upload::upload_inferences))
         .routes(routes!(upload::upload_reference))
+        .routes(routes!(upload::upload_labels))
         .routes(routes!(telemetry::remote_write))
         .layer(DefaultBodyLimit::max(limits.max_write_bytes));
     let json = OpenApiRouter::new()

@@ -1,4 +1,5 @@
-//! Batch upload routes: inferences and reference data for one version.
+//! Batch upload routes: inferences, reference data and delayed labels for
+//! one version.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,7 @@ use crate::upload::{self, UploadKind};
 pub struct UploadResponse {
     /// Tags every stored row: `attributes['upload_id']` in SQL.
     pub upload_id: String,
-    /// `inferences` or `reference`.
+    /// `inferences`, `reference` or `delayed_labels`.
     pub table: String,
     /// Rows stored.
     pub rows: u64,
@@ -42,6 +43,10 @@ pub struct UploadResponse {
     /// `Idempotency-Key` and body: nothing was stored this time (also
     /// `Idempotent-Replayed: true`).
     pub replayed: bool,
+    /// Labels uploads only: how many labels name an inference of the
+    /// version as of this reply, and how many do not (yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<upload::LabelMatches>,
 }
 
 /// Header naming a retry-safe upload; see [`crate::upload`].
@@ -87,6 +92,27 @@ pub async fn upload_reference(request: UploadRequest, body: Body) -> ApiResult<R
     handle(request, body, UploadKind::Reference).await
 }
 
+/// Stores ground truth for inferences that arrived earlier (or will):
+/// `inference_id,label` rows, optionally `ts` (when the label was
+/// observed; default now). Each label is joined to the version's
+/// inference with that id when performance is measured; the newest label
+/// of an inference wins. Labels without an inference yet are kept and
+/// counted in the reply.
+#[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/labels", tag = "telemetry",
+    params(("model" = String, Path), ("version" = i64, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "as for the inferences upload")),
+    request_body(content = Vec<u8>, description = "inference_id, label and optionally ts columns, in the inferences upload's formats",
+        content_type = "text/csv"),
+    responses(
+        (status = 200, body = UploadResponse, description = "every label validated and stored, atomically; `labels` counts the matched and unmatched ones"),
+        (status = 400, body = ErrorBody, description = "malformed body, a row without inference_id or label, or another column (the message names row and column); nothing stored"),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn upload_labels(request: UploadRequest, body: Body) -> ApiResult<Response> {
+    handle(request, body, UploadKind::Labels).await
+}
+
 /// What both upload routes extract before the body, in this order: the
 /// state, the caller, the version's path and the headers.
 type UploadRequest = (State<AppState>, Caller, ApiPath<(String, i64)>, HeaderMap);
@@ -124,7 +150,12 @@ async fn handle(request: UploadRequest, body: Body, kind: UploadKind) -> ApiResu
             version.to_string(),
             upload_id,
             chrono::Utc::now().timestamp_micros(),
-            record.features.clone(),
+            // A labels upload has no features: any other column is refused
+            // by name rather than checked against the declaration.
+            match kind {
+                UploadKind::Labels => Default::default(),
+                UploadKind::Inferences | UploadKind::Reference => record.features.clone(),
+            },
         );
         let request = upload::UploadRequest {
             kind,
@@ -144,13 +175,27 @@ async fn handle(request: UploadRequest, body: Body, kind: UploadKind) -> ApiResu
         )
         .await?;
         let features = outcome.features.clone();
+        let labels = match kind {
+            UploadKind::Labels => {
+                let matches = upload::label_matches(
+                    &s.telemetry.store,
+                    &model,
+                    &version.to_string(),
+                    &outcome.upload_id,
+                )
+                .await
+                .map_err(upload::UploadError::Store)?;
+                Some(matches)
+            }
+            UploadKind::Inferences | UploadKind::Reference => None,
+        };
         if outcome.replayed {
             tracing::info!(
                 upload_id = %outcome.upload_id,
                 rows = outcome.rows,
                 "upload repeated with the same Idempotency-Key and body; nothing stored again"
             );
-            return Ok(reply(outcome, features, false));
+            return Ok(reply(outcome, features, false, labels));
         }
         // The first reference upload of a version without declared
         // features declares them (an audited version update).
@@ -172,14 +217,16 @@ async fn handle(request: UploadRequest, body: Body, kind: UploadKind) -> ApiResu
                 features_declared = true;
             }
         }
+        crate::metrics::record_upload(&outcome.table, outcome.rows, labels.map(|l| l.unmatched));
         tracing::info!(
             rows = outcome.rows,
             bytes = outcome.bytes,
             duration_ms = outcome.duration_ms,
             features_declared,
+            unmatched_labels = labels.map(|l| l.unmatched),
             "upload stored"
         );
-        Ok(reply(outcome, features, features_declared))
+        Ok(reply(outcome, features, features_declared, labels))
     }
     .instrument(span)
     .await
@@ -189,6 +236,7 @@ fn reply(
     outcome: upload::UploadOutcome,
     features: BTreeMap<String, FeatureKind>,
     features_declared: bool,
+    labels: Option<upload::LabelMatches>,
 ) -> Response {
     let replayed = outcome.replayed;
     let mut response = Json(UploadResponse {
@@ -200,6 +248,7 @@ fn reply(
         features,
         features_declared,
         replayed,
+        labels,
     })
     .into_response();
     if replayed {
