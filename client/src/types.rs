@@ -231,6 +231,20 @@ pub struct VersionOutcome {
     pub anomalies: Vec<AnomalyOutcome>,
 }
 
+/// What became of a version's estimation without labels (CBPE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimateOutcome {
+    /// Estimated figures were stored in `performance_results`.
+    pub measured: bool,
+    /// The window's rows with a score.
+    pub rows: u64,
+    /// `isotonic` or `none`, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// A realized-performance figure beyond the monitoring policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceBreach {
@@ -280,6 +294,9 @@ pub struct PerformanceOutcome {
     /// Whole-window figures beyond the policy's minimums / maximums.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub breaches: Vec<PerformanceBreach>,
+    /// The estimation without labels, when the policy asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<EstimateOutcome>,
     /// Why not, when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time fairlearn on the same data as benches/fairness.rs.
+"""Time fairlearn on the same data as benches/model_quality.rs.
 
 The data recipe (splitmix64 uniforms; four groups by row index, each
 selected with its own rate, a label agreeing with the decision 70 % of the

@@ -944,8 +944,18 @@ pub fn decide_performance(
         return PerformanceDecision { breaches, actions };
     }
     let reason = format!(
-        "realized performance below the policy on {} labelled rows: {}",
+        "{} performance below the policy on {} {} rows: {}",
+        if report.estimated {
+            "estimated"
+        } else {
+            "realized"
+        },
         report.labelled_rows,
+        if report.estimated {
+            "scored"
+        } else {
+            "labelled"
+        },
         breaches
             .iter()
             .map(|b| format!(
@@ -963,13 +973,19 @@ pub fn decide_performance(
         "task": report.task,
         "labelled_rows": report.labelled_rows,
         "label_coverage": report.label_coverage,
-        "estimated": false,
+        "estimated": report.estimated,
         "breaches": breaches,
         "metrics": report
             .figures
             .iter()
             .filter(|f| f.class.is_none())
             .map(|f| (f.metric.to_string(), json!(f.value)))
+            .collect::<serde_json::Map<_, _>>(),
+        "bands": report
+            .figures
+            .iter()
+            .filter(|f| f.class.is_none())
+            .filter_map(|f| Some((f.metric.to_string(), json!(f.band?))))
             .collect::<serde_json::Map<_, _>>(),
         "thresholds": {"minimums": policy.minimums, "maximums": policy.maximums,
                        "min_labels": policy.min_labels},

@@ -5,6 +5,7 @@
 //! ([`crate::ResultsSink::write_performance`]).
 
 use chrono::{DateTime, Utc};
+use modelwatch_drift::cbpe;
 use modelwatch_drift::performance::{self, Scores};
 use modelwatch_types::{PerformancePolicy, PerformanceTask};
 use serde::Serialize;
@@ -40,6 +41,17 @@ pub struct Figure {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     pub value: f64,
+    /// An estimate's confidence band.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+}
+
+/// The confidence band of an estimated figure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Band {
+    pub sampling_error: f64,
+    pub lower: f64,
+    pub upper: f64,
 }
 
 /// One window's realized performance, with its context.
@@ -57,6 +69,9 @@ pub struct PerformanceReport {
     pub labelled_rows: u64,
     /// `labelled_rows / rows`.
     pub label_coverage: f64,
+    /// Estimated without labels (CBPE); `labelled_rows` are then the rows
+    /// estimated on (those with a score).
+    pub estimated: bool,
     pub figures: Vec<Figure>,
 }
 
@@ -90,22 +105,127 @@ pub fn measure(
         PerformanceTask::Classification => classification(policy, rows),
     }?;
     let (labelled_rows, figures) = figures;
-    Ok(PerformanceReport {
-        evaluation_id: context.evaluation_id.to_string(),
-        model: context.model.to_string(),
-        version: context.version,
-        alias: context.alias.to_string(),
-        window: context.window,
-        task: policy.task,
-        rows: rows.rows,
-        labelled_rows,
-        label_coverage: if rows.rows == 0 {
-            0.0
-        } else {
-            labelled_rows as f64 / rows.rows as f64
-        },
-        figures,
-    })
+    Ok(context.report(policy.task, (rows.rows, labelled_rows), false, figures))
+}
+
+impl PerformanceContext<'_> {
+    /// The report of `figures` measured on `measured` of the window's
+    /// `rows` (`(rows, measured)`).
+    fn report(
+        &self,
+        task: PerformanceTask,
+        (rows, measured): (u64, u64),
+        estimated: bool,
+        figures: Vec<Figure>,
+    ) -> PerformanceReport {
+        PerformanceReport {
+            evaluation_id: self.evaluation_id.to_string(),
+            model: self.model.to_string(),
+            version: self.version,
+            alias: self.alias.to_string(),
+            window: self.window,
+            task,
+            rows,
+            labelled_rows: measured,
+            label_coverage: if rows == 0 {
+                0.0
+            } else {
+                measured as f64 / rows as f64
+            },
+            estimated,
+            figures,
+        }
+    }
+}
+
+/// The reference's labelled rows with a score: (scores, positive labels).
+fn labelled_scores(positive_class: &str, rows: &OutcomeRows) -> (Vec<f64>, Vec<bool>) {
+    rows.labels
+        .iter()
+        .zip(&rows.prediction_values)
+        .filter_map(|(label, score)| Some(((*score)?, label.as_deref()? == positive_class)))
+        .unzip()
+}
+
+/// Estimated accuracy, and precision, recall and F1 of the positive
+/// class, of the `current` window's scored rows, calibrated on the
+/// `reference` window's labelled ones (CBPE, `drift::cbpe`); or why not.
+pub fn estimate(
+    policy: &PerformancePolicy,
+    context: PerformanceContext<'_>,
+    reference: &OutcomeRows,
+    current: &OutcomeRows,
+) -> Result<(PerformanceReport, cbpe::Calibration), NotMeasured> {
+    let Some(positive_class) = policy.positive_class.as_deref() else {
+        return Err(NotMeasured {
+            rows: current.rows,
+            labelled_rows: 0,
+            message: "estimation needs performance.positive_class".into(),
+        });
+    };
+    let (reference_scores, reference_labels) = labelled_scores(positive_class, reference);
+    let scores: Vec<f64> = current
+        .prediction_values
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let not = |message: String| NotMeasured {
+        rows: current.rows,
+        labelled_rows: scores.len() as u64,
+        message,
+    };
+    if (reference_labels.len() as u64) < policy.min_labels {
+        return Err(not(format!(
+            "the version's reference data has {} rows with a label and a score; estimation \
+             calibrates on at least {} (performance.min_labels): upload reference data with \
+             label and prediction columns",
+            reference_labels.len(),
+            policy.min_labels
+        )));
+    }
+    if scores.is_empty() {
+        return Err(not(
+            "no row of the window has a score (prediction_value)".into()
+        ));
+    }
+    let calibration =
+        cbpe::Calibration::fit(&reference_scores, &reference_labels).map_err(|e| {
+            not(format!(
+                "{e} (prediction_value must be the positive class's probability)"
+            ))
+        })?;
+    let decide = |s: &[f64]| -> Vec<bool> { s.iter().map(|&p| p >= policy.threshold).collect() };
+    let components =
+        cbpe::SamplingComponents::of_reference(&reference_labels, &decide(&reference_scores));
+    let probabilities: Vec<f64> = scores.iter().map(|&s| calibration.probability(s)).collect();
+    let e = cbpe::estimate(&probabilities, &decide(&scores), &components)
+        .map_err(|e| not(e.to_string()))?;
+    let estimated = |metric: &'static str, class: Option<&str>, x: cbpe::Estimate| Figure {
+        metric,
+        class: class.map(str::to_string),
+        value: x.value,
+        band: Some(Band {
+            sampling_error: x.sampling_error,
+            lower: x.lower,
+            upper: x.upper,
+        }),
+    };
+    let positive = Some(positive_class);
+    Ok((
+        context.report(
+            policy.task,
+            (current.rows, e.rows),
+            true,
+            vec![
+                estimated("accuracy", None, e.accuracy),
+                estimated("precision", positive, e.precision),
+                estimated("recall", positive, e.recall),
+                estimated("f1", positive, e.f1),
+            ],
+        ),
+        calibration,
+    ))
 }
 
 fn too_few(policy: &PerformancePolicy, rows: &OutcomeRows, labelled: usize) -> NotMeasured {
@@ -125,6 +245,7 @@ fn figure(metric: &'static str, value: f64) -> Figure {
         metric,
         class: None,
         value,
+        band: None,
     }
 }
 
@@ -223,6 +344,7 @@ fn classification(policy: &PerformancePolicy, rows: &OutcomeRows) -> Measured {
                 metric,
                 class: Some(class.clone()),
                 value,
+                band: None,
             });
         }
     }
@@ -237,6 +359,7 @@ fn classification(policy: &PerformancePolicy, rows: &OutcomeRows) -> Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn policy(json: serde_json::Value) -> PerformancePolicy {
         serde_json::from_value(json).expect("policy")
@@ -303,6 +426,58 @@ mod tests {
         let err = measure(&p, context(), &rows).unwrap_err();
         assert_eq!(err.labelled_rows, 1);
         assert!(err.message.contains("min_labels"), "{}", err.message);
+    }
+
+    /// `n` reference rows: scores i/n, labelled positive from the middle up.
+    fn scored_reference(n: usize) -> OutcomeRows {
+        let mut rows = OutcomeRows {
+            rows: n as u64,
+            ..OutcomeRows::default()
+        };
+        for i in 0..n {
+            let score = i as f64 / n as f64;
+            rows.prediction_values.push(Some(score));
+            rows.predictions.push(None);
+            rows.labels
+                .push(Some(if score >= 0.5 { "1" } else { "0" }.into()));
+            rows.label_values.push(None);
+        }
+        rows
+    }
+
+    #[test]
+    fn estimates_need_a_labelled_reference_and_carry_bands() {
+        let p = policy(json!({"task": "classification", "positive_class": "1",
+                              "estimate": true, "min_labels": 50}));
+        let mut current = OutcomeRows {
+            rows: 3,
+            prediction_values: vec![Some(0.9), None, Some(0.1)],
+            ..OutcomeRows::default()
+        };
+        current.predictions = vec![None; 3];
+        current.labels = vec![None; 3];
+        current.label_values = vec![None; 3];
+        let not = estimate(&p, context(), &scored_reference(20), &current).unwrap_err();
+        assert!(
+            not.message.contains("20 rows with a label and a score"),
+            "{}",
+            not.message
+        );
+        assert!(
+            not.message.contains("performance.min_labels"),
+            "{}",
+            not.message
+        );
+        // A perfectly ranked reference needs no calibration: the scores
+        // are the probabilities.
+        let (report, calibration) =
+            estimate(&p, context(), &scored_reference(100), &current).unwrap();
+        assert_eq!(calibration, cbpe::Calibration::None);
+        assert!(report.estimated);
+        assert_eq!((report.rows, report.labelled_rows), (3, 2));
+        assert!((value(&report, "accuracy", None) - 0.9).abs() < 1e-15);
+        assert!((value(&report, "precision", Some("1")) - 0.9).abs() < 1e-15);
+        assert!(report.figures.iter().all(|f| f.band.is_some()));
     }
 
     #[test]

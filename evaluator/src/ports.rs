@@ -245,8 +245,10 @@ pub trait EvaluationEvents: Send + Sync + 'static {
     /// A version's drift report was computed (and its rows stored).
     async fn drift_measured(&self, _model: &str, _version: i64, _report: &DriftReport) {}
     /// A version's realized performance was measured (and its rows stored).
-    /// `breaches` of the policy's thresholds were found in it.
-    async fn performance_measured(&self, _report: &PerformanceReport, _breaches: usize) {}
+    /// A window's realized or estimated performance was stored; `breaches`
+    /// of the policy's thresholds were found in it when it is the one the
+    /// policy was judged on.
+    async fn performance_measured(&self, _report: &PerformanceReport, _breaches: Option<usize>) {}
     /// A window's fairness was assessed and stored.
     async fn fairness_assessed(&self, _report: &FairnessReport) {}
     /// A version's evaluation found dataset drift; `evidence` is the
@@ -312,7 +314,7 @@ impl EvaluationEvents for Fanout {
             e.drift_measured(model, version, report).await;
         }
     }
-    async fn performance_measured(&self, report: &PerformanceReport, breaches: usize) {
+    async fn performance_measured(&self, report: &PerformanceReport, breaches: Option<usize>) {
         for e in &self.0 {
             e.performance_measured(report, breaches).await;
         }

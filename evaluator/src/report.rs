@@ -51,6 +51,22 @@ pub struct VersionOutcome {
     pub anomalies: Vec<crate::anomalies::AnomalyOutcome>,
 }
 
+/// What became of the estimation without labels (CBPE).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EstimateOutcome {
+    /// Estimated figures were stored in `performance_results`
+    /// (`estimated = true`).
+    pub measured: bool,
+    /// The window's rows with a score.
+    pub rows: u64,
+    /// `isotonic` or `none`, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<&'static str>,
+    /// Why not, when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// What became of the fairness assessment: per attribute, the rows
 /// compared, the disparate-impact ratio, or why there are no figures.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -71,10 +87,14 @@ pub struct PerformanceOutcome {
     /// Labels of the window that arrived after their inference
     /// (`delayed_labels`, joined on `inference_id`).
     pub delayed_labels: u64,
-    /// Whole-window figures beyond the policy's `minimums` / `maximums`.
+    /// Whole-window figures beyond the policy's `minimums` / `maximums`
+    /// (of the realized figures, else of the estimated ones).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub breaches: Vec<crate::decision::Breach>,
+    /// The estimation without labels, with `estimate` in the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<EstimateOutcome>,
     /// Why not, when not measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

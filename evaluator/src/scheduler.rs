@@ -33,7 +33,9 @@ use crate::ports::{
     EvaluationEvents, EvaluationKey, EvaluatorRegistry, FeatureSet, NoEvents, Profile, ResultsSink,
     RollbackDone, TelemetryReader, Traffic, Window,
 };
-use crate::report::{CycleReport, PerformanceOutcome, RecommendationAction, VersionOutcome};
+use crate::report::{
+    CycleReport, EstimateOutcome, PerformanceOutcome, RecommendationAction, VersionOutcome,
+};
 use crate::{EvalError, Result};
 
 /// Numeric values all cached reference profiles hold together (8 bytes
@@ -330,36 +332,82 @@ impl Evaluator {
         let (model, version) = (alias.model.as_str(), alias.version);
         let current = CurrentWindow::of(policy, alias, now);
         let rows = self.reader.labelled(&current.window(alias)).await?;
-        let report = match crate::performance::measure(performance, current.context(alias), &rows) {
-            Ok(report) => report,
-            Err(not) => {
-                outcome.performance = Some(PerformanceOutcome {
-                    measured: false,
-                    rows: not.rows,
-                    labelled_rows: not.labelled_rows,
-                    delayed_labels: rows.delayed_labels,
-                    breaches: Vec::new(),
-                    message: Some(not.message),
-                });
-                return Ok(());
-            }
+        let mut measured = PerformanceOutcome {
+            measured: false,
+            rows: rows.rows,
+            labelled_rows: 0,
+            delayed_labels: rows.delayed_labels,
+            breaches: Vec::new(),
+            estimate: None,
+            message: None,
         };
-        self.results.write_performance(&report).await?;
+        // The policy's thresholds judge the realized figures, else the
+        // estimated ones.
+        let mut judged = None;
+        match crate::performance::measure(performance, current.context(alias), &rows) {
+            Ok(report) => {
+                self.results.write_performance(&report).await?;
+                measured.measured = true;
+                measured.labelled_rows = report.labelled_rows;
+                judged = Some(report);
+            }
+            Err(not) => {
+                measured.labelled_rows = not.labelled_rows;
+                measured.message = Some(not.message);
+            }
+        }
+        if performance.estimate {
+            let reference = self
+                .reader
+                .labelled(&Window::reference(model, version))
+                .await?;
+            let scored = self.reader.outcomes(&current.window(alias), &[]).await?;
+            measured.estimate = Some(
+                match crate::performance::estimate(
+                    performance,
+                    current.context(alias),
+                    &reference,
+                    &scored,
+                ) {
+                    Ok((report, calibration)) => {
+                        self.results.write_performance(&report).await?;
+                        let outcome = EstimateOutcome {
+                            measured: true,
+                            rows: report.labelled_rows,
+                            calibration: Some(match calibration {
+                                modelwatch_drift::cbpe::Calibration::None => "none",
+                                modelwatch_drift::cbpe::Calibration::Isotonic(_) => "isotonic",
+                            }),
+                            message: None,
+                        };
+                        match judged {
+                            None => judged = Some(report),
+                            Some(_) => self.events.performance_measured(&report, None).await,
+                        }
+                        outcome
+                    }
+                    Err(not) => EstimateOutcome {
+                        measured: false,
+                        rows: not.labelled_rows,
+                        calibration: None,
+                        message: Some(not.message),
+                    },
+                },
+            );
+        }
+        let Some(report) = judged else {
+            outcome.performance = Some(measured);
+            return Ok(());
+        };
         let open_retrain = self
             .open_recommendations(model, Some(version), Some(RecommendationKind::Retrain))
             .await?;
         let decided = decision::decide_performance(performance, &report, &open_retrain);
         self.events
-            .performance_measured(&report, decided.breaches.len())
+            .performance_measured(&report, Some(decided.breaches.len()))
             .await;
-        outcome.performance = Some(PerformanceOutcome {
-            measured: true,
-            rows: report.rows,
-            labelled_rows: report.labelled_rows,
-            delayed_labels: rows.delayed_labels,
-            breaches: decided.breaches,
-            message: None,
-        });
+        measured.breaches = decided.breaches;
+        outcome.performance = Some(measured);
         self.carry_out(outcome, model, version, decided.actions, None)
             .await
     }

@@ -123,6 +123,10 @@ struct EvaluatorMetrics {
     performance: GaugeVec,
     /// `modelwatch_performance_label_coverage_ratio{model, version}`.
     label_coverage: GaugeVec,
+    /// `modelwatch_performance_estimated{model, version, metric}`: the newest
+    /// estimates without labels (CBPE: accuracy, and precision, recall and
+    /// F1 of the positive class).
+    estimated: GaugeVec,
     /// `modelwatch_performance_breaches{model, version}`: thresholds of the
     /// policy the latest realized performance breaches.
     performance_breaches: IntGaugeVec,
@@ -156,6 +160,7 @@ struct Exported {
     features: BTreeSet<(String, String)>,
     kinds: BTreeSet<String>,
     performance: BTreeSet<&'static str>,
+    estimated: BTreeSet<&'static str>,
     fairness: BTreeSet<(String, &'static str)>,
 }
 
@@ -597,6 +602,12 @@ impl EvaluatorMetrics {
                 "Latest group fairness of the watched version's decisions per sensitive attribute: demographic_parity_difference, disparate_impact_ratio (four-fifths rule: >= 0.8), equal_opportunity_difference, equalized_odds_difference.",
                 &["model", "version", "attribute", "metric"],
             ),
+            estimated: gauge_vec(
+                r,
+                "modelwatch_performance_estimated",
+                "Latest performance of the watched version estimated without labels from its scores (CBPE): accuracy, and precision, recall and f1 of the positive class.",
+                &["model", "version", "metric"],
+            ),
             performance_breaches: int_gauge_vec(
                 r,
                 "modelwatch_performance_breaches",
@@ -676,6 +687,11 @@ impl EvaluatorMetrics {
                 .performance
                 .remove_label_values(&[model, old.as_str(), metric]);
         }
+        for metric in std::mem::take(&mut exported.estimated) {
+            let _ = self
+                .estimated
+                .remove_label_values(&[model, old.as_str(), metric]);
+        }
         for (attribute, metric) in std::mem::take(&mut exported.fairness) {
             let _ = self.fairness.remove_label_values(&[
                 model,
@@ -715,12 +731,36 @@ pub fn record_upload(table: &str, rows: u64, unmatched_labels: Option<u64>) {
 }
 
 /// Exports one realized-performance report of a watched version.
-pub fn record_performance(report: &modelwatch_evaluator::PerformanceReport, breaches: usize) {
+pub fn record_performance(
+    report: &modelwatch_evaluator::PerformanceReport,
+    breaches: Option<usize>,
+) {
     let m = &metrics().evaluator;
     let (model, version) = (report.model.as_str(), report.version.to_string());
     let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
     let e = exported.entry(model.to_string()).or_default();
     m.switch_version(e, model, &version);
+    if let Some(breaches) = breaches {
+        m.performance_breaches
+            .with_label_values(&[model, version.as_str()])
+            .set(breaches as i64);
+    }
+    if report.estimated {
+        // Estimates are of the positive class: a fixed set of names.
+        let now: BTreeSet<&'static str> = report.figures.iter().map(|f| f.metric).collect();
+        for metric in e.estimated.difference(&now) {
+            let _ = m
+                .estimated
+                .remove_label_values(&[model, version.as_str(), metric]);
+        }
+        for f in &report.figures {
+            m.estimated
+                .with_label_values(&[model, version.as_str(), f.metric])
+                .set(f.value);
+        }
+        e.estimated = now;
+        return;
+    }
     let now: BTreeSet<&'static str> = report
         .figures
         .iter()
@@ -741,9 +781,6 @@ pub fn record_performance(report: &modelwatch_evaluator::PerformanceReport, brea
     m.label_coverage
         .with_label_values(&[model, version.as_str()])
         .set(report.label_coverage);
-    m.performance_breaches
-        .with_label_values(&[model, version.as_str()])
-        .set(breaches as i64);
 }
 
 /// Exports one fairness report of a watched version: each attribute's
@@ -931,7 +968,7 @@ impl modelwatch_evaluator::EvaluationEvents for EvaluatorMetricsEvents {
     async fn performance_measured(
         &self,
         report: &modelwatch_evaluator::PerformanceReport,
-        breaches: usize,
+        breaches: Option<usize>,
     ) {
         record_performance(report, breaches);
     }

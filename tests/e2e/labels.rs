@@ -312,3 +312,167 @@ async fn delayed_labels_are_joined_by_inference_id_and_measured() {
         "{version}"
     );
 }
+
+/// Rows of a binary scorer whose scores are under-confident: latent
+/// `z ~ N(0, sd)`, score `sigmoid(z)`, label 1 when `z` plus noise is
+/// positive (the same rule whatever `sd`: a covariate shift, which CBPE
+/// can see without labels).
+fn scored_rows(seed: u64, n: usize, sd: f64) -> Vec<(f64, f64, bool)> {
+    let z = crate::monitoring::normals(seed, n, 0.0, sd);
+    let noise = crate::monitoring::normals(seed + 1, n, 0.0, 0.5);
+    z.iter()
+        .zip(&noise)
+        .map(|(&z, &e)| {
+            // Scores through JSON and back are the same doubles.
+            let score = 1.0 / (1.0 + (-z).exp());
+            (z, score, z + e > 0.0)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn performance_is_estimated_without_labels_and_a_drop_raises_a_retrain() {
+    use modelwatch_drift::cbpe::{self, Calibration, SamplingComponents};
+    let d = Daemon::start();
+    let admin = d.http();
+    admin
+        .post_expect("/api/v1/models", json!({"name": "blind"}), 201)
+        .await;
+    admin
+        .post_expect("/api/v1/models/blind/versions", json!({}), 201)
+        .await;
+    let now = now_s();
+    let reference = scored_rows(11, 3_000, 1.0);
+    // Production moves towards the uncertain middle: accuracy falls, and
+    // no label has arrived yet.
+    let current = scored_rows(13, 2_000, 0.3);
+    let upload = |table: &'static str, body: String| {
+        let admin = admin.clone();
+        async move {
+            let (status, reply) = admin
+                .raw(
+                    "POST",
+                    &format!("/api/v1/models/blind/versions/1/{table}"),
+                    "application/x-ndjson",
+                    body.into_bytes(),
+                )
+                .await;
+            assert_eq!(status, 200, "{table}: {reply}");
+        }
+    };
+    let reference_body: String = reference
+        .iter()
+        .map(|(z, score, label)| {
+            format!(
+                "{}\n",
+                json!({"z": z, "prediction": score, "label": if *label { "1" } else { "0" }})
+            )
+        })
+        .collect();
+    upload("reference", reference_body).await;
+    let current_body: String = current
+        .iter()
+        .enumerate()
+        .map(|(i, (z, score, _))| {
+            format!(
+                "{}\n",
+                json!({"ts": now - 300.0 + i as f64 * 0.1, "z": z, "prediction": score})
+            )
+        })
+        .collect();
+    upload("inferences", current_body).await;
+    admin
+        .put_expect(
+            "/api/v1/models/blind/aliases/production",
+            json!({"version": 1}),
+            200,
+        )
+        .await;
+    let policy = json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
+                        "performance": {"task": "classification", "positive_class": "1",
+                                        "estimate": true, "minimums": {"accuracy": 0.8}}});
+    admin
+        .put_expect("/api/v1/models/blind/policy", policy, 200)
+        .await;
+    let out = d.cli(&["evaluate", "--model", "blind", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let performance = &report["versions"][0]["performance"];
+    assert_eq!(performance["measured"], false, "no labels: {report}");
+    assert_eq!(performance["estimate"]["measured"], true, "{report}");
+    assert_eq!(performance["estimate"]["rows"], 2_000, "{report}");
+
+    // The same estimate from the same numbers.
+    let scores: Vec<f64> = reference.iter().map(|r| r.1).collect();
+    let labels: Vec<bool> = reference.iter().map(|r| r.2).collect();
+    let calibration = Calibration::fit(&scores, &labels).unwrap();
+    let decided = |s: &mut dyn Iterator<Item = f64>| s.map(|p| p >= 0.5).collect::<Vec<_>>();
+    let components =
+        SamplingComponents::of_reference(&labels, &decided(&mut scores.iter().copied()));
+    let probabilities: Vec<f64> = current
+        .iter()
+        .map(|r| calibration.probability(r.1))
+        .collect();
+    let expected = cbpe::estimate(
+        &probabilities,
+        &decided(&mut current.iter().map(|r| r.1)),
+        &components,
+    )
+    .unwrap();
+    let rows = sql(
+        &admin,
+        "SELECT metric, class, value, lower_bound, upper_bound, estimated FROM performance_results \
+         WHERE model = 'blind' ORDER BY metric",
+    )
+    .await;
+    let rows = rows["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r["estimated"] == true), "{rows:?}");
+    let accuracy = rows.iter().find(|r| r["metric"] == "accuracy").unwrap();
+    let stored = accuracy["value"].as_f64().unwrap();
+    assert!(
+        (stored - expected.accuracy.value).abs() < 1e-12,
+        "{stored} vs {:?}",
+        expected.accuracy
+    );
+    assert_eq!(
+        accuracy["lower_bound"].as_f64(),
+        Some(expected.accuracy.lower)
+    );
+    let recall = rows.iter().find(|r| r["metric"] == "recall").unwrap();
+    assert_eq!(recall["class"], "1");
+    // The realized accuracy the labels would show is inside the band.
+    let realized = current.iter().filter(|r| (r.1 >= 0.5) == r.2).count() as f64 / 2_000.0;
+    assert!(
+        expected.accuracy.lower <= realized && realized <= expected.accuracy.upper,
+        "realized {realized} outside {:?}",
+        expected.accuracy
+    );
+
+    // Below the policy's minimum: a retrain on the estimate.
+    assert!(stored < 0.8, "{stored}");
+    let open = admin
+        .recommendations_of(
+            "blind",
+            Some(modelwatch_client::RecommendationKind::Retrain),
+            Some(modelwatch_client::RecommendationStatus::Open),
+        )
+        .await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].evidence["estimated"], true);
+    assert_eq!(open[0].evidence["trigger"], "performance");
+    assert!(
+        open[0].reason.starts_with("estimated performance"),
+        "{}",
+        open[0].reason
+    );
+    let metrics = admin.get_text("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("modelwatch_performance_estimated{")
+                && l.contains(r#"metric="accuracy""#)
+                && l.contains(r#"model="blind""#)),
+        "{metrics}"
+    );
+}

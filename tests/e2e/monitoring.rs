@@ -384,7 +384,7 @@ async fn a_policy_file_is_applied_at_start_and_the_evaluator_can_be_off() {
 
 /// Deterministic N(`mean`, `sd`) draws: SplitMix64 uniforms through
 /// Box–Muller (the same numbers on every run and machine).
-fn normals(seed: u64, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+pub(crate) fn normals(seed: u64, n: usize, mean: f64, sd: f64) -> Vec<f64> {
     let mut state = seed;
     let mut uniform = move || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

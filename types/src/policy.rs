@@ -253,6 +253,12 @@ pub struct PerformancePolicy {
     /// ([`LOWER_IS_BETTER`]); likewise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maximums: BTreeMap<String, f64>,
+    /// Also estimate accuracy, precision, recall and F1 on the window's
+    /// unlabelled rows from their scores (CBPE, calibrated on the
+    /// version's labelled reference data). Binary classification with a
+    /// `positive_class` only.
+    #[serde(default)]
+    pub estimate: bool,
 }
 
 /// Whole-window performance figures where higher is better (the names in
@@ -315,6 +321,12 @@ impl PerformancePolicy {
                     return Err(InvalidValue::new(field, "must be a finite number"));
                 }
             }
+        }
+        if self.estimate && self.positive_class.is_none() {
+            return Err(InvalidValue::new(
+                "performance.estimate",
+                "estimation reads scores: set task to classification and positive_class to the class the scores are the probability of",
+            ));
         }
         match (&self.positive_class, self.task) {
             (Some(c), _) if c.is_empty() => Err(InvalidValue::new(
@@ -711,6 +723,10 @@ mod tests {
             (
                 serde_json::json!({"performance": {"task": "regression", "maximums": {"speed": 1.0}}}),
                 "performance.maximums.speed",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "classification", "estimate": true}}),
+                "performance.estimate",
             ),
             (
                 serde_json::json!({"fairness": {"attributes": [], "positive_class": "yes"}}),

@@ -950,18 +950,21 @@ fn performance_report(accuracy: f64, rmse: Option<f64>) -> crate::PerformanceRep
             metric: "accuracy",
             class: None,
             value: accuracy,
+            band: None,
         },
         // A per-class figure never counts against a whole-window threshold.
         Figure {
             metric: "accuracy",
             class: Some("fraud".into()),
             value: 0.0,
+            band: None,
         },
     ];
     figures.extend(rmse.map(|value| Figure {
         metric: "rmse",
         class: None,
         value,
+        band: None,
     }));
     crate::PerformanceReport {
         evaluation_id: "m/1/t".into(),
@@ -973,6 +976,7 @@ fn performance_report(accuracy: f64, rmse: Option<f64>) -> crate::PerformanceRep
         rows: 1000,
         labelled_rows: 800,
         label_coverage: 0.8,
+        estimated: false,
         figures,
     }
 }

@@ -288,10 +288,11 @@ pub fn quality_batch(
 /// | metric | Utf8 | `accuracy`, `macro_f1`, `precision`, `roc_auc`, `log_loss`, `calibration_error`, `mae`, `rmse`, `mape`, `r2`, … |
 /// | class | Utf8 | the class of a per-class figure (`precision`, `recall`, `f1`, `support`); null otherwise |
 /// | value | Float64 | the figure |
-/// | estimated | Boolean | false: realized from labels |
+/// | estimated | Boolean | false: realized from labels; true: estimated from scores (CBPE) |
 /// | rows | Int64 | rows in the window |
-/// | labelled_rows | Int64 | rows measured (labelled, with the prediction the task needs) |
+/// | labelled_rows | Int64 | rows measured (labelled, with the prediction the task needs; estimated: with a score) |
 /// | label_coverage | Float64 | `labelled_rows / rows` |
+/// | sampling_error, lower_bound, upper_bound | Float64 | an estimate's sampling error and confidence band (±3 sampling errors); null when realized |
 /// | window_start, window_end | Timestamp(µs, UTC) | the current window |
 pub fn performance_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -304,6 +305,9 @@ pub fn performance_schema() -> SchemaRef {
             Field::new("rows", DataType::Int64, false),
             Field::new("labelled_rows", DataType::Int64, false),
             Field::new("label_coverage", DataType::Float64, false),
+            Field::new("sampling_error", DataType::Float64, true),
+            Field::new("lower_bound", DataType::Float64, true),
+            Field::new("upper_bound", DataType::Float64, true),
         ])
     });
     S.clone()
@@ -320,10 +324,19 @@ pub fn performance_batch(
         Arc::new(StringArray::from_iter_values(f.iter().map(|x| x.metric))),
         Arc::new(StringArray::from_iter(f.iter().map(|x| x.class.as_deref()))),
         Arc::new(Float64Array::from_iter_values(f.iter().map(|x| x.value))),
-        Arc::new(BooleanArray::from(vec![false; n])),
+        Arc::new(BooleanArray::from(vec![report.estimated; n])),
         Arc::new(Int64Array::from(vec![report.rows as i64; n])),
         Arc::new(Int64Array::from(vec![report.labelled_rows as i64; n])),
         Arc::new(Float64Array::from(vec![report.label_coverage; n])),
+        Arc::new(Float64Array::from_iter(
+            f.iter().map(|x| x.band.map(|b| b.sampling_error)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            f.iter().map(|x| x.band.map(|b| b.lower)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            f.iter().map(|x| x.band.map(|b| b.upper)),
+        )),
     ];
     evaluation_rows(
         performance_schema(),

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Time NannyML's CBPE on the same data as benches/model_quality.rs (group
+`cbpe`): a 100,000-row labelled reference and a 100,000-row window of a
+binary classifier's under-confident scores.
+
+The data recipe (splitmix64 uniforms -> Box-Muller normals; score
+sigmoid(z), label 1 with probability sigmoid(2z)) is the bench's, value
+for value; the printed checksum must equal the one the criterion bench
+prints. NannyML fits on the reference (its calibration check and
+isotonic fit) and estimates accuracy, precision, recall and F1 on the
+window as one chunk, as modelwatch's evaluator does per window.
+
+Usage: python3 drift/scripts/bench_cbpe.py [--rows 100000] [--repeat 3]
+Install: pip install -r drift/scripts/requirements-nannyml.txt
+"""
+import argparse
+import os
+import time
+import warnings
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+import nannyml  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+warnings.filterwarnings("ignore")
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def mix(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def uniform(seed, n):
+    with np.errstate(over="ignore"):
+        base = np.uint64(seed) * np.uint64(0x0100000001B3)
+        i = np.arange(1, n + 1, dtype=np.uint64)
+        return (mix(base + GOLDEN * i) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def scored(seed, n, sd):
+    u1, u2 = uniform(seed, n), uniform(seed + 1, n)
+    z = sd * np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+    score = 1.0 / (1.0 + np.exp(-z))
+    label = (uniform(seed + 2, n) < 1.0 / (1.0 + np.exp(-2.0 * z))).astype(int)
+    return score, label
+
+
+def run(reference, window):
+    est = nannyml.CBPE(
+        y_pred_proba="p", y_pred="y_pred", y_true="y",
+        metrics=["accuracy", "precision", "recall", "f1"],
+        chunk_number=1, problem_type="classification_binary",
+    )
+    est.fit(reference)
+    return est.estimate(window).filter(period="analysis").to_df().iloc[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    n = args.rows
+    ref_score, ref_label = scored(10, n, 1.0)
+    win_score, _ = scored(20, n, 0.6)
+    reference = pd.DataFrame({"p": ref_score, "y_pred": (ref_score >= 0.5).astype(int), "y": ref_label})
+    window = pd.DataFrame({"p": win_score, "y_pred": (win_score >= 0.5).astype(int)})
+    row = run(reference, window)
+    print(f"nannyml {nannyml.__version__}, pandas {pd.__version__}")
+    print(f"cbpe n={n} checksum {ref_score.sum() + win_score.sum():.12f} "
+          f"(accuracy {row[('accuracy', 'value')]:.6f}, f1 {row[('f1', 'value')]:.6f})")
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        run(reference, window)
+        times.append(time.perf_counter() - t)
+    print(f"nannyml CBPE fit+estimate best {min(times)*1e3:.1f} ms median {sorted(times)[len(times)//2]*1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
