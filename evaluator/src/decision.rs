@@ -450,6 +450,48 @@ pub struct QualityRow {
     pub quality: FeatureQuality,
 }
 
+/// A feature's data-quality measure beyond the policy's limit.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct QualityBreach {
+    pub feature: String,
+    /// `missing_share`, `type_mismatch_share`, `out_of_range_share` or
+    /// `unseen_share`.
+    pub measure: &'static str,
+    pub value: f64,
+    pub limit: f64,
+}
+
+/// The quality measures of `rows` beyond the policy's limits (a measure a
+/// feature does not have, e.g. unseen share of a numeric one, is none).
+pub fn quality_breaches(
+    policy: &modelwatch_types::DataQualityPolicy,
+    rows: &[QualityRow],
+) -> Vec<QualityBreach> {
+    let mut breaches = Vec::new();
+    for row in rows {
+        let q = &row.quality;
+        let values = [
+            Some(q.missing_share),
+            Some(q.type_mismatch_share),
+            q.out_of_range_share,
+            q.unseen_share,
+        ];
+        for ((measure, limit), value) in policy.limits().into_iter().zip(values) {
+            if let (Some(limit), Some(value)) = (limit, value)
+                && value > limit
+            {
+                breaches.push(QualityBreach {
+                    feature: row.feature.clone(),
+                    measure,
+                    value,
+                    limit,
+                });
+            }
+        }
+    }
+    breaches
+}
+
 /// The data quality of each of the report's features in the current
 /// window against the reference.
 pub fn data_quality(
@@ -872,9 +914,11 @@ pub fn decide_judge(
     })
 }
 
-/// The version's health after both halves: a failed judge degrades it.
-pub fn health(drift: Health, verdict: Option<Verdict>, performance_breached: bool) -> Health {
-    if verdict == Some(Verdict::Fail) || performance_breached {
+/// The version's health: `degraded` when the rollback judge failed it or a
+/// performance or data-quality limit of the policy is breached, else what
+/// drift says.
+pub fn health(drift: Health, verdict: Option<Verdict>, breached: bool) -> Health {
+    if verdict == Some(Verdict::Fail) || breached {
         Health::Degraded
     } else {
         drift

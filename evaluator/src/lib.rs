@@ -50,8 +50,8 @@ pub mod testing;
 
 pub use anomalies::{AnomalyOutcome, AnomalyRow};
 pub use decision::{
-    Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome, QualityRow,
-    RECOMMENDATION_TAG, Verdict,
+    Action, Change, EVALUATOR_ACTOR, FeatureInputs, HEALTH_TAG, Health, Outcome, QualityBreach,
+    QualityRow, RECOMMENDATION_TAG, Verdict,
 };
 pub use fairness::{AttributeFairness, FairnessReport};
 pub use performance::{OutcomeRows, PerformanceReport};

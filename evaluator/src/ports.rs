@@ -251,6 +251,8 @@ pub trait EvaluationEvents: Send + Sync + 'static {
     async fn performance_measured(&self, _report: &PerformanceReport, _breaches: Option<usize>) {}
     /// A window's fairness was assessed and stored.
     async fn fairness_assessed(&self, _report: &FairnessReport) {}
+    /// The window's data quality was judged against the policy's limits.
+    async fn data_quality_judged(&self, _model: &str, _version: i64, _breaches: usize) {}
     /// A version's evaluation found dataset drift; `evidence` is the
     /// recommendation evidence of that evaluation.
     async fn drift_detected(&self, _model: &str, _version: i64, _evidence: &Value) {}
@@ -322,6 +324,11 @@ impl EvaluationEvents for Fanout {
     async fn fairness_assessed(&self, report: &FairnessReport) {
         for e in &self.0 {
             e.fairness_assessed(report).await;
+        }
+    }
+    async fn data_quality_judged(&self, model: &str, version: i64, breaches: usize) {
+        for e in &self.0 {
+            e.data_quality_judged(model, version, breaches).await;
         }
     }
     async fn drift_detected(&self, model: &str, version: i64, evidence: &Value) {

@@ -43,6 +43,10 @@ pub struct VersionOutcome {
     /// Realized performance, when the policy asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformanceOutcome>,
+    /// Tested features' data-quality measures beyond the policy's
+    /// `data_quality` limits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_quality_breaches: Vec<crate::decision::QualityBreach>,
     /// What became of the fairness assessment, per attribute.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fairness: Option<FairnessOutcome>,
@@ -117,6 +121,7 @@ impl VersionOutcome {
             rollback_verdict: None,
             recommendations: Vec::new(),
             performance: None,
+            data_quality_breaches: Vec::new(),
             fairness: None,
             anomalies: Vec::new(),
         }

@@ -247,11 +247,12 @@ impl Evaluator {
         if !policy.anomalies.is_empty() {
             outcome.anomalies = self.detect_anomalies(policy, &alias, now).await?;
         }
-        let performance_breached = outcome
-            .performance
-            .as_ref()
-            .is_some_and(|p| !p.breaches.is_empty());
-        let health = decision::health(drift_health, outcome.rollback_verdict, performance_breached);
+        let breached = !outcome.data_quality_breaches.is_empty()
+            || outcome
+                .performance
+                .as_ref()
+                .is_some_and(|p| !p.breaches.is_empty());
+        let health = decision::health(drift_health, outcome.rollback_verdict, breached);
         self.mirror_tags(model, version, Some(health)).await?;
         Ok(outcome)
     }
@@ -466,6 +467,12 @@ impl Evaluator {
         let report = decision::run_report(policy, &reference, &current);
         let inputs = decision::feature_inputs(&report, &features, &reference, &current);
         let quality = decision::data_quality(&report, &reference, &current);
+        if let Some(limits) = &policy.data_quality {
+            outcome.data_quality_breaches = decision::quality_breaches(limits, &quality);
+            self.events
+                .data_quality_judged(model, version, outcome.data_quality_breaches.len())
+                .await;
+        }
         let evaluation_id = decision::evaluation_id(model, version, now);
         let key = EvaluationKey {
             evaluation_id: &evaluation_id,

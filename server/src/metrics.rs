@@ -127,6 +127,9 @@ struct EvaluatorMetrics {
     /// estimates without labels (CBPE: accuracy, and precision, recall and
     /// F1 of the positive class).
     estimated: GaugeVec,
+    /// `modelwatch_data_quality_breaches{model, version}`: feature measures
+    /// beyond the policy's data-quality limits in the latest evaluation.
+    data_quality_breaches: IntGaugeVec,
     /// `modelwatch_performance_breaches{model, version}`: thresholds of the
     /// policy the latest realized performance breaches.
     performance_breaches: IntGaugeVec,
@@ -608,6 +611,12 @@ impl EvaluatorMetrics {
                 "Latest performance of the watched version estimated without labels from its scores (CBPE): accuracy, and precision, recall and f1 of the positive class.",
                 &["model", "version", "metric"],
             ),
+            data_quality_breaches: int_gauge_vec(
+                r,
+                "modelwatch_data_quality_breaches",
+                "Data-quality measures of the watched version's tested features (missing, mistyped, out-of-range, unseen shares) beyond the monitoring policy's data_quality limits in the latest evaluation; above 0 the version is degraded.",
+                version,
+            ),
             performance_breaches: int_gauge_vec(
                 r,
                 "modelwatch_performance_breaches",
@@ -708,12 +717,13 @@ impl EvaluatorMetrics {
         ] {
             let _ = g.remove_label_values(&[model, old.as_str()]);
         }
-        let _ = self
-            .dataset_drifted
-            .remove_label_values(&[model, old.as_str()]);
-        let _ = self
-            .performance_breaches
-            .remove_label_values(&[model, old.as_str()]);
+        for g in [
+            &self.dataset_drifted,
+            &self.performance_breaches,
+            &self.data_quality_breaches,
+        ] {
+            let _ = g.remove_label_values(&[model, old.as_str()]);
+        }
         exported.version = version.to_string();
     }
 }
@@ -974,6 +984,16 @@ impl modelwatch_evaluator::EvaluationEvents for EvaluatorMetricsEvents {
     }
     async fn fairness_assessed(&self, report: &modelwatch_evaluator::FairnessReport) {
         record_fairness(report);
+    }
+    async fn data_quality_judged(&self, model: &str, version: i64, breaches: usize) {
+        let m = &metrics().evaluator;
+        let version = version.to_string();
+        let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+        let e = exported.entry(model.to_string()).or_default();
+        m.switch_version(e, model, &version);
+        m.data_quality_breaches
+            .with_label_values(&[model, version.as_str()])
+            .set(breaches as i64);
     }
     async fn open_recommendations(
         &self,

@@ -99,19 +99,7 @@ async fn the_four_fifths_gate_denies_a_biased_version_and_allows_a_fair_one() {
     admin
         .put_expect(&format!("/api/v1/models/{MODEL}/policy"), policy, 200)
         .await;
-    let (status, reply) = admin
-        .raw(
-            "PUT",
-            &format!("/api/v1/models/{MODEL}/gate-policy"),
-            "text/plain",
-            std::fs::read(format!(
-                "{}/../policies/gates/four_fifths_rule.rego",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap(),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    admin.put_example_gate(MODEL, "four_fifths_rule.rego").await;
 
     // Version 1 in production: f approved 60 of 300, m 150 of 300.
     admin

@@ -769,6 +769,60 @@ async fn labelled_inferences_become_realized_performance() {
     );
 }
 
+/// Data-quality limits: the shifted window's amounts all lie above the
+/// reference's range, so a 5 % out-of-range limit degrades the version,
+/// `/metrics` counts the breach and the example gate denies it by feature.
+#[tokio::test]
+async fn a_data_quality_limit_degrades_the_version_and_the_gate_denies_it() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let policy = json!({"current_window": "1h", "min_rows": 100,
+                        "data_quality": {"max_out_of_range_share": 0.05,
+                                         "max_missing_share": 0.5}});
+    drifting_fraud_model(&admin, policy).await;
+    let report = admin
+        .post_expect("/api/v1/evaluate", json!({"model": "fraud"}), 200)
+        .await;
+    let outcome = &report["versions"][0];
+    assert_eq!(
+        outcome["data_quality_breaches"],
+        json!([{"feature": "amount", "measure": "out_of_range_share", "value": 1.0, "limit": 0.05}]),
+        "{report}"
+    );
+    let version = admin
+        .get_expect("/api/v1/models/fraud/versions/1", 200)
+        .await;
+    assert_eq!(
+        version["tags"]["modelwatch.health"], "degraded",
+        "{version}"
+    );
+    let metrics = admin.get_text("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("modelwatch_data_quality_breaches{")
+                && l.contains(r#"model="fraud""#)
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    admin
+        .put_example_gate("fraud", "no_data_quality_breach.rego")
+        .await;
+    let gate = admin
+        .post_expect("/api/v1/models/fraud/versions/1/gate", json!({}), 200)
+        .await;
+    assert_eq!(gate["allowed"], false, "{gate}");
+    assert_eq!(
+        gate["reasons"],
+        json!(["amount: out_of_range_share is 1, above 0.05"]),
+        "{gate}"
+    );
+    assert_eq!(
+        gate["input"]["data_quality"]["features"]["country"]["unseen_share"], 0.0,
+        "{gate}"
+    );
+}
+
 /// Prediction drift: with `prediction_drift` the prediction column is
 /// tested like a feature named `prediction`, so a model whose outputs move
 /// while its inputs stay put is caught.

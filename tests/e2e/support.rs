@@ -454,6 +454,21 @@ impl Http {
         self.raw("POST", path, "application/json", bytes).await
     }
 
+    /// Sets `model`'s gate policy to the example `policies/gates/{file}`.
+    pub async fn put_example_gate(&self, model: &str, file: &str) {
+        let path = format!("{}/../policies/gates/{file}", env!("CARGO_MANIFEST_DIR"));
+        let rego = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (status, reply) = self
+            .raw(
+                "PUT",
+                &format!("/api/v1/models/{model}/gate-policy"),
+                "text/plain",
+                rego,
+            )
+            .await;
+        assert_eq!(status, 200, "{file}: {reply}");
+    }
+
     /// How many entries the audit log holds: a refused request must not
     /// change it.
     pub async fn audit_len(&self) -> usize {

@@ -23,9 +23,10 @@ pub mod vocabulary;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use drift::{Correction, DetectorConfig, DriftMethod};
 pub use policy::{
-    AnomalyPolicy, ErrorSource, FairnessPolicy, FeaturePolicy, HIGHER_IS_BETTER, LOWER_IS_BETTER,
-    LatencySource, MAX_FAIRNESS_ATTRIBUTES, MAX_POLICY_ANOMALIES, MAX_POLICY_FEATURES,
-    MonitoringPolicy, PerformancePolicy, PerformanceTask, Period, ReferenceSource, RollbackPolicy,
+    AnomalyPolicy, DataQualityPolicy, ErrorSource, FairnessPolicy, FeaturePolicy, HIGHER_IS_BETTER,
+    LOWER_IS_BETTER, LatencySource, MAX_FAIRNESS_ATTRIBUTES, MAX_POLICY_ANOMALIES,
+    MAX_POLICY_FEATURES, MonitoringPolicy, PerformancePolicy, PerformanceTask, Period,
+    ReferenceSource, RollbackPolicy,
 };
 pub use vocabulary::{
     FeatureKind, Features, InvalidValue, MoveKind, RecommendationKind, RecommendationStatus, Role,

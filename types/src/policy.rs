@@ -342,6 +342,52 @@ impl PerformancePolicy {
     }
 }
 
+/// Data-quality limits every tested feature of the current window must
+/// keep (shares in [0, 1]); absent limits are not checked. A feature beyond
+/// one makes the version `degraded`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataQualityPolicy {
+    /// Rows without a usable value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_missing_share: Option<f64>,
+    /// Values of the other kind (text for a numeric feature, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_type_mismatch_share: Option<f64>,
+    /// Numeric values outside the reference's range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_out_of_range_share: Option<f64>,
+    /// Categories the reference never had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unseen_share: Option<f64>,
+}
+
+impl DataQualityPolicy {
+    /// Each limit by its measure's name (`missing_share`, …).
+    pub fn limits(&self) -> [(&'static str, Option<f64>); 4] {
+        [
+            ("missing_share", self.max_missing_share),
+            ("type_mismatch_share", self.max_type_mismatch_share),
+            ("out_of_range_share", self.max_out_of_range_share),
+            ("unseen_share", self.max_unseen_share),
+        ]
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (measure, limit) in self.limits() {
+            if let Some(v) = limit
+                && !(0.0..=1.0).contains(&v)
+            {
+                return Err(InvalidValue::new(
+                    format!("data_quality.max_{measure}"),
+                    "must be a share in [0, 1]",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Group fairness of the model's decisions across the groups of sensitive
 /// attributes (e.g. `gender`, `country`): selection rates per group and
 /// the gaps between groups, with true- and false-positive rates where
@@ -475,6 +521,9 @@ pub struct MonitoringPolicy {
     /// Group fairness per sensitive attribute; absent = not assessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<FairnessPolicy>,
+    /// Data-quality limits; absent = quality is measured, never judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_quality: Option<DataQualityPolicy>,
 }
 
 fn default_alias() -> String {
@@ -580,6 +629,9 @@ impl MonitoringPolicy {
         }
         if let Some(f) = &self.fairness {
             f.validate()?;
+        }
+        if let Some(q) = &self.data_quality {
+            q.validate()?;
         }
         if self.anomalies.len() > MAX_POLICY_ANOMALIES {
             return Err(InvalidValue::new(
@@ -731,6 +783,10 @@ mod tests {
             (
                 serde_json::json!({"fairness": {"attributes": [], "positive_class": "yes"}}),
                 "fairness.attributes",
+            ),
+            (
+                serde_json::json!({"data_quality": {"max_missing_share": 1.5}}),
+                "data_quality.max_missing_share",
             ),
             (
                 serde_json::json!({"fairness": {"attributes": ["g"], "positive_class": "yes", "min_group_rows": 0}}),

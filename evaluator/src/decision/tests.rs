@@ -1062,3 +1062,46 @@ fn a_performance_drop_raises_refreshes_and_clears_its_own_retrain() {
         }
     }
 }
+
+#[test]
+fn quality_limits_name_each_feature_measure_beyond_them() {
+    use modelwatch_drift::quality::FeatureQuality;
+    let row =
+        |feature: &str, missing: f64, out_of_range: Option<f64>, unseen: Option<f64>| QualityRow {
+            feature: feature.into(),
+            kind: if unseen.is_some() {
+                FeatureKind::Categorical
+            } else {
+                FeatureKind::Numeric
+            },
+            quality: FeatureQuality {
+                rows: 100,
+                missing_share: missing,
+                type_mismatch_share: 0.0,
+                out_of_range_share: out_of_range,
+                unseen_share: unseen,
+                unseen_categories: Vec::new(),
+            },
+        };
+    let rows = [
+        row("amount", 0.2, Some(0.01), None),
+        row("country", 0.0, None, Some(0.3)),
+        row("age", 0.1, Some(0.1), None),
+    ];
+    let limits: modelwatch_types::DataQualityPolicy = serde_json::from_value(json!({
+        "max_missing_share": 0.1, "max_out_of_range_share": 0.05, "max_unseen_share": 0.5}))
+    .unwrap();
+    let found: Vec<(String, &str)> = quality_breaches(&limits, &rows)
+        .into_iter()
+        .map(|b| (b.feature, b.measure))
+        .collect();
+    // At the limit is within it; a measure a feature lacks is no breach.
+    assert_eq!(
+        found,
+        [
+            ("amount".to_string(), "missing_share"),
+            ("age".to_string(), "out_of_range_share")
+        ]
+    );
+    assert!(quality_breaches(&Default::default(), &rows).is_empty());
+}

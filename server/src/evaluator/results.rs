@@ -777,16 +777,20 @@ const EVALUATION_COLUMNS: [&str; 10] = [
     "dataset_drift",
 ];
 
-/// Folds one evaluation's rows (JSON objects, one per feature) into
-/// `{<evaluation columns>, drifted_features: [...], features: {name: {...}}}`.
-fn summarize_evaluation(rows: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+/// Splits one evaluation's rows (JSON objects, one per feature) into the
+/// evaluation's shared columns and each feature's other columns by name.
+fn by_feature(
+    rows: Vec<serde_json::Value>,
+) -> Option<(
+    serde_json::Map<String, serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+)> {
     let first = rows.first()?.as_object()?.clone();
-    let mut summary: serde_json::Map<String, serde_json::Value> = first
+    let summary: serde_json::Map<String, serde_json::Value> = first
         .into_iter()
         .filter(|(k, _)| EVALUATION_COLUMNS.contains(&k.as_str()))
         .collect();
     let mut features = serde_json::Map::new();
-    let mut drifted = Vec::new();
     for row in rows {
         let serde_json::Value::Object(row) = row else {
             continue;
@@ -798,14 +802,38 @@ fn summarize_evaluation(rows: Vec<serde_json::Value>) -> Option<serde_json::Valu
         let Some(serde_json::Value::String(name)) = feature.remove("feature") else {
             continue;
         };
-        if feature.get("drifted") == Some(&serde_json::Value::Bool(true)) {
-            drifted.push(serde_json::Value::String(name.clone()));
-        }
         features.insert(name, serde_json::Value::Object(feature));
     }
+    Some((summary, features))
+}
+
+/// Folds one evaluation's rows into `{<evaluation columns>,
+/// drifted_features: [...], features: {name: {...}}}`.
+fn summarize_evaluation(rows: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    let (mut summary, features) = by_feature(rows)?;
+    let drifted: Vec<serde_json::Value> = features
+        .iter()
+        .filter(|(_, f)| f.get("drifted") == Some(&serde_json::Value::Bool(true)))
+        .map(|(name, _)| serde_json::Value::String(name.clone()))
+        .collect();
     summary.insert("drifted_features".into(), drifted.into());
     summary.insert("features".into(), features.into());
     Some(summary.into())
+}
+
+/// The newest data quality of one version, as the promotion gate's
+/// `data_quality` input: the evaluation's columns once and each feature's
+/// measures by name. `None` when never evaluated.
+pub async fn latest_data_quality(
+    ctx: &datafusion::prelude::SessionContext,
+    model: &str,
+    version: i64,
+) -> Result<Option<serde_json::Value>, crate::sql::SqlError> {
+    let rows = newest_evaluation_rows(ctx, DATA_QUALITY_RESULTS, model, version, "feature").await?;
+    Ok(by_feature(rows).map(|(mut summary, features)| {
+        summary.insert("features".into(), features.into());
+        summary.into()
+    }))
 }
 
 #[cfg(test)]

@@ -117,8 +117,11 @@ pub async fn input(
         }
         newest
     };
-    use crate::evaluator::results::{latest_evaluation, latest_fairness, latest_performance};
+    use crate::evaluator::results::{
+        latest_data_quality, latest_evaluation, latest_fairness, latest_performance,
+    };
     let drift = aged(latest_evaluation(&ctx, model, version).await?);
+    let data_quality = aged(latest_data_quality(&ctx, model, version).await?);
     let performance = aged(latest_performance(&ctx, model, version).await?);
     let fairness = aged(latest_fairness(&ctx, model, version).await?);
     Ok(json!({
@@ -130,6 +133,7 @@ pub async fn input(
         "drift": drift,
         "performance": performance,
         "fairness": fairness,
+        "data_quality": data_quality,
         "recommendations": record.recommendations,
         "version": record,
     }))
@@ -300,6 +304,18 @@ mod tests {
                 json!({"fairness": {"age_seconds": 60, "attributes": {
                     "gender": {"disparate_impact_ratio": 0.5, "rows": 900, "groups": {}}}}}),
                 "disparate impact ratio for gender is 0.5, below the four-fifths rule's 0.8",
+            ),
+            (
+                "no_data_quality_breach.rego",
+                json!({"data_quality": {"age_seconds": 60, "features": {
+                    "amount": {"missing_share": 0.01, "type_mismatch_share": 0.0,
+                               "out_of_range_share": 0.02},
+                    "country": {"missing_share": 0.0, "type_mismatch_share": 0.0,
+                                "unseen_share": 0.0}}}}),
+                json!({"data_quality": {"age_seconds": 60, "features": {
+                    "amount": {"missing_share": 0.3, "type_mismatch_share": 0.0,
+                               "out_of_range_share": 0.02}}}}),
+                "amount: missing_share is 0.3, above 0.05",
             ),
             (
                 "no_open_rollback.rego",
