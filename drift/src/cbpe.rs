@@ -56,27 +56,30 @@ impl Isotonic {
         if scores.is_empty() {
             return Err(not_enough("cbpe", "no reference rows to calibrate on"));
         }
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| {
-            scores[a]
-                .total_cmp(&scores[b])
-                .then(labels[a].cmp(&labels[b]))
-        });
+        let order = sorted_order(scores, labels);
+        Ok(Self::fit_sorted(
+            order.iter().map(|&i| (scores[i], labels[i])),
+        ))
+    }
+
+    /// [`Isotonic::fit`] on (score, label) pairs already in score order
+    /// (the calibration check's folds are: no sort per fold).
+    fn fit_sorted(pairs: impl Iterator<Item = (f64, bool)>) -> Self {
         // Tied scores (within float64 resolution, as scikit-learn's
         // `_make_unique`) become one point: their mean label, weighted by
         // their count.
         let mut x: Vec<f64> = Vec::new();
         let mut sum: Vec<f64> = Vec::new();
         let mut weight: Vec<f64> = Vec::new();
-        for &i in &order {
-            let label = f64::from(u8::from(labels[i]));
+        for (score, label) in pairs {
+            let label = f64::from(u8::from(label));
             match x.last() {
-                Some(&last) if scores[i] - last < 1e-15 => {
+                Some(&last) if score - last < 1e-15 => {
                     *sum.last_mut().expect("a point") += label;
                     *weight.last_mut().expect("a point") += 1.0;
                 }
                 _ => {
-                    x.push(scores[i]);
+                    x.push(score);
                     sum.push(label);
                     weight.push(1.0);
                 }
@@ -100,7 +103,7 @@ impl Isotonic {
             .iter()
             .flat_map(|&(s, w, n)| std::iter::repeat_n(s / w, n))
             .collect();
-        Ok(Isotonic { x, y })
+        Isotonic { x, y }
     }
 
     /// The fitted value at `score`: clipped to the fitted range, linear
@@ -123,6 +126,17 @@ impl Isotonic {
         let t = (score - x[lo]) / (x[hi] - x[lo]);
         y[lo] + t * (y[hi] - y[lo])
     }
+}
+
+/// Row indices in (score, label) order.
+fn sorted_order(scores: &[f64], labels: &[bool]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| {
+        scores[a]
+            .total_cmp(&scores[b])
+            .then(labels[a].cmp(&labels[b]))
+    });
+    order
 }
 
 /// Expected calibration error of `scores` against `labels` over
@@ -192,25 +206,24 @@ impl Calibration {
                 ),
             ));
         }
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| {
-            scores[a]
-                .total_cmp(&scores[b])
-                .then(labels[a].cmp(&labels[b]))
-        });
+        let order = sorted_order(scores, labels);
+        let pair = |i: usize| (scores[i], labels[i]);
         let (mut raw, mut calibrated, mut held_labels) = (Vec::new(), Vec::new(), Vec::new());
         for fold in 0..CALIBRATION_FOLDS {
-            let (mut train_s, mut train_l) = (Vec::new(), Vec::new());
-            let mut test = Vec::new();
-            for (rank, &i) in order.iter().enumerate() {
-                if rank % CALIBRATION_FOLDS == fold {
-                    test.push(i);
-                } else {
-                    train_s.push(scores[i]);
-                    train_l.push(labels[i]);
-                }
-            }
-            let fitted = Isotonic::fit(&train_s, &train_l)?;
+            let in_fold = |rank: usize| rank % CALIBRATION_FOLDS == fold;
+            // The training rows keep the sorted order: no sort per fold.
+            let fitted = Isotonic::fit_sorted(
+                order
+                    .iter()
+                    .enumerate()
+                    .filter(|&(rank, _)| !in_fold(rank))
+                    .map(|(_, &i)| pair(i)),
+            );
+            let test = order
+                .iter()
+                .enumerate()
+                .filter(|&(rank, _)| in_fold(rank))
+                .map(|(_, &i)| i);
             for i in test {
                 raw.push(scores[i]);
                 calibrated.push(fitted.predict(scores[i]));
@@ -220,7 +233,7 @@ impl Calibration {
         let before = expected_calibration_error(&raw, &held_labels);
         let after = expected_calibration_error(&calibrated, &held_labels);
         Ok(if before > after {
-            Calibration::Isotonic(Isotonic::fit(scores, labels)?)
+            Calibration::Isotonic(Isotonic::fit_sorted(order.iter().map(|&i| pair(i))))
         } else {
             Calibration::None
         })
