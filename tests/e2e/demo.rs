@@ -104,6 +104,18 @@ async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
                     .is_some_and(|(_, features)| features.contains("amount"))),
         "no retrain line naming the drifted feature in\n{out}"
     );
+    // Concept drift: the late labels show the credit scorer's accuracy
+    // fell, and the evaluator recommends retraining it on that evidence.
+    assert!(
+        out.lines().any(|l| l
+            .contains("performance drop: retrain recommended for credit-scorer v1")
+            && l.contains("accuracy 0.6000 (policy minimum 0.8)")),
+        "no performance retrain line in\n{out}"
+    );
+    assert!(
+        out.contains("credit-scorer: their outcomes arrive later as labels (400 matched"),
+        "{out}"
+    );
     let rollback = out
         .lines()
         .find(|l| l.contains("automatic rollback:"))

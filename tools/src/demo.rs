@@ -9,15 +9,18 @@
 //! `production` alias each, monitoring policies with short windows and
 //! automatic rollback, a simulated fleet ([`super::demo_fleet`]) sending
 //! telemetry through the real OTLP exporter, a feature that drifts after
-//! ~30 s and a bad deployment after ~45 s. A printer polls the audit log and
+//! ~30 s and a bad deployment after ~45 s. A third model plays concept
+//! drift after ~20 s: its inputs look as always, but the labels that
+//! arrive later (the labels upload route) show its accuracy fell, and the
+//! evaluator recommends retraining it on realized performance. A printer polls the audit log and
 //! the recommendations every second and tells, as they happen, what the
 //! registry records: versions, alias moves, retrain and rollback
 //! recommendations and the evaluator's automatic rollback.
 //!
 //! Afterwards the daemon keeps running (with the fleet) until Ctrl-C, which
-//! stops it with SIGTERM; `--exit-when-done` exits instead: 0 once both the
-//! retrain recommendation and the automatic rollback were seen, 1 after
-//! `--timeout`.
+//! stops it with SIGTERM; `--exit-when-done` exits instead: 0 once both
+//! retrain recommendations (drift, performance) and the automatic rollback
+//! were seen, 1 after `--timeout`.
 //!
 //! This module must not reach into the daemon's internals: everything goes
 //! through the public HTTP API and OTLP, as a user's tooling would, so the
@@ -52,6 +55,10 @@ use crate::error::{Context, Error, Result};
 /// token it bootstraps from `MODELWATCH_BOOTSTRAP_TOKEN` (the binary checks
 /// that the two agree).
 pub const ADMIN: &str = "bootstrap-admin";
+/// The model of the concept-drift act (batch uploads, no fleet).
+const CREDIT: &str = "credit-scorer";
+/// The accuracy the concept-drift act's policy asks for.
+const CREDIT_MIN_ACCURACY: f64 = 0.8;
 /// The version tag the evaluator keeps its health verdict in.
 const HEALTH_TAG: &str = "modelwatch.health";
 
@@ -64,8 +71,8 @@ pub struct DemoArgs {
     /// HTTP listen address of the demo daemon [default: a free loopback port]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Exit once the retrain recommendation and the automatic rollback were
-    /// seen (status 0), or with status 1 after --timeout, instead of
+    /// Exit once both retrain recommendations (drift, performance) and the
+    /// automatic rollback were seen (status 0), or with status 1 after --timeout, instead of
     /// keeping the daemon running until Ctrl-C.
     #[arg(long)]
     pub exit_when_done: bool,
@@ -97,6 +104,8 @@ struct Timeline {
 }
 
 impl Timeline {
+    /// When the credit scorer's decisions and their late labels arrive.
+    const CONCEPT_AT: f64 = 20.0;
     /// Stable traffic before `amount` drifts.
     const DRIFT_AT: f64 = 30.0;
     /// Healthy churn traffic before the bad deployment (longer than the
@@ -142,6 +151,8 @@ impl Story {
 #[derive(Debug, Default)]
 struct Progress {
     retrain: AtomicBool,
+    /// The credit scorer's retrain on a performance drop.
+    performance_retrain: AtomicBool,
     /// The alias moved back by someone other than the demo.
     rollback: AtomicBool,
     /// The rollback recommendation became `applied`.
@@ -152,6 +163,7 @@ struct Progress {
 impl Progress {
     fn complete(&self) -> bool {
         self.retrain.load(Ordering::SeqCst)
+            && self.performance_retrain.load(Ordering::SeqCst)
             && self.rollback.load(Ordering::SeqCst)
             && self.rollback_applied.load(Ordering::SeqCst)
     }
@@ -217,7 +229,9 @@ pub async fn run(args: DemoArgs, token: String) -> Result<ExitCode> {
     };
     match outcome {
         Outcome::Done => {
-            story.say("both happened: the retrain recommendation and the automatic rollback");
+            story.say(
+                "all happened: both retrain recommendations (performance, drift) and the automatic rollback",
+            );
             report_alias(&client, story).await;
             print_queries(&daemon.url, &token);
         }
@@ -282,6 +296,9 @@ fn missing(progress: &Progress) -> String {
     let mut not_seen = Vec::new();
     if !progress.retrain.load(Ordering::SeqCst) {
         not_seen.push("no retrain recommendation for fraud-detector");
+    }
+    if !progress.performance_retrain.load(Ordering::SeqCst) {
+        not_seen.push("no retrain recommendation for credit-scorer");
     }
     if !progress.rollback.load(Ordering::SeqCst) {
         not_seen.push("no automatic rollback of churn-predictor");
@@ -495,6 +512,8 @@ async fn play(
     ));
 
     let script = async {
+        tokio::time::sleep_until(t0 + timeline.at(Timeline::CONCEPT_AT)).await;
+        concept_drift(client, story).await?;
         tokio::time::sleep_until(t0 + timeline.at(Timeline::DRIFT_AT)).await;
         if let Some(f) = fleet_slot.as_ref() {
             f.inject_drift();
@@ -586,6 +605,33 @@ async fn setup(client: &Client, timeline: Timeline, story: Story, seed: u64) -> 
 
     let window = timeline.duration(Timeline::WINDOW);
     let interval = timeline.duration(Timeline::INTERVAL);
+
+    create_model(client, CREDIT, "loan approval", "credit-team").await?;
+    let mut scorer = NewVersion {
+        description: "credit scorer trained on last year's applications".into(),
+        source_uri: Some(format!("s3://models/{CREDIT}/1")),
+        ..NewVersion::default()
+    };
+    scorer.lineage.metrics.insert("accuracy".into(), 0.92);
+    create_version(client, CREDIT, &scorer).await?;
+    set_alias(client, CREDIT, ALIAS, 1, "initial deployment").await?;
+    let policy: MonitoringPolicy = serde_json::from_value(json!({
+        "alias": ALIAS,
+        "interval": interval,
+        "current_window": window,
+        "min_rows": 100,
+        "performance": {"task": "classification", "min_labels": 100,
+                        "minimums": {"accuracy": CREDIT_MIN_ACCURACY}},
+    }))
+    .map_err(|e| Error::Local(format!("the demo's policy for {CREDIT} is invalid: {e}")))?;
+    client
+        .policies()
+        .set(CREDIT, &policy)
+        .await
+        .with_context(|| format!("cannot set the monitoring policy of {CREDIT}"))?;
+    story.say(format!(
+        "monitoring policy for {CREDIT}: realized accuracy at least {CREDIT_MIN_ACCURACY}, from labels that arrive after the decisions"
+    ));
     for (model, automatic) in [(FRAUD, false), (CHURN, true)] {
         // Written as the document `docs/monitoring.md` shows; decoding it
         // checks it against the policy type before anything is sent.
@@ -682,6 +728,59 @@ fn churn_version(n: i64, description: &str, code_commit: &str, auc: f64) -> NewV
     new.lineage.code_commit = Some(code_commit.into());
     new.lineage.metrics.insert("auc".into(), auc);
     new
+}
+
+/// The concept-drift act: 400 loan decisions whose inputs look as always,
+/// then their outcomes as delayed labels, of which only 60 % agree with the
+/// decision (the world changed, not the inputs). The evaluator joins them
+/// by `inference_id` at its next evaluation.
+async fn concept_drift(client: &Client, story: Story) -> Result<()> {
+    const DECISIONS: usize = 400;
+    let decision = |i: usize| if i.is_multiple_of(3) { "deny" } else { "approve" };
+    let inferences: String = (0..DECISIONS)
+        .map(|i| {
+            let row = json!({"inference_id": format!("loan-{i}"),
+                             "income": 30_000 + (i * 7_919) % 90_000,
+                             "prediction": decision(i)});
+            format!("{row}\n")
+        })
+        .collect();
+    // Two in five outcomes contradict the decision.
+    let labels: String = std::iter::once("inference_id,label\n".to_string())
+        .chain((0..DECISIONS).map(|i| {
+            let right = i % 5 >= 2;
+            let label = match (decision(i), right) {
+                (d, true) => d,
+                ("approve", false) => "deny",
+                (_, false) => "approve",
+            };
+            format!("loan-{i},{label}\n")
+        }))
+        .collect();
+    let upload = |table: UploadTable, content_type: &str, body: String| {
+        let options = UploadOptions {
+            content_type: content_type.into(),
+            gzip: false,
+            idempotency_key: None,
+        };
+        async move {
+            client
+                .versions(CREDIT)
+                .upload(1, table, &options, body.into())
+                .await
+                .with_context(|| format!("cannot upload {} for {CREDIT}", table.as_str()))
+        }
+    };
+    upload(UploadTable::Inferences, "application/x-ndjson", inferences).await?;
+    story.say(format!(
+        "{CREDIT}: {DECISIONS} loan decisions made; the applicants look as they always did"
+    ));
+    let reply = upload(UploadTable::Labels, "text/csv", labels).await?;
+    let matched = reply.labels.map_or(0, |l| l.matched);
+    story.say(format!(
+        "{CREDIT}: their outcomes arrive later as labels ({matched} matched to a decision): the world changed, not the inputs"
+    ));
+    Ok(())
 }
 
 /// churn-predictor v2: registered and made `production` at once.
@@ -881,6 +980,17 @@ fn describe_recommendation(r: &Recommendation, progress: &Progress) -> String {
     let reason = &r.reason;
     let by = |who: &Option<String>| who.clone().unwrap_or_else(|| "?".to_string());
     match r.status {
+        RecommendationStatus::Open
+            if kind == RecommendationKind::Retrain && r.evidence["trigger"] == "performance" =>
+        {
+            if model == CREDIT {
+                progress.mark(&progress.performance_retrain);
+            }
+            format!(
+                "performance drop: retrain recommended for {model} v{version} (#{id}, by {}): {reason}",
+                r.raised_by
+            )
+        }
         RecommendationStatus::Open if kind == RecommendationKind::Retrain => {
             if model == FRAUD {
                 progress.mark(&progress.retrain);
