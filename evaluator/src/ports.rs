@@ -167,6 +167,16 @@ pub trait TelemetryReader: Send + Sync + 'static {
         traffic: &Traffic,
         metric: &str,
     ) -> Result<Vec<(DateTime<Utc>, f64)>>;
+    /// One of `modelwatch_types::SPAN_SERIES` over the traffic's spans (of
+    /// `span_name` when given), one point per `bucket` that has spans, in
+    /// time order.
+    async fn span_series(
+        &self,
+        traffic: &Traffic,
+        metric: &str,
+        span_name: Option<&str>,
+        bucket: std::time::Duration,
+    ) -> Result<Vec<(DateTime<Utc>, f64)>>;
     /// Latency observations of one side of the rollback judge.
     async fn latencies(
         &self,

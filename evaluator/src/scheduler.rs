@@ -283,7 +283,21 @@ impl Evaluator {
         let mut outcomes = Vec::new();
         let mut rows = Vec::new();
         for watched in &policy.anomalies {
-            let series = self.reader.metric_series(&traffic, &watched.metric).await?;
+            let series = match watched.source {
+                modelwatch_types::SeriesSource::Samples => {
+                    self.reader.metric_series(&traffic, &watched.metric).await?
+                }
+                modelwatch_types::SeriesSource::Spans => {
+                    self.reader
+                        .span_series(
+                            &traffic,
+                            &watched.metric,
+                            watched.span_name.as_deref(),
+                            watched.bucket.duration(),
+                        )
+                        .await?
+                }
+            };
             let (outcome, found) = crate::anomalies::detect(watched, &series, record_from);
             outcomes.push(outcome);
             rows.extend(found);

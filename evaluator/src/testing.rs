@@ -339,6 +339,18 @@ impl TelemetryReader for MemoryHistory {
         Ok(Vec::new())
     }
 
+    async fn span_series(
+        &self,
+        traffic: &Traffic,
+        _metric: &str,
+        _span_name: Option<&str>,
+        _bucket: std::time::Duration,
+    ) -> Result<Vec<(DateTime<Utc>, f64)>> {
+        // The test world has no spans.
+        self.check(&traffic.model)?;
+        Ok(Vec::new())
+    }
+
     async fn latencies(
         &self,
         traffic: &Traffic,

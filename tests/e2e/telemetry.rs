@@ -855,9 +855,11 @@ async fn a_watched_metric_level_shift_is_recorded_as_anomalies() {
     let recorded = found["recorded"].as_i64().unwrap();
     assert!(recorded >= 2, "{report}");
 
+    // DISTINCT: the background evaluator may have evaluated the new policy
+    // too, recording the same points under its own evaluation id.
     let rows = sql(
         &http,
-        "SELECT ts, value, consecutive, alarm FROM anomaly_results \
+        "SELECT DISTINCT ts, value, consecutive, alarm FROM anomaly_results \
          WHERE model = 'anom' AND metric = 'latency_p95' ORDER BY ts",
     )
     .await["rows"]
@@ -868,4 +870,87 @@ async fn a_watched_metric_level_shift_is_recorded_as_anomalies() {
     assert!(rows.iter().all(|r| r["value"] == 200.0), "{rows:?}");
     assert_eq!(rows[0]["consecutive"], 1, "{rows:?}");
     assert!(rows.iter().any(|r| r["alarm"] == true), "{rows:?}");
+}
+
+/// Anomalies on span-derived series: a version's spans over the last ten
+/// minutes, 20 ms each, then 200 ms for the last ninety seconds; a
+/// detector on `latency_ms` per 10 s bucket raises the alarm, and one on
+/// `throughput` (the same 5 spans per bucket throughout) stays quiet,
+/// partial buckets at the window's edges included.
+#[tokio::test]
+async fn span_latency_anomalies_are_detected_per_bucket() {
+    let d = Daemon::start();
+    let http = d.http();
+    http.model_with_versions("spanned", 1).await;
+    http.put_alias("spanned", "production", 1, 200).await;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // 60 buckets of 10 s before the current one, 5 spans each.
+    let bucket_ns = 10_000_000_000i64;
+    let current_bucket = now_ns / bucket_ns * bucket_ns;
+    let spans: Vec<Value> = (0..60i64)
+        .flat_map(|b| (0..5i64).map(move |k| (b, k)))
+        .map(|(b, k)| {
+            let start = current_bucket - (60 - b) * bucket_ns + k * 1_000_000_000;
+            let duration_ms = if b >= 51 { 200 } else { 20 + k };
+            json!({
+                "traceId": format!("{:032x}", b * 10 + k + 1),
+                "spanId": format!("{:016x}", b * 10 + k + 1),
+                "name": "predict",
+                "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + duration_ms * 1_000_000).to_string(),
+                "status": {"code": 1},
+            })
+        })
+        .collect();
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [
+            {"key": "model.name", "value": {"stringValue": "spanned"}},
+            {"key": "model.version", "value": {"stringValue": "1"}},
+        ]},
+        "scopeSpans": [{"spans": spans}],
+    }]});
+    let (status, reply) = http.post_json_bytes("/v1/traces", &body).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // A span series that does not exist is refused by name.
+    let (status, body) = http
+        .send(
+            "PUT",
+            "/api/v1/models/spanned/policy",
+            Some(json!({"anomalies": [{"metric": "p99", "source": "spans",
+                        "detector": {"method": "mad", "window": 10, "k": 3.5}}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("anomalies[0].metric"), "{body}");
+    let detector = json!({"method": "ewma", "lambda": 0.3, "l": 3.0, "warmup": 20});
+    let policy = json!({"current_window": "1h", "interval": "1h",
+                        "anomalies": [
+                            {"metric": "latency_ms", "source": "spans", "span_name": "predict",
+                             "bucket": "10s", "persistence": 2, "detector": detector},
+                            {"metric": "throughput", "source": "spans", "bucket": "10s",
+                             "detector": detector}]});
+    http.put_expect("/api/v1/models/spanned/policy", policy, 200)
+        .await;
+    let out = d.cli(&["evaluate", "--model", "spanned", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let latency = &report["versions"][0]["anomalies"][0];
+    assert_eq!(latency["metric"], "latency_ms", "{report}");
+    assert_eq!(latency["points"], 60, "{report}");
+    assert_eq!(latency["alarming"], true, "{report}");
+    let throughput = &report["versions"][0]["anomalies"][1];
+    assert_eq!(throughput["points"], 60, "{report}");
+    assert_eq!(throughput["alarming"], false, "{report}");
+    let stored = sql(
+        &http,
+        "SELECT count(*) AS n FROM anomaly_results WHERE model = 'spanned' \
+         AND metric = 'latency_ms' AND alarm",
+    )
+    .await;
+    assert!(stored["rows"][0]["n"].as_i64().unwrap() > 0, "{stored}");
 }

@@ -736,7 +736,13 @@ fn churn_version(n: i64, description: &str, code_commit: &str, auc: f64) -> NewV
 /// by `inference_id` at its next evaluation.
 async fn concept_drift(client: &Client, story: Story) -> Result<()> {
     const DECISIONS: usize = 400;
-    let decision = |i: usize| if i.is_multiple_of(3) { "deny" } else { "approve" };
+    let decision = |i: usize| {
+        if i.is_multiple_of(3) {
+            "deny"
+        } else {
+            "approve"
+        }
+    };
     let inferences: String = (0..DECISIONS)
         .map(|i| {
             let row = json!({"inference_id": format!("loan-{i}"),

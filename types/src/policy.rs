@@ -191,17 +191,45 @@ fn default_tolerance() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyPolicy {
-    /// A `samples` metric of the version; its points in the current window
-    /// are averaged per timestamp into one series.
+    /// With `source: samples`, a `samples` metric of the version, its
+    /// points in the current window averaged per timestamp into one
+    /// series. With `source: spans`, one of [`SPAN_SERIES`], per `bucket`.
     pub metric: String,
+    #[serde(default)]
+    pub source: SeriesSource,
+    /// Spans only: only spans of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_name: Option<String>,
+    /// Spans only: the series' step (1 s – 1 h).
+    #[serde(default = "default_anomaly_bucket")]
+    #[schema(value_type = String, example = "10s")]
+    pub bucket: Period,
     pub detector: crate::DetectorConfig,
     /// Breaching points in a row that make an alarm.
     #[serde(default = "default_anomaly_persistence")]
     pub persistence: usize,
 }
 
+/// Where an anomaly detector's series comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesSource {
+    /// A metric of the `samples` table.
+    #[default]
+    Samples,
+    /// The version's spans, per bucket: see [`SPAN_SERIES`].
+    Spans,
+}
+
+/// The series a detector can watch on spans: mean duration (ms), spans per
+/// second, and the share with status `error`, per bucket.
+pub const SPAN_SERIES: [&str; 3] = ["latency_ms", "throughput", "error_rate"];
+
 fn default_anomaly_persistence() -> usize {
     3
+}
+fn default_anomaly_bucket() -> Period {
+    Period::from_secs(10)
 }
 
 /// Most metrics one policy may watch for anomalies.
@@ -652,6 +680,28 @@ impl MonitoringPolicy {
                     "must be between 1 and 1000",
                 ));
             }
+            match a.source {
+                SeriesSource::Spans => {
+                    if !SPAN_SERIES.contains(&a.metric.as_str()) {
+                        return Err(InvalidValue::new(
+                            format!("anomalies[{i}].metric"),
+                            format!("with source spans, name one of {}", SPAN_SERIES.join(", ")),
+                        ));
+                    }
+                    check_period(
+                        &format!("anomalies[{i}].bucket"),
+                        a.bucket,
+                        Period::from_secs(3600),
+                    )?;
+                }
+                SeriesSource::Samples if a.span_name.is_some() => {
+                    return Err(InvalidValue::new(
+                        format!("anomalies[{i}].span_name"),
+                        "applies to source spans only",
+                    ));
+                }
+                SeriesSource::Samples => {}
+            }
             a.detector.check().map_err(|(name, reason)| {
                 InvalidValue::new(format!("anomalies[{i}].detector.{name}"), reason)
             })?;
@@ -783,6 +833,11 @@ mod tests {
             (
                 serde_json::json!({"fairness": {"attributes": [], "positive_class": "yes"}}),
                 "fairness.attributes",
+            ),
+            (
+                serde_json::json!({"anomalies": [{"metric": "p99", "source": "spans",
+                                                  "detector": {"method": "mad", "window": 10, "k": 3.5}}]}),
+                "anomalies[0].metric",
             ),
             (
                 serde_json::json!({"data_quality": {"max_missing_share": 1.5}}),

@@ -644,6 +644,81 @@ pub async fn metric_series(
     Ok(out)
 }
 
+/// One of `SPAN_SERIES` over the version's spans, per `bucket` (buckets
+/// aligned on the epoch; empty buckets have no point). Only buckets wholly
+/// inside the range count: the newest one is still filling, and a
+/// throughput detector would see every evaluation's last bucket drop.
+pub async fn span_series(
+    ctx: &SessionContext,
+    t: &Traffic,
+    metric: &str,
+    span_name: Option<&str>,
+    bucket: std::time::Duration,
+) -> Result<Vec<(DateTime<Utc>, f64)>> {
+    use datafusion::functions::datetime::expr_fn::date_bin;
+    use datafusion::functions_aggregate::expr_fn::{avg, count};
+    use datafusion::logical_expr::when;
+    let stride = lit(datafusion::scalar::ScalarValue::new_interval_mdn(
+        0,
+        0,
+        i64::try_from(bucket.as_nanos()).unwrap_or(i64::MAX),
+    ));
+    let value = match metric {
+        "latency_ms" => avg(col("duration_ms")),
+        "throughput" => count(lit(1)),
+        "error_rate" => {
+            avg(when(col("status_code").eq(lit("error")), lit(1.0)).otherwise(lit(0.0))?)
+        }
+        other => {
+            return Err(datafusion::error::DataFusionError::Plan(format!(
+                "{other:?} is not a span series; use one of {}",
+                modelwatch_types::SPAN_SERIES.join(", ")
+            )));
+        }
+    };
+    let df = spans(ctx, t, span_name)
+        .await?
+        .aggregate(
+            // `date_bin` may widen the unit; the reader wants `ts`'s.
+            vec![
+                datafusion::prelude::cast(
+                    date_bin(stride, col("ts"), ts_lit(DateTime::UNIX_EPOCH)),
+                    datafusion::arrow::datatypes::DataType::Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                        Some("UTC".into()),
+                    ),
+                )
+                .alias("bucket"),
+            ],
+            vec![value.alias("value")],
+        )?
+        .sort(vec![col("bucket").sort(true, false)])?;
+    let seconds = bucket.as_secs_f64();
+    let step = chrono::Duration::from_std(bucket).unwrap_or(chrono::Duration::MAX);
+    let mut out = Vec::new();
+    for batch in df.collect().await? {
+        let ts = timestamps_at(&batch, 0);
+        let values = batch.column(1);
+        for row in 0..batch.num_rows() {
+            let v = match values.data_type() {
+                datafusion::arrow::datatypes::DataType::Int64 => {
+                    values.as_primitive::<Int64Type>().value(row) as f64 / seconds
+                }
+                _ => values.as_primitive::<Float64Type>().value(row),
+            };
+            if values.is_valid(row)
+                && v.is_finite()
+                && let Some(at) = DateTime::from_timestamp_micros(ts.value(row))
+                && at >= t.from
+                && at + step <= t.to
+            {
+                out.push((at, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// One inference's newest delayed label.
 struct DelayedLabel {
     ts: i64,
@@ -900,6 +975,18 @@ impl TelemetryReader for DataFusionReader {
         metric: &str,
     ) -> EvalResult<Vec<(DateTime<Utc>, f64)>> {
         metric_series(&self.ctx()?, traffic, metric)
+            .await
+            .map_err(EvalError::telemetry)
+    }
+
+    async fn span_series(
+        &self,
+        traffic: &Traffic,
+        metric: &str,
+        span_name: Option<&str>,
+        bucket: std::time::Duration,
+    ) -> EvalResult<Vec<(DateTime<Utc>, f64)>> {
+        span_series(&self.ctx()?, traffic, metric, span_name, bucket)
             .await
             .map_err(EvalError::telemetry)
     }
