@@ -260,6 +260,10 @@ pub struct PerformanceBreach {
 pub struct FairnessOutcome {
     /// Figures were stored in `fairness_results`.
     pub assessed: bool,
+    /// Attributes under the policy's `min_disparate_impact_ratio`:
+    /// `attribute`, `disparate_impact_ratio`, `minimum`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaches: Vec<Value>,
     /// Per sensitive attribute: `attribute`, `rows`, `fairness` (the
     /// figures, per group and between groups), `small_groups`, `message`;
     /// as docs/monitoring.md ("Fairness") describes them.

@@ -65,8 +65,10 @@ pub const TRIGGER_PERFORMANCE: &str = "performance";
 pub fn trigger_of(r: &Recommendation) -> &str {
     r.evidence["trigger"].as_str().unwrap_or(TRIGGER_DRIFT)
 }
+
 /// Version tag mirroring the latest evaluation: `healthy`, `drifting`,
-/// `degraded` (failed rollback judge) or `insufficient_data`.
+/// `degraded` (failed rollback judge, or a performance, data-quality or
+/// fairness limit breached) or `insufficient_data`.
 pub const HEALTH_TAG: &str = "modelwatch.health";
 /// Version tag listing the open recommendation kinds (`retrain,rollback`) or
 /// `none`.
@@ -105,7 +107,8 @@ modelwatch_types::named_enum!(
     Health as "health" {
         Healthy => "healthy",
         Drifting => "drifting",
-        /// The rollback judge failed the version.
+        /// The rollback judge failed the version, or a performance,
+        /// data-quality or fairness limit of the policy is breached.
         Degraded => "degraded",
         InsufficientData => "insufficient_data",
     }

@@ -49,6 +49,35 @@ impl FairnessReport {
     }
 }
 
+/// An attribute whose disparate-impact ratio is under the policy's minimum.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FairnessBreach {
+    pub attribute: String,
+    pub disparate_impact_ratio: f64,
+    pub minimum: f64,
+}
+
+/// The attributes of `report` under the policy's
+/// `min_disparate_impact_ratio` (none without one; an undefined ratio, no
+/// group ever selected, is no breach).
+pub fn breaches(policy: &FairnessPolicy, report: &FairnessReport) -> Vec<FairnessBreach> {
+    let Some(minimum) = policy.min_disparate_impact_ratio else {
+        return Vec::new();
+    };
+    report
+        .attributes
+        .iter()
+        .filter_map(|a| {
+            let ratio = a.fairness.as_ref()?.disparate_impact_ratio?;
+            (ratio < minimum).then(|| FairnessBreach {
+                attribute: a.attribute.clone(),
+                disparate_impact_ratio: ratio,
+                minimum,
+            })
+        })
+        .collect()
+}
+
 /// The row's decision: selected (the positive class) or not; `None` when
 /// the row lacks what the policy reads.
 fn decision(policy: &FairnessPolicy, rows: &OutcomeRows, i: usize) -> Option<bool> {
@@ -148,6 +177,7 @@ mod tests {
             positive_class: "approve".into(),
             threshold,
             min_group_rows,
+            min_disparate_impact_ratio: Some(0.8),
         }
     }
 

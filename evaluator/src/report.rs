@@ -77,6 +77,10 @@ pub struct EstimateOutcome {
 pub struct FairnessOutcome {
     /// Figures were stored in `fairness_results`.
     pub assessed: bool,
+    /// Attributes under the policy's `min_disparate_impact_ratio`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub breaches: Vec<crate::fairness::FairnessBreach>,
     #[schema(value_type = Vec<Object>)]
     pub attributes: Vec<crate::fairness::AttributeFairness>,
 }

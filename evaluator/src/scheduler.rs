@@ -251,7 +251,11 @@ impl Evaluator {
             || outcome
                 .performance
                 .as_ref()
-                .is_some_and(|p| !p.breaches.is_empty());
+                .is_some_and(|p| !p.breaches.is_empty())
+            || outcome
+                .fairness
+                .as_ref()
+                .is_some_and(|f| !f.breaches.is_empty());
         let health = decision::health(drift_health, outcome.rollback_verdict, breached);
         self.mirror_tags(model, version, Some(health)).await?;
         Ok(outcome)
@@ -330,6 +334,7 @@ impl Evaluator {
         }
         Ok(crate::report::FairnessOutcome {
             assessed,
+            breaches: crate::fairness::breaches(fairness, &report),
             attributes: report.attributes,
         })
     }

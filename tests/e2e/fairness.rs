@@ -95,7 +95,8 @@ async fn the_four_fifths_gate_denies_a_biased_version_and_allows_a_fair_one() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("fairness.attributes"), "{body}");
     let policy = json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
-                        "fairness": {"attributes": ["gender"], "positive_class": "approve"}});
+                        "fairness": {"attributes": ["gender"], "positive_class": "approve",
+                                     "min_disparate_impact_ratio": 0.8}});
     admin
         .put_expect(&format!("/api/v1/models/{MODEL}/policy"), policy, 200)
         .await;
@@ -116,6 +117,19 @@ async fn the_four_fifths_gate_denies_a_biased_version_and_allows_a_fair_one() {
     assert_eq!(gender["rows"], 605, "{outcome}");
     assert_eq!(gender["small_groups"], json!([["x", 5]]), "{outcome}");
     let (f_rate, m_rate) = (60.0 / 300.0, 150.0 / 300.0);
+    // Under the policy's four-fifths minimum: degraded.
+    assert_eq!(
+        fairness["breaches"],
+        json!([{"attribute": "gender", "disparate_impact_ratio": f_rate / m_rate, "minimum": 0.8}]),
+        "{outcome}"
+    );
+    let version = admin
+        .get_expect(&format!("/api/v1/models/{MODEL}/versions/1"), 200)
+        .await;
+    assert_eq!(
+        version["tags"]["modelwatch.health"], "degraded",
+        "{version}"
+    );
     assert_eq!(stored(&admin, 1, Some("f"), "selection_rate").await, f_rate);
     assert_eq!(stored(&admin, 1, Some("m"), "selection_rate").await, m_rate);
     assert_eq!(
@@ -170,7 +184,15 @@ async fn the_four_fifths_gate_denies_a_biased_version_and_allows_a_fair_one() {
         .await;
     let outcome = evaluate(&d).await;
     assert_eq!(outcome["fairness"]["assessed"], true, "{outcome}");
+    assert!(outcome["fairness"].get("breaches").is_none(), "{outcome}");
     assert_eq!(stored(&admin, 2, None, "disparate_impact_ratio").await, 1.0);
+    let version = admin
+        .get_expect(&format!("/api/v1/models/{MODEL}/versions/2"), 200)
+        .await;
+    assert_ne!(
+        version["tags"]["modelwatch.health"], "degraded",
+        "{version}"
+    );
     let gate = admin
         .post_expect(
             &format!("/api/v1/models/{MODEL}/versions/2/gate"),

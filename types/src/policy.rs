@@ -437,6 +437,11 @@ pub struct FairnessPolicy {
     /// left out of the gaps.
     #[serde(default = "default_min_group_rows")]
     pub min_group_rows: u64,
+    /// Lowest acceptable disparate-impact ratio of any attribute (0.8 is
+    /// the four-fifths rule); below it the version is `degraded`. Absent:
+    /// fairness is measured, not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_disparate_impact_ratio: Option<f64>,
 }
 
 fn default_min_group_rows() -> u64 {
@@ -478,6 +483,14 @@ impl FairnessPolicy {
             return Err(InvalidValue::new(
                 "fairness.min_group_rows",
                 "must be at least 1",
+            ));
+        }
+        if let Some(r) = self.min_disparate_impact_ratio
+            && !(r > 0.0 && r <= 1.0)
+        {
+            return Err(InvalidValue::new(
+                "fairness.min_disparate_impact_ratio",
+                "must be in (0, 1]; the four-fifths rule is 0.8",
             ));
         }
         Ok(())
