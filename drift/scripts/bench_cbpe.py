@@ -23,6 +23,7 @@ Install: pip install -r drift/scripts/requirements-nannyml.txt
 """
 import argparse
 import os
+import sys
 import time
 import warnings
 
@@ -31,28 +32,18 @@ import nannyml  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# The splitmix64 uniforms of every bench recipe, defined once.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_peers import uniforms  # noqa: E402
+
 warnings.filterwarnings("ignore")
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def mix(z):
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def uniform(seed, n):
-    with np.errstate(over="ignore"):
-        base = np.uint64(seed) * np.uint64(0x0100000001B3)
-        i = np.arange(1, n + 1, dtype=np.uint64)
-        return (mix(base + GOLDEN * i) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
 def scored(seed, n, sd):
-    u1, u2 = uniform(seed, n), uniform(seed + 1, n)
+    u1, u2 = uniforms(seed, n), uniforms(seed + 1, n)
     z = sd * np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
     score = 1.0 / (1.0 + np.exp(-z))
-    label = (uniform(seed + 2, n) < 1.0 / (1.0 + np.exp(-2.0 * z))).astype(int)
+    label = (uniforms(seed + 2, n) < 1.0 / (1.0 + np.exp(-2.0 * z))).astype(int)
     return score, label
 
 
@@ -111,9 +102,6 @@ def main():
     b, m = best(lambda: run(reference, window), args.repeat)
     print(f"nannyml CBPE fit+estimate best {b*1e3:.1f} ms median {m*1e3:.1f} ms")
     if args.with_drift:
-        import sys
-
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from bench_peers import make
 
         ref, cur = make(n)

@@ -16,6 +16,8 @@ Usage: python3 drift/scripts/bench_fairness.py [--rows 100000 1000000] [--repeat
 Install: pip install -r drift/scripts/requirements.txt
 """
 import argparse
+import os
+import sys
 import time
 import warnings
 
@@ -23,29 +25,19 @@ import fairlearn
 import numpy as np
 from fairlearn import metrics as fm
 
+# The splitmix64 uniforms of every bench recipe, defined once.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_peers import uniforms  # noqa: E402
+
 warnings.filterwarnings("ignore")
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 GROUPS = np.array(["de", "es", "fr", "it"])
 RATES = np.array([0.2, 0.35, 0.25, 0.5])
 
 
-def mix(z):
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def uniform(seed, n):
-    with np.errstate(over="ignore"):
-        base = np.uint64(seed) * np.uint64(0x0100000001B3)
-        i = np.arange(1, n + 1, dtype=np.uint64)
-        return (mix(base + GOLDEN * i) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-
-
 def rows(n):
     g = np.arange(n) % 4
-    selected = uniform(1, n) < RATES[g]
-    agrees = uniform(2, n) < 0.7
+    selected = uniforms(1, n) < RATES[g]
+    agrees = uniforms(2, n) < 0.7
     labels = selected == agrees
     return GROUPS[g], selected.astype(int), labels.astype(int)
 
