@@ -87,8 +87,11 @@ pub mod binned;
 pub mod canary;
 pub mod categorical;
 pub mod cbpe;
+pub mod dle;
 mod error;
 pub mod fairness;
+pub mod matrix;
+pub mod multivariate;
 pub mod numeric;
 pub mod performance;
 pub mod quality;
@@ -100,6 +103,7 @@ mod special;
 
 pub use categorical::CategoryCounts;
 pub use error::{DriftError, Result};
+pub use matrix::FeatureMatrix;
 pub use report::{
     Correction, DriftReport, FeatureData, FeatureDrift, FeatureSpec, ReportConfig,
     evaluate_feature, evaluate_features, select_method,

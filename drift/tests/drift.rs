@@ -6,6 +6,8 @@ mod behaviour;
 mod common;
 mod fairlearn_agreement;
 mod nannyml_agreement;
+mod nannyml_dle;
+mod nannyml_multivariate;
 mod properties;
 mod scipy_agreement;
 mod sklearn_agreement;

@@ -1,0 +1,1 @@
+//! NannyML agreement of `drift::dle` (to be written).

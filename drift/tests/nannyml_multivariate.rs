@@ -1,0 +1,1 @@
+//! NannyML agreement of `drift::multivariate` (to be written).
