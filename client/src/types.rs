@@ -229,6 +229,25 @@ pub struct VersionOutcome {
     /// What each of the policy's anomaly detectors found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<AnomalyOutcome>,
+    /// Multivariate drift, when the policy asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<MultivariateOutcome>,
+}
+
+/// What became of a version's multivariate drift measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultivariateOutcome {
+    /// The measurement was stored in `multivariate_drift_results`.
+    pub measured: bool,
+    /// The features read together.
+    pub features: Vec<String>,
+    /// `rows`, `value`, `reference_value`, `sampling_error`, `lower`,
+    /// `upper`, `components`, `drifted`, as in
+    /// `multivariate_drift_results`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What became of a version's estimation without labels (CBPE).

@@ -549,6 +549,8 @@ pub struct DriftMeasurement<'a> {
     pub report: &'a DriftReport,
     /// One per report feature.
     pub inputs: &'a [FeatureInputs],
+    /// The multivariate measurement, with `multivariate` in the policy.
+    pub multivariate: Option<&'a crate::multivariate::MultivariateOutcome>,
 }
 
 /// What the drift rules need to know from before this evaluation.
@@ -580,7 +582,11 @@ pub fn decide_drift(
     m: &DriftMeasurement<'_>,
 ) -> DriftDecision {
     let report = m.report;
-    let consecutive = if report.dataset_drift {
+    // A change in how features move together is drift as much as a change
+    // in one feature's distribution: either makes the evaluation drifted.
+    let multivariate_drift = m.multivariate.is_some_and(|mv| mv.drifted());
+    let drifted_evaluation = report.dataset_drift || multivariate_drift;
+    let consecutive = if drifted_evaluation {
         state.consecutive.saturating_add(1)
     } else {
         0
@@ -613,6 +619,7 @@ pub fn decide_drift(
         "drifted_share": report.drifted_share,
         "drifted_features": drifted,
         "features": report.features,
+        "multivariate": m.multivariate,
         "feature_inputs": report
             .features
             .iter()
@@ -621,7 +628,7 @@ pub fn decide_drift(
             .collect::<serde_json::Map<_, _>>(),
     });
     let mut actions = vec![Action::RecordResults];
-    if report.dataset_drift {
+    if drifted_evaluation {
         actions.push(Action::NotifyDrift);
     }
     // A performance drop owns the version's retrain: drift neither
@@ -631,7 +638,7 @@ pub fn decide_drift(
         .iter()
         .any(|r| trigger_of(r) == TRIGGER_PERFORMANCE);
     if consecutive >= policy.persistence && !performance_owned {
-        let reason = format!(
+        let mut reason = format!(
             "{} of {} features drifted ({}) in {consecutive} consecutive evaluations \
              (policy: {} at a drifted share of {})",
             drifted.len(),
@@ -640,12 +647,21 @@ pub fn decide_drift(
             policy.persistence,
             policy.drift_share,
         );
+        if let Some(d) = m.multivariate.and_then(|mv| mv.drift.as_ref())
+            && d.drifted
+        {
+            reason.push_str(&format!(
+                "; multivariate reconstruction error {:.4} outside the reference's band \
+                 [{:.4}, {:.4}]",
+                d.value, d.lower, d.upper
+            ));
+        }
         actions.push(raise_retrain(
             state.open_retrain.first(),
             reason,
             evidence.clone(),
         ));
-    } else if !report.dataset_drift {
+    } else if !drifted_evaluation {
         actions.extend(supersede_own_retrain(
             state.open_retrain,
             TRIGGER_DRIFT,
@@ -657,7 +673,7 @@ pub fn decide_drift(
     }
     DriftDecision {
         consecutive,
-        health: if report.dataset_drift {
+        health: if drifted_evaluation {
             Health::Drifting
         } else {
             Health::Healthy

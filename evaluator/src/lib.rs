@@ -41,6 +41,7 @@
 pub mod anomalies;
 pub mod decision;
 pub mod fairness;
+pub mod multivariate;
 pub mod performance;
 pub mod ports;
 pub mod report;
@@ -56,9 +57,9 @@ pub use decision::{
 pub use fairness::{AttributeFairness, FairnessReport};
 pub use performance::{OutcomeRows, PerformanceReport};
 pub use ports::{
-    AnomalyKey, EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey, EvaluatorRegistry, Fanout,
-    FeatureSet, FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile, ResultsSink, RollbackDone,
-    TelemetryReader, Traffic, Window, exact_values_limit,
+    AnomalyKey, DriftResults, EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey,
+    EvaluatorRegistry, Fanout, FeatureSet, FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile,
+    ResultsSink, RollbackDone, RowColumns, TelemetryReader, Traffic, Window, exact_values_limit,
 };
 pub use report::{
     CycleReport, FairnessOutcome, PerformanceOutcome, RecommendationAction, VersionOutcome,

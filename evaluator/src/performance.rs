@@ -31,6 +31,8 @@ pub struct OutcomeRows {
     /// Attribute → each row's group (its value of that categorical
     /// feature).
     pub groups: std::collections::BTreeMap<String, Vec<Option<String>>>,
+    /// The features asked for, one entry per row.
+    pub features: modelwatch_drift::FeatureMatrix,
 }
 
 /// One figure: a metric, for one class or the whole window.

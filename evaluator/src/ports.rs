@@ -140,6 +140,45 @@ pub struct Traffic {
 /// Features to read: name → kind (`None`: read from whichever map holds it).
 pub type FeatureSet = BTreeMap<String, Option<FeatureKind>>;
 
+/// What [`TelemetryReader::outcomes`] reads besides the outcome columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowColumns {
+    /// Only rows with a label (their own or a delayed one).
+    pub labelled_only: bool,
+    /// Categorical features whose values become [`OutcomeRows::groups`].
+    pub attributes: Vec<String>,
+    /// Features read into [`OutcomeRows::features`] (numeric unless the
+    /// kind says categorical).
+    pub features: FeatureSet,
+}
+
+impl RowColumns {
+    /// The labelled rows' outcome columns only.
+    pub fn labelled() -> Self {
+        RowColumns {
+            labelled_only: true,
+            ..RowColumns::default()
+        }
+    }
+
+    /// Every row with its groups of `attributes`.
+    pub fn grouped(attributes: &[String]) -> Self {
+        RowColumns {
+            attributes: attributes.to_vec(),
+            ..RowColumns::default()
+        }
+    }
+
+    /// Every row (only labelled ones with `labelled_only`) with `features`.
+    pub fn with_features(features: FeatureSet, labelled_only: bool) -> Self {
+        RowColumns {
+            labelled_only,
+            features,
+            ..RowColumns::default()
+        }
+    }
+}
+
 /// What the evaluator reads from the telemetry history. Errors are
 /// [`EvalError::Telemetry`] (see [`EvalError::telemetry`]).
 #[async_trait::async_trait]
@@ -154,12 +193,15 @@ pub trait TelemetryReader: Send + Sync + 'static {
     /// sample beyond (`modelwatch_drift::WindowValues`, so the same window
     /// always gives the same values), categorical ones counted.
     async fn profile(&self, window: &Window, features: &FeatureSet) -> Result<Profile>;
-    /// The labelled inferences of a (current) window, for realized
-    /// performance.
-    async fn labelled(&self, window: &Window) -> Result<OutcomeRows>;
-    /// Every inference of a (current) window with the groups of
-    /// `attributes` (categorical features), for fairness.
-    async fn outcomes(&self, window: &Window, attributes: &[String]) -> Result<OutcomeRows>;
+    /// The rows of a window with their outcome columns (prediction,
+    /// label, delayed labels joined) and the columns `wanted` names, row by
+    /// row: groups of sensitive attributes for fairness, features for
+    /// multivariate drift and loss estimation.
+    async fn outcomes(&self, window: &Window, wanted: &RowColumns) -> Result<OutcomeRows>;
+    /// The labelled rows of a window, for realized performance.
+    async fn labelled(&self, window: &Window) -> Result<OutcomeRows> {
+        self.outcomes(window, &RowColumns::labelled()).await
+    }
     /// One metric of `samples` for the traffic's version and range, its
     /// points averaged per timestamp, in time order (stale markers left out).
     async fn metric_series(
@@ -213,6 +255,27 @@ pub struct EvaluationKey<'a> {
     pub reference_source: &'a str,
 }
 
+/// One evaluation's drift results: what [`ResultsSink::write`] stores
+/// whole or not at all.
+#[derive(Debug, Clone, Copy)]
+pub struct DriftResults<'a> {
+    pub report: &'a DriftReport,
+    /// `inputs[i]` is what went into `report.features[i]`.
+    pub inputs: &'a [FeatureInputs],
+    /// The window's data quality per feature.
+    pub quality: &'a [QualityRow],
+    /// The multivariate measurement, when there is one.
+    pub multivariate: Option<&'a modelwatch_drift::multivariate::ReconstructionDrift>,
+}
+
+impl DriftResults<'_> {
+    /// Whether the evaluation counts as drifted (the dataset, or the
+    /// features together).
+    pub fn drifted(&self) -> bool {
+        self.report.dataset_drift || self.multivariate.is_some_and(|m| m.drifted)
+    }
+}
+
 /// Which evaluation anomaly rows belong to.
 #[derive(Debug, Clone, Copy)]
 pub struct AnomalyKey<'a> {
@@ -226,15 +289,8 @@ pub struct AnomalyKey<'a> {
 /// [`EvalError::Results`].
 #[async_trait::async_trait]
 pub trait ResultsSink: Send + Sync + 'static {
-    /// Stores the rows of `report` (`inputs[i]` is what went into
-    /// `report.features[i]`) and the window's data quality, together.
-    async fn write(
-        &self,
-        key: &EvaluationKey<'_>,
-        report: &DriftReport,
-        inputs: &[FeatureInputs],
-        quality: &[QualityRow],
-    ) -> Result<()>;
+    /// Stores one evaluation's drift results, together.
+    async fn write(&self, key: &EvaluationKey<'_>, results: &DriftResults<'_>) -> Result<()>;
     /// Stores one window's realized-performance figures.
     async fn write_performance(&self, report: &PerformanceReport) -> Result<()>;
     /// Stores the breaching points the anomaly detectors found.
@@ -254,6 +310,15 @@ pub trait EvaluationEvents: Send + Sync + 'static {
     async fn watched_models(&self, _models: &HashSet<String>) {}
     /// A version's drift report was computed (and its rows stored).
     async fn drift_measured(&self, _model: &str, _version: i64, _report: &DriftReport) {}
+    /// A version with `multivariate` in its policy was evaluated: its
+    /// reconstruction drift, or `None` when it could not be measured.
+    async fn multivariate_measured(
+        &self,
+        _model: &str,
+        _version: i64,
+        _drift: Option<&modelwatch_drift::multivariate::ReconstructionDrift>,
+    ) {
+    }
     /// A version's realized performance was measured (and its rows stored).
     /// A window's realized or estimated performance was stored; `breaches`
     /// of the policy's thresholds were found in it when it is the one the
@@ -324,6 +389,16 @@ impl EvaluationEvents for Fanout {
     async fn drift_measured(&self, model: &str, version: i64, report: &DriftReport) {
         for e in &self.0 {
             e.drift_measured(model, version, report).await;
+        }
+    }
+    async fn multivariate_measured(
+        &self,
+        model: &str,
+        version: i64,
+        drift: Option<&modelwatch_drift::multivariate::ReconstructionDrift>,
+    ) {
+        for e in &self.0 {
+            e.multivariate_measured(model, version, drift).await;
         }
     }
     async fn performance_measured(&self, report: &PerformanceReport, breaches: Option<usize>) {

@@ -53,6 +53,9 @@ pub struct VersionOutcome {
     /// What each of the policy's anomaly detectors found.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<crate::anomalies::AnomalyOutcome>,
+    /// Multivariate drift, with `multivariate` in the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<crate::multivariate::MultivariateOutcome>,
 }
 
 /// What became of the estimation without labels (CBPE).
@@ -128,6 +131,7 @@ impl VersionOutcome {
             data_quality_breaches: Vec::new(),
             fairness: None,
             anomalies: Vec::new(),
+            multivariate: None,
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::decision::{
 };
 use crate::ports::{
     EvaluationEvents, EvaluationKey, EvaluatorRegistry, FeatureSet, NoEvents, Profile, ResultsSink,
-    RollbackDone, TelemetryReader, Traffic, Window,
+    RollbackDone, RowColumns, TelemetryReader, Traffic, Window,
 };
 use crate::report::{
     CycleReport, EstimateOutcome, PerformanceOutcome, RecommendationAction, VersionOutcome,
@@ -324,7 +324,10 @@ impl Evaluator {
         let current = CurrentWindow::of(policy, alias, now);
         let rows = self
             .reader
-            .outcomes(&current.window(alias), &fairness.attributes)
+            .outcomes(
+                &current.window(alias),
+                &RowColumns::grouped(&fairness.attributes),
+            )
             .await?;
         let report = crate::fairness::assess(fairness, current.context(alias), &rows);
         let assessed = report.assessed();
@@ -381,7 +384,10 @@ impl Evaluator {
                 .reader
                 .labelled(&Window::reference(model, version))
                 .await?;
-            let scored = self.reader.outcomes(&current.window(alias), &[]).await?;
+            let scored = self
+                .reader
+                .outcomes(&current.window(alias), &RowColumns::default())
+                .await?;
             measured.estimate = Some(
                 match crate::performance::estimate(
                     performance,
@@ -432,6 +438,27 @@ impl Evaluator {
             .await
     }
 
+    /// Multivariate drift of the current window against the reference
+    /// over the policy's features, read row by row.
+    async fn measure_multivariate(
+        &self,
+        policy: &modelwatch_types::MultivariatePolicy,
+        tested: &FeatureSet,
+        reference: &Window,
+        current: &Window,
+    ) -> Result<crate::multivariate::MultivariateOutcome> {
+        let features = crate::multivariate::features(policy, tested);
+        let columns = RowColumns::with_features(features.clone(), false);
+        let reference_rows = self.reader.outcomes(reference, &columns).await?;
+        let current_rows = self.reader.outcomes(current, &columns).await?;
+        Ok(crate::multivariate::measure(
+            policy,
+            &features,
+            &reference_rows.features,
+            &current_rows.features,
+        ))
+    }
+
     /// The drift half: the version's health word, or why it was skipped.
     async fn evaluate_drift(
         &self,
@@ -474,10 +501,7 @@ impl Evaluator {
         );
         let current = self
             .reader
-            .profile(
-                &Window::current(model, version, window.0, window.1),
-                &features,
-            )
+            .profile(&window_of(model, version, window), &features)
             .await?;
         if let Err(skip) = decision::check_rows(policy, current.rows, reference.rows) {
             return Ok(Err(skip));
@@ -485,6 +509,18 @@ impl Evaluator {
 
         let report = decision::run_report(policy, &reference, &current);
         let inputs = decision::feature_inputs(&report, &features, &reference, &current);
+        let multivariate = match &policy.multivariate {
+            Some(mv) => Some(
+                self.measure_multivariate(
+                    mv,
+                    &features,
+                    &reference_plan.window,
+                    &window_of(model, version, window),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let quality = decision::data_quality(&report, &reference, &current);
         if let Some(limits) = &policy.data_quality {
             outcome.data_quality_breaches = decision::quality_breaches(limits, &quality);
@@ -529,6 +565,7 @@ impl Evaluator {
                 reference_rows: reference.rows,
                 report: &report,
                 inputs: &inputs,
+                multivariate: multivariate.as_ref(),
             },
         );
         state
@@ -540,6 +577,7 @@ impl Evaluator {
         outcome.dataset_drift = Some(report.dataset_drift);
         outcome.consecutive_drifted = decided.consecutive;
         outcome.drifted_features = decided.drifted_features.clone();
+        outcome.multivariate = multivariate.clone();
         tracing::debug!(
             evaluation_id,
             drifted_share = report.drifted_share,
@@ -553,6 +591,7 @@ impl Evaluator {
             report: &report,
             inputs: &inputs,
             quality: &quality,
+            multivariate: multivariate.as_ref(),
             evidence: &decided.evidence,
         };
         self.carry_out(outcome, model, version, decided.actions, Some(&drift))
@@ -726,9 +765,22 @@ impl Evaluator {
                 Action::RecordResults => {
                     let d = drift.expect("drift actions come with their measurements");
                     self.results
-                        .write(&d.key, d.report, d.inputs, d.quality)
+                        .write(
+                            &d.key,
+                            &crate::ports::DriftResults {
+                                report: d.report,
+                                inputs: d.inputs,
+                                quality: d.quality,
+                                multivariate: d.multivariate.and_then(|m| m.drift.as_ref()),
+                            },
+                        )
                         .await?;
                     self.events.drift_measured(model, version, d.report).await;
+                    if let Some(mv) = d.multivariate {
+                        self.events
+                            .multivariate_measured(model, version, mv.drift.as_ref())
+                            .await;
+                    }
                 }
                 Action::NotifyDrift => {
                     let d = drift.expect("drift actions come with their measurements");
@@ -947,7 +999,13 @@ struct DriftCarry<'a> {
     report: &'a modelwatch_drift::DriftReport,
     inputs: &'a [decision::FeatureInputs],
     quality: &'a [decision::QualityRow],
+    multivariate: Option<&'a crate::multivariate::MultivariateOutcome>,
     evidence: &'a serde_json::Value,
+}
+
+/// The current window of `version` of `model`.
+fn window_of(model: &str, version: i64, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Window {
+    Window::current(model, version, from, to)
 }
 
 /// A request to run a cycle now (from `POST /api/v1/evaluate`).

@@ -19,12 +19,11 @@ use modelwatch_registry::{
 };
 use modelwatch_types::{Clock, ErrorSource, FeatureKind, LatencySource, ManualClock};
 
-use crate::decision::{FeatureInputs, QualityRow};
 use crate::{
-    AnomalyKey, AnomalyRow, EXACT_VALUES_LIMIT, EvalError, EvaluationEvents, EvaluationKey,
-    FeatureSet, FeatureValues, HEALTH_TAG, OutcomeRows, PerformanceReport, Profile,
-    RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink, RollbackDone, TelemetryReader,
-    Traffic, VersionOutcome, Window,
+    AnomalyKey, AnomalyRow, DriftResults, EXACT_VALUES_LIMIT, EvalError, EvaluationEvents,
+    EvaluationKey, FeatureSet, FeatureValues, HEALTH_TAG, OutcomeRows, PerformanceReport, Profile,
+    RECOMMENDATION_TAG, RecommendationAction, Result, ResultsSink, RollbackDone, RowColumns,
+    TelemetryReader, Traffic, VersionOutcome, Window,
 };
 
 /// The actor the fixtures act as.
@@ -316,17 +315,13 @@ impl TelemetryReader for MemoryHistory {
         Ok(profile)
     }
 
-    async fn labelled(&self, window: &Window) -> Result<OutcomeRows> {
+    async fn outcomes(&self, window: &Window, _wanted: &RowColumns) -> Result<OutcomeRows> {
         self.check(&window.model)?;
         // The test world's rows carry features only.
         Ok(OutcomeRows {
             rows: self.in_window(window).len() as u64,
             ..OutcomeRows::default()
         })
-    }
-
-    async fn outcomes(&self, window: &Window, _attributes: &[String]) -> Result<OutcomeRows> {
-        self.labelled(window).await
     }
 
     async fn metric_series(
@@ -392,21 +387,15 @@ impl TelemetryReader for MemoryHistory {
 
 #[async_trait::async_trait]
 impl ResultsSink for MemoryHistory {
-    async fn write(
-        &self,
-        key: &EvaluationKey<'_>,
-        report: &DriftReport,
-        inputs: &[FeatureInputs],
-        _quality: &[QualityRow],
-    ) -> Result<()> {
-        assert_eq!(inputs.len(), report.features.len());
+    async fn write(&self, key: &EvaluationKey<'_>, results: &DriftResults<'_>) -> Result<()> {
+        assert_eq!(results.inputs.len(), results.report.features.len());
         self.data().results.push((
             key.evaluation_id.to_string(),
             key.model.to_string(),
             key.version,
             key.window.1,
-            report.dataset_drift,
-            report.features.len(),
+            results.drifted(),
+            results.report.features.len(),
         ));
         Ok(())
     }
@@ -461,6 +450,17 @@ impl EvaluationEvents for RecordedEvents {
         self.push(format!(
             "measured {model}/{version} drift={}",
             report.dataset_drift
+        ));
+    }
+    async fn multivariate_measured(
+        &self,
+        model: &str,
+        version: i64,
+        drift: Option<&modelwatch_drift::multivariate::ReconstructionDrift>,
+    ) {
+        self.push(format!(
+            "multivariate {model}/{version} drift={:?}",
+            drift.map(|d| d.drifted)
         ));
     }
     async fn drift_detected(&self, model: &str, version: i64, evidence: &serde_json::Value) {

@@ -139,6 +139,12 @@ struct EvaluatorMetrics {
     fairness: GaugeVec,
     /// `modelwatch_drift_dataset_drifted{model, version}`: 1 or 0.
     dataset_drifted: IntGaugeVec,
+    /// `modelwatch_multivariate_drift{model, version, measure}`: the newest
+    /// reconstruction error (`value`), the reference's (`reference_value`)
+    /// and the band (`lower`, `upper`).
+    multivariate: GaugeVec,
+    /// `modelwatch_multivariate_drifted{model, version}`: 1 or 0.
+    multivariate_drifted: IntGaugeVec,
     /// `modelwatch_recommendations_open{model, version, kind}`.
     recommendations_open: IntGaugeVec,
     /// `modelwatch_evaluation_last_timestamp_seconds{model, version}`.
@@ -635,6 +641,18 @@ impl EvaluatorMetrics {
                 "1 when the latest evaluation found the watched version drifted as a whole, else 0.",
                 version,
             ),
+            multivariate: gauge_vec(
+                r,
+                "modelwatch_multivariate_drift",
+                "Latest multivariate drift of the watched version (PCA reconstruction error of its features together): the window's mean error (value), the reference's (reference_value) and the band (lower, upper).",
+                &["model", "version", "measure"],
+            ),
+            multivariate_drifted: int_gauge_vec(
+                r,
+                "modelwatch_multivariate_drifted",
+                "1 when the latest evaluation found the watched version's reconstruction error outside the reference's band, else 0.",
+                version,
+            ),
             recommendations_open: int_gauge_vec(
                 r,
                 "modelwatch_recommendations_open",
@@ -721,8 +739,14 @@ impl EvaluatorMetrics {
             &self.dataset_drifted,
             &self.performance_breaches,
             &self.data_quality_breaches,
+            &self.multivariate_drifted,
         ] {
             let _ = g.remove_label_values(&[model, old.as_str()]);
+        }
+        for measure in MULTIVARIATE_MEASURES {
+            let _ = self
+                .multivariate
+                .remove_label_values(&[model, old.as_str(), measure]);
         }
         exported.version = version.to_string();
     }
@@ -874,6 +898,49 @@ pub fn record_drift(model: &str, version: i64, report: &modelwatch_drift::DriftR
         .set(i64::from(report.dataset_drift));
 }
 
+/// The `measure` label values of `modelwatch_multivariate_drift`.
+const MULTIVARIATE_MEASURES: [&str; 4] = ["value", "reference_value", "lower", "upper"];
+
+/// Exports a version's newest multivariate drift (removes it when it could
+/// not be measured).
+pub fn record_multivariate(
+    model: &str,
+    version: i64,
+    drift: Option<&modelwatch_drift::multivariate::ReconstructionDrift>,
+) {
+    let m = &metrics().evaluator;
+    let version = version.to_string();
+    let mut exported = m.exported.lock().unwrap_or_else(|e| e.into_inner());
+    let e = exported.entry(model.to_string()).or_default();
+    m.switch_version(e, model, &version);
+    let labels = [model, version.as_str()];
+    match drift {
+        Some(d) => {
+            for (measure, value) in MULTIVARIATE_MEASURES.into_iter().zip([
+                d.value,
+                d.reference_value,
+                d.lower,
+                d.upper,
+            ]) {
+                m.multivariate
+                    .with_label_values(&[model, version.as_str(), measure])
+                    .set(value);
+            }
+            m.multivariate_drifted
+                .with_label_values(&labels)
+                .set(i64::from(d.drifted));
+        }
+        None => {
+            for measure in MULTIVARIATE_MEASURES {
+                let _ = m
+                    .multivariate
+                    .remove_label_values(&[model, version.as_str(), measure]);
+            }
+            let _ = m.multivariate_drifted.remove_label_values(&labels);
+        }
+    }
+}
+
 /// Exports the open recommendation kinds of a watched version (0 for the
 /// kinds that closed).
 pub fn record_open_recommendations(model: &str, version: i64, open_kinds: &[&str]) {
@@ -984,6 +1051,14 @@ impl modelwatch_evaluator::EvaluationEvents for EvaluatorMetricsEvents {
     }
     async fn fairness_assessed(&self, report: &modelwatch_evaluator::FairnessReport) {
         record_fairness(report);
+    }
+    async fn multivariate_measured(
+        &self,
+        model: &str,
+        version: i64,
+        drift: Option<&modelwatch_drift::multivariate::ReconstructionDrift>,
+    ) {
+        record_multivariate(model, version, drift);
     }
     async fn data_quality_judged(&self, model: &str, version: i64, breaches: usize) {
         let m = &metrics().evaluator;

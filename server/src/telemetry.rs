@@ -131,6 +131,10 @@ pub fn table_defs(retention: Duration) -> Vec<TableDef> {
         crate::evaluator::results::FAIRNESS_RESULTS,
         crate::evaluator::results::fairness_schema(),
     ));
+    tables.push((
+        crate::evaluator::results::MULTIVARIATE_DRIFT_RESULTS,
+        crate::evaluator::results::multivariate_schema(),
+    ));
     tables
         .into_iter()
         .map(|(name, schema)| {

@@ -25,8 +25,8 @@ pub use drift::{Correction, DetectorConfig, DriftMethod};
 pub use policy::{
     AnomalyPolicy, DataQualityPolicy, ErrorSource, FairnessPolicy, FeaturePolicy, HIGHER_IS_BETTER,
     LOWER_IS_BETTER, LatencySource, MAX_FAIRNESS_ATTRIBUTES, MAX_POLICY_ANOMALIES,
-    MAX_POLICY_FEATURES, MonitoringPolicy, PerformancePolicy, PerformanceTask, Period,
-    ReferenceSource, RollbackPolicy, SPAN_SERIES, SeriesSource,
+    MAX_POLICY_FEATURES, MonitoringPolicy, MultivariatePolicy, PerformancePolicy, PerformanceTask,
+    Period, ReferenceSource, RollbackPolicy, SPAN_SERIES, SeriesSource,
 };
 pub use vocabulary::{
     FeatureKind, Features, InvalidValue, MoveKind, RecommendationKind, RecommendationStatus, Role,

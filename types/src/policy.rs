@@ -416,6 +416,60 @@ impl DataQualityPolicy {
     }
 }
 
+/// Multivariate drift: the features are standardised and projected on the
+/// reference's principal components, and the mean reconstruction error of
+/// the current window is compared with the reference's (NannyML's data
+/// reconstruction drift). It catches a change in how features move
+/// together that no per-feature test sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MultivariatePolicy {
+    /// Share of the reference's variance the kept components explain.
+    #[serde(default = "default_variance_kept")]
+    pub variance_kept: f64,
+    /// Features read together; empty = every tested feature (the
+    /// prediction column excluded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+fn default_variance_kept() -> f64 {
+    0.65
+}
+
+impl Default for MultivariatePolicy {
+    fn default() -> Self {
+        MultivariatePolicy {
+            variance_kept: default_variance_kept(),
+            features: Vec::new(),
+        }
+    }
+}
+
+impl MultivariatePolicy {
+    fn validate(&self) -> Result<()> {
+        if !(self.variance_kept > 0.0 && self.variance_kept < 1.0) {
+            return Err(InvalidValue::new(
+                "multivariate.variance_kept",
+                "must be a share in (0, 1); NannyML's default is 0.65",
+            ));
+        }
+        if self.features.len() > MAX_POLICY_FEATURES {
+            return Err(InvalidValue::new(
+                "multivariate.features",
+                format!("at most {MAX_POLICY_FEATURES} features"),
+            ));
+        }
+        if self.features.iter().any(String::is_empty) {
+            return Err(InvalidValue::new(
+                "multivariate.features",
+                "feature names must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Group fairness of the model's decisions across the groups of sensitive
 /// attributes (e.g. `gender`, `country`): selection rates per group and
 /// the gaps between groups, with true- and false-positive rates where
@@ -565,6 +619,10 @@ pub struct MonitoringPolicy {
     /// Data-quality limits; absent = quality is measured, never judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_quality: Option<DataQualityPolicy>,
+    /// Multivariate drift (PCA reconstruction error) over the tested
+    /// features together; absent = not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<MultivariatePolicy>,
 }
 
 fn default_alias() -> String {
@@ -673,6 +731,9 @@ impl MonitoringPolicy {
         }
         if let Some(q) = &self.data_quality {
             q.validate()?;
+        }
+        if let Some(m) = &self.multivariate {
+            m.validate()?;
         }
         if self.anomalies.len() > MAX_POLICY_ANOMALIES {
             return Err(InvalidValue::new(

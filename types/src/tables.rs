@@ -27,3 +27,6 @@ pub const ANOMALY_RESULTS: &str = "anomaly_results";
 pub const PERFORMANCE_RESULTS: &str = "performance_results";
 /// The evaluator's group-fairness figures, one row per figure.
 pub const FAIRNESS_RESULTS: &str = "fairness_results";
+/// The evaluator's multivariate drift (reconstruction error), one row per
+/// evaluation.
+pub const MULTIVARIATE_DRIFT_RESULTS: &str = "multivariate_drift_results";

@@ -531,6 +531,7 @@ fn persistence_count_raises_refreshes_and_clears() {
                 reference_rows: reference.rows,
                 report: &report,
                 inputs: &inputs,
+                multivariate: None,
             },
         );
         assert_eq!(d.evidence["feature_inputs"]["a"]["sampling"], "exact");
@@ -558,6 +559,76 @@ fn persistence_count_raises_refreshes_and_clears() {
                 assert_eq!(evidence["thresholds"]["persistence"], c.persistence);
                 assert_eq!(evidence["reference"]["source"], "reference_data");
             }
+        }
+    }
+}
+
+#[test]
+fn features_drifting_together_make_the_evaluation_drifted() {
+    let p = policy(json!({"persistence": 1, "drift_share": 0.5, "min_rows": 10}));
+    // No feature drifts on its own.
+    let (reference, current) = profiles(&[]);
+    let report = run_report(&p, &reference, &current);
+    assert!(!report.dataset_drift);
+    let features: FeatureSet = ["a", "b", "c"].map(|f| (f.to_string(), None)).into();
+    let inputs = feature_inputs(&report, &features, &reference, &current);
+    let plan = ReferencePlan {
+        window: Window::reference("m", 1),
+        source: "reference_data",
+    };
+    let together = |drifted: bool| crate::multivariate::MultivariateOutcome {
+        measured: true,
+        features: vec!["a".into(), "b".into()],
+        drift: Some(modelwatch_drift::multivariate::ReconstructionDrift {
+            rows: 400,
+            value: if drifted { 1.9 } else { 1.2 },
+            reference_value: 1.2,
+            sampling_error: 0.05,
+            lower: 1.05,
+            upper: 1.35,
+            components: 1,
+            drifted,
+        }),
+        message: None,
+    };
+    for (drifted, consecutive, health, expected) in [
+        (
+            true,
+            1,
+            Health::Drifting,
+            vec!["record", "notify", "raise retrain warning"],
+        ),
+        (false, 0, Health::Healthy, vec!["record"]),
+    ] {
+        let mv = together(drifted);
+        let d = decide_drift(
+            &p,
+            DriftState {
+                consecutive: 0,
+                open_retrain: &[],
+            },
+            &DriftMeasurement {
+                evaluation_id: "m/1/t",
+                now: mins(10),
+                alias: "production",
+                window: (mins(0), mins(10)),
+                current_rows: current.rows,
+                reference: &plan,
+                reference_rows: reference.rows,
+                report: &report,
+                inputs: &inputs,
+                multivariate: Some(&mv),
+            },
+        );
+        assert_eq!(d.consecutive, consecutive);
+        assert_eq!(d.health, health);
+        assert_eq!(summary(&d.actions), expected);
+        assert_eq!(d.evidence["multivariate"]["drift"]["drifted"], drifted);
+        if let Some(Action::RaiseRecommendation { reason, .. }) = d.actions.last() {
+            assert!(
+                reason.contains("multivariate reconstruction error 1.9000 outside"),
+                "{reason}"
+            );
         }
     }
 }

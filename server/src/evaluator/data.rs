@@ -29,12 +29,12 @@ use modelwatch_drift::CategoryCounts;
 use modelwatch_drift::WindowValues;
 use modelwatch_evaluator::decision::PREDICTION_FEATURE;
 use modelwatch_evaluator::{
-    EvalError, EvaluationKey, FeatureSet, FeatureValues, OutcomeRows, Profile, TelemetryReader,
-    Traffic, Window, exact_values_limit,
+    EvalError, EvaluationKey, FeatureSet, FeatureValues, OutcomeRows, Profile, RowColumns,
+    TelemetryReader, Traffic, Window, exact_values_limit,
 };
 use modelwatch_history::HistoryStore;
 use modelwatch_registry::FeatureKind;
-use modelwatch_types::tables::DRIFT_RESULTS;
+use modelwatch_types::tables::{DRIFT_RESULTS, MULTIVARIATE_DRIFT_RESULTS};
 use modelwatch_types::{ErrorSource, LatencySource};
 
 type EvalResult<T> = modelwatch_evaluator::Result<T>;
@@ -779,17 +779,17 @@ async fn delayed_labels(
 /// inference's label is its newest delayed label (joined on
 /// `inference_id`), else the label it arrived with (text or value).
 pub async fn labelled(ctx: &SessionContext, window: &Window) -> Result<OutcomeRows> {
-    outcomes(ctx, window, &[], true).await
+    outcomes(ctx, window, &RowColumns::labelled()).await
 }
 
 /// The inferences of `window` (only the labelled ones with
 /// `labelled_only`), labels joined as [`labelled`] joins them, with each
-/// row's value of the categorical features `attributes` as its groups.
+/// row's value of the categorical features `attributes` as its groups and
+/// of `features` as its feature matrix.
 pub async fn outcomes(
     ctx: &SessionContext,
     window: &Window,
-    attributes: &[String],
-    labelled_only: bool,
+    wanted: &RowColumns,
 ) -> Result<OutcomeRows> {
     use datafusion::functions::core::expr_fn::get_field;
     let rows = count_rows(ctx, window).await?;
@@ -804,7 +804,7 @@ pub async fn outcomes(
         &window.version,
         window.range,
     )?;
-    if labelled_only {
+    if wanted.labelled_only {
         let has_label = col("label")
             .is_not_null()
             .or(col("label_value").is_not_null());
@@ -825,17 +825,48 @@ pub async fn outcomes(
     .map(col)
     .collect();
     columns.extend(
-        attributes
+        wanted
+            .attributes
             .iter()
             .enumerate()
             .map(|(i, a)| get_field(col("features_str"), a.as_str()).alias(format!("group_{i}"))),
+    );
+    // Numeric features first, then categorical ones, as the matrix holds
+    // them.
+    let numeric: Vec<&String> = wanted
+        .features
+        .iter()
+        .filter(|(_, kind)| **kind != Some(FeatureKind::Categorical))
+        .map(|(name, _)| name)
+        .collect();
+    let categorical: Vec<&String> = wanted
+        .features
+        .iter()
+        .filter(|(_, kind)| **kind == Some(FeatureKind::Categorical))
+        .map(|(name, _)| name)
+        .collect();
+    columns.extend(
+        numeric
+            .iter()
+            .enumerate()
+            .map(|(i, f)| get_field(col("features_num"), f.as_str()).alias(format!("num_{i}"))),
+    );
+    columns.extend(
+        categorical
+            .iter()
+            .enumerate()
+            .map(|(i, f)| get_field(col("features_str"), f.as_str()).alias(format!("str_{i}"))),
     );
     let df = df.select(columns)?;
     let mut out = OutcomeRows {
         rows,
         ..OutcomeRows::default()
     };
-    let mut groups: Vec<Vec<Option<String>>> = vec![Vec::new(); attributes.len()];
+    let mut groups: Vec<Vec<Option<String>>> = vec![Vec::new(); wanted.attributes.len()];
+    let mut numeric_values: Vec<Vec<Option<f64>>> = vec![Vec::new(); numeric.len()];
+    let mut categorical_values: Vec<Vec<Option<String>>> = vec![Vec::new(); categorical.len()];
+    let first_numeric = 5 + wanted.attributes.len();
+    let first_categorical = first_numeric + numeric.len();
     let mut stream = df.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -844,8 +875,18 @@ pub async fn outcomes(
         let predictions = batch.column(2).as_string::<i32>();
         let prediction_values = batch.column(3).as_primitive::<Float64Type>();
         let ids = batch.column(4).as_string::<i32>();
-        let group_columns: Vec<&StringArray> = (0..attributes.len())
+        let group_columns: Vec<&StringArray> = (0..wanted.attributes.len())
             .map(|a| batch.column(5 + a).as_string::<i32>())
+            .collect();
+        let numeric_columns: Vec<&Float64Array> = (0..numeric.len())
+            .map(|f| {
+                batch
+                    .column(first_numeric + f)
+                    .as_primitive::<Float64Type>()
+            })
+            .collect();
+        let categorical_columns: Vec<&StringArray> = (0..categorical.len())
+            .map(|f| batch.column(first_categorical + f).as_string::<i32>())
             .collect();
         for i in 0..batch.num_rows() {
             let late = ids.is_valid(i).then(|| delayed.get(ids.value(i))).flatten();
@@ -858,7 +899,7 @@ pub async fn outcomes(
                     labels.is_valid(i).then(|| labels.value(i).to_string()),
                     label_values.is_valid(i).then(|| label_values.value(i)),
                 ),
-                None if labelled_only => continue,
+                None if wanted.labelled_only => continue,
                 None => (None, None),
             };
             out.labels.push(label);
@@ -876,9 +917,26 @@ pub async fn outcomes(
             for (column, values) in group_columns.iter().zip(&mut groups) {
                 values.push(column.is_valid(i).then(|| column.value(i).to_string()));
             }
+            for (column, values) in numeric_columns.iter().zip(&mut numeric_values) {
+                // A NaN is as unusable as a missing value.
+                values.push(
+                    (column.is_valid(i) && column.value(i).is_finite()).then(|| column.value(i)),
+                );
+            }
+            for (column, values) in categorical_columns.iter().zip(&mut categorical_values) {
+                values.push(column.is_valid(i).then(|| column.value(i).to_string()));
+            }
         }
     }
-    out.groups = attributes.iter().cloned().zip(groups).collect();
+    out.groups = wanted.attributes.iter().cloned().zip(groups).collect();
+    let mut features = modelwatch_drift::FeatureMatrix::new(out.labels.len());
+    for (name, values) in numeric.into_iter().zip(numeric_values) {
+        features = features.with_numeric(name.clone(), values);
+    }
+    for (name, values) in categorical.into_iter().zip(categorical_values) {
+        features = features.with_categorical(name.clone(), values);
+    }
+    out.features = features;
     Ok(out)
 }
 
@@ -957,14 +1015,8 @@ impl TelemetryReader for DataFusionReader {
             .map_err(EvalError::telemetry)
     }
 
-    async fn labelled(&self, window: &Window) -> EvalResult<OutcomeRows> {
-        labelled(&self.ctx()?, window)
-            .await
-            .map_err(EvalError::telemetry)
-    }
-
-    async fn outcomes(&self, window: &Window, attributes: &[String]) -> EvalResult<OutcomeRows> {
-        outcomes(&self.ctx()?, window, attributes, false)
+    async fn outcomes(&self, window: &Window, wanted: &RowColumns) -> EvalResult<OutcomeRows> {
+        outcomes(&self.ctx()?, window, wanted)
             .await
             .map_err(EvalError::telemetry)
     }
@@ -1041,23 +1093,24 @@ impl TelemetryReader for DataFusionReader {
     }
 }
 
-/// `dataset_drift` of the newest evaluations of `key`'s version in
-/// `drift_results` (its own left out), newest first.
+/// Whether each of the newest evaluations of `key`'s version (its own left
+/// out) drifted, newest first: `dataset_drift` in `drift_results`, or a
+/// drifted row of the same evaluation in `multivariate_drift_results`.
 async fn recent_dataset_drift(
     ctx: &SessionContext,
     key: &EvaluationKey<'_>,
     limit: usize,
 ) -> Result<Vec<bool>> {
     use datafusion::functions_aggregate::expr_fn::{bool_or, max};
-    let batches = ctx
-        .table(DRIFT_RESULTS)
-        .await?
-        .filter(
+    let of_version = |df: datafusion::dataframe::DataFrame| {
+        df.filter(
             col("model")
                 .eq(lit(key.model))
                 .and(col("version").eq(lit(key.version.to_string())))
                 .and(col("evaluation_id").not_eq(lit(key.evaluation_id))),
-        )?
+        )
+    };
+    let batches = of_version(ctx.table(DRIFT_RESULTS).await?)?
         .aggregate(
             vec![col("evaluation_id")],
             vec![
@@ -1067,13 +1120,32 @@ async fn recent_dataset_drift(
         )?
         .sort(vec![col("at").sort(false, false)])?
         .limit(0, Some(limit))?
-        .select_columns(&["drift"])?
+        .select_columns(&["evaluation_id", "drift"])?
         .collect()
         .await?;
-    let mut out = Vec::new();
+    let mut recent: Vec<(String, bool)> = Vec::new();
     for b in &batches {
-        let drift = b.column(0).as_boolean();
-        out.extend((0..drift.len()).map(|i| drift.value(i)));
+        let ids = b.column(0).as_string::<i32>();
+        let drift = b.column(1).as_boolean();
+        recent.extend((0..drift.len()).map(|i| (ids.value(i).to_string(), drift.value(i))));
     }
-    Ok(out)
+    if recent.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<datafusion::prelude::Expr> =
+        recent.iter().map(|(id, _)| lit(id.clone())).collect();
+    let multivariate = of_version(ctx.table(MULTIVARIATE_DRIFT_RESULTS).await?)?
+        .filter(col("drifted").and(col("evaluation_id").in_list(ids, false)))?
+        .select_columns(&["evaluation_id"])?
+        .collect()
+        .await?;
+    let mut drifted_together = std::collections::HashSet::new();
+    for b in &multivariate {
+        let ids = b.column(0).as_string::<i32>();
+        drifted_together.extend((0..ids.len()).map(|i| ids.value(i).to_string()));
+    }
+    Ok(recent
+        .into_iter()
+        .map(|(id, drift)| drift || drifted_together.contains(&id))
+        .collect())
 }

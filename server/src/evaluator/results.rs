@@ -9,15 +9,17 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use modelwatch_drift::multivariate::ReconstructionDrift;
 use modelwatch_drift::{Decision, DriftReport};
 use modelwatch_evaluator::{
-    AnomalyKey, AnomalyRow, EvalError, EvaluationKey, FairnessReport, FeatureInputs,
+    AnomalyKey, AnomalyRow, DriftResults, EvalError, EvaluationKey, FairnessReport, FeatureInputs,
     PerformanceReport, QualityRow, ResultsSink,
 };
 use modelwatch_history::{HistoryStore, WriteSet};
 
 pub use modelwatch_types::tables::{
-    ANOMALY_RESULTS, DATA_QUALITY_RESULTS, DRIFT_RESULTS, FAIRNESS_RESULTS, PERFORMANCE_RESULTS,
+    ANOMALY_RESULTS, DATA_QUALITY_RESULTS, DRIFT_RESULTS, FAIRNESS_RESULTS,
+    MULTIVARIATE_DRIFT_RESULTS, PERFORMANCE_RESULTS,
 };
 
 /// `n` copies of `text` (a column every row of one evaluation shares).
@@ -527,6 +529,65 @@ pub fn anomaly_batch(
     RecordBatch::try_new(anomaly_schema(), columns)
 }
 
+/// | column | type | meaning |
+/// |---|---|---|
+/// | ts | Timestamp(µs, UTC) | evaluation time (end of the current window) |
+/// | evaluation_id, model, version, alias | Utf8 | as in `drift_results` (the same evaluation) |
+/// | method | Utf8 | `pca_reconstruction` |
+/// | rows | Int64 | rows of the current window |
+/// | value | Float64 | the window's mean reconstruction error |
+/// | reference_value | Float64 | the reference's mean reconstruction error |
+/// | sampling_error | Float64 | standard deviation of the reference's row errors over √rows |
+/// | lower, upper | Float64 | the band: `reference_value` ∓ 3 sampling errors |
+/// | components | Int64 | principal components kept |
+/// | drifted | Boolean | `value` outside the band |
+/// | window_start, window_end | Timestamp(µs, UTC) | the current window |
+pub fn multivariate_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        evaluation_table(vec![
+            Field::new("method", DataType::Utf8, false),
+            Field::new("rows", DataType::Int64, false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("reference_value", DataType::Float64, false),
+            Field::new("sampling_error", DataType::Float64, false),
+            Field::new("lower", DataType::Float64, false),
+            Field::new("upper", DataType::Float64, false),
+            Field::new("components", DataType::Int64, false),
+            Field::new("drifted", DataType::Boolean, false),
+        ])
+    });
+    S.clone()
+}
+
+/// The method name in `multivariate_drift_results.method`.
+pub const PCA_RECONSTRUCTION: &str = "pca_reconstruction";
+
+/// The one row of an evaluation's multivariate drift.
+pub fn multivariate_batch(
+    key: &EvaluationKey<'_>,
+    d: &ReconstructionDrift,
+) -> datafusion::arrow::error::Result<RecordBatch> {
+    let number = |v: f64| -> ArrayRef { Arc::new(Float64Array::from(vec![v])) };
+    let columns: Vec<ArrayRef> = vec![
+        repeated(PCA_RECONSTRUCTION, 1),
+        Arc::new(Int64Array::from(vec![d.rows as i64])),
+        number(d.value),
+        number(d.reference_value),
+        number(d.sampling_error),
+        number(d.lower),
+        number(d.upper),
+        Arc::new(Int64Array::from(vec![d.components as i64])),
+        Arc::new(BooleanArray::from(vec![d.drifted])),
+    ];
+    evaluation_rows(
+        multivariate_schema(),
+        (key.evaluation_id, key.model, key.version, key.alias),
+        key.window,
+        1,
+        columns,
+    )
+}
+
 /// The evaluator's [`ResultsSink`]: rows go through the history's WAL like
 /// any telemetry.
 #[derive(Clone)]
@@ -554,19 +615,21 @@ impl ResultsSink for HistoryResults {
     async fn write(
         &self,
         key: &EvaluationKey<'_>,
-        report: &DriftReport,
-        inputs: &[FeatureInputs],
-        quality: &[QualityRow],
+        results: &DriftResults<'_>,
     ) -> modelwatch_evaluator::Result<()> {
-        let rows = batch(key, report, inputs).map_err(EvalError::results)?;
-        let quality = quality_batch(key, quality).map_err(EvalError::results)?;
+        let rows = batch(key, results.report, results.inputs).map_err(EvalError::results)?;
+        let quality = quality_batch(key, results.quality).map_err(EvalError::results)?;
         // One WAL record: an evaluation's results are stored whole or not at all.
-        self.store(
-            WriteSet::new()
-                .with(DRIFT_RESULTS, rows)
-                .with(DATA_QUALITY_RESULTS, quality),
-        )
-        .await
+        let mut set = WriteSet::new()
+            .with(DRIFT_RESULTS, rows)
+            .with(DATA_QUALITY_RESULTS, quality);
+        if let Some(drift) = results.multivariate {
+            set = set.with(
+                MULTIVARIATE_DRIFT_RESULTS,
+                multivariate_batch(key, drift).map_err(EvalError::results)?,
+            );
+        }
+        self.store(set).await
     }
 
     async fn write_anomalies(
