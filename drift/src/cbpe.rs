@@ -1,9 +1,10 @@
 //! Confidence-based performance estimation (CBPE) of a binary classifier:
-//! its accuracy, precision, recall and F1 on a window **without labels**,
-//! from its scores, as NannyML defines CBPE (checked against NannyML 0.13
-//! on the fixtures of `scripts/gen_cbpe_fixtures.py` in
-//! `tests/nannyml_agreement.rs`: every estimate within NannyML's own
-//! confidence band).
+//! its accuracy, precision, recall, F1 and ROC AUC on a window **without
+//! labels**, from its scores, as NannyML defines CBPE (checked against
+//! NannyML 0.13 on the fixtures of `scripts/gen_cbpe_fixtures.py` in
+//! `tests/nannyml_agreement.rs`: every estimate NannyML's to 1e-9 where
+//! both decide the same about calibration, within NannyML's own
+//! confidence band otherwise). The multiclass CBPE is in [`multiclass`].
 //!
 //! 1. **Calibration** on a labelled reference window. Scores that are not
 //!    probabilities of being right make the estimate wrong, so, as NannyML
@@ -21,11 +22,15 @@
 //!    is a true positive with the calibrated probability `p` and a false
 //!    positive with `1 − p`; predicted negative, a false negative with `p`
 //!    and a true negative with `1 − p`. Accuracy, precision, recall and F1
-//!    follow from the expected counts.
+//!    follow from the expected counts. ROC AUC ([`estimate_roc_auc`]) is
+//!    the area under the expected ROC curve: rows ranked by score, each
+//!    adding `p` expected true and `1 − p` expected false positives.
 //! 3. **Confidence band**: NannyML's sampling error, the standard deviation
 //!    of the metric's observation-level values on the reference over the
 //!    square root of the window's (relevant) row count, and the band ±3
-//!    sampling errors, clipped to [0, 1].
+//!    sampling errors, clipped to [0, 1]. ROC AUC's standard deviation
+//!    is NannyML's Mann–Whitney one ([`RocAucComponents`]), from the
+//!    reference's raw scores.
 //!
 //! What this module must not do: read rows, or decide; it takes aligned
 //! slices and returns numbers.
@@ -33,6 +38,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, check_finite, invalid, not_enough};
+
+pub mod multiclass;
 
 /// Sampling errors either side of an estimate in its confidence band
 /// (NannyML's `SAMPLING_ERROR_RANGE`).
@@ -123,8 +130,10 @@ impl Isotonic {
         if x[lo] == score {
             return y[lo];
         }
-        let t = (score - x[lo]) / (x[hi] - x[lo]);
-        y[lo] + t * (y[hi] - y[lo])
+        // numpy's `interp` arithmetic, operation for operation, so the
+        // calibrated probabilities are scikit-learn's to the last bit or two.
+        let slope = (y[hi] - y[lo]) / (x[hi] - x[lo]);
+        slope * (score - x[lo]) + y[lo]
     }
 }
 
@@ -303,7 +312,12 @@ pub struct Estimate {
 
 impl Estimate {
     fn new(value: f64, (std, fraction): (f64, f64), rows: usize) -> Self {
-        let sampling_error = std / (rows as f64 * fraction).sqrt();
+        Self::with_sampling_error(value, std / (rows as f64 * fraction).sqrt())
+    }
+
+    /// The band ±[`SAMPLING_ERROR_RANGE`] sampling errors, clipped to [0, 1]
+    /// (every CBPE figure is a rate).
+    fn with_sampling_error(value: f64, sampling_error: f64) -> Self {
         Estimate {
             value,
             sampling_error,
@@ -356,6 +370,177 @@ pub fn estimate(
         recall: Estimate::new(ratio(tp, tp + fn_), components.recall, n),
         f1: Estimate::new(ratio(tp, tp + 0.5 * (fp + fn_)), components.f1, n),
     })
+}
+
+/// What the reference contributes to the ROC AUC's sampling error
+/// (NannyML's `auroc_sampling_error_components`): `std`, the standard
+/// deviation over the reference's positives of the share of negatives
+/// ranked below each, and `fraction`, the positives' share of the rows
+/// (the positive class being whichever is the minority).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RocAucComponents {
+    pub std: f64,
+    pub fraction: f64,
+}
+
+impl RocAucComponents {
+    /// From the reference's labels and its **raw** scores: NannyML fits
+    /// its metrics on the reference before calibrating, so the sampling
+    /// error never sees the calibrated probabilities.
+    pub fn of_reference(labels: &[bool], reference_scores: &[f64]) -> Result<Self> {
+        let (variance, fraction) = roc_auc_rank_spread(labels, reference_scores)?;
+        Ok(RocAucComponents {
+            std: variance.sqrt(),
+            fraction,
+        })
+    }
+}
+
+/// NannyML's AUROC sampling-error component of one (one-vs-rest) class:
+/// the population variance of `ser / n_neg` and the positives' share,
+/// where `ser` holds, for each positive, its rank among the score-sorted
+/// rows minus the positives ranked below it (the negatives below it).
+///
+/// NannyML's quirks are kept, since they move the figure:
+/// - when positives are the majority (mean label above 0.5) the labels are
+///   flipped and the scores replaced by `1 − score`;
+/// - the ranks are read through `np.unique(labels * ranks)[1:]`, which
+///   drops rank 0: a positive ranked lowest of all is left out.
+///
+/// Ties: NannyML ranks with `np.argsort` (unstable quicksort), which
+/// orders tied scores arbitrarily; here tied scores keep row order, a
+/// stable sort, so the figure is deterministic. Scores of continuous
+/// models rarely tie exactly.
+fn roc_auc_rank_spread(labels: &[bool], scores: &[f64]) -> Result<(f64, f64)> {
+    check_finite(scores, "reference scores")?;
+    if labels.len() != scores.len() {
+        return Err(invalid("labels", "one label per reference score is needed"));
+    }
+    let n = labels.len();
+    let positives = labels.iter().filter(|&&l| l).count();
+    if positives == 0 || positives == n {
+        return Err(not_enough(
+            "cbpe",
+            "the ROC AUC's sampling error needs both classes among the reference labels",
+        ));
+    }
+    let flip = 2 * positives > n;
+    let key: Vec<f64> = if flip {
+        scores.iter().map(|&s| 1.0 - s).collect()
+    } else {
+        scores.to_vec()
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    // `sort_by` is stable: ties stay in row order.
+    order.sort_by(|&a, &b| key[a].total_cmp(&key[b]));
+    let mut ser: Vec<f64> = Vec::new();
+    for (rank, &i) in order.iter().enumerate() {
+        if labels[i] != flip && rank > 0 {
+            ser.push((rank - ser.len()) as f64);
+        }
+    }
+    let n_pos = if flip { n - positives } else { positives };
+    let n_neg = (n - n_pos) as f64;
+    if ser.is_empty() {
+        return Err(not_enough(
+            "cbpe",
+            "the ROC AUC's sampling error needs at least two reference rows of the minority class",
+        ));
+    }
+    let len = ser.len() as f64;
+    let scaled = ser.iter().map(|&s| s / n_neg);
+    let mean = scaled.clone().sum::<f64>() / len;
+    let variance = scaled.map(|v| (v - mean).powi(2)).sum::<f64>() / len;
+    Ok((variance, n_pos as f64 / n as f64))
+}
+
+/// Row indices by descending `keys`, as NannyML's
+/// `np.argsort(keys)[::-1]`; tied keys in descending row order (the
+/// reverse of a stable ascending sort: numpy's own tie order is
+/// arbitrary).
+fn descending_order(keys: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
+    order.reverse();
+    order
+}
+
+/// numpy's `np.round(x, 5)`: scale, round half to even, unscale.
+fn round5(x: f64) -> f64 {
+    (x * 1e5).round_ties_even() / 1e5
+}
+
+/// NannyML's `estimate_roc_auc`: the area under the expected ROC curve of
+/// the rows taken in `order` (by descending raw score). Walking down the
+/// ranking, a row adds its probability `p` to the expected true positives
+/// and `1 − p` to the expected false positives; both cumulative counts
+/// are rounded to 5 decimals (as NannyML does), normalised by their
+/// totals, and the curve integrated by the trapezoidal rule.
+fn expected_roc_auc(probabilities: &[f64], order: &[usize]) -> Result<f64> {
+    let n = order.len();
+    let mut tps = Vec::with_capacity(n + 1);
+    let mut fps = Vec::with_capacity(n + 1);
+    tps.push(0.0);
+    fps.push(0.0);
+    let mut cumulative = 0.0;
+    for (k, &i) in order.iter().enumerate() {
+        cumulative += probabilities[i];
+        tps.push(round5(cumulative));
+        // NannyML: `fps = 1 + arange(n) - tps`, from the unrounded sum.
+        fps.push(round5((k + 1) as f64 - cumulative));
+    }
+    let (tp_total, fp_total) = (tps[n], fps[n]);
+    if tp_total <= 0.0 || fp_total <= 0.0 {
+        return Err(not_enough(
+            "cbpe",
+            "the estimated ROC AUC needs expected positives and negatives: \
+             every probability is 0 or every probability is 1",
+        ));
+    }
+    let area = (0..n)
+        .map(|k| {
+            let (x0, x1) = (fps[k] / fp_total, fps[k + 1] / fp_total);
+            let (y0, y1) = (tps[k] / tp_total, tps[k + 1] / tp_total);
+            (x1 - x0) * (y1 + y0) / 2.0
+        })
+        .sum();
+    Ok(area)
+}
+
+/// Rejects probabilities outside [0, 1]: the expected ROC curve is only a
+/// curve for them (NannyML fails on the non-monotone false-positive rates
+/// they give).
+fn check_probabilities(probabilities: &[f64]) -> Result<()> {
+    check_finite(probabilities, "probabilities")?;
+    if probabilities.iter().any(|p| !(0.0..=1.0).contains(p)) {
+        return Err(invalid(
+            "probabilities",
+            "probabilities must lie in [0, 1]: calibrate raw scores first",
+        ));
+    }
+    Ok(())
+}
+
+/// The window's estimated ROC AUC (NannyML's `BinaryClassificationAUROC`)
+/// from its calibrated probabilities of the positive class.
+///
+/// NannyML ranks rows by the **raw** score and accumulates the calibrated
+/// probabilities; ranking by the calibrated probabilities gives the very
+/// same sequence of probabilities, since the calibration is a
+/// non-decreasing map of the score (rows it ties are tied in probability,
+/// so their order does not change any cumulative sum). The estimate is
+/// therefore NannyML's whenever the calibration is.
+pub fn estimate_roc_auc(probabilities: &[f64], components: &RocAucComponents) -> Result<Estimate> {
+    check_probabilities(probabilities)?;
+    if probabilities.is_empty() {
+        return Err(not_enough("cbpe", "no rows to estimate on"));
+    }
+    let value = expected_roc_auc(probabilities, &descending_order(probabilities))?;
+    Ok(Estimate::new(
+        value,
+        (components.std, components.fraction),
+        probabilities.len(),
+    ))
 }
 
 #[cfg(test)]
@@ -411,5 +596,63 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn estimated_roc_auc_follows_nannymls_curve() {
+        // NannyML by hand: p = [0.9, 0.6, 0.2] by descending rank; tps
+        // 0, .9, 1.5, 1.7; fps 0, .1, .5, 1.3; trapezoids over the
+        // normalised curve.
+        let components = RocAucComponents {
+            std: 0.0,
+            fraction: 1.0,
+        };
+        let e = estimate_roc_auc(&[0.2, 0.9, 0.6], &components).unwrap();
+        let (tp, fp) = ([0.0, 0.9, 1.5, 1.7], [0.0, 0.1, 0.5, 1.3]);
+        let want: f64 = (0..3)
+            .map(|k| (fp[k + 1] / 1.3 - fp[k] / 1.3) * (tp[k + 1] / 1.7 + tp[k] / 1.7) / 2.0)
+            .sum();
+        assert!((e.value - want).abs() < 1e-15, "{} vs {want}", e.value);
+        // Tied probabilities: the order among them changes nothing.
+        let a = estimate_roc_auc(&[0.5, 0.5, 0.9, 0.1], &components).unwrap();
+        let b = estimate_roc_auc(&[0.9, 0.5, 0.1, 0.5], &components).unwrap();
+        assert_eq!(a.value, b.value);
+        // Undefined curves and non-probabilities are errors.
+        assert!(estimate_roc_auc(&[0.0, 0.0], &components).is_err());
+        assert!(estimate_roc_auc(&[1.0, 1.0], &components).is_err());
+        assert!(estimate_roc_auc(&[0.5, 1.5], &components).is_err());
+        assert!(estimate_roc_auc(&[], &components).is_err());
+    }
+
+    #[test]
+    fn roc_auc_components_keep_nannymls_rank_quirks() {
+        // Sorted scores 0.1..0.6, labels 0 1 0 1 0 0: positives at ranks
+        // 1 and 3, `ser` = [1 − 0, 3 − 1] = [1, 2], n_neg 4: var of
+        // [0.25, 0.5] = 1/64; fraction 2/6.
+        let scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let labels = [false, true, false, true, false, false];
+        let c = RocAucComponents::of_reference(&labels, &scores).unwrap();
+        assert!((c.std - 0.125).abs() < 1e-15);
+        assert!((c.fraction - 2.0 / 6.0).abs() < 1e-15);
+        // A positive ranked lowest is dropped (np.unique(...)[1:]) and
+        // the others keep `rank − i` counting from it: positives at ranks
+        // 0, 2, 5 → ser [2 − 0, 5 − 1] = [2, 4], n_neg 3.
+        let labels = [true, false, true, false, false, true];
+        let c = RocAucComponents::of_reference(&labels, &scores).unwrap();
+        let (a, b) = (2.0 / 3.0, 4.0 / 3.0);
+        let mean = (a + b) / 2.0;
+        let want = (((a - mean) * (a - mean) + (b - mean) * (b - mean)) / 2.0_f64).sqrt();
+        assert!((c.std - want).abs() < 1e-15);
+        // Majority positives (4 of 6): NannyML flips the labels and
+        // mirrors the scores, which gives back the first case.
+        let minority = [false, true, false, true, false, false];
+        let flipped: Vec<bool> = minority.iter().map(|l| !l).collect();
+        let mirrored: Vec<f64> = scores.iter().map(|s| 1.0 - s).collect();
+        let d = RocAucComponents::of_reference(&flipped, &mirrored).unwrap();
+        assert!((d.std - 0.125).abs() < 1e-15);
+        assert!((d.fraction - 2.0 / 6.0).abs() < 1e-15);
+        // One class only: undefined.
+        assert!(RocAucComponents::of_reference(&[true, true], &[0.1, 0.2]).is_err());
+        assert!(RocAucComponents::of_reference(&[true], &[0.1, 0.2]).is_err());
     }
 }
