@@ -257,7 +257,10 @@ pub struct EstimateOutcome {
     pub measured: bool,
     /// The window's rows with a score.
     pub rows: u64,
-    /// `isotonic` or `none`, when measured.
+    /// `cbpe` (classification) or `dle` (regression), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// `isotonic` or `none` (CBPE), when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

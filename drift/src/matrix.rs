@@ -104,6 +104,30 @@ impl FeatureMatrix {
         Ok(())
     }
 
+    /// The matrix of the rows at `rows` (indices into this one), in that
+    /// order.
+    pub fn select(&self, rows: &[usize]) -> FeatureMatrix {
+        FeatureMatrix {
+            rows: rows.len(),
+            numeric: self
+                .numeric
+                .iter()
+                .map(|c| NumericColumn {
+                    name: c.name.clone(),
+                    values: rows.iter().map(|&i| c.values[i]).collect(),
+                })
+                .collect(),
+            categorical: self
+                .categorical
+                .iter()
+                .map(|c| CategoricalColumn {
+                    name: c.name.clone(),
+                    values: rows.iter().map(|&i| c.values[i].clone()).collect(),
+                })
+                .collect(),
+        }
+    }
+
     /// The numeric column named `name`.
     pub fn numeric_column(&self, name: &str) -> Option<&NumericColumn> {
         self.numeric.iter().find(|c| c.name == name)
@@ -131,5 +155,9 @@ mod tests {
         );
         let nan = FeatureMatrix::new(1).with_numeric("a", vec![Some(f64::NAN)]);
         assert!(nan.validate().is_err());
+        let picked = ok.select(&[1, 1, 0]);
+        assert_eq!(picked.rows, 3);
+        assert_eq!(picked.numeric[0].values, [None, None, Some(1.0)]);
+        assert_eq!(picked.categorical[0].values[2].as_deref(), Some("x"));
     }
 }

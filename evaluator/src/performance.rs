@@ -149,15 +149,105 @@ fn labelled_scores(positive_class: &str, rows: &OutcomeRows) -> (Vec<f64>, Vec<b
         .unzip()
 }
 
-/// Estimated accuracy, and precision, recall and F1 of the positive
-/// class, of the `current` window's scored rows, calibrated on the
-/// `reference` window's labelled ones (CBPE, `drift::cbpe`); or why not.
+/// An estimate without labels, and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimated {
+    pub report: PerformanceReport,
+    /// `cbpe` (classification) or `dle` (regression).
+    pub method: &'static str,
+    /// CBPE's calibration: `isotonic` when any score column was
+    /// recalibrated, else `none`.
+    pub calibration: Option<&'static str>,
+}
+
+/// The features estimation reads row by row besides the outcome columns:
+/// the class score columns (multiclass CBPE), or the loss models' inputs
+/// (DLE: `estimate_features`, else every feature of `reference_features`).
+pub fn estimate_columns(
+    policy: &PerformancePolicy,
+    reference_features: &crate::ports::FeatureSet,
+) -> crate::ports::FeatureSet {
+    use modelwatch_types::FeatureKind;
+    match policy.task {
+        PerformanceTask::Classification => policy
+            .class_scores
+            .values()
+            .map(|f| (f.clone(), Some(FeatureKind::Numeric)))
+            .collect(),
+        PerformanceTask::Regression if policy.estimate_features.is_empty() => reference_features
+            .iter()
+            .filter(|(name, _)| name.as_str() != crate::decision::PREDICTION_FEATURE)
+            .map(|(name, kind)| (name.clone(), *kind))
+            .collect(),
+        PerformanceTask::Regression => policy
+            .estimate_features
+            .iter()
+            .map(|f| (f.clone(), reference_features.get(f).copied().flatten()))
+            .collect(),
+    }
+}
+
+/// The `current` window's performance estimated without labels,
+/// calibrated on the `reference` window's labelled rows: CBPE for
+/// classification (binary by `positive_class`, multiclass by
+/// `class_scores`), DLE for regression; or why not. The rows must carry
+/// the features [`estimate_columns`] names.
 pub fn estimate(
     policy: &PerformancePolicy,
     context: PerformanceContext<'_>,
     reference: &OutcomeRows,
     current: &OutcomeRows,
-) -> Result<(PerformanceReport, cbpe::Calibration), NotMeasured> {
+) -> Result<Estimated, NotMeasured> {
+    match policy.task {
+        PerformanceTask::Regression => estimate_regression(policy, context, reference, current),
+        PerformanceTask::Classification if !policy.class_scores.is_empty() => {
+            estimate_multiclass(policy, context, reference, current)
+        }
+        PerformanceTask::Classification => estimate_binary(policy, context, reference, current),
+    }
+}
+
+/// An estimated figure with its band.
+fn estimated(metric: &'static str, class: Option<&str>, x: cbpe::Estimate) -> Figure {
+    Figure {
+        metric,
+        class: class.map(str::to_string),
+        value: x.value,
+        band: Some(Band {
+            sampling_error: x.sampling_error,
+            lower: x.lower,
+            upper: x.upper,
+        }),
+    }
+}
+
+/// Why the reference cannot calibrate an estimate.
+fn too_few_reference(
+    policy: &PerformancePolicy,
+    current: &OutcomeRows,
+    have: usize,
+    needs: &str,
+) -> NotMeasured {
+    NotMeasured {
+        rows: current.rows,
+        labelled_rows: 0,
+        message: format!(
+            "the version's reference data has {have} rows with a label and {needs}; estimation \
+             calibrates on at least {} (performance.min_labels): upload reference data with \
+             those columns",
+            policy.min_labels
+        ),
+    }
+}
+
+/// Binary CBPE: accuracy, precision, recall and F1 of the positive class,
+/// and ROC AUC, from `prediction_value` (the positive class's score).
+fn estimate_binary(
+    policy: &PerformancePolicy,
+    context: PerformanceContext<'_>,
+    reference: &OutcomeRows,
+    current: &OutcomeRows,
+) -> Result<Estimated, NotMeasured> {
     let Some(positive_class) = policy.positive_class.as_deref() else {
         return Err(NotMeasured {
             rows: current.rows,
@@ -178,13 +268,12 @@ pub fn estimate(
         message,
     };
     if (reference_labels.len() as u64) < policy.min_labels {
-        return Err(not(format!(
-            "the version's reference data has {} rows with a label and a score; estimation \
-             calibrates on at least {} (performance.min_labels): upload reference data with \
-             label and prediction columns",
+        return Err(too_few_reference(
+            policy,
+            current,
             reference_labels.len(),
-            policy.min_labels
-        )));
+            "a score",
+        ));
     }
     if scores.is_empty() {
         return Err(not(
@@ -203,31 +292,229 @@ pub fn estimate(
     let probabilities: Vec<f64> = scores.iter().map(|&s| calibration.probability(s)).collect();
     let e = cbpe::estimate(&probabilities, &decide(&scores), &components)
         .map_err(|e| not(e.to_string()))?;
-    let estimated = |metric: &'static str, class: Option<&str>, x: cbpe::Estimate| Figure {
-        metric,
-        class: class.map(str::to_string),
-        value: x.value,
-        band: Some(Band {
-            sampling_error: x.sampling_error,
-            lower: x.lower,
-            upper: x.upper,
-        }),
-    };
     let positive = Some(positive_class);
-    Ok((
-        context.report(
-            policy.task,
-            (current.rows, e.rows),
-            true,
-            vec![
-                estimated("accuracy", None, e.accuracy),
-                estimated("precision", positive, e.precision),
-                estimated("recall", positive, e.recall),
-                estimated("f1", positive, e.f1),
-            ],
-        ),
-        calibration,
-    ))
+    let mut figures = vec![
+        estimated("accuracy", None, e.accuracy),
+        estimated("precision", positive, e.precision),
+        estimated("recall", positive, e.recall),
+        estimated("f1", positive, e.f1),
+    ];
+    // ROC AUC needs both classes in the reference; without them the other
+    // figures still stand.
+    if let Ok(auc) = cbpe::RocAucComponents::of_reference(&reference_labels, &reference_scores)
+        .and_then(|c| cbpe::estimate_roc_auc(&probabilities, &c))
+    {
+        figures.push(estimated("roc_auc", None, auc));
+    }
+    Ok(Estimated {
+        report: context.report(policy.task, (current.rows, e.rows), true, figures),
+        method: "cbpe",
+        calibration: Some(match calibration {
+            cbpe::Calibration::None => "none",
+            cbpe::Calibration::Isotonic(_) => "isotonic",
+        }),
+    })
+}
+
+/// The rows of `rows` with every class score and a decision among the
+/// classes (and, with `labelled`, a label among them): (raw scores
+/// column-major, decisions, labels).
+fn scored_classes(
+    classes: &[&str],
+    score_columns: &[Vec<Option<f64>>],
+    rows: &OutcomeRows,
+    labelled: bool,
+) -> (Vec<Vec<f64>>, Vec<usize>, Vec<usize>) {
+    let index = |class: Option<&String>| class.and_then(|c| classes.iter().position(|k| k == c));
+    let mut scores = vec![Vec::new(); classes.len()];
+    let (mut predicted, mut labels) = (Vec::new(), Vec::new());
+    for row in 0..rows.predictions.len() {
+        let Some(decision) = index(rows.predictions[row].as_ref()) else {
+            continue;
+        };
+        let label = index(rows.labels[row].as_ref());
+        if labelled && label.is_none() {
+            continue;
+        }
+        let Some(row_scores) = score_columns
+            .iter()
+            .map(|column| column[row])
+            .collect::<Option<Vec<f64>>>()
+        else {
+            continue;
+        };
+        for (column, score) in scores.iter_mut().zip(row_scores) {
+            column.push(score);
+        }
+        predicted.push(decision);
+        labels.extend(label);
+    }
+    (scores, predicted, labels)
+}
+
+/// Multiclass CBPE from the class score columns `class_scores` names.
+fn estimate_multiclass(
+    policy: &PerformancePolicy,
+    context: PerformanceContext<'_>,
+    reference: &OutcomeRows,
+    current: &OutcomeRows,
+) -> Result<Estimated, NotMeasured> {
+    use cbpe::multiclass;
+    let classes: Vec<&str> = policy.class_scores.keys().map(String::as_str).collect();
+    let columns = |rows: &OutcomeRows| -> Result<Vec<Vec<Option<f64>>>, NotMeasured> {
+        policy
+            .class_scores
+            .values()
+            .map(|feature| match rows.features.numeric_column(feature) {
+                Some(c) => Ok(c.values.clone()),
+                None => Err(NotMeasured {
+                    rows: current.rows,
+                    labelled_rows: 0,
+                    message: format!("no score column {feature:?} was read"),
+                }),
+            })
+            .collect()
+    };
+    let reference_columns = columns(reference)?;
+    let current_columns = columns(current)?;
+    let (reference_scores, reference_predicted, reference_labels) =
+        scored_classes(&classes, &reference_columns, reference, true);
+    if (reference_labels.len() as u64) < policy.min_labels {
+        return Err(too_few_reference(
+            policy,
+            current,
+            reference_labels.len(),
+            "a prediction among and a score for each of the classes of performance.class_scores",
+        ));
+    }
+    let (scores, predicted, _) = scored_classes(&classes, &current_columns, current, false);
+    let not = |message: String| NotMeasured {
+        rows: current.rows,
+        labelled_rows: predicted.len() as u64,
+        message,
+    };
+    if predicted.is_empty() {
+        return Err(not(format!(
+            "no row of the window has a prediction among {} and every class's score",
+            classes.join(", ")
+        )));
+    }
+    let calibration = multiclass::MulticlassCalibration::fit(&reference_scores, &reference_labels)
+        .map_err(|e| {
+            not(format!(
+                "{e} (class_scores must name each class's probability)"
+            ))
+        })?;
+    let components = multiclass::MulticlassComponents::of_reference(
+        &reference_labels,
+        &reference_predicted,
+        &reference_scores,
+        classes.len(),
+    )
+    .map_err(|e| not(e.to_string()))?;
+    let probabilities = calibration
+        .probabilities(&scores)
+        .map_err(|e| not(e.to_string()))?;
+    let e = multiclass::estimate(&scores, &probabilities, &predicted, &components)
+        .map_err(|e| not(e.to_string()))?;
+    let mut figures = vec![
+        estimated("accuracy", None, e.accuracy),
+        estimated("macro_precision", None, e.precision),
+        estimated("macro_recall", None, e.recall),
+        estimated("macro_f1", None, e.f1),
+        estimated("macro_specificity", None, e.specificity),
+        estimated("roc_auc", None, e.roc_auc),
+    ];
+    for (class, c) in classes.iter().zip(&e.per_class) {
+        for (metric, value) in [
+            ("precision", c.precision),
+            ("recall", c.recall),
+            ("f1", c.f1),
+            ("specificity", c.specificity),
+            ("roc_auc", c.roc_auc),
+        ] {
+            figures.push(Figure {
+                metric,
+                class: Some((*class).to_string()),
+                value,
+                band: None,
+            });
+        }
+    }
+    let recalibrated = calibration
+        .per_class()
+        .iter()
+        .any(|c| matches!(c, cbpe::Calibration::Isotonic(_)));
+    Ok(Estimated {
+        report: context.report(policy.task, (current.rows, e.rows), true, figures),
+        method: "cbpe",
+        calibration: Some(if recalibrated { "isotonic" } else { "none" }),
+    })
+}
+
+/// DLE: MAE, MSE, RMSE and MAPE estimated from the features and the
+/// prediction (`prediction_value`).
+fn estimate_regression(
+    policy: &PerformancePolicy,
+    context: PerformanceContext<'_>,
+    reference: &OutcomeRows,
+    current: &OutcomeRows,
+) -> Result<Estimated, NotMeasured> {
+    let finite = |v: &Option<f64>| v.filter(|v| v.is_finite());
+    let reference_rows: Vec<usize> = (0..reference.label_values.len())
+        .filter(|&i| {
+            finite(&reference.label_values[i]).is_some()
+                && finite(&reference.prediction_values[i]).is_some()
+        })
+        .collect();
+    if (reference_rows.len() as u64) < policy.min_labels {
+        return Err(too_few_reference(
+            policy,
+            current,
+            reference_rows.len(),
+            "a prediction (label_value and prediction_value)",
+        ));
+    }
+    let current_rows: Vec<usize> = (0..current.prediction_values.len())
+        .filter(|&i| finite(&current.prediction_values[i]).is_some())
+        .collect();
+    let not = |message: String| NotMeasured {
+        rows: current.rows,
+        labelled_rows: current_rows.len() as u64,
+        message,
+    };
+    if current_rows.is_empty() {
+        return Err(not(
+            "no row of the window has a prediction (prediction_value)".into(),
+        ));
+    }
+    // The rows picked have both values.
+    let values = |column: &[Option<f64>], at: &[usize]| -> Vec<f64> {
+        at.iter().map(|&i| column[i].unwrap_or_default()).collect()
+    };
+    let dle = modelwatch_drift::dle::Dle::fit(
+        &reference.features.select(&reference_rows),
+        &values(&reference.prediction_values, &reference_rows),
+        &values(&reference.label_values, &reference_rows),
+    )
+    .map_err(|e| not(e.to_string()))?;
+    let e = dle
+        .estimate(
+            &current.features.select(&current_rows),
+            &values(&current.prediction_values, &current_rows),
+        )
+        .map_err(|e| not(e.to_string()))?;
+    let figures = vec![
+        estimated("mae", None, e.mae),
+        estimated("mse", None, e.mse),
+        estimated("rmse", None, e.rmse),
+        estimated("mape", None, e.mape),
+    ];
+    Ok(Estimated {
+        report: context.report(policy.task, (current.rows, e.rows), true, figures),
+        method: "dle",
+        calibration: None,
+    })
 }
 
 fn too_few(policy: &PerformancePolicy, rows: &OutcomeRows, labelled: usize) -> NotMeasured {
@@ -472,9 +759,12 @@ mod tests {
         );
         // A perfectly ranked reference needs no calibration: the scores
         // are the probabilities.
-        let (report, calibration) =
-            estimate(&p, context(), &scored_reference(100), &current).unwrap();
-        assert_eq!(calibration, cbpe::Calibration::None);
+        let Estimated {
+            report,
+            calibration,
+            method,
+        } = estimate(&p, context(), &scored_reference(100), &current).unwrap();
+        assert_eq!((method, calibration), ("cbpe", Some("none")));
         assert!(report.estimated);
         assert_eq!((report.rows, report.labelled_rows), (3, 2));
         assert!((value(&report, "accuracy", None) - 0.9).abs() < 1e-15);

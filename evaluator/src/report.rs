@@ -58,15 +58,18 @@ pub struct VersionOutcome {
     pub multivariate: Option<crate::multivariate::MultivariateOutcome>,
 }
 
-/// What became of the estimation without labels (CBPE).
+/// What became of the estimation without labels (CBPE or DLE).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EstimateOutcome {
     /// Estimated figures were stored in `performance_results`
     /// (`estimated = true`).
     pub measured: bool,
-    /// The window's rows with a score.
+    /// The window's rows with a score (a prediction for DLE).
     pub rows: u64,
-    /// `isotonic` or `none`, when measured.
+    /// `cbpe` (classification) or `dle` (regression), when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    /// CBPE's `isotonic` or `none`, when measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<&'static str>,
     /// Why not, when not measured.

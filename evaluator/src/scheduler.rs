@@ -380,41 +380,34 @@ impl Evaluator {
             }
         }
         if performance.estimate {
-            let reference = self
-                .reader
-                .labelled(&Window::reference(model, version))
-                .await?;
-            let scored = self
-                .reader
-                .outcomes(&current.window(alias), &RowColumns::default())
-                .await?;
             measured.estimate = Some(
-                match crate::performance::estimate(
-                    performance,
-                    current.context(alias),
-                    &reference,
-                    &scored,
-                ) {
-                    Ok((report, calibration)) => {
-                        self.results.write_performance(&report).await?;
+                match self
+                    .estimate_performance(performance, alias, &current)
+                    .await?
+                {
+                    Ok(estimated) => {
+                        self.results.write_performance(&estimated.report).await?;
                         let outcome = EstimateOutcome {
                             measured: true,
-                            rows: report.labelled_rows,
-                            calibration: Some(match calibration {
-                                modelwatch_drift::cbpe::Calibration::None => "none",
-                                modelwatch_drift::cbpe::Calibration::Isotonic(_) => "isotonic",
-                            }),
+                            rows: estimated.report.labelled_rows,
+                            method: Some(estimated.method),
+                            calibration: estimated.calibration,
                             message: None,
                         };
                         match judged {
-                            None => judged = Some(report),
-                            Some(_) => self.events.performance_measured(&report, None).await,
+                            None => judged = Some(estimated.report),
+                            Some(_) => {
+                                self.events
+                                    .performance_measured(&estimated.report, None)
+                                    .await
+                            }
                         }
                         outcome
                     }
                     Err(not) => EstimateOutcome {
                         measured: false,
                         rows: not.labelled_rows,
+                        method: None,
                         calibration: None,
                         message: Some(not.message),
                     },
@@ -456,6 +449,44 @@ impl Evaluator {
             &features,
             &reference_rows.features,
             &current_rows.features,
+        ))
+    }
+
+    /// The current window's performance estimated without labels, on the
+    /// version's labelled reference data.
+    async fn estimate_performance(
+        &self,
+        performance: &modelwatch_types::PerformancePolicy,
+        alias: &Alias,
+        current: &CurrentWindow,
+    ) -> Result<std::result::Result<crate::performance::Estimated, crate::performance::NotMeasured>>
+    {
+        let reference_window = Window::reference(&alias.model, alias.version);
+        let discovered = if performance.task == modelwatch_types::PerformanceTask::Regression {
+            self.reader.discover_features(&reference_window).await?
+        } else {
+            FeatureSet::new()
+        };
+        let features = crate::performance::estimate_columns(performance, &discovered);
+        let reference = self
+            .reader
+            .outcomes(
+                &reference_window,
+                &RowColumns::with_features(features.clone(), true),
+            )
+            .await?;
+        let scored = self
+            .reader
+            .outcomes(
+                &current.window(alias),
+                &RowColumns::with_features(features, false),
+            )
+            .await?;
+        Ok(crate::performance::estimate(
+            performance,
+            current.context(alias),
+            &reference,
+            &scored,
         ))
     }
 

@@ -281,13 +281,26 @@ pub struct PerformancePolicy {
     /// ([`LOWER_IS_BETTER`]); likewise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maximums: BTreeMap<String, f64>,
-    /// Also estimate accuracy, precision, recall and F1 on the window's
-    /// unlabelled rows from their scores (CBPE, calibrated on the
-    /// version's labelled reference data). Binary classification with a
-    /// `positive_class` only.
+    /// Also estimate performance on the window's unlabelled rows,
+    /// calibrated on the version's labelled reference data: accuracy,
+    /// precision, recall, F1 and ROC AUC from scores (CBPE) for
+    /// classification with a `positive_class` or `class_scores`; MAE, MSE,
+    /// RMSE and MAPE from the features (DLE) for regression.
     #[serde(default)]
     pub estimate: bool,
+    /// Multiclass classification with scores: each class → the numeric
+    /// feature holding the model's score (probability) of that class; at
+    /// least 3 classes. Estimation then uses multiclass CBPE.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_scores: BTreeMap<String, String>,
+    /// Regression estimation (DLE): the features the loss models read
+    /// besides the prediction; empty = every feature the reference has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub estimate_features: Vec<String>,
 }
+
+/// Most classes `performance.class_scores` may name.
+pub const MAX_SCORED_CLASSES: usize = 100;
 
 /// Whole-window performance figures where higher is better (the names in
 /// `performance_results.metric`).
@@ -350,10 +363,54 @@ impl PerformancePolicy {
                 }
             }
         }
-        if self.estimate && self.positive_class.is_none() {
+        if !self.class_scores.is_empty() {
+            if self.task != PerformanceTask::Classification {
+                return Err(InvalidValue::new(
+                    "performance.class_scores",
+                    "applies to classification only; remove it or set task to classification",
+                ));
+            }
+            if self.positive_class.is_some() {
+                return Err(InvalidValue::new(
+                    "performance.class_scores",
+                    "name either positive_class (binary: prediction_value is its probability) or class_scores (multiclass), not both",
+                ));
+            }
+            if self.class_scores.len() < 3 || self.class_scores.len() > MAX_SCORED_CLASSES {
+                return Err(InvalidValue::new(
+                    "performance.class_scores",
+                    format!(
+                        "name 3 to {MAX_SCORED_CLASSES} classes (for 2, set positive_class instead)"
+                    ),
+                ));
+            }
+            if self
+                .class_scores
+                .iter()
+                .any(|(class, feature)| class.is_empty() || feature.is_empty())
+            {
+                return Err(InvalidValue::new(
+                    "performance.class_scores",
+                    "class and feature names must not be empty",
+                ));
+            }
+        }
+        if self.estimate_features.len() > MAX_POLICY_FEATURES
+            || self.estimate_features.iter().any(String::is_empty)
+        {
+            return Err(InvalidValue::new(
+                "performance.estimate_features",
+                format!("name at most {MAX_POLICY_FEATURES} features, none empty"),
+            ));
+        }
+        if self.estimate
+            && self.task == PerformanceTask::Classification
+            && self.positive_class.is_none()
+            && self.class_scores.is_empty()
+        {
             return Err(InvalidValue::new(
                 "performance.estimate",
-                "estimation reads scores: set task to classification and positive_class to the class the scores are the probability of",
+                "classification estimation reads scores: set positive_class to the class prediction_value is the probability of, or class_scores for multiclass",
             ));
         }
         match (&self.positive_class, self.task) {
