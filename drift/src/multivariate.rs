@@ -228,6 +228,17 @@ impl Reconstruction {
                 *x = (*x - m) / s;
             }
         }
+        // Category shares are in [0, 1]; only a number can overflow.
+        if let Some(p) = numeric.iter().find(|p| !p.scale.is_finite()) {
+            return Err(invalid(
+                "features",
+                format!(
+                    "feature {} has values too large to standardise (their variance \
+                     overflows); rescale it",
+                    p.name
+                ),
+            ));
+        }
         if constant == d {
             return Err(not_enough(
                 METHOD,
@@ -244,6 +255,12 @@ impl Reconstruction {
         // eigenvalue is rounding (scikit-learn clips it too).
         let sorted: Vec<f64> = order.iter().map(|&i| values[i].max(0.0)).collect();
         let total: f64 = sorted.iter().sum();
+        if !total.is_finite() {
+            return Err(invalid(
+                "features",
+                "the reference's covariance overflows; rescale its features",
+            ));
+        }
         if total <= 0.0 {
             return Err(not_enough(
                 METHOD,
@@ -251,15 +268,7 @@ impl Reconstruction {
             ));
         }
         let explained_variance_ratio: Vec<f64> = sorted.iter().map(|v| v / total).collect();
-        let mut cumulative = 0.0;
-        let mut at_most = 0;
-        for r in &explained_variance_ratio {
-            cumulative += r;
-            if cumulative <= variance_kept {
-                at_most += 1;
-            }
-        }
-        let components = (at_most + 1).min(d);
+        let components = components_kept(&explained_variance_ratio, variance_kept);
         if components == d {
             return Err(not_enough(
                 METHOD,
@@ -302,6 +311,12 @@ impl Reconstruction {
         let sources = self.sources(rows)?;
         let d = sources.len();
         let k = self.components;
+        if self.center.len() != d || self.basis.len() != k * d {
+            return Err(invalid(
+                "reconstruction",
+                "the fitted components do not match its features (a corrupted saved fit?)",
+            ));
+        }
         let mut y = vec![0.0; d];
         let mut t = vec![0.0; k];
         let mut out = Vec::with_capacity(rows.rows);
@@ -322,6 +337,15 @@ impl Reconstruction {
                 let r = yj - reconstructed;
                 squares += r * r;
             }
+            if !squares.is_finite() {
+                return Err(invalid(
+                    "features",
+                    format!(
+                        "row {i} is too far from the reference to measure (its reconstruction \
+                         error overflows)"
+                    ),
+                ));
+            }
             out.push(squares.sqrt());
         }
         Ok(out)
@@ -341,7 +365,7 @@ impl Reconstruction {
             let Some(c) = rows.categorical.iter().find(|c| c.name == p.name) else {
                 return Err(missing_column(rows, &p.name, "categorical"));
             };
-            let fill = p.frequencies[&p.fill];
+            let fill = p.frequencies.get(&p.fill).copied().unwrap_or(0.0);
             sources.push(Source::Categorical(&c.values, p, fill));
         }
         Ok(sources)
@@ -392,9 +416,26 @@ fn missing_column(rows: &FeatureMatrix, name: &str, kind: &str) -> crate::error:
     }
 }
 
+/// scikit-learn's `searchsorted(cumsum(ratios), variance_kept, side="right")
+/// + 1`: one more than the cumulative shares that do not exceed
+/// `variance_kept`, so the kept ones exceed it (at most all of them).
+fn components_kept(ratios: &[f64], variance_kept: f64) -> usize {
+    let mut cumulative = 0.0;
+    let mut at_most = 0;
+    for r in ratios {
+        cumulative += r;
+        if cumulative <= variance_kept {
+            at_most += 1;
+        }
+    }
+    (at_most + 1).min(ratios.len())
+}
+
 /// StandardScaler's mean, scale and whether the column counts as constant
 /// (scikit-learn's `_incremental_mean_and_var` with its correction term,
 /// and `_is_constant_feature`'s bound on the variance's rounding error).
+/// An overflowing variance gives an infinite scale, for the caller to
+/// reject.
 fn standardise(column: &[f64]) -> (f64, f64, bool) {
     let n = column.len() as f64;
     let mean = column.iter().sum::<f64>() / n;
@@ -403,6 +444,9 @@ fn standardise(column: &[f64]) -> (f64, f64, bool) {
         (c + dx, s + dx * dx)
     });
     let var = (squares - correction * correction / n) / n;
+    if !var.is_finite() {
+        return (mean, f64::INFINITY, false);
+    }
     let eps = f64::EPSILON;
     let bound = n * eps * var + (n * mean * eps).powi(2);
     if var <= bound {
@@ -530,7 +574,7 @@ pub struct ReconstructionDrift {
     pub value: f64,
     /// Mean reconstruction error of the reference's rows.
     pub reference_value: f64,
-    /// Standard deviation of the reference's row errors over √rows.
+    /// Standard deviation (ddof 1) of the reference's row errors over √rows.
     pub sampling_error: f64,
     /// The band outside which the window has drifted.
     pub lower: f64,
@@ -690,6 +734,19 @@ mod tests {
     }
 
     #[test]
+    fn components_follow_searchsorted_right_plus_one() {
+        assert_eq!(components_kept(&[0.5, 0.3, 0.2], 0.65), 2);
+        assert_eq!(
+            components_kept(&[0.5, 0.3, 0.2], 0.8),
+            3,
+            "0.8 is not exceeded by 0.5 + 0.3"
+        );
+        assert_eq!(components_kept(&[0.5, 0.3, 0.2], 0.49), 1);
+        assert_eq!(components_kept(&[0.5, 0.3, 0.2], 0.5), 2);
+        assert_eq!(components_kept(&[1.0, 0.0], 0.999), 1);
+    }
+
+    #[test]
     fn errors_do_not_depend_on_row_order() {
         let reference = correlated(5, 3000, 0.8);
         let current = correlated(6, 500, 0.3);
@@ -834,6 +891,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("column b of the reference is missing"), "{e}");
+        let huge = FeatureMatrix::new(3)
+            .with_numeric("a", vec![Some(1e200), Some(-1e200), Some(0.0)])
+            .with_numeric("b", vec![Some(1.0), Some(2.0), Some(4.0)]);
+        let e = Reconstruction::fit(&huge, 0.65).unwrap_err().to_string();
+        assert!(e.contains("feature a has values too large"), "{e}");
+        let far = FeatureMatrix::new(1)
+            .with_numeric("a", vec![Some(1e300)])
+            .with_numeric("b", vec![Some(0.0)])
+            .with_numeric("c", vec![Some(0.0)]);
+        let e = fitted.errors(&far).unwrap_err().to_string();
+        assert!(e.contains("row 0 is too far"), "{e}");
         let twice = FeatureMatrix::new(2)
             .with_numeric("a", vec![Some(0.0), Some(1.0)])
             .with_categorical("a", vec![None, None]);
