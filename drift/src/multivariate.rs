@@ -1,8 +1,9 @@
 //! Multivariate drift by PCA data reconstruction error, as NannyML's
 //! `DataReconstructionDriftCalculator` defines it (checked against NannyML
 //! 0.13.1 on the fixtures of `scripts/gen_multivariate_fixtures.py` in
-//! `tests/nannyml_multivariate.rs`: components kept equal, mean errors
-//! equal to 1e-9 relative).
+//! `tests/nannyml_multivariate.rs`: components kept equal; variance
+//! shares, row errors, window means and sampling errors equal to 1e-9
+//! relative, 1e-13 measured).
 //!
 //! Univariate tests miss a change in how features move together (two
 //! features whose correlation breaks while each keeps its distribution).
@@ -41,11 +42,22 @@
 //!    the spread of the reference's chunk means, which depend on how the
 //!    reference is cut into chunks; this band does not, so the same window
 //!    always gives the same numbers whatever the order its rows come in
-//!    (up to float summation, always done in row order).
+//!    (up to float summation, always done in row order). `drifted` is
+//!    the window's mean outside the closed band.
 //!
 //! Columns are matched by name between the reference and a window; a
 //! window's extra columns are ignored, as NannyML uses only the columns it
 //! was fitted on.
+//!
+//! Where this differs from NannyML on purpose, it is an error where
+//! NannyML would return a meaningless number or fail: a reference with
+//! fewer than 2 rows, no columns, a feature without any value, only
+//! constant features, or so little shared variance that every component
+//! is kept (every row is then reconstructed exactly and NannyML's errors
+//! are rounding noise; two uncorrelated features at the default 0.65 are
+//! that case). A missing category is imputed as NannyML documents and
+//! does with pandas' string columns; NannyML given an `object` column
+//! holding `None` instead counts the missing as a category of its own.
 //!
 //! What this module must not do: read rows, or decide; it takes a
 //! [`FeatureMatrix`] and returns numbers.
