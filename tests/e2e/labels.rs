@@ -426,8 +426,20 @@ async fn performance_is_estimated_without_labels_and_a_drop_raises_a_retrain() {
     )
     .await;
     let rows = rows["rows"].as_array().unwrap().clone();
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 5, "{rows:?}");
     assert!(rows.iter().all(|r| r["estimated"] == true), "{rows:?}");
+    // ROC AUC, ranked by the calibrated probabilities, with its band.
+    let expected_auc = cbpe::estimate_roc_auc(
+        &probabilities,
+        &cbpe::RocAucComponents::of_reference(&labels, &scores).unwrap(),
+    )
+    .unwrap();
+    let auc = rows.iter().find(|r| r["metric"] == "roc_auc").unwrap();
+    assert!(
+        (auc["value"].as_f64().unwrap() - expected_auc.value).abs() < 1e-12,
+        "{auc} vs {expected_auc:?}"
+    );
+    assert_eq!(auc["upper_bound"].as_f64(), Some(expected_auc.upper));
     let accuracy = rows.iter().find(|r| r["metric"] == "accuracy").unwrap();
     let stored = accuracy["value"].as_f64().unwrap();
     assert!(

@@ -8,6 +8,7 @@ mod cluster;
 mod dashboards;
 mod demo;
 mod docs;
+mod estimation;
 mod fairness;
 mod gates;
 mod hardening;

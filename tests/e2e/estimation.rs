@@ -1,0 +1,402 @@
+//! Multivariate drift and estimation without labels through the real
+//! daemon: features that stop moving together are drift although no
+//! feature's distribution moved (PCA reconstruction error, stored in
+//! `multivariate_drift_results`, a retrain raised); a multiclass model's
+//! performance is estimated from its class scores (multiclass CBPE); a
+//! regression model's error from its features (DLE). Each stored figure
+//! equals the `drift` crate's on the same rows.
+
+use modelwatch_drift::FeatureMatrix;
+use serde_json::{Value, json};
+
+use crate::monitoring::normals;
+use crate::support::*;
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Uniforms in [0, 1) from a splitmix64 stream (seeded, so every run sends
+/// the same rows).
+fn uniforms(seed: u64, n: usize) -> Vec<f64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}
+
+/// Creates `model` with version 1 as `production`.
+async fn registered(admin: &Http, model: &str) {
+    admin
+        .post_expect("/api/v1/models", json!({ "name": model }), 201)
+        .await;
+    admin
+        .post_expect(&format!("/api/v1/models/{model}/versions"), json!({}), 201)
+        .await;
+    admin
+        .put_expect(
+            &format!("/api/v1/models/{model}/aliases/production"),
+            json!({"version": 1}),
+            200,
+        )
+        .await;
+}
+
+/// Uploads NDJSON `rows` into `table` of version 1 of `model`.
+async fn upload(admin: &Http, model: &str, table: &str, rows: &[Value]) {
+    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let (status, reply) = admin
+        .raw(
+            "POST",
+            &format!("/api/v1/models/{model}/versions/1/{table}"),
+            "application/x-ndjson",
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{table}: {reply}");
+}
+
+/// Inference rows spread over the last five minutes.
+fn recent(rows: Vec<Value>) -> Vec<Value> {
+    let now = now_s();
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r["ts"] = json!(now - 300.0 + i as f64 * 0.1);
+            r
+        })
+        .collect()
+}
+
+/// Sets the policy and evaluates once; the CLI's JSON report of the version.
+async fn evaluate(d: &Daemon, admin: &Http, model: &str, policy: Value) -> Value {
+    admin
+        .put_expect(&format!("/api/v1/models/{model}/policy"), policy, 200)
+        .await;
+    let out = d.cli(&["evaluate", "--model", model, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    report["versions"][0].clone()
+}
+
+#[tokio::test]
+async fn features_that_stop_moving_together_are_multivariate_drift() {
+    use modelwatch_drift::multivariate::reconstruction_drift;
+    let d = Daemon::start();
+    let admin = d.http();
+    registered(&admin, "pair").await;
+    // Reference: y follows x. Current: the same two marginals (x and y
+    // standard normal), but y no longer follows x.
+    let n = 2_000;
+    let x = normals(21, n, 0.0, 1.0);
+    let noise = normals(22, n, 0.0, 0.2);
+    let y: Vec<f64> = x
+        .iter()
+        .zip(&noise)
+        .map(|(x, e)| (x + e) / (1.0f64 + 0.04).sqrt())
+        .collect();
+    let x_now = normals(23, n, 0.0, 1.0);
+    let y_now = normals(24, n, 0.0, 1.0);
+    let rows = |x: &[f64], y: &[f64]| -> Vec<Value> {
+        x.iter()
+            .zip(y)
+            .map(|(x, y)| json!({"x": x, "y": y}))
+            .collect()
+    };
+    upload(&admin, "pair", "reference", &rows(&x, &y)).await;
+    upload(&admin, "pair", "inferences", &recent(rows(&x_now, &y_now))).await;
+    let version = evaluate(
+        &d,
+        &admin,
+        "pair",
+        json!({"current_window": "1h", "interval": "1h", "min_rows": 100, "persistence": 1,
+               "multivariate": {}}),
+    )
+    .await;
+    assert_eq!(
+        version["dataset_drift"], false,
+        "no feature moved: {version}"
+    );
+    let mv = &version["multivariate"];
+    assert_eq!(mv["measured"], true, "{version}");
+    assert_eq!(mv["features"], json!(["x", "y"]));
+    assert_eq!(mv["drift"]["drifted"], true, "{version}");
+
+    // The same numbers from the same rows.
+    let matrix = |x: &[f64], y: &[f64]| {
+        FeatureMatrix::new(x.len())
+            .with_numeric("x", x.iter().copied().map(Some).collect())
+            .with_numeric("y", y.iter().copied().map(Some).collect())
+    };
+    let expected = reconstruction_drift(&matrix(&x, &y), &matrix(&x_now, &y_now), 0.65).unwrap();
+    let stored = sql(
+        &admin,
+        "SELECT method, rows, value, reference_value, lower, upper, components, drifted \
+         FROM multivariate_drift_results WHERE model = 'pair'",
+    )
+    .await;
+    let stored = &stored["rows"][0];
+    assert_eq!(stored["method"], "pca_reconstruction");
+    assert_eq!(stored["rows"], n as u64);
+    assert_eq!(stored["components"], expected.components as u64);
+    assert_eq!(stored["drifted"], true);
+    for (column, want) in [
+        ("value", expected.value),
+        ("reference_value", expected.reference_value),
+        ("upper", expected.upper),
+    ] {
+        let got = stored[column].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "{column}: {got} vs {want}"
+        );
+    }
+
+    // Drift with persistence 1: a retrain that names the multivariate
+    // evidence, the version drifting, the figures in /metrics.
+    let open = admin
+        .recommendations_of(
+            "pair",
+            Some(modelwatch_client::RecommendationKind::Retrain),
+            Some(modelwatch_client::RecommendationStatus::Open),
+        )
+        .await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(
+        open[0].reason.contains("multivariate reconstruction error"),
+        "{}",
+        open[0].reason
+    );
+    assert_eq!(open[0].evidence["multivariate"]["drift"]["drifted"], true);
+    let metrics = admin.get_text("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("modelwatch_multivariate_drifted{")
+                && l.contains(r#"model="pair""#)
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_stable_window_is_not_multivariate_drift_and_one_feature_is_refused() {
+    let d = Daemon::start();
+    let admin = d.http();
+    registered(&admin, "steady").await;
+    let n = 1_500;
+    let pairs = |seed: u64| -> Vec<Value> {
+        let x = normals(seed, n, 0.0, 1.0);
+        let e = normals(seed + 1, n, 0.0, 0.3);
+        x.iter()
+            .zip(&e)
+            .map(|(x, e)| json!({"x": x, "y": x + e}))
+            .collect()
+    };
+    upload(&admin, "steady", "reference", &pairs(31)).await;
+    upload(&admin, "steady", "inferences", &recent(pairs(33))).await;
+    let base = json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
+                      "persistence": 1});
+    let mut policy = base.clone();
+    policy["multivariate"] = json!({});
+    let version = evaluate(&d, &admin, "steady", policy).await;
+    assert_eq!(version["multivariate"]["measured"], true, "{version}");
+    assert_eq!(
+        version["multivariate"]["drift"]["drifted"], false,
+        "{version}"
+    );
+    let open = admin
+        .recommendations_of(
+            "steady",
+            Some(modelwatch_client::RecommendationKind::Retrain),
+            Some(modelwatch_client::RecommendationStatus::Open),
+        )
+        .await;
+    assert!(open.is_empty(), "{open:?}");
+
+    // One feature is not multivariate: said, not stored.
+    let mut policy = base;
+    policy["multivariate"] = json!({"features": ["x"]});
+    let version = evaluate(&d, &admin, "steady", policy).await;
+    assert_eq!(version["multivariate"]["measured"], false, "{version}");
+    assert!(
+        version["multivariate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 2 features"),
+        "{version}"
+    );
+    let stored = sql(
+        &admin,
+        "SELECT count(*) AS n FROM multivariate_drift_results WHERE model = 'steady'",
+    )
+    .await;
+    assert_eq!(stored["rows"][0]["n"], 1, "only the first evaluation's row");
+
+    // A variance share outside (0, 1) is refused with the field named.
+    let (status, reply) = admin
+        .raw(
+            "PUT",
+            "/api/v1/models/steady/policy",
+            "application/json",
+            json!({"multivariate": {"variance_kept": 1.5}})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply.to_string().contains("multivariate.variance_kept"),
+        "{reply}"
+    );
+}
+
+/// Softmax of three logits.
+fn softmax(logits: [f64; 3]) -> [f64; 3] {
+    let max = logits.iter().copied().fold(f64::MIN, f64::max);
+    let e = logits.map(|l| (l - max).exp());
+    let sum: f64 = e.iter().sum();
+    e.map(|v| v / sum)
+}
+
+const CLASSES: [&str; 3] = ["cat", "dog", "fox"];
+
+/// A three-class model's rows: its scores (softmax of random logits,
+/// sharper with more `confidence`), its decision (the highest score) and
+/// the truth, drawn from the scores. The scores are the true class
+/// probabilities however confident the model is, so a shift towards
+/// uncertain rows lowers the accuracy and CBPE can see it.
+fn three_class_rows(seed: u64, n: usize, confidence: f64) -> Vec<([f64; 3], usize, usize)> {
+    let truth = uniforms(seed, n);
+    let noise: Vec<Vec<f64>> = (0..3)
+        .map(|c| normals(seed + 1 + c, n, 0.0, confidence))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let scores = softmax([noise[0][i], noise[1][i], noise[2][i]]);
+            let label = if truth[i] < scores[0] {
+                0
+            } else if truth[i] < scores[0] + scores[1] {
+                1
+            } else {
+                2
+            };
+            let decision = (0..3)
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+                .unwrap();
+            (scores, decision, label)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_multiclass_model_is_estimated_from_its_class_scores() {
+    use modelwatch_drift::cbpe::multiclass::{
+        MulticlassCalibration, MulticlassComponents, estimate,
+    };
+    let d = Daemon::start();
+    let admin = d.http();
+    registered(&admin, "zoo").await;
+    let reference = three_class_rows(41, 3_000, 3.0);
+    // In production the model is less sure of itself: accuracy falls.
+    let current = three_class_rows(51, 2_000, 0.8);
+    let row = |(scores, decision, label): &([f64; 3], usize, usize), labelled: bool| {
+        let mut r = json!({"p_cat": scores[0], "p_dog": scores[1], "p_fox": scores[2],
+                           "prediction": CLASSES[*decision]});
+        if labelled {
+            r["label"] = json!(CLASSES[*label]);
+        }
+        r
+    };
+    let reference_rows: Vec<Value> = reference.iter().map(|r| row(r, true)).collect();
+    upload(&admin, "zoo", "reference", &reference_rows).await;
+    let current_rows: Vec<Value> = current.iter().map(|r| row(r, false)).collect();
+    upload(&admin, "zoo", "inferences", &recent(current_rows)).await;
+    let version = evaluate(
+        &d,
+        &admin,
+        "zoo",
+        json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
+               "performance": {"task": "classification", "estimate": true,
+                               "class_scores": {"cat": "p_cat", "dog": "p_dog", "fox": "p_fox"},
+                               "minimums": {"accuracy": 0.7}}}),
+    )
+    .await;
+    let outcome = &version["performance"]["estimate"];
+    assert_eq!(outcome["measured"], true, "{version}");
+    assert_eq!(outcome["method"], "cbpe");
+    assert_eq!(outcome["rows"], 2_000);
+
+    // The same figures from the same rows.
+    let columns = |rows: &[([f64; 3], usize, usize)]| -> Vec<Vec<f64>> {
+        (0..3)
+            .map(|c| rows.iter().map(|r| r.0[c]).collect())
+            .collect()
+    };
+    let labels: Vec<usize> = reference.iter().map(|r| r.2).collect();
+    let decisions: Vec<usize> = reference.iter().map(|r| r.1).collect();
+    let calibration = MulticlassCalibration::fit(&columns(&reference), &labels).unwrap();
+    let components =
+        MulticlassComponents::of_reference(&labels, &decisions, &columns(&reference), 3).unwrap();
+    let scores = columns(&current);
+    let expected = estimate(
+        &scores,
+        &calibration.probabilities(&scores).unwrap(),
+        &current.iter().map(|r| r.1).collect::<Vec<_>>(),
+        &components,
+    )
+    .unwrap();
+    let stored = sql(
+        &admin,
+        "SELECT metric, value, lower_bound FROM performance_results \
+         WHERE model = 'zoo' AND estimated AND class IS NULL ORDER BY metric",
+    )
+    .await;
+    let stored = stored["rows"].as_array().unwrap().clone();
+    let value = |metric: &str| {
+        stored
+            .iter()
+            .find(|r| r["metric"] == metric)
+            .unwrap_or_else(|| panic!("{metric} in {stored:?}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    for (metric, want) in [
+        ("accuracy", expected.accuracy.value),
+        ("macro_f1", expected.f1.value),
+        ("roc_auc", expected.roc_auc.value),
+    ] {
+        assert!(
+            (value(metric) - want).abs() < 1e-12,
+            "{metric}: {} vs {want}",
+            value(metric)
+        );
+    }
+    // The realized accuracy the labels would show is inside the band, and
+    // under the policy's minimum: a retrain on the estimate.
+    let realized = current.iter().filter(|r| r.1 == r.2).count() as f64 / 2_000.0;
+    assert!(
+        expected.accuracy.lower <= realized && realized <= expected.accuracy.upper,
+        "realized {realized} outside {:?}",
+        expected.accuracy
+    );
+    assert!(value("accuracy") < 0.7, "{stored:?}");
+    let open = admin
+        .recommendations_of(
+            "zoo",
+            Some(modelwatch_client::RecommendationKind::Retrain),
+            Some(modelwatch_client::RecommendationStatus::Open),
+        )
+        .await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].evidence["estimated"], true);
+}
