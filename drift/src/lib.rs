@@ -25,10 +25,17 @@
 //! - [`performance`]: realized performance from labels (accuracy,
 //!   precision, recall, F1, ROC AUC, log loss, calibration error; MAE, RMSE,
 //!   MAPE, R²), defined as scikit-learn defines them.
-//! - [`cbpe`]: estimated accuracy, precision, recall and F1 of a binary
-//!   classifier on a window without labels (NannyML's CBPE: isotonic
-//!   calibration on the labelled reference, expected confusion matrix,
-//!   ±3 sampling-error bands).
+//! - [`cbpe`]: estimated accuracy, precision, recall, F1 and ROC AUC of a
+//!   binary classifier on a window without labels, and of a multiclass
+//!   one from its class scores ([`cbpe::multiclass`]) (NannyML's CBPE:
+//!   isotonic calibration on the labelled reference, expected confusion
+//!   matrix, ±3 sampling-error bands).
+//! - [`dle`]: estimated MAE, MSE, RMSE and MAPE of a regression model on a
+//!   window without labels (NannyML's direct loss estimation, its loss
+//!   models gradient-boosted trees of our own).
+//! - [`multivariate`]: drift of the features taken together (NannyML's PCA
+//!   data reconstruction error), on a [`FeatureMatrix`] of the windows'
+//!   rows ([`matrix`]).
 //! - [`fairness`]: selection rates per group and the gaps between groups
 //!   (demographic parity, disparate impact, equal opportunity, equalized
 //!   odds), defined as fairlearn defines them.
