@@ -124,8 +124,9 @@ struct EvaluatorMetrics {
     /// `modelwatch_performance_label_coverage_ratio{model, version}`.
     label_coverage: GaugeVec,
     /// `modelwatch_performance_estimated{model, version, metric}`: the newest
-    /// estimates without labels (CBPE: accuracy, and precision, recall and
-    /// F1 of the positive class).
+    /// estimates without labels (CBPE: accuracy, ROC AUC, precision, recall
+    /// and F1 of the positive class or macro-averaged; DLE: MAE, MSE, RMSE,
+    /// MAPE).
     estimated: GaugeVec,
     /// `modelwatch_data_quality_breaches{model, version}`: feature measures
     /// beyond the policy's data-quality limits in the latest evaluation.
@@ -614,7 +615,7 @@ impl EvaluatorMetrics {
             estimated: gauge_vec(
                 r,
                 "modelwatch_performance_estimated",
-                "Latest performance of the watched version estimated without labels from its scores (CBPE): accuracy, and precision, recall and f1 of the positive class.",
+                "Latest performance of the watched version estimated without labels: from its scores (CBPE) accuracy, roc_auc, and precision, recall and f1 of the positive class (macro_* for a multiclass model); from its features (DLE, regression) mae, mse, rmse, mape.",
                 &["model", "version", "metric"],
             ),
             data_quality_breaches: int_gauge_vec(
@@ -780,14 +781,17 @@ pub fn record_performance(
             .set(breaches as i64);
     }
     if report.estimated {
-        // Estimates are of the positive class: a fixed set of names.
-        let now: BTreeSet<&'static str> = report.figures.iter().map(|f| f.metric).collect();
+        // The estimates with a band: whole-window ones and the positive
+        // class's, a fixed set of names (a multiclass model's per-class
+        // figures, without a band, stay in SQL: classes are unbounded).
+        let banded = || report.figures.iter().filter(|f| f.band.is_some());
+        let now: BTreeSet<&'static str> = banded().map(|f| f.metric).collect();
         for metric in e.estimated.difference(&now) {
             let _ = m
                 .estimated
                 .remove_label_values(&[model, version.as_str(), metric]);
         }
-        for f in &report.figures {
+        for f in banded() {
             m.estimated
                 .with_label_values(&[model, version.as_str(), f.metric])
                 .set(f.value);
