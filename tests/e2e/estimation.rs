@@ -186,6 +186,15 @@ async fn features_that_stop_moving_together_are_multivariate_drift() {
                 && l.ends_with(" 1")),
         "{metrics}"
     );
+    // And in the promotion gate's input.
+    let gate = admin
+        .post_expect("/api/v1/models/pair/versions/1/gate", json!({}), 200)
+        .await;
+    assert_eq!(gate["input"]["multivariate"]["drifted"], true, "{gate}");
+    assert_eq!(
+        gate["input"]["multivariate"]["components"],
+        expected.components as u64
+    );
 }
 
 #[tokio::test]

@@ -899,6 +899,22 @@ pub async fn latest_data_quality(
     }))
 }
 
+/// The newest multivariate drift of one version, as the promotion gate's
+/// `multivariate` input: the row's columns (`value`, `lower`, `upper`,
+/// `drifted`, …). `None` when never measured.
+pub async fn latest_multivariate(
+    ctx: &datafusion::prelude::SessionContext,
+    model: &str,
+    version: i64,
+) -> Result<Option<serde_json::Value>, crate::sql::SqlError> {
+    Ok(
+        newest_evaluation_rows(ctx, MULTIVARIATE_DRIFT_RESULTS, model, version, "method")
+            .await?
+            .into_iter()
+            .next(),
+    )
+}
+
 #[cfg(test)]
 mod latest_tests {
     use super::*;

@@ -118,12 +118,14 @@ pub async fn input(
         newest
     };
     use crate::evaluator::results::{
-        latest_data_quality, latest_evaluation, latest_fairness, latest_performance,
+        latest_data_quality, latest_evaluation, latest_fairness, latest_multivariate,
+        latest_performance,
     };
     let drift = aged(latest_evaluation(&ctx, model, version).await?);
     let data_quality = aged(latest_data_quality(&ctx, model, version).await?);
     let performance = aged(latest_performance(&ctx, model, version).await?);
     let fairness = aged(latest_fairness(&ctx, model, version).await?);
+    let multivariate = aged(latest_multivariate(&ctx, model, version).await?);
     Ok(json!({
         "model": model_record,
         "lineage": record.lineage,
@@ -134,6 +136,7 @@ pub async fn input(
         "performance": performance,
         "fairness": fairness,
         "data_quality": data_quality,
+        "multivariate": multivariate,
         "recommendations": record.recommendations,
         "version": record,
     }))
