@@ -651,27 +651,60 @@ pub fn reconstruction_drift(
     current: &FeatureMatrix,
     variance_kept: f64,
 ) -> Result<ReconstructionDrift> {
-    let fitted = Reconstruction::fit(reference, variance_kept)?;
-    if current.rows == 0 {
-        return Err(not_enough(METHOD, "the window has no rows"));
+    FittedReference::fit(reference, variance_kept)?.drift(current)
+}
+
+/// A reference ready to measure windows against: the fitted
+/// reconstruction and its own rows' mean error and spread. Everything a
+/// window's measurement needs from the reference, so a caller can keep it
+/// between evaluations instead of reading the reference again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedReference {
+    reconstruction: Reconstruction,
+    /// Mean reconstruction error of the reference's rows.
+    mean: f64,
+    /// Their standard deviation (ddof 1).
+    sd: f64,
+}
+
+impl FittedReference {
+    /// Fits on `reference` and scores its own rows.
+    pub fn fit(reference: &FeatureMatrix, variance_kept: f64) -> Result<Self> {
+        let reconstruction = Reconstruction::fit(reference, variance_kept)?;
+        let (mean, sd) = mean_and_sd(&reconstruction.errors(reference)?);
+        Ok(FittedReference {
+            reconstruction,
+            mean,
+            sd,
+        })
     }
-    let reference_errors = fitted.errors(reference)?;
-    let current_errors = fitted.errors(current)?;
-    let (reference_value, reference_sd) = mean_and_sd(&reference_errors);
-    let (value, _) = mean_and_sd(&current_errors);
-    let sampling_error = reference_sd / (current_errors.len() as f64).sqrt();
-    let lower = (reference_value - SAMPLING_ERROR_RANGE * sampling_error).max(0.0);
-    let upper = reference_value + SAMPLING_ERROR_RANGE * sampling_error;
-    Ok(ReconstructionDrift {
-        rows: current.rows as u64,
-        value,
-        reference_value,
-        sampling_error,
-        lower,
-        upper,
-        components: fitted.components,
-        drifted: value < lower || value > upper,
-    })
+
+    /// The fitted reconstruction.
+    pub fn reconstruction(&self) -> &Reconstruction {
+        &self.reconstruction
+    }
+
+    /// Measures `current` against the reference.
+    pub fn drift(&self, current: &FeatureMatrix) -> Result<ReconstructionDrift> {
+        if current.rows == 0 {
+            return Err(not_enough(METHOD, "the window has no rows"));
+        }
+        let current_errors = self.reconstruction.errors(current)?;
+        let (value, _) = mean_and_sd(&current_errors);
+        let sampling_error = self.sd / (current_errors.len() as f64).sqrt();
+        let lower = (self.mean - SAMPLING_ERROR_RANGE * sampling_error).max(0.0);
+        let upper = self.mean + SAMPLING_ERROR_RANGE * sampling_error;
+        Ok(ReconstructionDrift {
+            rows: current.rows as u64,
+            value,
+            reference_value: self.mean,
+            sampling_error,
+            lower,
+            upper,
+            components: self.reconstruction.components,
+            drifted: value < lower || value > upper,
+        })
+    }
 }
 
 /// Mean and standard deviation (ddof 1, as NannyML's sampling error; 0

@@ -7,7 +7,7 @@
 //! the drift rules count a drifted measurement like a drifted dataset.
 
 use modelwatch_drift::FeatureMatrix;
-use modelwatch_drift::multivariate::{ReconstructionDrift, reconstruction_drift};
+use modelwatch_drift::multivariate::{FittedReference, ReconstructionDrift};
 use modelwatch_types::MultivariatePolicy;
 use serde::Serialize;
 
@@ -53,36 +53,58 @@ pub fn features(policy: &MultivariatePolicy, tested: &FeatureSet) -> FeatureSet 
     }
 }
 
-/// Measures `current` against `reference` over `features`.
-pub fn measure(
-    policy: &MultivariatePolicy,
-    features: &FeatureSet,
-    reference: &FeatureMatrix,
-    current: &FeatureMatrix,
-) -> MultivariateOutcome {
-    let names: Vec<String> = features.keys().cloned().collect();
-    let not = |message: String| MultivariateOutcome {
-        measured: false,
-        features: names.clone(),
-        drift: None,
-        message: Some(message),
-    };
+/// Why `features` cannot be measured together, before anything is read.
+pub fn check(features: &FeatureSet) -> Result<(), String> {
     if features.len() < 2 {
-        return not(format!(
+        return Err(format!(
             "multivariate drift reads at least 2 features together; {} {} tested (name them \
              in multivariate.features)",
             features.len(),
             if features.len() == 1 { "is" } else { "are" }
         ));
     }
-    match reconstruction_drift(reference, current, policy.variance_kept) {
+    Ok(())
+}
+
+/// The reference fitted for `policy`, or why it cannot be (its message).
+pub fn fit(
+    policy: &MultivariatePolicy,
+    reference: &FeatureMatrix,
+) -> Result<FittedReference, String> {
+    FittedReference::fit(reference, policy.variance_kept).map_err(|e| e.to_string())
+}
+
+/// The outcome of `features` not measured, and why.
+pub fn not_measured(features: &FeatureSet, message: String) -> MultivariateOutcome {
+    MultivariateOutcome {
+        measured: false,
+        features: features.keys().cloned().collect(),
+        drift: None,
+        message: Some(message),
+    }
+}
+
+/// Measures `current` against the `fitted` reference over `features`.
+pub fn measure(
+    features: &FeatureSet,
+    fitted: &Result<FittedReference, String>,
+    current: &FeatureMatrix,
+) -> MultivariateOutcome {
+    if let Err(message) = check(features) {
+        return not_measured(features, message);
+    }
+    let measured = match fitted {
+        Ok(fitted) => fitted.drift(current).map_err(|e| e.to_string()),
+        Err(message) => Err(format!("the reference: {message}")),
+    };
+    match measured {
         Ok(drift) => MultivariateOutcome {
             measured: true,
-            features: names,
+            features: features.keys().cloned().collect(),
             drift: Some(drift),
             message: None,
         },
-        Err(e) => not(e.to_string()),
+        Err(message) => not_measured(features, message),
     }
 }
 
@@ -116,7 +138,7 @@ mod tests {
     fn one_feature_is_not_multivariate() {
         let one: FeatureSet = [("a".to_string(), Some(FeatureKind::Numeric))].into();
         let m = FeatureMatrix::new(0);
-        let outcome = measure(&MultivariatePolicy::default(), &one, &m, &m);
+        let outcome = measure(&one, &fit(&MultivariatePolicy::default(), &m), &m);
         assert!(!outcome.measured && !outcome.drifted());
         assert!(outcome.message.unwrap().contains("at least 2 features"));
     }

@@ -42,6 +42,13 @@ use crate::{EvalError, Result};
 /// each: 256 MiB).
 pub const REFERENCE_CACHE_VALUES: usize = 32 * 1024 * 1024;
 
+/// A cached multivariate reference (or why it cannot be fitted) and the row
+/// count it was fitted on.
+struct FittedReference {
+    rows_seen: u64,
+    fitted: Arc<std::result::Result<modelwatch_drift::multivariate::FittedReference, String>>,
+}
+
 /// A cached reference profile and the row count it was built from.
 struct CachedReference {
     rows_seen: u64,
@@ -56,6 +63,9 @@ struct State {
     consecutive: HashMap<(String, i64), u32>,
     /// `(model, version, source/range/features)` → profile.
     references: HashMap<(String, String, String), CachedReference>,
+    /// `(model, version, source/range/features/variance)` → the fitted
+    /// multivariate reference and the row count it was fitted on.
+    fitted_references: HashMap<(String, String, String), FittedReference>,
     /// Alias moves whose rollback verdict is final: `(model, alias, move time)`.
     judged: HashSet<(String, String, DateTime<Utc>)>,
 }
@@ -432,22 +442,54 @@ impl Evaluator {
     }
 
     /// Multivariate drift of the current window against the reference
-    /// over the policy's features, read row by row.
+    /// over the policy's features, read row by row. The fitted reference
+    /// is kept while the reference's row count stays the same.
     async fn measure_multivariate(
         &self,
+        state: &mut State,
         policy: &modelwatch_types::MultivariatePolicy,
         tested: &FeatureSet,
-        reference: &Window,
+        reference: (&Window, &str),
         current: &Window,
     ) -> Result<crate::multivariate::MultivariateOutcome> {
         let features = crate::multivariate::features(policy, tested);
+        if let Err(message) = crate::multivariate::check(&features) {
+            return Ok(crate::multivariate::not_measured(&features, message));
+        }
+        let (window, source) = reference;
         let columns = RowColumns::with_features(features.clone(), false);
-        let reference_rows = self.reader.outcomes(reference, &columns).await?;
+        let key = (
+            window.model.clone(),
+            window.version.clone(),
+            format!(
+                "{source}:{:?}:{:?}:{}",
+                window.range, features, policy.variance_kept
+            ),
+        );
+        let rows = self.reader.count_rows(window).await?;
+        let fitted = match state.fitted_references.get(&key) {
+            Some(cached) if cached.rows_seen == rows => cached.fitted.clone(),
+            _ => {
+                let reference_rows = self.reader.outcomes(window, &columns).await?;
+                let fitted = Arc::new(crate::multivariate::fit(policy, &reference_rows.features));
+                // Only the versions still being evaluated.
+                state
+                    .fitted_references
+                    .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
+                state.fitted_references.insert(
+                    key,
+                    FittedReference {
+                        rows_seen: rows,
+                        fitted: fitted.clone(),
+                    },
+                );
+                fitted
+            }
+        };
         let current_rows = self.reader.outcomes(current, &columns).await?;
         Ok(crate::multivariate::measure(
-            policy,
             &features,
-            &reference_rows.features,
+            &fitted,
             &current_rows.features,
         ))
     }
@@ -543,9 +585,10 @@ impl Evaluator {
         let multivariate = match &policy.multivariate {
             Some(mv) => Some(
                 self.measure_multivariate(
+                    state,
                     mv,
                     &features,
-                    &reference_plan.window,
+                    (&reference_plan.window, reference_plan.source),
                     &window_of(model, version, window),
                 )
                 .await?,

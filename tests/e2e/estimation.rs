@@ -186,6 +186,19 @@ async fn features_that_stop_moving_together_are_multivariate_drift() {
                 && l.ends_with(" 1")),
         "{metrics}"
     );
+    // Evaluated again (the fitted reference kept): the same numbers.
+    let out = d.cli(&["evaluate", "--model", "pair", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = sql(
+        &admin,
+        "SELECT count(*) AS n, count(DISTINCT value) AS values, count(DISTINCT upper) AS bands \
+         FROM multivariate_drift_results WHERE model = 'pair'",
+    )
+    .await;
+    // (The background evaluator may have evaluated the new policy too.)
+    assert!(again["rows"][0]["n"].as_u64().unwrap() >= 2, "{again}");
+    assert_eq!(again["rows"][0]["values"], 1, "{again}");
+    assert_eq!(again["rows"][0]["bands"], 1, "{again}");
     // And in the promotion gate's input.
     let gate = admin
         .post_expect("/api/v1/models/pair/versions/1/gate", json!({}), 200)
@@ -244,12 +257,16 @@ async fn a_stable_window_is_not_multivariate_drift_and_one_feature_is_refused() 
             .contains("at least 2 features"),
         "{version}"
     );
+    let evaluation_id = version["evaluation_id"].as_str().unwrap();
     let stored = sql(
         &admin,
-        "SELECT count(*) AS n FROM multivariate_drift_results WHERE model = 'steady'",
+        &format!(
+            "SELECT count(*) AS n FROM multivariate_drift_results \
+             WHERE evaluation_id = '{evaluation_id}'"
+        ),
     )
     .await;
-    assert_eq!(stored["rows"][0]["n"], 1, "only the first evaluation's row");
+    assert_eq!(stored["rows"][0]["n"], 0, "nothing stored for it: {stored}");
 
     // A variance share outside (0, 1) is refused with the field named.
     let (status, reply) = admin
