@@ -187,23 +187,78 @@ pub fn estimate_columns(
     }
 }
 
-/// The `current` window's performance estimated without labels,
-/// calibrated on the `reference` window's labelled rows: CBPE for
-/// classification (binary by `positive_class`, multiclass by
-/// `class_scores`), DLE for regression; or why not. The rows must carry
-/// the features [`estimate_columns`] names.
+/// What estimation keeps from the version's labelled reference: fitted
+/// once, applied to each window (the scheduler keeps it while the
+/// reference does not change).
+#[derive(Debug, Clone)]
+pub enum Calibrated {
+    /// Binary CBPE: the score calibration, the sampling-error components,
+    /// and ROC AUC's (absent when the reference has one class only).
+    Binary {
+        calibration: cbpe::Calibration,
+        components: cbpe::SamplingComponents,
+        roc_auc: Option<cbpe::RocAucComponents>,
+    },
+    /// Multiclass CBPE, classes in `class_scores` order.
+    Multiclass {
+        calibration: cbpe::multiclass::MulticlassCalibration,
+        components: cbpe::multiclass::MulticlassComponents,
+    },
+    /// DLE's loss models.
+    Regression(Box<modelwatch_drift::dle::Dle>),
+}
+
+/// Why the reference cannot calibrate an estimate.
+fn too_few_reference(policy: &PerformancePolicy, have: usize, needs: &str) -> String {
+    format!(
+        "the version's reference data has {have} rows with a label and {needs}; estimation \
+         calibrates on at least {} (performance.min_labels): upload reference data with \
+         those columns",
+        policy.min_labels
+    )
+}
+
+/// Fits what estimation needs on the version's labelled `reference` rows
+/// (with the features [`estimate_columns`] names), or says why it cannot.
+pub fn calibrate(
+    policy: &PerformancePolicy,
+    reference: &OutcomeRows,
+) -> Result<Calibrated, String> {
+    match policy.task {
+        PerformanceTask::Regression => calibrate_regression(policy, reference),
+        PerformanceTask::Classification if !policy.class_scores.is_empty() => {
+            calibrate_multiclass(policy, reference)
+        }
+        PerformanceTask::Classification => calibrate_binary(policy, reference),
+    }
+}
+
+/// The `current` window's performance estimated without labels from the
+/// `calibrated` reference: CBPE for classification (binary by
+/// `positive_class`, multiclass by `class_scores`), DLE for regression; or
+/// why not. The rows must carry the features [`estimate_columns`] names.
 pub fn estimate(
     policy: &PerformancePolicy,
     context: PerformanceContext<'_>,
-    reference: &OutcomeRows,
+    calibrated: &Result<Calibrated, String>,
     current: &OutcomeRows,
 ) -> Result<Estimated, NotMeasured> {
-    match policy.task {
-        PerformanceTask::Regression => estimate_regression(policy, context, reference, current),
-        PerformanceTask::Classification if !policy.class_scores.is_empty() => {
-            estimate_multiclass(policy, context, reference, current)
-        }
-        PerformanceTask::Classification => estimate_binary(policy, context, reference, current),
+    let calibrated = calibrated.as_ref().map_err(|message| NotMeasured {
+        rows: current.rows,
+        labelled_rows: 0,
+        message: message.clone(),
+    })?;
+    match calibrated {
+        Calibrated::Binary {
+            calibration,
+            components,
+            roc_auc,
+        } => estimate_binary(policy, context, (calibration, components, roc_auc), current),
+        Calibrated::Multiclass {
+            calibration,
+            components,
+        } => estimate_multiclass(policy, context, (calibration, components), current),
+        Calibrated::Regression(dle) => estimate_regression(policy, context, dle, current),
     }
 }
 
@@ -221,23 +276,36 @@ fn estimated(metric: &'static str, class: Option<&str>, x: cbpe::Estimate) -> Fi
     }
 }
 
-/// Why the reference cannot calibrate an estimate.
-fn too_few_reference(
-    policy: &PerformancePolicy,
-    current: &OutcomeRows,
-    have: usize,
-    needs: &str,
-) -> NotMeasured {
+/// Why a window has nothing to estimate on.
+fn not_estimated(current: &OutcomeRows, usable: usize, message: String) -> NotMeasured {
     NotMeasured {
         rows: current.rows,
-        labelled_rows: 0,
-        message: format!(
-            "the version's reference data has {have} rows with a label and {needs}; estimation \
-             calibrates on at least {} (performance.min_labels): upload reference data with \
-             those columns",
-            policy.min_labels
-        ),
+        labelled_rows: usable as u64,
+        message,
     }
+}
+
+fn calibrate_binary(
+    policy: &PerformancePolicy,
+    reference: &OutcomeRows,
+) -> Result<Calibrated, String> {
+    let Some(positive_class) = policy.positive_class.as_deref() else {
+        return Err("estimation needs performance.positive_class".into());
+    };
+    let (scores, labels) = labelled_scores(positive_class, reference);
+    if (labels.len() as u64) < policy.min_labels {
+        return Err(too_few_reference(policy, labels.len(), "a score"));
+    }
+    let calibration = cbpe::Calibration::fit(&scores, &labels)
+        .map_err(|e| format!("{e} (prediction_value must be the positive class's probability)"))?;
+    let decided: Vec<bool> = scores.iter().map(|&p| p >= policy.threshold).collect();
+    Ok(Calibrated::Binary {
+        calibration,
+        components: cbpe::SamplingComponents::of_reference(&labels, &decided),
+        // ROC AUC needs both classes in the reference; without them the
+        // other figures still stand.
+        roc_auc: cbpe::RocAucComponents::of_reference(&labels, &scores).ok(),
+    })
 }
 
 /// Binary CBPE: accuracy, precision, recall and F1 of the positive class,
@@ -245,53 +313,29 @@ fn too_few_reference(
 fn estimate_binary(
     policy: &PerformancePolicy,
     context: PerformanceContext<'_>,
-    reference: &OutcomeRows,
+    (calibration, components, roc_auc): (
+        &cbpe::Calibration,
+        &cbpe::SamplingComponents,
+        &Option<cbpe::RocAucComponents>,
+    ),
     current: &OutcomeRows,
 ) -> Result<Estimated, NotMeasured> {
-    let Some(positive_class) = policy.positive_class.as_deref() else {
-        return Err(NotMeasured {
-            rows: current.rows,
-            labelled_rows: 0,
-            message: "estimation needs performance.positive_class".into(),
-        });
-    };
-    let (reference_scores, reference_labels) = labelled_scores(positive_class, reference);
+    let positive_class = policy.positive_class.as_deref().unwrap_or_default();
     let scores: Vec<f64> = current
         .prediction_values
         .iter()
         .flatten()
         .copied()
         .collect();
-    let not = |message: String| NotMeasured {
-        rows: current.rows,
-        labelled_rows: scores.len() as u64,
-        message,
-    };
-    if (reference_labels.len() as u64) < policy.min_labels {
-        return Err(too_few_reference(
-            policy,
-            current,
-            reference_labels.len(),
-            "a score",
-        ));
-    }
+    let not = |message: String| not_estimated(current, scores.len(), message);
     if scores.is_empty() {
         return Err(not(
             "no row of the window has a score (prediction_value)".into()
         ));
     }
-    let calibration =
-        cbpe::Calibration::fit(&reference_scores, &reference_labels).map_err(|e| {
-            not(format!(
-                "{e} (prediction_value must be the positive class's probability)"
-            ))
-        })?;
-    let decide = |s: &[f64]| -> Vec<bool> { s.iter().map(|&p| p >= policy.threshold).collect() };
-    let components =
-        cbpe::SamplingComponents::of_reference(&reference_labels, &decide(&reference_scores));
     let probabilities: Vec<f64> = scores.iter().map(|&s| calibration.probability(s)).collect();
-    let e = cbpe::estimate(&probabilities, &decide(&scores), &components)
-        .map_err(|e| not(e.to_string()))?;
+    let decided: Vec<bool> = scores.iter().map(|&p| p >= policy.threshold).collect();
+    let e = cbpe::estimate(&probabilities, &decided, components).map_err(|e| not(e.to_string()))?;
     let positive = Some(positive_class);
     let mut figures = vec![
         estimated("accuracy", None, e.accuracy),
@@ -299,10 +343,8 @@ fn estimate_binary(
         estimated("recall", positive, e.recall),
         estimated("f1", positive, e.f1),
     ];
-    // ROC AUC needs both classes in the reference; without them the other
-    // figures still stand.
-    if let Ok(auc) = cbpe::RocAucComponents::of_reference(&reference_labels, &reference_scores)
-        .and_then(|c| cbpe::estimate_roc_auc(&probabilities, &c))
+    if let Some(c) = roc_auc
+        && let Ok(auc) = cbpe::estimate_roc_auc(&probabilities, c)
     {
         figures.push(estimated("roc_auc", None, auc));
     }
@@ -352,70 +394,78 @@ fn scored_classes(
     (scores, predicted, labels)
 }
 
+/// The class score columns `class_scores` names, as read into `rows`.
+fn score_columns(
+    policy: &PerformancePolicy,
+    rows: &OutcomeRows,
+) -> Result<Vec<Vec<Option<f64>>>, String> {
+    policy
+        .class_scores
+        .values()
+        .map(|feature| match rows.features.numeric_column(feature) {
+            Some(c) => Ok(c.values.clone()),
+            None => Err(format!("no score column {feature:?} was read")),
+        })
+        .collect()
+}
+
+fn calibrate_multiclass(
+    policy: &PerformancePolicy,
+    reference: &OutcomeRows,
+) -> Result<Calibrated, String> {
+    use cbpe::multiclass;
+    let classes: Vec<&str> = policy.class_scores.keys().map(String::as_str).collect();
+    let (scores, predicted, labels) = scored_classes(
+        &classes,
+        &score_columns(policy, reference)?,
+        reference,
+        true,
+    );
+    if (labels.len() as u64) < policy.min_labels {
+        return Err(too_few_reference(
+            policy,
+            labels.len(),
+            "a prediction among and a score for each of the classes of performance.class_scores",
+        ));
+    }
+    Ok(Calibrated::Multiclass {
+        calibration: multiclass::MulticlassCalibration::fit(&scores, &labels)
+            .map_err(|e| format!("{e} (class_scores must name each class's probability)"))?,
+        components: multiclass::MulticlassComponents::of_reference(
+            &labels,
+            &predicted,
+            &scores,
+            classes.len(),
+        )
+        .map_err(|e| e.to_string())?,
+    })
+}
+
 /// Multiclass CBPE from the class score columns `class_scores` names.
 fn estimate_multiclass(
     policy: &PerformancePolicy,
     context: PerformanceContext<'_>,
-    reference: &OutcomeRows,
+    (calibration, components): (
+        &cbpe::multiclass::MulticlassCalibration,
+        &cbpe::multiclass::MulticlassComponents,
+    ),
     current: &OutcomeRows,
 ) -> Result<Estimated, NotMeasured> {
     use cbpe::multiclass;
     let classes: Vec<&str> = policy.class_scores.keys().map(String::as_str).collect();
-    let columns = |rows: &OutcomeRows| -> Result<Vec<Vec<Option<f64>>>, NotMeasured> {
-        policy
-            .class_scores
-            .values()
-            .map(|feature| match rows.features.numeric_column(feature) {
-                Some(c) => Ok(c.values.clone()),
-                None => Err(NotMeasured {
-                    rows: current.rows,
-                    labelled_rows: 0,
-                    message: format!("no score column {feature:?} was read"),
-                }),
-            })
-            .collect()
-    };
-    let reference_columns = columns(reference)?;
-    let current_columns = columns(current)?;
-    let (reference_scores, reference_predicted, reference_labels) =
-        scored_classes(&classes, &reference_columns, reference, true);
-    if (reference_labels.len() as u64) < policy.min_labels {
-        return Err(too_few_reference(
-            policy,
-            current,
-            reference_labels.len(),
-            "a prediction among and a score for each of the classes of performance.class_scores",
-        ));
-    }
-    let (scores, predicted, _) = scored_classes(&classes, &current_columns, current, false);
-    let not = |message: String| NotMeasured {
-        rows: current.rows,
-        labelled_rows: predicted.len() as u64,
-        message,
-    };
+    let columns = score_columns(policy, current).map_err(|m| not_estimated(current, 0, m))?;
+    let (scores, predicted, _) = scored_classes(&classes, &columns, current, false);
+    let not = |message: String| not_estimated(current, predicted.len(), message);
     if predicted.is_empty() {
         return Err(not(format!(
             "no row of the window has a prediction among {} and every class's score",
             classes.join(", ")
         )));
     }
-    let calibration = multiclass::MulticlassCalibration::fit(&reference_scores, &reference_labels)
-        .map_err(|e| {
-            not(format!(
-                "{e} (class_scores must name each class's probability)"
-            ))
-        })?;
-    let components = multiclass::MulticlassComponents::of_reference(
-        &reference_labels,
-        &reference_predicted,
-        &reference_scores,
-        classes.len(),
-    )
-    .map_err(|e| not(e.to_string()))?;
     let probabilities = calibration
         .probabilities(&scores)
         .map_err(|e| not(e.to_string()))?;
-    let e = multiclass::estimate(&scores, &probabilities, &predicted, &components)
+    let e = multiclass::estimate(&scores, &probabilities, &predicted, components)
         .map_err(|e| not(e.to_string()))?;
     let mut figures = vec![
         estimated("accuracy", None, e.accuracy),
@@ -452,56 +502,61 @@ fn estimate_multiclass(
     })
 }
 
+/// The rows of `rows` whose `columns` all hold a finite value.
+fn rows_with(columns: &[&[Option<f64>]]) -> Vec<usize> {
+    let n = columns.first().map_or(0, |c| c.len());
+    (0..n)
+        .filter(|&i| columns.iter().all(|c| c[i].is_some_and(f64::is_finite)))
+        .collect()
+}
+
+/// The values of `column` at `rows` (which have one).
+fn values_at(column: &[Option<f64>], rows: &[usize]) -> Vec<f64> {
+    rows.iter()
+        .map(|&i| column[i].unwrap_or_default())
+        .collect()
+}
+
+fn calibrate_regression(
+    policy: &PerformancePolicy,
+    reference: &OutcomeRows,
+) -> Result<Calibrated, String> {
+    let rows = rows_with(&[&reference.label_values, &reference.prediction_values]);
+    if (rows.len() as u64) < policy.min_labels {
+        return Err(too_few_reference(
+            policy,
+            rows.len(),
+            "a prediction (label_value and prediction_value)",
+        ));
+    }
+    let dle = modelwatch_drift::dle::Dle::fit(
+        &reference.features.select(&rows),
+        &values_at(&reference.prediction_values, &rows),
+        &values_at(&reference.label_values, &rows),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Calibrated::Regression(Box::new(dle)))
+}
+
 /// DLE: MAE, MSE, RMSE and MAPE estimated from the features and the
 /// prediction (`prediction_value`).
 fn estimate_regression(
     policy: &PerformancePolicy,
     context: PerformanceContext<'_>,
-    reference: &OutcomeRows,
+    dle: &modelwatch_drift::dle::Dle,
     current: &OutcomeRows,
 ) -> Result<Estimated, NotMeasured> {
-    let finite = |v: &Option<f64>| v.filter(|v| v.is_finite());
-    let reference_rows: Vec<usize> = (0..reference.label_values.len())
-        .filter(|&i| {
-            finite(&reference.label_values[i]).is_some()
-                && finite(&reference.prediction_values[i]).is_some()
-        })
-        .collect();
-    if (reference_rows.len() as u64) < policy.min_labels {
-        return Err(too_few_reference(
-            policy,
-            current,
-            reference_rows.len(),
-            "a prediction (label_value and prediction_value)",
-        ));
-    }
-    let current_rows: Vec<usize> = (0..current.prediction_values.len())
-        .filter(|&i| finite(&current.prediction_values[i]).is_some())
-        .collect();
-    let not = |message: String| NotMeasured {
-        rows: current.rows,
-        labelled_rows: current_rows.len() as u64,
-        message,
-    };
-    if current_rows.is_empty() {
+    let rows = rows_with(&[&current.prediction_values]);
+    let not = |message: String| not_estimated(current, rows.len(), message);
+    if rows.is_empty() {
         return Err(not(
             "no row of the window has a prediction (prediction_value)".into(),
         ));
     }
-    // The rows picked have both values.
-    let values = |column: &[Option<f64>], at: &[usize]| -> Vec<f64> {
-        at.iter().map(|&i| column[i].unwrap_or_default()).collect()
-    };
-    let dle = modelwatch_drift::dle::Dle::fit(
-        &reference.features.select(&reference_rows),
-        &values(&reference.prediction_values, &reference_rows),
-        &values(&reference.label_values, &reference_rows),
-    )
-    .map_err(|e| not(e.to_string()))?;
     let e = dle
         .estimate(
-            &current.features.select(&current_rows),
-            &values(&current.prediction_values, &current_rows),
+            &current.features.select(&rows),
+            &values_at(&current.prediction_values, &rows),
         )
         .map_err(|e| not(e.to_string()))?;
     let figures = vec![
@@ -746,7 +801,13 @@ mod tests {
         current.predictions = vec![None; 3];
         current.labels = vec![None; 3];
         current.label_values = vec![None; 3];
-        let not = estimate(&p, context(), &scored_reference(20), &current).unwrap_err();
+        let not = estimate(
+            &p,
+            context(),
+            &calibrate(&p, &scored_reference(20)),
+            &current,
+        )
+        .unwrap_err();
         assert!(
             not.message.contains("20 rows with a label and a score"),
             "{}",
@@ -763,7 +824,13 @@ mod tests {
             report,
             calibration,
             method,
-        } = estimate(&p, context(), &scored_reference(100), &current).unwrap();
+        } = estimate(
+            &p,
+            context(),
+            &calibrate(&p, &scored_reference(100)),
+            &current,
+        )
+        .unwrap();
         assert_eq!((method, calibration), ("cbpe", Some("none")));
         assert!(report.estimated);
         assert_eq!((report.rows, report.labelled_rows), (3, 2));

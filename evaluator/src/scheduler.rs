@@ -49,6 +49,13 @@ struct FittedReference {
     fitted: Arc<std::result::Result<modelwatch_drift::multivariate::FittedReference, String>>,
 }
 
+/// What estimation fitted on a reference (or why it could not) and the row
+/// count it was fitted on.
+struct CachedCalibration {
+    rows_seen: u64,
+    calibrated: Arc<std::result::Result<crate::performance::Calibrated, String>>,
+}
+
 /// A cached reference profile and the row count it was built from.
 struct CachedReference {
     rows_seen: u64,
@@ -66,6 +73,9 @@ struct State {
     /// `(model, version, source/range/features/variance)` → the fitted
     /// multivariate reference and the row count it was fitted on.
     fitted_references: HashMap<(String, String, String), FittedReference>,
+    /// `(model, version, estimation settings)` → what estimation fitted on
+    /// the reference and the row count it was fitted on.
+    calibrations: HashMap<(String, String, String), CachedCalibration>,
     /// Alias moves whose rollback verdict is final: `(model, alias, move time)`.
     judged: HashSet<(String, String, DateTime<Utc>)>,
 }
@@ -248,7 +258,7 @@ impl Evaluator {
                 .await?;
         }
         if let Some(performance) = &policy.performance {
-            self.measure_performance(performance, policy, &alias, now, &mut outcome)
+            self.measure_performance(state, performance, policy, &alias, now, &mut outcome)
                 .await?;
         }
         if let Some(fairness) = &policy.fairness {
@@ -356,6 +366,7 @@ impl Evaluator {
     /// judged against the policy's thresholds (rule 7), or why not.
     async fn measure_performance(
         &self,
+        state: &mut State,
         performance: &modelwatch_types::PerformancePolicy,
         policy: &MonitoringPolicy,
         alias: &Alias,
@@ -392,7 +403,7 @@ impl Evaluator {
         if performance.estimate {
             measured.estimate = Some(
                 match self
-                    .estimate_performance(performance, alias, &current)
+                    .estimate_performance(state, performance, alias, &current)
                     .await?
                 {
                     Ok(estimated) => {
@@ -495,9 +506,11 @@ impl Evaluator {
     }
 
     /// The current window's performance estimated without labels, on the
-    /// version's labelled reference data.
+    /// version's labelled reference data. What is fitted on the reference
+    /// is kept while the reference's row count and the policy hold.
     async fn estimate_performance(
         &self,
+        state: &mut State,
         performance: &modelwatch_types::PerformancePolicy,
         alias: &Alias,
         current: &CurrentWindow,
@@ -510,13 +523,47 @@ impl Evaluator {
             FeatureSet::new()
         };
         let features = crate::performance::estimate_columns(performance, &discovered);
-        let reference = self
-            .reader
-            .outcomes(
-                &reference_window,
-                &RowColumns::with_features(features.clone(), true),
-            )
-            .await?;
+        let key = (
+            alias.model.clone(),
+            alias.version.to_string(),
+            format!(
+                "{:?}",
+                (
+                    performance.task,
+                    &performance.positive_class,
+                    performance.threshold,
+                    performance.min_labels,
+                    &performance.class_scores,
+                    &features,
+                )
+            ),
+        );
+        let rows = self.reader.count_rows(&reference_window).await?;
+        let calibrated = match state.calibrations.get(&key) {
+            Some(cached) if cached.rows_seen == rows => cached.calibrated.clone(),
+            _ => {
+                let reference = self
+                    .reader
+                    .outcomes(
+                        &reference_window,
+                        &RowColumns::with_features(features.clone(), true),
+                    )
+                    .await?;
+                let calibrated = Arc::new(crate::performance::calibrate(performance, &reference));
+                // Only the versions still being evaluated.
+                state
+                    .calibrations
+                    .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
+                state.calibrations.insert(
+                    key,
+                    CachedCalibration {
+                        rows_seen: rows,
+                        calibrated: calibrated.clone(),
+                    },
+                );
+                calibrated
+            }
+        };
         let scored = self
             .reader
             .outcomes(
@@ -527,7 +574,7 @@ impl Evaluator {
         Ok(crate::performance::estimate(
             performance,
             current.context(alias),
-            &reference,
+            &calibrated,
             &scored,
         ))
     }
