@@ -426,3 +426,126 @@ async fn a_multiclass_model_is_estimated_from_its_class_scores() {
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].evidence["estimated"], true);
 }
+
+/// A regression model's rows: feature `x` uniform in ±3 (only its
+/// `|x| >= 1` part when `wide`), prediction `2x`, truth `2x` plus noise
+/// that grows with `|x|` (so where the inputs fall decides the error, and
+/// DLE can learn it from the reference, which covers the whole range).
+fn regression_rows(seed: u64, n: usize, wide: bool) -> Vec<(f64, f64, f64)> {
+    let u = uniforms(seed, n);
+    let e = normals(seed + 1, n, 0.0, 1.0);
+    u.iter()
+        .zip(&e)
+        .map(|(&u, &e)| {
+            let x = if wide {
+                let side = if u < 0.5 { -1.0 } else { 1.0 };
+                side * (1.0 + 2.0 * (2.0 * u).fract())
+            } else {
+                -3.0 + 6.0 * u
+            };
+            (x, 2.0 * x, 2.0 * x + e * (0.2 + x.abs()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_regression_model_s_error_is_estimated_from_its_features() {
+    use modelwatch_drift::dle::Dle;
+    let d = Daemon::start();
+    let admin = d.http();
+    registered(&admin, "price").await;
+    let reference = regression_rows(61, 3_000, false);
+    // Production sees inputs away from the middle, where the model errs
+    // more; no label yet.
+    let current = regression_rows(71, 2_000, true);
+    let reference_rows: Vec<Value> = reference
+        .iter()
+        .map(|(x, p, y)| json!({"x": x, "prediction": p, "label": y}))
+        .collect();
+    upload(&admin, "price", "reference", &reference_rows).await;
+    let current_rows: Vec<Value> = current
+        .iter()
+        .map(|(x, p, _)| json!({"x": x, "prediction": p}))
+        .collect();
+    upload(&admin, "price", "inferences", &recent(current_rows)).await;
+    let version = evaluate(
+        &d,
+        &admin,
+        "price",
+        json!({"current_window": "1h", "interval": "1h", "min_rows": 100,
+               "performance": {"task": "regression", "estimate": true,
+                               "maximums": {"mae": 1.5}}}),
+    )
+    .await;
+    let outcome = &version["performance"]["estimate"];
+    assert_eq!(outcome["measured"], true, "{version}");
+    assert_eq!(outcome["method"], "dle");
+    assert_eq!(outcome["rows"], 2_000);
+
+    // The same estimate from the same rows.
+    let matrix = |rows: &[(f64, f64, f64)]| {
+        FeatureMatrix::new(rows.len()).with_numeric("x", rows.iter().map(|r| Some(r.0)).collect())
+    };
+    let dle = Dle::fit(
+        &matrix(&reference),
+        &reference.iter().map(|r| r.1).collect::<Vec<_>>(),
+        &reference.iter().map(|r| r.2).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let expected = dle
+        .estimate(
+            &matrix(&current),
+            &current.iter().map(|r| r.1).collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let stored = sql(
+        &admin,
+        "SELECT metric, value, lower_bound, upper_bound FROM performance_results \
+         WHERE model = 'price' AND estimated",
+    )
+    .await;
+    let stored = stored["rows"].as_array().unwrap().clone();
+    let value = |metric: &str| {
+        stored
+            .iter()
+            .find(|r| r["metric"] == metric)
+            .unwrap_or_else(|| panic!("{metric} in {stored:?}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    for (metric, want) in [
+        ("mae", expected.mae.value),
+        ("rmse", expected.rmse.value),
+        ("mape", expected.mape.value),
+    ] {
+        assert!(
+            (value(metric) - want).abs() <= 1e-9 * want.abs(),
+            "{metric}: {} vs {want}",
+            value(metric)
+        );
+    }
+    // The realized MAE the labels would show is inside the band, higher
+    // than the reference's, and above the policy's maximum: a retrain.
+    let mae = |rows: &[(f64, f64, f64)]| {
+        rows.iter().map(|r| (r.2 - r.1).abs()).sum::<f64>() / rows.len() as f64
+    };
+    let realized = mae(&current);
+    assert!(
+        expected.mae.lower <= realized && realized <= expected.mae.upper,
+        "realized {realized} outside {:?}",
+        expected.mae
+    );
+    assert!(
+        value("mae") > mae(&reference) && value("mae") > 1.5,
+        "{stored:?}"
+    );
+    let open = admin
+        .recommendations_of(
+            "price",
+            Some(modelwatch_client::RecommendationKind::Retrain),
+            Some(modelwatch_client::RecommendationStatus::Open),
+        )
+        .await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].evidence["estimated"], true);
+}
