@@ -97,6 +97,7 @@ pub mod cbpe;
 pub mod dle;
 mod error;
 pub mod fairness;
+mod gbdt;
 pub mod matrix;
 pub mod multivariate;
 pub mod numeric;
