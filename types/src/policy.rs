@@ -978,6 +978,33 @@ mod tests {
                 serde_json::json!({"fairness": {"attributes": ["g"], "positive_class": "yes", "min_group_rows": 0}}),
                 "fairness.min_group_rows",
             ),
+            (
+                serde_json::json!({"multivariate": {"variance_kept": 1.0}}),
+                "multivariate.variance_kept",
+            ),
+            (
+                serde_json::json!({"multivariate": {"features": ["a", ""]}}),
+                "multivariate.features",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "classification",
+                                                   "class_scores": {"a": "p_a", "b": "p_b"}}}),
+                "performance.class_scores",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "classification", "positive_class": "a",
+                                                   "class_scores": {"a": "p_a", "b": "p_b", "c": "p_c"}}}),
+                "performance.class_scores",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "regression",
+                                                   "class_scores": {"a": "p_a", "b": "p_b", "c": "p_c"}}}),
+                "performance.class_scores",
+            ),
+            (
+                serde_json::json!({"performance": {"task": "regression", "estimate_features": [""]}}),
+                "performance.estimate_features",
+            ),
         ];
         for (json, field) in cases {
             let p: MonitoringPolicy = serde_json::from_value(json.clone()).unwrap();
@@ -1004,6 +1031,28 @@ mod tests {
         .unwrap();
         assert_eq!(p.correction, Correction::BenjaminiHochberg);
         assert_eq!(p.features["x"].method, Some(DriftMethod::JensenShannon));
+        // Estimation without labels: by scores for classification, by
+        // features for regression.
+        for estimating in [
+            serde_json::json!({"task": "regression", "estimate": true}),
+            serde_json::json!({"task": "classification", "estimate": true, "positive_class": "1"}),
+            serde_json::json!({"task": "classification", "estimate": true,
+                               "class_scores": {"a": "p_a", "b": "p_b", "c": "p_c"}}),
+        ] {
+            let p: MonitoringPolicy =
+                serde_json::from_value(serde_json::json!({"performance": estimating.clone()}))
+                    .unwrap();
+            assert!(p.validate().is_ok(), "{estimating}");
+        }
+        let p: MonitoringPolicy =
+            serde_json::from_value(serde_json::json!({"multivariate": {}})).unwrap();
+        assert_eq!(p.multivariate, Some(MultivariatePolicy::default()));
+        assert!(
+            serde_json::from_value::<MonitoringPolicy>(
+                serde_json::json!({"multivariate": {"components": 2}})
+            )
+            .is_err()
+        );
     }
 
     proptest::proptest! {
