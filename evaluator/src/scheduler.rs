@@ -42,24 +42,48 @@ use crate::{EvalError, Result};
 /// each: 256 MiB).
 pub const REFERENCE_CACHE_VALUES: usize = 32 * 1024 * 1024;
 
-/// A cached multivariate reference (or why it cannot be fitted) and the row
-/// count it was fitted on.
-struct FittedReference {
+/// `(model, version, what was derived from the version's reference)`.
+type ReferenceKey = (String, String, String);
+
+type MultivariateFit = std::result::Result<modelwatch_drift::multivariate::FittedReference, String>;
+type Calibration = std::result::Result<crate::performance::Calibrated, String>;
+
+/// Something derived from a version's reference (a profile, a fit, or why
+/// it could not be fitted) and the reference's row count it was derived
+/// from: kept while that count holds.
+struct Cached<T> {
     rows_seen: u64,
-    fitted: Arc<std::result::Result<modelwatch_drift::multivariate::FittedReference, String>>,
+    value: Arc<T>,
 }
 
-/// What estimation fitted on a reference (or why it could not) and the row
-/// count it was fitted on.
-struct CachedCalibration {
-    rows_seen: u64,
-    calibrated: Arc<std::result::Result<crate::performance::Calibrated, String>>,
+/// The value cached under `key` when the reference still has `rows` rows.
+fn cached<T>(
+    cache: &HashMap<ReferenceKey, Cached<T>>,
+    key: &ReferenceKey,
+    rows: u64,
+) -> Option<Arc<T>> {
+    cache
+        .get(key)
+        .filter(|c| c.rows_seen == rows)
+        .map(|c| c.value.clone())
 }
 
-/// A cached reference profile and the row count it was built from.
-struct CachedReference {
-    rows_seen: u64,
-    profile: Arc<Profile>,
+/// Caches `value` under `key`, forgetting the model's other versions (only
+/// the versions still being evaluated are kept).
+fn remember<T>(
+    cache: &mut HashMap<ReferenceKey, Cached<T>>,
+    key: ReferenceKey,
+    rows: u64,
+    value: Arc<T>,
+) {
+    cache.retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
+    cache.insert(
+        key,
+        Cached {
+            rows_seen: rows,
+            value,
+        },
+    );
 }
 
 /// What the scheduler remembers between cycles; none of it is needed after
@@ -69,13 +93,13 @@ struct State {
     next_due: HashMap<String, DateTime<Utc>>,
     consecutive: HashMap<(String, i64), u32>,
     /// `(model, version, source/range/features)` → profile.
-    references: HashMap<(String, String, String), CachedReference>,
+    references: HashMap<ReferenceKey, Cached<Profile>>,
     /// `(model, version, source/range/features/variance)` → the fitted
-    /// multivariate reference and the row count it was fitted on.
-    fitted_references: HashMap<(String, String, String), FittedReference>,
+    /// multivariate reference, or why it cannot be fitted.
+    multivariate_fits: HashMap<ReferenceKey, Cached<MultivariateFit>>,
     /// `(model, version, estimation settings)` → what estimation fitted on
-    /// the reference and the row count it was fitted on.
-    calibrations: HashMap<(String, String, String), CachedCalibration>,
+    /// the reference, or why it could not.
+    calibrations: HashMap<ReferenceKey, Cached<Calibration>>,
     /// Alias moves whose rollback verdict is final: `(model, alias, move time)`.
     judged: HashSet<(String, String, DateTime<Utc>)>,
 }
@@ -478,22 +502,12 @@ impl Evaluator {
             ),
         );
         let rows = self.reader.count_rows(window).await?;
-        let fitted = match state.fitted_references.get(&key) {
-            Some(cached) if cached.rows_seen == rows => cached.fitted.clone(),
-            _ => {
+        let fitted = match cached(&state.multivariate_fits, &key, rows) {
+            Some(fitted) => fitted,
+            None => {
                 let reference_rows = self.reader.outcomes(window, &columns).await?;
                 let fitted = Arc::new(crate::multivariate::fit(policy, &reference_rows.features));
-                // Only the versions still being evaluated.
-                state
-                    .fitted_references
-                    .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
-                state.fitted_references.insert(
-                    key,
-                    FittedReference {
-                        rows_seen: rows,
-                        fitted: fitted.clone(),
-                    },
-                );
+                remember(&mut state.multivariate_fits, key, rows, fitted.clone());
                 fitted
             }
         };
@@ -539,9 +553,9 @@ impl Evaluator {
             ),
         );
         let rows = self.reader.count_rows(&reference_window).await?;
-        let calibrated = match state.calibrations.get(&key) {
-            Some(cached) if cached.rows_seen == rows => cached.calibrated.clone(),
-            _ => {
+        let calibrated = match cached(&state.calibrations, &key, rows) {
+            Some(calibrated) => calibrated,
+            None => {
                 let reference = self
                     .reader
                     .outcomes(
@@ -550,17 +564,7 @@ impl Evaluator {
                     )
                     .await?;
                 let calibrated = Arc::new(crate::performance::calibrate(performance, &reference));
-                // Only the versions still being evaluated.
-                state
-                    .calibrations
-                    .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
-                state.calibrations.insert(
-                    key,
-                    CachedCalibration {
-                        rows_seen: rows,
-                        calibrated: calibrated.clone(),
-                    },
-                );
+                remember(&mut state.calibrations, key, rows, calibrated.clone());
                 calibrated
             }
         };
@@ -734,34 +738,26 @@ impl Evaluator {
             format!("{source}:{:?}:{:?}", window.range, features),
         );
         let rows = self.reader.count_rows(window).await?;
-        if let Some(cached) = state.references.get(&key)
-            && cached.rows_seen == rows
-        {
-            return Ok(cached.profile.clone());
+        if let Some(profile) = cached(&state.references, &key, rows) {
+            return Ok(profile);
         }
         let profile = Arc::new(self.reader.profile(window, features).await?);
-        // Keep the cache to the versions still being evaluated, and within
-        // its budget (a reference over it is rebuilt each evaluation).
+        // Within the cache's budget, counting only the versions still
+        // being evaluated (a reference over it is rebuilt each evaluation).
         state
             .references
             .retain(|k, _| !(k.0 == key.0 && k.1 != key.1));
-        let cached: usize = state
+        let others: usize = state
             .references
             .iter()
             .filter(|(k, _)| **k != key)
-            .map(|(_, c)| c.profile.numeric_values())
+            .map(|(_, c)| c.value.numeric_values())
             .sum();
-        if cached + profile.numeric_values() > REFERENCE_CACHE_VALUES {
+        if others + profile.numeric_values() > REFERENCE_CACHE_VALUES {
             state.references.remove(&key);
             return Ok(profile);
         }
-        state.references.insert(
-            key,
-            CachedReference {
-                rows_seen: rows,
-                profile: profile.clone(),
-            },
-        );
+        remember(&mut state.references, key, rows, profile.clone());
         Ok(profile)
     }
 

@@ -170,37 +170,62 @@ async fn model_server_telemetry(ingest: &Http) {
 /// Returns a reader token.
 async fn fleet_with_history(d: &Daemon) -> String {
     let admin = d.http();
-    // Realized performance (within its minimum, so the version stays
-    // `drifting`) and fairness per country, for the model-quality panels.
+    // Realized and estimated performance (within its minimum, so the
+    // version stays `drifting`), fairness per country and multivariate
+    // drift, for the model-quality panels.
     let policy = json!({"current_window": "1h", "min_rows": 100,
-                        "performance": {"task": "classification", "min_labels": 10,
+                        "performance": {"task": "classification", "positive_class": "fraud",
+                                        "min_labels": 10, "estimate": true,
                                         "minimums": {"accuracy": 0.1}},
                         "fairness": {"attributes": ["country"], "positive_class": "fraud",
-                                     "min_group_rows": 5}});
+                                     "threshold": 0.5, "min_group_rows": 5},
+                        "multivariate": {}});
     drifting_fraud_model(&admin, policy).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
+    let upload = |table: &'static str, rows: String| {
+        let admin = admin.clone();
+        async move {
+            let (status, body) = admin
+                .raw(
+                    "POST",
+                    &format!("/api/v1/models/fraud/versions/1/{table}"),
+                    "application/x-ndjson",
+                    rows.into_bytes(),
+                )
+                .await;
+            assert_eq!(status, 200, "{table}: {body}");
+        }
+    };
+    // Labelled, scored reference rows to calibrate the estimate on (a
+    // numeric prediction is the fraud score, `prediction_value`).
+    let reference: String = (0..60)
+        .map(|i: usize| {
+            let score = (i % 10) as f64 / 10.0 + 0.05;
+            let fraud = ((i * 7) % 10) as f64 / 10.0 < score;
+            let country = ["de", "fr", "it"][i % 3];
+            let row = json!({"amount": 100.0 + ((i * 37) % 21) as f64 - 10.0,
+                             "country": country,
+                             "prediction": score,
+                             "label": if fraud { "fraud" } else { "ok" }});
+            format!("{row}\n")
+        })
+        .collect();
+    upload("reference", reference).await;
     let scored: String = (0..60)
         .map(|i: usize| {
             let country = ["de", "fr", "it"][i % 3];
+            let fraud = i.is_multiple_of(2);
             let row = json!({"ts": now - 60.0, "amount": 130.0 + ((i * 37) % 21) as f64 - 10.0,
                              "country": country,
-                             "prediction": if i.is_multiple_of(2) { "fraud" } else { "ok" },
+                             "prediction": if fraud { 0.8 } else { 0.2 },
                              "label": if i.is_multiple_of(4) { "fraud" } else { "ok" }});
             format!("{row}\n")
         })
         .collect();
-    let (status, body) = admin
-        .raw(
-            "POST",
-            "/api/v1/models/fraud/versions/1/inferences",
-            "application/x-ndjson",
-            scored.into_bytes(),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    upload("inferences", scored).await;
     let report = admin
         .post_expect("/api/v1/evaluate", json!({"model": "fraud"}), 200)
         .await;
@@ -211,6 +236,14 @@ async fn fleet_with_history(d: &Daemon) -> String {
     );
     assert_eq!(
         report["versions"][0]["fairness"]["assessed"], true,
+        "{report}"
+    );
+    assert_eq!(
+        report["versions"][0]["performance"]["estimate"]["measured"], true,
+        "{report}"
+    );
+    assert_eq!(
+        report["versions"][0]["multivariate"]["measured"], true,
         "{report}"
     );
     admin
