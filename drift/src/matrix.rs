@@ -69,37 +69,28 @@ impl FeatureMatrix {
     /// Checks every column has one entry per row and every present number
     /// is finite.
     pub fn validate(&self) -> Result<()> {
-        for c in &self.numeric {
-            if c.values.len() != self.rows {
+        let lengths = self
+            .numeric
+            .iter()
+            .map(|c| (&c.name, c.values.len()))
+            .chain(self.categorical.iter().map(|c| (&c.name, c.values.len())));
+        for (name, len) in lengths {
+            if len != self.rows {
                 return Err(invalid(
                     "features",
-                    format!(
-                        "column {} has {} values for {} rows",
-                        c.name,
-                        c.values.len(),
-                        self.rows
-                    ),
-                ));
-            }
-            if c.values.iter().flatten().any(|v| !v.is_finite()) {
-                return Err(invalid(
-                    "features",
-                    format!("column {} has a NaN or infinite value", c.name),
+                    format!("column {name} has {len} values for {} rows", self.rows),
                 ));
             }
         }
-        for c in &self.categorical {
-            if c.values.len() != self.rows {
-                return Err(invalid(
-                    "features",
-                    format!(
-                        "column {} has {} values for {} rows",
-                        c.name,
-                        c.values.len(),
-                        self.rows
-                    ),
-                ));
-            }
+        if let Some(c) = self
+            .numeric
+            .iter()
+            .find(|c| c.values.iter().flatten().any(|v| !v.is_finite()))
+        {
+            return Err(invalid(
+                "features",
+                format!("column {} has a NaN or infinite value", c.name),
+            ));
         }
         Ok(())
     }

@@ -88,6 +88,57 @@ async fn evaluate(d: &Daemon, admin: &Http, model: &str, policy: Value) -> Value
     report["versions"][0].clone()
 }
 
+/// The whole-window estimates stored for `model`: metric → value.
+async fn stored_estimates(admin: &Http, model: &str) -> std::collections::BTreeMap<String, f64> {
+    let stored = sql(
+        admin,
+        &format!(
+            "SELECT metric, value FROM performance_results \
+             WHERE model = '{model}' AND estimated AND class IS NULL"
+        ),
+    )
+    .await;
+    stored["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"].as_str().unwrap().to_string(),
+                r["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts each `(metric, expected)` was stored within `relative` of it.
+fn assert_estimates(
+    stored: &std::collections::BTreeMap<String, f64>,
+    expected: &[(&str, f64)],
+    relative: f64,
+) {
+    for (metric, want) in expected {
+        let got = stored
+            .get(*metric)
+            .unwrap_or_else(|| panic!("{metric} in {stored:?}"));
+        assert!(
+            (got - want).abs() <= relative * want.abs(),
+            "{metric}: {got} vs {want}"
+        );
+    }
+}
+
+/// The open `retrain` recommendations of `model`.
+async fn open_retrains(admin: &Http, model: &str) -> Vec<modelwatch_client::Recommendation> {
+    admin
+        .recommendations_of(
+            model,
+            Some(modelwatch_client::RecommendationKind::Retrain),
+            Some(modelwatch_client::RecommendationStatus::Open),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn features_that_stop_moving_together_are_multivariate_drift() {
     use modelwatch_drift::multivariate::reconstruction_drift;
@@ -163,13 +214,7 @@ async fn features_that_stop_moving_together_are_multivariate_drift() {
 
     // Drift with persistence 1: a retrain that names the multivariate
     // evidence, the version drifting, the figures in /metrics.
-    let open = admin
-        .recommendations_of(
-            "pair",
-            Some(modelwatch_client::RecommendationKind::Retrain),
-            Some(modelwatch_client::RecommendationStatus::Open),
-        )
-        .await;
+    let open = open_retrains(&admin, "pair").await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert!(
         open[0].reason.contains("multivariate reconstruction error"),
@@ -236,13 +281,7 @@ async fn a_stable_window_is_not_multivariate_drift_and_one_feature_is_refused() 
         version["multivariate"]["drift"]["drifted"], false,
         "{version}"
     );
-    let open = admin
-        .recommendations_of(
-            "steady",
-            Some(modelwatch_client::RecommendationKind::Retrain),
-            Some(modelwatch_client::RecommendationStatus::Open),
-        )
-        .await;
+    let open = open_retrains(&admin, "steady").await;
     assert!(open.is_empty(), "{open:?}");
 
     // One feature is not multivariate: said, not stored.
@@ -381,32 +420,16 @@ async fn a_multiclass_model_is_estimated_from_its_class_scores() {
         &components,
     )
     .unwrap();
-    let stored = sql(
-        &admin,
-        "SELECT metric, value, lower_bound FROM performance_results \
-         WHERE model = 'zoo' AND estimated AND class IS NULL ORDER BY metric",
-    )
-    .await;
-    let stored = stored["rows"].as_array().unwrap().clone();
-    let value = |metric: &str| {
-        stored
-            .iter()
-            .find(|r| r["metric"] == metric)
-            .unwrap_or_else(|| panic!("{metric} in {stored:?}"))["value"]
-            .as_f64()
-            .unwrap()
-    };
-    for (metric, want) in [
-        ("accuracy", expected.accuracy.value),
-        ("macro_f1", expected.f1.value),
-        ("roc_auc", expected.roc_auc.value),
-    ] {
-        assert!(
-            (value(metric) - want).abs() < 1e-12,
-            "{metric}: {} vs {want}",
-            value(metric)
-        );
-    }
+    let stored = stored_estimates(&admin, "zoo").await;
+    assert_estimates(
+        &stored,
+        &[
+            ("accuracy", expected.accuracy.value),
+            ("macro_f1", expected.f1.value),
+            ("roc_auc", expected.roc_auc.value),
+        ],
+        1e-12,
+    );
     // The realized accuracy the labels would show is inside the band, and
     // under the policy's minimum: a retrain on the estimate.
     let realized = current.iter().filter(|r| r.1 == r.2).count() as f64 / 2_000.0;
@@ -415,14 +438,8 @@ async fn a_multiclass_model_is_estimated_from_its_class_scores() {
         "realized {realized} outside {:?}",
         expected.accuracy
     );
-    assert!(value("accuracy") < 0.7, "{stored:?}");
-    let open = admin
-        .recommendations_of(
-            "zoo",
-            Some(modelwatch_client::RecommendationKind::Retrain),
-            Some(modelwatch_client::RecommendationStatus::Open),
-        )
-        .await;
+    assert!(stored["accuracy"] < 0.7, "{stored:?}");
+    let open = open_retrains(&admin, "zoo").await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].evidence["estimated"], true);
 }
@@ -498,32 +515,16 @@ async fn a_regression_model_s_error_is_estimated_from_its_features() {
             &current.iter().map(|r| r.1).collect::<Vec<_>>(),
         )
         .unwrap();
-    let stored = sql(
-        &admin,
-        "SELECT metric, value, lower_bound, upper_bound FROM performance_results \
-         WHERE model = 'price' AND estimated",
-    )
-    .await;
-    let stored = stored["rows"].as_array().unwrap().clone();
-    let value = |metric: &str| {
-        stored
-            .iter()
-            .find(|r| r["metric"] == metric)
-            .unwrap_or_else(|| panic!("{metric} in {stored:?}"))["value"]
-            .as_f64()
-            .unwrap()
-    };
-    for (metric, want) in [
-        ("mae", expected.mae.value),
-        ("rmse", expected.rmse.value),
-        ("mape", expected.mape.value),
-    ] {
-        assert!(
-            (value(metric) - want).abs() <= 1e-9 * want.abs(),
-            "{metric}: {} vs {want}",
-            value(metric)
-        );
-    }
+    let stored = stored_estimates(&admin, "price").await;
+    assert_estimates(
+        &stored,
+        &[
+            ("mae", expected.mae.value),
+            ("rmse", expected.rmse.value),
+            ("mape", expected.mape.value),
+        ],
+        1e-9,
+    );
     // The realized MAE the labels would show is inside the band, higher
     // than the reference's, and above the policy's maximum: a retrain.
     let mae = |rows: &[(f64, f64, f64)]| {
@@ -536,16 +537,10 @@ async fn a_regression_model_s_error_is_estimated_from_its_features() {
         expected.mae
     );
     assert!(
-        value("mae") > mae(&reference) && value("mae") > 1.5,
+        stored["mae"] > mae(&reference) && stored["mae"] > 1.5,
         "{stored:?}"
     );
-    let open = admin
-        .recommendations_of(
-            "price",
-            Some(modelwatch_client::RecommendationKind::Retrain),
-            Some(modelwatch_client::RecommendationStatus::Open),
-        )
-        .await;
+    let open = open_retrains(&admin, "price").await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].evidence["estimated"], true);
 }

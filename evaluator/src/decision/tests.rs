@@ -521,18 +521,13 @@ fn persistence_count_raises_refreshes_and_clears() {
                 consecutive: c.previous,
                 open_retrain: &c.open,
             },
-            &DriftMeasurement {
-                evaluation_id: "m/1/t",
-                now: mins(10),
-                alias: "production",
-                window: (mins(0), mins(10)),
-                current_rows: current.rows,
-                reference: &plan,
-                reference_rows: reference.rows,
-                report: &report,
-                inputs: &inputs,
-                multivariate: None,
-            },
+            &measurement(
+                &plan,
+                (reference.rows, current.rows),
+                &report,
+                &inputs,
+                None,
+            ),
         );
         assert_eq!(d.evidence["feature_inputs"]["a"]["sampling"], "exact");
         assert_eq!(d.consecutive, c.expected_consecutive, "{}", c.name);
@@ -560,6 +555,29 @@ fn persistence_count_raises_refreshes_and_clears() {
                 assert_eq!(evidence["reference"]["source"], "reference_data");
             }
         }
+    }
+}
+
+/// The measurement of `report` on the current window of the ten minutes
+/// before `mins(10)`; `rows` are (reference, current).
+fn measurement<'a>(
+    plan: &'a ReferencePlan,
+    (reference_rows, current_rows): (u64, u64),
+    report: &'a DriftReport,
+    inputs: &'a [FeatureInputs],
+    multivariate: Option<&'a crate::multivariate::MultivariateOutcome>,
+) -> DriftMeasurement<'a> {
+    DriftMeasurement {
+        evaluation_id: "m/1/t",
+        now: mins(10),
+        alias: "production",
+        window: (mins(0), mins(10)),
+        current_rows,
+        reference: plan,
+        reference_rows,
+        report,
+        inputs,
+        multivariate,
     }
 }
 
@@ -607,18 +625,13 @@ fn features_drifting_together_make_the_evaluation_drifted() {
                 consecutive: 0,
                 open_retrain: &[],
             },
-            &DriftMeasurement {
-                evaluation_id: "m/1/t",
-                now: mins(10),
-                alias: "production",
-                window: (mins(0), mins(10)),
-                current_rows: current.rows,
-                reference: &plan,
-                reference_rows: reference.rows,
-                report: &report,
-                inputs: &inputs,
-                multivariate: Some(&mv),
-            },
+            &measurement(
+                &plan,
+                (reference.rows, current.rows),
+                &report,
+                &inputs,
+                Some(&mv),
+            ),
         );
         assert_eq!(d.consecutive, consecutive);
         assert_eq!(d.health, health);
