@@ -33,6 +33,9 @@ pub struct OutcomeRows {
     pub groups: std::collections::BTreeMap<String, Vec<Option<String>>>,
     /// The features asked for, one entry per row.
     pub features: modelwatch_drift::FeatureMatrix,
+    /// The rows read are a sample: the window had more than the read's
+    /// row limit ([`crate::RowColumns::row_limit`]).
+    pub sampled: bool,
 }
 
 /// One figure: a metric, for one class or the whole window.

@@ -152,7 +152,29 @@ pub struct RowColumns {
     pub features: FeatureSet,
 }
 
+/// Values (rows × columns) one row read may hold in memory: beyond it, a
+/// deterministic sample of the window's rows is read (see
+/// [`RowColumns::row_limit`]).
+pub const ROW_VALUES_BUDGET: usize = 16_000_000;
+
+/// The row limit never goes below this, however many columns.
+pub const MIN_ROW_LIMIT: u64 = 100_000;
+
+/// The outcome columns every row read holds (label, label value,
+/// prediction, prediction value, inference id).
+const OUTCOME_COLUMNS: usize = 5;
+
 impl RowColumns {
+    /// The most rows a read of these columns keeps: the window's rows up
+    /// to [`ROW_VALUES_BUDGET`] values; beyond it the reader keeps a
+    /// threshold sample keyed by each row's content (its timestamp,
+    /// inference id and numbers), so the same window always gives the
+    /// same rows.
+    pub fn row_limit(&self) -> u64 {
+        let columns = OUTCOME_COLUMNS + self.attributes.len() + self.features.len();
+        ((ROW_VALUES_BUDGET / columns) as u64).max(MIN_ROW_LIMIT)
+    }
+
     /// The labelled rows' outcome columns only.
     pub fn labelled() -> Self {
         RowColumns {
@@ -176,6 +198,21 @@ impl RowColumns {
             features,
             ..RowColumns::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod row_limit_tests {
+    use super::*;
+
+    #[test]
+    fn wide_reads_keep_fewer_rows_down_to_a_floor() {
+        assert_eq!(RowColumns::labelled().row_limit(), 3_200_000);
+        let wide: FeatureSet = (0..195).map(|i| (format!("f{i}"), None)).collect();
+        assert_eq!(
+            RowColumns::with_features(wide, false).row_limit(),
+            80_000u64.max(MIN_ROW_LIMIT)
+        );
     }
 }
 

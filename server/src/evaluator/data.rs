@@ -791,6 +791,17 @@ pub async fn outcomes(
     window: &Window,
     wanted: &RowColumns,
 ) -> Result<OutcomeRows> {
+    outcomes_with_limit(ctx, window, wanted, wanted.row_limit()).await
+}
+
+/// [`outcomes`] keeping at most about `limit` rows (the evaluator's limit
+/// is [`RowColumns::row_limit`]; tests force sampling here).
+pub async fn outcomes_with_limit(
+    ctx: &SessionContext,
+    window: &Window,
+    wanted: &RowColumns,
+    limit: u64,
+) -> Result<OutcomeRows> {
     use datafusion::functions::core::expr_fn::get_field;
     let rows = count_rows(ctx, window).await?;
     let delayed = if window.table == INFERENCES {
@@ -857,11 +868,19 @@ pub async fn outcomes(
             .enumerate()
             .map(|(i, f)| get_field(col("features_str"), f.as_str()).alias(format!("str_{i}"))),
     );
+    // The row identity's timestamp, last so the other columns keep their
+    // places.
+    let ts_column = columns.len();
+    columns.push(col("ts"));
     let df = df.select(columns)?;
     let mut out = OutcomeRows {
         rows,
         ..OutcomeRows::default()
     };
+    // Beyond the read's row limit, a threshold sample keyed by each row's
+    // content: the same window always gives the same rows.
+    let keep_below = (rows > limit).then(|| (limit as f64 / rows as f64 * u64::MAX as f64) as u64);
+    out.sampled = keep_below.is_some();
     let mut groups: Vec<Vec<Option<String>>> = vec![Vec::new(); wanted.attributes.len()];
     let mut numeric_values: Vec<Vec<Option<f64>>> = vec![Vec::new(); numeric.len()];
     let mut categorical_values: Vec<Vec<Option<String>>> = vec![Vec::new(); categorical.len()];
@@ -888,7 +907,28 @@ pub async fn outcomes(
         let categorical_columns: Vec<&StringArray> = (0..categorical.len())
             .map(|f| batch.column(first_categorical + f).as_string::<i32>())
             .collect();
+        let ts = batch
+            .column(ts_column)
+            .as_primitive::<TimestampMicrosecondType>();
         for i in 0..batch.num_rows() {
+            if let Some(below) = keep_below {
+                use modelwatch_drift::sample::mix_identity;
+                let mut identity = mix_identity(0, ts.value(i) as u64);
+                if ids.is_valid(i) {
+                    identity = mix_identity(identity, text_hash(ids.value(i)));
+                }
+                if prediction_values.is_valid(i) {
+                    identity = mix_identity(identity, prediction_values.value(i).to_bits());
+                }
+                for column in &numeric_columns {
+                    if column.is_valid(i) {
+                        identity = mix_identity(identity, column.value(i).to_bits());
+                    }
+                }
+                if identity >= below {
+                    continue;
+                }
+            }
             let late = ids.is_valid(i).then(|| delayed.get(ids.value(i))).flatten();
             let (label, label_value) = match late {
                 Some(late) => {
