@@ -59,7 +59,8 @@ pub use performance::{OutcomeRows, PerformanceReport};
 pub use ports::{
     AnomalyKey, DriftResults, EXACT_VALUES_LIMIT, EvaluationEvents, EvaluationKey,
     EvaluatorRegistry, Fanout, FeatureSet, FeatureValues, NoEvents, PROFILE_VALUES_BUDGET, Profile,
-    ResultsSink, RollbackDone, RowColumns, TelemetryReader, Traffic, Window, exact_values_limit,
+    ROW_VALUES_BUDGET, ResultsSink, RollbackDone, RowColumns, TelemetryReader, Traffic, Window,
+    exact_values_limit,
 };
 pub use report::{
     CycleReport, FairnessOutcome, PerformanceOutcome, RecommendationAction, VersionOutcome,
