@@ -231,9 +231,22 @@ async fn features_that_stop_moving_together_are_multivariate_drift() {
                 && l.ends_with(" 1")),
         "{metrics}"
     );
-    // Evaluated again (the fitted reference kept): the same numbers.
-    let out = d.cli(&["evaluate", "--model", "pair", "--json"]);
+    // Evaluated again (the fitted reference kept): the same numbers. The
+    // CLI's table says it too.
+    let out = d.cli(&["evaluate", "--model", "pair"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    // The header names the column; pair's row has it true at that place.
+    let header = table
+        .lines()
+        .find(|l| l.contains("multivariate drifted"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let at = header.find("multivariate drifted").unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.contains(" pair "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.get(at..at + 4), Some("true"), "{table}");
     let again = sql(
         &admin,
         "SELECT count(*) AS n, count(DISTINCT value) AS values, count(DISTINCT upper) AS bands \

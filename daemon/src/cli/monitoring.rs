@@ -151,10 +151,12 @@ const OUTCOME_COLUMNS: &[Column] = &[
     ("drifted share", "/drifted_share"),
     ("drifted features", "/drifted_features"),
     ("consecutive", "/consecutive_drifted"),
+    ("multivariate drifted", "/multivariate/drift/drifted"),
     ("rollback", "/rollback_verdict"),
     ("recommendations", "/recommendations"),
     ("labelled rows", "/performance/labelled_rows"),
     ("delayed labels", "/performance/delayed_labels"),
+    ("estimated by", "/performance/estimate/method"),
     ("message", "/message"),
 ];
 
