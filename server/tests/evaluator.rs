@@ -859,3 +859,68 @@ async fn a_window_reads_the_same_sampled_rows_whatever_the_scan_order() {
     assert_eq!(all_from_buffer.2.len(), 6_000);
     assert_eq!(all_from_buffer, all_from_files);
 }
+
+/// After a restart the consecutive-drift count is re-read from the stored
+/// results: an evaluation whose only drift was multivariate counts as
+/// drifted (its row in `multivariate_drift_results` beside its clean
+/// `drift_results`).
+#[tokio::test]
+async fn a_multivariate_drift_is_recounted_as_a_drifted_evaluation() {
+    use modelwatch_drift::multivariate::ReconstructionDrift;
+    use modelwatch_drift::{FeatureSpec, ReportConfig, Sampling, evaluate_features};
+    use modelwatch_evaluator::{
+        DriftResults, EvaluationKey, FeatureInputs, ResultsSink, TelemetryReader,
+    };
+    use modelwatch_server::evaluator::{DataFusionReader, HistoryResults};
+
+    let w = world().await;
+    let results = HistoryResults::new(w.telemetry.store.clone());
+    let reader = DataFusionReader::new(w.telemetry.store.clone());
+    let values: Vec<f64> = (0..200).map(f64::from).collect();
+    let report = evaluate_features(
+        &[FeatureSpec::numeric("amount", &values, &values)],
+        &ReportConfig::default(),
+    );
+    assert!(!report.dataset_drift);
+    let inputs = [FeatureInputs {
+        kind: FeatureKind::Numeric,
+        sampling: Sampling::Exact,
+        seen_reference: 200,
+        seen_current: 200,
+        cdf_error_bound: 0.0,
+    }];
+    let together = ReconstructionDrift {
+        rows: 200,
+        value: 2.0,
+        reference_value: 1.0,
+        sampling_error: 0.05,
+        lower: 0.85,
+        upper: 1.15,
+        components: 1,
+        drifted: true,
+    };
+    let key = |id: &'static str, minutes: i64| EvaluationKey {
+        evaluation_id: id,
+        model: "fraud",
+        version: 1,
+        alias: "production",
+        window: (start(), start() + Duration::minutes(minutes)),
+        reference_source: "reference_data",
+    };
+    // Oldest first: drifted together, clean, drifted together.
+    for (id, minutes, multivariate) in [
+        ("e1", 1, Some(&together)),
+        ("e2", 2, None),
+        ("e3", 3, Some(&together)),
+    ] {
+        let stored = DriftResults {
+            report: &report,
+            inputs: &inputs,
+            quality: &[],
+            multivariate,
+        };
+        results.write(&key(id, minutes), &stored).await.unwrap();
+    }
+    let recent = reader.recent_dataset_drift(&key("e4", 4), 5).await.unwrap();
+    assert_eq!(recent, [true, false, true], "newest first");
+}
