@@ -46,7 +46,12 @@ pub const REFERENCE_CACHE_VALUES: usize = 32 * 1024 * 1024;
 type ReferenceKey = (String, String, String);
 
 type MultivariateFit = std::result::Result<modelwatch_drift::multivariate::FittedReference, String>;
-type Calibration = std::result::Result<crate::performance::Calibrated, String>;
+/// The features estimation reads, and what it fitted on the reference
+/// with them (or why it could not).
+type Calibration = (
+    FeatureSet,
+    std::result::Result<crate::performance::Calibrated, String>,
+);
 
 /// Something derived from a version's reference (a profile, a fit, or why
 /// it could not be fitted) and the reference's row count it was derived
@@ -97,8 +102,8 @@ struct State {
     /// `(model, version, source/range/features/variance)` → the fitted
     /// multivariate reference, or why it cannot be fitted.
     multivariate_fits: HashMap<ReferenceKey, Cached<MultivariateFit>>,
-    /// `(model, version, estimation settings)` → what estimation fitted on
-    /// the reference, or why it could not.
+    /// `(model, version, estimation settings)` → the features estimation
+    /// reads and what it fitted on the reference, or why it could not.
     calibrations: HashMap<ReferenceKey, Cached<Calibration>>,
     /// Alias moves whose rollback verdict is final: `(model, alias, move time)`.
     judged: HashSet<(String, String, DateTime<Utc>)>,
@@ -531,12 +536,6 @@ impl Evaluator {
     ) -> Result<std::result::Result<crate::performance::Estimated, crate::performance::NotMeasured>>
     {
         let reference_window = Window::reference(&alias.model, alias.version);
-        let discovered = if performance.task == modelwatch_types::PerformanceTask::Regression {
-            self.reader.discover_features(&reference_window).await?
-        } else {
-            FeatureSet::new()
-        };
-        let features = crate::performance::estimate_columns(performance, &discovered);
         let key = (
             alias.model.clone(),
             alias.version.to_string(),
@@ -548,7 +547,7 @@ impl Evaluator {
                     performance.threshold,
                     performance.min_labels,
                     &performance.class_scores,
-                    &features,
+                    &performance.estimate_features,
                 )
             ),
         );
@@ -556,6 +555,17 @@ impl Evaluator {
         let calibrated = match cached(&state.calibrations, &key, rows) {
             Some(calibrated) => calibrated,
             None => {
+                // DLE reads every feature of the reference unless the
+                // policy names them; found once per fit, not per window.
+                let discovered = if performance.task
+                    == modelwatch_types::PerformanceTask::Regression
+                    && performance.estimate_features.is_empty()
+                {
+                    self.reader.discover_features(&reference_window).await?
+                } else {
+                    FeatureSet::new()
+                };
+                let features = crate::performance::estimate_columns(performance, &discovered);
                 let reference = self
                     .reader
                     .outcomes(
@@ -563,22 +573,26 @@ impl Evaluator {
                         &RowColumns::with_features(features.clone(), true),
                     )
                     .await?;
-                let calibrated = Arc::new(crate::performance::calibrate(performance, &reference));
+                let calibrated = Arc::new((
+                    features,
+                    crate::performance::calibrate(performance, &reference),
+                ));
                 remember(&mut state.calibrations, key, rows, calibrated.clone());
                 calibrated
             }
         };
+        let (features, calibrated) = &*calibrated;
         let scored = self
             .reader
             .outcomes(
                 &current.window(alias),
-                &RowColumns::with_features(features, false),
+                &RowColumns::with_features(features.clone(), false),
             )
             .await?;
         Ok(crate::performance::estimate(
             performance,
             current.context(alias),
-            &calibrated,
+            calibrated,
             &scored,
         ))
     }

@@ -225,6 +225,8 @@ pub struct HistoryData {
     pub fairness: Vec<crate::FairnessReport>,
     /// Anomaly rows written.
     pub anomalies: Vec<AnomalyRow>,
+    /// The table of every row-by-row read (`outcomes`), in order.
+    pub row_reads: Vec<&'static str>,
     /// Every read fails with this message.
     pub fail: Option<String>,
     /// Every read of this model panics.
@@ -317,6 +319,7 @@ impl TelemetryReader for MemoryHistory {
 
     async fn outcomes(&self, window: &Window, _wanted: &RowColumns) -> Result<OutcomeRows> {
         self.check(&window.model)?;
+        self.data().row_reads.push(window.table);
         // The test world's rows carry features only.
         Ok(OutcomeRows {
             rows: self.in_window(window).len() as u64,

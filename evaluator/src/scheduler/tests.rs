@@ -157,6 +157,39 @@ fn drift_policy(persistence: u32) -> serde_json::Value {
     crate::testing::drift_policy(persistence, 0.5)
 }
 
+#[tokio::test]
+async fn what_is_fitted_on_a_reference_is_read_once_while_it_holds() {
+    let w = world().await;
+    let mut policy = drift_policy(3);
+    policy["multivariate"] = serde_json::json!({});
+    policy["performance"] = serde_json::json!({"task": "regression", "estimate": true});
+    w.watch("m", 1, policy).await;
+    let reads = |table: &str| {
+        w.memory
+            .data()
+            .row_reads
+            .iter()
+            .filter(|t| **t == table)
+            .count()
+    };
+    w.next_window("m", &[]);
+    w.cycle().await;
+    // The multivariate fit and the estimation's each read the reference.
+    assert_eq!(reads("reference"), 2);
+    // The window: for multivariate drift, realized and estimated
+    // performance.
+    assert_eq!(reads("inferences"), 3);
+    w.next_window("m", &[]);
+    w.cycle().await;
+    assert_eq!(reads("reference"), 2, "kept while the reference holds");
+    assert_eq!(reads("inferences"), 6, "each window is read");
+    // More reference rows: fitted again.
+    w.rows("reference", "m", 1, start() - Duration::days(1), &[]);
+    w.next_window("m", &[]);
+    w.cycle().await;
+    assert_eq!(reads("reference"), 4);
+}
+
 // ---------------------------------------------------------------- drift
 
 #[tokio::test]
