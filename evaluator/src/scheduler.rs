@@ -404,7 +404,24 @@ impl Evaluator {
     ) -> Result<()> {
         let (model, version) = (alias.model.as_str(), alias.version);
         let current = CurrentWindow::of(policy, alias, now);
-        let rows = self.reader.labelled(&current.window(alias)).await?;
+        // Estimation reads the whole window with its features; realized
+        // performance needs only the labelled rows, which that read holds
+        // too (unlabelled rows are skipped), so one read serves both.
+        let calibration = match performance.estimate {
+            true => Some(self.calibration(state, performance, alias).await?),
+            false => None,
+        };
+        let rows = match &calibration {
+            Some(c) => {
+                self.reader
+                    .outcomes(
+                        &current.window(alias),
+                        &RowColumns::with_features(c.0.clone(), false),
+                    )
+                    .await?
+            }
+            None => self.reader.labelled(&current.window(alias)).await?,
+        };
         let mut measured = PerformanceOutcome {
             measured: false,
             rows: rows.rows,
@@ -429,12 +446,14 @@ impl Evaluator {
                 measured.message = Some(not.message);
             }
         }
-        if performance.estimate {
+        if let Some((_, calibrated)) = calibration.as_deref() {
             measured.estimate = Some(
-                match self
-                    .estimate_performance(state, performance, alias, &current)
-                    .await?
-                {
+                match crate::performance::estimate(
+                    performance,
+                    current.context(alias),
+                    calibrated,
+                    &rows,
+                ) {
                     Ok(estimated) => {
                         self.results.write_performance(&estimated.report).await?;
                         let outcome = EstimateOutcome {
@@ -524,17 +543,15 @@ impl Evaluator {
         ))
     }
 
-    /// The current window's performance estimated without labels, on the
-    /// version's labelled reference data. What is fitted on the reference
-    /// is kept while the reference's row count and the policy hold.
-    async fn estimate_performance(
+    /// What estimation fits on the version's labelled reference data, and
+    /// the features it reads; kept while the reference's row count and the
+    /// settings hold.
+    async fn calibration(
         &self,
         state: &mut State,
         performance: &modelwatch_types::PerformancePolicy,
         alias: &Alias,
-        current: &CurrentWindow,
-    ) -> Result<std::result::Result<crate::performance::Estimated, crate::performance::NotMeasured>>
-    {
+    ) -> Result<Arc<Calibration>> {
         let reference_window = Window::reference(&alias.model, alias.version);
         let key = (
             alias.model.clone(),
@@ -552,7 +569,7 @@ impl Evaluator {
             ),
         );
         let rows = self.reader.count_rows(&reference_window).await?;
-        let calibrated = match cached(&state.calibrations, &key, rows) {
+        Ok(match cached(&state.calibrations, &key, rows) {
             Some(calibrated) => calibrated,
             None => {
                 // DLE reads every feature of the reference unless the
@@ -580,21 +597,7 @@ impl Evaluator {
                 remember(&mut state.calibrations, key, rows, calibrated.clone());
                 calibrated
             }
-        };
-        let (features, calibrated) = &*calibrated;
-        let scored = self
-            .reader
-            .outcomes(
-                &current.window(alias),
-                &RowColumns::with_features(features.clone(), false),
-            )
-            .await?;
-        Ok(crate::performance::estimate(
-            performance,
-            current.context(alias),
-            calibrated,
-            &scored,
-        ))
+        })
     }
 
     /// The drift half: the version's health word, or why it was skipped.
