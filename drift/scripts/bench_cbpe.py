@@ -57,7 +57,10 @@ def run(reference, window):
     return est.estimate(window).filter(period="analysis").to_df().iloc[0]
 
 
-def drift_and_quality(ref, cur):
+def drift_quality_calculators(ref):
+    """NannyML's univariate drift (modelwatch's default methods: Wasserstein
+    for numeric features, Jensen-Shannon for categorical ones) and data
+    quality calculators (missing, unseen, range), fitted on `ref`."""
     numeric = [c for c in ref.columns if c.startswith("num_")]
     categorical = [c for c in ref.columns if c.startswith("cat_")]
     calculators = [
@@ -72,6 +75,11 @@ def drift_and_quality(ref, cur):
     ]
     for c in calculators:
         c.fit(ref)
+    return calculators
+
+
+def drift_and_quality(ref, cur):
+    for c in drift_quality_calculators(ref):
         c.calculate(cur)
 
 

@@ -39,7 +39,7 @@ import pandas as pd  # noqa: E402
 
 # The splitmix64 uniforms of every bench recipe, defined once.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_cbpe import best, scored  # noqa: E402
+from bench_cbpe import best, drift_quality_calculators, scored  # noqa: E402
 from bench_peers import uniforms  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -186,20 +186,7 @@ def drift_quality_steady(n, repeat):
     from bench_peers import make
 
     ref, cur = make(n)
-    numeric = [c for c in ref.columns if c.startswith("num_")]
-    categorical = [c for c in ref.columns if c.startswith("cat_")]
-    calculators = [
-        nannyml.UnivariateDriftCalculator(
-            column_names=numeric + categorical, treat_as_categorical=categorical,
-            continuous_methods=["wasserstein"], categorical_methods=["jensen_shannon"],
-            chunk_number=1,
-        ),
-        nannyml.MissingValuesCalculator(column_names=numeric + categorical, chunk_number=1),
-        nannyml.UnseenValuesCalculator(column_names=categorical, chunk_number=1),
-        nannyml.NumericalRangeCalculator(column_names=numeric, chunk_number=1),
-    ]
-    for c in calculators:
-        c.fit(ref)
+    calculators = drift_quality_calculators(ref)
 
     def calculate():
         for c in calculators:
