@@ -36,5 +36,6 @@ pub mod pgwire;
 pub mod sql;
 pub mod startup;
 pub mod telemetry;
+pub mod ui;
 pub mod upload;
 pub mod webhooks;

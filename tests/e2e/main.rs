@@ -24,5 +24,6 @@ mod registry;
 mod serve;
 mod support;
 mod telemetry;
+mod ui;
 mod upload;
 mod webhooks;

@@ -23,6 +23,7 @@ pub mod bench_evaluate;
 pub mod bench_mlflow;
 pub mod bench_otlp;
 pub mod bench_remote_write;
+pub mod bench_ui;
 pub mod bench_upload;
 pub mod demo;
 mod demo_fleet;

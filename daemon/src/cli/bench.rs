@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use modelwatch_tools::{bench, bench_evaluate, bench_mlflow, bench_otlp, bench_upload, report};
+use modelwatch_tools::{
+    bench, bench_evaluate, bench_mlflow, bench_otlp, bench_ui, bench_upload, report,
+};
 
 use super::bench_sql;
 use super::{CliError, Connection, client};
@@ -76,6 +78,9 @@ pub enum BenchCommand {
     /// MLflow REST calls (version creation, alias set/get, search, set-tag)
     /// against modelwatch's `/api/2.0/mlflow` or an `mlflow server`.
     Mlflow(bench_mlflow::MlflowBenchArgs),
+    /// Server time and weight of the web UI's heaviest pages on a registry
+    /// seeded with 1,000 models × 20 versions and a version's drift history.
+    Ui(bench_ui::UiBenchArgs),
 }
 
 pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, CliError> {
@@ -89,6 +94,7 @@ pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, C
         BenchCommand::Evaluate(args) => bench_evaluate::run(&c, conn.json, args).await?,
         BenchCommand::Otlp(args) => bench_otlp::run(&c, conn.json, args).await?,
         BenchCommand::Mlflow(args) => bench_mlflow::run(&c, conn.json, args).await?,
+        BenchCommand::Ui(args) => bench_ui::run(&c, conn.json, args).await?,
         BenchCommand::RemoteWrite {
             concurrency,
             seconds,

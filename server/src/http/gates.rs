@@ -188,18 +188,31 @@ pub async fn promote(
             "invalid JSON body: {e}; send {{\"alias\": \"production\"}}"
         ))
     })?;
+    Ok(Json(
+        promote_version(&s, &caller, &model, version, &request).await?,
+    ))
+}
+
+/// A gated alias move with the roles it needs (the API and the UI).
+pub async fn promote_version(
+    s: &AppState,
+    caller: &Caller,
+    model: &str,
+    version: i64,
+    request: &PromoteRequest,
+) -> ApiResult<Promotion> {
+    caller.require(Role::Editor)?;
     // The same role as moving the alias by hand.
     let actor = caller.require(s.auth.role_for_alias(&request.alias))?;
-    let promotion = gate::promote(
+    Ok(gate::promote(
         &s.registry,
         &s.telemetry.store,
         actor,
-        &model,
+        model,
         version,
         &request.alias,
         &request.reason,
         chrono::Utc::now(),
     )
-    .await?;
-    Ok(Json(promotion))
+    .await?)
 }

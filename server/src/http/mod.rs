@@ -179,7 +179,8 @@ pub fn app(state: AppState) -> Router {
             .nest(
                 "/api/2.0/mlflow",
                 mlflow::routes().layer(DefaultBodyLimit::max(state.limits.max_body_bytes)),
-            ),
+            )
+            .merge(crate::ui::routes(state.limits.max_body_bytes)),
     )
     .with_state(state)
 }
@@ -404,8 +405,11 @@ async fn openapi_json(
     Ok(Json(doc.as_ref().clone()))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route; see /api/v1/openapi.json")
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/ui/") {
+        return crate::ui::not_found_page();
+    }
+    ApiError::not_found("no such route; see /api/v1/openapi.json").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -41,13 +41,23 @@ pub async fn set_policy(
     ApiPath(model): ApiPath<String>,
     ApiJson(policy): ApiJson<MonitoringPolicy>,
 ) -> ApiResult<Json<PolicyRecord>> {
+    Ok(Json(store_policy(&s, &caller, &model, policy).await?))
+}
+
+/// Stores a model's policy with the roles it needs (the API and the UI).
+pub async fn store_policy(
+    s: &AppState,
+    caller: &Caller,
+    model: &str,
+    policy: MonitoringPolicy,
+) -> ApiResult<PolicyRecord> {
     let actor = caller.require(Role::Editor)?;
     // Automatic and alert-driven rollback move aliases without a person:
     // like a rollback by hand, enabling them needs `approver`.
     if policy.moves_alias_unattended() {
         caller.require(Role::Approver)?;
     }
-    Ok(Json(s.registry.set_policy(actor, &model, policy).await?))
+    Ok(s.registry.set_policy(actor, model, policy).await?)
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{model}/policy", tag = "monitoring",

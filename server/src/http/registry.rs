@@ -486,13 +486,24 @@ pub async fn rollback_alias(
     ApiPath((model, alias)): ApiPath<(String, String)>,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Alias>> {
-    let actor = caller.require(Role::Approver)?;
     let body: Reason = optional_json(&body)?;
     Ok(Json(
-        s.registry
-            .rollback_alias(actor, &model, &alias, &body.reason)
-            .await?,
+        rollback(&s, &caller, &model, &alias, &body.reason).await?,
     ))
+}
+
+/// Rolls an alias back with the role it needs (the API and the UI).
+pub async fn rollback(
+    s: &AppState,
+    caller: &Caller,
+    model: &str,
+    alias: &str,
+    reason: &str,
+) -> ApiResult<Alias> {
+    let actor = caller.require(Role::Approver)?;
+    Ok(s.registry
+        .rollback_alias(actor, model, alias, reason)
+        .await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/recommendations", tag = "recommendations",
@@ -580,13 +591,25 @@ async fn transition(
     t: Transition,
     body: &Bytes,
 ) -> ApiResult<Json<Recommendation>> {
-    let actor = caller.require(Role::Editor)?;
     let note: Note = optional_json(body)?;
     Ok(Json(
-        s.registry
-            .transition_recommendation(actor, id, t, &note.note)
-            .await?,
+        transition_recommendation(s, caller, id, t, &note.note).await?,
     ))
+}
+
+/// Moves a recommendation through its lifecycle with the role it needs
+/// (the API and the UI).
+pub async fn transition_recommendation(
+    s: &AppState,
+    caller: &Caller,
+    id: i64,
+    t: Transition,
+    note: &str,
+) -> ApiResult<Recommendation> {
+    let actor = caller.require(Role::Editor)?;
+    Ok(s.registry
+        .transition_recommendation(actor, id, t, note)
+        .await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/recommendations/{id}/acknowledge", tag = "recommendations",
@@ -646,7 +669,18 @@ pub async fn list_audit(
         target_prefix: p.string("target_prefix"),
     };
     p.finish()?;
-    let mut entries = s.registry.list_audit(&filter, &page).await?;
+    Ok(Json(audit_page(&s, &caller, &filter, &page).await?.into()))
+}
+
+/// A page of the audit log as `caller` may see it (the API and the UI).
+pub async fn audit_page(
+    s: &AppState,
+    caller: &Caller,
+    filter: &AuditFilter,
+    page: &modelwatch_registry::PageRequest,
+) -> ApiResult<Page<AuditEntry>> {
+    caller.require(Role::Reader)?;
+    let mut entries = s.registry.list_audit(filter, page).await?;
     // Webhook URLs are admin-only (their path is often their secret).
     if !caller.0.role.allows(Role::Admin) {
         entries
@@ -654,7 +688,7 @@ pub async fn list_audit(
             .iter_mut()
             .for_each(modelwatch_registry::webhooks::redact_audit_entry);
     }
-    Ok(Json(entries.into()))
+    Ok(entries)
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",

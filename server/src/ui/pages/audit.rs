@@ -1,0 +1,87 @@
+//! `/ui/audit`: the audit log with filters, and the chain's verification.
+
+use axum::extract::State;
+use maud::{Markup, html};
+
+use modelwatch_registry::{AuditFilter, PageRequest, Role};
+
+use crate::http::AppState;
+use crate::ui::layout::{self, Nav};
+use crate::ui::session::Viewer;
+use crate::ui::{UiQuery, UiResult};
+
+const PAGE: u32 = 100;
+
+pub async fn list(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    UiQuery(q): UiQuery,
+) -> UiResult<Markup> {
+    viewer.caller.require(Role::Reader)?;
+    let (actor, action, target) = (q.text("actor"), q.text("action"), q.text("target"));
+    let filter = AuditFilter {
+        actor: (!actor.is_empty()).then(|| actor.clone()),
+        action: (!action.is_empty()).then(|| action.clone()),
+        target_prefix: (!target.is_empty()).then(|| target.clone()),
+    };
+    let verification = s.registry.verify_audit().await?;
+    let page = crate::http::registry::audit_page(
+        &s,
+        &viewer.caller,
+        &filter,
+        &PageRequest::new(Some(PAGE), q.get("cursor").map(str::to_string))?,
+    )
+    .await?;
+    let query = [
+        ("actor", actor.clone()),
+        ("action", action.clone()),
+        ("target", target.clone()),
+    ];
+    Ok(layout::page(
+        "Audit log",
+        Some(&viewer),
+        Nav::Audit,
+        html! {
+            h1 { "Audit log" }
+            @if verification.ok {
+                p.allowed #chain-status data-ok="true" {
+                    "The chain verifies: " (verification.entries_checked) " entries, head "
+                    code { (verification.head_hash.as_deref().unwrap_or("—")) } "."
+                }
+            } @else {
+                p.denied #chain-status data-ok="false" {
+                    "The chain is broken at entry " (verification.first_broken_seq.map(|s| s.to_string()).unwrap_or_default())
+                    ": " (verification.problem.as_deref().unwrap_or("unknown problem"))
+                }
+            }
+            form.search method="get" action="/ui/audit" {
+                label { "Actor " input type="text" name="actor" value=(actor); }
+                label { "Action " input type="text" name="action" value=(action) placeholder="alias.rollback"; }
+                label { "Target starts with " input type="text" name="target" value=(target) placeholder="model/fraud"; }
+                button type="submit" { "Filter" }
+            }
+            table #audit {
+                thead { tr { th { "seq" } th { "at" } th { "actor" } th { "action" } th { "target" } th { "change" } } }
+                tbody {
+                    @for e in &page.items {
+                        tr data-seq=(e.seq) data-action=(e.action) {
+                            td.num { (e.seq) }
+                            td { (layout::time(&e.at)) }
+                            td.actor { (e.actor) }
+                            td { (e.action) }
+                            td { (e.target) }
+                            td {
+                                details {
+                                    summary { "before / after" }
+                                    @if let Some(b) = &e.before { (layout::json_block(b)) }
+                                    @if let Some(a) = &e.after { (layout::json_block(a)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (layout::pager("/ui/audit", &query, page.next_cursor.as_deref()))
+        },
+    ))
+}
