@@ -65,9 +65,16 @@ impl Viewer {
         &self.csrf
     }
 
-    /// Refuses a form without this session's CSRF token or from another
-    /// origin; nothing has been done yet when this fails.
-    pub fn check_form(&self, form: &Form) -> Result<(), UiError> {
+    /// The fields of a posted form, refused (403) without this session's
+    /// CSRF token or from another origin; nothing has been done yet when
+    /// this fails.
+    pub fn form(&self, body: &[u8]) -> Result<Form, UiError> {
+        let form = Form::parse(body);
+        self.check_form(&form)?;
+        Ok(form)
+    }
+
+    fn check_form(&self, form: &Form) -> Result<(), UiError> {
         if self.cross_origin {
             return Err(UiError::forbidden(
                 "this form was sent from another site; open modelwatch and use its own form",

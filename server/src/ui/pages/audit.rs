@@ -1,9 +1,12 @@
 //! `/ui/audit`: the audit log with filters, and the chain's verification.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::extract::State;
 use maud::{Markup, html};
 
-use modelwatch_registry::{AuditFilter, PageRequest, Role};
+use modelwatch_registry::{AuditFilter, AuditVerification, PageRequest, Role};
 
 use crate::http::AppState;
 use crate::ui::layout::{self, Nav};
@@ -11,6 +14,26 @@ use crate::ui::session::Viewer;
 use crate::ui::{UiQuery, UiResult};
 
 const PAGE: u32 = 100;
+
+/// How long a verification of the whole chain is shown before a page view
+/// runs it again: it reads every entry (hundreds of milliseconds at tens
+/// of thousands), too much for each view of a page people reload.
+const VERIFY_EVERY: Duration = Duration::from_secs(60);
+
+static VERIFIED: Mutex<Option<(Instant, AuditVerification)>> = Mutex::new(None);
+
+/// The chain's verification, recomputed when older than [`VERIFY_EVERY`]
+/// or when asked (`?verify=now`).
+async fn verification(s: &AppState, now: bool) -> UiResult<(AuditVerification, Instant)> {
+    let cached = VERIFIED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some((at, v)) = cached.filter(|(at, _)| !now && at.elapsed() < VERIFY_EVERY) {
+        return Ok((v, at));
+    }
+    let v = s.registry.verify_audit().await?;
+    let at = Instant::now();
+    *VERIFIED.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, v.clone()));
+    Ok((v, at))
+}
 
 pub async fn list(
     State(s): State<AppState>,
@@ -24,7 +47,7 @@ pub async fn list(
         action: (!action.is_empty()).then(|| action.clone()),
         target_prefix: (!target.is_empty()).then(|| target.clone()),
     };
-    let verification = s.registry.verify_audit().await?;
+    let (verification, verified_at) = verification(&s, q.get("verify") == Some("now")).await?;
     let page = crate::http::registry::audit_page(
         &s,
         &viewer.caller,
@@ -43,6 +66,10 @@ pub async fn list(
         Nav::Audit,
         html! {
             h1 { "Audit log" }
+            p.hint {
+                "The chain was verified " (verified_at.elapsed().as_secs()) " s ago (it is verified again after "
+                (VERIFY_EVERY.as_secs()) " s). " a #verify-now href="/ui/audit?verify=now" { "Verify now" }
+            }
             @if verification.ok {
                 p.allowed #chain-status data-ok="true" {
                     "The chain verifies: " (verification.entries_checked) " entries, head "

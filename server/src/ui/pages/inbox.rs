@@ -65,6 +65,7 @@ pub async fn list(
                 button type="submit" { "Filter" }
             }
             @if page.items.is_empty() { p.empty #no-recommendations { "Nothing here." } }
+            h2.count { (page.items.len()) @if page.next_cursor.is_some() { "+" } " shown" }
             div #recommendations {
                 @for r in &page.items { (recommendation(&viewer, r, "/ui/recommendations")) }
             }
@@ -89,8 +90,7 @@ pub async fn transition(
     UiPath((id, transition)): UiPath<(i64, String)>,
     body: Bytes,
 ) -> UiResult<Response> {
-    let form = Form::parse(&body);
-    viewer.check_form(&form)?;
+    let form = viewer.form(&body)?;
     let (t, done) = match transition.as_str() {
         "acknowledge" => (Transition::Acknowledge, "acknowledged"),
         "dismiss" => (Transition::Dismiss, "dismissed"),

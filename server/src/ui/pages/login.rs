@@ -137,7 +137,7 @@ pub async fn submit(
 }
 
 pub async fn logout(viewer: Viewer, body: Bytes) -> UiResult<Response> {
-    viewer.check_form(&Form::parse(&body))?;
+    viewer.form(&body)?;
     Ok((
         [(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0))],
         Redirect::to("/ui/login"),

@@ -228,8 +228,7 @@ pub async fn set_policy(
     UiPath(model): UiPath<String>,
     body: Bytes,
 ) -> UiResult<Response> {
-    let form = Form::parse(&body);
-    viewer.check_form(&form)?;
+    let form = viewer.form(&body)?;
     let text = form.get("policy").unwrap_or_default().to_string();
     let rejected = |message: String| Extras {
         rejected_policy: Some((text.clone(), message)),
@@ -286,8 +285,7 @@ pub async fn check_promotion(
     UiPath(model): UiPath<String>,
     body: Bytes,
 ) -> UiResult<Markup> {
-    let form = Form::parse(&body);
-    viewer.check_form(&form)?;
+    let form = viewer.form(&body)?;
     viewer.caller.require(Role::Editor)?;
     let (version, request) = promotion(&form)?;
     let report = gate::evaluate(
@@ -339,8 +337,7 @@ pub async fn promote(
     UiPath(model): UiPath<String>,
     body: Bytes,
 ) -> UiResult<Response> {
-    let form = Form::parse(&body);
-    viewer.check_form(&form)?;
+    let form = viewer.form(&body)?;
     let (version, request) = promotion(&form)?;
     promote_version(&s, &viewer.caller, &model, version, &request).await?;
     Ok(see_other(&model_href(&model), "promoted"))
@@ -352,8 +349,7 @@ pub async fn rollback(
     UiPath((model, alias)): UiPath<(String, String)>,
     body: Bytes,
 ) -> UiResult<Response> {
-    let form = Form::parse(&body);
-    viewer.check_form(&form)?;
+    let form = viewer.form(&body)?;
     let reason = form.text("reason");
     if reason.is_empty() {
         return Err(UiError::bad_request(
