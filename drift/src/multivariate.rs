@@ -1000,33 +1000,4 @@ mod tests {
             .with_categorical("a", vec![None, None]);
         assert!(Reconstruction::fit(&twice, 0.65).is_err());
     }
-
-    /// Fit and score 100k rows × 10 features; run with
-    /// `cargo test --release -p modelwatch-drift --lib multivariate -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing, meaningful in release only"]
-    fn timing_100k_rows_by_10_features() {
-        let n = 100_000;
-        let mut g = Normals(11);
-        let mut m = FeatureMatrix::new(n);
-        let base: Vec<f64> = (0..n).map(|_| g.next()).collect();
-        for j in 0..10 {
-            let w = j as f64 / 10.0;
-            let values = base
-                .iter()
-                .map(|&b| Some(w * b + (1.0 - w) * g.next()))
-                .collect();
-            m = m.with_numeric(format!("f{j}"), values);
-        }
-        let start = std::time::Instant::now();
-        let fitted = Reconstruction::fit(&m, DEFAULT_VARIANCE_KEPT).unwrap();
-        let fitting = start.elapsed();
-        let errors = fitted.errors(&m).unwrap();
-        let elapsed = start.elapsed();
-        assert_eq!(errors.len(), n);
-        println!(
-            "fit + errors of {n}×10: {elapsed:?} (fit {fitting:?}; {} components)",
-            fitted.components()
-        );
-    }
 }
