@@ -651,6 +651,31 @@ async fn the_loop_in_a_real_browser() {
     assert_eq!(entry["actor"], "release", "{entry}");
     assert!(entry.to_string().contains("latency"), "{entry}");
 
+    // v3's page marks both moves, newest first, each with its verdict and
+    // its latency and error-rate charts.
+    c.goto(&url("/ui/models/fraud/versions/3")).await.unwrap();
+    let mut verdicts = Vec::new();
+    for section in c.find_all(Locator::Css("section.move")).await.unwrap() {
+        let kind = section.attr("data-kind").await.unwrap().unwrap_or_default();
+        let verdict = section
+            .find(Locator::Css("p.verdict"))
+            .await
+            .unwrap()
+            .attr("data-verdict")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        let charts = section
+            .find_all(Locator::Css("figure.chart"))
+            .await
+            .unwrap()
+            .len();
+        verdicts.push((kind, verdict, charts));
+    }
+    let expected = [("rollback", "not-judged", 2), ("set", "no-failure", 2)]
+        .map(|(k, v, n)| (k.to_string(), v.to_string(), n));
+    assert_eq!(verdicts, expected);
+
     // Acknowledge the retrain recommendation from the inbox.
     c.goto(&url("/ui/recommendations?kind=retrain"))
         .await
