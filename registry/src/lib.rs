@@ -178,8 +178,8 @@ pub use roles::{
 pub use search::{Condition, Field, Op, OrderBy, OrderKey, Search, SearchPage};
 pub use sqlite::SqliteStore;
 pub use tracking::{
-    DEFAULT_EXPERIMENT_ID, Experiment, MetricPoint, NewExperiment, NewRun, Run, RunLog, RunStatus,
-    RunUpdate,
+    DEFAULT_EXPERIMENT_ID, Experiment, LoggedModel, LoggedModelStatus, LoggedModelUpdate,
+    MetricPoint, NewExperiment, NewLoggedModel, NewRun, Run, RunLog, RunStatus, RunUpdate,
 };
 pub use types::*;
 

@@ -4,10 +4,15 @@
 //! lineage ([`crate::rules::lineage::merge_run`], applied by
 //! `create_version`).
 //!
+//! MLflow 3 logs a model as a **logged model** (an id, the run that made
+//! it, its files uploaded under it) before registering a version from it;
+//! [`LoggedModel`] is that record. The files themselves live in the
+//! artifact store (`modelwatch-artifacts`), never here.
+//!
 //! Every change (experiment creation, run creation, update, each logged
-//! batch) is audited like any registry change, with the token's name as
-//! actor. It must not grow into a full experiment tracker: no artifacts, no
-//! datasets, no search over runs.
+//! batch, each logged model change) is audited like any registry change,
+//! with the token's name as actor. It must not grow into a full experiment
+//! tracker: no datasets, no search over runs.
 
 use std::collections::BTreeMap;
 
@@ -141,6 +146,89 @@ pub struct RunLog {
     pub tags: Tags,
 }
 
+/// MLflow's logged-model states: files are uploaded while `PENDING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LoggedModelStatus {
+    Pending,
+    Ready,
+    Failed,
+}
+
+impl LoggedModelStatus {
+    pub const ALL: [LoggedModelStatus; 3] = [
+        LoggedModelStatus::Pending,
+        LoggedModelStatus::Ready,
+        LoggedModelStatus::Failed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoggedModelStatus::Pending => "PENDING",
+            LoggedModelStatus::Ready => "READY",
+            LoggedModelStatus::Failed => "FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        LoggedModelStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "status",
+                    format!("unknown logged model status {s:?}; expected PENDING, READY or FAILED"),
+                )
+            })
+    }
+}
+
+/// A model logged by MLflow 3 (`mlflow.<flavor>.log_model`): its files are
+/// uploaded under it, then a version is registered from `models:/<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedModel {
+    /// `m-` and 32 lowercase hex characters, MLflow's shape.
+    pub id: String,
+    pub experiment_id: i64,
+    pub name: String,
+    pub source_run_id: Option<String>,
+    pub model_type: String,
+    pub status: LoggedModelStatus,
+    pub params: BTreeMap<String, String>,
+    pub tags: Tags,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewLoggedModel {
+    pub experiment_id: i64,
+    /// Empty: a generated name, as MLflow does.
+    pub name: String,
+    pub source_run_id: Option<String>,
+    pub model_type: String,
+    pub params: BTreeMap<String, String>,
+    pub tags: Tags,
+}
+
+/// A change to a logged model; empty fields change nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoggedModelUpdate {
+    pub status: Option<LoggedModelStatus>,
+    pub set_tags: Tags,
+    pub delete_tags: Vec<String>,
+    /// Added; an existing parameter cannot change (as for runs).
+    pub params: BTreeMap<String, String>,
+}
+
+pub(crate) fn logged_model_target(id: &str) -> String {
+    format!("logged-model/{id}")
+}
+
+/// A fresh logged-model id: `m-` and 128 random bits in hex.
+pub(crate) fn new_logged_model_id() -> String {
+    format!("m-{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
 pub(crate) fn experiment_target(id: i64) -> String {
     format!("experiment/{id}")
 }
@@ -182,6 +270,14 @@ pub(crate) fn validate_log(log: &RunLog) -> Result<()> {
         }
     }
     validate::tags(&log.tags)
+}
+
+/// Parameters of a run or logged model: valid keys, bounded values.
+pub(crate) fn validate_params(params: &BTreeMap<String, String>) -> Result<()> {
+    validate_log(&RunLog {
+        params: params.clone(),
+        ..Default::default()
+    })
 }
 
 /// A fresh run id: 128 random bits as 32 hex characters, MLflow's shape.

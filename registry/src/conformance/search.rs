@@ -338,3 +338,141 @@ pub async fn runs_log_and_become_lineage(fx: &mut Fixture) {
     assert_eq!(v.lineage.metrics["loss"], 0.25, "explicit lineage wins");
     assert!(s.verify_audit().await.unwrap().ok);
 }
+
+pub async fn logged_models_and_metric_history_serve_mlflow_log_model(fx: &mut Fixture) {
+    let s = fx.store();
+    let run = s
+        .create_run(
+            &actor(),
+            NewRun {
+                experiment_id: DEFAULT_EXPERIMENT_ID,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let point = |value, step, timestamp| MetricPoint {
+        key: "loss".into(),
+        value,
+        timestamp,
+        step,
+    };
+    s.log_run(
+        &actor(),
+        &run.id,
+        RunLog {
+            metrics: vec![point(0.5, 1, 20), point(0.9, 0, 10), point(0.4, 1, 30)],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let history = s.metric_history(&run.id, "loss").await.unwrap();
+    let values: Vec<f64> = history.iter().map(|p| p.value).collect();
+    assert_eq!(values, [0.9, 0.5, 0.4]);
+    assert!(s.metric_history(&run.id, "nope").await.unwrap().is_empty());
+    assert!(matches!(
+        s.metric_history("no-such-run", "loss").await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let lm = s
+        .create_logged_model(
+            &actor(),
+            NewLoggedModel {
+                experiment_id: DEFAULT_EXPERIMENT_ID,
+                name: "model".into(),
+                source_run_id: Some(run.id.clone()),
+                model_type: String::new(),
+                params: [("C".to_string(), "1.0".to_string())].into(),
+                tags: [("mlflow.source.type".to_string(), "LOCAL".to_string())].into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(lm.id.starts_with("m-") && lm.id.len() == 34, "{}", lm.id);
+    assert_eq!(lm.status, LoggedModelStatus::Pending);
+    assert_eq!(s.get_logged_model(&lm.id).await.unwrap(), lm);
+    let ready = s
+        .update_logged_model(
+            &actor(),
+            &lm.id,
+            LoggedModelUpdate {
+                status: Some(LoggedModelStatus::Ready),
+                set_tags: [("stage".to_string(), "done".to_string())].into(),
+                delete_tags: vec!["mlflow.source.type".into()],
+                params: [("C".to_string(), "1.0".to_string())].into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ready.status, LoggedModelStatus::Ready);
+    assert_eq!(
+        ready.tags,
+        [("stage".to_string(), "done".to_string())].into()
+    );
+    // Parameters are write-once, as for runs.
+    let change = LoggedModelUpdate {
+        params: [("C".to_string(), "2.0".to_string())].into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.update_logged_model(&actor(), &lm.id, change).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        s.get_logged_model("m-0000").await,
+        Err(Error::NotFound { .. })
+    ));
+    let orphan = NewLoggedModel {
+        experiment_id: DEFAULT_EXPERIMENT_ID,
+        source_run_id: Some("no-such-run".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.create_logged_model(&actor(), orphan).await,
+        Err(Error::NotFound { .. })
+    ));
+    let audited = s
+        .list_audit(
+            &AuditFilter {
+                target_prefix: Some(format!("logged-model/{}", lm.id)),
+                ..Default::default()
+            },
+            &PageRequest::new(Some(10), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audited.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(actions.contains(&"logged_model.create") && actions.contains(&"logged_model.update"));
+}
+
+pub async fn sealing_artifacts_records_the_digest_once_and_audits_it(fx: &mut Fixture) {
+    let s = fx.store();
+    versions(&*s, "sealed", 1).await;
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let v = s
+        .seal_artifacts(&actor(), "sealed", 1, &digest)
+        .await
+        .unwrap();
+    assert_eq!(v.artifact_digest.as_deref(), Some(digest.as_str()));
+    let other = format!("sha256:{}", "cd".repeat(32));
+    assert!(matches!(
+        s.seal_artifacts(&actor(), "sealed", 1, &other).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.seal_artifacts(&actor(), "sealed", 1, "md5:00").await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        s.seal_artifacts(&actor(), "sealed", 9, &other).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        s.get_version("sealed", 1).await.unwrap().artifact_digest,
+        Some(digest)
+    );
+    assert!(s.verify_audit().await.unwrap().ok);
+}

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::tracking::{Experiment, NewExperiment, NewRun, Run, RunLog, RunUpdate};
+use crate::tracking::{
+    Experiment, LoggedModel, LoggedModelUpdate, MetricPoint, NewExperiment, NewLoggedModel, NewRun,
+    Run, RunLog, RunUpdate,
+};
 use crate::types::*;
 
 /// The tracking store: experiments and runs (see [`crate::tracking`]).
@@ -24,4 +27,21 @@ pub trait Tracking: Send + Sync {
     /// Logs metrics, parameters (write-once) and tags to a run, audited as
     /// one `run.log` entry.
     async fn log_run(&self, actor: &Actor, id: &str, log: RunLog) -> Result<()>;
+
+    /// Every point of one metric of a run, by step, then time, then order
+    /// of logging.
+    async fn metric_history(&self, run: &str, key: &str) -> Result<Vec<MetricPoint>>;
+
+    /// Audited as `logged_model.create`.
+    async fn create_logged_model(&self, actor: &Actor, new: NewLoggedModel) -> Result<LoggedModel>;
+
+    async fn get_logged_model(&self, id: &str) -> Result<LoggedModel>;
+
+    /// Audited as `logged_model.update`.
+    async fn update_logged_model(
+        &self,
+        actor: &Actor,
+        id: &str,
+        update: LoggedModelUpdate,
+    ) -> Result<LoggedModel>;
 }

@@ -27,6 +27,18 @@ pub trait Versions: Send + Sync {
         update: VersionUpdate,
     ) -> Result<Version>;
 
+    /// Records the digest of the version's sealed artifact manifest as its
+    /// `artifact_digest`, audited as `version.artifacts_sealed`. A
+    /// conflict when the version already has one: a version's files are
+    /// fixed once recorded (register a new version for new files).
+    async fn seal_artifacts(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: i64,
+        artifact_digest: &str,
+    ) -> Result<Version>;
+
     /// Refuses while an alias points at the version.
     async fn delete_version(&self, actor: &Actor, model: &str, version: i64) -> Result<()>;
 

@@ -85,6 +85,54 @@ async fn load_run(conn: &mut DbConn, id: &str) -> Result<Run> {
     })
 }
 
+async fn load_logged_model(conn: &mut DbConn, id: &str) -> Result<LoggedModel> {
+    let row = sqlx::query("SELECT * FROM logged_models WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("logged model {id:?}")))?;
+    Ok(LoggedModel {
+        id: row.get("id"),
+        experiment_id: row.get("experiment_id"),
+        name: row.get("name"),
+        source_run_id: row.get("source_run_id"),
+        model_type: row.get("model_type"),
+        status: LoggedModelStatus::parse(row.get("status"))
+            .map_err(|_| Error::Corrupt("unknown logged model status".into()))?,
+        params: parse_json("logged_models.params", row.get("params"))?,
+        tags: parse_json("logged_models.tags", row.get("tags"))?,
+        created_by: row.get("created_by"),
+        created_at: parse_time(row.get("created_at"))?,
+        updated_at: parse_time(row.get("updated_at"))?,
+    })
+}
+
+/// Adds `new` to `params`, refusing to change a parameter already set.
+fn add_params(
+    what: &str,
+    params: &mut BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (k, v) in new {
+        match params.get(k) {
+            // Parameters are write-once, as in MLflow: a run (or a logged
+            // model) has one configuration.
+            Some(old) if old != v => {
+                return Err(Error::invalid(
+                    "params",
+                    format!(
+                        "parameter {k:?} of {what} is already {old:?}; parameters cannot be changed (log {v:?} under another key)"
+                    ),
+                ));
+            }
+            _ => {
+                params.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fills a new version's lineage from the run it names, when that run is
 /// in this registry ([`merge_run`]). A run id this registry does not know
 /// is kept as is (it may name a run in another tracking server).
@@ -256,23 +304,7 @@ impl Tracking for Store {
                 }
                 let mut params: BTreeMap<String, String> = parse_json("runs.params", &params)?;
                 let mut tags: Tags = parse_json("runs.tags", &tags)?;
-                for (k, v) in &log.params {
-                    match params.get(k) {
-                        // Parameters are write-once, as in MLflow: a run
-                        // has one configuration.
-                        Some(old) if old != v => {
-                            return Err(Error::invalid(
-                                "params",
-                                format!(
-                                    "parameter {k:?} of run {id:?} is already {old:?}; parameters cannot be changed (log {v:?} under another key)"
-                                ),
-                            ));
-                        }
-                        _ => {
-                            params.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
+                add_params(&format!("run {id:?}"), &mut params, &log.params)?;
                 tags.extend(log.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
                 validate::tags(&tags)?;
                 sqlx::query("UPDATE runs SET params = $1, tags = $2, updated_at = $3 WHERE id = $4")
@@ -297,6 +329,142 @@ impl Tracking for Store {
                 tx.audit("run.log", &run_target(&id), None, Some(to_value(&log)))
                     .await?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn metric_history(&self, run: &str, key: &str) -> Result<Vec<MetricPoint>> {
+        self.read(async {
+            let mut conn = self.reader().await?;
+            load_run(&mut conn, run).await?;
+            let rows = sqlx::query(
+                "SELECT key, value, timestamp, step FROM run_metrics WHERE run_id = $1 AND key = $2
+                 ORDER BY step, timestamp, id",
+            )
+            .bind(run)
+            .bind(key)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| MetricPoint {
+                    key: r.get("key"),
+                    value: r.get("value"),
+                    timestamp: r.get("timestamp"),
+                    step: r.get("step"),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_logged_model(&self, actor: &Actor, new: NewLoggedModel) -> Result<LoggedModel> {
+        validate::tags(&new.tags)?;
+        validate_params(&new.params)?;
+        if new.name.len() > 256 || new.model_type.len() > 256 {
+            return Err(Error::invalid(
+                "name",
+                "a logged model's name and model_type are at most 256 characters",
+            ));
+        }
+        self.audited(actor, new, |mut tx, new| {
+            Box::pin(async move {
+                load_experiment(&mut *tx.conn, new.experiment_id).await?;
+                if let Some(run) = &new.source_run_id {
+                    load_run(&mut *tx.conn, run).await?;
+                }
+                let id = new_logged_model_id();
+                let name = if new.name.is_empty() {
+                    format!("model-{}", &id[2..10])
+                } else {
+                    new.name.clone()
+                };
+                sqlx::query(
+                    "INSERT INTO logged_models (id, experiment_id, name, source_run_id, model_type, status, params, tags, created_by, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10)",
+                )
+                .bind(&id)
+                .bind(new.experiment_id)
+                .bind(&name)
+                .bind(&new.source_run_id)
+                .bind(&new.model_type)
+                .bind(to_json(&new.params))
+                .bind(to_json(&new.tags))
+                .bind(&tx.actor.name)
+                .bind(&tx.now)
+                .bind(&tx.now)
+                .execute(&mut *tx.conn)
+                .await?;
+                let model = load_logged_model(&mut *tx.conn, &id).await?;
+                tx.audit(
+                    "logged_model.create",
+                    &logged_model_target(&id),
+                    None,
+                    Some(to_value(&model)),
+                )
+                .await?;
+                Ok(model)
+            })
+        })
+        .await
+    }
+
+    async fn get_logged_model(&self, id: &str) -> Result<LoggedModel> {
+        self.read(async {
+            let mut conn = self.reader().await?;
+            load_logged_model(&mut conn, id).await
+        })
+        .await
+    }
+
+    async fn update_logged_model(
+        &self,
+        actor: &Actor,
+        id: &str,
+        update: LoggedModelUpdate,
+    ) -> Result<LoggedModel> {
+        validate::tags(&update.set_tags)?;
+        validate_params(&update.params)?;
+        let args = (id.to_string(), update);
+        self.audited(actor, args, |mut tx, (id, update)| {
+            Box::pin(async move {
+                sqlx::query(concat!(
+                    "SELECT id FROM logged_models WHERE id = $1",
+                    row_lock!("FOR UPDATE")
+                ))
+                .bind(&id)
+                .execute(&mut *tx.conn)
+                .await?;
+                let before = load_logged_model(&mut *tx.conn, &id).await?;
+                let mut params = before.params.clone();
+                add_params(&format!("logged model {id:?}"), &mut params, &update.params)?;
+                let mut tags = before.tags.clone();
+                tags.extend(update.set_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for k in &update.delete_tags {
+                    tags.remove(k);
+                }
+                validate::tags(&tags)?;
+                let status = update.status.unwrap_or(before.status);
+                sqlx::query(
+                    "UPDATE logged_models SET status = $1, params = $2, tags = $3, updated_at = $4 WHERE id = $5",
+                )
+                .bind(status.as_str())
+                .bind(to_json(&params))
+                .bind(to_json(&tags))
+                .bind(&tx.now)
+                .bind(&id)
+                .execute(&mut *tx.conn)
+                .await?;
+                let after = load_logged_model(&mut *tx.conn, &id).await?;
+                tx.audit(
+                    "logged_model.update",
+                    &logged_model_target(&id),
+                    Some(to_value(&before)),
+                    Some(to_value(&after)),
+                )
+                .await?;
+                Ok(after)
             })
         })
         .await

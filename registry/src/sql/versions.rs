@@ -235,6 +235,45 @@ impl Versions for Store {
         .await
     }
 
+    async fn seal_artifacts(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: i64,
+        artifact_digest: &str,
+    ) -> Result<Version> {
+        validate::digest("artifact_digest", artifact_digest)?;
+        let args = (model.to_string(), artifact_digest.to_string());
+        self.audited(actor, args, move |mut tx, (model, digest)| {
+            Box::pin(async move {
+                let before = load_version_locked(&mut *tx.conn, &model, version).await?;
+                if let Some(existing) = &before.artifact_digest {
+                    return Err(Error::Conflict(format!(
+                        "version {version} of model {model:?} already has artifact_digest {existing}; its files are fixed, register a new version for new files"
+                    )));
+                }
+                let id = model_id(&mut *tx.conn, &model).await?;
+                sqlx::query("UPDATE versions SET artifact_digest = $1, updated_at = $2 WHERE model_id = $3 AND version = $4")
+                    .bind(&digest)
+                    .bind(&tx.now)
+                    .bind(id)
+                    .bind(version)
+                    .execute(&mut *tx.conn)
+                    .await?;
+                let after = load_version(&mut *tx.conn, &model, version).await?;
+                tx.audit(
+                    "version.artifacts_sealed",
+                    &version_target(&model, version),
+                    Some(serde_json::json!({ "artifact_digest": null })),
+                    Some(serde_json::json!({ "artifact_digest": digest })),
+                )
+                .await?;
+                Ok(after)
+            })
+        })
+        .await
+    }
+
     async fn delete_version(&self, actor: &Actor, model: &str, version: i64) -> Result<()> {
         self.audited(actor, model.to_string(), move |mut tx, model| {
             Box::pin(async move {
