@@ -225,6 +225,15 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_MAX_UPLOAD_BYTES", value_name = "BYTES")]
     pub max_upload_bytes: Option<u64>,
 
+    /// Where model version files (artifacts) are stored: a local directory
+    /// or `file:///dir` [default: <data-dir>/artifacts]
+    #[arg(long, env = "MODELWATCH_ARTIFACTS_URL", value_name = "URL")]
+    pub artifacts_url: Option<String>,
+
+    /// Largest artifact file accepted in one upload [default: 68719476736 (64 GiB)]
+    #[arg(long, env = "MODELWATCH_MAX_ARTIFACT_FILE_BYTES", value_name = "BYTES")]
+    pub max_artifact_file_bytes: Option<u64>,
+
     /// Directory a version's `reference_uri` may name files in (repeat the
     /// flag, or separate with commas); `<data-dir>/imports` always counts
     /// [default: none besides <data-dir>/imports]
@@ -372,6 +381,8 @@ pub struct FileConfig {
     pub max_buffer_bytes: Option<u64>,
     pub persist_buffer_bytes: Option<u64>,
     pub max_upload_bytes: Option<u64>,
+    pub artifacts_url: Option<String>,
+    pub max_artifact_file_bytes: Option<u64>,
     pub reference_dir: Option<Vec<PathBuf>>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
@@ -455,6 +466,9 @@ pub struct Settings {
     pub max_buffer_bytes: u64,
     pub persist_buffer_bytes: u64,
     pub max_upload_bytes: u64,
+    /// Where artifacts are stored (resolved to a directory).
+    pub artifacts_dir: PathBuf,
+    pub max_artifact_file_bytes: u64,
     /// Directories `reference_uri` may read from, besides `<data-dir>/imports`.
     pub reference_dirs: Vec<PathBuf>,
     pub model_label: String,
@@ -522,6 +536,35 @@ fn default_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
 
 /// `--otlp-traces-endpoint` must be a plain `http://` URL with a host: the
 /// exporter speaks OTLP/HTTP and no TLS stack is compiled in.
+/// The artifact store's directory: `--artifacts-url` as a path or a
+/// `file://` URL, by default `<data-dir>/artifacts`.
+fn artifacts_dir(url: Option<&str>, data_dir: &std::path::Path) -> Result<PathBuf, ConfigError> {
+    let Some(url) = url else {
+        return Ok(data_dir.join("artifacts"));
+    };
+    let invalid = |message: String| ConfigError::Invalid {
+        field: "artifacts_url",
+        message,
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(invalid(format!(
+                "{url} is not an absolute file URL: write file:///absolute/dir or a plain path"
+            )));
+        }
+        return Ok(PathBuf::from(path));
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(invalid(format!(
+            "{scheme}:// artifact stores are not supported by this release; give a local directory (or file:///dir)"
+        )));
+    }
+    if url.is_empty() {
+        return Err(invalid("must not be empty".into()));
+    }
+    Ok(PathBuf::from(url))
+}
+
 fn check_traces_endpoint(url: &str) -> Result<(), ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         field: "otlp_traces_endpoint",
@@ -574,7 +617,8 @@ impl ServeArgs {
             .max_buffer_bytes
             .or(file.max_buffer_bytes)
             .unwrap_or(DEFAULT_MAX_BUFFER_BYTES);
-        let settings = Settings {
+        let artifacts_url = self.artifacts_url.clone().or(file.artifacts_url.clone());
+        let mut settings = Settings {
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -610,6 +654,11 @@ impl ServeArgs {
                 .max_upload_bytes
                 .or(file.max_upload_bytes)
                 .unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
+            artifacts_dir: PathBuf::new(),
+            max_artifact_file_bytes: self
+                .max_artifact_file_bytes
+                .or(file.max_artifact_file_bytes)
+                .unwrap_or(modelwatch_artifacts::DEFAULT_MAX_FILE_BYTES),
             reference_dirs: self
                 .reference_dir
                 .or(file.reference_dir)
@@ -825,6 +874,13 @@ impl ServeArgs {
                 message: "must be at least 1024".into(),
             });
         }
+        if settings.max_artifact_file_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max_artifact_file_bytes",
+                message: "must be at least 1".into(),
+            });
+        }
+        settings.artifacts_dir = artifacts_dir(artifacts_url.as_deref(), &settings.data_dir)?;
         Ok(settings)
     }
 }
@@ -871,6 +927,41 @@ mod tests {
             .unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.listen.port(), 7000, "unset flag keeps the file's value");
+    }
+
+    #[test]
+    fn artifacts_live_in_the_data_dir_unless_a_directory_is_given() {
+        let s = ServeArgs::default()
+            .resolve_with(FileConfig::default())
+            .unwrap();
+        assert_eq!(
+            s.artifacts_dir,
+            PathBuf::from(DEFAULT_DATA_DIR).join("artifacts")
+        );
+        assert_eq!(s.max_artifact_file_bytes, 64 << 30);
+        let s = ServeArgs::default()
+            .resolve_with(file(
+                "artifacts_url = \"file:///srv/models\"\nmax_artifact_file_bytes = 10",
+            ))
+            .unwrap();
+        assert_eq!(s.artifacts_dir, PathBuf::from("/srv/models"));
+        assert_eq!(s.max_artifact_file_bytes, 10);
+        let flag = ServeArgs {
+            artifacts_url: Some("/flag/dir".into()),
+            ..Default::default()
+        };
+        let s = flag
+            .resolve_with(file("artifacts_url = \"/file/dir\""))
+            .unwrap();
+        assert_eq!(s.artifacts_dir, PathBuf::from("/flag/dir"));
+        for bad in ["s3://bucket/models", "file://relative", ""] {
+            let args = ServeArgs {
+                artifacts_url: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = args.resolve_with(FileConfig::default()).unwrap_err();
+            assert!(err.to_string().contains("artifacts_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! and registry ([`sql`]) and the same SQL over the PostgreSQL wire
 //! ([`pgwire`]), the evaluator ([`evaluator`]), promotion gates in Rego
 //! ([`gate`]), the Alertmanager receiver ([`alerts`]) and outbound webhooks
-//! ([`webhooks`]).
+//! ([`webhooks`]), and a version's files over the artifact store
+//! ([`artifacts`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -22,6 +23,7 @@
 //! reverse.
 
 pub mod alerts;
+pub mod artifacts;
 pub mod auth;
 pub mod cluster;
 pub mod config;

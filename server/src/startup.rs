@@ -243,6 +243,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
         .context("cannot start the SQL engine")?,
     );
+    let artifacts = open_artifacts(&settings).await?;
     let state = AppState {
         evaluator: evaluator.as_ref().map(|(handle, _)| handle.clone()),
         uploads: Arc::new(uploads),
@@ -257,6 +258,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         sql: sql.clone(),
         duties: duties.clone(),
         cluster: cluster.clone(),
+        artifacts,
     };
     let max_write_bytes = settings.max_write_bytes;
     let app = http::app(state.clone());
@@ -402,6 +404,35 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// system actor; unchanged policies are left alone, and models that do not
 /// exist yet are skipped with a warning (the file is re-applied at the next
 /// start).
+/// Opens the artifact store and removes uploads a crash left in flight.
+async fn open_artifacts(
+    settings: &Settings,
+) -> anyhow::Result<modelwatch_artifacts::ArtifactStore> {
+    let dir = &settings.artifacts_dir;
+    let store =
+        modelwatch_artifacts::ArtifactStore::open_local(dir, settings.max_artifact_file_bytes)
+            .with_context(|| {
+                format!(
+                    "cannot open the artifact store in {}: check that the directory is writable (--artifacts-url)",
+                    dir.display()
+                )
+            })?;
+    let swept = store.sweep_staging().await.with_context(|| {
+        format!(
+            "cannot clean the artifact store's staging folder in {}",
+            dir.display()
+        )
+    })?;
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "removed artifact uploads left unfinished by a previous run"
+        );
+    }
+    tracing::info!(dir = %dir.display(), "artifact store open");
+    Ok(store)
+}
+
 async fn apply_policy_file(
     registry: &dyn RegistryStore,
     path: &std::path::Path,

@@ -484,6 +484,23 @@ impl From<crate::gate::GateError> for ApiError {
     }
 }
 
+impl From<modelwatch_artifacts::Error> for ApiError {
+    fn from(e: modelwatch_artifacts::Error) -> Self {
+        match StatusCode::from_u16(e.status()) {
+            Ok(status) if !status.is_server_error() => {
+                ApiError::new(status, e.code(), e.to_string())
+            }
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<modelwatch_artifacts::Error> for MlflowError {
+    fn from(e: modelwatch_artifacts::Error) -> Self {
+        MlflowError(e.into())
+    }
+}
+
 impl From<crate::upload::UploadError> for ApiError {
     fn from(e: crate::upload::UploadError) -> Self {
         use crate::upload::UploadError as U;

@@ -4,6 +4,7 @@
 //! in the document.
 
 pub mod alerts;
+pub mod artifacts;
 pub mod cluster;
 pub mod error;
 pub mod extract;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub duties: crate::duties::Duties,
     /// This daemon's membership and duty leases.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// Model version files (native and MLflow artifact routes).
+    pub artifacts: modelwatch_artifacts::ArtifactStore,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,10 +87,19 @@ impl Default for Limits {
     tags(
         (name = "models"), (name = "versions"), (name = "aliases"),
         (name = "recommendations"), (name = "monitoring"), (name = "audit"), (name = "tokens"), (name = "telemetry"), (name = "health"),
-        (name = "webhooks"), (name = "alerts"), (name = "gates")
+        (name = "webhooks"), (name = "alerts"), (name = "gates"), (name = "artifacts")
     )
 )]
 struct ApiDoc;
+
+/// The file routes take a multi-segment `{*path}`, which `routes!` cannot
+/// route; they are routed by hand and documented from here.
+#[derive(OpenApi)]
+#[openapi(paths(artifacts::put_artifact, artifacts::get_artifact))]
+struct ArtifactFilesDoc;
+
+/// A version's file, by path (any depth).
+const ARTIFACT_FILE_ROUTE: &str = "/api/v1/models/{model}/versions/{version}/artifacts/{*path}";
 
 struct BearerAuth;
 
@@ -130,8 +142,12 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(gates::evaluate_gate))
         .routes(routes!(gates::promote))
+        .routes(routes!(
+            artifacts::list_artifacts,
+            artifacts::seal_artifacts
+        ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest)
         .merge(json)
         .routes(routes!(healthz))
@@ -164,7 +180,16 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::alertmanager_webhook))
         .routes(routes!(alerts::list_alerts))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .split_for_parts()
+        .split_for_parts();
+    // Artifact files stream their bodies and count them against
+    // --max-artifact-file-bytes themselves.
+    let router = router.route(
+        ARTIFACT_FILE_ROUTE,
+        axum::routing::get(artifacts::get_artifact).put(artifacts::put_artifact),
+    );
+    let mut doc = doc;
+    doc.merge(ArtifactFilesDoc::openapi());
+    (router, doc)
 }
 
 /// The whole HTTP application, testable with `tower::ServiceExt::oneshot`.
@@ -180,6 +205,7 @@ pub fn app(state: AppState) -> Router {
                 "/api/2.0/mlflow",
                 mlflow::routes().layer(DefaultBodyLimit::max(state.limits.max_body_bytes)),
             )
+            .nest("/api/2.0/mlflow-artifacts", mlflow::artifacts::routes())
             .merge(crate::ui::routes(state.limits.max_body_bytes)),
     )
     .with_state(state)

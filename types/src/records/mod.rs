@@ -15,12 +15,14 @@
 //! so an older client reads a newer daemon.
 
 mod alerts;
+mod artifacts;
 mod cluster;
 mod gates;
 mod registry;
 mod webhooks;
 
 pub use alerts::{AlertHandled, AlertOutcome, AlertRecord};
+pub use artifacts::{ArtifactFile, ArtifactListing, ArtifactsState, SealArtifacts};
 pub use cluster::{ClusterMember, ClusterView, DutyLease};
 pub use gates::{GateReport, Promotion};
 pub use registry::*;

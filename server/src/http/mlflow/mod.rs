@@ -11,7 +11,9 @@
 //! they follow MLflow's protocol, not ours. Nothing here may answer 5xx for
 //! bad input (MLflow clients retry 5xx for minutes).
 
+pub mod artifacts;
 pub mod filter;
+mod logged_models;
 pub mod wire;
 
 use axum::Json;
@@ -32,7 +34,7 @@ use crate::auth::Caller;
 use filter::Entity;
 use wire::Fields;
 
-type Reply = Result<Json<Value>, MlflowError>;
+pub(super) type Reply = Result<Json<Value>, MlflowError>;
 
 /// The reason recorded on alias moves made through this API.
 const ALIAS_REASON: &str = "set through the MLflow API";
@@ -101,6 +103,25 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/log-metric", post(log_metric))
         .route("/runs/log-parameter", post(log_parameter))
         .route("/runs/set-tag", post(set_run_tag))
+        .route("/runs/outputs", post(logged_models::log_outputs))
+        .route("/metrics/get-history", get(logged_models::metric_history))
+        .route("/logged-models", post(logged_models::create))
+        .route(
+            "/logged-models/{model_id}",
+            get(logged_models::get_one).patch(logged_models::finalize),
+        )
+        .route(
+            "/logged-models/{model_id}/tags",
+            patch(logged_models::set_tags),
+        )
+        .route(
+            "/logged-models/{model_id}/tags/{tag_key}",
+            delete(logged_models::delete_tag),
+        )
+        .route(
+            "/logged-models/{model_id}/params",
+            post(logged_models::log_params),
+        )
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
 }
@@ -116,7 +137,7 @@ async fn endpoint_not_found(method: Method, OriginalUri(uri): OriginalUri) -> Ml
     ))
 }
 
-fn empty() -> Reply {
+pub(super) fn empty() -> Reply {
     Ok(Json(json!({})))
 }
 
@@ -326,9 +347,11 @@ fn version_reply(v: &modelwatch_registry::Version) -> Reply {
 async fn create_model_version(State(s): State<AppState>, r: MlflowRequest) -> Reply {
     let actor = r.caller.require(Role::Editor)?;
     let name = r.fields.str("name")?;
+    let source = r.fields.str("source")?;
     let new = NewVersion {
         description: r.fields.opt_str("description")?.unwrap_or_default(),
-        source_uri: Some(r.fields.str("source")?),
+        artifact_digest: logged_models::seal_source(&s, &r.fields, &source).await?,
+        source_uri: Some(source),
         run_id: r.fields.opt_str("run_id")?.filter(|id| !id.is_empty()),
         tags: r.fields.pairs("tags")?,
         ..Default::default()
@@ -405,9 +428,26 @@ async fn get_download_uri(State(s): State<AppState>, r: MlflowRequest) -> Reply 
         .registry
         .get_version(&r.fields.str("name")?, r.fields.version()?)
         .await?;
-    Ok(Json(
-        json!({ "artifact_uri": v.source_uri.unwrap_or_default() }),
-    ))
+    // A version whose files modelwatch holds is read from its sealed
+    // files (the artifact proxy's version folder), not from the tree it
+    // was registered from.
+    let files = crate::artifacts::VersionFiles::load(
+        s.registry.as_ref(),
+        &s.artifacts,
+        &v.model,
+        v.version,
+    )
+    .await?;
+    let uri = match files.state {
+        crate::artifacts::FilesState::Sealed(_) => format!(
+            "mlflow-artifacts:/{}/{}/{}",
+            artifacts::VERSIONS_FOLDER,
+            v.model,
+            v.version
+        ),
+        _ => v.source_uri.unwrap_or_default(),
+    };
+    Ok(Json(json!({ "artifact_uri": uri })))
 }
 
 async fn set_version_tag(State(s): State<AppState>, r: MlflowRequest) -> Reply {

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use modelwatch_registry::{
-    Experiment, MetricPoint, Model, Run, RunStatus, Tags, Version, tracking::RunUpdate,
+    Experiment, LoggedModel, LoggedModelStatus, MetricPoint, Model, Run, RunStatus, Tags, Version,
+    tracking::RunUpdate,
 };
 
 use crate::http::error::MlflowError;
@@ -141,7 +142,8 @@ impl Fields {
         }
     }
 
-    fn objects(&self, key: &str) -> Result<Vec<Fields>> {
+    /// A list of objects (tags, metrics, `runs/outputs`' `models`).
+    pub fn objects(&self, key: &str) -> Result<Vec<Fields>> {
         match self.get(key) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
@@ -323,7 +325,7 @@ pub fn run_info(r: &Run) -> Value {
         "experiment_id": r.experiment_id.to_string(),
         "user_id": r.created_by,
         "status": r.status.as_str(),
-        "artifact_uri": "",
+        "artifact_uri": run_artifact_uri(r.experiment_id, &r.id),
         "lifecycle_stage": r.lifecycle_stage,
     });
     if let Some(t) = r.start_time {
@@ -333,6 +335,58 @@ pub fn run_info(r: &Run) -> Value {
         info["end_time"] = json!(t);
     }
     info
+}
+
+/// Where MLflow clients upload a run's files: the artifact proxy
+/// (`/api/2.0/mlflow-artifacts/artifacts/<exp>/<run>/artifacts/…`).
+pub fn run_artifact_uri(experiment_id: i64, run_id: &str) -> String {
+    format!("mlflow-artifacts:/{experiment_id}/{run_id}/artifacts")
+}
+
+/// Where MLflow clients upload a logged model's files.
+pub fn logged_model_artifact_uri(experiment_id: i64, model_id: &str) -> String {
+    format!("mlflow-artifacts:/{experiment_id}/models/{model_id}/artifacts")
+}
+
+/// MLflow's protobuf enum names for a logged model's status.
+pub fn logged_model_status(s: LoggedModelStatus) -> &'static str {
+    match s {
+        LoggedModelStatus::Pending => "LOGGED_MODEL_PENDING",
+        LoggedModelStatus::Ready => "LOGGED_MODEL_READY",
+        LoggedModelStatus::Failed => "LOGGED_MODEL_UPLOAD_FAILED",
+    }
+}
+
+pub fn parse_logged_model_status(s: &str) -> Result<LoggedModelStatus> {
+    match s {
+        "LOGGED_MODEL_PENDING" => Ok(LoggedModelStatus::Pending),
+        "LOGGED_MODEL_READY" => Ok(LoggedModelStatus::Ready),
+        "LOGGED_MODEL_UPLOAD_FAILED" => Ok(LoggedModelStatus::Failed),
+        other => Err(MlflowError::invalid(format!(
+            "status {other:?} is not a logged model status: LOGGED_MODEL_PENDING, LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED"
+        ))),
+    }
+}
+
+pub fn logged_model(m: &LoggedModel) -> Value {
+    json!({
+        "info": {
+            "model_id": m.id,
+            "experiment_id": m.experiment_id.to_string(),
+            "name": m.name,
+            "creation_timestamp_ms": millis(&m.created_at),
+            "last_updated_timestamp_ms": millis(&m.updated_at),
+            "artifact_uri": logged_model_artifact_uri(m.experiment_id, &m.id),
+            "status": logged_model_status(m.status),
+            "model_type": m.model_type,
+            "source_run_id": m.source_run_id.as_deref().unwrap_or(""),
+            "tags": tag_list(&m.tags),
+        },
+        "data": {
+            "params": tag_list(&m.params),
+            "metrics": [],
+        },
+    })
 }
 
 pub fn run(r: &Run) -> Value {

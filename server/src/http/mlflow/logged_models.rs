@@ -1,0 +1,155 @@
+//! MLflow 3's logged models (`/api/2.0/mlflow/logged-models…`), run
+//! outputs and metric history: what `mlflow.<flavor>.log_model` calls
+//! before it uploads the model's files and registers a version.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::json;
+
+use modelwatch_registry::{DEFAULT_EXPERIMENT_ID, LoggedModelUpdate, NewLoggedModel, Role};
+
+use super::super::AppState;
+use super::super::error::MlflowError;
+use super::wire::{self, Fields};
+use super::{MlflowRequest, Reply, empty};
+
+fn reply(m: &modelwatch_registry::LoggedModel) -> Reply {
+    Ok(Json(json!({ "model": wire::logged_model(m) })))
+}
+
+pub async fn create(State(s): State<AppState>, r: MlflowRequest) -> Reply {
+    let actor = r.caller.require(Role::Editor)?;
+    let new = NewLoggedModel {
+        experiment_id: r
+            .fields
+            .experiment_id("experiment_id")?
+            .unwrap_or(DEFAULT_EXPERIMENT_ID),
+        name: r.fields.opt_str("name")?.unwrap_or_default(),
+        source_run_id: r
+            .fields
+            .opt_str("source_run_id")?
+            .filter(|id| !id.is_empty()),
+        model_type: r.fields.opt_str("model_type")?.unwrap_or_default(),
+        params: r.fields.pairs("params")?,
+        tags: r.fields.pairs("tags")?,
+    };
+    reply(&s.registry.create_logged_model(actor, new).await?)
+}
+
+pub async fn get_one(State(s): State<AppState>, Path(id): Path<String>, r: MlflowRequest) -> Reply {
+    r.caller.require(Role::Reader)?;
+    reply(&s.registry.get_logged_model(&id).await?)
+}
+
+async fn update(
+    s: &AppState,
+    r: &MlflowRequest,
+    id: &str,
+    update: LoggedModelUpdate,
+) -> Result<modelwatch_registry::LoggedModel, MlflowError> {
+    let actor = r.caller.require(Role::Editor)?;
+    Ok(s.registry.update_logged_model(actor, id, update).await?)
+}
+
+/// `PATCH /logged-models/{id}`: MLflow's "finalize" (sets the status).
+pub async fn finalize(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    r: MlflowRequest,
+) -> Reply {
+    let status = wire::parse_logged_model_status(&r.fields.str("status")?)?;
+    let change = LoggedModelUpdate {
+        status: Some(status),
+        ..Default::default()
+    };
+    reply(&update(&s, &r, &id, change).await?)
+}
+
+pub async fn set_tags(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    r: MlflowRequest,
+) -> Reply {
+    let change = LoggedModelUpdate {
+        set_tags: r.fields.pairs("tags")?,
+        ..Default::default()
+    };
+    update(&s, &r, &id, change).await?;
+    empty()
+}
+
+pub async fn delete_tag(
+    State(s): State<AppState>,
+    Path((id, key)): Path<(String, String)>,
+    r: MlflowRequest,
+) -> Reply {
+    let change = LoggedModelUpdate {
+        delete_tags: vec![key],
+        ..Default::default()
+    };
+    update(&s, &r, &id, change).await?;
+    empty()
+}
+
+pub async fn log_params(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    r: MlflowRequest,
+) -> Reply {
+    let change = LoggedModelUpdate {
+        params: r.fields.pairs("params")?,
+        ..Default::default()
+    };
+    update(&s, &r, &id, change).await?;
+    empty()
+}
+
+/// `runs/outputs`: a run names the models it produced. Each must exist;
+/// the link is the logged model's `source_run_id` (set at its creation),
+/// so nothing more is stored.
+pub async fn log_outputs(State(s): State<AppState>, r: MlflowRequest) -> Reply {
+    r.caller.require(Role::Editor)?;
+    let run = r.fields.run_id()?;
+    s.registry.get_run(&run).await?;
+    for model in r.fields.objects("models")? {
+        let id = model.str("model_id")?;
+        s.registry.get_logged_model(&id).await?;
+    }
+    empty()
+}
+
+/// `metrics/get-history`: every point of one metric of a run.
+pub async fn metric_history(State(s): State<AppState>, r: MlflowRequest) -> Reply {
+    r.caller.require(Role::Reader)?;
+    let run = r.fields.run_id()?;
+    let key = r.fields.str("metric_key")?;
+    let points = s.registry.metric_history(&run, &key).await?;
+    Ok(Json(json!({
+        "metrics": points.iter()
+            .map(|m| json!({ "key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+/// A version created from a logged model or a run folder takes its files,
+/// sealed: the manifest digest of what is stored there now. `None` when
+/// the source names files modelwatch does not hold.
+pub async fn seal_source(
+    s: &AppState,
+    fields: &Fields,
+    source: &str,
+) -> Result<Option<String>, MlflowError> {
+    let model_id = fields.opt_str("model_id")?;
+    let Some((tree, folder)) = super::artifacts::source_tree(source, model_id.as_deref()) else {
+        return Ok(None);
+    };
+    if tree.validate().is_err() {
+        return Ok(None);
+    }
+    let manifest = s.artifacts.tree_manifest(&tree).await?.subtree(&folder);
+    if manifest.files.is_empty() {
+        return Ok(None);
+    }
+    let digest = s.artifacts.seal(&tree.to_string(), &manifest).await?;
+    Ok(Some(digest.to_string()))
+}

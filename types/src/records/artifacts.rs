@@ -1,0 +1,48 @@
+//! A version's files (artifacts) as the API lists them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Whether a version's files can still change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactsState {
+    /// Files may be uploaded; nothing is recorded in the version yet.
+    Open,
+    /// The version's `artifact_digest` names the manifest of exactly
+    /// these files; they cannot change.
+    Sealed,
+    /// The version records a digest of files stored outside modelwatch.
+    External,
+}
+
+/// One stored file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactFile {
+    /// Relative to the version's root, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// `sha256:<64 hex>` of the content, verified on upload and on download.
+    pub sha256: String,
+}
+
+/// `GET /models/{model}/versions/{version}/artifacts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactListing {
+    pub model: String,
+    pub version: i64,
+    pub state: ArtifactsState,
+    /// The sealed manifest's digest (the version's `artifact_digest`).
+    pub artifact_digest: Option<String>,
+    pub files: Vec<ArtifactFile>,
+    pub total_bytes: u64,
+}
+
+/// `POST /models/{model}/versions/{version}/artifacts`: seals the files
+/// uploaded so far. With `artifact_digest`, the manifest must hash to it
+/// (computed by the client as the API documents) or nothing changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealArtifacts {
+    pub artifact_digest: Option<String>,
+}
