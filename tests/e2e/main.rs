@@ -4,6 +4,7 @@
 //! `.ci/run` does).
 
 mod alerts;
+mod artifacts;
 mod cluster;
 mod dashboards;
 mod demo;

@@ -1,0 +1,476 @@
+//! A version's files: the real `mlflow` package logs and loads a
+//! scikit-learn model through modelwatch (`tests/python/mlflow_log_model.py`),
+//! and the native routes are driven with good and bad uploads over HTTP
+//! (and raw TCP, for bodies that end early or a daemon killed mid-upload).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::*;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The manifest digest as docs/artifacts.md defines it, computed here
+/// independently of the daemon: canonical JSON, files sorted by path.
+fn manifest_digest(files: &BTreeMap<String, (u64, String)>) -> String {
+    let entries: Vec<String> = files
+        .iter()
+        .map(|(path, (size, sha))| {
+            format!(
+                "{{\"path\":{},\"size\":{size},\"sha256\":\"sha256:{sha}\"}}",
+                serde_json::to_string(path).unwrap()
+            )
+        })
+        .collect();
+    let doc = format!(
+        "{{\"format\":\"modelwatch-artifacts-manifest/1\",\"files\":[{}]}}",
+        entries.join(",")
+    );
+    format!("sha256:{}", sha256_hex(doc.as_bytes()))
+}
+
+fn listed_files(listing: &Value) -> BTreeMap<String, (u64, String)> {
+    listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let sha = f["sha256"].as_str().unwrap();
+            (
+                f["path"].as_str().unwrap().to_string(),
+                (
+                    f["size"].as_u64().unwrap(),
+                    sha.strip_prefix("sha256:").unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn download(http: &Http, path: &str) -> (u16, Vec<u8>, Option<String>) {
+    let res = http
+        .client
+        .get(format!("{}{path}", http.url))
+        .bearer_auth(http.token.as_deref().unwrap_or_default())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let digest = res
+        .headers()
+        .get("x-content-sha256")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, res.bytes().await.unwrap().to_vec(), digest)
+}
+
+async fn upload(http: &Http, path: &str, body: Vec<u8>, sha: Option<&str>) -> (u16, Value) {
+    let mut req = http
+        .client
+        .put(format!("{}{path}", http.url))
+        .bearer_auth(http.token.as_deref().unwrap_or_default())
+        .body(body);
+    if let Some(sha) = sha {
+        req = req.header("x-content-sha256", sha);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn mlflow_logs_a_sklearn_model_and_loads_it_back_through_models_uris() {
+    let d = Daemon::start();
+    let http = d.http();
+    // An approver: the script points the protected `production` alias.
+    let token = http.token("trainer", "approver").await;
+    let stdout = run_python_script(
+        "mlflow_log_model.py",
+        &[],
+        &[
+            ("MLFLOW_TRACKING_URI", &d.url),
+            ("MLFLOW_TRACKING_TOKEN", &token),
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
+            ("MODEL_NAME", "fraud"),
+        ],
+    )
+    .await;
+    let last = stdout.lines().last().unwrap_or_default();
+    let seen: Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("script output {stdout:?}: {e}"));
+
+    // The model came back whole, by alias and by number.
+    assert_eq!(seen["version"], "1");
+    assert_eq!(seen["by_alias"], seen["original"], "{seen}");
+    assert_eq!(seen["by_number"], seen["original"], "{seen}");
+    assert_eq!(seen["probabilities_equal"], true, "{seen}");
+    let model_id = seen["model_id"].as_str().unwrap();
+    assert!(model_id.starts_with("m-"), "{seen}");
+    assert_eq!(seen["source"], format!("models:/{model_id}"));
+
+    // The version's files are sealed, and its digest is the manifest of
+    // exactly the files MLflow uploaded and downloaded.
+    let version = http
+        .get_expect("/api/v1/models/fraud/versions/1", 200)
+        .await;
+    let listing = http
+        .get_expect("/api/v1/models/fraud/versions/1/artifacts", 200)
+        .await;
+    assert_eq!(listing["state"], "sealed", "{listing}");
+    assert_eq!(listing["artifact_digest"], version["artifact_digest"]);
+    let files = listed_files(&listing);
+    assert!(
+        files.contains_key("MLmodel") && files.contains_key("requirements.txt"),
+        "{listing}"
+    );
+    assert_eq!(
+        Some(manifest_digest(&files).as_str()),
+        version["artifact_digest"].as_str()
+    );
+    let mut downloaded: BTreeMap<String, String> =
+        serde_json::from_value(seen["files"].clone()).unwrap();
+    // MLflow adds this file on the client's side after downloading.
+    downloaded.remove("registered_model_meta");
+    let stored: BTreeMap<String, String> = files
+        .iter()
+        .map(|(p, (_, sha))| (p.clone(), sha.clone()))
+        .collect();
+    assert_eq!(downloaded, stored);
+
+    // The native route serves the same bytes, with their digest.
+    let (status, mlmodel, digest) =
+        download(&http, "/api/v1/models/fraud/versions/1/artifacts/MLmodel").await;
+    assert_eq!(status, 200);
+    assert_eq!(sha256_hex(&mlmodel), files["MLmodel"].1);
+    assert_eq!(digest, Some(format!("sha256:{}", files["MLmodel"].1)));
+    assert!(String::from_utf8_lossy(&mlmodel).contains("sklearn"));
+
+    // Sealed means fixed: neither an upload nor a second seal changes it.
+    let (status, body) = upload(
+        &http,
+        "/api/v1/models/fraud/versions/1/artifacts/MLmodel",
+        b"replaced".to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "artifacts_sealed");
+    let (status, _) = http
+        .post("/api/v1/models/fraud/versions/1/artifacts", json!({}))
+        .await;
+    assert_eq!(status, 409);
+    let again = http
+        .get_expect("/api/v1/models/fraud/versions/1/artifacts", 200)
+        .await;
+    assert_eq!(again, listing);
+
+    // Audited: the logged model, and the version with its digest.
+    let audit = http.get_expect("/api/v1/audit?limit=200", 200).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"logged_model.create"), "{actions:?}");
+    let created = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "version.create")
+        .unwrap();
+    assert_eq!(
+        created["after"]["artifact_digest"],
+        version["artifact_digest"]
+    );
+    assert_eq!(created["actor"], "trainer");
+    assert_eq!(
+        http.get_expect("/api/v1/audit/verify", 200).await["ok"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn native_uploads_are_verified_confined_bounded_and_sealed_once() {
+    let d = Daemon::start_with(Start::args(&["--max-artifact-file-bytes", "4096"]));
+    let http = d.http();
+    http.model_with_versions("churn", 2).await;
+    let base = "/api/v1/models/churn/versions/1/artifacts";
+    let weights = vec![7u8; 3000];
+    let weights_sha = sha256_hex(&weights);
+
+    // A good upload, then the same bytes back with their digest.
+    let (status, body) = upload(
+        &http,
+        &format!("{base}/model/weights.bin"),
+        weights.clone(),
+        Some(&weights_sha),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["sha256"], format!("sha256:{weights_sha}"));
+    let (status, bytes, digest) = download(&http, &format!("{base}/model/weights.bin")).await;
+    assert_eq!((status, bytes.len()), (200, 3000));
+    assert_eq!(bytes, weights);
+    assert_eq!(digest, Some(format!("sha256:{weights_sha}")));
+
+    // Bad uploads: a clear 4xx, and nothing of them is kept.
+    let wrong = sha256_hex(b"something else");
+    let cases: Vec<(String, Vec<u8>, Option<&str>, u16, &str)> = vec![
+        (
+            format!("{base}/card.md"),
+            b"# card".to_vec(),
+            Some(wrong.as_str()),
+            400,
+            "digest_mismatch",
+        ),
+        (
+            format!("{base}/card.md"),
+            b"# card".to_vec(),
+            Some("sha256:nothex"),
+            400,
+            "invalid_digest",
+        ),
+        (
+            format!("{base}/..%2F..%2Fescape.txt"),
+            b"x".to_vec(),
+            None,
+            400,
+            "invalid_artifact_path",
+        ),
+        (
+            format!("{base}/%2Fetc%2Fpasswd"),
+            b"x".to_vec(),
+            None,
+            400,
+            "invalid_artifact_path",
+        ),
+        (
+            format!("{base}/a%5Cb.txt"),
+            b"x".to_vec(),
+            None,
+            400,
+            "invalid_artifact_path",
+        ),
+        (
+            format!("{base}/big.bin"),
+            vec![1u8; 5000],
+            None,
+            413,
+            "payload_too_large",
+        ),
+        (
+            format!("{base}/model/weights.bin/inner"),
+            b"x".to_vec(),
+            None,
+            409,
+            "conflict",
+        ),
+        (
+            "/api/v1/models/churn/versions/9/artifacts/x".to_string(),
+            b"x".to_vec(),
+            None,
+            404,
+            "not_found",
+        ),
+    ];
+    for (path, body, sha, want, code) in cases {
+        let (status, reply) = upload(&http, &path, body, sha).await;
+        assert_eq!(status, want, "{path}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{path}: {reply}");
+    }
+    // Reading needs a token; writing needs an editor.
+    let reader = http.token("viewer", "reader").await;
+    let as_reader = http.with_token(Some(&reader));
+    let (status, _) = upload(&as_reader, &format!("{base}/r.txt"), b"x".to_vec(), None).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = download(
+        &http.with_token(Some("mw_wrong")),
+        &format!("{base}/model/weights.bin"),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // A body that ends before its Content-Length: 400, nothing kept.
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "PUT {base}/partial.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&[0u8; 500]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reply = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("truncated_upload"), "{reply}");
+    assert!(
+        files_under(&d.data_dir.join("artifacts/staging")).is_empty(),
+        "the cut upload's staging file is dropped"
+    );
+    let listing = http.get_expect(base, 200).await;
+    assert_eq!(listing["state"], "open");
+    let files = listed_files(&listing);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["model/weights.bin"],
+        "{listing}"
+    );
+    let blobs = files_under(&d.data_dir.join("artifacts/blobs"));
+    assert_eq!(
+        blobs.len(),
+        1,
+        "only the good upload's content is stored: {blobs:?}"
+    );
+
+    // Sealing: a wrong declared digest changes nothing; the right one
+    // (computed by the client as documented) fixes the files.
+    let (status, reply) = http
+        .post(base, json!({"artifact_digest": format!("sha256:{wrong}")}))
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("digest_mismatch")),
+        "{reply}"
+    );
+    assert_eq!(http.get_expect(base, 200).await["state"], "open");
+    let expected = manifest_digest(&files);
+    let sealed = http
+        .post_expect(base, json!({"artifact_digest": expected}), 200)
+        .await;
+    assert_eq!(sealed["state"], "sealed");
+    assert_eq!(sealed["artifact_digest"], expected.as_str());
+    let v1 = http
+        .get_expect("/api/v1/models/churn/versions/1", 200)
+        .await;
+    assert_eq!(v1["artifact_digest"], expected.as_str());
+    let (status, _) = upload(&http, &format!("{base}/late.txt"), b"x".to_vec(), None).await;
+    assert_eq!(status, 409);
+    // Nothing uploaded: nothing to seal.
+    let (status, reply) = http
+        .post("/api/v1/models/churn/versions/2/artifacts", json!({}))
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("no_artifacts")),
+        "{reply}"
+    );
+    let audit = http
+        .get_expect("/api/v1/audit?action=version.artifacts_sealed", 200)
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(
+        audit["items"][0]["after"]["artifact_digest"],
+        expected.as_str()
+    );
+
+    // A version registered with the digest of files stored elsewhere.
+    let external = http
+        .post_expect(
+            "/api/v1/models/churn/versions",
+            json!({"source_uri": "s3://models/churn/3", "artifact_digest": format!("sha256:{}", "a".repeat(64))}),
+            201,
+        )
+        .await;
+    let path = format!(
+        "/api/v1/models/churn/versions/{}/artifacts",
+        external["version"]
+    );
+    assert_eq!(http.get_expect(&path, 200).await["state"], "external");
+    let (status, reply) = http.get(&format!("{path}/MLmodel")).await;
+    assert_eq!(status, 404);
+    assert!(
+        error_message(&reply).contains("s3://models/churn/3"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_killed_mid_upload_leaves_no_half_file() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(root.path().join("data"), None, Start::default());
+    let http = d.http();
+    http.model_with_versions("m", 1).await;
+    let base = "/api/v1/models/m/versions/1/artifacts";
+    let (status, _) = upload(&http, &format!("{base}/kept.bin"), vec![3u8; 100], None).await;
+    assert_eq!(status, 201);
+
+    // 12 MiB announced, 6 MiB sent (more than one 5 MiB part of the
+    // staging upload), then the daemon dies.
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "PUT {base}/half.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+        12 << 20
+    )
+    .unwrap();
+    s.write_all(&vec![9u8; 6 << 20]).unwrap();
+    s.flush().unwrap();
+    let data_dir = d.data_dir.clone();
+    let staging = data_dir.join("artifacts/staging");
+    wait_for(
+        Duration::from_secs(20),
+        "the upload to reach staging",
+        || {
+            let staging = staging.clone();
+            async move {
+                let bytes: u64 = files_under(&staging)
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(f).ok())
+                    .map(|m| m.len())
+                    .sum();
+                if bytes > 0 {
+                    Ok(())
+                } else {
+                    Err("nothing staged yet".to_string())
+                }
+            }
+        },
+    )
+    .await;
+    d.kill9();
+    drop(s);
+
+    let d = Daemon::start_in(data_dir.clone(), None, Start::default());
+    let http = d.http();
+    let listing = http.get_expect(base, 200).await;
+    let files = listed_files(&listing);
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["kept.bin"], "{listing}");
+    assert!(
+        files_under(&data_dir.join("artifacts/staging")).is_empty(),
+        "the unfinished upload is swept at start"
+    );
+    let (status, _, _) = download(&http, &format!("{base}/half.bin")).await;
+    assert_eq!(status, 404);
+}
