@@ -236,6 +236,67 @@ impl Versions<'_> {
     }
 
     /// One batch upload attempt of `body` into `table`.
+    /// The version's files and whether they are sealed.
+    pub async fn artifacts(&self, version: i64) -> Result<ArtifactListing> {
+        self.c
+            .json(
+                Method::GET,
+                &routes::version_artifacts(self.model, version),
+                NONE,
+            )
+            .await
+    }
+
+    /// Uploads one file (streamed). With `sha256` (`sha256:<hex>`), the
+    /// daemon keeps it only if the content hashes to it.
+    pub async fn put_artifact(
+        &self,
+        version: i64,
+        path: &str,
+        sha256: Option<&str>,
+        body: reqwest::Body,
+    ) -> Result<ArtifactFile> {
+        let headers: Vec<(&str, &str)> = sha256
+            .map(|d| ("x-content-sha256", d))
+            .into_iter()
+            .collect();
+        self.c
+            .body(
+                Method::PUT,
+                &routes::version_artifact(self.model, version, path),
+                "application/octet-stream",
+                &headers,
+                body,
+            )
+            .await
+    }
+
+    /// One file's reply, unread: stream its body.
+    pub async fn get_artifact(&self, version: i64, path: &str) -> Result<reqwest::Response> {
+        self.c
+            .stream(&routes::version_artifact(self.model, version, path))
+            .await
+    }
+
+    /// Seals the files uploaded so far (optionally checking the manifest
+    /// digest the caller computed).
+    pub async fn seal_artifacts(
+        &self,
+        version: i64,
+        artifact_digest: Option<&str>,
+    ) -> Result<ArtifactListing> {
+        let body = SealArtifacts {
+            artifact_digest: artifact_digest.map(str::to_string),
+        };
+        self.c
+            .json(
+                Method::POST,
+                &routes::version_artifacts(self.model, version),
+                Some(&body),
+            )
+            .await
+    }
+
     pub async fn upload(
         &self,
         version: i64,

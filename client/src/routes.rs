@@ -81,6 +81,22 @@ pub fn version(model: &str, version: i64) -> String {
     format!("{}/{version}", versions(model))
 }
 
+/// A version's files (`GET` list, `POST` seal).
+pub fn version_artifacts(model: &str, version: i64) -> String {
+    format!("{}/artifacts", self::version(model, version))
+}
+
+/// One file of a version (`PUT` upload, `GET` download); each segment of
+/// the `/`-separated path is encoded on its own.
+pub fn version_artifact(model: &str, version: i64, path: &str) -> String {
+    let encoded: Vec<String> = path.split('/').map(encode).collect();
+    format!(
+        "{}/{}",
+        version_artifacts(model, version),
+        encoded.join("/")
+    )
+}
+
 pub fn version_tag(model: &str, version: i64, key: &str) -> String {
     format!("{}/tags/{}", self::version(model, version), encode(key))
 }

@@ -133,6 +133,25 @@ impl Client {
         decode(url, status, text)
     }
 
+    /// A `GET` whose 2xx reply is returned unread, to be streamed.
+    pub(crate) async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        let url = self.url(path);
+        let mut req = self.http.get(&url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.map_err(|e| Error::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        Err(failure(url, status, text))
+    }
+
     /// Sends `req` with the token and returns the status and body text of a
     /// 2xx reply; anything else becomes the matching [`Error`].
     async fn exchange(

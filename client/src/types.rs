@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use modelwatch_types::records::{
-    AlertHandled, AlertOutcome, AlertRecord, Alias, AliasMove, AuditEntry, AuditVerification,
-    CreatedToken, CreatedWebhook, DataRef, DeliveryStatus, GatePolicyRecord, GateReport, Lineage,
-    Model, ModelUpdate, NewModel, NewRecommendation, NewToken, NewVersion, NewWebhook, Page,
-    PolicyRecord, Promotion, Recommendation, TokenInfo, Version, VersionUpdate, Webhook,
-    WebhookDelivery,
+    AlertHandled, AlertOutcome, AlertRecord, Alias, AliasMove, ArtifactFile, ArtifactListing,
+    ArtifactsState, AuditEntry, AuditVerification, CreatedToken, CreatedWebhook, DataRef,
+    DeliveryStatus, GatePolicyRecord, GateReport, Lineage, Model, ModelUpdate, NewModel,
+    NewRecommendation, NewToken, NewVersion, NewWebhook, Page, PolicyRecord, Promotion,
+    Recommendation, SealArtifacts, TokenInfo, Version, VersionUpdate, Webhook, WebhookDelivery,
 };
 use modelwatch_types::{Features, RecommendationKind, RecommendationStatus, VersionStatus};
 

@@ -474,3 +474,96 @@ async fn a_daemon_killed_mid_upload_leaves_no_half_file() {
     let (status, _, _) = download(&http, &format!("{base}/half.bin")).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_cli_pushes_a_model_directory_seals_it_and_pulls_it_back() {
+    let d = Daemon::start();
+    let http = d.http();
+    http.model_with_versions("ranker", 1).await;
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("model");
+    std::fs::create_dir_all(model_dir.join("weights")).unwrap();
+    std::fs::write(
+        model_dir.join("MLmodel"),
+        "flavors:\n  python_function: {}\n",
+    )
+    .unwrap();
+    std::fs::write(model_dir.join("weights/layer0.bin"), vec![5u8; 300_000]).unwrap();
+    std::fs::write(
+        model_dir.join("README.md"),
+        "# ranker\nintended use: search",
+    )
+    .unwrap();
+
+    let out = d.cli(&[
+        "artifacts",
+        "push",
+        "--model",
+        "ranker",
+        "--version",
+        "1",
+        "--seal",
+        "--json",
+        model_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pushed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(pushed["state"], "sealed", "{pushed}");
+    let listing = http
+        .get_expect("/api/v1/models/ranker/versions/1/artifacts", 200)
+        .await;
+    let files = listed_files(&listing);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["MLmodel", "README.md", "weights/layer0.bin"]
+    );
+    assert_eq!(pushed["artifact_digest"], manifest_digest(&files).as_str());
+    assert_eq!(
+        files["weights/layer0.bin"].1,
+        sha256_hex(&vec![5u8; 300_000])
+    );
+
+    let out = d.cli(&["artifacts", "ls", "--model", "ranker", "--version", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("sealed") && text.contains("weights/layer0.bin"),
+        "{text}"
+    );
+
+    let pulled = work.path().join("pulled");
+    let out = d.cli(&[
+        "artifacts",
+        "pull",
+        "--model",
+        "ranker",
+        "--version",
+        "1",
+        "--to",
+        pulled.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for rel in ["MLmodel", "README.md", "weights/layer0.bin"] {
+        assert_eq!(
+            std::fs::read(pulled.join(rel)).unwrap(),
+            std::fs::read(model_dir.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    // A sealed version refuses a second push, and says why.
+    let out = d.cli(&[
+        "artifacts",
+        "push",
+        "--model",
+        "ranker",
+        "--version",
+        "1",
+        model_dir.join("README.md").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("register a new version"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -4,6 +4,7 @@
 //! data directory (`--data-dir`), for when no token is at hand.
 
 mod alerts;
+mod artifacts;
 mod bench;
 mod bench_sql;
 mod dashboards;
@@ -165,6 +166,13 @@ pub enum Command {
     Upload {
         #[command(subcommand)]
         command: upload::UploadCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// A version's files: push a model directory, pull it back, list it.
+    Artifacts {
+        #[command(subcommand)]
+        command: artifacts::ArtifactsCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -596,6 +604,7 @@ async fn client_command(command: Command) -> Result<ExitCode, CliError> {
             conn,
         } => sql(&query, limit, csv, &conn).await,
         Command::Upload { command, conn } => upload::run(command, &conn).await,
+        Command::Artifacts { command, conn } => artifacts::run(command, &conn).await,
         Command::Bench { command, conn } => bench::run(command, &conn).await,
         Command::Webhook { command, conn } => webhooks::run(command, &conn).await,
         Command::Alerts { command, conn } => alerts::run(command, &conn).await,

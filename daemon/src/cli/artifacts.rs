@@ -1,0 +1,375 @@
+//! `modelwatch artifacts push|pull|ls`: a version's files between a local
+//! directory and the daemon, with progress bars. Every file is hashed
+//! here too: a push declares each file's sha256 (the daemon keeps nothing
+//! that does not match) and `--seal` declares the manifest digest; a pull
+//! checks every file it writes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use modelwatch_artifacts::{ArtifactPath, FileEntry, Manifest, Sha256Digest};
+
+use super::output::{Column, print, record, rows};
+use super::{CliError, Connection, client, document};
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsCommand {
+    /// Upload a file or a directory's files into a version that is not
+    /// sealed yet (paths relative to the directory).
+    Push {
+        #[command(flatten)]
+        version: VersionArgs,
+        /// A file, or a directory whose files (recursively) are pushed.
+        source: PathBuf,
+        /// Store a single file under this path instead of its name.
+        #[arg(long, value_name = "PATH")]
+        r#as: Option<String>,
+        /// Seal the version afterwards: its files become fixed and its
+        /// artifact_digest the manifest digest computed here.
+        #[arg(long)]
+        seal: bool,
+    },
+    /// Download a version's files into a directory (created), each
+    /// checked against its sha256.
+    Pull {
+        #[command(flatten)]
+        version: VersionArgs,
+        /// Where to write them [default: ./<model>-<version>]
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// Only the files under this path.
+        #[arg(long, value_name = "PATH")]
+        only: Option<String>,
+    },
+    /// List a version's files and whether they are sealed.
+    Ls {
+        #[command(flatten)]
+        version: VersionArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Model name.
+    #[arg(long)]
+    pub model: String,
+    /// Version number.
+    #[arg(long)]
+    pub version: i64,
+}
+
+const FILES: &[Column] = &[("path", "/path"), ("size", "/size"), ("sha256", "/sha256")];
+const SUMMARY: &[Column] = &[
+    ("model", "/model"),
+    ("version", "/version"),
+    ("state", "/state"),
+    ("artifact digest", "/artifact_digest"),
+    ("files", "/file_count"),
+    ("bytes", "/total_bytes"),
+];
+
+pub async fn run(command: ArtifactsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
+    match command {
+        ArtifactsCommand::Ls { version } => {
+            let listing = client(conn)
+                .versions(&version.model)
+                .artifacts(version.version)
+                .await?;
+            let doc = document(&listing);
+            print(conn.json, &doc, |v| {
+                let mut summary = v.clone();
+                summary["file_count"] = v["files"].as_array().map_or(0, Vec::len).into();
+                format!(
+                    "{}\n{}",
+                    record(&summary, SUMMARY),
+                    rows(
+                        v["files"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                        FILES
+                    )
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        ArtifactsCommand::Push {
+            version,
+            source,
+            r#as,
+            seal,
+        } => push(conn, &version, &source, r#as.as_deref(), seal).await,
+        ArtifactsCommand::Pull { version, to, only } => {
+            pull(conn, &version, to, only.as_deref()).await
+        }
+    }
+}
+
+/// The files to push: `(path in the version, local file)`.
+fn plan(source: &Path, rename: Option<&str>) -> Result<Vec<(ArtifactPath, PathBuf)>, CliError> {
+    let meta = std::fs::metadata(source)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", source.display())))?;
+    let to_path = |p: String| ArtifactPath::parse(&p).map_err(|e| CliError::Usage(e.to_string()));
+    if meta.is_file() {
+        let name = match rename {
+            Some(n) => n.to_string(),
+            None => source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        return Ok(vec![(to_path(name)?, source.to_path_buf())]);
+    }
+    if rename.is_some() {
+        return Err(CliError::Usage(
+            "--as renames a single file; a directory's files keep their relative paths".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![source.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| CliError::Usage(format!("cannot list {}: {e}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| CliError::Usage(e.to_string()))?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(source)
+                    .map_err(|e| CliError::Usage(e.to_string()))?
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((to_path(rel)?, path));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds no files",
+            source.display()
+        )));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn bar(hidden: bool, total: u64, message: String) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        .with_finish(ProgressFinish::AndClear);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(message);
+    pb
+}
+
+async fn hash_file(path: &Path, progress: &ProgressBar) -> Result<FileEntry, CliError> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        progress.inc(n as u64);
+    }
+    Ok(FileEntry {
+        size,
+        sha256: Sha256Digest(hasher.finalize().into()),
+    })
+}
+
+async fn push(
+    conn: &Connection,
+    version: &VersionArgs,
+    source: &Path,
+    rename: Option<&str>,
+    seal: bool,
+) -> Result<ExitCode, CliError> {
+    let files = plan(source, rename)?;
+    let hidden = conn.json || !std::io::stderr().is_terminal();
+    let total: u64 = files
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let mut manifest = Manifest::default();
+    let hashing = bar(hidden, total, "hashing".into());
+    for (path, local) in &files {
+        manifest
+            .files
+            .insert(path.to_string(), hash_file(local, &hashing).await?);
+    }
+    hashing.finish_and_clear();
+    let api = client(conn);
+    let versions = api.versions(&version.model);
+    let uploading = bar(hidden, total, format!("pushing {} file(s)", files.len()));
+    for (path, local) in &files {
+        let entry = manifest.files[path.as_str()];
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", local.display())))?;
+        let progress = uploading.clone();
+        let body = modelwatch_server::upload::file_stream(file).inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                progress.inc(c.len() as u64);
+            }
+        });
+        versions
+            .put_artifact(
+                version.version,
+                path.as_str(),
+                Some(&entry.sha256.to_string()),
+                reqwest::Body::wrap_stream(body),
+            )
+            .await?;
+    }
+    uploading.finish_and_clear();
+    let listing = if seal {
+        versions
+            .seal_artifacts(version.version, Some(&manifest.digest().to_string()))
+            .await?
+    } else {
+        versions.artifacts(version.version).await?
+    };
+    let mut doc = document(&listing);
+    doc["file_count"] = listing.files.len().into();
+    print(conn.json, &doc, |v| record(v, SUMMARY));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pull(
+    conn: &Connection,
+    version: &VersionArgs,
+    to: Option<PathBuf>,
+    only: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let api = client(conn);
+    let versions = api.versions(&version.model);
+    let listing = versions.artifacts(version.version).await?;
+    let dir = to.unwrap_or_else(|| PathBuf::from(format!("{}-{}", version.model, version.version)));
+    let wanted: Vec<_> = listing
+        .files
+        .iter()
+        .filter(|f| {
+            only.is_none_or(|o| {
+                f.path == o || f.path.strip_prefix(o).is_some_and(|r| r.starts_with('/'))
+            })
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Err(CliError::Usage(format!(
+            "version {} of {:?} has no files{}",
+            version.version,
+            version.model,
+            only.map(|o| format!(" under {o:?}")).unwrap_or_default()
+        )));
+    }
+    let total = wanted.iter().map(|f| f.size).sum();
+    let hidden = conn.json || !std::io::stderr().is_terminal();
+    let progress = bar(hidden, total, format!("pulling {} file(s)", wanted.len()));
+    for f in &wanted {
+        // The daemon's paths are checked like uploads before any is joined
+        // to the local directory.
+        let rel = ArtifactPath::parse(&f.path).map_err(|e| CliError::Local(e.to_string()))?;
+        let target = dir.join(rel.as_str());
+        let expected =
+            Sha256Digest::parse(&f.sha256).map_err(|e| CliError::Local(e.to_string()))?;
+        download(
+            &versions,
+            version.version,
+            &f.path,
+            &target,
+            expected,
+            &progress,
+        )
+        .await?;
+    }
+    progress.finish_and_clear();
+    let summary = serde_json::json!({
+        "model": listing.model,
+        "version": listing.version,
+        "state": listing.state,
+        "artifact_digest": listing.artifact_digest,
+        "file_count": wanted.len(),
+        "total_bytes": total,
+        "directory": dir.display().to_string(),
+    });
+    print(conn.json, &summary, |v| {
+        format!("{}\nwritten to {}", record(v, SUMMARY), dir.display())
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Streams one file into `<target>.partial`, checks its sha256, then
+/// renames it into place: a failed or altered download leaves no file.
+async fn download(
+    versions: &modelwatch_client::Versions<'_>,
+    version: i64,
+    path: &str,
+    target: &Path,
+    expected: Sha256Digest,
+    progress: &ProgressBar,
+) -> Result<(), CliError> {
+    let local =
+        |e: std::io::Error| CliError::Local(format!("cannot write {}: {e}", target.display()));
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(local)?;
+    }
+    let partial = target.with_extension(match target.extension() {
+        Some(ext) => format!("{}.partial", ext.to_string_lossy()),
+        None => "partial".to_string(),
+    });
+    let reply = versions.get_artifact(version, path).await?;
+    let mut stream = reply.bytes_stream();
+    let mut out = tokio::fs::File::create(&partial).await.map_err(local)?;
+    let mut hasher = Sha256::new();
+    let result: Result<(), CliError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                CliError::Local(format!("the download of {path:?} broke off: {e}"))
+            })?;
+            hasher.update(&chunk);
+            out.write_all(&chunk).await.map_err(local)?;
+            progress.inc(chunk.len() as u64);
+        }
+        out.sync_all().await.map_err(local)?;
+        let actual = Sha256Digest(hasher.finalize().into());
+        if actual != expected {
+            return Err(CliError::Local(format!(
+                "{path:?} arrived as {actual}, not the {expected} the daemon lists; nothing was written"
+            )));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&partial, target).await.map_err(local)?;
+    Ok(())
+}
