@@ -21,6 +21,7 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "modelwatch-types",
         "modelwatch-registry",
         "modelwatch-history",
+        "modelwatch-artifacts",
         "modelwatch-collectors",
         "modelwatch-drift",
         "modelwatch-alerts",
@@ -46,6 +47,8 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         ],
         "modelwatch-registry"
         | "modelwatch-history"
+        // Not in DESIGN's table (issue 22 added it); recorded in ARCHITECTURE.md.
+        | "modelwatch-artifacts"
         | "modelwatch-collectors"
         | "modelwatch-drift"
         | "modelwatch-alerts"

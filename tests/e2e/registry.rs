@@ -150,6 +150,10 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /api/v1/models/{model}/versions/{version}/inferences",
         "POST /api/v1/models/{model}/versions/{version}/reference",
         "POST /api/v1/models/{model}/versions/{version}/labels",
+        "GET /api/v1/models/{model}/versions/{version}/artifacts",
+        "POST /api/v1/models/{model}/versions/{version}/artifacts",
+        "GET /api/v1/models/{model}/versions/{version}/artifacts/{path}",
+        "PUT /api/v1/models/{model}/versions/{version}/artifacts/{path}",
         "GET /api/v1/models/{model}/aliases",
         "GET /api/v1/models/{model}/aliases/{alias}",
         "PUT /api/v1/models/{model}/aliases/{alias}",
@@ -205,7 +209,8 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
             .replace("{alias}", "production")
             .replace("{key}", "k")
             .replace("{id}", "1")
-            .replace("{name}", "t");
+            .replace("{name}", "t")
+            .replace("{path}", "model/MLmodel");
         let body = if matches!(method, "POST" | "PUT" | "PATCH") {
             Some(json!({}))
         } else {
