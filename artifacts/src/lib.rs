@@ -25,9 +25,10 @@
 //!     {"format":"modelwatch-artifacts-manifest/1",
 //!      "files":[{"path":"model/MLmodel","size":312,"sha256":"sha256:<hex>"}, …]}
 //!     files sorted by path, no whitespace; its sha256 is the version's artifact_digest
-//! trees/versions/<model>/<version>/<sha256 of path>   one pointer per file of a tree:
-//! trees/runs/<run id>/<sha256 of path>                {"path":…,"size":…,"sha256":…}
-//! trees/logged-models/<model id>/<sha256 of path>
+//! trees/<tree>/files/<sha256 of path>   one pointer per file of a tree:
+//!     {"path":…,"size":…,"sha256":…}
+//! trees/<tree>/dirs/<sha256 of dir>     a directory of the tree (its path as content)
+//!     <tree>: versions/<model>/<version> | runs/<run id> | logged-models/<model id>
 //! staging/<random>                   an upload in flight (swept at start)
 //! ```
 //! An upload streams into `staging/`, is hashed on the way, fsynced, then

@@ -63,7 +63,14 @@ fn manifest_key(d: &Sha256Digest) -> ObjectPath {
 /// path (any length, any characters) is one flat object name.
 fn pointer_key(tree: &Tree, path: &ArtifactPath) -> ObjectPath {
     let name = Sha256Digest::of(path.as_str().as_bytes()).hex();
-    ObjectPath::from(format!("trees/{}/{name}", tree.key()))
+    ObjectPath::from(format!("trees/{}/files/{name}", tree.key()))
+}
+
+/// A tree's marker that `dir` is a directory (some file lies under it), so
+/// an upload can tell a file/directory clash without listing the tree.
+fn directory_key(tree: &Tree, dir: &str) -> ObjectPath {
+    let name = Sha256Digest::of(dir.as_bytes()).hex();
+    ObjectPath::from(format!("trees/{}/dirs/{name}", tree.key()))
 }
 
 impl ArtifactStore {
@@ -200,6 +207,12 @@ impl ArtifactStore {
             size,
             sha256: digest,
         };
+        for dir in path.ancestors() {
+            let marker = directory_key(tree, dir);
+            self.store
+                .put(&marker, PutPayload::from(dir.as_bytes().to_vec()))
+                .await?;
+        }
         let pointer = pointer_key(tree, path);
         let json = serde_json::to_vec(&listed).expect("a listed file always serializes");
         self.store.put(&pointer, PutPayload::from(json)).await?;
@@ -210,11 +223,13 @@ impl ArtifactStore {
     }
 
     /// A file and a directory cannot share a name in one tree: later
-    /// downloads into a file system would fail.
+    /// downloads into a file system would fail. Checked with a few direct
+    /// reads (the path's directories, its own directory marker), never a
+    /// listing, so pushing n files costs O(n).
     async fn check_conflicts(&self, tree: &Tree, path: &ArtifactPath) -> Result<()> {
-        let current = self.tree_manifest(tree).await?;
         for dir in path.ancestors() {
-            if current.files.contains_key(dir) {
+            let dir_path = ArtifactPath::parse(dir)?;
+            if self.tree_file(tree, &dir_path).await?.is_some() {
                 return Err(Error::PathConflict {
                     path: path.to_string(),
                     existing: dir.to_string(),
@@ -223,24 +238,22 @@ impl ArtifactStore {
                 });
             }
         }
-        if let Some(existing) = current.files.keys().find(|p| {
-            p.strip_prefix(path.as_str())
-                .is_some_and(|r| r.starts_with('/'))
-        }) {
-            return Err(Error::PathConflict {
+        match self.store.head(&directory_key(tree, path.as_str())).await {
+            Ok(_) => Err(Error::PathConflict {
                 path: path.to_string(),
-                existing: existing.clone(),
-                kind: "file under a directory of that name",
+                existing: path.to_string(),
+                kind: "directory",
                 tree: tree.to_string(),
-            });
+            }),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     /// The files a tree holds now.
     pub async fn tree_manifest(&self, tree: &Tree) -> Result<Manifest> {
         tree.validate()?;
-        let prefix = ObjectPath::from(format!("trees/{}", tree.key()));
+        let prefix = ObjectPath::from(format!("trees/{}/files", tree.key()));
         let mut listing = self.store.list(Some(&prefix));
         let mut manifest = Manifest::default();
         while let Some(meta) = listing.next().await {
@@ -258,6 +271,31 @@ impl ArtifactStore {
             );
         }
         Ok(manifest)
+    }
+
+    /// One file of a tree (its pointer read directly, without listing the tree).
+    pub async fn tree_file(&self, tree: &Tree, path: &ArtifactPath) -> Result<Option<FileEntry>> {
+        tree.validate()?;
+        let bytes = match self.store.get(&pointer_key(tree, path)).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let f: ListedFile = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Corrupt(format!(
+                "the pointer of {path} in {tree} does not parse: {e}"
+            ))
+        })?;
+        if f.path != path.as_str() {
+            return Err(Error::Corrupt(format!(
+                "the pointer of {path} in {tree} names {:?}",
+                f.path
+            )));
+        }
+        Ok(Some(FileEntry {
+            size: f.size,
+            sha256: f.sha256,
+        }))
     }
 
     /// Stores a manifest (immutable, named by its digest) and returns the
@@ -497,6 +535,15 @@ mod tests {
         assert_eq!(f.sha256, Sha256Digest::of(b"weights"));
         let m = store.tree_manifest(&tree()).await.unwrap();
         assert_eq!(m.files.len(), 1);
+        let direct = store
+            .tree_file(&tree(), &p("model/model.pkl"))
+            .await
+            .unwrap();
+        assert_eq!(direct, Some(m.files["model/model.pkl"]));
+        assert_eq!(
+            store.tree_file(&tree(), &p("model/nope")).await.unwrap(),
+            None
+        );
         let digest = store.seal("version 1", &m).await.unwrap();
         assert_eq!(digest, m.digest());
         let sealed = store.manifest(&digest).await.unwrap();

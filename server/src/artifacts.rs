@@ -136,13 +136,28 @@ where
     let stored = store
         .put_file(&version_tree(model, version), path, body, expect)
         .await?;
-    let after = VersionFiles::load(registry, store, model, version).await?;
-    match after.state {
-        FilesState::Open => Ok(stored),
-        _ if after.manifest.files.get(path.as_str()).map(|e| e.sha256) == Some(stored.sha256) => {
-            Ok(stored)
+    // Only the record is read again: listing the tree on every upload
+    // would make pushing n files cost n² reads.
+    let after = registry.get_version(model, version).await?;
+    let Some(digest) = after.artifact_digest.as_deref() else {
+        return Ok(stored);
+    };
+    let sealed_with_it = match Sha256Digest::parse(digest) {
+        Ok(d) if store.has_manifest(&d).await? => {
+            store
+                .manifest(&d)
+                .await?
+                .files
+                .get(path.as_str())
+                .map(|e| e.sha256)
+                == Some(stored.sha256)
         }
-        _ => Err(sealed_conflict(&after.version)),
+        _ => false,
+    };
+    if sealed_with_it {
+        Ok(stored)
+    } else {
+        Err(sealed_conflict(&after))
     }
 }
 

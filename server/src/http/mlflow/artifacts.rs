@@ -198,12 +198,21 @@ async fn download(
     caller.require(Role::Reader)?;
     let target = proxy_target(&path).ok_or_else(|| no_such_path(&path))?;
     let file = ArtifactPath::parse(folder(&target))?;
-    let manifest = target_files(&s, &target).await?;
-    let entry = manifest
-        .files
-        .get(file.as_str())
-        .copied()
-        .ok_or_else(|| MlflowError(ApiError::not_found(format!("no artifact at {path:?}"))))?;
+    // A run's or logged model's file is read by its pointer: MLflow
+    // downloads a model file by file, and listing the tree for each would
+    // cost n² reads.
+    let entry = match &target {
+        ProxyTarget::Tree(tree, _) => {
+            check_tree(&s, tree).await?;
+            s.artifacts.tree_file(tree, &file).await?
+        }
+        ProxyTarget::Version { .. } => target_files(&s, &target)
+            .await?
+            .files
+            .get(file.as_str())
+            .copied(),
+    }
+    .ok_or_else(|| MlflowError(ApiError::not_found(format!("no artifact at {path:?}"))))?;
     Ok(super::super::artifacts::file_response(&s, entry).await?)
 }
 
