@@ -37,6 +37,7 @@
 //! one, never a pointer to a partial file.
 
 mod error;
+mod hashing;
 mod manifest;
 mod path;
 mod store;

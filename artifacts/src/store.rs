@@ -8,10 +8,10 @@ use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
+use crate::hashing::PipelinedSha256;
 use crate::manifest::{FileEntry, ListedFile, Manifest, Sha256Digest};
 use crate::path::{ArtifactPath, Tree};
 
@@ -146,7 +146,7 @@ impl ArtifactStore {
         let staging = ObjectPath::from(format!("staging/{:032x}", rand::random::<u128>()));
         let upload = self.store.put_multipart(&staging).await?;
         let mut writer = WriteMultipart::new(upload);
-        let mut hasher = Sha256::new();
+        let hasher = PipelinedSha256::new();
         let mut size: u64 = 0;
         let failure = loop {
             match body.next().await {
@@ -165,7 +165,7 @@ impl ArtifactStore {
                             limit: self.max_file_bytes,
                         });
                     }
-                    hasher.update(&chunk);
+                    hasher.update(chunk.clone()).await;
                     writer.put(chunk);
                     if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
                         break Some(e.into());
@@ -178,7 +178,7 @@ impl ArtifactStore {
             return Err(e);
         }
         writer.finish().await?;
-        let digest = Sha256Digest(hasher.finalize().into());
+        let digest = hasher.finish().await?;
         if let Some(declared) = expect
             && declared != digest
         {
@@ -414,46 +414,46 @@ impl ArtifactStore {
     }
 }
 
-/// Hashes a file's bytes as they pass and fails the stream, instead of
-/// ending it, when they are not the content `entry` names.
+/// Hashes a file's bytes as they pass (on the hashing thread) and fails
+/// the stream, instead of ending it, when they are not the content `entry`
+/// names.
 fn verified(raw: BoxStream<'static, Result<Bytes>>, entry: FileEntry) -> FileStream {
     struct State {
         raw: BoxStream<'static, Result<Bytes>>,
-        hasher: Sha256,
+        hasher: Option<PipelinedSha256>,
         seen: u64,
-        done: bool,
     }
     let state = State {
         raw,
-        hasher: Sha256::new(),
+        hasher: Some(PipelinedSha256::new()),
         seen: 0,
-        done: false,
     };
     futures::stream::unfold(state, move |mut s| async move {
-        if s.done {
-            return None;
-        }
+        let hasher = s.hasher.as_ref()?;
         match s.raw.next().await {
             Some(Ok(chunk)) => {
                 s.seen += chunk.len() as u64;
                 if s.seen > entry.size {
-                    s.done = true;
+                    s.hasher = None;
                     let e = Error::Corrupt(format!(
                         "stored content {} is longer than its {} bytes",
                         entry.sha256, entry.size
                     ));
                     return Some((Err(e), s));
                 }
-                s.hasher.update(&chunk);
+                hasher.update(chunk.clone()).await;
                 Some((Ok(chunk), s))
             }
             Some(Err(e)) => {
-                s.done = true;
+                s.hasher = None;
                 Some((Err(e), s))
             }
             None => {
-                s.done = true;
-                let actual = Sha256Digest(std::mem::take(&mut s.hasher).finalize().into());
+                let hasher = s.hasher.take()?;
+                let actual = match hasher.finish().await {
+                    Ok(d) => d,
+                    Err(e) => return Some((Err(e.into()), s)),
+                };
                 if s.seen == entry.size && actual == entry.sha256 {
                     None
                 } else {

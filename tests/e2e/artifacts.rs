@@ -165,6 +165,12 @@ async fn mlflow_logs_a_sklearn_model_and_loads_it_back_through_models_uris() {
         .collect();
     assert_eq!(downloaded, stored);
 
+    // Registered again from the run (`runs:/<run>/model`): the same files,
+    // so the same digest.
+    assert_eq!(seen["from_run_version"], "2");
+    let v2 = http.get_expect("/api/v1/models/fraud/versions/2", 200).await;
+    assert_eq!(v2["artifact_digest"], version["artifact_digest"]);
+
     // The native route serves the same bytes, with their digest.
     let (status, mlmodel, digest) =
         download(&http, "/api/v1/models/fraud/versions/1/artifacts/MLmodel").await;

@@ -43,6 +43,10 @@ by_number = mlflow.sklearn.load_model(f"models:/{name}/{version}")
 downloaded = mlflow.artifacts.download_artifacts(
     f"models:/{name}@production", dst_path=tempfile.mkdtemp()
 )
+# MLflow 3 resolves runs:/<run>/<name> to the logged model through
+# logged-models/search; the new version holds the same files.
+from_run = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+
 files = {}
 for root, _, names in os.walk(downloaded):
     for n in names:
@@ -58,6 +62,7 @@ print(
             "run_id": run.info.run_id,
             "model_id": info.model_id,
             "source": client.get_model_version(name, version).source,
+            "from_run_version": from_run.version,
             "original": model.predict(probe).tolist(),
             "by_alias": [int(v) for v in by_alias.predict(probe)],
             "by_number": by_number.predict(probe).tolist(),

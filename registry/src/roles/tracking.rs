@@ -37,6 +37,15 @@ pub trait Tracking: Send + Sync {
 
     async fn get_logged_model(&self, id: &str) -> Result<LoggedModel>;
 
+    /// Logged models of these experiments (all when empty), optionally of
+    /// one name, newest first, at most `limit`.
+    async fn list_logged_models(
+        &self,
+        experiment_ids: &[i64],
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<LoggedModel>>;
+
     /// Audited as `logged_model.update`.
     async fn update_logged_model(
         &self,

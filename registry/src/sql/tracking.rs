@@ -418,6 +418,39 @@ impl Tracking for Store {
         .await
     }
 
+    async fn list_logged_models(
+        &self,
+        experiment_ids: &[i64],
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<LoggedModel>> {
+        self.read(async {
+            let mut conn = self.reader().await?;
+            let mut q =
+                sqlx::QueryBuilder::<super::dialect::Db>::new("SELECT id FROM logged_models WHERE 1 = 1");
+            if !experiment_ids.is_empty() {
+                q.push(" AND experiment_id IN (");
+                let mut ids = q.separated(", ");
+                for id in experiment_ids {
+                    ids.push_bind(*id);
+                }
+                q.push(")");
+            }
+            if let Some(name) = name {
+                q.push(" AND name = ").push_bind(name.to_string());
+            }
+            q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                .push_bind(i64::from(limit));
+            let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(load_logged_model(&mut conn, &id).await?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn update_logged_model(
         &self,
         actor: &Actor,

@@ -51,6 +51,47 @@ async fn update(
     Ok(s.registry.update_logged_model(actor, id, update).await?)
 }
 
+/// `logged-models/search`: what `register_model("runs:/<run>/<name>")`
+/// asks to find the model a run logged under a name. Filters: none, or
+/// `name = '<name>'`; one page of at most `max_results` (≤ 1000).
+pub async fn search(State(s): State<AppState>, r: MlflowRequest) -> Reply {
+    r.caller.require(Role::Reader)?;
+    let experiments = r
+        .fields
+        .list("experiment_ids")?
+        .iter()
+        .map(|id| {
+            id.parse::<i64>().map_err(|_| {
+                MlflowError::invalid(format!("experiment id {id:?} is not a number"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = match r.fields.opt_str("filter")?.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(filter) => Some(name_filter(filter).ok_or_else(|| {
+            MlflowError::invalid(format!(
+                "filter {filter:?} is not supported: modelwatch searches logged models by name = '<name>' only"
+            ))
+        })?),
+    };
+    let limit = wire::max_results(&r.fields, 100, 1000)?;
+    let models = s
+        .registry
+        .list_logged_models(&experiments, name.as_deref(), limit)
+        .await?;
+    Ok(Json(json!({
+        "models": models.iter().map(wire::logged_model).collect::<Vec<_>>(),
+    })))
+}
+
+/// `name = 'x'` (or `"x"`) → `x`.
+fn name_filter(filter: &str) -> Option<String> {
+    let rest = filter.strip_prefix("name")?.trim_start().strip_prefix('=')?.trim();
+    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = rest.strip_prefix(quote)?.strip_suffix(quote)?;
+    (!inner.contains(quote)).then(|| inner.to_string())
+}
+
 /// `PATCH /logged-models/{id}`: MLflow's "finalize" (sets the status).
 pub async fn finalize(
     State(s): State<AppState>,
@@ -152,4 +193,16 @@ pub async fn seal_source(
     }
     let digest = s.artifacts.seal(&tree.to_string(), &manifest).await?;
     Ok(Some(digest.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_name_equality_filters_are_read() {
+        assert_eq!(super::name_filter("name = 'model'").as_deref(), Some("model"));
+        assert_eq!(super::name_filter("name=\"m\"").as_deref(), Some("m"));
+        for bad in ["name = model", "tags.x = 'y'", "name = 'a' AND name = 'b'", "name LIKE 'm%'"] {
+            assert_eq!(super::name_filter(bad), None, "{bad}");
+        }
+    }
 }

@@ -106,6 +106,7 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/outputs", post(logged_models::log_outputs))
         .route("/metrics/get-history", get(logged_models::metric_history))
         .route("/logged-models", post(logged_models::create))
+        .route("/logged-models/search", post(logged_models::search))
         .route(
             "/logged-models/{model_id}",
             get(logged_models::get_one).patch(logged_models::finalize),
