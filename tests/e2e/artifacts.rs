@@ -168,7 +168,9 @@ async fn mlflow_logs_a_sklearn_model_and_loads_it_back_through_models_uris() {
     // Registered again from the run (`runs:/<run>/model`): the same files,
     // so the same digest.
     assert_eq!(seen["from_run_version"], "2");
-    let v2 = http.get_expect("/api/v1/models/fraud/versions/2", 200).await;
+    let v2 = http
+        .get_expect("/api/v1/models/fraud/versions/2", 200)
+        .await;
     assert_eq!(v2["artifact_digest"], version["artifact_digest"]);
 
     // The native route serves the same bytes, with their digest.
@@ -250,7 +252,9 @@ async fn native_uploads_are_verified_confined_bounded_and_sealed_once() {
 
     // Bad uploads: a clear 4xx, and nothing of them is kept.
     let wrong = sha256_hex(b"something else");
-    let cases: Vec<(String, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    // (path, body, declared sha256, status, error code)
+    type Case<'a> = (String, Vec<u8>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             format!("{base}/card.md"),
             b"# card".to_vec(),

@@ -436,10 +436,15 @@ pub async fn logged_models_and_metric_history_serve_mlflow_log_model(fx: &mut Fi
         .list_logged_models(&[DEFAULT_EXPERIMENT_ID], Some("model"), 10)
         .await
         .unwrap();
-    assert_eq!(ids(named), [lm.id.clone()]);
+    assert_eq!(ids(named), std::slice::from_ref(&lm.id));
     assert_eq!(s.list_logged_models(&[], None, 10).await.unwrap().len(), 2);
     assert_eq!(s.list_logged_models(&[], None, 1).await.unwrap().len(), 1);
-    assert!(s.list_logged_models(&[42], None, 10).await.unwrap().is_empty());
+    assert!(
+        s.list_logged_models(&[42], None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let _ = other;
     assert!(matches!(
         s.get_logged_model("m-0000").await,

@@ -61,9 +61,8 @@ pub async fn search(State(s): State<AppState>, r: MlflowRequest) -> Reply {
         .list("experiment_ids")?
         .iter()
         .map(|id| {
-            id.parse::<i64>().map_err(|_| {
-                MlflowError::invalid(format!("experiment id {id:?} is not a number"))
-            })
+            id.parse::<i64>()
+                .map_err(|_| MlflowError::invalid(format!("experiment id {id:?} is not a number")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let name = match r.fields.opt_str("filter")?.as_deref().map(str::trim) {
@@ -86,7 +85,11 @@ pub async fn search(State(s): State<AppState>, r: MlflowRequest) -> Reply {
 
 /// `name = 'x'` (or `"x"`) → `x`.
 fn name_filter(filter: &str) -> Option<String> {
-    let rest = filter.strip_prefix("name")?.trim_start().strip_prefix('=')?.trim();
+    let rest = filter
+        .strip_prefix("name")?
+        .trim_start()
+        .strip_prefix('=')?
+        .trim();
     let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
     let inner = rest.strip_prefix(quote)?.strip_suffix(quote)?;
     (!inner.contains(quote)).then(|| inner.to_string())
@@ -199,9 +202,17 @@ pub async fn seal_source(
 mod tests {
     #[test]
     fn only_name_equality_filters_are_read() {
-        assert_eq!(super::name_filter("name = 'model'").as_deref(), Some("model"));
+        assert_eq!(
+            super::name_filter("name = 'model'").as_deref(),
+            Some("model")
+        );
         assert_eq!(super::name_filter("name=\"m\"").as_deref(), Some("m"));
-        for bad in ["name = model", "tags.x = 'y'", "name = 'a' AND name = 'b'", "name LIKE 'm%'"] {
+        for bad in [
+            "name = model",
+            "tags.x = 'y'",
+            "name = 'a' AND name = 'b'",
+            "name LIKE 'm%'",
+        ] {
             assert_eq!(super::name_filter(bad), None, "{bad}");
         }
     }
