@@ -117,21 +117,23 @@ impl Manifest {
                 doc.format
             )));
         }
-        Ok(Self {
-            files: doc
-                .files
+        Ok(Self::from_listing(doc.files))
+    }
+
+    /// The manifest of listed files (a later file of the same path wins).
+    pub fn from_listing(files: impl IntoIterator<Item = ListedFile>) -> Self {
+        Self {
+            files: files
                 .into_iter()
                 .map(|f| {
-                    (
-                        f.path,
-                        FileEntry {
-                            size: f.size,
-                            sha256: f.sha256,
-                        },
-                    )
+                    let entry = FileEntry {
+                        size: f.size,
+                        sha256: f.sha256,
+                    };
+                    (f.path, entry)
                 })
                 .collect(),
-        })
+        }
     }
 
     /// Files under directory `dir` (`""`: all), with paths relative to it.
@@ -156,21 +158,7 @@ impl Manifest {
     /// The manifest of the files under `dir`, with paths relative to it:
     /// what a version registered from a run's `model/` folder holds.
     pub fn subtree(&self, dir: &str) -> Manifest {
-        Manifest {
-            files: self
-                .listing(dir)
-                .into_iter()
-                .map(|f| {
-                    (
-                        f.path,
-                        FileEntry {
-                            size: f.size,
-                            sha256: f.sha256,
-                        },
-                    )
-                })
-                .collect(),
-        }
+        Self::from_listing(self.listing(dir))
     }
 
     pub fn total_bytes(&self) -> u64 {

@@ -87,6 +87,22 @@ async fn upload(http: &Http, path: &str, body: Vec<u8>, sha: Option<&str>) -> (u
     )
 }
 
+/// A `PUT` over raw TCP announcing `announced` bytes and sending `sent`
+/// of them (what an HTTP client cannot be made to do): the connection
+/// stays open for the caller to cut.
+fn partial_put(d: &Daemon, path: &str, announced: usize, sent: usize) -> std::net::TcpStream {
+    let addr = d.url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {announced}\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&vec![9u8; sent]).unwrap();
+    s.flush().unwrap();
+    s
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -330,14 +346,7 @@ async fn native_uploads_are_verified_confined_bounded_and_sealed_once() {
     assert_eq!(status, 401);
 
     // A body that ends before its Content-Length: 400, nothing kept.
-    let addr = d.url.trim_start_matches("http://").to_string();
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        s,
-        "PUT {base}/partial.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2000\r\n\r\n"
-    )
-    .unwrap();
-    s.write_all(&[0u8; 500]).unwrap();
+    let mut s = partial_put(&d, &format!("{base}/partial.bin"), 2000, 500);
     s.shutdown(std::net::Shutdown::Write).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut reply = String::new();
@@ -437,16 +446,7 @@ async fn a_daemon_killed_mid_upload_leaves_no_half_file() {
 
     // 12 MiB announced, 6 MiB sent (more than one 5 MiB part of the
     // staging upload), then the daemon dies.
-    let addr = d.url.trim_start_matches("http://").to_string();
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        s,
-        "PUT {base}/half.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
-        12 << 20
-    )
-    .unwrap();
-    s.write_all(&vec![9u8; 6 << 20]).unwrap();
-    s.flush().unwrap();
+    let s = partial_put(&d, &format!("{base}/half.bin"), 12 << 20, 6 << 20);
     let data_dir = d.data_dir.clone();
     let staging = data_dir.join("artifacts/staging");
     wait_for(

@@ -10,13 +10,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
+use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use modelwatch_artifacts::{ArtifactPath, FileEntry, Manifest, Sha256Digest};
 
 use super::output::{Column, print, record, rows};
+use super::upload::{byte_progress as bar, file_stream};
 use super::{CliError, Connection, client, document};
 
 #[derive(Debug, Subcommand)]
@@ -161,23 +162,6 @@ fn plan(source: &Path, rename: Option<&str>) -> Result<Vec<(ArtifactPath, PathBu
     Ok(out)
 }
 
-fn bar(hidden: bool, total: u64, message: String) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-        .with_finish(ProgressFinish::AndClear);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    pb.set_message(message);
-    pb
-}
-
 async fn hash_file(path: &Path, progress: &ProgressBar) -> Result<FileEntry, CliError> {
     let mut file = tokio::fs::File::open(path)
         .await
@@ -232,12 +216,7 @@ async fn push(
         let file = tokio::fs::File::open(local)
             .await
             .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", local.display())))?;
-        let progress = uploading.clone();
-        let body = modelwatch_server::upload::file_stream(file).inspect(move |chunk| {
-            if let Ok(c) = chunk {
-                progress.inc(c.len() as u64);
-            }
-        });
+        let body = file_stream(file, uploading.clone());
         versions
             .put_artifact(
                 version.version,

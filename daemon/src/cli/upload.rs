@@ -172,20 +172,29 @@ async fn open_file(path: &Path, progress: Progress) -> Result<reqwest::Body, Cli
         .await
         .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", path.display())))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let bar = if progress.hidden {
-        ProgressBar::hidden()
-    } else {
-        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
-            .with_finish(ProgressFinish::AndClear);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(format!("uploading {}", path.display()));
-        pb
-    };
+    let bar = byte_progress(
+        progress.hidden,
+        len,
+        format!("uploading {}", path.display()),
+    );
     Ok(reqwest::Body::wrap_stream(file_stream(file, bar)))
+}
+
+/// A progress bar over `total` bytes on stderr that clears itself when
+/// done; hidden for `--json` or when stderr is not a terminal.
+pub fn byte_progress(hidden: bool, total: u64, message: String) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        .with_finish(ProgressFinish::AndClear);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(message);
+    pb
 }
