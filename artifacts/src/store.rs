@@ -392,11 +392,7 @@ impl ArtifactStore {
         let Some(root) = &self.local_root else {
             return Ok(());
         };
-        let file = root.join(key.as_ref());
-        tokio::task::spawn_blocking(move || std::fs::File::open(file)?.sync_all())
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        Ok(())
+        fsync(root.join(key.as_ref())).await
     }
 
     /// Makes a rename or a new name in a directory durable.
@@ -404,14 +400,19 @@ impl ArtifactStore {
         let Some(root) = &self.local_root else {
             return Ok(());
         };
-        let Some(dir) = root.join(key.as_ref()).parent().map(Path::to_path_buf) else {
-            return Ok(());
-        };
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        Ok(())
+        match root.join(key.as_ref()).parent() {
+            Some(dir) => fsync(dir.to_path_buf()).await,
+            None => Ok(()),
+        }
     }
+}
+
+/// fsync of a file or a directory, off the async threads.
+async fn fsync(path: PathBuf) -> Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(path)?.sync_all())
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    Ok(())
 }
 
 /// Hashes a file's bytes as they pass (on the hashing thread) and fails

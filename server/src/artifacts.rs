@@ -53,6 +53,15 @@ pub fn version_tree(model: &str, version: i64) -> Tree {
 }
 
 impl VersionFiles {
+    /// The state alone, without reading the manifest.
+    pub async fn state(store: &ArtifactStore, record: &Version) -> Result<FilesState, ApiError> {
+        let stored = match record.artifact_digest.as_deref().map(Sha256Digest::parse) {
+            Some(Ok(d)) => store.has_manifest(&d).await?,
+            _ => false,
+        };
+        Ok(FilesState::of(record.artifact_digest.as_deref(), stored))
+    }
+
     pub async fn load(
         registry: &dyn RegistryStore,
         store: &ArtifactStore,
@@ -60,11 +69,7 @@ impl VersionFiles {
         version: i64,
     ) -> Result<Self, ApiError> {
         let record = registry.get_version(model, version).await?;
-        let stored = match record.artifact_digest.as_deref().map(Sha256Digest::parse) {
-            Some(Ok(d)) => store.has_manifest(&d).await?,
-            _ => false,
-        };
-        let state = FilesState::of(record.artifact_digest.as_deref(), stored);
+        let state = Self::state(store, &record).await?;
         let manifest = match state {
             FilesState::Open => store.tree_manifest(&version_tree(model, version)).await?,
             FilesState::Sealed(d) => store.manifest(&d).await?,

@@ -432,14 +432,7 @@ async fn get_download_uri(State(s): State<AppState>, r: MlflowRequest) -> Reply 
     // A version whose files modelwatch holds is read from its sealed
     // files (the artifact proxy's version folder), not from the tree it
     // was registered from.
-    let files = crate::artifacts::VersionFiles::load(
-        s.registry.as_ref(),
-        &s.artifacts,
-        &v.model,
-        v.version,
-    )
-    .await?;
-    let uri = match files.state {
+    let uri = match crate::artifacts::VersionFiles::state(&s.artifacts, &v).await? {
         crate::artifacts::FilesState::Sealed(_) => format!(
             "mlflow-artifacts:/{}/{}/{}",
             artifacts::VERSIONS_FOLDER,
