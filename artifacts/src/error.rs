@@ -50,9 +50,46 @@ pub enum Error {
     #[error("{0} was not found")]
     NotFound(String),
 
+    #[error(
+        "there is no resumable upload {0:?}: it completed, was aborted or expired; begin a new one"
+    )]
+    UploadNotFound(String),
+
+    #[error(
+        "resumable upload {id} is at offset {expected}, not {got}: send the bytes from offset {expected} (GET the upload to see its offset)"
+    )]
+    OffsetMismatch { id: String, expected: u64, got: u64 },
+
+    #[error(
+        "resumable upload {0} is being appended to by another request; wait for it, then GET the upload's offset"
+    )]
+    UploadBusy(String),
+
+    #[error(
+        "resumable upload {id} was begun for {size} bytes and more arrived; nothing of this request was kept, begin a new upload with the right size"
+    )]
+    UploadOverrun { id: String, size: u64 },
+
+    #[error(
+        "the chunk for resumable upload {id} ended early ({cause}); the bytes up to offset {offset} are kept, resume from there"
+    )]
+    ChunkBrokeOff {
+        id: String,
+        offset: u64,
+        cause: String,
+    },
+
+    #[error("{0}")]
+    Unsupported(&'static str),
+
     /// Stored data does not match what the registry recorded.
     #[error("artifact store corrupt: {0}")]
     Corrupt(String),
+
+    /// A garbage-collection sweep found something it cannot decide safely
+    /// and deletes nothing.
+    #[error("artifact garbage collection deleted nothing: {0}")]
+    GcUnsafe(String),
 
     #[error("artifact storage failed: {0}")]
     Storage(#[from] object_store::Error),
@@ -71,10 +108,12 @@ impl Error {
             | Error::DigestMismatch { .. }
             | Error::Truncated { .. }
             | Error::NothingToSeal(_) => 400,
-            Error::NotFound(_) => 404,
-            Error::PathConflict { .. } => 409,
-            Error::TooLarge { .. } => 413,
-            Error::Corrupt(_) | Error::Storage(_) | Error::Io(_) => 500,
+            Error::NotFound(_) | Error::UploadNotFound(_) => 404,
+            Error::PathConflict { .. } | Error::OffsetMismatch { .. } | Error::UploadBusy(_) => 409,
+            Error::TooLarge { .. } | Error::UploadOverrun { .. } => 413,
+            Error::ChunkBrokeOff { .. } => 400,
+            Error::Unsupported(_) => 501,
+            Error::Corrupt(_) | Error::GcUnsafe(_) | Error::Storage(_) | Error::Io(_) => 500,
         }
     }
 
@@ -89,8 +128,13 @@ impl Error {
             Error::Truncated { .. } => "truncated_upload",
             Error::PathConflict { .. } => "conflict",
             Error::NothingToSeal(_) => "no_artifacts",
-            Error::NotFound(_) => "not_found",
-            Error::Corrupt(_) | Error::Storage(_) | Error::Io(_) => "internal",
+            Error::NotFound(_) | Error::UploadNotFound(_) => "not_found",
+            Error::OffsetMismatch { .. } => "offset_mismatch",
+            Error::UploadBusy(_) => "upload_busy",
+            Error::UploadOverrun { .. } => "payload_too_large",
+            Error::ChunkBrokeOff { .. } => "truncated_upload",
+            Error::Unsupported(_) => "unsupported",
+            Error::Corrupt(_) | Error::GcUnsafe(_) | Error::Storage(_) | Error::Io(_) => "internal",
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 
 /// Longest accepted file path, in bytes.
@@ -16,8 +18,22 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// A file's path relative to its tree: `/`-separated, relative, without
 /// `.`/`..`, empty segments, backslashes or control characters, so that it
 /// names the same file on every platform and can never leave its tree.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ArtifactPath(String);
+
+impl TryFrom<String> for ArtifactPath {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<ArtifactPath> for String {
+    fn from(p: ArtifactPath) -> String {
+        p.0
+    }
+}
 
 impl ArtifactPath {
     pub fn parse(raw: &str) -> Result<Self> {
@@ -92,9 +108,19 @@ impl fmt::Display for ArtifactPath {
 /// MLflow run's or an MLflow logged model's (the MLflow artifact proxy).
 /// A tree is a staging area; what a version serves is the sealed manifest
 /// its `artifact_digest` names.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Tree {
-    Version { model: String, version: i64 },
+    /// A registered version's uploads. `created` (unix microseconds of the
+    /// version's `created_at`) is part of the key because names and
+    /// numbers come back: a model deleted and registered again starts at
+    /// version 1 again, and that new version 1 must not see the old one's
+    /// files.
+    Version {
+        model: String,
+        version: i64,
+        created: i64,
+    },
     Run(String),
     LoggedModel(String),
 }
@@ -110,7 +136,7 @@ impl Tree {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         let ok = match self {
-            Tree::Version { model, version } => {
+            Tree::Version { model, version, .. } => {
                 *version >= 1
                     && !model.is_empty()
                     && model.len() <= 255
@@ -134,7 +160,11 @@ impl Tree {
     /// The tree's folder under `trees/` in the store.
     pub(crate) fn key(&self) -> String {
         match self {
-            Tree::Version { model, version } => format!("versions/{model}/{version}"),
+            Tree::Version {
+                model,
+                version,
+                created,
+            } => format!("versions/{model}/{version}/{created}"),
             Tree::Run(id) => format!("runs/{id}"),
             Tree::LoggedModel(id) => format!("logged-models/{id}"),
         }
@@ -144,7 +174,9 @@ impl Tree {
 impl fmt::Display for Tree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Tree::Version { model, version } => write!(f, "version {version} of model {model:?}"),
+            Tree::Version { model, version, .. } => {
+                write!(f, "version {version} of model {model:?}")
+            }
             Tree::Run(id) => write!(f, "run {id:?}"),
             Tree::LoggedModel(id) => write!(f, "logged model {id:?}"),
         }
@@ -212,6 +244,7 @@ mod tests {
         let v = |m: &str, n| Tree::Version {
             model: m.into(),
             version: n,
+            created: 1_700_000_000_123_456,
         };
         assert!(v("fraud-detector.v2", 3).validate().is_ok());
         assert!(v("fraud", 0).validate().is_err());
@@ -220,6 +253,6 @@ mod tests {
         assert!(Tree::Run("abc_123-x".into()).validate().is_ok());
         assert!(Tree::Run("a/b".into()).validate().is_err());
         assert!(Tree::LoggedModel("".into()).validate().is_err());
-        assert_eq!(v("fraud", 3).key(), "versions/fraud/3");
+        assert_eq!(v("fraud", 3).key(), "versions/fraud/3/1700000000123456");
     }
 }

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
@@ -32,12 +32,14 @@ pub type FileStream = BoxStream<'static, Result<Bytes>>;
 /// doc for the layout). Cheap to clone.
 #[derive(Clone)]
 pub struct ArtifactStore {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// The directory behind `store` when it is the local file system:
     /// files are fsynced there before an upload is acknowledged, and read
     /// in large chunks.
-    local_root: Option<PathBuf>,
+    pub(crate) local_root: Option<PathBuf>,
     max_file_bytes: u64,
+    /// Resumable uploads being appended to (`crate::resumable`).
+    pub(crate) uploads_busy: crate::resumable::Busy,
 }
 
 impl std::fmt::Debug for ArtifactStore {
@@ -49,12 +51,12 @@ impl std::fmt::Debug for ArtifactStore {
     }
 }
 
-fn blob_key(d: &Sha256Digest) -> ObjectPath {
+pub(crate) fn blob_key(d: &Sha256Digest) -> ObjectPath {
     let hex = d.hex();
     ObjectPath::from(format!("blobs/sha256/{}/{hex}", &hex[..2]))
 }
 
-fn manifest_key(d: &Sha256Digest) -> ObjectPath {
+pub(crate) fn manifest_key(d: &Sha256Digest) -> ObjectPath {
     let hex = d.hex();
     ObjectPath::from(format!("manifests/sha256/{}/{hex}", &hex[..2]))
 }
@@ -78,11 +80,14 @@ impl ArtifactStore {
     pub fn open_local(dir: &Path, max_file_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let root = dir.canonicalize()?;
-        let store = LocalFileSystem::new_with_prefix(&root)?;
+        // Folders left empty by a deletion go too (garbage collection
+        // empties whole trees); writers recreate them as needed.
+        let store = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(store),
             local_root: Some(root),
             max_file_bytes,
+            uploads_busy: Default::default(),
         })
     }
 
@@ -93,6 +98,7 @@ impl ArtifactStore {
             store,
             local_root: None,
             max_file_bytes,
+            uploads_busy: Default::default(),
         }
     }
 
@@ -190,18 +196,51 @@ impl ArtifactStore {
             });
         }
         self.sync_local(&staging).await?;
+        self.commit_staged(tree, path, &staging, size, digest).await
+    }
+
+    /// A resumable upload's completed, verified file (`local` under the
+    /// store's root) into `tree` as `path`.
+    pub(crate) async fn commit_local_file(
+        &self,
+        tree: &Tree,
+        path: &ArtifactPath,
+        local: &Path,
+        size: u64,
+        digest: Sha256Digest,
+    ) -> Result<ListedFile> {
+        let root = self.local_root.as_ref().ok_or(Error::Unsupported(
+            "resumable uploads need a local artifact store; send the file in one request",
+        ))?;
+        let relative = local
+            .strip_prefix(root)
+            .map_err(|_| Error::Corrupt(format!("{} is outside the store", local.display())))?;
+        let key = ObjectPath::from(relative.to_string_lossy().as_ref());
+        self.commit_staged(tree, path, &key, size, digest).await
+    }
+
+    /// The end of every upload: the fsynced, verified `staging` object
+    /// becomes the blob of `digest`, then `tree`'s pointer for `path`.
+    async fn commit_staged(
+        &self,
+        tree: &Tree,
+        path: &ArtifactPath,
+        staging: &ObjectPath,
+        size: u64,
+        digest: Sha256Digest,
+    ) -> Result<ListedFile> {
+        let staging = staging.clone();
         let blob = blob_key(&digest);
-        match self.store.rename_if_not_exists(&staging, &blob).await {
-            Ok(()) => self.sync_local_dir(&blob).await?,
-            // The same content is stored already: keep that one.
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.store.delete(&staging).await?;
-            }
-            Err(e) => {
-                let _ = self.store.delete(&staging).await;
-                return Err(e.into());
-            }
+        // Renamed over the same content if it is stored already (an atomic
+        // replace of identical bytes), rather than keeping the old file:
+        // the blob's last-modified time is then this upload's, which is
+        // what keeps garbage collection from deleting it before the
+        // pointer below names it (see `gc`).
+        if let Err(e) = self.store.rename(&staging, &blob).await {
+            let _ = self.store.delete(&staging).await;
+            return Err(e.into());
         }
+        self.sync_local_dir(&blob).await?;
         let listed = ListedFile {
             path: path.to_string(),
             size,
@@ -226,7 +265,7 @@ impl ArtifactStore {
     /// downloads into a file system would fail. Checked with a few direct
     /// reads (the path's directories, its own directory marker), never a
     /// listing, so pushing n files costs O(n).
-    async fn check_conflicts(&self, tree: &Tree, path: &ArtifactPath) -> Result<()> {
+    pub(crate) async fn check_conflicts(&self, tree: &Tree, path: &ArtifactPath) -> Result<()> {
         for dir in path.ancestors() {
             let dir_path = ArtifactPath::parse(dir)?;
             if self.tree_file(tree, &dir_path).await?.is_some() {
@@ -321,18 +360,13 @@ impl ArtifactStore {
         let bytes = manifest.to_canonical_json();
         let digest = Sha256Digest::of(&bytes);
         let key = manifest_key(&digest);
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(bytes), PutMode::Create.into())
-            .await
-        {
-            Ok(_) => {
-                self.sync_local(&key).await?;
-                self.sync_local_dir(&key).await?;
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        // Written even when the same manifest is stored already (an atomic
+        // replace of identical bytes): its last-modified time is then this
+        // seal's, so garbage collection, which may have found it
+        // unreferenced, keeps it while the digest is being recorded.
+        self.store.put(&key, PutPayload::from(bytes)).await?;
+        self.sync_local(&key).await?;
+        self.sync_local_dir(&key).await?;
         Ok(digest)
     }
 
@@ -388,7 +422,7 @@ impl ArtifactStore {
         Ok(verified(raw, *entry))
     }
 
-    async fn sync_local(&self, key: &ObjectPath) -> Result<()> {
+    pub(crate) async fn sync_local(&self, key: &ObjectPath) -> Result<()> {
         let Some(root) = &self.local_root else {
             return Ok(());
         };
@@ -396,7 +430,7 @@ impl ArtifactStore {
     }
 
     /// Makes a rename or a new name in a directory durable.
-    async fn sync_local_dir(&self, key: &ObjectPath) -> Result<()> {
+    pub(crate) async fn sync_local_dir(&self, key: &ObjectPath) -> Result<()> {
         let Some(root) = &self.local_root else {
             return Ok(());
         };
@@ -488,6 +522,7 @@ mod tests {
         Tree::Version {
             model: "fraud".into(),
             version: 1,
+            created: 1_700_000_000_000_000,
         }
     }
 

@@ -271,6 +271,64 @@ impl Versions<'_> {
             .await
     }
 
+    /// Begins a resumable upload of one file (see `append_artifact_upload`).
+    pub async fn begin_artifact_upload(
+        &self,
+        version: i64,
+        new: &NewUpload,
+    ) -> Result<UploadStatus> {
+        self.c
+            .json(
+                Method::POST,
+                &routes::version_artifact_uploads(self.model, version),
+                Some(new),
+            )
+            .await
+    }
+
+    /// Where a resumable upload stands (its offset is where to resume).
+    pub async fn artifact_upload(&self, version: i64, id: &str) -> Result<UploadStatus> {
+        self.c
+            .json(
+                Method::GET,
+                &routes::version_artifact_upload(self.model, version, id),
+                NONE,
+            )
+            .await
+    }
+
+    /// Appends a chunk at `offset`; the chunk reaching the announced size
+    /// commits the file (`complete`, with the stored `file`).
+    pub async fn append_artifact_upload(
+        &self,
+        version: i64,
+        id: &str,
+        offset: u64,
+        chunk: reqwest::Body,
+    ) -> Result<UploadStatus> {
+        let offset = offset.to_string();
+        self.c
+            .body(
+                Method::PATCH,
+                &routes::version_artifact_upload(self.model, version, id),
+                "application/octet-stream",
+                &[("upload-offset", offset.as_str())],
+                chunk,
+            )
+            .await
+    }
+
+    /// Aborts a resumable upload, discarding what arrived.
+    pub async fn abort_artifact_upload(&self, version: i64, id: &str) -> Result<()> {
+        self.c
+            .no_reply(
+                Method::DELETE,
+                &routes::version_artifact_upload(self.model, version, id),
+                NONE,
+            )
+            .await
+    }
+
     /// One file's reply, unread: stream its body.
     pub async fn get_artifact(&self, version: i64, path: &str) -> Result<reqwest::Response> {
         self.c

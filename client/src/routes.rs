@@ -97,6 +97,20 @@ pub fn version_artifact(model: &str, version: i64, path: &str) -> String {
     )
 }
 
+/// A version's resumable uploads (`POST` begins one).
+pub fn version_artifact_uploads(model: &str, version: i64) -> String {
+    format!("{}/artifact-uploads", self::version(model, version))
+}
+
+/// One resumable upload (`GET` status, `PATCH` a chunk, `DELETE` abort).
+pub fn version_artifact_upload(model: &str, version: i64, id: &str) -> String {
+    format!(
+        "{}/{}",
+        version_artifact_uploads(model, version),
+        encode(id)
+    )
+}
+
 pub fn version_tag(model: &str, version: i64, key: &str) -> String {
     format!("{}/tags/{}", self::version(model, version), encode(key))
 }

@@ -13,10 +13,12 @@ use serde_json::Value;
 
 pub use modelwatch_types::records::{
     AlertHandled, AlertOutcome, AlertRecord, Alias, AliasMove, ArtifactFile, ArtifactListing,
-    ArtifactsState, AuditEntry, AuditVerification, CreatedToken, CreatedWebhook, DataRef,
-    DeliveryStatus, GatePolicyRecord, GateReport, Lineage, Model, ModelUpdate, NewModel,
-    NewRecommendation, NewToken, NewVersion, NewWebhook, Page, PolicyRecord, Promotion,
-    Recommendation, SealArtifacts, TokenInfo, Version, VersionUpdate, Webhook, WebhookDelivery,
+    ArtifactsState, AuditEntry, AuditVerification, CreatedToken, CreatedWebhook, DataRef, DataType,
+    DeliveryStatus, Environment, GatePolicyRecord, GateReport, Lineage, MetadataUpdate, Model,
+    ModelCard, ModelMetadata, ModelUpdate, NewModel, NewRecommendation, NewToken, NewUpload,
+    NewVersion, NewWebhook, Page, PolicyRecord, Promotion, Recommendation, SealArtifacts,
+    Signature, SignatureField, TokenInfo, UploadStatus, Version, VersionUpdate, Webhook,
+    WebhookDelivery,
 };
 use modelwatch_types::{Features, RecommendationKind, RecommendationStatus, VersionStatus};
 

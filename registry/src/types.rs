@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 
 pub use modelwatch_types::records::{
     Alias, AliasMove, AuditEntry, AuditVerification, ClusterMember, ClusterView, DataRef,
-    DutyLease, Lineage, Model, ModelUpdate, NewModel, NewRecommendation, NewVersion, Page,
-    Recommendation, TokenInfo, Version, VersionUpdate,
+    DutyLease, Environment, Lineage, MetadataUpdate, Model, ModelCard, ModelMetadata, ModelUpdate,
+    NewModel, NewRecommendation, NewVersion, Page, Recommendation, Signature, SignatureField,
+    TokenInfo, Version, VersionUpdate,
 };
 pub use modelwatch_types::{
     FeatureKind, Features, MoveKind, RecommendationKind, RecommendationStatus, Role, Severity,

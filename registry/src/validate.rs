@@ -2,7 +2,9 @@
 //! store accept exactly the same requests.
 
 use crate::error::{Error, Result};
-use crate::types::{Features, Lineage, NewModel, NewRecommendation, NewVersion, Tags};
+use crate::types::{
+    Features, Lineage, ModelMetadata, NewModel, NewRecommendation, NewVersion, SignatureField, Tags,
+};
 
 const MAX_NAME: usize = 128;
 const MAX_TEXT: usize = 16 * 1024;
@@ -207,7 +209,134 @@ pub fn new_version(v: &NewVersion) -> Result<()> {
     }
     lineage(&v.lineage)?;
     features(&v.features)?;
+    metadata(&v.metadata)?;
     tags(&v.tags)
+}
+
+const MAX_FLAVORS: usize = 32;
+const MAX_SIGNATURE_FIELDS: usize = MAX_FEATURES;
+const MAX_REQUIREMENTS: usize = 2_000;
+
+/// A version's metadata: bounded lists, one-line names, a container image
+/// pinned by digest, an input example of at most
+/// [`modelwatch_types::records::MAX_INPUT_EXAMPLE_BYTES`].
+pub fn metadata(m: &ModelMetadata) -> Result<()> {
+    if m.flavors.len() > MAX_FLAVORS {
+        return Err(Error::invalid(
+            "metadata.flavors",
+            format!("at most {MAX_FLAVORS} flavors (got {})", m.flavors.len()),
+        ));
+    }
+    for flavor in &m.flavors {
+        if flavor.is_empty() || flavor.len() > MAX_NAME {
+            return Err(Error::invalid(
+                "metadata.flavors",
+                format!("flavor {flavor:?} must be 1-{MAX_NAME} bytes"),
+            ));
+        }
+        line("metadata.flavors", flavor)?;
+    }
+    if let Some(sig) = &m.signature {
+        signature_fields("metadata.signature.inputs", &sig.inputs)?;
+        signature_fields("metadata.signature.outputs", &sig.outputs)?;
+    }
+    if let Some(example) = &m.input_example {
+        let size = example.to_string().len();
+        let max = modelwatch_types::records::MAX_INPUT_EXAMPLE_BYTES;
+        if size > max {
+            return Err(Error::invalid(
+                "metadata.input_example",
+                format!("{size} bytes of JSON; at most {max}: keep a few rows as the example"),
+            ));
+        }
+    }
+    if let Some(env) = &m.environment {
+        if let Some(python) = &env.python_version {
+            line("metadata.environment.python_version", python)?;
+        }
+        for (field, list) in [
+            ("metadata.environment.requirements", &env.requirements),
+            (
+                "metadata.environment.conda_dependencies",
+                &env.conda_dependencies,
+            ),
+        ] {
+            if list.len() > MAX_REQUIREMENTS {
+                return Err(Error::invalid(
+                    field,
+                    format!("at most {MAX_REQUIREMENTS} entries (got {})", list.len()),
+                ));
+            }
+            for entry in list {
+                line(field, entry)?;
+            }
+        }
+        if let Some(image) = &env.container_image {
+            container_image(image)?;
+        }
+    }
+    if let Some(card) = &m.model_card {
+        for (field, value) in [
+            ("metadata.model_card.intended_use", &card.intended_use),
+            ("metadata.model_card.limitations", &card.limitations),
+            ("metadata.model_card.evaluation_data", &card.evaluation_data),
+            (
+                "metadata.model_card.ethical_considerations",
+                &card.ethical_considerations,
+            ),
+        ] {
+            if let Some(v) = value {
+                text(field, v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn signature_fields(field: &str, fields: &[SignatureField]) -> Result<()> {
+    if fields.len() > MAX_SIGNATURE_FIELDS {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "at most {MAX_SIGNATURE_FIELDS} fields (got {})",
+                fields.len()
+            ),
+        ));
+    }
+    for f in fields {
+        if let Some(name) = &f.name {
+            if name.is_empty() || name.len() > 256 {
+                return Err(Error::invalid(
+                    field,
+                    format!("field name {name:?} must be 1-256 bytes"),
+                ));
+            }
+            line(field, name)?;
+        }
+        if let Some(dtype) = &f.dtype {
+            line(field, dtype)?;
+        }
+    }
+    Ok(())
+}
+
+/// `<image>@sha256:<64 hex>`: a tag can move, a digest cannot.
+fn container_image(image: &str) -> Result<()> {
+    let field = "metadata.environment.container_image";
+    line(field, image)?;
+    let pinned = image
+        .rsplit_once('@')
+        .is_some_and(|(name, d)| !name.is_empty() && digest(field, d).is_ok());
+    if pinned {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!(
+                "{image:?} is not pinned by digest: give it as <image>@sha256:<64 hex> (docker inspect --format '{{{{index .RepoDigests 0}}}}' <image>)"
+            ),
+        ))
+    }
 }
 
 /// Most features a version may declare.

@@ -13,9 +13,10 @@ use bytes::Bytes;
 use futures::Stream;
 
 use modelwatch_artifacts::{
-    ArtifactPath, ArtifactStore, FileEntry, ListedFile, Manifest, Sha256Digest, Tree,
+    Appended, ArtifactPath, ArtifactStore, FileEntry, ListedFile, Manifest, Sha256Digest, Tree,
+    UploadSession,
 };
-use modelwatch_registry::{Actor, RegistryStore, Version};
+use modelwatch_registry::{Actor, ModelMetadata, RegistryStore, Version};
 
 use crate::http::error::ApiError;
 
@@ -45,10 +46,16 @@ pub struct VersionFiles {
     pub manifest: Manifest,
 }
 
-pub fn version_tree(model: &str, version: i64) -> Tree {
+/// The tree a version's uploads go into while it is open. Keyed by the
+/// version's creation time as well as its model and number, so a model
+/// deleted and registered again, whose numbers start over, starts with no
+/// files; a model renamed while a version is open leaves that version's
+/// unsealed uploads behind (garbage collection removes them).
+pub fn version_tree(version: &Version) -> Tree {
     Tree::Version {
-        model: model.to_string(),
-        version,
+        model: version.model.clone(),
+        version: version.version,
+        created: version.created_at.timestamp_micros(),
     }
 }
 
@@ -71,7 +78,7 @@ impl VersionFiles {
         let record = registry.get_version(model, version).await?;
         let state = Self::state(store, &record).await?;
         let manifest = match state {
-            FilesState::Open => store.tree_manifest(&version_tree(model, version)).await?,
+            FilesState::Open => store.tree_manifest(&version_tree(&record)).await?,
             FilesState::Sealed(d) => store.manifest(&d).await?,
             FilesState::External => Manifest::default(),
         };
@@ -139,8 +146,20 @@ where
         return Err(sealed_conflict(&record));
     }
     let stored = store
-        .put_file(&version_tree(model, version), path, body, expect)
+        .put_file(&version_tree(&record), path, body, expect)
         .await?;
+    kept_after_seal(registry, store, (model, version), stored).await
+}
+
+/// A file just stored into an open version, unless a seal committed
+/// meanwhile without it (then 409: it is not part of the version).
+async fn kept_after_seal(
+    registry: &dyn RegistryStore,
+    store: &ArtifactStore,
+    (model, version): (&str, i64),
+    stored: ListedFile,
+) -> Result<ListedFile, ApiError> {
+    let path = stored.path.as_str();
     // Only the record is read again: listing the tree on every upload
     // would make pushing n files cost n² reads.
     let after = registry.get_version(model, version).await?;
@@ -149,13 +168,7 @@ where
     };
     let sealed_with_it = match Sha256Digest::parse(digest) {
         Ok(d) if store.has_manifest(&d).await? => {
-            store
-                .manifest(&d)
-                .await?
-                .files
-                .get(path.as_str())
-                .map(|e| e.sha256)
-                == Some(stored.sha256)
+            store.manifest(&d).await?.files.get(path).map(|e| e.sha256) == Some(stored.sha256)
         }
         _ => false,
     };
@@ -164,6 +177,89 @@ where
     } else {
         Err(sealed_conflict(&after))
     }
+}
+
+/// A version's resumable upload: it must belong to the version's tree
+/// (an id is not a capability for another version).
+async fn version_upload(
+    store: &ArtifactStore,
+    record: &Version,
+    id: &str,
+) -> Result<UploadSession, ApiError> {
+    let session = store.upload_session(id).await?;
+    if session.tree != version_tree(record) {
+        return Err(modelwatch_artifacts::Error::UploadNotFound(id.to_string()).into());
+    }
+    Ok(session)
+}
+
+/// Begins a resumable upload into an open version.
+pub async fn begin_version_upload(
+    registry: &dyn RegistryStore,
+    store: &ArtifactStore,
+    (model, version): (&str, i64),
+    path: &ArtifactPath,
+    size: u64,
+    expect: Option<Sha256Digest>,
+) -> Result<UploadSession, ApiError> {
+    let record = registry.get_version(model, version).await?;
+    if record.artifact_digest.is_some() {
+        return Err(sealed_conflict(&record));
+    }
+    let now = chrono::Utc::now().timestamp();
+    Ok(store
+        .begin_upload(&version_tree(&record), path, size, expect, now)
+        .await?)
+}
+
+/// Where a version's resumable upload stands.
+pub async fn version_upload_status(
+    registry: &dyn RegistryStore,
+    store: &ArtifactStore,
+    (model, version): (&str, i64),
+    id: &str,
+) -> Result<UploadSession, ApiError> {
+    let record = registry.get_version(model, version).await?;
+    version_upload(store, &record, id).await
+}
+
+/// Appends a chunk to a version's resumable upload; the last one commits
+/// the file (with the same seal race rule as a one-request upload).
+pub async fn append_version_upload<S, E>(
+    registry: &dyn RegistryStore,
+    store: &ArtifactStore,
+    (model, version): (&str, i64),
+    id: &str,
+    offset: u64,
+    body: S,
+) -> Result<Appended, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+    E: std::fmt::Display,
+{
+    let record = registry.get_version(model, version).await?;
+    version_upload(store, &record, id).await?;
+    if record.artifact_digest.is_some() {
+        return Err(sealed_conflict(&record));
+    }
+    match store.append_upload(id, offset, body).await? {
+        Appended::Complete(file) => Ok(Appended::Complete(
+            kept_after_seal(registry, store, (model, version), file).await?,
+        )),
+        partial => Ok(partial),
+    }
+}
+
+/// Aborts a version's resumable upload, discarding its bytes.
+pub async fn abort_version_upload(
+    registry: &dyn RegistryStore,
+    store: &ArtifactStore,
+    (model, version): (&str, i64),
+    id: &str,
+) -> Result<(), ApiError> {
+    let record = registry.get_version(model, version).await?;
+    version_upload(store, &record, id).await?;
+    Ok(store.discard_upload(id).await?)
 }
 
 /// Fixes an open version's files: stores their manifest and records its
@@ -193,14 +289,29 @@ pub async fn seal_version(
     }
     let what = format!("version {version} of model {model:?}");
     store.seal(&what, &files.manifest).await?;
+    let read = described(store, &files.manifest, &what).await?;
     let record = registry
-        .seal_artifacts(actor, model, version, &digest.to_string())
+        .seal_artifacts(actor, model, version, &digest.to_string(), read)
         .await?;
     Ok(VersionFiles {
         version: record,
         state: FilesState::Sealed(digest),
         manifest: files.manifest,
     })
+}
+
+/// What files say about themselves (their `MLmodel`); a section that
+/// could not be read is logged, never a reason to refuse the files.
+pub async fn described(
+    store: &ArtifactStore,
+    manifest: &Manifest,
+    what: &str,
+) -> Result<ModelMetadata, ApiError> {
+    let described = store.describe(manifest).await?;
+    for why in &described.skipped {
+        tracing::warn!(files = what, skipped = %why, "metadata section not read from the files");
+    }
+    Ok(described.metadata)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! This daemon among the daemons sharing one registry: its heartbeat, and
 //! the leases of the background duties that must run on one daemon at a
-//! time (the evaluator, the webhook dispatcher, the webhook sender).
+//! time (the evaluator, the webhook dispatcher, the webhook sender, the
+//! artifact garbage collection).
 //!
 //! One task claims every leased duty each [`ClusterConfig::claim_interval`]
 //! (who gets a lease is decided in `modelwatch_registry::rules::lease`) and
@@ -26,8 +27,8 @@ use modelwatch_registry::{Announcement, ClusterView, DutyFence, HeldLease, Regis
 /// The duties held by a lease: background duties (`crate::duties::names`)
 /// that must run on one daemon at a time.
 pub mod leased {
-    pub use crate::duties::names::{EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER};
-    pub const ALL: [&str; 3] = [EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER];
+    pub use crate::duties::names::{ARTIFACT_GC, EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER};
+    pub const ALL: [&str; 4] = [EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER, ARTIFACT_GC];
 }
 
 /// How fast duties move between daemons.

@@ -32,6 +32,13 @@ pub const DEFAULT_OTLP_VERSION_ATTRIBUTE: &str = "model.version";
 pub const DEFAULT_OTLP_FEATURE_PREFIX: &str = "feature.";
 pub const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
 pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = crate::webhooks::DEFAULT_MAX_ATTEMPTS;
+/// Seconds between two artifact garbage-collection sweeps.
+pub const DEFAULT_ARTIFACT_GC_INTERVAL_SECONDS: u64 = 3600;
+pub const MAX_ARTIFACT_GC_INTERVAL_SECONDS: u64 = 7 * 86_400;
+/// Seconds an artifact object stays unreferenced (and unmodified) before
+/// it is deleted.
+pub const DEFAULT_ARTIFACT_GC_GRACE_SECONDS: u64 = 86_400;
+pub const MAX_ARTIFACT_GC_GRACE_SECONDS: u64 = 3650 * 86_400;
 
 /// An amount of memory: plain bytes (`1073741824`) or a number with a unit
 /// (`512MiB`, `2GiB`, `1GB`; `K`/`M`/`G` without `B` mean KiB/MiB/GiB).
@@ -234,6 +241,26 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_MAX_ARTIFACT_FILE_BYTES", value_name = "BYTES")]
     pub max_artifact_file_bytes: Option<u64>,
 
+    /// Seconds between two sweeps of the artifact garbage collection, run
+    /// by the daemon holding its lease (the first right after it takes
+    /// it) [default: 3600]
+    #[arg(
+        long,
+        env = "MODELWATCH_ARTIFACT_GC_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub artifact_gc_interval_seconds: Option<u64>,
+
+    /// Seconds an artifact file, manifest or version tree must have been
+    /// unreferenced, on every sweep, and unmodified before it is deleted
+    /// [default: 86400]
+    #[arg(
+        long,
+        env = "MODELWATCH_ARTIFACT_GC_GRACE_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub artifact_gc_grace_seconds: Option<u64>,
+
     /// Directory a version's `reference_uri` may name files in (repeat the
     /// flag, or separate with commas); `<data-dir>/imports` always counts
     /// [default: none besides <data-dir>/imports]
@@ -283,8 +310,9 @@ pub struct ServeArgs {
     pub registry_acquire_timeout_seconds: Option<u64>,
 
     /// Longest a background duty (evaluator, webhook dispatcher, webhook
-    /// sender) stays without a daemon after the daemon holding it died;
-    /// leases last 2/3 of it and are claimed every 1/6 [default: 15]
+    /// sender, artifact garbage collection) stays without a daemon after
+    /// the daemon holding it died; leases last 2/3 of it and are claimed
+    /// every 1/6 [default: 15]
     #[arg(long, env = "MODELWATCH_DUTY_TAKEOVER_SECONDS", value_name = "SECONDS")]
     pub duty_takeover_seconds: Option<u64>,
 
@@ -383,6 +411,8 @@ pub struct FileConfig {
     pub max_upload_bytes: Option<u64>,
     pub artifacts_url: Option<String>,
     pub max_artifact_file_bytes: Option<u64>,
+    pub artifact_gc_interval_seconds: Option<u64>,
+    pub artifact_gc_grace_seconds: Option<u64>,
     pub reference_dir: Option<Vec<PathBuf>>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
@@ -469,6 +499,8 @@ pub struct Settings {
     /// Where artifacts are stored (resolved to a directory).
     pub artifacts_dir: PathBuf,
     pub max_artifact_file_bytes: u64,
+    /// When artifact garbage collection runs and what it waits for.
+    pub artifact_gc: crate::artifact_gc::GcConfig,
     /// Directories `reference_uri` may read from, besides `<data-dir>/imports`.
     pub reference_dirs: Vec<PathBuf>,
     pub model_label: String,
@@ -659,6 +691,18 @@ impl ServeArgs {
                 .max_artifact_file_bytes
                 .or(file.max_artifact_file_bytes)
                 .unwrap_or(modelwatch_artifacts::DEFAULT_MAX_FILE_BYTES),
+            artifact_gc: crate::artifact_gc::GcConfig {
+                interval: std::time::Duration::from_secs(
+                    self.artifact_gc_interval_seconds
+                        .or(file.artifact_gc_interval_seconds)
+                        .unwrap_or(DEFAULT_ARTIFACT_GC_INTERVAL_SECONDS),
+                ),
+                grace: std::time::Duration::from_secs(
+                    self.artifact_gc_grace_seconds
+                        .or(file.artifact_gc_grace_seconds)
+                        .unwrap_or(DEFAULT_ARTIFACT_GC_GRACE_SECONDS),
+                ),
+            },
             reference_dirs: self
                 .reference_dir
                 .or(file.reference_dir)
@@ -880,6 +924,25 @@ impl ServeArgs {
                 message: "must be at least 1".into(),
             });
         }
+        if !(1..=MAX_ARTIFACT_GC_INTERVAL_SECONDS)
+            .contains(&settings.artifact_gc.interval.as_secs())
+        {
+            return Err(ConfigError::Invalid {
+                field: "artifact_gc_interval_seconds",
+                message: format!(
+                    "must be between 1 and {MAX_ARTIFACT_GC_INTERVAL_SECONDS} (a week)"
+                ),
+            });
+        }
+        if !(1..=MAX_ARTIFACT_GC_GRACE_SECONDS).contains(&settings.artifact_gc.grace.as_secs()) {
+            return Err(ConfigError::Invalid {
+                field: "artifact_gc_grace_seconds",
+                message: format!(
+                    "must be between 1 and {MAX_ARTIFACT_GC_GRACE_SECONDS} (ten years); \
+                     it is how long deleted versions' files stay on disk"
+                ),
+            });
+        }
         settings.artifacts_dir = artifacts_dir(artifacts_url.as_deref(), &settings.data_dir)?;
         Ok(settings)
     }
@@ -961,6 +1024,43 @@ mod tests {
             };
             let err = args.resolve_with(FileConfig::default()).unwrap_err();
             assert!(err.to_string().contains("artifacts_url"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn artifact_gc_has_defaults_follows_precedence_and_is_bounded() {
+        let s = parse(&[]).resolve_with(FileConfig::default()).unwrap();
+        assert_eq!(s.artifact_gc.interval.as_secs(), 3600);
+        assert_eq!(s.artifact_gc.grace.as_secs(), 86_400);
+        let f = "artifact_gc_interval_seconds = 60\nartifact_gc_grace_seconds = 600";
+        let s = parse(&[]).resolve_with(file(f)).unwrap();
+        assert_eq!(s.artifact_gc.interval.as_secs(), 60);
+        assert_eq!(s.artifact_gc.grace.as_secs(), 600);
+        let s = parse(&["--artifact-gc-grace-seconds", "1"])
+            .resolve_with(file(f))
+            .unwrap();
+        assert_eq!(s.artifact_gc.grace.as_secs(), 1, "flag beats file");
+        assert_eq!(
+            s.artifact_gc.interval.as_secs(),
+            60,
+            "unset flag keeps the file's"
+        );
+        for (bad, field) in [
+            (
+                &["--artifact-gc-interval-seconds", "0"][..],
+                "artifact_gc_interval_seconds",
+            ),
+            (
+                &["--artifact-gc-interval-seconds", "604801"][..],
+                "artifact_gc_interval_seconds",
+            ),
+            (
+                &["--artifact-gc-grace-seconds", "0"][..],
+                "artifact_gc_grace_seconds",
+            ),
+        ] {
+            let err = parse(bad).resolve_with(FileConfig::default()).unwrap_err();
+            assert!(err.to_string().contains(field), "{bad:?}: {err}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! Background duties — the evaluator, the history's persister and
-//! maintenance, the WAL writer, the webhook dispatcher and sender — and
-//! whether each is still alive.
+//! maintenance, the WAL writer, the webhook dispatcher and sender, the
+//! artifact garbage collection — and whether each is still alive.
 //!
 //! A duty that dies while the daemon runs (a panic, a loop that returned)
 //! used to go unnoticed: `/readyz` stayed 200 while nothing was evaluated
@@ -27,6 +27,8 @@ pub mod names {
     pub const WAL_WRITER: &str = "wal_writer";
     pub const WEBHOOK_DISPATCHER: &str = "webhook_dispatcher";
     pub const WEBHOOK_SENDER: &str = "webhook_sender";
+    /// Deletes the artifacts of deleted versions (`crate::artifact_gc`).
+    pub const ARTIFACT_GC: &str = "artifact_gc";
     /// The heartbeat and duty-lease claims (`crate::cluster`).
     pub const CLUSTER: &str = "cluster";
 }

@@ -8,7 +8,7 @@
 //! ([`pgwire`]), the evaluator ([`evaluator`]), promotion gates in Rego
 //! ([`gate`]), the Alertmanager receiver ([`alerts`]) and outbound webhooks
 //! ([`webhooks`]), and a version's files over the artifact store
-//! ([`artifacts`]).
+//! ([`artifacts`]) with their garbage collection ([`artifact_gc`]).
 //!
 //! It must not hold domain logic: registry rules live in
 //! `modelwatch-registry`, storage in `modelwatch-history`, decoding in
@@ -23,6 +23,7 @@
 //! reverse.
 
 pub mod alerts;
+pub mod artifact_gc;
 pub mod artifacts;
 pub mod auth;
 pub mod cluster;

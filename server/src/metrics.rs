@@ -93,6 +93,17 @@ pub struct Metrics {
     /// `modelwatch_duty_fencing_token{duty}`: the token of the duty's
     /// lease (grows at every takeover).
     pub duty_fencing_token: IntGaugeVec,
+    /// `modelwatch_artifact_gc_runs_total{outcome}`: artifact
+    /// garbage-collection sweeps, `completed` or `failed`.
+    pub artifact_gc_runs: IntCounterVec,
+    /// `modelwatch_artifact_gc_deleted_total{kind}`: objects deleted
+    /// (`tree`, `manifest`, `blob`).
+    pub artifact_gc_deleted: IntCounterVec,
+    /// `modelwatch_artifact_gc_freed_bytes_total`: bytes of those objects.
+    pub artifact_gc_freed_bytes: IntCounter,
+    /// `modelwatch_artifact_gc_waiting{kind}`: unreferenced objects the
+    /// last sweep left waiting out their grace period.
+    pub artifact_gc_waiting: IntGaugeVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     /// Held for a whole scrape: the figures refreshed from the stats are the
@@ -436,7 +447,7 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "modelwatch_background_duty_up",
-                        "1 while a background duty (evaluator, persister, maintenance, webhook dispatcher, webhook sender, WAL writer) runs; 0 once it died, which also fails /readyz.",
+                        "1 while a background duty (evaluator, persister, maintenance, webhook dispatcher, webhook sender, artifact GC, WAL writer) runs; 0 once it died, which also fails /readyz.",
                     ),
                     &["duty"],
                 )
@@ -452,7 +463,7 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "modelwatch_duty_lease_held",
-                        "1 while this daemon holds the lease of a background duty that runs on one daemon at a time (evaluator, webhook_dispatcher, webhook_sender).",
+                        "1 while this daemon holds the lease of a background duty that runs on one daemon at a time (evaluator, webhook_dispatcher, webhook_sender, artifact_gc).",
                     ),
                     &["duty"],
                 )
@@ -469,6 +480,48 @@ impl Metrics {
                 )
                 .expect("valid metric definition"),
             ),
+            artifact_gc_runs: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_artifact_gc_runs_total",
+                    "Artifact garbage-collection sweeps by outcome: completed, or failed (logged; the next sweep tries again).",
+                    &["outcome"],
+                );
+                for outcome in crate::artifact_gc::OUTCOMES {
+                    v.with_label_values(&[outcome]);
+                }
+                v
+            },
+            artifact_gc_deleted: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_artifact_gc_deleted_total",
+                    "Artifact objects deleted by garbage collection, by kind: tree (a deleted version's unsealed uploads), manifest, blob (a file's content), upload (a resumable upload abandoned for 7 days).",
+                    &["kind"],
+                );
+                let kinds = crate::artifact_gc::KINDS.into_iter();
+                for kind in kinds.chain([crate::artifact_gc::UPLOAD_KIND]) {
+                    v.with_label_values(&[kind]);
+                }
+                v
+            },
+            artifact_gc_freed_bytes: counter(
+                &r,
+                "modelwatch_artifact_gc_freed_bytes_total",
+                "Bytes of the artifact objects garbage collection deleted.",
+            ),
+            artifact_gc_waiting: {
+                let v = int_gauge_vec(
+                    &r,
+                    "modelwatch_artifact_gc_waiting",
+                    "Unreferenced artifact objects the last garbage-collection sweep left waiting out their grace period, by kind (tree, manifest, blob).",
+                    &["kind"],
+                );
+                for kind in crate::artifact_gc::KINDS {
+                    v.with_label_values(&[kind]);
+                }
+                v
+            },
             history: Mutex::new(history),
             registry_figures: Mutex::new(RegistryFigures {
                 changes: counter_vec(

@@ -1,6 +1,6 @@
 //! `modelwatch serve`: open the stores, make sure an admin token exists,
 //! start the background work (history persistence, webhook dispatch and
-//! delivery), bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC, PostgreSQL), serve until
+//! delivery, artifact garbage collection), bind the listeners (HTTP API, OTLP/HTTP, OTLP/gRPC, PostgreSQL), serve until
 //! SIGINT/SIGTERM, then drain in-flight requests on every listener before
 //! closing the stores.
 
@@ -244,6 +244,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("cannot start the SQL engine")?,
     );
     let artifacts = open_artifacts(&settings).await?;
+    let artifact_gc_task = crate::artifact_gc::spawn(
+        artifacts.clone(),
+        settings.artifact_gc,
+        cluster.leased(leased::ARTIFACT_GC, &opened.fenced),
+        stop_background.subscribe(),
+        &duties,
+    );
     let state = AppState {
         evaluator: evaluator.as_ref().map(|(handle, _)| handle.clone()),
         uploads: Arc::new(uploads),
@@ -386,6 +393,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The webhook sender finishes its in-flight attempts (each bounded by
     // the request timeout) and records them before the store closes.
     let _ = webhook_tasks.await;
+    // A sweep in progress stops at its next deletion.
+    let _ = artifact_gc_task.await;
     // Leaving the cluster releases the duties only now that nothing of
     // this daemon writes for them any more.
     let _ = stop_cluster.send(true);
@@ -429,6 +438,14 @@ async fn open_artifacts(
             "removed artifact uploads left unfinished by a previous run"
         );
     }
+    // Files a garbage-collection sweep had moved aside when the daemon
+    // stopped go back before anything is served.
+    store.recover_quarantine().await.with_context(|| {
+        format!(
+            "cannot put back the files in the artifact store's gc/quarantine folder in {}",
+            dir.display()
+        )
+    })?;
     tracing::info!(dir = %dir.display(), "artifact store open");
     Ok(store)
 }

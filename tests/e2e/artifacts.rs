@@ -91,16 +91,47 @@ async fn upload(http: &Http, path: &str, body: Vec<u8>, sha: Option<&str>) -> (u
 /// of them (what an HTTP client cannot be made to do): the connection
 /// stays open for the caller to cut.
 fn partial_put(d: &Daemon, path: &str, announced: usize, sent: usize) -> std::net::TcpStream {
+    partial_request(d, "PUT", path, "", announced, &vec![9u8; sent])
+}
+
+/// [`partial_put`] with any method, extra header lines and the bytes sent.
+fn partial_request(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    headers: &str,
+    announced: usize,
+    sent: &[u8],
+) -> std::net::TcpStream {
     let addr = d.url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {announced}\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{headers}Content-Length: {announced}\r\n\r\n"
     )
     .unwrap();
-    s.write_all(&vec![9u8; sent]).unwrap();
+    s.write_all(sent).unwrap();
     s.flush().unwrap();
     s
+}
+
+/// A `PATCH` of one chunk of a resumable upload.
+async fn append_chunk(http: &Http, path: &str, offset: Option<u64>, chunk: &[u8]) -> (u16, Value) {
+    let mut req = http
+        .client
+        .patch(format!("{}{path}", http.url))
+        .bearer_auth(http.token.as_deref().unwrap_or_default())
+        .body(chunk.to_vec());
+    if let Some(offset) = offset {
+        req = req.header("upload-offset", offset.to_string());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Every file under `dir`, recursively.
@@ -240,6 +271,148 @@ async fn mlflow_logs_a_sklearn_model_and_loads_it_back_through_models_uris() {
         http.get_expect("/api/v1/audit/verify", 200).await["ok"],
         true
     );
+
+    metadata_read_from_the_mlmodel_is_typed_queried_and_gated(&d, &version).await;
+}
+
+/// What MLflow's files say about the model becomes typed metadata: the
+/// signature declares the features, SQL sees each section, and a gate
+/// requiring a model card refuses the promotion until one is written.
+async fn metadata_read_from_the_mlmodel_is_typed_queried_and_gated(d: &Daemon, version: &Value) {
+    let http = d.http();
+    let meta = &version["metadata"];
+    assert_eq!(
+        meta["flavors"],
+        json!(["python_function", "sklearn"]),
+        "{meta}"
+    );
+    let inputs: Vec<(&str, &str)> = meta["signature"]["inputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no signature inputs: {meta}"))
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(inputs, [("amount", "double"), ("ratio", "double")]);
+    assert_eq!(
+        meta["input_example"]["columns"],
+        json!(["amount", "ratio"]),
+        "{meta}"
+    );
+    let requirements = meta["environment"]["requirements"].as_array().unwrap();
+    assert!(
+        requirements
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("scikit-learn")),
+        "{meta}"
+    );
+    assert!(meta["environment"]["python_version"].is_string(), "{meta}");
+    assert_eq!(
+        version["features"],
+        json!({"amount": "numeric", "ratio": "numeric"}),
+        "the signature declares the features"
+    );
+
+    // SQL: a column per section, null when not declared.
+    let rows = http
+        .post_expect(
+            "/api/v1/sql",
+            json!({"sql": "SELECT version, flavors, model_card FROM versions WHERE model = 'fraud' ORDER BY version"}),
+            200,
+        )
+        .await;
+    assert_eq!(
+        rows["rows"][0]["flavors"], "[\"python_function\",\"sklearn\"]",
+        "{rows}"
+    );
+    assert_eq!(rows["rows"][0]["model_card"], Value::Null, "{rows}");
+
+    // The files are fixed, so is what describes them; the card is not.
+    let (status, body) = http
+        .send(
+            "PATCH",
+            "/api/v1/models/fraud/versions/1",
+            Some(json!({"metadata": {"signature": {"inputs": [], "outputs": []}}})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        error_message(&body).contains("model card can still be edited"),
+        "{body}"
+    );
+
+    // A gate requiring a card and a signature: denied, then allowed once
+    // the card is written with the CLI.
+    http.put_example_gate("fraud", "model_card_and_signature.rego")
+        .await;
+    let gate = || async {
+        http.post_expect(
+            "/api/v1/models/fraud/versions/2/gate",
+            json!({"alias": "champion"}),
+            200,
+        )
+        .await
+    };
+    let denied = gate().await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["reasons"]
+            .to_string()
+            .contains("the model card has no intended_use"),
+        "{denied}"
+    );
+    assert_eq!(denied["input"]["metadata"]["flavors"][1], "sklearn");
+
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("card.yaml");
+    std::fs::write(
+        &card,
+        "intended_use: Flagging card payments for review\nlimitations: Trained on six rows\n",
+    )
+    .unwrap();
+    let out = d.cli(&[
+        "versions",
+        "update",
+        "fraud",
+        "2",
+        "--model-card",
+        card.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Trained on six rows"));
+    let allowed = gate().await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    let v2 = http
+        .get_expect("/api/v1/models/fraud/versions/2", 200)
+        .await;
+    assert_eq!(
+        v2["metadata"]["signature"],
+        version["metadata"]["signature"]
+    );
+    assert_eq!(
+        v2["metadata"]["model_card"]["limitations"],
+        "Trained on six rows"
+    );
+    let garbage = dir.path().join("garbage.yaml");
+    std::fs::write(&garbage, "intended_use: [unclosed\n").unwrap();
+    let out = d.cli(&[
+        "versions",
+        "update",
+        "fraud",
+        "2",
+        "--model-card",
+        garbage.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.yaml"));
 }
 
 #[tokio::test]
@@ -514,6 +687,9 @@ async fn the_cli_pushes_a_model_directory_seals_it_and_pulls_it_back() {
         "1",
         "--seal",
         "--json",
+        // The 300 kB file goes in chunks, resumably.
+        "--chunk-bytes",
+        "100000",
         model_dir.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -531,6 +707,15 @@ async fn the_cli_pushes_a_model_directory_seals_it_and_pulls_it_back() {
     assert_eq!(
         files["weights/layer0.bin"].1,
         sha256_hex(&vec![5u8; 300_000])
+    );
+    // Sealing read the MLmodel.
+    let v1 = http
+        .get_expect("/api/v1/models/ranker/versions/1", 200)
+        .await;
+    assert_eq!(
+        v1["metadata"]["flavors"],
+        json!(["python_function"]),
+        "{v1}"
     );
 
     let out = d.cli(&["artifacts", "ls", "--model", "ranker", "--version", "1"]);
@@ -576,4 +761,173 @@ async fn the_cli_pushes_a_model_directory_seals_it_and_pulls_it_back() {
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test]
+async fn a_resumable_upload_survives_a_broken_chunk_and_a_killed_daemon() {
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let d = Daemon::start_in(data_dir.clone(), None, Start::default());
+    let http = d.http();
+    http.model_with_versions("big", 2).await;
+    let content: Vec<u8> = (0..3u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let sha = format!("sha256:{}", sha256_hex(&content));
+    let uploads = "/api/v1/models/big/versions/1/artifact-uploads";
+    let begun = http
+        .post_expect(
+            uploads,
+            json!({"path": "model/weights.bin", "size": content.len(), "sha256": sha}),
+            201,
+        )
+        .await;
+    assert_eq!(begun["offset"], 0);
+    let id = begun["id"].as_str().unwrap().to_string();
+    let upload = format!("{uploads}/{id}");
+
+    // The first MiB, acknowledged; nothing in the version yet.
+    let (status, reply) = append_chunk(&http, &upload, Some(0), &content[..1 << 20]).await;
+    assert_eq!(
+        (status, &reply["offset"], &reply["complete"]),
+        (200, &json!(1 << 20), &json!(false)),
+        "{reply}"
+    );
+    let listing = http
+        .get_expect("/api/v1/models/big/versions/1/artifacts", 200)
+        .await;
+    assert!(listed_files(&listing).is_empty(), "{listing}");
+
+    // Bad chunks change nothing.
+    let (status, reply) = append_chunk(&http, &upload, None, b"x").await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(error_message(&reply).contains("upload-offset"), "{reply}");
+    let (status, reply) = append_chunk(&http, &upload, Some(0), b"x").await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (409, Some("offset_mismatch")),
+        "{reply}"
+    );
+    assert!(
+        error_message(&reply).contains("send the bytes from offset 1048576"),
+        "{reply}"
+    );
+
+    // A chunk cut mid-way: what arrived is kept, and the offset says so.
+    let sent = 300_000;
+    let mut cut = partial_request(
+        &d,
+        "PATCH",
+        &upload,
+        "Upload-Offset: 1048576\r\n",
+        1 << 20,
+        &content[1 << 20..(1 << 20) + sent],
+    );
+    cut.shutdown(std::net::Shutdown::Write).unwrap();
+    cut.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reply = String::new();
+    let _ = std::io::Read::read_to_string(&mut cut, &mut reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("truncated_upload"), "{reply}");
+    let at = (1u64 << 20) + sent as u64;
+    assert_eq!(http.get_expect(&upload, 200).await["offset"], at);
+
+    // A daemon killed and started again: the upload is where it was.
+    d.kill9();
+    let d = Daemon::start_in(data_dir.clone(), None, Start::default());
+    let http = d.http();
+    let status = http.get_expect(&upload, 200).await;
+    assert_eq!(
+        (&status["offset"], &status["path"]),
+        (&json!(at), &json!("model/weights.bin"))
+    );
+    let (code, done) = append_chunk(&http, &upload, Some(at), &content[at as usize..]).await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["complete"], true, "{done}");
+    assert_eq!(done["file"]["sha256"], sha.as_str());
+    let (code, body, digest) = download(
+        &http,
+        "/api/v1/models/big/versions/1/artifacts/model/weights.bin",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body == content, "the stored file is the bytes sent");
+    assert_eq!(digest.as_deref(), Some(sha.as_str()));
+    assert_eq!(http.get(&upload).await.0, 404, "a completed upload is gone");
+    assert!(files_under(&data_dir.join("artifacts/uploads")).is_empty());
+
+    // Bad uploads: refused, nothing kept.
+    let other = "/api/v1/models/big/versions/2/artifact-uploads";
+    let reply = http
+        .post_expect(other, json!({"path": "huge.bin", "size": 1u64 << 40}), 413)
+        .await;
+    assert_eq!(reply["error"]["code"], "payload_too_large");
+    for (body, code) in [
+        (
+            json!({"path": "../etc/passwd", "size": 1}),
+            "invalid_artifact_path",
+        ),
+        (json!({"path": "/abs", "size": 1}), "invalid_artifact_path"),
+        (
+            json!({"path": "a", "size": 1, "sha256": "md5:00"}),
+            "invalid_digest",
+        ),
+        (json!({"path": "a", "size": "one"}), "invalid_argument"),
+    ] {
+        let reply = http.post_expect(other, body, 400).await;
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+    }
+    let small = http
+        .post_expect(
+            other,
+            json!({"path": "a.txt", "size": 3, "sha256": format!("sha256:{}", sha256_hex(b"abc"))}),
+            201,
+        )
+        .await;
+    let small_path = format!("{other}/{}", small["id"].as_str().unwrap());
+    let (status, reply) = append_chunk(&http, &small_path, Some(0), b"abcd").await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{reply}"
+    );
+    assert_eq!(http.get_expect(&small_path, 200).await["offset"], 0);
+    let (status, reply) = append_chunk(&http, &small_path, Some(0), b"abd").await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("digest_mismatch")),
+        "{reply}"
+    );
+    assert_eq!(
+        http.get(&small_path).await.0,
+        404,
+        "a mismatch discards the upload"
+    );
+    let listing = http
+        .get_expect("/api/v1/models/big/versions/2/artifacts", 200)
+        .await;
+    assert!(listed_files(&listing).is_empty(), "{listing}");
+    // An upload belongs to its version, ids are not paths.
+    let aborted = http
+        .post_expect(other, json!({"path": "b.txt", "size": 5}), 201)
+        .await;
+    let aborted_id = aborted["id"].as_str().unwrap();
+    assert_eq!(http.get(&format!("{uploads}/{aborted_id}")).await.0, 404);
+    assert_eq!(http.get(&format!("{other}/zz")).await.0, 404);
+    let (status, _) = http
+        .send("DELETE", &format!("{other}/{aborted_id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(http.get(&format!("{other}/{aborted_id}")).await.0, 404);
+    // Sealed versions take no new uploads; readers begin none.
+    http.post_expect("/api/v1/models/big/versions/1/artifacts", json!({}), 200)
+        .await;
+    let reply = http
+        .post_expect(uploads, json!({"path": "late.bin", "size": 1}), 409)
+        .await;
+    assert_eq!(reply["error"]["code"], "artifacts_sealed");
+    let reader = http.with_token(Some(&http.token("viewer", "reader").await));
+    assert_eq!(
+        reader.post(other, json!({"path": "r", "size": 1})).await.0,
+        403
+    );
+    assert!(files_under(&data_dir.join("artifacts/uploads")).is_empty());
 }

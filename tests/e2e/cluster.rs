@@ -121,7 +121,12 @@ async fn three_daemons_register_concurrently_into_one_gapless_audited_registry()
     let held = holders(&view);
     assert_eq!(
         held.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["evaluator", "webhook_dispatcher", "webhook_sender"],
+        [
+            "artifact_gc",
+            "evaluator",
+            "webhook_dispatcher",
+            "webhook_sender"
+        ],
         "{view}"
     );
     assert!(held.values().all(|h| members.contains(h)), "{view}");
@@ -256,7 +261,8 @@ async fn duties_move_to_a_surviving_daemon_after_kill_9_and_nothing_is_delivered
         let survivor_id = survivor_id.clone();
         async move {
             let held = holders(&cluster(survivor).await);
-            if held.len() == 3 && held.values().all(|h| *h == survivor_id) {
+            // evaluator, webhook dispatcher and sender, artifact GC
+            if held.len() == 4 && held.values().all(|h| *h == survivor_id) {
                 Ok(killed.elapsed())
             } else {
                 Err(format!("{held:?}"))

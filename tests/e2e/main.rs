@@ -4,6 +4,7 @@
 //! `.ci/run` does).
 
 mod alerts;
+mod artifact_gc;
 mod artifacts;
 mod cluster;
 mod dashboards;

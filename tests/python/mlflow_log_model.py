@@ -17,14 +17,19 @@ import tempfile
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 name = os.environ["MODEL_NAME"]
-X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0], [0.5, 0.2], [2.5, 0.9]])
+# Named columns, so the logged signature names the model's inputs.
+columns = ["amount", "ratio"]
+X = pd.DataFrame(
+    [[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0], [0.5, 0.2], [2.5, 0.9]], columns=columns
+)
 y = np.array([0, 0, 1, 1, 0, 1])
 model = LogisticRegression().fit(X, y)
-probe = np.array([[0.1, 0.3], [2.9, 0.1], [1.4, 0.7], [1.6, 0.2]])
+probe = pd.DataFrame([[0.1, 0.3], [2.9, 0.1], [1.4, 0.7], [1.6, 0.2]], columns=columns)
 
 with mlflow.start_run() as run:
     mlflow.log_param("C", "1.0")

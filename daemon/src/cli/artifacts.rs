@@ -36,6 +36,16 @@ pub enum ArtifactsCommand {
         /// artifact_digest the manifest digest computed here.
         #[arg(long)]
         seal: bool,
+        /// Files larger than this go in chunks of this many bytes, as a
+        /// resumable upload: a broken connection or a restarted daemon
+        /// costs one chunk, not the file.
+        #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CHUNK_BYTES,
+              value_parser = clap::value_parser!(u64).range(MIN_CHUNK_BYTES..))]
+        chunk_bytes: u64,
+        /// How many times in a row a chunk is retried (after asking the
+        /// daemon where the upload stands) before the push gives up.
+        #[arg(long, default_value_t = 5)]
+        retries: u32,
     },
     /// Download a version's files into a directory (created), each
     /// checked against its sha256.
@@ -65,6 +75,12 @@ pub struct VersionArgs {
     #[arg(long)]
     pub version: i64,
 }
+
+/// 32 MiB: few requests per file, and a lost chunk is quickly sent again.
+pub const DEFAULT_CHUNK_BYTES: u64 = 32 << 20;
+const MIN_CHUNK_BYTES: u64 = 1024;
+/// The first wait before a chunk is retried; doubled each time.
+const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 const FILES: &[Column] = &[("path", "/path"), ("size", "/size"), ("sha256", "/sha256")];
 const SUMMARY: &[Column] = &[
@@ -103,7 +119,15 @@ pub async fn run(command: ArtifactsCommand, conn: &Connection) -> Result<ExitCod
             source,
             r#as,
             seal,
-        } => push(conn, &version, &source, r#as.as_deref(), seal).await,
+            chunk_bytes,
+            retries,
+        } => {
+            let chunking = Chunking {
+                chunk_bytes,
+                retries,
+            };
+            push(conn, &version, &source, r#as.as_deref(), seal, chunking).await
+        }
         ArtifactsCommand::Pull { version, to, only } => {
             pull(conn, &version, to, only.as_deref()).await
         }
@@ -193,6 +217,7 @@ async fn push(
     source: &Path,
     rename: Option<&str>,
     seal: bool,
+    chunking: Chunking,
 ) -> Result<ExitCode, CliError> {
     let files = plan(source, rename)?;
     let hidden = conn.json || !std::io::stderr().is_terminal();
@@ -213,9 +238,20 @@ async fn push(
     let uploading = bar(hidden, total, format!("pushing {} file(s)", files.len()));
     for (path, local) in &files {
         let entry = manifest.files[path.as_str()];
-        let file = tokio::fs::File::open(local)
-            .await
-            .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", local.display())))?;
+        if entry.size > chunking.chunk_bytes {
+            push_in_chunks(
+                &versions,
+                version.version,
+                path,
+                local,
+                entry,
+                chunking,
+                &uploading,
+            )
+            .await?;
+            continue;
+        }
+        let file = open(local).await?;
         let body = file_stream(file, uploading.clone());
         versions
             .put_artifact(
@@ -238,6 +274,132 @@ async fn push(
     doc["file_count"] = listing.files.len().into();
     print(conn.json, &doc, |v| record(v, SUMMARY));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How large files are pushed.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunking {
+    pub chunk_bytes: u64,
+    pub retries: u32,
+}
+
+async fn open(local: &Path) -> Result<tokio::fs::File, CliError> {
+    tokio::fs::File::open(local)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", local.display())))
+}
+
+/// Whether a failed chunk is worth sending again after asking where the
+/// upload stands: no reply, a body cut short, the daemon busy or
+/// restarting, or an offset the daemon sees otherwise.
+fn retryable(e: &modelwatch_client::Error) -> bool {
+    e.is_connection_lost()
+        || matches!(e.status(), Some(500..=599))
+        || matches!(
+            e.code(),
+            Some("truncated_upload" | "offset_mismatch" | "upload_busy")
+        )
+}
+
+/// One file as a resumable upload, chunk by chunk; on a failure, asks the
+/// daemon for the upload's offset and resumes from there.
+async fn push_in_chunks(
+    versions: &modelwatch_client::Versions<'_>,
+    version: i64,
+    path: &ArtifactPath,
+    local: &Path,
+    entry: FileEntry,
+    chunking: Chunking,
+    progress: &ProgressBar,
+) -> Result<(), CliError> {
+    use tokio::io::AsyncSeekExt;
+    let begun = versions
+        .begin_artifact_upload(
+            version,
+            &modelwatch_client::NewUpload {
+                path: path.to_string(),
+                size: entry.size,
+                sha256: Some(entry.sha256.to_string()),
+            },
+        )
+        .await?;
+    let base = progress.position();
+    let mut offset = 0u64;
+    let mut failures = 0u32;
+    while offset < entry.size {
+        let len = chunking.chunk_bytes.min(entry.size - offset);
+        let mut file = open(local).await?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", local.display())))?;
+        let chunk = region_stream(file.take(len));
+        let sent = versions
+            .append_artifact_upload(
+                version,
+                &begun.id,
+                offset,
+                reqwest::Body::wrap_stream(chunk),
+            )
+            .await;
+        let error = match sent {
+            Ok(status) if status.complete => {
+                progress.set_position(base + entry.size);
+                return Ok(());
+            }
+            Ok(status) => {
+                offset = status.offset;
+                failures = 0;
+                progress.set_position(base + offset);
+                continue;
+            }
+            Err(e) if retryable(&e) && failures < chunking.retries => e,
+            Err(e) => return Err(e.into()),
+        };
+        failures += 1;
+        let wait = FIRST_RETRY_WAIT * 2u32.pow(failures - 1);
+        progress.suspend(|| {
+            eprintln!(
+                "{path}: chunk at offset {offset} failed ({error}); asking where the upload stands in {:.1} s (try {failures} of {})",
+                wait.as_secs_f64(),
+                chunking.retries
+            )
+        });
+        tokio::time::sleep(wait).await;
+        match versions.artifact_upload(version, &begun.id).await {
+            Ok(status) => {
+                offset = status.offset;
+                progress.set_position(base + offset);
+            }
+            // Gone: the last chunk may have committed the file before its
+            // reply was lost. Then the version lists it.
+            Err(e) if e.status() == Some(404) => {
+                let listing = versions.artifacts(version).await?;
+                let stored = listing
+                    .files
+                    .iter()
+                    .any(|f| f.path == path.as_str() && f.sha256 == entry.sha256.to_string());
+                if stored {
+                    progress.set_position(base + entry.size);
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
+            // Unreachable again: keep the offset, the next try asks anew.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a file region as a body stream.
+fn region_stream(
+    reader: tokio::io::Take<tokio::fs::File>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    futures::stream::try_unfold(reader, |mut reader| async move {
+        let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+        let n = reader.read_buf(&mut buf).await?;
+        Ok((n > 0).then(|| (buf.freeze(), reader)))
+    })
 }
 
 async fn pull(

@@ -25,8 +25,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use modelwatch_client::{
-    AuditQuery, Client, DataRef, Features, Lineage, ModelQuery, ModelUpdate, NewModel, NewVersion,
-    PageQuery, RecommendationQuery, SqlRequest, VersionQuery, VersionUpdate,
+    AuditQuery, Client, DataRef, Features, Lineage, MetadataUpdate, ModelQuery, ModelUpdate,
+    NewModel, NewVersion, PageQuery, RecommendationQuery, SqlRequest, VersionQuery, VersionUpdate,
 };
 use modelwatch_registry::prelude::*;
 use modelwatch_registry::{Actor, Role, SqliteStore, tokens};
@@ -349,8 +349,13 @@ pub enum VersionsCommand {
         /// daemon can read (path or file:// URI).
         #[arg(long)]
         reference_uri: Option<String>,
+        /// Metadata (flavors, signature, input_example, environment,
+        /// model_card) from a JSON or YAML file; a signature declares the
+        /// features when no --feature is given.
+        #[arg(long, value_name = "FILE")]
+        metadata: Option<std::path::PathBuf>,
     },
-    /// Change description or status (ready, archived).
+    /// Change description, status (ready, archived) or metadata.
     Update {
         model: String,
         version: i64,
@@ -358,6 +363,15 @@ pub enum VersionsCommand {
         description: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Metadata sections to replace, from a JSON or YAML file
+        /// (flavors, signature, input example and environment only while
+        /// the version's files are not sealed).
+        #[arg(long, value_name = "FILE")]
+        metadata: Option<std::path::PathBuf>,
+        /// The model card (intended_use, limitations, evaluation_data,
+        /// ethical_considerations) from a JSON or YAML file.
+        #[arg(long, value_name = "FILE", conflicts_with = "metadata")]
+        model_card: Option<std::path::PathBuf>,
     },
     /// Delete a version (refused while an alias points at it).
     Delete { model: String, version: i64 },
@@ -643,6 +657,16 @@ where
         .map_err(|e: modelwatch_types::InvalidValue| CliError::InvalidArgument(e.message))
 }
 
+/// A request document from a JSON or YAML file (YAML reads JSON too),
+/// refused with the file's name and the parser's position when it is not
+/// the expected shape.
+fn read_document<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text)
+        .map_err(|e| CliError::InvalidArgument(format!("{}: {e}", path.display())))
+}
+
 fn optional_api_value<T>(text: Option<String>) -> Result<Option<T>, CliError>
 where
     T: std::str::FromStr<Err = modelwatch_types::InvalidValue>,
@@ -759,6 +783,7 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
             tags,
             features,
             reference_uri,
+            metadata,
         } => {
             let mut metric_values = BTreeMap::new();
             for (k, v) in metrics {
@@ -788,6 +813,10 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
                 tags: tags.into_iter().collect(),
                 features: declared,
                 reference_uri,
+                metadata: metadata
+                    .map(|f| read_document(&f))
+                    .transpose()?
+                    .unwrap_or_default(),
             };
             let created = c.versions(&model).create(&new).await?;
             print(conn.json, &document(&created), |v| {
@@ -799,11 +828,22 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
             version,
             description,
             status,
+            metadata,
+            model_card,
         } => {
+            let metadata = match (metadata, model_card) {
+                (Some(file), _) => Some(read_document(&file)?),
+                (None, Some(file)) => Some(MetadataUpdate {
+                    model_card: Some(read_document(&file)?),
+                    ..Default::default()
+                }),
+                (None, None) => None,
+            };
             let update = VersionUpdate {
                 description,
                 status: optional_api_value(status)?,
                 features: None,
+                metadata,
             };
             let updated = c.versions(&model).update(version, &update).await?;
             print(conn.json, &document(&updated), |v| {

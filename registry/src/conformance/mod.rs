@@ -123,6 +123,7 @@ macro_rules! conformance_suite {
             search::runs_log_and_become_lineage,
             search::logged_models_and_metric_history_serve_mlflow_log_model,
             search::sealing_artifacts_records_the_digest_once_and_audits_it,
+            search::metadata_is_typed_declares_features_and_is_fixed_with_the_files,
             gates::gate_policies_are_stored_audited_with_before_and_after_and_removed,
             gates::a_promotion_records_its_gate_and_is_refused_when_the_policy_changed,
             webhooks::the_outbox_turns_committed_changes_into_deliveries_once,

@@ -2,6 +2,7 @@
 
 use super::Fixture;
 use crate::*;
+use modelwatch_types::records::DataType;
 
 fn actor() -> Actor {
     Actor::new("ci", Role::Admin)
@@ -479,26 +480,175 @@ pub async fn sealing_artifacts_records_the_digest_once_and_audits_it(fx: &mut Fi
     versions(&*s, "sealed", 1).await;
     let digest = format!("sha256:{}", "ab".repeat(32));
     let v = s
-        .seal_artifacts(&actor(), "sealed", 1, &digest)
+        .seal_artifacts(&actor(), "sealed", 1, &digest, ModelMetadata::default())
         .await
         .unwrap();
     assert_eq!(v.artifact_digest.as_deref(), Some(digest.as_str()));
     let other = format!("sha256:{}", "cd".repeat(32));
     assert!(matches!(
-        s.seal_artifacts(&actor(), "sealed", 1, &other).await,
+        s.seal_artifacts(&actor(), "sealed", 1, &other, ModelMetadata::default())
+            .await,
         Err(Error::Conflict(_))
     ));
     assert!(matches!(
-        s.seal_artifacts(&actor(), "sealed", 1, "md5:00").await,
+        s.seal_artifacts(&actor(), "sealed", 1, "md5:00", ModelMetadata::default())
+            .await,
         Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        s.seal_artifacts(&actor(), "sealed", 9, &other).await,
+        s.seal_artifacts(&actor(), "sealed", 9, &other, ModelMetadata::default())
+            .await,
         Err(Error::NotFound { .. })
     ));
     assert_eq!(
         s.get_version("sealed", 1).await.unwrap().artifact_digest,
         Some(digest)
     );
+    assert!(s.verify_audit().await.unwrap().ok);
+}
+
+fn signature_of(names: &[(&str, DataType)]) -> Signature {
+    Signature {
+        inputs: names
+            .iter()
+            .map(|(n, t)| SignatureField {
+                name: Some((*n).into()),
+                data_type: *t,
+                required: true,
+                dtype: None,
+                shape: None,
+            })
+            .collect(),
+        outputs: vec![],
+    }
+}
+
+pub async fn metadata_is_typed_declares_features_and_is_fixed_with_the_files(fx: &mut Fixture) {
+    let s = fx.store();
+    versions(&*s, "described", 0).await;
+    let declared = ModelMetadata {
+        flavors: vec!["onnx".into()],
+        signature: Some(signature_of(&[
+            ("age", DataType::Long),
+            ("country", DataType::String),
+        ])),
+        ..Default::default()
+    };
+    let v = s
+        .create_version(
+            &actor(),
+            "described",
+            NewVersion {
+                metadata: declared.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.metadata, declared);
+    assert_eq!(
+        v.features
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect::<Vec<_>>(),
+        vec![
+            ("age", FeatureKind::Numeric),
+            ("country", FeatureKind::Categorical)
+        ],
+        "the signature declares the features"
+    );
+    let bad_image = NewVersion {
+        metadata: ModelMetadata {
+            environment: Some(Environment {
+                container_image: Some("serve:latest".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.create_version(&actor(), "described", bad_image).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+
+    // Sealing fills what was not declared from what the files say.
+    let read = ModelMetadata {
+        flavors: vec!["sklearn".into()],
+        environment: Some(Environment {
+            python_version: Some("3.11.2".into()),
+            requirements: vec!["scikit-learn==1.9.1".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let digest = format!("sha256:{}", "ef".repeat(32));
+    let sealed = s
+        .seal_artifacts(&actor(), "described", 1, &digest, read.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        sealed.metadata.flavors,
+        vec!["onnx".to_string()],
+        "declared wins"
+    );
+    assert_eq!(sealed.metadata.environment, read.environment);
+    assert_eq!(sealed.metadata.signature, declared.signature);
+
+    // Fixed with the files, except the model card.
+    let touch_signature = VersionUpdate {
+        metadata: Some(MetadataUpdate {
+            signature: Some(signature_of(&[("x", DataType::Double)])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.update_version(&actor(), "described", 1, touch_signature)
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    let card = ModelCard {
+        intended_use: Some("Scoring loan applications of adults".into()),
+        limitations: Some("Not validated outside the EU".into()),
+        ..Default::default()
+    };
+    let after = s
+        .update_version(
+            &actor(),
+            "described",
+            1,
+            VersionUpdate {
+                metadata: Some(MetadataUpdate {
+                    model_card: Some(card.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.metadata.model_card, Some(card));
+    assert_eq!(after.metadata.environment, read.environment);
+    assert_eq!(
+        s.get_version("described", 1).await.unwrap().metadata,
+        after.metadata
+    );
+
+    // The versions view shows each section as a column.
+    let rows = s.export_view(RegistryView::Versions).await.unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["model"] == "described")
+        .expect("the version is in the view");
+    assert!(row.get("metadata").is_none());
+    assert_eq!(row["flavors"], "[\"onnx\"]");
+    assert!(
+        row["model_card"]
+            .as_str()
+            .unwrap()
+            .contains("Not validated")
+    );
+    assert!(row["input_example"].is_null());
     assert!(s.verify_audit().await.unwrap().ok);
 }

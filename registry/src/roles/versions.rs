@@ -28,15 +28,19 @@ pub trait Versions: Send + Sync {
     ) -> Result<Version>;
 
     /// Records the digest of the version's sealed artifact manifest as its
-    /// `artifact_digest`, audited as `version.artifacts_sealed`. A
-    /// conflict when the version already has one: a version's files are
-    /// fixed once recorded (register a new version for new files).
+    /// `artifact_digest`, audited as `version.artifacts_sealed`, with the
+    /// metadata `read` from the sealed files filling the sections not
+    /// declared before (and the features its signature declares, when
+    /// none are). A conflict when the version already has a digest: a
+    /// version's files are fixed once recorded (register a new version
+    /// for new files).
     async fn seal_artifacts(
         &self,
         actor: &Actor,
         model: &str,
         version: i64,
         artifact_digest: &str,
+        read: ModelMetadata,
     ) -> Result<Version>;
 
     /// Refuses while an alias points at the version.

@@ -13,10 +13,13 @@
 //! - [`lineage`]: a version's lineage from its tracking run.
 //! - [`lease`]: who gets a background duty's lease, with which fencing
 //!   token.
+//! - [`metadata`]: which metadata changes a version's fixed files allow;
+//!   the features a signature declares.
 
 pub mod alias;
 pub mod audit;
 pub mod lease;
 pub mod lineage;
+pub mod metadata;
 pub mod outbox;
 pub mod recommendation;

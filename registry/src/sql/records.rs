@@ -232,6 +232,7 @@ pub(super) async fn versions_from_rows(
                 tags: parse_json("versions.tags", row.get("tags"))?,
                 features: parse_json("versions.features", row.get("features"))?,
                 reference_uri: row.get("reference_uri"),
+                metadata: parse_json("versions.metadata", row.get("metadata"))?,
                 status: row.get::<&str, _>("status").parse()?,
                 stage: row
                     .get::<&str, _>("stage")

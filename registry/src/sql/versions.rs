@@ -10,6 +10,7 @@ use super::tx::Tx;
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::roles::Versions;
+use crate::rules;
 use crate::rules::recommendation::VERSION_DELETED_NOTE;
 use crate::types::*;
 use crate::validate;
@@ -71,6 +72,11 @@ async fn set_stage(
 impl Versions for Store {
     async fn create_version(&self, actor: &Actor, model: &str, new: NewVersion) -> Result<Version> {
         validate::new_version(&new)?;
+        let mut new = new;
+        if let Some(features) = rules::metadata::features_from_signature(&new.features, &new.metadata)
+        {
+            new.features = features;
+        }
         let args = (model.to_string(), new);
         self.audited(actor, args, |mut tx, (model, mut new)| {
             Box::pin(async move {
@@ -101,8 +107,8 @@ impl Versions for Store {
                 .await?;
                 sqlx::query(
                     "INSERT INTO versions (model_id, version, description, source_uri, artifact_digest, run_id,
-                         lineage, tags, features, reference_uri, status, created_by, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'ready', $11, $12, $13)",
+                         lineage, tags, features, reference_uri, metadata, status, created_by, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'ready', $12, $13, $14)",
                 )
                 .bind(id)
                 .bind(number)
@@ -114,6 +120,7 @@ impl Versions for Store {
                 .bind(to_json(&new.tags))
                 .bind(to_json(&new.features))
                 .bind(&new.reference_uri)
+                .bind(to_json(&new.metadata))
                 .bind(&tx.actor.name)
                 .bind(&tx.now)
                 .bind(&tx.now)
@@ -134,6 +141,7 @@ impl Versions for Store {
                     tags: new.tags,
                     features: new.features,
                     reference_uri: new.reference_uri,
+                    metadata: new.metadata,
                     status: VersionStatus::Ready,
                     stage: Stage::None,
                     aliases: Vec::new(),
@@ -205,17 +213,25 @@ impl Versions for Store {
                     .description
                     .unwrap_or_else(|| before.description.clone());
                 let status = update.status.unwrap_or(before.status);
+                let metadata = match update.metadata {
+                    Some(m) => rules::metadata::updated(&before, m)?,
+                    None => before.metadata.clone(),
+                };
                 let features = update.features.unwrap_or_else(|| before.features.clone());
+                let features = rules::metadata::features_from_signature(&features, &metadata)
+                    .unwrap_or(features);
                 validate::new_version(&NewVersion {
                     description: description.clone(),
                     features: features.clone(),
+                    metadata: metadata.clone(),
                     ..Default::default()
                 })?;
                 let id = model_id(&mut *tx.conn, &model).await?;
-                sqlx::query("UPDATE versions SET description = $1, status = $2, features = $3, updated_at = $4 WHERE model_id = $5 AND version = $6")
+                sqlx::query("UPDATE versions SET description = $1, status = $2, features = $3, metadata = $4, updated_at = $5 WHERE model_id = $6 AND version = $7")
                     .bind(&description)
                     .bind(status.as_str())
                     .bind(to_json(&features))
+                    .bind(to_json(&metadata))
                     .bind(&tx.now)
                     .bind(id)
                     .bind(version)
@@ -241,10 +257,12 @@ impl Versions for Store {
         model: &str,
         version: i64,
         artifact_digest: &str,
+        read: ModelMetadata,
     ) -> Result<Version> {
         validate::digest("artifact_digest", artifact_digest)?;
-        let args = (model.to_string(), artifact_digest.to_string());
-        self.audited(actor, args, move |mut tx, (model, digest)| {
+        validate::metadata(&read)?;
+        let args = (model.to_string(), artifact_digest.to_string(), read);
+        self.audited(actor, args, move |mut tx, (model, digest, read)| {
             Box::pin(async move {
                 let before = load_version_locked(&mut *tx.conn, &model, version).await?;
                 if let Some(existing) = &before.artifact_digest {
@@ -252,9 +270,14 @@ impl Versions for Store {
                         "version {version} of model {model:?} already has artifact_digest {existing}; its files are fixed, register a new version for new files"
                     )));
                 }
+                let metadata = rules::metadata::sealed(&before.metadata, read);
+                let features = rules::metadata::features_from_signature(&before.features, &metadata)
+                    .unwrap_or_else(|| before.features.clone());
                 let id = model_id(&mut *tx.conn, &model).await?;
-                sqlx::query("UPDATE versions SET artifact_digest = $1, updated_at = $2 WHERE model_id = $3 AND version = $4")
+                sqlx::query("UPDATE versions SET artifact_digest = $1, metadata = $2, features = $3, updated_at = $4 WHERE model_id = $5 AND version = $6")
                     .bind(&digest)
+                    .bind(to_json(&metadata))
+                    .bind(to_json(&features))
                     .bind(&tx.now)
                     .bind(id)
                     .bind(version)
@@ -264,8 +287,16 @@ impl Versions for Store {
                 tx.audit(
                     "version.artifacts_sealed",
                     &version_target(&model, version),
-                    Some(serde_json::json!({ "artifact_digest": null })),
-                    Some(serde_json::json!({ "artifact_digest": digest })),
+                    Some(serde_json::json!({
+                        "artifact_digest": null,
+                        "metadata": before.metadata,
+                        "features": before.features,
+                    })),
+                    Some(serde_json::json!({
+                        "artifact_digest": digest,
+                        "metadata": after.metadata,
+                        "features": after.features,
+                    })),
                 )
                 .await?;
                 Ok(after)

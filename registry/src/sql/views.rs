@@ -42,7 +42,7 @@ impl Views for Store {
                     "('model', m.name, 'version', v.version, 'description', v.description,
                     'status', v.status, 'stage', v.stage, 'source_uri', v.source_uri, 'artifact_digest', v.artifact_digest,
                     'run_id', v.run_id, 'lineage', v.lineage, 'tags', v.tags, 'features', v.features,
-                    'reference_uri', v.reference_uri, 'health', v.health,
+                    'reference_uri', v.reference_uri, 'metadata', v.metadata, 'health', v.health,
                     'created_by', v.created_by, 'created_at', v.created_at, 'updated_at', v.updated_at) AS TEXT)
                  FROM versions v JOIN models m ON m.id = v.model_id ORDER BY m.id, v.version"
                 )
@@ -91,7 +91,13 @@ impl Views for Store {
             let mut conn = self.reader().await?;
             let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut *conn).await?;
             rows.iter()
-                .map(|r| parse_json(view.table_name(), r))
+                .map(|r| {
+                    let mut row = parse_json(view.table_name(), r)?;
+                    if view == RegistryView::Versions {
+                        metadata_columns(&mut row)?;
+                    }
+                    Ok(row)
+                })
                 .collect()
         })
         .await
@@ -100,4 +106,40 @@ impl Views for Store {
     fn stats(&self) -> RegistryStats {
         self.change_stats()
     }
+}
+
+/// The versions view shows each metadata section as its own column (JSON
+/// text, null when not declared), so SQL can ask `model_card IS NULL`
+/// without JSON functions.
+fn metadata_columns(row: &mut Value) -> Result<()> {
+    let Some(obj) = row.as_object_mut() else {
+        return Ok(());
+    };
+    let stored = obj.remove("metadata");
+    let metadata: ModelMetadata = match stored.as_ref().and_then(Value::as_str) {
+        Some(text) => parse_json("versions.metadata", text)?,
+        None => ModelMetadata::default(),
+    };
+    let text = |v: Option<Value>| match v {
+        Some(v) => Value::String(v.to_string()),
+        None => Value::Null,
+    };
+    obj.insert(
+        "flavors".into(),
+        text((!metadata.flavors.is_empty()).then(|| serde_json::json!(metadata.flavors))),
+    );
+    obj.insert(
+        "signature".into(),
+        text(metadata.signature.map(|s| serde_json::json!(s))),
+    );
+    obj.insert("input_example".into(), text(metadata.input_example));
+    obj.insert(
+        "environment".into(),
+        text(metadata.environment.map(|e| serde_json::json!(e))),
+    );
+    obj.insert(
+        "model_card".into(),
+        text(metadata.model_card.map(|c| serde_json::json!(c))),
+    );
+    Ok(())
 }

@@ -10,8 +10,8 @@
 //!
 //! Input document (documented with an example in `docs/gates.md`):
 //! `model` (the model record), `version` (the full version record: lineage,
-//! tags, status, health, open recommendations), `lineage` and `metrics`
-//! (shortcuts into it), `alias` (the target alias, or null), `aliases`
+//! tags, status, health, open recommendations, metadata), `lineage`,
+//! `metrics` and `metadata` (shortcuts into it), `alias` (the target alias, or null), `aliases`
 //! (alias → version), `drift` (the version's newest `drift_results`
 //! evaluation with `age_seconds`, or null) and `recommendations` (the
 //! version's open recommendations).
@@ -77,12 +77,14 @@ pub fn example_input() -> Value {
         "version": {"model": "fraud", "version": 2, "description": "", "source_uri": null,
                     "artifact_digest": null, "run_id": null,
                     "lineage": {"training_data": [], "parameters": {}, "metrics": {}},
-                    "tags": {}, "features": {}, "reference_uri": null, "status": "ready",
+                    "tags": {}, "features": {}, "reference_uri": null, "metadata": {},
+                    "status": "ready",
                     "aliases": [], "health": null, "recommendations": [],
                     "created_by": "ci", "created_at": "2026-11-27T12:00:00Z",
                     "updated_at": "2026-11-27T12:00:00Z"},
         "lineage": {"training_data": [], "parameters": {}, "metrics": {}},
         "metrics": {},
+        "metadata": {},
         "alias": "production",
         "aliases": {"production": 1},
         "drift": null,
@@ -130,6 +132,7 @@ pub async fn input(
         "model": model_record,
         "lineage": record.lineage,
         "metrics": record.lineage.metrics,
+        "metadata": record.metadata,
         "alias": alias,
         "aliases": model_record.aliases,
         "drift": drift,
@@ -331,6 +334,17 @@ mod tests {
                 json!({"lineage": lineage}),
                 json!({"lineage": {"training_data": [{"uri": "s3://data/train.parquet"}]}}),
                 "training data \"s3://data/train.parquet\" has no digest",
+            ),
+            (
+                "model_card_and_signature.rego",
+                json!({"metadata": {
+                    "signature": {"inputs": [{"name": "amount", "type": "double"}], "outputs": []},
+                    "model_card": {"intended_use": "card fraud scoring",
+                                   "limitations": "not for wire transfers"}}}),
+                json!({"metadata": {
+                    "signature": {"inputs": [{"name": "amount", "type": "double"}], "outputs": []},
+                    "model_card": {"intended_use": "card fraud scoring", "limitations": ""}}}),
+                "the model card has no limitations",
             ),
             (
                 "license_allowlist.rego",

@@ -4,6 +4,7 @@
 //! in the document.
 
 pub mod alerts;
+pub mod artifact_uploads;
 pub mod artifacts;
 pub mod cluster;
 pub mod error;
@@ -146,10 +147,19 @@ fn api_router(limits: Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             artifacts::list_artifacts,
             artifacts::seal_artifacts
         ))
+        .routes(routes!(artifact_uploads::begin_upload))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    // Chunks stream their bodies and are bounded by the size the upload
+    // was begun with.
+    let chunks = OpenApiRouter::new().routes(routes!(
+        artifact_uploads::get_upload,
+        artifact_uploads::append_upload,
+        artifact_uploads::abort_upload
+    ));
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest)
         .merge(json)
+        .merge(chunks)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(cluster::get_cluster))

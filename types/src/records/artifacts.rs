@@ -46,3 +46,35 @@ pub struct ArtifactListing {
 pub struct SealArtifacts {
     pub artifact_digest: Option<String>,
 }
+
+/// `POST /models/{model}/versions/{version}/uploads`: begins a resumable
+/// upload of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpload {
+    /// Relative to the version's root, `/`-separated.
+    pub path: String,
+    /// The whole file's size in bytes.
+    pub size: u64,
+    /// `sha256:<64 hex>` the content must have; checked when the last byte
+    /// arrives (a mismatch discards the upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// A resumable upload: where it stands, and the file once complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UploadStatus {
+    pub id: String,
+    pub model: String,
+    pub version: i64,
+    pub path: String,
+    pub size: u64,
+    /// Bytes received and fsynced: the next chunk starts here.
+    pub offset: u64,
+    pub sha256: Option<String>,
+    pub complete: bool,
+    /// The stored file, once complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<ArtifactFile>,
+}

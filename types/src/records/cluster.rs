@@ -24,7 +24,7 @@ pub struct ClusterMember {
 /// The lease on one background duty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DutyLease {
-    /// `evaluator`, `webhook_dispatcher` or `webhook_sender`.
+    /// `evaluator`, `webhook_dispatcher`, `webhook_sender` or `artifact_gc`.
     pub duty: String,
     /// The daemon holding (or that last held) the lease.
     pub holder: String,

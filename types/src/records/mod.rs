@@ -18,12 +18,19 @@ mod alerts;
 mod artifacts;
 mod cluster;
 mod gates;
+mod metadata;
 mod registry;
 mod webhooks;
 
 pub use alerts::{AlertHandled, AlertOutcome, AlertRecord};
-pub use artifacts::{ArtifactFile, ArtifactListing, ArtifactsState, SealArtifacts};
+pub use artifacts::{
+    ArtifactFile, ArtifactListing, ArtifactsState, NewUpload, SealArtifacts, UploadStatus,
+};
 pub use cluster::{ClusterMember, ClusterView, DutyLease};
 pub use gates::{GateReport, Promotion};
+pub use metadata::{
+    DataType, Environment, MAX_INPUT_EXAMPLE_BYTES, MetadataUpdate, ModelCard, ModelMetadata,
+    Signature, SignatureField,
+};
 pub use registry::*;
 pub use webhooks::{CreatedWebhook, DeliveryStatus, NewWebhook, Webhook, WebhookDelivery};

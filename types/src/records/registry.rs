@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::metadata::{MetadataUpdate, ModelMetadata};
 use crate::policy::MonitoringPolicy;
 use crate::vocabulary::{
     FeatureKind, Features, MoveKind, RecommendationKind, RecommendationStatus, Role, Severity,
@@ -119,6 +120,9 @@ pub struct Version {
     pub features: Features,
     /// Where the version's reference data was loaded from at creation.
     pub reference_uri: Option<String>,
+    /// Format, signature, input example, environment and model card.
+    #[serde(default)]
+    pub metadata: ModelMetadata,
     pub status: VersionStatus,
     /// MLflow's model-version stage (`None`, `Staging`, `Production`,
     /// `Archived`), kept beside aliases: moving one never moves the other.
@@ -156,6 +160,10 @@ pub struct NewVersion {
     /// file (`/path/ref.parquet` or `file:///path/ref.parquet`). The
     /// creation fails, changing nothing, if it cannot be loaded.
     pub reference_uri: Option<String>,
+    /// Format, signature, input example, environment and model card. A
+    /// signature declares the features when `features` is empty.
+    #[serde(default)]
+    pub metadata: ModelMetadata,
 }
 
 /// `PATCH /models/{model}/versions/{version}`: `None` fields are not changed.
@@ -168,6 +176,11 @@ pub struct VersionUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BTreeMap<String, FeatureKind>>)]
     pub features: Option<Features>,
+    /// Replaces the sections given. Format, signature, input example and
+    /// environment describe the files and are fixed once they are sealed;
+    /// the model card can always be edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataUpdate>,
 }
 
 // ----------------------------------------------------------------- aliases

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::json;
 
-use modelwatch_registry::{DEFAULT_EXPERIMENT_ID, LoggedModelUpdate, NewLoggedModel, Role};
+use modelwatch_registry::{
+    DEFAULT_EXPERIMENT_ID, LoggedModelUpdate, ModelMetadata, NewLoggedModel, Role,
+};
 
 use super::super::AppState;
 use super::super::error::MlflowError;
@@ -176,13 +178,14 @@ pub async fn metric_history(State(s): State<AppState>, r: MlflowRequest) -> Repl
 }
 
 /// A version created from a logged model or a run folder takes its files,
-/// sealed: the manifest digest of what is stored there now. `None` when
-/// the source names files modelwatch does not hold.
+/// sealed: the manifest digest of what is stored there now, and what the
+/// files say about themselves (their `MLmodel`). `None` when the source
+/// names files modelwatch does not hold.
 pub async fn seal_source(
     s: &AppState,
     fields: &Fields,
     source: &str,
-) -> Result<Option<String>, MlflowError> {
+) -> Result<Option<(String, ModelMetadata)>, MlflowError> {
     let model_id = fields.opt_str("model_id")?;
     let Some((tree, folder)) = super::artifacts::source_tree(source, model_id.as_deref()) else {
         return Ok(None);
@@ -194,8 +197,10 @@ pub async fn seal_source(
     if manifest.files.is_empty() {
         return Ok(None);
     }
-    let digest = s.artifacts.seal(&tree.to_string(), &manifest).await?;
-    Ok(Some(digest.to_string()))
+    let what = tree.to_string();
+    let digest = s.artifacts.seal(&what, &manifest).await?;
+    let metadata = crate::artifacts::described(&s.artifacts, &manifest, &what).await?;
+    Ok(Some((digest.to_string(), metadata)))
 }
 
 #[cfg(test)]

@@ -349,9 +349,13 @@ async fn create_model_version(State(s): State<AppState>, r: MlflowRequest) -> Re
     let actor = r.caller.require(Role::Editor)?;
     let name = r.fields.str("name")?;
     let source = r.fields.str("source")?;
+    let (artifact_digest, metadata) = logged_models::seal_source(&s, &r.fields, &source)
+        .await?
+        .unzip();
     let new = NewVersion {
         description: r.fields.opt_str("description")?.unwrap_or_default(),
-        artifact_digest: logged_models::seal_source(&s, &r.fields, &source).await?,
+        artifact_digest,
+        metadata: metadata.unwrap_or_default(),
         source_uri: Some(source),
         run_id: r.fields.opt_str("run_id")?.filter(|id| !id.is_empty()),
         tags: r.fields.pairs("tags")?,

@@ -9,3 +9,4 @@ pub mod model;
 pub mod models;
 pub mod sql;
 pub mod version;
+pub mod version_metadata;

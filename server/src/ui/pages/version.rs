@@ -1,5 +1,6 @@
 //! `/ui/models/{model}/versions/{version}`: lineage, tags, features,
-//! recommendations with their evidence, and the health pictures: drift per
+//! the model card, signature, environment and files
+//! ([`super::version_metadata`]), recommendations with their evidence, and the health pictures: drift per
 //! feature over time (with the policy's threshold), the latest evaluation
 //! ranked by effect size, reference vs current distribution of a feature,
 //! and latency and error rate around each alias move with the canary
@@ -16,10 +17,12 @@ use modelwatch_registry::{
     RecommendationStatus, Role, Version,
 };
 
+use crate::artifacts::VersionFiles;
 use crate::http::AppState;
 use crate::ui::charts::{self, Marker, Series, Threshold, number};
 use crate::ui::layout::{self, Nav, model_href, version_href};
 use crate::ui::pages::models::tags;
+use crate::ui::pages::version_metadata;
 use crate::ui::query::{self, Table, literal};
 use crate::ui::session::Viewer;
 use crate::ui::{UiPath, UiQuery, UiResult, done_notice};
@@ -71,6 +74,7 @@ pub async fn show(
         Some(f) => Some(distribution(&s, &v, f, latest.first()).await?),
         None => None,
     };
+    let files = VersionFiles::load(s.registry.as_ref(), &s.artifacts, &model, version).await?;
     let moves = alias_moves(&s, &model, version).await?;
     let mut traffic = Vec::new();
     for m in moves.iter().take(MOVES_SHOWN) {
@@ -97,6 +101,14 @@ pub async fn show(
             h2 { "Latency and errors around alias moves" }
             @if traffic.is_empty() { p.empty { "No alias has moved to or from this version." } }
             @for t in &traffic { (t) }
+            h2 { "Model card" }
+            (version_metadata::model_card(&v.metadata))
+            h2 { "Format and signature" }
+            (version_metadata::format_and_signature(&v.metadata))
+            h2 { "Environment" }
+            (version_metadata::environment(&v.metadata))
+            h2 #artifacts { "Files" }
+            (version_metadata::files(&files))
             h2 { "Lineage" }
             (lineage(&v, &chain))
             h2 { "Tags" }
