@@ -545,8 +545,24 @@ mod tests {
                         "parent_version": 1, "parameters": {"depth": "6"}, "metrics": {"auc": 0.93}},
             "tags": {}, "features": {"amount": "numeric", "country": "categorical"},
             "reference_uri": null, "status": "ready", "stage": "None", "aliases": ["production"],
+            "metadata": {"flavors": ["sklearn"],
+                         "signature": {"inputs": [{"name": "amount", "type": "double", "required": true},
+                                                  {"type": "tensor", "required": false, "dtype": "float32", "shape": [-1, 3]}],
+                                       "outputs": []},
+                         "input_example": {"columns": ["amount"], "data": [[1.5]]},
+                         "environment": {"python_version": "3.11.2", "requirements": ["scikit-learn==1.9.1"],
+                                         "container_image": format!("serve@sha256:{}", "a".repeat(64))},
+                         "model_card": {"intended_use": "fraud", "limitations": "EU only"}},
             "health": {"status": "drifting"}, "recommendations": [recommendation()],
             "created_by": "ci", "created_at": AT, "updated_at": AT}));
+        round_trip::<Version>(json!({"model": "fraud", "version": 3, "description": "",
+            "source_uri": null, "artifact_digest": null, "run_id": null,
+            "lineage": {"training_data": [], "parameters": {}, "metrics": {}},
+            "tags": {}, "features": {}, "reference_uri": null, "status": "ready", "stage": "None",
+            "aliases": [], "metadata": {}, "health": null, "recommendations": [],
+            "created_by": "ci", "created_at": AT, "updated_at": AT}));
+        round_trip::<UploadStatus>(json!({"id": "0a", "model": "fraud", "version": 2,
+            "path": "w.bin", "size": 10, "offset": 4, "sha256": null, "complete": false}));
         round_trip::<Alias>(
             json!({"model": "fraud", "alias": "production", "version": 1,
             "updated_by": "ci", "updated_at": AT, "history": [{"from_version": null,
