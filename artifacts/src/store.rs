@@ -451,52 +451,61 @@ async fn fsync(path: PathBuf) -> Result<()> {
 
 /// Hashes a file's bytes as they pass (on the hashing thread) and fails
 /// the stream, instead of ending it, when they are not the content `entry`
-/// names.
+/// names. The last chunk is held back until the digest is known: with a
+/// `Content-Length` announced, a client that had received every byte would
+/// otherwise take an altered file as complete before the error came.
 fn verified(raw: BoxStream<'static, Result<Bytes>>, entry: FileEntry) -> FileStream {
     struct State {
         raw: BoxStream<'static, Result<Bytes>>,
         hasher: Option<PipelinedSha256>,
+        held: Option<Bytes>,
         seen: u64,
     }
     let state = State {
         raw,
         hasher: Some(PipelinedSha256::new()),
+        held: None,
         seen: 0,
     };
     futures::stream::unfold(state, move |mut s| async move {
-        let hasher = s.hasher.as_ref()?;
-        match s.raw.next().await {
-            Some(Ok(chunk)) => {
-                s.seen += chunk.len() as u64;
-                if s.seen > entry.size {
+        loop {
+            let hasher = s.hasher.as_ref()?;
+            match s.raw.next().await {
+                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) => {
+                    s.seen += chunk.len() as u64;
+                    if s.seen > entry.size {
+                        s.hasher = None;
+                        let e = Error::Corrupt(format!(
+                            "stored content {} is longer than its {} bytes",
+                            entry.sha256, entry.size
+                        ));
+                        return Some((Err(e), s));
+                    }
+                    hasher.update(chunk.clone()).await;
+                    match s.held.replace(chunk) {
+                        Some(previous) => return Some((Ok(previous), s)),
+                        None => continue,
+                    }
+                }
+                Some(Err(e)) => {
                     s.hasher = None;
-                    let e = Error::Corrupt(format!(
-                        "stored content {} is longer than its {} bytes",
-                        entry.sha256, entry.size
-                    ));
                     return Some((Err(e), s));
                 }
-                hasher.update(chunk.clone()).await;
-                Some((Ok(chunk), s))
-            }
-            Some(Err(e)) => {
-                s.hasher = None;
-                Some((Err(e), s))
-            }
-            None => {
-                let hasher = s.hasher.take()?;
-                let actual = match hasher.finish().await {
-                    Ok(d) => d,
-                    Err(e) => return Some((Err(e.into()), s)),
-                };
-                if s.seen == entry.size && actual == entry.sha256 {
-                    None
-                } else {
+                None => {
+                    let hasher = s.hasher.take()?;
+                    let actual = match hasher.finish().await {
+                        Ok(d) => d,
+                        Err(e) => return Some((Err(e.into()), s)),
+                    };
+                    if s.seen == entry.size && actual == entry.sha256 {
+                        return s.held.take().map(|last| (Ok(last), s));
+                    }
                     let e = Error::Corrupt(format!(
                         "stored content {} reads back as {} bytes hashing to {actual}; restore it from a backup",
                         entry.sha256, s.seen
                     ));
-                    Some((Err(e), s))
+                    return Some((Err(e), s));
                 }
             }
         }
@@ -692,6 +701,26 @@ mod tests {
         std::fs::write(&blob, b"tampered").unwrap();
         let err = read_all(&store, &entry).await.unwrap_err();
         assert!(matches!(err, Error::Corrupt(_)), "{err}");
+        // Same length, other bytes: the error comes before the last byte,
+        // so a client counting on Content-Length never sees it complete.
+        std::fs::write(&blob, b"0riginal").unwrap();
+        let mut stream = store.open(&entry).await.unwrap();
+        let mut delivered = 0;
+        let mut failed = false;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => delivered += c.len(),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(failed);
+        assert!(
+            (delivered as u64) < entry.size,
+            "{delivered} bytes went out"
+        );
         std::fs::write(&blob, b"original and more").unwrap();
         assert!(read_all(&store, &entry).await.is_err());
     }

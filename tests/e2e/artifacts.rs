@@ -931,3 +931,38 @@ async fn a_resumable_upload_survives_a_broken_chunk_and_a_killed_daemon() {
     );
     assert!(files_under(&data_dir.join("artifacts/uploads")).is_empty());
 }
+
+#[tokio::test]
+async fn a_file_altered_on_disk_never_downloads_as_complete() {
+    let d = Daemon::start();
+    let http = d.http();
+    http.model_with_versions("rot", 1).await;
+    let path = "/api/v1/models/rot/versions/1/artifacts/weights.bin";
+    let content: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
+    let (status, _) = upload(&http, path, content.clone(), None).await;
+    assert_eq!(status, 201);
+    // Bit rot: one byte flipped in the stored content, length unchanged.
+    let hex = sha256_hex(&content);
+    let blob = d
+        .data_dir
+        .join(format!("artifacts/blobs/sha256/{}/{hex}", &hex[..2]));
+    let mut stored = std::fs::read(&blob).unwrap();
+    stored[content.len() - 10] ^= 0xff;
+    std::fs::write(&blob, stored).unwrap();
+
+    let res = http
+        .client
+        .get(format!("{}{path}", http.url))
+        .bearer_auth(http.token.as_deref().unwrap_or_default())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "the check runs as it streams");
+    assert_eq!(res.content_length(), Some(content.len() as u64));
+    let body = res.bytes().await;
+    assert!(
+        body.is_err(),
+        "the response must break off before its last byte, not end with {} bytes",
+        body.map(|b| b.len()).unwrap_or_default()
+    );
+}
