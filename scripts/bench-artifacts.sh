@@ -6,7 +6,9 @@
 # turns with `cp`: mlflow server's workers and job consumers slow whatever
 # shares the 2 cores with them, even between requests.
 #
-# Needs a full MLflow 3.x (the server) in its own venv, not in CI:
+# Needs a full MLflow 3.x (the server) in a venv, not in CI (a venv whose
+# scripts' shebangs are stale after a move can be wrapped: a directory
+# with bin/mlflow running `<venv>/bin/python -m mlflow "$@"`):
 #   python3 -m venv ~/.cache/modelwatch/venv-mlflow-server
 #   ~/.cache/modelwatch/venv-mlflow-server/bin/pip install mlflow==3.17.2
 #   scripts/bench-artifacts.sh [size-MiB] [rounds]
@@ -50,13 +52,29 @@ for round in $(seq "$ROUNDS"); do
   sync; t0=$(now); curl -fsS "${auth[@]}" -T "$file" -o /dev/null \
     "http://127.0.0.1:19402/api/v1/models/bench/versions/1/artifacts/model-$round.bin"; t1=$(now)
   record mw_put "$(secs "$t0" "$t1")"
-  sync; t0=$(now); curl -fsS "${auth[@]}" -o "$work/down.bin" \
+  # Every written file is new (removed first): overwriting a 1 GiB file
+  # costs the freeing of its pages too, and would be counted for the
+  # download and cp alike.
+  rm -f "$work/down.bin"; sync; t0=$(now); curl -fsS "${auth[@]}" -o "$work/down.bin" \
     "http://127.0.0.1:19402/api/v1/models/bench/versions/1/artifacts/model-$round.bin"; t1=$(now)
   record mw_get "$(secs "$t0" "$t1")"
   cmp -s "$file" "$work/down.bin" || { echo "modelwatch returned other bytes"; exit 1; }
-  sync; t0=$(now); cp "$file" "$work/copy.bin"; t1=$(now)
+  # The server's side alone: the same download into /dev/null.
+  sync; t0=$(now); curl -fsS "${auth[@]}" -o /dev/null \
+    "http://127.0.0.1:19402/api/v1/models/bench/versions/1/artifacts/model-$round.bin"; t1=$(now)
+  record mw_get_null "$(secs "$t0" "$t1")"
+  # The CLI (it hashes the file first, then sends it with its digest):
+  # one request, then as a resumable upload in the default 32 MiB chunks.
+  sync; t0=$(now); MODELWATCH_URL=http://127.0.0.1:19402 MODELWATCH_TOKEN=$TOKEN \
+    "$MW" artifacts push --model bench --version 1 --as "one-$round.bin" \
+    --chunk-bytes "$((SIZE_MIB << 21))" "$file" >/dev/null; t1=$(now)
+  record mw_cli_push "$(secs "$t0" "$t1")"
+  sync; t0=$(now); MODELWATCH_URL=http://127.0.0.1:19402 MODELWATCH_TOKEN=$TOKEN \
+    "$MW" artifacts push --model bench --version 1 --as "chunked-$round.bin" "$file" >/dev/null; t1=$(now)
+  record mw_cli_chunked "$(secs "$t0" "$t1")"
+  rm -f "$work/copy.bin"; sync; t0=$(now); cp "$file" "$work/copy.bin"; t1=$(now)
   record cp "$(secs "$t0" "$t1")"
-  sync; t0=$(now); cp "$file" "$work/copy.bin" && sync "$work/copy.bin"; t1=$(now)
+  rm -f "$work/copy.bin"; sync; t0=$(now); cp "$file" "$work/copy.bin" && sync "$work/copy.bin"; t1=$(now)
   record cp_fsync "$(secs "$t0" "$t1")"
 done
 mw_rss=$(mw_peak)
@@ -78,19 +96,24 @@ for round in $(seq "$ROUNDS"); do
   sync; t0=$(now); curl -fsS -T "$file" -o /dev/null \
     "http://127.0.0.1:19403/api/2.0/mlflow-artifacts/artifacts/0/bench/artifacts/model-$round.bin"; t1=$(now)
   record mlflow_put "$(secs "$t0" "$t1")"
-  sync; t0=$(now); curl -fsS -o "$work/down.bin" \
+  rm -f "$work/down.bin"; sync; t0=$(now); curl -fsS -o "$work/down.bin" \
     "http://127.0.0.1:19403/api/2.0/mlflow-artifacts/artifacts/0/bench/artifacts/model-$round.bin"; t1=$(now)
   record mlflow_get "$(secs "$t0" "$t1")"
   cmp -s "$file" "$work/down.bin" || { echo "mlflow returned other bytes"; exit 1; }
+  sync; t0=$(now); curl -fsS -o /dev/null \
+    "http://127.0.0.1:19403/api/2.0/mlflow-artifacts/artifacts/0/bench/artifacts/model-$round.bin"; t1=$(now)
+  record mlflow_get_null "$(secs "$t0" "$t1")"
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "$SIZE_MIB MiB, $ROUNDS rounds (modelwatch in turns with cp, then mlflow server alone), $(nproc) cores; modelwatch release build, mlflow server $("$VENV/bin/mlflow" --version | awk '{print $NF}'); median seconds (MiB/s):"
-for k in mw_put mlflow_put mw_get mlflow_get cp cp_fsync; do
+for k in mw_put mlflow_put mw_get mlflow_get mw_get_null mlflow_get_null mw_cli_push mw_cli_chunked cp cp_fsync; do
   m=$(median "${times[$k]}")
   printf '  %-11s %8s s  %7.0f MiB/s   (runs:%s)\n' "$k" "$m" "$(python3 -c "print($SIZE_MIB / $m)")" "${times[$k]}"
 done
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$(median "${times[$1]}")" "$(median "${times[$2]}")"; }
 echo "ratios of median times: mlflow_put/mw_put $(ratio mlflow_put mw_put) (goal >= 5), mlflow_get/mw_get $(ratio mlflow_get mw_get) (goal >= 5),"
+echo "  servers alone (downloads into /dev/null): mlflow_get_null/mw_get_null $(ratio mlflow_get_null mw_get_null), mw_get_null/cp $(ratio mw_get_null cp),"
 echo "  mw_put/cp_fsync $(ratio mw_put cp_fsync), mw_put/cp $(ratio mw_put cp), mw_get/cp $(ratio mw_get cp) (goal <= 2)"
+echo "  resumable upload in chunks vs one request (both through the CLI): mw_cli_chunked/mw_cli_push $(ratio mw_cli_chunked mw_cli_push)"
 echo "modelwatch peak RSS: $mw_rss"

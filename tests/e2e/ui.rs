@@ -771,3 +771,56 @@ async fn count_rows(admin: &Http) -> i64 {
     let v: Value = sql(admin, "SELECT count(*) AS n FROM drift_results").await;
     v["rows"][0]["n"].as_i64().unwrap()
 }
+
+#[tokio::test]
+async fn the_version_page_shows_the_model_card_signature_environment_and_files() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let metadata = json!({
+        "flavors": ["onnx"],
+        "signature": {"inputs": [{"name": "amount", "type": "double"}],
+                      "outputs": [{"type": "tensor", "dtype": "float32", "shape": [-1, 2]}]},
+        "environment": {"python_version": "3.11.2", "requirements": ["onnxruntime==1.20.0"]},
+        "model_card": {"intended_use": HOSTILE_TAG, "limitations": "EU card payments only"}
+    });
+    admin
+        .post_expect("/api/v1/models", json!({"name": "carded"}), 201)
+        .await;
+    admin
+        .post_expect(
+            "/api/v1/models/carded/versions",
+            json!({"metadata": metadata}),
+            201,
+        )
+        .await;
+    let (status, body) = admin
+        .raw(
+            "PUT",
+            "/api/v1/models/carded/versions/1/artifacts/model.onnx",
+            "application/octet-stream",
+            b"onnx bytes".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let reader = admin.token("viewer", "reader").await;
+    let mut s = Session::new(&d.url);
+    s.login(&reader).await;
+    let (status, _, page) = s.get("/ui/models/carded/versions/1").await;
+    assert_eq!(status, 200, "{page}");
+    // The card, escaped like every user value.
+    assert!(page.contains("EU card payments only"), "{page}");
+    assert!(!page.contains(HOSTILE_TAG));
+    assert!(page.contains("&lt;script&gt;window.__pwned = 1&lt;/script&gt;"));
+    assert!(page.contains("not stated"), "unwritten sections say so");
+    // Format, signature, environment.
+    assert!(page.contains("onnx") && page.contains("amount"), "{page}");
+    assert!(page.contains("tensor float32 [-1, 2]"), "{page}");
+    assert!(page.contains("onnxruntime==1.20.0"), "{page}");
+    // The files, with their digest, still open.
+    let sha = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(b"onnx bytes"))
+    };
+    assert!(page.contains("model.onnx") && page.contains(&sha), "{page}");
+    assert!(page.contains("Files <strong>open</strong>"), "{page}");
+}
