@@ -526,6 +526,7 @@ mod tests {
 
     use super::*;
     use crate::path::{ArtifactPath, Tree};
+    use crate::test_support::{body, files_under};
 
     const DAY: Duration = Duration::from_secs(86_400);
 
@@ -538,9 +539,13 @@ mod tests {
     }
 
     async fn put(store: &ArtifactStore, tree: &Tree, path: &str, content: &'static [u8]) {
-        let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(content))]);
         store
-            .put_file(tree, &ArtifactPath::parse(path).unwrap(), body, None)
+            .put_file(
+                tree,
+                &ArtifactPath::parse(path).unwrap(),
+                body(&[content]),
+                None,
+            )
             .await
             .unwrap();
     }
@@ -567,25 +572,6 @@ mod tests {
 
     fn root(store: &ArtifactStore) -> PathBuf {
         store.local_root.clone().unwrap()
-    }
-
-    fn files_under(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(e.path());
-                }
-            }
-        }
-        out.sort();
-        out
     }
 
     /// Sets every stored file's last-modified time `ago` in the past, as

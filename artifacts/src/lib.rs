@@ -79,6 +79,8 @@ pub mod mlmodel;
 mod path;
 mod resumable;
 mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};
 pub use gc_io::{GcListing, GcReport, MARKS_KEY};

@@ -410,6 +410,7 @@ async fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::body;
 
     fn tree() -> Tree {
         Tree::Version {
@@ -417,17 +418,6 @@ mod tests {
             version: 1,
             created: 7,
         }
-    }
-
-    fn chunks(
-        parts: &[&[u8]],
-    ) -> impl futures::Stream<Item = std::result::Result<Bytes, String>> + Unpin + Send + use<>
-    {
-        let owned: Vec<std::result::Result<Bytes, String>> = parts
-            .iter()
-            .map(|p| Ok(Bytes::copy_from_slice(p)))
-            .collect();
-        futures::stream::iter(owned)
     }
 
     fn path(p: &str) -> ArtifactPath {
@@ -450,7 +440,7 @@ mod tests {
             .await
             .unwrap();
         let Appended::Partial(s) = store
-            .append_upload(&begun.id, 0, chunks(&[&content[..4], &content[4..6]]))
+            .append_upload(&begun.id, 0, body(&[&content[..4], &content[4..6]]))
             .await
             .unwrap()
         else {
@@ -476,7 +466,7 @@ mod tests {
         assert_eq!(again.offset, 6);
         assert_eq!(again.path, path("model/weights.bin"));
         assert!(matches!(
-            store.append_upload(&begun.id, 4, chunks(&[b"x"])).await,
+            store.append_upload(&begun.id, 4, body(&[b"x"])).await,
             Err(Error::OffsetMismatch {
                 expected: 6,
                 got: 4,
@@ -484,7 +474,7 @@ mod tests {
             })
         ));
         let done = store
-            .append_upload(&begun.id, 6, chunks(&[&content[6..]]))
+            .append_upload(&begun.id, 6, body(&[&content[6..]]))
             .await
             .unwrap();
         let Appended::Complete(file) = done else {
@@ -529,7 +519,7 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            store.append_upload(&s.id, 0, chunks(&[b"abd"])).await,
+            store.append_upload(&s.id, 0, body(&[b"abd"])).await,
             Err(Error::DigestMismatch { .. })
         ));
         assert!(matches!(
@@ -538,12 +528,9 @@ mod tests {
         ));
         // More than announced: nothing of that request is kept.
         let s = store.begin_upload(&tree(), &p, 3, None, 0).await.unwrap();
-        store
-            .append_upload(&s.id, 0, chunks(&[b"a"]))
-            .await
-            .unwrap();
+        store.append_upload(&s.id, 0, body(&[b"a"])).await.unwrap();
         assert!(matches!(
-            store.append_upload(&s.id, 1, chunks(&[b"bcd"])).await,
+            store.append_upload(&s.id, 1, body(&[b"bcd"])).await,
             Err(Error::UploadOverrun { .. })
         ));
         assert_eq!(store.upload_session(&s.id).await.unwrap().offset, 1);

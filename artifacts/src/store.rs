@@ -516,16 +516,7 @@ fn verified(raw: BoxStream<'static, Result<Bytes>>, entry: FileEntry) -> FileStr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    type Chunk = std::result::Result<Bytes, std::io::Error>;
-
-    fn body(parts: &[&[u8]]) -> impl futures::Stream<Item = Chunk> + Unpin + Send + use<> {
-        let owned: Vec<Chunk> = parts
-            .iter()
-            .map(|p| Ok(Bytes::copy_from_slice(p)))
-            .collect();
-        futures::stream::iter(owned)
-    }
+    use crate::test_support::{body, files_under};
 
     fn tree() -> Tree {
         Tree::Version {
@@ -546,21 +537,6 @@ mod tests {
             out.extend_from_slice(&chunk?);
         }
         Ok(out)
-    }
-
-    fn files_under(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(d).unwrap().flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(e.path());
-                }
-            }
-        }
-        out
     }
 
     #[tokio::test]

@@ -59,6 +59,21 @@ async fn download(http: &Http, model: &str, version: i64, path: &str) -> (u16, V
 }
 
 /// The value of one series in the `/metrics` text.
+/// Waits for a sweep to delete `path`.
+async fn wait_until_gone(path: &Path, what: &str) {
+    wait_for(Duration::from_secs(60), what, || {
+        let path = path.to_path_buf();
+        async move {
+            if path.exists() {
+                Err(format!("{path:?} still exists"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
+}
+
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -105,21 +120,7 @@ async fn a_deleted_versions_files_are_collected_and_an_aliased_versions_are_kept
 
     let gone = blob_path(&d.data_dir, &weights(2));
     assert!(gone.exists(), "{gone:?} is there before the sweep");
-    wait_for(
-        Duration::from_secs(60),
-        "version 2's own blob leaving the disk",
-        || {
-            let gone = gone.clone();
-            async move {
-                if gone.exists() {
-                    Err(format!("{gone:?} still exists"))
-                } else {
-                    Ok(())
-                }
-            }
-        },
-    )
-    .await;
+    wait_until_gone(&gone, "version 2's own blob leaving the disk").await;
 
     // Version 2's manifest went too; version 1 keeps its manifest, its own
     // blob and the one both versions shared.
@@ -199,19 +200,9 @@ async fn a_model_deleted_with_unsealed_files_and_registered_again_starts_empty()
 
     // The old version's upload is collected with its tree.
     let gone = blob_path(&d.data_dir, &draft);
-    wait_for(
-        Duration::from_secs(60),
+    wait_until_gone(
+        &gone,
         "the deleted model's unsealed upload leaving the disk",
-        || {
-            let gone = gone.clone();
-            async move {
-                if gone.exists() {
-                    Err(format!("{gone:?} still exists"))
-                } else {
-                    Ok(())
-                }
-            }
-        },
     )
     .await;
     // The new version 1 works as any open version.
