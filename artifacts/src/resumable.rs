@@ -289,7 +289,7 @@ impl ArtifactStore {
         if let Some(declared) = session.sha256
             && declared != digest
         {
-            self.discard_upload(id).await?;
+            self.remove_session(id).await?;
             return Err(Error::DigestMismatch {
                 what: format!("{:?} (resumable upload {id})", session.path.as_str()),
                 declared: declared.to_string(),
@@ -307,13 +307,21 @@ impl ArtifactStore {
                 digest,
             )
             .await?;
-        self.discard_upload(id).await?;
+        self.remove_session(id).await?;
         tracing::info!(upload = %id, tree = %session.tree, path = %session.path, size = session.size, sha256 = %digest, "resumable upload complete");
         Ok(Appended::Complete(listed))
     }
 
-    /// Forgets an upload and its bytes (an abort, or after completion).
+    /// Aborts an upload, forgetting it and its bytes; refused while a
+    /// chunk is being appended to it (that request would write on).
     pub async fn discard_upload(&self, id: &str) -> Result<()> {
+        let _guard = self.uploads_busy.claim(id)?;
+        self.upload_session(id).await?;
+        self.remove_session(id).await
+    }
+
+    /// Removes an upload's files; the caller holds its busy claim.
+    async fn remove_session(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let dir = self.uploads_dir()?;
         // The session file last gone: a session never lacks its data.
@@ -347,12 +355,13 @@ impl ArtifactStore {
         }
         let mut expired = 0;
         for id in ids {
-            if self.uploads_busy.0.lock().is_ok_and(|b| b.contains(&id)) {
+            // One being appended to right now is not abandoned.
+            let Ok(_guard) = self.uploads_busy.claim(&id) else {
                 continue;
-            }
+            };
             match self.upload_session(&id).await {
                 Ok(s) if s.created_at < before_unix => {
-                    self.discard_upload(&id).await?;
+                    self.remove_session(&id).await?;
                     expired += 1;
                 }
                 Ok(_) => {}
@@ -551,6 +560,18 @@ mod tests {
                 Err(Error::UploadNotFound(_))
             ));
         }
+        // An abort waits for no append: while one runs it is refused.
+        let guard = store.uploads_busy.claim(&s.id).unwrap();
+        assert!(matches!(
+            store.discard_upload(&s.id).await,
+            Err(Error::UploadBusy(_))
+        ));
+        assert_eq!(
+            store.expire_uploads(1).await.unwrap(),
+            0,
+            "busy: not abandoned"
+        );
+        drop(guard);
         // Abandoned uploads expire.
         assert_eq!(store.expire_uploads(1).await.unwrap(), 1);
         assert!(matches!(

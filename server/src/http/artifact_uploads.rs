@@ -149,7 +149,8 @@ pub async fn append_upload(
 /// Aborts a resumable upload, discarding what arrived.
 #[utoipa::path(delete, path = "/api/v1/models/{model}/versions/{version}/artifact-uploads/{id}", tag = "artifacts",
     params(("model" = String, Path), ("version" = i64, Path), ("id" = String, Path)),
-    responses((status = 204, description = "discarded"), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "discarded"), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a chunk is being appended to it right now")),
     security(("bearer" = [])))]
 pub async fn abort_upload(
     State(s): State<AppState>,
