@@ -264,7 +264,13 @@ impl ArtifactStore {
             written += chunk.len() as u64;
         }
         file.sync_all().await?;
-        drop(file);
+        // A completed upload is renamed into a blob: its time must be that
+        // of this request, not of its first bytes, or a garbage-collection
+        // sweep could take a blob whose bytes came in long ago for
+        // unreferenced before the pointer below names it.
+        file.into_std()
+            .await
+            .set_modified(std::time::SystemTime::now())?;
         write_atomically(
             &dir,
             &format!("{id}.offset"),
