@@ -533,11 +533,18 @@ impl Tokens<'_> {
         self.c.json(Method::GET, routes::TOKENS, NONE).await
     }
 
-    /// Creates a token; the reply carries its secret, this once.
-    pub async fn create(&self, name: &str, role: Role) -> Result<CreatedToken> {
+    /// Creates a token (expiring at `expires_at`, if given); the reply
+    /// carries its secret, this once.
+    pub async fn create(
+        &self,
+        name: &str,
+        role: Role,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<CreatedToken> {
         let body = NewToken {
             name: name.to_string(),
             role,
+            expires_at,
         };
         self.c.json(Method::POST, routes::TOKENS, Some(&body)).await
     }

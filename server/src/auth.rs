@@ -72,14 +72,14 @@ impl Auth {
                 .map(|(info, _)| info.clone())
         });
         if let Some(info) = fresh {
-            return Ok(Actor::new(info.name, info.role));
+            return unexpired(info);
         }
         match self.store.token_by_hash(&hash).await? {
             Some(info) => {
                 if let Ok(mut cache) = self.cache.write() {
                     cache.insert(hash, (info.clone(), Instant::now()));
                 }
-                Ok(Actor::new(info.name, info.role))
+                unexpired(info)
             }
             None => {
                 if let Ok(mut cache) = self.cache.write() {
@@ -94,6 +94,19 @@ impl Auth {
     pub fn role_for_alias(&self, alias: &str) -> Role {
         self.protection.role_to_move(alias)
     }
+}
+
+/// The caller a token stands for, unless it has expired (checked on every
+/// request, cached or not: expiry needs no registry read).
+fn unexpired(info: TokenInfo) -> Result<Actor, ApiError> {
+    if info.expired(chrono::Utc::now()) {
+        return Err(ApiError::unauthenticated(format!(
+            "token {:?} expired at {}; ask an admin for a new one (modelwatch token create)",
+            info.name,
+            info.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+        )));
+    }
+    Ok(Actor::new(info.name, info.role))
 }
 
 /// The authenticated caller of a request. Handlers state the role they need

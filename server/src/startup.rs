@@ -528,7 +528,13 @@ async fn ensure_admin_token(
         name = format!("{BOOTSTRAP_TOKEN_NAME}-{n}");
     }
     registry
-        .create_token(&system, &name, Role::Admin, &tokens::hash_secret(&secret))
+        .create_token(
+            &system,
+            &name,
+            Role::Admin,
+            &tokens::hash_secret(&secret),
+            None,
+        )
         .await
         .context("cannot store the first admin token")?;
     if printed {

@@ -3,8 +3,9 @@
 //! behaviour when no daemon answers.
 
 use std::process::Command;
+use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -270,4 +271,81 @@ async fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_ones() {
     assert!(response.contains(r#""answer":42"#), "{response}");
     let exit = d.child.wait().unwrap();
     assert!(exit.success(), "exit status {exit}");
+}
+
+#[tokio::test]
+async fn a_token_with_an_expiry_works_until_then_and_is_refused_after() {
+    let d = Daemon::start();
+    let admin = d.http();
+    let out = d.cli(&[
+        "token",
+        "create",
+        "--name",
+        "contractor",
+        "--role",
+        "reader",
+        "--expires-in",
+        "3s",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let expires_at = created["expires_at"].as_str().unwrap().to_string();
+    let secret = created["token"].as_str().unwrap().to_string();
+    let contractor = admin.with_token(Some(&secret));
+    assert_eq!(contractor.get("/api/v1/models").await.0, 200);
+    let listed = admin.get_expect("/api/v1/tokens", 200).await;
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "contractor")
+        .unwrap()
+        .clone();
+    assert_eq!(row["expires_at"], expires_at.as_str());
+
+    // Refused once the time has passed: on every request, cached or not.
+    let refusal = wait_for(Duration::from_secs(20), "the token to expire", || {
+        let contractor = contractor.clone();
+        async move {
+            match contractor.get("/api/v1/models").await {
+                (401, body) => Ok(body),
+                (status, _) => Err(format!("still {status}")),
+            }
+        }
+    })
+    .await;
+    assert!(error_message(&refusal).contains("expired at"), "{refusal}");
+
+    // Bad expiries are refused, nothing created.
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let body = admin
+        .post_expect(
+            "/api/v1/tokens",
+            json!({"name": "late", "role": "reader", "expires_at": past}),
+            400,
+        )
+        .await;
+    assert!(error_message(&body).contains("not in the future"), "{body}");
+    for bad in ["0s", "5x", "soon"] {
+        let out = d.cli(&[
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--role",
+            "reader",
+            "--expires-in",
+            bad,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+    let listed = admin.get_expect("/api/v1/tokens", 200).await;
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "late" || t["name"] == "x")
+    );
 }

@@ -559,7 +559,7 @@ async fn play(
 async fn setup(client: &Client, timeline: Timeline, story: Story, seed: u64) -> Result<String> {
     let ingest = client
         .tokens()
-        .create("demo-fleet", Role::Ingest)
+        .create("demo-fleet", Role::Ingest, None)
         .await
         .context("cannot create the fleet's ingest token")?
         .token;

@@ -493,6 +493,10 @@ pub enum TokenCommand {
         /// reader, ingest, editor, approver or admin.
         #[arg(long)]
         role: Role,
+        /// The token stops working after this long: a number with s, m,
+        /// h or d (`90d`, `12h`); without it, it works until revoked.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
         /// Write directly into this data directory instead of asking the
         /// daemon (recovery when no admin token is at hand).
         #[arg(long, value_name = "DIR")]
@@ -1059,19 +1063,69 @@ async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, Cli
     }
 }
 
+/// `--expires-in` as the time it ends.
+fn expiry(
+    expires_in: Option<std::time::Duration>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, CliError> {
+    expires_in
+        .map(|d| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                .ok_or_else(|| CliError::InvalidArgument(format!("--expires-in {d:?} is too long")))
+        })
+        .transpose()
+}
+
+/// `90d`, `12h`, `30m`, `45s` (or bare seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration: use a number with s, m, h or d, e.g. 90d")
+    })?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use s, m, h or d"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err("a token cannot expire at once: give a duration above 0".into());
+    }
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     let c = client(conn);
     match command {
         TokenCommand::Create {
             name,
             role,
+            expires_in,
             data_dir: Some(dir),
         } => {
             let store = open_offline(&dir).await?;
             let secret = tokens::generate_secret();
             let actor = Actor::new("local-admin", Role::Admin);
             let info = store
-                .create_token(&actor, &name, role, &tokens::hash_secret(&secret))
+                .create_token(
+                    &actor,
+                    &name,
+                    role,
+                    &tokens::hash_secret(&secret),
+                    expiry(expires_in)?,
+                )
                 .await
                 .map_err(offline_error)?;
             store.close().await;
@@ -1082,9 +1136,10 @@ async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, Cli
         TokenCommand::Create {
             name,
             role,
+            expires_in,
             data_dir: None,
         } => {
-            let created = c.tokens().create(&name, role).await?;
+            let created = c.tokens().create(&name, role, expiry(expires_in)?).await?;
             print_created_token(conn.json, &document(&created));
         }
         TokenCommand::List => {

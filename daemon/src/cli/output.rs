@@ -174,5 +174,6 @@ pub const TOKEN_COLUMNS: &[Column] = &[
     ("role", "/role"),
     ("created by", "/created_by"),
     ("created", "/created_at"),
+    ("expires", "/expires_at"),
     ("revoked", "/revoked_at"),
 ];

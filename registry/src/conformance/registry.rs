@@ -388,7 +388,7 @@ pub async fn tokens_store_only_hashes_and_revoke(fx: &mut Fixture) {
     let s = fx.store();
     let secret = tokens::generate_secret();
     let hash = tokens::hash_secret(&secret);
-    s.create_token(&admin(), "ci", Role::Editor, &hash)
+    s.create_token(&admin(), "ci", Role::Editor, &hash, None)
         .await
         .unwrap();
     assert_eq!(
@@ -396,7 +396,8 @@ pub async fn tokens_store_only_hashes_and_revoke(fx: &mut Fixture) {
         Role::Editor
     );
     assert!(matches!(
-        s.create_token(&admin(), "ci", Role::Reader, "x").await,
+        s.create_token(&admin(), "ci", Role::Reader, "x", None)
+            .await,
         Err(Error::AlreadyExists { .. })
     ));
     assert_eq!(s.active_admin_tokens().await.unwrap(), 0);
@@ -406,6 +407,36 @@ pub async fn tokens_store_only_hashes_and_revoke(fx: &mut Fixture) {
         s.revoke_token(&admin(), "ci").await,
         Err(Error::Conflict(_))
     ));
+}
+
+pub async fn tokens_expire_and_stop_counting_as_admins(fx: &mut Fixture) {
+    let s = fx.store();
+    let clock = fx.clock();
+    let now = clock.now();
+    let hash = tokens::hash_secret(&tokens::generate_secret());
+    assert!(matches!(
+        s.create_token(&admin(), "late", Role::Admin, &hash, Some(now))
+            .await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    let at = now + chrono::Duration::hours(1);
+    let info = s
+        .create_token(&admin(), "oncall", Role::Admin, &hash, Some(at))
+        .await
+        .unwrap();
+    assert_eq!(info.expires_at, Some(at));
+    let found = s.token_by_hash(&hash).await.unwrap().unwrap();
+    assert_eq!(found.expires_at, Some(at));
+    assert!(!found.expired(clock.now()));
+    assert_eq!(s.active_admin_tokens().await.unwrap(), 1);
+    clock.advance(chrono::Duration::hours(2));
+    // Still found (the caller tells an expired token from an unknown one),
+    // but expired, and no longer an admin that keeps the daemon reachable.
+    let found = s.token_by_hash(&hash).await.unwrap().unwrap();
+    assert!(found.expired(clock.now()));
+    assert_eq!(s.active_admin_tokens().await.unwrap(), 0);
+    let listed = s.list_tokens().await.unwrap();
+    assert_eq!(listed[0].expires_at, Some(at));
 }
 
 pub async fn failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact(

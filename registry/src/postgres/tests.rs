@@ -357,7 +357,7 @@ async fn filled_sqlite(path: &std::path::Path) -> SqliteStore {
     )
     .await
     .unwrap();
-    lite.create_token(&a, "ci", Role::Editor, &"ab".repeat(32))
+    lite.create_token(&a, "ci", Role::Editor, &"ab".repeat(32), None)
         .await
         .unwrap();
     lite.create_webhook(

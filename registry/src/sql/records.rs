@@ -385,6 +385,7 @@ pub(super) fn token_from_row(row: &DbRow) -> Result<TokenInfo> {
         created_by: row.get("created_by"),
         created_at: parse_time(row.get("created_at"))?,
         revoked_at: parse_opt_time(row.get("revoked_at"))?,
+        expires_at: parse_opt_time(row.get("expires_at"))?,
     })
 }
 

@@ -17,17 +17,28 @@ impl Tokens for Store {
         name: &str,
         role: Role,
         secret_hash: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<TokenInfo> {
         validate::token_name(name)?;
+        if let Some(at) = expires_at
+            && at <= self.clock.now()
+        {
+            return Err(Error::invalid(
+                "expires_at",
+                format!("{} is not in the future; give a later time", at.to_rfc3339()),
+            ));
+        }
+        let expires = expires_at.map(crate::audit::format_time);
         let args = (name.to_string(), secret_hash.to_string());
         self.audited(actor, args, move |mut tx, (name, secret_hash)| {
             Box::pin(async move {
-                sqlx::query("INSERT INTO tokens (name, role, secret_hash, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query("INSERT INTO tokens (name, role, secret_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(&name)
                     .bind(role.as_str())
                     .bind(&secret_hash)
                     .bind(&tx.actor.name)
                     .bind(&tx.now)
+                    .bind(&expires)
                     .execute(&mut *tx.conn)
                     .await
                     .map_err(|e| unique_as_exists(e, || format!("token {name:?}")))?;
@@ -116,11 +127,19 @@ impl Tokens for Store {
     async fn active_admin_tokens(&self) -> Result<i64> {
         self.read(async {
             let mut conn = self.reader().await?;
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM tokens WHERE role = 'admin' AND revoked_at IS NULL",
+            let rows = sqlx::query(
+                "SELECT * FROM tokens WHERE role = 'admin' AND revoked_at IS NULL",
             )
-            .fetch_one(&mut *conn)
-            .await?)
+            .fetch_all(&mut *conn)
+            .await?;
+            let now = self.clock.now();
+            let mut active = 0;
+            for row in &rows {
+                if !token_from_row(row)?.expired(now) {
+                    active += 1;
+                }
+            }
+            Ok(active)
         })
         .await
     }

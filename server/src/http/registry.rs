@@ -725,7 +725,13 @@ pub async fn create_token(
     let secret = tokens::generate_secret();
     let info = s
         .registry
-        .create_token(actor, &new.name, new.role, &tokens::hash_secret(&secret))
+        .create_token(
+            actor,
+            &new.name,
+            new.role,
+            &tokens::hash_secret(&secret),
+            new.expires_at,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

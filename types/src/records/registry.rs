@@ -288,6 +288,16 @@ pub struct TokenInfo {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// After this the token is refused (401); null: it does not expire.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenInfo {
+    /// Whether the token has expired at `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// `POST /tokens`.
@@ -296,6 +306,10 @@ pub struct TokenInfo {
 pub struct NewToken {
     pub name: String,
     pub role: Role,
+    /// When the token stops working (RFC 3339, in the future); without
+    /// it the token works until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// The reply to a token's creation: the token and, this once, its secret.
