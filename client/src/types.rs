@@ -575,8 +575,10 @@ mod tests {
             "first_broken_seq": null, "problem": null, "head_hash": "ab"}));
         round_trip::<CreatedToken>(
             json!({"name": "ci", "role": "editor", "created_by": "admin",
-            "created_at": AT, "revoked_at": null, "token": "mw_secret"}),
+            "created_at": AT, "revoked_at": null, "expires_at": null, "token": "mw_secret"}),
         );
+        round_trip::<TokenInfo>(json!({"name": "contractor", "role": "reader",
+            "created_by": "admin", "created_at": AT, "revoked_at": null, "expires_at": AT}));
     }
 
     #[test]
