@@ -425,19 +425,7 @@ async fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::body;
-
-    fn tree() -> Tree {
-        Tree::Version {
-            model: "fraud".into(),
-            version: 1,
-            created: 7,
-        }
-    }
-
-    fn path(p: &str) -> ArtifactPath {
-        ArtifactPath::parse(p).unwrap()
-    }
+    use crate::test_support::{body, path, tree};
 
     #[tokio::test]
     async fn an_upload_resumes_across_a_restart_and_commits_when_whole() {

@@ -516,19 +516,7 @@ fn verified(raw: BoxStream<'static, Result<Bytes>>, entry: FileEntry) -> FileStr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{body, files_under};
-
-    fn tree() -> Tree {
-        Tree::Version {
-            model: "fraud".into(),
-            version: 1,
-            created: 1_700_000_000_000_000,
-        }
-    }
-
-    fn p(s: &str) -> ArtifactPath {
-        ArtifactPath::parse(s).unwrap()
-    }
+    use crate::test_support::{body, files_under, path as p, tree};
 
     async fn read_all(store: &ArtifactStore, e: &FileEntry) -> Result<Vec<u8>> {
         let mut s = store.open(e).await?;

@@ -5,6 +5,22 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::path::{ArtifactPath, Tree};
+
+/// A version's tree.
+pub fn tree() -> Tree {
+    Tree::Version {
+        model: "fraud".into(),
+        version: 1,
+        created: 1_700_000_000_000_000,
+    }
+}
+
+/// A valid path.
+pub fn path(p: &str) -> ArtifactPath {
+    ArtifactPath::parse(p).unwrap()
+}
+
 pub type Chunk = std::result::Result<Bytes, std::io::Error>;
 
 /// An upload body of the given chunks.

@@ -80,14 +80,19 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} not in /metrics:\n{text}"))
 }
 
-#[tokio::test]
-async fn a_deleted_versions_files_are_collected_and_an_aliased_versions_are_kept() {
-    let d = Daemon::start_with(Start::args(&[
+/// A daemon whose sweeps run every second with a one-second grace.
+fn sweeping_every_second() -> Daemon {
+    Daemon::start_with(Start::args(&[
         "--artifact-gc-interval-seconds",
         "1",
         "--artifact-gc-grace-seconds",
         "1",
-    ]));
+    ]))
+}
+
+#[tokio::test]
+async fn a_deleted_versions_files_are_collected_and_an_aliased_versions_are_kept() {
+    let d = sweeping_every_second();
     let http = d.http();
     http.model_with_versions("fraud", 2).await;
     let shared = b"a tokenizer both versions use".to_vec();
@@ -175,12 +180,7 @@ async fn a_deleted_versions_files_are_collected_and_an_aliased_versions_are_kept
 
 #[tokio::test]
 async fn a_model_deleted_with_unsealed_files_and_registered_again_starts_empty() {
-    let d = Daemon::start_with(Start::args(&[
-        "--artifact-gc-interval-seconds",
-        "1",
-        "--artifact-gc-grace-seconds",
-        "1",
-    ]));
+    let d = sweeping_every_second();
     let http = d.http();
     http.model_with_versions("churn", 1).await;
     let draft = b"weights never sealed".to_vec();
