@@ -35,7 +35,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::error::{Error, Result};
 use crate::manifest::{ListedFile, Sha256Digest};
 use crate::path::{ArtifactPath, Tree};
-use crate::store::ArtifactStore;
+use crate::store::{ArtifactStore, fsync};
 
 const SESSION_FORMAT: &str = "modelwatch-artifacts-upload/1";
 /// Bytes per read when hashing a completed upload.
@@ -415,11 +415,7 @@ async fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> Result<()> 
     let tmp = dir.join(format!("{name}.tmp"));
     create_synced(&tmp, content).await?;
     tokio::fs::rename(&tmp, dir.join(name)).await?;
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-    Ok(())
+    fsync(dir.to_path_buf()).await
 }
 
 #[cfg(test)]

@@ -442,7 +442,7 @@ impl ArtifactStore {
 }
 
 /// fsync of a file or a directory, off the async threads.
-async fn fsync(path: PathBuf) -> Result<()> {
+pub(crate) async fn fsync(path: PathBuf) -> Result<()> {
     tokio::task::spawn_blocking(move || std::fs::File::open(path)?.sync_all())
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;

@@ -30,6 +30,16 @@ pub enum FilesState {
 }
 
 impl FilesState {
+    /// The state as the API names it.
+    pub fn api(self) -> modelwatch_types::records::ArtifactsState {
+        use modelwatch_types::records::ArtifactsState;
+        match self {
+            FilesState::Open => ArtifactsState::Open,
+            FilesState::Sealed(_) => ArtifactsState::Sealed,
+            FilesState::External => ArtifactsState::External,
+        }
+    }
+
     pub fn of(recorded_digest: Option<&str>, manifest_stored: bool) -> Self {
         match recorded_digest.map(Sha256Digest::parse) {
             None => FilesState::Open,

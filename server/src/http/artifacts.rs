@@ -11,12 +11,12 @@ use futures::TryStreamExt;
 
 use modelwatch_artifacts::{ArtifactPath, Manifest, Sha256Digest};
 use modelwatch_registry::Role;
-use modelwatch_types::records::{ArtifactFile, ArtifactListing, ArtifactsState, SealArtifacts};
+use modelwatch_types::records::{ArtifactFile, ArtifactListing, SealArtifacts};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiPath;
-use crate::artifacts::{FilesState, VersionFiles, put_version_file, seal_version};
+use crate::artifacts::{VersionFiles, put_version_file, seal_version};
 use crate::auth::Caller;
 
 /// Header carrying a file's sha256 (`sha256:<hex>` or bare hex): on an
@@ -24,15 +24,10 @@ use crate::auth::Caller;
 pub const CONTENT_SHA256: &str = "x-content-sha256";
 
 pub fn listing(files: &VersionFiles) -> ArtifactListing {
-    let state = match files.state {
-        FilesState::Open => ArtifactsState::Open,
-        FilesState::Sealed(_) => ArtifactsState::Sealed,
-        FilesState::External => ArtifactsState::External,
-    };
     ArtifactListing {
         model: files.version.model.clone(),
         version: files.version.version,
-        state,
+        state: files.state.api(),
         artifact_digest: files.version.artifact_digest.clone(),
         files: listed(&files.manifest),
         total_bytes: files.manifest.total_bytes(),

@@ -16,6 +16,17 @@ pub enum ArtifactsState {
     External,
 }
 
+impl ArtifactsState {
+    /// The public text form (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactsState::Open => "open",
+            ArtifactsState::Sealed => "sealed",
+            ArtifactsState::External => "external",
+        }
+    }
+}
+
 /// One stored file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ArtifactFile {

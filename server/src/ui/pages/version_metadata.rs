@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 
 use modelwatch_registry::{ModelMetadata, SignatureField};
-use modelwatch_types::records::{ArtifactsState, DataType};
+use modelwatch_types::records::DataType;
 
 use crate::artifacts::{FilesState, VersionFiles};
 use crate::ui::layout;
@@ -101,15 +101,7 @@ pub fn environment(m: &ModelMetadata) -> Markup {
 }
 
 pub fn files(files: &VersionFiles) -> Markup {
-    let state = match files.state {
-        FilesState::Open => ArtifactsState::Open,
-        FilesState::Sealed(_) => ArtifactsState::Sealed,
-        FilesState::External => ArtifactsState::External,
-    };
-    let state = serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let state = files.state.api().as_str();
     let total = files.manifest.total_bytes();
     html! {
         p #files-state {
