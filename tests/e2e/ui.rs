@@ -437,6 +437,34 @@ async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// Clicks `css` and returns once the page it leads to has loaded: the old
+/// document carries a mark the new one lacks. Counting elements needs
+/// this; `find` alone cannot tell the old page from the new one when both
+/// show the element.
+async fn click_to_next_page(c: &Client, css: &str) {
+    c.execute("window.__previous_page = true;", vec![])
+        .await
+        .unwrap();
+    find(c, css).await.click().await.unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        &format!("the page {css} leads to"),
+        || async move {
+            match c
+                .execute(
+                    "return [typeof window.__previous_page, document.readyState];",
+                    vec![],
+                )
+                .await
+            {
+                Ok(state) if state == json!(["undefined", "complete"]) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
 async fn text(c: &Client, css: &str) -> String {
     find(c, css).await.text().await.unwrap()
 }
@@ -505,7 +533,7 @@ async fn the_loop_in_a_real_browser() {
         .send_keys("fra")
         .await
         .unwrap();
-    find(&c, "form.search button").await.click().await.unwrap();
+    click_to_next_page(&c, "form.search button").await;
     assert_eq!(count_css(&c, "#models tbody tr").await, 1);
     let row = text(&c, "tr[data-model=fraud]").await;
     assert!(
