@@ -124,6 +124,7 @@ macro_rules! sql_backend_modules {
 pub(crate) use sql_backend_modules;
 
 pub mod alert_notices;
+pub mod anchor;
 pub mod cluster;
 mod error;
 mod filter;

@@ -21,6 +21,16 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// What a `token.create` audit entry records of the secret: enough to
+/// tell whether the stored hash was swapped later, nothing that helps
+/// find the secret (a keyed hash of its hash, truncated).
+pub fn secret_fingerprint(secret_hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"modelwatch token fingerprint v1\n");
+    h.update(secret_hash.as_bytes());
+    hex::encode(h.finalize())[..32].to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

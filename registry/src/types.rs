@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use modelwatch_types::records::{
-    Alias, AliasMove, AuditEntry, AuditVerification, ClusterMember, ClusterView, DataRef,
-    DutyLease, Environment, Lineage, MetadataUpdate, Model, ModelCard, ModelMetadata, ModelUpdate,
-    NewModel, NewRecommendation, NewVersion, Page, Recommendation, Signature, SignatureField,
-    TokenInfo, Version, VersionUpdate,
+    Alias, AliasMove, AnchorCheck, AuditEntry, AuditVerification, ClusterMember, ClusterView,
+    DataRef, DutyLease, Environment, Lineage, MetadataUpdate, Model, ModelCard, ModelMetadata,
+    ModelUpdate, NewModel, NewRecommendation, NewVersion, Page, Recommendation, Signature,
+    SignatureField, TokenInfo, Version, VersionUpdate,
 };
 pub use modelwatch_types::{
     FeatureKind, Features, MoveKind, RecommendationKind, RecommendationStatus, Role, Severity,

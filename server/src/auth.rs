@@ -7,13 +7,14 @@
 //! daemon sharing the registry stops working here within that time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
+use modelwatch_registry::audit::AuditEvent;
 use modelwatch_registry::{Actor, AliasProtection, RegistryStore, Role, TokenInfo, tokens};
 
 use crate::http::AppState;
@@ -23,6 +24,82 @@ use crate::http::error::ApiError;
 /// again: the most a revocation on another daemon takes to apply here
 /// (one lookup per token per half second is nothing to the database).
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_millis(500);
+
+/// Where a credential was presented: the `via` of `auth.failed` entries
+/// and of `modelwatch_auth_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// REST, MLflow, OTLP and remote write, over HTTP or gRPC.
+    Api,
+    /// The web UI: its sign-in form and its session cookie.
+    Ui,
+    /// The PostgreSQL wire.
+    Sql,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Ui => "ui",
+            Via::Sql => "sql",
+        }
+    }
+}
+
+/// Every [`Via`], as metric label values.
+pub const FAILURE_SOURCES: [&str; 3] = ["api", "ui", "sql"];
+
+/// At most this many refused credentials are audited in a burst…
+const AUDITED_FAILURE_BURST: u32 = 10;
+/// …and one more each this long after: a client hammering bad tokens
+/// cannot flood the chain (every entry is a write transaction), while a
+/// human's failed sign-ins are all on the record.
+const AUDITED_FAILURE_REFILL: Duration = Duration::from_secs(6);
+
+/// Which refused credentials get an `auth.failed` entry (decided without
+/// I/O): a token bucket, and the count of the ones left out since the
+/// last entry, which that entry carries.
+#[derive(Debug)]
+pub struct FailureBudget {
+    available: u32,
+    refilled_at: Instant,
+    suppressed: u64,
+}
+
+impl FailureBudget {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            available: AUDITED_FAILURE_BURST,
+            refilled_at: now,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(failures left out since the last entry)` when this failure is
+    /// to be audited, `None` when it is only counted.
+    pub fn admit(&mut self, now: Instant) -> Option<u64> {
+        let periods = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64()
+            / AUDITED_FAILURE_REFILL.as_secs_f64();
+        let whole = periods.floor().min(f64::from(AUDITED_FAILURE_BURST)) as u32;
+        if whole > 0 {
+            self.available = (self.available + whole).min(AUDITED_FAILURE_BURST);
+            self.refilled_at = if self.available == AUDITED_FAILURE_BURST {
+                now
+            } else {
+                self.refilled_at + AUDITED_FAILURE_REFILL * whole
+            };
+        }
+        if self.available == 0 {
+            self.suppressed += 1;
+            return None;
+        }
+        self.available -= 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
 
 /// Authentication state shared by all requests.
 pub struct Auth {
@@ -34,6 +111,7 @@ pub struct Auth {
     /// Aliases that only `approver` or `admin` may move (the store enforces
     /// it; handlers ask first for a clearer answer).
     protection: AliasProtection,
+    failures: Mutex<FailureBudget>,
 }
 
 impl Auth {
@@ -43,7 +121,40 @@ impl Auth {
             cache: RwLock::new(HashMap::new()),
             disabled,
             protection,
+            failures: Mutex::new(FailureBudget::new(Instant::now())),
         }
+    }
+
+    /// Counts a refused credential and, within the budget, audits it as
+    /// `auth.failed` (in the background: the refusal does not wait for
+    /// the write, and a failing registry does not turn 401 into 503).
+    pub fn refused(&self, via: Via, reason: &str, token: Option<&str>) {
+        crate::metrics::metrics()
+            .auth_failures
+            .with_label_values(&[via.as_str()])
+            .inc();
+        tracing::info!(via = via.as_str(), reason, token, "credential refused");
+        let Some(suppressed) = self
+            .failures
+            .lock()
+            .ok()
+            .and_then(|mut b| b.admit(Instant::now()))
+        else {
+            return;
+        };
+        let event = AuditEvent::AuthFailed {
+            reason: reason.to_string(),
+            token: token.map(str::to_string),
+            via: via.as_str(),
+            suppressed,
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let actor = Actor::new(UNAUTHENTICATED, Role::Reader);
+            if let Err(e) = store.record_audit(&actor, &event).await {
+                tracing::warn!(error = %e, "cannot audit a refused credential");
+            }
+        });
     }
 
     /// True with `--no-auth`: every caller is admin.
@@ -58,12 +169,32 @@ impl Auth {
         }
     }
 
-    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Actor, ApiError> {
+    /// The caller `bearer` stands for. A token that is presented and
+    /// refused is counted and audited ([`Auth::refused`]); a missing one
+    /// (health probes, a client not yet configured) is only refused.
+    pub async fn authenticate(&self, bearer: Option<&str>, via: Via) -> Result<Actor, ApiError> {
+        match self.check(bearer).await {
+            Ok(actor) => Ok(actor),
+            Err(Refusal::Unaudited(e)) => Err(e),
+            Err(Refusal::Presented {
+                error,
+                reason,
+                token,
+            }) => {
+                self.refused(via, reason, token.as_deref());
+                Err(error)
+            }
+        }
+    }
+
+    async fn check(&self, bearer: Option<&str>) -> Result<Actor, Refusal> {
         if self.disabled {
             return Ok(Actor::new("anonymous", Role::Admin));
         }
         let secret = bearer.ok_or_else(|| {
-            ApiError::unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
+            Refusal::Unaudited(ApiError::unauthenticated(
+                "missing bearer token: send `Authorization: Bearer <token>`",
+            ))
         })?;
         let hash = tokens::hash_secret(secret);
         let fresh = self.cache.read().ok().and_then(|c| {
@@ -74,7 +205,12 @@ impl Auth {
         if let Some(info) = fresh {
             return unexpired(info);
         }
-        match self.store.token_by_hash(&hash).await? {
+        match self
+            .store
+            .token_by_hash(&hash)
+            .await
+            .map_err(|e| Refusal::Unaudited(e.into()))?
+        {
             Some(info) => {
                 if let Ok(mut cache) = self.cache.write() {
                     cache.insert(hash, (info.clone(), Instant::now()));
@@ -85,7 +221,11 @@ impl Auth {
                 if let Ok(mut cache) = self.cache.write() {
                     cache.remove(&hash);
                 }
-                Err(ApiError::unauthenticated("unknown or revoked token"))
+                Err(Refusal::Presented {
+                    error: ApiError::unauthenticated("unknown or revoked token"),
+                    reason: "unknown or revoked token",
+                    token: None,
+                })
             }
         }
     }
@@ -96,18 +236,38 @@ impl Auth {
     }
 }
 
+/// Why a credential was refused.
+enum Refusal {
+    /// No credential, or the registry could not be read: not audited.
+    Unaudited(ApiError),
+    /// A presented token was refused: counted and audited.
+    Presented {
+        error: ApiError,
+        reason: &'static str,
+        /// The token's name, when its secret matched a known token.
+        token: Option<String>,
+    },
+}
+
 /// The caller a token stands for, unless it has expired (checked on every
 /// request, cached or not: expiry needs no registry read).
-fn unexpired(info: TokenInfo) -> Result<Actor, ApiError> {
+fn unexpired(info: TokenInfo) -> Result<Actor, Refusal> {
     if info.expired(chrono::Utc::now()) {
-        return Err(ApiError::unauthenticated(format!(
-            "token {:?} expired at {}; ask an admin for a new one (modelwatch token create)",
-            info.name,
-            info.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
-        )));
+        return Err(Refusal::Presented {
+            error: ApiError::unauthenticated(format!(
+                "token {:?} expired at {}; ask an admin for a new one (modelwatch token create)",
+                info.name,
+                info.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )),
+            reason: "expired token",
+            token: Some(info.name),
+        });
     }
     Ok(Actor::new(info.name, info.role))
 }
+
+/// The actor of `auth.failed` entries.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// The authenticated caller of a request. Handlers state the role they need
 /// with [`Caller::require`].
@@ -164,8 +324,37 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        let actor = state.auth.authenticate(token).await?;
+        let actor = state.auth.authenticate(token, Via::Api).await?;
         tracing::Span::current().record("actor", actor.name.as_str());
         Ok(Caller(actor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_audited_in_a_burst_then_a_few_a_minute_with_the_rest_counted() {
+        let start = Instant::now();
+        let mut budget = FailureBudget::new(start);
+        // The burst: every one audited, none left out before it.
+        for _ in 0..AUDITED_FAILURE_BURST {
+            assert_eq!(budget.admit(start), Some(0));
+        }
+        // Then only counted…
+        for _ in 0..5 {
+            assert_eq!(budget.admit(start + Duration::from_secs(1)), None);
+        }
+        // …until one refill period has passed: that entry carries the five.
+        let later = start + AUDITED_FAILURE_REFILL;
+        assert_eq!(budget.admit(later), Some(5));
+        assert_eq!(budget.admit(later), None);
+        // A long quiet spell refills the whole burst, no more.
+        let quiet = later + AUDITED_FAILURE_REFILL * 100;
+        for _ in 0..AUDITED_FAILURE_BURST {
+            assert!(budget.admit(quiet).is_some());
+        }
+        assert_eq!(budget.admit(quiet), None);
     }
 }

@@ -27,8 +27,16 @@ use modelwatch_registry::{Announcement, ClusterView, DutyFence, HeldLease, Regis
 /// The duties held by a lease: background duties (`crate::duties::names`)
 /// that must run on one daemon at a time.
 pub mod leased {
-    pub use crate::duties::names::{ARTIFACT_GC, EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER};
-    pub const ALL: [&str; 4] = [EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER, ARTIFACT_GC];
+    pub use crate::duties::names::{
+        ARTIFACT_GC, AUDIT_ANCHOR, EVALUATOR, WEBHOOK_DISPATCHER, WEBHOOK_SENDER,
+    };
+    pub const ALL: [&str; 5] = [
+        EVALUATOR,
+        WEBHOOK_DISPATCHER,
+        WEBHOOK_SENDER,
+        ARTIFACT_GC,
+        AUDIT_ANCHOR,
+    ];
 }
 
 /// How fast duties move between daemons.
@@ -96,9 +104,19 @@ pub fn member_id() -> String {
 }
 
 impl Cluster {
-    pub fn new(registry: Arc<dyn RegistryStore>, address: String, config: ClusterConfig) -> Self {
+    /// Joins as a daemon that runs `runs` (some of [`leased::ALL`]): it
+    /// claims only their leases, so a daemon with a duty switched off (the
+    /// evaluator with `--no-evaluator`, anchoring without
+    /// `--audit-anchor-dir`) never holds it away from one that runs it.
+    pub fn new(
+        registry: Arc<dyn RegistryStore>,
+        address: String,
+        config: ClusterConfig,
+        runs: &[&'static str],
+    ) -> Self {
         let fences = leased::ALL
             .into_iter()
+            .filter(|duty| runs.contains(duty))
             .map(|duty| (duty, Arc::new(DutyFence::new(duty))))
             .collect();
         Self {
@@ -133,12 +151,12 @@ impl Cluster {
         }
     }
 
-    /// The fence of a leased duty (one of [`leased::ALL`]).
+    /// The fence of a leased duty this daemon runs.
     pub fn fence(&self, duty: &str) -> Arc<DutyFence> {
         self.fences
             .get(duty)
             .cloned()
-            .unwrap_or_else(|| panic!("{duty} is not a leased duty"))
+            .unwrap_or_else(|| panic!("{duty} is not a leased duty this daemon runs"))
     }
 
     /// What `duty`'s loop needs: its fence and the store fenced by it

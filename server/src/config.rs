@@ -39,6 +39,11 @@ pub const MAX_ARTIFACT_GC_INTERVAL_SECONDS: u64 = 7 * 86_400;
 /// it is deleted.
 pub const DEFAULT_ARTIFACT_GC_GRACE_SECONDS: u64 = 86_400;
 pub const MAX_ARTIFACT_GC_GRACE_SECONDS: u64 = 3650 * 86_400;
+/// New audit entries after which the chain head is anchored.
+pub const DEFAULT_AUDIT_ANCHOR_EVERY_ENTRIES: u64 = 1000;
+/// Seconds after which a chain head with new entries is anchored.
+pub const DEFAULT_AUDIT_ANCHOR_INTERVAL_SECONDS: u64 = 300;
+pub const MAX_AUDIT_ANCHOR_INTERVAL_SECONDS: u64 = 86_400;
 
 /// An amount of memory: plain bytes (`1073741824`) or a number with a unit
 /// (`512MiB`, `2GiB`, `1GB`; `K`/`M`/`G` without `B` mean KiB/MiB/GiB).
@@ -261,6 +266,31 @@ pub struct ServeArgs {
     )]
     pub artifact_gc_grace_seconds: Option<u64>,
 
+    /// Directory signed anchors of the audit chain are written to (one
+    /// file per anchor, never overwritten); make it one this daemon can add
+    /// to but not rewrite. Needs --audit-signing-key [default: no anchors]
+    #[arg(long, env = "MODELWATCH_AUDIT_ANCHOR_DIR", value_name = "DIR")]
+    pub audit_anchor_dir: Option<PathBuf>,
+
+    /// Ed25519 private key (PKCS#8 PEM or DER; `modelwatch audit keygen`
+    /// or `openssl genpkey -algorithm ed25519`) that signs the anchors
+    #[arg(long, env = "MODELWATCH_AUDIT_SIGNING_KEY", value_name = "FILE")]
+    pub audit_signing_key: Option<PathBuf>,
+
+    /// Anchor the chain head once this many entries were added since the
+    /// last anchor [default: 1000]
+    #[arg(long, env = "MODELWATCH_AUDIT_ANCHOR_EVERY_ENTRIES", value_name = "N")]
+    pub audit_anchor_every_entries: Option<u64>,
+
+    /// Anchor the chain head at least this often while it has new entries
+    /// [default: 300]
+    #[arg(
+        long,
+        env = "MODELWATCH_AUDIT_ANCHOR_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub audit_anchor_interval_seconds: Option<u64>,
+
     /// Directory a version's `reference_uri` may name files in (repeat the
     /// flag, or separate with commas); `<data-dir>/imports` always counts
     /// [default: none besides <data-dir>/imports]
@@ -413,6 +443,10 @@ pub struct FileConfig {
     pub max_artifact_file_bytes: Option<u64>,
     pub artifact_gc_interval_seconds: Option<u64>,
     pub artifact_gc_grace_seconds: Option<u64>,
+    pub audit_anchor_dir: Option<PathBuf>,
+    pub audit_signing_key: Option<PathBuf>,
+    pub audit_anchor_every_entries: Option<u64>,
+    pub audit_anchor_interval_seconds: Option<u64>,
     pub reference_dir: Option<Vec<PathBuf>>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
@@ -501,6 +535,8 @@ pub struct Settings {
     pub max_artifact_file_bytes: u64,
     /// When artifact garbage collection runs and what it waits for.
     pub artifact_gc: crate::artifact_gc::GcConfig,
+    /// Where and when the audit chain is anchored; `None`: not anchored.
+    pub audit_anchor: Option<crate::audit_anchor::AnchorConfig>,
     /// Directories `reference_uri` may read from, besides `<data-dir>/imports`.
     pub reference_dirs: Vec<PathBuf>,
     pub model_label: String,
@@ -557,6 +593,50 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+}
+
+/// The anchoring settings: both the directory and the key, or neither.
+fn anchor_config(
+    dir: Option<PathBuf>,
+    key: Option<PathBuf>,
+    every_entries: u64,
+    interval_seconds: u64,
+) -> Result<Option<crate::audit_anchor::AnchorConfig>, ConfigError> {
+    let invalid = |field, message: &str| ConfigError::Invalid {
+        field,
+        message: message.to_string(),
+    };
+    let (dir, key_file) = match (dir, key) {
+        (None, None) => return Ok(None),
+        (Some(dir), Some(key)) => (dir, key),
+        (Some(_), None) => {
+            return Err(invalid(
+                "audit_anchor_dir",
+                "needs --audit-signing-key FILE to sign the anchors (create one with `modelwatch audit keygen --out FILE`)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "audit_signing_key",
+                "needs --audit-anchor-dir DIR to write the anchors to",
+            ));
+        }
+    };
+    if every_entries == 0 {
+        return Err(invalid("audit_anchor_every_entries", "must be at least 1"));
+    }
+    if !(1..=MAX_AUDIT_ANCHOR_INTERVAL_SECONDS).contains(&interval_seconds) {
+        return Err(invalid(
+            "audit_anchor_interval_seconds",
+            "must be between 1 and 86400 (a day)",
+        ));
+    }
+    Ok(Some(crate::audit_anchor::AnchorConfig {
+        dir,
+        key_file,
+        every_entries,
+        interval: std::time::Duration::from_secs(interval_seconds),
+    }))
 }
 
 fn default_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
@@ -703,6 +783,16 @@ impl ServeArgs {
                         .unwrap_or(DEFAULT_ARTIFACT_GC_GRACE_SECONDS),
                 ),
             },
+            audit_anchor: anchor_config(
+                self.audit_anchor_dir.or(file.audit_anchor_dir),
+                self.audit_signing_key.or(file.audit_signing_key),
+                self.audit_anchor_every_entries
+                    .or(file.audit_anchor_every_entries)
+                    .unwrap_or(DEFAULT_AUDIT_ANCHOR_EVERY_ENTRIES),
+                self.audit_anchor_interval_seconds
+                    .or(file.audit_anchor_interval_seconds)
+                    .unwrap_or(DEFAULT_AUDIT_ANCHOR_INTERVAL_SECONDS),
+            )?,
             reference_dirs: self
                 .reference_dir
                 .or(file.reference_dir)

@@ -29,6 +29,8 @@ pub mod names {
     pub const WEBHOOK_SENDER: &str = "webhook_sender";
     /// Deletes the artifacts of deleted versions (`crate::artifact_gc`).
     pub const ARTIFACT_GC: &str = "artifact_gc";
+    /// Signs checkpoints of the audit chain head (`crate::audit_anchor`).
+    pub const AUDIT_ANCHOR: &str = "audit_anchor";
     /// The heartbeat and duty-lease claims (`crate::cluster`).
     pub const CLUSTER: &str = "cluster";
 }

@@ -152,7 +152,10 @@ impl<S: OtlpService> UnaryService<Bytes> for Export<S> {
                             .get("authorization")
                             .map(|v| v.as_bytes()),
                     )?;
-                    let actor = state.auth.authenticate(token).await?;
+                    let actor = state
+                        .auth
+                        .authenticate(token, crate::auth::Via::Api)
+                        .await?;
                     tracing::Span::current().record("actor", actor.name.as_str());
                     Caller(actor).require(Role::Ingest)?;
                     let outcome = state

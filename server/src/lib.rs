@@ -25,6 +25,7 @@
 pub mod alerts;
 pub mod artifact_gc;
 pub mod artifacts;
+pub mod audit_anchor;
 pub mod auth;
 pub mod cluster;
 pub mod config;

@@ -104,6 +104,18 @@ pub struct Metrics {
     /// `modelwatch_artifact_gc_waiting{kind}`: unreferenced objects the
     /// last sweep left waiting out their grace period.
     pub artifact_gc_waiting: IntGaugeVec,
+    /// `modelwatch_audit_anchored_seq`: the audit entry the last anchor
+    /// this daemon wrote covers.
+    pub audit_anchored_seq: IntGauge,
+    /// `modelwatch_audit_anchors_written_total`.
+    pub audit_anchors_written: IntCounter,
+    /// `modelwatch_audit_anchor_failing`: 1 while anchoring is stopped
+    /// (the chain contradicts the last anchor, or anchors cannot be read
+    /// or written).
+    pub audit_anchor_failing: IntGauge,
+    /// `modelwatch_auth_failures_total{via}`: presented credentials
+    /// refused (`api`, `ui`).
+    pub auth_failures: IntCounterVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     /// Held for a whole scrape: the figures refreshed from the stats are the
@@ -463,7 +475,7 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "modelwatch_duty_lease_held",
-                        "1 while this daemon holds the lease of a background duty that runs on one daemon at a time (evaluator, webhook_dispatcher, webhook_sender, artifact_gc).",
+                        "1 while this daemon holds the lease of a background duty that runs on one daemon at a time (evaluator, webhook_dispatcher, webhook_sender, artifact_gc, audit_anchor).",
                     ),
                     &["duty"],
                 )
@@ -519,6 +531,33 @@ impl Metrics {
                 );
                 for kind in crate::artifact_gc::KINDS {
                     v.with_label_values(&[kind]);
+                }
+                v
+            },
+            audit_anchored_seq: gauge(
+                &r,
+                "modelwatch_audit_anchored_seq",
+                "The audit entry covered by the last signed anchor this daemon wrote (0: none yet, or anchoring is off).",
+            ),
+            audit_anchors_written: counter(
+                &r,
+                "modelwatch_audit_anchors_written_total",
+                "Signed anchors of the audit chain head this daemon wrote to --audit-anchor-dir.",
+            ),
+            audit_anchor_failing: gauge(
+                &r,
+                "modelwatch_audit_anchor_failing",
+                "1 while audit anchoring is stopped: the chain no longer holds the last anchored entry (truncated or rewritten), or the anchor directory cannot be read or written; the log says which.",
+            ),
+            auth_failures: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_auth_failures_total",
+                    "Presented credentials refused (unknown, revoked or expired tokens; malformed ones at the UI sign-in), by where: api or ui. Each is audited as auth.failed, at most a few a minute.",
+                    &["via"],
+                );
+                for via in crate::auth::FAILURE_SOURCES {
+                    v.with_label_values(&[via]);
                 }
                 v
             },

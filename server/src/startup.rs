@@ -100,6 +100,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
+    // A wrong signing key stops the start before anything is opened.
+    let anchor_key = match &settings.audit_anchor {
+        Some(config) => Some(crate::audit_anchor::load_key(config)?),
+        None => None,
+    };
     let protection = AliasProtection::new(&settings.protected_aliases);
     let opened = open_registry(&settings, protection.clone()).await?;
     let registry = opened.registry.clone();
@@ -184,10 +189,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     // This daemon joins the cluster and claims its duties before they start,
     // so a lone daemon runs them from its first moment.
+    let runs: Vec<&'static str> = leased::ALL
+        .into_iter()
+        .filter(|duty| match *duty {
+            leased::EVALUATOR => !settings.no_evaluator,
+            leased::AUDIT_ANCHOR => settings.audit_anchor.is_some(),
+            _ => true,
+        })
+        .collect();
     let cluster = Arc::new(Cluster::new(
         registry.clone(),
         settings.listen.to_string(),
         settings.cluster,
+        &runs,
     ));
     cluster.claim_round().await;
     let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
@@ -243,6 +257,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
         .context("cannot start the SQL engine")?,
     );
+    let anchor_task = match (&settings.audit_anchor, anchor_key) {
+        (Some(config), Some(key)) => Some(crate::audit_anchor::spawn(
+            config.clone(),
+            key,
+            cluster.leased(leased::AUDIT_ANCHOR, &opened.fenced),
+            stop_background.subscribe(),
+            &duties,
+        )),
+        _ => None,
+    };
     let artifacts = open_artifacts(&settings).await?;
     let artifact_gc_task = crate::artifact_gc::spawn(
         artifacts.clone(),
@@ -395,6 +419,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let _ = webhook_tasks.await;
     // A sweep in progress stops at its next deletion.
     let _ = artifact_gc_task.await;
+    if let Some(task) = anchor_task {
+        let _ = task.await;
+    }
     // Leaving the cluster releases the duties only now that nothing of
     // this daemon writes for them any more.
     let _ = stop_cluster.send(true);

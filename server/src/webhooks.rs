@@ -516,6 +516,7 @@ mod tests {
             registry.clone(),
             "test".into(),
             crate::cluster::ClusterConfig::default(),
+            &crate::cluster::leased::ALL,
         );
         cluster.claim_round().await;
         let fenced = |fence| Arc::new(store.fenced(fence)) as Arc<dyn RegistryStore>;

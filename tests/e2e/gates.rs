@@ -209,6 +209,43 @@ async fn policies_are_checked_at_upload_and_gates_decide_promotions() {
     let message = error_message(&body);
     assert!(message.contains("below the minimum 0.8"), "{message}");
     assert!(message.contains("nothing was moved"), "{message}");
+    // Denials are on the record: the reader's and the CLI's gate checks
+    // and the refused promotion (by the approver), each with its reasons.
+    let denials = AuditQuery {
+        page: PageQuery::limit(1000),
+        action: Some("gate.denied".into()),
+        ..AuditQuery::default()
+    };
+    let denied = admin.api().audit().list(&denials).await.unwrap().items;
+    let who: Vec<_> = denied
+        .iter()
+        .map(|e| {
+            let after = e.after.as_ref().unwrap();
+            (
+                e.actor.as_str(),
+                e.target.as_str(),
+                after["promotion"].as_bool(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("dash", "model/fraud/version/2", Some(false)),
+            ("bootstrap-admin", "model/fraud/version/2", Some(false)),
+            ("bootstrap-admin", "model/fraud/version/2", Some(false)),
+            ("release", "model/fraud/version/2", Some(true)),
+        ]
+    );
+    let last = denied[3].after.as_ref().unwrap();
+    assert_eq!(last["alias"], "production");
+    assert!(
+        last["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("below the minimum 0.8"),
+        "{last}"
+    );
     assert_eq!(
         reader
             .get("/api/v1/models/fraud/aliases/production")

@@ -6,6 +6,7 @@
 mod alerts;
 mod artifact_gc;
 mod artifacts;
+mod audit_anchors;
 mod cluster;
 mod dashboards;
 mod demo;

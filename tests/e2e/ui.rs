@@ -231,7 +231,7 @@ async fn forms_need_a_session_a_role_and_their_csrf_token() {
         .post("/ui/login", &[("csrf", &nonce), ("token", "mw_nope")], None)
         .await;
     assert_eq!(status, 401);
-    assert!(page.contains("Unknown or revoked token"), "{page}");
+    assert!(page.contains("Unknown, revoked or expired token"), "{page}");
     // A sign-in never sends the browser off the UI.
     let nonce = hidden(&page, "csrf");
     let (status, location, _) = s

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod artifacts;
+mod audit;
 mod bench;
 mod bench_sql;
 mod dashboards;
@@ -25,8 +26,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use modelwatch_client::{
-    AuditQuery, Client, DataRef, Features, Lineage, MetadataUpdate, ModelQuery, ModelUpdate,
-    NewModel, NewVersion, PageQuery, RecommendationQuery, SqlRequest, VersionQuery, VersionUpdate,
+    Client, DataRef, Features, Lineage, MetadataUpdate, ModelQuery, ModelUpdate, NewModel,
+    NewVersion, PageQuery, RecommendationQuery, SqlRequest, VersionQuery, VersionUpdate,
 };
 use modelwatch_registry::prelude::*;
 use modelwatch_registry::{Actor, Role, SqliteStore, tokens};
@@ -137,7 +138,7 @@ pub enum Command {
     /// The hash-chained audit log.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -460,31 +461,6 @@ pub enum RecommendationsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// List audit entries, oldest first.
-    List {
-        #[command(flatten)]
-        page: PageArgs,
-        #[arg(long)]
-        actor: Option<String>,
-        /// e.g. alias.rollback
-        #[arg(long)]
-        action: Option<String>,
-        /// e.g. model/fraud
-        #[arg(long)]
-        target_prefix: Option<String>,
-    },
-    /// Recompute the hash chain; exits 1 and names the first broken entry
-    /// when it was tampered with.
-    Verify {
-        /// Check the database in this data directory directly instead of
-        /// asking the daemon.
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     Create {
@@ -613,7 +589,7 @@ async fn client_command(command: Command) -> Result<ExitCode, CliError> {
         Command::Recommendations { command, conn } => recommendations(command, &conn).await,
         Command::Policy { command, conn } => monitoring::policy(command, &conn).await,
         Command::Evaluate { model, conn } => monitoring::evaluate(model, &conn).await,
-        Command::Audit { command, conn } => audit(command, &conn).await,
+        Command::Audit { command, conn } => audit::audit(command, &conn).await,
         Command::Token { command, conn } => token(command, &conn).await,
         Command::Sql {
             query,
@@ -1004,63 +980,6 @@ async fn recommendations(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn verification_report(v: &Value) -> String {
-    if v["ok"].as_bool() == Some(true) {
-        format!(
-            "audit chain intact: {} entries verified, head {}",
-            v["entries_checked"],
-            v["head_hash"].as_str().unwrap_or("")
-        )
-    } else {
-        format!(
-            "audit chain BROKEN at entry {}: {}\n({} entries before it verified)",
-            v["first_broken_seq"],
-            v["problem"].as_str().unwrap_or(""),
-            v["entries_checked"]
-        )
-    }
-}
-
-async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    match command {
-        AuditCommand::List {
-            page,
-            actor,
-            action,
-            target_prefix,
-        } => {
-            let query = AuditQuery {
-                page: page.query(),
-                actor,
-                action,
-                target_prefix,
-            };
-            let listed = client(conn).audit().list(&query).await?;
-            print(conn.json, &document(&listed), |v| {
-                output::page(v, AUDIT_COLUMNS)
-            });
-            Ok(ExitCode::SUCCESS)
-        }
-        AuditCommand::Verify { data_dir } => {
-            let v = match data_dir {
-                Some(dir) => {
-                    let store = open_offline(&dir).await?;
-                    let report = store.verify_audit().await.map_err(offline_error)?;
-                    store.close().await;
-                    serde_json::to_value(report).map_err(offline_error)?
-                }
-                None => document(&client(conn).audit().verify().await?),
-            };
-            print(conn.json, &v, verification_report);
-            Ok(if v["ok"].as_bool() == Some(true) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-    }
 }
 
 /// `--expires-in` as the time it ends.

@@ -110,6 +110,7 @@ macro_rules! conformance_suite {
             registry::listings_paginate_and_filter,
             registry::every_change_is_audited,
             registry::tokens_store_only_hashes_and_revoke,
+            registry::refusals_are_chained_and_tokens_are_checked_against_the_chain,
             registry::tokens_expire_and_stop_counting_as_admins,
             registry::failed_changes_in_a_group_commit_leave_the_others_and_the_chain_intact,
             registry::views_export_flat_rows_with_sql_column_names,

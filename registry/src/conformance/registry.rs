@@ -384,6 +384,84 @@ pub async fn every_change_is_audited(fx: &mut Fixture) {
     assert!(s.verify_audit().await.unwrap().ok);
 }
 
+pub async fn refusals_are_chained_and_tokens_are_checked_against_the_chain(fx: &mut Fixture) {
+    use crate::audit::AuditEvent;
+    let s = fx.store();
+    assert_eq!(s.audit_head().await.unwrap(), None);
+    let hash = tokens::hash_secret(&tokens::generate_secret());
+    s.create_token(&admin(), "ci", Role::Editor, &hash, None)
+        .await
+        .unwrap();
+    s.create_token(
+        &admin(),
+        "old",
+        Role::Reader,
+        &tokens::hash_secret("x"),
+        None,
+    )
+    .await
+    .unwrap();
+    s.revoke_token(&admin(), "old").await.unwrap();
+    let denied = AuditEvent::GateDenied {
+        model: "fraud".into(),
+        version: 3,
+        alias: Some("production".into()),
+        promotion: true,
+        reasons: vec!["auc 0.7 is below the minimum 0.8".into()],
+        policy_sha256: Some("ab".repeat(32)),
+    };
+    s.record_audit(&Actor::new("release", Role::Approver), &denied)
+        .await
+        .unwrap();
+    let failed = AuditEvent::AuthFailed {
+        reason: "unknown or revoked token".into(),
+        token: None,
+        via: "api",
+        suppressed: 2,
+    };
+    s.record_audit(&Actor::new("anonymous", Role::Reader), &failed)
+        .await
+        .unwrap();
+    let log = s
+        .list_audit(&AuditFilter::default(), &page(100, None))
+        .await
+        .unwrap();
+    let entries: Vec<_> = log
+        .items
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        entries[3..],
+        [
+            ("gate.denied", "release", "model/fraud/version/3"),
+            ("auth.failed", "anonymous", "auth"),
+        ]
+    );
+    assert_eq!(log.items[3].after.as_ref(), Some(&denied.after()));
+    assert_eq!(log.items[4].after.as_ref().unwrap()["suppressed"], 2);
+    // The token entry records the secret's fingerprint, never the hash.
+    let created = log.items[0].after.as_ref().unwrap();
+    assert_eq!(
+        created[crate::audit::SECRET_FINGERPRINT],
+        tokens::secret_fingerprint(&hash)
+    );
+    assert!(!created.to_string().contains(&hash));
+    let last = log.items.last().unwrap();
+    assert_eq!(
+        s.audit_head().await.unwrap(),
+        Some((last.seq, last.hash.clone()))
+    );
+    assert_eq!(
+        s.audit_hash(2).await.unwrap().as_ref(),
+        Some(&log.items[1].hash)
+    );
+    assert_eq!(s.audit_hash(99).await.unwrap(), None);
+    let v = s.verify_audit().await.unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!((v.entries_checked, v.tokens_checked), (5, 2));
+}
+
 pub async fn tokens_store_only_hashes_and_revoke(fx: &mut Fixture) {
     let s = fx.store();
     let secret = tokens::generate_secret();

@@ -8,6 +8,7 @@ use super::dialect::{Db, Store};
 use super::records::*;
 use crate::audit;
 use crate::error::Result;
+use crate::audit::AuditEvent;
 use crate::roles::Audit;
 use crate::types::*;
 
@@ -69,13 +70,70 @@ impl Audit for Store {
                                 first_broken_seq: Some(seq),
                                 problem: Some(e.to_string()),
                                 head_hash: None,
+                                tokens_checked: 0,
                             };
                         }
                         return Ok(v);
                     }
                 }
             }
-            Ok(audit::verify(entries))
+            let mut v = audit::verify(entries.iter().cloned());
+            if !v.ok {
+                return Ok(v);
+            }
+            let rows = sqlx::query("SELECT * FROM tokens ORDER BY id")
+                .fetch_all(&mut *conn)
+                .await?;
+            let tokens = rows
+                .iter()
+                .map(|row| {
+                    Ok(audit::StoredToken {
+                        info: token_from_row(row)?,
+                        secret_hash: row.get("secret_hash"),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            match audit::tokens_match_chain(&entries, &tokens) {
+                Ok(checked) => v.tokens_checked = checked,
+                Err((seq, problem)) => {
+                    v.ok = false;
+                    v.first_broken_seq = seq;
+                    v.problem = Some(problem);
+                    v.head_hash = None;
+                }
+            }
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        self.read(async {
+            let mut conn = self.reader().await?;
+            Ok(
+                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn audit_hash(&self, seq: i64) -> Result<Option<String>> {
+        self.read(async {
+            let mut conn = self.reader().await?;
+            Ok(sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+                .bind(seq)
+                .fetch_optional(&mut *conn)
+                .await?)
+        })
+        .await
+    }
+
+    async fn record_audit(&self, actor: &Actor, event: &AuditEvent) -> Result<()> {
+        let args = (event.action(), event.target(), event.after());
+        self.audited(actor, args, |mut tx, (action, target, after)| {
+            Box::pin(async move { tx.audit(action, &target, None, Some(after)).await })
         })
         .await
     }

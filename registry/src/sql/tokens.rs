@@ -47,13 +47,12 @@ impl Tokens for Store {
                     .fetch_one(&mut *tx.conn)
                     .await?;
                 let info = token_from_row(&row)?;
-                tx.audit(
-                    "token.create",
-                    &format!("token/{name}"),
-                    None,
-                    Some(to_value(&info)),
-                )
-                .await?;
+                // The fingerprint lets `audit verify` tell a swapped secret.
+                let mut after = to_value(&info);
+                after[crate::audit::SECRET_FINGERPRINT] =
+                    crate::tokens::secret_fingerprint(&secret_hash).into();
+                tx.audit("token.create", &format!("token/{name}"), None, Some(after))
+                    .await?;
                 Ok(info)
             })
         })

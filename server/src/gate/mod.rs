@@ -5,8 +5,9 @@
 //! alias only when allowed, with the decision in the move's audit entry.
 //!
 //! It must not store anything itself (policies and moves go through
-//! `RegistryStore`, audited there) nor talk HTTP; handlers in
-//! `http/gates.rs` stay thin around it.
+//! `RegistryStore`, audited there; a denial is recorded there as a
+//! `gate.denied` entry) nor talk HTTP; handlers in `http/gates.rs` stay
+//! thin around it.
 //!
 //! Input document (documented with an example in `docs/gates.md`):
 //! `model` (the model record), `version` (the full version record: lineage,
@@ -24,6 +25,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 
 use modelwatch_history::HistoryStore;
+use modelwatch_registry::audit::AuditEvent;
 use modelwatch_registry::{Actor, GateApproval, RegistryStore, validate};
 pub use modelwatch_types::records::{GateReport, Promotion};
 
@@ -220,6 +222,45 @@ pub async fn evaluate(
     })
 }
 
+/// [`evaluate`] on behalf of `actor` (the API's and the UI's gate checks):
+/// a denial is recorded in the audit chain as `gate.denied`.
+pub async fn evaluate_for(
+    registry: &Arc<dyn RegistryStore>,
+    history: &HistoryStore,
+    actor: &Actor,
+    model: &str,
+    version: i64,
+    alias: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GateReport, GateError> {
+    let report = evaluate(registry, history, model, version, alias, now).await?;
+    if !report.allowed {
+        record_denial(registry.as_ref(), actor, &report, false).await;
+    }
+    Ok(report)
+}
+
+/// Audits a denial. A failure to record it is logged, and the denial
+/// still stands: nothing moved either way.
+async fn record_denial(
+    registry: &dyn RegistryStore,
+    actor: &Actor,
+    report: &GateReport,
+    promotion: bool,
+) {
+    let event = AuditEvent::GateDenied {
+        model: report.model.clone(),
+        version: report.version,
+        alias: report.alias.clone(),
+        promotion,
+        reasons: report.reasons.clone(),
+        policy_sha256: report.policy_sha256.clone(),
+    };
+    if let Err(e) = registry.record_audit(actor, &event).await {
+        tracing::warn!(error = %e, model = %report.model, version = report.version, "cannot audit a denied gate decision");
+    }
+}
+
 /// Evaluates the gate for `alias` and moves the alias to `version` only if
 /// it allows; the move's audit entry records the policy digest and
 /// warnings. Denied: [`GateError::Denied`], nothing moved.
@@ -237,6 +278,7 @@ pub async fn promote(
 ) -> Result<Promotion, GateError> {
     let gate = evaluate(registry, history, model, version, Some(alias), now).await?;
     if !gate.allowed {
+        record_denial(registry.as_ref(), actor, &gate, true).await;
         return Err(GateError::Denied(Box::new(gate)));
     }
     let approval = GateApproval {

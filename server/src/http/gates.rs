@@ -138,11 +138,12 @@ pub async fn evaluate_gate(
     ApiPath((model, version)): ApiPath<(String, i64)>,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<GateReport>> {
-    caller.require(Role::Reader)?;
+    let actor = caller.require(Role::Reader)?;
     let request: GateRequest = optional_json(&body)?;
-    let report = gate::evaluate(
+    let report = gate::evaluate_for(
         &s.registry,
         &s.telemetry.store,
+        actor,
         &model,
         version,
         request.alias.as_deref(),

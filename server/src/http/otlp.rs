@@ -59,9 +59,10 @@ async fn export(signal: OtlpSignal, s: AppState, headers: HeaderMap, body: Body)
     let result = async {
         let actor = s
             .auth
-            .authenticate(auth::bearer_value(
-                headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-            )?)
+            .authenticate(
+                auth::bearer_value(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))?,
+                auth::Via::Api,
+            )
             .await?;
         tracing::Span::current().record("actor", actor.name.as_str());
         crate::auth::Caller(actor).require(Role::Ingest)?;

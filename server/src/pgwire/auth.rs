@@ -93,7 +93,7 @@ impl StartupHandler for TokenStartup {
                 // Every role may read; reader is the lowest.
                 match self
                     .auth
-                    .authenticate(Some(password.password.as_str()))
+                    .authenticate(Some(password.password.as_str()), crate::auth::Via::Sql)
                     .await
                 {
                     Ok(actor) => {

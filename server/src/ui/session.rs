@@ -178,15 +178,14 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(session) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(UiError::login(parts.uri.path()));
         };
-        let actor =
-            state
-                .auth
-                .authenticate(Some(session))
-                .await
-                .map_err(|e| match e.status.as_u16() {
-                    401 => UiError::login(parts.uri.path()),
-                    _ => UiError::from(e),
-                })?;
+        let actor = state
+            .auth
+            .authenticate(Some(session), crate::auth::Via::Ui)
+            .await
+            .map_err(|e| match e.status.as_u16() {
+                401 => UiError::login(parts.uri.path()),
+                _ => UiError::from(e),
+            })?;
         tracing::Span::current().record("actor", actor.name.as_str());
         Ok(Viewer {
             caller: Caller(actor),

@@ -276,6 +276,34 @@ pub struct AuditVerification {
     pub problem: Option<String>,
     /// Hash of the last entry (the chain head) when ok.
     pub head_hash: Option<String>,
+    /// Tokens whose row in the `tokens` table was compared with what the
+    /// chain's `token.create` and `token.revoke` entries say it must be
+    /// (checked only when the chain itself verifies).
+    #[serde(default)]
+    pub tokens_checked: i64,
+}
+
+/// Result of checking the audit chain against signed anchors (checkpoints
+/// of the chain head exported where the daemon cannot rewrite them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnchorCheck {
+    /// Anchors whose signature verified and whose entry was compared.
+    pub anchors_checked: i64,
+    pub ok: bool,
+    /// What failed first, when not ok: a forged or altered anchor, entries
+    /// deleted from the end of the chain, or the chain rewritten.
+    pub problem: Option<String>,
+    /// The anchored entry that does not match, when the chain is at fault.
+    pub first_broken_seq: Option<i64>,
+    /// The newest anchor's entry and when it was signed.
+    pub newest_anchored_seq: Option<i64>,
+    pub newest_anchored_at: Option<DateTime<Utc>>,
+    /// Entries after the newest anchor: no anchor covers them yet, so
+    /// deleting them would not be noticed.
+    pub unanchored_entries: i64,
+    /// The keys that signed the anchors, as `ed25519:<first 16 hex digits
+    /// of sha256(public key)>`.
+    pub key_ids: Vec<String>,
 }
 
 // ------------------------------------------------------------------ tokens

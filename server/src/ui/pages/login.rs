@@ -105,16 +105,20 @@ pub async fn submit(
     } else {
         let token = form.text("token");
         if !cookie_safe(&token) {
-            tracing::info!("UI sign-in refused: malformed token");
+            s.auth
+                .refused(crate::auth::Via::Ui, "malformed token", None);
             return Ok(retry(
                 "That is not a modelwatch token: paste the secret `modelwatch token create` printed once.",
             ));
         }
-        match s.auth.authenticate(Some(&token)).await {
+        match s
+            .auth
+            .authenticate(Some(&token), crate::auth::Via::Ui)
+            .await
+        {
             Ok(actor) => tracing::info!(actor = %actor.name, "UI sign-in"),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                tracing::info!("UI sign-in refused: unknown or revoked token");
-                return Ok(retry("Unknown or revoked token."));
+                return Ok(retry("Unknown, revoked or expired token."));
             }
             Err(e) => return Err(e.into()),
         }

@@ -286,11 +286,12 @@ pub async fn check_promotion(
     body: Bytes,
 ) -> UiResult<Markup> {
     let form = viewer.form(&body)?;
-    viewer.caller.require(Role::Editor)?;
+    let actor = viewer.caller.require(Role::Editor)?;
     let (version, request) = promotion(&form)?;
-    let report = gate::evaluate(
+    let report = gate::evaluate_for(
         &s.registry,
         &s.telemetry.store,
+        actor,
         &model,
         version,
         Some(&request.alias),
