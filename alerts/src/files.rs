@@ -63,13 +63,18 @@ pub fn rule_expressions() -> Result<Vec<(String, String)>, RulesError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::PathBuf;
     use std::process::Command;
 
     use super::*;
 
-    fn alerts_dir() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+    /// Read when the test runs, not when it was compiled: a test binary
+    /// reused from a build in another clone must not use that clone.
+    fn alerts_dir() -> PathBuf {
+        PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+        )
     }
 
     /// Runs a Prometheus tool from Debian's packages (installed by

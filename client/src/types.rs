@@ -572,7 +572,7 @@ mod tests {
             "action": "model.create", "target": "model/fraud", "before": null,
             "after": {"name": "fraud"}, "prev_hash": "00", "hash": "11"}], "next_cursor": "c"}));
         round_trip::<AuditVerification>(json!({"entries_checked": 3, "ok": true,
-            "first_broken_seq": null, "problem": null, "head_hash": "ab"}));
+            "first_broken_seq": null, "problem": null, "head_hash": "ab", "tokens_checked": 2}));
         round_trip::<CreatedToken>(
             json!({"name": "ci", "role": "editor", "created_by": "admin",
             "created_at": AT, "revoked_at": null, "expires_at": null, "token": "mw_secret"}),

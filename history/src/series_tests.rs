@@ -351,7 +351,11 @@ async fn a_series_batch_that_does_not_fit_its_table_is_refused_and_nothing_is_wr
 
 /// Copies the version-1 WAL fixture into `dir/wal`.
 pub(crate) fn install_v1_wal(dir: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal-v1");
+    let fixture = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("tests/fixtures/wal-v1");
     let wal = dir.join("wal");
     std::fs::create_dir_all(&wal).expect("wal dir");
     for e in std::fs::read_dir(&fixture).expect("the fixture is in the repository") {

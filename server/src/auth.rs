@@ -112,6 +112,8 @@ pub struct Auth {
     /// it; handlers ask first for a clearer answer).
     protection: AliasProtection,
     failures: Mutex<FailureBudget>,
+    /// Bearer JWTs from an identity provider (`--oidc-*`), beside tokens.
+    oidc: Option<Arc<crate::oidc::OidcVerifier>>,
 }
 
 impl Auth {
@@ -122,7 +124,14 @@ impl Auth {
             disabled,
             protection,
             failures: Mutex::new(FailureBudget::new(Instant::now())),
+            oidc: None,
         }
+    }
+
+    /// Also accepts the identity provider's JWTs as bearer tokens.
+    pub fn with_oidc(mut self, oidc: Option<Arc<crate::oidc::OidcVerifier>>) -> Self {
+        self.oidc = oidc;
+        self
     }
 
     /// Counts a refused credential and, within the budget, audits it as
@@ -196,6 +205,20 @@ impl Auth {
                 "missing bearer token: send `Authorization: Bearer <token>`",
             ))
         })?;
+        if let Some(oidc) = &self.oidc
+            && crate::oidc::looks_like_jwt(secret)
+        {
+            // Checked on every request: a JWT carries its own expiry and a
+            // verification needs no registry read.
+            return match oidc.verify(secret) {
+                Ok(identity) => Ok(Actor::new(identity.name, identity.role)),
+                Err(e) => Err(Refusal::Presented {
+                    error: ApiError::unauthenticated(e.to_string()),
+                    reason: e.reason(),
+                    token: None,
+                }),
+            };
+        }
         let hash = tokens::hash_secret(secret);
         let fresh = self.cache.read().ok().and_then(|c| {
             c.get(&hash)

@@ -266,6 +266,41 @@ pub struct ServeArgs {
     )]
     pub artifact_gc_grace_seconds: Option<u64>,
 
+    /// OIDC: the issuer (`iss`) whose JWTs are accepted as bearer tokens,
+    /// beside modelwatch's own tokens. Needs --oidc-audience,
+    /// --oidc-jwks-file and --oidc-role-map [default: OIDC off]
+    #[arg(long, env = "MODELWATCH_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+
+    /// OIDC: the audience (`aud`) the JWTs must be issued for
+    #[arg(long, env = "MODELWATCH_OIDC_AUDIENCE", value_name = "AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// OIDC: the identity provider's key set (JWKS JSON), read again when
+    /// the file changes
+    #[arg(long, env = "MODELWATCH_OIDC_JWKS_FILE", value_name = "FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+
+    /// OIDC: claim value → role, e.g. `ml-admins=admin,ml-engineers=editor`;
+    /// the highest role any value maps to wins, none → 401
+    #[arg(
+        long,
+        env = "MODELWATCH_OIDC_ROLE_MAP",
+        value_delimiter = ',',
+        value_name = "VALUE=ROLE"
+    )]
+    pub oidc_role_map: Option<Vec<String>>,
+
+    /// OIDC: the claim holding the groups or roles (a dotted path reaches
+    /// into objects, e.g. `realm_access.roles`) [default: groups]
+    #[arg(long, env = "MODELWATCH_OIDC_ROLE_CLAIM", value_name = "CLAIM")]
+    pub oidc_role_claim: Option<String>,
+
+    /// OIDC: the claim naming the caller in the audit chain, as
+    /// `oidc:<name>`; `sub` when absent [default: preferred_username]
+    #[arg(long, env = "MODELWATCH_OIDC_NAME_CLAIM", value_name = "CLAIM")]
+    pub oidc_name_claim: Option<String>,
+
     /// Directory signed anchors of the audit chain are written to (one
     /// file per anchor, never overwritten); make it one this daemon can add
     /// to but not rewrite. Needs --audit-signing-key [default: no anchors]
@@ -447,6 +482,12 @@ pub struct FileConfig {
     pub audit_signing_key: Option<PathBuf>,
     pub audit_anchor_every_entries: Option<u64>,
     pub audit_anchor_interval_seconds: Option<u64>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_audience: Option<String>,
+    pub oidc_jwks_file: Option<PathBuf>,
+    pub oidc_role_map: Option<Vec<String>>,
+    pub oidc_role_claim: Option<String>,
+    pub oidc_name_claim: Option<String>,
     pub reference_dir: Option<Vec<PathBuf>>,
     pub model_label: Option<String>,
     pub version_label: Option<String>,
@@ -537,6 +578,8 @@ pub struct Settings {
     pub artifact_gc: crate::artifact_gc::GcConfig,
     /// Where and when the audit chain is anchored; `None`: not anchored.
     pub audit_anchor: Option<crate::audit_anchor::AnchorConfig>,
+    /// OIDC bearer JWTs; `None`: off.
+    pub oidc: Option<crate::oidc::OidcConfig>,
     /// Directories `reference_uri` may read from, besides `<data-dir>/imports`.
     pub reference_dirs: Vec<PathBuf>,
     pub model_label: String,
@@ -593,6 +636,69 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+}
+
+/// The OIDC settings: issuer, audience, key set and role map together, or
+/// none of them.
+fn oidc_config(
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks_file: Option<PathBuf>,
+    role_map: Option<Vec<String>>,
+    role_claim: Option<String>,
+    name_claim: Option<String>,
+) -> Result<Option<crate::oidc::OidcConfig>, ConfigError> {
+    let any = issuer.is_some() || audience.is_some() || jwks_file.is_some() || role_map.is_some();
+    if !any {
+        return Ok(None);
+    }
+    let missing = |field, flag: &str| ConfigError::Invalid {
+        field,
+        message: format!(
+            "OIDC needs --oidc-issuer, --oidc-audience, --oidc-jwks-file and --oidc-role-map together; {flag} is missing"
+        ),
+    };
+    let issuer = issuer.ok_or_else(|| missing("oidc_issuer", "--oidc-issuer"))?;
+    let audience = audience.ok_or_else(|| missing("oidc_audience", "--oidc-audience"))?;
+    let jwks_file = jwks_file.ok_or_else(|| missing("oidc_jwks_file", "--oidc-jwks-file"))?;
+    let pairs = role_map.ok_or_else(|| missing("oidc_role_map", "--oidc-role-map"))?;
+    let mut map = Vec::new();
+    for pair in pairs.iter().filter(|p| !p.trim().is_empty()) {
+        let parsed = pair
+            .split_once('=')
+            .and_then(|(value, role)| {
+                Some((
+                    value.trim(),
+                    role.trim().parse::<modelwatch_registry::Role>().ok()?,
+                ))
+            })
+            .filter(|(value, _)| !value.is_empty());
+        match parsed {
+            Some((value, role)) => map.push((value.to_string(), role)),
+            None => {
+                return Err(ConfigError::Invalid {
+                    field: "oidc_role_map",
+                    message: format!(
+                        "{pair:?} is not VALUE=ROLE with a role of reader, ingest, editor, approver or admin"
+                    ),
+                });
+            }
+        }
+    }
+    if map.is_empty() {
+        return Err(missing(
+            "oidc_role_map",
+            "a VALUE=ROLE pair in --oidc-role-map",
+        ));
+    }
+    Ok(Some(crate::oidc::OidcConfig {
+        issuer,
+        audience,
+        jwks_file,
+        role_claim: role_claim.unwrap_or_else(|| "groups".into()),
+        role_map: map,
+        name_claim: name_claim.unwrap_or_else(|| "preferred_username".into()),
+    }))
 }
 
 /// The anchoring settings: both the directory and the key, or neither.
@@ -783,6 +889,14 @@ impl ServeArgs {
                         .unwrap_or(DEFAULT_ARTIFACT_GC_GRACE_SECONDS),
                 ),
             },
+            oidc: oidc_config(
+                self.oidc_issuer.or(file.oidc_issuer),
+                self.oidc_audience.or(file.oidc_audience),
+                self.oidc_jwks_file.or(file.oidc_jwks_file),
+                self.oidc_role_map.or(file.oidc_role_map),
+                self.oidc_role_claim.or(file.oidc_role_claim),
+                self.oidc_name_claim.or(file.oidc_name_claim),
+            )?,
             audit_anchor: anchor_config(
                 self.audit_anchor_dir.or(file.audit_anchor_dir),
                 self.audit_signing_key.or(file.audit_signing_key),

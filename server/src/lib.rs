@@ -36,6 +36,7 @@ pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod oidc;
 pub mod pgwire;
 pub mod sql;
 pub mod startup;

@@ -105,6 +105,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(config) => Some(crate::audit_anchor::load_key(config)?),
         None => None,
     };
+    let oidc = match &settings.oidc {
+        Some(config) => Some(Arc::new(
+            crate::oidc::OidcVerifier::new(config.clone()).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let protection = AliasProtection::new(&settings.protected_aliases);
     let opened = open_registry(&settings, protection.clone()).await?;
     let registry = opened.registry.clone();
@@ -281,7 +287,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         webhooks,
         registry: registry.clone(),
         telemetry: telemetry.clone(),
-        auth: Arc::new(Auth::new(registry.clone(), settings.no_auth, protection)),
+        auth: Arc::new(Auth::new(registry.clone(), settings.no_auth, protection).with_oidc(oidc)),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             max_write_bytes: settings.max_write_bytes,

@@ -324,7 +324,7 @@ async fn bad_deployment(ingest: &Http, model: &str, deployed_at: &str) {
 }
 
 fn alerts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../alerts")
+    PathBuf::from(manifest_dir()).join("../alerts")
 }
 
 /// `alerts/alertmanager.example.yml` pointed at this test's modelwatch, with

@@ -62,7 +62,7 @@ fn every_link_in_the_docs_resolves() {
 
 fn repository_root() -> PathBuf {
     // This test crate lives in tests/, one level below the repository.
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    PathBuf::from(crate::support::manifest_dir()).join("..")
 }
 
 fn read(path: &Path) -> String {

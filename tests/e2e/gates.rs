@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::support::*;
 
 fn example(name: &str) -> String {
-    let path = format!("{}/../policies/gates/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../policies/gates/{name}", manifest_dir());
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&crate::support::manifest_dir())
         .parent()
         .expect("tests/ sits in the workspace root")
         .to_path_buf()

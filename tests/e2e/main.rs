@@ -19,6 +19,7 @@ mod labels;
 mod layout;
 mod mlflow;
 mod monitoring;
+mod oidc;
 mod otlp;
 mod own_traces;
 mod pgwire;

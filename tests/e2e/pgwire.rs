@@ -384,7 +384,7 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
 
 fn run_grafana_script(d: &Daemon, sslmode: &str, from: &str, to: &str) {
     let (host, port) = d.pg_addr();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/grafana_pg.py");
+    let script = format!("{}/python/grafana_pg.py", manifest_dir());
     let out = Command::new(python())
         .arg(script)
         .args([&host, &port.to_string(), TOKEN, sslmode, from, to])

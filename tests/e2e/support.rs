@@ -42,7 +42,7 @@ pub fn test_python() -> String {
 /// script succeeds, and returns its standard output.
 pub async fn run_python_script(script: &str, args: &[String], env: &[(&str, &str)]) -> String {
     let python = test_python();
-    let path = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/python/{script}", manifest_dir());
     let args = args.to_vec();
     let env: Vec<(String, String)> = env
         .iter()
@@ -65,6 +65,13 @@ pub async fn run_python_script(script: &str, args: &[String], env: &[(&str, &str
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// This crate's folder in the checkout being tested. Read when the test
+/// runs (cargo sets it then too), not when it was compiled: a test binary
+/// reused from a build in another clone must not read that clone's files.
+pub fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
 }
 
 pub const TOKEN: &str = "mw_e2e_bootstrap_admin_token_0001";
@@ -456,7 +463,7 @@ impl Http {
 
     /// Sets `model`'s gate policy to the example `policies/gates/{file}`.
     pub async fn put_example_gate(&self, model: &str, file: &str) {
-        let path = format!("{}/../policies/gates/{file}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../policies/gates/{file}", manifest_dir());
         let rego = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let (status, reply) = self
             .raw(

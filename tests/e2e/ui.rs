@@ -23,14 +23,14 @@ const HOSTILE_REASON: &str = "bad canary <b onmouseover=alert(2)>latency</b>";
 
 /// A browser-less client of the UI: cookies kept by hand, redirects not
 /// followed, so each answer is seen as the browser would get it.
-struct Session {
+pub(crate) struct Session {
     url: String,
     client: reqwest::Client,
     cookies: Vec<(String, String)>,
 }
 
 impl Session {
-    fn new(url: &str) -> Session {
+    pub(crate) fn new(url: &str) -> Session {
         Session {
             url: url.to_string(),
             client: reqwest::Client::builder()
@@ -63,7 +63,7 @@ impl Session {
         }
     }
 
-    async fn get(&mut self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    pub(crate) async fn get(&mut self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
         let res = self
             .client
             .get(format!("{}{path}", self.url))
@@ -103,7 +103,7 @@ impl Session {
     }
 
     /// Signs in with `token`; the answer must be a redirect to the models.
-    async fn login(&mut self, token: &str) {
+    pub(crate) async fn login(&mut self, token: &str) {
         let (status, _, page) = self.get("/ui/login").await;
         assert_eq!(status, 200);
         let nonce = hidden(&page, "csrf");

@@ -153,10 +153,14 @@ fn cross_origin(headers: &HeaderMap) -> bool {
     origin == "null" || !origin_host.eq_ignore_ascii_case(host)
 }
 
+/// Longest cookie value kept: a session cookie holds the token, and an
+/// identity provider's JWT takes a few KiB (browsers keep 4 KiB a cookie).
+const MAX_COOKIE_VALUE: usize = 4000;
+
 /// Only characters a token and a cookie value may both hold.
 pub fn cookie_safe(value: &str) -> bool {
     !value.is_empty()
-        && value.len() <= 512
+        && value.len() <= MAX_COOKIE_VALUE
         && value
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'"' | b'\\'))
