@@ -3,6 +3,7 @@
 //! and through its own CLI. Build the binary first (`cargo build --bins`;
 //! `.ci/run` does).
 
+mod access;
 mod alerts;
 mod artifact_gc;
 mod artifacts;

@@ -28,14 +28,14 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-struct Provider {
+pub(crate) struct Provider {
     rsa: RsaKeyPair,
     ec: EcdsaKeyPair,
 }
 
 impl Provider {
     /// An RSA key from `openssl genpkey` and a P-256 key.
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         let pem = dir.join("rsa.pem");
         let out = Command::new("openssl")
             .args([
@@ -73,7 +73,7 @@ impl Provider {
         ]})
     }
 
-    fn token(&self, header: Value, claims: Value) -> String {
+    pub(crate) fn token(&self, header: Value, claims: Value) -> String {
         let signed = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
@@ -104,24 +104,22 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn claims(user: &str, groups: &[&str]) -> Value {
+pub(crate) fn token_claims(user: &str, groups: &[&str]) -> Value {
     json!({
         "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600, "iat": now(),
         "sub": format!("id-{user}"), "preferred_username": user, "groups": groups,
     })
 }
 
-fn rs256() -> Value {
+pub(crate) fn rs256() -> Value {
     json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"})
 }
 
-#[tokio::test]
-async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
-    let tmp = tempfile::tempdir().unwrap();
-    let idp = Provider::new(tmp.path());
-    let jwks = tmp.path().join("jwks.json");
+/// The `serve` flags trusting `idp`, its key set written into `dir`.
+pub(crate) fn idp_args(idp: &Provider, dir: &Path) -> Start {
+    let jwks = dir.join("jwks.json");
     std::fs::write(&jwks, idp.jwks().to_string()).unwrap();
-    let d = Daemon::start_with(Start::args(&[
+    Start::args(&[
         "--oidc-issuer",
         ISSUER,
         "--oidc-audience",
@@ -130,14 +128,22 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
         jwks.to_str().unwrap(),
         "--oidc-role-map",
         "ml-readers=reader,ml-engineers=editor",
-    ]));
+    ])
+}
+
+#[tokio::test]
+async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idp = Provider::new(tmp.path());
+    let jwks = tmp.path().join("jwks.json");
+    let d = Daemon::start_with(idp_args(&idp, tmp.path()));
     let admin = d.http();
     let alice = admin.with_token(Some(
-        &idp.token(rs256(), claims("alice", &["ml-engineers"])),
+        &idp.token(rs256(), token_claims("alice", &["ml-engineers"])),
     ));
     let bob = admin.with_token(Some(&idp.token(
         json!({"alg": "ES256", "kid": "ec-1"}),
-        claims("bob", &["ml-readers"]),
+        token_claims("bob", &["ml-readers"]),
     )));
 
     // An editor by group: changes are audited under the provider's name.
@@ -157,15 +163,15 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
     assert_eq!(status, 403, "{body}");
 
     // Every way a token can be wrong is a 401 that says which.
-    let mut wrong_issuer = claims("alice", &["ml-engineers"]);
+    let mut wrong_issuer = token_claims("alice", &["ml-engineers"]);
     wrong_issuer["iss"] = json!("https://evil.example.com");
-    let mut wrong_audience = claims("alice", &["ml-engineers"]);
+    let mut wrong_audience = token_claims("alice", &["ml-engineers"]);
     wrong_audience["aud"] = json!("another-app");
-    let mut expired = claims("alice", &["ml-engineers"]);
+    let mut expired = token_claims("alice", &["ml-engineers"]);
     expired["exp"] = json!(now() - 3600);
-    let mut raised = claims("alice", &["ml-engineers"]);
+    let mut raised = token_claims("alice", &["ml-engineers"]);
     raised["groups"] = json!(["ml-admins", "ml-engineers"]);
-    let genuine = idp.token(rs256(), claims("alice", &["ml-engineers"]));
+    let genuine = idp.token(rs256(), token_claims("alice", &["ml-engineers"]));
     let parts: Vec<&str> = genuine.split('.').collect();
     let tampered = format!(
         "{}.{}.{}",
@@ -178,7 +184,8 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
         b64(json!({"alg": "none"}).to_string().as_bytes()),
         parts[1]
     );
-    let other_idp = Provider::new(tmp.path()).token(rs256(), claims("alice", &["ml-engineers"]));
+    let other_idp =
+        Provider::new(tmp.path()).token(rs256(), token_claims("alice", &["ml-engineers"]));
     let cases = [
         (idp.token(rs256(), wrong_issuer), "issuer"),
         (idp.token(rs256(), wrong_audience), "audience"),
@@ -187,7 +194,7 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
         (other_idp, "signature"),
         (unsigned, "algorithm \"none\""),
         (
-            idp.token(rs256(), claims("mallory", &["visitors"])),
+            idp.token(rs256(), token_claims("mallory", &["visitors"])),
             "maps to a role",
         ),
     ];
@@ -240,7 +247,7 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
     // restart, and tokens of the retired key stop working.
     let rotated = Provider::new(tmp.path());
     std::fs::write(&jwks, rotated.jwks().to_string()).unwrap();
-    let new_token = rotated.token(rs256(), claims("alice", &["ml-engineers"]));
+    let new_token = rotated.token(rs256(), token_claims("alice", &["ml-engineers"]));
     wait_for(
         std::time::Duration::from_secs(30),
         "the rotated key set to be read",

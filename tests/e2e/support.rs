@@ -627,3 +627,34 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Every operation (method, path template) the daemon's OpenAPI document
+/// lists.
+pub async fn openapi_operations(http: &Http) -> Vec<(String, String)> {
+    let (status, doc) = http.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200, "{doc}");
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    operations
+}
+
+/// A path template with every parameter filled in.
+pub fn concrete_path(template: &str) -> String {
+    template
+        .replace("{model}", "m")
+        .replace("{version}", "1")
+        .replace("{alias}", "production")
+        .replace("{key}", "k")
+        .replace("{id}", "1")
+        .replace("{name}", "t")
+        .replace("{path}", "model/MLmodel")
+}
+
+/// An (empty) JSON body for the methods that take one.
+pub fn body_for(method: &str) -> Option<Value> {
+    matches!(method, "POST" | "PUT" | "PATCH").then(|| serde_json::json!({}))
+}
