@@ -357,34 +357,15 @@ fn a_wrong_key_or_a_missing_half_stops_the_start_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let garbage = tmp.path().join("key.pem");
     std::fs::write(&garbage, "not a key").unwrap();
-    let serve = |args: &[&str]| {
-        Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(tmp.path().join("data"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let anchors = tmp.path().join("anchors");
-    let out = serve(&[
-        "--audit-anchor-dir",
-        anchors.to_str().unwrap(),
-        "--audit-signing-key",
-        garbage.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("is not an Ed25519 private key in PKCS#8"),
-        "{}",
-        stderr(&out)
+    let dir = ["--audit-anchor-dir", anchors.to_str().unwrap()];
+    let key = ["--audit-signing-key", garbage.to_str().unwrap()];
+    serve_refuses(
+        tmp.path(),
+        &[dir, key].concat(),
+        "is not an Ed25519 private key in PKCS#8",
     );
-    let out = serve(&["--audit-anchor-dir", anchors.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("needs --audit-signing-key"),
-        "{}",
-        stderr(&out)
-    );
+    serve_refuses(tmp.path(), &dir, "needs --audit-signing-key");
 }
 
 #[tokio::test]

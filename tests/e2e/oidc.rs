@@ -263,6 +263,18 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
     )
     .await;
     assert_eq!(alice.get("/api/v1/models").await.0, 401);
+    // The PostgreSQL wire takes one as the password (Grafana's data source
+    // with a service account's token, psql here).
+    let query = ["-A", "-t", "-c", "SELECT count(*) FROM models"];
+    let out = crate::pgwire::psql(&d, &new_token, &query);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1");
+    let stale = idp.token(rs256(), token_claims("alice", &["ml-engineers"]));
+    let out = crate::pgwire::psql(&d, &stale, &query);
+    assert!(
+        !out.status.success(),
+        "a retired key's JWT opened a SQL session"
+    );
     // The UI's sign-in takes a JWT as well; the session ends with it.
     let mut ui = crate::ui::Session::new(&d.url);
     ui.login(&new_token).await;
@@ -276,41 +288,23 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
 #[test]
 fn an_incomplete_or_unreadable_oidc_setup_stops_the_start() {
     let tmp = tempfile::tempdir().unwrap();
-    let serve = |args: &[&str]| {
-        Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(tmp.path().join("data"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let out = serve(&["--oidc-issuer", ISSUER]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--oidc-audience"), "{}", stderr(&out));
-    let garbage = tmp.path().join("jwks.json");
-    std::fs::write(&garbage, "{\"keys\": []}").unwrap();
-    let out = serve(&[
-        "--oidc-issuer",
-        ISSUER,
-        "--oidc-audience",
-        AUDIENCE,
-        "--oidc-jwks-file",
-        garbage.to_str().unwrap(),
-        "--oidc-role-map",
-        "ml=reader",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("no signing key"), "{}", stderr(&out));
-    let out = serve(&[
-        "--oidc-issuer",
-        ISSUER,
-        "--oidc-audience",
-        AUDIENCE,
-        "--oidc-jwks-file",
-        garbage.to_str().unwrap(),
-        "--oidc-role-map",
-        "ml=superuser",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("superuser"), "{}", stderr(&out));
+    serve_refuses(tmp.path(), &["--oidc-issuer", ISSUER], "--oidc-audience");
+    let keyless = tmp.path().join("jwks.json");
+    std::fs::write(&keyless, "{\"keys\": []}").unwrap();
+    for (role_map, reason) in [
+        ("ml=reader", "no signing key"),
+        ("ml=superuser", "superuser"),
+    ] {
+        let args = [
+            "--oidc-issuer",
+            ISSUER,
+            "--oidc-audience",
+            AUDIENCE,
+            "--oidc-jwks-file",
+            keyless.to_str().unwrap(),
+            "--oidc-role-map",
+            role_map,
+        ];
+        serve_refuses(tmp.path(), &args, reason);
+    }
 }

@@ -31,7 +31,7 @@ const TABLES: &[&str] = &[
 
 /// Runs `psql` against the daemon's PostgreSQL listener, the way a user
 /// would: `PGPASSWORD=token psql -h … -p … -U grafana -d modelwatch`.
-fn psql(d: &Daemon, password: &str, args: &[&str]) -> Output {
+pub(crate) fn psql(d: &Daemon, password: &str, args: &[&str]) -> Output {
     let (host, port) = d.pg_addr();
     Command::new("psql")
         .args(["-h", &host, "-p", &port.to_string()])

@@ -658,3 +658,20 @@ pub fn concrete_path(template: &str) -> String {
 pub fn body_for(method: &str) -> Option<Value> {
     matches!(method, "POST" | "PUT" | "PATCH").then(|| serde_json::json!({}))
 }
+
+/// Runs `modelwatch serve` with `args` on a new data directory in `dir`;
+/// it must refuse to start, saying `reason`.
+pub fn serve_refuses(dir: &Path, args: &[&str], reason: &str) {
+    let out = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(args)
+        .output()
+        .expect("run modelwatch serve");
+    assert!(!out.status.success(), "serve {args:?} started");
+    assert!(
+        stderr(&out).contains(reason),
+        "serve {args:?}: {}",
+        stderr(&out)
+    );
+}
