@@ -56,9 +56,10 @@ pub async fn begin_upload(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, version)): ApiPath<(String, i64)>,
-    ApiJson(new): ApiJson<NewUpload>,
+    json: ApiJson<NewUpload>,
 ) -> ApiResult<(StatusCode, Json<UploadStatus>)> {
     caller.require(Role::Editor)?;
+    let new = json.parse()?;
     let path = ArtifactPath::parse(&new.path)?;
     let expect = new.sha256.as_deref().map(Sha256Digest::parse).transpose()?;
     let session = begin_version_upload(

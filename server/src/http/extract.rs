@@ -9,41 +9,60 @@ use super::error::ApiError;
 /// object, 413 too large, 415 not JSON). Every request body of the native
 /// API is an object; serde would otherwise fill a struct from an array
 /// (`["name"]` created a model named `name`).
+///
+/// The body is read when the request is extracted, but its error waits
+/// for [`ApiJson::parse`]: a handler checks the caller's role first, so a
+/// caller without it gets 403 whatever it sent, and learns nothing of the
+/// body's rules.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub struct ApiJson<T>(Result<T, ApiError>);
+
+impl<T> ApiJson<T> {
+    /// The body, or why it is refused; call it after the role check.
+    pub fn parse(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime_type::Essence>().ok())
-            .is_some_and(|m| m.is_json());
-        if !is_json {
-            return Err(ApiError::unsupported_media_type(
-                "send the body as JSON with `Content-Type: application/json`",
+        Ok(ApiJson(json_object(req, state).await))
+    }
+}
+
+async fn json_object<T: DeserializeOwned, S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<T, ApiError> {
+    let is_json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_type::Essence>().ok())
+        .is_some_and(|m| m.is_json());
+    if !is_json {
+        return Err(ApiError::unsupported_media_type(
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    let bytes = axum::body::Bytes::from_request(req, state).await?;
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => {
+            return Err(ApiError::malformed_json(
+                "the body is empty; send a JSON object",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await?;
-        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => {}
-            None => {
-                return Err(ApiError::malformed_json(
-                    "the body is empty; send a JSON object",
-                ));
-            }
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "the body must be a JSON object ({\"field\": value, …})",
-                ));
-            }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "the body must be a JSON object ({\"field\": value, …})",
+            ));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(ApiJson(value))
     }
+    let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+    Ok(value)
 }
 
 /// The essence (`type/subtype`, parameters dropped) of a media type.

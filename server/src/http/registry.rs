@@ -145,9 +145,10 @@ pub async fn list_models(
 pub async fn create_model(
     State(s): State<AppState>,
     caller: Caller,
-    ApiJson(new): ApiJson<NewModel>,
+    json: ApiJson<NewModel>,
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.require(Role::Editor)?;
+    let new = json.parse()?;
     let model = s.registry.create_model(actor, new).await?;
     Ok((StatusCode::CREATED, Json(model)))
 }
@@ -173,9 +174,10 @@ pub async fn update_model(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(model): ApiPath<String>,
-    ApiJson(update): ApiJson<ModelUpdate>,
+    json: ApiJson<ModelUpdate>,
 ) -> ApiResult<Json<Model>> {
     let actor = caller.require(Role::Editor)?;
+    let update = json.parse()?;
     Ok(Json(s.registry.update_model(actor, &model, update).await?))
 }
 
@@ -208,9 +210,10 @@ pub async fn set_model_tag(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, key)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<TagValue>,
+    json: ApiJson<TagValue>,
 ) -> ApiResult<Json<Tags>> {
     let actor = caller.require(Role::Editor)?;
+    let body = json.parse()?;
     Ok(Json(
         s.registry
             .set_tag(actor, &TagTarget::Model { model }, &key, Some(&body.value))
@@ -270,9 +273,10 @@ pub async fn create_version(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(model): ApiPath<String>,
-    ApiJson(mut new): ApiJson<NewVersion>,
+    json: ApiJson<NewVersion>,
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.require(Role::Editor)?;
+    let mut new = json.parse()?;
     let Some(uri) = new.reference_uri.clone() else {
         let version = s.registry.create_version(actor, &model, new).await?;
         return Ok((StatusCode::CREATED, Json(version)));
@@ -337,9 +341,10 @@ pub async fn update_version(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, version)): ApiPath<(String, i64)>,
-    ApiJson(update): ApiJson<VersionUpdate>,
+    json: ApiJson<VersionUpdate>,
 ) -> ApiResult<Json<Version>> {
     let actor = caller.require(Role::Editor)?;
+    let update = json.parse()?;
     Ok(Json(
         s.registry
             .update_version(actor, &model, version, update)
@@ -369,9 +374,10 @@ pub async fn set_version_tag(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, version, key)): ApiPath<(String, i64, String)>,
-    ApiJson(body): ApiJson<TagValue>,
+    json: ApiJson<TagValue>,
 ) -> ApiResult<Json<Tags>> {
     let actor = caller.require(Role::Editor)?;
+    let body = json.parse()?;
     let target = TagTarget::Version { model, version };
     Ok(Json(
         s.registry
@@ -438,9 +444,10 @@ pub async fn set_alias(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, alias)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<SetAlias>,
+    json: ApiJson<SetAlias>,
 ) -> ApiResult<Json<Alias>> {
     let actor = caller.require(s.auth.role_for_alias(&alias))?;
+    let body = json.parse()?;
     Ok(Json(
         s.registry
             .set_alias(actor, &model, &alias, body.version, &body.reason)
@@ -515,9 +522,10 @@ pub async fn raise_recommendation(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((model, version)): ApiPath<(String, i64)>,
-    ApiJson(new): ApiJson<NewRecommendation>,
+    json: ApiJson<NewRecommendation>,
 ) -> ApiResult<Json<Recommendation>> {
     let actor = caller.require(Role::Editor)?;
+    let new = json.parse()?;
     Ok(Json(
         s.registry
             .raise_recommendation(actor, &model, version, new)
@@ -719,9 +727,10 @@ pub async fn list_tokens(
 pub async fn create_token(
     State(s): State<AppState>,
     caller: Caller,
-    ApiJson(new): ApiJson<NewToken>,
+    json: ApiJson<NewToken>,
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.require(Role::Admin)?;
+    let new = json.parse()?;
     let secret = tokens::generate_secret();
     let info = s
         .registry

@@ -54,9 +54,10 @@ pub struct PingQueued {
 pub async fn create_webhook(
     State(s): State<AppState>,
     caller: Caller,
-    ApiJson(new): ApiJson<NewWebhook>,
+    json: ApiJson<NewWebhook>,
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.require(Role::Admin)?;
+    let new = json.parse()?;
     let created = s.webhooks.create(actor, new).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
