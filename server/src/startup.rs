@@ -359,6 +359,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("OTLP/gRPC server failed")
         });
+        warn_if_plain_off_loopback(addr, "otlp-grpc");
         tracing::info!(listener = "otlp-grpc", "listening on grpc://{addr}");
     }
     if let Some(l) = otlp_http {
@@ -370,6 +371,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("OTLP/HTTP server failed")
         });
+        warn_if_plain_off_loopback(addr, "otlp-http");
         tracing::info!(listener = "otlp-http", "listening on http://{addr}");
     }
     if let Some((l, pg_state)) = pg {
@@ -377,6 +379,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let tls = if pg_state.tls.is_some() {
             "optional"
         } else {
+            warn_if_plain_off_loopback(addr, "pg");
             "off"
         };
         let stop = stopped();
@@ -395,6 +398,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .await
             .context("HTTP server failed")
     });
+    warn_if_plain_off_loopback(addr, "api");
     tracing::info!(listener = "api", data_dir = %settings.data_dir.display(), "listening on http://{addr}");
 
     let mut failure = None;
@@ -525,6 +529,18 @@ async fn apply_policy_file(
         }
     }
     Ok(())
+}
+
+/// Warns when a listener without TLS is reachable from other machines:
+/// tokens and telemetry would cross the network in clear.
+fn warn_if_plain_off_loopback(addr: std::net::SocketAddr, listener: &str) {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            listener,
+            %addr,
+            "this listener speaks plain text on a non-loopback address: tokens and data cross the network in clear; put a TLS-terminating proxy in front of it (TLS in the daemon itself is not done yet: issue 21)"
+        );
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {

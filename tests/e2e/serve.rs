@@ -349,3 +349,15 @@ async fn a_token_with_an_expiry_works_until_then_and_is_refused_after() {
             .any(|t| t["name"] == "late" || t["name"] == "x")
     );
 }
+
+#[tokio::test]
+async fn a_plain_listener_off_loopback_is_warned_about() {
+    let d = Daemon::start_with(Start::args(&["--otlp-http-listen", "0.0.0.0:0"]));
+    let log = d.stderr.lock().unwrap().clone();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plain text on a non-loopback address"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("listener=\"otlp-http\""), "{log}");
+}
