@@ -573,6 +573,12 @@ mod tests {
             "after": {"name": "fraud"}, "prev_hash": "00", "hash": "11"}], "next_cursor": "c"}));
         round_trip::<AuditVerification>(json!({"entries_checked": 3, "ok": true,
             "first_broken_seq": null, "problem": null, "head_hash": "ab", "tokens_checked": 2}));
+        // With the daemon's own anchors checked.
+        round_trip::<AuditVerification>(json!({"entries_checked": 3, "ok": true,
+            "first_broken_seq": null, "problem": null, "head_hash": "ab", "tokens_checked": 2,
+            "anchors": {"anchors_checked": 1, "ok": true, "problem": null, "first_broken_seq": null,
+                "newest_anchored_seq": 3, "newest_anchored_at": AT, "unanchored_entries": 0,
+                "key_ids": ["ed25519:0011223344556677"]}}));
         round_trip::<CreatedToken>(
             json!({"name": "ci", "role": "editor", "created_by": "admin",
             "created_at": AT, "revoked_at": null, "expires_at": null, "token": "mw_secret"}),

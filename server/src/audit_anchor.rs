@@ -17,6 +17,7 @@
 //! entry: an entry per anchor would make the head move forever), or
 //! overwrite an anchor file.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use modelwatch_registry::anchor::{self, Anchor, SigningKey};
+use modelwatch_registry::anchor::{self, Anchor, PublicKey, SigningKey};
+use modelwatch_registry::{AnchorCheck, RegistryStore};
 
 use crate::cluster::{Leased, stopped_within};
 
@@ -234,6 +236,69 @@ async fn tick(
             m.audit_anchor_failing.set(0);
             Ok(Some(signed))
         }
+    }
+}
+
+/// The daemon's own anchors, for `GET /api/v1/audit/verify` and the UI's
+/// audit page: its directory, checked against its own public key.
+#[derive(Debug, Clone)]
+pub struct OwnAnchors {
+    pub dir: PathBuf,
+    pub public: PublicKey,
+}
+
+impl OwnAnchors {
+    pub fn new(config: &AnchorConfig, key: &SigningKey) -> Self {
+        Self {
+            dir: config.dir.clone(),
+            public: key.public(),
+        }
+    }
+
+    /// The chain in `store` against every anchor in the directory
+    /// ([`anchor::check`]); a directory that cannot be read fails the check.
+    pub async fn check(
+        &self,
+        store: &dyn RegistryStore,
+    ) -> Result<AnchorCheck, modelwatch_registry::Error> {
+        let dir = self.dir.clone();
+        let read = tokio::task::spawn_blocking(move || anchor::dir::read_all(&dir)).await;
+        let anchors = match read {
+            Ok(Ok(anchors)) => anchors,
+            Ok(Err(e)) => return Ok(unreadable(e.to_string())),
+            Err(e) => return Ok(unreadable(e.to_string())),
+        };
+        let last_seq = store.audit_head().await?.map(|(seq, _)| seq).unwrap_or(0);
+        let mut hashes = HashMap::new();
+        for seq in anchors
+            .iter()
+            .filter_map(|(_, a)| a.as_ref().ok().map(|a| a.seq))
+        {
+            if let std::collections::hash_map::Entry::Vacant(slot) = hashes.entry(seq)
+                && let Some(hash) = store.audit_hash(seq).await?
+            {
+                slot.insert(hash);
+            }
+        }
+        Ok(anchor::check(
+            &anchors,
+            Some(&self.public),
+            last_seq,
+            &hashes,
+        ))
+    }
+}
+
+fn unreadable(problem: String) -> AnchorCheck {
+    AnchorCheck {
+        anchors_checked: 0,
+        ok: false,
+        problem: Some(format!("the anchor directory cannot be read: {problem}")),
+        first_broken_seq: None,
+        newest_anchored_seq: None,
+        newest_anchored_at: None,
+        unanchored_entries: 0,
+        key_ids: Vec::new(),
     }
 }
 

@@ -263,15 +263,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
         .context("cannot start the SQL engine")?,
     );
-    let anchor_task = match (&settings.audit_anchor, anchor_key) {
-        (Some(config), Some(key)) => Some(crate::audit_anchor::spawn(
-            config.clone(),
-            key,
-            cluster.leased(leased::AUDIT_ANCHOR, &opened.fenced),
-            stop_background.subscribe(),
-            &duties,
-        )),
-        _ => None,
+    let (anchor_task, own_anchors) = match (&settings.audit_anchor, anchor_key) {
+        (Some(config), Some(key)) => {
+            let own = Arc::new(crate::audit_anchor::OwnAnchors::new(config, &key));
+            let task = crate::audit_anchor::spawn(
+                config.clone(),
+                key,
+                cluster.leased(leased::AUDIT_ANCHOR, &opened.fenced),
+                stop_background.subscribe(),
+                &duties,
+            );
+            (Some(task), Some(own))
+        }
+        _ => (None, None),
     };
     let artifacts = open_artifacts(&settings).await?;
     let artifact_gc_task = crate::artifact_gc::spawn(
@@ -296,6 +300,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         duties: duties.clone(),
         cluster: cluster.clone(),
         artifacts,
+        anchors: own_anchors,
     };
     let max_write_bytes = settings.max_write_bytes;
     let app = http::app(state.clone());

@@ -212,6 +212,17 @@ async fn anchors_catch_truncation_and_a_rehashed_rewrite_that_the_chain_alone_mi
         "{metrics}"
     );
     assert!(has_sample(&metrics, "modelwatch_audit_anchor_failing 0"));
+    // The daemon checks its own anchors: the API, the CLI and the UI say so.
+    let v = http.get_expect("/api/v1/audit/verify", 200).await;
+    assert_eq!(v["anchors"]["ok"], true, "{v}");
+    assert_eq!(v["anchors"]["newest_anchored_seq"], anchored, "{v}");
+    let out = d.cli(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("anchors: "), "{}", stdout(&out));
+    let mut ui = crate::ui::Session::new(&d.url);
+    ui.login(TOKEN).await;
+    let (_, _, page) = ui.get("/ui/audit?verify=now").await;
+    assert!(page.contains("The signed anchors match"), "{page}");
     let (status, _) = d.terminate();
     assert!(status.success());
 
@@ -341,6 +352,13 @@ async fn the_daemon_will_not_anchor_a_chain_that_lost_its_anchored_entry() {
         }
     })
     .await;
+    // Verification through the daemon names the cut, and fails.
+    let v = http.get_expect("/api/v1/audit/verify", 200).await;
+    assert_eq!(v["ok"], true, "the chain alone still verifies: {v}");
+    assert_eq!(v["anchors"]["ok"], false, "{v}");
+    let problem = v["anchors"]["problem"].as_str().unwrap();
+    assert!(problem.contains("were deleted"), "{problem}");
+    assert_eq!(d.cli(&["audit", "verify"]).status.code(), Some(1));
     // New entries are not anchored: the newest anchor stays the old one.
     http.post_expect("/api/v1/models", json!({"name": "n"}), 201)
         .await;

@@ -171,7 +171,8 @@ async fn verify(
         }
         Chain::Daemon(conn) => document(&client(conn).audit().verify().await?),
     };
-    let mut ok = v["ok"].as_bool() == Some(true);
+    // The daemon checks its own anchors when it writes them.
+    let mut ok = v["ok"].as_bool() == Some(true) && v["anchors"]["ok"].as_bool() != Some(false);
     if !anchor_dirs.is_empty() {
         let wanted: HashSet<i64> = anchors
             .iter()

@@ -132,6 +132,7 @@ pub fn verify(entries: impl IntoIterator<Item = AuditEntry>) -> AuditVerificatio
             problem: Some(problem),
             head_hash: None,
             tokens_checked: 0,
+            anchors: None,
         };
         if e.seq != expected_seq {
             return broken(format!(
@@ -171,6 +172,7 @@ pub fn verify(entries: impl IntoIterator<Item = AuditEntry>) -> AuditVerificatio
         problem: None,
         head_hash: Some(prev),
         tokens_checked: 0,
+        anchors: None,
     }
 }
 

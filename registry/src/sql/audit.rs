@@ -71,6 +71,7 @@ impl Audit for Store {
                                 problem: Some(e.to_string()),
                                 head_hash: None,
                                 tokens_checked: 0,
+            anchors: None,
                             };
                         }
                         return Ok(v);

@@ -58,6 +58,8 @@ pub struct AppState {
     pub cluster: Arc<crate::cluster::Cluster>,
     /// Model version files (native and MLflow artifact routes).
     pub artifacts: modelwatch_artifacts::ArtifactStore,
+    /// This daemon's signed audit anchors, when it writes them.
+    pub anchors: Option<Arc<crate::audit_anchor::OwnAnchors>>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -707,7 +707,17 @@ pub async fn verify_audit(
     caller: Caller,
 ) -> ApiResult<Json<AuditVerification>> {
     caller.require(Role::Reader)?;
-    Ok(Json(s.registry.verify_audit().await?))
+    Ok(Json(verification(&s).await?))
+}
+
+/// The chain verified, with the tokens table, and against this daemon's
+/// own anchors when it writes them (the API and the UI).
+pub async fn verification(s: &AppState) -> ApiResult<AuditVerification> {
+    let mut v = s.registry.verify_audit().await?;
+    if let Some(anchors) = &s.anchors {
+        v.anchors = Some(anchors.check(s.registry.as_ref()).await?);
+    }
+    Ok(v)
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",

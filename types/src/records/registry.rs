@@ -281,6 +281,10 @@ pub struct AuditVerification {
     /// (checked only when the chain itself verifies).
     #[serde(default)]
     pub tokens_checked: i64,
+    /// The chain checked against the daemon's own signed anchors, when it
+    /// writes them (`--audit-anchor-dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchors: Option<AnchorCheck>,
 }
 
 /// Result of checking the audit chain against signed anchors (checkpoints

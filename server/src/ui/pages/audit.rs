@@ -29,7 +29,7 @@ async fn verification(s: &AppState, now: bool) -> UiResult<(AuditVerification, I
     if let Some((at, v)) = cached.filter(|(at, _)| !now && at.elapsed() < VERIFY_EVERY) {
         return Ok((v, at));
     }
-    let v = s.registry.verify_audit().await?;
+    let v = crate::http::registry::verification(s).await?;
     let at = Instant::now();
     *VERIFIED.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, v.clone()));
     Ok((v, at))
@@ -79,6 +79,19 @@ pub async fn list(
                 p.denied #chain-status data-ok="false" {
                     "The chain is broken at entry " (verification.first_broken_seq.map(|s| s.to_string()).unwrap_or_default())
                     ": " (verification.problem.as_deref().unwrap_or("unknown problem"))
+                }
+            }
+            @if let Some(anchors) = &verification.anchors {
+                @if anchors.ok {
+                    p.allowed #anchor-status data-ok="true" {
+                        "The signed anchors match: " (anchors.anchors_checked) " checked, the newest covering entry "
+                        (anchors.newest_anchored_seq.map(|s| s.to_string()).unwrap_or_else(|| "—".into()))
+                        "; " (anchors.unanchored_entries) " newer entries not anchored yet."
+                    }
+                } @else {
+                    p.denied #anchor-status data-ok="false" {
+                        "The signed anchors do not match: " (anchors.problem.as_deref().unwrap_or("unknown problem"))
+                    }
                 }
             }
             form.search method="get" action="/ui/audit" {
