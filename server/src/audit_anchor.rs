@@ -40,6 +40,8 @@ pub struct AnchorConfig {
     pub dir: PathBuf,
     /// `--audit-signing-key`: read and checked at start.
     pub key_file: PathBuf,
+    /// `--audit-anchor-webhook`: every anchor is also POSTed there.
+    pub webhook: Option<String>,
     pub every_entries: u64,
     pub interval: Duration,
 }
@@ -234,10 +236,69 @@ async fn tick(
             m.audit_anchored_seq.set(seq);
             m.audit_anchors_written.inc();
             m.audit_anchor_failing.set(0);
+            if let Some(url) = &config.webhook {
+                tokio::spawn(deliver(url.clone(), signed.clone()));
+            }
             Ok(Some(signed))
         }
     }
 }
+
+/// Attempts at POSTing one anchor to `--audit-anchor-webhook`.
+const DELIVERY_ATTEMPTS: u32 = 6;
+
+/// POSTs `anchor` to `url`, retried with the webhooks' backoff (1 s, 2 s,
+/// … up to a minute). A delivery that never succeeds is logged and
+/// counted; the file in the directory stays the record, and the next
+/// anchor covers everything this one did.
+async fn deliver(url: String, anchor: Anchor) {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    });
+    let m = crate::metrics::metrics();
+    let mut last_error = String::new();
+    for attempt in 1..=DELIVERY_ATTEMPTS {
+        let sent = http
+            .post(&url)
+            .header("x-modelwatch-event", "audit.anchor")
+            .json(&anchor)
+            .send()
+            .await;
+        match sent {
+            Ok(reply) if reply.status().is_success() => {
+                m.audit_anchor_deliveries
+                    .with_label_values(&["delivered"])
+                    .inc();
+                tracing::debug!(seq = anchor.seq, attempt, "anchor delivered to the webhook");
+                return;
+            }
+            Ok(reply) => last_error = format!("the receiver answered {}", reply.status()),
+            Err(e) => last_error = e.to_string(),
+        }
+        if attempt < DELIVERY_ATTEMPTS {
+            let wait = crate::webhooks::backoff(
+                attempt,
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+                rand::random::<f64>(),
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+    m.audit_anchor_deliveries
+        .with_label_values(&["failed"])
+        .inc();
+    tracing::warn!(seq = anchor.seq, error = %last_error, "an anchor could not be delivered to --audit-anchor-webhook; it is in the anchor directory");
+}
+
+/// Values of `modelwatch_audit_anchor_deliveries_total`'s `outcome`.
+pub const DELIVERY_OUTCOMES: [&str; 2] = ["delivered", "failed"];
 
 /// The daemon's own anchors, for `GET /api/v1/audit/verify` and the UI's
 /// audit page: its directory, checked against its own public key.
@@ -315,6 +376,7 @@ mod tests {
         AnchorConfig {
             dir: "/anchors".into(),
             key_file: "/k".into(),
+            webhook: None,
             every_entries: 10,
             interval: Duration::from_secs(300),
         }

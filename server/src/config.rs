@@ -312,6 +312,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_AUDIT_SIGNING_KEY", value_name = "FILE")]
     pub audit_signing_key: Option<PathBuf>,
 
+    /// Also POST every anchor (its JSON) to this URL, e.g. a SIEM's or
+    /// another host's collector: a copy off this machine. Needs
+    /// --audit-anchor-dir [default: none]
+    #[arg(long, env = "MODELWATCH_AUDIT_ANCHOR_WEBHOOK", value_name = "URL")]
+    pub audit_anchor_webhook: Option<String>,
+
     /// Anchor the chain head once this many entries were added since the
     /// last anchor [default: 1000]
     #[arg(long, env = "MODELWATCH_AUDIT_ANCHOR_EVERY_ENTRIES", value_name = "N")]
@@ -480,6 +486,7 @@ pub struct FileConfig {
     pub artifact_gc_grace_seconds: Option<u64>,
     pub audit_anchor_dir: Option<PathBuf>,
     pub audit_signing_key: Option<PathBuf>,
+    pub audit_anchor_webhook: Option<String>,
     pub audit_anchor_every_entries: Option<u64>,
     pub audit_anchor_interval_seconds: Option<u64>,
     pub oidc_issuer: Option<String>,
@@ -705,6 +712,7 @@ fn oidc_config(
 fn anchor_config(
     dir: Option<PathBuf>,
     key: Option<PathBuf>,
+    webhook: Option<String>,
     every_entries: u64,
     interval_seconds: u64,
 ) -> Result<Option<crate::audit_anchor::AnchorConfig>, ConfigError> {
@@ -712,6 +720,18 @@ fn anchor_config(
         field,
         message: message.to_string(),
     };
+    if let Some(url) = &webhook {
+        if dir.is_none() {
+            return Err(invalid(
+                "audit_anchor_webhook",
+                "needs --audit-anchor-dir and --audit-signing-key: anchors are written there first",
+            ));
+        }
+        modelwatch_registry::webhooks::validate_url(url).map_err(|e| ConfigError::Invalid {
+            field: "audit_anchor_webhook",
+            message: e.to_string(),
+        })?;
+    }
     let (dir, key_file) = match (dir, key) {
         (None, None) => return Ok(None),
         (Some(dir), Some(key)) => (dir, key),
@@ -740,6 +760,7 @@ fn anchor_config(
     Ok(Some(crate::audit_anchor::AnchorConfig {
         dir,
         key_file,
+        webhook,
         every_entries,
         interval: std::time::Duration::from_secs(interval_seconds),
     }))
@@ -900,6 +921,7 @@ impl ServeArgs {
             audit_anchor: anchor_config(
                 self.audit_anchor_dir.or(file.audit_anchor_dir),
                 self.audit_signing_key.or(file.audit_signing_key),
+                self.audit_anchor_webhook.or(file.audit_anchor_webhook),
                 self.audit_anchor_every_entries
                     .or(file.audit_anchor_every_entries)
                     .unwrap_or(DEFAULT_AUDIT_ANCHOR_EVERY_ENTRIES),

@@ -113,6 +113,9 @@ pub struct Metrics {
     /// (the chain contradicts the last anchor, or anchors cannot be read
     /// or written).
     pub audit_anchor_failing: IntGauge,
+    /// `modelwatch_audit_anchor_deliveries_total{outcome}`: anchors POSTed
+    /// to `--audit-anchor-webhook`.
+    pub audit_anchor_deliveries: IntCounterVec,
     /// `modelwatch_auth_failures_total{via}`: presented credentials
     /// refused (`api`, `ui`).
     pub auth_failures: IntCounterVec,
@@ -549,6 +552,18 @@ impl Metrics {
                 "modelwatch_audit_anchor_failing",
                 "1 while audit anchoring is stopped: the chain no longer holds the last anchored entry (truncated or rewritten), or the anchor directory cannot be read or written; the log says which.",
             ),
+            audit_anchor_deliveries: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_audit_anchor_deliveries_total",
+                    "Anchors POSTed to --audit-anchor-webhook, by outcome: delivered, or failed after every retry (the anchor stays in the directory).",
+                    &["outcome"],
+                );
+                for outcome in crate::audit_anchor::DELIVERY_OUTCOMES {
+                    v.with_label_values(&[outcome]);
+                }
+                v
+            },
             auth_failures: {
                 let v = counter_vec(
                     &r,

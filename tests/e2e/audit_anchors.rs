@@ -427,3 +427,58 @@ async fn refused_credentials_are_audited_and_counted() {
     let out = d.cli(&["audit", "verify"]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anchors_are_posted_to_the_webhook_signed_and_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let anchors = tmp.path().join("anchors");
+    // The collector fails the first delivery: the anchor comes again.
+    let collector = crate::webhooks::Receiver::start(&[503]).await;
+    let mut start = anchoring(&anchors, &key);
+    start
+        .args
+        .extend(["--audit-anchor-webhook".into(), collector.url.clone()]);
+    let d = Daemon::start_with(start);
+    let http = d.http();
+    http.post_expect("/api/v1/models", json!({"name": "m"}), 201)
+        .await;
+    let first = collector.wait_for(1).await[0].json();
+    assert_eq!(collector.got()[0].event, "audit.anchor");
+    // The refused first delivery arrives again.
+    wait_for(Duration::from_secs(30), "the retried anchor", || {
+        let got = collector.got();
+        let first = first.clone();
+        async move {
+            let repeats = got[1..].iter().filter(|r| r.json() == first).count();
+            if repeats > 0 {
+                Ok(())
+            } else {
+                Err(format!("{} deliveries, no retry yet", got.len()))
+            }
+        }
+    })
+    .await;
+    // What arrived is an anchor signed by the daemon's key, and the same
+    // as the file in the directory.
+    let anchor: modelwatch_registry::anchor::Anchor =
+        serde_json::from_value(first.clone()).unwrap();
+    let pinned = modelwatch_registry::anchor::PublicKey::from_bytes(
+        &std::fs::read(&public).unwrap(),
+        "public key",
+    )
+    .unwrap();
+    assert_eq!(anchor.signer().unwrap(), pinned);
+    let file = anchors.join(modelwatch_registry::anchor::dir::file_name(anchor.seq));
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(on_disk, first);
+    let metrics = http.get_text("/metrics").await;
+    let delivered: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("modelwatch_audit_anchor_deliveries_total{outcome=\"delivered\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(delivered >= 1.0, "{metrics}");
+}

@@ -19,15 +19,15 @@ use crate::support::{Daemon, Http, Start, stdout};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    event: String,
+pub(crate) struct Received {
+    pub(crate) event: String,
     delivery: String,
     signature: String,
     body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON payload")
     }
 }
@@ -45,8 +45,8 @@ struct ReceiverState {
 /// A real HTTP server on 127.0.0.1 that records every POST. It runs on the
 /// test's runtime, which is multi-threaded so that it keeps answering while
 /// the test waits for a CLI process.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: ReceiverState,
     task: tokio::task::JoinHandle<()>,
 }
@@ -74,7 +74,7 @@ async fn record(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes)
 }
 
 impl Receiver {
-    async fn start(script: &[u16]) -> Receiver {
+    pub(crate) async fn start(script: &[u16]) -> Receiver {
         let state = ReceiverState {
             got: Arc::default(),
             script: Arc::new(Mutex::new(script.iter().copied().collect())),
@@ -93,7 +93,7 @@ impl Receiver {
     }
 
     /// Waits until at least `n` requests arrived, then returns them all.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         let mut rx = self.state.count.subscribe();
         let arrived = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c >= n))
             .await
@@ -106,7 +106,7 @@ impl Receiver {
         self.got()
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.state.got.lock().unwrap().clone()
     }
 
