@@ -316,19 +316,54 @@ impl OwnAnchors {
         }
     }
 
-    /// The chain in `store` against every anchor in the directory
-    /// ([`anchor::check`]); a directory that cannot be read fails the check.
+    /// The chain in `store` against the directory ([`anchor::check`]); a
+    /// directory that cannot be read fails the check.
+    ///
+    /// The newest anchor alone decides: the chain verifies on its own
+    /// before this runs, so an entry changed or cut at or before the newest
+    /// anchored one changes that entry's hash or removes it. Only when it
+    /// fails is every anchor read, to place the damage between two of
+    /// them; a year of anchors is many files, and this runs on every
+    /// verification.
     pub async fn check(
         &self,
         store: &dyn RegistryStore,
     ) -> Result<AnchorCheck, modelwatch_registry::Error> {
-        let dir = self.dir.clone();
-        let read = tokio::task::spawn_blocking(move || anchor::dir::read_all(&dir)).await;
-        let anchors = match read {
-            Ok(Ok(anchors)) => anchors,
-            Ok(Err(e)) => return Ok(unreadable(e.to_string())),
-            Err(e) => return Ok(unreadable(e.to_string())),
+        let newest = self
+            .read(|dir| anchor::dir::newest(dir).map(|n| n.into_iter().collect()))
+            .await;
+        let quick = match newest {
+            Ok(anchors) => self.against(store, anchors).await?,
+            Err(problem) => return Ok(unreadable(problem)),
         };
+        if quick.ok {
+            return Ok(quick);
+        }
+        match self.read(anchor::dir::read_all).await {
+            Ok(anchors) => self.against(store, anchors).await,
+            Err(problem) => Ok(unreadable(problem)),
+        }
+    }
+
+    async fn read(
+        &self,
+        read: impl FnOnce(&std::path::Path) -> Result<Vec<anchor::ReadAnchor>, anchor::AnchorError>
+        + Send
+        + 'static,
+    ) -> Result<Vec<anchor::ReadAnchor>, String> {
+        let dir = self.dir.clone();
+        match tokio::task::spawn_blocking(move || read(&dir)).await {
+            Ok(Ok(anchors)) => Ok(anchors),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn against(
+        &self,
+        store: &dyn RegistryStore,
+        anchors: Vec<anchor::ReadAnchor>,
+    ) -> Result<AnchorCheck, modelwatch_registry::Error> {
         let last_seq = store.audit_head().await?.map(|(seq, _)| seq).unwrap_or(0);
         let mut hashes = HashMap::new();
         for seq in anchors

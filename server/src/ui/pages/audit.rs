@@ -84,9 +84,10 @@ pub async fn list(
             @if let Some(anchors) = &verification.anchors {
                 @if anchors.ok {
                     p.allowed #anchor-status data-ok="true" {
-                        "The signed anchors match: " (anchors.anchors_checked) " checked, the newest covering entry "
+                        "The signed anchors match: the newest covers entry "
                         (anchors.newest_anchored_seq.map(|s| s.to_string()).unwrap_or_else(|| "—".into()))
-                        "; " (anchors.unanchored_entries) " newer entries not anchored yet."
+                        @if let Some(at) = anchors.newest_anchored_at { " (signed " (at.to_rfc3339()) ")" }
+                        "; " (anchors.unanchored_entries) " newer entries are not anchored yet."
                     }
                 } @else {
                     p.denied #anchor-status data-ok="false" {
