@@ -559,3 +559,23 @@ async fn migrate_copies_a_sqlite_registry_into_postgres_and_daemons_serve_it() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn a_daemon_never_holds_a_duty_it_does_not_run() {
+    let url = PostgresServer::shared().fresh_database().await;
+    // Started first, it takes every lease it claims; the evaluator is not
+    // one of them, so the daemon that runs it holds it.
+    let quiet = daemon_on(&url, &["--no-evaluator"]);
+    let busy = daemon_on(&url, &[]);
+    let view = cluster(&busy).await;
+    let busy_id = view["this_daemon"].as_str().unwrap().to_string();
+    let quiet_id = cluster(&quiet).await["this_daemon"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = holders(&view);
+    assert_eq!(held.get("evaluator"), Some(&busy_id), "{view}");
+    assert_eq!(held.get("webhook_sender"), Some(&quiet_id), "{view}");
+    // Neither anchors the audit chain, so neither holds that lease.
+    assert!(!held.contains_key("audit_anchor"), "{view}");
+}

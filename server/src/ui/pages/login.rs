@@ -48,7 +48,7 @@ fn login_page(auth_disabled: bool, nonce: &str, next: &str, error: Option<&str>)
                 } @else {
                     label for="token" { "API token" }
                     input #token type="password" name="token" autocomplete="off" required;
-                    p.hint { "A token from " code { "modelwatch token create --name NAME --role reader" } ". It is kept in an HttpOnly cookie for this browser session, never in the page." }
+                    p.hint { "A token from " code { "modelwatch token create --name NAME --role reader" } ", or your identity provider's JWT when the daemon accepts them (OIDC). It is kept in an HttpOnly cookie for this browser session, never in the page." }
                 }
                 button type="submit" #sign-in { "Sign in" }
             }
