@@ -148,8 +148,11 @@ async fn anchor_loop(
     // time the lease is taken (another daemon may have anchored meanwhile).
     let mut last: Option<Anchor> = None;
     let mut loaded = false;
+    // The first look comes at once, so a daemon holding the lease anchors
+    // its chain before it serves, not a tick later.
+    let mut first = true;
     loop {
-        if stopped_within(&mut stop, TICK).await {
+        if !std::mem::take(&mut first) && stopped_within(&mut stop, TICK).await {
             return;
         }
         if !duty.holds() {
