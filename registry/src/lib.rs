@@ -32,6 +32,9 @@
 //!   and the one `audited(...)` shape of a change (statements plus audit
 //!   entry in one transaction on the writer). Nothing outside a backend
 //!   touches the database library.
+//! - **Anchors** ([`anchor`]): signed checkpoints of the audit chain head —
+//!   their format, Ed25519 keys, the pure check of a chain against them,
+//!   and the anchor files (written once, never overwritten).
 //! - **Conformance** (`conformance`, with `cfg(test)` or the
 //!   `conformance` feature): the registry's behaviour written once against
 //!   the roles; `conformance_suite!` runs it on a backend. SQLite runs it

@@ -256,14 +256,7 @@ const DELIVERY_ATTEMPTS: u32 = 6;
 /// anchor covers everything this one did.
 async fn deliver(url: String, anchor: Anchor) {
     static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let http = HTTP.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
-    });
+    let http = HTTP.get_or_init(|| crate::webhooks::outbound_client(Duration::from_secs(10)));
     let m = crate::metrics::metrics();
     let mut last_error = String::new();
     for attempt in 1..=DELIVERY_ATTEMPTS {

@@ -1,6 +1,7 @@
 //! Background duties — the evaluator, the history's persister and
 //! maintenance, the WAL writer, the webhook dispatcher and sender, the
-//! artifact garbage collection — and whether each is still alive.
+//! artifact garbage collection, audit anchoring — and whether each is still
+//! alive.
 //!
 //! A duty that dies while the daemon runs (a panic, a loop that returned)
 //! used to go unnoticed: `/readyz` stayed 200 while nothing was evaluated

@@ -13,7 +13,7 @@
 //! whose signature it did not check.
 
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
@@ -353,7 +353,9 @@ pub struct OidcVerifier {
 }
 
 struct LoadedJwks {
-    jwks: Jwks,
+    /// Shared so a request holds the set it checks with, without a copy
+    /// and without the lock.
+    jwks: Arc<Jwks>,
     modified: Option<SystemTime>,
     checked: Instant,
 }
@@ -373,22 +375,18 @@ impl OidcVerifier {
         Ok(Self {
             config,
             jwks: RwLock::new(LoadedJwks {
-                jwks,
+                jwks: Arc::new(jwks),
                 modified,
                 checked: Instant::now(),
             }),
         })
     }
 
-    pub fn config(&self) -> &OidcConfig {
-        &self.config
-    }
-
     pub fn verify(&self, token: &str) -> Result<Identity, JwtError> {
         self.refresh();
         let jwks = match self.jwks.read() {
             Ok(loaded) => loaded.jwks.clone(),
-            Err(_) => Jwks::default(),
+            Err(_) => Arc::new(Jwks::default()),
         };
         verify(token, &jwks, &self.config, Utc::now())
     }
@@ -417,7 +415,7 @@ impl OidcVerifier {
         match read_jwks(&self.config) {
             Ok((jwks, modified)) => {
                 tracing::info!(file = %self.config.jwks_file.display(), "OIDC key set reloaded");
-                loaded.jwks = jwks;
+                loaded.jwks = Arc::new(jwks);
                 loaded.modified = modified;
             }
             Err(e) => {

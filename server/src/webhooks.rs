@@ -102,13 +102,7 @@ struct Inner {
 
 impl Webhooks {
     pub fn new(store: Arc<dyn RegistryStore>, config: WebhookConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            // A redirect is not a delivery: the receiver's URL is configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = outbound_client(config.timeout);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -333,6 +327,18 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The HTTP client of deliveries to a configured receiver (webhooks, audit
+/// anchors): bounded by `timeout`, and never following a redirect — a
+/// redirect is not a delivery, the receiver's URL is configured.
+pub fn outbound_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// Delay before attempt `attempt + 1` after `attempt` failed (1-based):
