@@ -8,6 +8,12 @@ pub enum Error {
         "cannot reach modelwatch at {url}: {reason}\n  Is `modelwatch serve` running? Point the CLI at it with --url or MODELWATCH_URL."
     )]
     Unreachable { url: String, reason: String },
+    /// The daemon's TLS certificate is not trusted (or the handshake
+    /// failed otherwise): nothing was sent.
+    #[error(
+        "cannot verify modelwatch's TLS certificate at {url}: {reason}\n  Give the CA that signed it with --ca-file or MODELWATCH_CA_FILE, or check that --url names the certificate's host."
+    )]
+    Untrusted { url: String, reason: String },
     /// The daemon refused, with its JSON error (`{"error": {"code", "message"}}`).
     #[error("{message} ({code}, HTTP {status})")]
     Api {
@@ -36,7 +42,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::Unexpected { status, .. } => Some(*status),
-            Error::Unreachable { .. } => None,
+            Error::Unreachable { .. } | Error::Untrusted { .. } => None,
         }
     }
 
@@ -60,6 +66,9 @@ impl Error {
             Error::Unreachable { .. } => Some(
                 "Is `modelwatch serve` running? Point the CLI at it with --url or MODELWATCH_URL.",
             ),
+            Error::Untrusted { .. } => {
+                Some("pass the daemon's CA certificate with --ca-file or MODELWATCH_CA_FILE")
+            }
             Error::Api { status: 401, .. } => Some(
                 "the token is missing, unknown or revoked: pass one with --token or MODELWATCH_TOKEN",
             ),

@@ -23,6 +23,7 @@
 mod error;
 mod resources;
 pub mod routes;
+pub mod tls;
 mod transport;
 pub mod types;
 

@@ -19,8 +19,30 @@ pub struct Client {
 impl Client {
     /// A client for the daemon at `base_url` (e.g. `http://127.0.0.1:9400`),
     /// sending `token` as `Authorization: Bearer` when given.
+    ///
+    /// HTTPS trusts the system's roots; [`Client::with_ca_file`] adds a
+    /// private CA.
     pub fn new(base_url: &str, token: Option<String>) -> Self {
-        Self::with_http(reqwest::Client::new(), base_url, token)
+        let http = crate::tls::http_client_builder(None)
+            .and_then(|b| {
+                b.build()
+                    .map_err(|e| crate::tls::TlsError::Setup(e.to_string()))
+            })
+            .expect("an HTTP client over the system's roots builds");
+        Self::with_http(http, base_url, token)
+    }
+
+    /// Like [`Client::new`], trusting the PEM certificates of `ca_file`
+    /// too (`--ca-file`).
+    pub fn with_ca_file(
+        base_url: &str,
+        token: Option<String>,
+        ca_file: &std::path::Path,
+    ) -> Result<Self, crate::tls::TlsError> {
+        let http = crate::tls::http_client_builder(Some(ca_file))?
+            .build()
+            .map_err(|e| crate::tls::TlsError::Setup(e.to_string()))?;
+        Ok(Self::with_http(http, base_url, token))
     }
 
     /// Like [`Client::new`] over a configured `reqwest` client (timeouts,
@@ -49,6 +71,17 @@ impl Client {
     /// The bearer token, if any.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+
+    /// The error of a request that got no reply.
+    fn unreachable(&self, e: &reqwest::Error) -> Error {
+        let url = self.base.clone();
+        let reason = root_cause(e);
+        if crate::tls::is_tls_failure(e) {
+            Error::Untrusted { url, reason }
+        } else {
+            Error::Unreachable { url, reason }
+        }
     }
 
     /// The full URL of an API path.
@@ -140,10 +173,7 @@ impl Client {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let res = req.send().await.map_err(|e| Error::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        })?;
+        let res = req.send().await.map_err(|e| self.unreachable(&e))?;
         if res.status().is_success() {
             return Ok(res);
         }
@@ -162,10 +192,7 @@ impl Client {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        };
+        let unreachable = |e: reqwest::Error| self.unreachable(&e);
         let res = req.send().await.map_err(unreachable)?;
         let status = res.status();
         let text = res.text().await.map_err(unreachable)?;

@@ -42,6 +42,8 @@ pub struct AnchorConfig {
     pub key_file: PathBuf,
     /// `--audit-anchor-webhook`: every anchor is also POSTed there.
     pub webhook: Option<String>,
+    /// `--ca-file`: extra CA certificates for an HTTPS webhook.
+    pub ca_file: Option<PathBuf>,
     pub every_entries: u64,
     pub interval: Duration,
 }
@@ -240,7 +242,7 @@ async fn tick(
             m.audit_anchors_written.inc();
             m.audit_anchor_failing.set(0);
             if let Some(url) = &config.webhook {
-                tokio::spawn(deliver(url.clone(), signed.clone()));
+                tokio::spawn(deliver(url.clone(), config.ca_file.clone(), signed.clone()));
             }
             Ok(Some(signed))
         }
@@ -254,10 +256,20 @@ const DELIVERY_ATTEMPTS: u32 = 6;
 /// … up to a minute). A delivery that never succeeds is logged and
 /// counted; the file in the directory stays the record, and the next
 /// anchor covers everything this one did.
-async fn deliver(url: String, anchor: Anchor) {
-    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let http = HTTP.get_or_init(|| crate::webhooks::outbound_client(Duration::from_secs(10)));
+async fn deliver(url: String, ca_file: Option<PathBuf>, anchor: Anchor) {
     let m = crate::metrics::metrics();
+    // Checked at start (the webhooks' client uses the same file); one
+    // client per anchor, every few minutes at most.
+    let http = match crate::webhooks::outbound_client(Duration::from_secs(10), ca_file.as_deref()) {
+        Ok(http) => http,
+        Err(e) => {
+            m.audit_anchor_deliveries
+                .with_label_values(&["failed"])
+                .inc();
+            tracing::error!(error = %e, seq = anchor.seq, "cannot deliver the anchor to the webhook");
+            return;
+        }
+    };
     let mut last_error = String::new();
     for attempt in 1..=DELIVERY_ATTEMPTS {
         let sent = http
@@ -408,6 +420,7 @@ mod tests {
             dir: "/anchors".into(),
             key_file: "/k".into(),
             webhook: None,
+            ca_file: None,
             every_entries: 10,
             interval: Duration::from_secs(300),
         }

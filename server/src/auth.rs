@@ -19,6 +19,7 @@ use modelwatch_registry::{Actor, AliasProtection, RegistryStore, Role, TokenInfo
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::tls::ClientIdentity;
 
 /// How long a looked-up token is trusted without reading the registry
 /// again: the most a revocation on another daemon takes to apply here
@@ -196,6 +197,21 @@ impl Auth {
         }
     }
 
+    /// The caller of a request that may also carry a verified client
+    /// certificate (`--tls-client-ca`): a bearer token wins; without one,
+    /// the certificate authenticates as role `ingest`.
+    pub async fn authenticate_request(
+        &self,
+        bearer: Option<&str>,
+        client: Option<&ClientIdentity>,
+        via: Via,
+    ) -> Result<Actor, ApiError> {
+        match (bearer, client) {
+            (None, Some(client)) if !self.disabled => Ok(client.actor()),
+            _ => self.authenticate(bearer, via).await,
+        }
+    }
+
     async fn check(&self, bearer: Option<&str>) -> Result<Actor, Refusal> {
         if self.disabled {
             return Ok(Actor::new("anonymous", Role::Admin));
@@ -347,7 +363,11 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        let actor = state.auth.authenticate(token, Via::Api).await?;
+        let client = parts.extensions.get::<ClientIdentity>();
+        let actor = state
+            .auth
+            .authenticate_request(token, client, Via::Api)
+            .await?;
         tracing::Span::current().record("actor", actor.name.as_str());
         Ok(Caller(actor))
     }

@@ -398,8 +398,34 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELWATCH_PG_MAX_CONNECTIONS", value_name = "N")]
     pub pg_max_connections: Option<usize>,
 
-    /// PEM certificate (chain) for TLS on the PostgreSQL listener; with
-    /// --pg-tls-key. Without both, the listener refuses TLS [default: none]
+    /// PEM certificate (chain) for TLS on every listener: the HTTP API and
+    /// UI, OTLP/HTTP, OTLP/gRPC, and PostgreSQL unless --pg-tls-cert is
+    /// given; with --tls-key. Read again on SIGHUP and when the file
+    /// changes [default: none: plain text]
+    #[arg(long, env = "MODELWATCH_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "MODELWATCH_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s) that sign client certificates (mTLS): a
+    /// client presenting one authenticates as role ingest, named
+    /// `cert:<common name>`; a bearer token still works and wins when
+    /// both are sent. Needs --tls-cert [default: none: no client
+    /// certificate is asked for]
+    #[arg(long, env = "MODELWATCH_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM CA certificate(s) trusted, besides the system's, by the
+    /// daemon's outbound HTTPS: webhooks and --audit-anchor-webhook
+    /// [default: the system's only]
+    #[arg(long, env = "MODELWATCH_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM certificate (chain) for TLS on the PostgreSQL listener alone,
+    /// instead of --tls-cert; with --pg-tls-key. Without either pair, the
+    /// listener refuses TLS [default: --tls-cert]
     #[arg(long, env = "MODELWATCH_PG_TLS_CERT", value_name = "FILE")]
     pub pg_tls_cert: Option<PathBuf>,
 
@@ -435,7 +461,8 @@ pub struct ServeArgs {
     /// Export the daemon's own tracing spans (requests, background work)
     /// over OTLP/HTTP protobuf to this URL, e.g.
     /// http://collector:4318/v1/traces; headers (authorization) come from
-    /// OTEL_EXPORTER_OTLP_TRACES_HEADERS [default: off]
+    /// OTEL_EXPORTER_OTLP_TRACES_HEADERS; https:// trusts the system's
+    /// roots and SSL_CERT_FILE [default: off]
     #[arg(long, env = "MODELWATCH_OTLP_TRACES_ENDPOINT", value_name = "URL")]
     pub otlp_traces_endpoint: Option<String>,
 
@@ -506,6 +533,10 @@ pub struct FileConfig {
     pub duty_takeover_seconds: Option<u64>,
     pub pg_listen: Option<Listen>,
     pub pg_max_connections: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub pg_tls_cert: Option<PathBuf>,
     pub pg_tls_key: Option<PathBuf>,
     pub sql_timeout_seconds: Option<u64>,
@@ -605,8 +636,14 @@ pub struct Settings {
     pub pg_listen: Option<SocketAddr>,
     /// Most PostgreSQL connections at once.
     pub pg_max_connections: usize,
-    /// Certificate and key for TLS on the PostgreSQL listener.
-    pub pg_tls: Option<(PathBuf, PathBuf)>,
+    /// TLS on the HTTP and OTLP listeners; `None`: plain text.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// TLS on the PostgreSQL listener: `--pg-tls-*`, else `--tls-*`
+    /// (client certificates are not asked for there: a token is the
+    /// password).
+    pub pg_tls: Option<crate::tls::TlsFiles>,
+    /// Extra CA certificates for outbound HTTPS.
+    pub ca_file: Option<PathBuf>,
     /// Longest a SQL query may run (HTTP and PostgreSQL).
     pub sql_timeout: std::time::Duration,
     /// Memory pool of the SQL engine, in bytes.
@@ -761,6 +798,8 @@ fn anchor_config(
         dir,
         key_file,
         webhook,
+        // Set with the rest of the outbound trust, below.
+        ca_file: None,
         every_entries,
         interval: std::time::Duration::from_secs(interval_seconds),
     }))
@@ -773,8 +812,25 @@ fn default_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
     })
 }
 
-/// `--otlp-traces-endpoint` must be a plain `http://` URL with a host: the
-/// exporter speaks OTLP/HTTP and no TLS stack is compiled in.
+/// A certificate and its key: both or neither.
+fn pair(
+    field: &'static str,
+    flags: &str,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::Invalid {
+            field,
+            message: format!("give both {flags}, or neither"),
+        }),
+    }
+}
+
+/// `--otlp-traces-endpoint` must be an `http://` or `https://` URL with a
+/// host: the exporter speaks OTLP/HTTP.
 /// The artifact store's directory: `--artifacts-url` as a path or a
 /// `file://` URL, by default `<data-dir>/artifacts`.
 fn artifacts_dir(url: Option<&str>, data_dir: &std::path::Path) -> Result<PathBuf, ConfigError> {
@@ -809,9 +865,12 @@ fn check_traces_endpoint(url: &str) -> Result<(), ConfigError> {
         field: "otlp_traces_endpoint",
         message,
     };
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return Err(invalid(format!(
-            "{url:?} must start with http:// (OTLP/HTTP; for TLS, export to a local OpenTelemetry Collector)"
+            "{url:?} must start with http:// or https:// (OTLP/HTTP)"
         )));
     };
     let host = rest.split('/').next().unwrap_or_default();
@@ -857,6 +916,27 @@ impl ServeArgs {
             .or(file.max_buffer_bytes)
             .unwrap_or(DEFAULT_MAX_BUFFER_BYTES);
         let artifacts_url = self.artifacts_url.clone().or(file.artifacts_url.clone());
+        let client_ca = self.tls_client_ca.or(file.tls_client_ca);
+        let tls = pair(
+            "tls_cert",
+            "--tls-cert and --tls-key",
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        )?;
+        let tls = match (tls, client_ca) {
+            (Some((cert, key)), client_ca) => Some(crate::tls::TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    field: "tls_client_ca",
+                    message: "--tls-client-ca needs --tls-cert and --tls-key: client certificates are asked for in the TLS handshake".into(),
+                });
+            }
+        };
         let mut settings = Settings {
             data_dir: self
                 .data_dir
@@ -978,19 +1058,24 @@ impl ServeArgs {
                 .pg_max_connections
                 .or(file.pg_max_connections)
                 .unwrap_or(crate::pgwire::DEFAULT_MAX_CONNECTIONS),
-            pg_tls: match (
+            pg_tls: match pair(
+                "pg_tls_cert",
+                "--pg-tls-cert and --pg-tls-key",
                 self.pg_tls_cert.or(file.pg_tls_cert),
                 self.pg_tls_key.or(file.pg_tls_key),
-            ) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                (None, None) => None,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        field: "pg_tls_cert",
-                        message: "give both --pg-tls-cert and --pg-tls-key, or neither".into(),
-                    });
-                }
+            )? {
+                Some((cert, key)) => Some(crate::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: None,
+                }),
+                None => tls.clone().map(|t| crate::tls::TlsFiles {
+                    client_ca: None,
+                    ..t
+                }),
             },
+            tls,
+            ca_file: self.ca_file.or(file.ca_file),
             sql_timeout: std::time::Duration::from_secs(
                 self.sql_timeout_seconds
                     .or(file.sql_timeout_seconds)
@@ -1170,6 +1255,9 @@ impl ServeArgs {
             });
         }
         settings.artifacts_dir = artifacts_dir(artifacts_url.as_deref(), &settings.data_dir)?;
+        if let Some(anchor) = &mut settings.audit_anchor {
+            anchor.ca_file = settings.ca_file.clone();
+        }
         Ok(settings)
     }
 }
@@ -1409,9 +1497,36 @@ mod tests {
         let s = parse(&[]).resolve_with(file(f)).unwrap();
         assert_eq!(s.pg_listen.unwrap().port(), 6000);
         assert_eq!(s.sql_timeout.as_secs(), 5);
+        let files = |cert: &str, key: &str, client_ca: Option<&str>| crate::tls::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: client_ca.map(PathBuf::from),
+        };
+        assert_eq!(s.pg_tls, Some(files("/c.pem", "/k.pem", None)));
+        assert_eq!(s.tls, None, "--pg-tls-* is for PostgreSQL alone");
+        let s = parse(&[
+            "--tls-cert",
+            "/all.pem",
+            "--tls-key",
+            "/all.key",
+            "--tls-client-ca",
+            "/ca.pem",
+        ])
+        .resolve_with(FileConfig::default())
+        .unwrap();
+        assert_eq!(s.tls, Some(files("/all.pem", "/all.key", Some("/ca.pem"))));
         assert_eq!(
             s.pg_tls,
-            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+            Some(files("/all.pem", "/all.key", None)),
+            "PostgreSQL follows --tls-* and asks no client certificate"
+        );
+        let s = parse(&["--tls-cert", "/all.pem", "--tls-key", "/all.key"])
+            .resolve_with(file(f))
+            .unwrap();
+        assert_eq!(
+            s.pg_tls,
+            Some(files("/c.pem", "/k.pem", None)),
+            "--pg-tls-* overrides"
         );
         let s = parse(&["--pg-listen", "off", "--sql-timeout-seconds", "7"])
             .resolve_with(file(f))
@@ -1420,6 +1535,8 @@ mod tests {
         assert_eq!(s.sql_timeout.as_secs(), 7);
         for bad in [
             &["--pg-tls-cert", "/c.pem"][..],
+            &["--tls-key", "/k.pem"],
+            &["--tls-client-ca", "/ca.pem"],
             &["--sql-timeout-seconds", "0"],
             &["--no-auth", "--pg-listen", "0.0.0.0:5433"],
         ] {
@@ -1487,12 +1604,7 @@ mod tests {
             s.otlp_traces_endpoint.as_deref(),
             Some("http://flag:4318/v1/traces")
         );
-        for bad in [
-            "https://c:4318/v1/traces",
-            "collector:4318",
-            "http://",
-            "http://a b/",
-        ] {
+        for bad in ["grpc://c:4317", "collector:4318", "http://", "http://a b/"] {
             assert!(
                 parse(&["--otlp-traces-endpoint", bad])
                     .resolve_with(FileConfig::default())

@@ -23,6 +23,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -154,7 +155,11 @@ impl<S: OtlpService> UnaryService<Bytes> for Export<S> {
                     )?;
                     let actor = state
                         .auth
-                        .authenticate(token, crate::auth::Via::Api)
+                        .authenticate_request(
+                            token,
+                            client_identity(&request).as_ref(),
+                            crate::auth::Via::Api,
+                        )
                         .await?;
                     tracing::Span::current().record("actor", actor.name.as_str());
                     Caller(actor).require(Role::Ingest)?;
@@ -196,17 +201,76 @@ pub fn routes(state: AppState, max_message_bytes: usize) -> tonic::service::Rout
 }
 
 /// Serves the OTLP services on `listener` until `shutdown` resolves, then
-/// lets in-flight calls finish.
+/// lets in-flight calls finish. With `tls`, connections are handshaken
+/// here (concurrently, each within [`crate::tls::HANDSHAKE_TIMEOUT`]) and
+/// handed to tonic, which puts the client's certificates in each call's
+/// extensions.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     routes: tonic::service::Routes,
+    tls: Option<Arc<crate::tls::ServerTls>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+    let server = tonic::transport::Server::builder().add_routes(routes);
+    let Some(tls) = tls else {
+        return server
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown,
+            )
+            .await;
+    };
+    let (handshaken, incoming) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(accept_tls(listener, tls, handshaken));
+    let incoming = futures::stream::unfold(incoming, |mut rx| async move {
+        rx.recv().await.map(|s| (Ok::<_, std::io::Error>(s), rx))
+    });
+    server
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Accepts and handshakes until the server stops reading `handshaken`.
+async fn accept_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<crate::tls::ServerTls>,
+    handshaken: tokio::sync::mpsc::Sender<TlsStream>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = handshaken.closed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept an OTLP/gRPC connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = tls.acceptor();
+        let handshaken = handshaken.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
+                Ok(Ok(stream)) => {
+                    let _ = handshaken.send(stream).await;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// The client certificate of a call that came over TLS, if any.
+fn client_identity<T>(request: &Request<T>) -> Option<crate::tls::ClientIdentity> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let info = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    crate::tls::ClientIdentity::of(info.peer_certs().as_deref().map(Vec::as_slice))
 }

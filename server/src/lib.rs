@@ -41,6 +41,7 @@ pub mod pgwire;
 pub mod sql;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod ui;
 pub mod upload;
 pub mod webhooks;

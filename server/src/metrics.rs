@@ -119,6 +119,12 @@ pub struct Metrics {
     /// `modelwatch_auth_failures_total{via}`: presented credentials
     /// refused (`api`, `ui`).
     pub auth_failures: IntCounterVec,
+    /// `modelwatch_tls_reloads_total{outcome}`: TLS files read again on
+    /// SIGHUP or change (`ok`, `failed`: the previous ones still serve).
+    pub tls_reloads: IntCounterVec,
+    /// `modelwatch_tls_certificate_expiry_timestamp_seconds{cert}`: when
+    /// the served certificate expires.
+    pub tls_certificate_expiry: IntGaugeVec,
     history: Mutex<HistoryGauges>,
     registry_figures: Mutex<RegistryFigures>,
     /// Held for a whole scrape: the figures refreshed from the stats are the
@@ -576,6 +582,29 @@ impl Metrics {
                 }
                 v
             },
+            tls_reloads: {
+                let v = counter_vec(
+                    &r,
+                    "modelwatch_tls_reloads_total",
+                    "TLS certificate reloads (SIGHUP or a changed file), by outcome: ok, or failed (the previous certificate still serves; the log says why).",
+                    &["outcome"],
+                );
+                for outcome in ["ok", "failed"] {
+                    v.with_label_values(&[outcome]);
+                }
+                v
+            },
+            tls_certificate_expiry: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "modelwatch_tls_certificate_expiry_timestamp_seconds",
+                        "When the certificate a TLS listener serves expires (Unix time), by certificate file.",
+                    ),
+                    &["cert"],
+                )
+                .expect("valid metric definition"),
+            ),
             history: Mutex::new(history),
             registry_figures: Mutex::new(RegistryFigures {
                 changes: counter_vec(

@@ -19,6 +19,7 @@ use crate::cluster::{Cluster, leased};
 use crate::config::Settings;
 use crate::http::{self, AppState, Limits};
 use crate::telemetry::Telemetry;
+use crate::tls::{Protocol, ServerTls};
 use crate::webhooks::{WebhookConfig, Webhooks};
 use modelwatch_collectors::RemoteWriteConfig;
 use modelwatch_collectors::otlp::OtlpConfig;
@@ -100,6 +101,22 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
+    // Wrong TLS files stop the start before anything is opened.
+    let tls = match &settings.tls {
+        Some(files) => Some(Arc::new(
+            ServerTls::load(files.clone(), Protocol::Http)
+                .context("cannot set up TLS (--tls-cert, --tls-key, --tls-client-ca)")?,
+        )),
+        None => None,
+    };
+    let pg_tls = match (&settings.pg_tls, settings.pg_listen) {
+        (Some(files), Some(_)) => Some(Arc::new(
+            ServerTls::load(files.clone(), Protocol::Postgres).context(
+                "cannot set up TLS for the PostgreSQL listener (--pg-tls-cert and --pg-tls-key, or --tls-cert and --tls-key)",
+            )?,
+        )),
+        _ => None,
+    };
     // A wrong signing key stops the start before anything is opened.
     let anchor_key = match &settings.audit_anchor {
         Some(config) => Some(crate::audit_anchor::load_key(config)?),
@@ -190,9 +207,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         WebhookConfig {
             retry_base: std::time::Duration::from_millis(settings.webhook_retry_base_ms),
             max_attempts: settings.webhook_max_attempts,
+            ca_file: settings.ca_file.clone(),
             ..WebhookConfig::default()
         },
-    );
+    )
+    .context("cannot use --ca-file for outbound HTTPS")?;
     // This daemon joins the cluster and claims its duties before they start,
     // so a lone daemon runs them from its first moment.
     let runs: Vec<&'static str> = leased::ALL
@@ -317,17 +336,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let pg = match settings.pg_listen {
         Some(addr) => {
-            let tls = match &settings.pg_tls {
-                Some((cert, key)) => Some(crate::pgwire::tls_acceptor(cert, key).context(
-                    "cannot set up TLS for the PostgreSQL listener (--pg-tls-cert, --pg-tls-key)",
-                )?),
-                None => None,
-            };
             let state = Arc::new(
                 crate::pgwire::PgState::new(
                     sql.clone(),
                     state.auth.clone(),
-                    tls,
+                    pg_tls.clone(),
                     settings.pg_max_connections,
                 )
                 .context("cannot prepare the PostgreSQL listener")?,
@@ -339,6 +352,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     // One shutdown signal, watched by every server.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_rx_for_tls = stop_rx.clone();
     let stop_all = Arc::new(stop_tx);
     let on_signal = stop_all.clone();
     tokio::spawn(async move {
@@ -353,35 +367,47 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
 
     let mut servers = tokio::task::JoinSet::new();
+    // SIGHUP and changed files reload the certificates; without TLS a
+    // SIGHUP is only logged (it must not stop the daemon).
+    tokio::spawn(crate::tls::watch(
+        tls.iter().chain(pg_tls.iter()).cloned().collect(),
+        stop_rx_for_tls,
+    ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // The OTLP listeners are announced first and the API last: the API line
     // means "everything is ready".
     if let Some(l) = otlp_grpc {
         let addr = l.local_addr()?;
         let routes = crate::grpc::routes(state.clone(), max_write_bytes);
         let stop = stopped();
+        let grpc_tls = tls.clone();
         servers.spawn(async move {
-            crate::grpc::serve(l, routes, stop)
+            crate::grpc::serve(l, routes, grpc_tls, stop)
                 .await
                 .context("OTLP/gRPC server failed")
         });
-        warn_if_plain_off_loopback(addr, "otlp-grpc");
-        tracing::info!(listener = "otlp-grpc", "listening on grpc://{addr}");
+        announce(
+            addr,
+            "otlp-grpc",
+            if tls.is_some() { "https" } else { "grpc" },
+            tls.as_deref(),
+        );
     }
     if let Some(l) = otlp_http {
         let addr = l.local_addr()?;
         let app = http::otlp_app(state.clone());
         let stop = stopped();
+        let otlp_tls = tls.clone();
         servers.spawn(async move {
-            http::serve::serve(l, app, stop)
+            http::serve::serve(l, app, otlp_tls, stop)
                 .await
                 .context("OTLP/HTTP server failed")
         });
-        warn_if_plain_off_loopback(addr, "otlp-http");
-        tracing::info!(listener = "otlp-http", "listening on http://{addr}");
+        announce(addr, "otlp-http", scheme, tls.as_deref());
     }
     if let Some((l, pg_state)) = pg {
         let addr = l.local_addr()?;
-        let tls = if pg_state.tls.is_some() {
+        let pg_tls_mode = if pg_state.tls.is_some() {
             "optional"
         } else {
             warn_if_plain_off_loopback(addr, "pg");
@@ -393,18 +419,30 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("PostgreSQL server failed")
         });
-        tracing::info!(listener = "pg", tls, "listening on postgres://{addr}");
+        tracing::info!(
+            listener = "pg",
+            tls = pg_tls_mode,
+            "listening on postgres://{addr}"
+        );
     }
     let addr = listener.local_addr()?;
     cluster.set_address(addr.to_string());
     let stop = stopped();
+    let api_tls = tls.clone();
     servers.spawn(async move {
-        http::serve::serve(listener, app, stop)
+        http::serve::serve(listener, app, api_tls, stop)
             .await
             .context("HTTP server failed")
     });
-    warn_if_plain_off_loopback(addr, "api");
-    tracing::info!(listener = "api", data_dir = %settings.data_dir.display(), "listening on http://{addr}");
+    if tls.is_none() {
+        warn_if_plain_off_loopback(addr, "api");
+    }
+    tracing::info!(
+        listener = "api",
+        data_dir = %settings.data_dir.display(),
+        client_certificates = tls.as_ref().is_some_and(|t| t.asks_client_certificates()),
+        "listening on {scheme}://{addr}"
+    );
 
     let mut failure = None;
     while let Some(joined) = servers.join_next().await {
@@ -536,6 +574,18 @@ async fn apply_policy_file(
     Ok(())
 }
 
+/// Logs a listener's address; warns when it is plain text off loopback.
+fn announce(addr: std::net::SocketAddr, listener: &str, scheme: &str, tls: Option<&ServerTls>) {
+    if tls.is_none() {
+        warn_if_plain_off_loopback(addr, listener);
+    }
+    tracing::info!(
+        listener,
+        client_certificates = tls.is_some_and(|t| t.asks_client_certificates()),
+        "listening on {scheme}://{addr}"
+    );
+}
+
 /// Warns when a listener without TLS is reachable from other machines:
 /// tokens and telemetry would cross the network in clear.
 fn warn_if_plain_off_loopback(addr: std::net::SocketAddr, listener: &str) {
@@ -543,7 +593,7 @@ fn warn_if_plain_off_loopback(addr: std::net::SocketAddr, listener: &str) {
         tracing::warn!(
             listener,
             %addr,
-            "this listener speaks plain text on a non-loopback address: tokens and data cross the network in clear; put a TLS-terminating proxy in front of it (TLS in the daemon itself is not done yet: issue 21)"
+            "this listener speaks plain text on a non-loopback address: tokens and data cross the network in clear; give --tls-cert and --tls-key (or put a TLS-terminating proxy in front of it)"
         );
     }
 }

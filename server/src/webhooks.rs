@@ -26,11 +26,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use modelwatch_client::tls::TlsError;
 use modelwatch_registry::webhooks::{
     AttemptOutcome, CreatedWebhook, DISPATCH_BATCH, DueDelivery, NewWebhook, PING_EVENT,
     WebhookEvent, new_event_id,
 };
-use modelwatch_registry::{Actor, Error, RegistryStore, Result};
+use modelwatch_registry::{Actor, RegistryStore, Result};
 
 pub const SIGNATURE_HEADER: &str = "X-Modelwatch-Signature";
 pub const EVENT_HEADER: &str = "X-Modelwatch-Event";
@@ -68,6 +69,8 @@ pub struct WebhookConfig {
     pub lease: Duration,
     /// Delivered and failed deliveries are kept this long.
     pub retention: Duration,
+    /// Extra CA certificates for HTTPS receivers (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -81,6 +84,7 @@ impl Default for WebhookConfig {
             poll_interval: Duration::from_millis(250),
             lease: Duration::from_secs(60),
             retention: Duration::from_secs(7 * 24 * 3600),
+            ca_file: None,
         }
     }
 }
@@ -101,16 +105,17 @@ struct Inner {
 }
 
 impl Webhooks {
-    pub fn new(store: Arc<dyn RegistryStore>, config: WebhookConfig) -> Self {
-        let http = outbound_client(config.timeout);
-        Self {
+    /// Fails only on an unusable `config.ca_file`.
+    pub fn new(store: Arc<dyn RegistryStore>, config: WebhookConfig) -> Result<Self, TlsError> {
+        let http = outbound_client(config.timeout, config.ca_file.as_deref())?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 config,
                 http,
                 queued: Notify::new(),
             }),
-        }
+        })
     }
 
     /// Queues `event` for every subscription that wants it; returns how many
@@ -137,15 +142,9 @@ impl Webhooks {
         Ok(n)
     }
 
-    /// Creates a subscription after checking this build can deliver to it.
+    /// Creates a subscription (`http://` or `https://`; a private CA's
+    /// receivers need `--ca-file`).
     pub async fn create(&self, actor: &Actor, new: NewWebhook) -> Result<CreatedWebhook> {
-        if new.url.to_ascii_lowercase().starts_with("https://") {
-            // reqwest is built without a TLS stack (see ARCHITECTURE.md).
-            return Err(Error::invalid(
-                "url",
-                "this modelwatch build has no TLS client yet: use an http:// URL, e.g. a TLS-terminating proxy on the same host",
-            ));
-        }
         self.inner.store.create_webhook(actor, new).await
     }
 
@@ -331,14 +330,18 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// The HTTP client of deliveries to a configured receiver (webhooks, audit
 /// anchors): bounded by `timeout`, and never following a redirect — a
-/// redirect is not a delivery, the receiver's URL is configured.
-pub fn outbound_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// redirect is not a delivery, the receiver's URL is configured. HTTPS
+/// trusts the system's roots and `ca_file` (`--ca-file`).
+pub fn outbound_client(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, TlsError> {
+    modelwatch_client::tls::http_client_builder(ca_file)?
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .map_err(|e| TlsError::Setup(e.to_string()))
 }
 
 /// Delay before attempt `attempt + 1` after `attempt` failed (1-based):
@@ -492,7 +495,7 @@ mod tests {
             .unwrap();
         let registry: Arc<dyn RegistryStore> = Arc::new(store.clone());
         let admin = Actor::new("root", Role::Admin);
-        let hooks = Webhooks::new(registry.clone(), WebhookConfig::default());
+        let hooks = Webhooks::new(registry.clone(), WebhookConfig::default()).unwrap();
         let created = hooks
             .create(
                 &admin,
@@ -506,16 +509,6 @@ mod tests {
             )
             .await
             .unwrap();
-        let https = NewWebhook {
-            name: "tls".into(),
-            url: "https://example.invalid/hook".into(),
-            events: vec!["*".into()],
-            ..Default::default()
-        };
-        assert!(matches!(
-            hooks.create(&admin, https).await,
-            Err(Error::InvalidArgument { .. })
-        ));
         let (stop_tx, stop) = watch::channel(false);
         // The only daemon: it takes both webhook duties at its first claim.
         let cluster = crate::cluster::Cluster::new(

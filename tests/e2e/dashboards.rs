@@ -373,7 +373,7 @@ async fn every_dashboard_promql_expression_runs_on_a_real_prometheus() {
     let job = modelwatch_scrape_job(&d, &reader);
     let prometheus =
         Prometheus::start(|_| format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{job}"));
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     let prom = format!("http://127.0.0.1:{}", prometheus.port);
     let query = |expr: String| {
         let client = client.clone();

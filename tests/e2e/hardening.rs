@@ -255,7 +255,7 @@ async fn sql_memory_and_time_are_bounded() {
         "more than one column named \"a\"",
     )
     .await;
-    let csv = reqwest::Client::new()
+    let csv = crate::support::http_client()
         .post(format!("{}/api/v1/sql", d.url))
         .bearer_auth(TOKEN)
         .header("accept", "text/csv")
@@ -494,7 +494,7 @@ async fn an_upload_cut_by_kill_9_leaves_nothing_and_its_retry_stores_once() {
         },
     );
     let upload = tokio::spawn(
-        reqwest::Client::new()
+        crate::support::http_client()
             .post(&url)
             .bearer_auth(TOKEN)
             .header("content-type", "application/x-ndjson")
@@ -522,7 +522,7 @@ async fn an_upload_cut_by_kill_9_leaves_nothing_and_its_retry_stores_once() {
 
     // The client retries with the same key: stored once.
     let send = |body: Vec<u8>| {
-        reqwest::Client::new()
+        crate::support::http_client()
             .post(format!("{}/api/v1/models/m/versions/1/inferences", d.url))
             .bearer_auth(TOKEN)
             .header("content-type", "application/x-ndjson")

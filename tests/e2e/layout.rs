@@ -17,21 +17,24 @@ fn workspace_root() -> PathBuf {
 /// What each workspace crate may depend on among the workspace's crates
 /// (normal, build and dev dependencies alike). `None`: anything.
 fn allowed(krate: &str) -> Option<&'static [&'static str]> {
-    const LIBRARIES: &[&str] = &[
-        "modelwatch-types",
-        "modelwatch-registry",
-        "modelwatch-history",
-        "modelwatch-artifacts",
-        "modelwatch-collectors",
-        "modelwatch-drift",
-        "modelwatch-alerts",
-        "modelwatch-dashboards",
-        "modelwatch-evaluator",
-    ];
     Some(match krate {
         // The binary and the end-to-end tests wire everything.
         "modelwatch" | "modelwatch-tests" => return None,
-        "modelwatch-server" => LIBRARIES,
+        // The libraries, and the client crate for its outbound HTTPS trust
+        // (`modelwatch_client::tls`: one `--ca-file` for CLI and daemon);
+        // DESIGN's table lets `server` use every crate below it.
+        "modelwatch-server" => &[
+            "modelwatch-types",
+            "modelwatch-registry",
+            "modelwatch-history",
+            "modelwatch-artifacts",
+            "modelwatch-collectors",
+            "modelwatch-drift",
+            "modelwatch-alerts",
+            "modelwatch-dashboards",
+            "modelwatch-evaluator",
+            "modelwatch-client",
+        ],
         "modelwatch-evaluator" => &[
             "modelwatch-types",
             "modelwatch-drift",

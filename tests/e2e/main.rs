@@ -29,6 +29,7 @@ mod registry;
 mod serve;
 mod support;
 mod telemetry;
+mod tls;
 mod ui;
 mod upload;
 mod webhooks;

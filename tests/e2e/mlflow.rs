@@ -310,7 +310,7 @@ async fn errors_have_mlflow_s_shape_and_change_nothing() {
     // Its own client: the server answers 413 before reading the whole body
     // and closes that connection, which must not be reused by later requests.
     let once = Http {
-        client: reqwest::Client::new(),
+        client: crate::support::http_client(),
         ..http.clone()
     };
     let (status, reply) = once

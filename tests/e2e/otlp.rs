@@ -820,7 +820,7 @@ async fn bad_otlp_grpc_requests_get_the_right_status_and_write_nothing() {
     let http = d.http();
     let reader = http.token("otlp-reader", "reader").await;
     let base = d.otlp_grpc_url.clone().unwrap();
-    let h2 = reqwest::Client::builder()
+    let h2 = crate::support::http_client_builder()
         .http2_prior_knowledge()
         .build()
         .unwrap();

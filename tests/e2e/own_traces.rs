@@ -76,17 +76,21 @@ async fn request_spans_reach_an_otlp_receiver_and_are_flushed_on_sigterm() {
 }
 
 #[tokio::test]
-async fn traces_endpoint_must_be_plain_http() {
+async fn traces_endpoint_must_be_an_http_or_https_url() {
     let out = std::process::Command::new(binary())
         .args([
             "serve",
             "--data-dir",
             "/nonexistent/never-created",
             "--otlp-traces-endpoint",
-            "https://collector:4318/v1/traces",
+            "grpc://collector:4317",
         ])
         .output()
         .expect("run modelwatch");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("http://"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("must start with http:// or https://"),
+        "{}",
+        stderr(&out)
+    );
 }

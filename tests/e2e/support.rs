@@ -70,6 +70,18 @@ pub async fn run_python_script(script: &str, args: &[String], env: &[(&str, &str
 /// This crate's folder in the checkout being tested. Read when the test
 /// runs (cargo sets it then too), not when it was compiled: a test binary
 /// reused from a build in another clone must not read that clone's files.
+/// A reqwest client builder for the tests' HTTP calls. reqwest's TLS runs
+/// on rustls without a compiled-in provider, so the process's one is
+/// installed first (the OpenTelemetry exporters' clients need it too).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    modelwatch_client::tls::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
 pub fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
 }
@@ -185,6 +197,9 @@ impl Daemon {
 
     /// Starts on an existing data directory (e.g. a restart).
     pub fn start_in(data_dir: PathBuf, temp: Option<tempfile::TempDir>, opts: Start) -> Daemon {
+        // The tests' exporters build HTTPS-capable clients from the process
+        // default provider.
+        modelwatch_client::tls::install_crypto_provider();
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
             .arg("--listen")
@@ -288,7 +303,7 @@ impl Daemon {
         Http {
             url: self.url.clone(),
             token: Some(TOKEN.to_string()),
-            client: reqwest::Client::new(),
+            client: crate::support::http_client(),
         }
     }
 

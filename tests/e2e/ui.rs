@@ -33,7 +33,7 @@ impl Session {
     pub(crate) fn new(url: &str) -> Session {
         Session {
             url: url.to_string(),
-            client: reqwest::Client::builder()
+            client: crate::support::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),

@@ -508,7 +508,7 @@ async fn bad_webhook_requests_get_a_4xx_and_write_nothing() {
             &http,
             "POST",
             "/api/v1/webhooks",
-            Some(hook("a", "https://example.invalid/x", json!(["*"]))),
+            Some(hook("a", "ftp://example.invalid/x", json!(["*"]))),
             400,
             "invalid_argument",
         ),

@@ -46,7 +46,7 @@ pub async fn run(command: AlertsCommand, conn: &Connection) -> Result<ExitCode, 
             }
         }
         AlertsCommand::List { page: p } => {
-            let listed = client(conn).alerts().list(&p.query()).await?;
+            let listed = client(conn)?.alerts().list(&p.query()).await?;
             print(conn.json, &document(&listed), |v| page(v, ALERT_COLUMNS));
         }
     }

@@ -95,7 +95,7 @@ const SUMMARY: &[Column] = &[
 pub async fn run(command: ArtifactsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
     match command {
         ArtifactsCommand::Ls { version } => {
-            let listing = client(conn)
+            let listing = client(conn)?
                 .versions(&version.model)
                 .artifacts(version.version)
                 .await?;
@@ -233,7 +233,7 @@ async fn push(
             .insert(path.to_string(), hash_file(local, &hashing).await?);
     }
     hashing.finish_and_clear();
-    let api = client(conn);
+    let api = client(conn)?;
     let versions = api.versions(&version.model);
     let uploading = bar(hidden, total, format!("pushing {} file(s)", files.len()));
     for (path, local) in &files {
@@ -408,7 +408,7 @@ async fn pull(
     to: Option<PathBuf>,
     only: Option<&str>,
 ) -> Result<ExitCode, CliError> {
-    let api = client(conn);
+    let api = client(conn)?;
     let versions = api.versions(&version.model);
     let listing = versions.artifacts(version.version).await?;
     let dir = to.unwrap_or_else(|| PathBuf::from(format!("{}-{}", version.model, version.version)));

@@ -79,7 +79,7 @@ pub async fn audit(command: AuditCommand, conn: &Connection) -> Result<ExitCode,
                 action,
                 target_prefix,
             };
-            let listed = client(conn).audit().list(&query).await?;
+            let listed = client(conn)?.audit().list(&query).await?;
             print(conn.json, &document(&listed), |v| {
                 output::page(v, AUDIT_COLUMNS)
             });
@@ -113,7 +113,7 @@ impl Chain<'_> {
                 )
                 .await
                 .map_err(offline_error),
-            Chain::Daemon(conn) => Ok(client(conn)
+            Chain::Daemon(conn) => Ok(client(conn)?
                 .audit()
                 .list(&AuditQuery {
                     page: PageQuery {
@@ -169,7 +169,7 @@ async fn verify(
             serde_json::to_value(store.verify_audit().await.map_err(offline_error)?)
                 .map_err(offline_error)?
         }
-        Chain::Daemon(conn) => document(&client(conn).audit().verify().await?),
+        Chain::Daemon(conn) => document(&client(conn)?.audit().verify().await?),
     };
     // The daemon checks its own anchors when it writes them.
     let mut ok = v["ok"].as_bool() == Some(true) && v["anchors"]["ok"].as_bool() != Some(false);

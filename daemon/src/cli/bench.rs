@@ -84,7 +84,7 @@ pub enum BenchCommand {
 }
 
 pub async fn run(command: BenchCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     let code = match command {
         BenchCommand::Registry {
             concurrency,

@@ -61,7 +61,7 @@ pub async fn gate_policy(
     command: GatePolicyCommand,
     conn: &Connection,
 ) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         GatePolicyCommand::Set { model, file } => {
             let rego = read_policy(&file)?;
@@ -129,7 +129,7 @@ pub async fn gate(
     alias: Option<String>,
     conn: &Connection,
 ) -> Result<ExitCode, CliError> {
-    let report = client(conn)
+    let report = client(conn)?
         .versions(&target.model)
         .gate(target.version, alias.as_deref())
         .await?;
@@ -154,7 +154,7 @@ pub async fn promote(
         alias: alias.clone(),
         reason,
     };
-    let promotion = client(conn)
+    let promotion = client(conn)?
         .versions(&target.model)
         .promote(target.version, &request)
         .await?;

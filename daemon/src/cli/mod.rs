@@ -62,6 +62,10 @@ pub struct Connection {
     /// API token (`Authorization: Bearer`).
     #[arg(long, env = "MODELWATCH_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM CA certificate(s) to trust, besides the system's, when --url
+    /// is https:// (a daemon with a private CA's certificate)
+    #[arg(long, env = "MODELWATCH_CA_FILE", value_name = "FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Print raw JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -487,6 +491,9 @@ pub enum TokenCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The OpenTelemetry exporters build their HTTPS clients from the
+    // process's rustls provider.
+    modelwatch_client::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -617,8 +624,12 @@ async fn client_command(command: Command) -> Result<ExitCode, CliError> {
     }
 }
 
-fn client(conn: &Connection) -> Client {
-    Client::new(&conn.url, conn.token.clone())
+fn client(conn: &Connection) -> Result<Client, CliError> {
+    match &conn.ca_file {
+        None => Ok(Client::new(&conn.url, conn.token.clone())),
+        Some(ca) => Client::with_ca_file(&conn.url, conn.token.clone(), ca)
+            .map_err(|e| CliError::Usage(e.to_string())),
+    }
 }
 
 /// A reply as the JSON document the tables read and `--json` prints: the
@@ -655,7 +666,7 @@ where
 }
 
 async fn models(command: ModelsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         ModelsCommand::List {
             page,
@@ -725,7 +736,7 @@ fn training_data(spec: &str) -> DataRef {
 }
 
 async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         VersionsCommand::List {
             model,
@@ -842,7 +853,7 @@ async fn versions(command: VersionsCommand, conn: &Connection) -> Result<ExitCod
 }
 
 async fn tags(command: TagsCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     let tags = match command {
         TagsCommand::Set {
             model,
@@ -887,7 +898,7 @@ fn alias_detail(v: &Value) -> String {
 }
 
 async fn aliases(command: AliasesCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         AliasesCommand::List { model } => {
             let listed = c.aliases(&model).list().await?;
@@ -936,7 +947,7 @@ async fn recommendations(
     command: RecommendationsCommand,
     conn: &Connection,
 ) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     let detail = |v: &Value| {
         let mut cols = RECOMMENDATION_COLUMNS.to_vec();
         cols.extend_from_slice(&[
@@ -1026,7 +1037,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 async fn token(command: TokenCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         TokenCommand::Create {
             name,
@@ -1092,7 +1103,7 @@ async fn sql(
     csv: bool,
     conn: &Connection,
 ) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     let request = SqlRequest {
         sql: query.to_string(),
         limit,

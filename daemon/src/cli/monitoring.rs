@@ -78,7 +78,7 @@ fn read_policy_file(path: &PathBuf) -> Result<Value, CliError> {
 }
 
 pub async fn policy(command: PolicyCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         PolicyCommand::List => {
             let listed = c.policies().list().await?;
@@ -162,7 +162,7 @@ const OUTCOME_COLUMNS: &[Column] = &[
 
 /// `modelwatch evaluate [--model M]`.
 pub async fn evaluate(model: Option<String>, conn: &Connection) -> Result<ExitCode, CliError> {
-    let report = client(conn).evaluate(model.as_deref()).await?;
+    let report = client(conn)?.evaluate(model.as_deref()).await?;
     print(conn.json, &document(&report), |v| {
         format!(
             "{}\nevaluated in {:.0} ms",

@@ -122,7 +122,7 @@ pub async fn run(command: UploadCommand, conn: &Connection) -> Result<ExitCode, 
         gzip,
         idempotency_key: Some(key),
     };
-    let client = client(conn);
+    let client = client(conn)?;
     let attempts = args.attempts.max(1);
     let progress = Progress {
         hidden: conn.json || !std::io::stderr().is_terminal(),

@@ -74,7 +74,7 @@ const DELIVERY_COLUMNS: &[Column] = &[
 ];
 
 pub async fn run(command: WebhookCommand, conn: &Connection) -> Result<ExitCode, CliError> {
-    let c = client(conn);
+    let c = client(conn)?;
     match command {
         WebhookCommand::Create {
             name,

@@ -11,12 +11,12 @@
 //! These routes follow the OTLP specification rather than the native API,
 //! so they are not in the OpenAPI document.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use http_body_util::BodyExt;
 
 use modelwatch_collectors::otlp::Encoding;
@@ -26,6 +26,7 @@ use super::AppState;
 use super::error::{ApiError, OtlpError};
 use crate::auth;
 use crate::telemetry::{OtlpSignal, inflate};
+use crate::tls::ClientIdentity;
 
 /// The three OTLP/HTTP routes (to merge into a router with [`AppState`]).
 pub fn routes() -> Router<AppState> {
@@ -35,23 +36,44 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/traces", post(traces))
 }
 
-async fn metrics(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    export(OtlpSignal::Metrics, s, headers, body).await
+async fn metrics(
+    State(s): State<AppState>,
+    client: Option<Extension<ClientIdentity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(OtlpSignal::Metrics, s, client, headers, body).await
 }
 
-async fn logs(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    export(OtlpSignal::Logs, s, headers, body).await
+async fn logs(
+    State(s): State<AppState>,
+    client: Option<Extension<ClientIdentity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(OtlpSignal::Logs, s, client, headers, body).await
 }
 
-async fn traces(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    export(OtlpSignal::Traces, s, headers, body).await
+async fn traces(
+    State(s): State<AppState>,
+    client: Option<Extension<ClientIdentity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(OtlpSignal::Traces, s, client, headers, body).await
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn export(signal: OtlpSignal, s: AppState, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    signal: OtlpSignal,
+    s: AppState,
+    client: Option<Extension<ClientIdentity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let content_type = header_str(&headers, header::CONTENT_TYPE);
     let encoding = Encoding::from_content_type(content_type);
     // Errors are answered in the request's encoding; JSON when it is unknown.
@@ -59,8 +81,9 @@ async fn export(signal: OtlpSignal, s: AppState, headers: HeaderMap, body: Body)
     let result = async {
         let actor = s
             .auth
-            .authenticate(
+            .authenticate_request(
                 auth::bearer_value(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))?,
+                client.as_ref().map(|Extension(c)| c),
                 auth::Via::Api,
             )
             .await?;

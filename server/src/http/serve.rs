@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::tls::{ClientIdentity, OverTls, ServerTls};
+
 /// How long a client may take to send a request's head (request line and
 /// headers); also how long an idle keep-alive connection stays open.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,10 +35,14 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `app` on `listener` until `stop` resolves, then waits for the
-/// requests in flight.
+/// requests in flight. With `tls`, each connection first completes a TLS
+/// handshake (within [`crate::tls::HANDSHAKE_TIMEOUT`]); a verified client
+/// certificate rides on each of its requests as a
+/// [`crate::tls::ClientIdentity`] extension.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    tls: Option<Arc<ServerTls>>,
     stop: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -70,16 +76,51 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = app
-            .clone()
-            .map_request(|req: Request<Incoming>| req.map(Body::new))
-            .map_err(|never: Infallible| match never {});
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match acceptor {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(service(app, None, false)),
+                        )
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(
+                        crate::tls::HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            // Untrusted client certificates, plain HTTP
+                            // sent to a TLS port, scanners.
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let identity = ClientIdentity::of(stream.get_ref().1.peer_certificates());
+                    let connection = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(service(app, identity, true)),
+                        )
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(e) = served {
                 // Clients that vanish, time out or send garbage.
                 tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
             }
@@ -89,4 +130,30 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The router as a hyper service for one connection, marking each request
+/// as [`OverTls`] and with the connection's client certificate, if any.
+fn service(
+    app: Router,
+    identity: Option<ClientIdentity>,
+    over_tls: bool,
+) -> impl tower::Service<
+    Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    app.map_request(move |req: Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        if over_tls {
+            req.extensions_mut().insert(OverTls);
+        }
+        if let Some(identity) = &identity {
+            req.extensions_mut().insert(identity.clone());
+        }
+        req
+    })
 }

@@ -30,13 +30,10 @@ mod session;
 mod types;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion_postgres::pgwire;
-use pgwire::tokio::TlsAcceptor;
-use pgwire::tokio::tokio_rustls::rustls;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -68,55 +65,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
-    #[error("cannot read {what} {path}: {source}; give a PEM file")]
-    ReadPem {
-        what: &'static str,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} holds no {what}; give a PEM file with one")]
-    EmptyPem {
-        what: &'static str,
-        path: std::path::PathBuf,
-    },
-    #[error("the TLS certificate and key do not make a usable pair: {0}")]
-    Tls(#[from] rustls::Error),
     #[error("cannot prepare the pg_catalog schema: {0}")]
     Catalog(String),
-}
-
-/// Reads a PEM certificate chain and private key into an acceptor.
-pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, PgError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let read = |what, path: &Path| {
-        std::fs::read(path).map_err(|source| PgError::ReadPem {
-            what,
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let cert_pem = read("certificate", cert)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(PgError::EmptyPem {
-            what: "certificate",
-            path: cert.to_path_buf(),
-        });
-    }
-    let key_pem = read("private key", key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| PgError::EmptyPem {
-        what: "private key",
-        path: key.to_path_buf(),
-    })?;
-    // One process-wide crypto provider; installing it twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// What every connection shares.
@@ -125,7 +75,8 @@ pub struct PgState {
     pub auth: Arc<Auth>,
     /// The tables, views, `pg_catalog` and functions, prepared once.
     pub catalog: PgCatalog,
-    pub tls: Option<TlsAcceptor>,
+    /// Reloadable: each connection takes the acceptor of the moment.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     /// Connections served at once (`--pg-max-connections`).
     pub max_connections: usize,
 }
@@ -134,7 +85,7 @@ impl PgState {
     pub fn new(
         sql: Arc<SqlEngine>,
         auth: Arc<Auth>,
-        tls: Option<TlsAcceptor>,
+        tls: Option<Arc<crate::tls::ServerTls>>,
         max_connections: usize,
     ) -> Result<Self, PgError> {
         Ok(Self {
@@ -233,7 +184,7 @@ async fn connection(
     let handlers = session::Handlers::new(&state);
     let mut busy = handlers.busy();
     let mut authenticated = handlers.authenticated();
-    let tls = state.tls.clone();
+    let tls = state.tls.as_ref().map(|t| t.acceptor());
     let span = tracing::info_span!("pg_connection", %peer);
     let served = pgwire::tokio::process_socket(socket, tls, handlers);
     let stopped = async {
@@ -263,22 +214,5 @@ async fn connection(
             crate::metrics::metrics().pg_startup_timeouts.inc();
             tracing::debug!(%peer, timeout_s = STARTUP_TIMEOUT.as_secs(), "closing a PostgreSQL connection that did not log in in time");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_tls_files_are_clear_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing.pem");
-        let e = tls_acceptor(&missing, &missing).err().unwrap();
-        assert!(e.to_string().contains("cannot read certificate"), "{e}");
-        let garbage = dir.path().join("garbage.pem");
-        std::fs::write(&garbage, b"not a pem").unwrap();
-        let e = tls_acceptor(&garbage, &garbage).err().unwrap();
-        assert!(e.to_string().contains("holds no certificate"), "{e}");
     }
 }

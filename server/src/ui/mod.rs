@@ -92,11 +92,29 @@ async fn stylesheet() -> impl IntoResponse {
 }
 
 /// Security headers on every UI response; pages are never cached (they
-/// show one person's view of live data).
+/// show one person's view of live data). Over TLS, cookies are `Secure`
+/// (a browser never sends the session over plain HTTP) and browsers are
+/// told to keep to HTTPS.
 async fn secure_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let is_asset = req.uri().path().starts_with("/ui/assets/");
+    let over_tls = req.extensions().get::<crate::tls::OverTls>().is_some();
     let mut response = next.run(req).await;
     let h = response.headers_mut();
+    if over_tls {
+        let cookies: Vec<HeaderValue> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|c| HeaderValue::from_str(&format!("{}; Secure", c.to_str().ok()?)).ok())
+            .collect();
+        h.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            h.append(header::SET_COOKIE, cookie);
+        }
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
