@@ -61,8 +61,13 @@ fn run_demo(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
 async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("demo");
+    // Over TLS with a private CA: the demo's daemon serves HTTPS and its
+    // registry client and OTLP exporters trust the CA through --ca-file.
+    let pki = crate::tls::Pki::new("demo-ca");
+    let (cert, key) = pki.server("demo").arg();
     let (status, out, err) = tokio::task::spawn_blocking({
         let data_dir = data_dir.display().to_string();
+        let ca = pki.ca_arg();
         move || {
             run_demo(
                 &[
@@ -73,6 +78,12 @@ async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
                     "2",
                     "--timeout",
                     "180",
+                    "--tls-cert",
+                    &cert,
+                    "--tls-key",
+                    &key,
+                    "--ca-file",
+                    &ca,
                 ],
                 Duration::from_secs(240),
             )
@@ -94,7 +105,8 @@ async fn demo_shows_a_retrain_recommendation_and_an_automatic_rollback() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(out.contains("export MODELWATCH_URL="), "{out}");
+    assert!(out.contains("export MODELWATCH_URL=https://"), "{out}");
+    assert!(out.contains(" MODELWATCH_CA_FILE="), "{out}");
     // A stable window may raise a false alarm on another feature first;
     // the drift the fleet injects must be named.
     assert!(

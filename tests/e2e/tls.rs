@@ -28,21 +28,21 @@ use crate::support::*;
 
 /// A certificate authority made for one test, and what it issued, as PEM
 /// files in a temporary directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     issuer: Issuer<'static, KeyPair>,
     /// The CA's certificate: what clients trust.
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
 }
 
 /// A certificate and its key, as files.
-struct Issued {
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Issued {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl Issued {
-    fn arg(&self) -> (String, String) {
+    pub(crate) fn arg(&self) -> (String, String) {
         (
             self.cert.display().to_string(),
             self.key.display().to_string(),
@@ -51,7 +51,7 @@ impl Issued {
 }
 
 impl Pki {
-    fn new(name: &str) -> Pki {
+    pub(crate) fn new(name: &str) -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -73,7 +73,7 @@ impl Pki {
     }
 
     /// A server certificate for `localhost` and 127.0.0.1.
-    fn server(&self, file: &str) -> Issued {
+    pub(crate) fn server(&self, file: &str) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = vec![
             SanType::DnsName("localhost".try_into().unwrap()),
@@ -111,7 +111,7 @@ impl Pki {
         issued
     }
 
-    fn ca_arg(&self) -> String {
+    pub(crate) fn ca_arg(&self) -> String {
         self.ca.display().to_string()
     }
 }

@@ -86,6 +86,18 @@ pub struct DemoArgs {
     /// Seed of the simulated traffic (the same seed plays the same traffic).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// PEM certificate for the demo's daemon: it serves TLS on every
+    /// listener, and the demo's clients (registry calls, the fleet's
+    /// OTLP exporters) speak HTTPS to it; with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) the demo's clients trust besides the system's
+    /// (the CA of --tls-cert, or the certificate itself if self-signed)
+    #[arg(long, env = "MODELWATCH_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -195,19 +207,26 @@ pub async fn run(args: DemoArgs, token: String) -> Result<ExitCode> {
         listen,
         data_dir.display()
     ));
-    let mut daemon = Daemon::spawn(&data_dir, listen, &token).await?;
+    let tls = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+    let mut daemon = Daemon::spawn(&data_dir, listen, &token, tls).await?;
     println!();
     println!("  modelwatch is listening on {}", daemon.url);
     println!("  its log: {}", daemon.log_path.display());
     println!("  in another terminal, to query it while the story runs:");
     println!(
-        "    export MODELWATCH_URL={} MODELWATCH_TOKEN={}",
-        daemon.url, token
+        "    export MODELWATCH_URL={} MODELWATCH_TOKEN={}{}",
+        daemon.url,
+        token,
+        ca_export(&args)
     );
     println!("    modelwatch sql \"SELECT * FROM recommendations\"");
     println!();
 
-    let client = Client::new(&daemon.url, Some(token.clone()));
+    let client = match &args.ca_file {
+        Some(ca) => Client::with_ca_file(&daemon.url, Some(token.clone()), ca)
+            .map_err(|e| Error::Local(e.to_string()))?,
+        None => Client::new(&daemon.url, Some(token.clone())),
+    };
     let timeline = Timeline { speed: args.speed };
     let progress = Arc::new(Progress::default());
     let mut fleet = None;
@@ -233,7 +252,7 @@ pub async fn run(args: DemoArgs, token: String) -> Result<ExitCode> {
                 "all happened: both retrain recommendations (performance, drift) and the automatic rollback",
             );
             report_alias(&client, story).await;
-            print_queries(&daemon.url, &token);
+            print_queries(&daemon.url, &token, &ca_export(&args));
         }
         Outcome::TimedOut => {
             story.say(format!(
@@ -241,7 +260,7 @@ pub async fn run(args: DemoArgs, token: String) -> Result<ExitCode> {
                 args.timeout,
                 missing(&progress)
             ));
-            print_queries(&daemon.url, &token);
+            print_queries(&daemon.url, &token, &ca_export(&args));
         }
         Outcome::Interrupted => story.say("interrupted"),
     }
@@ -350,7 +369,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn spawn(data_dir: &Path, listen: SocketAddr, token: &str) -> Result<Daemon> {
+    async fn spawn(
+        data_dir: &Path,
+        listen: SocketAddr,
+        token: &str,
+        tls: Option<(&Path, &Path)>,
+    ) -> Result<Daemon> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let log_path = data_dir.join("modelwatch.log");
@@ -372,6 +396,14 @@ impl Daemon {
             .args(["--otlp-grpc-listen", "127.0.0.1:0"])
             .args(["--pg-listen", "127.0.0.1:0"])
             .args(["--log-format", "human", "--log", "info"])
+            .args(tls.into_iter().flat_map(|(cert, key)| {
+                [
+                    "--tls-cert".as_ref(),
+                    cert.as_os_str(),
+                    "--tls-key".as_ref(),
+                    key.as_os_str(),
+                ]
+            }))
             .env("MODELWATCH_BOOTSTRAP_TOKEN", token)
             // The demo's daemon is configured here, not by a config file or
             // flags meant for another daemon.
@@ -498,6 +530,7 @@ async fn play(
             token: ingest,
             rate: Timeline::RATE * timeline.speed,
             seed: args.seed,
+            ca_file: args.ca_file.clone(),
         },
         client.clone(),
     )?;
@@ -1072,10 +1105,18 @@ async fn report_alias(client: &Client, story: Story) {
 }
 
 /// What to try next, with the real URL and token.
-fn print_queries(url: &str, token: &str) {
+/// ` MODELWATCH_CA_FILE=…` for the export lines, when the demo has one.
+fn ca_export(args: &DemoArgs) -> String {
+    args.ca_file
+        .as_ref()
+        .map(|ca| format!(" MODELWATCH_CA_FILE={}", ca.display()))
+        .unwrap_or_default()
+}
+
+fn print_queries(url: &str, token: &str, ca_export: &str) {
     println!();
     println!("Query it all with `modelwatch sql` (another terminal):");
-    println!("  export MODELWATCH_URL={url} MODELWATCH_TOKEN={token}");
+    println!("  export MODELWATCH_URL={url} MODELWATCH_TOKEN={token}{ca_export}");
     for q in EXAMPLE_QUERIES {
         println!("  modelwatch sql \"{q}\"");
     }

@@ -22,6 +22,7 @@
 //! not decide anything the evaluator decides: it only produces traffic.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -152,6 +153,8 @@ pub struct FleetConfig {
     /// Requests per second per model.
     pub rate: f64,
     pub seed: u64,
+    /// Extra CA certificates for an HTTPS daemon (`--ca-file`).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Counters the demo prints as progress.
@@ -177,6 +180,23 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
+/// The exporters' HTTPS client, trusting `ca` too. The blocking client
+/// runs its own runtime: it is built on a thread of its own, and its last
+/// copy is dropped in the batch processors' threads, never on the async
+/// runtime.
+fn https_client(ca: &Path) -> Result<reqwest::blocking::Client> {
+    let config = modelwatch_client::tls::client_config(Some(ca))
+        .map_err(|e| crate::Error::Local(e.to_string()))?;
+    std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(config)
+            .build()
+    })
+    .join()
+    .map_err(|_| crate::Error::Local("the HTTPS client's thread panicked".into()))?
+    .map_err(|e| crate::Error::Local(format!("cannot build the exporters' HTTPS client: {e}")))
+}
+
 /// An OTLP/HTTP exporter builder aimed at the daemon's `url` with `token`.
 fn to_daemon<B: WithExportConfig + WithHttpConfig>(builder: B, url: String, token: &str) -> B {
     let headers = HashMap::from([("authorization".to_string(), format!("Bearer {token}"))]);
@@ -195,13 +215,27 @@ impl Fleet {
                 KeyValue::new("deployment.environment", "demo"),
             ])
             .build();
+        let https = match &cfg.ca_file {
+            Some(ca) => Some(https_client(ca)?),
+            None => None,
+        };
         let log_url = format!("{}/v1/logs", cfg.otlp_http);
-        let log_exporter = to_daemon(LogExporter::builder().with_http(), log_url, &cfg.token)
+        let log_exporter = LogExporter::builder().with_http();
+        let log_exporter = match &https {
+            Some(client) => log_exporter.with_http_client(client.clone()),
+            None => log_exporter,
+        };
+        let log_exporter = to_daemon(log_exporter, log_url, &cfg.token)
             .build()
             .map_err(crate::Error::local)
             .context("cannot build the OTLP log exporter")?;
         let span_url = format!("{}/v1/traces", cfg.otlp_http);
-        let span_exporter = to_daemon(SpanExporter::builder().with_http(), span_url, &cfg.token)
+        let span_exporter = SpanExporter::builder().with_http();
+        let span_exporter = match https {
+            Some(client) => span_exporter.with_http_client(client),
+            None => span_exporter,
+        };
+        let span_exporter = to_daemon(span_exporter, span_url, &cfg.token)
             .build()
             .map_err(crate::Error::local)
             .context("cannot build the OTLP span exporter")?;
