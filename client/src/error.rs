@@ -82,3 +82,14 @@ impl Error {
         }
     }
 }
+
+/// The innermost message of an error chain, e.g. "Connection refused (os
+/// error 111)" or "invalid peer certificate: UnknownIssuer": what a person
+/// can act on, without reqwest's and hyper's wrappers.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -27,7 +27,7 @@ pub mod tls;
 mod transport;
 pub mod types;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, root_cause};
 pub use resources::{
     Alerts, Aliases, Audit, GatePolicies, Mlflow, Models, Policies, Recommendations, Tokens,
     Versions, Webhooks,

@@ -76,7 +76,7 @@ impl Client {
     /// The error of a request that got no reply.
     fn unreachable(&self, e: &reqwest::Error) -> Error {
         let url = self.base.clone();
-        let reason = root_cause(e);
+        let reason = crate::error::root_cause(e);
         if crate::tls::is_tls_failure(e) {
             Error::Untrusted { url, reason }
         } else {
@@ -235,13 +235,4 @@ fn failure(url: String, status: u16, text: String) -> Error {
             body: text,
         },
     }
-}
-
-/// The innermost error message, e.g. "Connection refused (os error 111)".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

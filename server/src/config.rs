@@ -268,7 +268,8 @@ pub struct ServeArgs {
 
     /// OIDC: the issuer (`iss`) whose JWTs are accepted as bearer tokens,
     /// beside modelwatch's own tokens. Needs --oidc-audience,
-    /// --oidc-jwks-file and --oidc-role-map [default: OIDC off]
+    /// --oidc-jwks-file or --oidc-jwks-url, and --oidc-role-map
+    /// [default: OIDC off]
     #[arg(long, env = "MODELWATCH_OIDC_ISSUER", value_name = "URL")]
     pub oidc_issuer: Option<String>,
 
@@ -280,6 +281,13 @@ pub struct ServeArgs {
     /// the file changes
     #[arg(long, env = "MODELWATCH_OIDC_JWKS_FILE", value_name = "FILE")]
     pub oidc_jwks_file: Option<PathBuf>,
+
+    /// OIDC: the identity provider's key set URL (its `jwks_uri`,
+    /// https://), fetched at start, every 5 minutes and soon after a token
+    /// names a key it does not hold; trusts the system's roots and
+    /// --ca-file. Instead of --oidc-jwks-file
+    #[arg(long, env = "MODELWATCH_OIDC_JWKS_URL", value_name = "URL")]
+    pub oidc_jwks_url: Option<String>,
 
     /// OIDC: claim value → role, e.g. `ml-admins=admin,ml-engineers=editor`;
     /// the highest role any value maps to wins, none → 401
@@ -418,8 +426,8 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
 
     /// PEM CA certificate(s) trusted, besides the system's, by the
-    /// daemon's outbound HTTPS: webhooks and --audit-anchor-webhook
-    /// [default: the system's only]
+    /// daemon's outbound HTTPS: webhooks, --audit-anchor-webhook and
+    /// --oidc-jwks-url [default: the system's only]
     #[arg(long, env = "MODELWATCH_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
@@ -519,6 +527,7 @@ pub struct FileConfig {
     pub oidc_issuer: Option<String>,
     pub oidc_audience: Option<String>,
     pub oidc_jwks_file: Option<PathBuf>,
+    pub oidc_jwks_url: Option<String>,
     pub oidc_role_map: Option<Vec<String>>,
     pub oidc_role_claim: Option<String>,
     pub oidc_name_claim: Option<String>,
@@ -688,23 +697,54 @@ fn oidc_config(
     issuer: Option<String>,
     audience: Option<String>,
     jwks_file: Option<PathBuf>,
+    jwks_url: Option<String>,
     role_map: Option<Vec<String>>,
     role_claim: Option<String>,
     name_claim: Option<String>,
 ) -> Result<Option<crate::oidc::OidcConfig>, ConfigError> {
-    let any = issuer.is_some() || audience.is_some() || jwks_file.is_some() || role_map.is_some();
+    let any = issuer.is_some()
+        || audience.is_some()
+        || jwks_file.is_some()
+        || jwks_url.is_some()
+        || role_map.is_some();
     if !any {
         return Ok(None);
     }
     let missing = |field, flag: &str| ConfigError::Invalid {
         field,
         message: format!(
-            "OIDC needs --oidc-issuer, --oidc-audience, --oidc-jwks-file and --oidc-role-map together; {flag} is missing"
+            "OIDC needs --oidc-issuer, --oidc-audience, --oidc-jwks-file or --oidc-jwks-url, and --oidc-role-map together; {flag} is missing"
         ),
     };
     let issuer = issuer.ok_or_else(|| missing("oidc_issuer", "--oidc-issuer"))?;
     let audience = audience.ok_or_else(|| missing("oidc_audience", "--oidc-audience"))?;
-    let jwks_file = jwks_file.ok_or_else(|| missing("oidc_jwks_file", "--oidc-jwks-file"))?;
+    let jwks = match (jwks_file, jwks_url) {
+        (Some(file), None) => crate::oidc::JwksSource::File(file),
+        (None, Some(url)) => {
+            let lower = url.to_ascii_lowercase();
+            if !lower.starts_with("https://") || url.parse::<http::Uri>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field: "oidc_jwks_url",
+                    message: format!(
+                        "{url:?} must be an https:// URL (the keys that vouch for every token must not travel in clear)"
+                    ),
+                });
+            }
+            crate::oidc::JwksSource::Url(url)
+        }
+        (None, None) => {
+            return Err(missing(
+                "oidc_jwks_file",
+                "--oidc-jwks-file (or --oidc-jwks-url)",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                field: "oidc_jwks_url",
+                message: "give --oidc-jwks-file or --oidc-jwks-url, not both".into(),
+            });
+        }
+    };
     let pairs = role_map.ok_or_else(|| missing("oidc_role_map", "--oidc-role-map"))?;
     let mut map = Vec::new();
     for pair in pairs.iter().filter(|p| !p.trim().is_empty()) {
@@ -738,7 +778,7 @@ fn oidc_config(
     Ok(Some(crate::oidc::OidcConfig {
         issuer,
         audience,
-        jwks_file,
+        jwks,
         role_claim: role_claim.unwrap_or_else(|| "groups".into()),
         role_map: map,
         name_claim: name_claim.unwrap_or_else(|| "preferred_username".into()),
@@ -994,6 +1034,7 @@ impl ServeArgs {
                 self.oidc_issuer.or(file.oidc_issuer),
                 self.oidc_audience.or(file.oidc_audience),
                 self.oidc_jwks_file.or(file.oidc_jwks_file),
+                self.oidc_jwks_url.or(file.oidc_jwks_url),
                 self.oidc_role_map.or(file.oidc_role_map),
                 self.oidc_role_claim.or(file.oidc_role_claim),
                 self.oidc_name_claim.or(file.oidc_name_claim),

@@ -6,13 +6,15 @@
 //! must be of the algorithm's type), the issuer, the audience, the expiry
 //! (required) and not-before, each with [`LEEWAY`] for clock skew; then the
 //! caller's name and role from the configured claims. [`OidcVerifier`] is
-//! the thin part that reads the JWKS file, again when it changes (a key
-//! rotation at the provider is a new file, no restart).
+//! the thin part that holds the key set: read from a file, again when it
+//! changes, or fetched from the provider's `jwks_uri` at start, every
+//! [`JWKS_URL_REFRESH`] and soon after a token names a key it does not hold
+//! (a key rotation at the provider needs no restart either way).
 //!
-//! What it must not do: fetch anything at request time, or accept a token
-//! whose signature it did not check.
+//! What it must not do: fetch anything while a request waits, or accept a
+//! token whose signature it did not check.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,6 +33,13 @@ use modelwatch_registry::Role;
 pub const LEEWAY: Duration = Duration::from_secs(60);
 /// The JWKS file is looked at for changes at most this often.
 const JWKS_RECHECK: Duration = Duration::from_secs(1);
+/// A key set fetched from a URL is fetched again this often.
+pub const JWKS_URL_REFRESH: Duration = Duration::from_secs(300);
+/// ...and at most this often when tokens name keys it does not hold
+/// (a rotation), so bogus tokens cannot make it hammer the provider.
+pub const JWKS_URL_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Largest key set document read from a URL.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Longest token looked at: a JWT is a few KiB at most.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// What a caller authenticated by OIDC is named in the audit chain:
@@ -44,7 +53,8 @@ pub struct OidcConfig {
     pub issuer: String,
     /// `aud` must be or contain this.
     pub audience: String,
-    pub jwks_file: PathBuf,
+    /// Where the provider's key set is read from.
+    pub jwks: JwksSource,
     /// The claim holding the caller's groups or roles: a string or an
     /// array of strings; a dotted path reaches into objects
     /// (`realm_access.roles`).
@@ -53,6 +63,14 @@ pub struct OidcConfig {
     pub role_map: Vec<(String, Role)>,
     /// The claim naming the caller (falls back to `sub`).
     pub name_claim: String,
+}
+
+/// Where the key set comes from: `--oidc-jwks-file` or `--oidc-jwks-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    /// An `https://` URL (the provider's `jwks_uri`).
+    Url(String),
 }
 
 /// Why a JWT was refused. The message is the caller's: it names what is
@@ -345,11 +363,13 @@ fn role_from(claims: &Value, config: &OidcConfig) -> Option<Role> {
         .reduce(|a, b| if a.allows(b) { a } else { b })
 }
 
-/// [`verify`] with the key set read from `--oidc-jwks-file`, read again
-/// when the file changes.
+/// [`verify`] with the provider's key set: read from `--oidc-jwks-file`
+/// (again when it changes) or fetched from `--oidc-jwks-url`.
 pub struct OidcVerifier {
     config: OidcConfig,
     jwks: RwLock<LoadedJwks>,
+    /// Wakes the URL fetcher: a token named a key the set does not hold.
+    unknown_key: Arc<tokio::sync::Notify>,
 }
 
 struct LoadedJwks {
@@ -369,31 +389,62 @@ impl std::fmt::Debug for OidcVerifier {
 }
 
 impl OidcVerifier {
-    /// Reads the JWKS file; an unreadable or keyless one stops the start.
-    pub fn new(config: OidcConfig) -> Result<Self, String> {
-        let (jwks, modified) = read_jwks(&config)?;
-        Ok(Self {
-            config,
+    /// Reads the key set (the file, or the URL through `http`); a key set
+    /// that cannot be had or holds no usable key stops the start. A URL
+    /// is then followed by a background task for as long as the verifier
+    /// lives.
+    pub async fn start(config: OidcConfig, http: reqwest::Client) -> Result<Arc<Self>, String> {
+        let (jwks, modified) = match &config.jwks {
+            JwksSource::File(path) => read_jwks(path)?,
+            JwksSource::Url(url) => (fetch_jwks(&http, url).await?, None),
+        };
+        let verifier = Arc::new(Self {
             jwks: RwLock::new(LoadedJwks {
                 jwks: Arc::new(jwks),
                 modified,
                 checked: Instant::now(),
             }),
-        })
+            unknown_key: Arc::new(tokio::sync::Notify::new()),
+            config,
+        });
+        if let JwksSource::Url(url) = &verifier.config.jwks {
+            tokio::spawn(follow_url(
+                Arc::downgrade(&verifier),
+                verifier.unknown_key.clone(),
+                http,
+                url.clone(),
+            ));
+        }
+        Ok(verifier)
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, JwtError> {
-        self.refresh();
+        if let JwksSource::File(path) = &self.config.jwks {
+            self.refresh_file(path);
+        }
         let jwks = match self.jwks.read() {
             Ok(loaded) => loaded.jwks.clone(),
             Err(_) => Arc::new(Jwks::default()),
         };
-        verify(token, &jwks, &self.config, Utc::now())
+        let verified = verify(token, &jwks, &self.config, Utc::now());
+        if matches!(verified, Err(JwtError::UnknownKey(_) | JwtError::Signature)) {
+            // Perhaps the provider rotated its keys: fetch soon (a URL
+            // only; a file is looked at on every request anyway).
+            self.unknown_key.notify_one();
+        }
+        verified
+    }
+
+    fn replace(&self, jwks: Jwks, modified: Option<SystemTime>) {
+        if let Ok(mut loaded) = self.jwks.write() {
+            loaded.jwks = Arc::new(jwks);
+            loaded.modified = modified;
+        }
     }
 
     /// Re-reads the file when its time changed. A new file that does not
     /// parse keeps the keys in use, and says why in the log.
-    fn refresh(&self) {
+    fn refresh_file(&self, path: &Path) {
         let due = self
             .jwks
             .read()
@@ -406,15 +457,13 @@ impl OidcVerifier {
             return;
         };
         loaded.checked = Instant::now();
-        let modified = std::fs::metadata(&self.config.jwks_file)
-            .and_then(|m| m.modified())
-            .ok();
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         if modified == loaded.modified {
             return;
         }
-        match read_jwks(&self.config) {
+        match read_jwks(path) {
             Ok((jwks, modified)) => {
-                tracing::info!(file = %self.config.jwks_file.display(), "OIDC key set reloaded");
+                tracing::info!(file = %path.display(), "OIDC key set reloaded");
                 loaded.jwks = Arc::new(jwks);
                 loaded.modified = modified;
             }
@@ -426,14 +475,82 @@ impl OidcVerifier {
     }
 }
 
-fn read_jwks(config: &OidcConfig) -> Result<(Jwks, Option<SystemTime>), String> {
-    let path = &config.jwks_file;
+/// Fetches `url` again every [`JWKS_URL_REFRESH`], and after a token named
+/// an unknown key (at most every [`JWKS_URL_MIN_INTERVAL`]), until the
+/// verifier is gone. A failed fetch keeps the keys in use.
+async fn follow_url(
+    verifier: std::sync::Weak<OidcVerifier>,
+    unknown_key: Arc<tokio::sync::Notify>,
+    http: reqwest::Client,
+    url: String,
+) {
+    let mut fetched = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(fetched + JWKS_URL_REFRESH) => {}
+            _ = unknown_key.notified() => {
+                tokio::time::sleep_until(fetched + JWKS_URL_MIN_INTERVAL).await;
+            }
+        }
+        let fetch = fetch_jwks(&http, &url).await;
+        fetched = tokio::time::Instant::now();
+        let Some(verifier) = verifier.upgrade() else {
+            return;
+        };
+        match fetch {
+            Ok(jwks) => {
+                let changed = verifier
+                    .jwks
+                    .read()
+                    .map(|l| *l.jwks != jwks)
+                    .unwrap_or(true);
+                if changed {
+                    tracing::info!(%url, "OIDC key set fetched anew: it changed");
+                }
+                verifier.replace(jwks, None);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot fetch the OIDC key set; keeping the previous keys")
+            }
+        }
+    }
+}
+
+fn read_jwks(path: &Path) -> Result<(Jwks, Option<SystemTime>), String> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read --oidc-jwks-file {}: {e}", path.display()))?;
     let jwks =
         Jwks::parse(&bytes).map_err(|e| format!("--oidc-jwks-file {}: {e}", path.display()))?;
     Ok((jwks, modified))
+}
+
+async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<Jwks, String> {
+    let failed =
+        |e: String| format!("cannot fetch the OIDC key set from --oidc-jwks-url {url}: {e}");
+    let reply = http
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| failed(modelwatch_client::root_cause(&e)))?;
+    if !reply.status().is_success() {
+        return Err(failed(format!("HTTP {}", reply.status())));
+    }
+    if reply
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err(failed(format!("larger than {MAX_JWKS_BYTES} bytes")));
+    }
+    let bytes = reply
+        .bytes()
+        .await
+        .map_err(|e| failed(modelwatch_client::root_cause(&e)))?;
+    if bytes.len() > MAX_JWKS_BYTES {
+        return Err(failed(format!("larger than {MAX_JWKS_BYTES} bytes")));
+    }
+    Jwks::parse(&bytes).map_err(failed)
 }
 
 #[cfg(test)]

@@ -123,9 +123,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     let oidc = match &settings.oidc {
-        Some(config) => Some(Arc::new(
-            crate::oidc::OidcVerifier::new(config.clone()).map_err(anyhow::Error::msg)?,
-        )),
+        Some(config) => {
+            let http = crate::webhooks::outbound_client(
+                std::time::Duration::from_secs(10),
+                settings.ca_file.as_deref(),
+            )
+            .context("cannot use --ca-file for outbound HTTPS")?;
+            Some(
+                crate::oidc::OidcVerifier::start(config.clone(), http)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
         None => None,
     };
     let protection = AliasProtection::new(&settings.protected_aliases);

@@ -386,7 +386,7 @@ async fn attempt(inner: Arc<Inner>, store: Arc<dyn RegistryStore>, d: DueDeliver
                 None,
                 Some(format!("no answer within {} s", cfg.timeout.as_secs_f64())),
             ),
-            Err(e) => (None, Some(root_cause(&e))),
+            Err(e) => (None, Some(modelwatch_client::root_cause(&e))),
         };
         if let Some(c) = code {
             tracing::Span::current().record("status", c);
@@ -434,15 +434,6 @@ async fn attempt(inner: Arc<Inner>, store: Arc<dyn RegistryStore>, d: DueDeliver
     }
     .instrument(span)
     .await
-}
-
-/// The innermost error message, e.g. "Connection refused (os error 111)".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// The evaluator's drift findings become `drift.detected` events.

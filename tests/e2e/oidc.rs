@@ -1,5 +1,6 @@
 //! OIDC (issue 21, item 3): bearer JWTs signed by an identity provider's
-//! keys, checked against its JWKS file, their groups mapped to roles — on
+//! keys, checked against its JWKS (a file, or its HTTPS URL), their groups
+//! mapped to roles — on
 //! the REST API, the UI's sign-in and the PostgreSQL wire alike. The
 //! provider here is an RSA key made by Debian's `openssl` (what most
 //! providers sign with) and a P-256 key; the tokens are signed with `ring`.
@@ -307,4 +308,86 @@ fn an_incomplete_or_unreadable_oidc_setup_stops_the_start() {
         ];
         serve_refuses(tmp.path(), &args, reason);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_set_is_fetched_from_the_providers_https_url_and_follows_a_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idp = Provider::new(tmp.path());
+    // The provider's `jwks_uri`, over HTTPS with a private CA.
+    let pki = crate::tls::Pki::new("idp-ca");
+    let served = std::sync::Arc::new(std::sync::Mutex::new(idp.jwks().to_string()));
+    let server = crate::tls::HttpsServer::start(&pki.server("idp"), {
+        let served = served.clone();
+        move |_| served.lock().unwrap().clone()
+    })
+    .await;
+    let url = format!("{}/realms/ml/protocol/openid-connect/certs", server.base);
+    let oidc = |url: &str, ca: Option<&str>| {
+        let mut args = vec![
+            "--oidc-issuer".to_string(),
+            ISSUER.into(),
+            "--oidc-audience".into(),
+            AUDIENCE.into(),
+            "--oidc-jwks-url".into(),
+            url.into(),
+            "--oidc-role-map".into(),
+            "ml-engineers=editor".into(),
+        ];
+        if let Some(ca) = ca {
+            args.extend(["--ca-file".to_string(), ca.to_string()]);
+        }
+        args
+    };
+
+    // Not trusted without --ca-file, not accepted over plain HTTP: the
+    // start stops and says why.
+    let refusals = [
+        (oidc(&url, None), "cannot fetch the OIDC key set"),
+        (
+            oidc(&url.replacen("https://", "http://", 1), Some(&pki.ca_arg())),
+            "must be an https:// URL",
+        ),
+    ];
+    let dir = tmp.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        for (args, reason) in refusals {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            serve_refuses(&dir, &args, reason);
+        }
+    })
+    .await
+    .unwrap();
+
+    let args = oidc(&url, Some(&pki.ca_arg()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start_with(Start::args(&args));
+    let admin = d.http();
+    let alice = admin.with_token(Some(
+        &idp.token(rs256(), token_claims("alice", &["ml-engineers"])),
+    ));
+    alice
+        .post_expect("/api/v1/models", json!({"name": "fraud"}), 201)
+        .await;
+
+    // The provider rotates its key: the first token of the new key makes
+    // the daemon fetch the set again (within 10 s), no restart.
+    let rotated = Provider::new(tmp.path());
+    *served.lock().unwrap() = rotated.jwks().to_string();
+    let new_token = rotated.token(rs256(), token_claims("alice", &["ml-engineers"]));
+    wait_for(
+        std::time::Duration::from_secs(60),
+        "the rotated key set to be fetched",
+        || {
+            let caller = admin.with_token(Some(&new_token));
+            async move {
+                match caller.get("/api/v1/models").await {
+                    (200, _) => Ok(()),
+                    (status, body) => Err(format!("{status} {body}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(alice.get("/api/v1/models").await.0, 401, "the retired key");
 }

@@ -604,23 +604,25 @@ async fn webhooks_reach_an_https_receiver_trusted_through_ca_file() {
     );
 }
 
-/// An HTTPS webhook receiver: answers 200 and reports each event name.
-struct TlsReceiver {
-    url: String,
-    events: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>,
-    _task: KillTask,
+/// An HTTPS server on loopback with `cert`, answering every request 200
+/// with what `answer` says; stopped when dropped.
+pub(crate) struct HttpsServer {
+    /// `https://localhost:PORT`
+    pub(crate) base: String,
+    task: tokio::task::JoinHandle<()>,
 }
 
-struct KillTask(tokio::task::JoinHandle<()>);
-
-impl Drop for KillTask {
+impl Drop for HttpsServer {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
-impl TlsReceiver {
-    async fn start(cert: &Issued) -> TlsReceiver {
+impl HttpsServer {
+    pub(crate) async fn start<F>(cert: &Issued, answer: F) -> HttpsServer
+    where
+        F: Fn(&hyper::Request<hyper::body::Incoming>) -> String + Clone + Send + Sync + 'static,
+    {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -639,37 +641,25 @@ impl TlsReceiver {
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "https://localhost:{}/hook",
+        let base = format!(
+            "https://localhost:{}",
             listener.local_addr().unwrap().port()
         );
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, answer) = (acceptor.clone(), answer.clone());
                 tokio::spawn(async move {
-                    // Refused handshakes (an untrusting daemon) end here.
+                    // Refused handshakes (an untrusting client) end here.
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
-                            let tx = tx.clone();
-                            async move {
-                                let event = req
-                                    .headers()
-                                    .get("x-modelwatch-event")
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_string();
-                                let _ = tx.send(event).await;
-                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                    String::new(),
-                                ))
-                            }
+                            let body = answer(&req);
+                            async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
                         },
                     );
                     let _ = hyper_util::server::conn::auto::Builder::new(
@@ -680,10 +670,35 @@ impl TlsReceiver {
                 });
             }
         });
+        HttpsServer { base, task }
+    }
+}
+
+/// An HTTPS webhook receiver: answers 200 and reports each event name.
+struct TlsReceiver {
+    url: String,
+    events: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    _server: HttpsServer,
+}
+
+impl TlsReceiver {
+    async fn start(cert: &Issued) -> TlsReceiver {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let server = HttpsServer::start(cert, move |req| {
+            let event = req
+                .headers()
+                .get("x-modelwatch-event")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let _ = tx.send(event);
+            String::new()
+        })
+        .await;
         TlsReceiver {
-            url,
+            url: format!("{}/hook", server.base),
             events: tokio::sync::Mutex::new(rx),
-            _task: KillTask(task),
+            _server: server,
         }
     }
 

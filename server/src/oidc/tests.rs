@@ -11,7 +11,7 @@ fn config() -> OidcConfig {
     OidcConfig {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
-        jwks_file: "/jwks.json".into(),
+        jwks: JwksSource::File("/jwks.json".into()),
         role_claim: "groups".into(),
         role_map: vec![
             ("ml-readers".into(), Role::Reader),
