@@ -238,7 +238,19 @@ async fn accept_tls(
     tls: Arc<crate::tls::ServerTls>,
     handshaken: tokio::sync::mpsc::Sender<TlsStream>,
 ) {
+    // As many handshakes in flight as the HTTP listeners serve connections:
+    // a flood of silent clients waits in the kernel's queue, not in memory.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        crate::http::serve::MAX_CONNECTIONS,
+    ));
     loop {
+        let slot = tokio::select! {
+            _ = handshaken.closed() => return,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = handshaken.closed() => return,
             accepted = listener.accept() => match accepted {
@@ -254,6 +266,7 @@ async fn accept_tls(
         let acceptor = tls.acceptor();
         let handshaken = handshaken.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
             {
                 Ok(Ok(stream)) => {

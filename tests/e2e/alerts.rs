@@ -5,7 +5,7 @@
 //! notifies Alertmanager, configured from `alerts/alertmanager.example.yml`,
 //! which calls modelwatch back to roll a bad deployment back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -323,6 +323,24 @@ async fn bad_deployment(ingest: &Http, model: &str, deployed_at: &str) {
     }
 }
 
+/// Debian's Alertmanager with the configuration file `config` (its
+/// storage beside it) on loopback port `port`; stopped when dropped.
+pub(crate) fn start_alertmanager(config: &Path, port: u16) -> KillOnDrop {
+    let storage = config.with_file_name("alertmanager-data");
+    KillOnDrop(
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // A single instance: no gossip port.
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager must be installed (.ci/run installs it)"),
+    )
+}
+
 fn alerts_dir() -> PathBuf {
     PathBuf::from(manifest_dir()).join("../alerts")
 }
@@ -384,21 +402,7 @@ async fn prometheus_and_alertmanager_roll_a_bad_deployment_back() {
         ),
     )
     .unwrap();
-    let _alertmanager = KillOnDrop(
-        Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", am_config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            // A single instance: no gossip port.
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager must be installed (.ci/run installs it)"),
-    );
+    let _alertmanager = start_alertmanager(&am_config, am_port);
 
     let rules = alerts_dir().join("rules/modelwatch.yml");
     let _prometheus = Prometheus::start(|_| {

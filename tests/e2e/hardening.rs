@@ -33,7 +33,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// Reads from a socket until the peer closes it; returns what it sent and
 /// how long that took.
-fn read_until_closed(mut s: TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
+pub(crate) fn read_until_closed(mut s: TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
     let started = Instant::now();
     s.set_read_timeout(Some(limit)).unwrap();
     let mut out = Vec::new();

@@ -116,6 +116,20 @@ pub(crate) fn rs256() -> Value {
     json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"})
 }
 
+/// Waits until `token` is accepted (a rotated key set was taken in).
+async fn accepted_within(http: &Http, token: &str, seconds: u64, what: &str) {
+    wait_for(std::time::Duration::from_secs(seconds), what, || {
+        let caller = http.with_token(Some(token));
+        async move {
+            match caller.get("/api/v1/models").await {
+                (200, _) => Ok(()),
+                (status, body) => Err(format!("{status} {body}")),
+            }
+        }
+    })
+    .await;
+}
+
 /// The `serve` flags trusting `idp`, its key set written into `dir`.
 pub(crate) fn idp_args(idp: &Provider, dir: &Path) -> Start {
     let jwks = dir.join("jwks.json");
@@ -249,20 +263,7 @@ async fn identity_provider_tokens_map_groups_to_roles_and_bad_ones_get_401() {
     let rotated = Provider::new(tmp.path());
     std::fs::write(&jwks, rotated.jwks().to_string()).unwrap();
     let new_token = rotated.token(rs256(), token_claims("alice", &["ml-engineers"]));
-    wait_for(
-        std::time::Duration::from_secs(30),
-        "the rotated key set to be read",
-        || {
-            let caller = admin.with_token(Some(&new_token));
-            async move {
-                match caller.get("/api/v1/models").await {
-                    (200, _) => Ok(()),
-                    (status, body) => Err(format!("{status} {body}")),
-                }
-            }
-        },
-    )
-    .await;
+    accepted_within(&admin, &new_token, 30, "the rotated key set to be read").await;
     assert_eq!(alice.get("/api/v1/models").await.0, 401);
     // The PostgreSQL wire takes one as the password (Grafana's data source
     // with a service account's token, psql here).
@@ -375,19 +376,6 @@ async fn the_key_set_is_fetched_from_the_providers_https_url_and_follows_a_rotat
     let rotated = Provider::new(tmp.path());
     *served.lock().unwrap() = rotated.jwks().to_string();
     let new_token = rotated.token(rs256(), token_claims("alice", &["ml-engineers"]));
-    wait_for(
-        std::time::Duration::from_secs(60),
-        "the rotated key set to be fetched",
-        || {
-            let caller = admin.with_token(Some(&new_token));
-            async move {
-                match caller.get("/api/v1/models").await {
-                    (200, _) => Ok(()),
-                    (status, body) => Err(format!("{status} {body}")),
-                }
-            }
-        },
-    )
-    .await;
+    accepted_within(&admin, &new_token, 60, "the rotated key set to be fetched").await;
     assert_eq!(alice.get("/api/v1/models").await.0, 401, "the retired key");
 }

@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -492,24 +492,9 @@ receivers:
         url = d.url,
         ca = pki.ca.display()
     );
-    std::fs::write(dir.path().join("alertmanager.yml"), config).unwrap();
-    let _alertmanager = KillOnDrop(
-        Command::new("prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("alertmanager.yml").display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager must be installed (.ci/run installs it)"),
-    );
+    let config_path = dir.path().join("alertmanager.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let _alertmanager = crate::alerts::start_alertmanager(&config_path, am_port);
     let alert =
         json!([{"labels": {"alertname": "TlsProbe", "model": "fraud", "severity": "info"}}]);
     let am = http_client();
@@ -560,16 +545,22 @@ async fn webhooks_reach_an_https_receiver_trusted_through_ca_file() {
     let pki = Pki::new("receiver-ca");
     let receiver_cert = pki.server("receiver");
     let receiver = TlsReceiver::start(&receiver_cert).await;
+    // A subscription to the receiver, then a version to announce.
+    let subscribe_and_register = |admin: Http| {
+        let url = receiver.url.clone();
+        async move {
+            admin
+                .post_expect(
+                    "/api/v1/webhooks",
+                    json!({"name": "secure", "url": url, "events": ["version.created"]}),
+                    201,
+                )
+                .await;
+            admin.model_with_versions("fraud", 1).await;
+        }
+    };
     let d = Daemon::start_with(Start::args(&["--ca-file", &pki.ca_arg()]));
-    let admin = d.http();
-    admin
-        .post_expect(
-            "/api/v1/webhooks",
-            json!({"name": "secure", "url": receiver.url, "events": ["version.created"]}),
-            201,
-        )
-        .await;
-    admin.model_with_versions("fraud", 1).await;
+    subscribe_and_register(d.http()).await;
     let event = receiver.next().await;
     assert_eq!(event, "version.created");
 
@@ -577,14 +568,7 @@ async fn webhooks_reach_an_https_receiver_trusted_through_ca_file() {
     // fails and says why.
     let d = Daemon::start_with(Start::args(&["--webhook-max-attempts", "1"]));
     let admin = d.http();
-    admin
-        .post_expect(
-            "/api/v1/webhooks",
-            json!({"name": "secure", "url": receiver.url, "events": ["version.created"]}),
-            201,
-        )
-        .await;
-    admin.model_with_versions("fraud", 1).await;
+    subscribe_and_register(admin.clone()).await;
     let failed = wait_for(Duration::from_secs(30), "the delivery to fail", || {
         let admin = admin.clone();
         async move {
@@ -893,4 +877,45 @@ async fn the_daemons_own_traces_reach_an_https_collector_trusted_through_ssl_cer
     )
     .await;
     assert!(n > 0, "no span of the sender arrived over HTTPS: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handshake_never_finished_is_cut_off_and_holds_nobody_up() {
+    let pki = Pki::new("test-ca");
+    let d = tls_daemon(&pki.server("server"), None, &[]);
+    let admin = https(&d, &pki.ca, None);
+    let addresses = [
+        d.url.trim_start_matches("https://").to_string(),
+        d.otlp_grpc_url
+            .clone()
+            .unwrap()
+            .trim_start_matches("https://")
+            .to_string(),
+    ];
+    // One connection per listener that opens TCP and never says hello,
+    // one that sends half a ClientHello.
+    let mut stalled = Vec::new();
+    for addr in &addresses {
+        stalled.push(std::net::TcpStream::connect(addr).unwrap());
+        let mut half = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut half, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        stalled.push(half);
+    }
+    // Meanwhile everyone else is served.
+    admin.get_expect("/healthz", 200).await;
+    let closed = tokio::task::spawn_blocking(move || {
+        stalled
+            .into_iter()
+            .map(|s| crate::hardening::read_until_closed(s, Duration::from_secs(60)).1)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for after in closed {
+        assert!(
+            after < Duration::from_secs(20),
+            "an unfinished handshake held its connection for {after:?}"
+        );
+    }
+    admin.get_expect("/healthz", 200).await;
 }

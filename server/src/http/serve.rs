@@ -19,7 +19,7 @@ use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -82,23 +82,19 @@ pub async fn serve(
         let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             let served = match acceptor {
-                None => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(stream),
-                            TowerToHyperService::new(service(app, None, false)),
-                        )
-                        .into_owned();
-                    watcher.watch(connection).await
-                }
+                None => serve_connection(&builder, watcher, stream, app, Transport::Plain).await,
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(
+                    match tokio::time::timeout(
                         crate::tls::HANDSHAKE_TIMEOUT,
                         acceptor.accept(stream),
                     )
                     .await
                     {
-                        Ok(Ok(stream)) => stream,
+                        Ok(Ok(stream)) => {
+                            let client = ClientIdentity::of(stream.get_ref().1.peer_certificates());
+                            let transport = Transport::Tls(client);
+                            serve_connection(&builder, watcher, stream, app, transport).await
+                        }
                         Ok(Err(e)) => {
                             // Untrusted client certificates, plain HTTP
                             // sent to a TLS port, scanners.
@@ -109,15 +105,7 @@ pub async fn serve(
                             tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
-                    };
-                    let identity = ClientIdentity::of(stream.get_ref().1.peer_certificates());
-                    let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(stream),
-                            TowerToHyperService::new(service(app, identity, true)),
-                        )
-                        .into_owned();
-                    watcher.watch(connection).await
+                    }
                 }
             };
             if let Err(e) = served {
@@ -132,12 +120,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// How a connection reached us.
+#[derive(Debug, Clone)]
+enum Transport {
+    Plain,
+    /// With the verified client certificate's identity, if any.
+    Tls(Option<ClientIdentity>),
+}
+
+/// Serves one connection until it closes or the stop drains it.
+async fn serve_connection<I>(
+    builder: &Builder<TokioExecutor>,
+    watcher: Watcher,
+    io: I,
+    app: Router,
+    transport: Transport,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(
+            TokioIo::new(io),
+            TowerToHyperService::new(service(app, transport)),
+        )
+        .into_owned();
+    watcher.watch(connection).await
+}
+
 /// The router as a hyper service for one connection, marking each request
-/// as [`OverTls`] and with the connection's client certificate, if any.
+/// of a TLS connection as [`OverTls`] and with the client certificate's
+/// identity, if any.
 fn service(
     app: Router,
-    identity: Option<ClientIdentity>,
-    over_tls: bool,
+    transport: Transport,
 ) -> impl tower::Service<
     Request<Incoming>,
     Response = axum::response::Response,
@@ -148,11 +164,11 @@ fn service(
 + 'static {
     app.map_request(move |req: Request<Incoming>| {
         let mut req = req.map(Body::new);
-        if over_tls {
+        if let Transport::Tls(client) = &transport {
             req.extensions_mut().insert(OverTls);
-        }
-        if let Some(identity) = &identity {
-            req.extensions_mut().insert(identity.clone());
+            if let Some(identity) = client {
+                req.extensions_mut().insert(identity.clone());
+            }
         }
         req
     })
