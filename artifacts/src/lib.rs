@@ -69,6 +69,7 @@
 //! (listing, reading, deleting: `gc_io`); the server's leased duty calls
 //! it with the versions the registry holds.
 
+pub mod backup;
 mod describe;
 mod error;
 pub mod gc;

@@ -88,6 +88,10 @@
 //!   the footer up to the first `Map` column, 64 Ki rows per row group, 4 Ki-row data pages. Written through the `object_store`
 //!   crate (`LocalFileSystem` today), then fsynced.
 //!
+//! ## Backups
+//! [`backup`] names what an online backup copies, and in which order, so
+//! that the copy holds every acknowledged write while the store goes on.
+//!
 //! ## Queries
 //! Each table is a [`HistoryTable`] (`TableProvider`) unioning the buffer
 //! (series-form chunks made whole for the projected columns only) with the
@@ -137,6 +141,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 mod buffer;
 pub mod bulk;
 mod error;

@@ -135,11 +135,16 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(Error::io("read manifest", path, e)),
         };
+        Self::parse(path, &data)
+    }
+
+    /// A manifest from the bytes of the file at `path` (named in errors).
+    pub(crate) fn parse(path: PathBuf, data: &[u8]) -> Result<Self> {
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
         }
-        let v: Version = serde_json::from_slice(&data).map_err(|e| Error::ManifestCorrupt {
+        let v: Version = serde_json::from_slice(data).map_err(|e| Error::ManifestCorrupt {
             path: path.clone(),
             detail: e.to_string(),
         })?;
@@ -152,7 +157,7 @@ impl Manifest {
                 ),
             });
         }
-        serde_json::from_slice(&data).map_err(|e| Error::ManifestCorrupt {
+        serde_json::from_slice(data).map_err(|e| Error::ManifestCorrupt {
             path,
             detail: e.to_string(),
         })

@@ -464,7 +464,7 @@ impl std::fmt::Debug for HistoryStore {
 }
 
 const LOCK_FILE: &str = "LOCK";
-const WAL_DIR: &str = "wal";
+pub(crate) const WAL_DIR: &str = "wal";
 const TABLES_DIR: &str = "tables";
 
 fn ensure_dir(p: &Path) -> Result<()> {

@@ -27,6 +27,7 @@ pub mod artifact_gc;
 pub mod artifacts;
 pub mod audit_anchor;
 pub mod auth;
+pub mod backup;
 pub mod cluster;
 pub mod config;
 pub mod duties;

@@ -8,6 +8,7 @@ mod alerts;
 mod artifact_gc;
 mod artifacts;
 mod audit_anchors;
+mod backup;
 mod cluster;
 mod dashboards;
 mod demo;

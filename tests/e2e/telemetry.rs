@@ -17,7 +17,7 @@ use crate::support::*;
 
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
-fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+pub(crate) fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
     TimeSeries {
         labels: labels
             .iter()
@@ -34,13 +34,13 @@ fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
     }
 }
 
-fn encode(req: &WriteRequest) -> Vec<u8> {
+pub(crate) fn encode(req: &WriteRequest) -> Vec<u8> {
     snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .unwrap()
 }
 
-async fn write(http: &Http, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn write(http: &Http, body: Vec<u8>) -> (u16, Value) {
     write_as(http, "application/x-protobuf", body).await
 }
 

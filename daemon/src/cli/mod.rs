@@ -6,6 +6,7 @@
 mod alerts;
 mod artifacts;
 mod audit;
+mod backup;
 mod bench;
 mod bench_sql;
 mod dashboards;
@@ -84,6 +85,13 @@ pub enum Command {
     /// Copy the embedded SQLite registry of a data directory into an empty
     /// PostgreSQL database, audit chain verified on arrival (offline).
     Migrate(migrate::MigrateArgs),
+    /// Back up a data directory (registry, history, artifacts) while its
+    /// daemon runs, into a content-addressed, incremental backup directory
+    /// (offline: reads the files).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory, every checksum and the
+    /// audit chain verified (offline).
+    Restore(backup::RestoreArgs),
     /// Grafana dashboards and provisioning files (offline, no daemon needed).
     Dashboards {
         #[command(subcommand)]
@@ -543,6 +551,8 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => run_demo(args).await,
         Command::Dashboards { command } => dashboards::run(command),
         Command::Migrate(args) => exit_code(migrate::run(args).await),
+        Command::Backup(args) => exit_code(backup::run_backup(args).await),
+        Command::Restore(args) => exit_code(backup::run_restore(args).await),
         command => exit_code(client_command(command).await),
     }
 }
@@ -586,7 +596,12 @@ async fn open_offline(dir: &std::path::Path) -> Result<SqliteStore, CliError> {
 
 async fn client_command(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Serve(_) | Command::Demo(_) | Command::Dashboards { .. } | Command::Migrate(_) => {
+        Command::Serve(_)
+        | Command::Demo(_)
+        | Command::Dashboards { .. }
+        | Command::Migrate(_)
+        | Command::Backup(_)
+        | Command::Restore(_) => {
             unreachable!("handled by run")
         }
         Command::Models { command, conn } => models(command, &conn).await,

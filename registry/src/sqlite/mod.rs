@@ -113,6 +113,27 @@ impl SqliteStore {
         })
     }
 
+    /// Writes a consistent copy of the database file `db` to `into`
+    /// (`VACUUM INTO`, through a read-only connection of its own) while
+    /// the daemon keeps writing: the copy is the database as of one
+    /// committed transaction, compacted. `into` must not exist.
+    pub async fn snapshot(db: &Path, into: &Path) -> Result<()> {
+        let target = into.to_str().ok_or_else(|| {
+            Error::invalid("backup", format!("{} is not a UTF-8 path", into.display()))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let mut conn = SqliteConnection::connect_with(&options).await?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     /// Stops accepting changes, lets the writer finish the queued ones, and
     /// closes the readers. Clones of this store stop writing too.
     pub async fn close(&self) {
