@@ -37,7 +37,7 @@ pub fn install_crypto_provider() {
 }
 
 /// The PEM certificates of `path`.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),
         source,
